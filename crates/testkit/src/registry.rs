@@ -1,0 +1,192 @@
+//! The kinds the server knows: built-in kinds the operators touch, plus any kind a
+//! `CustomResourceDefinition` installs at run time.
+
+use serde_json::Value;
+
+/// How lists inside a kind merge under server-side apply; see [`crate::fieldpath`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListSemantics {
+    /// `(path suffix, merge keys)`: a list whose field path ends with the suffix is a map
+    /// keyed by those fields. Paths are dotted field names with `[]` for "any item".
+    pub map_lists: Vec<(String, Vec<String>)>,
+    /// Path suffixes of lists that are sets of scalars.
+    pub set_lists: Vec<String>,
+}
+
+/// One servable kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceType {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub plural: String,
+    pub namespaced: bool,
+    /// Whether `status` is a subresource (writes to the main resource ignore it).
+    pub status_subresource: bool,
+    /// The CRD's `openAPIV3Schema`, when the kind came from a CRD.
+    pub schema: Option<Value>,
+    pub lists: ListSemantics,
+}
+
+impl ResourceType {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+fn builtin(
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+    namespaced: bool,
+    status_subresource: bool,
+) -> ResourceType {
+    ResourceType {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        namespaced,
+        status_subresource,
+        schema: None,
+        lists: builtin_lists(),
+    }
+}
+
+/// The merge keys Kubernetes declares (`x-kubernetes-patch-merge-key`) on the built-in kinds
+/// the operators write. Anything not named here is an atomic list, as in the real schema.
+fn builtin_lists() -> ListSemantics {
+    let map = |suffix: &str, keys: &[&str]| {
+        (
+            suffix.to_string(),
+            keys.iter().map(|k| (*k).to_string()).collect::<Vec<String>>(),
+        )
+    };
+    ListSemantics {
+        map_lists: vec![
+            map("metadata.ownerReferences", &["uid"]),
+            map("containers", &["name"]),
+            map("initContainers", &["name"]),
+            map("ephemeralContainers", &["name"]),
+            map("containers.[].ports", &["containerPort", "protocol"]),
+            map("initContainers.[].ports", &["containerPort", "protocol"]),
+            map("env", &["name"]),
+            map("volumeMounts", &["mountPath"]),
+            map("volumeDevices", &["devicePath"]),
+            map("volumes", &["name"]),
+            map("imagePullSecrets", &["name"]),
+            map("hostAliases", &["ip"]),
+            map("topologySpreadConstraints", &["topologyKey", "whenUnsatisfiable"]),
+            map("spec.ports", &["port", "protocol"]),
+            map("conditions", &["type"]),
+        ],
+        set_lists: vec!["metadata.finalizers".into()],
+    }
+}
+
+/// The built-in kinds served from the start.
+pub fn builtins() -> Vec<ResourceType> {
+    vec![
+        builtin("", "v1", "Namespace", "namespaces", false, true),
+        builtin("", "v1", "ConfigMap", "configmaps", true, false),
+        builtin("", "v1", "Secret", "secrets", true, false),
+        builtin("", "v1", "Service", "services", true, true),
+        builtin("", "v1", "ServiceAccount", "serviceaccounts", true, false),
+        builtin("", "v1", "Pod", "pods", true, true),
+        builtin("", "v1", "Event", "events", true, false),
+        builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, true),
+        builtin("apps", "v1", "Deployment", "deployments", true, true),
+        builtin("apps", "v1", "StatefulSet", "statefulsets", true, true),
+        builtin("apps", "v1", "ReplicaSet", "replicasets", true, true),
+        builtin("batch", "v1", "Job", "jobs", true, true),
+        builtin("batch", "v1", "CronJob", "cronjobs", true, true),
+        builtin("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, true),
+        builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, true),
+        builtin("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, false),
+        builtin("coordination.k8s.io", "v1", "Lease", "leases", true, false),
+        builtin("events.k8s.io", "v1", "Event", "events", true, false),
+        builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", true, false),
+        builtin("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, false),
+        builtin("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, false),
+        builtin("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, false),
+        builtin("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, false),
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+            true,
+        ),
+    ]
+}
+
+/// The kinds a CRD object makes servable: one per served version.
+pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
+    let spec = &crd["spec"];
+    let group = spec["group"].as_str().unwrap_or_default();
+    let kind = spec["names"]["kind"].as_str().unwrap_or_default();
+    let plural = spec["names"]["plural"].as_str().unwrap_or_default();
+    let namespaced = spec["scope"].as_str() != Some("Cluster");
+    spec["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["served"].as_bool().unwrap_or(false))
+        .map(|v| {
+            let schema = v["schema"]["openAPIV3Schema"].clone();
+            ResourceType {
+                group: group.into(),
+                version: v["name"].as_str().unwrap_or_default().into(),
+                kind: kind.into(),
+                plural: plural.into(),
+                namespaced,
+                status_subresource: v["subresources"]["status"].is_object(),
+                lists: crd_lists(&schema),
+                schema: (!schema.is_null()).then_some(schema),
+            }
+        })
+        .collect()
+}
+
+/// Reads `x-kubernetes-list-type` from a CRD schema; CRD lists are atomic unless they say.
+fn crd_lists(schema: &Value) -> ListSemantics {
+    let mut lists = builtin_lists();
+    lists.map_lists.retain(|(s, _)| s.starts_with("metadata."));
+    walk_lists(schema, "", &mut lists);
+    lists
+}
+
+fn walk_lists(schema: &Value, path: &str, out: &mut ListSemantics) {
+    if let Some(props) = schema["properties"].as_object() {
+        for (name, sub) in props {
+            let p = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            walk_lists(sub, &p, out);
+        }
+    }
+    if schema["type"] == "array" {
+        match schema["x-kubernetes-list-type"].as_str() {
+            Some("map") => {
+                let keys = schema["x-kubernetes-list-map-keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| k.as_str().map(String::from))
+                    .collect();
+                out.map_lists.push((path.to_string(), keys));
+            }
+            Some("set") => out.set_lists.push(path.to_string()),
+            _ => {}
+        }
+        walk_lists(&schema["items"], &format!("{path}.[]"), out);
+    }
+}

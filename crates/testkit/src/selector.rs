@@ -1,0 +1,147 @@
+//! Label selectors (`a=b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`) and the field
+//! selectors every kind supports (`metadata.name`, `metadata.namespace`).
+
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Requirement {
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+/// A parsed label or field selector; the empty selector matches everything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selector(Vec<Requirement>);
+
+/// Splits on commas that are not inside parentheses.
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+fn set_values(s: &str) -> Result<Vec<String>, ApiError> {
+    let inner = s
+        .trim()
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: {s}")))?;
+    Ok(inner.split(',').map(|v| v.trim().to_string()).collect())
+}
+
+impl Selector {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let mut reqs = Vec::new();
+        for part in split_top_level(s) {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let req = if let Some((k, v)) = part.split_once("!=") {
+                Requirement::NotEquals(k.trim().into(), v.trim().into())
+            } else if let Some((k, v)) = part.split_once("==") {
+                Requirement::Equals(k.trim().into(), v.trim().into())
+            } else if let Some((k, v)) = part.split_once('=') {
+                Requirement::Equals(k.trim().into(), v.trim().into())
+            } else if let Some((k, v)) = part.split_once(" notin ") {
+                Requirement::NotIn(k.trim().into(), set_values(v)?)
+            } else if let Some((k, v)) = part.split_once(" in ") {
+                Requirement::In(k.trim().into(), set_values(v)?)
+            } else if let Some(k) = part.strip_prefix('!') {
+                Requirement::NotExists(k.trim().into())
+            } else {
+                Requirement::Exists(part.into())
+            };
+            reqs.push(req);
+        }
+        Ok(Self(reqs))
+    }
+
+    /// Matches a label map (`metadata.labels`).
+    pub fn matches_labels(&self, labels: &Value) -> bool {
+        self.matches(|k| labels.get(k).and_then(Value::as_str).map(String::from))
+    }
+
+    /// Matches the fields every kind can be selected by.
+    pub fn matches_fields(&self, obj: &Value) -> Result<bool, ApiError> {
+        for req in &self.0 {
+            let key = match req {
+                Requirement::Equals(k, _) | Requirement::NotEquals(k, _) => k,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "field selectors support only = and !=",
+                    ));
+                }
+            };
+            if key != "metadata.name" && key != "metadata.namespace" {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {key}"
+                )));
+            }
+        }
+        Ok(self.matches(|k| {
+            let field = k.strip_prefix("metadata.").unwrap_or(k);
+            Some(
+                obj["metadata"][field]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }))
+    }
+
+    fn matches(&self, lookup: impl Fn(&str) -> Option<String>) -> bool {
+        self.0.iter().all(|req| match req {
+            Requirement::Equals(k, v) => lookup(k).as_deref() == Some(v),
+            Requirement::NotEquals(k, v) => lookup(k).as_deref() != Some(v),
+            Requirement::In(k, vs) => lookup(k).is_some_and(|x| vs.contains(&x)),
+            Requirement::NotIn(k, vs) => lookup(k).is_none_or(|x| !vs.contains(&x)),
+            Requirement::Exists(k) => lookup(k).is_some(),
+            Requirement::NotExists(k) => lookup(k).is_none(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn label_requirements() -> Result<(), ApiError> {
+        let labels = json!({"app": "pay", "tier": "web"});
+        assert!(Selector::parse("app=pay,tier in (web, api)")?.matches_labels(&labels));
+        assert!(Selector::parse("app,!missing")?.matches_labels(&labels));
+        assert!(!Selector::parse("app!=pay")?.matches_labels(&labels));
+        assert!(!Selector::parse("tier notin (web)")?.matches_labels(&labels));
+        assert!(Selector::parse("")?.matches_labels(&labels));
+        Ok(())
+    }
+
+    #[test]
+    fn field_selector_by_name() -> Result<(), ApiError> {
+        let obj = json!({"metadata": {"name": "a", "namespace": "ns"}});
+        assert!(Selector::parse("metadata.name=a")?.matches_fields(&obj)?);
+        assert!(!Selector::parse("metadata.namespace!=ns")?.matches_fields(&obj)?);
+        assert!(Selector::parse("spec.x=1")?.matches_fields(&obj).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,494 @@
+//! The Kubernetes REST protocol over the store: routing, query parameters, list and watch
+//! responses, discovery, and the fault and accounting hooks every request passes.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::error::ApiError;
+use crate::faults::{FaultState, Faults, RequestStats, Verb};
+use crate::registry::ResourceType;
+use crate::selector::Selector;
+use crate::store::{Change, DeleteOptions, ListOptions, PatchBody, Propagation, Store, Written};
+
+pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// How long a watch lasts when the client names no `timeoutSeconds`.
+const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub store: Mutex<Store>,
+    pub faults: Mutex<FaultState>,
+    pub stats: Mutex<RequestStats>,
+    /// Bumped to cut every open watch.
+    pub disconnect: watch::Sender<u64>,
+}
+
+/// Locks a mutex, recovering the data if a panicking test thread poisoned it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    pub fn new(history_limit: usize, faults: Faults) -> Self {
+        Self {
+            store: Mutex::new(Store::new(history_limit)),
+            faults: Mutex::new(FaultState::new(faults)),
+            stats: Mutex::new(RequestStats::default()),
+            disconnect: watch::channel(0).0,
+        }
+    }
+}
+
+fn json_response(code: u16, body: &Value) -> Response<ResponseBody> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(bytes)).boxed_unsync())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
+}
+
+fn error_response(e: &ApiError) -> Response<ResponseBody> {
+    let mut resp = json_response(e.code, &e.to_status());
+    if let Some(secs) = e.retry_after
+        && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// A request's path, resolved against the kinds the server knows.
+#[derive(Debug)]
+struct Target {
+    rt: ResourceType,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+enum Route {
+    Resource(Target),
+    Discovery(Value),
+}
+
+fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segments.as_slice() {
+        ["version"] => {
+            return Ok(Route::Discovery(json!({
+                "major": "1", "minor": "33", "gitVersion": "v1.33.0-testkit",
+                "platform": "linux/amd64"
+            })));
+        }
+        ["api"] => {
+            return Ok(Route::Discovery(json!({
+                "kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]
+            })));
+        }
+        ["apis"] => return Ok(Route::Discovery(group_list(store))),
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return Err(ApiError::not_found("path", path)),
+    };
+    if rest.is_empty() {
+        return Ok(Route::Discovery(resource_list(store, group, version)));
+    }
+    let known = |plural: &str| store.resolve(group, version, plural);
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, tail @ ..] if known(plural).is_some() => {
+            (Some((*ns).to_string()), [&[*plural][..], tail].concat())
+        }
+        other => (None, other.to_vec()),
+    };
+    let plural = rest.first().copied().unwrap_or_default();
+    let rt = known(plural).ok_or_else(|| {
+        ApiError::not_found("the server could not find the requested resource", plural)
+    })?;
+    Ok(Route::Resource(Target {
+        rt,
+        namespace,
+        name: rest.get(1).map(|s| (*s).to_string()),
+        subresource: rest.get(2).map(|s| (*s).to_string()),
+    }))
+}
+
+fn group_list(store: &Store) -> Value {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for t in store.types().iter().filter(|t| !t.group.is_empty()) {
+        match groups.iter_mut().find(|(g, _)| *g == t.group) {
+            Some((_, versions)) if !versions.contains(&t.version) => versions.push(t.version.clone()),
+            Some(_) => {}
+            None => groups.push((t.group.clone(), vec![t.version.clone()])),
+        }
+    }
+    json!({
+        "kind": "APIGroupList", "apiVersion": "v1",
+        "groups": groups.iter().map(|(g, vs)| {
+            let versions: Vec<Value> = vs.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
+            json!({"name": g, "versions": versions, "preferredVersion": versions[0]})
+        }).collect::<Vec<_>>()
+    })
+}
+
+fn resource_list(store: &Store, group: &str, version: &str) -> Value {
+    let verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+    let mut resources = Vec::new();
+    for t in store.types().iter().filter(|t| t.group == group && t.version == version) {
+        resources.push(json!({
+            "name": t.plural, "singularName": t.kind.to_lowercase(), "namespaced": t.namespaced,
+            "kind": t.kind, "verbs": verbs,
+        }));
+        if t.status_subresource {
+            resources.push(json!({
+                "name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced,
+                "kind": t.kind, "verbs": ["get", "patch", "update"],
+            }));
+        }
+    }
+    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+}
+
+fn query(uri: &http::Uri) -> HashMap<String, String> {
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn verb_of(method: &Method, target: &Target, q: &HashMap<String, String>, content_type: &str) -> Verb {
+    let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    match (method, target.name.is_some()) {
+        (&Method::GET, true) => Verb::Get,
+        (&Method::GET, false) if watch => Verb::Watch,
+        (&Method::GET, false) => Verb::List,
+        (&Method::POST, _) => Verb::Create,
+        (&Method::PUT, _) => Verb::Update,
+        (&Method::PATCH, _) if content_type.starts_with("application/apply-patch") => Verb::Apply,
+        (&Method::PATCH, _) => Verb::Patch,
+        (&Method::DELETE, true) => Verb::Delete,
+        _ => Verb::DeleteCollection,
+    }
+}
+
+/// The object or list shape a client asked for: metadata-only clients get
+/// `PartialObjectMetadata`.
+fn shape(obj: Value, metadata_only: bool) -> Value {
+    if metadata_only {
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"]})
+    } else {
+        obj
+    }
+}
+
+fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
+    Ok(ListOptions {
+        labels: Selector::parse(q.get("labelSelector").map_or("", String::as_str))?,
+        fields: Selector::parse(q.get("fieldSelector").map_or("", String::as_str))?,
+        limit: q.get("limit").and_then(|l| l.parse().ok()),
+        continue_token: q.get("continue").cloned().filter(|c| !c.is_empty()),
+    })
+}
+
+fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> DeleteOptions {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let policy = q
+        .get("propagationPolicy")
+        .map(String::as_str)
+        .or_else(|| body["propagationPolicy"].as_str());
+    DeleteOptions {
+        propagation: match policy {
+            Some("Foreground") => Some(Propagation::Foreground),
+            Some("Orphan") => Some(Propagation::Orphan),
+            Some("Background") => Some(Propagation::Background),
+            _ => None,
+        },
+        uid: body["preconditions"]["uid"].as_str().map(String::from),
+        resource_version: body["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(String::from),
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .or_else(|_| serde_yaml::from_slice(body))
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON or YAML: {e}")))
+}
+
+/// Serves one request.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response<ResponseBody> {
+    let (parts, body) = req.into_parts();
+    let q = query(&parts.uri);
+    let routed = route(&lock(&shared.store), parts.uri.path());
+    let target = match routed {
+        Ok(Route::Discovery(v)) => return json_response(200, &v),
+        Ok(Route::Resource(t)) => t,
+        Err(e) => return error_response(&e),
+    };
+    let header_str = |h: header::HeaderName| {
+        parts
+            .headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let content_type = header_str(header::CONTENT_TYPE);
+    let metadata_only = header_str(header::ACCEPT).contains("as=PartialObjectMetadata");
+    let manager = q.get("fieldManager").cloned().unwrap_or_else(|| {
+        let agent = header_str(header::USER_AGENT);
+        agent.split('/').next().filter(|s| !s.is_empty()).unwrap_or("unknown").to_string()
+    });
+    let verb = verb_of(&parts.method, &target, &q, &content_type);
+    let resource = target.rt.plural.clone();
+
+    let (latency, fault) = {
+        let mut faults = lock(&shared.faults);
+        let fault = faults.draw(verb, &resource, target.name.as_deref().unwrap_or_default());
+        (faults.plan.latency, fault)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(e) = fault {
+        lock(&shared.stats).record(verb, &resource, false, true);
+        return error_response(&e);
+    }
+    if verb == Verb::Watch {
+        lock(&shared.stats).record(verb, &resource, false, false);
+        return watch(shared, target, &q, metadata_only);
+    }
+
+    let result = serve(&shared, &target, verb, &q, &body, &content_type, &manager, metadata_only);
+    let changed = matches!(&result, Ok((_, true)));
+    lock(&shared.stats).record(verb, &resource, changed, false);
+    match result {
+        Ok((v, _)) => json_response(if verb == Verb::Create { 201 } else { 200 }, &v),
+        Err(e) => error_response(&e),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve(
+    shared: &Shared,
+    target: &Target,
+    verb: Verb,
+    q: &HashMap<String, String>,
+    body: &[u8],
+    content_type: &str,
+    manager: &str,
+    metadata_only: bool,
+) -> Result<(Value, bool), ApiError> {
+    let rt = &target.rt;
+    let ns = target.namespace.as_deref().unwrap_or_default();
+    let name = target.name.as_deref().unwrap_or_default();
+    let sub = target.subresource.as_deref();
+    if let Some(s) = sub
+        && (s != "status" || !rt.status_subresource)
+    {
+        return Err(ApiError::not_found(&format!("{}/{s}", rt.plural), name));
+    }
+    if rt.namespaced && target.namespace.is_none() && verb.is_write() && verb != Verb::DeleteCollection {
+        return Err(ApiError::bad_request(format!("{} is namespaced: the request needs a namespace", rt.plural)));
+    }
+    let mut store = lock(&shared.store);
+    let written = |w: Written| (w.object, w.changed);
+    match verb {
+        Verb::Get => Ok((shape(store.get(rt, ns, name)?, metadata_only), false)),
+        Verb::List => {
+            let opts = list_options(q)?;
+            let (items, more) = store.list(rt, target.namespace.as_deref(), &opts)?;
+            let kind = if metadata_only { "PartialObjectMetadataList".to_string() } else { format!("{}List", rt.kind) };
+            let api_version = if metadata_only { "meta.k8s.io/v1".to_string() } else { rt.api_version() };
+            let mut meta = json!({"resourceVersion": store.resource_version().to_string()});
+            if let Some(c) = more {
+                meta["continue"] = json!(c);
+            }
+            let items: Vec<Value> = items.into_iter().map(|o| shape(o, metadata_only)).collect();
+            Ok((json!({"apiVersion": api_version, "kind": kind, "metadata": meta, "items": items}), false))
+        }
+        Verb::Create => Ok(written(store.create(rt, ns, parse_body(body)?, manager)?)),
+        Verb::Update => Ok(written(store.update(rt, ns, name, parse_body(body)?, sub, manager)?)),
+        Verb::Apply => {
+            let force = q.get("force").is_some_and(|f| f == "true");
+            let manager = q.get("fieldManager").map_or("", String::as_str);
+            Ok(written(store.apply(rt, ns, name, parse_body(body)?, sub, manager, force)?))
+        }
+        Verb::Patch => {
+            let patch_body = parse_body(body)?;
+            let patch = match content_type.split(';').next().unwrap_or_default() {
+                "application/merge-patch+json" => PatchBody::Merge(patch_body),
+                "application/strategic-merge-patch+json" => PatchBody::Strategic(patch_body),
+                "application/json-patch+json" => PatchBody::Json(
+                    patch_body.as_array().cloned().ok_or_else(|| ApiError::bad_request("a JSON patch must be a list of operations"))?,
+                ),
+                other => return Err(ApiError::unsupported_media_type(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {other}"))),
+            };
+            Ok(written(store.patch(rt, ns, name, patch, sub, manager)?))
+        }
+        Verb::Delete => Ok(written(store.delete(rt, ns, name, &delete_options(q, body))?)),
+        Verb::DeleteCollection => {
+            let deleted = store.delete_collection(rt, target.namespace.as_deref(), &list_options(q)?, &delete_options(q, body))?;
+            let changed = !deleted.is_empty();
+            Ok((json!({"apiVersion": rt.api_version(), "kind": format!("{}List", rt.kind), "metadata": {}, "items": deleted}), changed))
+        }
+        Verb::Watch => Err(ApiError::method_not_allowed("watch is served as a stream")),
+    }
+}
+
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+struct WatchFilter {
+    rt: ResourceType,
+    namespace: Option<String>,
+    opts: ListOptions,
+    metadata_only: bool,
+}
+
+impl WatchFilter {
+    fn line(&self, change: &Change) -> Option<Bytes> {
+        if change.group != self.rt.group || change.plural != self.rt.plural {
+            return None;
+        }
+        if self.namespace.as_deref().is_some_and(|ns| ns != change.namespace) {
+            return None;
+        }
+        if !self.opts.labels.matches_labels(&change.object["metadata"]["labels"])
+            || !self.opts.fields.matches_fields(&change.object).unwrap_or(false)
+        {
+            return None;
+        }
+        let mut obj = change.object.clone();
+        obj["apiVersion"] = json!(self.rt.api_version());
+        Some(event_line(change.kind.as_str(), &shape(obj, self.metadata_only)))
+    }
+
+    fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_events_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let kind = if self.metadata_only { "PartialObjectMetadata" } else { self.rt.kind.as_str() };
+        let api_version = if self.metadata_only { "meta.k8s.io/v1".to_string() } else { self.rt.api_version() };
+        event_line("BOOKMARK", &json!({"apiVersion": api_version, "kind": kind, "metadata": meta}))
+    }
+}
+
+/// A watch: replays what the client missed since its resourceVersion (or the current state
+/// for a fresh or streaming-list watch), then streams live changes until the timeout, a cut,
+/// or the client going away.
+fn watch(shared: Arc<Shared>, target: Target, q: &HashMap<String, String>, metadata_only: bool) -> Response<ResponseBody> {
+    let opts = match list_options(q) {
+        Ok(o) => o,
+        Err(e) => return error_response(&e),
+    };
+    let filter = WatchFilter { rt: target.rt.clone(), namespace: target.namespace.clone(), opts, metadata_only };
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
+    let send_initial = q.get("sendInitialEvents").is_some_and(|b| b == "true");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
+    let rv_param = q.get("resourceVersion").cloned().unwrap_or_default();
+
+    let (initial, receiver, rv_now) = {
+        let store = lock(&shared.store);
+        let receiver = store.subscribe();
+        let rv_now = store.resource_version();
+        let initial: Result<Vec<Bytes>, ApiError> = if send_initial || rv_param.is_empty() || rv_param == "0" {
+            store
+                .list(&filter.rt, filter.namespace.as_deref(), &filter.opts)
+                .map(|(items, _)| items.iter().map(|o| event_line("ADDED", &shape(o.clone(), metadata_only))).collect())
+        } else {
+            match rv_param.parse::<u64>() {
+                Ok(rv) => store
+                    .changes_since(&filter.rt, rv)
+                    .map(|changes| changes.iter().filter_map(|c| filter.line(c)).collect()),
+                Err(_) => Err(ApiError::bad_request(format!("invalid resourceVersion {rv_param}"))),
+            }
+        };
+        (initial, receiver, rv_now)
+    };
+    let mut initial = match initial {
+        Ok(lines) => lines,
+        Err(e) if e.code == 410 => vec![event_line("ERROR", &e.to_status())],
+        Err(e) => return error_response(&e),
+    };
+    if send_initial {
+        initial.push(filter.bookmark(rv_now, true));
+    }
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    tokio::spawn(stream_watch(shared, filter, initial, receiver, rv_now, timeout, bookmarks, tx));
+    let frames = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(http_body::Frame::data(b)), rx))
+    });
+    let body = StreamBody::new(frames);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.boxed_unsync())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream_watch(
+    shared: Arc<Shared>,
+    filter: WatchFilter,
+    initial: Vec<Bytes>,
+    mut receiver: broadcast::Receiver<Arc<Change>>,
+    mut last_rv: u64,
+    timeout: Duration,
+    bookmarks: bool,
+    tx: mpsc::UnboundedSender<Bytes>,
+) {
+    let mut disconnect = shared.disconnect.subscribe();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    for line in initial {
+        if tx.send(line).is_err() {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            change = receiver.recv() => match change {
+                Ok(change) => {
+                    if change.rv <= last_rv {
+                        continue;
+                    }
+                    last_rv = change.rv;
+                    if let Some(line) = filter.line(&change) {
+                        if tx.send(line).is_err() || lock(&shared.faults).drop_watch() {
+                            return;
+                        }
+                    }
+                }
+                // A watcher too slow to keep up is cut, as the real server does.
+                Err(_) => return,
+            },
+            _ = disconnect.changed() => return,
+            () = &mut deadline => {
+                if bookmarks {
+                    let _ = tx.send(filter.bookmark(last_rv, false));
+                }
+                return;
+            }
+            () = tx.closed() => return,
+        }
+    }
+}
