@@ -1,0 +1,282 @@
+//! One builder that wires `kube::runtime::Controller` the same way for every operator:
+//! the custom resource, its owned children (watched as metadata), a periodic resync,
+//! per-object exponential backoff with jitter on errors, bounded concurrency, and a
+//! reconcile [`Context`].
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::core::NamespaceResourceScope;
+use kube::{Client, Resource};
+use rand::Rng;
+use serde::de::DeserializeOwned;
+
+use crate::apply::{ChildWatch, OperatorIdentity};
+use crate::error::Error;
+use crate::events::EventPublisher;
+
+/// Retry delays after failed reconciles of one object: `base · 2^(failures−1)`, capped at
+/// `max`, each multiplied by a random factor in `[1 − jitter, 1 + jitter]` so objects that
+/// failed together do not retry together.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+    pub jitter: f64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(300),
+            jitter: 0.2,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after the `failures`-th consecutive failure (1-based), before jitter.
+    pub fn delay(&self, failures: u32) -> Duration {
+        let exponent = failures.saturating_sub(1).min(30);
+        self.base.saturating_mul(1 << exponent).min(self.max)
+    }
+
+    fn jittered(&self, failures: u32, rng: &mut impl Rng) -> Duration {
+        let factor = 1.0 + self.jitter * rng.random_range(-1.0..=1.0);
+        self.delay(failures).mul_f64(factor.max(0.0)).min(self.max)
+    }
+}
+
+/// How a controller runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ControllerSettings {
+    /// Every object is reconciled again this long after its last success (seed 002's
+    /// `reconcileInterval`), and after a spec error.
+    pub resync: Duration,
+    /// At most this many reconciles run at once.
+    pub concurrency: u16,
+    pub backoff: Backoff,
+    /// Watch one namespace (`WATCH_NAMESPACE`), or all when `None`.
+    pub namespace: Option<String>,
+}
+
+impl Default for ControllerSettings {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(30),
+            concurrency: 8,
+            backoff: Backoff::default(),
+            namespace: None,
+        }
+    }
+}
+
+/// What every reconcile is handed: the client, the event publisher, who the operator is,
+/// and the operator's own part (its configuration and child handles).
+pub struct Context<O> {
+    pub client: Client,
+    pub events: EventPublisher,
+    pub identity: OperatorIdentity,
+    pub operator: O,
+    settings: ControllerSettings,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl<O: Debug> Debug for Context<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("identity", &self.identity)
+            .field("operator", &self.operator)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<O> Context<O> {
+    pub fn new(client: Client, identity: OperatorIdentity, settings: ControllerSettings, operator: O) -> Self {
+        let instance = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
+        Self {
+            events: EventPublisher::new(client.clone(), identity.manager, instance),
+            client,
+            identity,
+            operator,
+            settings,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// What a reconcile returns when the object has converged: look again at the resync
+    /// interval (or sooner, when something it watches changes).
+    pub fn resync(&self) -> Action {
+        Action::requeue(self.settings.resync)
+    }
+
+    pub fn settings(&self) -> &ControllerSettings {
+        &self.settings
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// When to retry an object after `error`: spec errors wait for the resync (a spec edit
+    /// triggers a reconcile at once anyway); transient errors back off per object.
+    pub fn retry_after(&self, key: &str, error: &Error) -> Duration {
+        if error.is_spec_error() {
+            return self.settings.resync;
+        }
+        let failures = {
+            let mut map = self.failures();
+            let n = map.entry(key.to_string()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        };
+        self.settings.backoff.jittered(failures, &mut rand::rng())
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures().remove(key);
+    }
+}
+
+/// Builds and runs the controller for the custom resource `K`.
+pub struct OperatorController<K, O>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    controller: Controller<K>,
+    ctx: Arc<Context<O>>,
+}
+
+impl<K, O> Debug for OperatorController<K, O>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorController").field("kind", &K::kind(&())).finish_non_exhaustive()
+    }
+}
+
+impl<K, O> OperatorController<K, O>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    O: Send + Sync + 'static,
+{
+    pub fn new(ctx: Context<O>) -> Self {
+        let api: Api<K> = match &ctx.settings.namespace {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        let config = controller::Config::default().concurrency(ctx.settings.concurrency);
+        Self {
+            controller: Controller::new(api, watcher::Config::default()).with_config(config),
+            ctx: Arc::new(ctx),
+        }
+    }
+
+    /// Reconciles the owner whenever one of its children of kind `Child` changes; the watch
+    /// also keeps the [`crate::apply::Children`] cache it came with current.
+    #[must_use]
+    pub fn owns<Child>(mut self, watch: ChildWatch<Child>) -> Self
+    where
+        Child: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        self.controller = self.controller.owns_stream(watch.stream);
+        self
+    }
+
+    /// Stops taking new work when `signal` completes; reconciles in flight finish.
+    #[must_use]
+    pub fn shutdown_on(mut self, signal: impl Future<Output = ()> + Send + Sync + 'static) -> Self {
+        self.controller = self.controller.graceful_shutdown_on(signal);
+        self
+    }
+
+    pub fn context(&self) -> Arc<Context<O>> {
+        self.ctx.clone()
+    }
+
+    /// Runs until shutdown. Every error is logged and, with its reason, published as a
+    /// Warning event on the object; the object is retried per [`Context::retry_after`].
+    pub async fn run<F, Fut>(self, reconcile: F)
+    where
+        F: Fn(Arc<K>, Arc<Context<O>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+        K::DynamicType: Eq + Hash + Clone + Debug + Unpin,
+    {
+        let reconcile = Arc::new(reconcile);
+        let kind = K::kind(&());
+        self.controller
+            .run(
+                move |obj: Arc<K>, ctx: Arc<Context<O>>| {
+                    let reconcile = reconcile.clone();
+                    async move {
+                        let key = ObjectRef::from_obj(&*obj).to_string();
+                        let result = reconcile(obj.clone(), ctx.clone()).await;
+                        match &result {
+                            Ok(_) => ctx.succeeded(&key),
+                            Err(error) => {
+                                tracing::warn!(object = %key, reason = error.reason(), %error, "reconcile failed");
+                                ctx.events
+                                    .warning(&*obj, error.reason(), "Reconcile", error.to_string())
+                                    .await;
+                            }
+                        }
+                        result
+                    }
+                },
+                |obj: Arc<K>, error: &Error, ctx: Arc<Context<O>>| {
+                    let key = ObjectRef::from_obj(&*obj).to_string();
+                    Action::requeue(ctx.retry_after(&key, error))
+                },
+                self.ctx,
+            )
+            .for_each(|result| {
+                if let Err(error) = result {
+                    tracing::debug!(kind = %kind, %error, "controller event");
+                }
+                std::future::ready(())
+            })
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Backoff { base: Duration::from_secs(1), max: Duration::from_secs(60), jitter: 0.0 };
+        let delays: Vec<u64> = (1..=8).map(|n| b.delay(n).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(b.delay(u32::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let b = Backoff { base: Duration::from_secs(10), max: Duration::from_secs(100), jitter: 0.2 };
+        let mut rng = StdRng::seed_from_u64(1);
+        let delays: Vec<Duration> = (0..200).map(|_| b.jittered(2, &mut rng)).collect();
+        assert!(delays.iter().all(|d| *d >= Duration::from_secs(16) && *d <= Duration::from_secs(24)));
+        assert!(delays.iter().any(|d| *d != delays[0]), "jitter spreads retries");
+    }
+}

@@ -1,0 +1,162 @@
+//! The one error type reconciles return. It separates what the user must fix in the spec
+//! (reported on status and as a Warning event, retried only at the resync interval) from
+//! transient failures (retried with per-object exponential backoff).
+
+use std::fmt;
+
+/// One thing wrong with a spec: where, and what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `spec.riskLimits.maxPositionSize`.
+    pub field: String,
+    /// What is wrong and what is allowed, e.g. `must be between 1000 and 10000000, got 500`.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every field error found in one spec, so a user fixes them all in one edit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecErrors(pub Vec<FieldError>);
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec cannot be realised as written; the message names each field to change.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(SpecErrors),
+
+    /// The API server refused a child built from the spec (400/422): the spec holds a value
+    /// Kubernetes does not accept.
+    #[error("the API server rejected {kind} {name}: {message}")]
+    ChildRejected {
+        kind: String,
+        name: String,
+        message: String,
+    },
+
+    /// A request to the API server failed; retried with backoff.
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[source] kube::Error),
+
+    /// Work that must happen before deletion failed; the finalizer stays and it is retried.
+    #[error("cleanup before deletion failed: {0}")]
+    Cleanup(#[source] Box<Error>),
+
+    /// An object the API server returned lacks a field it always sets.
+    #[error("object is missing {0}")]
+    MissingField(&'static str),
+
+    /// A desired object could not be serialized (a bug in a builder, not user input).
+    #[error("could not serialize {what}: {source}")]
+    Serialization {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    pub fn invalid_spec(errors: Vec<FieldError>) -> Self {
+        Self::InvalidSpec(SpecErrors(errors))
+    }
+
+    /// Whether only a change to the spec can fix this; such errors are not retried quickly.
+    pub fn is_spec_error(&self) -> bool {
+        match self {
+            Self::InvalidSpec(_) | Self::ChildRejected { .. } => true,
+            Self::Cleanup(inner) => inner.is_spec_error(),
+            Self::Kube(_) | Self::MissingField(_) | Self::Serialization { .. } => false,
+        }
+    }
+
+    /// The CamelCase reason for a condition or an event.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec(_) => "InvalidSpec",
+            Self::ChildRejected { .. } => "ChildRejected",
+            Self::Kube(_) => "ApiError",
+            Self::Cleanup(_) => "CleanupFailed",
+            Self::MissingField(_) | Self::Serialization { .. } => "InternalError",
+        }
+    }
+
+    /// Classifies an API failure on writing a child: a 400/422 means the child (and so the
+    /// spec it came from) is unacceptable, anything else is transient.
+    pub fn from_child_write(kind: &str, name: &str, err: kube::Error) -> Self {
+        match err {
+            kube::Error::Api(status) if status.code == 400 || status.code == 422 => {
+                Self::ChildRejected {
+                    kind: kind.into(),
+                    name: name.into(),
+                    message: status.message,
+                }
+            }
+            other => Self::Kube(other),
+        }
+    }
+}
+
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        Self::Kube(e)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status::failure("boom", "Invalid").with_code(code)))
+    }
+
+    #[test]
+    fn spec_errors_are_not_transient() {
+        let e = Error::invalid_spec(vec![
+            FieldError::new("spec.a", "must be set"),
+            FieldError::new("spec.b", "must be positive"),
+        ]);
+        assert!(e.is_spec_error());
+        assert_eq!(e.reason(), "InvalidSpec");
+        assert_eq!(
+            e.to_string(),
+            "invalid spec: spec.a: must be set; spec.b: must be positive"
+        );
+    }
+
+    #[test]
+    fn child_write_failures_are_classified_by_code() {
+        assert!(Error::from_child_write("Deployment", "x", api_error(422)).is_spec_error());
+        assert!(!Error::from_child_write("Deployment", "x", api_error(500)).is_spec_error());
+        assert!(!Error::from_child_write("Deployment", "x", api_error(409)).is_spec_error());
+    }
+
+    #[test]
+    fn failed_cleanup_is_retried_unless_the_spec_is_at_fault() {
+        let transient = Error::Cleanup(Box::new(Error::Kube(api_error(503))));
+        assert!(!transient.is_spec_error());
+        assert_eq!(transient.reason(), "CleanupFailed");
+    }
+}
