@@ -1,1 +1,65 @@
-fn main() {}
+//! Project chores, run as `cargo xtask <command>`:
+//!
+//! - `crds [--check]`: write one YAML per CRD into `deploy/crds/` from the CRD types, or
+//!   check that the checked-in files are current (CI runs the check).
+
+mod crds;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "usage: cargo xtask crds [--check]";
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .context("xtask lives one level below the workspace root")
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let root = workspace_root()?;
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["crds"] => {
+            let written = crds::write(&root.join(crds::DIR), &crds::all())?;
+            for file in written {
+                println!("wrote {}", file.display());
+            }
+            Ok(())
+        }
+        ["crds", "--check"] => {
+            let stale = crds::check(&root.join(crds::DIR), &crds::all())?;
+            if stale.is_empty() {
+                println!("deploy/crds is current");
+                return Ok(());
+            }
+            for problem in &stale {
+                eprintln!("{problem}");
+            }
+            bail!(
+                "{} CRD file(s) are stale: run `cargo xtask crds` and commit deploy/crds/",
+                stale.len()
+            )
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

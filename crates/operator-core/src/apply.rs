@@ -97,7 +97,10 @@ fn version_of(meta: &kube::core::ObjectMeta) -> String {
     }
 }
 
-fn contains_all(observed: Option<&BTreeMap<String, String>>, desired: &BTreeMap<String, String>) -> bool {
+fn contains_all(
+    observed: Option<&BTreeMap<String, String>>,
+    desired: &BTreeMap<String, String>,
+) -> bool {
     desired
         .iter()
         .all(|(k, v)| observed.and_then(|o| o.get(k)) == Some(v))
@@ -174,7 +177,11 @@ where
 {
     /// Children backed by a metadata cache of this operator's children of kind `K` (in
     /// `namespace`, or everywhere). The cache fills once the returned watch is polled.
-    pub fn watched(client: Client, identity: OperatorIdentity, namespace: Option<&str>) -> (Self, ChildWatch<K>) {
+    pub fn watched(
+        client: Client,
+        identity: OperatorIdentity,
+        namespace: Option<&str>,
+    ) -> (Self, ChildWatch<K>) {
         let api: Api<PartialObjectMeta<K>> = match namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
@@ -245,7 +252,11 @@ where
         let owner_ref = owner
             .controller_owner_ref(&())
             .ok_or(Error::MissingField("metadata.uid of the owner"))?;
-        let instance = owner.meta().name.clone().ok_or(Error::MissingField("metadata.name of the owner"))?;
+        let instance = owner
+            .meta()
+            .name
+            .clone()
+            .ok_or(Error::MissingField("metadata.name of the owner"))?;
         let meta = desired.meta_mut();
         meta.namespace = owner.meta().namespace.clone();
         meta.owner_references = Some(vec![owner_ref]);
@@ -270,7 +281,11 @@ where
         O: Resource<DynamicType = ()>,
     {
         let desired = self.stamp(owner, desired)?;
-        let name = desired.meta().name.clone().ok_or(Error::MissingField("metadata.name of a child"))?;
+        let name = desired
+            .meta()
+            .name
+            .clone()
+            .ok_or(Error::MissingField("metadata.name of a child"))?;
         let namespace = desired.meta().namespace.clone();
         let key: ChildKey = (namespace.clone(), name.clone());
         let hash = desired
@@ -282,7 +297,11 @@ where
         let observed = self.observed(&key).await?;
         if let Some(meta) = &observed {
             let record = self.records().get(&key).cloned();
-            let unchanged = meta.annotations.as_ref().and_then(|a| a.get(DESIRED_HASH_ANNOTATION)) == Some(&hash)
+            let unchanged = meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
+                == Some(&hash)
                 && record.is_some_and(|r| r.hash == hash && r.version == version_of(meta))
                 && contains_all(meta.labels.as_ref(), desired.labels())
                 && contains_all(meta.annotations.as_ref(), desired.annotations());
@@ -318,7 +337,11 @@ where
     where
         O: Resource<DynamicType = ()>,
     {
-        let owner_uid = owner.meta().uid.clone().ok_or(Error::MissingField("metadata.uid of the owner"))?;
+        let owner_uid = owner
+            .meta()
+            .uid
+            .clone()
+            .ok_or(Error::MissingField("metadata.uid of the owner"))?;
         let namespace = owner.meta().namespace.clone();
         let controlled_by_owner = |meta: &kube::core::ObjectMeta| {
             meta.owner_references
@@ -328,7 +351,9 @@ where
         };
         let candidates: Vec<(String, String)> = match &self.cache {
             Some(cache) => cache
-                .state_filter(|m| m.metadata.namespace == namespace && controlled_by_owner(&m.metadata))
+                .state_filter(|m| {
+                    m.metadata.namespace == namespace && controlled_by_owner(&m.metadata)
+                })
                 .iter()
                 .map(|m| (m.name_any(), m.metadata.uid.clone().unwrap_or_default()))
                 .collect(),
@@ -343,7 +368,10 @@ where
                 .collect(),
         };
         let mut deleted = Vec::new();
-        for (name, uid) in candidates.into_iter().filter(|(name, _)| !keep.contains(name)) {
+        for (name, uid) in candidates
+            .into_iter()
+            .filter(|(name, _)| !keep.contains(name))
+        {
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
                     uid: Some(uid),

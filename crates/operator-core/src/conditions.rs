@@ -128,17 +128,35 @@ mod tests {
         let t2 = t1 + SignedDuration::from_secs(60);
         let mut conditions = Vec::new();
 
-        assert!(set_condition(&mut conditions, ready(ConditionStatus::False, "Progressing"), Some(1), t0)?);
+        assert!(set_condition(
+            &mut conditions,
+            ready(ConditionStatus::False, "Progressing"),
+            Some(1),
+            t0
+        )?);
         // Same status, new reason and generation: content changes, transition time stays.
-        assert!(set_condition(&mut conditions, ready(ConditionStatus::False, "ScalingUp"), Some(2), t1)?);
+        assert!(set_condition(
+            &mut conditions,
+            ready(ConditionStatus::False, "ScalingUp"),
+            Some(2),
+            t1
+        )?);
         let c = find(&conditions, "Ready").cloned();
         assert_eq!(c.as_ref().map(|c| c.last_transition_time.0), Some(t0));
         assert_eq!(c.as_ref().and_then(|c| c.observed_generation), Some(2));
         assert_eq!(c.map(|c| c.reason), Some("ScalingUp".to_string()));
 
         // The status flips: the transition time moves.
-        assert!(set_condition(&mut conditions, ready(ConditionStatus::True, "Available"), Some(2), t2)?);
-        assert_eq!(find(&conditions, "Ready").map(|c| c.last_transition_time.0), Some(t2));
+        assert!(set_condition(
+            &mut conditions,
+            ready(ConditionStatus::True, "Available"),
+            Some(2),
+            t2
+        )?);
+        assert_eq!(
+            find(&conditions, "Ready").map(|c| c.last_transition_time.0),
+            Some(t2)
+        );
         assert!(is_true(&conditions, "Ready"));
         Ok(())
     }
@@ -146,9 +164,19 @@ mod tests {
     #[test]
     fn setting_the_same_observation_changes_nothing() -> Result<(), ConditionError> {
         let mut conditions = Vec::new();
-        set_condition(&mut conditions, ready(ConditionStatus::True, "Available"), Some(3), Timestamp::UNIX_EPOCH)?;
+        set_condition(
+            &mut conditions,
+            ready(ConditionStatus::True, "Available"),
+            Some(3),
+            Timestamp::UNIX_EPOCH,
+        )?;
         let later = Timestamp::UNIX_EPOCH + SignedDuration::from_secs(3600);
-        assert!(!set_condition(&mut conditions, ready(ConditionStatus::True, "Available"), Some(3), later)?);
+        assert!(!set_condition(
+            &mut conditions,
+            ready(ConditionStatus::True, "Available"),
+            Some(3),
+            later
+        )?);
         assert_eq!(conditions[0].last_transition_time.0, Timestamp::UNIX_EPOCH);
         Ok(())
     }
@@ -157,10 +185,20 @@ mod tests {
     fn other_types_are_left_alone() -> Result<(), ConditionError> {
         let mut conditions = Vec::new();
         let now = Timestamp::UNIX_EPOCH;
-        set_condition(&mut conditions, ready(ConditionStatus::True, "Available"), None, now)?;
         set_condition(
             &mut conditions,
-            Observed { type_: "Degraded", status: ConditionStatus::False, reason: "AsExpected", message: String::new() },
+            ready(ConditionStatus::True, "Available"),
+            None,
+            now,
+        )?;
+        set_condition(
+            &mut conditions,
+            Observed {
+                type_: "Degraded",
+                status: ConditionStatus::False,
+                reason: "AsExpected",
+                message: String::new(),
+            },
             None,
             now,
         )?;
@@ -173,7 +211,12 @@ mod tests {
     #[test]
     fn reasons_must_be_camel_case() {
         for bad in ["", "lowerCase", "Has Space", "Dash-ed", "Under_score"] {
-            let r = set_condition(&mut Vec::new(), ready(ConditionStatus::True, bad), None, Timestamp::UNIX_EPOCH);
+            let r = set_condition(
+                &mut Vec::new(),
+                ready(ConditionStatus::True, bad),
+                None,
+                Timestamp::UNIX_EPOCH,
+            );
             assert_eq!(r, Err(ConditionError::InvalidReason(bad.to_string())));
         }
         assert!(is_camel_case("RiskLimitBreached"));

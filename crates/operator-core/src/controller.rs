@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::Api;
+use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::core::NamespaceResourceScope;
 use kube::{Client, Resource};
 use rand::Rng;
 use serde::de::DeserializeOwned;
@@ -103,7 +103,12 @@ impl<O: Debug> Debug for Context<O> {
 }
 
 impl<O> Context<O> {
-    pub fn new(client: Client, identity: OperatorIdentity, settings: ControllerSettings, operator: O) -> Self {
+    pub fn new(
+        client: Client,
+        identity: OperatorIdentity,
+        settings: ControllerSettings,
+        operator: O,
+    ) -> Self {
         let instance = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
         Self {
             events: EventPublisher::new(client.clone(), identity.manager, instance),
@@ -163,7 +168,9 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OperatorController").field("kind", &K::kind(&())).finish_non_exhaustive()
+        f.debug_struct("OperatorController")
+            .field("kind", &K::kind(&()))
+            .finish_non_exhaustive()
     }
 }
 
@@ -195,7 +202,8 @@ where
     #[must_use]
     pub fn owns<Child>(mut self, watch: ChildWatch<Child>) -> Self
     where
-        Child: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        Child:
+            Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
         self.controller = self.controller.owns_stream(watch.stream);
         self
@@ -265,7 +273,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let b = Backoff { base: Duration::from_secs(1), max: Duration::from_secs(60), jitter: 0.0 };
+        let b = Backoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            jitter: 0.0,
+        };
         let delays: Vec<u64> = (1..=8).map(|n| b.delay(n).as_secs()).collect();
         assert_eq!(delays, vec![1, 2, 4, 8, 16, 32, 60, 60]);
         assert_eq!(b.delay(u32::MAX), Duration::from_secs(60));
@@ -273,10 +285,21 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_bounds() {
-        let b = Backoff { base: Duration::from_secs(10), max: Duration::from_secs(100), jitter: 0.2 };
+        let b = Backoff {
+            base: Duration::from_secs(10),
+            max: Duration::from_secs(100),
+            jitter: 0.2,
+        };
         let mut rng = StdRng::seed_from_u64(1);
         let delays: Vec<Duration> = (0..200).map(|_| b.jittered(2, &mut rng)).collect();
-        assert!(delays.iter().all(|d| *d >= Duration::from_secs(16) && *d <= Duration::from_secs(24)));
-        assert!(delays.iter().any(|d| *d != delays[0]), "jitter spreads retries");
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d >= Duration::from_secs(16) && *d <= Duration::from_secs(24))
+        );
+        assert!(
+            delays.iter().any(|d| *d != delays[0]),
+            "jitter spreads retries"
+        );
     }
 }

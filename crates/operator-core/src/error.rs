@@ -129,7 +129,9 @@ mod tests {
     use super::*;
 
     fn api_error(code: u16) -> kube::Error {
-        kube::Error::Api(Box::new(kube::core::Status::failure("boom", "Invalid").with_code(code)))
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("boom", "Invalid").with_code(code),
+        ))
     }
 
     #[test]

@@ -7,10 +7,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self as kube_finalizer, Event};
-use kube::Resource;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -21,7 +21,12 @@ pub use kube_finalizer::Event as FinalizerEvent;
 
 /// Runs `reconcile` under the finalizer `name`: `Event::Apply` while the object lives,
 /// `Event::Cleanup` once it is being deleted.
-pub async fn with_finalizer<K, F, Fut>(api: &Api<K>, name: &str, obj: Arc<K>, reconcile: F) -> Result<Action>
+pub async fn with_finalizer<K, F, Fut>(
+    api: &Api<K>,
+    name: &str,
+    obj: Arc<K>,
+    reconcile: F,
+) -> Result<Action>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
     F: FnOnce(Event<K>) -> Fut,
@@ -32,8 +37,12 @@ where
         .map_err(|e| match e {
             kube_finalizer::Error::ApplyFailed(e) => e,
             kube_finalizer::Error::CleanupFailed(e) => Error::Cleanup(Box::new(e)),
-            kube_finalizer::Error::AddFinalizer(e) | kube_finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
+            kube_finalizer::Error::AddFinalizer(e) | kube_finalizer::Error::RemoveFinalizer(e) => {
+                Error::Kube(e)
+            }
             kube_finalizer::Error::UnnamedObject => Error::MissingField("metadata.name"),
-            kube_finalizer::Error::InvalidFinalizer => Error::MissingField("a valid finalizer path"),
+            kube_finalizer::Error::InvalidFinalizer => {
+                Error::MissingField("a valid finalizer path")
+            }
         })
 }

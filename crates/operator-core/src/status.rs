@@ -27,13 +27,13 @@ where
         what: format!("status of {name}"),
         source,
     })?;
-    let patch: json_patch::Patch =
-        serde_json::from_value(json!([{"op": "add", "path": "/status", "value": value}])).map_err(
-            |source| Error::Serialization {
-                what: format!("status patch of {name}"),
-                source,
-            },
-        )?;
+    let patch: json_patch::Patch = serde_json::from_value(
+        json!([{"op": "add", "path": "/status", "value": value}]),
+    )
+    .map_err(|source| Error::Serialization {
+        what: format!("status patch of {name}"),
+        source,
+    })?;
     api.patch_status(name, &PatchParams::default(), &Patch::Json::<()>(patch))
         .await?;
     Ok(true)

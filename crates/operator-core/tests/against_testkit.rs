@@ -15,8 +15,8 @@ use kube::{CustomResource, CustomResourceExt, ResourceExt};
 use operator_core::finalizer::{FinalizerEvent, with_finalizer};
 use operator_core::status::patch_status_if_changed;
 use operator_core::{
-    Applied, Children, Context, ControllerSettings, Error, FieldError,
-    OperatorController, OperatorIdentity,
+    Applied, Children, Context, ControllerSettings, Error, FieldError, OperatorController,
+    OperatorIdentity,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,13 @@ const IDENTITY: OperatorIdentity = OperatorIdentity {
 };
 
 #[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
-#[kube(group = "example.io", version = "v1", kind = "Widget", namespaced, status = "WidgetStatus")]
+#[kube(
+    group = "example.io",
+    version = "v1",
+    kind = "Widget",
+    namespaced,
+    status = "WidgetStatus"
+)]
 struct WidgetSpec {
     size: i32,
 }
@@ -48,7 +54,12 @@ async fn server_with_crd() -> Result<ApiServer> {
 
 async fn create_widget(server: &ApiServer, name: &str, size: i32) -> Result<Widget> {
     let api: Api<Widget> = Api::default_namespaced(server.client());
-    Ok(api.create(&PostParams::default(), &Widget::new(name, WidgetSpec { size })).await?)
+    Ok(api
+        .create(
+            &PostParams::default(),
+            &Widget::new(name, WidgetSpec { size }),
+        )
+        .await?)
 }
 
 fn desired_configmap(owner: &Widget, suffix: &str) -> ConfigMap {
@@ -57,7 +68,10 @@ fn desired_configmap(owner: &Widget, suffix: &str) -> ConfigMap {
             name: Some(format!("{}-{suffix}", owner.name_any())),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([("size".to_string(), owner.spec.size.to_string())])),
+        data: Some(BTreeMap::from([(
+            "size".to_string(),
+            owner.spec.size.to_string(),
+        )])),
         ..Default::default()
     }
 }
@@ -75,7 +89,13 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
 
 fn non_watch_requests(server: &ApiServer) -> u64 {
     let stats = server.stats();
-    stats.total() - stats.by.iter().filter(|((v, _), _)| *v == Verb::Watch).map(|(_, c)| c.requests).sum::<u64>()
+    stats.total()
+        - stats
+            .by
+            .iter()
+            .filter(|((v, _), _)| *v == Verb::Watch)
+            .map(|(_, c)| c.requests)
+            .sum::<u64>()
 }
 
 #[tokio::test]
@@ -84,8 +104,15 @@ async fn apply_stamps_labels_owner_and_hash() -> Result<()> {
     let owner = create_widget(&server, "w", 3).await?;
     let children = Children::<ConfigMap>::uncached(server.client(), IDENTITY);
 
-    assert_eq!(children.apply(&owner, desired_configmap(&owner, "config")).await?, Applied::Created);
-    let cm = server.object("v1", "configmaps", "default", "w-config").context("child created")?;
+    assert_eq!(
+        children
+            .apply(&owner, desired_configmap(&owner, "config"))
+            .await?,
+        Applied::Created
+    );
+    let cm = server
+        .object("v1", "configmaps", "default", "w-config")
+        .context("child created")?;
     let labels = &cm["metadata"]["labels"];
     assert_eq!(labels["app.kubernetes.io/name"], "widget");
     assert_eq!(labels["app.kubernetes.io/instance"], "w");
@@ -95,7 +122,10 @@ async fn apply_stamps_labels_owner_and_hash() -> Result<()> {
     assert_eq!(owner_ref["controller"], true);
     assert_eq!(owner_ref["uid"], json!(owner.uid()));
     assert!(cm["metadata"]["annotations"]["payments-engine.io/desired-hash"].is_string());
-    assert_eq!(cm["metadata"]["managedFields"][0]["manager"], "widget-operator");
+    assert_eq!(
+        cm["metadata"]["managedFields"][0]["manager"],
+        "widget-operator"
+    );
     Ok(())
 }
 
@@ -104,18 +134,38 @@ async fn converged_children_cost_no_write_and_drift_is_repaired() -> Result<()> 
     let server = server_with_crd().await?;
     let owner = create_widget(&server, "w", 3).await?;
     let children = Children::<ConfigMap>::uncached(server.client(), IDENTITY);
-    children.apply(&owner, desired_configmap(&owner, "config")).await?;
+    children
+        .apply(&owner, desired_configmap(&owner, "config"))
+        .await?;
 
     // Converged: the uncached skip check reads metadata once and writes nothing.
     server.reset_stats();
-    assert_eq!(children.apply(&owner, desired_configmap(&owner, "config")).await?, Applied::Unchanged);
+    assert_eq!(
+        children
+            .apply(&owner, desired_configmap(&owner, "config"))
+            .await?,
+        Applied::Unchanged
+    );
     assert_eq!(server.stats().writes(), 0);
 
     // Someone edits the child: the next apply repairs it.
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
-    cms.patch("w-config", &PatchParams::default(), &Patch::Merge(json!({"data": {"size": "99"}}))).await?;
-    assert_eq!(children.apply(&owner, desired_configmap(&owner, "config")).await?, Applied::Updated);
-    assert_eq!(cms.get("w-config").await?.data.unwrap_or_default()["size"], "3");
+    cms.patch(
+        "w-config",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"size": "99"}})),
+    )
+    .await?;
+    assert_eq!(
+        children
+            .apply(&owner, desired_configmap(&owner, "config"))
+            .await?,
+        Applied::Updated
+    );
+    assert_eq!(
+        cms.get("w-config").await?.data.unwrap_or_default()["size"],
+        "3"
+    );
 
     // Someone strips a standard label: repaired too.
     cms.patch(
@@ -124,19 +174,42 @@ async fn converged_children_cost_no_write_and_drift_is_repaired() -> Result<()> 
         &Patch::Merge(json!({"metadata": {"labels": {"app.kubernetes.io/part-of": null}}})),
     )
     .await?;
-    assert_eq!(children.apply(&owner, desired_configmap(&owner, "config")).await?, Applied::Updated);
-    let labels = cms.get("w-config").await?.metadata.labels.unwrap_or_default();
-    assert_eq!(labels.get("app.kubernetes.io/part-of").map(String::as_str), Some("payments-engine"));
+    assert_eq!(
+        children
+            .apply(&owner, desired_configmap(&owner, "config"))
+            .await?,
+        Applied::Updated
+    );
+    let labels = cms
+        .get("w-config")
+        .await?
+        .metadata
+        .labels
+        .unwrap_or_default();
+    assert_eq!(
+        labels.get("app.kubernetes.io/part-of").map(String::as_str),
+        Some("payments-engine")
+    );
 
     // Someone deletes the child: it comes back.
     cms.delete("w-config", &DeleteParams::default()).await?;
-    assert_eq!(children.apply(&owner, desired_configmap(&owner, "config")).await?, Applied::Created);
+    assert_eq!(
+        children
+            .apply(&owner, desired_configmap(&owner, "config"))
+            .await?,
+        Applied::Created
+    );
 
     // The spec changes: the child is updated in place (same uid).
     let uid = cms.get("w-config").await?.uid();
     let mut bigger = owner.clone();
     bigger.spec.size = 4;
-    assert_eq!(children.apply(&bigger, desired_configmap(&bigger, "config")).await?, Applied::Updated);
+    assert_eq!(
+        children
+            .apply(&bigger, desired_configmap(&bigger, "config"))
+            .await?,
+        Applied::Updated
+    );
     let updated = cms.get("w-config").await?;
     assert_eq!(updated.uid(), uid);
     assert_eq!(updated.data.unwrap_or_default()["size"], "4");
@@ -149,9 +222,15 @@ async fn prune_deletes_only_this_owners_unwanted_children() -> Result<()> {
     let owner = create_widget(&server, "w", 1).await?;
     let other = create_widget(&server, "other", 1).await?;
     let children = Children::<ConfigMap>::uncached(server.client(), IDENTITY);
-    children.apply(&owner, desired_configmap(&owner, "a")).await?;
-    children.apply(&owner, desired_configmap(&owner, "b")).await?;
-    children.apply(&other, desired_configmap(&other, "b")).await?;
+    children
+        .apply(&owner, desired_configmap(&owner, "a"))
+        .await?;
+    children
+        .apply(&owner, desired_configmap(&owner, "b"))
+        .await?;
+    children
+        .apply(&other, desired_configmap(&other, "b"))
+        .await?;
     // A look-alike name that this owner does not control is never touched.
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
     cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "w-c", "labels": {"app.kubernetes.io/managed-by": "widget-operator"}}}))?).await?;
@@ -159,7 +238,12 @@ async fn prune_deletes_only_this_owners_unwanted_children() -> Result<()> {
     let keep = BTreeSet::from(["w-a".to_string()]);
     let deleted = children.prune(&owner, &keep).await?;
     assert_eq!(deleted, vec!["w-b".to_string()]);
-    let mut names: Vec<String> = server.objects("v1", "configmaps").iter().filter_map(|o| o["metadata"]["name"].as_str().map(String::from)).filter(|n| n != "kube-root-ca.crt").collect();
+    let mut names: Vec<String> = server
+        .objects("v1", "configmaps")
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
+        .filter(|n| n != "kube-root-ca.crt")
+        .collect();
     names.sort();
     assert_eq!(names, vec!["other-b", "w-a", "w-c"]);
     Ok(())
@@ -191,13 +275,21 @@ async fn finalizer_guards_cleanup() -> Result<()> {
 
     // First pass: only the finalizer is added; the apply branch has not run yet.
     let w = Arc::new(api.get("w").await?);
-    with_finalizer(&api, "example.io/cleanup", w, |_| async { applies.fetch_add(1, Ordering::SeqCst); Ok(Action::await_change()) }).await?;
+    with_finalizer(&api, "example.io/cleanup", w, |_| async {
+        applies.fetch_add(1, Ordering::SeqCst);
+        Ok(Action::await_change())
+    })
+    .await?;
     assert_eq!(applies.load(Ordering::SeqCst), 0);
     assert_eq!(api.get("w").await?.finalizers(), ["example.io/cleanup"]);
 
     // Second pass: apply runs.
     let w = Arc::new(api.get("w").await?);
-    with_finalizer(&api, "example.io/cleanup", w, |_| async { applies.fetch_add(1, Ordering::SeqCst); Ok(Action::await_change()) }).await?;
+    with_finalizer(&api, "example.io/cleanup", w, |_| async {
+        applies.fetch_add(1, Ordering::SeqCst);
+        Ok(Action::await_change())
+    })
+    .await?;
     assert_eq!(applies.load(Ordering::SeqCst), 1);
 
     // Deleting: a failing cleanup keeps the finalizer and surfaces as a Cleanup error.
@@ -205,7 +297,9 @@ async fn finalizer_guards_cleanup() -> Result<()> {
     let w = Arc::new(api.get("w").await?);
     let failed = with_finalizer(&api, "example.io/cleanup", w, |event| async move {
         match event {
-            FinalizerEvent::Cleanup(_) => Err(Error::Kube(kube::Error::Api(Box::new(kube::core::Status::failure("drain failed", "ServiceUnavailable").with_code(503))))),
+            FinalizerEvent::Cleanup(_) => Err(Error::Kube(kube::Error::Api(Box::new(
+                kube::core::Status::failure("drain failed", "ServiceUnavailable").with_code(503),
+            )))),
             FinalizerEvent::Apply(_) => Ok(Action::await_change()),
         }
     })
@@ -217,7 +311,10 @@ async fn finalizer_guards_cleanup() -> Result<()> {
 
     // A successful cleanup releases the object.
     let w = Arc::new(api.get("w").await?);
-    with_finalizer(&api, "example.io/cleanup", w, |_| async { Ok(Action::await_change()) }).await?;
+    with_finalizer(&api, "example.io/cleanup", w, |_| async {
+        Ok(Action::await_change())
+    })
+    .await?;
     assert!(api.get_opt("w").await?.is_none());
     Ok(())
 }
@@ -229,17 +326,30 @@ struct WidgetOperator {
     reconciles: Arc<AtomicUsize>,
 }
 
-async fn reconcile_widget(widget: Arc<Widget>, ctx: Arc<Context<WidgetOperator>>) -> Result<Action, Error> {
+async fn reconcile_widget(
+    widget: Arc<Widget>,
+    ctx: Arc<Context<WidgetOperator>>,
+) -> Result<Action, Error> {
     ctx.operator.reconciles.fetch_add(1, Ordering::SeqCst);
     if widget.spec.size < 0 {
-        return Err(Error::invalid_spec(vec![FieldError::new("spec.size", format!("must be at least 0, got {}", widget.spec.size))]));
+        return Err(Error::invalid_spec(vec![FieldError::new(
+            "spec.size",
+            format!("must be at least 0, got {}", widget.spec.size),
+        )]));
     }
     let desired = desired_configmap(&widget, "config");
     let keep = BTreeSet::from([desired.name_any()]);
     ctx.operator.configmaps.apply(&*widget, desired).await?;
     ctx.operator.configmaps.prune(&*widget, &keep).await?;
-    let api: Api<Widget> = Api::namespaced(ctx.client.clone(), &widget.namespace().unwrap_or_default());
-    patch_status_if_changed(&api, &widget.name_any(), widget.status.as_ref(), &WidgetStatus { ready: true }).await?;
+    let api: Api<Widget> =
+        Api::namespaced(ctx.client.clone(), &widget.namespace().unwrap_or_default());
+    patch_status_if_changed(
+        &api,
+        &widget.name_any(),
+        widget.status.as_ref(),
+        &WidgetStatus { ready: true },
+    )
+    .await?;
     Ok(ctx.resync())
 }
 
@@ -247,8 +357,19 @@ fn start_operator(server: &ApiServer, resync: Duration) -> Arc<AtomicUsize> {
     let client = server.client();
     let (configmaps, watch) = Children::<ConfigMap>::watched(client.clone(), IDENTITY, None);
     let reconciles = Arc::new(AtomicUsize::new(0));
-    let settings = ControllerSettings { resync, ..ControllerSettings::default() };
-    let ctx = Context::new(client, IDENTITY, settings, WidgetOperator { configmaps, reconciles: reconciles.clone() });
+    let settings = ControllerSettings {
+        resync,
+        ..ControllerSettings::default()
+    };
+    let ctx = Context::new(
+        client,
+        IDENTITY,
+        settings,
+        WidgetOperator {
+            configmaps,
+            reconciles: reconciles.clone(),
+        },
+    );
     let controller = OperatorController::<Widget, _>::new(ctx).owns(watch);
     drive_controller(controller);
     reconciles
@@ -265,35 +386,63 @@ async fn controller_converges_repairs_and_then_stays_quiet() -> Result<()> {
     create_widget(&server, "w", 2).await?;
 
     eventually("child and status", || {
-        server.object("v1", "configmaps", "default", "w-config").is_some()
-            && server.object("example.io/v1", "widgets", "default", "w").is_some_and(|w| w["status"]["ready"] == true)
+        server
+            .object("v1", "configmaps", "default", "w-config")
+            .is_some()
+            && server
+                .object("example.io/v1", "widgets", "default", "w")
+                .is_some_and(|w| w["status"]["ready"] == true)
     })
     .await?;
 
     // Deleting the child triggers the owner (via the child watch) and it is restored.
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
     cms.delete("w-config", &DeleteParams::default()).await?;
-    eventually("child restored", || server.object("v1", "configmaps", "default", "w-config").is_some()).await?;
+    eventually("child restored", || {
+        server
+            .object("v1", "configmaps", "default", "w-config")
+            .is_some()
+    })
+    .await?;
 
     // Converged: several resyncs (every 200ms) pass with no write at all.
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.reset_stats();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let stats = server.stats();
-    assert_eq!(stats.writes(), 0, "a converged resync writes nothing: {stats:?}");
-    assert_eq!(non_watch_requests(&server), 0, "nor reads: the skip check uses the cache");
+    assert_eq!(
+        stats.writes(),
+        0,
+        "a converged resync writes nothing: {stats:?}"
+    );
+    assert_eq!(
+        non_watch_requests(&server),
+        0,
+        "nor reads: the skip check uses the cache"
+    );
 
     // A spec change reaches the child.
     let api: Api<Widget> = Api::default_namespaced(server.client());
-    api.patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 7}}))).await?;
+    api.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"size": 7}})),
+    )
+    .await?;
     eventually("child updated", || {
-        server.object("v1", "configmaps", "default", "w-config").is_some_and(|cm| cm["data"]["size"] == "7")
+        server
+            .object("v1", "configmaps", "default", "w-config")
+            .is_some_and(|cm| cm["data"]["size"] == "7")
     })
     .await?;
 
     // Deleting the owner garbage-collects the child.
     api.delete("w", &DeleteParams::default()).await?;
-    assert!(server.object("v1", "configmaps", "default", "w-config").is_none());
+    assert!(
+        server
+            .object("v1", "configmaps", "default", "w-config")
+            .is_none()
+    );
     Ok(())
 }
 
@@ -304,15 +453,30 @@ async fn invalid_spec_is_reported_and_not_hot_looped() -> Result<()> {
     create_widget(&server, "bad", -1).await?;
 
     eventually("warning event", || {
-        server.objects("events.k8s.io/v1", "events").iter().any(|e| {
-            e["reason"] == "InvalidSpec" && e["type"] == "Warning" && e["regarding"]["name"] == "bad"
-                && e["note"].as_str().is_some_and(|n| n.contains("spec.size: must be at least 0"))
-        })
+        server
+            .objects("events.k8s.io/v1", "events")
+            .iter()
+            .any(|e| {
+                e["reason"] == "InvalidSpec"
+                    && e["type"] == "Warning"
+                    && e["regarding"]["name"] == "bad"
+                    && e["note"]
+                        .as_str()
+                        .is_some_and(|n| n.contains("spec.size: must be at least 0"))
+            })
     })
     .await?;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(reconciles.load(Ordering::SeqCst) <= 2, "a spec error waits for a spec change or the resync");
-    assert!(server.object("v1", "configmaps", "default", "bad-config").is_none(), "nothing applied");
+    assert!(
+        reconciles.load(Ordering::SeqCst) <= 2,
+        "a spec error waits for a spec change or the resync"
+    );
+    assert!(
+        server
+            .object("v1", "configmaps", "default", "bad-config")
+            .is_none(),
+        "nothing applied"
+    );
     Ok(())
 }
 
@@ -321,7 +485,12 @@ async fn transient_api_errors_back_off_and_converge() -> Result<()> {
     let server = server_with_crd().await?;
     server.set_faults(testkit::Faults {
         seed: 3,
-        rules: vec![testkit::FaultRule { verbs: vec![Verb::Apply], resources: vec!["configmaps".into()], rate: 0.5, fault: testkit::Fault::ServerError }],
+        rules: vec![testkit::FaultRule {
+            verbs: vec![Verb::Apply],
+            resources: vec!["configmaps".into()],
+            rate: 0.5,
+            fault: testkit::Fault::ServerError,
+        }],
         ..testkit::Faults::default()
     });
     start_operator(&server, Duration::from_secs(30));
@@ -329,10 +498,17 @@ async fn transient_api_errors_back_off_and_converge() -> Result<()> {
         create_widget(&server, &format!("w{i}"), i).await?;
     }
     eventually("all children despite faults", || {
-        (0..5).all(|i| server.object("v1", "configmaps", "default", &format!("w{i}-config")).is_some())
+        (0..5).all(|i| {
+            server
+                .object("v1", "configmaps", "default", &format!("w{i}-config"))
+                .is_some()
+        })
     })
     .await?;
     let applies = server.stats().count(Verb::Apply, "configmaps");
-    assert!(applies < 60, "backoff bounds retries: {applies} applies for 5 children");
+    assert!(
+        applies < 60,
+        "backoff bounds retries: {applies} applies for 5 children"
+    );
     Ok(())
 }

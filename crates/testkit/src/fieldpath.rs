@@ -265,10 +265,10 @@ pub fn remove_value(obj: &mut Value, path: &[String]) {
         if let Some(m) = node.as_object_mut() {
             m.remove(name);
         }
-    } else if let Some(items) = node.as_array_mut() {
-        if let Some(i) = items.iter().position(|item| item_matches(item, last)) {
-            items.remove(i);
-        }
+    } else if let Some(items) = node.as_array_mut()
+        && let Some(i) = items.iter().position(|item| item_matches(item, last))
+    {
+        items.remove(i);
     }
 }
 
@@ -377,7 +377,11 @@ mod tests {
         ];
         assert!(leaves.contains(&image));
         assert_eq!(value_at(&obj, &image), Some(&json!("i")));
-        assert!(!leaves.iter().any(|l| l.contains(&"f:name".to_string()) && l.len() == 2));
+        assert!(
+            !leaves
+                .iter()
+                .any(|l| l.contains(&"f:name".to_string()) && l.len() == 2)
+        );
     }
 
     #[test]

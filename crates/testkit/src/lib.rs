@@ -11,6 +11,7 @@
 mod error;
 mod faults;
 mod fieldpath;
+pub mod loopback;
 mod managed;
 mod registry;
 mod selector;
@@ -69,6 +70,30 @@ impl ApiServer {
         kube::Client::new(self.clone(), "default")
     }
 
+    /// Installs a `CustomResourceDefinition` (or any object) from YAML or JSON, straight into
+    /// the store; returns the stored object.
+    pub fn create_from_yaml(&self, yaml: &str) -> Result<Value, ApiError> {
+        let body: Value = serde_yaml::from_str(yaml)
+            .map_err(|e| ApiError::bad_request(format!("not a Kubernetes object: {e}")))?;
+        let api_version = body["apiVersion"].as_str().unwrap_or_default();
+        let kind = body["kind"].as_str().unwrap_or_default();
+        let namespace = body["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let mut store = lock(&self.shared.store);
+        let rt = store
+            .types()
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.kind == kind)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("kind", &format!("{api_version}/{kind}")))?;
+        store
+            .create(&rt, &namespace, body, "testkit")
+            .map(|w| w.object)
+    }
+
     /// Replaces the fault plan (and reseeds its random source).
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.shared.faults) = faults::FaultState::new(faults);
@@ -95,7 +120,13 @@ impl ApiServer {
 
     /// Reads an object straight from the store (not counted as a request), by
     /// `apiVersion` and resource plural: `server.object("apps/v1", "deployments", "ns", "x")`.
-    pub fn object(&self, api_version: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+    pub fn object(
+        &self,
+        api_version: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let store = lock(&self.shared.store);
         let rt = store.resolve(group, version, plural)?;

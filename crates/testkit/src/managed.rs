@@ -97,24 +97,34 @@ pub fn set_entry(
 }
 
 pub fn now() -> String {
-    Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map_or_else(
-        |_| Timestamp::now().to_string(),
-        |t| t.to_string(),
-    )
+    Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map_or_else(|_| Timestamp::now().to_string(), |t| t.to_string())
 }
 
-/// Records an Update-style write (create, PUT, merge or JSON patch) by `manager`: the fields
+/// Who makes a write, and through which API version and subresource.
+#[derive(Clone, Copy, Debug)]
+pub struct Writer<'a> {
+    pub manager: &'a str,
+    pub subresource: &'a str,
+    pub api_version: &'a str,
+}
+
+/// Records an Update-style write (create, PUT, merge or JSON patch) by `writer`: the fields
 /// it changed become its own and leave every other manager; fields it removed leave everyone.
 pub fn record_update(
     entries: &mut Vec<Entry>,
-    manager: &str,
-    subresource: &str,
-    api_version: &str,
+    writer: Writer<'_>,
     old_fields: &FieldSet,
     new_fields: &FieldSet,
     old: &Value,
     new: &Value,
 ) {
+    let Writer {
+        manager,
+        subresource,
+        api_version,
+    } = writer;
     let changed: Vec<Vec<String>> = fieldpath::leaves(new_fields)
         .into_iter()
         .filter(|leaf| {

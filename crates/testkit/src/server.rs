@@ -77,7 +77,7 @@ struct Target {
 }
 
 enum Route {
-    Resource(Target),
+    Resource(Box<Target>),
     Discovery(Value),
 }
 
@@ -115,19 +115,21 @@ fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
     let rt = known(plural).ok_or_else(|| {
         ApiError::not_found("the server could not find the requested resource", plural)
     })?;
-    Ok(Route::Resource(Target {
+    Ok(Route::Resource(Box::new(Target {
         rt,
         namespace,
         name: rest.get(1).map(|s| (*s).to_string()),
         subresource: rest.get(2).map(|s| (*s).to_string()),
-    }))
+    })))
 }
 
 fn group_list(store: &Store) -> Value {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for t in store.types().iter().filter(|t| !t.group.is_empty()) {
         match groups.iter_mut().find(|(g, _)| *g == t.group) {
-            Some((_, versions)) if !versions.contains(&t.version) => versions.push(t.version.clone()),
+            Some((_, versions)) if !versions.contains(&t.version) => {
+                versions.push(t.version.clone())
+            }
             Some(_) => {}
             None => groups.push((t.group.clone(), vec![t.version.clone()])),
         }
@@ -142,9 +144,22 @@ fn group_list(store: &Store) -> Value {
 }
 
 fn resource_list(store: &Store, group: &str, version: &str) -> Value {
-    let verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+    let verbs = [
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ];
     let mut resources = Vec::new();
-    for t in store.types().iter().filter(|t| t.group == group && t.version == version) {
+    for t in store
+        .types()
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+    {
         resources.push(json!({
             "name": t.plural, "singularName": t.kind.to_lowercase(), "namespaced": t.namespaced,
             "kind": t.kind, "verbs": verbs,
@@ -156,7 +171,11 @@ fn resource_list(store: &Store, group: &str, version: &str) -> Value {
             }));
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
 }
 
@@ -166,7 +185,12 @@ fn query(uri: &http::Uri) -> HashMap<String, String> {
         .collect()
 }
 
-fn verb_of(method: &Method, target: &Target, q: &HashMap<String, String>, content_type: &str) -> Verb {
+fn verb_of(
+    method: &Method,
+    target: &Target,
+    q: &HashMap<String, String>,
+    content_type: &str,
+) -> Verb {
     let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     match (method, target.name.is_some()) {
         (&Method::GET, true) => Verb::Get,
@@ -223,7 +247,9 @@ fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> DeleteOptions {
 fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .or_else(|_| serde_yaml::from_slice(body))
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON or YAML: {e}")))
+        .map_err(|e| {
+            ApiError::bad_request(format!("the request body is not valid JSON or YAML: {e}"))
+        })
 }
 
 /// Serves one request.
@@ -248,7 +274,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
     let metadata_only = header_str(header::ACCEPT).contains("as=PartialObjectMetadata");
     let manager = q.get("fieldManager").cloned().unwrap_or_else(|| {
         let agent = header_str(header::USER_AGENT);
-        agent.split('/').next().filter(|s| !s.is_empty()).unwrap_or("unknown").to_string()
+        agent
+            .split('/')
+            .next()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("unknown")
+            .to_string()
     });
     let verb = verb_of(&parts.method, &target, &q, &content_type);
     let resource = target.rt.plural.clone();
@@ -267,10 +298,19 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
     }
     if verb == Verb::Watch {
         lock(&shared.stats).record(verb, &resource, false, false);
-        return watch(shared, target, &q, metadata_only);
+        return watch(shared, *target, &q, metadata_only);
     }
 
-    let result = serve(&shared, &target, verb, &q, &body, &content_type, &manager, metadata_only);
+    let result = serve(
+        &shared,
+        &target,
+        verb,
+        &q,
+        &body,
+        &content_type,
+        &manager,
+        metadata_only,
+    );
     let changed = matches!(&result, Ok((_, true)));
     lock(&shared.stats).record(verb, &resource, changed, false);
     match result {
@@ -299,8 +339,15 @@ fn serve(
     {
         return Err(ApiError::not_found(&format!("{}/{s}", rt.plural), name));
     }
-    if rt.namespaced && target.namespace.is_none() && verb.is_write() && verb != Verb::DeleteCollection {
-        return Err(ApiError::bad_request(format!("{} is namespaced: the request needs a namespace", rt.plural)));
+    if rt.namespaced
+        && target.namespace.is_none()
+        && verb.is_write()
+        && verb != Verb::DeleteCollection
+    {
+        return Err(ApiError::bad_request(format!(
+            "{} is namespaced: the request needs a namespace",
+            rt.plural
+        )));
     }
     let mut store = lock(&shared.store);
     let written = |w: Written| (w.object, w.changed);
@@ -309,39 +356,84 @@ fn serve(
         Verb::List => {
             let opts = list_options(q)?;
             let (items, more) = store.list(rt, target.namespace.as_deref(), &opts)?;
-            let kind = if metadata_only { "PartialObjectMetadataList".to_string() } else { format!("{}List", rt.kind) };
-            let api_version = if metadata_only { "meta.k8s.io/v1".to_string() } else { rt.api_version() };
+            let kind = if metadata_only {
+                "PartialObjectMetadataList".to_string()
+            } else {
+                format!("{}List", rt.kind)
+            };
+            let api_version = if metadata_only {
+                "meta.k8s.io/v1".to_string()
+            } else {
+                rt.api_version()
+            };
             let mut meta = json!({"resourceVersion": store.resource_version().to_string()});
             if let Some(c) = more {
                 meta["continue"] = json!(c);
             }
             let items: Vec<Value> = items.into_iter().map(|o| shape(o, metadata_only)).collect();
-            Ok((json!({"apiVersion": api_version, "kind": kind, "metadata": meta, "items": items}), false))
+            Ok((
+                json!({"apiVersion": api_version, "kind": kind, "metadata": meta, "items": items}),
+                false,
+            ))
         }
         Verb::Create => Ok(written(store.create(rt, ns, parse_body(body)?, manager)?)),
-        Verb::Update => Ok(written(store.update(rt, ns, name, parse_body(body)?, sub, manager)?)),
+        Verb::Update => Ok(written(store.update(
+            rt,
+            ns,
+            name,
+            parse_body(body)?,
+            sub,
+            manager,
+        )?)),
         Verb::Apply => {
             let force = q.get("force").is_some_and(|f| f == "true");
             let manager = q.get("fieldManager").map_or("", String::as_str);
-            Ok(written(store.apply(rt, ns, name, parse_body(body)?, sub, manager, force)?))
+            Ok(written(store.apply(
+                rt,
+                ns,
+                name,
+                parse_body(body)?,
+                sub,
+                manager,
+                force,
+            )?))
         }
         Verb::Patch => {
             let patch_body = parse_body(body)?;
             let patch = match content_type.split(';').next().unwrap_or_default() {
                 "application/merge-patch+json" => PatchBody::Merge(patch_body),
                 "application/strategic-merge-patch+json" => PatchBody::Strategic(patch_body),
-                "application/json-patch+json" => PatchBody::Json(
-                    patch_body.as_array().cloned().ok_or_else(|| ApiError::bad_request("a JSON patch must be a list of operations"))?,
-                ),
-                other => return Err(ApiError::unsupported_media_type(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {other}"))),
+                "application/json-patch+json" => {
+                    PatchBody::Json(patch_body.as_array().cloned().ok_or_else(|| {
+                        ApiError::bad_request("a JSON patch must be a list of operations")
+                    })?)
+                }
+                other => {
+                    return Err(ApiError::unsupported_media_type(format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {other}"
+                    )));
+                }
             };
             Ok(written(store.patch(rt, ns, name, patch, sub, manager)?))
         }
-        Verb::Delete => Ok(written(store.delete(rt, ns, name, &delete_options(q, body))?)),
+        Verb::Delete => Ok(written(store.delete(
+            rt,
+            ns,
+            name,
+            &delete_options(q, body),
+        )?)),
         Verb::DeleteCollection => {
-            let deleted = store.delete_collection(rt, target.namespace.as_deref(), &list_options(q)?, &delete_options(q, body))?;
+            let deleted = store.delete_collection(
+                rt,
+                target.namespace.as_deref(),
+                &list_options(q)?,
+                &delete_options(q, body),
+            )?;
             let changed = !deleted.is_empty();
-            Ok((json!({"apiVersion": rt.api_version(), "kind": format!("{}List", rt.kind), "metadata": {}, "items": deleted}), changed))
+            Ok((
+                json!({"apiVersion": rt.api_version(), "kind": format!("{}List", rt.kind), "metadata": {}, "items": deleted}),
+                changed,
+            ))
         }
         Verb::Watch => Err(ApiError::method_not_allowed("watch is served as a stream")),
     }
@@ -365,17 +457,31 @@ impl WatchFilter {
         if change.group != self.rt.group || change.plural != self.rt.plural {
             return None;
         }
-        if self.namespace.as_deref().is_some_and(|ns| ns != change.namespace) {
+        if self
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| ns != change.namespace)
+        {
             return None;
         }
-        if !self.opts.labels.matches_labels(&change.object["metadata"]["labels"])
-            || !self.opts.fields.matches_fields(&change.object).unwrap_or(false)
+        if !self
+            .opts
+            .labels
+            .matches_labels(&change.object["metadata"]["labels"])
+            || !self
+                .opts
+                .fields
+                .matches_fields(&change.object)
+                .unwrap_or(false)
         {
             return None;
         }
         let mut obj = change.object.clone();
         obj["apiVersion"] = json!(self.rt.api_version());
-        Some(event_line(change.kind.as_str(), &shape(obj, self.metadata_only)))
+        Some(event_line(
+            change.kind.as_str(),
+            &shape(obj, self.metadata_only),
+        ))
     }
 
     fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
@@ -383,21 +489,42 @@ impl WatchFilter {
         if initial_events_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let kind = if self.metadata_only { "PartialObjectMetadata" } else { self.rt.kind.as_str() };
-        let api_version = if self.metadata_only { "meta.k8s.io/v1".to_string() } else { self.rt.api_version() };
-        event_line("BOOKMARK", &json!({"apiVersion": api_version, "kind": kind, "metadata": meta}))
+        let kind = if self.metadata_only {
+            "PartialObjectMetadata"
+        } else {
+            self.rt.kind.as_str()
+        };
+        let api_version = if self.metadata_only {
+            "meta.k8s.io/v1".to_string()
+        } else {
+            self.rt.api_version()
+        };
+        event_line(
+            "BOOKMARK",
+            &json!({"apiVersion": api_version, "kind": kind, "metadata": meta}),
+        )
     }
 }
 
 /// A watch: replays what the client missed since its resourceVersion (or the current state
 /// for a fresh or streaming-list watch), then streams live changes until the timeout, a cut,
 /// or the client going away.
-fn watch(shared: Arc<Shared>, target: Target, q: &HashMap<String, String>, metadata_only: bool) -> Response<ResponseBody> {
+fn watch(
+    shared: Arc<Shared>,
+    target: Target,
+    q: &HashMap<String, String>,
+    metadata_only: bool,
+) -> Response<ResponseBody> {
     let opts = match list_options(q) {
         Ok(o) => o,
         Err(e) => return error_response(&e),
     };
-    let filter = WatchFilter { rt: target.rt.clone(), namespace: target.namespace.clone(), opts, metadata_only };
+    let filter = WatchFilter {
+        rt: target.rt.clone(),
+        namespace: target.namespace.clone(),
+        opts,
+        metadata_only,
+    };
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
     let send_initial = q.get("sendInitialEvents").is_some_and(|b| b == "true");
     let timeout = q
@@ -410,18 +537,26 @@ fn watch(shared: Arc<Shared>, target: Target, q: &HashMap<String, String>, metad
         let store = lock(&shared.store);
         let receiver = store.subscribe();
         let rv_now = store.resource_version();
-        let initial: Result<Vec<Bytes>, ApiError> = if send_initial || rv_param.is_empty() || rv_param == "0" {
-            store
-                .list(&filter.rt, filter.namespace.as_deref(), &filter.opts)
-                .map(|(items, _)| items.iter().map(|o| event_line("ADDED", &shape(o.clone(), metadata_only))).collect())
-        } else {
-            match rv_param.parse::<u64>() {
-                Ok(rv) => store
-                    .changes_since(&filter.rt, rv)
-                    .map(|changes| changes.iter().filter_map(|c| filter.line(c)).collect()),
-                Err(_) => Err(ApiError::bad_request(format!("invalid resourceVersion {rv_param}"))),
-            }
-        };
+        let initial: Result<Vec<Bytes>, ApiError> =
+            if send_initial || rv_param.is_empty() || rv_param == "0" {
+                store
+                    .list(&filter.rt, filter.namespace.as_deref(), &filter.opts)
+                    .map(|(items, _)| {
+                        items
+                            .iter()
+                            .map(|o| event_line("ADDED", &shape(o.clone(), metadata_only)))
+                            .collect()
+                    })
+            } else {
+                match rv_param.parse::<u64>() {
+                    Ok(rv) => store
+                        .changes_since(&filter.rt, rv)
+                        .map(|changes| changes.iter().filter_map(|c| filter.line(c)).collect()),
+                    Err(_) => Err(ApiError::bad_request(format!(
+                        "invalid resourceVersion {rv_param}"
+                    ))),
+                }
+            };
         (initial, receiver, rv_now)
     };
     let mut initial = match initial {
@@ -433,9 +568,13 @@ fn watch(shared: Arc<Shared>, target: Target, q: &HashMap<String, String>, metad
         initial.push(filter.bookmark(rv_now, true));
     }
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-    tokio::spawn(stream_watch(shared, filter, initial, receiver, rv_now, timeout, bookmarks, tx));
+    tokio::spawn(stream_watch(
+        shared, filter, initial, receiver, rv_now, timeout, bookmarks, tx,
+    ));
     let frames = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(http_body::Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(http_body::Frame::data(b)), rx))
     });
     let body = StreamBody::new(frames);
     Response::builder()
@@ -472,10 +611,10 @@ async fn stream_watch(
                         continue;
                     }
                     last_rv = change.rv;
-                    if let Some(line) = filter.line(&change) {
-                        if tx.send(line).is_err() || lock(&shared.faults).drop_watch() {
-                            return;
-                        }
+                    if let Some(line) = filter.line(&change)
+                        && (tx.send(line).is_err() || lock(&shared.faults).drop_watch())
+                    {
+                        return;
                     }
                 }
                 // A watcher too slow to keep up is cut, as the real server does.

@@ -174,11 +174,7 @@ impl Store {
     }
 
     /// Changes after `rv` for a kind, or `410 Gone` when they are older than the history kept.
-    pub fn changes_since(
-        &self,
-        rt: &ResourceType,
-        rv: u64,
-    ) -> Result<Vec<Arc<Change>>, ApiError> {
+    pub fn changes_since(&self, rt: &ResourceType, rv: u64) -> Result<Vec<Arc<Change>>, ApiError> {
         if rv < self.history_floor {
             return Err(ApiError::gone(format!(
                 "too old resource version: {rv} ({})",
@@ -263,10 +259,13 @@ impl Store {
             {
                 continue;
             }
-            if opts.limit.is_some_and(|limit| limit > 0 && items.len() >= limit) {
-                more = items
-                    .last()
-                    .map(|last: &Value| format!("{}/{}", meta_str(last, "namespace"), meta_str(last, "name")));
+            if opts
+                .limit
+                .is_some_and(|limit| limit > 0 && items.len() >= limit)
+            {
+                more = items.last().map(|last: &Value| {
+                    format!("{}/{}", meta_str(last, "namespace"), meta_str(last, "name"))
+                });
                 break;
             }
             items.push(Self::present(rt, obj));
@@ -355,10 +354,14 @@ impl Store {
         self.uid_seq += 1;
         let rv = self.next_rv();
         {
-            let meta = body["metadata"].as_object_mut().ok_or_else(|| {
-                ApiError::bad_request("metadata must be an object")
-            })?;
-            for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"] {
+            let meta = body["metadata"]
+                .as_object_mut()
+                .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+            for f in [
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "managedFields",
+            ] {
                 meta.remove(f);
             }
             meta.insert("name".into(), json!(name));
@@ -386,7 +389,14 @@ impl Store {
         let scope = scope_of(rt, None);
         let fields = fieldpath::fields_of(&body, &rt.lists, scope);
         let mut entries = Vec::new();
-        managed::set_entry(&mut entries, manager, operation, "", &rt.api_version(), fields);
+        managed::set_entry(
+            &mut entries,
+            manager,
+            operation,
+            "",
+            &rt.api_version(),
+            fields,
+        );
         managed::write(&mut body, &entries);
         self.objects.insert(key, body.clone());
         self.record(rt, EventType::Added, &body);
@@ -422,13 +432,16 @@ impl Store {
                 &name,
                 vec![Cause {
                     field: "metadata.name".into(),
-                    message: format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
+                    message: format!(
+                        "Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"
+                    ),
                 }],
             ));
         }
         for t in new_types {
-            self.types
-                .retain(|old| !(old.group == t.group && old.version == t.version && old.plural == t.plural));
+            self.types.retain(|old| {
+                !(old.group == t.group && old.version == t.version && old.plural == t.plural)
+            });
             self.types.push(t);
         }
         let now = managed::now();
@@ -593,9 +606,11 @@ impl Store {
         let mut entries = managed::read(&old);
         managed::record_update(
             &mut entries,
-            manager,
-            subresource_name(subresource),
-            &rt.api_version(),
+            managed::Writer {
+                manager,
+                subresource: subresource_name(subresource),
+                api_version: &rt.api_version(),
+            },
             &fieldpath::fields_of(&old, &rt.lists, scope),
             &fieldpath::fields_of(&new, &rt.lists, scope),
             &old,
@@ -771,7 +786,11 @@ impl Store {
         opts: &DeleteOptions,
     ) -> Result<Written, ApiError> {
         let old = self.existing(rt, namespace, name)?;
-        if opts.uid.as_deref().is_some_and(|uid| uid != meta_str(&old, "uid")) {
+        if opts
+            .uid
+            .as_deref()
+            .is_some_and(|uid| uid != meta_str(&old, "uid"))
+        {
             return Err(ApiError::conflict(
                 &resource_name(rt),
                 name,
@@ -843,7 +862,12 @@ impl Store {
         let (items, _) = self.list(rt, namespace, opts)?;
         let mut deleted = Vec::new();
         for item in items {
-            let written = self.delete(rt, meta_str(&item, "namespace"), meta_str(&item, "name"), delete)?;
+            let written = self.delete(
+                rt,
+                meta_str(&item, "namespace"),
+                meta_str(&item, "name"),
+                delete,
+            )?;
             deleted.push(written.object);
         }
         Ok(deleted)
@@ -868,14 +892,18 @@ impl Store {
                 .map(|(k, o)| {
                     let deleting_foreground = o["metadata"]["deletionTimestamp"].is_string()
                         && finalizers(o).contains(&FOREGROUND);
-                    (meta_str(o, "uid").to_string(), (k.clone(), deleting_foreground))
+                    (
+                        meta_str(o, "uid").to_string(),
+                        (k.clone(), deleting_foreground),
+                    )
                 })
                 .collect();
             let orphaning: HashSet<String> = self
                 .objects
                 .values()
                 .filter(|o| {
-                    o["metadata"]["deletionTimestamp"].is_string() && finalizers(o).contains(&ORPHAN)
+                    o["metadata"]["deletionTimestamp"].is_string()
+                        && finalizers(o).contains(&ORPHAN)
                 })
                 .map(|o| meta_str(o, "uid").to_string())
                 .collect();
@@ -950,21 +978,30 @@ impl Store {
                         emptied_namespaces.push(key.clone());
                     }
                 } else {
-                    to_delete.extend(contents.into_iter().filter(|k| {
-                        !self.objects[*k]["metadata"]["deletionTimestamp"].is_string()
-                    }).cloned());
+                    to_delete.extend(
+                        contents
+                            .into_iter()
+                            .filter(|k| {
+                                !self.objects[*k]["metadata"]["deletionTimestamp"].is_string()
+                            })
+                            .cloned(),
+                    );
                 }
             }
             if to_delete.is_empty() && to_rewrite.is_empty() && emptied_namespaces.is_empty() {
                 return;
             }
             for key in emptied_namespaces {
-                if let (Some(rt), Some(last)) = (self.type_of_key(&key), self.objects.get(&key).cloned()) {
+                if let (Some(rt), Some(last)) =
+                    (self.type_of_key(&key), self.objects.get(&key).cloned())
+                {
                     self.remove_now(&rt, &key, last);
                 }
             }
             for (key, v) in to_rewrite {
-                let Some(rt) = self.type_of_key(&key) else { continue };
+                let Some(rt) = self.type_of_key(&key) else {
+                    continue;
+                };
                 if let Some(old) = self.objects.get(&key).cloned()
                     && let Err(e) = self.commit(&rt, &old, v)
                 {
@@ -972,7 +1009,9 @@ impl Store {
                 }
             }
             for key in to_delete {
-                let Some(rt) = self.type_of_key(&key) else { continue };
+                let Some(rt) = self.type_of_key(&key) else {
+                    continue;
+                };
                 if self.objects.contains_key(&key)
                     && let Err(e) = self.delete(&rt, &key.2, &key.3, &DeleteOptions::default())
                 {
