@@ -14,8 +14,11 @@ mod fieldpath;
 pub mod loopback;
 mod managed;
 mod registry;
+mod rules;
+mod schema;
 mod selector;
 mod server;
+mod sim;
 mod store;
 
 use std::convert::Infallible;
@@ -32,6 +35,7 @@ use serde_json::Value;
 pub use error::{ApiError, Cause};
 pub use faults::{Counts, Fault, FaultRule, Faults, RequestStats, Verb};
 pub use server::ResponseBody;
+pub use sim::{JobOutcome, Workloads};
 
 use server::{Shared, lock};
 
@@ -92,6 +96,12 @@ impl ApiServer {
         store
             .create(&rt, &namespace, body, "testkit")
             .map(|w| w.object)
+    }
+
+    /// Starts the simulated Deployment, Job and CronJob controllers (they run on the current
+    /// tokio runtime) and returns the handle tests steer them with.
+    pub fn simulate_workloads(&self) -> Workloads {
+        Workloads::start(self.shared.clone())
     }
 
     /// Replaces the fault plan (and reseeds its random source).

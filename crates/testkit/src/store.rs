@@ -12,6 +12,7 @@ use crate::error::{ApiError, Cause};
 use crate::fieldpath::{self, Scope};
 use crate::managed;
 use crate::registry::{self, ResourceType};
+use crate::schema;
 use crate::selector::Selector;
 
 /// Namespaces a fresh cluster has.
@@ -295,6 +296,20 @@ impl Store {
         Ok(())
     }
 
+    /// Prunes, defaults and validates a custom resource against its CRD's schema.
+    fn conform(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
+        let Some(openapi) = &rt.schema else {
+            return Ok(());
+        };
+        schema::prune_and_default(obj, openapi);
+        let causes = schema::validate(obj, openapi);
+        if causes.is_empty() {
+            return Ok(());
+        }
+        let kind = format!("{}.{}", rt.kind, rt.group);
+        Err(ApiError::invalid(&kind, meta_str(obj, "name"), causes))
+    }
+
     /// POST: a new object.
     pub fn create(
         &mut self,
@@ -386,6 +401,7 @@ impl Store {
         if rt.kind == "CustomResourceDefinition" {
             self.install_crd(&mut body)?;
         }
+        Self::conform(rt, &mut body)?;
         let scope = scope_of(rt, None);
         let fields = fieldpath::fields_of(&body, &rt.lists, scope);
         let mut entries = Vec::new();
@@ -411,6 +427,14 @@ impl Store {
     fn install_crd(&mut self, crd: &mut Value) -> Result<(), ApiError> {
         let name = meta_str(crd, "name").to_string();
         let new_types = registry::from_crd(crd);
+        let causes: Vec<Cause> = new_types
+            .iter()
+            .filter_map(|t| t.schema.as_ref())
+            .flat_map(schema::structural_violations)
+            .collect();
+        if !causes.is_empty() {
+            return Err(ApiError::invalid("CustomResourceDefinition", &name, causes));
+        }
         if new_types.is_empty() {
             return Err(ApiError::invalid(
                 "CustomResourceDefinition",
@@ -514,6 +538,7 @@ impl Store {
                 ));
             }
         }
+        Self::conform(rt, &mut new)?;
         if spec_part(old) != spec_part(&new) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             new["metadata"]["generation"] = json!(generation);

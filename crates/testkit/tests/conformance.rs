@@ -642,3 +642,152 @@ async fn accounting_separates_changing_writes() -> Result<()> {
     );
     Ok(())
 }
+
+fn gadget_crd(schema: serde_json::Value) -> Result<CustomResourceDefinition> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.io"},
+        "spec": {
+            "group": "example.io", "scope": "Namespaced",
+            "names": {"kind": "Gadget", "plural": "gadgets"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": schema}}]
+        }
+    }))?)
+}
+
+#[tokio::test]
+async fn crd_schemas_validate_prune_and_default() -> Result<()> {
+    let server = ApiServer::new();
+    let crds: Api<CustomResourceDefinition> = Api::all(server.client());
+
+    // A schema that is not structural is refused, naming the field.
+    let refused = crds
+        .create(
+            &PostParams::default(),
+            &gadget_crd(json!({"type": "object", "properties": {"spec": {"properties": {}}}}))?,
+        )
+        .await;
+    match refused {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422);
+            assert!(s.message.contains("properties[spec].type"), "{}", s.message);
+        }
+        other => anyhow::bail!("expected 422, got {other:?}"),
+    }
+
+    crds.create(&PostParams::default(), &gadget_crd(json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object", "required": ["min", "max"],
+            "x-kubernetes-validations": [{"rule": "self.min <= self.max", "message": "min must not exceed max"}],
+            "properties": {
+                "min": {"type": "integer", "minimum": 1},
+                "max": {"type": "integer", "maximum": 100},
+                "mode": {"type": "string", "enum": ["fast", "safe"], "default": "safe"}
+            }
+        }}
+    }))?).await?;
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.io", "v1", "Gadget"),
+        "gadgets",
+    );
+    let gadgets: Api<DynamicObject> = Api::default_namespaced_with(server.client(), &ar);
+    let gadget = |spec: serde_json::Value| -> Result<DynamicObject> {
+        Ok(serde_json::from_value(
+            json!({"apiVersion": "example.io/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": spec}),
+        )?)
+    };
+
+    let created = gadgets
+        .create(
+            &PostParams::default(),
+            &gadget(json!({"min": 1, "max": 5, "colour": "red"}))?,
+        )
+        .await?;
+    assert_eq!(created.data["spec"]["mode"], "safe", "defaulted");
+    assert!(
+        created.data["spec"].get("colour").is_none(),
+        "unknown field pruned"
+    );
+
+    for (spec, field, says) in [
+        (
+            json!({"min": 0, "max": 5}),
+            "spec.min",
+            "greater than or equal to 1",
+        ),
+        (
+            json!({"min": 1, "max": 5, "mode": "reckless"}),
+            "spec.mode",
+            "supported values",
+        ),
+        (
+            json!({"min": 9, "max": 5}),
+            "spec",
+            "min must not exceed max",
+        ),
+        (json!({"min": 1}), "spec.max", "Required value"),
+    ] {
+        let mut bad = gadget(spec)?;
+        bad.metadata.name = Some("bad".into());
+        match gadgets.create(&PostParams::default(), &bad).await {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 422);
+                assert!(
+                    s.message.contains(field) && s.message.contains(says),
+                    "{}",
+                    s.message
+                );
+            }
+            other => anyhow::bail!("expected 422 for {field}, got {other:?}"),
+        }
+    }
+
+    // Updates are validated too: nothing is half-applied.
+    let r = gadgets
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"max": 500}})),
+        )
+        .await;
+    assert!(matches!(r, Err(kube::Error::Api(ref s)) if s.code == 422));
+    assert_eq!(gadgets.get("g").await?.data["spec"]["max"], 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn kube_controller_reconciles_every_object() -> Result<()> {
+    use kube::runtime::Controller;
+    use kube::runtime::controller::Action;
+    use std::sync::Arc;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+
+    let server = ApiServer::new();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    for i in 0..20 {
+        cms.create(
+            &PostParams::default(),
+            &configmap(&format!("c{i}"), json!({}))?,
+        )
+        .await?;
+    }
+    let seen: Vec<String> = Controller::new(cms.clone(), watcher::Config::default())
+        .run(
+            |_: Arc<ConfigMap>, _: Arc<()>| async { Ok::<_, Never>(Action::await_change()) },
+            |_, _, _| Action::await_change(),
+            Arc::new(()),
+        )
+        .filter_map(|r| async move { r.ok().map(|(obj, _)| obj.name) })
+        .take(20)
+        .collect()
+        .await;
+    let mut seen = seen;
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 20);
+    Ok(())
+}

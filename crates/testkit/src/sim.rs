@@ -1,0 +1,476 @@
+//! Simulated workload controllers, switched on by tests that need them: what the Deployment
+//! controller and kubelets, and the Job and CronJob controllers, would write to status.
+//! Operators watch these effects (ready replicas, a failed rollout, a finished backup Job),
+//! so tests can steer them: mark pods unready, stall a rollout, fail a Job.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::tz::TimeZone;
+use serde_json::{Value, json};
+
+use crate::managed;
+use crate::registry::ResourceType;
+use crate::server::{Shared, lock};
+
+/// The manager name the simulated controllers write status under.
+const MANAGER: &str = "kube-controller-manager";
+/// How often the simulation looks at every workload (deadlines, schedules).
+const TICK: Duration = Duration::from_millis(100);
+
+/// What the next Jobs do once they start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Completes successfully at once.
+    #[default]
+    Succeed,
+    /// Fails (BackoffLimitExceeded).
+    Fail,
+    /// Stays running until the test decides.
+    Hold,
+}
+
+#[derive(Clone, Debug, Default)]
+struct DeploymentControl {
+    /// At most this many pods become ready.
+    ready_limit: Option<i64>,
+    /// The generation whose rollout never becomes available (new pods never ready).
+    stalled: bool,
+}
+
+#[derive(Debug, Default)]
+struct SimState {
+    deployments: HashMap<(String, String), DeploymentControl>,
+    /// When the rollout of each Deployment's current generation started.
+    rollouts: HashMap<(String, String), (i64, tokio::time::Instant)>,
+    jobs: HashMap<(String, String), JobOutcome>,
+    default_job_outcome: JobOutcome,
+}
+
+/// Steers the simulated controllers; dropping it does not stop them (they stop with the
+/// runtime). Clones share state.
+#[derive(Clone, Debug)]
+pub struct Workloads {
+    shared: Arc<Shared>,
+    state: Arc<Mutex<SimState>>,
+}
+
+fn key(namespace: &str, name: &str) -> (String, String) {
+    (namespace.to_string(), name.to_string())
+}
+
+fn now() -> String {
+    managed::now()
+}
+
+impl Workloads {
+    pub(crate) fn start(shared: Arc<Shared>) -> Self {
+        let workloads = Self {
+            shared,
+            state: Arc::default(),
+        };
+        let runner = workloads.clone();
+        tokio::spawn(async move { runner.run().await });
+        workloads
+    }
+
+    /// Lets at most `ready` pods of a Deployment become ready (`None`: all of them).
+    pub fn set_ready_limit(&self, namespace: &str, name: &str, ready: Option<i64>) {
+        lock(&self.state)
+            .deployments
+            .entry(key(namespace, name))
+            .or_default()
+            .ready_limit = ready;
+        self.reconcile_all();
+    }
+
+    /// Makes a Deployment's rollouts stall: new pods never become ready, so after
+    /// `progressDeadlineSeconds` the Deployment reports `ProgressDeadlineExceeded`.
+    pub fn stall_rollouts(&self, namespace: &str, name: &str, stalled: bool) {
+        lock(&self.state)
+            .deployments
+            .entry(key(namespace, name))
+            .or_default()
+            .stalled = stalled;
+        self.reconcile_all();
+    }
+
+    /// What Jobs created from now on do.
+    pub fn set_default_job_outcome(&self, outcome: JobOutcome) {
+        lock(&self.state).default_job_outcome = outcome;
+    }
+
+    /// Decides one Job (created or to be created) — e.g. fail a held backup Job.
+    pub fn set_job_outcome(&self, namespace: &str, name: &str, outcome: JobOutcome) {
+        lock(&self.state).jobs.insert(key(namespace, name), outcome);
+        self.reconcile_all();
+    }
+
+    /// Creates a Job from a CronJob now, as `kubectl create job --from=cronjob/NAME` does.
+    pub fn trigger_cronjob(&self, namespace: &str, name: &str) -> Option<String> {
+        let store = lock(&self.shared.store);
+        let rt = store.resolve("batch", "v1", "cronjobs")?;
+        let cronjob = store.get(&rt, namespace, name).ok()?;
+        drop(store);
+        self.spawn_job(&cronjob, Timestamp::now())
+    }
+
+    async fn run(self) {
+        let mut changes = lock(&self.shared.store).subscribe();
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(c) if matches!(c.plural.as_str(), "deployments" | "jobs" | "cronjobs") => self.reconcile_all(),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.reconcile_all(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => self.reconcile_all(),
+            }
+        }
+    }
+
+    fn reconcile_all(&self) {
+        for (rt, objects) in self.workloads() {
+            for obj in objects {
+                let status = match rt.plural.as_str() {
+                    "deployments" => Some(self.deployment_status(&obj)),
+                    "jobs" => self.job_status(&obj),
+                    "cronjobs" => {
+                        self.schedule(&obj);
+                        Some(self.cronjob_status(&obj))
+                    }
+                    _ => None,
+                };
+                if let Some(status) = status {
+                    self.write_status(&rt, &obj, status);
+                }
+            }
+        }
+    }
+
+    fn workloads(&self) -> Vec<(ResourceType, Vec<Value>)> {
+        let store = lock(&self.shared.store);
+        [
+            ("apps", "deployments"),
+            ("batch", "jobs"),
+            ("batch", "cronjobs"),
+        ]
+        .iter()
+        .filter_map(|(group, plural)| {
+            let rt = store.resolve(group, "v1", plural)?;
+            let (items, _) = store.list(&rt, None, &Default::default()).ok()?;
+            Some((rt, items))
+        })
+        .collect()
+    }
+
+    fn write_status(&self, rt: &ResourceType, obj: &Value, mut status: Value) {
+        // Keep condition transition times when the status did not flip.
+        if let (Some(new), Some(old)) = (
+            status["conditions"].as_array_mut(),
+            obj["status"]["conditions"].as_array(),
+        ) {
+            for c in new.iter_mut() {
+                if let Some(prev) = old
+                    .iter()
+                    .find(|o| o["type"] == c["type"] && o["status"] == c["status"])
+                {
+                    c["lastTransitionTime"] = prev["lastTransitionTime"].clone();
+                    c["lastUpdateTime"] = prev["lastUpdateTime"].clone();
+                }
+            }
+        }
+        if obj["status"] == status {
+            return;
+        }
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let mut body = obj.clone();
+        body["status"] = status;
+        let mut store = lock(&self.shared.store);
+        if let Err(error) = store.update(rt, ns, name, body, Some("status"), MANAGER) {
+            tracing::debug!(%error, name, "simulated status write lost a race; retried next tick");
+        }
+    }
+
+    fn deployment_status(&self, d: &Value) -> Value {
+        let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = d["metadata"]["name"].as_str().unwrap_or_default();
+        let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
+        let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        let deadline =
+            Duration::from_secs(d["spec"]["progressDeadlineSeconds"].as_u64().unwrap_or(600));
+        let mut state = lock(&self.state);
+        let control = state
+            .deployments
+            .get(&key(ns, name))
+            .cloned()
+            .unwrap_or_default();
+        let started = match state.rollouts.get(&key(ns, name)) {
+            Some((g, at)) if *g == generation => *at,
+            _ => {
+                let at = tokio::time::Instant::now();
+                state.rollouts.insert(key(ns, name), (generation, at));
+                at
+            }
+        };
+        drop(state);
+        let ready = control
+            .ready_limit
+            .map_or(replicas, |l| l.clamp(0, replicas));
+        let time = now();
+        let condition = |type_: &str, status: bool, reason: &str, message: String| {
+            json!({"type": type_, "status": if status { "True" } else { "False" }, "reason": reason,
+                   "message": message, "lastTransitionTime": time, "lastUpdateTime": time})
+        };
+        let (updated, progressing) = if control.stalled {
+            let exceeded = started.elapsed() >= deadline;
+            let progressing = if exceeded {
+                condition(
+                    "Progressing",
+                    false,
+                    "ProgressDeadlineExceeded",
+                    format!("ReplicaSet of \"{name}\" has timed out progressing."),
+                )
+            } else {
+                condition(
+                    "Progressing",
+                    true,
+                    "ReplicaSetUpdated",
+                    format!("ReplicaSet of \"{name}\" is progressing."),
+                )
+            };
+            (0, progressing)
+        } else {
+            (
+                replicas,
+                condition(
+                    "Progressing",
+                    true,
+                    "NewReplicaSetAvailable",
+                    format!("ReplicaSet of \"{name}\" has successfully progressed."),
+                ),
+            )
+        };
+        let available = if ready >= replicas {
+            condition(
+                "Available",
+                true,
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+            )
+        } else {
+            condition(
+                "Available",
+                false,
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.".into(),
+            )
+        };
+        let mut status = json!({
+            "observedGeneration": generation,
+            "replicas": replicas,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "conditions": [available, progressing],
+        });
+        if ready < replicas {
+            status["unavailableReplicas"] = json!(replicas - ready);
+        }
+        status
+    }
+
+    fn job_status(&self, job: &Value) -> Option<Value> {
+        if job["status"]["completionTime"].is_string()
+            || job["status"]["failed"].as_i64().unwrap_or(0) > 0
+        {
+            return None;
+        }
+        let ns = job["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = job["metadata"]["name"].as_str().unwrap_or_default();
+        let state = lock(&self.state);
+        let outcome = state
+            .jobs
+            .get(&key(ns, name))
+            .copied()
+            .unwrap_or(state.default_job_outcome);
+        drop(state);
+        let start = job["status"]["startTime"]
+            .as_str()
+            .map_or_else(now, String::from);
+        let time = now();
+        Some(match outcome {
+            JobOutcome::Hold => json!({"startTime": start, "active": 1}),
+            JobOutcome::Succeed => json!({
+                "startTime": start, "completionTime": time, "succeeded": 1,
+                "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": time, "lastTransitionTime": time}]
+            }),
+            JobOutcome::Fail => json!({
+                "startTime": start, "failed": 1,
+                "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                "message": "Job has reached the specified backoff limit", "lastProbeTime": time, "lastTransitionTime": time}]
+            }),
+        })
+    }
+
+    /// Creates a Job when the CronJob's schedule has come due since it last ran.
+    fn schedule(&self, cronjob: &Value) {
+        if cronjob["spec"]["suspend"].as_bool() == Some(true) {
+            return;
+        }
+        let Some(cron) = cronjob["spec"]["schedule"]
+            .as_str()
+            .and_then(|s| s.parse::<croner::Cron>().ok())
+        else {
+            return;
+        };
+        let since = cronjob["status"]["lastScheduleTime"]
+            .as_str()
+            .or_else(|| cronjob["metadata"]["creationTimestamp"].as_str())
+            .and_then(|t| t.parse::<Timestamp>().ok());
+        let Some(since) = since else { return };
+        let now = Timestamp::now();
+        let due = cron
+            .find_next_occurrence(&since.to_zoned(TimeZone::UTC), false)
+            .ok()
+            .map(|z| z.timestamp())
+            .filter(|next| *next <= now);
+        if let Some(due) = due {
+            self.spawn_job(cronjob, due);
+        }
+    }
+
+    fn spawn_job(&self, cronjob: &Value, at: Timestamp) -> Option<String> {
+        let ns = cronjob["metadata"]["namespace"].as_str()?.to_string();
+        let cron_name = cronjob["metadata"]["name"].as_str()?;
+        let name = format!("{cron_name}-{}", at.as_second() / 60);
+        let template = &cronjob["spec"]["jobTemplate"];
+        let job = json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {
+                "name": name,
+                "labels": template["metadata"]["labels"],
+                "annotations": template["metadata"]["annotations"],
+                "ownerReferences": [{
+                    "apiVersion": "batch/v1", "kind": "CronJob", "name": cron_name,
+                    "uid": cronjob["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true
+                }]
+            },
+            "spec": template["spec"],
+        });
+        let mut store = lock(&self.shared.store);
+        let jobs = store.resolve("batch", "v1", "jobs")?;
+        let cronjobs = store.resolve("batch", "v1", "cronjobs")?;
+        store.create(&jobs, &ns, job, MANAGER).ok()?;
+        let mut updated = store.get(&cronjobs, &ns, cron_name).ok()?;
+        updated["status"]["lastScheduleTime"] = json!(at.to_string());
+        if let Err(error) =
+            store.update(&cronjobs, &ns, cron_name, updated, Some("status"), MANAGER)
+        {
+            tracing::debug!(%error, "simulated CronJob status write");
+        }
+        Some(name)
+    }
+
+    /// `lastSuccessfulTime` and `active` from the CronJob's Jobs.
+    fn cronjob_status(&self, cronjob: &Value) -> Value {
+        let uid = &cronjob["metadata"]["uid"];
+        let store = lock(&self.shared.store);
+        let jobs = store
+            .resolve("batch", "v1", "jobs")
+            .and_then(|rt| {
+                store
+                    .list(
+                        &rt,
+                        cronjob["metadata"]["namespace"].as_str(),
+                        &Default::default(),
+                    )
+                    .ok()
+            })
+            .map(|(items, _)| items)
+            .unwrap_or_default();
+        drop(store);
+        let owned: Vec<&Value> = jobs
+            .iter()
+            .filter(|j| {
+                j["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == *uid))
+            })
+            .collect();
+        let mut status = cronjob["status"].clone();
+        if !status.is_object() {
+            status = json!({});
+        }
+        let active: Vec<Value> = owned
+            .iter()
+            .filter(|j| !j["status"]["completionTime"].is_string() && j["status"]["failed"].as_i64().unwrap_or(0) == 0)
+            .map(|j| json!({"apiVersion": "batch/v1", "kind": "Job", "name": j["metadata"]["name"], "namespace": j["metadata"]["namespace"], "uid": j["metadata"]["uid"]}))
+            .collect();
+        if active.is_empty() {
+            if let Some(m) = status.as_object_mut() {
+                m.remove("active");
+            }
+        } else {
+            status["active"] = Value::Array(active);
+        }
+        if let Some(last) = owned
+            .iter()
+            .filter_map(|j| j["status"]["completionTime"].as_str())
+            .max()
+        {
+            status["lastSuccessfulTime"] = json!(last);
+        }
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Faults;
+
+    #[test]
+    fn a_due_schedule_creates_one_job_owned_by_the_cronjob() {
+        let shared = Arc::new(Shared::new(100, Faults::default()));
+        let workloads = Workloads {
+            shared: shared.clone(),
+            state: Arc::default(),
+        };
+        let cronjob = json!({
+            "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "backup"},
+            "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "i"}]}}}}}
+        });
+        let stored = {
+            let mut store = lock(&shared.store);
+            let rt = store.resolve("batch", "v1", "cronjobs");
+            rt.and_then(|rt| store.create(&rt, "default", cronjob, "test").ok())
+                .map(|w| w.object)
+        };
+        let Some(mut stored) = stored else {
+            panic!("CronJob not created")
+        };
+        // Pretend it was created ten minutes ago: one run is due.
+        let earlier = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_mins(10);
+        stored["metadata"]["creationTimestamp"] = json!(earlier.to_string());
+        workloads.schedule(&stored);
+        let jobs = {
+            let store = lock(&shared.store);
+            let rt = store.resolve("batch", "v1", "jobs");
+            rt.and_then(|rt| store.list(&rt, None, &Default::default()).ok())
+                .map(|(items, _)| items)
+                .unwrap_or_default()
+        };
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0]["metadata"]["ownerReferences"][0]["name"], "backup");
+        assert_eq!(
+            jobs[0]["spec"]["template"]["spec"]["containers"][0]["image"],
+            "i"
+        );
+    }
+}
