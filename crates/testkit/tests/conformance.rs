@@ -791,3 +791,97 @@ async fn kube_controller_reconciles_every_object() -> Result<()> {
     assert_eq!(seen.len(), 20);
     Ok(())
 }
+
+#[tokio::test]
+async fn delete_collection_by_label() -> Result<()> {
+    let server = ApiServer::new();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    for (name, team) in [("a", "pay"), ("b", "pay"), ("c", "risk")] {
+        let mut cm = configmap(name, json!({}))?;
+        cm.metadata.labels = Some([("team".to_string(), team.to_string())].into());
+        cms.create(&PostParams::default(), &cm).await?;
+    }
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("team=pay"),
+    )
+    .await?;
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, vec!["c".to_string()]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn streaming_list_watch_sends_initial_events_then_a_bookmark() -> Result<()> {
+    let server = ApiServer::new();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    for name in ["a", "b"] {
+        cms.create(&PostParams::default(), &configmap(name, json!({}))?)
+            .await?;
+    }
+    let mut events = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.try_next()).await?? {
+            Some(watcher::Event::InitApply(cm)) => initial.extend(cm.metadata.name),
+            Some(watcher::Event::InitDone) => break,
+            Some(_) => {}
+            None => anyhow::bail!("stream ended"),
+        }
+    }
+    initial.sort();
+    assert_eq!(initial, vec!["a", "b"]);
+    assert!(
+        server.stats().count(Verb::List, "configmaps") == 0,
+        "no LIST: the watch streamed the state"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_op_apply_emits_no_change_at_all() -> Result<()> {
+    let server = ApiServer::new();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let pp = PatchParams::apply("op").force();
+    cms.patch("a", &pp, &Patch::Apply(configmap("a", json!({"k": "v"}))?))
+        .await?;
+    let before = server.resource_version();
+    cms.patch("a", &pp, &Patch::Apply(configmap("a", json!({"k": "v"}))?))
+        .await?;
+    // Every change moves the store's resourceVersion (and is a watch event); none happened.
+    assert_eq!(server.resource_version(), before);
+    Ok(())
+}
+
+#[tokio::test]
+async fn injected_latency_and_conflicts() -> Result<()> {
+    let server = ApiServer::new();
+    server.set_faults(Faults {
+        latency: Duration::from_millis(30),
+        rules: vec![FaultRule {
+            verbs: vec![Verb::Update],
+            resources: vec![],
+            rate: 1.0,
+            fault: Fault::Conflict,
+        }],
+        ..Faults::default()
+    });
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let start = std::time::Instant::now();
+    let cm = cms
+        .create(&PostParams::default(), &configmap("a", json!({}))?)
+        .await?;
+    assert!(
+        start.elapsed() >= Duration::from_millis(30),
+        "latency is added before serving"
+    );
+    let r = cms.replace("a", &PostParams::default(), &cm).await;
+    assert_eq!(api_error(r), Some((409, "Conflict".into())));
+    Ok(())
+}
