@@ -124,11 +124,13 @@ type MetaStream<K> = BoxStream<'static, Result<PartialObjectMeta<K>, watcher::Er
 
 /// The stream that keeps a [`Children`] cache current; hand it to the controller builder's
 /// `owns`, which polls it and triggers the owner's reconcile on every change.
-pub struct ChildWatch<K: Resource> {
+pub struct ChildWatch<K: Resource<DynamicType = ()> + 'static> {
     pub(crate) stream: MetaStream<K>,
+    /// The cache the stream fills, to wait for its first full list.
+    pub(crate) cache: Store<PartialObjectMeta<K>>,
 }
 
-impl<K: Resource> Debug for ChildWatch<K> {
+impl<K: Resource<DynamicType = ()> + 'static> Debug for ChildWatch<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChildWatch").finish_non_exhaustive()
     }
@@ -197,10 +199,16 @@ where
         let children = Self {
             client,
             identity,
-            cache: Some(reader),
+            cache: Some(reader.clone()),
             applied: Arc::default(),
         };
-        (children, ChildWatch { stream })
+        (
+            children,
+            ChildWatch {
+                stream,
+                cache: reader,
+            },
+        )
     }
 
     /// Children without a cache: every skip check reads the child's metadata from the API

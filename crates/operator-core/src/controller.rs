@@ -10,7 +10,8 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::{self, Action, Controller};
@@ -19,10 +20,13 @@ use kube::runtime::watcher;
 use kube::{Client, Resource};
 use rand::Rng;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::apply::{ChildWatch, OperatorIdentity};
 use crate::error::Error;
 use crate::events::EventPublisher;
+use crate::runtime::admin::Readiness;
+use crate::runtime::metrics::{Metrics, ReconcileResult};
 
 /// Retry delays after failed reconciles of one object: `base · 2^(failures−1)`, capped at
 /// `max`, each multiplied by a random factor in `[1 − jitter, 1 + jitter]` so objects that
@@ -87,6 +91,7 @@ pub struct Context<O> {
     pub client: Client,
     pub events: EventPublisher,
     pub identity: OperatorIdentity,
+    pub metrics: Metrics,
     pub operator: O,
     settings: ControllerSettings,
     failures: Mutex<HashMap<String, u32>>,
@@ -114,9 +119,28 @@ impl<O> Context<O> {
             events: EventPublisher::new(client.clone(), identity.manager, instance),
             client,
             identity,
+            metrics: Metrics::new(),
             operator,
             settings,
             failures: Mutex::default(),
+        }
+    }
+
+    /// Records into `metrics` (the runtime's registry) instead of a private one.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// How a successful reconcile's `action` shows in `controller_runtime_reconcile_total`.
+    fn classify(&self, action: &Action) -> ReconcileResult {
+        if *action == self.resync() || *action == Action::await_change() {
+            ReconcileResult::Success
+        } else if *action == Action::requeue(Duration::ZERO) {
+            ReconcileResult::Requeue
+        } else {
+            ReconcileResult::RequeueAfter
         }
     }
 
@@ -161,6 +185,9 @@ where
 {
     controller: Controller<K>,
     ctx: Arc<Context<O>>,
+    /// Resolves once every cache this controller reads has its first full list.
+    caches_synced: Vec<BoxFuture<'static, ()>>,
+    readiness: Option<Readiness>,
 }
 
 impl<K, O> Debug for OperatorController<K, O>
@@ -191,10 +218,25 @@ where
             None => Api::all(ctx.client.clone()),
         };
         let config = controller::Config::default().concurrency(ctx.settings.concurrency);
+        let controller = Controller::new(api, watcher::Config::default()).with_config(config);
+        let store = controller.store();
+        let main_synced = async move {
+            let _ = store.wait_until_ready().await;
+        };
         Self {
-            controller: Controller::new(api, watcher::Config::default()).with_config(config),
+            controller,
             ctx: Arc::new(ctx),
+            caches_synced: vec![main_synced.boxed()],
+            readiness: None,
         }
+    }
+
+    /// Reports to `readiness` once every cache has synced.
+    #[must_use]
+    pub fn report_readiness(mut self, readiness: Readiness) -> Self {
+        readiness.register_controller();
+        self.readiness = Some(readiness);
+        self
     }
 
     /// Reconciles the owner whenever one of its children of kind `Child` changes; the watch
@@ -205,6 +247,13 @@ where
         Child:
             Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
+        let cache = watch.cache;
+        self.caches_synced.push(
+            async move {
+                let _ = cache.wait_until_ready().await;
+            }
+            .boxed(),
+        );
         self.controller = self.controller.owns_stream(watch.stream);
         self
     }
@@ -220,27 +269,51 @@ where
         self.ctx.clone()
     }
 
-    /// Runs until shutdown. Every error is logged and, with its reason, published as a
-    /// Warning event on the object; the object is retried per [`Context::retry_after`].
+    /// Runs until shutdown. Each reconcile runs in a span (`controller`, `object`,
+    /// `namespace`, `reconcile_id`) and is counted in the `controller_runtime_*` metrics.
+    /// Every error is logged and, with its reason, published as a Warning event on the
+    /// object; the object is retried per [`Context::retry_after`].
     pub async fn run<F, Fut>(self, reconcile: F)
     where
         F: Fn(Arc<K>, Arc<Context<O>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Action, Error>> + Send + 'static,
         K::DynamicType: Eq + Hash + Clone + Debug + Unpin,
     {
+        if let Some(readiness) = self.readiness {
+            let synced = futures::future::join_all(self.caches_synced);
+            tokio::spawn(async move {
+                synced.await;
+                readiness.controller_synced();
+            });
+        }
         let reconcile = Arc::new(reconcile);
-        let kind = K::kind(&());
+        let controller_name = K::kind(&()).to_lowercase();
+        let name = controller_name.clone();
         self.controller
             .run(
                 move |obj: Arc<K>, ctx: Arc<Context<O>>| {
                     let reconcile = reconcile.clone();
+                    let span = tracing::info_span!(
+                        "reconcile",
+                        controller = %name,
+                        object = %obj.meta().name.as_deref().unwrap_or_default(),
+                        namespace = %obj.meta().namespace.as_deref().unwrap_or_default(),
+                        reconcile_id = %format!("{:016x}", rand::random::<u64>()),
+                    );
+                    let name = name.clone();
                     async move {
                         let key = ObjectRef::from_obj(&*obj).to_string();
+                        let timer = ctx.metrics.reconcile_started(&name);
                         let result = reconcile(obj.clone(), ctx.clone()).await;
+                        drop(timer);
                         match &result {
-                            Ok(_) => ctx.succeeded(&key),
+                            Ok(action) => {
+                                ctx.metrics.record_result(&name, ctx.classify(action));
+                                ctx.succeeded(&key);
+                            }
                             Err(error) => {
-                                tracing::warn!(object = %key, reason = error.reason(), %error, "reconcile failed");
+                                ctx.metrics.record_result(&name, ReconcileResult::Error);
+                                tracing::warn!(reason = error.reason(), %error, "reconcile failed");
                                 ctx.events
                                     .warning(&*obj, error.reason(), "Reconcile", error.to_string())
                                     .await;
@@ -248,6 +321,7 @@ where
                         }
                         result
                     }
+                    .instrument(span)
                 },
                 |obj: Arc<K>, error: &Error, ctx: Arc<Context<O>>| {
                     let key = ObjectRef::from_obj(&*obj).to_string();
@@ -257,7 +331,7 @@ where
             )
             .for_each(|result| {
                 if let Err(error) = result {
-                    tracing::debug!(kind = %kind, %error, "controller event");
+                    tracing::debug!(controller = %controller_name, %error, "controller event");
                 }
                 std::future::ready(())
             })

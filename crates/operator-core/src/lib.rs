@@ -1,5 +1,7 @@
 //! What every payments-engine operator shares: the controller wiring, apply and prune of
-//! owned children, conditions, finalizers, status writes, events and the error type.
+//! owned children, conditions, finalizers, status writes, events, the error type, and the
+//! runtime every binary runs in ([`runtime`]: flags, leader election, admin endpoints,
+//! metrics, telemetry, shutdown).
 //!
 //! An operator's reconcile reads as a pipeline over these pieces:
 //! fetch → validate ([`error::FieldError`]) → build children (pure builders) →
@@ -12,6 +14,7 @@ pub mod controller;
 pub mod error;
 pub mod events;
 pub mod finalizer;
+pub mod runtime;
 pub mod status;
 
 pub use apply::{Applied, ChildWatch, Children, OperatorIdentity};

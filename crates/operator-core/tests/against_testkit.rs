@@ -1,91 +1,27 @@
 //! operator-core's apply, prune, status, finalizer and controller paths, end to end against
 //! the in-memory API server.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod common;
+
+use common::*;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::{CustomResource, CustomResourceExt, ResourceExt};
 use operator_core::finalizer::{FinalizerEvent, with_finalizer};
 use operator_core::status::patch_status_if_changed;
 use operator_core::{
     Applied, Children, Context, ControllerSettings, Error, FieldError, OperatorController,
-    OperatorIdentity,
 };
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use testkit::{ApiServer, Verb};
-
-const IDENTITY: OperatorIdentity = OperatorIdentity {
-    manager: "widget-operator",
-    app_name: "widget",
-};
-
-#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
-#[kube(
-    group = "example.io",
-    version = "v1",
-    kind = "Widget",
-    namespaced,
-    status = "WidgetStatus"
-)]
-struct WidgetSpec {
-    size: i32,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
-struct WidgetStatus {
-    ready: bool,
-}
-
-async fn server_with_crd() -> Result<ApiServer> {
-    let server = ApiServer::new();
-    let crds: Api<CustomResourceDefinition> = Api::all(server.client());
-    crds.create(&PostParams::default(), &Widget::crd()).await?;
-    Ok(server)
-}
-
-async fn create_widget(server: &ApiServer, name: &str, size: i32) -> Result<Widget> {
-    let api: Api<Widget> = Api::default_namespaced(server.client());
-    Ok(api
-        .create(
-            &PostParams::default(),
-            &Widget::new(name, WidgetSpec { size }),
-        )
-        .await?)
-}
-
-fn desired_configmap(owner: &Widget, suffix: &str) -> ConfigMap {
-    ConfigMap {
-        metadata: kube::core::ObjectMeta {
-            name: Some(format!("{}-{suffix}", owner.name_any())),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(
-            "size".to_string(),
-            owner.spec.size.to_string(),
-        )])),
-        ..Default::default()
-    }
-}
-
-/// Polls `check` until it holds, for at most ten seconds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
-    for _ in 0..1000 {
-        if check() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    bail!("timed out waiting for {what}")
-}
 
 fn non_watch_requests(server: &ApiServer) -> u64 {
     let stats = server.stats();

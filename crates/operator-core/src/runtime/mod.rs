@@ -1,0 +1,308 @@
+//! How every operator binary runs in production: flags and config, JSON logs and OTLP
+//! traces, the admin endpoints, leader election, and shutdown. An operator's `main` is a
+//! few lines:
+//!
+//! ```no_run
+//! # use operator_core::runtime::{self, Runtime, OperatorBinary};
+//! # use operator_core::OperatorIdentity;
+//! # const IDENTITY: OperatorIdentity = OperatorIdentity { manager: "x-operator", app_name: "x" };
+//! # async fn f() -> Result<(), runtime::RuntimeError> {
+//! runtime::main(OperatorBinary { identity: IDENTITY, config_section: "x" }, |rt: &Runtime| {
+//!     vec![/* rt.controller::<MyResource, _>(rt.context(IDENTITY, state)).owns(…).run(reconcile).boxed() */]
+//! })
+//! .await
+//! # }
+//! ```
+
+pub mod admin;
+pub mod config;
+pub mod leader;
+pub mod metrics;
+pub mod telemetry;
+
+use std::time::Duration;
+
+use clap::Parser;
+use futures::future::BoxFuture;
+use kube::Resource;
+use kube::core::NamespaceResourceScope;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::apply::OperatorIdentity;
+use crate::controller::{Context, OperatorController};
+use admin::Readiness;
+use config::{Flags, RuntimeConfig};
+use leader::LeaderElector;
+use metrics::Metrics;
+
+/// How long in-flight reconciles may run after SIGTERM before they are cancelled.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+/// How long the API server may take to answer the first request.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Who an operator binary is.
+#[derive(Clone, Copy, Debug)]
+pub struct OperatorBinary {
+    pub identity: OperatorIdentity,
+    /// The operator's section in the config file (seed 002: `trading`).
+    pub config_section: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Telemetry(#[from] telemetry::TelemetryError),
+    #[error("no Kubernetes client configuration (KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
+    ClientConfig(String),
+    #[error("the API server did not answer: {0}")]
+    Unreachable(String),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    LostLease(#[from] leader::LeaseError),
+}
+
+/// What the controllers of a running operator are built from.
+#[derive(Clone)]
+pub struct Runtime {
+    client: kube::Client,
+    config: RuntimeConfig,
+    metrics: Metrics,
+    readiness: Readiness,
+    stop: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The namespace to watch (`WATCH_NAMESPACE`), or `None` for all.
+    pub fn namespace(&self) -> Option<&str> {
+        self.config.controller.namespace.as_deref()
+    }
+
+    /// A reconcile context wired to this runtime's client, settings and metrics.
+    pub fn context<O>(&self, identity: OperatorIdentity, operator: O) -> Context<O> {
+        Context::new(
+            self.client(),
+            identity,
+            self.config.controller.clone(),
+            operator,
+        )
+        .with_metrics(self.metrics.clone())
+    }
+
+    /// A controller that stops taking work on shutdown and reports its cache sync to `/readyz`.
+    pub fn controller<K, O>(&self, ctx: Context<O>) -> OperatorController<K, O>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+        O: Send + Sync + 'static,
+    {
+        OperatorController::new(ctx)
+            .report_readiness(self.readiness.clone())
+            .shutdown_on(stopped(self.stop.clone()))
+    }
+}
+
+/// The entry point of an operator binary: parses flags, reads the config file, installs
+/// logging and tracing, connects, serves the admin endpoints, takes the lease when leader
+/// election is on, and runs the controllers `build` returns while it leads. Returns on
+/// SIGTERM/SIGINT (after in-flight reconciles finish, bounded, and the lease is released),
+/// or with an error if leadership is lost.
+pub async fn main<B>(binary: OperatorBinary, build: B) -> Result<(), RuntimeError>
+where
+    B: FnOnce(&Runtime) -> Vec<BoxFuture<'static, ()>>,
+{
+    let flags = Flags::parse();
+    let config = RuntimeConfig::resolve(
+        &flags,
+        binary.identity.manager,
+        binary.config_section,
+        |k| std::env::var(k).ok(),
+    )?;
+    let _telemetry = telemetry::init(binary.identity.manager, config.log_format)?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| RuntimeError::ClientConfig(e.to_string()))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        stop_tx.send_replace(true);
+    });
+    run(client, config, Metrics::new(), stop_rx, build).await
+}
+
+/// Resolves when leadership turns false; never, without an election (no sender).
+async fn lost_leadership(leading: &mut watch::Receiver<bool>) {
+    if leading.wait_for(|l| !*l).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Background tasks of one `run`, aborted if `run` itself is dropped (as when a test
+/// simulates a crash), so nothing outlives it.
+struct Tasks(Vec<tokio::task::AbortHandle>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Resolves once `stop` turns true; never, if its sender goes away without saying so.
+pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// [`main`] after flags, config and telemetry: everything that runs, with the client and
+/// the stop signal given (tests run two of these against one testkit server).
+pub async fn run<B>(
+    client: kube::Client,
+    config: RuntimeConfig,
+    metrics: Metrics,
+    stop: watch::Receiver<bool>,
+    build: B,
+) -> Result<(), RuntimeError>
+where
+    B: FnOnce(&Runtime) -> Vec<BoxFuture<'static, ()>>,
+{
+    let readiness = Readiness::default();
+    let mut tasks = Tasks(Vec::new());
+    for (address, router) in admin::routers(
+        config.health_address,
+        config.metrics_address,
+        readiness.clone(),
+        metrics.clone(),
+    ) {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| RuntimeError::Bind { address, source })?;
+        tracing::info!(%address, "admin endpoints listening");
+        tasks
+            .0
+            .push(tokio::spawn(admin::serve(listener, router, stop.clone())).abort_handle());
+    }
+    tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version())
+        .await
+        .map_err(|_| RuntimeError::Unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|e| RuntimeError::Unreachable(e.to_string()))?;
+    readiness.set_connected();
+
+    let (leading_tx, mut leading) = watch::channel(config.leader_election.is_none());
+    let election = config.leader_election.clone().map(|election| {
+        tracing::info!(lease = %election.lease_name, namespace = %election.namespace, identity = %election.identity, "campaigning for leadership");
+        tokio::spawn(LeaderElector::new(client.clone(), election).campaign(leading_tx, metrics.clone(), stop.clone()))
+    });
+    if let Some(task) = &election {
+        tasks.0.push(task.abort_handle());
+    }
+
+    let lead = tokio::select! {
+        led = leading.wait_for(|l| *l) => led.is_ok(),
+        () = stopped(stop.clone()) => false,
+    };
+    if !lead {
+        return finish_election(election).await;
+    }
+    readiness.set_leading(true);
+    let runtime = Runtime {
+        client,
+        config,
+        metrics,
+        readiness: readiness.clone(),
+        stop: stop.clone(),
+    };
+    let controllers = futures::future::join_all(build(&runtime));
+    let grace = {
+        let stop = stop.clone();
+        async move {
+            stopped(stop).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
+    let lost_lease = tokio::select! {
+        _ = controllers => false,
+        // Losing the lease drops the controllers here: every reconcile in flight is cancelled.
+        () = lost_leadership(&mut leading) => true,
+        () = grace => {
+            tracing::warn!("reconciles still running after the shutdown grace period; cancelled");
+            false
+        }
+    };
+    if lost_lease {
+        tracing::error!("leadership lost: reconciling stopped");
+    }
+    readiness.set_leading(false);
+    finish_election(election).await
+}
+
+async fn finish_election(
+    election: Option<tokio::task::JoinHandle<Result<(), leader::LeaseError>>>,
+) -> Result<(), RuntimeError> {
+    match election {
+        Some(task) => match task.await {
+            Ok(result) => result.map_err(RuntimeError::from),
+            Err(join) => {
+                tracing::error!(error = %join, "leader election task failed");
+                Ok(())
+            }
+        },
+        None => Ok(()),
+    }
+}
