@@ -35,17 +35,28 @@ pub enum TelemetryError {
     AlreadyInstalled,
 }
 
-/// Installs the process-wide subscriber. `RUST_LOG` filters (default `info`).
-pub fn init(service: &str, format: LogFormat) -> Result<TelemetryGuard, TelemetryError> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = match format {
+/// The log layer: JSON objects, one per line, carrying the fields of the current span
+/// (`controller`, `object`, `namespace`, `reconcile_id` inside a reconcile), or plain text.
+fn log_layer<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(false)
+            .with_writer(writer)
             .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
-    };
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+    }
+}
+
+/// Installs the process-wide subscriber. `RUST_LOG` filters (default `info`).
+pub fn init(service: &str, format: LogFormat) -> Result<TelemetryGuard, TelemetryError> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = log_layer(format, std::io::stdout);
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()
         .filter(|e| !e.is_empty());
@@ -79,4 +90,55 @@ pub fn init(service: &str, format: LogFormat) -> Result<TelemetryGuard, Telemetr
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
     Ok(TelemetryGuard { provider })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_the_reconcile_span() -> Result<(), Box<dyn std::error::Error>> {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(log_layer(LogFormat::Json, move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "reconcile",
+                controller = "tradingalgorithm",
+                object = "momentum",
+                namespace = "trading",
+                reconcile_id = "00ff"
+            );
+            let _entered = span.enter();
+            tracing::info!(replicas = 3, "applied children");
+        });
+        let text = String::from_utf8(buffer.0.lock().map_err(|_| "poisoned")?.clone())?;
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "one line per event");
+        let line: serde_json::Value = serde_json::from_str(lines[0])?;
+        assert_eq!(line["fields"]["message"], "applied children");
+        assert_eq!(line["span"]["controller"], "tradingalgorithm");
+        assert_eq!(line["span"]["object"], "momentum");
+        assert_eq!(line["span"]["namespace"], "trading");
+        assert_eq!(line["span"]["reconcile_id"], "00ff");
+        Ok(())
+    }
 }
