@@ -258,6 +258,24 @@ where
         self
     }
 
+    /// Also reconciles when a related object that the owner does not control changes (e.g.
+    /// a report an application writes): `stream` yields those objects, `mapper` names the
+    /// owners to reconcile.
+    #[must_use]
+    pub fn watches_stream<Other, I>(
+        mut self,
+        stream: impl futures::Stream<Item = Result<Other, watcher::Error>> + Send + 'static,
+        mapper: impl Fn(Other) -> I + Sync + Send + 'static,
+    ) -> Self
+    where
+        Other: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        I: 'static + IntoIterator<Item = ObjectRef<K>>,
+        I::IntoIter: Send,
+    {
+        self.controller = self.controller.watches_stream(stream, mapper);
+        self
+    }
+
     /// Stops taking new work when `signal` completes; reconciles in flight finish.
     #[must_use]
     pub fn shutdown_on(mut self, signal: impl Future<Output = ()> + Send + Sync + 'static) -> Self {

@@ -1,48 +1,100 @@
-//! Finalizers for operators whose resources need work done before they go (drain, graceful
-//! stop, final report). Built on kube's `runtime::finalizer`: the finalizer is added before
-//! the first apply (so before any child exists), cleanup runs once `deletionTimestamp` is
-//! set, and the finalizer is removed only after cleanup succeeded. A failed cleanup keeps the
-//! finalizer and comes back as [`Error::Cleanup`], which is retried with backoff and reported.
+//! Finalizers for resources whose deletion has real work to do (drain, graceful stop, final
+//! report). The finalizer is added before the first apply (so before any child exists);
+//! once `deletionTimestamp` is set, cleanup runs on every reconcile until it reports
+//! [`Cleanup::Done`], and only then is the finalizer removed. Cleanup that is still waiting
+//! (pods draining) keeps the finalizer and looks again later; cleanup that fails keeps it and
+//! comes back as [`Error::Cleanup`], retried with backoff and reported — never skipped.
+//!
+//! Patches are JSON patches with a `test` of the list they edit, so a concurrent change to
+//! the finalizers (another controller's) makes the write fail and retry instead of clobbering.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::Resource;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{self as kube_finalizer, Event};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use crate::error::{Error, Result};
 
-/// What a finalizer-guarded reconcile is asked to do.
-pub use kube_finalizer::Event as FinalizerEvent;
+/// Where a cleanup stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Everything is done; the finalizer can go.
+    Done,
+    /// Still in progress (e.g. pods stopping); look again after this long.
+    Waiting(Duration),
+}
 
-/// Runs `reconcile` under the finalizer `name`: `Event::Apply` while the object lives,
-/// `Event::Cleanup` once it is being deleted.
-pub async fn with_finalizer<K, F, Fut>(
+fn json_patch(ops: serde_json::Value) -> Result<json_patch::Patch> {
+    serde_json::from_value(ops).map_err(|source| Error::Serialization {
+        what: "finalizer patch".into(),
+        source,
+    })
+}
+
+/// Runs `apply` while the object lives (after making sure it carries `finalizer`), and
+/// `cleanup` once it is being deleted.
+pub async fn with_finalizer<K, A, AF, C, CF>(
     api: &Api<K>,
-    name: &str,
+    finalizer: &str,
     obj: Arc<K>,
-    reconcile: F,
+    apply: A,
+    cleanup: C,
 ) -> Result<Action>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
-    F: FnOnce(Event<K>) -> Fut,
-    Fut: Future<Output = Result<Action>>,
+    A: FnOnce(Arc<K>) -> AF,
+    AF: Future<Output = Result<Action>>,
+    C: FnOnce(Arc<K>) -> CF,
+    CF: Future<Output = Result<Cleanup>>,
 {
-    kube_finalizer::finalizer(api, name, obj, reconcile)
-        .await
-        .map_err(|e| match e {
-            kube_finalizer::Error::ApplyFailed(e) => e,
-            kube_finalizer::Error::CleanupFailed(e) => Error::Cleanup(Box::new(e)),
-            kube_finalizer::Error::AddFinalizer(e) | kube_finalizer::Error::RemoveFinalizer(e) => {
-                Error::Kube(e)
+    let name = obj
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::MissingField("metadata.name"))?;
+    let finalizers = obj.meta().finalizers.clone().unwrap_or_default();
+    let position = finalizers.iter().position(|f| f == finalizer);
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    match (deleting, position) {
+        (false, Some(_)) => apply(obj).await,
+        (false, None) => {
+            let patch = if finalizers.is_empty() {
+                json!([
+                    {"op": "test", "path": "/metadata/finalizers", "value": null},
+                    {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]},
+                ])
+            } else {
+                json!([
+                    {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+                    {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
+                ])
+            };
+            api.patch(&name, &PatchParams::default(), &Patch::Json::<()>(json_patch(patch)?))
+                .await?;
+            // The write triggers the next reconcile, which applies.
+            Ok(Action::await_change())
+        }
+        (true, Some(index)) => match cleanup(obj).await {
+            Ok(Cleanup::Done) => {
+                let path = format!("/metadata/finalizers/{index}");
+                let patch = json!([
+                    {"op": "test", "path": path, "value": finalizer},
+                    {"op": "remove", "path": path},
+                ]);
+                api.patch(&name, &PatchParams::default(), &Patch::Json::<()>(json_patch(patch)?))
+                    .await?;
+                Ok(Action::await_change())
             }
-            kube_finalizer::Error::UnnamedObject => Error::MissingField("metadata.name"),
-            kube_finalizer::Error::InvalidFinalizer => {
-                Error::MissingField("a valid finalizer path")
-            }
-        })
+            Ok(Cleanup::Waiting(after)) => Ok(Action::requeue(after)),
+            Err(e) => Err(Error::Cleanup(Box::new(e))),
+        },
+        // Being deleted and not ours to hold: nothing to do.
+        (true, None) => Ok(Action::await_change()),
+    }
 }

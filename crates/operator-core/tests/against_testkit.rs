@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use operator_core::finalizer::{FinalizerEvent, with_finalizer};
+use operator_core::finalizer::{Cleanup, with_finalizer};
 use operator_core::status::patch_status_if_changed;
 use operator_core::{
     Applied, Children, Context, ControllerSettings, Error, FieldError, OperatorController,
@@ -208,36 +208,30 @@ async fn finalizer_guards_cleanup() -> Result<()> {
     create_widget(&server, "w", 1).await?;
     let api: Api<Widget> = Api::default_namespaced(server.client());
     let applies = AtomicUsize::new(0);
+    let applied = || async {
+        applies.fetch_add(1, Ordering::SeqCst);
+        Ok(Action::await_change())
+    };
+    let never_cleans = |_| async { Ok(Cleanup::Done) };
 
     // First pass: only the finalizer is added; the apply branch has not run yet.
     let w = Arc::new(api.get("w").await?);
-    with_finalizer(&api, "example.io/cleanup", w, |_| async {
-        applies.fetch_add(1, Ordering::SeqCst);
-        Ok(Action::await_change())
-    })
-    .await?;
+    with_finalizer(&api, "example.io/cleanup", w, |_| applied(), never_cleans).await?;
     assert_eq!(applies.load(Ordering::SeqCst), 0);
     assert_eq!(api.get("w").await?.finalizers(), ["example.io/cleanup"]);
 
     // Second pass: apply runs.
     let w = Arc::new(api.get("w").await?);
-    with_finalizer(&api, "example.io/cleanup", w, |_| async {
-        applies.fetch_add(1, Ordering::SeqCst);
-        Ok(Action::await_change())
-    })
-    .await?;
+    with_finalizer(&api, "example.io/cleanup", w, |_| applied(), never_cleans).await?;
     assert_eq!(applies.load(Ordering::SeqCst), 1);
 
     // Deleting: a failing cleanup keeps the finalizer and surfaces as a Cleanup error.
     api.delete("w", &DeleteParams::default()).await?;
     let w = Arc::new(api.get("w").await?);
-    let failed = with_finalizer(&api, "example.io/cleanup", w, |event| async move {
-        match event {
-            FinalizerEvent::Cleanup(_) => Err(Error::Kube(kube::Error::Api(Box::new(
-                kube::core::Status::failure("drain failed", "ServiceUnavailable").with_code(503),
-            )))),
-            FinalizerEvent::Apply(_) => Ok(Action::await_change()),
-        }
+    let failed = with_finalizer(&api, "example.io/cleanup", w, |_| applied(), |_| async {
+        Err::<Cleanup, _>(Error::Kube(kube::Error::Api(Box::new(
+            kube::core::Status::failure("drain failed", "ServiceUnavailable").with_code(503),
+        ))))
     })
     .await;
     let err = failed.err().context("cleanup should fail")?;
@@ -245,13 +239,20 @@ async fn finalizer_guards_cleanup() -> Result<()> {
     assert!(!err.is_spec_error(), "a failed cleanup is retried");
     assert_eq!(api.get("w").await?.finalizers(), ["example.io/cleanup"]);
 
-    // A successful cleanup releases the object.
+    // A cleanup still waiting keeps the finalizer and asks to be looked at again.
     let w = Arc::new(api.get("w").await?);
-    with_finalizer(&api, "example.io/cleanup", w, |_| async {
-        Ok(Action::await_change())
+    let waiting = with_finalizer(&api, "example.io/cleanup", w, |_| applied(), |_| async {
+        Ok(Cleanup::Waiting(Duration::from_secs(2)))
     })
     .await?;
+    assert_eq!(waiting, Action::requeue(Duration::from_secs(2)));
+    assert_eq!(api.get("w").await?.finalizers(), ["example.io/cleanup"]);
+
+    // A finished cleanup releases the object; apply never ran while deleting.
+    let w = Arc::new(api.get("w").await?);
+    with_finalizer(&api, "example.io/cleanup", w, |_| applied(), never_cleans).await?;
     assert!(api.get_opt("w").await?.is_none());
+    assert_eq!(applies.load(Ordering::SeqCst), 1);
     Ok(())
 }
 
