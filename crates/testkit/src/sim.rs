@@ -1,5 +1,6 @@
 //! Simulated workload controllers, switched on by tests that need them: what the Deployment
-//! controller and kubelets, and the Job and CronJob controllers, would write to status.
+//! controller and kubelets, the HorizontalPodAutoscaler, and the Job and CronJob
+//! controllers would write.
 //! Operators watch these effects (ready replicas, a failed rollout, a finished backup Job),
 //! so tests can steer them: mark pods unready, stall a rollout, fail a Job.
 
@@ -123,7 +124,7 @@ impl Workloads {
         loop {
             tokio::select! {
                 change = changes.recv() => match change {
-                    Ok(c) if matches!(c.plural.as_str(), "deployments" | "jobs" | "cronjobs") => self.reconcile_all(),
+                    Ok(c) if matches!(c.plural.as_str(), "deployments" | "jobs" | "cronjobs" | "horizontalpodautoscalers") => self.reconcile_all(),
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.reconcile_all(),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -134,6 +135,7 @@ impl Workloads {
     }
 
     fn reconcile_all(&self) {
+        self.autoscale();
         for (rt, objects) in self.workloads() {
             for obj in objects {
                 let status = match rt.plural.as_str() {
@@ -166,6 +168,52 @@ impl Workloads {
             Some((rt, items))
         })
         .collect()
+    }
+
+    /// What the HPA controller does without metrics: keeps its target's replicas within
+    /// `[minReplicas, maxReplicas]` (through the main resource, as the scale subresource
+    /// would), and reports current and desired replicas.
+    fn autoscale(&self) {
+        let mut store = lock(&self.shared.store);
+        let (Some(hpas), Some(deployments)) = (
+            store.resolve("autoscaling", "v2", "horizontalpodautoscalers"),
+            store.resolve("apps", "v1", "deployments"),
+        ) else {
+            return;
+        };
+        let Ok((items, _)) = store.list(&hpas, None, &Default::default()) else {
+            return;
+        };
+        for hpa in items {
+            let ns = hpa["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+            let target = &hpa["spec"]["scaleTargetRef"];
+            if target["kind"] != "Deployment" {
+                continue;
+            }
+            let name = target["name"].as_str().unwrap_or_default();
+            let Ok(mut deployment) = store.get(&deployments, &ns, name) else {
+                continue;
+            };
+            let current = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+            let min = hpa["spec"]["minReplicas"].as_i64().unwrap_or(1);
+            let max = hpa["spec"]["maxReplicas"].as_i64().unwrap_or(current).max(min);
+            let desired = current.clamp(min, max);
+            if desired != current {
+                deployment["spec"]["replicas"] = json!(desired);
+                if let Err(error) = store.update(&deployments, &ns, name, deployment, None, MANAGER) {
+                    tracing::debug!(%error, "simulated autoscaler write lost a race");
+                }
+            }
+            let status = json!({"currentReplicas": current, "desiredReplicas": desired});
+            if hpa["status"] != status {
+                let hpa_name = hpa["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let mut body = hpa.clone();
+                body["status"] = status;
+                if let Err(error) = store.update(&hpas, &ns, &hpa_name, body, Some("status"), MANAGER) {
+                    tracing::debug!(%error, "simulated autoscaler status write lost a race");
+                }
+            }
+        }
     }
 
     fn write_status(&self, rt: &ResourceType, obj: &Value, mut status: Value) {

@@ -164,3 +164,27 @@ async fn jobs_from_cronjobs_succeed_or_fail_as_told() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_autoscaler_keeps_replicas_within_its_bounds() -> Result<()> {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    let server = ApiServer::new();
+    let _workloads = server.simulate_workloads();
+    let deps: Api<Deployment> = Api::default_namespaced(server.client());
+    let mut d = deployment("web", 1, 600)?;
+    if let Some(spec) = d.spec.as_mut() {
+        spec.replicas = None;
+    }
+    deps.create(&PostParams::default(), &d).await?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::default_namespaced(server.client());
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 3, "maxReplicas": 5}
+    }))?;
+    hpas.create(&PostParams::default(), &hpa).await?;
+    eventually("scaled to min", async || {
+        Ok(deps.get("web").await?.status.filter(|s| s.ready_replicas == Some(3)))
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! `TradingAlgorithm` (`tradingalgorithms.fintech.io/v1`): the schema of seed 002 Task 1, field
+//! by field, plus what a production CRD needs: descriptions on every field, a CEL rule
+//! `minReplicas <= maxReplicas`, an optional `image`, a `suspend` kill switch, and
+//! `observedGeneration` and the risk-halt record in status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A trading algorithm the operator runs, scales and guards.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "fintech.io",
+    version = "v1",
+    kind = "TradingAlgorithm",
+    namespaced,
+    status = "TradingAlgorithmStatus",
+    shortname = "ta",
+    shortname = "algo",
+    derive = "PartialEq",
+    doc = "A trading algorithm the operator runs, scales and guards against its daily loss limit.",
+    printcolumn(name = "Strategy", type_ = "string", json_path = ".spec.tradingStrategy.algorithm"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TradingAlgorithmSpec {
+    /// Where the algorithm reads prices from, how often, and for which symbols.
+    pub market_data: MarketData,
+    /// Limits the algorithm must trade within; breaching the daily loss limit halts it.
+    pub risk_limits: RiskLimits,
+    /// How many replicas run and how the autoscaler grows them.
+    pub scaling_policy: ScalingPolicy,
+    /// The strategy and its parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trading_strategy: Option<TradingStrategy>,
+    /// Container image of the algorithm; defaults to the operator's configured `defaultImage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Manual kill switch: `true` scales the algorithm to zero and keeps it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+}
+
+/// Market data feed settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MarketData {
+    /// Exchanges or feeds to read, e.g. NYSE, NASDAQ, CME. At least one.
+    #[schemars(length(min = 1))]
+    pub sources: Vec<String>,
+    /// How often prices update: a number and a unit, ms, s or m (e.g. 100ms, 1s).
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    pub update_frequency: String,
+    /// Instruments to trade, e.g. AAPL, MSFT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<Vec<String>>,
+}
+
+/// Risk limits.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RiskLimits {
+    /// Largest position the algorithm may hold, in account currency (1,000 to 10,000,000).
+    #[schemars(range(min = 1000, max = 10_000_000))]
+    pub max_position_size: i64,
+    /// Loss in a UTC trading day at which trading halts until the next day (at least 10,000).
+    #[schemars(range(min = 10_000))]
+    pub daily_loss_limit: i64,
+    /// Loss on a position, as a fraction (0.01 to 0.50), at which it is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.01, max = 0.50))]
+    pub stop_loss_percentage: Option<f64>,
+}
+
+/// Replica bounds and autoscaling.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas"))]
+pub struct ScalingPolicy {
+    /// Fewest replicas (1 to 10); the algorithm starts with this many.
+    #[schemars(range(min = 1, max = 10))]
+    pub min_replicas: i32,
+    /// Most replicas the autoscaler may run (1 to 100).
+    #[schemars(range(min = 1, max = 100))]
+    pub max_replicas: i32,
+    /// Average CPU utilization, in percent (10 to 90), the autoscaler aims for. Default 80.
+    #[serde(default, rename = "targetCPUUtilization", skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 90))]
+    pub target_cpu_utilization: Option<i32>,
+    /// How fast the autoscaler adds replicas under load. Default moderate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up_policy: Option<ScaleUpPolicy>,
+}
+
+/// How fast to scale up; see the operator's README for what each means.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScaleUpPolicy {
+    Aggressive,
+    #[default]
+    Moderate,
+    Conservative,
+}
+
+/// The strategy the algorithm runs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TradingStrategy {
+    /// Strategy family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<Algorithm>,
+    /// Strategy parameters, passed to the algorithm as strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<BTreeMap<String, String>>,
+}
+
+/// Strategy family.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    Momentum,
+    Arbitrage,
+    MeanReversion,
+    MlPredictor,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Momentum => "momentum",
+            Self::Arbitrage => "arbitrage",
+            Self::MeanReversion => "mean-reversion",
+            Self::MlPredictor => "ml-predictor",
+        }
+    }
+}
+
+/// Lifecycle phase.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Created; no replica is ready yet.
+    Pending,
+    /// At least `minReplicas` replicas are ready.
+    Active,
+    /// The Deployment's replicas and ready replicas differ.
+    Scaling,
+    /// The spec cannot be realised; see the Ready condition.
+    Error,
+    /// Scaled to zero: `spec.suspend`, or the daily loss limit was breached.
+    Suspended,
+}
+
+/// A halt after the daily loss limit was breached.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RiskHalt {
+    /// The UTC trading day (YYYY-MM-DD) of the breach; trading resumes the next day, or when
+    /// annotation `fintech.io/resume-trading` is set to this day.
+    pub trading_day: String,
+    /// Daily P&L when the halt began.
+    #[serde(rename = "dailyPnL")]
+    pub daily_pnl: f64,
+    /// When the halt began.
+    pub since: Time,
+}
+
+/// Observed state, written by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TradingAlgorithmStatus {
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Replicas the Deployment runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Replicas ready to trade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Ready, and RiskLimitBreached while halted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// When the operator last changed something for this algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reconciled: Option<Time>,
+    /// Trades today, as the algorithm last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_trades: Option<i64>,
+    /// Profit and loss today, as the algorithm last reported.
+    #[serde(default, rename = "dailyPnL", skip_serializing_if = "Option::is_none")]
+    pub daily_pnl: Option<f64>,
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Present while trading is halted by the risk guard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_halt: Option<RiskHalt>,
+}

@@ -1,0 +1,10 @@
+//! `trading-operator`: runs the TradingAlgorithm controller (flags: `--help`).
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    operator_core::runtime::main(trading_algorithm::BINARY, |rt| {
+        trading_algorithm::controllers(rt, trading_algorithm::Options::default())
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! The reconcile loop: fetch → validate → assess risk → build children → apply and prune →
+//! status from what was applied; and on deletion, a graceful stop before the finalizer goes.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use operator_core::conditions::{ConditionStatus, Observed, set_condition};
+use operator_core::finalizer::{Cleanup, with_finalizer};
+use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::status::patch_status_if_changed;
+use operator_core::{Applied, Children, Context, Error, Result};
+use serde_json::json;
+
+use crate::crd::{Phase, TradingAlgorithm, TradingAlgorithmStatus};
+use crate::metrics::TradingMetrics;
+use crate::report::{self, Report};
+use crate::resources::{self, DesiredChildren, deployment_name};
+use crate::risk::{self, TradingState};
+use crate::webhook;
+
+/// The finalizer seed 002 names: trading stops gracefully before the resource goes.
+pub const FINALIZER: &str = "fintech.io/trading-algorithm-cleanup";
+
+/// How often a graceful stop looks again while pods are still stopping.
+const STOP_POLL: Duration = Duration::from_secs(2);
+
+/// The operator's own part of the reconcile context.
+#[derive(Clone)]
+pub struct TradingOperator {
+    pub deployments: Children<Deployment>,
+    pub configs: Children<ConfigMap>,
+    pub services: Children<Service>,
+    pub hpas: Children<HorizontalPodAutoscaler>,
+    /// The algorithms' reports (see `report`).
+    pub reports: Store<ConfigMap>,
+    pub defaults: WorkloadDefaults,
+    pub metrics: TradingMetrics,
+    /// How long a deletion waits for pods to stop before it goes ahead anyway.
+    pub stop_timeout: Duration,
+    /// The clock (tests move it to the next trading day).
+    pub now: fn() -> Timestamp,
+}
+
+impl std::fmt::Debug for TradingOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TradingOperator")
+            .field("defaults", &self.defaults)
+            .field("stop_timeout", &self.stop_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+type Ctx = Arc<Context<TradingOperator>>;
+
+fn api(ctx: &Ctx, ta: &TradingAlgorithm) -> Api<TradingAlgorithm> {
+    Api::namespaced(ctx.client.clone(), &ta.namespace().unwrap_or_default())
+}
+
+pub async fn reconcile(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
+    let tas = api(&ctx, &ta);
+    with_finalizer(&tas, FINALIZER, ta, |ta| apply(ta, ctx.clone()), |ta| stop_trading(ta, ctx.clone())).await
+}
+
+/// What one pass changed, for status and events.
+#[derive(Debug, Default)]
+struct Changes {
+    created: Vec<String>,
+    updated: Vec<String>,
+    pruned: Vec<String>,
+}
+
+impl Changes {
+    fn note(&mut self, name: Option<&String>, applied: Applied) {
+        let name = name.cloned().unwrap_or_default();
+        match applied {
+            Applied::Created => self.created.push(name),
+            Applied::Updated => self.updated.push(name),
+            Applied::Unchanged => {}
+        }
+    }
+
+    fn any(&self) -> bool {
+        !(self.created.is_empty() && self.updated.is_empty() && self.pruned.is_empty())
+    }
+}
+
+async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
+    let op = &ctx.operator;
+    let now = (op.now)();
+
+    let errors = webhook::validate(&ta.name_any(), &ta.spec);
+    if !errors.is_empty() {
+        let error = Error::invalid_spec(errors);
+        let status = invalid_status(&ta, &error, now);
+        patch_status_if_changed(&api(&ctx, &ta), &ta.name_any(), ta.status.as_ref(), &status).await?;
+        return Err(error);
+    }
+
+    let report = match report::lookup(&op.reports, &ta) {
+        Some(Ok(report)) => Some(report),
+        Some(Err(why)) => {
+            ctx.events
+                .warning(&*ta, "InvalidReport", "ReadReport", format!("{} is ignored: {why}", resources::report_name(&ta.name_any())))
+                .await;
+            None
+        }
+        None => None,
+    };
+    let state = risk::assess(&ta, report.as_ref(), now);
+    let desired = resources::desired_children(&ta, &op.defaults, state.is_stopped());
+    let changes = apply_children(&ta, &ctx, desired).await?;
+
+    let deployment_status = Api::<Deployment>::namespaced(ctx.client.clone(), &ta.namespace().unwrap_or_default())
+        .get_opt(&deployment_name(&ta.name_any()))
+        .await?
+        .and_then(|d| d.status);
+    let status = observed_status(&ta, deployment_status.as_ref(), &state, report.as_ref(), changes.any(), now);
+    announce(&ta, &ctx, &state, &changes).await;
+    patch_status_if_changed(&api(&ctx, &ta), &ta.name_any(), ta.status.as_ref(), &status).await?;
+    op.metrics.observe(&ta, report.as_ref());
+    Ok(ctx.resync())
+}
+
+async fn apply_children(ta: &TradingAlgorithm, ctx: &Ctx, desired: DesiredChildren) -> Result<Changes> {
+    let op = &ctx.operator;
+    let mut changes = Changes::default();
+    let name = desired.config.metadata.name.clone();
+    changes.note(name.as_ref(), op.configs.apply(ta, desired.config).await?);
+    let name = desired.deployment.metadata.name.clone();
+    changes.note(name.as_ref(), op.deployments.apply(ta, desired.deployment).await?);
+    let name = desired.service.metadata.name.clone();
+    changes.note(name.as_ref(), op.services.apply(ta, desired.service).await?);
+    let mut keep_hpas = BTreeSet::new();
+    if let Some(hpa) = desired.hpa {
+        let name = hpa.metadata.name.clone();
+        keep_hpas.extend(name.clone());
+        changes.note(name.as_ref(), op.hpas.apply(ta, hpa).await?);
+    }
+    changes.pruned = op.hpas.prune(ta, &keep_hpas).await?;
+    Ok(changes)
+}
+
+/// Events a human wants in `kubectl describe`: what was created or changed, and every
+/// change of the trading state.
+async fn announce(ta: &TradingAlgorithm, ctx: &Ctx, state: &TradingState, changes: &Changes) {
+    let events = &ctx.events;
+    if !changes.created.is_empty() {
+        events.normal(ta, "Created", "Apply", format!("created {}", changes.created.join(", "))).await;
+    }
+    if !changes.updated.is_empty() {
+        events.normal(ta, "Updated", "Apply", format!("updated {}", changes.updated.join(", "))).await;
+    }
+    let was_halted = ta.status.as_ref().and_then(|s| s.risk_halt.as_ref()).is_some();
+    let was_suspended = ta.status.as_ref().and_then(|s| s.phase) == Some(Phase::Suspended);
+    match state {
+        TradingState::Halted(halt) if !was_halted => {
+            let note = format!(
+                "dailyPnL {} breached dailyLossLimit {}: scaled to zero until the next UTC trading day or until annotated {}={}",
+                halt.daily_pnl, ta.spec.risk_limits.daily_loss_limit, risk::RESUME_ANNOTATION, halt.trading_day
+            );
+            events.warning(ta, "RiskLimitBreached", "Halt", note).await;
+        }
+        TradingState::Suspended if !was_suspended => {
+            events.normal(ta, "Suspended", "Scale", "spec.suspend is true: scaled to zero").await;
+        }
+        TradingState::Trading if was_suspended => {
+            events.normal(ta, "Resumed", "Scale", "trading resumed").await;
+        }
+        _ => {}
+    }
+}
+
+fn ready_condition(phase: Phase, ta: &TradingAlgorithm) -> (ConditionStatus, &'static str, String) {
+    let min = ta.spec.scaling_policy.min_replicas;
+    match phase {
+        Phase::Active => (ConditionStatus::True, "TradingActive", format!("at least {min} replicas are ready")),
+        Phase::Scaling => (ConditionStatus::False, "Scaling", "the Deployment's replicas are changing".into()),
+        Phase::Pending => (ConditionStatus::False, "ReplicasNotReady", "no replica is ready yet".into()),
+        Phase::Suspended => (ConditionStatus::False, "Suspended", "trading is stopped".into()),
+        Phase::Error => (ConditionStatus::False, "InvalidSpec", String::new()),
+    }
+}
+
+/// The phase from the trading state and what the Deployment reports.
+pub fn phase(ta: &TradingAlgorithm, deployment: Option<&DeploymentStatus>, state: &TradingState) -> Phase {
+    if state.is_stopped() {
+        return Phase::Suspended;
+    }
+    let replicas = deployment.and_then(|d| d.replicas).unwrap_or(0);
+    let ready = deployment.and_then(|d| d.ready_replicas).unwrap_or(0);
+    if ready == 0 {
+        Phase::Pending
+    } else if replicas != ready {
+        Phase::Scaling
+    } else if ready >= ta.spec.scaling_policy.min_replicas {
+        Phase::Active
+    } else {
+        Phase::Scaling
+    }
+}
+
+/// Status from what was applied and observed. `lastReconciled` moves only when this pass
+/// changed something (a child, or the status itself).
+pub fn observed_status(
+    ta: &TradingAlgorithm,
+    deployment: Option<&DeploymentStatus>,
+    state: &TradingState,
+    report: Option<&Report>,
+    children_changed: bool,
+    now: Timestamp,
+) -> TradingAlgorithmStatus {
+    let previous = ta.status.clone().unwrap_or_default();
+    let generation = ta.meta().generation;
+    let phase = phase(ta, deployment, state);
+    let mut conditions = previous.conditions.clone();
+    let (status, reason, message) = ready_condition(phase, ta);
+    let ready = Observed { type_: "Ready", status, reason, message };
+    let breach = match state.halt() {
+        Some(h) => Observed {
+            type_: "RiskLimitBreached",
+            status: ConditionStatus::True,
+            reason: "DailyLossLimitExceeded",
+            message: format!("dailyPnL {} on {} breached dailyLossLimit {}", h.daily_pnl, h.trading_day, ta.spec.risk_limits.daily_loss_limit),
+        },
+        None => Observed {
+            type_: "RiskLimitBreached",
+            status: ConditionStatus::False,
+            reason: "WithinLimits",
+            message: "daily P&L is within the loss limit".into(),
+        },
+    };
+    for observed in [ready, breach] {
+        // Reasons here are literals and CamelCase; an error would be a bug caught by tests.
+        let _ = set_condition(&mut conditions, observed, generation, now);
+    }
+    let mut status = TradingAlgorithmStatus {
+        phase: Some(phase),
+        replicas: Some(deployment.and_then(|d| d.replicas).unwrap_or(0)),
+        ready_replicas: Some(deployment.and_then(|d| d.ready_replicas).unwrap_or(0)),
+        conditions,
+        last_reconciled: previous.last_reconciled.clone(),
+        total_trades: report.map(|r| r.total_trades).or(previous.total_trades),
+        daily_pnl: report.map(|r| r.daily_pnl).or(previous.daily_pnl),
+        observed_generation: generation,
+        risk_halt: state.halt().cloned(),
+    };
+    if children_changed || status != previous {
+        status.last_reconciled = Some(Time(now));
+    }
+    status
+}
+
+fn invalid_status(ta: &TradingAlgorithm, error: &Error, now: Timestamp) -> TradingAlgorithmStatus {
+    let mut status = ta.status.clone().unwrap_or_default();
+    let _ = set_condition(
+        &mut status.conditions,
+        Observed {
+            type_: "Ready",
+            status: ConditionStatus::False,
+            reason: error.reason(),
+            message: error.to_string(),
+        },
+        ta.meta().generation,
+        now,
+    );
+    status.phase = Some(Phase::Error);
+    status.observed_generation = ta.meta().generation;
+    status
+}
+
+/// Stops trading before the resource goes: removes the autoscaler, scales the Deployment to
+/// zero, waits (up to `stop_timeout`) for its pods to stop, then records the final trades and
+/// P&L in an event. The children themselves are garbage-collected through owner references.
+async fn stop_trading(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Cleanup> {
+    let op = &ctx.operator;
+    let namespace = ta.namespace().unwrap_or_default();
+    op.hpas.prune(&*ta, &BTreeSet::new()).await?;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let name = deployment_name(&ta.name_any());
+    let remaining = match deployments.get_opt(&name).await? {
+        None => 0,
+        Some(d) => {
+            if d.spec.as_ref().and_then(|s| s.replicas) != Some(0) {
+                let patch = json!({"spec": {"replicas": 0}});
+                deployments
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                ctx.events.normal(&*ta, "Stopping", "Scale", "scaling to zero before deletion").await;
+            }
+            d.status.and_then(|s| s.replicas).unwrap_or(0)
+        }
+    };
+    let deleting_since = ta.meta().deletion_timestamp.as_ref().map_or((op.now)(), |t| t.0);
+    let waited = (op.now)().duration_since(deleting_since);
+    if remaining > 0 {
+        if waited.as_secs_f64() < op.stop_timeout.as_secs_f64() {
+            return Ok(Cleanup::Waiting(STOP_POLL));
+        }
+        ctx.events
+            .warning(
+                &*ta,
+                "GracefulStopTimedOut",
+                "Delete",
+                format!("{remaining} pods still running after {:?}; deleting anyway", op.stop_timeout),
+            )
+            .await;
+    }
+    let status = ta.status.clone().unwrap_or_default();
+    ctx.events
+        .normal(
+            &*ta,
+            "TradingStopped",
+            "Delete",
+            format!(
+                "final totalTrades {} dailyPnL {}",
+                status.total_trades.unwrap_or(0),
+                status.daily_pnl.unwrap_or(0.0)
+            ),
+        )
+        .await;
+    op.metrics.forget(&ta);
+    let children: BTreeSet<String> = [
+        deployment_name,
+        resources::config_name,
+        resources::service_name,
+        resources::hpa_name,
+    ]
+    .iter()
+    .map(|name| name(&ta.name_any()))
+    .collect();
+    op.deployments.forget_owner(Some(&namespace), &children);
+    op.configs.forget_owner(Some(&namespace), &children);
+    op.services.forget_owner(Some(&namespace), &children);
+    op.hpas.forget_owner(Some(&namespace), &children);
+    Ok(Cleanup::Done)
+}

@@ -1,0 +1,302 @@
+//! `<name>-deployment`: the algorithm's pods.
+//!
+//! Replicas belong to the autoscaler: the Deployment is applied without `replicas` (the
+//! HPA keeps it within `[minReplicas, maxReplicas]`, starting at `minReplicas`), except while
+//! suspended, when the operator owns `replicas: 0` and the HPA is removed.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapKeySelector, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+use operator_core::runtime::config::WorkloadDefaults;
+
+use super::config::parameter_key;
+use super::{ALGORITHM_PORT, child_labels, config_name, deployment_name, report_name, selector_labels};
+use crate::crd::TradingAlgorithm;
+
+/// Image when neither the spec nor the operator's config names one (seed 002's placeholder).
+pub const FALLBACK_IMAGE: &str = "nginx:1.21";
+/// Pod-template annotation carrying the configuration hash.
+pub const CONFIG_HASH_ANNOTATION: &str = "fintech.io/config-hash";
+/// The non-root user the algorithm runs as.
+const RUN_AS: i64 = 65532;
+
+/// Seed 002's `defaultResources`, used when the operator's config names none.
+fn fallback_resources() -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_string());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([("cpu".into(), q("100m")), ("memory".into(), q("128Mi"))])),
+        limits: Some(BTreeMap::from([("cpu".into(), q("500m")), ("memory".into(), q("512Mi"))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// The environment variable a strategy parameter arrives in: `PARAM_` and its name in upper
+/// snake case (`lookbackPeriod` → `PARAM_LOOKBACKPERIOD`, `hedge.ratio` → `PARAM_HEDGE_RATIO`).
+pub fn parameter_env_name(parameter: &str) -> String {
+    let body: String = parameter
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect();
+    format!("PARAM_{body}")
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+fn algorithm_env(ta: &TradingAlgorithm) -> Vec<EnvVar> {
+    let spec = &ta.spec;
+    let strategy = spec.trading_strategy.as_ref();
+    let mut vars = Vec::new();
+    if let Some(algorithm) = strategy.and_then(|s| s.algorithm) {
+        vars.push(env("STRATEGY", algorithm.as_str()));
+    }
+    if let Some(symbols) = &spec.market_data.symbols {
+        vars.push(env("SYMBOLS", symbols.join(",")));
+    }
+    vars.push(env("MARKET_DATA_SOURCES", spec.market_data.sources.join(",")));
+    vars.push(env("UPDATE_FREQUENCY", spec.market_data.update_frequency.clone()));
+    vars.push(env("MAX_POSITION_SIZE", spec.risk_limits.max_position_size.to_string()));
+    vars.push(env("DAILY_LOSS_LIMIT", spec.risk_limits.daily_loss_limit.to_string()));
+    if let Some(stop) = spec.risk_limits.stop_loss_percentage {
+        vars.push(env("STOP_LOSS_PERCENTAGE", stop.to_string()));
+    }
+    // Where the algorithm reports trades and P&L (the contract in `report`).
+    vars.push(env("REPORT_CONFIGMAP", report_name(&ta.name_any())));
+    vars.push(EnvVar {
+        name: "POD_NAMESPACE".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.namespace".into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    });
+    for parameter in strategy.and_then(|s| s.parameters.as_ref()).into_iter().flat_map(|p| p.keys()) {
+        vars.push(EnvVar {
+            name: parameter_env_name(parameter),
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: config_name(&ta.name_any()),
+                    key: parameter_key(parameter),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+    }
+    vars
+}
+
+/// Restricted pod security: non-root, no privilege escalation, no capabilities, read-only
+/// root filesystem, the runtime's default seccomp profile.
+fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+pub fn desired_deployment(
+    ta: &TradingAlgorithm,
+    defaults: &WorkloadDefaults,
+    config_hash: &str,
+    suspended: bool,
+) -> Deployment {
+    let name = ta.name_any();
+    let mut pod_labels = selector_labels(ta);
+    if let Some(algorithm) = ta.spec.trading_strategy.as_ref().and_then(|s| s.algorithm) {
+        pod_labels.insert("fintech.io/strategy".into(), algorithm.as_str().into());
+    }
+    pod_labels.extend(child_labels(ta, defaults));
+    let image = ta
+        .spec
+        .image
+        .clone()
+        .or_else(|| defaults.default_image.clone())
+        .unwrap_or_else(|| FALLBACK_IMAGE.to_string());
+    let container = Container {
+        name: "algorithm".into(),
+        image: Some(image),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: ALGORITHM_PORT,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(algorithm_env(ta)),
+        resources: Some(defaults.default_resources.clone().unwrap_or_else(fallback_resources)),
+        security_context: Some(container_security()),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "config".into(),
+                mount_path: "/etc/trading".into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(deployment_name(&name)),
+            labels: Some(child_labels(ta, defaults)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: suspended.then_some(0),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(ta)),
+                ..LabelSelector::default()
+            },
+            // Never drop below the running capacity while rolling: surge one, then retire one.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), config_hash.to_string())])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS),
+                        run_as_group: Some(RUN_AS),
+                        fs_group: Some(RUN_AS),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    volumes: Some(vec![
+                        Volume {
+                            name: "config".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: config_name(&name),
+                                ..ConfigMapVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "tmp".into(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Volume::default()
+                        },
+                    ]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::tests::sample;
+
+    fn container(d: &Deployment) -> Container {
+        d.spec.clone().and_then(|s| s.template.spec).map(|p| p.containers[0].clone()).unwrap_or_default()
+    }
+
+    fn env_value(c: &Container, name: &str) -> Option<String> {
+        c.env.iter().flatten().find(|e| e.name == name).and_then(|e| e.value.clone())
+    }
+
+    #[test]
+    fn the_algorithm_container_carries_the_spec() {
+        let d = desired_deployment(&sample(), &WorkloadDefaults::default(), "h1", false);
+        let c = container(&d);
+        assert_eq!(c.name, "algorithm");
+        assert_eq!(c.image.as_deref(), Some(FALLBACK_IMAGE));
+        assert_eq!(env_value(&c, "STRATEGY").as_deref(), Some("momentum"));
+        assert_eq!(env_value(&c, "SYMBOLS").as_deref(), Some("AAPL,GOOGL,MSFT,AMZN,TSLA"));
+        assert_eq!(env_value(&c, "MARKET_DATA_SOURCES").as_deref(), Some("NYSE,NASDAQ"));
+        assert_eq!(env_value(&c, "UPDATE_FREQUENCY").as_deref(), Some("50ms"));
+        assert_eq!(env_value(&c, "MAX_POSITION_SIZE").as_deref(), Some("5000000"));
+        assert_eq!(env_value(&c, "DAILY_LOSS_LIMIT").as_deref(), Some("100000"));
+        assert_eq!(env_value(&c, "STOP_LOSS_PERCENTAGE").as_deref(), Some("0.03"));
+        let param = c.env.iter().flatten().find(|e| e.name == "PARAM_LOOKBACKPERIOD");
+        let key = param.and_then(|p| p.value_from.clone()).and_then(|v| v.config_map_key_ref).map(|r| (r.name, r.key));
+        assert_eq!(key, Some(("momentum-trader-prod-config".to_string(), "parameters.lookbackPeriod".to_string())));
+
+        let spec = d.spec.unwrap_or_default();
+        assert_eq!(spec.replicas, None, "replicas are the autoscaler's");
+        let pod_labels = spec.template.metadata.and_then(|m| m.labels).unwrap_or_default();
+        assert_eq!(pod_labels.get("app").map(String::as_str), Some("momentum-trader-prod"));
+        assert_eq!(pod_labels.get("fintech.io/strategy").map(String::as_str), Some("momentum"));
+    }
+
+    #[test]
+    fn pods_run_restricted() {
+        let d = desired_deployment(&sample(), &WorkloadDefaults::default(), "h1", false);
+        let sc = container(&d).security_context.unwrap_or_default();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.capabilities.and_then(|c| c.drop), Some(vec!["ALL".to_string()]));
+        assert_eq!(sc.seccomp_profile.map(|p| p.type_).as_deref(), Some("RuntimeDefault"));
+    }
+
+    #[test]
+    fn image_and_resources_come_from_spec_then_config() {
+        let mut defaults = WorkloadDefaults { default_image: Some("registry/algo:2".into()), ..WorkloadDefaults::default() };
+        let d = desired_deployment(&sample(), &defaults, "h", false);
+        assert_eq!(container(&d).image.as_deref(), Some("registry/algo:2"));
+        let mut ta = sample();
+        ta.spec.image = Some("registry/algo:3".into());
+        defaults.default_resources = Some(ResourceRequirements::default());
+        let d = desired_deployment(&ta, &defaults, "h", false);
+        assert_eq!(container(&d).image.as_deref(), Some("registry/algo:3"));
+        assert_eq!(container(&d).resources, Some(ResourceRequirements::default()));
+    }
+
+    #[test]
+    fn parameter_env_names() {
+        assert_eq!(parameter_env_name("lookbackPeriod"), "PARAM_LOOKBACKPERIOD");
+        assert_eq!(parameter_env_name("hedge.ratio-2"), "PARAM_HEDGE_RATIO_2");
+    }
+}

@@ -1,0 +1,173 @@
+//! The admission rules for a `TradingAlgorithm`: everything the CRD schema and its CEL rule
+//! check, and what only the operator knows (names that must fit its children, parameter keys
+//! that must be ConfigMap keys). The reconcile applies them before touching anything, so a
+//! spec that got past admission (an older CRD, a cluster without CEL) is still refused with
+//! every bad field named, and nothing is applied.
+
+use std::sync::LazyLock;
+
+use operator_core::FieldError;
+use regex::Regex;
+
+use crate::crd::TradingAlgorithmSpec;
+use crate::resources::deployment::parameter_env_name;
+
+static UPDATE_FREQUENCY: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[0-9]+(ms|s|m)$").ok());
+static CONFIGMAP_KEY: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[-._a-zA-Z0-9]+$").ok());
+static DNS_LABEL: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[a-z]([-a-z0-9]*[a-z0-9])?$").ok());
+
+/// Longest resource name whose children (`<name>-deployment`, `<name>-service`, …) are
+/// still valid DNS labels of at most 63 characters.
+pub const MAX_NAME_LENGTH: usize = 63 - "-deployment".len();
+
+fn matches(re: &LazyLock<Option<Regex>>, s: &str) -> bool {
+    re.as_ref().is_some_and(|re| re.is_match(s))
+}
+
+/// Every problem with a resource's name and spec; empty when it can be realised.
+pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut check = |ok: bool, field: &str, message: String| {
+        if !ok {
+            errors.push(FieldError::new(field, message));
+        }
+    };
+
+    check(
+        name.len() <= MAX_NAME_LENGTH && matches(&DNS_LABEL, name),
+        "metadata.name",
+        format!("must be a DNS label (lowercase letters, digits, '-', starting with a letter) of at most {MAX_NAME_LENGTH} characters, got {name:?}"),
+    );
+
+    let md = &spec.market_data;
+    check(!md.sources.is_empty(), "spec.marketData.sources", "must name at least one source".into());
+    for (i, source) in md.sources.iter().enumerate() {
+        check(!source.trim().is_empty(), &format!("spec.marketData.sources[{i}]"), "must not be empty".into());
+    }
+    check(
+        matches(&UPDATE_FREQUENCY, &md.update_frequency),
+        "spec.marketData.updateFrequency",
+        format!("must be a number and a unit of ms, s or m (e.g. 100ms), got {:?}", md.update_frequency),
+    );
+    for (i, symbol) in md.symbols.iter().flatten().enumerate() {
+        check(
+            !symbol.trim().is_empty() && !symbol.contains(','),
+            &format!("spec.marketData.symbols[{i}]"),
+            format!("must be a symbol without commas, got {symbol:?}"),
+        );
+    }
+
+    let risk = &spec.risk_limits;
+    check(
+        (1000..=10_000_000).contains(&risk.max_position_size),
+        "spec.riskLimits.maxPositionSize",
+        format!("must be between 1000 and 10000000, got {}", risk.max_position_size),
+    );
+    check(
+        risk.daily_loss_limit >= 10_000,
+        "spec.riskLimits.dailyLossLimit",
+        format!("must be at least 10000, got {}", risk.daily_loss_limit),
+    );
+    if let Some(stop) = risk.stop_loss_percentage {
+        check(
+            (0.01..=0.50).contains(&stop),
+            "spec.riskLimits.stopLossPercentage",
+            format!("must be between 0.01 and 0.50, got {stop}"),
+        );
+    }
+
+    let scaling = &spec.scaling_policy;
+    check(
+        (1..=10).contains(&scaling.min_replicas),
+        "spec.scalingPolicy.minReplicas",
+        format!("must be between 1 and 10, got {}", scaling.min_replicas),
+    );
+    check(
+        (1..=100).contains(&scaling.max_replicas),
+        "spec.scalingPolicy.maxReplicas",
+        format!("must be between 1 and 100, got {}", scaling.max_replicas),
+    );
+    check(
+        scaling.min_replicas <= scaling.max_replicas,
+        "spec.scalingPolicy",
+        format!(
+            "minReplicas ({}) must be less than or equal to maxReplicas ({})",
+            scaling.min_replicas, scaling.max_replicas
+        ),
+    );
+    if let Some(target) = scaling.target_cpu_utilization {
+        check(
+            (10..=90).contains(&target),
+            "spec.scalingPolicy.targetCPUUtilization",
+            format!("must be between 10 and 90, got {target}"),
+        );
+    }
+
+    let parameters = spec.trading_strategy.as_ref().and_then(|s| s.parameters.as_ref());
+    let mut env_names = std::collections::BTreeMap::new();
+    for key in parameters.into_iter().flat_map(|p| p.keys()) {
+        check(
+            matches(&CONFIGMAP_KEY, key) && key.len() <= 200,
+            &format!("spec.tradingStrategy.parameters.{key}"),
+            "parameter names may hold only letters, digits, '-', '_' and '.' (at most 200)".into(),
+        );
+        if let Some(other) = env_names.insert(parameter_env_name(key), key) {
+            check(
+                false,
+                &format!("spec.tradingStrategy.parameters.{key}"),
+                format!("arrives in the same environment variable as parameter {other:?}: rename one"),
+            );
+        }
+    }
+    if let Some(image) = &spec.image {
+        check(
+            !image.trim().is_empty() && !image.contains(char::is_whitespace),
+            "spec.image",
+            format!("must be a container image reference, got {image:?}"),
+        );
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::tests::sample_spec;
+
+    fn fields(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn the_seed_samples_are_valid() {
+        assert!(validate("momentum-trader-prod", &sample_spec()).is_empty());
+    }
+
+    #[test]
+    fn the_issues_invalid_specs_name_their_field() {
+        let mut spec = sample_spec();
+        spec.market_data.sources.clear();
+        spec.market_data.update_frequency = "5h".into();
+        spec.risk_limits.max_position_size = 500;
+        spec.scaling_policy.min_replicas = 9;
+        spec.scaling_policy.max_replicas = 3;
+        let errors = validate("x", &spec);
+        assert_eq!(
+            fields(&errors),
+            vec![
+                "spec.marketData.sources",
+                "spec.marketData.updateFrequency",
+                "spec.riskLimits.maxPositionSize",
+                "spec.scalingPolicy",
+            ]
+        );
+        assert!(errors[2].message.contains("between 1000 and 10000000, got 500"));
+    }
+
+    #[test]
+    fn names_must_fit_the_children() {
+        assert_eq!(fields(&validate(&"a".repeat(53), &sample_spec())), vec!["metadata.name"]);
+        assert!(validate(&"a".repeat(52), &sample_spec()).is_empty());
+        assert_eq!(fields(&validate("9lives", &sample_spec())), vec!["metadata.name"]);
+    }
+}
