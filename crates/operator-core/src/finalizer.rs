@@ -75,8 +75,12 @@ where
                     {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
                 ])
             };
-            api.patch(&name, &PatchParams::default(), &Patch::Json::<()>(json_patch(patch)?))
-                .await?;
+            api.patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Json::<()>(json_patch(patch)?),
+            )
+            .await?;
             // The write triggers the next reconcile, which applies.
             Ok(Action::await_change())
         }
@@ -87,8 +91,12 @@ where
                     {"op": "test", "path": path, "value": finalizer},
                     {"op": "remove", "path": path},
                 ]);
-                api.patch(&name, &PatchParams::default(), &Patch::Json::<()>(json_patch(patch)?))
-                    .await?;
+                api.patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Json::<()>(json_patch(patch)?),
+                )
+                .await?;
                 Ok(Action::await_change())
             }
             Ok(Cleanup::Waiting(after)) => Ok(Action::requeue(after)),

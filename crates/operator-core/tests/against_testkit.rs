@@ -228,11 +228,17 @@ async fn finalizer_guards_cleanup() -> Result<()> {
     // Deleting: a failing cleanup keeps the finalizer and surfaces as a Cleanup error.
     api.delete("w", &DeleteParams::default()).await?;
     let w = Arc::new(api.get("w").await?);
-    let failed = with_finalizer(&api, "example.io/cleanup", w, |_| applied(), |_| async {
-        Err::<Cleanup, _>(Error::Kube(kube::Error::Api(Box::new(
-            kube::core::Status::failure("drain failed", "ServiceUnavailable").with_code(503),
-        ))))
-    })
+    let failed = with_finalizer(
+        &api,
+        "example.io/cleanup",
+        w,
+        |_| applied(),
+        |_| async {
+            Err::<Cleanup, _>(Error::Kube(kube::Error::Api(Box::new(
+                kube::core::Status::failure("drain failed", "ServiceUnavailable").with_code(503),
+            ))))
+        },
+    )
     .await;
     let err = failed.err().context("cleanup should fail")?;
     assert_eq!(err.reason(), "CleanupFailed");
@@ -241,9 +247,13 @@ async fn finalizer_guards_cleanup() -> Result<()> {
 
     // A cleanup still waiting keeps the finalizer and asks to be looked at again.
     let w = Arc::new(api.get("w").await?);
-    let waiting = with_finalizer(&api, "example.io/cleanup", w, |_| applied(), |_| async {
-        Ok(Cleanup::Waiting(Duration::from_secs(2)))
-    })
+    let waiting = with_finalizer(
+        &api,
+        "example.io/cleanup",
+        w,
+        |_| applied(),
+        |_| async { Ok(Cleanup::Waiting(Duration::from_secs(2))) },
+    )
     .await?;
     assert_eq!(waiting, Action::requeue(Duration::from_secs(2)));
     assert_eq!(api.get("w").await?.finalizers(), ["example.io/cleanup"]);

@@ -185,7 +185,10 @@ impl Workloads {
             return;
         };
         for hpa in items {
-            let ns = hpa["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+            let ns = hpa["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let target = &hpa["spec"]["scaleTargetRef"];
             if target["kind"] != "Deployment" {
                 continue;
@@ -196,20 +199,29 @@ impl Workloads {
             };
             let current = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
             let min = hpa["spec"]["minReplicas"].as_i64().unwrap_or(1);
-            let max = hpa["spec"]["maxReplicas"].as_i64().unwrap_or(current).max(min);
+            let max = hpa["spec"]["maxReplicas"]
+                .as_i64()
+                .unwrap_or(current)
+                .max(min);
             let desired = current.clamp(min, max);
             if desired != current {
                 deployment["spec"]["replicas"] = json!(desired);
-                if let Err(error) = store.update(&deployments, &ns, name, deployment, None, MANAGER) {
+                if let Err(error) = store.update(&deployments, &ns, name, deployment, None, MANAGER)
+                {
                     tracing::debug!(%error, "simulated autoscaler write lost a race");
                 }
             }
             let status = json!({"currentReplicas": current, "desiredReplicas": desired});
             if hpa["status"] != status {
-                let hpa_name = hpa["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let hpa_name = hpa["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 let mut body = hpa.clone();
                 body["status"] = status;
-                if let Err(error) = store.update(&hpas, &ns, &hpa_name, body, Some("status"), MANAGER) {
+                if let Err(error) =
+                    store.update(&hpas, &ns, &hpa_name, body, Some("status"), MANAGER)
+                {
                     tracing::debug!(%error, "simulated autoscaler status write lost a race");
                 }
             }

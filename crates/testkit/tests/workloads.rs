@@ -183,7 +183,11 @@ async fn the_autoscaler_keeps_replicas_within_its_bounds() -> Result<()> {
     }))?;
     hpas.create(&PostParams::default(), &hpa).await?;
     eventually("scaled to min", async || {
-        Ok(deps.get("web").await?.status.filter(|s| s.ready_replicas == Some(3)))
+        Ok(deps
+            .get("web")
+            .await?
+            .status
+            .filter(|s| s.ready_replicas == Some(3)))
     })
     .await?;
     Ok(())

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A trading algorithm the operator runs, scales and guards.
+// The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "fintech.io",
@@ -21,11 +23,19 @@ use std::collections::BTreeMap;
     shortname = "algo",
     derive = "PartialEq",
     doc = "A trading algorithm the operator runs, scales and guards against its daily loss limit.",
-    printcolumn(name = "Strategy", type_ = "string", json_path = ".spec.tradingStrategy.algorithm"),
+    printcolumn(
+        name = "Strategy",
+        type_ = "string",
+        json_path = ".spec.tradingStrategy.algorithm"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TradingAlgorithmSpec {
@@ -89,7 +99,11 @@ pub struct ScalingPolicy {
     #[schemars(range(min = 1, max = 100))]
     pub max_replicas: i32,
     /// Average CPU utilization, in percent (10 to 90), the autoscaler aims for. Default 80.
-    #[serde(default, rename = "targetCPUUtilization", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "targetCPUUtilization",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(range(min = 10, max = 90))]
     pub target_cpu_utilization: Option<i32>,
     /// How fast the autoscaler adds replicas under load. Default moderate.

@@ -13,6 +13,7 @@ pub mod resources;
 pub mod risk;
 pub mod webhook;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -40,18 +41,29 @@ pub const BINARY: OperatorBinary = OperatorBinary {
     config_section: "trading",
 };
 
+/// A source of the current time.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
 /// How the controller is built; tests change the clock and the stop timeout.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct Options {
     pub stop_timeout: Duration,
-    pub now: fn() -> Timestamp,
+    pub now: Clock,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("stop_timeout", &self.stop_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             stop_timeout: Duration::from_secs(60),
-            now: Timestamp::now,
+            now: Arc::new(Timestamp::now),
         }
     }
 }
@@ -70,11 +82,14 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
         None => Api::all(client.clone()),
     };
     let (reports, writer) = reflector::store();
-    let report_stream = watcher(reports_api, watcher::Config::default().labels(report::REPORT_LABEL))
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects()
-        .boxed();
+    let report_stream = watcher(
+        reports_api,
+        watcher::Config::default().labels(report::REPORT_LABEL),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .touched_objects()
+    .boxed();
     let operator = TradingOperator {
         deployments,
         configs,

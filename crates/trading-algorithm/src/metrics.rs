@@ -51,7 +51,9 @@ impl TradingMetrics {
 
     pub fn observe(&self, ta: &TradingAlgorithm, report: Option<&Report>) {
         if let Some(r) = report {
-            self.total_trades.get_or_create(&labels(ta)).set(r.total_trades);
+            self.total_trades
+                .get_or_create(&labels(ta))
+                .set(r.total_trades);
             self.daily_pnl.get_or_create(&labels(ta)).set(r.daily_pnl);
         }
     }

@@ -48,7 +48,7 @@ pub struct TradingOperator {
     /// How long a deletion waits for pods to stop before it goes ahead anyway.
     pub stop_timeout: Duration,
     /// The clock (tests move it to the next trading day).
-    pub now: fn() -> Timestamp,
+    pub now: crate::Clock,
 }
 
 impl std::fmt::Debug for TradingOperator {
@@ -68,7 +68,14 @@ fn api(ctx: &Ctx, ta: &TradingAlgorithm) -> Api<TradingAlgorithm> {
 
 pub async fn reconcile(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     let tas = api(&ctx, &ta);
-    with_finalizer(&tas, FINALIZER, ta, |ta| apply(ta, ctx.clone()), |ta| stop_trading(ta, ctx.clone())).await
+    with_finalizer(
+        &tas,
+        FINALIZER,
+        ta,
+        |ta| apply(ta, ctx.clone()),
+        |ta| stop_trading(ta, ctx.clone()),
+    )
+    .await
 }
 
 /// What one pass changed, for status and events.
@@ -102,7 +109,8 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     if !errors.is_empty() {
         let error = Error::invalid_spec(errors);
         let status = invalid_status(&ta, &error, now);
-        patch_status_if_changed(&api(&ctx, &ta), &ta.name_any(), ta.status.as_ref(), &status).await?;
+        patch_status_if_changed(&api(&ctx, &ta), &ta.name_any(), ta.status.as_ref(), &status)
+            .await?;
         return Err(error);
     }
 
@@ -110,7 +118,15 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
         Some(Ok(report)) => Some(report),
         Some(Err(why)) => {
             ctx.events
-                .warning(&*ta, "InvalidReport", "ReadReport", format!("{} is ignored: {why}", resources::report_name(&ta.name_any())))
+                .warning(
+                    &*ta,
+                    "InvalidReport",
+                    "ReadReport",
+                    format!(
+                        "{} is ignored: {why}",
+                        resources::report_name(&ta.name_any())
+                    ),
+                )
                 .await;
             None
         }
@@ -120,24 +136,39 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     let desired = resources::desired_children(&ta, &op.defaults, state.is_stopped());
     let changes = apply_children(&ta, &ctx, desired).await?;
 
-    let deployment_status = Api::<Deployment>::namespaced(ctx.client.clone(), &ta.namespace().unwrap_or_default())
-        .get_opt(&deployment_name(&ta.name_any()))
-        .await?
-        .and_then(|d| d.status);
-    let status = observed_status(&ta, deployment_status.as_ref(), &state, report.as_ref(), changes.any(), now);
+    let deployment_status =
+        Api::<Deployment>::namespaced(ctx.client.clone(), &ta.namespace().unwrap_or_default())
+            .get_opt(&deployment_name(&ta.name_any()))
+            .await?
+            .and_then(|d| d.status);
+    let status = observed_status(
+        &ta,
+        deployment_status.as_ref(),
+        &state,
+        report.as_ref(),
+        changes.any(),
+        now,
+    );
     announce(&ta, &ctx, &state, &changes).await;
     patch_status_if_changed(&api(&ctx, &ta), &ta.name_any(), ta.status.as_ref(), &status).await?;
     op.metrics.observe(&ta, report.as_ref());
     Ok(ctx.resync())
 }
 
-async fn apply_children(ta: &TradingAlgorithm, ctx: &Ctx, desired: DesiredChildren) -> Result<Changes> {
+async fn apply_children(
+    ta: &TradingAlgorithm,
+    ctx: &Ctx,
+    desired: DesiredChildren,
+) -> Result<Changes> {
     let op = &ctx.operator;
     let mut changes = Changes::default();
     let name = desired.config.metadata.name.clone();
     changes.note(name.as_ref(), op.configs.apply(ta, desired.config).await?);
     let name = desired.deployment.metadata.name.clone();
-    changes.note(name.as_ref(), op.deployments.apply(ta, desired.deployment).await?);
+    changes.note(
+        name.as_ref(),
+        op.deployments.apply(ta, desired.deployment).await?,
+    );
     let name = desired.service.metadata.name.clone();
     changes.note(name.as_ref(), op.services.apply(ta, desired.service).await?);
     let mut keep_hpas = BTreeSet::new();
@@ -155,26 +186,56 @@ async fn apply_children(ta: &TradingAlgorithm, ctx: &Ctx, desired: DesiredChildr
 async fn announce(ta: &TradingAlgorithm, ctx: &Ctx, state: &TradingState, changes: &Changes) {
     let events = &ctx.events;
     if !changes.created.is_empty() {
-        events.normal(ta, "Created", "Apply", format!("created {}", changes.created.join(", "))).await;
+        events
+            .normal(
+                ta,
+                "Created",
+                "Apply",
+                format!("created {}", changes.created.join(", ")),
+            )
+            .await;
     }
     if !changes.updated.is_empty() {
-        events.normal(ta, "Updated", "Apply", format!("updated {}", changes.updated.join(", "))).await;
+        events
+            .normal(
+                ta,
+                "Updated",
+                "Apply",
+                format!("updated {}", changes.updated.join(", ")),
+            )
+            .await;
     }
-    let was_halted = ta.status.as_ref().and_then(|s| s.risk_halt.as_ref()).is_some();
+    let was_halted = ta
+        .status
+        .as_ref()
+        .and_then(|s| s.risk_halt.as_ref())
+        .is_some();
     let was_suspended = ta.status.as_ref().and_then(|s| s.phase) == Some(Phase::Suspended);
     match state {
         TradingState::Halted(halt) if !was_halted => {
             let note = format!(
                 "dailyPnL {} breached dailyLossLimit {}: scaled to zero until the next UTC trading day or until annotated {}={}",
-                halt.daily_pnl, ta.spec.risk_limits.daily_loss_limit, risk::RESUME_ANNOTATION, halt.trading_day
+                halt.daily_pnl,
+                ta.spec.risk_limits.daily_loss_limit,
+                risk::RESUME_ANNOTATION,
+                halt.trading_day
             );
             events.warning(ta, "RiskLimitBreached", "Halt", note).await;
         }
         TradingState::Suspended if !was_suspended => {
-            events.normal(ta, "Suspended", "Scale", "spec.suspend is true: scaled to zero").await;
+            events
+                .normal(
+                    ta,
+                    "Suspended",
+                    "Scale",
+                    "spec.suspend is true: scaled to zero",
+                )
+                .await;
         }
         TradingState::Trading if was_suspended => {
-            events.normal(ta, "Resumed", "Scale", "trading resumed").await;
+            events
+                .normal(ta, "Resumed", "Scale", "trading resumed")
+                .await;
         }
         _ => {}
     }
@@ -183,16 +244,36 @@ async fn announce(ta: &TradingAlgorithm, ctx: &Ctx, state: &TradingState, change
 fn ready_condition(phase: Phase, ta: &TradingAlgorithm) -> (ConditionStatus, &'static str, String) {
     let min = ta.spec.scaling_policy.min_replicas;
     match phase {
-        Phase::Active => (ConditionStatus::True, "TradingActive", format!("at least {min} replicas are ready")),
-        Phase::Scaling => (ConditionStatus::False, "Scaling", "the Deployment's replicas are changing".into()),
-        Phase::Pending => (ConditionStatus::False, "ReplicasNotReady", "no replica is ready yet".into()),
-        Phase::Suspended => (ConditionStatus::False, "Suspended", "trading is stopped".into()),
+        Phase::Active => (
+            ConditionStatus::True,
+            "TradingActive",
+            format!("at least {min} replicas are ready"),
+        ),
+        Phase::Scaling => (
+            ConditionStatus::False,
+            "Scaling",
+            "the Deployment's replicas are changing".into(),
+        ),
+        Phase::Pending => (
+            ConditionStatus::False,
+            "ReplicasNotReady",
+            "no replica is ready yet".into(),
+        ),
+        Phase::Suspended => (
+            ConditionStatus::False,
+            "Suspended",
+            "trading is stopped".into(),
+        ),
         Phase::Error => (ConditionStatus::False, "InvalidSpec", String::new()),
     }
 }
 
 /// The phase from the trading state and what the Deployment reports.
-pub fn phase(ta: &TradingAlgorithm, deployment: Option<&DeploymentStatus>, state: &TradingState) -> Phase {
+pub fn phase(
+    ta: &TradingAlgorithm,
+    deployment: Option<&DeploymentStatus>,
+    state: &TradingState,
+) -> Phase {
     if state.is_stopped() {
         return Phase::Suspended;
     }
@@ -224,13 +305,21 @@ pub fn observed_status(
     let phase = phase(ta, deployment, state);
     let mut conditions = previous.conditions.clone();
     let (status, reason, message) = ready_condition(phase, ta);
-    let ready = Observed { type_: "Ready", status, reason, message };
+    let ready = Observed {
+        type_: "Ready",
+        status,
+        reason,
+        message,
+    };
     let breach = match state.halt() {
         Some(h) => Observed {
             type_: "RiskLimitBreached",
             status: ConditionStatus::True,
             reason: "DailyLossLimitExceeded",
-            message: format!("dailyPnL {} on {} breached dailyLossLimit {}", h.daily_pnl, h.trading_day, ta.spec.risk_limits.daily_loss_limit),
+            message: format!(
+                "dailyPnL {} on {} breached dailyLossLimit {}",
+                h.daily_pnl, h.trading_day, ta.spec.risk_limits.daily_loss_limit
+            ),
         },
         None => Observed {
             type_: "RiskLimitBreached",
@@ -295,12 +384,18 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Cleanup> {
                 deployments
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
-                ctx.events.normal(&*ta, "Stopping", "Scale", "scaling to zero before deletion").await;
+                ctx.events
+                    .normal(&*ta, "Stopping", "Scale", "scaling to zero before deletion")
+                    .await;
             }
             d.status.and_then(|s| s.replicas).unwrap_or(0)
         }
     };
-    let deleting_since = ta.meta().deletion_timestamp.as_ref().map_or((op.now)(), |t| t.0);
+    let deleting_since = ta
+        .meta()
+        .deletion_timestamp
+        .as_ref()
+        .map_or((op.now)(), |t| t.0);
     let waited = (op.now)().duration_since(deleting_since);
     if remaining > 0 {
         if waited.as_secs_f64() < op.stop_timeout.as_secs_f64() {
@@ -311,7 +406,10 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Cleanup> {
                 &*ta,
                 "GracefulStopTimedOut",
                 "Delete",
-                format!("{remaining} pods still running after {:?}; deleting anyway", op.stop_timeout),
+                format!(
+                    "{remaining} pods still running after {:?}; deleting anyway",
+                    op.stop_timeout
+                ),
             )
             .await;
     }

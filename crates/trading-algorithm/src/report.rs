@@ -35,14 +35,23 @@ pub struct Report {
 /// Reads a report; the error says which key is missing or malformed.
 pub fn parse(cm: &ConfigMap) -> Result<Report, String> {
     let data = cm.data.clone().unwrap_or_default();
-    let get = |key: &str| data.get(key).map(|v| v.trim().to_string()).ok_or_else(|| format!("missing key {key}"));
+    let get = |key: &str| {
+        data.get(key)
+            .map(|v| v.trim().to_string())
+            .ok_or_else(|| format!("missing key {key}"))
+    };
     let trading_day = get("tradingDay")?;
     if k8s_openapi::jiff::civil::Date::strptime("%Y-%m-%d", &trading_day).is_err() {
-        return Err(format!("tradingDay must be YYYY-MM-DD, got {trading_day:?}"));
+        return Err(format!(
+            "tradingDay must be YYYY-MM-DD, got {trading_day:?}"
+        ));
     }
-    let total_trades = get("totalTrades")?
-        .parse()
-        .map_err(|_| format!("totalTrades must be an integer, got {:?}", data.get("totalTrades")))?;
+    let total_trades = get("totalTrades")?.parse().map_err(|_| {
+        format!(
+            "totalTrades must be an integer, got {:?}",
+            data.get("totalTrades")
+        )
+    })?;
     let daily_pnl: f64 = get("dailyPnL")?
         .parse()
         .map_err(|_| format!("dailyPnL must be a number, got {:?}", data.get("dailyPnL")))?;
@@ -82,23 +91,60 @@ mod tests {
 
     fn report(pairs: &[(&str, &str)]) -> ConfigMap {
         ConfigMap {
-            data: Some(pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect::<BTreeMap<_, _>>()),
+            data: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
             ..ConfigMap::default()
         }
     }
 
     #[test]
     fn a_well_formed_report() {
-        let r = parse(&report(&[("tradingDay", "2026-11-24"), ("totalTrades", "1542"), ("dailyPnL", "15420.50")]));
-        assert_eq!(r, Ok(Report { trading_day: "2026-11-24".into(), total_trades: 1542, daily_pnl: 15420.5 }));
+        let r = parse(&report(&[
+            ("tradingDay", "2026-11-24"),
+            ("totalTrades", "1542"),
+            ("dailyPnL", "15420.50"),
+        ]));
+        assert_eq!(
+            r,
+            Ok(Report {
+                trading_day: "2026-11-24".into(),
+                total_trades: 1542,
+                daily_pnl: 15420.5
+            })
+        );
     }
 
     #[test]
     fn malformed_reports_say_what_is_wrong() {
         let e = |pairs: &[(&str, &str)]| parse(&report(pairs)).err().unwrap_or_default();
         assert!(e(&[("totalTrades", "1"), ("dailyPnL", "1")]).contains("tradingDay"));
-        assert!(e(&[("tradingDay", "yesterday"), ("totalTrades", "1"), ("dailyPnL", "1")]).contains("YYYY-MM-DD"));
-        assert!(e(&[("tradingDay", "2026-11-24"), ("totalTrades", "many"), ("dailyPnL", "1")]).contains("totalTrades"));
-        assert!(e(&[("tradingDay", "2026-11-24"), ("totalTrades", "1"), ("dailyPnL", "NaN")]).contains("finite"));
+        assert!(
+            e(&[
+                ("tradingDay", "yesterday"),
+                ("totalTrades", "1"),
+                ("dailyPnL", "1")
+            ])
+            .contains("YYYY-MM-DD")
+        );
+        assert!(
+            e(&[
+                ("tradingDay", "2026-11-24"),
+                ("totalTrades", "many"),
+                ("dailyPnL", "1")
+            ])
+            .contains("totalTrades")
+        );
+        assert!(
+            e(&[
+                ("tradingDay", "2026-11-24"),
+                ("totalTrades", "1"),
+                ("dailyPnL", "NaN")
+            ])
+            .contains("finite")
+        );
     }
 }

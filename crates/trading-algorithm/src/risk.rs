@@ -47,7 +47,8 @@ impl TradingState {
 /// Decides from the spec, the last halt recorded in status, and today's report.
 pub fn assess(ta: &TradingAlgorithm, report: Option<&Report>, now: Timestamp) -> TradingState {
     let today = trading_day(now);
-    let resumed_today = ta.annotations().get(RESUME_ANNOTATION).map(String::as_str) == Some(today.as_str());
+    let resumed_today =
+        ta.annotations().get(RESUME_ANNOTATION).map(String::as_str) == Some(today.as_str());
     let ongoing = ta
         .status
         .as_ref()
@@ -80,39 +81,67 @@ mod tests {
     }
 
     fn report(day: &str, pnl: f64) -> Report {
-        Report { trading_day: day.into(), total_trades: 10, daily_pnl: pnl }
+        Report {
+            trading_day: day.into(),
+            total_trades: 10,
+            daily_pnl: pnl,
+        }
     }
 
     #[test]
     fn a_loss_at_the_limit_halts_for_the_day() {
         let ta = sample(); // dailyLossLimit 100000
         let now = at("2026-11-24T15:00:00Z");
-        assert_eq!(assess(&ta, Some(&report("2026-11-24", -99_999.0)), now), TradingState::Trading);
+        assert_eq!(
+            assess(&ta, Some(&report("2026-11-24", -99_999.0)), now),
+            TradingState::Trading
+        );
         let state = assess(&ta, Some(&report("2026-11-24", -100_000.0)), now);
-        assert_eq!(state.halt().map(|h| h.trading_day.as_str()), Some("2026-11-24"));
+        assert_eq!(
+            state.halt().map(|h| h.trading_day.as_str()),
+            Some("2026-11-24")
+        );
         // Yesterday's losses do not halt today.
-        assert_eq!(assess(&ta, Some(&report("2026-11-23", -500_000.0)), now), TradingState::Trading);
+        assert_eq!(
+            assess(&ta, Some(&report("2026-11-23", -500_000.0)), now),
+            TradingState::Trading
+        );
     }
 
     #[test]
     fn a_halt_lasts_until_the_next_utc_day_or_a_resume() {
         let mut ta = sample();
         let now = at("2026-11-24T23:59:00Z");
-        let halt = assess(&ta, Some(&report("2026-11-24", -200_000.0)), now).halt().cloned();
-        ta.status = Some(TradingAlgorithmStatus { risk_halt: halt, ..TradingAlgorithmStatus::default() });
+        let halt = assess(&ta, Some(&report("2026-11-24", -200_000.0)), now)
+            .halt()
+            .cloned();
+        ta.status = Some(TradingAlgorithmStatus {
+            risk_halt: halt,
+            ..TradingAlgorithmStatus::default()
+        });
         // Later that day, even with no report, it stays halted.
         assert!(assess(&ta, None, now).is_stopped());
         // The next UTC day it trades again.
-        assert_eq!(assess(&ta, None, now + SignedDuration::from_mins(2)), TradingState::Trading);
+        assert_eq!(
+            assess(&ta, None, now + SignedDuration::from_mins(2)),
+            TradingState::Trading
+        );
         // A resume for the halted day clears it at once, and the same report does not re-halt.
-        ta.metadata.annotations = Some([(RESUME_ANNOTATION.to_string(), "2026-11-24".to_string())].into());
-        assert_eq!(assess(&ta, Some(&report("2026-11-24", -200_000.0)), now), TradingState::Trading);
+        ta.metadata.annotations =
+            Some([(RESUME_ANNOTATION.to_string(), "2026-11-24".to_string())].into());
+        assert_eq!(
+            assess(&ta, Some(&report("2026-11-24", -200_000.0)), now),
+            TradingState::Trading
+        );
     }
 
     #[test]
     fn suspend_is_a_manual_stop() {
         let mut ta = sample();
         ta.spec.suspend = Some(true);
-        assert_eq!(assess(&ta, None, at("2026-11-24T10:00:00Z")), TradingState::Suspended);
+        assert_eq!(
+            assess(&ta, None, at("2026-11-24T10:00:00Z")),
+            TradingState::Suspended
+        );
     }
 }

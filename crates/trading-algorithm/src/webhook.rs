@@ -12,9 +12,12 @@ use regex::Regex;
 use crate::crd::TradingAlgorithmSpec;
 use crate::resources::deployment::parameter_env_name;
 
-static UPDATE_FREQUENCY: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[0-9]+(ms|s|m)$").ok());
-static CONFIGMAP_KEY: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[-._a-zA-Z0-9]+$").ok());
-static DNS_LABEL: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[a-z]([-a-z0-9]*[a-z0-9])?$").ok());
+static UPDATE_FREQUENCY: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^[0-9]+(ms|s|m)$").ok());
+static CONFIGMAP_KEY: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^[-._a-zA-Z0-9]+$").ok());
+static DNS_LABEL: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^[a-z]([-a-z0-9]*[a-z0-9])?$").ok());
 
 /// Longest resource name whose children (`<name>-deployment`, `<name>-service`, …) are
 /// still valid DNS labels of at most 63 characters.
@@ -36,18 +39,31 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
     check(
         name.len() <= MAX_NAME_LENGTH && matches(&DNS_LABEL, name),
         "metadata.name",
-        format!("must be a DNS label (lowercase letters, digits, '-', starting with a letter) of at most {MAX_NAME_LENGTH} characters, got {name:?}"),
+        format!(
+            "must be a DNS label (lowercase letters, digits, '-', starting with a letter) of at most {MAX_NAME_LENGTH} characters, got {name:?}"
+        ),
     );
 
     let md = &spec.market_data;
-    check(!md.sources.is_empty(), "spec.marketData.sources", "must name at least one source".into());
+    check(
+        !md.sources.is_empty(),
+        "spec.marketData.sources",
+        "must name at least one source".into(),
+    );
     for (i, source) in md.sources.iter().enumerate() {
-        check(!source.trim().is_empty(), &format!("spec.marketData.sources[{i}]"), "must not be empty".into());
+        check(
+            !source.trim().is_empty(),
+            &format!("spec.marketData.sources[{i}]"),
+            "must not be empty".into(),
+        );
     }
     check(
         matches(&UPDATE_FREQUENCY, &md.update_frequency),
         "spec.marketData.updateFrequency",
-        format!("must be a number and a unit of ms, s or m (e.g. 100ms), got {:?}", md.update_frequency),
+        format!(
+            "must be a number and a unit of ms, s or m (e.g. 100ms), got {:?}",
+            md.update_frequency
+        ),
     );
     for (i, symbol) in md.symbols.iter().flatten().enumerate() {
         check(
@@ -61,7 +77,10 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
     check(
         (1000..=10_000_000).contains(&risk.max_position_size),
         "spec.riskLimits.maxPositionSize",
-        format!("must be between 1000 and 10000000, got {}", risk.max_position_size),
+        format!(
+            "must be between 1000 and 10000000, got {}",
+            risk.max_position_size
+        ),
     );
     check(
         risk.daily_loss_limit >= 10_000,
@@ -103,7 +122,10 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
         );
     }
 
-    let parameters = spec.trading_strategy.as_ref().and_then(|s| s.parameters.as_ref());
+    let parameters = spec
+        .trading_strategy
+        .as_ref()
+        .and_then(|s| s.parameters.as_ref());
     let mut env_names = std::collections::BTreeMap::new();
     for key in parameters.into_iter().flat_map(|p| p.keys()) {
         check(
@@ -115,7 +137,9 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
             check(
                 false,
                 &format!("spec.tradingStrategy.parameters.{key}"),
-                format!("arrives in the same environment variable as parameter {other:?}: rename one"),
+                format!(
+                    "arrives in the same environment variable as parameter {other:?}: rename one"
+                ),
             );
         }
     }
@@ -161,13 +185,23 @@ mod tests {
                 "spec.scalingPolicy",
             ]
         );
-        assert!(errors[2].message.contains("between 1000 and 10000000, got 500"));
+        assert!(
+            errors[2]
+                .message
+                .contains("between 1000 and 10000000, got 500")
+        );
     }
 
     #[test]
     fn names_must_fit_the_children() {
-        assert_eq!(fields(&validate(&"a".repeat(53), &sample_spec())), vec!["metadata.name"]);
+        assert_eq!(
+            fields(&validate(&"a".repeat(53), &sample_spec())),
+            vec!["metadata.name"]
+        );
         assert!(validate(&"a".repeat(52), &sample_spec()).is_empty());
-        assert_eq!(fields(&validate("9lives", &sample_spec())), vec!["metadata.name"]);
+        assert_eq!(
+            fields(&validate("9lives", &sample_spec())),
+            vec!["metadata.name"]
+        );
     }
 }

@@ -59,7 +59,12 @@ pub fn config_hash(config: &ConfigMap) -> String {
         hasher.update(v.as_bytes());
         hasher.update([0]);
     }
-    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -71,7 +76,10 @@ mod tests {
     fn parameters_and_limits_are_in_the_config() {
         let cm = desired_config(&sample(), &WorkloadDefaults::default());
         let data = cm.data.unwrap_or_default();
-        assert_eq!(data.get("parameters.lookbackPeriod").map(String::as_str), Some("10m"));
+        assert_eq!(
+            data.get("parameters.lookbackPeriod").map(String::as_str),
+            Some("10m")
+        );
         let doc: serde_json::Value = serde_json::from_str(&data[CONFIG_KEY]).unwrap_or_default();
         assert_eq!(doc["riskLimits"]["maxPositionSize"], 5_000_000);
         assert_eq!(doc["marketData"]["sources"], json!(["NYSE", "NASDAQ"]));

@@ -6,11 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapKeySelector, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapKeySelector, ConfigMapVolumeSource, Container, ContainerPort,
+    EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -20,7 +22,9 @@ use kube::api::ObjectMeta;
 use operator_core::runtime::config::WorkloadDefaults;
 
 use super::config::parameter_key;
-use super::{ALGORITHM_PORT, child_labels, config_name, deployment_name, report_name, selector_labels};
+use super::{
+    ALGORITHM_PORT, child_labels, config_name, deployment_name, report_name, selector_labels,
+};
 use crate::crd::TradingAlgorithm;
 
 /// Image when neither the spec nor the operator's config names one (seed 002's placeholder).
@@ -34,8 +38,14 @@ const RUN_AS: i64 = 65532;
 fn fallback_resources() -> ResourceRequirements {
     let q = |s: &str| Quantity(s.to_string());
     ResourceRequirements {
-        requests: Some(BTreeMap::from([("cpu".into(), q("100m")), ("memory".into(), q("128Mi"))])),
-        limits: Some(BTreeMap::from([("cpu".into(), q("500m")), ("memory".into(), q("512Mi"))])),
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), q("100m")),
+            ("memory".into(), q("128Mi")),
+        ])),
+        limits: Some(BTreeMap::from([
+            ("cpu".into(), q("500m")),
+            ("memory".into(), q("512Mi")),
+        ])),
         ..ResourceRequirements::default()
     }
 }
@@ -45,7 +55,13 @@ fn fallback_resources() -> ResourceRequirements {
 pub fn parameter_env_name(parameter: &str) -> String {
     let body: String = parameter
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("PARAM_{body}")
 }
@@ -68,10 +84,22 @@ fn algorithm_env(ta: &TradingAlgorithm) -> Vec<EnvVar> {
     if let Some(symbols) = &spec.market_data.symbols {
         vars.push(env("SYMBOLS", symbols.join(",")));
     }
-    vars.push(env("MARKET_DATA_SOURCES", spec.market_data.sources.join(",")));
-    vars.push(env("UPDATE_FREQUENCY", spec.market_data.update_frequency.clone()));
-    vars.push(env("MAX_POSITION_SIZE", spec.risk_limits.max_position_size.to_string()));
-    vars.push(env("DAILY_LOSS_LIMIT", spec.risk_limits.daily_loss_limit.to_string()));
+    vars.push(env(
+        "MARKET_DATA_SOURCES",
+        spec.market_data.sources.join(","),
+    ));
+    vars.push(env(
+        "UPDATE_FREQUENCY",
+        spec.market_data.update_frequency.clone(),
+    ));
+    vars.push(env(
+        "MAX_POSITION_SIZE",
+        spec.risk_limits.max_position_size.to_string(),
+    ));
+    vars.push(env(
+        "DAILY_LOSS_LIMIT",
+        spec.risk_limits.daily_loss_limit.to_string(),
+    ));
     if let Some(stop) = spec.risk_limits.stop_loss_percentage {
         vars.push(env("STOP_LOSS_PERCENTAGE", stop.to_string()));
     }
@@ -88,7 +116,11 @@ fn algorithm_env(ta: &TradingAlgorithm) -> Vec<EnvVar> {
         }),
         ..EnvVar::default()
     });
-    for parameter in strategy.and_then(|s| s.parameters.as_ref()).into_iter().flat_map(|p| p.keys()) {
+    for parameter in strategy
+        .and_then(|s| s.parameters.as_ref())
+        .into_iter()
+        .flat_map(|p| p.keys())
+    {
         vars.push(EnvVar {
             name: parameter_env_name(parameter),
             value_from: Some(EnvVarSource {
@@ -153,7 +185,12 @@ pub fn desired_deployment(
             ..ContainerPort::default()
         }]),
         env: Some(algorithm_env(ta)),
-        resources: Some(defaults.default_resources.clone().unwrap_or_else(fallback_resources)),
+        resources: Some(
+            defaults
+                .default_resources
+                .clone()
+                .unwrap_or_else(fallback_resources),
+        ),
         security_context: Some(container_security()),
         volume_mounts: Some(vec![
             VolumeMount {
@@ -193,7 +230,10 @@ pub fn desired_deployment(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), config_hash.to_string())])),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_HASH_ANNOTATION.to_string(),
+                        config_hash.to_string(),
+                    )])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -239,11 +279,19 @@ mod tests {
     use crate::resources::tests::sample;
 
     fn container(d: &Deployment) -> Container {
-        d.spec.clone().and_then(|s| s.template.spec).map(|p| p.containers[0].clone()).unwrap_or_default()
+        d.spec
+            .clone()
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers[0].clone())
+            .unwrap_or_default()
     }
 
     fn env_value(c: &Container, name: &str) -> Option<String> {
-        c.env.iter().flatten().find(|e| e.name == name).and_then(|e| e.value.clone())
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
     }
 
     #[test]
@@ -253,21 +301,56 @@ mod tests {
         assert_eq!(c.name, "algorithm");
         assert_eq!(c.image.as_deref(), Some(FALLBACK_IMAGE));
         assert_eq!(env_value(&c, "STRATEGY").as_deref(), Some("momentum"));
-        assert_eq!(env_value(&c, "SYMBOLS").as_deref(), Some("AAPL,GOOGL,MSFT,AMZN,TSLA"));
-        assert_eq!(env_value(&c, "MARKET_DATA_SOURCES").as_deref(), Some("NYSE,NASDAQ"));
+        assert_eq!(
+            env_value(&c, "SYMBOLS").as_deref(),
+            Some("AAPL,GOOGL,MSFT,AMZN,TSLA")
+        );
+        assert_eq!(
+            env_value(&c, "MARKET_DATA_SOURCES").as_deref(),
+            Some("NYSE,NASDAQ")
+        );
         assert_eq!(env_value(&c, "UPDATE_FREQUENCY").as_deref(), Some("50ms"));
-        assert_eq!(env_value(&c, "MAX_POSITION_SIZE").as_deref(), Some("5000000"));
+        assert_eq!(
+            env_value(&c, "MAX_POSITION_SIZE").as_deref(),
+            Some("5000000")
+        );
         assert_eq!(env_value(&c, "DAILY_LOSS_LIMIT").as_deref(), Some("100000"));
-        assert_eq!(env_value(&c, "STOP_LOSS_PERCENTAGE").as_deref(), Some("0.03"));
-        let param = c.env.iter().flatten().find(|e| e.name == "PARAM_LOOKBACKPERIOD");
-        let key = param.and_then(|p| p.value_from.clone()).and_then(|v| v.config_map_key_ref).map(|r| (r.name, r.key));
-        assert_eq!(key, Some(("momentum-trader-prod-config".to_string(), "parameters.lookbackPeriod".to_string())));
+        assert_eq!(
+            env_value(&c, "STOP_LOSS_PERCENTAGE").as_deref(),
+            Some("0.03")
+        );
+        let param = c
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "PARAM_LOOKBACKPERIOD");
+        let key = param
+            .and_then(|p| p.value_from.clone())
+            .and_then(|v| v.config_map_key_ref)
+            .map(|r| (r.name, r.key));
+        assert_eq!(
+            key,
+            Some((
+                "momentum-trader-prod-config".to_string(),
+                "parameters.lookbackPeriod".to_string()
+            ))
+        );
 
         let spec = d.spec.unwrap_or_default();
         assert_eq!(spec.replicas, None, "replicas are the autoscaler's");
-        let pod_labels = spec.template.metadata.and_then(|m| m.labels).unwrap_or_default();
-        assert_eq!(pod_labels.get("app").map(String::as_str), Some("momentum-trader-prod"));
-        assert_eq!(pod_labels.get("fintech.io/strategy").map(String::as_str), Some("momentum"));
+        let pod_labels = spec
+            .template
+            .metadata
+            .and_then(|m| m.labels)
+            .unwrap_or_default();
+        assert_eq!(
+            pod_labels.get("app").map(String::as_str),
+            Some("momentum-trader-prod")
+        );
+        assert_eq!(
+            pod_labels.get("fintech.io/strategy").map(String::as_str),
+            Some("momentum")
+        );
     }
 
     #[test]
@@ -277,13 +360,22 @@ mod tests {
         assert_eq!(sc.allow_privilege_escalation, Some(false));
         assert_eq!(sc.run_as_non_root, Some(true));
         assert_eq!(sc.read_only_root_filesystem, Some(true));
-        assert_eq!(sc.capabilities.and_then(|c| c.drop), Some(vec!["ALL".to_string()]));
-        assert_eq!(sc.seccomp_profile.map(|p| p.type_).as_deref(), Some("RuntimeDefault"));
+        assert_eq!(
+            sc.capabilities.and_then(|c| c.drop),
+            Some(vec!["ALL".to_string()])
+        );
+        assert_eq!(
+            sc.seccomp_profile.map(|p| p.type_).as_deref(),
+            Some("RuntimeDefault")
+        );
     }
 
     #[test]
     fn image_and_resources_come_from_spec_then_config() {
-        let mut defaults = WorkloadDefaults { default_image: Some("registry/algo:2".into()), ..WorkloadDefaults::default() };
+        let mut defaults = WorkloadDefaults {
+            default_image: Some("registry/algo:2".into()),
+            ..WorkloadDefaults::default()
+        };
         let d = desired_deployment(&sample(), &defaults, "h", false);
         assert_eq!(container(&d).image.as_deref(), Some("registry/algo:2"));
         let mut ta = sample();
@@ -291,7 +383,10 @@ mod tests {
         defaults.default_resources = Some(ResourceRequirements::default());
         let d = desired_deployment(&ta, &defaults, "h", false);
         assert_eq!(container(&d).image.as_deref(), Some("registry/algo:3"));
-        assert_eq!(container(&d).resources, Some(ResourceRequirements::default()));
+        assert_eq!(
+            container(&d).resources,
+            Some(ResourceRequirements::default())
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@
 
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler,
-    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource,
+    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
+    ResourceMetricSource,
 };
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
@@ -38,8 +39,16 @@ fn rule(kind: &str, value: i32, period_seconds: i32) -> HPAScalingPolicy {
 /// `behavior.scaleUp` for a policy (see the module docs for why these numbers).
 pub fn scale_up_rules(policy: ScaleUpPolicy) -> HPAScalingRules {
     let (window, policies, select) = match policy {
-        ScaleUpPolicy::Aggressive => (0, vec![rule("Percent", 100, 15), rule("Pods", 4, 15)], "Max"),
-        ScaleUpPolicy::Moderate => (30, vec![rule("Percent", 50, 30), rule("Pods", 2, 30)], "Max"),
+        ScaleUpPolicy::Aggressive => (
+            0,
+            vec![rule("Percent", 100, 15), rule("Pods", 4, 15)],
+            "Max",
+        ),
+        ScaleUpPolicy::Moderate => (
+            30,
+            vec![rule("Percent", 50, 30), rule("Pods", 2, 30)],
+            "Max",
+        ),
         ScaleUpPolicy::Conservative => (120, vec![rule("Pods", 1, 60)], "Max"),
     };
     HPAScalingRules {
@@ -72,7 +81,9 @@ pub fn desired_hpa(ta: &TradingAlgorithm, defaults: &WorkloadDefaults) -> Horizo
                     name: "cpu".into(),
                     target: MetricTarget {
                         type_: "Utilization".into(),
-                        average_utilization: Some(scaling.target_cpu_utilization.unwrap_or(DEFAULT_TARGET_CPU)),
+                        average_utilization: Some(
+                            scaling.target_cpu_utilization.unwrap_or(DEFAULT_TARGET_CPU),
+                        ),
                         ..MetricTarget::default()
                     },
                 }),
@@ -94,11 +105,19 @@ mod tests {
 
     #[test]
     fn bounds_and_target_follow_the_scaling_policy() {
-        let spec = desired_hpa(&sample(), &WorkloadDefaults::default()).spec.unwrap_or_default();
+        let spec = desired_hpa(&sample(), &WorkloadDefaults::default())
+            .spec
+            .unwrap_or_default();
         assert_eq!(spec.min_replicas, Some(3));
         assert_eq!(spec.max_replicas, 15);
-        assert_eq!(spec.scale_target_ref.name, "momentum-trader-prod-deployment");
-        let target = spec.metrics.unwrap_or_default()[0].resource.clone().map(|r| r.target.average_utilization);
+        assert_eq!(
+            spec.scale_target_ref.name,
+            "momentum-trader-prod-deployment"
+        );
+        let target = spec.metrics.unwrap_or_default()[0]
+            .resource
+            .clone()
+            .map(|r| r.target.average_utilization);
         assert_eq!(target, Some(Some(60)));
     }
 
@@ -108,14 +127,24 @@ mod tests {
         assert_eq!(window(ScaleUpPolicy::Aggressive), Some(0));
         assert_eq!(window(ScaleUpPolicy::Moderate), Some(30));
         assert_eq!(window(ScaleUpPolicy::Conservative), Some(120));
-        let conservative = scale_up_rules(ScaleUpPolicy::Conservative).policies.unwrap_or_default();
+        let conservative = scale_up_rules(ScaleUpPolicy::Conservative)
+            .policies
+            .unwrap_or_default();
         assert_eq!(conservative, vec![rule("Pods", 1, 60)]);
         let mut ta = sample();
         ta.spec.scaling_policy.scale_up_policy = None;
         ta.spec.scaling_policy.target_cpu_utilization = None;
-        let spec = desired_hpa(&ta, &WorkloadDefaults::default()).spec.unwrap_or_default();
-        assert_eq!(spec.behavior.and_then(|b| b.scale_up), Some(scale_up_rules(ScaleUpPolicy::Moderate)));
-        let target = spec.metrics.unwrap_or_default()[0].resource.clone().and_then(|r| r.target.average_utilization);
+        let spec = desired_hpa(&ta, &WorkloadDefaults::default())
+            .spec
+            .unwrap_or_default();
+        assert_eq!(
+            spec.behavior.and_then(|b| b.scale_up),
+            Some(scale_up_rules(ScaleUpPolicy::Moderate))
+        );
+        let target = spec.metrics.unwrap_or_default()[0]
+            .resource
+            .clone()
+            .and_then(|r| r.target.average_utilization);
         assert_eq!(target, Some(DEFAULT_TARGET_CPU));
     }
 }

@@ -39,7 +39,10 @@ pub fn report_name(algorithm: &str) -> String {
 
 /// Labels seed 002 puts on every child (the standard `app.kubernetes.io/*` labels are added
 /// when applied), after the operator's configured `defaultLabels`.
-pub fn child_labels(ta: &TradingAlgorithm, defaults: &WorkloadDefaults) -> BTreeMap<String, String> {
+pub fn child_labels(
+    ta: &TradingAlgorithm,
+    defaults: &WorkloadDefaults,
+) -> BTreeMap<String, String> {
     let mut labels = defaults.default_labels.clone();
     labels.insert("fintech.io/component".into(), "trading-algorithm".into());
     labels.insert("fintech.io/instance".into(), ta.name_any());
@@ -62,7 +65,11 @@ pub struct DesiredChildren {
 }
 
 /// Builds every child. `suspended` scales the algorithm to zero and drops the autoscaler.
-pub fn desired_children(ta: &TradingAlgorithm, defaults: &WorkloadDefaults, suspended: bool) -> DesiredChildren {
+pub fn desired_children(
+    ta: &TradingAlgorithm,
+    defaults: &WorkloadDefaults,
+    suspended: bool,
+) -> DesiredChildren {
     let config = config::desired_config(ta, defaults);
     let config_hash = config::config_hash(&config);
     DesiredChildren {
@@ -85,7 +92,11 @@ pub(crate) mod tests {
             market_data: MarketData {
                 sources: vec!["NYSE".into(), "NASDAQ".into()],
                 update_frequency: "50ms".into(),
-                symbols: Some(["AAPL", "GOOGL", "MSFT", "AMZN", "TSLA"].map(String::from).to_vec()),
+                symbols: Some(
+                    ["AAPL", "GOOGL", "MSFT", "AMZN", "TSLA"]
+                        .map(String::from)
+                        .to_vec(),
+                ),
             },
             risk_limits: RiskLimits {
                 max_position_size: 5_000_000,
@@ -121,19 +132,43 @@ pub(crate) mod tests {
     #[test]
     fn children_have_the_seeds_names_and_labels() {
         let children = desired_children(&sample(), &WorkloadDefaults::default(), false);
-        assert_eq!(children.deployment.metadata.name.as_deref(), Some("momentum-trader-prod-deployment"));
-        assert_eq!(children.config.metadata.name.as_deref(), Some("momentum-trader-prod-config"));
-        assert_eq!(children.service.metadata.name.as_deref(), Some("momentum-trader-prod-service"));
-        assert_eq!(children.hpa.as_ref().and_then(|h| h.metadata.name.as_deref()), Some("momentum-trader-prod-hpa"));
+        assert_eq!(
+            children.deployment.metadata.name.as_deref(),
+            Some("momentum-trader-prod-deployment")
+        );
+        assert_eq!(
+            children.config.metadata.name.as_deref(),
+            Some("momentum-trader-prod-config")
+        );
+        assert_eq!(
+            children.service.metadata.name.as_deref(),
+            Some("momentum-trader-prod-service")
+        );
+        assert_eq!(
+            children
+                .hpa
+                .as_ref()
+                .and_then(|h| h.metadata.name.as_deref()),
+            Some("momentum-trader-prod-hpa")
+        );
         for labels in [
             &children.deployment.metadata.labels,
             &children.config.metadata.labels,
             &children.service.metadata.labels,
-            &children.hpa.as_ref().and_then(|h| h.metadata.labels.clone()),
+            &children
+                .hpa
+                .as_ref()
+                .and_then(|h| h.metadata.labels.clone()),
         ] {
             let labels = labels.clone().unwrap_or_default();
-            assert_eq!(labels.get("fintech.io/component").map(String::as_str), Some("trading-algorithm"));
-            assert_eq!(labels.get("fintech.io/instance").map(String::as_str), Some("momentum-trader-prod"));
+            assert_eq!(
+                labels.get("fintech.io/component").map(String::as_str),
+                Some("trading-algorithm")
+            );
+            assert_eq!(
+                labels.get("fintech.io/instance").map(String::as_str),
+                Some("momentum-trader-prod")
+            );
         }
     }
 
@@ -150,28 +185,63 @@ pub(crate) mod tests {
             proptest::collection::vec(name, 1..4),
             (1u32..5000, prop_oneof![Just("ms"), Just("s"), Just("m")]),
             proptest::option::of(proptest::collection::vec(name, 0..6)),
-            (1000i64..=10_000_000, 10_000i64..i64::MAX / 2, proptest::option::of(0.01f64..=0.5)),
+            (
+                1000i64..=10_000_000,
+                10_000i64..i64::MAX / 2,
+                proptest::option::of(0.01f64..=0.5),
+            ),
             (1i32..=10, 0i32..=90, proptest::option::of(10i32..=90)),
-            proptest::option::of(prop_oneof![Just(ScaleUpPolicy::Aggressive), Just(ScaleUpPolicy::Moderate), Just(ScaleUpPolicy::Conservative)]),
-            proptest::option::of(proptest::collection::btree_map("[a-zA-Z][-._a-zA-Z0-9]{0,20}", ".{0,30}", 0..5)),
+            proptest::option::of(prop_oneof![
+                Just(ScaleUpPolicy::Aggressive),
+                Just(ScaleUpPolicy::Moderate),
+                Just(ScaleUpPolicy::Conservative)
+            ]),
+            proptest::option::of(proptest::collection::btree_map(
+                "[a-zA-Z][-._a-zA-Z0-9]{0,20}",
+                ".{0,30}",
+                0..5,
+            )),
             proptest::option::of("[a-z]{1,10}(:[0-9]{1,3})?"),
             proptest::option::of(any::<bool>()),
         )
-            .prop_map(|(sources, (n, unit), symbols, (max_pos, loss, stop), (min, extra, cpu), policy, parameters, image, suspend)| {
-                TradingAlgorithmSpec {
-                    market_data: MarketData { sources, update_frequency: format!("{n}{unit}"), symbols },
-                    risk_limits: RiskLimits { max_position_size: max_pos, daily_loss_limit: loss, stop_loss_percentage: stop },
-                    scaling_policy: ScalingPolicy {
-                        min_replicas: min,
-                        max_replicas: (min + extra).min(100),
-                        target_cpu_utilization: cpu,
-                        scale_up_policy: policy,
-                    },
-                    trading_strategy: Some(TradingStrategy { algorithm: Some(Algorithm::MeanReversion), parameters }),
+            .prop_map(
+                |(
+                    sources,
+                    (n, unit),
+                    symbols,
+                    (max_pos, loss, stop),
+                    (min, extra, cpu),
+                    policy,
+                    parameters,
                     image,
                     suspend,
-                }
-            })
+                )| {
+                    TradingAlgorithmSpec {
+                        market_data: MarketData {
+                            sources,
+                            update_frequency: format!("{n}{unit}"),
+                            symbols,
+                        },
+                        risk_limits: RiskLimits {
+                            max_position_size: max_pos,
+                            daily_loss_limit: loss,
+                            stop_loss_percentage: stop,
+                        },
+                        scaling_policy: ScalingPolicy {
+                            min_replicas: min,
+                            max_replicas: (min + extra).min(100),
+                            target_cpu_utilization: cpu,
+                            scale_up_policy: policy,
+                        },
+                        trading_strategy: Some(TradingStrategy {
+                            algorithm: Some(Algorithm::MeanReversion),
+                            parameters,
+                        }),
+                        image,
+                        suspend,
+                    }
+                },
+            )
     }
 
     proptest! {

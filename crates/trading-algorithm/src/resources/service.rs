@@ -40,9 +40,17 @@ mod tests {
 
     #[test]
     fn selects_the_algorithms_pods() {
-        let s = desired_service(&sample(), &WorkloadDefaults::default()).spec.unwrap_or_default();
+        let s = desired_service(&sample(), &WorkloadDefaults::default())
+            .spec
+            .unwrap_or_default();
         assert_eq!(s.type_.as_deref(), Some("ClusterIP"));
-        assert_eq!(s.selector.unwrap_or_default().get("app").map(String::as_str), Some("momentum-trader-prod"));
+        assert_eq!(
+            s.selector
+                .unwrap_or_default()
+                .get("app")
+                .map(String::as_str),
+            Some("momentum-trader-prod")
+        );
         assert_eq!(s.ports.unwrap_or_default()[0].port, 80);
     }
 }

@@ -1,0 +1,695 @@
+//! The TradingAlgorithm operator end to end against testkit (with its simulated Deployment
+//! and autoscaler controllers): what a user sees in the cluster after each action.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::CustomResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use operator_core::ControllerSettings;
+use operator_core::runtime::config::{LogFormat, RuntimeConfig, WorkloadDefaults};
+use operator_core::runtime::{self, metrics::Metrics};
+use serde_json::{Value, json};
+use testkit::{ApiServer, Verb, Workloads};
+use tokio::sync::watch;
+use trading_algorithm::crd::TradingAlgorithm;
+use trading_algorithm::{Options, controllers};
+
+const NS: &str = "trading-platform";
+
+/// A cluster with the CRD (`crd`), the namespace, the simulated workload controllers and a
+/// running operator whose clock can be moved forward.
+struct Harness {
+    server: ApiServer,
+    workloads: Workloads,
+    clock_offset: Arc<AtomicI64>,
+    metrics: Metrics,
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+async fn start_with_crd(crd: CustomResourceDefinition) -> Result<Harness> {
+    let server = ApiServer::new();
+    let client = server.client();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await?;
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}}))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    let workloads = server.simulate_workloads();
+    let clock_offset = Arc::new(AtomicI64::new(0));
+    let offset = clock_offset.clone();
+    let options = Options {
+        stop_timeout: Duration::from_secs(5),
+        now: Arc::new(move || {
+            Timestamp::now() + SignedDuration::from_secs(offset.load(Ordering::SeqCst))
+        }),
+    };
+    let config = RuntimeConfig {
+        leader_election: None,
+        health_address: None,
+        metrics_address: None,
+        log_format: LogFormat::Text,
+        controller: ControllerSettings {
+            resync: Duration::from_millis(300),
+            ..ControllerSettings::default()
+        },
+        workloads: WorkloadDefaults::default(),
+    };
+    let metrics = Metrics::new();
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(runtime::run(
+        client,
+        config,
+        metrics.clone(),
+        stop_rx,
+        move |rt| controllers(rt, options),
+    ));
+    Ok(Harness {
+        server,
+        workloads,
+        clock_offset,
+        metrics,
+        stop,
+    })
+}
+
+async fn start() -> Result<Harness> {
+    start_with_crd(TradingAlgorithm::crd()).await
+}
+
+impl Harness {
+    fn client(&self) -> kube::Client {
+        self.server.client()
+    }
+
+    fn algorithms(&self) -> Api<TradingAlgorithm> {
+        Api::namespaced(self.client(), NS)
+    }
+
+    async fn create(&self, sample: &str) -> Result<TradingAlgorithm> {
+        let path = format!(
+            "{}/../../deploy/samples/{sample}.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let ta: TradingAlgorithm =
+            serde_yaml::from_str(&std::fs::read_to_string(&path).context(path)?)?;
+        Ok(self
+            .algorithms()
+            .create(&PostParams::default(), &ta)
+            .await?)
+    }
+
+    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value> {
+        self.server.object(api_version, plural, NS, name)
+    }
+
+    fn status(&self, name: &str) -> Value {
+        self.get("fintech.io/v1", "tradingalgorithms", name)
+            .map(|o| o["status"].clone())
+            .unwrap_or_default()
+    }
+
+    fn events(&self, reason: &str) -> Vec<Value> {
+        self.server
+            .objects("events.k8s.io/v1", "events")
+            .into_iter()
+            .filter(|e| e["reason"] == reason)
+            .collect()
+    }
+
+    /// Polls `check` (10 s at most).
+    async fn eventually(&self, what: &str, mut check: impl FnMut(&Self) -> bool) -> Result<()> {
+        for _ in 0..400 {
+            if check(self) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!(
+            "timed out waiting for {what}; status: {}",
+            self.status("momentum-trader-prod")
+        )
+    }
+
+    async fn report(&self, name: &str, day: &str, trades: i64, pnl: f64) -> Result<()> {
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": format!("{name}-report"), "labels": {"fintech.io/report-for": name}},
+            "data": {"tradingDay": day, "totalTrades": trades.to_string(), "dailyPnL": pnl.to_string()}
+        }))?;
+        let api: Api<ConfigMap> = Api::namespaced(self.client(), NS);
+        api.patch(
+            &format!("{name}-report"),
+            &PatchParams::apply("algorithm").force(),
+            &Patch::Apply(&cm),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn today(&self) -> String {
+        trading_algorithm::risk::trading_day(
+            Timestamp::now() + SignedDuration::from_secs(self.clock_offset.load(Ordering::SeqCst)),
+        )
+    }
+}
+
+fn phase(h: &Harness, name: &str) -> String {
+    h.status(name)["phase"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_new_algorithm_gets_its_four_children_and_becomes_active() -> Result<()> {
+    let h = start().await?;
+    h.create("momentum-trader-prod").await?;
+    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
+        .await?;
+
+    let d = h
+        .get("apps/v1", "deployments", "momentum-trader-prod-deployment")
+        .context("deployment")?;
+    for labels in [
+        &d["metadata"]["labels"],
+        &h.get("v1", "services", "momentum-trader-prod-service")
+            .context("service")?["metadata"]["labels"],
+    ] {
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "trading-operator");
+        assert_eq!(labels["fintech.io/component"], "trading-algorithm");
+        assert_eq!(labels["fintech.io/instance"], "momentum-trader-prod");
+        assert_eq!(labels["app.kubernetes.io/part-of"], "payments-engine");
+    }
+    assert_eq!(
+        d["spec"]["replicas"], 3,
+        "the autoscaler brought it to minReplicas"
+    );
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["labels"]["app"],
+        "momentum-trader-prod"
+    );
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["labels"]["fintech.io/strategy"],
+        "momentum"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["name"],
+        "algorithm"
+    );
+    let hpa = h
+        .get(
+            "autoscaling/v2",
+            "horizontalpodautoscalers",
+            "momentum-trader-prod-hpa",
+        )
+        .context("hpa")?;
+    assert_eq!(hpa["spec"]["minReplicas"], 3);
+    assert_eq!(hpa["spec"]["maxReplicas"], 15);
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        60
+    );
+    let cm = h
+        .get("v1", "configmaps", "momentum-trader-prod-config")
+        .context("configmap")?;
+    assert_eq!(cm["data"]["parameters.lookbackPeriod"], "10m");
+
+    let status = h.status("momentum-trader-prod");
+    assert_eq!(status["replicas"], 3);
+    assert_eq!(status["readyReplicas"], 3);
+    assert_eq!(status["observedGeneration"], 1);
+    let ready = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ready["status"], "True");
+    assert!(
+        !h.events("Created").is_empty(),
+        "a Created event names the children"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_seeds_task_4_patch_updates_hpa_and_config_and_rolls_pods() -> Result<()> {
+    let h = start().await?;
+    h.create("momentum-trader-prod").await?;
+    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
+        .await?;
+    let before = h
+        .get("apps/v1", "deployments", "momentum-trader-prod-deployment")
+        .context("deployment")?;
+
+    let patch = json!({"spec": {"scalingPolicy": {"maxReplicas": 20, "targetCPUUtilization": 50}, "riskLimits": {"maxPositionSize": 7500000}}});
+    h.algorithms()
+        .patch(
+            "momentum-trader-prod",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    h.eventually("HPA updated", |h| {
+        h.get(
+            "autoscaling/v2",
+            "horizontalpodautoscalers",
+            "momentum-trader-prod-hpa",
+        )
+        .is_some_and(|hpa| {
+            hpa["spec"]["maxReplicas"] == 20
+                && hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 50
+        })
+    })
+    .await?;
+    h.eventually("config updated", |h| {
+        h.get("v1", "configmaps", "momentum-trader-prod-config")
+            .and_then(|cm| cm["data"]["algorithm.json"].as_str().map(String::from))
+            .is_some_and(|doc| doc.contains("7500000"))
+    })
+    .await?;
+    h.eventually("status observes generation 2", |h| {
+        h.status("momentum-trader-prod")["observedGeneration"] == 2
+    })
+    .await?;
+    let after = h
+        .get("apps/v1", "deployments", "momentum-trader-prod-deployment")
+        .context("deployment")?;
+    let hash = |d: &Value| {
+        d["spec"]["template"]["metadata"]["annotations"]["fintech.io/config-hash"].clone()
+    };
+    assert_ne!(
+        hash(&before),
+        hash(&after),
+        "a new config hash rolls the pods"
+    );
+    assert_eq!(
+        before["metadata"]["uid"], after["metadata"]["uid"],
+        "updated in place"
+    );
+    let env = after["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "MAX_POSITION_SIZE" && e["value"] == "7500000")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_breach_of_the_daily_loss_limit_halts_until_the_next_day() -> Result<()> {
+    let h = start().await?;
+    h.create("momentum-trader-prod").await?;
+    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
+        .await?;
+
+    // Within the limit: figures are reported, trading goes on.
+    h.report("momentum-trader-prod", &h.today(), 1542, 15420.5)
+        .await?;
+    h.eventually("figures in status", |h| {
+        h.status("momentum-trader-prod")["totalTrades"] == 1542
+    })
+    .await?;
+    assert_eq!(h.status("momentum-trader-prod")["dailyPnL"], 15420.5);
+    assert!(h.metrics.encode().contains(r#"trading_algorithm_total_trades{namespace="trading-platform",name="momentum-trader-prod"} 1542"#));
+
+    // A loss of 150,000 against a limit of 100,000: halted at once.
+    h.report("momentum-trader-prod", &h.today(), 1800, -150_000.0)
+        .await?;
+    h.eventually("Suspended", |h| {
+        phase(h, "momentum-trader-prod") == "Suspended"
+    })
+    .await?;
+    h.eventually("scaled to zero", |h| {
+        h.get("apps/v1", "deployments", "momentum-trader-prod-deployment")
+            .is_some_and(|d| d["spec"]["replicas"] == 0)
+    })
+    .await?;
+    assert!(
+        h.get(
+            "autoscaling/v2",
+            "horizontalpodautoscalers",
+            "momentum-trader-prod-hpa"
+        )
+        .is_none(),
+        "no autoscaler to undo the halt"
+    );
+    let status = h.status("momentum-trader-prod");
+    let breached = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "RiskLimitBreached")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(breached["status"], "True");
+    assert_eq!(status["riskHalt"]["tradingDay"], h.today());
+    assert!(
+        h.events("RiskLimitBreached")
+            .iter()
+            .any(|e| e["type"] == "Warning")
+    );
+
+    // Still halted through the day, even though nothing else changes.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(phase(&h, "momentum-trader-prod"), "Suspended");
+
+    // The next UTC trading day it trades again: autoscaler back, replicas restored.
+    h.clock_offset.store(86_400, Ordering::SeqCst);
+    h.eventually("Active again", |h| {
+        phase(h, "momentum-trader-prod") == "Active"
+    })
+    .await?;
+    assert!(
+        h.get(
+            "autoscaling/v2",
+            "horizontalpodautoscalers",
+            "momentum-trader-prod-hpa"
+        )
+        .is_some()
+    );
+    assert!(h.status("momentum-trader-prod").get("riskHalt").is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_halt_can_be_cleared_by_hand_and_suspend_stops_by_hand() -> Result<()> {
+    let h = start().await?;
+    h.create("momentum-trader-prod").await?;
+    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
+        .await?;
+    h.report("momentum-trader-prod", &h.today(), 10, -200_000.0)
+        .await?;
+    h.eventually("Suspended", |h| {
+        phase(h, "momentum-trader-prod") == "Suspended"
+    })
+    .await?;
+
+    let resume = json!({"metadata": {"annotations": {"fintech.io/resume-trading": h.today()}}});
+    h.algorithms()
+        .patch(
+            "momentum-trader-prod",
+            &PatchParams::default(),
+            &Patch::Merge(&resume),
+        )
+        .await?;
+    h.eventually("resumed", |h| phase(h, "momentum-trader-prod") == "Active")
+        .await?;
+
+    h.algorithms()
+        .patch(
+            "momentum-trader-prod",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"suspend": true}})),
+        )
+        .await?;
+    h.eventually("suspended by hand", |h| {
+        phase(h, "momentum-trader-prod") == "Suspended"
+    })
+    .await?;
+    h.eventually("scaled to zero", |h| {
+        h.get("apps/v1", "deployments", "momentum-trader-prod-deployment")
+            .is_some_and(|d| d["spec"]["replicas"] == 0)
+    })
+    .await?;
+    h.algorithms()
+        .patch(
+            "momentum-trader-prod",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"suspend": false}})),
+        )
+        .await?;
+    h.eventually("resumed again", |h| {
+        phase(h, "momentum-trader-prod") == "Active"
+    })
+    .await?;
+    assert!(!h.events("Resumed").is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn children_edited_or_deleted_by_hand_are_restored() -> Result<()> {
+    let h = start().await?;
+    h.create("momentum-trader-prod").await?;
+    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
+        .await?;
+
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(h.client(), NS);
+    services
+        .delete("momentum-trader-prod-service", &DeleteParams::default())
+        .await?;
+    h.eventually("service restored", |h| {
+        h.get("v1", "services", "momentum-trader-prod-service")
+            .is_some()
+    })
+    .await?;
+
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(h.client(), NS);
+    let tamper = json!({"spec": {"template": {"spec": {"containers": [{"name": "algorithm", "image": "evil:latest"}]}}}});
+    deployments
+        .patch(
+            "momentum-trader-prod-deployment",
+            &PatchParams::default(),
+            &Patch::Strategic(&tamper),
+        )
+        .await?;
+    h.eventually("image restored", |h| {
+        h.get("apps/v1", "deployments", "momentum-trader-prod-deployment")
+            .is_some_and(|d| {
+                d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.21"
+            })
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn deletion_stops_trading_reports_and_leaves_nothing_behind() -> Result<()> {
+    let h = start().await?;
+    h.create("momentum-trader-prod").await?;
+    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
+        .await?;
+    h.report("momentum-trader-prod", &h.today(), 77, 1234.5)
+        .await?;
+    h.eventually("figures", |h| {
+        h.status("momentum-trader-prod")["totalTrades"] == 77
+    })
+    .await?;
+    let finalizers = h
+        .get("fintech.io/v1", "tradingalgorithms", "momentum-trader-prod")
+        .map(|o| o["metadata"]["finalizers"].clone());
+    assert_eq!(
+        finalizers,
+        Some(json!(["fintech.io/trading-algorithm-cleanup"]))
+    );
+
+    h.algorithms()
+        .delete("momentum-trader-prod", &DeleteParams::default())
+        .await?;
+    h.eventually("gone", |h| {
+        h.get("fintech.io/v1", "tradingalgorithms", "momentum-trader-prod")
+            .is_none()
+    })
+    .await?;
+    let stopped = h.events("TradingStopped");
+    assert!(stopped.iter().any(|e| {
+        e["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("final totalTrades 77 dailyPnL 1234.5"))
+    }));
+    assert!(!h.events("Stopping").is_empty(), "scaled to zero first");
+    for (api_version, plural) in [
+        ("apps/v1", "deployments"),
+        ("v1", "services"),
+        ("autoscaling/v2", "horizontalpodautoscalers"),
+    ] {
+        assert!(
+            h.server
+                .objects(api_version, plural)
+                .iter()
+                .all(|o| o["metadata"]["namespace"] != NS),
+            "{plural} left behind"
+        );
+    }
+    assert!(
+        h.get("v1", "configmaps", "momentum-trader-prod-config")
+            .is_none()
+    );
+    assert!(
+        !h.metrics.encode().contains("momentum-trader-prod"),
+        "its gauges are gone"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_schema_refuses_invalid_specs_naming_the_field() -> Result<()> {
+    let h = start().await?;
+    let cases = [
+        (
+            json!({"marketData": {"sources": []}}),
+            "spec.marketData.sources",
+        ),
+        (
+            json!({"marketData": {"updateFrequency": "5h"}}),
+            "spec.marketData.updateFrequency",
+        ),
+        (
+            json!({"riskLimits": {"maxPositionSize": 500}}),
+            "spec.riskLimits.maxPositionSize",
+        ),
+        (
+            json!({"scalingPolicy": {"minReplicas": 9, "maxReplicas": 3}}),
+            "spec.scalingPolicy",
+        ),
+    ];
+    let path = format!(
+        "{}/../../deploy/samples/momentum-trader-prod.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let sample: Value = serde_yaml::from_str(&std::fs::read_to_string(path)?)?;
+    for (i, (change, field)) in cases.into_iter().enumerate() {
+        let mut bad = sample.clone();
+        json_patch_merge(&mut bad["spec"], &change);
+        bad["metadata"]["name"] = json!(format!("bad-{i}"));
+        let ta: TradingAlgorithm = serde_json::from_value(bad)?;
+        match h.algorithms().create(&PostParams::default(), &ta).await {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 422);
+                assert!(
+                    s.message.contains(field),
+                    "{field} not named in: {}",
+                    s.message
+                );
+            }
+            other => bail!("{field}: expected 422, got {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+fn json_patch_merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                json_patch_merge(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// A cluster whose CRD lacks the schema (an old version, or one applied by hand): the
+/// operator's own validation still refuses, says why, and applies nothing.
+#[tokio::test]
+async fn the_operator_refuses_what_the_schema_let_through() -> Result<()> {
+    let mut crd = TradingAlgorithm::crd();
+    for version in &mut crd.spec.versions {
+        version.schema = Some(serde_json::from_value(json!({"openAPIV3Schema": {
+            "type": "object",
+            "properties": {
+                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+            }
+        }}))?);
+    }
+    let h = start_with_crd(crd).await?;
+    let path = format!(
+        "{}/../../deploy/samples/momentum-trader-prod.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut ta: TradingAlgorithm = serde_yaml::from_str(&std::fs::read_to_string(path)?)?;
+    ta.spec.market_data.sources.clear();
+    ta.spec.scaling_policy.min_replicas = 9;
+    ta.spec.scaling_policy.max_replicas = 3;
+    h.algorithms().create(&PostParams::default(), &ta).await?;
+
+    h.eventually("Error", |h| phase(h, "momentum-trader-prod") == "Error")
+        .await?;
+    let status = h.status("momentum-trader-prod");
+    let ready = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    let message = ready["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("spec.marketData.sources") && message.contains("spec.scalingPolicy"),
+        "{message}"
+    );
+    h.eventually("warning event", |h| {
+        h.events("InvalidSpec")
+            .iter()
+            .any(|e| e["type"] == "Warning")
+    })
+    .await?;
+    assert!(
+        h.get("apps/v1", "deployments", "momentum-trader-prod-deployment")
+            .is_none(),
+        "nothing applied"
+    );
+    assert!(
+        h.get("v1", "configmaps", "momentum-trader-prod-config")
+            .is_none(),
+        "nothing applied"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_converged_resync_writes_nothing() -> Result<()> {
+    let h = start().await?;
+    for sample in [
+        "sample-momentum-algo",
+        "momentum-trader-prod",
+        "arbitrage-trader-prod",
+    ] {
+        h.create(sample).await?;
+    }
+    h.eventually("all Active", |h| {
+        [
+            "sample-momentum-algo",
+            "momentum-trader-prod",
+            "arbitrage-trader-prod",
+        ]
+        .iter()
+        .all(|n| phase(h, n) == "Active")
+    })
+    .await?;
+    // Let the last status writes and their echoes settle, then watch several resyncs (300 ms).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    h.server.reset_stats();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = h.server.stats();
+    assert_eq!(
+        stats.writes(),
+        0,
+        "writes during converged resyncs: {stats:?}"
+    );
+    assert!(
+        stats.count(Verb::Get, "deployments") >= 3,
+        "the resyncs did run"
+    );
+    let _ = &h.workloads;
+    Ok(())
+}
