@@ -21,9 +21,11 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     vec![trading_algorithm::crd::TradingAlgorithm::crd()]
 }
 
-/// File name → content for each CRD.
+/// File name → content for each CRD, and a `kustomization.yaml` listing them (so
+/// `kubectl apply -k deploy/crds` and the operators' kustomizations can include them).
 fn render(crds: &[CustomResourceDefinition]) -> Result<BTreeMap<String, String>> {
-    crds.iter()
+    let mut files = crds
+        .iter()
         .map(|crd| {
             let name = crd
                 .metadata
@@ -33,7 +35,13 @@ fn render(crds: &[CustomResourceDefinition]) -> Result<BTreeMap<String, String>>
             let yaml = serde_yaml::to_string(crd).with_context(|| format!("rendering {name}"))?;
             Ok((format!("{name}.yaml"), format!("{HEADER}{yaml}")))
         })
-        .collect()
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let resources: String = files.keys().map(|f| format!("  - {f}\n")).collect();
+    files.insert(
+        "kustomization.yaml".into(),
+        format!("{HEADER}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{resources}"),
+    );
+    Ok(files)
 }
 
 fn existing_yaml(dir: &Path) -> Result<Vec<String>> {
@@ -126,7 +134,9 @@ spec:
         let dir = temp_dir("clean");
         let crds = vec![sample()?];
         let written = write(&dir, &crds)?;
-        assert_eq!(written, vec![dir.join("widgets.example.io.yaml")]);
+        assert_eq!(written, vec![dir.join("kustomization.yaml"), dir.join("widgets.example.io.yaml")]);
+        let kustomization = fs::read_to_string(dir.join("kustomization.yaml"))?;
+        assert!(kustomization.contains("  - widgets.example.io.yaml"));
         assert!(check(&dir, &crds)?.is_empty());
         fs::remove_dir_all(&dir)?;
         Ok(())
@@ -155,8 +165,8 @@ spec:
     fn a_missing_file_is_stale() -> Result<()> {
         let dir = temp_dir("missing");
         let problems = check(&dir, &[sample()?])?;
-        assert_eq!(problems.len(), 1);
-        assert!(problems[0].ends_with("widgets.example.io.yaml: missing"));
+        assert_eq!(problems.len(), 2);
+        assert!(problems[1].ends_with("widgets.example.io.yaml: missing"));
         Ok(())
     }
 }

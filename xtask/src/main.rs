@@ -2,15 +2,17 @@
 //!
 //! - `crds [--check]`: write one YAML per CRD into `deploy/crds/` from the CRD types, or
 //!   check that the checked-in files are current (CI runs the check).
+//! - `demo [--serve]`: run the operators on the in-memory API server with the samples.
 
 mod crds;
+mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask crds [--check]";
+const USAGE: &str = "usage: cargo xtask crds [--check] | cargo xtask demo [--serve]";
 
 fn workspace_root() -> Result<PathBuf> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -49,8 +51,14 @@ fn run(args: &[String]) -> Result<()> {
                 stale.len()
             )
         }
+        ["demo"] => tokio_runtime()?.block_on(demo::run(&root, false)),
+        ["demo", "--serve"] => tokio_runtime()?.block_on(demo::run(&root, true)),
         _ => bail!("{USAGE}"),
     }
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 fn main() -> ExitCode {

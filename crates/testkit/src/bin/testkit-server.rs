@@ -29,6 +29,7 @@ fn yaml_files(path: &PathBuf) -> Result<Vec<PathBuf>> {
         .with_context(|| format!("reading {}", path.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
         .collect();
     files.sort();
     Ok(files)

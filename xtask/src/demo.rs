@@ -1,0 +1,192 @@
+//! `cargo xtask demo [--serve]`: the operators on the in-memory API server.
+//!
+//! Starts testkit on loopback with a kubeconfig, installs the CRDs and the samples from
+//! `deploy/`, switches on the simulated workload controllers, runs the operator binaries
+//! against it exactly as they would run against a cluster (`KUBECONFIG`), and prints what
+//! converged. `--serve` keeps everything running for kubectl until Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use testkit::ApiServer;
+
+/// The operator binaries that exist, and the API each one serves.
+const OPERATORS: &[(&str, &str, &str)] = &[("trading-algorithm", "trading-operator", "fintech.io/v1/tradingalgorithms")];
+
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn yaml_documents(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.file_name().is_some_and(|n| n != "kustomization.yaml"))
+        .collect();
+    // Namespaces before what lives in them.
+    files.sort_by_key(|p| (!p.to_string_lossy().contains("namespace"), p.clone()));
+    let mut documents = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        for doc in text.split("\n---") {
+            if doc.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
+                documents.push((file.clone(), doc.to_string()));
+            }
+        }
+    }
+    Ok(documents)
+}
+
+struct Operators(Vec<Child>);
+
+impl Drop for Operators {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn build_operators(root: &Path) -> Result<()> {
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.current_dir(root).args(["build", "--quiet"]);
+    for (package, _, _) in OPERATORS {
+        cargo.args(["-p", package]);
+    }
+    let status = cargo.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("building the operators failed");
+    }
+    Ok(())
+}
+
+fn start_operators(root: &Path, kubeconfig: &Path, serve: bool) -> Result<Operators> {
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let logs = target.join("demo");
+    let mut children = Vec::new();
+    for (i, (_, binary, _)) in OPERATORS.iter().enumerate() {
+        let log = std::fs::File::create(logs.join(format!("{binary}.log")))?;
+        let (metrics, health) = if serve {
+            (format!("127.0.0.1:{}", 18080 + 2 * i), format!("127.0.0.1:{}", 18081 + 2 * i))
+        } else {
+            ("0".to_string(), "0".to_string())
+        };
+        let child = Command::new(target.join("debug").join(binary))
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info")
+            .args(["--log-format", "text", "--metrics-bind-address", &metrics, "--health-probe-bind-address", &health])
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {binary}"))?;
+        children.push(child);
+    }
+    Ok(Operators(children))
+}
+
+/// One line per custom resource: its phase and which children exist.
+fn summary(server: &ApiServer) -> (Vec<String>, bool) {
+    let mut lines = Vec::new();
+    let mut converged = true;
+    for (_, _, api) in OPERATORS {
+        let (api_version, plural) = api.rsplit_once('/').unwrap_or_default();
+        for obj in server.objects(api_version, plural) {
+            let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            let phase = obj["status"]["phase"].as_str().unwrap_or("-");
+            converged &= phase == "Active";
+            let children: Vec<String> = [
+                ("apps/v1", "deployments", "deployment"),
+                ("v1", "configmaps", "config"),
+                ("v1", "services", "service"),
+                ("autoscaling/v2", "horizontalpodautoscalers", "hpa"),
+            ]
+            .iter()
+            .filter_map(|(v, p, suffix)| server.object(v, p, ns, &format!("{name}-{suffix}")).map(|_| format!("{name}-{suffix}")))
+            .collect();
+            lines.push(format!(
+                "{ns}/{name}: {phase}, {}/{} ready; children: {}",
+                obj["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                obj["status"]["replicas"].as_i64().unwrap_or(0),
+                children.join(", ")
+            ));
+        }
+    }
+    (lines, converged)
+}
+
+pub async fn run(root: &Path, serve: bool) -> Result<()> {
+    build_operators(root)?;
+    let server = ApiServer::new();
+    let _workloads = server.simulate_workloads();
+    for dir in ["deploy/crds", "deploy/samples"] {
+        for (file, doc) in yaml_documents(&root.join(dir))? {
+            server.create_from_yaml(&doc).with_context(|| format!("loading {}", file.display()))?;
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    std::fs::create_dir_all(target.join("demo"))?;
+    let kubeconfig = target.join("demo").join("kubeconfig");
+    std::fs::write(&kubeconfig, testkit::loopback::kubeconfig(addr))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(testkit::loopback::serve(server.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    println!("API server (in memory) on http://{addr}; operators starting");
+    let operators = start_operators(root, &kubeconfig, serve)?;
+
+    let started = Instant::now();
+    let converged = loop {
+        let (_, converged) = summary(&server);
+        if converged || started.elapsed() > CONVERGE_TIMEOUT {
+            break converged;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (lines, _) = summary(&server);
+    println!("after {:.1}s:", started.elapsed().as_secs_f64());
+    for line in &lines {
+        println!("  {line}");
+    }
+    let events = server.objects("events.k8s.io/v1", "events");
+    println!("{} events recorded (kubectl get events -A with the KUBECONFIG below)", events.len());
+    if !converged {
+        eprintln!("not every resource reached Active; operator logs: {}", target.join("demo").display());
+    }
+    if serve {
+        println!("\nexport KUBECONFIG={}", kubeconfig.display());
+        println!("kubectl get ta -n trading-platform");
+        println!("kubectl describe ta momentum-trader-prod -n trading-platform");
+        println!("metrics: http://127.0.0.1:18080/metrics   health: http://127.0.0.1:18081/readyz");
+        println!("Ctrl-C stops.");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    drop(operators);
+    let _ = stop.send(());
+    let _ = serving.await;
+    if !converged {
+        bail!("the demo did not converge within {CONVERGE_TIMEOUT:?}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_load_namespace_first_and_skip_kustomization() -> Result<()> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let docs = yaml_documents(&root.join("deploy/samples"))?;
+        assert!(docs[0].0.ends_with("namespace.yaml"));
+        let kinds: Vec<String> = docs
+            .iter()
+            .map(|(_, d)| serde_yaml::from_str::<serde_json::Value>(d).map(|v| v["kind"].as_str().unwrap_or_default().to_string()))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(kinds, vec!["Namespace", "TradingAlgorithm", "TradingAlgorithm", "TradingAlgorithm"]);
+        Ok(())
+    }
+}
