@@ -134,7 +134,13 @@ spec:
         let dir = temp_dir("clean");
         let crds = vec![sample()?];
         let written = write(&dir, &crds)?;
-        assert_eq!(written, vec![dir.join("kustomization.yaml"), dir.join("widgets.example.io.yaml")]);
+        assert_eq!(
+            written,
+            vec![
+                dir.join("kustomization.yaml"),
+                dir.join("widgets.example.io.yaml")
+            ]
+        );
         let kustomization = fs::read_to_string(dir.join("kustomization.yaml"))?;
         assert!(kustomization.contains("  - widgets.example.io.yaml"));
         assert!(check(&dir, &crds)?.is_empty());

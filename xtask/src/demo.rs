@@ -13,7 +13,11 @@ use anyhow::{Context, Result, bail};
 use testkit::ApiServer;
 
 /// The operator binaries that exist, and the API each one serves.
-const OPERATORS: &[(&str, &str, &str)] = &[("trading-algorithm", "trading-operator", "fintech.io/v1/tradingalgorithms")];
+const OPERATORS: &[(&str, &str, &str)] = &[(
+    "trading-algorithm",
+    "trading-operator",
+    "fintech.io/v1/tradingalgorithms",
+)];
 
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -21,7 +25,10 @@ fn yaml_documents(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.file_name().is_some_and(|n| n != "kustomization.yaml"))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "yaml")
+                && p.file_name().is_some_and(|n| n != "kustomization.yaml")
+        })
         .collect();
     // Namespaces before what lives in them.
     files.sort_by_key(|p| (!p.to_string_lossy().contains("namespace"), p.clone()));
@@ -29,7 +36,10 @@ fn yaml_documents(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     for file in files {
         let text = std::fs::read_to_string(&file)?;
         for doc in text.split("\n---") {
-            if doc.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
+            if doc
+                .lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            {
                 documents.push((file.clone(), doc.to_string()));
             }
         }
@@ -62,20 +72,31 @@ fn build_operators(root: &Path) -> Result<()> {
 }
 
 fn start_operators(root: &Path, kubeconfig: &Path, serve: bool) -> Result<Operators> {
-    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
     let logs = target.join("demo");
     let mut children = Vec::new();
     for (i, (_, binary, _)) in OPERATORS.iter().enumerate() {
         let log = std::fs::File::create(logs.join(format!("{binary}.log")))?;
         let (metrics, health) = if serve {
-            (format!("127.0.0.1:{}", 18080 + 2 * i), format!("127.0.0.1:{}", 18081 + 2 * i))
+            (
+                format!("127.0.0.1:{}", 18080 + 2 * i),
+                format!("127.0.0.1:{}", 18081 + 2 * i),
+            )
         } else {
             ("0".to_string(), "0".to_string())
         };
         let child = Command::new(target.join("debug").join(binary))
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
-            .args(["--log-format", "text", "--metrics-bind-address", &metrics, "--health-probe-bind-address", &health])
+            .args([
+                "--log-format",
+                "text",
+                "--metrics-bind-address",
+                &metrics,
+                "--health-probe-bind-address",
+                &health,
+            ])
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
@@ -103,7 +124,11 @@ fn summary(server: &ApiServer) -> (Vec<String>, bool) {
                 ("autoscaling/v2", "horizontalpodautoscalers", "hpa"),
             ]
             .iter()
-            .filter_map(|(v, p, suffix)| server.object(v, p, ns, &format!("{name}-{suffix}")).map(|_| format!("{name}-{suffix}")))
+            .filter_map(|(v, p, suffix)| {
+                server
+                    .object(v, p, ns, &format!("{name}-{suffix}"))
+                    .map(|_| format!("{name}-{suffix}"))
+            })
             .collect();
             lines.push(format!(
                 "{ns}/{name}: {phase}, {}/{} ready; children: {}",
@@ -122,12 +147,15 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     let _workloads = server.simulate_workloads();
     for dir in ["deploy/crds", "deploy/samples"] {
         for (file, doc) in yaml_documents(&root.join(dir))? {
-            server.create_from_yaml(&doc).with_context(|| format!("loading {}", file.display()))?;
+            server
+                .create_from_yaml(&doc)
+                .with_context(|| format!("loading {}", file.display()))?;
         }
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
     std::fs::create_dir_all(target.join("demo"))?;
     let kubeconfig = target.join("demo").join("kubeconfig");
     std::fs::write(&kubeconfig, testkit::loopback::kubeconfig(addr))?;
@@ -152,9 +180,15 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
         println!("  {line}");
     }
     let events = server.objects("events.k8s.io/v1", "events");
-    println!("{} events recorded (kubectl get events -A with the KUBECONFIG below)", events.len());
+    println!(
+        "{} events recorded (kubectl get events -A with the KUBECONFIG below)",
+        events.len()
+    );
     if !converged {
-        eprintln!("not every resource reached Active; operator logs: {}", target.join("demo").display());
+        eprintln!(
+            "not every resource reached Active; operator logs: {}",
+            target.join("demo").display()
+        );
     }
     if serve {
         println!("\nexport KUBECONFIG={}", kubeconfig.display());
@@ -184,9 +218,20 @@ mod tests {
         assert!(docs[0].0.ends_with("namespace.yaml"));
         let kinds: Vec<String> = docs
             .iter()
-            .map(|(_, d)| serde_yaml::from_str::<serde_json::Value>(d).map(|v| v["kind"].as_str().unwrap_or_default().to_string()))
+            .map(|(_, d)| {
+                serde_yaml::from_str::<serde_json::Value>(d)
+                    .map(|v| v["kind"].as_str().unwrap_or_default().to_string())
+            })
             .collect::<Result<_, _>>()?;
-        assert_eq!(kinds, vec!["Namespace", "TradingAlgorithm", "TradingAlgorithm", "TradingAlgorithm"]);
+        assert_eq!(
+            kinds,
+            vec![
+                "Namespace",
+                "TradingAlgorithm",
+                "TradingAlgorithm",
+                "TradingAlgorithm"
+            ]
+        );
         Ok(())
     }
 }

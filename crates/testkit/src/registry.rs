@@ -26,6 +26,10 @@ pub struct ResourceType {
     /// The CRD's `openAPIV3Schema`, when the kind came from a CRD.
     pub schema: Option<Value>,
     pub lists: ListSemantics,
+    /// What `kubectl get` accepts besides the plural (`ta`, `deploy`).
+    pub short_names: Vec<String>,
+    /// `(name, type, jsonPath)` of the columns `kubectl get` shows after NAME.
+    pub printer_columns: Vec<(String, String, String)>,
 }
 
 impl ResourceType {
@@ -46,6 +50,26 @@ fn builtin(
     namespaced: bool,
     status_subresource: bool,
 ) -> ResourceType {
+    let short = |names: &[&str]| names.iter().map(|n| (*n).to_string()).collect();
+    let short_names = match plural {
+        "namespaces" => short(&["ns"]),
+        "configmaps" => short(&["cm"]),
+        "services" => short(&["svc"]),
+        "serviceaccounts" => short(&["sa"]),
+        "pods" => short(&["po"]),
+        "events" => short(&["ev"]),
+        "persistentvolumeclaims" => short(&["pvc"]),
+        "deployments" => short(&["deploy"]),
+        "statefulsets" => short(&["sts"]),
+        "replicasets" => short(&["rs"]),
+        "cronjobs" => short(&["cj"]),
+        "horizontalpodautoscalers" => short(&["hpa"]),
+        "poddisruptionbudgets" => short(&["pdb"]),
+        "networkpolicies" => short(&["netpol"]),
+        "priorityclasses" => short(&["pc"]),
+        "customresourcedefinitions" => short(&["crd", "crds"]),
+        _ => Vec::new(),
+    };
     ResourceType {
         group: group.into(),
         version: version.into(),
@@ -55,6 +79,8 @@ fn builtin(
         status_subresource,
         schema: None,
         lists: builtin_lists(),
+        short_names,
+        printer_columns: Vec::new(),
     }
 }
 
@@ -201,6 +227,12 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
     let kind = spec["names"]["kind"].as_str().unwrap_or_default();
     let plural = spec["names"]["plural"].as_str().unwrap_or_default();
     let namespaced = spec["scope"].as_str() != Some("Cluster");
+    let short_names: Vec<String> = spec["names"]["shortNames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(String::from))
+        .collect();
     spec["versions"]
         .as_array()
         .into_iter()
@@ -217,6 +249,16 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
                 status_subresource: v["subresources"]["status"].is_object(),
                 lists: crd_lists(&schema),
                 schema: (!schema.is_null()).then_some(schema),
+                short_names: short_names.clone(),
+                printer_columns: v["additionalPrinterColumns"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| {
+                        let field = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                        (field("name"), field("type"), field("jsonPath"))
+                    })
+                    .collect(),
             }
         })
         .collect()

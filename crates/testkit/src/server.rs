@@ -162,7 +162,7 @@ fn resource_list(store: &Store, group: &str, version: &str) -> Value {
     {
         resources.push(json!({
             "name": t.plural, "singularName": t.kind.to_lowercase(), "namespaced": t.namespaced,
-            "kind": t.kind, "verbs": verbs,
+            "kind": t.kind, "verbs": verbs, "shortNames": t.short_names,
         }));
         if t.status_subresource {
             resources.push(json!({
@@ -203,6 +203,76 @@ fn verb_of(
         (&Method::DELETE, true) => Verb::Delete,
         _ => Verb::DeleteCollection,
     }
+}
+
+/// A timestamp as `kubectl get` shows an age: `45s`, `12m`, `3h`, `2d`.
+fn age(timestamp: &str) -> String {
+    let Ok(then) = timestamp.parse::<k8s_openapi::jiff::Timestamp>() else {
+        return "<unknown>".into();
+    };
+    let secs = k8s_openapi::jiff::Timestamp::now()
+        .duration_since(then)
+        .as_secs()
+        .max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// The value at a simple JSONPath (`.status.phase`).
+fn at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .try_fold(obj, |v, p| v.get(p))
+}
+
+/// The `Table` kubectl asks for (`Accept: …;as=Table`): NAME, the CRD's printer columns
+/// (or AGE for built-in kinds), one row per object.
+fn table(rt: &ResourceType, items: &[Value], resource_version: u64) -> Value {
+    let mut columns = vec![(
+        "Name".to_string(),
+        "string".to_string(),
+        ".metadata.name".to_string(),
+    )];
+    if rt.printer_columns.is_empty() {
+        columns.push((
+            "Age".into(),
+            "date".into(),
+            ".metadata.creationTimestamp".into(),
+        ));
+    } else {
+        columns.extend(rt.printer_columns.iter().cloned());
+    }
+    let definitions: Vec<Value> = columns
+        .iter()
+        .map(|(name, type_, _)| {
+            let format = if name == "Name" { "name" } else { "" };
+            json!({"name": name, "type": type_, "format": format, "description": "", "priority": 0})
+        })
+        .collect();
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|obj| {
+            let cells: Vec<Value> = columns
+                .iter()
+                .map(|(_, type_, path)| match (type_.as_str(), at_path(obj, path)) {
+                    ("date", Some(Value::String(t))) => json!(age(t)),
+                    (_, Some(v)) => v.clone(),
+                    (_, None) => Value::Null,
+                })
+                .collect();
+            json!({"cells": cells, "object": {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"]}})
+        })
+        .collect();
+    json!({
+        "apiVersion": "meta.k8s.io/v1", "kind": "Table",
+        "metadata": {"resourceVersion": resource_version.to_string()},
+        "columnDefinitions": definitions, "rows": rows,
+    })
 }
 
 /// The object or list shape a client asked for: metadata-only clients get
@@ -271,7 +341,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
             .to_string()
     };
     let content_type = header_str(header::CONTENT_TYPE);
-    let metadata_only = header_str(header::ACCEPT).contains("as=PartialObjectMetadata");
+    let accept = header_str(header::ACCEPT);
+    let metadata_only = accept.contains("as=PartialObjectMetadata");
+    let as_table = accept.contains("as=Table");
     let manager = q.get("fieldManager").cloned().unwrap_or_else(|| {
         let agent = header_str(header::USER_AGENT);
         agent
@@ -310,7 +382,19 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
         &content_type,
         &manager,
         metadata_only,
-    );
+    )
+    .map(|(v, changed)| match (as_table, verb) {
+        (true, Verb::List) => {
+            let rv = lock(&shared.store).resource_version();
+            let items = v["items"].as_array().map_or(&[][..], Vec::as_slice);
+            (table(&target.rt, items, rv), changed)
+        }
+        (true, Verb::Get) => {
+            let rv = lock(&shared.store).resource_version();
+            (table(&target.rt, std::slice::from_ref(&v), rv), changed)
+        }
+        _ => (v, changed),
+    });
     let changed = matches!(&result, Ok((_, true)));
     lock(&shared.stats).record(verb, &resource, changed, false);
     match result {
