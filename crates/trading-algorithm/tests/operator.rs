@@ -90,6 +90,15 @@ async fn start() -> Result<Harness> {
     start_with_crd(TradingAlgorithm::crd()).await
 }
 
+/// A running operator with one sample created and already Active.
+async fn start_active(sample: &str) -> Result<Harness> {
+    let h = start().await?;
+    h.create(sample).await?;
+    h.eventually("Active", |h| phase(h, sample) == "Active")
+        .await?;
+    Ok(h)
+}
+
 impl Harness {
     fn client(&self) -> kube::Client {
         self.server.client()
@@ -175,10 +184,7 @@ fn phase(h: &Harness, name: &str) -> String {
 
 #[tokio::test]
 async fn a_new_algorithm_gets_its_four_children_and_becomes_active() -> Result<()> {
-    let h = start().await?;
-    h.create("momentum-trader-prod").await?;
-    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
-        .await?;
+    let h = start_active("momentum-trader-prod").await?;
 
     let d = h
         .get("apps/v1", "deployments", "momentum-trader-prod-deployment")
@@ -248,10 +254,7 @@ async fn a_new_algorithm_gets_its_four_children_and_becomes_active() -> Result<(
 
 #[tokio::test]
 async fn the_seeds_task_4_patch_updates_hpa_and_config_and_rolls_pods() -> Result<()> {
-    let h = start().await?;
-    h.create("momentum-trader-prod").await?;
-    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
-        .await?;
+    let h = start_active("momentum-trader-prod").await?;
     let before = h
         .get("apps/v1", "deployments", "momentum-trader-prod-deployment")
         .context("deployment")?;
@@ -314,10 +317,7 @@ async fn the_seeds_task_4_patch_updates_hpa_and_config_and_rolls_pods() -> Resul
 
 #[tokio::test]
 async fn a_breach_of_the_daily_loss_limit_halts_until_the_next_day() -> Result<()> {
-    let h = start().await?;
-    h.create("momentum-trader-prod").await?;
-    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
-        .await?;
+    let h = start_active("momentum-trader-prod").await?;
 
     // Within the limit: figures are reported, trading goes on.
     h.report("momentum-trader-prod", &h.today(), 1542, 15420.5)
@@ -390,10 +390,7 @@ async fn a_breach_of_the_daily_loss_limit_halts_until_the_next_day() -> Result<(
 
 #[tokio::test]
 async fn a_halt_can_be_cleared_by_hand_and_suspend_stops_by_hand() -> Result<()> {
-    let h = start().await?;
-    h.create("momentum-trader-prod").await?;
-    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
-        .await?;
+    let h = start_active("momentum-trader-prod").await?;
     h.report("momentum-trader-prod", &h.today(), 10, -200_000.0)
         .await?;
     h.eventually("Suspended", |h| {
@@ -445,10 +442,7 @@ async fn a_halt_can_be_cleared_by_hand_and_suspend_stops_by_hand() -> Result<()>
 
 #[tokio::test]
 async fn children_edited_or_deleted_by_hand_are_restored() -> Result<()> {
-    let h = start().await?;
-    h.create("momentum-trader-prod").await?;
-    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
-        .await?;
+    let h = start_active("momentum-trader-prod").await?;
 
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(h.client(), NS);
     services
@@ -481,10 +475,7 @@ async fn children_edited_or_deleted_by_hand_are_restored() -> Result<()> {
 
 #[tokio::test]
 async fn deletion_stops_trading_reports_and_leaves_nothing_behind() -> Result<()> {
-    let h = start().await?;
-    h.create("momentum-trader-prod").await?;
-    h.eventually("Active", |h| phase(h, "momentum-trader-prod") == "Active")
-        .await?;
+    let h = start_active("momentum-trader-prod").await?;
     h.report("momentum-trader-prod", &h.today(), 77, 1234.5)
         .await?;
     h.eventually("figures", |h| {
