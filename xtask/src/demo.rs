@@ -21,32 +21,6 @@ const OPERATORS: &[(&str, &str, &str)] = &[(
 
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn yaml_documents(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "yaml")
-                && p.file_name().is_some_and(|n| n != "kustomization.yaml")
-        })
-        .collect();
-    // Namespaces before what lives in them.
-    files.sort_by_key(|p| (!p.to_string_lossy().contains("namespace"), p.clone()));
-    let mut documents = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file)?;
-        for doc in text.split("\n---") {
-            if doc
-                .lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-            {
-                documents.push((file.clone(), doc.to_string()));
-            }
-        }
-    }
-    Ok(documents)
-}
-
 struct Operators(Vec<Child>);
 
 impl Drop for Operators {
@@ -146,11 +120,7 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     let server = ApiServer::new();
     let _workloads = server.simulate_workloads();
     for dir in ["deploy/crds", "deploy/samples"] {
-        for (file, doc) in yaml_documents(&root.join(dir))? {
-            server
-                .create_from_yaml(&doc)
-                .with_context(|| format!("loading {}", file.display()))?;
-        }
+        server.load_manifests(&root.join(dir))?;
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -205,33 +175,4 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
         bail!("the demo did not converge within {CONVERGE_TIMEOUT:?}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn samples_load_namespace_first_and_skip_kustomization() -> Result<()> {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let docs = yaml_documents(&root.join("deploy/samples"))?;
-        assert!(docs[0].0.ends_with("namespace.yaml"));
-        let kinds: Vec<String> = docs
-            .iter()
-            .map(|(_, d)| {
-                serde_yaml::from_str::<serde_json::Value>(d)
-                    .map(|v| v["kind"].as_str().unwrap_or_default().to_string())
-            })
-            .collect::<Result<_, _>>()?;
-        assert_eq!(
-            kinds,
-            vec![
-                "Namespace",
-                "TradingAlgorithm",
-                "TradingAlgorithm",
-                "TradingAlgorithm"
-            ]
-        );
-        Ok(())
-    }
 }

@@ -43,6 +43,15 @@ use server::{Shared, lock};
 /// get `410 Gone`, as a real API server's watch cache does.
 pub const DEFAULT_HISTORY: usize = 10_000;
 
+/// Why manifests could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading {0}: {1}")]
+    Read(std::path::PathBuf, #[source] std::io::Error),
+    #[error("loading {0}: {1}")]
+    Create(std::path::PathBuf, #[source] ApiError),
+}
+
 /// The in-memory API server. Clones share one store.
 #[derive(Clone, Debug)]
 pub struct ApiServer {
@@ -102,6 +111,55 @@ impl ApiServer {
     /// tokio runtime) and returns the handle tests steer them with.
     pub fn simulate_workloads(&self) -> Workloads {
         Workloads::start(self.shared.clone())
+    }
+
+    /// Creates every object in the YAML files of `path` (a file or a directory; multi-document
+    /// files split on `---`; `kustomization.yaml` skipped), CustomResourceDefinitions and
+    /// Namespaces first so what depends on them loads after them. Returns the files loaded.
+    pub fn load_manifests(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<Vec<std::path::PathBuf>, LoadError> {
+        let files: Vec<std::path::PathBuf> = if path.is_file() {
+            vec![path.to_path_buf()]
+        } else {
+            let entries =
+                std::fs::read_dir(path).map_err(|e| LoadError::Read(path.to_path_buf(), e))?;
+            let mut files: Vec<_> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
+                .collect();
+            files.sort();
+            files
+        };
+        let mut documents = Vec::new();
+        for file in &files {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| LoadError::Read(file.clone(), e))?;
+            for doc in text.split("\n---") {
+                if doc
+                    .lines()
+                    .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                {
+                    let kind = serde_yaml::from_str::<Value>(doc)
+                        .ok()
+                        .and_then(|v| v["kind"].as_str().map(String::from));
+                    let order = match kind.as_deref() {
+                        Some("CustomResourceDefinition") => 0,
+                        Some("Namespace") => 1,
+                        _ => 2,
+                    };
+                    documents.push((order, file.clone(), doc.to_string()));
+                }
+            }
+        }
+        documents.sort_by_key(|(order, _, _)| *order);
+        for (_, file, doc) in documents {
+            self.create_from_yaml(&doc)
+                .map_err(|e| LoadError::Create(file, e))?;
+        }
+        Ok(files)
     }
 
     /// Replaces the fault plan (and reseeds its random source).

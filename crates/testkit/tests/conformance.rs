@@ -885,3 +885,30 @@ async fn injected_latency_and_conflicts() -> Result<()> {
     assert_eq!(api_error(r), Some((409, "Conflict".into())));
     Ok(())
 }
+
+#[tokio::test]
+async fn manifests_load_crds_and_namespaces_first() -> Result<()> {
+    let server = ApiServer::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    server.load_manifests(&root.join("deploy/crds"))?;
+    let files = server.load_manifests(&root.join("deploy/samples"))?;
+    assert!(
+        files
+            .iter()
+            .all(|f| f.file_name().is_some_and(|n| n != "kustomization.yaml"))
+    );
+    let names: Vec<String> = server
+        .objects("fintech.io/v1", "tradingalgorithms")
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "arbitrage-trader-prod",
+            "momentum-trader-prod",
+            "sample-momentum-algo"
+        ]
+    );
+    Ok(())
+}

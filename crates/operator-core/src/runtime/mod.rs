@@ -222,6 +222,12 @@ pub async fn run<B>(
 where
     B: FnOnce(&Runtime) -> Vec<BoxFuture<'static, ()>>,
 {
+    tracing::info!(
+        watch_namespace = config.controller.namespace.as_deref().unwrap_or("<all>"),
+        resync = ?config.controller.resync,
+        leader_election = config.leader_election.is_some(),
+        "operator starting"
+    );
     let readiness = Readiness::default();
     let mut tasks = Tasks(Vec::new());
     for (address, router) in admin::routers(
@@ -233,7 +239,8 @@ where
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|source| RuntimeError::Bind { address, source })?;
-        tracing::info!(%address, "admin endpoints listening");
+        let bound = listener.local_addr().unwrap_or(address);
+        tracing::info!(address = %bound, "admin endpoints listening");
         tasks
             .0
             .push(tokio::spawn(admin::serve(listener, router, stop.clone())).abort_handle());

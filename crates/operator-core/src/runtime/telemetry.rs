@@ -67,9 +67,16 @@ pub fn init(service: &str, format: LogFormat) -> Result<TelemetryGuard, Telemetr
                 .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
                 .build()
                 .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+            // Exports from a task on the Tokio runtime (the hyper client needs its reactor),
+            // not from the SDK's own thread.
+            let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+                exporter,
+                opentelemetry_sdk::runtime::Tokio,
+            )
+            .build();
             Some(
                 SdkTracerProvider::builder()
-                    .with_batch_exporter(exporter)
+                    .with_span_processor(processor)
                     .with_resource(
                         Resource::builder()
                             .with_service_name(service.to_string())

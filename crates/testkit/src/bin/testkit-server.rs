@@ -21,20 +21,6 @@ struct Args {
     load: Vec<PathBuf>,
 }
 
-fn yaml_files(path: &PathBuf) -> Result<Vec<PathBuf>> {
-    if path.is_file() {
-        return Ok(vec![path.clone()]);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -43,17 +29,7 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let server = ApiServer::new();
     for path in &args.load {
-        for file in yaml_files(path)? {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            for document in text.split("\n---").filter(|d| {
-                d.lines()
-                    .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            }) {
-                server
-                    .create_from_yaml(document)
-                    .with_context(|| format!("loading {}", file.display()))?;
-            }
+        for file in server.load_manifests(path)? {
             eprintln!("loaded {}", file.display());
         }
     }
