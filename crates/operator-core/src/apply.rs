@@ -75,9 +75,9 @@ impl OperatorIdentity {
 pub enum Applied {
     /// The child did not exist and was created.
     Created,
-    /// The child existed and was written (changed spec or repaired drift).
+    /// The child existed and was changed (new spec, or repaired drift).
     Updated,
-    /// The child already matched; no request was made.
+    /// The child already matched: no request was made, or the apply changed nothing.
     Unchanged,
 }
 
@@ -331,10 +331,14 @@ where
                 version: version_of(written.meta()),
             },
         );
-        Ok(if observed.is_some() {
-            Applied::Updated
-        } else {
-            Applied::Created
+        // An apply the server found nothing to change in (as after a restart, when the record
+        // is empty) leaves the resourceVersion where it was: report it as unchanged.
+        Ok(match observed {
+            None => Applied::Created,
+            Some(meta) if meta.resource_version == written.meta().resource_version => {
+                Applied::Unchanged
+            }
+            Some(_) => Applied::Updated,
         })
     }
 

@@ -48,7 +48,30 @@ impl EventPublisher {
             .await;
     }
 
-    async fn publish<K>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: String)
+    /// A Normal event that is a record the caller cannot do without (a final report before
+    /// deletion): its failure is returned, so the caller retries instead of losing it.
+    pub async fn record<K>(
+        &self,
+        obj: &K,
+        reason: &str,
+        action: &str,
+        note: impl Into<String>,
+    ) -> Result<(), kube::Error>
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        self.try_publish(obj, EventType::Normal, reason, action, note.into())
+            .await
+    }
+
+    async fn try_publish<K>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) -> Result<(), kube::Error>
     where
         K: Resource<DynamicType = ()>,
     {
@@ -59,7 +82,14 @@ impl EventPublisher {
             action: action.to_string(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+        self.recorder.publish(&event, &obj.object_ref(&())).await
+    }
+
+    async fn publish<K>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        if let Err(error) = self.try_publish(obj, type_, reason, action, note).await {
             tracing::warn!(%error, reason, "could not publish event");
         }
     }

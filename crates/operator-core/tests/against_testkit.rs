@@ -74,6 +74,17 @@ async fn converged_children_cost_no_write_and_drift_is_repaired() -> Result<()> 
         .apply(&owner, desired_configmap(&owner, "config"))
         .await?;
 
+    // A new process (empty record) applies once, finds nothing to change, and says so.
+    let restarted = Children::<ConfigMap>::uncached(server.client(), IDENTITY);
+    let rv = server.resource_version();
+    assert_eq!(
+        restarted
+            .apply(&owner, desired_configmap(&owner, "config"))
+            .await?,
+        Applied::Unchanged
+    );
+    assert_eq!(server.resource_version(), rv, "nothing was written");
+
     // Converged: the uncached skip check reads metadata once and writes nothing.
     server.reset_stats();
     assert_eq!(

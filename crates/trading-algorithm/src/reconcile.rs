@@ -413,9 +413,11 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Cleanup> {
             )
             .await;
     }
+    // The final figures are the audit record of this algorithm: if the event cannot be
+    // written, the cleanup fails and is retried rather than lost.
     let status = ta.status.clone().unwrap_or_default();
     ctx.events
-        .normal(
+        .record(
             &*ta,
             "TradingStopped",
             "Delete",
@@ -425,7 +427,7 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Cleanup> {
                 status.daily_pnl.unwrap_or(0.0)
             ),
         )
-        .await;
+        .await?;
     op.metrics.forget(&ta);
     let children: BTreeSet<String> = [
         deployment_name,
