@@ -3,16 +3,19 @@
 //! - `crds [--check]`: write one YAML per CRD into `deploy/crds/` from the CRD types, or
 //!   check that the checked-in files are current (CI runs the check).
 //! - `demo [--serve]`: run the operators on the in-memory API server with the samples.
+//! - `bench`: measure the operators against a naive baseline (report in `target/bench/`).
 
+mod bench;
 mod crds;
 mod demo;
+mod naive;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask crds [--check] | cargo xtask demo [--serve]";
+const USAGE: &str = "usage: cargo xtask crds [--check] | demo [--serve] | bench";
 
 fn workspace_root() -> Result<PathBuf> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -53,6 +56,9 @@ fn run(args: &[String]) -> Result<()> {
         }
         ["demo"] => tokio_runtime()?.block_on(demo::run(&root, false)),
         ["demo", "--serve"] => tokio_runtime()?.block_on(demo::run(&root, true)),
+        ["bench"] => bench::build_and_run(&root),
+        ["bench-run"] => tokio_runtime()?.block_on(bench::run(&root)),
+        ["naive-operator"] => tokio_runtime()?.block_on(naive::run()),
         _ => bail!("{USAGE}"),
     }
 }

@@ -1,0 +1,364 @@
+//! `cargo xtask bench`: each operator, and a naive baseline built from the same builders,
+//! run as a child process against testkit over loopback, at N = 100 and 1,000 resources.
+//! Reports convergence time, API cost against the lower bound, steady-state requests, memory
+//! and spec-change latency, as a markdown table and JSON under `target/bench/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use testkit::{ApiServer, RequestStats, Verb};
+
+const NS: &str = "trading-platform";
+const SIZES: [usize; 2] = [100, 1000];
+/// Both operators resync every 10 s; the steady-state window covers one full resync.
+const RESYNC: Duration = Duration::from_secs(10);
+const LATENCY_SAMPLES: usize = 50;
+const PHASE_TIMEOUT: Duration = Duration::from_secs(180);
+/// Writes strictly needed: one apply per child (4) and one status write per algorithm.
+const LOWER_BOUND_CONVERGE: f64 = 5.0;
+/// A maxReplicas change: the HPA, and the status (observedGeneration).
+const LOWER_BOUND_CHANGE: f64 = 2.0;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Flavor {
+    Operator,
+    Naive,
+}
+
+impl Flavor {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Operator => "trading-operator",
+            Self::Naive => "naive baseline",
+        }
+    }
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Process {
+    /// Resident and peak resident memory in MiB, from /proc.
+    fn memory(&self) -> (f64, f64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map_or(0.0, |kb| kb / 1024.0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+fn algorithm(i: usize) -> String {
+    format!(
+        "apiVersion: fintech.io/v1\nkind: TradingAlgorithm\nmetadata: {{name: algo-{i:04}, namespace: {NS}}}\nspec:\n  marketData: {{sources: [NYSE, NASDAQ], updateFrequency: 100ms, symbols: [AAPL, MSFT]}}\n  riskLimits: {{maxPositionSize: 1000000, dailyLossLimit: 50000}}\n  scalingPolicy: {{minReplicas: 2, maxReplicas: 5, scaleUpPolicy: moderate}}\n  tradingStrategy: {{algorithm: momentum, parameters: {{lookbackPeriod: 10m}}}}\n"
+    )
+}
+
+/// What the operator itself did: every request but the harness's own (none: the harness
+/// writes straight to the store), split into reads and writes, events apart.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cost {
+    reads: u64,
+    writes: u64,
+    event_writes: u64,
+}
+
+fn cost(stats: &RequestStats) -> Cost {
+    let event_writes = stats.writes_to("events");
+    Cost {
+        reads: stats.reads() - watch_requests(stats),
+        writes: stats.writes() - event_writes,
+        event_writes,
+    }
+}
+
+fn watch_requests(stats: &RequestStats) -> u64 {
+    stats
+        .by
+        .iter()
+        .filter(|((v, _), _)| *v == Verb::Watch)
+        .map(|(_, c)| c.requests)
+        .sum()
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) -> Result<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < PHASE_TIMEOUT {
+        if check() {
+            return Ok(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("{what} did not happen within {PHASE_TIMEOUT:?}")
+}
+
+fn all_active(server: &ApiServer, n: usize) -> bool {
+    let tas = server.objects("fintech.io/v1", "tradingalgorithms");
+    tas.len() == n && tas.iter().all(|t| t["status"]["phase"] == "Active")
+}
+
+fn hpa_max(server: &ApiServer, name: &str) -> i64 {
+    server
+        .object(
+            "autoscaling/v2",
+            "horizontalpodautoscalers",
+            NS,
+            &format!("{name}-hpa"),
+        )
+        .and_then(|h| h["spec"]["maxReplicas"].as_i64())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Result<Value> {
+    let out = root
+        .join("target/bench")
+        .join(format!("{}-{n}", flavor.name().replace(' ', "-")));
+    std::fs::create_dir_all(&out)?;
+    let server = ApiServer::with_history(200_000);
+    let _workloads = server.simulate_workloads();
+    server.load_manifests(&root.join("deploy/crds"))?;
+    server.create_from_yaml(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"
+    ))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let kubeconfig = out.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        testkit::loopback::kubeconfig(listener.local_addr()?),
+    )?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(testkit::loopback::serve(server.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    let config = out.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "operator:\n  reconcileInterval: \"{}s\"\n",
+            RESYNC.as_secs()
+        ),
+    )?;
+    let log = std::fs::File::create(out.join("operator.log"))?;
+    let mut command = match flavor {
+        Flavor::Operator => {
+            let mut c = Command::new(release.join("trading-operator"));
+            c.args([
+                "--metrics-bind-address",
+                "0",
+                "--health-probe-bind-address",
+                "0",
+                "--config",
+            ])
+            .arg(&config);
+            c
+        }
+        Flavor::Naive => {
+            let mut c = Command::new(release.join("xtask"));
+            c.arg("naive-operator");
+            c
+        }
+    };
+    let process = Process(
+        command
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("starting the operator")?,
+    );
+    // Let it connect and list before the clock starts.
+    until("the operator's first watch", || {
+        watch_requests(&server.stats()) > 0
+    })
+    .await?;
+
+    server.reset_stats();
+    let started = Instant::now();
+    for i in 0..n {
+        server.create_from_yaml(&algorithm(i))?;
+    }
+    until("convergence", || all_active(&server, n)).await?;
+    let converge_time = started.elapsed();
+    let converge = cost(&server.stats());
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.reset_stats();
+    let started = Instant::now();
+    for i in 0..n {
+        server.merge_patch(
+            "fintech.io/v1",
+            "tradingalgorithms",
+            NS,
+            &format!("algo-{i:04}"),
+            json!({"spec": {"scalingPolicy": {"maxReplicas": 6}}}),
+        )?;
+    }
+    until("the spec change everywhere", || {
+        (0..n).all(|i| hpa_max(&server, &format!("algo-{i:04}")) == 6)
+            && server
+                .objects("fintech.io/v1", "tradingalgorithms")
+                .iter()
+                .all(|t| t["status"]["observedGeneration"] == 2)
+    })
+    .await?;
+    let change_time = started.elapsed();
+    let change = cost(&server.stats());
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.reset_stats();
+    tokio::time::sleep(RESYNC + Duration::from_secs(1)).await;
+    let steady = cost(&server.stats());
+    let (rss_settled, rss_peak) = process.memory();
+
+    let mut latencies = Vec::new();
+    for sample in 0..LATENCY_SAMPLES {
+        let name = format!("algo-{:04}", (sample * 7919) % n);
+        let target = 7 + (sample % 2) as i64;
+        let before = hpa_max(&server, &name);
+        let target = if before == target { target + 2 } else { target };
+        let started = Instant::now();
+        server.merge_patch(
+            "fintech.io/v1",
+            "tradingalgorithms",
+            NS,
+            &name,
+            json!({"spec": {"scalingPolicy": {"maxReplicas": target}}}),
+        )?;
+        until("one change", || hpa_max(&server, &name) == target).await?;
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    drop(process);
+    let _ = stop.send(());
+    let _ = serving.await;
+
+    let per = |x: u64| x as f64 / n as f64;
+    Ok(json!({
+        "operator": flavor.name(),
+        "n": n,
+        "convergence_seconds": converge_time.as_secs_f64(),
+        "converge_reads_per_resource": per(converge.reads),
+        "converge_writes_per_resource": per(converge.writes),
+        "converge_event_writes_per_resource": per(converge.event_writes),
+        "converge_writes_vs_lower_bound": per(converge.writes) / LOWER_BOUND_CONVERGE,
+        "change_seconds": change_time.as_secs_f64(),
+        "change_reads_per_resource": per(change.reads),
+        "change_writes_per_resource": per(change.writes),
+        "change_writes_vs_lower_bound": per(change.writes) / LOWER_BOUND_CHANGE,
+        "steady_state_reads": steady.reads,
+        "steady_state_writes": steady.writes + steady.event_writes,
+        "rss_peak_mib": rss_peak,
+        "rss_settled_mib": rss_settled,
+        "latency_p50_ms": percentile(&latencies, 0.5),
+        "latency_p99_ms": percentile(&latencies, 0.99),
+    }))
+}
+
+fn table(results: &[Value]) -> String {
+    let mut md = String::from(
+        "| operator | N | converge s | writes/res (×min) | reads/res | change s | change writes/res (×min) | resync writes | resync reads | RSS peak / settled MiB | p50 / p99 ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in results {
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+        md.push_str(&format!(
+            "| {} | {} | {:.2} | {:.1} ({:.2}×) | {:.1} | {:.2} | {:.1} ({:.2}×) | {} | {} | {:.0} / {:.0} | {:.0} / {:.0} |\n",
+            r["operator"].as_str().unwrap_or_default(),
+            r["n"],
+            f("convergence_seconds"),
+            f("converge_writes_per_resource"),
+            f("converge_writes_vs_lower_bound"),
+            f("converge_reads_per_resource"),
+            f("change_seconds"),
+            f("change_writes_per_resource"),
+            f("change_writes_vs_lower_bound"),
+            r["steady_state_writes"],
+            r["steady_state_reads"],
+            f("rss_peak_mib"),
+            f("rss_settled_mib"),
+            f("latency_p50_ms"),
+            f("latency_p99_ms"),
+        ));
+    }
+    md.push_str(&format!(
+        "\nLower bound: {LOWER_BOUND_CONVERGE} writes per resource to converge (4 children, 1 status), {LOWER_BOUND_CHANGE} for a maxReplicas change (the HPA, the status). Writes exclude events (reported in the JSON). Resync columns: requests in one {}s resync window of N converged resources. Latency: spec change on one resource to its HPA updated, {LATENCY_SAMPLES} samples, while the others resync.\n",
+        RESYNC.as_secs()
+    ));
+    md
+}
+
+/// Builds the release binaries, then runs every scenario in a release build of xtask (so
+/// the in-process API server is not what is measured).
+pub fn build_and_run(root: &Path) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "xtask",
+            "-p",
+            "trading-algorithm",
+        ])
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    let release = std::env::var("CARGO_TARGET_DIR")
+        .map_or_else(|_| root.join("target"), PathBuf::from)
+        .join("release");
+    let status = Command::new(release.join("xtask"))
+        .arg("bench-run")
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("the benchmark failed");
+    }
+    Ok(())
+}
+
+pub async fn run(root: &Path) -> Result<()> {
+    let release = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask's directory")?;
+    let mut results = Vec::new();
+    for n in SIZES {
+        for flavor in [Flavor::Operator, Flavor::Naive] {
+            eprintln!("bench: {} at N={n}", flavor.name());
+            results.push(scenario(root, &release, flavor, n).await?);
+        }
+    }
+    let md = table(&results);
+    let out = root.join("target/bench");
+    std::fs::write(out.join("report.md"), &md)?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    println!("{md}");
+    println!("written to {}", out.display());
+    Ok(())
+}
