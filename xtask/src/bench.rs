@@ -96,13 +96,22 @@ fn watch_requests(stats: &RequestStats) -> u64 {
         .sum()
 }
 
-async fn until(what: &str, mut check: impl FnMut() -> bool) -> Result<Duration> {
+async fn until(what: &str, check: impl FnMut() -> bool) -> Result<Duration> {
+    until_every(what, Duration::from_millis(20), check).await
+}
+
+/// Polls `check` every `period`: the latency phase polls finely, the bulk phases do not.
+async fn until_every(
+    what: &str,
+    period: Duration,
+    mut check: impl FnMut() -> bool,
+) -> Result<Duration> {
     let start = Instant::now();
     while start.elapsed() < PHASE_TIMEOUT {
         if check() {
             return Ok(start.elapsed());
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(period).await;
     }
     bail!("{what} did not happen within {PHASE_TIMEOUT:?}")
 }
@@ -245,7 +254,10 @@ async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Resu
             &name,
             json!({"spec": {"scalingPolicy": {"maxReplicas": target}}}),
         )?;
-        until("one change", || hpa_max(&server, &name) == target).await?;
+        until_every("one change", Duration::from_millis(1), || {
+            hpa_max(&server, &name) == target
+        })
+        .await?;
         latencies.push(started.elapsed());
     }
     latencies.sort();
@@ -344,8 +356,14 @@ pub async fn run(root: &Path) -> Result<()> {
         .parent()
         .map(Path::to_path_buf)
         .context("xtask's directory")?;
+    // BENCH_SIZES=100 runs a quick subset.
+    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| SIZES.to_vec());
     let mut results = Vec::new();
-    for n in SIZES {
+    for n in sizes {
         for flavor in [Flavor::Operator, Flavor::Naive] {
             eprintln!("bench: {} at N={n}", flavor.name());
             results.push(scenario(root, &release, flavor, n).await?);

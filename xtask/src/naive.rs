@@ -28,11 +28,13 @@ const RESYNC: Duration = Duration::from_secs(10);
 #[error(transparent)]
 struct Failed(#[from] kube::Error);
 
-/// GET the child; PUT it over whatever is there (or POST it when missing).
+/// GET the child; PUT it over whatever is there (or POST it when missing). `keep` copies
+/// what must survive from the live object.
 async fn replace<K>(
     client: &kube::Client,
     owner: &TradingAlgorithm,
     mut child: K,
+    keep: fn(&K, &mut K),
 ) -> Result<(), Failed>
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
@@ -48,6 +50,7 @@ where
     let name = child.name_any();
     match api.get_opt(&name).await? {
         Some(existing) => {
+            keep(&existing, &mut child);
             child.meta_mut().resource_version = existing.resource_version();
             api.replace(&name, &PostParams::default(), &child).await?;
         }
@@ -58,13 +61,20 @@ where
     Ok(())
 }
 
+/// Without this the baseline would drop `replicas` on every pass and fight the autoscaler.
+fn keep_replicas(existing: &Deployment, desired: &mut Deployment) {
+    if let (Some(live), Some(spec)) = (existing.spec.as_ref(), desired.spec.as_mut()) {
+        spec.replicas = live.replicas;
+    }
+}
+
 async fn reconcile(ta: Arc<TradingAlgorithm>, client: Arc<kube::Client>) -> Result<Action, Failed> {
     let children = desired_children(&ta, &WorkloadDefaults::default(), false);
-    replace(&client, &ta, children.config).await?;
-    replace(&client, &ta, children.deployment).await?;
-    replace(&client, &ta, children.service).await?;
+    replace(&client, &ta, children.config, |_, _| {}).await?;
+    replace(&client, &ta, children.deployment, keep_replicas).await?;
+    replace(&client, &ta, children.service, |_, _| {}).await?;
     if let Some(hpa) = children.hpa {
-        replace(&client, &ta, hpa).await?;
+        replace(&client, &ta, hpa, |_, _| {}).await?;
     }
     let ns = ta.namespace().unwrap_or_default();
     let deployment = Api::<Deployment>::namespaced((*client).clone(), &ns)
@@ -87,6 +97,9 @@ async fn reconcile(ta: Arc<TradingAlgorithm>, client: Arc<kube::Client>) -> Resu
 }
 
 pub async fn run() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let client = kube::Client::try_default().await?;
     let api: Api<TradingAlgorithm> = Api::all(client.clone());
     Controller::new(api, watcher::Config::default())
