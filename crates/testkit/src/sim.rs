@@ -18,8 +18,9 @@ use crate::server::{Shared, lock};
 
 /// The manager name the simulated controllers write status under.
 const MANAGER: &str = "kube-controller-manager";
-/// How often the simulation looks at every workload (deadlines, schedules).
-const TICK: Duration = Duration::from_millis(100);
+/// How often the simulation looks at every workload (progress deadlines, schedules);
+/// changes themselves are handled as they happen, object by object.
+const TICK: Duration = Duration::from_secs(1);
 
 /// What the next Jobs do once they start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,6 +49,8 @@ struct SimState {
     rollouts: HashMap<(String, String), (i64, tokio::time::Instant)>,
     jobs: HashMap<(String, String), JobOutcome>,
     default_job_outcome: JobOutcome,
+    /// Which HPA scales which Deployment: `(namespace, deployment)` → HPA name.
+    hpa_targets: HashMap<(String, String), String>,
 }
 
 /// Steers the simulated controllers; dropping it does not stop them (they stop with the
@@ -124,8 +127,7 @@ impl Workloads {
         loop {
             tokio::select! {
                 change = changes.recv() => match change {
-                    Ok(c) if matches!(c.plural.as_str(), "deployments" | "jobs" | "cronjobs" | "horizontalpodautoscalers") => self.reconcile_all(),
-                    Ok(_) => {}
+                    Ok(c) => self.on_change(&c),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.reconcile_all(),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
@@ -134,22 +136,83 @@ impl Workloads {
         }
     }
 
+    /// Reacts to one change, touching only the objects it concerns.
+    fn on_change(&self, change: &crate::store::Change) {
+        if change.kind == crate::store::EventType::Deleted {
+            return;
+        }
+        let ns = change.namespace.as_str();
+        let name = change.object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        match change.plural.as_str() {
+            "deployments" => {
+                let hpa = lock(&self.state).hpa_targets.get(&key(ns, name)).cloned();
+                if let Some(hpa) = hpa {
+                    self.autoscale_one(ns, &hpa);
+                }
+                self.reconcile_one("apps", "deployments", ns, name);
+            }
+            "horizontalpodautoscalers" => {
+                let target = &change.object["spec"]["scaleTargetRef"];
+                if target["kind"] == "Deployment"
+                    && let Some(deployment) = target["name"].as_str()
+                {
+                    lock(&self.state)
+                        .hpa_targets
+                        .insert(key(ns, deployment), name.to_string());
+                }
+                self.autoscale_one(ns, name);
+            }
+            "jobs" => {
+                self.reconcile_one("batch", "jobs", ns, name);
+                let owners = change.object["metadata"]["ownerReferences"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                for owner in owners.iter().filter(|o| o["kind"] == "CronJob") {
+                    if let Some(cronjob) = owner["name"].as_str() {
+                        self.reconcile_one("batch", "cronjobs", ns, cronjob);
+                    }
+                }
+            }
+            "cronjobs" => self.reconcile_one("batch", "cronjobs", ns, name),
+            _ => {}
+        }
+    }
+
+    fn reconcile_one(&self, group: &str, plural: &str, ns: &str, name: &str) {
+        let found = {
+            let store = lock(&self.shared.store);
+            store
+                .resolve(group, "v1", plural)
+                .and_then(|rt| store.get(&rt, ns, name).ok().map(|obj| (rt, obj)))
+        };
+        if let Some((rt, obj)) = found {
+            self.reconcile_object(&rt, &obj);
+        }
+    }
+
+    fn reconcile_object(&self, rt: &ResourceType, obj: &Value) {
+        let status = match rt.plural.as_str() {
+            "deployments" => Some(self.deployment_status(obj)),
+            "jobs" => self.job_status(obj),
+            "cronjobs" => {
+                self.schedule(obj);
+                Some(self.cronjob_status(obj))
+            }
+            _ => None,
+        };
+        if let Some(status) = status {
+            self.write_status(rt, obj, status);
+        }
+    }
+
     fn reconcile_all(&self) {
         self.autoscale();
         for (rt, objects) in self.workloads() {
             for obj in objects {
-                let status = match rt.plural.as_str() {
-                    "deployments" => Some(self.deployment_status(&obj)),
-                    "jobs" => self.job_status(&obj),
-                    "cronjobs" => {
-                        self.schedule(&obj);
-                        Some(self.cronjob_status(&obj))
-                    }
-                    _ => None,
-                };
-                if let Some(status) = status {
-                    self.write_status(&rt, &obj, status);
-                }
+                self.reconcile_object(&rt, &obj);
             }
         }
     }
@@ -174,6 +237,29 @@ impl Workloads {
     /// `[minReplicas, maxReplicas]` (through the main resource, as the scale subresource
     /// would), and reports current and desired replicas.
     fn autoscale(&self) {
+        let hpas: Vec<(String, String)> = {
+            let store = lock(&self.shared.store);
+            let Some(rt) = store.resolve("autoscaling", "v2", "horizontalpodautoscalers") else {
+                return;
+            };
+            let Ok((items, _)) = store.list(&rt, None, &Default::default()) else {
+                return;
+            };
+            items
+                .iter()
+                .map(|h| {
+                    let field = |f: &str| h["metadata"][f].as_str().unwrap_or_default().to_string();
+                    (field("namespace"), field("name"))
+                })
+                .collect()
+        };
+        for (ns, name) in hpas {
+            self.autoscale_one(&ns, &name);
+        }
+    }
+
+    /// One HPA: keeps its target Deployment's replicas within bounds, reports replicas.
+    fn autoscale_one(&self, ns: &str, hpa_name: &str) {
         let mut store = lock(&self.shared.store);
         let (Some(hpas), Some(deployments)) = (
             store.resolve("autoscaling", "v2", "horizontalpodautoscalers"),
@@ -181,49 +267,36 @@ impl Workloads {
         ) else {
             return;
         };
-        let Ok((items, _)) = store.list(&hpas, None, &Default::default()) else {
+        let Ok(hpa) = store.get(&hpas, ns, hpa_name) else {
             return;
         };
-        for hpa in items {
-            let ns = hpa["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let target = &hpa["spec"]["scaleTargetRef"];
-            if target["kind"] != "Deployment" {
-                continue;
+        let target = &hpa["spec"]["scaleTargetRef"];
+        if target["kind"] != "Deployment" {
+            return;
+        }
+        let name = target["name"].as_str().unwrap_or_default().to_string();
+        let Ok(mut deployment) = store.get(&deployments, ns, &name) else {
+            return;
+        };
+        let current = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+        let min = hpa["spec"]["minReplicas"].as_i64().unwrap_or(1);
+        let max = hpa["spec"]["maxReplicas"]
+            .as_i64()
+            .unwrap_or(current)
+            .max(min);
+        let desired = current.clamp(min, max);
+        if desired != current {
+            deployment["spec"]["replicas"] = json!(desired);
+            if let Err(error) = store.update(&deployments, ns, &name, deployment, None, MANAGER) {
+                tracing::debug!(%error, "simulated autoscaler write lost a race");
             }
-            let name = target["name"].as_str().unwrap_or_default();
-            let Ok(mut deployment) = store.get(&deployments, &ns, name) else {
-                continue;
-            };
-            let current = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
-            let min = hpa["spec"]["minReplicas"].as_i64().unwrap_or(1);
-            let max = hpa["spec"]["maxReplicas"]
-                .as_i64()
-                .unwrap_or(current)
-                .max(min);
-            let desired = current.clamp(min, max);
-            if desired != current {
-                deployment["spec"]["replicas"] = json!(desired);
-                if let Err(error) = store.update(&deployments, &ns, name, deployment, None, MANAGER)
-                {
-                    tracing::debug!(%error, "simulated autoscaler write lost a race");
-                }
-            }
-            let status = json!({"currentReplicas": current, "desiredReplicas": desired});
-            if hpa["status"] != status {
-                let hpa_name = hpa["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let mut body = hpa.clone();
-                body["status"] = status;
-                if let Err(error) =
-                    store.update(&hpas, &ns, &hpa_name, body, Some("status"), MANAGER)
-                {
-                    tracing::debug!(%error, "simulated autoscaler status write lost a race");
-                }
+        }
+        let status = json!({"currentReplicas": current, "desiredReplicas": desired});
+        if hpa["status"] != status {
+            let mut body = hpa.clone();
+            body["status"] = status;
+            if let Err(error) = store.update(&hpas, ns, hpa_name, body, Some("status"), MANAGER) {
+                tracing::debug!(%error, "simulated autoscaler status write lost a race");
             }
         }
     }
