@@ -209,7 +209,14 @@ async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Resu
     }
     until("convergence", || all_active(&server, n)).await?;
     let converge_time = started.elapsed();
-    let converge = cost(&server.stats());
+    let converge_stats = server.stats();
+    let converge = cost(&converge_stats);
+    let converge_breakdown: serde_json::Map<String, Value> = converge_stats
+        .by
+        .iter()
+        .filter(|((verb, _), _)| verb.is_write())
+        .map(|((verb, resource), c)| (format!("{verb:?} {resource}"), json!(c.requests as f64 / n as f64)))
+        .collect();
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     server.reset_stats();
@@ -274,6 +281,7 @@ async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Resu
         "converge_writes_per_resource": per(converge.writes),
         "converge_event_writes_per_resource": per(converge.event_writes),
         "converge_writes_vs_lower_bound": per(converge.writes) / LOWER_BOUND_CONVERGE,
+        "converge_writes_per_resource_by_request": converge_breakdown,
         "change_seconds": change_time.as_secs_f64(),
         "change_reads_per_resource": per(change.reads),
         "change_writes_per_resource": per(change.writes),
