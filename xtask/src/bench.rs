@@ -215,7 +215,12 @@ async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Resu
         .by
         .iter()
         .filter(|((verb, _), _)| verb.is_write())
-        .map(|((verb, resource), c)| (format!("{verb:?} {resource}"), json!(c.requests as f64 / n as f64)))
+        .map(|((verb, resource), c)| {
+            (
+                format!("{verb:?} {resource}"),
+                json!(c.requests as f64 / n as f64),
+            )
+        })
         .collect();
 
     tokio::time::sleep(Duration::from_secs(2)).await;
