@@ -912,3 +912,46 @@ async fn manifests_load_crds_and_namespaces_first() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn garbage_collection_cannot_hang_on_a_rewrite_the_schema_refuses() -> Result<()> {
+    let server = ApiServer::new();
+    let crds: Api<CustomResourceDefinition> = Api::all(server.client());
+    let permissive = json!({"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}});
+    crds.create(&PostParams::default(), &gadget_crd(permissive)?)
+        .await?;
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let a = cms
+        .create(&PostParams::default(), &configmap("owner-a", json!({}))?)
+        .await?;
+    let b = cms
+        .create(&PostParams::default(), &configmap("owner-b", json!({}))?)
+        .await?;
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.io", "v1", "Gadget"),
+        "gadgets",
+    );
+    let gadgets: Api<DynamicObject> = Api::default_namespaced_with(server.client(), &ar);
+    let owner = |o: &ConfigMap| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": o.metadata.name, "uid": o.metadata.uid});
+    let child: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "example.io/v1", "kind": "Gadget",
+        "metadata": {"name": "g", "ownerReferences": [owner(&a), owner(&b)]},
+        "spec": {"size": 1}
+    }))?;
+    gadgets.create(&PostParams::default(), &child).await?;
+    // The schema tightens: the stored child no longer validates, so GC cannot rewrite it.
+    let mut crd = crds.get("gadgets.example.io").await?;
+    crd.spec.versions[0].schema = Some(serde_json::from_value(json!({"openAPIV3Schema": {
+        "type": "object",
+        "properties": {"spec": {"type": "object", "required": ["colour"], "properties": {"colour": {"type": "string"}, "size": {"type": "integer"}}}}
+    }}))?);
+    crds.replace("gadgets.example.io", &PostParams::default(), &crd)
+        .await?;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        cms.delete("owner-a", &DeleteParams::default()),
+    )
+    .await??;
+    assert!(cms.get_opt("owner-a").await?.is_none());
+    Ok(())
+}
