@@ -30,11 +30,19 @@ pub enum Cleanup {
     Waiting(Duration),
 }
 
-fn json_patch(ops: serde_json::Value) -> Result<json_patch::Patch> {
-    serde_json::from_value(ops).map_err(|source| Error::Serialization {
-        what: "finalizer patch".into(),
-        source,
-    })
+/// Edits the finalizer list with a JSON patch (its `test` guards against concurrent edits).
+async fn patch_finalizers<K>(api: &Api<K>, name: &str, ops: serde_json::Value) -> Result<()>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let patch: json_patch::Patch =
+        serde_json::from_value(ops).map_err(|source| Error::Serialization {
+            what: "finalizer patch".into(),
+            source,
+        })?;
+    api.patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await?;
+    Ok(())
 }
 
 /// Runs `apply` while the object lives (after making sure it carries `finalizer`), and
@@ -75,12 +83,7 @@ where
                     {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
                 ])
             };
-            api.patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Json::<()>(json_patch(patch)?),
-            )
-            .await?;
+            patch_finalizers(api, &name, patch).await?;
             // The write triggers the next reconcile, which applies.
             Ok(Action::await_change())
         }
@@ -91,12 +94,7 @@ where
                     {"op": "test", "path": path, "value": finalizer},
                     {"op": "remove", "path": path},
                 ]);
-                api.patch(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Json::<()>(json_patch(patch)?),
-                )
-                .await?;
+                patch_finalizers(api, &name, patch).await?;
                 Ok(Action::await_change())
             }
             Ok(Cleanup::Waiting(after)) => Ok(Action::requeue(after)),
