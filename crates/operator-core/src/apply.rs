@@ -117,6 +117,30 @@ pub fn desired_hash<K: Serialize>(desired: &K) -> Result<String> {
     Ok(digest.iter().take(10).map(|b| format!("{b:02x}")).collect())
 }
 
+/// What one reconcile pass changed among an owner's children, for events and status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub pruned: Vec<String>,
+}
+
+impl Changes {
+    /// Notes the outcome of applying `Kind/name`.
+    fn note(&mut self, child: String, applied: Applied) {
+        match applied {
+            Applied::Created => self.created.push(child),
+            Applied::Updated => self.updated.push(child),
+            Applied::Unchanged => {}
+        }
+    }
+
+    /// Whether anything was written.
+    pub fn any(&self) -> bool {
+        !(self.created.is_empty() && self.updated.is_empty() && self.pruned.is_empty())
+    }
+}
+
 /// `(namespace, name)` of a child.
 type ChildKey = (Option<String>, String);
 
@@ -401,6 +425,40 @@ where
             deleted.push(name);
         }
         Ok(deleted)
+    }
+
+    /// [`Self::apply`], noting the outcome as `Kind/name` in `changes`.
+    pub async fn apply_noted<O>(&self, owner: &O, desired: K, changes: &mut Changes) -> Result<()>
+    where
+        O: Resource<DynamicType = ()>,
+    {
+        let child = format!(
+            "{}/{}",
+            K::kind(&()),
+            desired.meta().name.clone().unwrap_or_default()
+        );
+        let applied = self.apply(owner, desired).await?;
+        changes.note(child, applied);
+        Ok(())
+    }
+
+    /// [`Self::prune`], noting what was deleted as `Kind/name` in `changes`.
+    pub async fn prune_noted<O>(
+        &self,
+        owner: &O,
+        keep: &BTreeSet<String>,
+        changes: &mut Changes,
+    ) -> Result<()>
+    where
+        O: Resource<DynamicType = ()>,
+    {
+        let deleted = self.prune(owner, keep).await?;
+        changes.pruned.extend(
+            deleted
+                .iter()
+                .map(|name| format!("{}/{name}", K::kind(&()))),
+        );
+        Ok(())
     }
 
     /// Forgets what was applied for an owner's children (call when the owner is gone), so the

@@ -27,6 +27,7 @@ use crate::error::Error;
 use crate::events::EventPublisher;
 use crate::runtime::admin::Readiness;
 use crate::runtime::metrics::{Metrics, ReconcileResult};
+use crate::status::StatusWrites;
 
 /// Retry delays after failed reconciles of one object: `base · 2^(failures−1)`, capped at
 /// `max`, each multiplied by a random factor in `[1 − jitter, 1 + jitter]` so objects that
@@ -93,6 +94,8 @@ pub struct Context<O> {
     pub identity: OperatorIdentity,
     pub metrics: Metrics,
     pub operator: O,
+    /// Status writes whose watch event may not have reached the cache yet.
+    pub status_writes: StatusWrites,
     settings: ControllerSettings,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -121,6 +124,7 @@ impl<O> Context<O> {
             identity,
             metrics: Metrics::new(),
             operator,
+            status_writes: StatusWrites::default(),
             settings,
             failures: Mutex::default(),
         }

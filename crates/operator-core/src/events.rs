@@ -2,6 +2,9 @@
 //! `kubectl describe`, published under the operator's reporter name.
 
 use kube::Resource;
+use sha2::{Digest, Sha256};
+
+use crate::apply::Changes;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 /// Publishes events about the objects an operator manages. An event that cannot be published
@@ -64,6 +67,23 @@ impl EventPublisher {
             .await
     }
 
+    /// Normal events for the children a pass created, updated and deleted.
+    pub async fn changes<K>(&self, obj: &K, changes: &Changes)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        for (reason, names) in [
+            ("Created", &changes.created),
+            ("Updated", &changes.updated),
+            ("Deleted", &changes.pruned),
+        ] {
+            if !names.is_empty() {
+                let note = format!("{} {}", reason.to_lowercase(), names.join(", "));
+                self.normal(obj, reason, "Apply", note).await;
+            }
+        }
+    }
+
     async fn try_publish<K>(
         &self,
         obj: &K,
@@ -75,11 +95,18 @@ impl EventPublisher {
     where
         K: Resource<DynamicType = ()>,
     {
+        // kube's recorder folds events with the same reason and action into one series and
+        // keeps the first note: "rolled back 1.6.0" would be shown again for 1.7.0. A digest
+        // of the note in the action keeps different events apart and still folds repeats.
+        let digest = Sha256::digest(note.as_bytes());
         let event = Event {
             type_,
             reason: reason.to_string(),
+            action: format!(
+                "{action}/{:02x}{:02x}{:02x}{:02x}",
+                digest[0], digest[1], digest[2], digest[3]
+            ),
             note: Some(note),
-            action: action.to_string(),
             secondary: None,
         };
         self.recorder.publish(&event, &obj.object_ref(&())).await

@@ -16,7 +16,17 @@ pub mod events;
 pub mod finalizer;
 pub mod runtime;
 pub mod status;
+pub mod workload;
 
-pub use apply::{Applied, ChildWatch, Children, OperatorIdentity};
+pub use apply::{Applied, Changes, ChildWatch, Children, OperatorIdentity};
 pub use controller::{Backoff, Context, ControllerSettings, OperatorController};
 pub use error::{Error, FieldError, Result};
+
+/// A source of the current time; operators take one so tests can move it (a trading day, a
+/// canary pause, a rollout deadline) without sleeping.
+pub type Clock = std::sync::Arc<dyn Fn() -> k8s_openapi::jiff::Timestamp + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(k8s_openapi::jiff::Timestamp::now)
+}

@@ -13,17 +13,15 @@ pub mod resources;
 pub mod risk;
 pub mod webhook;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{Children, OperatorIdentity};
+use operator_core::{Children, Clock, OperatorIdentity};
 
 use crate::crd::TradingAlgorithm;
 use crate::metrics::TradingMetrics;
@@ -40,9 +38,6 @@ pub const BINARY: OperatorBinary = OperatorBinary {
     identity: IDENTITY,
     config_section: "trading",
 };
-
-/// A source of the current time.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// How the controller is built; tests change the clock and the stop timeout.
 #[derive(Clone)]
@@ -63,7 +58,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             stop_timeout: Duration::from_secs(60),
-            now: Arc::new(Timestamp::now),
+            now: operator_core::system_clock(),
         }
     }
 }

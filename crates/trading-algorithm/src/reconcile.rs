@@ -17,8 +17,7 @@ use kube::{Resource, ResourceExt};
 use operator_core::conditions::{ConditionStatus, Observed, set_condition};
 use operator_core::finalizer::{Cleanup, with_finalizer};
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::status::patch_status_if_changed;
-use operator_core::{Applied, Children, Context, Error, Result};
+use operator_core::{Changes, Children, Context, Error, Result};
 use serde_json::json;
 
 use crate::crd::{Phase, TradingAlgorithm, TradingAlgorithmStatus};
@@ -48,7 +47,7 @@ pub struct TradingOperator {
     /// How long a deletion waits for pods to stop before it goes ahead anyway.
     pub stop_timeout: Duration,
     /// The clock (tests move it to the next trading day).
-    pub now: crate::Clock,
+    pub now: operator_core::Clock,
 }
 
 impl std::fmt::Debug for TradingOperator {
@@ -78,38 +77,19 @@ pub async fn reconcile(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     .await
 }
 
-/// What one pass changed, for status and events.
-#[derive(Debug, Default)]
-struct Changes {
-    created: Vec<String>,
-    updated: Vec<String>,
-    pruned: Vec<String>,
-}
-
-impl Changes {
-    fn note(&mut self, name: Option<&String>, applied: Applied) {
-        let name = name.cloned().unwrap_or_default();
-        match applied {
-            Applied::Created => self.created.push(name),
-            Applied::Updated => self.updated.push(name),
-            Applied::Unchanged => {}
-        }
-    }
-
-    fn any(&self) -> bool {
-        !(self.created.is_empty() && self.updated.is_empty() && self.pruned.is_empty())
-    }
-}
-
 async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
+    if ctx.status_writes.is_stale(&*ta) {
+        return Ok(ctx.resync());
+    }
     let now = (op.now)();
 
     let errors = webhook::validate(&ta.name_any(), &ta.spec);
     if !errors.is_empty() {
         let error = Error::invalid_spec(errors);
         let status = invalid_status(&ta, &error, now);
-        patch_status_if_changed(&api(&ctx, &ta), &ta.name_any(), ta.status.as_ref(), &status)
+        ctx.status_writes
+            .patch(&api(&ctx, &ta), &*ta, &status)
             .await?;
         return Err(error);
     }
@@ -150,7 +130,9 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
         now,
     );
     announce(&ta, &ctx, &state, &changes).await;
-    patch_status_if_changed(&api(&ctx, &ta), &ta.name_any(), ta.status.as_ref(), &status).await?;
+    ctx.status_writes
+        .patch(&api(&ctx, &ta), &*ta, &status)
+        .await?;
     op.metrics.observe(&ta, report.as_ref());
     Ok(ctx.resync())
 }
@@ -162,22 +144,21 @@ async fn apply_children(
 ) -> Result<Changes> {
     let op = &ctx.operator;
     let mut changes = Changes::default();
-    let name = desired.config.metadata.name.clone();
-    changes.note(name.as_ref(), op.configs.apply(ta, desired.config).await?);
-    let name = desired.deployment.metadata.name.clone();
-    changes.note(
-        name.as_ref(),
-        op.deployments.apply(ta, desired.deployment).await?,
-    );
-    let name = desired.service.metadata.name.clone();
-    changes.note(name.as_ref(), op.services.apply(ta, desired.service).await?);
+    op.configs
+        .apply_noted(ta, desired.config, &mut changes)
+        .await?;
+    op.deployments
+        .apply_noted(ta, desired.deployment, &mut changes)
+        .await?;
+    op.services
+        .apply_noted(ta, desired.service, &mut changes)
+        .await?;
     let mut keep_hpas = BTreeSet::new();
     if let Some(hpa) = desired.hpa {
-        let name = hpa.metadata.name.clone();
-        keep_hpas.extend(name.clone());
-        changes.note(name.as_ref(), op.hpas.apply(ta, hpa).await?);
+        keep_hpas.extend(hpa.metadata.name.clone());
+        op.hpas.apply_noted(ta, hpa, &mut changes).await?;
     }
-    changes.pruned = op.hpas.prune(ta, &keep_hpas).await?;
+    op.hpas.prune_noted(ta, &keep_hpas, &mut changes).await?;
     Ok(changes)
 }
 
@@ -185,26 +166,7 @@ async fn apply_children(
 /// change of the trading state.
 async fn announce(ta: &TradingAlgorithm, ctx: &Ctx, state: &TradingState, changes: &Changes) {
     let events = &ctx.events;
-    if !changes.created.is_empty() {
-        events
-            .normal(
-                ta,
-                "Created",
-                "Apply",
-                format!("created {}", changes.created.join(", ")),
-            )
-            .await;
-    }
-    if !changes.updated.is_empty() {
-        events
-            .normal(
-                ta,
-                "Updated",
-                "Apply",
-                format!("updated {}", changes.updated.join(", ")),
-            )
-            .await;
-    }
+    events.changes(ta, changes).await;
     let was_halted = ta
         .status
         .as_ref()

@@ -74,6 +74,8 @@ pub struct WorkloadDefaults {
     pub default_resources: Option<ResourceRequirements>,
     #[serde(default)]
     pub default_labels: BTreeMap<String, String>,
+    /// Image of the backup Jobs an operator schedules; it needs `sh`, `find` and `kubectl`.
+    pub backup_image: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -10,9 +10,9 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapKeySelector, ConfigMapVolumeSource, Container, ContainerPort,
-    EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    ConfigMapKeySelector, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, ResourceRequirements,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -20,6 +20,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
 use super::config::parameter_key;
 use super::{
@@ -31,8 +32,6 @@ use crate::crd::TradingAlgorithm;
 pub const FALLBACK_IMAGE: &str = "nginx:1.21";
 /// Pod-template annotation carrying the configuration hash.
 pub const CONFIG_HASH_ANNOTATION: &str = "fintech.io/config-hash";
-/// The non-root user the algorithm runs as.
-const RUN_AS: i64 = 65532;
 
 /// Seed 002's `defaultResources`, used when the operator's config names none.
 fn fallback_resources() -> ResourceRequirements {
@@ -137,26 +136,6 @@ fn algorithm_env(ta: &TradingAlgorithm) -> Vec<EnvVar> {
     vars
 }
 
-/// Restricted pod security: non-root, no privilege escalation, no capabilities, read-only
-/// root filesystem, the runtime's default seccomp profile.
-fn container_security() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Capabilities::default()
-        }),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        run_as_user: Some(RUN_AS),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..SeccompProfile::default()
-        }),
-        ..SecurityContext::default()
-    }
-}
-
 pub fn desired_deployment(
     ta: &TradingAlgorithm,
     defaults: &WorkloadDefaults,
@@ -191,7 +170,7 @@ pub fn desired_deployment(
                 .clone()
                 .unwrap_or_else(fallback_resources),
         ),
-        security_context: Some(container_security()),
+        security_context: Some(restricted_container_security()),
         volume_mounts: Some(vec![
             VolumeMount {
                 name: "config".into(),
@@ -238,17 +217,7 @@ pub fn desired_deployment(
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(RUN_AS),
-                        run_as_group: Some(RUN_AS),
-                        fs_group: Some(RUN_AS),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..SeccompProfile::default()
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
+                    security_context: Some(restricted_pod_security()),
                     volumes: Some(vec![
                         Volume {
                             name: "config".into(),

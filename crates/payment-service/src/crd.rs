@@ -1,0 +1,664 @@
+//! `PaymentService` (`paymentservices.payments.io/v1`): seed 000's example, field by field and
+//! with the seed's names, plus what a production CRD needs: bounds and CEL rules for what is
+//! plainly invalid, descriptions, `progressDeadlineSeconds`, and a status that records rollout
+//! progress so a restarted operator resumes where it was.
+
+use k8s_openapi::api::autoscaling::v2::MetricSpec;
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Most canary steps a rollout may have (bounds the CEL rule that checks their order).
+pub const MAX_CANARY_STEPS: usize = 10;
+
+/// A label value: `version` is a pod label, so it has to be one.
+const LABEL_VALUE: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+
+/// A five-field cron schedule or a `@` macro, as the CronJob controller accepts.
+pub const CRON_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9*/,?LW#A-Za-z-]+( +[0-9*/,?LW#A-Za-z-]+){4})$";
+
+/// A duration in one unit: `30s`, `5m`, `1h`.
+pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h)$";
+
+/// A payment microservice the operator runs, upgrades, scales, heals and backs up.
+// The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "payments.io",
+    version = "v1",
+    kind = "PaymentService",
+    namespaced,
+    status = "PaymentServiceStatus",
+    shortname = "ps",
+    derive = "PartialEq",
+    doc = "A payment microservice: Deployment, Service, autoscaler, monitoring, disruption budget and backups, with safe upgrades.",
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.currentVersion"
+    ),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Available",
+        type_ = "integer",
+        json_path = ".status.availableReplicas"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentServiceSpec {
+    /// The service's version, e.g. 1.5.0; also the pods' `version` label.
+    #[schemars(length(min = 1, max = 63), regex(pattern = LABEL_VALUE))]
+    pub version: String,
+    /// The container image of this version.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Replicas to run when autoscaling is off. Default 1.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+    /// Horizontal autoscaling; when enabled the autoscaler owns the replica count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    /// CPU and memory requests and limits of the service container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Liveness and readiness probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Backing services and feature flags, passed to the service as environment variables;
+    /// a change rolls the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ServiceConfig>,
+    /// Metrics scraping and tracing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<Monitoring>,
+    /// TLS, mesh mTLS and the service account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
+    /// How new versions are rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_strategy: Option<DeploymentStrategy>,
+    /// Scheduled exports of this service's configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<Backup>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// Horizontal autoscaling (autoscaling/v2).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas"))]
+pub struct Autoscaling {
+    /// Turns the autoscaler on.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Fewest replicas; defaults to `spec.replicas` (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: Option<i32>,
+    /// Most replicas.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// Average CPU utilization, in percent of requests, to aim for.
+    #[serde(
+        default,
+        rename = "targetCPUUtilizationPercentage",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percentage: Option<i32>,
+    /// Average memory utilization, in percent of requests, to aim for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_memory_utilization_percentage: Option<i32>,
+    /// Further metrics (autoscaling/v2 MetricSpecs), e.g. a queue length as an External metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricSpec>,
+}
+
+/// Probes of the service container.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// Restarts a container that stops answering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<HttpProbe>,
+    /// Takes a pod out of the Service until it answers; a new version whose pods never become
+    /// ready is a failed rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<HttpProbe>,
+}
+
+/// An HTTP probe.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpProbe {
+    /// Where to send the GET.
+    pub http_get: HttpGet,
+    /// Seconds after start before the first probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub initial_delay_seconds: Option<i32>,
+    /// Seconds between probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub period_seconds: Option<i32>,
+}
+
+/// An HTTP GET on the pod.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpGet {
+    /// Request path, starting with `/`.
+    #[schemars(regex(pattern = r"^/\S*$"))]
+    pub path: String,
+    /// Container port.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+}
+
+/// Backing services and feature flags.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceConfig {
+    /// The service's database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<Database>,
+    /// The service's message queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging: Option<Messaging>,
+    /// The idempotency store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<Redis>,
+    /// Feature flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Features>,
+}
+
+/// Database settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Database {
+    /// The database cluster, e.g. a CloudNativePG Cluster's name.
+    #[schemars(length(min = 1))]
+    pub cluster_name: String,
+    /// Connections in the service's pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub pool_size: Option<i32>,
+}
+
+/// Messaging settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Messaging {
+    /// Azure Service Bus namespace.
+    #[schemars(length(min = 1))]
+    pub service_bus_namespace: String,
+    /// Queue the service consumes.
+    #[schemars(length(min = 1))]
+    pub queue_name: String,
+}
+
+/// Redis settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Redis {
+    /// The Redis cluster that holds idempotency keys.
+    #[schemars(length(min = 1))]
+    pub cluster_name: String,
+}
+
+/// Feature flags.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.enableRateLimiting || has(self.rateLimitPerSecond)").message("rateLimitPerSecond is required when enableRateLimiting is true"))]
+pub struct Features {
+    /// Reject duplicate payment requests.
+    #[serde(default)]
+    pub enable_idempotency_check: bool,
+    /// Score payments for fraud.
+    #[serde(default)]
+    pub enable_fraud_detection: bool,
+    /// Limit requests per second.
+    #[serde(default)]
+    pub enable_rate_limiting: bool,
+    /// The limit when rate limiting is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub rate_limit_per_second: Option<i32>,
+}
+
+/// Metrics and tracing.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Monitoring {
+    /// Prometheus scraping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Prometheus>,
+    /// Jaeger tracing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
+}
+
+/// Prometheus scraping: pod annotations, and a ServiceMonitor where the Prometheus Operator
+/// is installed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Prometheus {
+    /// Scrape this service.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The metrics port (not 8080, which serves traffic). Default 8081.
+    #[serde(default = "default_metrics_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    #[x_kube(validation = Rule::new("self != 8080").message("port 8080 serves traffic; choose another metrics port"))]
+    pub port: i32,
+    /// The metrics path. Default /actuator/prometheus.
+    #[serde(default = "default_metrics_path")]
+    #[schemars(regex(pattern = r"^/\S*$"))]
+    pub path: String,
+}
+
+fn default_metrics_port() -> i32 {
+    8081
+}
+
+fn default_metrics_path() -> String {
+    "/actuator/prometheus".into()
+}
+
+/// Jaeger tracing.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.enabled || has(self.jaegerEndpoint)").message("jaegerEndpoint is required when tracing is enabled"))]
+pub struct Tracing {
+    /// Export traces.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The collector's URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://\S+$"))]
+    pub jaeger_endpoint: Option<String>,
+    /// Fraction of requests traced, 0 to 1. Default 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sampling_rate: Option<f64>,
+}
+
+/// TLS, mesh mTLS and the service account.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Security {
+    /// Serve TLS with a certificate from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    /// Istio mutual TLS: the pods get the sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<Mtls>,
+    /// A dedicated service account for the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rbac: Option<Rbac>,
+}
+
+/// TLS from a `kubernetes.io/tls` Secret, mounted at `/etc/payments/tls`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.enabled || has(self.secretName)").message("secretName is required when tls is enabled"))]
+pub struct Tls {
+    /// Serve TLS.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The Secret (in this namespace) holding `tls.crt` and `tls.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: Option<String>,
+}
+
+/// Istio mutual TLS.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Mtls {
+    /// Inject the Istio sidecar (`sidecar.istio.io/inject: "true"`).
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// The pods' service account.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Rbac {
+    /// Create a ServiceAccount for the pods.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Its name; defaults to the PaymentService's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service_account_name: Option<String>,
+}
+
+/// How new versions are rolled out.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.type != 'Canary' || (has(self.canarySteps) && size(self.canarySteps) > 0)").message("a Canary strategy needs at least one canary step"))]
+pub struct DeploymentStrategy {
+    /// RollingUpdate (default), BlueGreen or Canary.
+    #[serde(default, rename = "type")]
+    pub type_: StrategyType,
+    /// Canary steps, in order: each sends `setWeight` percent of the pods to the new version
+    /// and holds for `pause`. Weights must increase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_CANARY_STEPS))]
+    #[x_kube(validation = Rule::new(increasing_weights_rule()).message("canary step weights must increase"))]
+    pub canary_steps: Vec<CanaryStep>,
+    /// Seconds a rollout (or a canary step) may take to become available before it counts as
+    /// failed and is rolled back. Default 600, as in Kubernetes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub progress_deadline_seconds: Option<i32>,
+}
+
+/// The CEL rule that canary weights increase: every step's weight above the one before.
+/// CEL has no index ranges, so the comparisons are spelled out up to [`MAX_CANARY_STEPS`].
+pub fn increasing_weights_rule() -> String {
+    (1..MAX_CANARY_STEPS)
+        .map(|i| {
+            format!(
+                "(size(self) <= {i} || self[{}].setWeight < self[{i}].setWeight)",
+                i - 1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" && ")
+}
+
+/// Rollout strategy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StrategyType {
+    /// The Deployment's own rolling update.
+    #[default]
+    RollingUpdate,
+    /// The new version comes up beside the old; the Service switches once it is available.
+    BlueGreen,
+    /// A canary Deployment beside the stable one, growing step by step.
+    Canary,
+}
+
+/// One canary step.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStep {
+    /// Percent of the pods that run the new version (1 to 100).
+    #[schemars(range(min = 1, max = 100))]
+    pub set_weight: i32,
+    /// How long to hold this step while the canary stays ready; none: move on once ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Pause>,
+}
+
+/// A pause.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Pause {
+    /// e.g. `30s`, `5m`, `1h`.
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub duration: String,
+}
+
+/// Scheduled configuration exports.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Backup {
+    /// Run the backup CronJob.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Cron schedule (UTC). Default `0 2 * * *`.
+    #[serde(default = "default_schedule")]
+    #[schemars(regex(pattern = CRON_PATTERN))]
+    pub schedule: String,
+    /// Days an export is kept. Default 30.
+    #[serde(default = "default_retention")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub retention: i32,
+}
+
+fn default_schedule() -> String {
+    "0 2 * * *".into()
+}
+
+fn default_retention() -> i32 {
+    30
+}
+
+/// Lifecycle phase.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Created; the first version is not available yet.
+    Pending,
+    /// A new version is rolling out.
+    Progressing,
+    /// The current version is available.
+    Running,
+    /// A rollout failed and was rolled back, or fewer replicas than wanted are available.
+    Degraded,
+    /// The spec cannot be realised, or the first version never became available.
+    Failed,
+}
+
+/// The two colours of a blue-green service.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Color {
+    #[default]
+    Blue,
+    Green,
+}
+
+impl Color {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Blue => "blue",
+            Self::Green => "green",
+        }
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            Self::Blue => Self::Green,
+            Self::Green => Self::Blue,
+        }
+    }
+}
+
+/// What a rollout moves: the version and its image.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    pub version: String,
+    pub image: String,
+}
+
+impl Revision {
+    pub fn of(spec: &PaymentServiceSpec) -> Self {
+        Self {
+            version: spec.version.clone(),
+            image: spec.image.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.version, self.image)
+    }
+}
+
+/// A rollout in progress.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// The version being rolled out.
+    pub target: Revision,
+    /// The strategy it is rolled out with.
+    pub strategy: StrategyType,
+    /// When it started.
+    pub started_at: Time,
+    /// Canary: the step in progress (0-based); equal to the number of steps while the stable
+    /// Deployment is being promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i32>,
+    /// Canary: when the current step started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+}
+
+/// A rollout that failed and was rolled back.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedRollout {
+    /// The version that failed; it is not tried again until the spec changes.
+    pub target: Revision,
+    /// The spec generation that asked for it.
+    pub generation: i64,
+    /// Why it failed.
+    pub message: String,
+    /// When it was rolled back.
+    pub at: Time,
+}
+
+/// Observed state, written by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentServiceStatus {
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Pods of the serving version that are available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_replicas: Option<i32>,
+    /// The version that is fully available and serving (moves only when a rollout completes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+    /// The image of `currentVersion`: what a failed rollout rolls back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_image: Option<String>,
+    /// When the last backup succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<Time>,
+    /// Ready, Progressing, Degraded, and ServiceMonitor when monitoring is on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The rollout in progress, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// The last rollout that failed and was rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_rollout: Option<FailedRollout>,
+    /// BlueGreen: the colour the Service sends traffic to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_color: Option<Color>,
+}
+
+impl PaymentServiceStatus {
+    /// The version serving traffic, once one has been available.
+    pub fn stable(&self) -> Option<Revision> {
+        Some(Revision {
+            version: self.current_version.clone()?,
+            image: self.current_image.clone()?,
+        })
+    }
+}
+
+impl PaymentServiceSpec {
+    pub fn strategy(&self) -> StrategyType {
+        self.deployment_strategy
+            .as_ref()
+            .map_or(StrategyType::default(), |s| s.type_)
+    }
+
+    pub fn progress_deadline_seconds(&self) -> i32 {
+        self.deployment_strategy
+            .as_ref()
+            .and_then(|s| s.progress_deadline_seconds)
+            .unwrap_or(600)
+    }
+
+    pub fn canary_steps(&self) -> &[CanaryStep] {
+        self.deployment_strategy
+            .as_ref()
+            .map_or(&[], |s| s.canary_steps.as_slice())
+    }
+
+    /// The autoscaling settings when autoscaling is on.
+    pub fn autoscaling(&self) -> Option<&Autoscaling> {
+        self.autoscaling.as_ref().filter(|a| a.enabled)
+    }
+
+    /// Fewest replicas the service runs: the autoscaler's floor, or `replicas`.
+    pub fn min_replicas(&self) -> i32 {
+        match self.autoscaling() {
+            Some(a) => a.min_replicas.unwrap_or(self.replicas.max(1)),
+            None => self.replicas,
+        }
+    }
+
+    pub fn prometheus(&self) -> Option<&Prometheus> {
+        self.monitoring
+            .as_ref()
+            .and_then(|m| m.prometheus.as_ref())
+            .filter(|p| p.enabled)
+    }
+
+    pub fn tracing(&self) -> Option<&Tracing> {
+        self.monitoring
+            .as_ref()
+            .and_then(|m| m.tracing.as_ref())
+            .filter(|t| t.enabled)
+    }
+
+    pub fn tls_secret(&self) -> Option<&str> {
+        self.security
+            .as_ref()
+            .and_then(|s| s.tls.as_ref())
+            .filter(|t| t.enabled)
+            .and_then(|t| t.secret_name.as_deref())
+    }
+
+    pub fn mtls(&self) -> bool {
+        self.security
+            .as_ref()
+            .and_then(|s| s.mtls.as_ref())
+            .is_some_and(|m| m.enabled)
+    }
+
+    /// The pods' dedicated service account, when rbac is on.
+    pub fn service_account(&self, name: &str) -> Option<String> {
+        self.security
+            .as_ref()
+            .and_then(|s| s.rbac.as_ref())
+            .filter(|r| r.enabled)
+            .map(|r| {
+                r.service_account_name
+                    .clone()
+                    .unwrap_or_else(|| name.to_string())
+            })
+    }
+
+    pub fn backup(&self) -> Option<&Backup> {
+        self.backup.as_ref().filter(|b| b.enabled)
+    }
+}

@@ -1,0 +1,726 @@
+//! The reconcile loop: fetch → validate → observe the Deployments → plan the rollout (pure) →
+//! build every child (pure) → apply and prune → status from what was applied and observed;
+//! and on deletion, the cleanup before the finalizer goes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use operator_core::conditions::{ConditionStatus, Observed, remove, set_condition};
+use operator_core::finalizer::{Cleanup, with_finalizer};
+use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::{Changes, Children, Clock, Context, Error, FieldError, Result};
+use serde_json::json;
+
+use crate::crd::{PaymentService, PaymentServiceStatus, Phase, Revision, StrategyType};
+use crate::resources::service_monitor::ServiceMonitor;
+use crate::resources::{self, DesiredChildren, External, backup_name, backup_volume_name};
+use crate::rollout::{self, DeploymentState, RolloutInput, RolloutPlan, Transition};
+use crate::webhook;
+
+/// The finalizer seed 000 names.
+pub const FINALIZER: &str = "payments.io/cleanup";
+
+/// How long the answer to "is the Prometheus Operator installed?" is trusted.
+const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+
+/// Whether the cluster serves `monitoring.coreos.com/v1` ServiceMonitors, asked of API
+/// discovery at most once per [`DISCOVERY_TTL`], so installing the Prometheus Operator later
+/// is noticed without a restart.
+#[derive(Clone, Debug, Default)]
+pub struct PrometheusOperator {
+    known: Arc<Mutex<Option<(bool, Instant)>>>,
+}
+
+impl PrometheusOperator {
+    pub async fn installed(&self, client: &kube::Client) -> Result<bool> {
+        if let Some((installed, at)) = *self.known.lock().unwrap_or_else(PoisonError::into_inner)
+            && at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(installed);
+        }
+        let installed = match client
+            .list_api_group_resources("monitoring.coreos.com/v1")
+            .await
+        {
+            Ok(list) => list.resources.iter().any(|r| r.name == "servicemonitors"),
+            Err(kube::Error::Api(s)) if s.code == 404 => false,
+            Err(e) => return Err(e.into()),
+        };
+        *self.known.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((installed, Instant::now()));
+        Ok(installed)
+    }
+}
+
+/// The operator's own part of the reconcile context.
+#[derive(Clone)]
+pub struct PaymentOperator {
+    pub deployments: Children<Deployment>,
+    pub services: Children<Service>,
+    pub hpas: Children<HorizontalPodAutoscaler>,
+    pub pdbs: Children<PodDisruptionBudget>,
+    pub service_accounts: Children<ServiceAccount>,
+    pub cron_jobs: Children<CronJob>,
+    pub roles: Children<Role>,
+    pub role_bindings: Children<RoleBinding>,
+    pub volumes: Children<PersistentVolumeClaim>,
+    /// Not watched: the kind may not exist.
+    pub service_monitors: Children<ServiceMonitor>,
+    pub prometheus_operator: PrometheusOperator,
+    pub defaults: WorkloadDefaults,
+    /// The clock (tests move it past pauses and deadlines).
+    pub now: Clock,
+}
+
+impl std::fmt::Debug for PaymentOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentOperator")
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+type Ctx = Arc<Context<PaymentOperator>>;
+
+fn api<K>(ctx: &Ctx, ps: &PaymentService) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    Api::namespaced(ctx.client.clone(), &ps.namespace().unwrap_or_default())
+}
+
+pub async fn reconcile(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
+    let services = api::<PaymentService>(&ctx, &ps);
+    with_finalizer(
+        &services,
+        FINALIZER,
+        ps,
+        |ps| apply(ps, ctx.clone()),
+        |ps| cleanup(ps, ctx.clone()),
+    )
+    .await
+}
+
+/// Whether a ServiceMonitor could be applied this pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MonitorState {
+    /// Prometheus scraping is off.
+    NotWanted,
+    Applied,
+    /// The Prometheus Operator's CRD is not installed.
+    Unavailable,
+}
+
+async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
+    let op = &ctx.operator;
+    if ctx.status_writes.is_stale(&*ps) {
+        return Ok(ctx.resync());
+    }
+    let now = (op.now)();
+    let name = ps.name_any();
+
+    let errors = webhook::validate(&name, &ps.spec);
+    if !errors.is_empty() {
+        return refuse(&ps, &ctx, Error::invalid_spec(errors), now).await;
+    }
+    let external = match external_inputs(&ps, &ctx).await? {
+        Ok(external) => external,
+        Err(missing) => return refuse(&ps, &ctx, Error::invalid_spec(vec![missing]), now).await,
+    };
+
+    let observed = observe_deployments(&ps, &ctx).await?;
+    let status = ps.status.clone().unwrap_or_default();
+    let plan = rollout::plan(&RolloutInput {
+        name: &name,
+        spec: &ps.spec,
+        generation: ps.meta().generation.unwrap_or(0),
+        stable: status.stable(),
+        rollout: status.rollout.as_ref(),
+        failed: status.failed_rollout.as_ref(),
+        active_color: status.active_color.unwrap_or_default(),
+        deployments: &observed,
+        now,
+    });
+    let desired = resources::desired_children(&ps, &plan, &op.defaults, &external);
+    let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan).await?;
+
+    let last_backup = match ps.spec.backup() {
+        Some(_) => api::<CronJob>(&ctx, &ps)
+            .get_opt(&backup_name(&name))
+            .await?
+            .and_then(|c| c.status)
+            .and_then(|s| s.last_successful_time),
+        None => None,
+    };
+    let next = observed_status(&ps, &plan, &observed, monitor, last_backup, now);
+    announce(&ps, &ctx, &plan, &changes, &next).await;
+    ctx.status_writes
+        .patch(&api::<PaymentService>(&ctx, &ps), &*ps, &next)
+        .await?;
+    Ok(match plan.requeue_after {
+        Some(after) if after < ctx.settings().resync => Action::requeue(after),
+        _ => ctx.resync(),
+    })
+}
+
+/// Reports a spec the operator cannot realise, without touching any child.
+async fn refuse(ps: &PaymentService, ctx: &Ctx, error: Error, now: Timestamp) -> Result<Action> {
+    let mut status = ps.status.clone().unwrap_or_default();
+    let _ = set_condition(
+        &mut status.conditions,
+        Observed {
+            type_: "Ready",
+            status: ConditionStatus::False,
+            reason: error.reason(),
+            message: error.to_string(),
+        },
+        ps.meta().generation,
+        now,
+    );
+    status.phase = Some(Phase::Failed);
+    status.observed_generation = ps.meta().generation;
+    ctx.status_writes
+        .patch(&api::<PaymentService>(ctx, ps), ps, &status)
+        .await?;
+    Err(error)
+}
+
+/// What the pods depend on outside the spec: the TLS Secret's version. A missing Secret is
+/// the user's to fix (the pods could not start), returned as a field error.
+async fn external_inputs(
+    ps: &PaymentService,
+    ctx: &Ctx,
+) -> Result<std::result::Result<External, FieldError>> {
+    let Some(secret) = ps.spec.tls_secret() else {
+        return Ok(Ok(External::default()));
+    };
+    match api::<Secret>(ctx, ps).get_metadata_opt(secret).await? {
+        Some(meta) => Ok(Ok(External {
+            tls_secret_version: meta.metadata.resource_version,
+        })),
+        None => Ok(Err(FieldError::new(
+            "spec.security.tls.secretName",
+            format!(
+                "Secret {secret:?} does not exist in namespace {:?}; create it (type kubernetes.io/tls) or name an existing one",
+                ps.namespace().unwrap_or_default()
+            ),
+        ))),
+    }
+}
+
+/// The service's Deployments as the rollout sees them: one LIST, whatever the strategy.
+async fn observe_deployments(
+    ps: &PaymentService,
+    ctx: &Ctx,
+) -> Result<BTreeMap<String, DeploymentState>> {
+    let uid = ps.meta().uid.clone().unwrap_or_default();
+    let selector = format!(
+        "app.kubernetes.io/instance={},app.kubernetes.io/managed-by={}",
+        ps.name_any(),
+        ctx.identity.manager
+    );
+    let list = api::<Deployment>(ctx, ps)
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|d| d.owner_references().iter().any(|o| o.uid == uid))
+        .map(|d| (d.name_any(), deployment_state(&d)))
+        .collect())
+}
+
+/// What a rollout needs to know about one Deployment.
+pub fn deployment_state(d: &Deployment) -> DeploymentState {
+    let spec = d.spec.clone().unwrap_or_default();
+    let template = spec.template;
+    let version = template
+        .metadata
+        .and_then(|m| m.labels)
+        .and_then(|l| l.get("version").cloned());
+    let image = template.spec.and_then(|p| {
+        p.containers
+            .into_iter()
+            .find(|c| c.name == resources::deployment::CONTAINER)
+            .and_then(|c| c.image)
+    });
+    let status = d.status.clone().unwrap_or_default();
+    DeploymentState {
+        revision: version
+            .zip(image)
+            .map(|(version, image)| Revision { version, image }),
+        generation: d.metadata.generation.unwrap_or(0),
+        observed_generation: status.observed_generation.unwrap_or(0),
+        replicas: spec.replicas.unwrap_or(1),
+        updated_replicas: status.updated_replicas.unwrap_or(0),
+        available_replicas: status.available_replicas.unwrap_or(0),
+        deadline_exceeded: status.conditions.iter().flatten().any(|c| {
+            c.type_ == "Progressing"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        }),
+    }
+}
+
+async fn apply_children(
+    ps: &PaymentService,
+    ctx: &Ctx,
+    desired: DesiredChildren,
+    plan: &RolloutPlan,
+) -> Result<(Changes, MonitorState)> {
+    let op = &ctx.operator;
+    let mut changes = Changes::default();
+
+    let mut keep_accounts = BTreeSet::new();
+    if let Some(sa) = desired.service_account {
+        keep_accounts.extend(sa.metadata.name.clone());
+        op.service_accounts
+            .apply_noted(ps, sa, &mut changes)
+            .await?;
+    }
+    let mut keep_deployments: BTreeSet<String> = plan.retiring.iter().cloned().collect();
+    for d in desired.deployments {
+        keep_deployments.extend(d.metadata.name.clone());
+        op.deployments.apply_noted(ps, d, &mut changes).await?;
+    }
+    op.services
+        .apply_noted(ps, desired.service, &mut changes)
+        .await?;
+    let mut keep_hpas = BTreeSet::new();
+    if let Some(hpa) = desired.hpa {
+        keep_hpas.extend(hpa.metadata.name.clone());
+        op.hpas.apply_noted(ps, hpa, &mut changes).await?;
+    }
+    let mut keep_pdbs = BTreeSet::new();
+    if let Some(pdb) = desired.pdb {
+        keep_pdbs.extend(pdb.metadata.name.clone());
+        op.pdbs.apply_noted(ps, pdb, &mut changes).await?;
+    }
+
+    let mut keep_backup = BTreeSet::new();
+    if let Some(b) = desired.backup {
+        keep_backup.extend(b.cron_job.metadata.name.clone());
+        keep_accounts.extend(b.service_account.metadata.name.clone());
+        op.volumes.apply_noted(ps, b.volume, &mut changes).await?;
+        op.service_accounts
+            .apply_noted(ps, b.service_account, &mut changes)
+            .await?;
+        op.roles.apply_noted(ps, b.role, &mut changes).await?;
+        op.role_bindings
+            .apply_noted(ps, b.role_binding, &mut changes)
+            .await?;
+        op.cron_jobs
+            .apply_noted(ps, b.cron_job, &mut changes)
+            .await?;
+    }
+
+    let monitor = match desired.service_monitor {
+        Some(sm) if op.prometheus_operator.installed(&ctx.client).await? => {
+            op.service_monitors
+                .apply_noted(ps, sm, &mut changes)
+                .await?;
+            MonitorState::Applied
+        }
+        Some(_) => MonitorState::Unavailable,
+        None => {
+            if op.prometheus_operator.installed(&ctx.client).await? {
+                op.service_monitors
+                    .prune_noted(ps, &BTreeSet::new(), &mut changes)
+                    .await?;
+            }
+            MonitorState::NotWanted
+        }
+    };
+
+    // Prune after everything wanted is in place: the Service has switched before an old
+    // colour goes. The backup claim is never pruned: it holds the exports.
+    op.deployments
+        .prune_noted(ps, &keep_deployments, &mut changes)
+        .await?;
+    op.hpas.prune_noted(ps, &keep_hpas, &mut changes).await?;
+    op.pdbs.prune_noted(ps, &keep_pdbs, &mut changes).await?;
+    op.cron_jobs
+        .prune_noted(ps, &keep_backup, &mut changes)
+        .await?;
+    op.role_bindings
+        .prune_noted(ps, &keep_backup, &mut changes)
+        .await?;
+    op.roles.prune_noted(ps, &keep_backup, &mut changes).await?;
+    op.service_accounts
+        .prune_noted(ps, &keep_accounts, &mut changes)
+        .await?;
+    Ok((changes, monitor))
+}
+
+/// Available replicas of the pods the Service sends traffic to.
+fn serving_available(
+    ps: &PaymentService,
+    plan: &RolloutPlan,
+    observed: &BTreeMap<String, DeploymentState>,
+) -> i32 {
+    let name = ps.name_any();
+    let serving: Vec<String> = match plan.serving_color {
+        Some(color) if plan.retiring.is_empty() => {
+            vec![rollout::Track::Color(color).deployment_name(&name)]
+        }
+        _ => plan
+            .workloads
+            .iter()
+            .map(|w| w.track.deployment_name(&name))
+            .chain(plan.retiring.iter().cloned())
+            .collect(),
+    };
+    serving
+        .iter()
+        .filter_map(|n| observed.get(n))
+        .map(|d| d.available_replicas)
+        .sum()
+}
+
+/// Status from the plan and what the Deployments report.
+pub fn observed_status(
+    ps: &PaymentService,
+    plan: &RolloutPlan,
+    observed: &BTreeMap<String, DeploymentState>,
+    monitor: MonitorState,
+    last_backup: Option<Time>,
+    now: Timestamp,
+) -> PaymentServiceStatus {
+    let previous = ps.status.clone().unwrap_or_default();
+    let generation = ps.meta().generation;
+    let available = serving_available(ps, plan, observed);
+    let wanted = ps.spec.min_replicas();
+    let blocking = plan.blocking_failure(generation.unwrap_or(0));
+
+    let phase = match (&plan.stable, blocking, &plan.rollout) {
+        (None, Some(_), _) => Phase::Failed,
+        (None, None, _) => Phase::Pending,
+        (Some(_), _, Some(_)) => Phase::Progressing,
+        (Some(_), Some(_), None) => Phase::Degraded,
+        (Some(_), None, None) if available < wanted => Phase::Degraded,
+        (Some(_), None, None) => Phase::Running,
+    };
+
+    let ready = match (&plan.stable, blocking) {
+        (None, Some(f)) => Observed {
+            type_: "Ready",
+            status: ConditionStatus::False,
+            reason: "RolloutFailed",
+            message: format!(
+                "version {} never became available: {}; fix spec.version or spec.image",
+                f.target.version, f.message
+            ),
+        },
+        (None, None) => Observed {
+            type_: "Ready",
+            status: ConditionStatus::False,
+            reason: "Pending",
+            message: format!(
+                "waiting for version {} to become available",
+                ps.spec.version
+            ),
+        },
+        (Some(stable), _) if available >= wanted => Observed {
+            type_: "Ready",
+            status: ConditionStatus::True,
+            reason: "ServiceAvailable",
+            message: format!(
+                "version {} is serving with {available} available replicas",
+                stable.version
+            ),
+        },
+        (Some(stable), _) => Observed {
+            type_: "Ready",
+            status: ConditionStatus::False,
+            reason: "ReplicasUnavailable",
+            message: format!(
+                "version {}: {available} of {wanted} replicas available",
+                stable.version
+            ),
+        },
+    };
+    let progressing = match &plan.rollout {
+        Some(r) => Observed {
+            type_: "Progressing",
+            status: ConditionStatus::True,
+            reason: match r.strategy {
+                StrategyType::RollingUpdate => "RollingUpdate",
+                StrategyType::Canary => "CanaryInProgress",
+                StrategyType::BlueGreen => "PreviewStarting",
+            },
+            message: progress_message(ps, r),
+        },
+        None if blocking.is_some() => Observed {
+            type_: "Progressing",
+            status: ConditionStatus::False,
+            reason: "RolledBack",
+            message: "the last rollout failed; see Degraded".into(),
+        },
+        None => Observed {
+            type_: "Progressing",
+            status: ConditionStatus::False,
+            reason: "RolloutComplete",
+            message: "no rollout in progress".into(),
+        },
+    };
+    let degraded = match (blocking, &plan.stable) {
+        (Some(f), Some(stable)) => Observed {
+            type_: "Degraded",
+            status: ConditionStatus::True,
+            reason: "RolledBack",
+            message: format!(
+                "version {} failed ({}) and was rolled back to {}; it is not retried until the spec changes",
+                f.target.version, f.message, stable.version
+            ),
+        },
+        (Some(f), None) => Observed {
+            type_: "Degraded",
+            status: ConditionStatus::True,
+            reason: "RolloutFailed",
+            message: format!(
+                "version {} failed ({}); there is no earlier version to roll back to",
+                f.target.version, f.message
+            ),
+        },
+        (None, _) => Observed {
+            type_: "Degraded",
+            status: ConditionStatus::False,
+            reason: "AsExpected",
+            message: "no failed rollout".into(),
+        },
+    };
+    let mut conditions = previous.conditions.clone();
+    for c in [ready, progressing, degraded] {
+        // Reasons here are literals and CamelCase; an error would be a bug caught by tests.
+        let _ = set_condition(&mut conditions, c, generation, now);
+    }
+    match monitor {
+        MonitorState::NotWanted => {
+            remove(&mut conditions, "ServiceMonitor");
+        }
+        MonitorState::Applied => {
+            let _ = set_condition(
+                &mut conditions,
+                Observed {
+                    type_: "ServiceMonitor",
+                    status: ConditionStatus::True,
+                    reason: "Applied",
+                    message: "Prometheus scrapes the metrics port through a ServiceMonitor".into(),
+                },
+                generation,
+                now,
+            );
+        }
+        MonitorState::Unavailable => {
+            let _ = set_condition(
+                &mut conditions,
+                Observed {
+                    type_: "ServiceMonitor",
+                    status: ConditionStatus::False,
+                    reason: "PrometheusOperatorNotInstalled",
+                    message: "monitoring.coreos.com/v1 ServiceMonitor is not served by this cluster; scraping relies on the prometheus.io pod annotations until the Prometheus Operator is installed".into(),
+                },
+                generation,
+                now,
+            );
+        }
+    }
+    PaymentServiceStatus {
+        phase: Some(phase),
+        available_replicas: Some(available),
+        current_version: plan.stable.as_ref().map(|s| s.version.clone()),
+        current_image: plan.stable.as_ref().map(|s| s.image.clone()),
+        last_backup: last_backup.or(previous.last_backup),
+        conditions,
+        observed_generation: generation,
+        rollout: plan.rollout.clone(),
+        failed_rollout: plan.failed.clone(),
+        active_color: plan.active_color,
+    }
+}
+
+fn progress_message(ps: &PaymentService, r: &crate::crd::Rollout) -> String {
+    let steps = ps.spec.canary_steps();
+    match (r.strategy, r.step) {
+        (StrategyType::Canary, Some(step)) => {
+            let step = usize::try_from(step).unwrap_or(0);
+            match steps.get(step) {
+                Some(s) => format!(
+                    "canary of {} at step {} of {} ({}%)",
+                    r.target.version,
+                    step + 1,
+                    steps.len(),
+                    s.set_weight
+                ),
+                None => format!("promoting {} to the stable Deployment", r.target.version),
+            }
+        }
+        (StrategyType::BlueGreen, _) => format!(
+            "bringing up {} as the idle colour; traffic switches once it is available",
+            r.target.version
+        ),
+        _ => format!("rolling out {}", r.target.version),
+    }
+}
+
+/// Events a human wants in `kubectl describe`.
+async fn announce(
+    ps: &PaymentService,
+    ctx: &Ctx,
+    plan: &RolloutPlan,
+    changes: &Changes,
+    next: &PaymentServiceStatus,
+) {
+    let events = &ctx.events;
+    events.changes(ps, changes).await;
+    for t in &plan.transitions {
+        match t {
+            Transition::Started { target, strategy } => {
+                let note = match plan.stable.as_ref() {
+                    Some(stable) if stable != target => format!(
+                        "rolling out {target} with {strategy:?}; {} keeps serving until it is available",
+                        stable.version
+                    ),
+                    _ => format!("rolling out {target}"),
+                };
+                events.normal(ps, "RolloutStarted", "Rollout", note).await;
+            }
+            Transition::CanaryStep {
+                step,
+                steps,
+                weight,
+            } => {
+                let note =
+                    format!("canary step {step} of {steps}: {weight}% of pods run the new version");
+                events.normal(ps, "CanaryStep", "Rollout", note).await;
+            }
+            Transition::Promoting(target) => {
+                let note = format!(
+                    "every canary step passed: promoting {} to the stable Deployment",
+                    target.version
+                );
+                events.normal(ps, "CanaryPromoting", "Rollout", note).await;
+            }
+            Transition::Switched { color, target } => {
+                let note = format!(
+                    "the Service now sends traffic to {} ({})",
+                    color.as_str(),
+                    target.version
+                );
+                events.normal(ps, "TrafficSwitched", "Rollout", note).await;
+            }
+            Transition::Completed(target) => {
+                let note = format!("version {} is available and serving", target.version);
+                events.normal(ps, "RolloutComplete", "Rollout", note).await;
+            }
+            Transition::RolledBack { failed, to, why } => {
+                let note = format!(
+                    "version {} failed: {why}; rolled back to {}. It is not retried until the spec changes",
+                    failed.version, to.version
+                );
+                events.warning(ps, "RolledBack", "Rollback", note).await;
+            }
+            Transition::FirstVersionFailed { failed, why } => {
+                let note = format!(
+                    "version {} failed: {why}; there is no earlier version to roll back to",
+                    failed.version
+                );
+                events.warning(ps, "RolloutFailed", "Rollout", note).await;
+            }
+        }
+    }
+    let previous = ps.status.clone().unwrap_or_default();
+    let monitor_missing = |s: &PaymentServiceStatus| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "ServiceMonitor" && c.status == "False")
+    };
+    if monitor_missing(next) && !monitor_missing(&previous) {
+        events
+            .normal(
+                ps,
+                "ServiceMonitorSkipped",
+                "Apply",
+                "the Prometheus Operator is not installed: no ServiceMonitor; pods keep their prometheus.io scrape annotations",
+            )
+            .await;
+    }
+    if next.last_backup.is_some() && next.last_backup != previous.last_backup {
+        let note = format!(
+            "backup exported to PersistentVolumeClaim {}",
+            backup_volume_name(&ps.name_any())
+        );
+        events.normal(ps, "BackupSucceeded", "Backup", note).await;
+    }
+}
+
+/// Before the PaymentService goes: stop every Deployment of it (a canary or idle colour
+/// included), keep the backup claim (its owner reference is removed so the garbage collector
+/// leaves the exports), and forget what was applied.
+async fn cleanup(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Cleanup> {
+    let op = &ctx.operator;
+    let name = ps.name_any();
+    let namespace = ps.namespace().unwrap_or_default();
+    let deleted = op.deployments.prune(&*ps, &BTreeSet::new()).await?;
+    let claims = api::<PersistentVolumeClaim>(&ctx, &ps);
+    let claim = backup_volume_name(&name);
+    let kept = match claims.get_metadata_opt(&claim).await? {
+        Some(meta)
+            if meta
+                .owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == ps.meta().uid.as_ref()) =>
+        {
+            let patch = json!({"metadata": {"ownerReferences": null}});
+            claims
+                .patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            true
+        }
+        Some(_) => true,
+        None => false,
+    };
+    let mut note = format!("deleted Deployments [{}]", deleted.join(", "));
+    if kept {
+        note.push_str(&format!(
+            "; kept PersistentVolumeClaim {claim} with the backups (delete it by hand when they are no longer needed)"
+        ));
+    }
+    ctx.events.normal(&*ps, "CleanupDone", "Delete", note).await;
+
+    let mut names: BTreeSet<String> = [
+        rollout::Track::Stable,
+        rollout::Track::Canary,
+        rollout::Track::Color(crate::crd::Color::Blue),
+        rollout::Track::Color(crate::crd::Color::Green),
+    ]
+    .iter()
+    .map(|t| t.deployment_name(&name))
+    .collect();
+    names.extend([backup_name(&name), claim]);
+    names.extend(ps.spec.service_account(&name));
+    let ns = Some(namespace.as_str());
+    op.deployments.forget_owner(ns, &names);
+    op.services.forget_owner(ns, &names);
+    op.hpas.forget_owner(ns, &names);
+    op.pdbs.forget_owner(ns, &names);
+    op.service_accounts.forget_owner(ns, &names);
+    op.cron_jobs.forget_owner(ns, &names);
+    op.roles.forget_owner(ns, &names);
+    op.role_bindings.forget_owner(ns, &names);
+    op.volumes.forget_owner(ns, &names);
+    op.service_monitors.forget_owner(ns, &names);
+    Ok(Cleanup::Done)
+}

@@ -1,0 +1,337 @@
+//! Backups: when `backup.enabled`, a CronJob `<name>-backup` runs on `backup.schedule` (UTC),
+//! exports the PaymentService and its rendered children as YAML to the PersistentVolumeClaim
+//! `<name>-backups` (one directory per run, `/backups/<UTC timestamp>/`), and deletes exports
+//! older than `backup.retention` days. The Job runs as its own ServiceAccount, bound to a Role
+//! that can read only this service's objects. docs/payment-service.md says how to restore.
+//!
+//! The claim outlives the backups being switched off (it is not pruned) and, because the
+//! finalizer releases it, the PaymentService itself.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements,
+    ServiceAccount, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::workload::{restricted_container_security, restricted_pod_security};
+
+use super::{backup_name, backup_volume_name, child_labels};
+use crate::crd::{Backup, PaymentService};
+
+/// Image of the backup Job when the operator's config names none: it needs `sh`, `find`
+/// and `kubectl`.
+pub const FALLBACK_BACKUP_IMAGE: &str = "docker.io/alpine/k8s:1.33.4";
+/// Size of the claim the exports go to.
+pub const BACKUP_VOLUME_SIZE: &str = "1Gi";
+
+/// The export: every value comes from the environment, never from the script text.
+const EXPORT_SCRIPT: &str = r#"set -eu
+dir="/backups/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$dir"
+kubectl get paymentservices.payments.io "$SERVICE" -o yaml > "$dir/paymentservice.yaml"
+kubectl get deployments,services,horizontalpodautoscalers,poddisruptionbudgets,serviceaccounts \
+  -l "app.kubernetes.io/instance=$SERVICE,app.kubernetes.io/managed-by=$MANAGED_BY" \
+  -o yaml > "$dir/children.yaml"
+find /backups -mindepth 1 -maxdepth 1 -type d -mtime +"$RETENTION_DAYS" -exec rm -rf {} +
+echo "exported $SERVICE to $dir"
+"#;
+
+/// The backup objects of one service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackupChildren {
+    pub cron_job: CronJob,
+    pub service_account: ServiceAccount,
+    pub role: Role,
+    pub role_binding: RoleBinding,
+    pub volume: PersistentVolumeClaim,
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn read(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(vec![group.into()]),
+        resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        ..PolicyRule::default()
+    }
+}
+
+pub fn desired_backup(
+    ps: &PaymentService,
+    backup: &Backup,
+    defaults: &WorkloadDefaults,
+) -> BackupChildren {
+    let service = ps.name_any();
+    let name = backup_name(&service);
+    let labels = child_labels(ps, defaults);
+    // The Job's pods must not carry `app`: the Service and the budget select on it.
+    let mut pod_labels = defaults.default_labels.clone();
+    pod_labels.insert("app.kubernetes.io/component".into(), "backup".into());
+    pod_labels.insert("payments.io/backup-of".into(), service.clone());
+    let meta = |name: String| ObjectMeta {
+        name: Some(name),
+        labels: Some(labels.clone()),
+        ..ObjectMeta::default()
+    };
+    let q = |s: &str| Quantity(s.to_string());
+
+    let container = Container {
+        name: "backup".into(),
+        image: Some(
+            defaults
+                .backup_image
+                .clone()
+                .unwrap_or_else(|| FALLBACK_BACKUP_IMAGE.into()),
+        ),
+        command: Some(vec!["/bin/sh".into(), "-c".into(), EXPORT_SCRIPT.into()]),
+        env: Some(vec![
+            env("SERVICE", &service),
+            env("MANAGED_BY", crate::IDENTITY.manager),
+            env("RETENTION_DAYS", backup.retention.to_string()),
+            env("HOME", "/tmp"),
+        ]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), q("50m")),
+                ("memory".to_string(), q("64Mi")),
+            ])),
+            limits: Some(BTreeMap::from([("memory".to_string(), q("128Mi"))])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(restricted_container_security()),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "backups".into(),
+                mount_path: "/backups".into(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    };
+
+    let cron_job = CronJob {
+        metadata: meta(name.clone()),
+        spec: Some(CronJobSpec {
+            schedule: backup.schedule.clone(),
+            time_zone: Some("Etc/UTC".into()),
+            concurrency_policy: Some("Forbid".into()),
+            starting_deadline_seconds: Some(3600),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            job_template: JobTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels.clone()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(JobSpec {
+                    backoff_limit: Some(2),
+                    active_deadline_seconds: Some(900),
+                    template: PodTemplateSpec {
+                        metadata: Some(ObjectMeta {
+                            labels: Some(pod_labels),
+                            ..ObjectMeta::default()
+                        }),
+                        spec: Some(PodSpec {
+                            containers: vec![container],
+                            restart_policy: Some("OnFailure".into()),
+                            service_account_name: Some(name.clone()),
+                            security_context: Some(restricted_pod_security()),
+                            volumes: Some(vec![
+                                Volume {
+                                    name: "backups".into(),
+                                    persistent_volume_claim: Some(
+                                        PersistentVolumeClaimVolumeSource {
+                                            claim_name: backup_volume_name(&service),
+                                            read_only: None,
+                                        },
+                                    ),
+                                    ..Volume::default()
+                                },
+                                Volume {
+                                    name: "tmp".into(),
+                                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                                    ..Volume::default()
+                                },
+                            ]),
+                            ..PodSpec::default()
+                        }),
+                    },
+                    ..JobSpec::default()
+                }),
+            },
+            ..CronJobSpec::default()
+        }),
+        ..CronJob::default()
+    };
+
+    let role = Role {
+        metadata: meta(name.clone()),
+        rules: Some(vec![
+            PolicyRule {
+                resource_names: Some(vec![service.clone()]),
+                ..read("payments.io", &["paymentservices"], &["get"])
+            },
+            read("apps", &["deployments"], &["list"]),
+            read("", &["services", "serviceaccounts"], &["list"]),
+            read("autoscaling", &["horizontalpodautoscalers"], &["list"]),
+            read("policy", &["poddisruptionbudgets"], &["list"]),
+        ]),
+    };
+    let role_binding = RoleBinding {
+        metadata: meta(name.clone()),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: name.clone(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: name.clone(),
+            namespace: ps.namespace(),
+            ..Subject::default()
+        }]),
+    };
+    let volume = PersistentVolumeClaim {
+        metadata: meta(backup_volume_name(&service)),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    q(BACKUP_VOLUME_SIZE),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    };
+    BackupChildren {
+        cron_job,
+        service_account: ServiceAccount {
+            metadata: meta(name),
+            ..ServiceAccount::default()
+        },
+        role,
+        role_binding,
+        volume,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::tests::{service, spec};
+
+    fn build() -> BackupChildren {
+        let ps = service(spec());
+        let backup = ps.spec.backup().cloned();
+        desired_backup(
+            &ps,
+            backup.as_ref().unwrap_or(&Backup {
+                enabled: true,
+                schedule: "0 2 * * *".into(),
+                retention: 30,
+            }),
+            &WorkloadDefaults::default(),
+        )
+    }
+
+    #[test]
+    fn runs_on_the_schedule_one_at_a_time_with_retention_from_the_spec() {
+        let b = build();
+        let spec = b.cron_job.spec.unwrap_or_default();
+        assert_eq!(spec.schedule, "0 2 * * *");
+        assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+        let pod = spec
+            .job_template
+            .spec
+            .unwrap_or_default()
+            .template
+            .spec
+            .unwrap_or_default();
+        let env: BTreeMap<_, _> = pod.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(env.get("RETENTION_DAYS").map(String::as_str), Some("30"));
+        assert_eq!(
+            env.get("SERVICE").map(String::as_str),
+            Some("payment-initiation-service")
+        );
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("payment-initiation-service-backup")
+        );
+        let claim = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find_map(|v| v.persistent_volume_claim.clone())
+            .map(|c| c.claim_name);
+        assert_eq!(claim.as_deref(), Some("payment-initiation-service-backups"));
+    }
+
+    #[test]
+    fn backup_pods_are_not_selected_by_the_service() {
+        let labels = build()
+            .cron_job
+            .spec
+            .unwrap_or_default()
+            .job_template
+            .spec
+            .unwrap_or_default()
+            .template
+            .metadata
+            .unwrap_or_default()
+            .labels
+            .unwrap_or_default();
+        assert!(!labels.contains_key("app"));
+    }
+
+    #[test]
+    fn the_role_reads_only_and_names_only_this_service() {
+        let rules = build().role.rules.unwrap_or_default();
+        assert!(
+            rules
+                .iter()
+                .all(|r| r.verbs.iter().all(|v| v == "get" || v == "list"))
+        );
+        assert!(
+            rules
+                .iter()
+                .all(|r| r.resources.iter().flatten().all(|x| x != "*"))
+        );
+        assert_eq!(
+            rules[0].resource_names.clone().unwrap_or_default(),
+            vec!["payment-initiation-service".to_string()]
+        );
+        assert!(
+            rules
+                .iter()
+                .all(|r| r.resources.iter().flatten().all(|x| x != "secrets")),
+            "backups never export Secrets"
+        );
+    }
+}

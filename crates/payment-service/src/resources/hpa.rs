@@ -1,0 +1,106 @@
+//! The HorizontalPodAutoscaler (autoscaling/v2) named after the service, scaling the serving
+//! Deployment between `minReplicas` and `maxReplicas` on CPU, memory and the spec's own
+//! metrics (e.g. the seed's External queue-length metric).
+
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+use operator_core::runtime::config::WorkloadDefaults;
+
+use super::child_labels;
+use crate::crd::{Autoscaling, PaymentService};
+
+fn utilization(resource: &str, percent: i32) -> MetricSpec {
+    MetricSpec {
+        type_: "Resource".into(),
+        resource: Some(ResourceMetricSource {
+            name: resource.into(),
+            target: MetricTarget {
+                type_: "Utilization".into(),
+                average_utilization: Some(percent),
+                ..MetricTarget::default()
+            },
+        }),
+        ..MetricSpec::default()
+    }
+}
+
+/// `target` is the Deployment the rollout plan has serving (for BlueGreen, the active colour).
+pub fn desired_hpa(
+    ps: &PaymentService,
+    autoscaling: &Autoscaling,
+    target: &str,
+    defaults: &WorkloadDefaults,
+) -> HorizontalPodAutoscaler {
+    let mut metrics = Vec::new();
+    if let Some(cpu) = autoscaling.target_cpu_utilization_percentage {
+        metrics.push(utilization("cpu", cpu));
+    }
+    if let Some(memory) = autoscaling.target_memory_utilization_percentage {
+        metrics.push(utilization("memory", memory));
+    }
+    metrics.extend(autoscaling.metrics.iter().cloned());
+    HorizontalPodAutoscaler {
+        metadata: ObjectMeta {
+            name: Some(ps.name_any()),
+            labels: Some(child_labels(ps, defaults)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: target.into(),
+            },
+            min_replicas: Some(ps.spec.min_replicas()),
+            max_replicas: autoscaling.max_replicas,
+            // No metrics: Kubernetes' default, 80% CPU.
+            metrics: (!metrics.is_empty()).then_some(metrics),
+            behavior: None,
+        }),
+        ..HorizontalPodAutoscaler::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::tests::{service, spec};
+
+    #[test]
+    fn scales_on_cpu_memory_and_the_external_queue_length() {
+        let ps = service(spec());
+        let a = ps.spec.autoscaling().cloned().unwrap_or_default();
+        let hpa = desired_hpa(
+            &ps,
+            &a,
+            "payment-initiation-service-blue",
+            &WorkloadDefaults::default(),
+        );
+        let spec = hpa.spec.unwrap_or_default();
+        assert_eq!(
+            spec.scale_target_ref.name,
+            "payment-initiation-service-blue"
+        );
+        assert_eq!((spec.min_replicas, spec.max_replicas), (Some(3), 20));
+        let types: Vec<_> = spec
+            .metrics
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                m.resource
+                    .as_ref()
+                    .map(|r| r.name.clone())
+                    .or_else(|| m.external.as_ref().map(|e| e.metric.name.clone()))
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            types,
+            vec!["cpu", "memory", "azure_service_bus_queue_length"]
+        );
+    }
+}

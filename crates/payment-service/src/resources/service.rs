@@ -1,0 +1,105 @@
+//! The Service named after the PaymentService: port 8080 (`http`), and the metrics port when
+//! Prometheus scraping is on. It selects every pod of the service (stable and canary, so
+//! traffic follows their replica ratio), or for BlueGreen only the active colour's — except
+//! while a change of strategy hands over, when it selects both the old and the new pods.
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+use operator_core::runtime::config::WorkloadDefaults;
+
+use super::{HTTP_PORT, TRACK_LABEL, app_selector, child_labels};
+use crate::crd::PaymentService;
+use crate::rollout::{RolloutPlan, Track};
+
+fn port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::String(name.into())),
+        protocol: Some("TCP".into()),
+        ..ServicePort::default()
+    }
+}
+
+pub fn desired_service(
+    ps: &PaymentService,
+    plan: &RolloutPlan,
+    defaults: &WorkloadDefaults,
+) -> Service {
+    let mut selector = app_selector(ps);
+    if let Some(color) = plan.serving_color
+        && plan.retiring.is_empty()
+    {
+        selector.insert(TRACK_LABEL.into(), Track::Color(color).label().into());
+    }
+    let mut ports = vec![port("http", HTTP_PORT)];
+    if let Some(p) = ps.spec.prometheus() {
+        ports.push(port("metrics", p.port));
+    }
+    Service {
+        metadata: ObjectMeta {
+            name: Some(ps.name_any()),
+            labels: Some(child_labels(ps, defaults)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(selector),
+            ports: Some(ports),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::Color;
+    use crate::resources::tests::{first_plan, service, spec};
+
+    #[test]
+    fn blue_green_selects_the_active_colour_and_others_select_every_pod() {
+        let ps = service(spec());
+        let mut plan = first_plan(&ps);
+        plan.serving_color = Some(Color::Green);
+        let selector = |plan: &RolloutPlan| {
+            desired_service(&ps, plan, &WorkloadDefaults::default())
+                .spec
+                .and_then(|s| s.selector)
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            selector(&plan).get(TRACK_LABEL).map(String::as_str),
+            Some("green")
+        );
+        plan.serving_color = Some(Color::Blue);
+        assert_eq!(
+            selector(&plan).get(TRACK_LABEL).map(String::as_str),
+            Some("stable"),
+            "blue is the stable Deployment"
+        );
+        plan.retiring = vec!["payment-initiation-service".into()];
+        assert_eq!(
+            selector(&plan).get(TRACK_LABEL),
+            None,
+            "both old and new pods serve"
+        );
+        plan.retiring.clear();
+        plan.serving_color = None;
+        assert_eq!(selector(&plan), app_selector(&ps));
+    }
+
+    #[test]
+    fn exposes_http_and_metrics() {
+        let ps = service(spec());
+        let ports = desired_service(&ps, &first_plan(&ps), &WorkloadDefaults::default())
+            .spec
+            .and_then(|s| s.ports)
+            .unwrap_or_default();
+        let ports: Vec<_> = ports.iter().map(|p| p.port).collect();
+        assert_eq!(ports, vec![8080, 8081]);
+    }
+}

@@ -1,0 +1,374 @@
+//! The admission rules for a `PaymentService`: everything the CRD schema and its CEL rules
+//! check, and what only the operator can (a cron schedule that parses, names that fit every
+//! child). The reconcile applies them before touching anything, so a spec that got past
+//! admission (an older CRD, a cluster without CEL) is refused with every bad field named, and
+//! nothing is applied.
+
+use std::sync::LazyLock;
+
+use operator_core::FieldError;
+use operator_core::runtime::config::parse_duration;
+use regex::Regex;
+
+use crate::crd::{CRON_PATTERN, DURATION_PATTERN, HttpProbe, PaymentServiceSpec, StrategyType};
+use crate::resources::BACKUP_SUFFIX;
+
+static DNS_LABEL: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^[a-z]([-a-z0-9]*[a-z0-9])?$").ok());
+static LABEL_VALUE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").ok());
+static CRON: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(CRON_PATTERN).ok());
+static DURATION: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(DURATION_PATTERN).ok());
+
+/// Longest name whose children (`<name>-canary`, `<name>-green`) are DNS labels.
+pub const MAX_NAME_LENGTH: usize = 63 - "-canary".len();
+/// Longest name with backups on: a CronJob's name may have at most 52 characters.
+pub const MAX_NAME_LENGTH_WITH_BACKUP: usize = 52 - BACKUP_SUFFIX.len();
+
+fn matches(re: &LazyLock<Option<Regex>>, s: &str) -> bool {
+    re.as_ref().is_some_and(|re| re.is_match(s))
+}
+
+/// Every problem with a resource's name and spec; empty when it can be realised.
+pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut check = |ok: bool, field: &str, message: String| {
+        if !ok {
+            errors.push(FieldError::new(field, message));
+        }
+    };
+
+    let max_name = if spec.backup().is_some() {
+        MAX_NAME_LENGTH_WITH_BACKUP
+    } else {
+        MAX_NAME_LENGTH
+    };
+    check(
+        name.len() <= max_name && matches(&DNS_LABEL, name),
+        "metadata.name",
+        format!(
+            "must be a DNS label (lowercase letters, digits, '-', starting with a letter) of at most {max_name} characters, got {name:?}"
+        ),
+    );
+    check(
+        !spec.version.is_empty()
+            && spec.version.len() <= 63
+            && matches(&LABEL_VALUE, &spec.version),
+        "spec.version",
+        format!(
+            "must be a label value (letters, digits, '-', '_', '.', at most 63), got {:?}",
+            spec.version
+        ),
+    );
+    check(
+        !spec.image.trim().is_empty() && !spec.image.contains(char::is_whitespace),
+        "spec.image",
+        format!("must be a container image reference, got {:?}", spec.image),
+    );
+    check(
+        (0..=1000).contains(&spec.replicas),
+        "spec.replicas",
+        format!("must be between 0 and 1000, got {}", spec.replicas),
+    );
+
+    if let Some(a) = &spec.autoscaling {
+        check(
+            (1..=1000).contains(&a.max_replicas),
+            "spec.autoscaling.maxReplicas",
+            format!("must be between 1 and 1000, got {}", a.max_replicas),
+        );
+        if let Some(min) = a.min_replicas {
+            check(
+                (1..=1000).contains(&min) && min <= a.max_replicas,
+                "spec.autoscaling.minReplicas",
+                format!(
+                    "must be between 1 and maxReplicas ({}), got {min}",
+                    a.max_replicas
+                ),
+            );
+        }
+        for (field, value) in [
+            (
+                "targetCPUUtilizationPercentage",
+                a.target_cpu_utilization_percentage,
+            ),
+            (
+                "targetMemoryUtilizationPercentage",
+                a.target_memory_utilization_percentage,
+            ),
+        ] {
+            if let Some(v) = value {
+                check(
+                    (1..=100).contains(&v),
+                    &format!("spec.autoscaling.{field}"),
+                    format!("must be between 1 and 100, got {v}"),
+                );
+            }
+        }
+    }
+
+    if let Some(h) = &spec.health_check {
+        for (field, probe) in [("liveness", &h.liveness), ("readiness", &h.readiness)] {
+            if let Some(p) = probe {
+                check_probe(&mut errors, field, p);
+            }
+        }
+    }
+    let mut check = |ok: bool, field: &str, message: String| {
+        if !ok {
+            errors.push(FieldError::new(field, message));
+        }
+    };
+
+    if let Some(f) = spec.config.as_ref().and_then(|c| c.features.as_ref()) {
+        check(
+            !f.enable_rate_limiting || f.rate_limit_per_second.is_some_and(|r| r >= 1),
+            "spec.config.features.rateLimitPerSecond",
+            "must be at least 1 when enableRateLimiting is true".into(),
+        );
+    }
+    if let Some(pool) = spec
+        .config
+        .as_ref()
+        .and_then(|c| c.database.as_ref())
+        .and_then(|d| d.pool_size)
+    {
+        check(
+            (1..=1000).contains(&pool),
+            "spec.config.database.poolSize",
+            format!("must be between 1 and 1000, got {pool}"),
+        );
+    }
+
+    if let Some(p) = spec.monitoring.as_ref().and_then(|m| m.prometheus.as_ref()) {
+        check(
+            (1..=65535).contains(&p.port) && p.port != 8080,
+            "spec.monitoring.prometheus.port",
+            format!(
+                "must be a port other than 8080 (which serves traffic), got {}",
+                p.port
+            ),
+        );
+        check(
+            p.path.starts_with('/'),
+            "spec.monitoring.prometheus.path",
+            format!("must start with '/', got {:?}", p.path),
+        );
+    }
+    if let Some(t) = spec.monitoring.as_ref().and_then(|m| m.tracing.as_ref()) {
+        check(
+            !t.enabled || t.jaeger_endpoint.is_some(),
+            "spec.monitoring.tracing.jaegerEndpoint",
+            "is required when tracing is enabled".into(),
+        );
+        if let Some(rate) = t.sampling_rate {
+            check(
+                (0.0..=1.0).contains(&rate),
+                "spec.monitoring.tracing.samplingRate",
+                format!("must be between 0 and 1, got {rate}"),
+            );
+        }
+    }
+
+    if let Some(tls) = spec.security.as_ref().and_then(|s| s.tls.as_ref()) {
+        check(
+            !tls.enabled || tls.secret_name.as_deref().is_some_and(|s| !s.is_empty()),
+            "spec.security.tls.secretName",
+            "is required when tls is enabled".into(),
+        );
+    }
+    if let Some(sa) = spec
+        .security
+        .as_ref()
+        .and_then(|s| s.rbac.as_ref())
+        .and_then(|r| r.service_account_name.as_deref())
+    {
+        check(
+            sa.len() <= 253 && matches(&DNS_LABEL, sa),
+            "spec.security.rbac.serviceAccountName",
+            format!("must be a DNS name, got {sa:?}"),
+        );
+    }
+
+    if let Some(s) = &spec.deployment_strategy {
+        check(
+            s.type_ != StrategyType::Canary || !s.canary_steps.is_empty(),
+            "spec.deploymentStrategy.canarySteps",
+            "a Canary strategy needs at least one canary step".into(),
+        );
+        check(
+            s.canary_steps.len() <= crate::crd::MAX_CANARY_STEPS,
+            "spec.deploymentStrategy.canarySteps",
+            format!(
+                "at most {} steps, got {}",
+                crate::crd::MAX_CANARY_STEPS,
+                s.canary_steps.len()
+            ),
+        );
+        let mut previous = 0;
+        for (i, step) in s.canary_steps.iter().enumerate() {
+            check(
+                (1..=100).contains(&step.set_weight) && step.set_weight > previous,
+                &format!("spec.deploymentStrategy.canarySteps[{i}].setWeight"),
+                format!(
+                    "must be between 1 and 100 and above the step before ({previous}), got {}",
+                    step.set_weight
+                ),
+            );
+            previous = step.set_weight;
+            if let Some(pause) = &step.pause {
+                check(
+                    matches(&DURATION, &pause.duration)
+                        && parse_duration(&pause.duration).is_some(),
+                    &format!("spec.deploymentStrategy.canarySteps[{i}].pause.duration"),
+                    format!(
+                        "must be a number and a unit of s, m or h (e.g. 5m), got {:?}",
+                        pause.duration
+                    ),
+                );
+            }
+        }
+        if let Some(d) = s.progress_deadline_seconds {
+            check(
+                (1..=86400).contains(&d),
+                "spec.deploymentStrategy.progressDeadlineSeconds",
+                format!("must be between 1 and 86400, got {d}"),
+            );
+        }
+    }
+
+    if let Some(b) = &spec.backup {
+        check(
+            matches(&CRON, &b.schedule) && b.schedule.parse::<croner::Cron>().is_ok(),
+            "spec.backup.schedule",
+            format!(
+                "must be a cron schedule of five fields or an @ macro (e.g. \"0 2 * * *\"), got {:?}",
+                b.schedule
+            ),
+        );
+        check(
+            (1..=3650).contains(&b.retention),
+            "spec.backup.retention",
+            format!("must be between 1 and 3650 days, got {}", b.retention),
+        );
+    }
+    errors
+}
+
+fn check_probe(errors: &mut Vec<FieldError>, which: &str, probe: &HttpProbe) {
+    let field = format!("spec.healthCheck.{which}");
+    if !probe.http_get.path.starts_with('/') {
+        errors.push(FieldError::new(
+            format!("{field}.httpGet.path"),
+            format!("must start with '/', got {:?}", probe.http_get.path),
+        ));
+    }
+    if !(1..=65535).contains(&probe.http_get.port) {
+        errors.push(FieldError::new(
+            format!("{field}.httpGet.port"),
+            format!("must be between 1 and 65535, got {}", probe.http_get.port),
+        ));
+    }
+    if probe
+        .initial_delay_seconds
+        .is_some_and(|d| !(0..=3600).contains(&d))
+    {
+        errors.push(FieldError::new(
+            format!("{field}.initialDelaySeconds"),
+            "must be between 0 and 3600".to_string(),
+        ));
+    }
+    if probe
+        .period_seconds
+        .is_some_and(|p| !(1..=3600).contains(&p))
+    {
+        errors.push(FieldError::new(
+            format!("{field}.periodSeconds"),
+            "must be between 1 and 3600".to_string(),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{Backup, CanaryStep, DeploymentStrategy, Pause};
+    use crate::resources::tests::spec;
+
+    fn fields(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn the_seed_example_is_valid() {
+        assert_eq!(validate("payment-initiation-service", &spec()), vec![]);
+    }
+
+    #[test]
+    fn canary_weights_must_increase_and_pauses_parse() {
+        let mut s = spec();
+        s.deployment_strategy = Some(DeploymentStrategy {
+            type_: StrategyType::Canary,
+            canary_steps: vec![
+                CanaryStep {
+                    set_weight: 50,
+                    pause: Some(Pause {
+                        duration: "5 minutes".into(),
+                    }),
+                },
+                CanaryStep {
+                    set_weight: 25,
+                    pause: None,
+                },
+                CanaryStep {
+                    set_weight: 101,
+                    pause: None,
+                },
+            ],
+            progress_deadline_seconds: None,
+        });
+        assert_eq!(
+            fields(&validate("svc", &s)),
+            vec![
+                "spec.deploymentStrategy.canarySteps[0].pause.duration",
+                "spec.deploymentStrategy.canarySteps[1].setWeight",
+                "spec.deploymentStrategy.canarySteps[2].setWeight",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_schedule_that_does_not_parse_and_a_name_too_long_for_the_cronjob_are_refused() {
+        let mut s = spec();
+        s.backup = Some(Backup {
+            enabled: true,
+            schedule: "61 2 * * *".into(),
+            retention: 30,
+        });
+        let long = "a".repeat(MAX_NAME_LENGTH_WITH_BACKUP + 1);
+        let errors = validate(&long, &s);
+        assert_eq!(
+            fields(&errors),
+            vec!["metadata.name", "spec.backup.schedule"]
+        );
+        assert!(errors[1].message.contains("\"61 2 * * *\""));
+    }
+
+    #[test]
+    fn autoscaling_bounds_and_sampling_rate_are_checked() {
+        let mut s = spec();
+        if let Some(a) = s.autoscaling.as_mut() {
+            a.min_replicas = Some(30);
+        }
+        if let Some(t) = s.monitoring.as_mut().and_then(|m| m.tracing.as_mut()) {
+            t.sampling_rate = Some(1.5);
+        }
+        assert_eq!(
+            fields(&validate("svc", &s)),
+            vec![
+                "spec.autoscaling.minReplicas",
+                "spec.monitoring.tracing.samplingRate"
+            ]
+        );
+    }
+}

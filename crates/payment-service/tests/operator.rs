@@ -1,0 +1,575 @@
+//! The PaymentService operator end to end against testkit (with its simulated Deployment,
+//! autoscaler, Job and CronJob controllers): what a user sees after each Day-2 action of
+//! seed 000.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{Value, json};
+use testkit::Verb;
+
+use common::{Harness, NS, SEED, Setup, sample_with, seed_sample, start};
+
+fn rolling_update(spec: &mut Value) {
+    spec["deploymentStrategy"] = json!({"type": "RollingUpdate", "progressDeadlineSeconds": 120});
+    spec["autoscaling"]["enabled"] = json!(false);
+    spec["replicas"] = json!(4);
+}
+
+fn canary(spec: &mut Value) {
+    spec["deploymentStrategy"] = json!({
+        "type": "Canary",
+        "progressDeadlineSeconds": 120,
+        "canarySteps": [
+            {"setWeight": 25, "pause": {"duration": "1m"}},
+            {"setWeight": 50, "pause": {"duration": "1m"}},
+        ],
+    });
+    spec["autoscaling"]["enabled"] = json!(false);
+    spec["replicas"] = json!(4);
+}
+
+fn upgrade(version: &str) -> Value {
+    json!({"version": version, "image": format!("acr.azurecr.io/payment-initiation-service:{version}")})
+}
+
+const IMAGE_15: &str = "acr.azurecr.io/payment-initiation-service:1.5.0";
+const IMAGE_16: &str = "acr.azurecr.io/payment-initiation-service:1.6.0";
+
+#[tokio::test]
+async fn the_seed_example_reconciles_to_ready_with_every_child() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&seed_sample()?).await?;
+
+    let d = h
+        .deployment(SEED)
+        .context("the Deployment named after the service")?;
+    let labels = &d["metadata"]["labels"];
+    assert_eq!(labels["app"], SEED);
+    assert_eq!(labels["version"], "1.5.0");
+    assert_eq!(
+        labels["app.kubernetes.io/managed-by"],
+        "payment-service-operator"
+    );
+    assert_eq!(labels["app.kubernetes.io/part-of"], "payments-engine");
+    assert_eq!(
+        d["spec"]["replicas"], 3,
+        "the autoscaler brought it to minReplicas"
+    );
+    assert_eq!(
+        d["metadata"]["ownerReferences"][0]["kind"],
+        "PaymentService"
+    );
+    let pod = &d["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["annotations"]["prometheus.io/scrape"],
+        "true"
+    );
+    assert_eq!(pod["spec"]["serviceAccountName"], "payment-gateway-sa");
+    assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
+
+    let svc = h.get("v1", "services", SEED).context("service")?;
+    assert_eq!(svc["spec"]["selector"]["app"], SEED);
+    let hpa = h
+        .get("autoscaling/v2", "horizontalpodautoscalers", SEED)
+        .context("hpa")?;
+    assert_eq!(hpa["spec"]["maxReplicas"], 20);
+    assert_eq!(
+        hpa["spec"]["metrics"][2]["external"]["metric"]["name"],
+        "azure_service_bus_queue_length"
+    );
+    assert!(h.get("policy/v1", "poddisruptionbudgets", SEED).is_some());
+    assert!(
+        h.get("v1", "serviceaccounts", "payment-gateway-sa")
+            .is_some()
+    );
+    let cron = h
+        .get("batch/v1", "cronjobs", &format!("{SEED}-backup"))
+        .context("backup cronjob")?;
+    assert_eq!(cron["spec"]["schedule"], "0 2 * * *");
+    for (api, plural) in [
+        ("rbac.authorization.k8s.io/v1", "roles"),
+        ("rbac.authorization.k8s.io/v1", "rolebindings"),
+        ("v1", "serviceaccounts"),
+    ] {
+        assert!(
+            h.get(api, plural, &format!("{SEED}-backup")).is_some(),
+            "{plural}"
+        );
+    }
+    assert!(
+        h.get("v1", "persistentvolumeclaims", &format!("{SEED}-backups"))
+            .is_some()
+    );
+
+    let status = h.status();
+    assert_eq!(status["currentVersion"], "1.5.0");
+    assert_eq!(status["availableReplicas"], 3);
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(h.condition("Ready")["status"], "True");
+    assert_eq!(h.condition("Progressing")["status"], "False");
+    assert_eq!(h.condition("Degraded")["status"], "False");
+    // No Prometheus Operator in this cluster: said so, nothing failed.
+    assert_eq!(
+        h.condition("ServiceMonitor")["reason"],
+        "PrometheusOperatorNotInstalled"
+    );
+    assert_eq!(h.events("ServiceMonitorSkipped").len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_converged_resync_writes_nothing() -> Result<()> {
+    let h = start(Setup {
+        prometheus_operator: true,
+        ..Setup::default()
+    })
+    .await?;
+    h.create_running(&seed_sample()?).await?;
+    h.eventually("ServiceMonitor applied", |h| {
+        h.condition("ServiceMonitor")["status"] == "True"
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.server.reset_stats();
+    // Resync is 300 ms in these tests: several full passes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = h.server.stats();
+    assert!(
+        stats.count(Verb::List, "deployments") >= 3,
+        "the resyncs ran: {stats:?}"
+    );
+    assert_eq!(stats.writes(), 0, "{stats:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_servicemonitor_scrapes_the_metrics_port_where_the_prometheus_operator_is_installed()
+-> Result<()> {
+    let h = start(Setup {
+        prometheus_operator: true,
+        ..Setup::default()
+    })
+    .await?;
+    h.create_running(&seed_sample()?).await?;
+    h.eventually("ServiceMonitor", |h| {
+        h.get("monitoring.coreos.com/v1", "servicemonitors", SEED)
+            .is_some()
+    })
+    .await?;
+    let sm = h
+        .get("monitoring.coreos.com/v1", "servicemonitors", SEED)
+        .context("servicemonitor")?;
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(sm["spec"]["endpoints"][0]["path"], "/actuator/prometheus");
+
+    h.patch_spec(json!({"monitoring": {"prometheus": {"enabled": false}}}))
+        .await?;
+    h.eventually("ServiceMonitor removed", |h| {
+        h.get("monitoring.coreos.com/v1", "servicemonitors", SEED)
+            .is_none()
+            && h.condition("ServiceMonitor").is_null()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_upgrade_moves_current_version_only_once_the_new_version_is_available() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&sample_with(rolling_update)?).await?;
+
+    h.workloads.stall_rollouts(NS, SEED, true);
+    h.patch_spec(upgrade("1.6.0")).await?;
+    h.eventually("Progressing", |h| {
+        h.condition("Progressing")["status"] == "True"
+    })
+    .await?;
+    assert_eq!(h.image_of(SEED).as_deref(), Some(IMAGE_16));
+    assert_eq!(h.status()["currentVersion"], "1.5.0");
+    assert_eq!(h.status()["phase"], "Progressing");
+    assert_eq!(h.condition("Progressing")["reason"], "RollingUpdate");
+
+    h.workloads.stall_rollouts(NS, SEED, false);
+    h.eventually("1.6.0 current", |h| h.status()["currentVersion"] == "1.6.0")
+        .await?;
+    assert_eq!(h.condition("Progressing")["status"], "False");
+    assert_eq!(h.status()["phase"], "Running");
+    let mut completions: Vec<_> = h
+        .events("RolloutComplete")
+        .iter()
+        .map(|e| (e["note"].clone(), e["series"].clone()))
+        .collect();
+    completions.sort_by_key(|(note, _)| note.to_string());
+    assert_eq!(
+        completions,
+        vec![
+            (json!("version 1.5.0 is available and serving"), Value::Null),
+            (json!("version 1.6.0 is available and serving"), Value::Null),
+        ],
+        "one event each"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_upgrade_rolls_back_and_is_not_retried_until_the_spec_changes() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&sample_with(rolling_update)?).await?;
+
+    h.workloads.stall_rollouts(NS, SEED, true);
+    h.patch_spec(upgrade("1.6.0")).await?;
+    h.eventually("rolling", |h| h.image_of(SEED).as_deref() == Some(IMAGE_16))
+        .await?;
+    h.advance(121);
+    h.eventually("rolled back", |h| {
+        h.image_of(SEED).as_deref() == Some(IMAGE_15)
+    })
+    .await?;
+    h.eventually("Degraded", |h| h.condition("Degraded")["status"] == "True")
+        .await?;
+    let degraded = h.condition("Degraded");
+    assert_eq!(degraded["reason"], "RolledBack");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("1.6.0") && m.contains("progressDeadlineSeconds")),
+        "{degraded}"
+    );
+    assert_eq!(h.status()["phase"], "Degraded");
+    assert_eq!(h.status()["currentVersion"], "1.5.0");
+    let warning = h.events("RolledBack");
+    assert_eq!(warning.len(), 1);
+    assert_eq!(warning[0]["type"], "Warning");
+
+    // Resyncs do not try 1.6.0 again.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(h.image_of(SEED).as_deref(), Some(IMAGE_15));
+
+    // A new spec is tried.
+    h.workloads.stall_rollouts(NS, SEED, false);
+    h.patch_spec(upgrade("1.6.1")).await?;
+    h.eventually("1.6.1 current", |h| h.status()["currentVersion"] == "1.6.1")
+        .await?;
+    assert_eq!(h.condition("Degraded")["status"], "False");
+    Ok(())
+}
+
+#[tokio::test]
+async fn scaling_changes_replicas_or_the_autoscalers_bounds() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&sample_with(rolling_update)?).await?;
+    assert!(
+        h.get("autoscaling/v2", "horizontalpodautoscalers", SEED)
+            .is_none()
+    );
+    h.patch_spec(json!({"replicas": 10})).await?;
+    h.eventually("10 replicas", |h| {
+        h.deployment(SEED)
+            .is_some_and(|d| d["spec"]["replicas"] == 10)
+            && h.status()["availableReplicas"] == 10
+    })
+    .await?;
+
+    h.patch_spec(json!({"autoscaling": {"enabled": true, "minReplicas": 5, "maxReplicas": 30}}))
+        .await?;
+    h.eventually("HPA bounds", |h| {
+        h.get("autoscaling/v2", "horizontalpodautoscalers", SEED)
+            .is_some_and(|hpa| hpa["spec"]["minReplicas"] == 5 && hpa["spec"]["maxReplicas"] == 30)
+    })
+    .await?;
+    h.patch_spec(json!({"autoscaling": {"enabled": false}}))
+        .await?;
+    h.eventually("HPA removed", |h| {
+        h.get("autoscaling/v2", "horizontalpodautoscalers", SEED)
+            .is_none()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_configuration_change_rolls_the_pods() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&seed_sample()?).await?;
+    let hash = |h: &Harness| {
+        h.deployment(SEED).map(|d| {
+            d["spec"]["template"]["metadata"]["annotations"]["payments.io/config-hash"].clone()
+        })
+    };
+    let before = hash(&h);
+    h.patch_spec(json!({"config": {"features": {"rateLimitPerSecond": 2000}}}))
+        .await?;
+    h.eventually("new config hash", |h| hash(h) != before)
+        .await?;
+    let d = h.deployment(SEED).context("deployment")?;
+    let env = d["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "RATE_LIMIT_PER_SECOND" && e["value"] == "2000")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn children_edited_or_deleted_by_hand_are_restored() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&seed_sample()?).await?;
+    Api::<k8s_openapi::api::core::v1::Service>::namespaced(h.client(), NS)
+        .delete(SEED, &DeleteParams::default())
+        .await?;
+    h.server
+        .merge_patch(
+            "apps/v1",
+            "deployments",
+            NS,
+            SEED,
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "payment-service", "image": "evil:latest"}]}}}}),
+        )
+        .context("patch")?;
+    h.eventually("restored", |h| {
+        h.get("v1", "services", SEED).is_some() && h.image_of(SEED).as_deref() == Some(IMAGE_15)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_canary_walks_its_steps_then_promotes() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&sample_with(canary)?).await?;
+    let canary = format!("{SEED}-canary");
+    h.patch_spec(upgrade("1.6.0")).await?;
+
+    h.eventually("step 1: 1 of 4", |h| {
+        h.deployment(&canary)
+            .is_some_and(|d| d["spec"]["replicas"] == 1)
+            && h.deployment(SEED)
+                .is_some_and(|d| d["spec"]["replicas"] == 3)
+    })
+    .await?;
+    assert_eq!(h.image_of(&canary).as_deref(), Some(IMAGE_16));
+    assert_eq!(h.image_of(SEED).as_deref(), Some(IMAGE_15));
+    let svc = h.get("v1", "services", SEED).context("service")?;
+    assert_eq!(
+        svc["spec"]["selector"],
+        json!({"app": SEED}),
+        "both tracks serve"
+    );
+    // Held for the pause.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(h.status()["rollout"]["step"], 0);
+
+    h.advance(61);
+    h.eventually("step 2: 2 of 4", |h| {
+        h.deployment(&canary)
+            .is_some_and(|d| d["spec"]["replicas"] == 2)
+    })
+    .await?;
+    h.advance(61);
+    h.eventually("promoted", |h| {
+        h.status()["currentVersion"] == "1.6.0" && h.deployment(&canary).is_none()
+    })
+    .await?;
+    assert_eq!(h.image_of(SEED).as_deref(), Some(IMAGE_16));
+    assert_eq!(h.deployment(SEED).context("stable")?["spec"]["replicas"], 4);
+    assert_eq!(h.events("CanaryStep").len(), 2);
+    assert_eq!(h.events("CanaryPromoting").len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_canary_that_does_not_become_ready_is_aborted_and_rolled_back() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&sample_with(canary)?).await?;
+    let canary = format!("{SEED}-canary");
+    h.workloads.stall_rollouts(NS, &canary, true);
+    h.patch_spec(upgrade("1.6.0")).await?;
+    h.eventually("canary up", |h| h.deployment(&canary).is_some())
+        .await?;
+    h.advance(121);
+    h.eventually("aborted", |h| {
+        h.deployment(&canary).is_none()
+            && h.deployment(SEED)
+                .is_some_and(|d| d["spec"]["replicas"] == 4)
+    })
+    .await?;
+    assert_eq!(h.image_of(SEED).as_deref(), Some(IMAGE_15));
+    h.eventually("Degraded", |h| {
+        h.condition("Degraded")["reason"] == "RolledBack"
+    })
+    .await?;
+    let rolled_back = h.events("RolledBack");
+    assert!(
+        rolled_back[0]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("canary step 1 of 2")),
+        "{rolled_back:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn blue_green_switches_the_service_once_the_new_colour_is_available() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&seed_sample()?).await?;
+    let green = format!("{SEED}-green");
+    h.workloads.stall_rollouts(NS, &green, true);
+    h.patch_spec(upgrade("1.6.0")).await?;
+    h.eventually("green up", |h| h.deployment(&green).is_some())
+        .await?;
+    let selector = |h: &Harness| {
+        h.get("v1", "services", SEED)
+            .map(|s| s["spec"]["selector"]["payments.io/track"].clone())
+    };
+    assert_eq!(selector(&h), Some(json!("stable")), "blue serves meanwhile");
+    assert_eq!(h.condition("Progressing")["reason"], "PreviewStarting");
+
+    h.workloads.stall_rollouts(NS, &green, false);
+    h.eventually("switched", |h| {
+        selector(h) == Some(json!("green")) && h.deployment(SEED).is_none()
+    })
+    .await?;
+    let status = h.status();
+    assert_eq!(status["activeColor"], "green");
+    assert_eq!(status["currentVersion"], "1.6.0");
+    let hpa = h
+        .get("autoscaling/v2", "horizontalpodautoscalers", SEED)
+        .context("hpa")?;
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], green);
+    assert_eq!(h.events("TrafficSwitched").len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn deletion_stops_every_deployment_and_keeps_the_backups() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&sample_with(canary)?).await?;
+    h.patch_spec(upgrade("1.6.0")).await?;
+    let canary = format!("{SEED}-canary");
+    h.eventually("canary up", |h| h.deployment(&canary).is_some())
+        .await?;
+
+    h.services().delete(SEED, &DeleteParams::default()).await?;
+    h.eventually("gone", |h| {
+        h.get("payments.io/v1", "paymentservices", SEED).is_none()
+            && h.deployment(SEED).is_none()
+            && h.deployment(&canary).is_none()
+            && h.get("v1", "services", SEED).is_none()
+    })
+    .await?;
+    let claim = h
+        .get("v1", "persistentvolumeclaims", &format!("{SEED}-backups"))
+        .context("the backups outlive the service")?;
+    assert!(claim["metadata"]["ownerReferences"].is_null());
+    assert_eq!(h.events("CleanupDone").len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn last_backup_follows_the_last_successful_backup_job() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&seed_sample()?).await?;
+    assert!(h.status()["lastBackup"].is_null());
+    h.workloads
+        .trigger_cronjob(NS, &format!("{SEED}-backup"))
+        .context("trigger")?;
+    h.eventually("lastBackup", |h| h.status()["lastBackup"].is_string())
+        .await?;
+    assert_eq!(h.events("BackupSucceeded").len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_schema_refuses_what_is_plainly_invalid() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    for (edit, field, message) in [
+        (
+            json!({"autoscaling": {"minReplicas": 30}}),
+            "spec.autoscaling",
+            "minReplicas must be less than or equal to maxReplicas",
+        ),
+        (
+            json!({"monitoring": {"tracing": {"samplingRate": 1.5}}}),
+            "spec.monitoring.tracing.samplingRate",
+            "",
+        ),
+        (
+            json!({"deploymentStrategy": {"canarySteps": [{"setWeight": 50}, {"setWeight": 25}]}}),
+            "spec.deploymentStrategy.canarySteps",
+            "canary step weights must increase",
+        ),
+        (
+            json!({"deploymentStrategy": {"canarySteps": [{"setWeight": 120}]}}),
+            "spec.deploymentStrategy.canarySteps[0].setWeight",
+            "",
+        ),
+        (
+            json!({"backup": {"schedule": "every night"}}),
+            "spec.backup.schedule",
+            "",
+        ),
+    ] {
+        let ps = sample_with(|spec| json_patch::merge(spec, &edit))?;
+        let err = h
+            .services()
+            .create(&PostParams::default(), &ps)
+            .await
+            .err()
+            .with_context(|| format!("{edit} was accepted"))?;
+        let text = err.to_string();
+        assert!(text.contains(field), "{edit}: {text}");
+        assert!(text.contains(message), "{edit}: {text}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_operator_refuses_what_the_schema_let_through_and_touches_nothing() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    // 61 is not a minute, but only a cron parser knows.
+    let ps = sample_with(|spec| spec["backup"]["schedule"] = json!("61 2 * * *"))?;
+    h.create(&ps).await?;
+    h.eventually("refused", |h| {
+        h.condition("Ready")["reason"] == "InvalidSpec"
+    })
+    .await?;
+    let message = h.condition("Ready")["message"].clone();
+    assert!(
+        message
+            .as_str()
+            .is_some_and(|m| m.contains("spec.backup.schedule")),
+        "{message}"
+    );
+    assert_eq!(h.status()["phase"], "Failed");
+    assert!(!h.events("InvalidSpec").is_empty());
+    assert!(h.deployment(SEED).is_none(), "nothing half-applied");
+
+    h.patch_spec(json!({"backup": {"schedule": "1 2 * * *"}}))
+        .await?;
+    h.eventually("Running once fixed", |h| h.status()["phase"] == "Running")
+        .await
+}
+
+#[tokio::test]
+async fn a_missing_tls_secret_is_named_and_nothing_is_deployed_until_it_exists() -> Result<()> {
+    let h = start(Setup {
+        without_tls_secret: true,
+        ..Setup::default()
+    })
+    .await?;
+    h.create(&seed_sample()?).await?;
+    h.eventually("refused", |h| {
+        h.condition("Ready")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("payment-gateway-tls"))
+    })
+    .await?;
+    assert!(h.deployment(SEED).is_none());
+    common::create_tls_secret(&h.client()).await?;
+    h.eventually("Running", |h| h.status()["phase"] == "Running")
+        .await
+}
