@@ -13,11 +13,39 @@ use anyhow::{Context, Result, bail};
 use testkit::ApiServer;
 
 /// The operator binaries that exist, and the API each one serves.
-const OPERATORS: &[(&str, &str, &str)] = &[(
-    "trading-algorithm",
-    "trading-operator",
-    "fintech.io/v1/tradingalgorithms",
-)];
+const OPERATORS: &[(&str, &str, &str)] = &[
+    (
+        "payment-service",
+        "payment-service-operator",
+        "payments.io/v1/paymentservices",
+    ),
+    (
+        "trading-algorithm",
+        "trading-operator",
+        "fintech.io/v1/tradingalgorithms",
+    ),
+];
+
+/// Kinds of children the summary lists (those owned by each custom resource).
+const CHILD_KINDS: &[(&str, &str)] = &[
+    ("apps/v1", "deployments"),
+    ("v1", "services"),
+    ("v1", "configmaps"),
+    ("v1", "serviceaccounts"),
+    ("v1", "persistentvolumeclaims"),
+    ("autoscaling/v2", "horizontalpodautoscalers"),
+    ("policy/v1", "poddisruptionbudgets"),
+    ("batch/v1", "cronjobs"),
+];
+
+/// Stands in for cert-manager: the TLS Secret the PaymentService sample names. Its content is
+/// a placeholder; nothing on the in-memory server reads it.
+const SAMPLE_TLS_SECRET: &str = "apiVersion: v1
+kind: Secret
+metadata: {name: payment-gateway-tls, namespace: payments}
+type: kubernetes.io/tls
+stringData: {tls.crt: placeholder, tls.key: placeholder}
+";
 
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -80,7 +108,7 @@ fn start_operators(root: &Path, kubeconfig: &Path, serve: bool) -> Result<Operat
     Ok(Operators(children))
 }
 
-/// One line per custom resource: its phase and which children exist.
+/// One line per custom resource: its phase, Ready, and the children it owns.
 fn summary(server: &ApiServer) -> (Vec<String>, bool) {
     let mut lines = Vec::new();
     let mut converged = true;
@@ -89,25 +117,34 @@ fn summary(server: &ApiServer) -> (Vec<String>, bool) {
         for obj in server.objects(api_version, plural) {
             let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
             let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            let uid = &obj["metadata"]["uid"];
             let phase = obj["status"]["phase"].as_str().unwrap_or("-");
-            converged &= phase == "Active";
-            let children: Vec<String> = [
-                ("apps/v1", "deployments", "deployment"),
-                ("v1", "configmaps", "config"),
-                ("v1", "services", "service"),
-                ("autoscaling/v2", "horizontalpodautoscalers", "hpa"),
-            ]
-            .iter()
-            .filter_map(|(v, p, suffix)| {
-                server
-                    .object(v, p, ns, &format!("{name}-{suffix}"))
-                    .map(|_| format!("{name}-{suffix}"))
-            })
-            .collect();
+            let ready = obj["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            converged &= ready;
+            let children: Vec<String> = CHILD_KINDS
+                .iter()
+                .flat_map(|(v, p)| server.objects(v, p))
+                .filter(|child| {
+                    child["metadata"]["ownerReferences"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|o| o["uid"] == *uid)
+                })
+                .map(|child| {
+                    format!(
+                        "{}/{}",
+                        child["kind"].as_str().unwrap_or_default(),
+                        child["metadata"]["name"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect();
             lines.push(format!(
-                "{ns}/{name}: {phase}, {}/{} ready; children: {}",
-                obj["status"]["readyReplicas"].as_i64().unwrap_or(0),
-                obj["status"]["replicas"].as_i64().unwrap_or(0),
+                "{ns}/{name}: {phase}, Ready={ready}; children: {}",
                 children.join(", ")
             ));
         }
@@ -122,6 +159,9 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     for dir in ["deploy/crds", "deploy/samples"] {
         server.load_manifests(&root.join(dir))?;
     }
+    server
+        .create_from_yaml(SAMPLE_TLS_SECRET)
+        .map_err(|e| anyhow::anyhow!("creating the sample TLS Secret: {e:?}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let target =
@@ -156,15 +196,22 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     );
     if !converged {
         eprintln!(
-            "not every resource reached Active; operator logs: {}",
+            "not every resource became Ready; operator logs: {}",
             target.join("demo").display()
         );
     }
     if serve {
         println!("\nexport KUBECONFIG={}", kubeconfig.display());
+        println!("kubectl get ps -n payments");
+        println!("kubectl describe ps payment-initiation-service -n payments");
         println!("kubectl get ta -n trading-platform");
-        println!("kubectl describe ta momentum-trader-prod -n trading-platform");
-        println!("metrics: http://127.0.0.1:18080/metrics   health: http://127.0.0.1:18081/readyz");
+        for (i, (_, binary, _)) in OPERATORS.iter().enumerate() {
+            println!(
+                "{binary}: metrics http://127.0.0.1:{}/metrics   health http://127.0.0.1:{}/readyz",
+                18080 + 2 * i,
+                18081 + 2 * i
+            );
+        }
         println!("Ctrl-C stops.");
         let _ = tokio::signal::ctrl_c().await;
     }
