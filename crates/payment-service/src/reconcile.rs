@@ -698,7 +698,10 @@ async fn cleanup(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Cleanup> {
             "; kept PersistentVolumeClaim {claim} with the backups (delete it by hand when they are no longer needed)"
         ));
     }
-    ctx.events.normal(&*ps, "CleanupDone", "Delete", note).await;
+    // The record of what deletion did (and where the backups are): retried, not lost.
+    ctx.events
+        .record(&*ps, "CleanupDone", "Delete", note)
+        .await?;
 
     let mut names: BTreeSet<String> = [
         rollout::Track::Stable,
