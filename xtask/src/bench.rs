@@ -11,16 +11,96 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use testkit::{ApiServer, RequestStats, Verb};
 
-const NS: &str = "trading-platform";
 const SIZES: [usize; 2] = [100, 1000];
 /// Both operators resync every 10 s; the steady-state window covers one full resync.
 const RESYNC: Duration = Duration::from_secs(10);
 const LATENCY_SAMPLES: usize = 50;
 const PHASE_TIMEOUT: Duration = Duration::from_secs(180);
-/// Writes strictly needed: one apply per child (4) and one status write per algorithm.
-const LOWER_BOUND_CONVERGE: f64 = 5.0;
-/// A maxReplicas change: the HPA, and the status (observedGeneration).
-const LOWER_BOUND_CHANGE: f64 = 2.0;
+
+/// One operator under test: its binary, its resources, and what converged means for it.
+struct Subject {
+    /// The package, also the naive baseline's argument.
+    package: &'static str,
+    binary: &'static str,
+    namespace: &'static str,
+    api_version: &'static str,
+    plural: &'static str,
+    /// The i-th custom resource, as YAML.
+    resource: fn(usize) -> String,
+    name: fn(usize) -> String,
+    /// Whether one custom resource has converged.
+    converged: fn(&Value) -> bool,
+    /// A spec change to `target` (a scaling bound), as a merge patch.
+    change: fn(i64) -> Value,
+    /// Whether the child the change touches shows `target`.
+    changed: fn(&ApiServer, &str, i64) -> bool,
+    /// The first `change` target; the latency samples use it + 1 and + 3.
+    first_target: i64,
+    /// Writes strictly needed to converge one resource, and what they are.
+    lower_bound_converge: (f64, &'static str),
+    /// Writes strictly needed for the spec change, and what they are.
+    lower_bound_change: (f64, &'static str),
+}
+
+const TRADING: Subject = Subject {
+    package: "trading-algorithm",
+    binary: "trading-operator",
+    namespace: "trading-platform",
+    api_version: "fintech.io/v1",
+    plural: "tradingalgorithms",
+    resource: |i| {
+        format!(
+            "apiVersion: fintech.io/v1\nkind: TradingAlgorithm\nmetadata: {{name: algo-{i:04}, namespace: trading-platform}}\nspec:\n  marketData: {{sources: [NYSE, NASDAQ], updateFrequency: 100ms, symbols: [AAPL, MSFT]}}\n  riskLimits: {{maxPositionSize: 1000000, dailyLossLimit: 50000}}\n  scalingPolicy: {{minReplicas: 2, maxReplicas: 5, scaleUpPolicy: moderate}}\n  tradingStrategy: {{algorithm: momentum, parameters: {{lookbackPeriod: 10m}}}}\n"
+        )
+    },
+    name: |i| format!("algo-{i:04}"),
+    converged: |t| t["status"]["phase"] == "Active",
+    change: |target| json!({"spec": {"scalingPolicy": {"maxReplicas": target}}}),
+    changed: |server, name, target| {
+        server
+            .object(
+                "autoscaling/v2",
+                "horizontalpodautoscalers",
+                "trading-platform",
+                &format!("{name}-hpa"),
+            )
+            .and_then(|h| h["spec"]["maxReplicas"].as_i64())
+            == Some(target)
+    },
+    first_target: 6,
+    lower_bound_converge: (5.0, "4 children, 1 status"),
+    lower_bound_change: (2.0, "the HPA, the status"),
+};
+
+const PAYMENT: Subject = Subject {
+    package: "payment-service",
+    binary: "payment-service-operator",
+    namespace: "payments",
+    api_version: "payments.io/v1",
+    plural: "paymentservices",
+    resource: |i| {
+        format!(
+            "apiVersion: payments.io/v1\nkind: PaymentService\nmetadata: {{name: svc-{i:04}, namespace: payments}}\nspec:\n  version: 1.0.0\n  image: registry.example/payments:1.0.0\n  replicas: 2\n  config: {{database: {{clusterName: db, poolSize: 10}}, features: {{enableIdempotencyCheck: true}}}}\n  security: {{rbac: {{enabled: true}}}}\n"
+        )
+    },
+    name: |i| format!("svc-{i:04}"),
+    converged: |p| p["status"]["phase"] == "Running",
+    change: |target| json!({"spec": {"replicas": target}}),
+    changed: |server, name, target| {
+        server
+            .object("apps/v1", "deployments", "payments", name)
+            .and_then(|d| d["spec"]["replicas"].as_i64())
+            == Some(target)
+    },
+    first_target: 3,
+    lower_bound_converge: (
+        5.0,
+        "Deployment, Service, PodDisruptionBudget, ServiceAccount, 1 status",
+    ),
+    lower_bound_change: (2.0, "the Deployment, the status"),
+};
+
+const SUBJECTS: [Subject; 2] = [PAYMENT, TRADING];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Flavor {
@@ -29,10 +109,10 @@ enum Flavor {
 }
 
 impl Flavor {
-    fn name(self) -> &'static str {
+    fn name(self, subject: &Subject) -> String {
         match self {
-            Self::Operator => "trading-operator",
-            Self::Naive => "naive baseline",
+            Self::Operator => subject.binary.to_string(),
+            Self::Naive => format!("naive {}", subject.package),
         }
     }
 }
@@ -61,12 +141,6 @@ impl Process {
         };
         (field("VmRSS:"), field("VmHWM:"))
     }
-}
-
-fn algorithm(i: usize) -> String {
-    format!(
-        "apiVersion: fintech.io/v1\nkind: TradingAlgorithm\nmetadata: {{name: algo-{i:04}, namespace: {NS}}}\nspec:\n  marketData: {{sources: [NYSE, NASDAQ], updateFrequency: 100ms, symbols: [AAPL, MSFT]}}\n  riskLimits: {{maxPositionSize: 1000000, dailyLossLimit: 50000}}\n  scalingPolicy: {{minReplicas: 2, maxReplicas: 5, scaleUpPolicy: moderate}}\n  tradingStrategy: {{algorithm: momentum, parameters: {{lookbackPeriod: 10m}}}}\n"
-    )
 }
 
 /// What the operator itself did: every request but the harness's own (none: the harness
@@ -116,21 +190,9 @@ async fn until_every(
     bail!("{what} did not happen within {PHASE_TIMEOUT:?}")
 }
 
-fn all_active(server: &ApiServer, n: usize) -> bool {
-    let tas = server.objects("fintech.io/v1", "tradingalgorithms");
-    tas.len() == n && tas.iter().all(|t| t["status"]["phase"] == "Active")
-}
-
-fn hpa_max(server: &ApiServer, name: &str) -> i64 {
-    server
-        .object(
-            "autoscaling/v2",
-            "horizontalpodautoscalers",
-            NS,
-            &format!("{name}-hpa"),
-        )
-        .and_then(|h| h["spec"]["maxReplicas"].as_i64())
-        .unwrap_or(0)
+fn all_converged(server: &ApiServer, subject: &Subject, n: usize) -> bool {
+    let objects = server.objects(subject.api_version, subject.plural);
+    objects.len() == n && objects.iter().all(subject.converged)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -138,16 +200,23 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
-async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Result<Value> {
+async fn scenario(
+    root: &Path,
+    release: &Path,
+    subject: &Subject,
+    flavor: Flavor,
+    n: usize,
+) -> Result<Value> {
+    let ns = subject.namespace;
     let out = root
         .join("target/bench")
-        .join(format!("{}-{n}", flavor.name().replace(' ', "-")));
+        .join(format!("{}-{n}", flavor.name(subject).replace(' ', "-")));
     std::fs::create_dir_all(&out)?;
     let server = ApiServer::with_history(200_000);
     let _workloads = server.simulate_workloads();
     server.load_manifests(&root.join("deploy/crds"))?;
     server.create_from_yaml(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
     ))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let kubeconfig = out.join("kubeconfig");
@@ -170,7 +239,7 @@ async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Resu
     let log = std::fs::File::create(out.join("operator.log"))?;
     let mut command = match flavor {
         Flavor::Operator => {
-            let mut c = Command::new(release.join("trading-operator"));
+            let mut c = Command::new(release.join(subject.binary));
             c.args([
                 "--metrics-bind-address",
                 "0",
@@ -183,7 +252,7 @@ async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Resu
         }
         Flavor::Naive => {
             let mut c = Command::new(release.join("xtask"));
-            c.arg("naive-operator");
+            c.args(["naive-operator", subject.package]);
             c
         }
     };
@@ -205,9 +274,9 @@ async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Resu
     server.reset_stats();
     let started = Instant::now();
     for i in 0..n {
-        server.create_from_yaml(&algorithm(i))?;
+        server.create_from_yaml(&(subject.resource)(i))?;
     }
-    until("convergence", || all_active(&server, n)).await?;
+    until("convergence", || all_converged(&server, subject, n)).await?;
     let converge_time = started.elapsed();
     let converge_stats = server.stats();
     let converge = cost(&converge_stats);
@@ -226,21 +295,22 @@ async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Resu
     tokio::time::sleep(Duration::from_secs(2)).await;
     server.reset_stats();
     let started = Instant::now();
+    let target = subject.first_target;
     for i in 0..n {
         server.merge_patch(
-            "fintech.io/v1",
-            "tradingalgorithms",
-            NS,
-            &format!("algo-{i:04}"),
-            json!({"spec": {"scalingPolicy": {"maxReplicas": 6}}}),
+            subject.api_version,
+            subject.plural,
+            ns,
+            &(subject.name)(i),
+            (subject.change)(target),
         )?;
     }
     until("the spec change everywhere", || {
-        (0..n).all(|i| hpa_max(&server, &format!("algo-{i:04}")) == 6)
+        (0..n).all(|i| (subject.changed)(&server, &(subject.name)(i), target))
             && server
-                .objects("fintech.io/v1", "tradingalgorithms")
+                .objects(subject.api_version, subject.plural)
                 .iter()
-                .all(|t| t["status"]["observedGeneration"] == 2)
+                .all(|o| o["status"]["observedGeneration"] == 2)
     })
     .await?;
     let change_time = started.elapsed();
@@ -254,20 +324,23 @@ async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Resu
 
     let mut latencies = Vec::new();
     for sample in 0..LATENCY_SAMPLES {
-        let name = format!("algo-{:04}", (sample * 7919) % n);
-        let target = 7 + (sample % 2) as i64;
-        let before = hpa_max(&server, &name);
-        let target = if before == target { target + 2 } else { target };
+        let name = (subject.name)((sample * 7919) % n);
+        let target = subject.first_target + 1 + 2 * (sample % 2) as i64;
+        let target = if (subject.changed)(&server, &name, target) {
+            target + 1
+        } else {
+            target
+        };
         let started = Instant::now();
         server.merge_patch(
-            "fintech.io/v1",
-            "tradingalgorithms",
-            NS,
+            subject.api_version,
+            subject.plural,
+            ns,
             &name,
-            json!({"spec": {"scalingPolicy": {"maxReplicas": target}}}),
+            (subject.change)(target),
         )?;
         until_every("one change", Duration::from_millis(1), || {
-            hpa_max(&server, &name) == target
+            (subject.changed)(&server, &name, target)
         })
         .await?;
         latencies.push(started.elapsed());
@@ -279,18 +352,20 @@ async fn scenario(root: &Path, release: &Path, flavor: Flavor, n: usize) -> Resu
 
     let per = |x: u64| x as f64 / n as f64;
     Ok(json!({
-        "operator": flavor.name(),
+        "operator": flavor.name(subject),
         "n": n,
         "convergence_seconds": converge_time.as_secs_f64(),
         "converge_reads_per_resource": per(converge.reads),
         "converge_writes_per_resource": per(converge.writes),
         "converge_event_writes_per_resource": per(converge.event_writes),
-        "converge_writes_vs_lower_bound": per(converge.writes) / LOWER_BOUND_CONVERGE,
+        "converge_writes_lower_bound": subject.lower_bound_converge.0,
+        "converge_writes_vs_lower_bound": per(converge.writes) / subject.lower_bound_converge.0,
         "converge_writes_per_resource_by_request": converge_breakdown,
         "change_seconds": change_time.as_secs_f64(),
         "change_reads_per_resource": per(change.reads),
         "change_writes_per_resource": per(change.writes),
-        "change_writes_vs_lower_bound": per(change.writes) / LOWER_BOUND_CHANGE,
+        "change_writes_lower_bound": subject.lower_bound_change.0,
+        "change_writes_vs_lower_bound": per(change.writes) / subject.lower_bound_change.0,
         "steady_state_reads": steady.reads,
         "steady_state_writes": steady.writes + steady.event_writes,
         "rss_peak_mib": rss_peak,
@@ -325,8 +400,19 @@ fn table(results: &[Value]) -> String {
             f("latency_p99_ms"),
         ));
     }
+    md.push('\n');
+    for subject in &SUBJECTS {
+        md.push_str(&format!(
+            "Lower bound, {}: {} writes per resource to converge ({}), {} for the spec change ({}).\n",
+            subject.package,
+            subject.lower_bound_converge.0,
+            subject.lower_bound_converge.1,
+            subject.lower_bound_change.0,
+            subject.lower_bound_change.1,
+        ));
+    }
     md.push_str(&format!(
-        "\nLower bound: {LOWER_BOUND_CONVERGE} writes per resource to converge (4 children, 1 status), {LOWER_BOUND_CHANGE} for a maxReplicas change (the HPA, the status). Writes exclude events (reported in the JSON). Resync columns: requests in one {}s resync window of N converged resources. Latency: spec change on one resource to its HPA updated, {LATENCY_SAMPLES} samples, while the others resync.\n",
+        "Writes exclude events (reported in the JSON). Resync columns: requests in one {}s resync window of N converged resources. Latency: spec change on one resource to its child updated, {LATENCY_SAMPLES} samples, while the others resync. The spec change is maxReplicas (trading) or replicas (payment).\n",
         RESYNC.as_secs()
     ));
     md
@@ -346,6 +432,8 @@ pub fn build_and_run(root: &Path) -> Result<()> {
             "xtask",
             "-p",
             "trading-algorithm",
+            "-p",
+            "payment-service",
         ])
         .status()?;
     if !status.success() {
@@ -376,10 +464,17 @@ pub async fn run(root: &Path) -> Result<()> {
         .filter(|v: &Vec<usize>| !v.is_empty())
         .unwrap_or_else(|| SIZES.to_vec());
     let mut results = Vec::new();
-    for n in sizes {
-        for flavor in [Flavor::Operator, Flavor::Naive] {
-            eprintln!("bench: {} at N={n}", flavor.name());
-            results.push(scenario(root, &release, flavor, n).await?);
+    // BENCH_OPERATORS=payment-service runs one operator only.
+    let only = std::env::var("BENCH_OPERATORS").ok();
+    for subject in SUBJECTS.iter().filter(|s| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == s.package))
+    }) {
+        for &n in &sizes {
+            for flavor in [Flavor::Operator, Flavor::Naive] {
+                eprintln!("bench: {} at N={n}", flavor.name(subject));
+                results.push(scenario(root, &release, subject, flavor, n).await?);
+            }
         }
     }
     let md = table(&results);

@@ -58,7 +58,7 @@ fn run(args: &[String]) -> Result<()> {
         ["demo", "--serve"] => tokio_runtime()?.block_on(demo::run(&root, true)),
         ["bench"] => bench::build_and_run(&root),
         ["bench-run"] => tokio_runtime()?.block_on(bench::run(&root)),
-        ["naive-operator"] => tokio_runtime()?.block_on(naive::run()),
+        ["naive-operator", operator] => tokio_runtime()?.block_on(naive::run(operator)),
         _ => bail!("{USAGE}"),
     }
 }

@@ -1,25 +1,28 @@
 //! The naive baseline the benchmark compares against: a reconcile that reads and replaces
 //! every child and the status on every pass, as many hand-written operators do. It builds
 //! the same children with the same builders, so the difference is only how it writes them.
-//! Run by the benchmark as `xtask naive-operator` (with `KUBECONFIG` set).
+//! Run by the benchmark as `xtask naive-operator <operator>` (with `KUBECONFIG` set).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use operator_core::runtime::config::WorkloadDefaults;
+use payment_service::crd::{Color, PaymentService};
+use payment_service::reconcile::{MonitorState, deployment_state};
+use payment_service::rollout::{self, RolloutInput};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use trading_algorithm::crd::TradingAlgorithm;
-use trading_algorithm::reconcile::observed_status;
-use trading_algorithm::resources::{deployment_name, desired_children};
 use trading_algorithm::risk::TradingState;
 
 const RESYNC: Duration = Duration::from_secs(10);
@@ -30,20 +33,21 @@ struct Failed(#[from] kube::Error);
 
 /// GET the child; PUT it over whatever is there (or POST it when missing). `keep` copies
 /// what must survive from the live object.
-async fn replace<K>(
+async fn replace<O, K>(
     client: &kube::Client,
-    owner: &TradingAlgorithm,
+    owner: &O,
     mut child: K,
     keep: fn(&K, &mut K),
 ) -> Result<(), Failed>
 where
+    O: Resource<DynamicType = ()>,
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
         + Serialize
         + DeserializeOwned
         + std::fmt::Debug,
 {
-    let ns = owner.namespace().unwrap_or_default();
+    let ns = owner.meta().namespace.clone().unwrap_or_default();
     let api: Api<K> = Api::namespaced(client.clone(), &ns);
     child.meta_mut().namespace = Some(ns);
     child.meta_mut().owner_references = owner.controller_owner_ref(&()).map(|r| vec![r]);
@@ -61,6 +65,12 @@ where
     Ok(())
 }
 
+fn keep_nothing<K>(_: &K, _: &mut K) {}
+
+fn retry_soon<K>(_: Arc<K>, _: &Failed, _: Arc<kube::Client>) -> Action {
+    Action::requeue(Duration::from_secs(1))
+}
+
 /// Without this the baseline would drop `replicas` on every pass and fight the autoscaler.
 fn keep_replicas(existing: &Deployment, desired: &mut Deployment) {
     if let (Some(live), Some(spec)) = (existing.spec.as_ref(), desired.spec.as_mut()) {
@@ -68,13 +78,26 @@ fn keep_replicas(existing: &Deployment, desired: &mut Deployment) {
     }
 }
 
-async fn reconcile(ta: Arc<TradingAlgorithm>, client: Arc<kube::Client>) -> Result<Action, Failed> {
+/// A Service's cluster IP is immutable: a replace must carry it.
+fn keep_cluster_ip(existing: &Service, desired: &mut Service) {
+    if let (Some(live), Some(spec)) = (existing.spec.as_ref(), desired.spec.as_mut()) {
+        spec.cluster_ip = live.cluster_ip.clone();
+        spec.cluster_ips = live.cluster_ips.clone();
+    }
+}
+
+async fn reconcile_trading(
+    ta: Arc<TradingAlgorithm>,
+    client: Arc<kube::Client>,
+) -> Result<Action, Failed> {
+    use trading_algorithm::reconcile::observed_status;
+    use trading_algorithm::resources::{deployment_name, desired_children};
     let children = desired_children(&ta, &WorkloadDefaults::default(), false);
-    replace(&client, &ta, children.config, |_, _| {}).await?;
-    replace(&client, &ta, children.deployment, keep_replicas).await?;
-    replace(&client, &ta, children.service, |_, _| {}).await?;
+    replace(&client, &*ta, children.config, keep_nothing).await?;
+    replace(&client, &*ta, children.deployment, keep_replicas).await?;
+    replace(&client, &*ta, children.service, keep_cluster_ip).await?;
     if let Some(hpa) = children.hpa {
-        replace(&client, &ta, hpa, |_, _| {}).await?;
+        replace(&client, &*ta, hpa, keep_nothing).await?;
     }
     let ns = ta.namespace().unwrap_or_default();
     let deployment = Api::<Deployment>::namespaced((*client).clone(), &ns)
@@ -96,23 +119,92 @@ async fn reconcile(ta: Arc<TradingAlgorithm>, client: Arc<kube::Client>) -> Resu
     Ok(Action::requeue(RESYNC))
 }
 
-pub async fn run() -> Result<()> {
+async fn reconcile_payment(
+    ps: Arc<PaymentService>,
+    client: Arc<kube::Client>,
+) -> Result<Action, Failed> {
+    use payment_service::reconcile::observed_status;
+    use payment_service::resources::{External, desired_children};
+    let ns = ps.namespace().unwrap_or_default();
+    let name = ps.name_any();
+    let observed: BTreeMap<_, _> = Api::<Deployment>::namespaced((*client).clone(), &ns)
+        .get_opt(&name)
+        .await?
+        .map(|d| (name.clone(), deployment_state(&d)))
+        .into_iter()
+        .collect();
+    let status = ps.status.clone().unwrap_or_default();
+    let plan = rollout::plan(&RolloutInput {
+        name: &name,
+        spec: &ps.spec,
+        generation: ps.meta().generation.unwrap_or(0),
+        stable: status.stable(),
+        rollout: status.rollout.as_ref(),
+        failed: status.failed_rollout.as_ref(),
+        active_color: status.active_color.unwrap_or(Color::Blue),
+        deployments: &observed,
+        now: Timestamp::now(),
+    });
+    let children = desired_children(
+        &ps,
+        &plan,
+        &WorkloadDefaults::default(),
+        &External::default(),
+    );
+    if let Some(sa) = children.service_account {
+        replace(&client, &*ps, sa, keep_nothing).await?;
+    }
+    for d in children.deployments {
+        replace(&client, &*ps, d, keep_nothing).await?;
+    }
+    replace(&client, &*ps, children.service, keep_cluster_ip).await?;
+    if let Some(pdb) = children.pdb {
+        replace(&client, &*ps, pdb, keep_nothing).await?;
+    }
+    let mut updated = (*ps).clone();
+    updated.status = Some(observed_status(
+        &ps,
+        &plan,
+        &observed,
+        MonitorState::NotWanted,
+        None,
+        Timestamp::now(),
+    ));
+    let api: Api<PaymentService> = Api::namespaced((*client).clone(), &ns);
+    api.replace_status(&name, &PostParams::default(), &updated)
+        .await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Runs the naive controller for `operator` (`trading-algorithm` or `payment-service`).
+pub async fn run(operator: &str) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .init();
     let client = kube::Client::try_default().await?;
-    let api: Api<TradingAlgorithm> = Api::all(client.clone());
-    Controller::new(api, watcher::Config::default())
-        .owns(
-            Api::<Deployment>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .run(
-            reconcile,
-            |_, _, _| Action::requeue(Duration::from_secs(1)),
-            Arc::new(client),
-        )
-        .for_each(|_| std::future::ready(()))
-        .await;
+    let deployments = Api::<Deployment>::all(client.clone());
+    match operator {
+        "trading-algorithm" => {
+            Controller::new(
+                Api::<TradingAlgorithm>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .owns(deployments, watcher::Config::default())
+            .run(reconcile_trading, retry_soon, Arc::new(client))
+            .for_each(|_| std::future::ready(()))
+            .await;
+        }
+        "payment-service" => {
+            Controller::new(
+                Api::<PaymentService>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .owns(deployments, watcher::Config::default())
+            .run(reconcile_payment, retry_soon, Arc::new(client))
+            .for_each(|_| std::future::ready(()))
+            .await;
+        }
+        other => bail!("no naive baseline for {other}"),
+    }
     Ok(())
 }

@@ -44,7 +44,7 @@ fn name(i: usize) -> String {
 
 /// Every fourth service has backups on, so those children are exercised too.
 fn has_backup(i: usize) -> bool {
-    i % 4 == 0
+    i.is_multiple_of(4)
 }
 
 fn service(i: usize) -> Result<PaymentService> {

@@ -382,6 +382,75 @@ async fn a_canary_walks_its_steps_then_promotes() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_restarted_operator_resumes_a_canary_where_it_was() -> Result<()> {
+    let mut h = start(Setup::default()).await?;
+    h.create_running(&sample_with(canary)?).await?;
+    let canary = format!("{SEED}-canary");
+    h.patch_spec(upgrade("1.6.0")).await?;
+    h.eventually("step 1", |h| {
+        h.status()["rollout"]["step"] == 0 && h.deployment(&canary).is_some()
+    })
+    .await?;
+    h.advance(61);
+    h.eventually("step 2", |h| {
+        h.status()["rollout"]["step"] == 1
+            && h.deployment(&canary)
+                .is_some_and(|d| d["spec"]["replicas"] == 2)
+    })
+    .await?;
+    let started = h.status()["rollout"]["startedAt"].clone();
+
+    h.restart_operator().await?;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let status = h.status();
+    assert_eq!(status["rollout"]["step"], 1, "not back to the first step");
+    assert_eq!(status["rollout"]["startedAt"], started);
+    assert_eq!(
+        h.deployment(&canary).context("canary")?["spec"]["replicas"],
+        2
+    );
+    assert_eq!(
+        h.events("RolloutStarted").len(),
+        2,
+        "1.5.0 and 1.6.0, not again"
+    );
+
+    h.advance(61);
+    h.eventually("promoted", |h| h.status()["currentVersion"] == "1.6.0")
+        .await
+}
+
+#[tokio::test]
+async fn a_version_whose_pods_never_become_ready_is_rolled_back() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&sample_with(rolling_update)?).await?;
+    // Readiness fails: the new pods never become ready (a crash loop looks the same).
+    h.workloads.set_ready_limit(NS, SEED, Some(0));
+    h.patch_spec(upgrade("1.6.0")).await?;
+    h.eventually("rolling", |h| h.image_of(SEED).as_deref() == Some(IMAGE_16))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.status()["currentVersion"], "1.5.0");
+    h.advance(121);
+    h.eventually("rolled back", |h| {
+        h.image_of(SEED).as_deref() == Some(IMAGE_15)
+    })
+    .await?;
+    h.eventually("Degraded", |h| {
+        h.condition("Degraded")["reason"] == "RolledBack"
+    })
+    .await?;
+    let message = h.condition("Degraded")["message"].clone();
+    assert!(
+        message
+            .as_str()
+            .is_some_and(|m| m.contains("0 of 4 replicas available")),
+        "{message}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_canary_that_does_not_become_ready_is_aborted_and_rolled_back() -> Result<()> {
     let h = start(Setup::default()).await?;
     h.create_running(&sample_with(canary)?).await?;

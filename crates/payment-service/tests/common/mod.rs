@@ -32,6 +32,7 @@ pub struct Harness {
     pub workloads: Workloads,
     clock_offset: Arc<AtomicI64>,
     stop: watch::Sender<bool>,
+    operator: Option<tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>>,
 }
 
 impl Drop for Harness {
@@ -68,7 +69,20 @@ pub async fn start(setup: Setup) -> Result<Harness> {
     }
     let workloads = server.simulate_workloads();
     let clock_offset = Arc::new(AtomicI64::new(0));
-    let offset = clock_offset.clone();
+    let (stop, operator) = run_operator(&server, clock_offset.clone());
+    Ok(Harness {
+        server,
+        workloads,
+        clock_offset,
+        stop,
+        operator: Some(operator),
+    })
+}
+
+type OperatorTask = tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>;
+
+/// Starts the operator (resync 300 ms) on `server`, its clock `offset` seconds ahead.
+fn run_operator(server: &ApiServer, offset: Arc<AtomicI64>) -> (watch::Sender<bool>, OperatorTask) {
     let options = Options {
         now: Arc::new(move || {
             Timestamp::now() + SignedDuration::from_secs(offset.load(Ordering::SeqCst))
@@ -86,19 +100,14 @@ pub async fn start(setup: Setup) -> Result<Harness> {
         workloads: WorkloadDefaults::default(),
     };
     let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(runtime::run(
-        client,
+    let task = tokio::spawn(runtime::run(
+        server.client(),
         config,
         Metrics::new(),
         stop_rx,
         move |rt| controllers(rt, options),
     ));
-    Ok(Harness {
-        server,
-        workloads,
-        clock_offset,
-        stop,
-    })
+    (stop, task)
 }
 
 /// The seed's `payment-gateway-tls`, as cert-manager would issue it (the content is a
@@ -134,6 +143,19 @@ pub fn sample_with(edit: impl FnOnce(&mut Value)) -> Result<PaymentService> {
 }
 
 impl Harness {
+    /// Stops the operator and starts a new one on the same cluster, as a rescheduled pod or
+    /// a new leader would.
+    pub async fn restart_operator(&mut self) -> Result<()> {
+        self.stop.send_replace(true);
+        if let Some(task) = self.operator.take() {
+            task.await??;
+        }
+        let (stop, task) = run_operator(&self.server, self.clock_offset.clone());
+        self.stop = stop;
+        self.operator = Some(task);
+        Ok(())
+    }
+
     pub fn client(&self) -> kube::Client {
         self.server.client()
     }
