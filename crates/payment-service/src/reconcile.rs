@@ -140,7 +140,8 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
         Err(missing) => return refuse(&ps, &ctx, Error::invalid_spec(vec![missing]), now).await,
     };
 
-    let observed = observe_deployments(&ps, &ctx).await?;
+    let deployments = observe_deployments(&ps, &ctx).await?;
+    let observed = &deployments.states;
     let status = ps.status.clone().unwrap_or_default();
     let plan = rollout::plan(&RolloutInput {
         name: &name,
@@ -150,11 +151,11 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
         rollout: status.rollout.as_ref(),
         failed: status.failed_rollout.as_ref(),
         active_color: status.active_color.unwrap_or_default(),
-        deployments: &observed,
+        deployments: observed,
         now,
     });
     let desired = resources::desired_children(&ps, &plan, &op.defaults, &external);
-    let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan).await?;
+    let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan, &deployments).await?;
 
     let last_backup = match ps.spec.backup() {
         Some(_) => api::<CronJob>(&ctx, &ps)
@@ -164,7 +165,7 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
             .and_then(|s| s.last_successful_time),
         None => None,
     };
-    let next = observed_status(&ps, &plan, &observed, monitor, last_backup, now);
+    let next = observed_status(&ps, &plan, observed, monitor, last_backup, now);
     announce(&ps, &ctx, &plan, &changes, &next).await;
     ctx.status_writes
         .patch(&api::<PaymentService>(&ctx, &ps), &*ps, &next)
@@ -220,11 +221,15 @@ async fn external_inputs(
     }
 }
 
-/// The service's Deployments as the rollout sees them: one LIST, whatever the strategy.
-async fn observe_deployments(
-    ps: &PaymentService,
-    ctx: &Ctx,
-) -> Result<BTreeMap<String, DeploymentState>> {
+/// The service's Deployments: what the rollout sees, and which of them have `replicas`
+/// owned by this operator's apply (from their managed fields).
+struct ObservedDeployments {
+    states: BTreeMap<String, DeploymentState>,
+    replicas_owned: BTreeSet<String>,
+}
+
+/// One LIST, whatever the strategy.
+async fn observe_deployments(ps: &PaymentService, ctx: &Ctx) -> Result<ObservedDeployments> {
     let uid = ps.meta().uid.clone().unwrap_or_default();
     let selector = format!(
         "app.kubernetes.io/instance={},app.kubernetes.io/managed-by={}",
@@ -234,12 +239,58 @@ async fn observe_deployments(
     let list = api::<Deployment>(ctx, ps)
         .list(&ListParams::default().labels(&selector))
         .await?;
-    Ok(list
+    let ours: Vec<Deployment> = list
         .items
         .into_iter()
         .filter(|d| d.owner_references().iter().any(|o| o.uid == uid))
-        .map(|d| (d.name_any(), deployment_state(&d)))
-        .collect())
+        .collect();
+    Ok(ObservedDeployments {
+        replicas_owned: ours
+            .iter()
+            .filter(|d| applies_replicas(d, ctx.identity.manager))
+            .map(ResourceExt::name_any)
+            .collect(),
+        states: ours
+            .iter()
+            .map(|d| (d.name_any(), deployment_state(d)))
+            .collect(),
+    })
+}
+
+/// Whether `manager`'s apply owns the Deployment's `spec.replicas`.
+fn applies_replicas(d: &Deployment, manager: &str) -> bool {
+    d.managed_fields().iter().any(|m| {
+        m.manager.as_deref() == Some(manager)
+            && m.operation.as_deref() == Some("Apply")
+            && m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0["f:spec"].get("f:replicas").is_some())
+    })
+}
+
+/// The autoscaler takes `replicas` over (autoscaling was switched on, or a blue-green switch
+/// made the new colour the scaled one). An apply that drops a field its manager alone owns
+/// deletes it, and the Deployment would fall back to one replica until the autoscaler
+/// reacts; so a second field manager first claims `replicas` at its current value, and the
+/// field stays until the autoscaler changes it (server-side apply's documented handover).
+async fn hand_replicas_to_autoscaler(
+    ps: &PaymentService,
+    ctx: &Ctx,
+    name: &str,
+    replicas: i32,
+) -> Result<()> {
+    let claim = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas},
+    });
+    let manager = format!("{}-handover", ctx.identity.manager);
+    api::<Deployment>(ctx, ps)
+        .patch(name, &PatchParams::apply(&manager), &Patch::Apply(&claim))
+        .await
+        .map_err(|e| Error::from_child_write("Deployment", name, e))?;
+    Ok(())
 }
 
 /// What a rollout needs to know about one Deployment.
@@ -279,6 +330,7 @@ async fn apply_children(
     ctx: &Ctx,
     desired: DesiredChildren,
     plan: &RolloutPlan,
+    observed: &ObservedDeployments,
 ) -> Result<(Changes, MonitorState)> {
     let op = &ctx.operator;
     let mut changes = Changes::default();
@@ -292,7 +344,15 @@ async fn apply_children(
     }
     let mut keep_deployments: BTreeSet<String> = plan.retiring.iter().cloned().collect();
     for d in desired.deployments {
-        keep_deployments.extend(d.metadata.name.clone());
+        let name = d.name_any();
+        let autoscaled = d.spec.as_ref().is_some_and(|s| s.replicas.is_none());
+        if autoscaled
+            && observed.replicas_owned.contains(&name)
+            && let Some(state) = observed.states.get(&name)
+        {
+            hand_replicas_to_autoscaler(ps, ctx, &name, state.replicas).await?;
+        }
+        keep_deployments.insert(name);
         op.deployments.apply_noted(ps, d, &mut changes).await?;
     }
     op.services

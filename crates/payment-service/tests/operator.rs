@@ -290,6 +290,29 @@ async fn scaling_changes_replicas_or_the_autoscalers_bounds() -> Result<()> {
 }
 
 #[tokio::test]
+async fn switching_autoscaling_on_keeps_the_running_replicas() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&sample_with(rolling_update)?).await?;
+    // 4 replicas run; the autoscaler may run 2 to 10, so it keeps 4. Were `replicas` simply
+    // dropped from the apply, the Deployment would fall to 1 and the autoscaler to 2.
+    h.patch_spec(json!({"autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 10}}))
+        .await?;
+    h.eventually("HPA", |h| {
+        h.get("autoscaling/v2", "horizontalpodautoscalers", SEED)
+            .is_some()
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let d = h.deployment(SEED).context("deployment")?;
+    assert_eq!(
+        d["spec"]["replicas"], 4,
+        "{}",
+        d["metadata"]["managedFields"]
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_configuration_change_rolls_the_pods() -> Result<()> {
     let h = start(Setup::default()).await?;
     h.create_running(&seed_sample()?).await?;
