@@ -366,10 +366,9 @@ where
         })
     }
 
-    /// Deletes the children of kind `K` that `owner` controls and that are not named in
-    /// `keep`. Children are found by their controller owner reference, never by name.
-    /// Returns the names deleted.
-    pub async fn prune<O>(&self, owner: &O, keep: &BTreeSet<String>) -> Result<Vec<String>>
+    /// The children of kind `K` that `owner` controls, by controller owner reference (never
+    /// by name): `(name, uid)`, from the cache (a LIST when uncached).
+    async fn controlled_by<O>(&self, owner: &O) -> Result<Vec<(String, String)>>
     where
         O: Resource<DynamicType = ()>,
     {
@@ -385,7 +384,7 @@ where
                 .flatten()
                 .any(|r| r.controller == Some(true) && r.uid == owner_uid)
         };
-        let candidates: Vec<(String, String)> = match &self.cache {
+        Ok(match &self.cache {
             Some(cache) => cache
                 .state_filter(|m| {
                     m.metadata.namespace == namespace && controlled_by_owner(&m.metadata)
@@ -402,7 +401,32 @@ where
                 .filter(|m| controlled_by_owner(&m.metadata))
                 .map(|m| (m.name_any(), m.metadata.uid.clone().unwrap_or_default()))
                 .collect(),
-        };
+        })
+    }
+
+    /// Names of the children of kind `K` that `owner` controls, as the cache sees them (a
+    /// child created a moment ago may not be there yet).
+    pub async fn names<O>(&self, owner: &O) -> Result<Vec<String>>
+    where
+        O: Resource<DynamicType = ()>,
+    {
+        Ok(self
+            .controlled_by(owner)
+            .await?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    /// Deletes the children of kind `K` that `owner` controls and that are not named in
+    /// `keep`. Children are found by their controller owner reference, never by name.
+    /// Returns the names deleted.
+    pub async fn prune<O>(&self, owner: &O, keep: &BTreeSet<String>) -> Result<Vec<String>>
+    where
+        O: Resource<DynamicType = ()>,
+    {
+        let namespace = owner.meta().namespace.clone();
+        let candidates = self.controlled_by(owner).await?;
         let mut deleted = Vec::new();
         for (name, uid) in candidates
             .into_iter()

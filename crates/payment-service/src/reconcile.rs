@@ -14,7 +14,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use operator_core::conditions::{ConditionStatus, Observed, remove, set_condition};
@@ -228,22 +228,19 @@ struct ObservedDeployments {
     replicas_owned: BTreeSet<String>,
 }
 
-/// One LIST, whatever the strategy.
+/// One GET per Deployment the service has (one, or two during a rollout), named by the
+/// child cache: a LIST by label would cost the API server a scan of the namespace.
 async fn observe_deployments(ps: &PaymentService, ctx: &Ctx) -> Result<ObservedDeployments> {
     let uid = ps.meta().uid.clone().unwrap_or_default();
-    let selector = format!(
-        "app.kubernetes.io/instance={},app.kubernetes.io/managed-by={}",
-        ps.name_any(),
-        ctx.identity.manager
-    );
-    let list = api::<Deployment>(ctx, ps)
-        .list(&ListParams::default().labels(&selector))
-        .await?;
-    let ours: Vec<Deployment> = list
-        .items
-        .into_iter()
-        .filter(|d| d.owner_references().iter().any(|o| o.uid == uid))
-        .collect();
+    let deployments = api::<Deployment>(ctx, ps);
+    let mut ours = Vec::new();
+    for name in ctx.operator.deployments.names(ps).await? {
+        if let Some(d) = deployments.get_opt(&name).await?
+            && d.owner_references().iter().any(|o| o.uid == uid)
+        {
+            ours.push(d);
+        }
+    }
     Ok(ObservedDeployments {
         replicas_owned: ours
             .iter()

@@ -139,7 +139,7 @@ async fn a_converged_resync_writes_nothing() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let stats = h.server.stats();
     assert!(
-        stats.count(Verb::List, "deployments") >= 3,
+        stats.count(Verb::Get, "deployments") >= 3,
         "the resyncs ran: {stats:?}"
     );
     assert_eq!(stats.writes(), 0, "{stats:?}");
