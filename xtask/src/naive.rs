@@ -17,7 +17,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use operator_core::runtime::config::WorkloadDefaults;
-use payment_service::crd::{Color, PaymentService};
+use payment_service::crd::PaymentService;
 use payment_service::reconcile::{MonitorState, deployment_state};
 use payment_service::rollout::{self, RolloutInput};
 use serde::Serialize;
@@ -133,18 +133,7 @@ async fn reconcile_payment(
         .map(|d| (name.clone(), deployment_state(&d)))
         .into_iter()
         .collect();
-    let status = ps.status.clone().unwrap_or_default();
-    let plan = rollout::plan(&RolloutInput {
-        name: &name,
-        spec: &ps.spec,
-        generation: ps.meta().generation.unwrap_or(0),
-        stable: status.stable(),
-        rollout: status.rollout.as_ref(),
-        failed: status.failed_rollout.as_ref(),
-        active_color: status.active_color.unwrap_or(Color::Blue),
-        deployments: &observed,
-        now: Timestamp::now(),
-    });
+    let plan = rollout::plan(&RolloutInput::of(&ps, &observed, Timestamp::now()));
     let children = desired_children(
         &ps,
         &plan,

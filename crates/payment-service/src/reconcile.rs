@@ -142,18 +142,7 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
 
     let deployments = observe_deployments(&ps, &ctx).await?;
     let observed = &deployments.states;
-    let status = ps.status.clone().unwrap_or_default();
-    let plan = rollout::plan(&RolloutInput {
-        name: &name,
-        spec: &ps.spec,
-        generation: ps.meta().generation.unwrap_or(0),
-        stable: status.stable(),
-        rollout: status.rollout.as_ref(),
-        failed: status.failed_rollout.as_ref(),
-        active_color: status.active_color.unwrap_or_default(),
-        deployments: observed,
-        now,
-    });
+    let plan = rollout::plan(&RolloutInput::of(&ps, observed, now));
     let desired = resources::desired_children(&ps, &plan, &op.defaults, &external);
     let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan, &deployments).await?;
 

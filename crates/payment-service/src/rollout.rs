@@ -26,7 +26,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use operator_core::runtime::config::parse_duration;
 
-use crate::crd::{Color, FailedRollout, PaymentServiceSpec, Revision, Rollout, StrategyType};
+use crate::crd::{
+    Color, FailedRollout, PaymentService, PaymentServiceSpec, PaymentServiceStatus, Revision,
+    Rollout, StrategyType,
+};
 
 /// Which part a Deployment plays; also the value of its pods' `payments.io/track` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +151,28 @@ pub struct RolloutInput<'a> {
     /// The service's Deployments by name.
     pub deployments: &'a BTreeMap<String, DeploymentState>,
     pub now: Timestamp,
+}
+
+impl<'a> RolloutInput<'a> {
+    /// The inputs for `ps` as it stands: its name, spec, generation and recorded status.
+    pub fn of(
+        ps: &'a PaymentService,
+        deployments: &'a BTreeMap<String, DeploymentState>,
+        now: Timestamp,
+    ) -> Self {
+        let status = ps.status.as_ref();
+        Self {
+            name: ps.metadata.name.as_deref().unwrap_or_default(),
+            spec: &ps.spec,
+            generation: ps.metadata.generation.unwrap_or(0),
+            stable: status.and_then(PaymentServiceStatus::stable),
+            rollout: status.and_then(|s| s.rollout.as_ref()),
+            failed: status.and_then(|s| s.failed_rollout.as_ref()),
+            active_color: status.and_then(|s| s.active_color).unwrap_or_default(),
+            deployments,
+            now,
+        }
+    }
 }
 
 /// The decision.
@@ -751,7 +776,7 @@ mod tests {
     struct World {
         spec: PaymentServiceSpec,
         generation: i64,
-        status: crate::crd::PaymentServiceStatus,
+        status: PaymentServiceStatus,
         deployments: BTreeMap<String, DeploymentState>,
     }
 
@@ -767,7 +792,7 @@ mod tests {
                     primary.deployment_name(NAME),
                     ready(&rev(version), 4),
                 )]),
-                status: crate::crd::PaymentServiceStatus {
+                status: PaymentServiceStatus {
                     current_version: Some(version.into()),
                     current_image: Some(format!("pay:{version}")),
                     active_color: (strategy == StrategyType::BlueGreen).then_some(Color::Blue),

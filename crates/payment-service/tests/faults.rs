@@ -12,13 +12,13 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use operator_core::runtime::config::{LogFormat, RuntimeConfig, WorkloadDefaults};
+use operator_core::runtime::config::RuntimeConfig;
 use operator_core::runtime::{self, metrics::Metrics};
 use operator_core::{Backoff, ControllerSettings};
 use payment_service::crd::PaymentService;
 use payment_service::{Options, controllers};
 use serde_json::{Value, json};
-use testkit::{ApiServer, Fault, FaultRule, Faults, Verb};
+use testkit::{ApiServer, Faults};
 use tokio::sync::watch;
 
 const NS: &str = "payments";
@@ -77,23 +77,16 @@ fn operator(
     watch::Sender<bool>,
     tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>,
 ) {
-    let config = RuntimeConfig {
-        leader_election: None,
-        health_address: None,
-        metrics_address: None,
-        log_format: LogFormat::Text,
-        controller: ControllerSettings {
-            resync: Duration::from_secs(5),
-            concurrency: 8,
-            backoff: Backoff {
-                base: Duration::from_millis(50),
-                max: Duration::from_secs(2),
-                jitter: 0.2,
-            },
-            namespace: None,
+    let config = RuntimeConfig::standalone(ControllerSettings {
+        resync: Duration::from_secs(5),
+        concurrency: 8,
+        backoff: Backoff {
+            base: Duration::from_millis(50),
+            max: Duration::from_secs(2),
+            jitter: 0.2,
         },
-        workloads: WorkloadDefaults::default(),
-    };
+        namespace: None,
+    });
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(runtime::run(
         server.client(),
@@ -209,48 +202,12 @@ fn assert_children_consistent(server: &ApiServer) {
     assert_eq!(actual, expected, "exactly each service's own children");
 }
 
-fn faults() -> Faults {
-    Faults {
-        seed: 7,
-        rules: vec![
-            FaultRule {
-                verbs: vec![],
-                resources: vec![],
-                rate: 0.10,
-                fault: Fault::ServerError,
-            },
-            FaultRule {
-                verbs: vec![
-                    Verb::Apply,
-                    Verb::Patch,
-                    Verb::Update,
-                    Verb::Create,
-                    Verb::Delete,
-                ],
-                resources: vec![],
-                rate: 0.05,
-                fault: Fault::Conflict,
-            },
-            FaultRule {
-                verbs: vec![],
-                resources: vec![],
-                rate: 0.02,
-                fault: Fault::TooManyRequests {
-                    retry_after_secs: 1,
-                },
-            },
-        ],
-        latency: Duration::from_millis(1),
-        watch_drop_rate: 0.01,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_services_converge_and_upgrade_under_faults() -> Result<()> {
     let server = cluster().await?;
     create(&server, 200).await?;
     server.reset_stats();
-    server.set_faults(faults());
+    server.set_faults(Faults::chaos(7));
     let (stop, task) = operator(&server);
     until("200 Running under faults", Duration::from_secs(120), || {
         running_at(&server, "1.0.0") == 200

@@ -63,6 +63,47 @@ pub struct Faults {
     pub watch_drop_rate: f64,
 }
 
+impl Faults {
+    /// The mix the operators' fault suites run under: 10% server errors on any request, 5%
+    /// conflicts on writes, 2% 429s with `Retry-After: 1`, 1 ms added to every request, and
+    /// 1% of watch events followed by a cut watch.
+    pub fn chaos(seed: u64) -> Self {
+        Self {
+            seed,
+            rules: vec![
+                FaultRule {
+                    verbs: vec![],
+                    resources: vec![],
+                    rate: 0.10,
+                    fault: Fault::ServerError,
+                },
+                FaultRule {
+                    verbs: vec![
+                        Verb::Apply,
+                        Verb::Patch,
+                        Verb::Update,
+                        Verb::Create,
+                        Verb::Delete,
+                    ],
+                    resources: vec![],
+                    rate: 0.05,
+                    fault: Fault::Conflict,
+                },
+                FaultRule {
+                    verbs: vec![],
+                    resources: vec![],
+                    rate: 0.02,
+                    fault: Fault::TooManyRequests {
+                        retry_after_secs: 1,
+                    },
+                },
+            ],
+            latency: Duration::from_millis(1),
+            watch_drop_rate: 0.01,
+        }
+    }
+}
+
 impl Default for Faults {
     fn default() -> Self {
         Self {

@@ -12,11 +12,11 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
-use operator_core::runtime::config::{LogFormat, RuntimeConfig, WorkloadDefaults};
+use operator_core::runtime::config::RuntimeConfig;
 use operator_core::runtime::{self, metrics::Metrics};
 use operator_core::{Backoff, ControllerSettings};
 use serde_json::{Value, json};
-use testkit::{ApiServer, Fault, FaultRule, Faults, Verb};
+use testkit::{ApiServer, Faults};
 use tokio::sync::watch;
 use trading_algorithm::crd::TradingAlgorithm;
 use trading_algorithm::{Options, controllers};
@@ -71,23 +71,16 @@ fn operator(
     watch::Sender<bool>,
     tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>,
 ) {
-    let config = RuntimeConfig {
-        leader_election: None,
-        health_address: None,
-        metrics_address: None,
-        log_format: LogFormat::Text,
-        controller: ControllerSettings {
-            resync: Duration::from_secs(5),
-            concurrency: 8,
-            backoff: Backoff {
-                base: Duration::from_millis(50),
-                max: Duration::from_secs(2),
-                jitter: 0.2,
-            },
-            namespace: None,
+    let config = RuntimeConfig::standalone(ControllerSettings {
+        resync: Duration::from_secs(5),
+        concurrency: 8,
+        backoff: Backoff {
+            base: Duration::from_millis(50),
+            max: Duration::from_secs(2),
+            jitter: 0.2,
         },
-        workloads: WorkloadDefaults::default(),
-    };
+        namespace: None,
+    });
     let (stop, stop_rx) = watch::channel(false);
     let options = Options {
         stop_timeout: Duration::from_secs(5),
@@ -174,39 +167,7 @@ async fn two_hundred_algorithms_converge_under_faults() -> Result<()> {
     let server = cluster().await?;
     create(&server, 200).await?;
     server.reset_stats();
-    server.set_faults(Faults {
-        seed: 42,
-        rules: vec![
-            FaultRule {
-                verbs: vec![],
-                resources: vec![],
-                rate: 0.10,
-                fault: Fault::ServerError,
-            },
-            FaultRule {
-                verbs: vec![
-                    Verb::Apply,
-                    Verb::Patch,
-                    Verb::Update,
-                    Verb::Create,
-                    Verb::Delete,
-                ],
-                resources: vec![],
-                rate: 0.05,
-                fault: Fault::Conflict,
-            },
-            FaultRule {
-                verbs: vec![],
-                resources: vec![],
-                rate: 0.02,
-                fault: Fault::TooManyRequests {
-                    retry_after_secs: 1,
-                },
-            },
-        ],
-        latency: Duration::from_millis(1),
-        watch_drop_rate: 0.01,
-    });
+    server.set_faults(Faults::chaos(42));
     let (stop, task) = operator(&server);
     until("200 Active under faults", Duration::from_secs(120), || {
         active(&server) == 200

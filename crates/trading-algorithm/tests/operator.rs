@@ -12,7 +12,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use operator_core::ControllerSettings;
-use operator_core::runtime::config::{LogFormat, RuntimeConfig, WorkloadDefaults};
+use operator_core::runtime::config::RuntimeConfig;
 use operator_core::runtime::{self, metrics::Metrics};
 use serde_json::{Value, json};
 use testkit::{ApiServer, Verb, Workloads};
@@ -57,17 +57,10 @@ async fn start_with_crd(crd: CustomResourceDefinition) -> Result<Harness> {
             Timestamp::now() + SignedDuration::from_secs(offset.load(Ordering::SeqCst))
         }),
     };
-    let config = RuntimeConfig {
-        leader_election: None,
-        health_address: None,
-        metrics_address: None,
-        log_format: LogFormat::Text,
-        controller: ControllerSettings {
-            resync: Duration::from_millis(300),
-            ..ControllerSettings::default()
-        },
-        workloads: WorkloadDefaults::default(),
-    };
+    let config = RuntimeConfig::standalone(ControllerSettings {
+        resync: Duration::from_millis(300),
+        ..ControllerSettings::default()
+    });
     let metrics = Metrics::new();
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(runtime::run(

@@ -201,6 +201,19 @@ pub struct RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    /// One process on its own, as tests and tools run it: no leader election, no admin
+    /// endpoints, text logs, no workload defaults.
+    pub fn standalone(controller: ControllerSettings) -> Self {
+        Self {
+            leader_election: None,
+            health_address: None,
+            metrics_address: None,
+            log_format: LogFormat::Text,
+            controller,
+            workloads: WorkloadDefaults::default(),
+        }
+    }
+
     /// Resolves flags, the file they name, and the environment (`WATCH_NAMESPACE`,
     /// `POD_NAMESPACE`, `POD_NAME`, read through `env`). `manager` names the default lease
     /// (`<manager>-leader`); `workload_key` is the operator's section in the file.

@@ -256,17 +256,7 @@ pub(crate) mod tests {
     /// The plan for a service with nothing deployed yet.
     pub fn first_plan(ps: &PaymentService) -> RolloutPlan {
         let deployments = BTreeMap::new();
-        rollout::plan(&RolloutInput {
-            name: "payment-initiation-service",
-            spec: &ps.spec,
-            generation: 1,
-            stable: None,
-            rollout: None,
-            failed: None,
-            active_color: Color::Blue,
-            deployments: &deployments,
-            now: Timestamp::UNIX_EPOCH,
-        })
+        rollout::plan(&RolloutInput::of(ps, &deployments, Timestamp::UNIX_EPOCH))
     }
 
     #[test]

@@ -14,7 +14,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use operator_core::ControllerSettings;
-use operator_core::runtime::config::{LogFormat, RuntimeConfig, WorkloadDefaults};
+use operator_core::runtime::config::RuntimeConfig;
 use operator_core::runtime::{self, metrics::Metrics};
 use payment_service::crd::PaymentService;
 use payment_service::resources::service_monitor::ServiceMonitor;
@@ -88,17 +88,10 @@ fn run_operator(server: &ApiServer, offset: Arc<AtomicI64>) -> (watch::Sender<bo
             Timestamp::now() + SignedDuration::from_secs(offset.load(Ordering::SeqCst))
         }),
     };
-    let config = RuntimeConfig {
-        leader_election: None,
-        health_address: None,
-        metrics_address: None,
-        log_format: LogFormat::Text,
-        controller: ControllerSettings {
-            resync: Duration::from_millis(300),
-            ..ControllerSettings::default()
-        },
-        workloads: WorkloadDefaults::default(),
-    };
+    let config = RuntimeConfig::standalone(ControllerSettings {
+        resync: Duration::from_millis(300),
+        ..ControllerSettings::default()
+    });
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(runtime::run(
         server.client(),
