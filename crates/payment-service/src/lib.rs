@@ -6,6 +6,7 @@
 //! become available; and reports phase, version and conditions.
 
 pub mod crd;
+pub mod metrics;
 pub mod reconcile;
 pub mod resources;
 pub mod rollout;
@@ -17,6 +18,7 @@ use operator_core::runtime::{OperatorBinary, Runtime};
 use operator_core::{Children, Clock, OperatorIdentity};
 
 use crate::crd::PaymentService;
+use crate::metrics::PaymentMetrics;
 use crate::reconcile::{PaymentOperator, PrometheusOperator};
 
 /// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
@@ -79,6 +81,7 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
         service_monitors: Children::uncached(client, IDENTITY),
         prometheus_operator: PrometheusOperator::default(),
         defaults: rt.config().workloads.clone(),
+        metrics: PaymentMetrics::register(rt.metrics()),
         now: options.now,
     };
     let controller = rt

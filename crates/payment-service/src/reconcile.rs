@@ -24,6 +24,7 @@ use operator_core::{Changes, Children, Clock, Context, Error, FieldError, Result
 use serde_json::json;
 
 use crate::crd::{PaymentService, PaymentServiceStatus, Phase, Revision, StrategyType};
+use crate::metrics::{PaymentMetrics, RolloutResult};
 use crate::resources::service_monitor::ServiceMonitor;
 use crate::resources::{self, DesiredChildren, External, backup_name, backup_volume_name};
 use crate::rollout::{self, DeploymentState, RolloutInput, RolloutPlan, Transition};
@@ -80,6 +81,7 @@ pub struct PaymentOperator {
     pub service_monitors: Children<ServiceMonitor>,
     pub prometheus_operator: PrometheusOperator,
     pub defaults: WorkloadDefaults,
+    pub metrics: PaymentMetrics,
     /// The clock (tests move it past pauses and deadlines).
     pub now: Clock,
 }
@@ -631,7 +633,20 @@ async fn announce(
 ) {
     let events = &ctx.events;
     events.changes(ps, changes).await;
+    let namespace = ps.namespace().unwrap_or_default();
+    let strategy = ps.spec.strategy();
     for t in &plan.transitions {
+        let ended = match t {
+            Transition::Completed(_) => Some(RolloutResult::Completed),
+            Transition::RolledBack { .. } => Some(RolloutResult::RolledBack),
+            Transition::FirstVersionFailed { .. } => Some(RolloutResult::Failed),
+            _ => None,
+        };
+        if let Some(result) = ended {
+            ctx.operator
+                .metrics
+                .rollout_ended(&namespace, strategy, result);
+        }
         match t {
             Transition::Started { target, strategy } => {
                 let note = match plan.stable.as_ref() {

@@ -243,6 +243,9 @@ async fn a_failed_upgrade_rolls_back_and_is_not_retried_until_the_spec_changes()
     let warning = h.events("RolledBack");
     assert_eq!(warning.len(), 1);
     assert_eq!(warning[0]["type"], "Warning");
+    assert!(h.metrics.encode().contains(
+        r#"payment_service_rollouts_total{namespace="payments",strategy="RollingUpdate",result="rolled_back"} 1"#
+    ));
 
     // Resyncs do not try 1.6.0 again.
     tokio::time::sleep(Duration::from_millis(1000)).await;

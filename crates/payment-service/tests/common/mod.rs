@@ -31,6 +31,8 @@ pub struct Harness {
     pub server: ApiServer,
     pub workloads: Workloads,
     clock_offset: Arc<AtomicI64>,
+    /// The first operator's metrics registry.
+    pub metrics: Metrics,
     stop: watch::Sender<bool>,
     operator: Option<tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>>,
 }
@@ -69,11 +71,13 @@ pub async fn start(setup: Setup) -> Result<Harness> {
     }
     let workloads = server.simulate_workloads();
     let clock_offset = Arc::new(AtomicI64::new(0));
-    let (stop, operator) = run_operator(&server, clock_offset.clone());
+    let metrics = Metrics::new();
+    let (stop, operator) = run_operator(&server, clock_offset.clone(), metrics.clone());
     Ok(Harness {
         server,
         workloads,
         clock_offset,
+        metrics,
         stop,
         operator: Some(operator),
     })
@@ -82,7 +86,11 @@ pub async fn start(setup: Setup) -> Result<Harness> {
 type OperatorTask = tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>;
 
 /// Starts the operator (resync 300 ms) on `server`, its clock `offset` seconds ahead.
-fn run_operator(server: &ApiServer, offset: Arc<AtomicI64>) -> (watch::Sender<bool>, OperatorTask) {
+fn run_operator(
+    server: &ApiServer,
+    offset: Arc<AtomicI64>,
+    metrics: Metrics,
+) -> (watch::Sender<bool>, OperatorTask) {
     let options = Options {
         now: Arc::new(move || {
             Timestamp::now() + SignedDuration::from_secs(offset.load(Ordering::SeqCst))
@@ -96,7 +104,7 @@ fn run_operator(server: &ApiServer, offset: Arc<AtomicI64>) -> (watch::Sender<bo
     let task = tokio::spawn(runtime::run(
         server.client(),
         config,
-        Metrics::new(),
+        metrics,
         stop_rx,
         move |rt| controllers(rt, options),
     ));
@@ -143,7 +151,7 @@ impl Harness {
         if let Some(task) = self.operator.take() {
             task.await??;
         }
-        let (stop, task) = run_operator(&self.server, self.clock_offset.clone());
+        let (stop, task) = run_operator(&self.server, self.clock_offset.clone(), Metrics::new());
         self.stop = stop;
         self.operator = Some(task);
         Ok(())

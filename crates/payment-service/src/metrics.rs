@@ -1,0 +1,60 @@
+//! `payment_service_rollouts_total{namespace, strategy, result}`: how rollouts end, so a
+//! rolled-back upgrade can page someone. Labels are bounded: namespace, three strategies and
+//! three results (`completed`, `rolled_back`, `failed` when a first version never came up).
+
+use operator_core::runtime::metrics::Metrics;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use crate::crd::StrategyType;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RolloutLabels {
+    namespace: String,
+    strategy: &'static str,
+    result: &'static str,
+}
+
+/// How a rollout ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RolloutResult {
+    Completed,
+    RolledBack,
+    Failed,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PaymentMetrics {
+    rollouts: Family<RolloutLabels, Counter>,
+}
+
+impl PaymentMetrics {
+    /// Creates the counter in the runtime's registry.
+    pub fn register(metrics: &Metrics) -> Self {
+        let own = Self::default();
+        metrics.register(
+            "payment_service_rollouts",
+            "Rollouts of PaymentService versions, by how they ended",
+            own.rollouts.clone(),
+        );
+        own
+    }
+
+    pub fn rollout_ended(&self, namespace: &str, strategy: StrategyType, result: RolloutResult) {
+        let labels = RolloutLabels {
+            namespace: namespace.to_string(),
+            strategy: match strategy {
+                StrategyType::RollingUpdate => "RollingUpdate",
+                StrategyType::BlueGreen => "BlueGreen",
+                StrategyType::Canary => "Canary",
+            },
+            result: match result {
+                RolloutResult::Completed => "completed",
+                RolloutResult::RolledBack => "rolled_back",
+                RolloutResult::Failed => "failed",
+            },
+        };
+        self.rollouts.get_or_create(&labels).inc();
+    }
+}
