@@ -48,14 +48,9 @@ async fn upgrade_and_rollback_on_a_real_cluster() -> Result<()> {
         namespace: Some(ns.name.clone()),
         ..ControllerSettings::default()
     });
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let operator = tokio::spawn(runtime::run(
-        ns.client.clone(),
-        config,
-        Metrics::new(),
-        stop_rx,
-        |rt| payment_service::controllers(rt, payment_service::Options::default()),
-    ));
+    let (stop, operator) = runtime::spawn(ns.client.clone(), config, Metrics::new(), |rt| {
+        payment_service::controllers(rt, payment_service::Options::default())
+    });
 
     let services: Api<PaymentService> = Api::namespaced(ns.client.clone(), &ns.name);
     let ps: PaymentService = serde_json::from_value(json!({

@@ -108,6 +108,22 @@ fn contains_all(
 
 /// The hash recorded on a child: of the desired object as it will be sent, minus the hash
 /// annotation itself.
+/// A short (16 hex digit) digest of `parts`, each ended by a NUL so `("ab", "c")` and
+/// `("a", "bc")` differ: for pod-template config hashes and other change markers.
+pub fn short_digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub fn desired_hash<K: Serialize>(desired: &K) -> Result<String> {
     let bytes = serde_json::to_vec(desired).map_err(|source| Error::Serialization {
         what: "desired child".into(),

@@ -2,9 +2,8 @@
 //! `kubectl describe`, published under the operator's reporter name.
 
 use kube::Resource;
-use sha2::{Digest, Sha256};
 
-use crate::apply::Changes;
+use crate::apply::{Changes, short_digest};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 /// Publishes events about the objects an operator manages. An event that cannot be published
@@ -98,14 +97,10 @@ impl EventPublisher {
         // kube's recorder folds events with the same reason and action into one series and
         // keeps the first note: "rolled back 1.6.0" would be shown again for 1.7.0. A digest
         // of the note in the action keeps different events apart and still folds repeats.
-        let digest = Sha256::digest(note.as_bytes());
         let event = Event {
             type_,
             reason: reason.to_string(),
-            action: format!(
-                "{action}/{:02x}{:02x}{:02x}{:02x}",
-                digest[0], digest[1], digest[2], digest[3]
-            ),
+            action: format!("{action}/{}", short_digest([note.as_bytes()])),
             note: Some(note),
             secondary: None,
         };

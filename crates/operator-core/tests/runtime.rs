@@ -103,15 +103,13 @@ struct Instance {
 
 fn start(client: kube::Client, identity: &str) -> Instance {
     let reconciles = Arc::new(AtomicUsize::new(0));
-    let (stop, stop_rx) = watch::channel(false);
     let metrics = Metrics::new();
-    let task = tokio::spawn(runtime::run(
+    let (stop, task) = runtime::spawn(
         client,
         config(identity),
         metrics.clone(),
-        stop_rx,
         build(reconciles.clone()),
-    ));
+    );
     Instance {
         reconciles,
         stop,
@@ -320,14 +318,12 @@ async fn metrics_name_each_reconcile_result() -> Result<()> {
     cfg.leader_election = None;
     let reconciles = Arc::new(AtomicUsize::new(0));
     let metrics = Metrics::new();
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(runtime::run(
+    let (stop, task) = runtime::spawn(
         server.client(),
         cfg,
         metrics.clone(),
-        stop_rx,
         build(reconciles.clone()),
-    ));
+    );
     create_widget(&server, "w", 1).await?;
     eventually("a reconcile", || reconciles.load(Ordering::SeqCst) > 0).await?;
     eventually("metrics", || {

@@ -554,35 +554,27 @@ pub fn observed_status(
         // Reasons here are literals and CamelCase; an error would be a bug caught by tests.
         let _ = set_condition(&mut conditions, c, generation, now);
     }
-    match monitor {
-        MonitorState::NotWanted => {
+    let service_monitor = match monitor {
+        MonitorState::NotWanted => None,
+        MonitorState::Applied => Some(Observed {
+            type_: "ServiceMonitor",
+            status: ConditionStatus::True,
+            reason: "Applied",
+            message: "Prometheus scrapes the metrics port through a ServiceMonitor".into(),
+        }),
+        MonitorState::Unavailable => Some(Observed {
+            type_: "ServiceMonitor",
+            status: ConditionStatus::False,
+            reason: "PrometheusOperatorNotInstalled",
+            message: "monitoring.coreos.com/v1 ServiceMonitor is not served by this cluster; scraping relies on the prometheus.io pod annotations until the Prometheus Operator is installed".into(),
+        }),
+    };
+    match service_monitor {
+        Some(c) => {
+            let _ = set_condition(&mut conditions, c, generation, now);
+        }
+        None => {
             remove(&mut conditions, "ServiceMonitor");
-        }
-        MonitorState::Applied => {
-            let _ = set_condition(
-                &mut conditions,
-                Observed {
-                    type_: "ServiceMonitor",
-                    status: ConditionStatus::True,
-                    reason: "Applied",
-                    message: "Prometheus scrapes the metrics port through a ServiceMonitor".into(),
-                },
-                generation,
-                now,
-            );
-        }
-        MonitorState::Unavailable => {
-            let _ = set_condition(
-                &mut conditions,
-                Observed {
-                    type_: "ServiceMonitor",
-                    status: ConditionStatus::False,
-                    reason: "PrometheusOperatorNotInstalled",
-                    message: "monitoring.coreos.com/v1 ServiceMonitor is not served by this cluster; scraping relies on the prometheus.io pod annotations until the Prometheus Operator is installed".into(),
-                },
-                generation,
-                now,
-            );
         }
     }
     PaymentServiceStatus {

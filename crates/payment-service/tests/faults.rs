@@ -19,7 +19,6 @@ use payment_service::crd::PaymentService;
 use payment_service::{Options, controllers};
 use serde_json::{Value, json};
 use testkit::{ApiServer, Faults};
-use tokio::sync::watch;
 
 const NS: &str = "payments";
 const MANAGER: &str = "payment-service-operator";
@@ -71,12 +70,7 @@ async fn create(server: &ApiServer, count: usize) -> Result<()> {
 }
 
 /// Runs an operator until the returned sender says stop (or the task is aborted).
-fn operator(
-    server: &ApiServer,
-) -> (
-    watch::Sender<bool>,
-    tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>,
-) {
+fn operator(server: &ApiServer) -> runtime::Background {
     let config = RuntimeConfig::standalone(ControllerSettings {
         resync: Duration::from_secs(5),
         concurrency: 8,
@@ -87,15 +81,9 @@ fn operator(
         },
         namespace: None,
     });
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(runtime::run(
-        server.client(),
-        config,
-        Metrics::new(),
-        stop_rx,
-        move |rt| controllers(rt, Options::default()),
-    ));
-    (stop, task)
+    runtime::spawn(server.client(), config, Metrics::new(), |rt| {
+        controllers(rt, Options::default())
+    })
 }
 
 fn services(server: &ApiServer) -> Vec<Value> {

@@ -17,7 +17,6 @@ use operator_core::runtime::{self, metrics::Metrics};
 use operator_core::{Backoff, ControllerSettings};
 use serde_json::{Value, json};
 use testkit::{ApiServer, Faults};
-use tokio::sync::watch;
 use trading_algorithm::crd::TradingAlgorithm;
 use trading_algorithm::{Options, controllers};
 
@@ -65,12 +64,7 @@ async fn create(server: &ApiServer, count: usize) -> Result<()> {
 }
 
 /// Runs an operator until the returned sender says stop (or the task is aborted).
-fn operator(
-    server: &ApiServer,
-) -> (
-    watch::Sender<bool>,
-    tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>,
-) {
+fn operator(server: &ApiServer) -> runtime::Background {
     let config = RuntimeConfig::standalone(ControllerSettings {
         resync: Duration::from_secs(5),
         concurrency: 8,
@@ -81,19 +75,13 @@ fn operator(
         },
         namespace: None,
     });
-    let (stop, stop_rx) = watch::channel(false);
     let options = Options {
         stop_timeout: Duration::from_secs(5),
         ..Options::default()
     };
-    let task = tokio::spawn(runtime::run(
-        server.client(),
-        config,
-        Metrics::new(),
-        stop_rx,
-        move |rt| controllers(rt, options),
-    ));
-    (stop, task)
+    runtime::spawn(server.client(), config, Metrics::new(), move |rt| {
+        controllers(rt, options)
+    })
 }
 
 fn algorithms(server: &ApiServer) -> Vec<Value> {

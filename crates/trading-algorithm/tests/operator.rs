@@ -62,14 +62,9 @@ async fn start_with_crd(crd: CustomResourceDefinition) -> Result<Harness> {
         ..ControllerSettings::default()
     });
     let metrics = Metrics::new();
-    let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(runtime::run(
-        client,
-        config,
-        metrics.clone(),
-        stop_rx,
-        move |rt| controllers(rt, options),
-    ));
+    let (stop, _) = runtime::spawn(client, config, metrics.clone(), move |rt| {
+        controllers(rt, options)
+    });
     Ok(Harness {
         server,
         workloads,

@@ -210,6 +210,28 @@ async fn shutdown_signal() {
     }
 }
 
+/// A runtime [`spawn`]ed in the background: send `true` to stop it as SIGTERM would, await
+/// the task for its result, or abort the task to crash it mid-flight.
+pub type Background = (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), RuntimeError>>,
+);
+
+/// [`run`] on a task of its own (tests, tools, and operators embedded in another process).
+pub fn spawn<B>(
+    client: kube::Client,
+    config: RuntimeConfig,
+    metrics: Metrics,
+    build: B,
+) -> Background
+where
+    B: FnOnce(&Runtime) -> Vec<BoxFuture<'static, ()>> + Send + 'static,
+{
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(run(client, config, metrics, stop_rx, build));
+    (stop, task)
+}
+
 /// [`main`] after flags, config and telemetry: everything that runs, with the client and
 /// the stop signal given (tests run two of these against one testkit server).
 pub async fn run<B>(

@@ -20,9 +20,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use operator_core::apply::short_digest;
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
-use sha2::{Digest, Sha256};
 
 use super::{DEFAULT_METRICS_PORT, External, HTTP_PORT, TRACK_LABEL, child_labels};
 use crate::crd::{HttpProbe, PaymentService};
@@ -96,23 +96,17 @@ pub fn service_env(ps: &PaymentService) -> Vec<EnvVar> {
 
 /// A short hash of the pods' configuration: the environment and the TLS Secret's version.
 pub fn config_hash(env: &[EnvVar], external: &External) -> String {
-    let mut hasher = Sha256::new();
-    for var in env {
-        hasher.update(var.name.as_bytes());
-        hasher.update([0]);
-        hasher.update(var.value.as_deref().unwrap_or_default().as_bytes());
-        hasher.update([0]);
-    }
-    if let Some(version) = &external.tls_secret_version {
-        hasher.update(b"tls\0");
-        hasher.update(version.as_bytes());
-    }
-    hasher
-        .finalize()
+    let vars = env.iter().flat_map(|var| {
+        [
+            var.name.as_bytes(),
+            var.value.as_deref().unwrap_or_default().as_bytes(),
+        ]
+    });
+    let tls = external
+        .tls_secret_version
         .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .flat_map(|version| [b"tls".as_slice(), version.as_bytes()]);
+    short_digest(vars.chain(tls))
 }
 
 fn http_probe(probe: &HttpProbe) -> Probe {

@@ -83,14 +83,12 @@ pub async fn start(setup: Setup) -> Result<Harness> {
     })
 }
 
-type OperatorTask = tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>;
-
 /// Starts the operator (resync 300 ms) on `server`, its clock `offset` seconds ahead.
 fn run_operator(
     server: &ApiServer,
     offset: Arc<AtomicI64>,
     metrics: Metrics,
-) -> (watch::Sender<bool>, OperatorTask) {
+) -> runtime::Background {
     let options = Options {
         now: Arc::new(move || {
             Timestamp::now() + SignedDuration::from_secs(offset.load(Ordering::SeqCst))
@@ -100,15 +98,9 @@ fn run_operator(
         resync: Duration::from_millis(300),
         ..ControllerSettings::default()
     });
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(runtime::run(
-        server.client(),
-        config,
-        metrics,
-        stop_rx,
-        move |rt| controllers(rt, options),
-    ));
-    (stop, task)
+    runtime::spawn(server.client(), config, metrics, move |rt| {
+        controllers(rt, options)
+    })
 }
 
 /// The seed's `payment-gateway-tls`, as cert-manager would issue it (the content is a

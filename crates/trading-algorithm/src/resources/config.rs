@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use operator_core::apply::short_digest;
 use operator_core::runtime::config::WorkloadDefaults;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::{child_labels, config_name};
 use crate::crd::TradingAlgorithm;
@@ -52,19 +52,13 @@ pub fn desired_config(ta: &TradingAlgorithm, defaults: &WorkloadDefaults) -> Con
 /// A hash of the configuration: a pod-template annotation, so a change of parameters or
 /// risk limits rolls the pods.
 pub fn config_hash(config: &ConfigMap) -> String {
-    let mut hasher = Sha256::new();
-    for (k, v) in config.data.iter().flatten() {
-        hasher.update(k.as_bytes());
-        hasher.update([0]);
-        hasher.update(v.as_bytes());
-        hasher.update([0]);
-    }
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    short_digest(
+        config
+            .data
+            .iter()
+            .flatten()
+            .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]),
+    )
 }
 
 #[cfg(test)]
