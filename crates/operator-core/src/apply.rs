@@ -6,18 +6,33 @@
 //!
 //! 1. the child's cached metadata carries [`DESIRED_HASH_ANNOTATION`] equal to the hash of the
 //!    desired object (so the desired state has not changed since it was applied), and
-//! 2. the child has not drifted since this process applied it: its `generation` (or, for kinds
-//!    without one, its `resourceVersion`) is the one the apply returned, and its labels and
+//! 2. the child has not drifted since this process applied it: the set of fields the operator's
+//!    apply owns (its `managedFields` entry) is the one the apply returned, and its labels and
 //!    annotations still hold the desired ones.
+//!
+//! Why the owned fields and not `generation` or `resourceVersion`: many kinds have no
+//! generation (Service, ConfigMap, ServiceAccount, HorizontalPodAutoscaler...), and their
+//! resourceVersion moves whenever anything else writes them (the HPA controller rewrites its
+//! status every 15 s). Someone who changes a field the operator owns takes that field over
+//! (an update moves ownership; a forced apply too), so the operator's entry shrinks: that is
+//! exactly the drift worth repairing, and nothing else moves it.
+//!
+//! **Never someone else's object.** An object that already has a child's name is applied only
+//! when this owner controls it (its controller owner reference). One controlled by another
+//! owner, or by none, is refused as a [`Error::ChildNameConflict`] and left untouched, unless
+//! it carries [`ADOPT_ANNOTATION`] naming this owner and no other controller (the user's
+//! explicit hand-over). Objects a user names for the operator to use (a ServiceAccount) are
+//! applied with [`Foreign::Use`]: created when missing, used as they are when they exist.
 //!
 //! Why a hash and not "desired ⊆ observed" over cached objects: the subset check needs every
 //! child cached in full (a Deployment is several KB; 1,000 resources × 4 children is tens of
 //! MB), while this check needs only metadata. Children are therefore watched as metadata
-//! (`PartialObjectMeta`, managed fields stripped), and the per-child record kept here is a
-//! hash and a version. The cost: after a restart the record is empty, so each child is applied
+//! (`PartialObjectMeta`, managed fields reduced to a digest of the operator's own entry), and
+//! the per-child record kept here is a hash and a digest. The cost: after a restart the record is empty, so each child is applied
 //! once (a server-side no-op when nothing changed) before the skip takes over. A change made
-//! by someone else to the spec bumps `generation`, a deletion empties the cache entry, an edit
-//! of labels or annotations fails the subset check: each is repaired on the next reconcile.
+//! by someone else to an owned field moves its ownership, a deletion empties the cache entry,
+//! an edit of labels or annotations fails the subset check: each is repaired on the next
+//! reconcile.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
@@ -25,8 +40,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
-use kube::core::{NamespaceResourceScope, PartialObjectMeta};
+use kube::core::{NamespaceResourceScope, ObjectMeta, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -34,12 +50,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RefusedChild, Result};
 
 /// Annotation on every child: the hash of the desired object last applied.
 pub const DESIRED_HASH_ANNOTATION: &str = "payments-engine.io/desired-hash";
 /// `app.kubernetes.io/part-of` of every child.
 pub const PART_OF: &str = "payments-engine";
+/// The explicit hand-over of an existing object that no controller owns: set to
+/// `<OwnerKind>/<ownerName>` (e.g. `PaymentService/ledger-api`), it lets that owner adopt
+/// the object as its child. Without it an operator never takes over an object it did not
+/// create.
+pub const ADOPT_ANNOTATION: &str = "payments-engine.io/adopt";
 
 /// Who an operator is, as its children and writes show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,21 +100,108 @@ pub enum Applied {
     Updated,
     /// The child already matched: no request was made, or the apply changed nothing.
     Unchanged,
+    /// An object of that name exists and is not this owner's; with [`Foreign::Use`] it is used
+    /// as it is: nothing was written.
+    UsedExisting,
 }
 
-/// The hash and version of a child as this process last applied it.
+/// What to do when an object with the child's name exists and this owner does not control it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Foreign {
+    /// Refuse: [`Error::ChildNameConflict`], nothing written (the operator's own children).
+    Conflict,
+    /// Use it as it is, never change, own or delete it (an object the user names, such as a
+    /// ServiceAccount, that the operator creates only when it is missing).
+    Use,
+}
+
+/// The hash and owned-fields digest of a child as this process last applied it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct AppliedRecord {
     hash: String,
-    version: String,
+    owned: Option<String>,
 }
 
-/// `generation` where the kind keeps one (spec edits move it, status updates do not);
-/// `resourceVersion` otherwise.
-fn version_of(meta: &kube::core::ObjectMeta) -> String {
-    match meta.generation {
-        Some(g) => format!("g{g}"),
-        None => format!("rv{}", meta.resource_version.as_deref().unwrap_or_default()),
+/// The key under which a cached child keeps the digest of the operator's managed fields.
+const OWNED_DIGEST_KEY: &str = "digest";
+
+/// The operator's own apply entry in `managedFields` (not a subresource's).
+fn own_entry<'a>(meta: &'a ObjectMeta, manager: &str) -> Option<&'a ManagedFieldsEntry> {
+    meta.managed_fields.iter().flatten().find(|e| {
+        e.manager.as_deref() == Some(manager)
+            && e.operation.as_deref() == Some("Apply")
+            && e.subresource.as_deref().unwrap_or_default().is_empty()
+    })
+}
+
+/// A digest of the fields `manager`'s apply owns on the object: it moves only when that set
+/// changes (someone took a field over, or removed one). Works on full metadata and on the
+/// compacted metadata the child caches keep.
+fn owned_fields_digest(meta: &ObjectMeta, manager: &str) -> Option<String> {
+    let fields = &own_entry(meta, manager)?.fields_v1.as_ref()?.0;
+    if let Some(digest) = fields.get(OWNED_DIGEST_KEY).and_then(|d| d.as_str())
+        && fields.as_object().is_some_and(|o| o.len() == 1)
+    {
+        // Real field sets never have this key: they use `f:`, `k:`, `v:`, `i:` and `.`.
+        return Some(digest.to_string());
+    }
+    let bytes = serde_json::to_vec(fields).unwrap_or_default();
+    Some(short_digest([bytes.as_slice()]))
+}
+
+/// Replaces `managedFields` with the digest of `manager`'s own entry: a cached child keeps a
+/// few bytes instead of a field set that can be larger than the rest of its metadata.
+fn compact_managed_fields(meta: &mut ObjectMeta, manager: &str) {
+    let digest = owned_fields_digest(meta, manager);
+    meta.managed_fields = digest.map(|digest| {
+        vec![ManagedFieldsEntry {
+            manager: Some(manager.to_string()),
+            operation: Some("Apply".into()),
+            fields_v1: Some(FieldsV1(serde_json::json!({ OWNED_DIGEST_KEY: digest }))),
+            ..ManagedFieldsEntry::default()
+        }]
+    });
+}
+
+/// Whose an existing object with a child's name is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Holder {
+    /// This owner controls it.
+    Owner,
+    /// No controller, and the user handed it to this owner with [`ADOPT_ANNOTATION`].
+    HandedOver,
+    /// Someone else's: in words, for the conflict message.
+    Other(String),
+}
+
+fn holder_of<O: Resource<DynamicType = ()>>(meta: &ObjectMeta, owner: &O) -> Holder {
+    let owner_uid = owner.meta().uid.as_deref().unwrap_or_default();
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true));
+    match controller {
+        Some(r) if r.uid == owner_uid => Holder::Owner,
+        Some(r) => Holder::Other(format!("is controlled by {} {}", r.kind, r.name)),
+        None => {
+            let handover = format!(
+                "{}/{}",
+                O::kind(&()),
+                owner.meta().name.as_deref().unwrap_or_default()
+            );
+            let annotated = meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ADOPT_ANNOTATION));
+            if annotated == Some(&handover) {
+                Holder::HandedOver
+            } else {
+                Holder::Other(format!(
+                    "was not created by this operator (annotate it {ADOPT_ANNOTATION}={handover} to hand it over)"
+                ))
+            }
+        }
     }
 }
 
@@ -106,8 +214,6 @@ fn contains_all(
         .all(|(k, v)| observed.and_then(|o| o.get(k)) == Some(v))
 }
 
-/// The hash recorded on a child: of the desired object as it will be sent, minus the hash
-/// annotation itself.
 /// A short (16 hex digit) digest of `parts`, each ended by a NUL so `("ab", "c")` and
 /// `("a", "bc")` differ: for pod-template config hashes and other change markers.
 pub fn short_digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
@@ -124,6 +230,8 @@ pub fn short_digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
         .collect()
 }
 
+/// The hash recorded on a child: of the desired object as it will be sent, minus the hash
+/// annotation itself.
 pub fn desired_hash<K: Serialize>(desired: &K) -> Result<String> {
     let bytes = serde_json::to_vec(desired).map_err(|source| Error::Serialization {
         what: "desired child".into(),
@@ -139,6 +247,9 @@ pub struct Changes {
     pub created: Vec<String>,
     pub updated: Vec<String>,
     pub pruned: Vec<String>,
+    /// Children that could not be applied (a name conflict, or the API server refused them);
+    /// the rest of the pass went on without them.
+    pub refused: Vec<RefusedChild>,
 }
 
 impl Changes {
@@ -147,13 +258,18 @@ impl Changes {
         match applied {
             Applied::Created => self.created.push(child),
             Applied::Updated => self.updated.push(child),
-            Applied::Unchanged => {}
+            Applied::Unchanged | Applied::UsedExisting => {}
         }
     }
 
     /// Whether anything was written.
     pub fn any(&self) -> bool {
         !(self.created.is_empty() && self.updated.is_empty() && self.pruned.is_empty())
+    }
+
+    /// The error that reports every refused child, if any was refused.
+    pub fn refusal(&self) -> Option<Error> {
+        (!self.refused.is_empty()).then(|| Error::ChildrenRefused(self.refused.clone()))
     }
 }
 
@@ -168,6 +284,15 @@ pub struct ChildWatch<K: Resource<DynamicType = ()> + 'static> {
     pub(crate) stream: MetaStream<K>,
     /// The cache the stream fills, to wait for its first full list.
     pub(crate) cache: Store<PartialObjectMeta<K>>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> ChildWatch<K> {
+    /// The stream alone, for a caller that drives it without a controller (tools, tests).
+    pub fn into_stream(
+        self,
+    ) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send {
+        self.stream
+    }
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Debug for ChildWatch<K> {
@@ -230,9 +355,12 @@ where
         };
         let (reader, writer) = reflector::store();
         let config = watcher::Config::default().labels(&identity.managed_selector());
+        let manager = identity.manager;
         let stream = watcher(api, config)
             .default_backoff()
-            .modify(|meta: &mut PartialObjectMeta<K>| meta.managed_fields_mut().clear())
+            .modify(move |meta: &mut PartialObjectMeta<K>| {
+                compact_managed_fields(&mut meta.metadata, manager);
+            })
             .reflect(writer)
             .touched_objects()
             .boxed();
@@ -273,22 +401,25 @@ where
         self.applied.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn observed(&self, key: &ChildKey) -> Result<Option<kube::core::ObjectMeta>> {
+    /// The child's metadata: from the cache when it holds it, else from the API server. The
+    /// cache holds only objects labelled as this operator's, so a miss is either a child not
+    /// created yet or someone else's object with that name; one GET tells them apart.
+    async fn observed(&self, key: &ChildKey) -> Result<Option<ObjectMeta>> {
         let (namespace, name) = key;
-        match &self.cache {
-            Some(cache) => {
-                let mut cache_key = ObjectRef::<PartialObjectMeta<K>>::new(name);
-                if let Some(ns) = namespace {
-                    cache_key = cache_key.within(ns);
-                }
-                Ok(cache.get(&cache_key).map(|m| m.metadata.clone()))
+        if let Some(cache) = &self.cache {
+            let mut cache_key = ObjectRef::<PartialObjectMeta<K>>::new(name);
+            if let Some(ns) = namespace {
+                cache_key = cache_key.within(ns);
             }
-            None => Ok(self
-                .api(namespace.as_deref())
-                .get_metadata_opt(name)
-                .await?
-                .map(|m| m.metadata)),
+            if let Some(cached) = cache.get(&cache_key) {
+                return Ok(Some(cached.metadata.clone()));
+            }
         }
+        Ok(self
+            .api(namespace.as_deref())
+            .get_metadata_opt(name)
+            .await?
+            .map(|m| m.metadata))
     }
 
     /// Stamps the desired child with what every child carries: namespace, owner reference,
@@ -324,7 +455,17 @@ where
     }
 
     /// Applies one desired child of `owner`, unless it already matches (see the module docs).
+    /// An object of that name that `owner` does not control is a [`Error::ChildNameConflict`].
     pub async fn apply<O>(&self, owner: &O, desired: K) -> Result<Applied>
+    where
+        O: Resource<DynamicType = ()>,
+    {
+        self.apply_with(owner, desired, Foreign::Conflict).await
+    }
+
+    /// [`Self::apply`], deciding with `foreign` what an existing object of that name that
+    /// `owner` does not control means.
+    pub async fn apply_with<O>(&self, owner: &O, desired: K, foreign: Foreign) -> Result<Applied>
     where
         O: Resource<DynamicType = ()>,
     {
@@ -344,13 +485,27 @@ where
 
         let observed = self.observed(&key).await?;
         if let Some(meta) = &observed {
+            match (holder_of(meta, owner), foreign) {
+                (Holder::Owner | Holder::HandedOver, _) => {}
+                (Holder::Other(_), Foreign::Use) => return Ok(Applied::UsedExisting),
+                (Holder::Other(holder), Foreign::Conflict) => {
+                    return Err(Error::ChildNameConflict {
+                        kind: K::kind(&()).into_owned(),
+                        name,
+                        holder,
+                    });
+                }
+            }
             let record = self.records().get(&key).cloned();
+            let manager = self.identity.manager;
             let unchanged = meta
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
                 == Some(&hash)
-                && record.is_some_and(|r| r.hash == hash && r.version == version_of(meta))
+                && record.is_some_and(|r| {
+                    r.hash == hash && r.owned == owned_fields_digest(meta, manager)
+                })
                 && contains_all(meta.labels.as_ref(), desired.labels())
                 && contains_all(meta.annotations.as_ref(), desired.annotations());
             if unchanged {
@@ -368,7 +523,7 @@ where
             key,
             AppliedRecord {
                 hash,
-                version: version_of(written.meta()),
+                owned: owned_fields_digest(written.meta(), self.identity.manager),
             },
         );
         // An apply the server found nothing to change in (as after a restart, when the record
@@ -394,7 +549,7 @@ where
             .clone()
             .ok_or(Error::MissingField("metadata.uid of the owner"))?;
         let namespace = owner.meta().namespace.clone();
-        let controlled_by_owner = |meta: &kube::core::ObjectMeta| {
+        let controlled_by_owner = |meta: &ObjectMeta| {
             meta.owner_references
                 .iter()
                 .flatten()
@@ -467,8 +622,25 @@ where
         Ok(deleted)
     }
 
-    /// [`Self::apply`], noting the outcome as `Kind/name` in `changes`.
+    /// [`Self::apply`], noting the outcome as `Kind/name` in `changes`. A child refused for
+    /// its name or by the API server is noted in `changes.refused` and the pass goes on:
+    /// one refused child must not keep the others, or the status, from being written.
     pub async fn apply_noted<O>(&self, owner: &O, desired: K, changes: &mut Changes) -> Result<()>
+    where
+        O: Resource<DynamicType = ()>,
+    {
+        self.apply_noted_with(owner, desired, Foreign::Conflict, changes)
+            .await
+    }
+
+    /// [`Self::apply_with`], noting the outcome as [`Self::apply_noted`] does.
+    pub async fn apply_noted_with<O>(
+        &self,
+        owner: &O,
+        desired: K,
+        foreign: Foreign,
+        changes: &mut Changes,
+    ) -> Result<()>
     where
         O: Resource<DynamicType = ()>,
     {
@@ -477,8 +649,16 @@ where
             K::kind(&()),
             desired.meta().name.clone().unwrap_or_default()
         );
-        let applied = self.apply(owner, desired).await?;
-        changes.note(child, applied);
+        match self.apply_with(owner, desired, foreign).await {
+            Ok(applied) => changes.note(child, applied),
+            Err(error) => match RefusedChild::from_error(child, &error) {
+                Some(refused) => {
+                    tracing::warn!(child = %refused.child, reason = refused.reason, message = %refused.message, "child refused");
+                    changes.refused.push(refused);
+                }
+                None => return Err(error),
+            },
+        }
         Ok(())
     }
 
@@ -506,6 +686,19 @@ where
     pub fn forget_owner(&self, namespace: Option<&str>, names: &BTreeSet<String>) {
         self.records()
             .retain(|(ns, name), _| !(ns.as_deref() == namespace && names.contains(name)));
+    }
+
+    /// The `resourceVersion` of a child as the cache holds it (`None` when uncached or not
+    /// there): lets a caller wait until the cache has seen a write.
+    pub fn cached_resource_version(&self, namespace: Option<&str>, name: &str) -> Option<String> {
+        let mut key = ObjectRef::<PartialObjectMeta<K>>::new(name);
+        if let Some(ns) = namespace {
+            key = key.within(ns);
+        }
+        self.cache
+            .as_ref()?
+            .get(&key)
+            .and_then(|m| m.metadata.resource_version.clone())
     }
 
     /// How many children this process holds an apply record for (for memory accounting).

@@ -45,8 +45,8 @@ pub enum Error {
     #[error("invalid spec: {0}")]
     InvalidSpec(SpecErrors),
 
-    /// The API server refused a child built from the spec (400/422): the spec holds a value
-    /// Kubernetes does not accept.
+    /// The API server refused a child built from the spec: a value Kubernetes does not accept
+    /// (400/422), or a write the operator is not allowed (403).
     #[error("the API server rejected {kind} {name}: {message}")]
     ChildRejected {
         kind: String,
@@ -54,8 +54,23 @@ pub enum Error {
         message: String,
     },
 
+    /// An object with a child's name exists and this owner does not control it: it is left as
+    /// it is (an operator never takes over what it did not create).
+    #[error(
+        "{kind} {name} already exists and {holder}; it is left untouched: rename this resource, or rename or remove the existing {kind}"
+    )]
+    ChildNameConflict {
+        kind: String,
+        name: String,
+        holder: String,
+    },
+
+    /// Some children could not be applied this pass (each named); the others were.
+    #[error("{}", describe_refused(.0))]
+    ChildrenRefused(Vec<RefusedChild>),
+
     /// A request to the API server failed; retried with backoff.
-    #[error("Kubernetes API request failed: {0}")]
+    #[error("Kubernetes API request failed: {}", describe_kube(.0))]
     Kube(#[source] kube::Error),
 
     /// Work that must happen before deletion failed; the finalizer stays and it is retried.
@@ -75,6 +90,56 @@ pub enum Error {
     },
 }
 
+/// A child a reconcile pass could not apply, and why, in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedChild {
+    /// `Kind/name`.
+    pub child: String,
+    /// `ChildNameConflict` or `ChildRejected`.
+    pub reason: &'static str,
+    /// What happened and what to change; names the child.
+    pub message: String,
+}
+
+impl RefusedChild {
+    /// The refusal `error` stands for, when it is one (a name conflict, or the API server
+    /// refusing the child); other errors (transient ones) are not refusals.
+    pub fn from_error(child: String, error: &Error) -> Option<Self> {
+        match error {
+            Error::ChildNameConflict { .. } | Error::ChildRejected { .. } => Some(Self {
+                child,
+                reason: error.reason(),
+                message: error.to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+fn describe_refused(refused: &[RefusedChild]) -> String {
+    let parts: Vec<&str> = refused.iter().map(|r| r.message.as_str()).collect();
+    parts.join("; ")
+}
+
+/// A failed request in words: the server's own message for an API error (never a debug dump
+/// of the response), the client's description otherwise.
+pub fn describe_kube(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let mut text = status.message.clone();
+            if text.is_empty() {
+                text = "the API server refused the request".into();
+            }
+            match (status.reason.as_str(), status.code) {
+                ("", 0) => text,
+                ("", code) => format!("{text} ({code})"),
+                (reason, code) => format!("{text} ({reason}, {code})"),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
 impl Error {
     pub fn invalid_spec(errors: Vec<FieldError>) -> Self {
         Self::InvalidSpec(SpecErrors(errors))
@@ -83,7 +148,10 @@ impl Error {
     /// Whether only a change to the spec can fix this; such errors are not retried quickly.
     pub fn is_spec_error(&self) -> bool {
         match self {
-            Self::InvalidSpec(_) | Self::ChildRejected { .. } => true,
+            Self::InvalidSpec(_)
+            | Self::ChildRejected { .. }
+            | Self::ChildNameConflict { .. }
+            | Self::ChildrenRefused(_) => true,
             Self::Cleanup(inner) => inner.is_spec_error(),
             Self::Kube(_) | Self::MissingField(_) | Self::Serialization { .. } => false,
         }
@@ -94,6 +162,15 @@ impl Error {
         match self {
             Self::InvalidSpec(_) => "InvalidSpec",
             Self::ChildRejected { .. } => "ChildRejected",
+            Self::ChildNameConflict { .. } => "ChildNameConflict",
+            // A conflict is named first: it is the user's to resolve, and the likelier cause.
+            Self::ChildrenRefused(refused) => {
+                if refused.iter().any(|r| r.reason == "ChildNameConflict") {
+                    "ChildNameConflict"
+                } else {
+                    "ChildRejected"
+                }
+            }
             Self::Kube(_) => "ApiError",
             Self::Cleanup(_) => "CleanupFailed",
             Self::MissingField(_) | Self::Serialization { .. } => "InternalError",
@@ -101,10 +178,11 @@ impl Error {
     }
 
     /// Classifies an API failure on writing a child: a 400/422 means the child (and so the
-    /// spec it came from) is unacceptable, anything else is transient.
+    /// spec it came from) is unacceptable, a 403 that the operator may not write it (its RBAC,
+    /// or a namespace being deleted); anything else is transient.
     pub fn from_child_write(kind: &str, name: &str, err: kube::Error) -> Self {
         match err {
-            kube::Error::Api(status) if status.code == 400 || status.code == 422 => {
+            kube::Error::Api(status) if matches!(status.code, 400 | 403 | 422) => {
                 Self::ChildRejected {
                     kind: kind.into(),
                     name: name.into(),
@@ -153,6 +231,51 @@ mod tests {
         assert!(Error::from_child_write("Deployment", "x", api_error(422)).is_spec_error());
         assert!(!Error::from_child_write("Deployment", "x", api_error(500)).is_spec_error());
         assert!(!Error::from_child_write("Deployment", "x", api_error(409)).is_spec_error());
+        assert!(Error::from_child_write("Deployment", "x", api_error(403)).is_spec_error());
+    }
+
+    #[test]
+    fn api_errors_read_as_the_servers_message_not_a_debug_dump() {
+        let status = kube::core::Status::failure(
+            "deployments.apps \"x\" is forbidden: User \"u\" cannot patch resource",
+            "Forbidden",
+        )
+        .with_code(403);
+        let text = Error::Kube(kube::Error::Api(Box::new(status))).to_string();
+        assert_eq!(
+            text,
+            "Kubernetes API request failed: deployments.apps \"x\" is forbidden: User \"u\" cannot patch resource (Forbidden, 403)"
+        );
+        assert!(!text.contains("Status {"), "{text}");
+    }
+
+    #[test]
+    fn refused_children_are_named_with_the_conflict_first() {
+        let conflict = Error::ChildNameConflict {
+            kind: "Service".into(),
+            name: "ledger-api".into(),
+            holder: "is controlled by Team ledger".into(),
+        };
+        let rejected = Error::from_child_write("CronJob", "x-backup", api_error(422));
+        let refused: Vec<RefusedChild> = [
+            ("Service/ledger-api", &conflict),
+            ("CronJob/x-backup", &rejected),
+        ]
+        .into_iter()
+        .filter_map(|(child, e)| RefusedChild::from_error(child.into(), e))
+        .collect();
+        let error = Error::ChildrenRefused(refused);
+        assert_eq!(error.reason(), "ChildNameConflict");
+        let text = error.to_string();
+        assert!(
+            text.contains("Service ledger-api already exists and is controlled by Team ledger"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the API server rejected CronJob x-backup: boom"),
+            "{text}"
+        );
+        assert!(RefusedChild::from_error("x".into(), &Error::Kube(api_error(500))).is_none());
     }
 
     #[test]

@@ -50,20 +50,28 @@ impl EventPublisher {
             .await;
     }
 
-    /// A Normal event that is a record the caller cannot do without (a final report before
-    /// deletion): its failure is returned, so the caller retries instead of losing it.
-    pub async fn record<K>(
-        &self,
-        obj: &K,
-        reason: &str,
-        action: &str,
-        note: impl Into<String>,
-    ) -> Result<(), kube::Error>
+    /// A record that must not be lost (a final report before deletion). An event cannot hold
+    /// it: a namespace being deleted refuses new events, and a finalizer that insisted would
+    /// hang the deletion. So it is always logged as a structured line (`record` = reason) and
+    /// published as a Normal event only as well as it can be; the caller keeps it in the
+    /// object's status too, which a terminating namespace still accepts.
+    pub async fn record<K>(&self, obj: &K, reason: &str, action: &str, note: impl Into<String>)
     where
         K: Resource<DynamicType = ()>,
     {
-        self.try_publish(obj, EventType::Normal, reason, action, note.into())
-            .await
+        let note = note.into();
+        let meta = obj.meta();
+        tracing::info!(
+            record = reason,
+            kind = %K::kind(&()),
+            namespace = meta.namespace.as_deref().unwrap_or_default(),
+            name = meta.name.as_deref().unwrap_or_default(),
+            uid = meta.uid.as_deref().unwrap_or_default(),
+            note = %note,
+            "final record"
+        );
+        self.publish(obj, EventType::Normal, reason, action, note)
+            .await;
     }
 
     /// Normal events for the children a pass created, updated and deleted.

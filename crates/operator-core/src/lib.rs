@@ -18,9 +18,9 @@ pub mod runtime;
 pub mod status;
 pub mod workload;
 
-pub use apply::{Applied, Changes, ChildWatch, Children, OperatorIdentity};
+pub use apply::{Applied, Changes, ChildWatch, Children, Foreign, OperatorIdentity};
 pub use controller::{Backoff, Context, ControllerSettings, OperatorController};
-pub use error::{Error, FieldError, Result};
+pub use error::{Error, FieldError, RefusedChild, Result};
 
 /// A source of the current time; operators take one so tests can move it (a trading day, a
 /// canary pause, a rollout deadline) without sleeping.

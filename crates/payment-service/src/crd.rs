@@ -571,6 +571,24 @@ pub struct PaymentServiceStatus {
     /// BlueGreen: the colour the Service sends traffic to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_color: Option<Color>,
+    /// Set when the service is being deleted: what the cleanup did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<CleanupReport>,
+}
+
+/// What deleting the service did, written to status (and the operator's log) before the
+/// finalizer goes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupReport {
+    /// The Deployments stopped and deleted.
+    #[serde(default)]
+    pub deleted_deployments: Vec<String>,
+    /// The PersistentVolumeClaim kept with the backups, to delete by hand when no longer needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_backup_claim: Option<String>,
+    /// When the cleanup finished.
+    pub completed_at: Time,
 }
 
 impl PaymentServiceStatus {

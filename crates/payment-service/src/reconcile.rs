@@ -17,13 +17,15 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use operator_core::conditions::{ConditionStatus, Observed, remove, set_condition};
+use operator_core::conditions::{ConditionStatus, Observed, remove, set_condition, set_not_ready};
 use operator_core::finalizer::{Cleanup, with_finalizer};
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Children, Clock, Context, Error, FieldError, Result};
+use operator_core::{Changes, Children, Clock, Context, Error, FieldError, Foreign, Result};
 use serde_json::json;
 
-use crate::crd::{PaymentService, PaymentServiceStatus, Phase, Revision, StrategyType};
+use crate::crd::{
+    CleanupReport, PaymentService, PaymentServiceStatus, Phase, Revision, StrategyType,
+};
 use crate::metrics::{PaymentMetrics, RolloutResult};
 use crate::resources::service_monitor::ServiceMonitor;
 use crate::resources::{self, DesiredChildren, External, backup_name, backup_volume_name};
@@ -147,6 +149,7 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let plan = rollout::plan(&RolloutInput::of(&ps, observed, now));
     let desired = resources::desired_children(&ps, &plan, &op.defaults, &external);
     let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan, &deployments).await?;
+    let refusal = changes.refusal();
 
     let last_backup = match ps.spec.backup() {
         Some(_) => api::<CronJob>(&ctx, &ps)
@@ -156,11 +159,17 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
             .and_then(|s| s.last_successful_time),
         None => None,
     };
-    let next = observed_status(&ps, &plan, observed, monitor, last_backup, now);
+    let mut next = observed_status(&ps, &plan, observed, monitor, last_backup, now);
+    if let Some(refusal) = &refusal {
+        set_not_ready(&mut next.conditions, refusal, ps.meta().generation, now);
+    }
     announce(&ps, &ctx, &plan, &changes, &next).await;
     ctx.status_writes
         .patch(&api::<PaymentService>(&ctx, &ps), &*ps, &next)
         .await?;
+    if let Some(refusal) = refusal {
+        return Err(refusal);
+    }
     Ok(match plan.requeue_after {
         Some(after) if after < ctx.settings().resync => Action::requeue(after),
         _ => ctx.resync(),
@@ -325,9 +334,10 @@ async fn apply_children(
 
     let mut keep_accounts = BTreeSet::new();
     if let Some(sa) = desired.service_account {
+        // The account the user names: created when missing, used as it is when it exists.
         keep_accounts.extend(sa.metadata.name.clone());
         op.service_accounts
-            .apply_noted(ps, sa, &mut changes)
+            .apply_noted_with(ps, sa, Foreign::Use, &mut changes)
             .await?;
     }
     let mut keep_deployments: BTreeSet<String> = plan.retiring.iter().cloned().collect();
@@ -393,7 +403,11 @@ async fn apply_children(
     };
 
     // Prune after everything wanted is in place: the Service has switched before an old
-    // colour goes. The backup claim is never pruned: it holds the exports.
+    // colour goes. The backup claim is never pruned: it holds the exports. A pass in which a
+    // child was refused prunes nothing: what it would replace may still be serving.
+    if !changes.refused.is_empty() {
+        return Ok((changes, monitor));
+    }
     op.deployments
         .prune_noted(ps, &keep_deployments, &mut changes)
         .await?;
@@ -588,6 +602,7 @@ pub fn observed_status(
         rollout: plan.rollout.clone(),
         failed_rollout: plan.failed.clone(),
         active_color: plan.active_color,
+        cleanup: previous.cleanup.clone(),
     }
 }
 
@@ -745,16 +760,37 @@ async fn cleanup(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Cleanup> {
         Some(_) => true,
         None => false,
     };
-    let mut note = format!("deleted Deployments [{}]", deleted.join(", "));
-    if kept {
+    // The record of what deletion did (and where the backups are): kept in status and the
+    // operator's log, which a namespace being deleted still accepts, then announced.
+    let status = ps.status.clone().unwrap_or_default();
+    let report = match status.cleanup.clone() {
+        Some(report) => report,
+        None => {
+            let report = CleanupReport {
+                deleted_deployments: deleted,
+                kept_backup_claim: kept.then(|| claim.clone()),
+                completed_at: Time((op.now)()),
+            };
+            let next = PaymentServiceStatus {
+                cleanup: Some(report.clone()),
+                ..status
+            };
+            ctx.status_writes
+                .patch(&api::<PaymentService>(&ctx, &ps), &*ps, &next)
+                .await?;
+            report
+        }
+    };
+    let mut note = format!(
+        "deleted Deployments [{}]",
+        report.deleted_deployments.join(", ")
+    );
+    if let Some(claim) = &report.kept_backup_claim {
         note.push_str(&format!(
             "; kept PersistentVolumeClaim {claim} with the backups (delete it by hand when they are no longer needed)"
         ));
     }
-    // The record of what deletion did (and where the backups are): retried, not lost.
-    ctx.events
-        .record(&*ps, "CleanupDone", "Delete", note)
-        .await?;
+    ctx.events.record(&*ps, "CleanupDone", "Delete", note).await;
 
     let mut names: BTreeSet<String> = [
         rollout::Track::Stable,

@@ -228,6 +228,21 @@ impl ApiServer {
             .map(|w| w.object)
     }
 
+    /// Starts an audit trail of a resource (`"payments.io/v1", "paymentservices"`): every
+    /// version its objects are written as from now on, deletions included, kept without limit
+    /// (unlike the watch history). For tests that must see a state an object passed through
+    /// just before it went.
+    pub fn audit(&self, api_version: &str, plural: &str) {
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        lock(&self.shared.store).audit(group, plural);
+    }
+
+    /// The versions written since [`Self::audit`] started, oldest first.
+    pub fn audit_trail(&self, api_version: &str, plural: &str) -> Vec<Value> {
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        lock(&self.shared.store).audit_trail(group, plural)
+    }
+
     /// Every object of a kind straight from the store, in all namespaces.
     pub fn objects(&self, api_version: &str, plural: &str) -> Vec<Value> {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));

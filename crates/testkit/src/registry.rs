@@ -23,6 +23,10 @@ pub struct ResourceType {
     pub namespaced: bool,
     /// Whether `status` is a subresource (writes to the main resource ignore it).
     pub status_subresource: bool,
+    /// Whether objects keep a `metadata.generation`. A real server keeps one only for the
+    /// kinds whose strategy sets it (workloads, PDBs, NetworkPolicies, CRDs and every custom
+    /// resource); Services, ConfigMaps, ServiceAccounts, HPAs and most others have none.
+    pub generation: bool,
     /// The CRD's `openAPIV3Schema`, when the kind came from a CRD.
     pub schema: Option<Value>,
     pub lists: ListSemantics,
@@ -70,6 +74,19 @@ fn builtin(
         "customresourcedefinitions" => short(&["crd", "crds"]),
         _ => Vec::new(),
     };
+    // As a 1.24 server and later keep it (checked against kube-apiserver).
+    let generation = matches!(
+        plural,
+        "deployments"
+            | "statefulsets"
+            | "replicasets"
+            | "jobs"
+            | "cronjobs"
+            | "poddisruptionbudgets"
+            | "networkpolicies"
+            | "priorityclasses"
+            | "customresourcedefinitions"
+    );
     ResourceType {
         group: group.into(),
         version: version.into(),
@@ -77,6 +94,7 @@ fn builtin(
         plural: plural.into(),
         namespaced,
         status_subresource,
+        generation,
         schema: None,
         lists: builtin_lists(),
         short_names,
@@ -247,6 +265,7 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
                 plural: plural.into(),
                 namespaced,
                 status_subresource: v["subresources"]["status"].is_object(),
+                generation: true,
                 lists: crd_lists(&schema),
                 schema: (!schema.is_null()).then_some(schema),
                 short_names: short_names.clone(),

@@ -94,6 +94,9 @@ pub struct Store {
     /// Every change with rv > this is still in `history`.
     history_floor: u64,
     changes: broadcast::Sender<Arc<Change>>,
+    /// `(group, plural)` → every version an object of that resource was written as, in
+    /// order: the audit trail a test reads when the object itself is gone.
+    audited: HashMap<(String, String), Vec<Value>>,
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
@@ -144,6 +147,7 @@ impl Store {
             history_limit,
             history_floor: 0,
             changes,
+            audited: HashMap::new(),
         };
         for ns in INITIAL_NAMESPACES {
             let rt = store.types[0].clone();
@@ -169,6 +173,21 @@ impl Store {
             .iter()
             .find(|t| t.group == group && t.version == version && t.plural == plural)
             .cloned()
+    }
+
+    /// Starts keeping every written version of the objects of a resource.
+    pub fn audit(&mut self, group: &str, plural: &str) {
+        self.audited
+            .entry((group.to_string(), plural.to_string()))
+            .or_default();
+    }
+
+    /// Every version written since [`Self::audit`] started for the resource.
+    pub fn audit_trail(&self, group: &str, plural: &str) -> Vec<Value> {
+        self.audited
+            .get(&(group.to_string(), plural.to_string()))
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
@@ -215,6 +234,9 @@ impl Store {
             if let Some(old) = self.history.pop_front() {
                 self.history_floor = old.rv;
             }
+        }
+        if let Some(trail) = self.audited.get_mut(&(rt.group.clone(), rt.plural.clone())) {
+            trail.push(object.clone());
         }
         // No receivers is fine: nobody is watching.
         let _ = self.changes.send(change);
@@ -282,6 +304,17 @@ impl Store {
             String::new(),
             namespace.into(),
         ))
+    }
+
+    fn namespace_terminating(&self, namespace: &str) -> bool {
+        self.objects
+            .get(&(
+                String::new(),
+                "namespaces".into(),
+                String::new(),
+                namespace.into(),
+            ))
+            .is_some_and(|ns| ns["metadata"]["deletionTimestamp"].is_string())
     }
 
     fn check_type(rt: &ResourceType, body: &Value) -> Result<(), ApiError> {
@@ -358,6 +391,17 @@ impl Store {
         if rt.namespaced && !self.namespace_exists(namespace) {
             return Err(ApiError::not_found("namespaces", namespace));
         }
+        // NamespaceLifecycle admission: nothing new, Events included, in a namespace that is
+        // being deleted (updates and deletes still go through).
+        if rt.namespaced && self.namespace_terminating(namespace) {
+            return Err(ApiError::forbidden(
+                &resource_name(rt),
+                &name,
+                &format!(
+                    "unable to create new content in namespace {namespace} because it is being terminated"
+                ),
+            ));
+        }
         let key = Self::key(rt, namespace, &name);
         if self.objects.contains_key(&key) {
             return Err(ApiError::already_exists(&resource_name(rt), &name));
@@ -391,7 +435,11 @@ impl Store {
                 json!(format!("00000000-0000-4000-8000-{:012x}", self.uid_seq)),
             );
             meta.insert("creationTimestamp".into(), json!(managed::now()));
-            meta.insert("generation".into(), json!(1));
+            if rt.generation {
+                meta.insert("generation".into(), json!(1));
+            } else {
+                meta.remove("generation");
+            }
             meta.insert("resourceVersion".into(), json!(rv.to_string()));
         }
         body["apiVersion"] = json!(rt.api_version());
@@ -540,7 +588,7 @@ impl Store {
             }
         }
         Self::conform(rt, &mut new)?;
-        if spec_part(old) != spec_part(&new) {
+        if rt.generation && spec_part(old) != spec_part(&new) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             new["metadata"]["generation"] = json!(generation);
         }

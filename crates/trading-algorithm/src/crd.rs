@@ -183,6 +183,20 @@ pub struct RiskHalt {
     pub since: Time,
 }
 
+/// The audit record of an algorithm that was deleted: its last reported figures, written to
+/// status (and the operator's log) before the finalizer goes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalReport {
+    /// Trades of the last trading day, as last reported.
+    pub total_trades: i64,
+    /// Profit and loss of the last trading day, as last reported.
+    #[serde(rename = "dailyPnL")]
+    pub daily_pnl: f64,
+    /// When trading stopped.
+    pub stopped_at: Time,
+}
+
 /// Observed state, written by the operator.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -214,4 +228,7 @@ pub struct TradingAlgorithmStatus {
     /// Present while trading is halted by the risk guard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_halt: Option<RiskHalt>,
+    /// Set when the algorithm is being deleted: its final figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_report: Option<FinalReport>,
 }

@@ -14,13 +14,13 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
-use operator_core::conditions::{ConditionStatus, Observed, set_condition};
+use operator_core::conditions::{ConditionStatus, Observed, set_condition, set_not_ready};
 use operator_core::finalizer::{Cleanup, with_finalizer};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::{Changes, Children, Context, Error, Result};
 use serde_json::json;
 
-use crate::crd::{Phase, TradingAlgorithm, TradingAlgorithmStatus};
+use crate::crd::{FinalReport, Phase, TradingAlgorithm, TradingAlgorithmStatus};
 use crate::metrics::TradingMetrics;
 use crate::report::{self, Report};
 use crate::resources::{self, DesiredChildren, deployment_name};
@@ -115,13 +115,14 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     let state = risk::assess(&ta, report.as_ref(), now);
     let desired = resources::desired_children(&ta, &op.defaults, state.is_stopped());
     let changes = apply_children(&ta, &ctx, desired).await?;
+    let refusal = changes.refusal();
 
     let deployment_status =
         Api::<Deployment>::namespaced(ctx.client.clone(), &ta.namespace().unwrap_or_default())
             .get_opt(&deployment_name(&ta.name_any()))
             .await?
             .and_then(|d| d.status);
-    let status = observed_status(
+    let mut status = observed_status(
         &ta,
         deployment_status.as_ref(),
         &state,
@@ -129,12 +130,18 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
         changes.any(),
         now,
     );
+    if let Some(refusal) = &refusal {
+        set_not_ready(&mut status.conditions, refusal, ta.meta().generation, now);
+    }
     announce(&ta, &ctx, &state, &changes).await;
     ctx.status_writes
         .patch(&api(&ctx, &ta), &*ta, &status)
         .await?;
     op.metrics.observe(&ta, report.as_ref());
-    Ok(ctx.resync())
+    match refusal {
+        Some(refusal) => Err(refusal),
+        None => Ok(ctx.resync()),
+    }
 }
 
 async fn apply_children(
@@ -158,7 +165,10 @@ async fn apply_children(
         keep_hpas.extend(hpa.metadata.name.clone());
         op.hpas.apply_noted(ta, hpa, &mut changes).await?;
     }
-    op.hpas.prune_noted(ta, &keep_hpas, &mut changes).await?;
+    // A pass in which a child was refused prunes nothing.
+    if changes.refused.is_empty() {
+        op.hpas.prune_noted(ta, &keep_hpas, &mut changes).await?;
+    }
     Ok(changes)
 }
 
@@ -304,6 +314,7 @@ pub fn observed_status(
         daily_pnl: report.map(|r| r.daily_pnl).or(previous.daily_pnl),
         observed_generation: generation,
         risk_halt: state.halt().cloned(),
+        final_report: previous.final_report.clone(),
     };
     if children_changed || status != previous {
         status.last_reconciled = Some(Time(now));
@@ -375,9 +386,27 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Cleanup> {
             )
             .await;
     }
-    // The final figures are the audit record of this algorithm: if the event cannot be
-    // written, the cleanup fails and is retried rather than lost.
+    // The final figures are the audit record of this algorithm: kept in its status and the
+    // operator's log, which a namespace being deleted still accepts, then announced.
     let status = ta.status.clone().unwrap_or_default();
+    let report = match status.final_report.clone() {
+        Some(report) => report,
+        None => {
+            let report = FinalReport {
+                total_trades: status.total_trades.unwrap_or(0),
+                daily_pnl: status.daily_pnl.unwrap_or(0.0),
+                stopped_at: Time((op.now)()),
+            };
+            let next = TradingAlgorithmStatus {
+                final_report: Some(report.clone()),
+                ..status
+            };
+            ctx.status_writes
+                .patch(&api(&ctx, &ta), &*ta, &next)
+                .await?;
+            report
+        }
+    };
     ctx.events
         .record(
             &*ta,
@@ -385,11 +414,10 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Cleanup> {
             "Delete",
             format!(
                 "final totalTrades {} dailyPnL {}",
-                status.total_trades.unwrap_or(0),
-                status.daily_pnl.unwrap_or(0.0)
+                report.total_trades, report.daily_pnl
             ),
         )
-        .await?;
+        .await;
     op.metrics.forget(&ta);
     let children: BTreeSet<String> = [
         deployment_name,
