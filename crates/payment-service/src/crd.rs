@@ -423,10 +423,16 @@ pub struct Backup {
     /// Run the backup CronJob.
     #[serde(default)]
     pub enabled: bool,
-    /// Cron schedule (UTC). Default `0 2 * * *`.
+    /// Cron schedule. Default `0 2 * * *`, in the time zone of the cluster's
+    /// controller-manager (UTC on most clusters) unless `timeZone` names one.
     #[serde(default = "default_schedule")]
     #[schemars(regex(pattern = CRON_PATTERN))]
     pub schedule: String,
+    /// IANA time zone of the schedule (e.g. `Europe/London`); set on the CronJob only when
+    /// given (CronJob `timeZone` needs Kubernetes 1.25 or later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: Option<String>,
     /// Days an export is kept. Default 30.
     #[serde(default = "default_retention")]
     #[schemars(range(min = 1, max = 3650))]

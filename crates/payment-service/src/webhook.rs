@@ -19,6 +19,8 @@ static LABEL_VALUE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").ok());
 static CRON: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(CRON_PATTERN).ok());
 static DURATION: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(DURATION_PATTERN).ok());
+static TIME_ZONE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$").ok());
 
 /// Longest name whose children (`<name>-canary`, `<name>-green`) are DNS labels.
 pub const MAX_NAME_LENGTH: usize = 63 - "-canary".len();
@@ -246,6 +248,15 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
                 b.schedule
             ),
         );
+        if let Some(zone) = &b.time_zone {
+            check(
+                matches(&TIME_ZONE, zone),
+                "spec.backup.timeZone",
+                format!(
+                    "must be an IANA time zone name such as \"Europe/London\" or \"Etc/UTC\", got {zone:?}"
+                ),
+            );
+        }
         check(
             (1..=3650).contains(&b.retention),
             "spec.backup.retention",
@@ -344,6 +355,7 @@ mod tests {
             enabled: true,
             schedule: "61 2 * * *".into(),
             retention: 30,
+            time_zone: None,
         });
         let long = "a".repeat(MAX_NAME_LENGTH_WITH_BACKUP + 1);
         let errors = validate(&long, &s);

@@ -132,7 +132,8 @@ pub fn desired_backup(
         metadata: meta(name.clone()),
         spec: Some(CronJobSpec {
             schedule: backup.schedule.clone(),
-            time_zone: Some("Etc/UTC".into()),
+            // Only when the spec names one: a server before 1.25 refuses the field.
+            time_zone: backup.time_zone.clone(),
             concurrency_policy: Some("Forbid".into()),
             starting_deadline_seconds: Some(3600),
             successful_jobs_history_limit: Some(3),
@@ -251,9 +252,31 @@ mod tests {
                 enabled: true,
                 schedule: "0 2 * * *".into(),
                 retention: 30,
+                time_zone: None,
             }),
             &WorkloadDefaults::default(),
         )
+    }
+
+    /// A server before 1.25 refuses CronJob `timeZone`: it is sent only when asked for.
+    #[test]
+    fn a_time_zone_is_set_only_when_the_spec_names_one() {
+        let ps = service(spec());
+        let mut backup = Backup {
+            enabled: true,
+            schedule: "0 2 * * *".into(),
+            retention: 30,
+            time_zone: None,
+        };
+        let unzoned = desired_backup(&ps, &backup, &WorkloadDefaults::default());
+        let json = serde_json::to_value(&unzoned.cron_job).unwrap_or_default();
+        assert!(json["spec"].get("timeZone").is_none(), "{json}");
+        backup.time_zone = Some("Europe/London".into());
+        let zoned = desired_backup(&ps, &backup, &WorkloadDefaults::default());
+        assert_eq!(
+            zoned.cron_job.spec.and_then(|s| s.time_zone).as_deref(),
+            Some("Europe/London")
+        );
     }
 
     #[test]

@@ -235,6 +235,7 @@ pub(crate) mod tests {
                 enabled: true,
                 schedule: "0 2 * * *".into(),
                 retention: 30,
+                time_zone: None,
             }),
         }
     }
