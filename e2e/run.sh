@@ -7,6 +7,7 @@ kind get clusters | grep -qx "$cluster" || kind create cluster --config e2e/kind
 export KUBECONFIG
 KUBECONFIG=$(mktemp)
 kind get kubeconfig --name "$cluster" > "$KUBECONFIG"
-if ls deploy/crds/*.yaml >/dev/null 2>&1; then kubectl apply -f deploy/crds/; fi
+kubectl apply -k deploy/crds
+kubectl apply -k deploy/namespaces
 E2E_CLUSTER=1 cargo test -p e2e -- --test-threads=1
 if [ "${KEEP_CLUSTER:-0}" != 1 ]; then kind delete cluster --name "$cluster"; fi

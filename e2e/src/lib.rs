@@ -4,6 +4,8 @@
 //! The suite runs only when `E2E_CLUSTER=1` is set (`e2e/run.sh` sets it after creating a kind
 //! cluster), so `cargo test` never touches whatever cluster a developer's `KUBECONFIG` names.
 
+pub mod manifests;
+
 use std::time::Duration;
 
 use anyhow::{Context, Result};

@@ -156,7 +156,7 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     build_operators(root)?;
     let server = ApiServer::new();
     let _workloads = server.simulate_workloads();
-    for dir in ["deploy/crds", "deploy/samples"] {
+    for dir in ["deploy/crds", "deploy/namespaces", "deploy/samples"] {
         server.load_manifests(&root.join(dir))?;
     }
     server

@@ -82,6 +82,7 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
         watcher::Config::default().labels(report::REPORT_LABEL),
     )
     .default_backoff()
+    .modify(report::compact)
     .reflect(writer)
     .touched_objects()
     .boxed();

@@ -24,6 +24,36 @@ use crate::resources::report_name;
 /// The label that ties a report to its algorithm.
 pub const REPORT_LABEL: &str = "fintech.io/report-for";
 
+/// The keys of a report, and the most of each value the operator keeps: a well-formed value
+/// is a few dozen characters, and anyone who can write a ConfigMap can label one as a report.
+const KEYS: [&str; 3] = ["tradingDay", "totalTrades", "dailyPnL"];
+const MAX_VALUE: usize = 64;
+
+/// What the report cache keeps of a labelled ConfigMap: its name, namespace, report label and
+/// the three keys (each cut to [`MAX_VALUE`] characters); nothing at all of a ConfigMap whose
+/// name is not `<algorithm>-report` for the algorithm it names. Bounds the memory anyone who
+/// can write ConfigMaps can make the operator hold.
+pub fn compact(cm: &mut ConfigMap) {
+    let algorithm = cm.labels().get(REPORT_LABEL).cloned();
+    let is_report = algorithm
+        .as_ref()
+        .is_some_and(|a| cm.metadata.name.as_deref() == Some(report_name(a).as_str()));
+    let data = cm.data.take().unwrap_or_default();
+    cm.data = is_report.then(|| {
+        KEYS.iter()
+            .filter_map(|k| {
+                data.get(*k)
+                    .map(|v| ((*k).to_string(), v.chars().take(MAX_VALUE).collect()))
+            })
+            .collect()
+    });
+    cm.binary_data = None;
+    cm.metadata.annotations = None;
+    cm.metadata.managed_fields = None;
+    cm.metadata.owner_references = None;
+    cm.metadata.labels = algorithm.map(|a| [(REPORT_LABEL.to_string(), a)].into());
+}
+
 /// One day's figures, as the algorithm reported them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
@@ -65,18 +95,26 @@ pub fn parse(cm: &ConfigMap) -> Result<Report, String> {
     })
 }
 
-/// The report of one algorithm, from the watched reports.
+/// The report of one algorithm, from the watched reports: `<name>-report`, labelled for it.
 pub fn lookup(reports: &Store<ConfigMap>, ta: &TradingAlgorithm) -> Option<Result<Report, String>> {
-    let mut key = ObjectRef::<ConfigMap>::new(&report_name(&ta.name_any()));
+    let name = ta.name_any();
+    let mut key = ObjectRef::<ConfigMap>::new(&report_name(&name));
     if let Some(ns) = ta.namespace() {
         key = key.within(&ns);
     }
-    reports.get(&key).map(|cm| parse(&cm))
+    reports
+        .get(&key)
+        .filter(|cm| cm.labels().get(REPORT_LABEL) == Some(&name))
+        .map(|cm| parse(&cm))
 }
 
-/// Which algorithm a changed report belongs to.
+/// Which algorithm a changed report belongs to; none for a labelled ConfigMap that is not
+/// named `<algorithm>-report`.
 pub fn owner_of(cm: &ConfigMap) -> Option<ObjectRef<TradingAlgorithm>> {
     let name = cm.labels().get(REPORT_LABEL)?;
+    if cm.metadata.name.as_deref() != Some(report_name(name).as_str()) {
+        return None;
+    }
     let mut key = ObjectRef::new(name);
     if let Some(ns) = cm.namespace() {
         key = key.within(&ns);
@@ -99,6 +137,38 @@ mod tests {
             ),
             ..ConfigMap::default()
         }
+    }
+
+    #[test]
+    fn the_cache_keeps_only_the_report_keys_cut_short() {
+        let mut cm = report(&[
+            ("tradingDay", "2026-11-24"),
+            ("totalTrades", "1542"),
+            ("dailyPnL", &"9".repeat(500_000)),
+            ("padding", &"x".repeat(500_000)),
+        ]);
+        cm.metadata.name = Some("algo-report".into());
+        cm.metadata.labels = Some([(REPORT_LABEL.to_string(), "algo".to_string())].into());
+        cm.metadata.annotations = Some([("big".to_string(), "y".repeat(100_000))].into());
+        compact(&mut cm);
+        let size = serde_json::to_vec(&cm)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        assert!(size < 1_000, "{size} bytes kept");
+        let data = cm.data.clone().unwrap_or_default();
+        assert_eq!(data.len(), 3);
+        assert_eq!(data["dailyPnL"].len(), MAX_VALUE);
+        assert_eq!(owner_of(&cm).map(|r| r.name), Some("algo".to_string()));
+    }
+
+    #[test]
+    fn a_labelled_configmap_not_named_for_its_algorithm_is_ignored() {
+        let mut cm = report(&[("tradingDay", "2026-11-24"), ("padding", &"x".repeat(1000))]);
+        cm.metadata.name = Some("something-else".into());
+        cm.metadata.labels = Some([(REPORT_LABEL.to_string(), "algo".to_string())].into());
+        compact(&mut cm);
+        assert_eq!(cm.data, None);
+        assert!(owner_of(&cm).is_none());
     }
 
     #[test]

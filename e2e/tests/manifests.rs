@@ -1,0 +1,234 @@
+//! deploy/ as a platform team installs it: every kustomization renders with `kubectl
+//! kustomize`, and what it renders is installable and least-privilege. Needs kubectl, not a
+//! cluster.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result, bail};
+use e2e::manifests::{kustomizations, render};
+use serde_json::Value;
+
+/// The operators' overlays and the namespace each one's Deployment runs in.
+const OPERATORS: [&str; 2] = ["payment-service", "trading-algorithm"];
+
+fn kind(o: &Value) -> &str {
+    o["kind"].as_str().unwrap_or_default()
+}
+
+fn name(o: &Value) -> &str {
+    o["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn namespace(o: &Value) -> &str {
+    o["metadata"]["namespace"].as_str().unwrap_or_default()
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+#[test]
+fn every_kustomization_renders() -> Result<()> {
+    let all = kustomizations()?;
+    for expected in [
+        "crds",
+        "namespaces",
+        "payment-service",
+        "trading-algorithm",
+        "samples",
+    ] {
+        assert!(all.iter().any(|k| k == expected), "{expected} in {all:?}");
+    }
+    for dir in &all {
+        let objects = render(dir).with_context(|| format!("deploy/{dir}"))?;
+        assert!(!objects.is_empty(), "deploy/{dir} renders nothing");
+    }
+    Ok(())
+}
+
+/// Uninstalling one operator must delete only what belongs to it: never a CRD (and with it
+/// every resource of that kind) or a namespace where other things live.
+#[test]
+fn an_operator_overlay_holds_only_what_belongs_to_it() -> Result<()> {
+    let namespaces: BTreeSet<String> = render("namespaces")?
+        .iter()
+        .filter(|o| kind(o) == "Namespace")
+        .map(|o| name(o).to_string())
+        .collect();
+    for operator in OPERATORS {
+        for o in render(operator)? {
+            assert!(
+                !matches!(kind(&o), "CustomResourceDefinition" | "Namespace"),
+                "deploy/{operator} holds {} {}: CRDs and namespaces are installed on their own",
+                kind(&o),
+                name(&o)
+            );
+            assert!(
+                !matches!(kind(&o), "ClusterRole" | "ClusterRoleBinding"),
+                "deploy/{operator} grants cluster-wide rights ({} {})",
+                kind(&o),
+                name(&o)
+            );
+            assert!(
+                namespaces.contains(namespace(&o)),
+                "{} {} in deploy/{operator} is in namespace {:?}, which deploy/namespaces does not create",
+                kind(&o),
+                name(&o),
+                namespace(&o)
+            );
+        }
+    }
+    for o in render("samples")? {
+        assert_ne!(kind(&o), "Namespace", "samples must not own a namespace");
+        assert!(
+            namespaces.contains(namespace(&o)),
+            "{} {}",
+            kind(&o),
+            name(&o)
+        );
+    }
+    Ok(())
+}
+
+/// The operator has rights where it works: its manager Role is in the namespace it watches
+/// and bound to its own ServiceAccount; its leader-election Role is in its own namespace.
+#[test]
+fn each_operator_is_bound_where_it_works() -> Result<()> {
+    for operator in OPERATORS {
+        let objects = render(operator)?;
+        let deployment = objects
+            .iter()
+            .find(|o| kind(o) == "Deployment")
+            .with_context(|| format!("deploy/{operator} has a Deployment"))?;
+        let home = namespace(deployment);
+        let pod = &deployment["spec"]["template"]["spec"];
+        let account = pod["serviceAccountName"]
+            .as_str()
+            .context("serviceAccountName")?;
+        let watched = pod["containers"][0]["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == "WATCH_NAMESPACE")
+            .and_then(|e| e["value"].as_str())
+            .context("WATCH_NAMESPACE")?;
+        assert!(
+            !watched.is_empty(),
+            "deploy/{operator} watches one namespace"
+        );
+        assert!(
+            objects
+                .iter()
+                .any(|o| kind(o) == "ServiceAccount" && name(o) == account && namespace(o) == home),
+            "deploy/{operator}: ServiceAccount {home}/{account}"
+        );
+
+        let can = |ns: &str, group: &str, resource: &str, verb: &str| {
+            objects.iter().any(|binding| {
+                kind(binding) == "RoleBinding"
+                    && namespace(binding) == ns
+                    && binding["subjects"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|s| {
+                            s["kind"] == "ServiceAccount"
+                                && s["name"] == account
+                                && s["namespace"] == home
+                        })
+                    && objects.iter().any(|role| {
+                        kind(role) == "Role"
+                            && namespace(role) == ns
+                            && name(role) == binding["roleRef"]["name"].as_str().unwrap_or_default()
+                            && role["rules"].as_array().into_iter().flatten().any(|r| {
+                                strings(&r["apiGroups"]).contains(&group)
+                                    && strings(&r["resources"]).contains(&resource)
+                                    && strings(&r["verbs"]).contains(&verb)
+                            })
+                    })
+            })
+        };
+        let (group, resource) = match operator {
+            "payment-service" => ("payments.io", "paymentservices"),
+            _ => ("fintech.io", "tradingalgorithms"),
+        };
+        for verb in ["list", "watch", "patch"] {
+            assert!(
+                can(watched, group, resource, verb),
+                "deploy/{operator}: {account} cannot {verb} {resource} in {watched}"
+            );
+        }
+        assert!(can(watched, "apps", "deployments", "create"));
+        assert!(can(watched, "events.k8s.io", "events", "create"));
+        assert!(
+            can(home, "coordination.k8s.io", "leases", "update"),
+            "deploy/{operator}: leader election in {home}"
+        );
+
+        // A NetworkPolicy selects the operator's pods.
+        let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+        assert!(
+            objects.iter().any(|o| {
+                kind(o) == "NetworkPolicy"
+                    && namespace(o) == home
+                    && o["spec"]["podSelector"]["matchLabels"]
+                        .as_object()
+                        .is_some_and(|m| m.iter().all(|(k, v)| pod_labels[k] == *v))
+            }),
+            "deploy/{operator}: no NetworkPolicy for the operator's pods"
+        );
+        // The config file it reads is in its namespace.
+        let config = pod["volumes"][0]["configMap"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            objects
+                .iter()
+                .any(|o| kind(o) == "ConfigMap" && name(o) == config && namespace(o) == home),
+            "deploy/{operator}: ConfigMap {home}/{config}"
+        );
+    }
+    Ok(())
+}
+
+/// No wildcard; `update` only where nothing else will do (finalizers, the Lease); no `get` on
+/// a status subresource the operator only patches.
+#[test]
+fn rbac_grants_only_the_verbs_the_code_uses() -> Result<()> {
+    for operator in OPERATORS {
+        for role in render(operator)?.iter().filter(|o| kind(o) == "Role") {
+            for rule in role["rules"].as_array().into_iter().flatten() {
+                let resources = strings(&rule["resources"]);
+                let verbs = strings(&rule["verbs"]);
+                for list in ["apiGroups", "resources", "verbs"] {
+                    if strings(&rule[list]).contains(&"*") {
+                        bail!("deploy/{operator} {}: wildcard in {list}", name(role));
+                    }
+                }
+                if verbs.contains(&"update") {
+                    assert!(
+                        resources
+                            .iter()
+                            .all(|r| r.ends_with("/finalizers") || *r == "leases"),
+                        "deploy/{operator} {}: update on {resources:?}",
+                        name(role)
+                    );
+                }
+                if resources.iter().any(|r| r.ends_with("/status")) {
+                    assert_eq!(verbs, ["patch"], "deploy/{operator} {}", name(role));
+                }
+                if resources.contains(&"persistentvolumeclaims") {
+                    assert!(
+                        !verbs.contains(&"delete"),
+                        "the backup claim is never deleted"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
