@@ -891,6 +891,7 @@ async fn manifests_load_crds_and_namespaces_first() -> Result<()> {
     let server = ApiServer::new();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     server.load_manifests(&root.join("deploy/crds"))?;
+    server.load_manifests(&root.join("deploy/namespaces"))?;
     let files = server.load_manifests(&root.join("deploy/samples"))?;
     assert!(
         files

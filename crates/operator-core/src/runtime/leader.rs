@@ -3,9 +3,15 @@
 //! Safety does not depend on clocks agreeing: a standby decides the lease has expired by its
 //! own monotonic clock (the record has not changed for `leaseDuration` since it first saw
 //! it), never by comparing the record's `renewTime` with its wall clock; and a leader stops
-//! leading once `renewDeadline` (shorter than `leaseDuration`) has passed since its last
-//! successful renewal, so it has stopped before any standby can take over. Every write is a
-//! replace with the `resourceVersion` just read, so two candidates can never both win.
+//! leading once `renewDeadline` (shorter than `leaseDuration`) has passed since it *sent* its
+//! last successful renewal. A standby can only have seen that renewal after it was sent, so
+//! the leader has stopped before any standby can take over, however late the answer came.
+//! Every write is a replace with the `resourceVersion` just read, so two candidates can never
+//! both win.
+//!
+//! The candidate publishes, while it leads, the instant its leadership ends unless renewed
+//! ([`Leadership`]); the runtime stops reconciling at that instant on its own, so a renewal
+//! that hangs, or an election task that dies, cannot leave a replica reconciling past it.
 
 use std::time::Duration;
 
@@ -25,6 +31,29 @@ struct Observed {
     holder: Option<String>,
     renew_time: Option<Timestamp>,
     transitions: Option<i32>,
+}
+
+/// Whether this replica leads, as the campaign publishes it: `Some(until)` while it leads,
+/// with the instant its leadership ends unless it renews first; `None` while it does not.
+pub type Leadership = watch::Receiver<Option<Instant>>;
+
+/// Resolves once `leadership` ends: it turns `None`, its `until` passes without a renewal,
+/// or the campaign publishing it is gone.
+pub async fn lost(leadership: &mut Leadership) {
+    loop {
+        let until = *leadership.borrow_and_update();
+        let Some(until) = until else {
+            return;
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => return,
+            changed = leadership.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// One candidate for a lease.
@@ -114,7 +143,7 @@ impl LeaderElector {
             if !expired {
                 return Ok(false);
             }
-            self.desired_spec(now, None, transitions + 1)
+            self.desired_spec(now, None, transitions.saturating_add(1))
         };
         lease.spec = Some(new_spec);
         match self
@@ -149,76 +178,82 @@ impl LeaderElector {
         Ok(())
     }
 
-    /// Campaigns until `stop` turns true, publishing on `leading` whether this replica leads.
-    /// Returns `Err` the moment leadership is lost (renewals failed past the deadline, or
-    /// another replica took the lease): the caller must stop reconciling at once. On `stop`,
-    /// a leader releases the lease and returns `Ok`.
+    /// Campaigns until `release` turns true, publishing on `leading` whether (and until when)
+    /// this replica leads. Returns `Err` the moment leadership is lost (renewals failed past
+    /// the deadline, or another replica took the lease): the caller must stop reconciling at
+    /// once. On `release`, a leader gives the lease up and returns `Ok`; the runtime sends it
+    /// only once reconciling has stopped.
     pub async fn campaign(
         mut self,
-        leading: watch::Sender<bool>,
+        leading: watch::Sender<Option<Instant>>,
         metrics: Metrics,
-        stop: watch::Receiver<bool>,
+        release: watch::Receiver<bool>,
     ) -> Result<(), LeaseError> {
         let lease = self.config.lease_name.clone();
-        let mut last_renewal: Option<Instant> = None;
+        let renew_deadline = self.config.renew_deadline;
         metrics.set_leader(&lease, false);
         loop {
-            let is_leader = *leading.borrow();
-            let renew_deadline = self.config.renew_deadline;
+            let until = *leading.borrow();
+            // The lease is counted from when the request is sent: a standby sees the renewal
+            // no earlier than that, whenever the answer arrives here.
+            let sent = Instant::now();
             let attempt = self.try_acquire_or_renew();
-            let outcome = match (is_leader, last_renewal) {
-                (true, Some(at)) => tokio::time::timeout_at(at + renew_deadline, attempt)
+            let outcome = match until {
+                Some(until) => tokio::time::timeout_at(until, attempt)
                     .await
                     .unwrap_or_else(|_| Ok(false)),
-                _ => attempt.await,
+                None => attempt.await,
             };
             match outcome {
                 Ok(true) => {
-                    last_renewal = Some(Instant::now());
-                    if !is_leader {
+                    if until.is_none() {
                         tracing::info!(lease = %lease, identity = %self.config.identity, "became leader");
                         metrics.set_leader(&lease, true);
-                        leading.send_replace(true);
                     }
+                    leading.send_replace(Some(sent + renew_deadline));
                 }
-                Ok(false) if is_leader => return Err(self.lose(&leading, &metrics)),
+                Ok(false) if until.is_some() => return Err(self.lose(&leading, &metrics)),
                 Ok(false) => {}
                 Err(error) => {
                     tracing::warn!(%error, lease = %lease, "lease request failed");
-                    let past_deadline =
-                        last_renewal.is_some_and(|at| at.elapsed() >= self.config.renew_deadline);
-                    if is_leader && past_deadline {
+                    if until.is_some_and(|until| Instant::now() >= until) {
                         return Err(self.lose(&leading, &metrics));
                     }
                 }
             }
-            let wait = match (is_leader || *leading.borrow(), last_renewal) {
+            let wait = match *leading.borrow() {
                 // A leader must not sleep past its own deadline.
-                (true, Some(at)) => self.config.retry_period.min(
-                    (at + self.config.renew_deadline).saturating_duration_since(Instant::now()),
-                ),
-                _ => self.config.retry_period,
+                Some(until) => self
+                    .config
+                    .retry_period
+                    .min(until.saturating_duration_since(Instant::now())),
+                None => self.config.retry_period,
             };
-            let stopping = tokio::select! {
+            let releasing = tokio::select! {
                 () = tokio::time::sleep(wait) => false,
-                () = super::stopped(stop.clone()) => true,
+                () = super::stopped(release.clone()) => true,
             };
-            if stopping {
-                let was_leading = *leading.borrow();
-                if was_leading {
+            if releasing {
+                let until = *leading.borrow();
+                if until.is_some_and(|until| Instant::now() >= until) {
+                    // The deadline passed first: this is a loss, and the lease is not ours to
+                    // release any more.
+                    return Err(self.lose(&leading, &metrics));
+                }
+                if until.is_some() {
+                    leading.send_replace(None);
+                    metrics.set_leader(&lease, false);
                     if let Err(error) = self.release().await {
                         tracing::warn!(%error, lease = %lease, "could not release the lease");
                     }
-                    leading.send_replace(false);
-                    metrics.set_leader(&lease, false);
                 }
                 return Ok(());
             }
         }
     }
 
-    fn lose(&self, leading: &watch::Sender<bool>, metrics: &Metrics) -> LeaseError {
-        leading.send_replace(false);
+    fn lose(&self, leading: &watch::Sender<Option<Instant>>, metrics: &Metrics) -> LeaseError {
+        leading.send_replace(None);
         metrics.set_leader(&self.config.lease_name, false);
         tracing::error!(lease = %self.config.lease_name, "lost leadership; stopping");
         LeaseError::Lost(self.config.lease_name.clone())

@@ -67,6 +67,8 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     LostLease(#[from] leader::LeaseError),
+    #[error("the leader election task failed: {0}")]
+    ElectionFailed(String),
 }
 
 /// What the controllers of a running operator are built from.
@@ -161,13 +163,6 @@ where
         stop_tx.send_replace(true);
     });
     run(client, config, Metrics::new(), stop_rx, build).await
-}
-
-/// Resolves when leadership turns false; never, without an election (no sender).
-async fn lost_leadership(leading: &mut watch::Receiver<bool>) {
-    if leading.wait_for(|l| !*l).await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }
 
 /// Background tasks of one `run`, aborted if `run` itself is dropped (as when a test
@@ -273,20 +268,27 @@ where
         .map_err(|e| RuntimeError::Unreachable(e.to_string()))?;
     readiness.set_connected();
 
-    let (leading_tx, mut leading) = watch::channel(config.leader_election.is_none());
+    // Leadership, as the campaign publishes it; `release` tells the campaign to give the
+    // lease up, which happens only once reconciling has stopped.
+    let (leading_tx, mut leadership) = watch::channel(None);
+    let (release, release_rx) = watch::channel(false);
     let election = config.leader_election.clone().map(|election| {
         tracing::info!(lease = %election.lease_name, namespace = %election.namespace, identity = %election.identity, "campaigning for leadership");
-        tokio::spawn(LeaderElector::new(client.clone(), election).campaign(leading_tx, metrics.clone(), stop.clone()))
+        tokio::spawn(LeaderElector::new(client.clone(), election).campaign(leading_tx, metrics.clone(), release_rx))
     });
     if let Some(task) = &election {
         tasks.0.push(task.abort_handle());
     }
 
-    let lead = tokio::select! {
-        led = leading.wait_for(|l| *l) => led.is_ok(),
-        () = stopped(stop.clone()) => false,
+    let lead = match &election {
+        None => true,
+        Some(_) => tokio::select! {
+            led = leadership.wait_for(Option::is_some) => led.is_ok(),
+            () = stopped(stop.clone()) => false,
+        },
     };
     if !lead {
+        release.send_replace(true);
         return finish_election(election).await;
     }
     readiness.set_leading(true);
@@ -298,6 +300,8 @@ where
         stop: stop.clone(),
     };
     let controllers = futures::future::join_all(build(&runtime));
+    // On SIGTERM the controllers stop taking work and let reconciles in flight finish, for
+    // SHUTDOWN_GRACE at most; only then is the lease released.
     let grace = {
         let stop = stop.clone();
         async move {
@@ -305,10 +309,17 @@ where
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         }
     };
+    let lost_leadership = async {
+        match &election {
+            Some(_) => leader::lost(&mut leadership).await,
+            None => std::future::pending().await,
+        }
+    };
     let lost_lease = tokio::select! {
         _ = controllers => false,
-        // Losing the lease drops the controllers here: every reconcile in flight is cancelled.
-        () = lost_leadership(&mut leading) => true,
+        // Leadership ended (lost, expired, or the election task is gone): the controllers are
+        // dropped here and every reconcile in flight is cancelled.
+        () = lost_leadership => true,
         () = grace => {
             tracing::warn!("reconciles still running after the shutdown grace period; cancelled");
             false
@@ -318,7 +329,18 @@ where
         tracing::error!("leadership lost: reconciling stopped");
     }
     readiness.set_leading(false);
-    finish_election(election).await
+    release.send_replace(true);
+    let lease = runtime
+        .config
+        .leader_election
+        .as_ref()
+        .map(|e| e.lease_name.clone());
+    match (finish_election(election).await, lease) {
+        // However the campaign ended, a lost leadership is an error: the process must restart
+        // as a standby.
+        (Ok(()), Some(lease)) if lost_lease => Err(leader::LeaseError::Lost(lease).into()),
+        (result, _) => result,
+    }
 }
 
 async fn finish_election(
@@ -329,7 +351,7 @@ async fn finish_election(
             Ok(result) => result.map_err(RuntimeError::from),
             Err(join) => {
                 tracing::error!(error = %join, "leader election task failed");
-                Ok(())
+                Err(RuntimeError::ElectionFailed(join.to_string()))
             }
         },
         None => Ok(()),
