@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs the end-to-end suite against a fresh kind cluster. Needs docker and kind.
+# Runs the end-to-end suite against a kind cluster (a workstation with Docker and kind).
+# `cargo xtask e2e` installs deploy/ into it and runs every scenario, each operator as its
+# own ServiceAccount. Without Docker, `cargo xtask e2e --local` uses ../shared/realcp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cluster=payments-e2e
@@ -7,7 +9,5 @@ kind get clusters | grep -qx "$cluster" || kind create cluster --config e2e/kind
 export KUBECONFIG
 KUBECONFIG=$(mktemp)
 kind get kubeconfig --name "$cluster" > "$KUBECONFIG"
-kubectl apply -k deploy/crds
-kubectl apply -k deploy/namespaces
-E2E_CLUSTER=1 cargo test -p e2e -- --test-threads=1
+E2E_CLUSTER=1 cargo xtask e2e
 if [ "${KEEP_CLUSTER:-0}" != 1 ]; then kind delete cluster --name "$cluster"; fi

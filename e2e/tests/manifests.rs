@@ -67,12 +67,9 @@ fn an_operator_overlay_holds_only_what_belongs_to_it() -> Result<()> {
                 kind(&o),
                 name(&o)
             );
-            assert!(
-                !matches!(kind(&o), "ClusterRole" | "ClusterRoleBinding"),
-                "deploy/{operator} grants cluster-wide rights ({} {})",
-                kind(&o),
-                name(&o)
-            );
+            if matches!(kind(&o), "ClusterRole" | "ClusterRoleBinding") {
+                continue;
+            }
             assert!(
                 namespaces.contains(namespace(&o)),
                 "{} {} in deploy/{operator} is in namespace {:?}, which deploy/namespaces does not create",
@@ -90,6 +87,37 @@ fn an_operator_overlay_holds_only_what_belongs_to_it() -> Result<()> {
             kind(&o),
             name(&o)
         );
+    }
+    Ok(())
+}
+
+/// Cluster-wide, an operator may hold only its rights over its own resources (so a namespace
+/// deletion can never strand its finalizer) and reading namespaces; nothing over children.
+#[test]
+fn cluster_wide_rights_cover_only_the_operators_own_resources() -> Result<()> {
+    for (operator, group) in [
+        ("payment-service", "payments.io"),
+        ("trading-algorithm", "fintech.io"),
+    ] {
+        let objects = render(operator)?;
+        let cluster_roles: Vec<&Value> = objects
+            .iter()
+            .filter(|o| kind(o) == "ClusterRole")
+            .collect();
+        assert_eq!(cluster_roles.len(), 1, "deploy/{operator}");
+        for rule in cluster_roles[0]["rules"].as_array().into_iter().flatten() {
+            let groups = strings(&rule["apiGroups"]);
+            let resources = strings(&rule["resources"]);
+            let verbs = strings(&rule["verbs"]);
+            let own = groups == [group];
+            let namespaces = groups == [""] && resources == ["namespaces"] && verbs == ["get"];
+            assert!(own || namespaces, "deploy/{operator}: cluster-wide {rule}");
+            assert!(
+                !verbs
+                    .iter()
+                    .any(|v| matches!(*v, "create" | "delete" | "deletecollection"))
+            );
+        }
     }
     Ok(())
 }
@@ -127,30 +155,59 @@ fn each_operator_is_bound_where_it_works() -> Result<()> {
             "deploy/{operator}: ServiceAccount {home}/{account}"
         );
 
-        let can = |ns: &str, group: &str, resource: &str, verb: &str| {
+        let grants = |role: &Value, group: &str, resource: &str, verb: &str| {
+            role["rules"].as_array().into_iter().flatten().any(|r| {
+                strings(&r["apiGroups"]).contains(&group)
+                    && strings(&r["resources"]).contains(&resource)
+                    && strings(&r["verbs"]).contains(&verb)
+            })
+        };
+        let bound = |binding: &Value| {
+            binding["subjects"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| {
+                    s["kind"] == "ServiceAccount" && s["name"] == account && s["namespace"] == home
+                })
+        };
+        let cluster_wide = |group: &str, resource: &str, verb: &str| {
             objects.iter().any(|binding| {
-                kind(binding) == "RoleBinding"
-                    && namespace(binding) == ns
-                    && binding["subjects"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|s| {
-                            s["kind"] == "ServiceAccount"
-                                && s["name"] == account
-                                && s["namespace"] == home
-                        })
+                kind(binding) == "ClusterRoleBinding"
+                    && bound(binding)
                     && objects.iter().any(|role| {
-                        kind(role) == "Role"
-                            && namespace(role) == ns
+                        kind(role) == "ClusterRole"
                             && name(role) == binding["roleRef"]["name"].as_str().unwrap_or_default()
-                            && role["rules"].as_array().into_iter().flatten().any(|r| {
-                                strings(&r["apiGroups"]).contains(&group)
-                                    && strings(&r["resources"]).contains(&resource)
-                                    && strings(&r["verbs"]).contains(&verb)
-                            })
+                            && grants(role, group, resource, verb)
                     })
             })
+        };
+        let can = |ns: &str, group: &str, resource: &str, verb: &str| {
+            cluster_wide(group, resource, verb)
+                || objects.iter().any(|binding| {
+                    kind(binding) == "RoleBinding"
+                        && namespace(binding) == ns
+                        && binding["subjects"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|s| {
+                                s["kind"] == "ServiceAccount"
+                                    && s["name"] == account
+                                    && s["namespace"] == home
+                            })
+                        && objects.iter().any(|role| {
+                            kind(role) == "Role"
+                                && namespace(role) == ns
+                                && name(role)
+                                    == binding["roleRef"]["name"].as_str().unwrap_or_default()
+                                && role["rules"].as_array().into_iter().flatten().any(|r| {
+                                    strings(&r["apiGroups"]).contains(&group)
+                                        && strings(&r["resources"]).contains(&resource)
+                                        && strings(&r["verbs"]).contains(&verb)
+                                })
+                        })
+                })
         };
         let (group, resource) = match operator {
             "payment-service" => ("payments.io", "paymentservices"),
@@ -160,6 +217,10 @@ fn each_operator_is_bound_where_it_works() -> Result<()> {
             assert!(
                 can(watched, group, resource, verb),
                 "deploy/{operator}: {account} cannot {verb} {resource} in {watched}"
+            );
+            assert!(
+                cluster_wide(group, resource, verb),
+                "deploy/{operator}: the right to {verb} its {resource} must outlive a namespace's RoleBindings"
             );
         }
         assert!(can(watched, "apps", "deployments", "create"));
@@ -200,7 +261,10 @@ fn each_operator_is_bound_where_it_works() -> Result<()> {
 #[test]
 fn rbac_grants_only_the_verbs_the_code_uses() -> Result<()> {
     for operator in OPERATORS {
-        for role in render(operator)?.iter().filter(|o| kind(o) == "Role") {
+        for role in render(operator)?
+            .iter()
+            .filter(|o| matches!(kind(o), "Role" | "ClusterRole"))
+        {
             for rule in role["rules"].as_array().into_iter().flatten() {
                 let resources = strings(&rule["resources"]);
                 let verbs = strings(&rule["verbs"]);

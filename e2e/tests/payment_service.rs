@@ -1,115 +1,362 @@
-//! The PaymentService operator on a real cluster: the real Deployment controller and kubelet
-//! decide availability. A service comes up, upgrades, and an upgrade to an image that does
-//! not exist is rolled back at its progress deadline; deletion runs the finalizer. The pause
-//! image stands in for a payment service (it runs as non-root and needs no probes).
+//! The PaymentService operator on a real API server, running as its own ServiceAccount under
+//! the RBAC deploy/ grants: the real Deployment controller, HPA controller, garbage collector
+//! and namespace controller decide what happens. Skipped without `E2E_CLUSTER=1`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use e2e::operator::PAYMENT_SERVICE as OPERATOR;
+use e2e::scenario::{PAYMENT_SERVICE, condition, is_true, lease_holder, writes_over};
+use e2e::{TestNamespace, until};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use operator_core::ControllerSettings;
-use operator_core::runtime::config::RuntimeConfig;
-use operator_core::runtime::{self, metrics::Metrics};
-use payment_service::crd::PaymentService;
 use serde_json::{Value, json};
 
-const NAME: &str = "e2e-payments";
+const SEED: &str = "payment-initiation-service";
 
-async fn until(
-    services: &Api<PaymentService>,
-    what: &str,
-    limit: Duration,
-    check: impl Fn(&Value) -> bool,
-) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let status = services
-            .get_opt(NAME)
-            .await?
-            .map(|ps| serde_json::to_value(ps.status).unwrap_or_default())
-            .unwrap_or_default();
-        if check(&status) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("{what} did not happen within {limit:?}; status: {status}");
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+/// The seed's TLS Secret, as cert-manager would issue it (nothing reads the content).
+async fn tls_secret(ns: &TestNamespace) -> Result<()> {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "payment-gateway-tls"},
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": "stand-in", "tls.key": "stand-in"},
+    }))?;
+    Api::<Secret>::namespaced(ns.client.clone(), &ns.name)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    Ok(())
+}
+
+/// A namespace with the operator's Role bound and the seed's Secret.
+async fn prepared(test: &str) -> Result<Option<TestNamespace>> {
+    let Some(ns) = e2e::cluster(test).await? else {
+        return Ok(None);
+    };
+    ns.grant(&OPERATOR).await?;
+    tls_secret(&ns).await?;
+    Ok(Some(ns))
+}
+
+async fn ready(ns: &TestNamespace, what: &str) -> Result<Value> {
+    ns.status_until(PAYMENT_SERVICE, SEED, what, Duration::from_secs(120), |s| {
+        is_true(s, "Ready") && s["phase"] == "Running"
+    })
+    .await
+}
+
+/// What the operator writes in the test's namespace, as the API server counts it.
+const OPERATOR_WRITES: [(&str, &str, &str); 12] = [
+    ("payments.io", "paymentservices", ""),
+    ("payments.io", "paymentservices", "status"),
+    ("apps", "deployments", ""),
+    ("", "services", ""),
+    ("", "serviceaccounts", ""),
+    ("", "persistentvolumeclaims", ""),
+    ("autoscaling", "horizontalpodautoscalers", ""),
+    ("policy", "poddisruptionbudgets", ""),
+    ("batch", "cronjobs", ""),
+    ("rbac.authorization.k8s.io", "roles", ""),
+    ("rbac.authorization.k8s.io", "rolebindings", ""),
+    ("events.k8s.io", "events", ""),
+];
+
+#[tokio::test]
+async fn the_seed_example_converges_takes_updates_repairs_drift_goes_quiet_and_deletes_cleanly()
+-> Result<()> {
+    let Some(ns) = prepared("ps-seed").await? else {
+        return Ok(());
+    };
+    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    ns.create_sample(PAYMENT_SERVICE, SEED, |_| {}).await?;
+    ready(&ns, "Ready").await?;
+    let uid = ns
+        .get_json(PAYMENT_SERVICE, SEED)
+        .await?
+        .and_then(|o| o["metadata"]["uid"].as_str().map(String::from))
+        .context("uid")?;
+    for (group, version, kind, plural, name) in [
+        ("apps", "v1", "Deployment", "deployments", SEED.to_string()),
+        ("", "v1", "Service", "services", SEED.to_string()),
+        (
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            SEED.to_string(),
+        ),
+        (
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            SEED.to_string(),
+        ),
+        (
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            "payment-gateway-sa".to_string(),
+        ),
+        (
+            "batch",
+            "v1",
+            "CronJob",
+            "cronjobs",
+            format!("{SEED}-backup"),
+        ),
+    ] {
+        let children = ns.children(group, version, kind, plural, &uid).await?;
+        assert!(children.contains(&name), "{kind} {name} among {children:?}");
     }
+
+    // A spec update lands: the autoscaler's bounds move.
+    let services = ns.api(PAYMENT_SERVICE);
+    services
+        .patch(
+            SEED,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"autoscaling": {"maxReplicas": 12}}})),
+        )
+        .await?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ns.client.clone(), &ns.name);
+    until("maxReplicas 12", Duration::from_secs(60), || async {
+        Ok(hpas.get(SEED).await?.spec.filter(|s| s.max_replicas == 12))
+    })
+    .await?;
+
+    // Drift on a child is repaired: someone points the Service elsewhere.
+    let svc: Api<Service> = Api::namespaced(ns.client.clone(), &ns.name);
+    svc.patch(
+        SEED,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"selector": {"app": "elsewhere"}}})),
+    )
+    .await?;
+    until(
+        "the Service selector restored",
+        Duration::from_secs(60),
+        || async {
+            let selector = svc
+                .get(SEED)
+                .await?
+                .spec
+                .and_then(|s| s.selector)
+                .unwrap_or_default();
+            Ok((selector.get("app").map(String::as_str) == Some(SEED)).then_some(()))
+        },
+    )
+    .await?;
+    ready(&ns, "Ready again").await?;
+
+    // Converged: two resync periods (5 s each here) without a single write.
+    let admin = ns.client.clone();
+    let quiet = writes_over(
+        &admin,
+        &OPERATOR_WRITES,
+        Duration::from_secs(8),
+        Duration::from_secs(11),
+    )
+    .await?;
+    println!("payment-service: writes over two converged resyncs: {quiet:?}");
+    assert!(quiet.is_empty(), "a converged operator wrote: {quiet:?}");
+
+    // Deletion runs the finalizer and leaves nothing of the service behind (the backup claim
+    // is kept on purpose, without an owner).
+    services.delete(SEED, &DeleteParams::default()).await?;
+    until(
+        "the PaymentService gone",
+        Duration::from_secs(60),
+        || async { Ok(services.get_opt(SEED).await?.is_none().then_some(())) },
+    )
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
+    until(
+        "children garbage-collected",
+        Duration::from_secs(60),
+        || async {
+            let left = deployments.list(&Default::default()).await?.items.len()
+                + svc.list(&Default::default()).await?.items.len();
+            Ok((left == 0).then_some(()))
+        },
+    )
+    .await?;
+    operator.assert_no_rbac_denials()?;
+    // The namespace goes while the operator runs: its finalizers need it.
+    ns.cleanup().await
 }
 
 #[tokio::test]
-async fn upgrade_and_rollback_on_a_real_cluster() -> Result<()> {
-    let Some(ns) = e2e::cluster("payment_service").await? else {
+async fn an_upgrade_lands_and_a_version_whose_pods_never_become_ready_is_rolled_back() -> Result<()>
+{
+    let Some(ns) = prepared("ps-upgrade").await? else {
         return Ok(());
     };
-    let config = RuntimeConfig::standalone(ControllerSettings {
-        resync: Duration::from_secs(5),
-        namespace: Some(ns.name.clone()),
-        ..ControllerSettings::default()
-    });
-    let (stop, operator) = runtime::spawn(ns.client.clone(), config, Metrics::new(), |rt| {
-        payment_service::controllers(rt, payment_service::Options::default())
-    });
-
-    let services: Api<PaymentService> = Api::namespaced(ns.client.clone(), &ns.name);
-    let ps: PaymentService = serde_json::from_value(json!({
-        "apiVersion": "payments.io/v1", "kind": "PaymentService",
-        "metadata": {"name": NAME},
-        "spec": {
-            "version": "3.10",
-            "image": "registry.k8s.io/pause:3.10",
-            "replicas": 2,
-            "deploymentStrategy": {"type": "RollingUpdate", "progressDeadlineSeconds": 60},
-        }
-    }))?;
-    services.create(&PostParams::default(), &ps).await?;
-    until(&services, "Running", Duration::from_secs(180), |s| {
-        s["phase"] == "Running" && s["availableReplicas"] == 2
+    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    ns.create_sample(PAYMENT_SERVICE, SEED, |ps| {
+        ps["spec"]["deploymentStrategy"] =
+            json!({"type": "RollingUpdate", "progressDeadlineSeconds": 15});
+        ps["spec"]["autoscaling"]["enabled"] = json!(false);
+        ps["spec"]["replicas"] = json!(2);
     })
     .await?;
-
-    let upgrade =
-        |version: &str, image: &str| json!({"spec": {"version": version, "image": image}});
+    ready(&ns, "Ready").await?;
+    let services = ns.api(PAYMENT_SERVICE);
+    let upgrade = |version: &str| json!({"spec": {"version": version, "image": format!("acr.azurecr.io/payment-initiation-service:{version}")}});
     services
         .patch(
-            NAME,
+            SEED,
             &PatchParams::default(),
-            &Patch::Merge(upgrade("3.9", "registry.k8s.io/pause:3.9")),
+            &Patch::Merge(upgrade("1.6.0")),
         )
         .await?;
-    until(&services, "3.9 current", Duration::from_secs(180), |s| {
-        s["currentVersion"] == "3.9" && s["phase"] == "Running"
-    })
+    ns.status_until(
+        PAYMENT_SERVICE,
+        SEED,
+        "1.6.0 current",
+        Duration::from_secs(120),
+        |s| s["currentVersion"] == "1.6.0" && s["phase"] == "Running",
+    )
     .await?;
 
+    // The stand-in kubelet never readies a pod whose image names `crash`.
     services
         .patch(
-            NAME,
+            SEED,
             &PatchParams::default(),
-            &Patch::Merge(upgrade("0.0-missing", "registry.k8s.io/pause:0.0-missing")),
+            &Patch::Merge(upgrade("1.7.0-crash")),
         )
         .await?;
-    until(&services, "rolled back", Duration::from_secs(240), |s| {
-        s["failedRollout"]["target"]["version"] == "0.0-missing"
-            && s["currentVersion"] == "3.9"
-            && s["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Degraded" && c["reason"] == "RolledBack")
-    })
+    let status = ns
+        .status_until(
+            PAYMENT_SERVICE,
+            SEED,
+            "rolled back",
+            Duration::from_secs(150),
+            |s| {
+                s["failedRollout"]["target"]["version"] == "1.7.0-crash"
+                    && s["currentVersion"] == "1.6.0"
+                    && condition(s, "Degraded")["reason"] == "RolledBack"
+            },
+        )
+        .await?;
+    assert_eq!(
+        status["currentImage"],
+        "acr.azurecr.io/payment-initiation-service:1.6.0"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
+    until(
+        "the Deployment back on 1.6.0",
+        Duration::from_secs(60),
+        || async {
+            let image = deployments
+                .get(SEED)
+                .await?
+                .spec
+                .and_then(|s| s.template.spec)
+                .and_then(|p| p.containers.first().and_then(|c| c.image.clone()));
+            Ok(image.filter(|i| i.ends_with(":1.6.0")))
+        },
+    )
     .await?;
-
-    services.delete(NAME, &DeleteParams::default()).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while services.get_opt(NAME).await?.is_some() {
-        if tokio::time::Instant::now() > deadline {
-            bail!("the finalizer did not release {NAME}");
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    stop.send_replace(true);
-    operator.await??;
+    operator.assert_no_rbac_denials()?;
+    // The namespace goes while the operator runs: its finalizers need it.
     ns.cleanup().await
+}
+
+/// Deleting the namespace deletes the operator's RoleBinding there too, often before the
+/// PaymentService: the finalizer must still go, so the namespace does.
+#[tokio::test]
+async fn deleting_the_namespace_completes() -> Result<()> {
+    let Some(ns) = prepared("ps-nsdelete").await? else {
+        return Ok(());
+    };
+    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    ns.create_sample(PAYMENT_SERVICE, SEED, |_| {}).await?;
+    ready(&ns, "Ready").await?;
+    let started = Instant::now();
+    ns.cleanup().await?;
+    println!(
+        "payment-service: namespace deleted in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(operator);
+    Ok(())
+}
+
+/// Two replicas with `--leader-elect`: one reconciles; killed, the other takes over.
+#[tokio::test]
+async fn a_standby_takes_over_when_the_leader_is_killed() -> Result<()> {
+    let Some(ns) = prepared("ps-failover").await? else {
+        return Ok(());
+    };
+    let mut a = ns.start_operator(&OPERATOR, "replica-a", true).await?;
+    let mut b = ns.start_operator(&OPERATOR, "replica-b", true).await?;
+    ns.create_sample(PAYMENT_SERVICE, SEED, |_| {}).await?;
+    ready(&ns, "Ready").await?;
+    let admin = ns.client.clone();
+    let leader = lease_holder(&admin, &a.home, &a.lease)
+        .await?
+        .context("a leader")?;
+    let (leader_process, standby) = if leader == "replica-a" {
+        (&mut a, "replica-b")
+    } else {
+        (&mut b, "replica-a")
+    };
+
+    leader_process.kill()?;
+    let killed = Instant::now();
+    let services = ns.api(PAYMENT_SERVICE);
+    services
+        .patch(
+            SEED,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"autoscaling": {"maxReplicas": 9}}})),
+        )
+        .await?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ns.client.clone(), &ns.name);
+    until(
+        "the standby applies a change",
+        Duration::from_secs(60),
+        || async { Ok(hpas.get(SEED).await?.spec.filter(|s| s.max_replicas == 9)) },
+    )
+    .await?;
+    let failover = killed.elapsed();
+    let holder = lease_holder(&admin, &a.home, &a.lease).await?;
+    if holder.as_deref() != Some(standby) {
+        bail!("the Lease is held by {holder:?}, not the standby {standby}");
+    }
+    println!(
+        "payment-service: failover after the leader was killed: {:.1}s",
+        failover.as_secs_f64()
+    );
+
+    // A graceful stop hands over at once.
+    let current = if standby == "replica-a" {
+        &mut a
+    } else {
+        &mut b
+    };
+    current.assert_no_rbac_denials()?;
+    let mut c = ns.start_operator(&OPERATOR, "replica-c", true).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stopped = Instant::now();
+    current.terminate(Duration::from_secs(30)).await?;
+    until("replica-c leads", Duration::from_secs(30), || async {
+        Ok(
+            (lease_holder(&admin, &c.home, &c.lease).await?.as_deref() == Some("replica-c"))
+                .then_some(()),
+        )
+    })
+    .await?;
+    println!(
+        "payment-service: hand-over on SIGTERM: {:.1}s",
+        stopped.elapsed().as_secs_f64()
+    );
+    c.assert_no_rbac_denials()?;
+    // The namespace goes while an operator runs: its finalizers need one.
+    ns.cleanup().await?;
+    c.terminate(Duration::from_secs(30)).await
 }

@@ -4,10 +4,13 @@
 //!   check that the checked-in files are current (CI runs the check).
 //! - `demo [--serve]`: run the operators on the in-memory API server with the samples.
 //! - `bench`: measure the operators against a naive baseline (report in `target/bench/`).
+//! - `e2e [--local]`: the end-to-end suite against a real API server (`--local`: the real
+//!   control plane of `../shared/realcp`, started and stopped around the run).
 
 mod bench;
 mod crds;
 mod demo;
+mod e2e;
 mod naive;
 
 use std::path::PathBuf;
@@ -15,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask crds [--check] | demo [--serve] | bench";
+const USAGE: &str = "usage: cargo xtask crds [--check] | demo [--serve] | bench | e2e [--local]";
 
 fn workspace_root() -> Result<PathBuf> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -57,6 +60,8 @@ fn run(args: &[String]) -> Result<()> {
         ["demo"] => tokio_runtime()?.block_on(demo::run(&root, false)),
         ["demo", "--serve"] => tokio_runtime()?.block_on(demo::run(&root, true)),
         ["bench"] => bench::build_and_run(&root),
+        ["e2e"] => e2e::run_suite(&root, false),
+        ["e2e", "--local"] => e2e::run_suite(&root, true),
         ["bench-run"] => tokio_runtime()?.block_on(bench::run(&root)),
         ["naive-operator", operator] => tokio_runtime()?.block_on(naive::run(operator)),
         _ => bail!("{USAGE}"),

@@ -120,6 +120,7 @@ impl EventPublisher {
         K: Resource<DynamicType = ()>,
     {
         if let Err(error) = self.try_publish(obj, type_, reason, action, note).await {
+            let error = crate::error::describe_kube(&error);
             tracing::warn!(%error, reason, "could not publish event");
         }
     }

@@ -7,11 +7,19 @@
 //!
 //! Patches are JSON patches with a `test` of the list they edit, so a concurrent change to
 //! the finalizers (another controller's) makes the write fail and retry instead of clobbering.
+//!
+//! **A namespace being deleted is never held up.** Its contents all go, children included,
+//! and the operator's namespaced RoleBinding may go before its resources do, taking its
+//! rights there with it. So cleanup is told which deletion it is ([`Deletion`]): when the
+//! namespace is going, it keeps its record and releases, and touches no child. (Releasing
+//! needs only the rights over the operator's own resources, which its manifests grant
+//! cluster-wide for exactly this reason.)
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -30,6 +38,32 @@ pub enum Cleanup {
     Waiting(Duration),
 }
 
+/// What is being deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deletion {
+    /// The resource alone: undo what it set up (drain, stop, keep backups).
+    Resource,
+    /// Its namespace: everything in it goes with it. Keep the record, release, and touch no
+    /// child (the operator may have lost its rights in the namespace already).
+    Namespace,
+}
+
+/// Which deletion this is: the namespace's when it is gone or being deleted. A namespace the
+/// operator may not read counts as staying (the cleanup then does its full work).
+async fn deletion_of(client: kube::Client, namespace: Option<&str>) -> Deletion {
+    let Some(namespace) = namespace else {
+        return Deletion::Resource;
+    };
+    match Api::<Namespace>::all(client).get_opt(namespace).await {
+        Ok(Some(ns)) if ns.metadata.deletion_timestamp.is_none() => Deletion::Resource,
+        Ok(_) => Deletion::Namespace,
+        Err(error) => {
+            tracing::warn!(error = %crate::error::describe_kube(&error), namespace, "cannot tell whether the namespace is being deleted");
+            Deletion::Resource
+        }
+    }
+}
+
 /// Edits the finalizer list with a JSON patch (its `test` guards against concurrent edits).
 async fn patch_finalizers<K>(api: &Api<K>, name: &str, ops: serde_json::Value) -> Result<()>
 where
@@ -46,7 +80,7 @@ where
 }
 
 /// Runs `apply` while the object lives (after making sure it carries `finalizer`), and
-/// `cleanup` once it is being deleted.
+/// `cleanup` once it is being deleted, told whether the namespace goes too.
 pub async fn with_finalizer<K, A, AF, C, CF>(
     api: &Api<K>,
     finalizer: &str,
@@ -58,7 +92,7 @@ where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
     A: FnOnce(Arc<K>) -> AF,
     AF: Future<Output = Result<Action>>,
-    C: FnOnce(Arc<K>) -> CF,
+    C: FnOnce(Arc<K>, Deletion) -> CF,
     CF: Future<Output = Result<Cleanup>>,
 {
     let name = obj
@@ -87,19 +121,23 @@ where
             // The write triggers the next reconcile, which applies.
             Ok(Action::await_change())
         }
-        (true, Some(index)) => match cleanup(obj).await {
-            Ok(Cleanup::Done) => {
-                let path = format!("/metadata/finalizers/{index}");
-                let patch = json!([
-                    {"op": "test", "path": path, "value": finalizer},
-                    {"op": "remove", "path": path},
-                ]);
-                patch_finalizers(api, &name, patch).await?;
-                Ok(Action::await_change())
+        (true, Some(index)) => {
+            let deletion =
+                deletion_of(api.clone().into_client(), obj.meta().namespace.as_deref()).await;
+            match cleanup(obj, deletion).await {
+                Ok(Cleanup::Done) => {
+                    let path = format!("/metadata/finalizers/{index}");
+                    let patch = json!([
+                        {"op": "test", "path": path, "value": finalizer},
+                        {"op": "remove", "path": path},
+                    ]);
+                    patch_finalizers(api, &name, patch).await?;
+                    Ok(Action::await_change())
+                }
+                Ok(Cleanup::Waiting(after)) => Ok(Action::requeue(after)),
+                Err(e) => Err(Error::Cleanup(Box::new(e))),
             }
-            Ok(Cleanup::Waiting(after)) => Ok(Action::requeue(after)),
-            Err(e) => Err(Error::Cleanup(Box::new(e))),
-        },
+        }
         // Being deleted and not ours to hold: nothing to do.
         (true, None) => Ok(Action::await_change()),
     }

@@ -223,7 +223,7 @@ async fn finalizer_guards_cleanup() -> Result<()> {
         applies.fetch_add(1, Ordering::SeqCst);
         Ok(Action::await_change())
     };
-    let never_cleans = |_| async { Ok(Cleanup::Done) };
+    let never_cleans = |_, _| async { Ok(Cleanup::Done) };
 
     // First pass: only the finalizer is added; the apply branch has not run yet.
     let w = Arc::new(api.get("w").await?);
@@ -244,7 +244,7 @@ async fn finalizer_guards_cleanup() -> Result<()> {
         "example.io/cleanup",
         w,
         |_| applied(),
-        |_| async {
+        |_, _| async {
             Err::<Cleanup, _>(Error::Kube(kube::Error::Api(Box::new(
                 kube::core::Status::failure("drain failed", "ServiceUnavailable").with_code(503),
             ))))
@@ -263,7 +263,7 @@ async fn finalizer_guards_cleanup() -> Result<()> {
         "example.io/cleanup",
         w,
         |_| applied(),
-        |_| async { Ok(Cleanup::Waiting(Duration::from_secs(2))) },
+        |_, _| async { Ok(Cleanup::Waiting(Duration::from_secs(2))) },
     )
     .await?;
     assert_eq!(waiting, Action::requeue(Duration::from_secs(2)));

@@ -18,7 +18,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use operator_core::conditions::{ConditionStatus, Observed, remove, set_condition, set_not_ready};
-use operator_core::finalizer::{Cleanup, with_finalizer};
+use operator_core::finalizer::{Cleanup, Deletion, with_finalizer};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::{Changes, Children, Clock, Context, Error, FieldError, Foreign, Result};
 use serde_json::json;
@@ -112,7 +112,7 @@ pub async fn reconcile(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
         FINALIZER,
         ps,
         |ps| apply(ps, ctx.clone()),
-        |ps| cleanup(ps, ctx.clone()),
+        |ps, deletion| cleanup(ps, deletion, ctx.clone()),
     )
     .await
 }
@@ -734,16 +734,12 @@ async fn announce(
     }
 }
 
-/// Before the PaymentService goes: stop every Deployment of it (a canary or idle colour
-/// included), keep the backup claim (its owner reference is removed so the garbage collector
-/// leaves the exports), and forget what was applied.
-async fn cleanup(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Cleanup> {
-    let op = &ctx.operator;
-    let name = ps.name_any();
-    let namespace = ps.namespace().unwrap_or_default();
-    let deleted = op.deployments.prune(&*ps, &BTreeSet::new()).await?;
-    let claims = api::<PersistentVolumeClaim>(&ctx, &ps);
-    let claim = backup_volume_name(&name);
+/// Stops every Deployment of the service and keeps the backup claim out of the garbage
+/// collector's reach: the Deployments deleted, and whether a claim was kept.
+async fn stop_and_keep_backups(ps: &PaymentService, ctx: &Ctx) -> Result<(Vec<String>, bool)> {
+    let deleted = ctx.operator.deployments.prune(ps, &BTreeSet::new()).await?;
+    let claims = api::<PersistentVolumeClaim>(ctx, ps);
+    let claim = backup_volume_name(&ps.name_any());
     let kept = match claims.get_metadata_opt(&claim).await? {
         Some(meta)
             if meta
@@ -760,6 +756,23 @@ async fn cleanup(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Cleanup> {
         Some(_) => true,
         None => false,
     };
+    Ok((deleted, kept))
+}
+
+/// Before the PaymentService goes: stop every Deployment of it (a canary or idle colour
+/// included), keep the backup claim (its owner reference is removed so the garbage collector
+/// leaves the exports), record what was done, and forget what was applied. When the whole
+/// namespace goes, its children go with it: only the record is kept.
+async fn cleanup(ps: Arc<PaymentService>, deletion: Deletion, ctx: Ctx) -> Result<Cleanup> {
+    let op = &ctx.operator;
+    let name = ps.name_any();
+    let namespace = ps.namespace().unwrap_or_default();
+    let claim = backup_volume_name(&name);
+    let (deleted, kept) = match deletion {
+        Deletion::Resource => stop_and_keep_backups(&ps, &ctx).await?,
+        Deletion::Namespace => (Vec::new(), false),
+    };
+
     // The record of what deletion did (and where the backups are): kept in status and the
     // operator's log, which a namespace being deleted still accepts, then announced.
     let status = ps.status.clone().unwrap_or_default();

@@ -15,7 +15,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use operator_core::conditions::{ConditionStatus, Observed, set_condition, set_not_ready};
-use operator_core::finalizer::{Cleanup, with_finalizer};
+use operator_core::finalizer::{Cleanup, Deletion, with_finalizer};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::{Changes, Children, Context, Error, Result};
 use serde_json::json;
@@ -72,7 +72,7 @@ pub async fn reconcile(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
         FINALIZER,
         ta,
         |ta| apply(ta, ctx.clone()),
-        |ta| stop_trading(ta, ctx.clone()),
+        |ta, deletion| stop_trading(ta, deletion, ctx.clone()),
     )
     .await
 }
@@ -340,13 +340,12 @@ fn invalid_status(ta: &TradingAlgorithm, error: &Error, now: Timestamp) -> Tradi
     status
 }
 
-/// Stops trading before the resource goes: removes the autoscaler, scales the Deployment to
-/// zero, waits (up to `stop_timeout`) for its pods to stop, then records the final trades and
-/// P&L in an event. The children themselves are garbage-collected through owner references.
-async fn stop_trading(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Cleanup> {
+/// Removes the autoscaler and scales to zero; `Some(wait)` while pods are still stopping
+/// (up to `stop_timeout`, then it goes ahead with a warning).
+async fn wind_down(ta: &TradingAlgorithm, ctx: &Ctx) -> Result<Option<Cleanup>> {
     let op = &ctx.operator;
     let namespace = ta.namespace().unwrap_or_default();
-    op.hpas.prune(&*ta, &BTreeSet::new()).await?;
+    op.hpas.prune(ta, &BTreeSet::new()).await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let name = deployment_name(&ta.name_any());
     let remaining = match deployments.get_opt(&name).await? {
@@ -358,7 +357,7 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Cleanup> {
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
                 ctx.events
-                    .normal(&*ta, "Stopping", "Scale", "scaling to zero before deletion")
+                    .normal(ta, "Stopping", "Scale", "scaling to zero before deletion")
                     .await;
             }
             d.status.and_then(|s| s.replicas).unwrap_or(0)
@@ -372,11 +371,11 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Cleanup> {
     let waited = (op.now)().duration_since(deleting_since);
     if remaining > 0 {
         if waited.as_secs_f64() < op.stop_timeout.as_secs_f64() {
-            return Ok(Cleanup::Waiting(STOP_POLL));
+            return Ok(Some(Cleanup::Waiting(STOP_POLL)));
         }
         ctx.events
             .warning(
-                &*ta,
+                ta,
                 "GracefulStopTimedOut",
                 "Delete",
                 format!(
@@ -386,6 +385,22 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Cleanup> {
             )
             .await;
     }
+    Ok(None)
+}
+
+/// Stops trading before the resource goes: removes the autoscaler, scales the Deployment to
+/// zero, waits (up to `stop_timeout`) for its pods to stop, then records the final trades and
+/// P&L. The children themselves are garbage-collected through owner references. When the
+/// whole namespace goes, its pods go with it: only the record is kept.
+async fn stop_trading(ta: Arc<TradingAlgorithm>, deletion: Deletion, ctx: Ctx) -> Result<Cleanup> {
+    let op = &ctx.operator;
+    let namespace = ta.namespace().unwrap_or_default();
+    if deletion == Deletion::Resource
+        && let Some(waiting) = wind_down(&ta, &ctx).await?
+    {
+        return Ok(waiting);
+    }
+
     // The final figures are the audit record of this algorithm: kept in its status and the
     // operator's log, which a namespace being deleted still accepts, then announced.
     let status = ta.status.clone().unwrap_or_default();

@@ -1,0 +1,341 @@
+//! An operator binary run as a local process, authenticated as the ServiceAccount deploy/
+//! gives it (a token from the TokenRequest API), so every request it makes is checked against
+//! the RBAC deploy/ grants. Its manager Role is bound in the test's namespace exactly as
+//! `rbac.yaml` says to watch another namespace: the same Role and RoleBinding, there.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::Value;
+
+use crate::TestNamespace;
+use crate::manifests::render;
+
+/// An operator as deploy/ installs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Operator {
+    /// Its folder under deploy/.
+    pub overlay: &'static str,
+    /// The binary (`cargo build` puts it in the target folder).
+    pub binary: &'static str,
+}
+
+pub const PAYMENT_SERVICE: Operator = Operator {
+    overlay: "payment-service",
+    binary: "payment-service-operator",
+};
+
+pub const TRADING: Operator = Operator {
+    overlay: "trading-algorithm",
+    binary: "trading-operator",
+};
+
+/// What deploy/<overlay> says about the operator's identity and home.
+struct Installed {
+    objects: Vec<Value>,
+    /// Where its Deployment, ServiceAccount and Lease live.
+    home: String,
+    account: String,
+    /// The namespace its Deployment watches (`WATCH_NAMESPACE`), where its manager Role is.
+    watched: String,
+    /// `config.yaml` of its ConfigMap.
+    config: String,
+}
+
+fn installed(op: &Operator) -> Result<Installed> {
+    let objects = render(op.overlay)?;
+    let kind = |o: &&Value, k: &str| o["kind"] == k;
+    let deployment = objects
+        .iter()
+        .find(|o| kind(o, "Deployment"))
+        .context("the overlay's Deployment")?;
+    let pod = &deployment["spec"]["template"]["spec"];
+    let watched = pod["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "WATCH_NAMESPACE")
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let config_name = pod["volumes"][0]["configMap"]["name"]
+        .as_str()
+        .unwrap_or_default();
+    let config = objects
+        .iter()
+        .find(|o| kind(o, "ConfigMap") && o["metadata"]["name"] == config_name)
+        .and_then(|c| c["data"]["config.yaml"].as_str())
+        .context("the operator's config.yaml")?
+        .to_string();
+    Ok(Installed {
+        home: deployment["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        account: pod["serviceAccountName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        watched,
+        config,
+        objects,
+    })
+}
+
+/// Where the suite writes operator logs and kubeconfigs: `target/e2e/`.
+pub fn work_dir() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    target.join("e2e")
+}
+
+fn binary(op: &Operator) -> Result<PathBuf> {
+    let dir = std::env::var("E2E_BIN_DIR").map_or_else(
+        |_| {
+            let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+                |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+                PathBuf::from,
+            );
+            target.join("debug")
+        },
+        PathBuf::from,
+    );
+    let path = dir.join(op.binary);
+    if !path.exists() {
+        bail!(
+            "{} is not built (cargo xtask e2e builds it; or cargo build -p {})",
+            path.display(),
+            op.overlay
+        );
+    }
+    Ok(path)
+}
+
+impl TestNamespace {
+    /// Binds the operator's manager Role from deploy/ in this namespace (the documented way to
+    /// let it watch another namespace), so it runs here under exactly the rights it ships with.
+    pub async fn grant(&self, op: &Operator) -> Result<()> {
+        let installed = installed(op)?;
+        for object in installed.objects.iter().filter(|o| {
+            matches!(o["kind"].as_str(), Some("Role" | "RoleBinding"))
+                && o["metadata"]["namespace"] == installed.watched.as_str()
+        }) {
+            let mut object = object.clone();
+            object["metadata"]["namespace"] = Value::String(self.name.clone());
+            let gvk = GroupVersionKind::gvk(
+                "rbac.authorization.k8s.io",
+                "v1",
+                object["kind"].as_str().unwrap_or_default(),
+            );
+            let plural = if gvk.kind == "Role" {
+                "roles"
+            } else {
+                "rolebindings"
+            };
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                self.client.clone(),
+                &self.name,
+                &ApiResource::from_gvk_with_plural(&gvk, plural),
+            );
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            api.patch(
+                &name,
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .with_context(|| format!("binding {name} in {}", self.name))?;
+        }
+        Ok(())
+    }
+
+    /// Starts replica `replica` of the operator, watching this namespace, as its own
+    /// ServiceAccount. With `leader_elect`, replicas of one test share a Lease of their own.
+    pub async fn start_operator(
+        &self,
+        op: &Operator,
+        replica: &str,
+        leader_elect: bool,
+    ) -> Result<OperatorProcess> {
+        let installed = installed(op)?;
+        let dir = work_dir().join(&self.name);
+        std::fs::create_dir_all(&dir)?;
+        let kubeconfig = dir.join(format!("{}.kubeconfig", op.binary));
+        std::fs::write(
+            &kubeconfig,
+            self.kubeconfig_as(&installed.home, &installed.account)
+                .await?,
+        )?;
+        // The shipped config file, with a resync short enough for a test and a Lease of this
+        // test's own (tests run operators side by side in one home namespace).
+        let config = dir.join(format!("{}-config.yaml", op.binary));
+        let lease = format!("{}-{}", op.binary, self.name);
+        std::fs::write(
+            &config,
+            installed
+                .config
+                .replace("reconcileInterval: \"30s\"", "reconcileInterval: \"5s\"")
+                .replace(
+                    &format!("id: \"{}-leader\"", op.binary),
+                    &format!("id: \"{lease}\""),
+                ),
+        )?;
+        let log = dir.join(format!("{}-{replica}.log", op.binary));
+        let file = std::fs::File::create(&log)?;
+        let mut command = Command::new(binary(op)?);
+        command
+            .env("KUBECONFIG", &kubeconfig)
+            .env("WATCH_NAMESPACE", &self.name)
+            .env("POD_NAMESPACE", &installed.home)
+            .env("POD_NAME", replica)
+            .env("RUST_LOG", "info")
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "--health-probe-bind-address",
+                "0",
+                "--metrics-bind-address",
+                "0",
+            ])
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file));
+        if leader_elect {
+            command.arg("--leader-elect");
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", op.binary))?;
+        Ok(OperatorProcess {
+            child: Some(child),
+            log,
+            lease,
+            home: installed.home,
+        })
+    }
+
+    /// A kubeconfig for the ServiceAccount `home/account` on the cluster under test.
+    async fn kubeconfig_as(&self, home: &str, account: &str) -> Result<String> {
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), home);
+        let token = accounts
+            .create_token_request(account, &PostParams::default(), &TokenRequest::default())
+            .await
+            .with_context(|| format!("a token for {home}/{account}"))?
+            .status
+            .map(|s| s.token)
+            .context("the TokenRequest returned no token")?;
+        let path = std::env::var("KUBECONFIG").context("KUBECONFIG names the admin kubeconfig")?;
+        let admin = kube::config::Kubeconfig::read_from(&path)?;
+        let context = admin
+            .contexts
+            .iter()
+            .find(|c| Some(&c.name) == admin.current_context.as_ref())
+            .or(admin.contexts.first())
+            .and_then(|c| c.context.as_ref())
+            .context("the admin kubeconfig has no context")?;
+        let cluster = admin
+            .clusters
+            .iter()
+            .find(|c| c.name == context.cluster)
+            .and_then(|c| c.cluster.as_ref())
+            .context("the admin kubeconfig's cluster")?;
+        let server = cluster.server.clone().unwrap_or_default();
+        let ca = match (
+            &cluster.certificate_authority_data,
+            &cluster.certificate_authority,
+        ) {
+            (Some(data), _) => format!("certificate-authority-data: {data}"),
+            (None, Some(file)) => format!("certificate-authority: {file}"),
+            (None, None) => "insecure-skip-tls-verify: true".into(),
+        };
+        Ok(format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: e2e, cluster: {{server: \"{server}\", {ca}}}}}]\nusers: [{{name: {account}, user: {{token: \"{token}\"}}}}]\ncontexts: [{{name: e2e, context: {{cluster: e2e, user: {account}, namespace: {}}}}}]\ncurrent-context: e2e\n",
+            self.name
+        ))
+    }
+}
+
+/// A running operator replica; killed when dropped.
+#[derive(Debug)]
+pub struct OperatorProcess {
+    child: Option<Child>,
+    pub log: PathBuf,
+    /// The Lease its replicas share.
+    pub lease: String,
+    /// The namespace of the Lease.
+    pub home: String,
+}
+
+impl OperatorProcess {
+    /// SIGKILL: a crash, nothing released.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then waits (`limit` at most) for a clean exit.
+    pub async fn terminate(&mut self, limit: Duration) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!("{} exited with {status} after SIGTERM", self.log.display());
+                }
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                child.kill()?;
+                bail!("still running {limit:?} after SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Lines of its log where the API server denied it something by RBAC.
+    pub fn rbac_denials(&self) -> Result<Vec<String>> {
+        Ok(std::fs::read_to_string(&self.log)?
+            .lines()
+            .filter(|l| l.contains("system:serviceaccount:") && l.contains(" cannot "))
+            .map(String::from)
+            .collect())
+    }
+
+    /// Fails with the denials, if the log has any.
+    pub fn assert_no_rbac_denials(&self) -> Result<()> {
+        let denials = self.rbac_denials()?;
+        if !denials.is_empty() {
+            bail!(
+                "{} was denied by RBAC {} times; first: {}",
+                self.log.display(),
+                denials.len(),
+                denials[0]
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}

@@ -1,0 +1,149 @@
+//! `cargo xtask e2e [--local]`: the end-to-end suite against a real API server.
+//!
+//! With `--local` it starts the real control plane of `../shared/realcp` (or the folder
+//! `REALCP_DIR` names) from an empty etcd, and stops it afterwards, pass or fail. Without it,
+//! it runs against the cluster `KUBECONFIG` names, and only with `E2E_CLUSTER=1` (so a
+//! developer's cluster is never touched by accident). Either way it installs deploy/ as a user
+//! would (`kubectl apply -k` of the CRDs, the namespaces and each operator), builds the
+//! operator binaries, and runs `cargo test -p e2e` one test at a time (the writes a converged
+//! operator makes are read from the API server's own counters, which other tests would move).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// What deploy/ installs, in order.
+const INSTALL: [&str; 4] = ["crds", "namespaces", "payment-service", "trading-algorithm"];
+
+fn run(command: &mut Command, what: &str) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("running {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The realcp script: `$REALCP_DIR/realcp`, or `../shared/realcp/realcp` beside the workspace.
+fn realcp(root: &Path) -> PathBuf {
+    std::env::var("REALCP_DIR")
+        .map_or_else(|_| root.join("../shared/realcp"), PathBuf::from)
+        .join("realcp")
+}
+
+/// Starts the real control plane from an empty etcd; returns its admin kubeconfig.
+fn start_realcp(script: &Path) -> Result<PathBuf> {
+    let started = Instant::now();
+    let output = Command::new("bash")
+        .arg(script)
+        .args(["start", "--fresh", "--kubelet"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {}", script.display()))?;
+    if !output.status.success() {
+        bail!("{} start failed ({})", script.display(), output.status);
+    }
+    let path = String::from_utf8(output.stdout)?
+        .lines()
+        .last()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .context("realcp start printed no kubeconfig path")?
+        .to_string();
+    println!(
+        "real control plane up in {:.0}s; KUBECONFIG={path}",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(PathBuf::from(path))
+}
+
+fn install(root: &Path, kubeconfig: &Path) -> Result<()> {
+    for dir in INSTALL {
+        run(
+            Command::new("kubectl")
+                .env("KUBECONFIG", kubeconfig)
+                .args(["apply", "-k"])
+                .arg(root.join("deploy").join(dir)),
+            &format!("kubectl apply -k deploy/{dir}"),
+        )?;
+        if dir == "crds" {
+            run(
+                Command::new("kubectl").env("KUBECONFIG", kubeconfig).args([
+                    "wait",
+                    "--for",
+                    "condition=Established",
+                    "--timeout",
+                    "60s",
+                    "crd",
+                    "--all",
+                ]),
+                "waiting for the CRDs to be established",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn suite(root: &Path, kubeconfig: &Path) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(
+        Command::new(&cargo).current_dir(root).args([
+            "build",
+            "--locked",
+            "-p",
+            "payment-service",
+            "-p",
+            "trading-algorithm",
+        ]),
+        "building the operators",
+    )?;
+    install(root, kubeconfig)?;
+    let started = Instant::now();
+    let result = run(
+        Command::new(&cargo)
+            .current_dir(root)
+            .env("E2E_CLUSTER", "1")
+            .env("KUBECONFIG", kubeconfig)
+            .args([
+                "test",
+                "--locked",
+                "-p",
+                "e2e",
+                "--",
+                "--test-threads=1",
+                "--nocapture",
+            ]),
+        "the e2e suite",
+    );
+    println!("e2e suite: {:.0}s", started.elapsed().as_secs_f64());
+    result
+}
+
+pub fn run_suite(root: &Path, local: bool) -> Result<()> {
+    if !local {
+        if std::env::var("E2E_CLUSTER").as_deref() != Ok("1") {
+            bail!(
+                "refusing to run against the cluster KUBECONFIG names without E2E_CLUSTER=1; use --local for the real control plane of ../shared/realcp"
+            );
+        }
+        let kubeconfig = std::env::var("KUBECONFIG").map_or_else(
+            |_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".kube/config"),
+            PathBuf::from,
+        );
+        return suite(root, &kubeconfig);
+    }
+    let script = realcp(root);
+    if !script.exists() {
+        bail!(
+            "{} not found: set REALCP_DIR to the realcp folder",
+            script.display()
+        );
+    }
+    let kubeconfig = start_realcp(&script)?;
+    let result = suite(root, &kubeconfig);
+    let stopped = run(Command::new("bash").arg(&script).arg("stop"), "realcp stop");
+    result.and(stopped)
+}
