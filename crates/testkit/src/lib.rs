@@ -8,11 +8,14 @@
 //! watch with resume and `410 Gone` — and lets tests inject faults and count requests.
 //! What it does not model is listed in the crate's README.
 
+pub mod conformance;
 mod error;
+mod events;
 mod faults;
 mod fieldpath;
 pub mod loopback;
 mod managed;
+mod openapi;
 mod registry;
 mod rules;
 mod schema;
@@ -197,6 +200,13 @@ impl ApiServer {
     ) -> Option<Value> {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let store = lock(&self.shared.store);
+        if events::is_view(group, plural) {
+            let rt = store.resolve("", "v1", "events")?;
+            return store
+                .get(&rt, namespace, name)
+                .ok()
+                .map(|e| events::to_view(&e));
+        }
         let rt = store.resolve(group, version, plural)?;
         store.get(&rt, namespace, name).ok()
     }
@@ -247,13 +257,24 @@ impl ApiServer {
     pub fn objects(&self, api_version: &str, plural: &str) -> Vec<Value> {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let store = lock(&self.shared.store);
-        let Some(rt) = store.resolve(group, version, plural) else {
+        let view = events::is_view(group, plural);
+        let resolved = if view {
+            store.resolve("", "v1", "events")
+        } else {
+            store.resolve(group, version, plural)
+        };
+        let Some(rt) = resolved else {
             return Vec::new();
         };
-        store
+        let items = store
             .list(&rt, None, &store::ListOptions::default())
             .map(|(items, _)| items)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if view {
+            items.iter().map(events::to_view).collect()
+        } else {
+            items
+        }
     }
 }
 

@@ -37,6 +37,15 @@ pub struct ResourceType {
 }
 
 impl ResourceType {
+    /// The fields besides `metadata.name`/`metadata.namespace` a field selector may name.
+    pub fn selectable_fields(&self) -> &'static [&'static str] {
+        if self.group.is_empty() && self.plural == "events" {
+            &crate::events::SELECTABLE
+        } else {
+            &[]
+        }
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.clone()

@@ -81,7 +81,10 @@ impl Selector {
     }
 
     /// Matches the fields every kind can be selected by.
-    pub fn matches_fields(&self, obj: &Value) -> Result<bool, ApiError> {
+    /// Whether `obj` matches as a field selector. Every kind selects by `metadata.name` and
+    /// `metadata.namespace`; `selectable` names the further fields its kind allows (the real
+    /// server refuses any other with 400, and so does this).
+    pub fn matches_fields(&self, obj: &Value, selectable: &[&str]) -> Result<bool, ApiError> {
         for req in &self.0 {
             let key = match req {
                 Requirement::Equals(k, _) | Requirement::NotEquals(k, _) => k,
@@ -91,20 +94,22 @@ impl Selector {
                     ));
                 }
             };
-            if key != "metadata.name" && key != "metadata.namespace" {
+            if key != "metadata.name"
+                && key != "metadata.namespace"
+                && !selectable.contains(&key.as_str())
+            {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {key}"
                 )));
             }
         }
         Ok(self.matches(|k| {
-            let field = k.strip_prefix("metadata.").unwrap_or(k);
-            Some(
-                obj["metadata"][field]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
+            let found = k.split('.').try_fold(obj, |v, p| v.get(p));
+            Some(match found {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            })
         }))
     }
 
@@ -139,9 +144,14 @@ mod tests {
     #[test]
     fn field_selector_by_name() -> Result<(), ApiError> {
         let obj = json!({"metadata": {"name": "a", "namespace": "ns"}});
-        assert!(Selector::parse("metadata.name=a")?.matches_fields(&obj)?);
-        assert!(!Selector::parse("metadata.namespace!=ns")?.matches_fields(&obj)?);
-        assert!(Selector::parse("spec.x=1")?.matches_fields(&obj).is_err());
+        assert!(Selector::parse("metadata.name=a")?.matches_fields(&obj, &[])?);
+        assert!(!Selector::parse("metadata.namespace!=ns")?.matches_fields(&obj, &[])?);
+        assert!(
+            Selector::parse("spec.x=1")?
+                .matches_fields(&obj, &[])
+                .is_err()
+        );
+        assert!(!Selector::parse("spec.x=1")?.matches_fields(&obj, &["spec.x"])?);
         Ok(())
     }
 }

@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::error::ApiError;
+use crate::events;
 use crate::faults::{FaultState, Faults, RequestStats, Verb};
+use crate::openapi;
 use crate::registry::ResourceType;
 use crate::selector::Selector;
 use crate::store::{Change, DeleteOptions, ListOptions, PatchBody, Propagation, Store, Written};
@@ -74,6 +76,8 @@ struct Target {
     namespace: Option<String>,
     name: Option<String>,
     subresource: Option<String>,
+    /// `events.k8s.io/v1` Events: served from the core Events, through [`events`].
+    events_view: bool,
 }
 
 enum Route {
@@ -97,6 +101,18 @@ fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
             })));
         }
         ["apis"] => return Ok(Route::Discovery(group_list(store))),
+        ["openapi", "v2"] => return Ok(Route::Discovery(openapi::v2(store.types()))),
+        ["openapi", "v3"] => return Ok(Route::Discovery(openapi::v3_index(store.types()))),
+        ["openapi", "v3", "api", version] => {
+            return openapi::v3_group_version(store.types(), "", version)
+                .map(Route::Discovery)
+                .ok_or_else(|| ApiError::not_found("path", path));
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            return openapi::v3_group_version(store.types(), group, version)
+                .map(Route::Discovery)
+                .ok_or_else(|| ApiError::not_found("path", path));
+        }
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Err(ApiError::not_found("path", path)),
@@ -112,7 +128,13 @@ fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
         other => (None, other.to_vec()),
     };
     let plural = rest.first().copied().unwrap_or_default();
-    let rt = known(plural).ok_or_else(|| {
+    let events_view = events::is_view(group, plural);
+    let rt = if events_view {
+        store.resolve("", "v1", "events")
+    } else {
+        known(plural)
+    }
+    .ok_or_else(|| {
         ApiError::not_found("the server could not find the requested resource", plural)
     })?;
     Ok(Route::Resource(Box::new(Target {
@@ -120,6 +142,7 @@ fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
         namespace,
         name: rest.get(1).map(|s| (*s).to_string()),
         subresource: rest.get(2).map(|s| (*s).to_string()),
+        events_view,
     })))
 }
 
@@ -325,7 +348,7 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
 /// Serves one request.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response<ResponseBody> {
     let (parts, body) = req.into_parts();
-    let q = query(&parts.uri);
+    let mut q = query(&parts.uri);
     let routed = route(&lock(&shared.store), parts.uri.path());
     let target = match routed {
         Ok(Route::Discovery(v)) => return json_response(200, &v),
@@ -355,6 +378,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
     });
     let verb = verb_of(&parts.method, &target, &q, &content_type);
     let resource = target.rt.plural.clone();
+    let body = if target.events_view {
+        if let Some(selector) = q.get_mut("fieldSelector") {
+            *selector = events::selector_to_core(selector);
+        }
+        match events_body_to_core(verb, &content_type, &body) {
+            Ok(converted) => converted,
+            Err(e) => return error_response(&e),
+        }
+    } else {
+        body
+    };
 
     let (latency, fault) = {
         let mut faults = lock(&shared.faults);
@@ -368,9 +402,41 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
         lock(&shared.stats).record(verb, &resource, false, true);
         return error_response(&e);
     }
+    if q.get("fieldValidation").is_some_and(|v| v == "Strict")
+        && matches!(
+            verb,
+            Verb::Create | Verb::Update | Verb::Apply | Verb::Patch
+        )
+        && !content_type.starts_with("application/json-patch+json")
+        && target.subresource.is_none()
+        && let Ok(sent) = parse_body(&body)
+    {
+        let unknown = openapi::unknown_fields(&target.rt, &sent);
+        if !unknown.is_empty() {
+            let listed: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field {f:?}"))
+                .collect();
+            lock(&shared.stats).record(verb, &resource, false, false);
+            return error_response(&ApiError::bad_request(format!(
+                "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+                target.rt.kind,
+                target.rt.version,
+                target.rt.kind,
+                listed.join(", ")
+            )));
+        }
+    }
     if verb == Verb::Watch {
         lock(&shared.stats).record(verb, &resource, false, false);
-        return watch(shared, *target, &q, metadata_only);
+        let shown = if as_table {
+            Shown::Table
+        } else if metadata_only {
+            Shown::Metadata
+        } else {
+            Shown::Object
+        };
+        return watch(shared, *target, &q, shown);
     }
 
     let result = serve(
@@ -383,6 +449,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
         &manager,
         metadata_only,
     )
+    .map(|(v, changed)| {
+        if target.events_view {
+            (events_body_to_view(v), changed)
+        } else {
+            (v, changed)
+        }
+    })
     .map(|(v, changed)| match (as_table, verb) {
         (true, Verb::List) => {
             let rv = lock(&shared.store).resource_version();
@@ -433,8 +506,23 @@ fn serve(
             rt.plural
         )));
     }
-    let mut store = lock(&shared.store);
-    let written = |w: Written| (w.object, w.changed);
+    let mut locked = lock(&shared.store);
+    // dryRun: the whole write, admission and all, on a copy nobody sees.
+    let dry_run = verb.is_write()
+        && (q.get("dryRun").is_some_and(|d| d == "All")
+            || serde_json::from_slice::<Value>(body).is_ok_and(|b| {
+                b["dryRun"]
+                    .as_array()
+                    .is_some_and(|d| d.contains(&json!("All")))
+            }));
+    let mut scratch;
+    let store: &mut Store = if dry_run {
+        scratch = locked.scratch();
+        &mut scratch
+    } else {
+        &mut locked
+    };
+    let written = |w: Written| (w.object, w.changed && !dry_run);
     match verb {
         Verb::Get => Ok((shape(store.get(rt, ns, name)?, metadata_only), false)),
         Verb::List => {
@@ -523,6 +611,47 @@ fn serve(
     }
 }
 
+/// A request body on the `events.k8s.io/v1` view, as the core Events store takes it.
+fn events_body_to_core(verb: Verb, content_type: &str, body: &Bytes) -> Result<Bytes, ApiError> {
+    if !verb.is_write() || body.is_empty() || matches!(verb, Verb::Delete | Verb::DeleteCollection)
+    {
+        return Ok(body.clone());
+    }
+    let value = parse_body(body)?;
+    let converted = if content_type.starts_with("application/json-patch+json") {
+        Value::Array(events::json_patch_to_core(
+            value.as_array().map_or(&[][..], Vec::as_slice),
+        ))
+    } else {
+        events::to_core(&value)
+    };
+    Ok(Bytes::from(
+        serde_json::to_vec(&converted).unwrap_or_default(),
+    ))
+}
+
+/// A response from the core Events store as the `events.k8s.io/v1` view shows it.
+fn events_body_to_view(mut value: Value) -> Value {
+    if let Some(items) = value.get_mut("items").and_then(Value::as_array_mut) {
+        for item in items.iter_mut() {
+            *item = events::to_view(item);
+        }
+        if value["kind"] == "EventList" {
+            value["apiVersion"] = json!("events.k8s.io/v1");
+        }
+        return value;
+    }
+    events::to_view(&value)
+}
+
+/// How a watch shows each object: whole, as metadata, or as a `kubectl get` table row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shown {
+    Object,
+    Metadata,
+    Table,
+}
+
 fn event_line(kind: &str, object: &Value) -> Bytes {
     let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
     line.push(b'\n');
@@ -533,10 +662,24 @@ struct WatchFilter {
     rt: ResourceType,
     namespace: Option<String>,
     opts: ListOptions,
-    metadata_only: bool,
+    shown: Shown,
+    events_view: bool,
 }
 
 impl WatchFilter {
+    /// One object as the watch sends it.
+    fn present(&self, mut obj: Value, rv: u64) -> Value {
+        obj["apiVersion"] = json!(self.rt.api_version());
+        if self.events_view {
+            obj = events::to_view(&obj);
+        }
+        match self.shown {
+            Shown::Object => obj,
+            Shown::Metadata => shape(obj, true),
+            Shown::Table => table(&self.rt, std::slice::from_ref(&obj), rv),
+        }
+    }
+
     fn line(&self, change: &Change) -> Option<Bytes> {
         if change.group != self.rt.group || change.plural != self.rt.plural {
             return None;
@@ -555,16 +698,14 @@ impl WatchFilter {
             || !self
                 .opts
                 .fields
-                .matches_fields(&change.object)
+                .matches_fields(&change.object, self.rt.selectable_fields())
                 .unwrap_or(false)
         {
             return None;
         }
-        let mut obj = change.object.clone();
-        obj["apiVersion"] = json!(self.rt.api_version());
         Some(event_line(
             change.kind.as_str(),
-            &shape(obj, self.metadata_only),
+            &self.present(change.object.clone(), change.rv),
         ))
     }
 
@@ -573,15 +714,11 @@ impl WatchFilter {
         if initial_events_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let kind = if self.metadata_only {
-            "PartialObjectMetadata"
-        } else {
-            self.rt.kind.as_str()
-        };
-        let api_version = if self.metadata_only {
-            "meta.k8s.io/v1".to_string()
-        } else {
-            self.rt.api_version()
+        let (kind, api_version) = match (self.shown, self.events_view) {
+            (Shown::Metadata, _) => ("PartialObjectMetadata", "meta.k8s.io/v1".to_string()),
+            (Shown::Table, _) => ("Table", "meta.k8s.io/v1".to_string()),
+            (Shown::Object, true) => ("Event", "events.k8s.io/v1".to_string()),
+            (Shown::Object, false) => (self.rt.kind.as_str(), self.rt.api_version()),
         };
         event_line(
             "BOOKMARK",
@@ -597,7 +734,7 @@ fn watch(
     shared: Arc<Shared>,
     target: Target,
     q: &HashMap<String, String>,
-    metadata_only: bool,
+    shown: Shown,
 ) -> Response<ResponseBody> {
     let opts = match list_options(q) {
         Ok(o) => o,
@@ -607,7 +744,8 @@ fn watch(
         rt: target.rt.clone(),
         namespace: target.namespace.clone(),
         opts,
-        metadata_only,
+        shown,
+        events_view: target.events_view,
     };
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
     let send_initial = q.get("sendInitialEvents").is_some_and(|b| b == "true");
@@ -628,7 +766,7 @@ fn watch(
                     .map(|(items, _)| {
                         items
                             .iter()
-                            .map(|o| event_line("ADDED", &shape(o.clone(), metadata_only)))
+                            .map(|o| event_line("ADDED", &filter.present(o.clone(), rv_now)))
                             .collect()
                     })
             } else {

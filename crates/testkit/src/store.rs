@@ -83,7 +83,7 @@ pub struct Written {
     pub changed: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Store {
     types: Vec<ResourceType>,
     objects: BTreeMap<Key, Value>,
@@ -173,6 +173,22 @@ impl Store {
             .iter()
             .find(|t| t.group == group && t.version == version && t.plural == plural)
             .cloned()
+    }
+
+    /// A copy to run a `dryRun` request on: the same objects and counters, and nobody listening
+    /// (no watch, history or audit entry comes of what is done to it).
+    pub fn scratch(&self) -> Self {
+        Self {
+            types: self.types.clone(),
+            objects: self.objects.clone(),
+            rv: self.rv,
+            uid_seq: self.uid_seq,
+            history: VecDeque::new(),
+            history_limit: self.history_limit,
+            history_floor: self.rv,
+            changes: broadcast::channel(16).0,
+            audited: HashMap::new(),
+        }
     }
 
     /// Starts keeping every written version of the objects of a resource.
@@ -279,7 +295,7 @@ impl Store {
                 continue;
             }
             if !opts.labels.matches_labels(&obj["metadata"]["labels"])
-                || !opts.fields.matches_fields(obj)?
+                || !opts.fields.matches_fields(obj, rt.selectable_fields())?
             {
                 continue;
             }
