@@ -115,10 +115,21 @@ impl EventPublisher {
         self.recorder.publish(&event, &obj.object_ref(&())).await
     }
 
+    /// Logs the action at INFO (so the log tells every change the operator made, events or
+    /// not), then publishes it as well as it can.
     async fn publish<K>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: String)
     where
         K: Resource<DynamicType = ()>,
     {
+        let warning = matches!(type_, EventType::Warning);
+        tracing::info!(
+            reason,
+            warning,
+            kind = %K::kind(&()),
+            name = obj.meta().name.as_deref().unwrap_or_default(),
+            note = %note,
+            "{action}"
+        );
         if let Err(error) = self.try_publish(obj, type_, reason, action, note).await {
             let error = crate::error::describe_kube(&error);
             tracing::warn!(%error, reason, "could not publish event");

@@ -131,10 +131,19 @@ where
                         {"op": "test", "path": path, "value": finalizer},
                         {"op": "remove", "path": path},
                     ]);
-                    patch_finalizers(api, &name, patch).await?;
+                    match patch_finalizers(api, &name, patch).await {
+                        // Already gone: a pass handed a cached copy from before the release
+                        // (after a restart, or a write's watch event still on its way).
+                        Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => {}
+                        other => other?,
+                    }
                     Ok(Action::await_change())
                 }
                 Ok(Cleanup::Waiting(after)) => Ok(Action::requeue(after)),
+                // The object is gone: nothing is left to clean up or release.
+                Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => {
+                    Ok(Action::await_change())
+                }
                 Err(e) => Err(Error::Cleanup(Box::new(e))),
             }
         }

@@ -470,3 +470,59 @@ async fn transient_api_errors_back_off_and_converge() -> Result<()> {
     );
     Ok(())
 }
+
+/// After a release, a pass can still be handed a cached copy from before it (a restart, or
+/// the release's watch event on its way): its cleanup finds the object gone, and that is the
+/// end of it, not a failure reported as a warning.
+#[tokio::test]
+async fn a_stale_copy_of_a_released_object_ends_quietly() -> Result<()> {
+    let server = server_with_crd().await?;
+    create_widget(&server, "w", 1).await?;
+    let api: Api<Widget> = Api::default_namespaced(server.client());
+    let finalizer = "example.io/cleanup";
+    let w = Arc::new(api.get("w").await?);
+    with_finalizer(
+        &api,
+        finalizer,
+        w,
+        |_| async { Ok(Action::await_change()) },
+        |_, _| async { Ok(Cleanup::Done) },
+    )
+    .await?;
+    api.delete("w", &DeleteParams::default()).await?;
+    let stale = Arc::new(api.get("w").await?);
+    with_finalizer(
+        &api,
+        finalizer,
+        stale.clone(),
+        |_| async { Ok(Action::await_change()) },
+        |_, _| async { Ok(Cleanup::Done) },
+    )
+    .await?;
+    assert!(api.get_opt("w").await?.is_none(), "released");
+
+    // The stale copy again: the cleanup's own writes find nothing, and neither does the release.
+    let api2 = api.clone();
+    let again = with_finalizer(
+        &api,
+        finalizer,
+        stale,
+        |_| async { Ok(Action::await_change()) },
+        |w: Arc<Widget>, _| async move {
+            patch_status_if_changed(
+                &api2,
+                "w",
+                w.status.as_ref(),
+                &WidgetStatus { ready: false },
+            )
+            .await?;
+            Ok(Cleanup::Done)
+        },
+    )
+    .await;
+    assert_eq!(
+        again.map_err(|e| anyhow::anyhow!("{e}"))?,
+        Action::await_change()
+    );
+    Ok(())
+}

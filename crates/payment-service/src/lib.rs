@@ -31,6 +31,7 @@ pub const IDENTITY: OperatorIdentity = OperatorIdentity {
 pub const BINARY: OperatorBinary = OperatorBinary {
     identity: IDENTITY,
     config_section: "paymentService",
+    version: env!("CARGO_PKG_VERSION"),
 };
 
 /// How the controller is built; tests move the clock.

@@ -767,43 +767,40 @@ async fn cleanup(ps: Arc<PaymentService>, deletion: Deletion, ctx: Ctx) -> Resul
     let op = &ctx.operator;
     let name = ps.name_any();
     let namespace = ps.namespace().unwrap_or_default();
-    let claim = backup_volume_name(&name);
-    let (deleted, kept) = match deletion {
-        Deletion::Resource => stop_and_keep_backups(&ps, &ctx).await?,
-        Deletion::Namespace => (Vec::new(), false),
-    };
-
-    // The record of what deletion did (and where the backups are): kept in status and the
-    // operator's log, which a namespace being deleted still accepts, then announced.
+    // A pass that finds the record already written (a cached copy from before the release,
+    // or a restart) has nothing left to do but release: the work and its event happened.
     let status = ps.status.clone().unwrap_or_default();
-    let report = match status.cleanup.clone() {
-        Some(report) => report,
-        None => {
-            let report = CleanupReport {
-                deleted_deployments: deleted,
-                kept_backup_claim: kept.then(|| claim.clone()),
-                completed_at: Time((op.now)()),
-            };
-            let next = PaymentServiceStatus {
-                cleanup: Some(report.clone()),
-                ..status
-            };
-            ctx.status_writes
-                .patch(&api::<PaymentService>(&ctx, &ps), &*ps, &next)
-                .await?;
-            report
+    if status.cleanup.is_none() {
+        let claim = backup_volume_name(&name);
+        let (deleted, kept) = match deletion {
+            Deletion::Resource => stop_and_keep_backups(&ps, &ctx).await?,
+            Deletion::Namespace => (Vec::new(), false),
+        };
+        // The record of what deletion did (and where the backups are): kept in status and the
+        // operator's log, which a namespace being deleted still accepts, then announced.
+        let report = CleanupReport {
+            deleted_deployments: deleted,
+            kept_backup_claim: kept.then(|| claim.clone()),
+            completed_at: Time((op.now)()),
+        };
+        let next = PaymentServiceStatus {
+            cleanup: Some(report.clone()),
+            ..status
+        };
+        ctx.status_writes
+            .patch(&api::<PaymentService>(&ctx, &ps), &*ps, &next)
+            .await?;
+        let mut note = format!(
+            "deleted Deployments [{}]",
+            report.deleted_deployments.join(", ")
+        );
+        if let Some(claim) = &report.kept_backup_claim {
+            note.push_str(&format!(
+                "; kept PersistentVolumeClaim {claim} with the backups (delete it by hand when they are no longer needed)"
+            ));
         }
-    };
-    let mut note = format!(
-        "deleted Deployments [{}]",
-        report.deleted_deployments.join(", ")
-    );
-    if let Some(claim) = &report.kept_backup_claim {
-        note.push_str(&format!(
-            "; kept PersistentVolumeClaim {claim} with the backups (delete it by hand when they are no longer needed)"
-        ));
+        ctx.events.record(&*ps, "CleanupDone", "Delete", note).await;
     }
-    ctx.events.record(&*ps, "CleanupDone", "Delete", note).await;
 
     let mut names: BTreeSet<String> = [
         rollout::Track::Stable,
@@ -814,7 +811,7 @@ async fn cleanup(ps: Arc<PaymentService>, deletion: Deletion, ctx: Ctx) -> Resul
     .iter()
     .map(|t| t.deployment_name(&name))
     .collect();
-    names.extend([backup_name(&name), claim]);
+    names.extend([backup_name(&name), backup_volume_name(&name)]);
     names.extend(ps.spec.service_account(&name));
     let ns = Some(namespace.as_str());
     op.deployments.forget_owner(ns, &names);

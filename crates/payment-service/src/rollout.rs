@@ -219,13 +219,13 @@ pub fn canary_split(total: Replicas, observed: i32, weight: i32) -> (Replicas, i
             let canary = if weight >= 100 {
                 stable
             } else {
-                ceil_div(stable * weight, 100 - weight).max(1)
+                ceil_div(stable.saturating_mul(weight), 100 - weight).max(1)
             };
             (Replicas::Autoscaled, canary)
         }
         Replicas::Fixed(total) if total <= 0 => (Replicas::Fixed(0), 0),
         Replicas::Fixed(total) => {
-            let canary = ceil_div(total * weight, 100).clamp(1, total);
+            let canary = ceil_div(total.saturating_mul(weight), 100).clamp(1, total);
             let stable = if weight >= 100 {
                 0
             } else {
@@ -236,8 +236,10 @@ pub fn canary_split(total: Replicas, observed: i32, weight: i32) -> (Replicas, i
     }
 }
 
+/// `a / b` rounded up, for `a >= 0`, `b > 0`; never overflows (replica counts come from
+/// the cluster, so they are not trusted to be small).
 fn ceil_div(a: i32, b: i32) -> i32 {
-    (a + b - 1) / b
+    a / b + i32::from(a % b != 0)
 }
 
 /// Decides this pass's Deployments and the rollout's next state.
@@ -1096,6 +1098,18 @@ mod tests {
         assert_eq!(
             Track::Color(Color::Green).deployment_name("pay"),
             "pay-green"
+        );
+    }
+
+    #[test]
+    fn canary_split_never_overflows_on_what_the_cluster_reports() {
+        assert_eq!(
+            canary_split(Replicas::Autoscaled, i32::MAX, 99),
+            (Replicas::Autoscaled, i32::MAX)
+        );
+        assert_eq!(
+            canary_split(Replicas::Fixed(i32::MAX), i32::MAX, 50).1,
+            i32::MAX / 100 + 1
         );
     }
 

@@ -63,3 +63,16 @@ fn rbac_names_every_verb_and_resource() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn version_names_the_binary_not_the_shared_crate() -> Result<()> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_payment-service-operator"))
+        .arg("--version")
+        .output()?;
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout)?.trim(),
+        format!("payment-service-operator {}", env!("CARGO_PKG_VERSION"))
+    );
+    Ok(())
+}

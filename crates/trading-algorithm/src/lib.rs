@@ -37,6 +37,7 @@ pub const IDENTITY: OperatorIdentity = OperatorIdentity {
 pub const BINARY: OperatorBinary = OperatorBinary {
     identity: IDENTITY,
     config_section: "trading",
+    version: env!("CARGO_PKG_VERSION"),
 };
 
 /// How the controller is built; tests change the clock and the stop timeout.

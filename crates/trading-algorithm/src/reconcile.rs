@@ -395,44 +395,41 @@ async fn wind_down(ta: &TradingAlgorithm, ctx: &Ctx) -> Result<Option<Cleanup>> 
 async fn stop_trading(ta: Arc<TradingAlgorithm>, deletion: Deletion, ctx: Ctx) -> Result<Cleanup> {
     let op = &ctx.operator;
     let namespace = ta.namespace().unwrap_or_default();
-    if deletion == Deletion::Resource
-        && let Some(waiting) = wind_down(&ta, &ctx).await?
-    {
-        return Ok(waiting);
-    }
-
-    // The final figures are the audit record of this algorithm: kept in its status and the
-    // operator's log, which a namespace being deleted still accepts, then announced.
+    // A pass that finds the final report already written (a cached copy from before the
+    // release, or a restart) has nothing left to do but release.
     let status = ta.status.clone().unwrap_or_default();
-    let report = match status.final_report.clone() {
-        Some(report) => report,
-        None => {
-            let report = FinalReport {
-                total_trades: status.total_trades.unwrap_or(0),
-                daily_pnl: status.daily_pnl.unwrap_or(0.0),
-                stopped_at: Time((op.now)()),
-            };
-            let next = TradingAlgorithmStatus {
-                final_report: Some(report.clone()),
-                ..status
-            };
-            ctx.status_writes
-                .patch(&api(&ctx, &ta), &*ta, &next)
-                .await?;
-            report
+    if status.final_report.is_none() {
+        if deletion == Deletion::Resource
+            && let Some(waiting) = wind_down(&ta, &ctx).await?
+        {
+            return Ok(waiting);
         }
-    };
-    ctx.events
-        .record(
-            &*ta,
-            "TradingStopped",
-            "Delete",
-            format!(
-                "final totalTrades {} dailyPnL {}",
-                report.total_trades, report.daily_pnl
-            ),
-        )
-        .await;
+        // The final figures are the audit record of this algorithm: kept in its status and
+        // the operator's log, which a namespace being deleted still accepts, then announced.
+        let report = FinalReport {
+            total_trades: status.total_trades.unwrap_or(0),
+            daily_pnl: status.daily_pnl.unwrap_or(0.0),
+            stopped_at: Time((op.now)()),
+        };
+        let next = TradingAlgorithmStatus {
+            final_report: Some(report.clone()),
+            ..status
+        };
+        ctx.status_writes
+            .patch(&api(&ctx, &ta), &*ta, &next)
+            .await?;
+        ctx.events
+            .record(
+                &*ta,
+                "TradingStopped",
+                "Delete",
+                format!(
+                    "final totalTrades {} dailyPnL {}",
+                    report.total_trades, report.daily_pnl
+                ),
+            )
+            .await;
+    }
     op.metrics.forget(&ta);
     let children: BTreeSet<String> = [
         deployment_name,

@@ -1,18 +1,35 @@
 //! The admin HTTP endpoints: `/healthz` (the process is alive), `/readyz` (connected to the
 //! API server and, on the leader, every controller's cache synced; a standby is ready), and
-//! `/metrics` (Prometheus text).
+//! `/metrics` (OpenMetrics text).
+//!
+//! The port is reachable by whatever the NetworkPolicy lets in, so the server bounds what a
+//! client can hold: headers must arrive within [`HEADER_TIMEOUT`], a connection lives at most
+//! [`CONNECTION_LIFETIME`], and at most [`MAX_CONNECTIONS`] are open at once (more are closed
+//! as they arrive).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::sync::watch;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::{Semaphore, watch};
 
 use super::metrics::Metrics;
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection may stay open (a scrape or probe takes milliseconds).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+/// Connections served at once; Prometheus and the kubelet need a handful.
+pub const MAX_CONNECTIONS: usize = 64;
+/// The content type of what `prometheus-client` writes.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// What `/readyz` reports. Cheap to clone; clones share state.
 #[derive(Clone, Debug, Default)]
@@ -78,16 +95,7 @@ fn metrics_routes(metrics: Metrics) -> Router {
         "/metrics",
         get(move || {
             let body = metrics.encode();
-            async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    body,
-                )
-                    .into_response()
-            }
+            async move { ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response() }
         }),
     )
 }
@@ -111,20 +119,99 @@ pub fn routers(
     }
 }
 
-/// Serves a router until `stop` turns true.
+/// Serves a router until `stop` turns true, with the limits of the module docs.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(super::stopped(stop))
-        .await
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let stopping = super::stopped(stop);
+    tokio::pin!(stopping);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::debug!(%error, "admin server: accept failed");
+                    continue;
+                }
+            },
+            () = &mut stopping => return Ok(()),
+        };
+        // Over the limit: closed at once rather than queued.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop(slot);
+        });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn started() -> std::io::Result<(SocketAddr, watch::Sender<bool>)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stop_rx) = watch::channel(false);
+        let (_, router) = routers(Some(addr), Some(addr), Readiness::default(), Metrics::new())
+            .into_iter()
+            .next()
+            .ok_or_else(|| std::io::Error::other("no router"))?;
+        tokio::spawn(serve(listener, router, stop_rx));
+        Ok((addr, stop))
+    }
+
+    /// 300 clients that send half a request each cannot hold the server: each is cut after
+    /// the header timeout, and a well-behaved scrape is still answered meanwhile.
+    #[tokio::test(start_paused = true)]
+    async fn half_sent_requests_are_cut_and_do_not_starve_scrapes() -> std::io::Result<()> {
+        let (addr, _stop) = started().await?;
+        let mut slow = Vec::new();
+        for _ in 0..300 {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await?;
+                slow.push(s);
+            }
+        }
+        tokio::time::sleep(HEADER_TIMEOUT + Duration::from_secs(1)).await;
+        let mut cut = 0;
+        for s in &mut slow {
+            let mut buf = [0u8; 256];
+            match tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await {
+                Ok(Ok(_)) | Ok(Err(_)) => cut += 1,
+                Err(_) => {}
+            }
+        }
+        assert_eq!(cut, slow.len(), "every half-sent request was cut");
+
+        let mut scrape = tokio::net::TcpStream::connect(addr).await?;
+        scrape
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut answer = String::new();
+        scrape.read_to_string(&mut answer).await?;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            answer
+                .to_lowercase()
+                .contains("content-type: application/openmetrics-text; version=1.0.0"),
+            "the content type of the format written: {answer}"
+        );
+        assert!(answer.contains("# EOF"), "OpenMetrics text ends with # EOF");
+        Ok(())
+    }
 
     #[test]
     fn a_standby_is_ready_a_leader_waits_for_its_caches() {

@@ -7,7 +7,7 @@
 //! # use operator_core::OperatorIdentity;
 //! # const IDENTITY: OperatorIdentity = OperatorIdentity { manager: "x-operator", app_name: "x" };
 //! # async fn f() -> Result<(), runtime::RuntimeError> {
-//! runtime::main(OperatorBinary { identity: IDENTITY, config_section: "x" }, |rt: &Runtime| {
+//! runtime::main(OperatorBinary { identity: IDENTITY, config_section: "x", version: "0.1.0" }, |rt: &Runtime| {
 //!     vec![/* rt.controller::<MyResource, _>(rt.context(IDENTITY, state)).owns(…).run(reconcile).boxed() */]
 //! })
 //! .await
@@ -22,7 +22,6 @@ pub mod telemetry;
 
 use std::time::Duration;
 
-use clap::Parser;
 use futures::future::BoxFuture;
 use kube::Resource;
 use kube::core::NamespaceResourceScope;
@@ -47,6 +46,21 @@ pub struct OperatorBinary {
     pub identity: OperatorIdentity,
     /// The operator's section in the config file (seed 002: `trading`).
     pub config_section: &'static str,
+    /// The operator crate's version (`env!("CARGO_PKG_VERSION")` there), for `--version`.
+    pub version: &'static str,
+}
+
+impl OperatorBinary {
+    /// The flags of this binary: `--help` and `--version` name it, not operator-core.
+    pub fn parse_flags(&self) -> Flags {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Flags::command()
+            .name(self.identity.manager)
+            .bin_name(self.identity.manager)
+            .version(self.version);
+        let matches = command.get_matches();
+        Flags::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +159,7 @@ pub async fn main<B>(binary: OperatorBinary, build: B) -> Result<(), RuntimeErro
 where
     B: FnOnce(&Runtime) -> Vec<BoxFuture<'static, ()>>,
 {
-    let flags = Flags::parse();
+    let flags = binary.parse_flags();
     let config = RuntimeConfig::resolve(
         &flags,
         binary.identity.manager,

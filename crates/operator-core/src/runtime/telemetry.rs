@@ -49,7 +49,11 @@ where
             .with_span_list(false)
             .with_writer(writer)
             .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+        // Colour codes only for a terminal: in a file or a log collector they are noise.
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_writer(writer)
+            .boxed(),
     }
 }
 

@@ -14,8 +14,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, PodSpec,
-    PodTemplateSpec, Probe, SecretVolumeSource, Volume, VolumeMount,
+    PodTemplateSpec, Probe, ResourceRequirements, SecretVolumeSource, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
@@ -45,6 +46,21 @@ fn env(name: &str, value: impl Into<String>) -> EnvVar {
 
 /// Seed 000's `constructEnvVars`, for the fields that are set (a variable with no value
 /// would override the service's own default with an empty string).
+/// What a service gets when neither its spec nor the operator's config (`paymentService.
+/// defaultResources`) names resources: a pod without requests is scheduled anywhere and
+/// evicted first. Documented in docs/payment-service.md.
+pub fn fallback_resources() -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_string());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), q("250m")),
+            ("memory".into(), q("512Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".into(), q("1Gi"))])),
+        ..ResourceRequirements::default()
+    }
+}
+
 pub fn service_env(ps: &PaymentService) -> Vec<EnvVar> {
     let spec = &ps.spec;
     let config = spec.config.clone().unwrap_or_default();
@@ -200,10 +216,12 @@ pub fn desired_deployment(
         image: Some(workload.revision.image.clone()),
         ports: Some(vec![port("http", HTTP_PORT), port("metrics", metrics_port)]),
         env: Some(env),
-        resources: spec
-            .resources
-            .clone()
-            .or_else(|| defaults.default_resources.clone()),
+        resources: Some(
+            spec.resources
+                .clone()
+                .or_else(|| defaults.default_resources.clone())
+                .unwrap_or_else(fallback_resources),
+        ),
         liveness_probe: health.liveness.as_ref().map(http_probe),
         readiness_probe: health.readiness.as_ref().map(http_probe),
         security_context: Some(restricted_container_security()),
@@ -304,6 +322,21 @@ mod tests {
             .flatten()
             .find(|e| e.name == name)
             .and_then(|e| e.value.clone())
+    }
+
+    #[test]
+    fn a_service_that_names_no_resources_gets_the_operators_defaults() {
+        let mut bare = spec();
+        bare.resources = None;
+        let d = desired_deployment(
+            &service(bare),
+            &workload(Track::Stable, Replicas::Autoscaled),
+            &WorkloadDefaults::default(),
+            &External::default(),
+        );
+        let resources = pod(&d).containers[0].resources.clone().unwrap_or_default();
+        assert_eq!(resources, fallback_resources());
+        assert!(resources.requests.is_some_and(|r| r.contains_key("memory")));
     }
 
     #[test]
