@@ -180,6 +180,34 @@ impl<O> Context<O> {
     fn succeeded(&self, key: &str) {
         self.failures().remove(key);
     }
+
+    /// Reports a spec the operator cannot realise and touches nothing else: the status of
+    /// [`crate::status::refused`] is written, and the error is returned, so the controller
+    /// publishes it as one Warning event and retries at the resync interval.
+    pub async fn refuse<K, S>(
+        &self,
+        obj: &K,
+        error: Error,
+        never_ran: S::Phase,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> Result<Action, Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + kube::core::object::HasStatus<Status = S>,
+        S: crate::status::ReportedStatus + serde::Serialize + PartialEq,
+    {
+        let api: Api<K> = Api::namespaced(
+            self.client.clone(),
+            obj.meta().namespace.as_deref().unwrap_or_default(),
+        );
+        let status =
+            crate::status::refused(obj.status(), &error, obj.meta().generation, never_ran, now);
+        self.status_writes.patch(&api, obj, &status).await?;
+        Err(error)
+    }
 }
 
 /// Builds and runs the controller for the custom resource `K`.

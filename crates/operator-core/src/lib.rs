@@ -16,6 +16,7 @@ pub mod events;
 pub mod finalizer;
 pub mod runtime;
 pub mod status;
+pub mod validation;
 pub mod workload;
 
 pub use apply::{Applied, Changes, ChildWatch, Children, Foreign, OperatorIdentity};

@@ -1,4 +1,5 @@
-//! Writes to the status subresource, made only when the status differs from what is stored.
+//! Writes to the status subresource, made only when the status differs from what is stored,
+//! and the one way every operator reports a spec it cannot realise ([`refused`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -10,7 +11,74 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::conditions::{ConditionStatus, Observed, set_condition};
 use crate::error::{Error, Result};
+
+/// What every operator's status has: conditions, a phase, and the generation it describes.
+pub trait ReportedStatus: Clone + Default {
+    type Phase: Copy + PartialEq;
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    fn phase(&self) -> Option<Self::Phase>;
+    fn set_phase(&mut self, phase: Option<Self::Phase>);
+    fn set_observed_generation(&mut self, generation: Option<i64>);
+}
+
+/// The status of a spec the operator cannot realise (an invalid field, a missing reference):
+/// `Ready=False` with the error's reason and message, `observedGeneration` of the refused
+/// spec, and the phase of what still runs. Nothing was applied, so a resource that ran keeps
+/// its last good phase (the previous spec goes on serving), and `Ready` says so; one that never
+/// ran gets `never_ran`.
+pub fn refused<S: ReportedStatus>(
+    current: Option<&S>,
+    error: &Error,
+    generation: Option<i64>,
+    never_ran: S::Phase,
+    now: Timestamp,
+) -> S {
+    not_ready(
+        current,
+        error.reason(),
+        error.to_string(),
+        generation,
+        never_ran,
+        now,
+    )
+}
+
+/// [`refused`] for any reason a pass cannot go on (`reason` CamelCase): a spec error, or a
+/// wait for something the spec names (a Secret not created yet).
+pub fn not_ready<S: ReportedStatus>(
+    current: Option<&S>,
+    reason: &str,
+    mut message: String,
+    generation: Option<i64>,
+    never_ran: S::Phase,
+    now: Timestamp,
+) -> S {
+    let mut status = current.cloned().unwrap_or_default();
+    let last_good = status.phase().filter(|p| *p != never_ran);
+    if last_good.is_some() {
+        message.push_str("; nothing was changed: the last valid spec keeps running");
+    }
+    // Callers pass CamelCase literals (and `Error::reason`, held to it by its tests).
+    let _ = set_condition(
+        status.conditions_mut(),
+        Observed {
+            type_: "Ready",
+            status: ConditionStatus::False,
+            reason,
+            message,
+        },
+        generation,
+        now,
+    );
+    status.set_phase(Some(last_good.unwrap_or(never_ran)));
+    status.set_observed_generation(generation);
+    status
+}
 
 /// Replaces the status of `name` with `desired` unless `current` already equals it.
 /// Returns whether a write was made. The whole status is replaced (a JSON patch `add` of
@@ -99,5 +167,77 @@ impl StatusWrites {
             self.entries().insert(uid, (value, Instant::now()));
         }
         Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FieldError;
+
+    #[derive(Clone, Debug, Default, PartialEq)]
+    struct Reported {
+        phase: Option<&'static str>,
+        conditions: Vec<Condition>,
+        observed: Option<i64>,
+    }
+
+    impl ReportedStatus for Reported {
+        type Phase = &'static str;
+        fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+            &mut self.conditions
+        }
+        fn phase(&self) -> Option<&'static str> {
+            self.phase
+        }
+        fn set_phase(&mut self, phase: Option<&'static str>) {
+            self.phase = phase;
+        }
+        fn set_observed_generation(&mut self, generation: Option<i64>) {
+            self.observed = generation;
+        }
+    }
+
+    fn invalid() -> Error {
+        Error::invalid_spec(vec![FieldError::new("spec.replicas", "must be at least 1")])
+    }
+
+    /// Phase `Failed` while the previous version keeps serving would be a lie.
+    #[test]
+    fn a_refused_spec_keeps_the_last_good_phase_and_says_so() {
+        let running = Reported {
+            phase: Some("Running"),
+            observed: Some(3),
+            ..Reported::default()
+        };
+        let kept = refused(
+            Some(&running),
+            &invalid(),
+            Some(4),
+            "Failed",
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(kept.phase, Some("Running"));
+        assert_eq!(kept.observed, Some(4));
+        let ready = &kept.conditions[0];
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "InvalidSpec")
+        );
+        assert_eq!(
+            ready.message,
+            "invalid spec: spec.replicas: must be at least 1; nothing was changed: the last valid spec keeps running"
+        );
+
+        // A resource that never ran has nothing to keep.
+        let fresh = refused(
+            None::<&Reported>,
+            &invalid(),
+            Some(1),
+            "Failed",
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(fresh.phase, Some("Failed"));
+        assert!(!fresh.conditions[0].message.contains("keeps running"));
     }
 }

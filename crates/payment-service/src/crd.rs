@@ -127,46 +127,7 @@ pub struct Autoscaling {
     pub metrics: Vec<MetricSpec>,
 }
 
-/// Probes of the service container.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct HealthCheck {
-    /// Restarts a container that stops answering.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub liveness: Option<HttpProbe>,
-    /// Takes a pod out of the Service until it answers; a new version whose pods never become
-    /// ready is a failed rollout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readiness: Option<HttpProbe>,
-}
-
-/// An HTTP probe.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct HttpProbe {
-    /// Where to send the GET.
-    pub http_get: HttpGet,
-    /// Seconds after start before the first probe.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 3600))]
-    pub initial_delay_seconds: Option<i32>,
-    /// Seconds between probes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 3600))]
-    pub period_seconds: Option<i32>,
-}
-
-/// An HTTP GET on the pod.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct HttpGet {
-    /// Request path, starting with `/`.
-    #[schemars(regex(pattern = r"^/\S*$"))]
-    pub path: String,
-    /// Container port.
-    #[schemars(range(min = 1, max = 65535))]
-    pub port: i32,
-}
+pub use operator_core::workload::{HealthCheck, HttpGet, HttpProbe};
 
 /// Backing services and feature flags.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -595,6 +556,22 @@ pub struct CleanupReport {
     pub kept_backup_claim: Option<String>,
     /// When the cleanup finished.
     pub completed_at: Time,
+}
+
+impl operator_core::status::ReportedStatus for PaymentServiceStatus {
+    type Phase = Phase;
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn phase(&self) -> Option<Phase> {
+        self.phase
+    }
+    fn set_phase(&mut self, phase: Option<Phase>) {
+        self.phase = phase;
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
 }
 
 impl PaymentServiceStatus {

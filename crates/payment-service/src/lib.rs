@@ -69,6 +69,8 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
     let (roles, roles_watch) = Children::watched(client.clone(), IDENTITY, ns);
     let (role_bindings, role_bindings_watch) = Children::watched(client.clone(), IDENTITY, ns);
     let (volumes, volumes_watch) = Children::watched(client.clone(), IDENTITY, ns);
+    let (network_policies, network_policies_watch) =
+        Children::watched(client.clone(), IDENTITY, ns);
     let operator = PaymentOperator {
         deployments,
         services,
@@ -79,6 +81,7 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
         roles,
         role_bindings,
         volumes,
+        network_policies,
         service_monitors: Children::uncached(client, IDENTITY),
         prometheus_operator: PrometheusOperator::default(),
         defaults: rt.config().workloads.clone(),
@@ -95,6 +98,7 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
         .owns(cron_jobs_watch)
         .owns(roles_watch)
         .owns(role_bindings_watch)
-        .owns(volumes_watch);
+        .owns(volumes_watch)
+        .owns(network_policies_watch);
     vec![controller.run(reconcile::reconcile).boxed()]
 }

@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -79,6 +80,7 @@ pub struct PaymentOperator {
     pub roles: Children<Role>,
     pub role_bindings: Children<RoleBinding>,
     pub volumes: Children<PersistentVolumeClaim>,
+    pub network_policies: Children<NetworkPolicy>,
     /// Not watched: the kind may not exist.
     pub service_monitors: Children<ServiceMonitor>,
     pub prometheus_operator: PrometheusOperator,
@@ -137,11 +139,13 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
 
     let errors = webhook::validate(&name, &ps.spec);
     if !errors.is_empty() {
-        return refuse(&ps, &ctx, Error::invalid_spec(errors), now).await;
+        return ctx
+            .refuse(&*ps, Error::invalid_spec(errors), Phase::Failed, now)
+            .await;
     }
     let external = match external_inputs(&ps, &ctx).await? {
         Ok(external) => external,
-        Err(missing) => return refuse(&ps, &ctx, Error::invalid_spec(vec![missing]), now).await,
+        Err(missing) => return wait_for_secret(&ps, &ctx, missing, now).await,
     };
 
     let deployments = observe_deployments(&ps, &ctx).await?;
@@ -176,26 +180,42 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     })
 }
 
-/// Reports a spec the operator cannot realise, without touching any child.
-async fn refuse(ps: &PaymentService, ctx: &Ctx, error: Error, now: Timestamp) -> Result<Action> {
-    let mut status = ps.status.clone().unwrap_or_default();
-    let _ = set_condition(
-        &mut status.conditions,
-        Observed {
-            type_: "Ready",
-            status: ConditionStatus::False,
-            reason: error.reason(),
-            message: error.to_string(),
-        },
+/// How often a service waiting for its Secret looks again: the Secret is usually on its way
+/// (cert-manager issues it), so the wait ends within this of its arrival, not a resync later.
+const SECRET_POLL: Duration = Duration::from_secs(5);
+
+/// A Secret the spec names does not exist yet: a wait, not a failure. Nothing is deployed
+/// (pods could not start without it), the status says which Secret (phase `Pending` for a
+/// service that never ran), one Warning event says so when the wait starts, and the pass is
+/// repeated every [`SECRET_POLL`] until the Secret is there.
+async fn wait_for_secret(
+    ps: &PaymentService,
+    ctx: &Ctx,
+    missing: FieldError,
+    now: Timestamp,
+) -> Result<Action> {
+    let waiting_already = ps
+        .status
+        .as_ref()
+        .and_then(|s| operator_core::conditions::find(&s.conditions, "Ready"))
+        .is_some_and(|c| c.reason == "SecretMissing");
+    let status = operator_core::status::not_ready(
+        ps.status.as_ref(),
+        "SecretMissing",
+        missing.to_string(),
         ps.meta().generation,
+        Phase::Pending,
         now,
     );
-    status.phase = Some(Phase::Failed);
-    status.observed_generation = ps.meta().generation;
+    if !waiting_already {
+        ctx.events
+            .warning(ps, "SecretMissing", "Wait", missing.to_string())
+            .await;
+    }
     ctx.status_writes
         .patch(&api::<PaymentService>(ctx, ps), ps, &status)
         .await?;
-    Err(error)
+    Ok(Action::requeue(SECRET_POLL))
 }
 
 /// What the pods depend on outside the spec: the TLS Secret's version. A missing Secret is
@@ -214,7 +234,7 @@ async fn external_inputs(
         None => Ok(Err(FieldError::new(
             "spec.security.tls.secretName",
             format!(
-                "Secret {secret:?} does not exist in namespace {:?}; create it (type kubernetes.io/tls) or name an existing one",
+                "Secret {secret:?} does not exist in namespace {:?} yet; nothing is deployed until it does (create it, type kubernetes.io/tls, or name an existing one)",
                 ps.namespace().unwrap_or_default()
             ),
         ))),
@@ -355,6 +375,9 @@ async fn apply_children(
     }
     op.services
         .apply_noted(ps, desired.service, &mut changes)
+        .await?;
+    op.network_policies
+        .apply_noted(ps, desired.network_policy, &mut changes)
         .await?;
     let mut keep_hpas = BTreeSet::new();
     if let Some(hpa) = desired.hpa {
@@ -823,6 +846,7 @@ async fn cleanup(ps: Arc<PaymentService>, deletion: Deletion, ctx: Ctx) -> Resul
     op.roles.forget_owner(ns, &names);
     op.role_bindings.forget_owner(ns, &names);
     op.volumes.forget_owner(ns, &names);
+    op.network_policies.forget_owner(ns, &names);
     op.service_monitors.forget_owner(ns, &names);
     Ok(Cleanup::Done)
 }

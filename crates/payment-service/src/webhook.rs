@@ -10,14 +10,13 @@ use operator_core::FieldError;
 use operator_core::runtime::config::parse_duration;
 use regex::Regex;
 
-use crate::crd::{CRON_PATTERN, DURATION_PATTERN, HttpProbe, PaymentServiceSpec, StrategyType};
+use crate::crd::{DURATION_PATTERN, HttpProbe, PaymentServiceSpec, StrategyType};
 use crate::resources::BACKUP_SUFFIX;
 
 static DNS_LABEL: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^[a-z]([-a-z0-9]*[a-z0-9])?$").ok());
 static LABEL_VALUE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").ok());
-static CRON: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(CRON_PATTERN).ok());
 static DURATION: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(DURATION_PATTERN).ok());
 static TIME_ZONE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$").ok());
@@ -240,14 +239,9 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
     }
 
     if let Some(b) = &spec.backup {
-        check(
-            matches(&CRON, &b.schedule) && b.schedule.parse::<croner::Cron>().is_ok(),
-            "spec.backup.schedule",
-            format!(
-                "must be a cron schedule of five fields or an @ macro (e.g. \"0 2 * * *\"), got {:?}",
-                b.schedule
-            ),
-        );
+        if let Err(why) = operator_core::validation::cron_schedule(&b.schedule) {
+            check(false, "spec.backup.schedule", why);
+        }
         if let Some(zone) = &b.time_zone {
             check(
                 matches(&TIME_ZONE, zone),
@@ -363,7 +357,10 @@ mod tests {
             fields(&errors),
             vec!["metadata.name", "spec.backup.schedule"]
         );
-        assert!(errors[1].message.contains("\"61 2 * * *\""));
+        assert_eq!(
+            errors[1].message,
+            "field 1 (minute) \"61\" is invalid: number out of bounds; it allows 0-59"
+        );
     }
 
     #[test]

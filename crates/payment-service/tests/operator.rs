@@ -650,20 +650,30 @@ async fn the_operator_refuses_what_the_schema_let_through_and_touches_nothing() 
 }
 
 #[tokio::test]
-async fn a_missing_tls_secret_is_named_and_nothing_is_deployed_until_it_exists() -> Result<()> {
+async fn a_missing_tls_secret_is_a_wait_that_ends_when_the_secret_appears() -> Result<()> {
+    // A resync far beyond the test: only the wait's own polling can end it.
     let h = start(Setup {
         without_tls_secret: true,
+        resync: Some(Duration::from_secs(600)),
         ..Setup::default()
     })
     .await?;
     h.create(&seed_sample()?).await?;
-    h.eventually("refused", |h| {
+    h.eventually("waiting", |h| {
         h.condition("Ready")["message"]
             .as_str()
             .is_some_and(|m| m.contains("payment-gateway-tls"))
     })
     .await?;
+    assert_eq!(h.status()["phase"], "Pending", "a wait, not a failure");
+    assert_eq!(h.condition("Ready")["reason"], "SecretMissing");
     assert!(h.deployment(SEED).is_none());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        h.events("SecretMissing").len(),
+        1,
+        "one event when the wait starts"
+    );
     common::create_tls_secret(&h.client()).await?;
     h.eventually("Running", |h| h.status()["phase"] == "Running")
         .await

@@ -32,6 +32,12 @@ use std::collections::BTreeMap;
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(
+        name = "Halted",
+        type_ = "string",
+        description = "The trading day a breach of the daily loss limit halted; empty while not halted (a manual suspend leaves it empty)",
+        json_path = ".status.riskHalt.tradingDay"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -51,6 +57,16 @@ pub struct TradingAlgorithmSpec {
     /// Container image of the algorithm; defaults to the operator's configured `defaultImage`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Probes of the algorithm's container. Without them the pods get a TCP check of the
+    /// port the Service targets (8080), so a pod counts as ready only once it listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<operator_core::workload::HealthCheck>,
+    /// ServiceAccount the pods run as, with its token mounted: for an algorithm that writes its
+    /// own report ConfigMap (grant it `get`/`patch` on `<name>-report`). Without it the pods
+    /// mount no token and cannot call the Kubernetes API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service_account_name: Option<String>,
     /// Manual kill switch: `true` scales the algorithm to zero and keeps it there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
@@ -79,7 +95,7 @@ pub struct RiskLimits {
     #[schemars(range(min = 1000, max = 10_000_000))]
     pub max_position_size: i64,
     /// Loss in a UTC trading day at which trading halts until the next day (at least 10,000).
-    #[schemars(range(min = 10_000))]
+    #[schemars(range(min = 10_000, max = 100_000_000))]
     pub daily_loss_limit: i64,
     /// Loss on a position, as a fraction (0.01 to 0.50), at which it is closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +197,22 @@ pub struct RiskHalt {
     pub daily_pnl: f64,
     /// When the halt began.
     pub since: Time,
+}
+
+impl operator_core::status::ReportedStatus for TradingAlgorithmStatus {
+    type Phase = Phase;
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn phase(&self) -> Option<Phase> {
+        self.phase
+    }
+    fn set_phase(&mut self, phase: Option<Phase>) {
+        self.phase = phase;
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
 }
 
 /// The audit record of an algorithm that was deleted: its last reported figures, written to

@@ -73,6 +73,8 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
     let (configs, configs_watch) = Children::watched(client.clone(), IDENTITY, namespace);
     let (services, services_watch) = Children::watched(client.clone(), IDENTITY, namespace);
     let (hpas, hpas_watch) = Children::watched(client.clone(), IDENTITY, namespace);
+    let (network_policies, network_policies_watch) =
+        Children::watched(client.clone(), IDENTITY, namespace);
     let reports_api: Api<ConfigMap> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -92,6 +94,7 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
         configs,
         services,
         hpas,
+        network_policies,
         reports,
         defaults: rt.config().workloads.clone(),
         metrics: TradingMetrics::register(rt.metrics()),
@@ -104,6 +107,7 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
         .owns(configs_watch)
         .owns(services_watch)
         .owns(hpas_watch)
+        .owns(network_policies_watch)
         .watches_stream(report_stream, |cm| report::owner_of(&cm));
     vec![controller.run(reconcile::reconcile).boxed()]
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -40,6 +41,7 @@ pub struct TradingOperator {
     pub configs: Children<ConfigMap>,
     pub services: Children<Service>,
     pub hpas: Children<HorizontalPodAutoscaler>,
+    pub network_policies: Children<NetworkPolicy>,
     /// The algorithms' reports (see `report`).
     pub reports: Store<ConfigMap>,
     pub defaults: WorkloadDefaults,
@@ -86,12 +88,9 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
 
     let errors = webhook::validate(&ta.name_any(), &ta.spec);
     if !errors.is_empty() {
-        let error = Error::invalid_spec(errors);
-        let status = invalid_status(&ta, &error, now);
-        ctx.status_writes
-            .patch(&api(&ctx, &ta), &*ta, &status)
-            .await?;
-        return Err(error);
+        return ctx
+            .refuse(&*ta, Error::invalid_spec(errors), Phase::Error, now)
+            .await;
     }
 
     let report = match report::lookup(&op.reports, &ta) {
@@ -159,6 +158,9 @@ async fn apply_children(
         .await?;
     op.services
         .apply_noted(ta, desired.service, &mut changes)
+        .await?;
+    op.network_policies
+        .apply_noted(ta, desired.network_policy, &mut changes)
         .await?;
     let mut keep_hpas = BTreeSet::new();
     if let Some(hpa) = desired.hpa {
@@ -276,7 +278,18 @@ pub fn observed_status(
     let generation = ta.meta().generation;
     let phase = phase(ta, deployment, state);
     let mut conditions = previous.conditions.clone();
-    let (status, reason, message) = ready_condition(phase, ta);
+    let (status, reason, message) = match state.halt() {
+        // A manual suspend and a risk halt both scale to zero; Ready tells them apart.
+        Some(h) => (
+            ConditionStatus::False,
+            "RiskHalt",
+            format!(
+                "halted for {}: dailyPnL {} breached dailyLossLimit {}",
+                h.trading_day, h.daily_pnl, ta.spec.risk_limits.daily_loss_limit
+            ),
+        ),
+        None => ready_condition(phase, ta),
+    };
     let ready = Observed {
         type_: "Ready",
         status,
@@ -293,11 +306,31 @@ pub fn observed_status(
                 h.daily_pnl, h.trading_day, ta.spec.risk_limits.daily_loss_limit
             ),
         },
-        None => Observed {
-            type_: "RiskLimitBreached",
-            status: ConditionStatus::False,
-            reason: "WithinLimits",
-            message: "daily P&L is within the loss limit".into(),
+        None => match risk::resumed_over_limit(ta, report, now) {
+            // Trading again by a human's decision, not because the loss recovered: say so.
+            Some(pnl) => Observed {
+                type_: "RiskLimitBreached",
+                status: ConditionStatus::True,
+                reason: "ResumedOverLimit",
+                message: format!(
+                    "dailyPnL {pnl} is past dailyLossLimit {}; trading was resumed by annotation {}={} and the guard will not halt again today",
+                    ta.spec.risk_limits.daily_loss_limit,
+                    risk::RESUME_ANNOTATION,
+                    risk::trading_day(now)
+                ),
+            },
+            None => Observed {
+                type_: "RiskLimitBreached",
+                status: ConditionStatus::False,
+                reason: "WithinLimits",
+                message: match report {
+                    Some(r) => format!(
+                        "dailyPnL {} is within dailyLossLimit {}",
+                        r.daily_pnl, ta.spec.risk_limits.daily_loss_limit
+                    ),
+                    None => "no report for today yet".into(),
+                },
+            },
         },
     };
     for observed in [ready, breach] {
@@ -319,24 +352,6 @@ pub fn observed_status(
     if children_changed || status != previous {
         status.last_reconciled = Some(Time(now));
     }
-    status
-}
-
-fn invalid_status(ta: &TradingAlgorithm, error: &Error, now: Timestamp) -> TradingAlgorithmStatus {
-    let mut status = ta.status.clone().unwrap_or_default();
-    let _ = set_condition(
-        &mut status.conditions,
-        Observed {
-            type_: "Ready",
-            status: ConditionStatus::False,
-            reason: error.reason(),
-            message: error.to_string(),
-        },
-        ta.meta().generation,
-        now,
-    );
-    status.phase = Some(Phase::Error);
-    status.observed_generation = ta.meta().generation;
     status
 }
 
@@ -436,6 +451,7 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, deletion: Deletion, ctx: Ctx) -
         resources::config_name,
         resources::service_name,
         resources::hpa_name,
+        resources::network_policy_name,
     ]
     .iter()
     .map(|name| name(&ta.name_any()))
@@ -444,5 +460,7 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, deletion: Deletion, ctx: Ctx) -
     op.configs.forget_owner(Some(&namespace), &children);
     op.services.forget_owner(Some(&namespace), &children);
     op.hpas.forget_owner(Some(&namespace), &children);
+    op.network_policies
+        .forget_owner(Some(&namespace), &children);
     Ok(Cleanup::Done)
 }

@@ -69,6 +69,22 @@ pub fn assess(ta: &TradingAlgorithm, report: Option<&Report>, now: Timestamp) ->
     }
 }
 
+/// Today's P&L when it is past the loss limit and trading goes on only because a human
+/// resumed it for today: the breach is real, the halt was lifted.
+pub fn resumed_over_limit(
+    ta: &TradingAlgorithm,
+    report: Option<&Report>,
+    now: Timestamp,
+) -> Option<f64> {
+    let today = trading_day(now);
+    let resumed_today =
+        ta.annotations().get(RESUME_ANNOTATION).map(String::as_str) == Some(today.as_str());
+    report
+        .filter(|r| resumed_today && r.trading_day == today)
+        .filter(|r| r.daily_pnl <= -(ta.spec.risk_limits.daily_loss_limit as f64))
+        .map(|r| r.daily_pnl)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

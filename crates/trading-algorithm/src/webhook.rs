@@ -82,10 +82,14 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
             risk.max_position_size
         ),
     );
+    // An unbounded limit would switch the risk guard off without saying so.
     check(
-        risk.daily_loss_limit >= 10_000,
+        (10_000..=100_000_000).contains(&risk.daily_loss_limit),
         "spec.riskLimits.dailyLossLimit",
-        format!("must be at least 10000, got {}", risk.daily_loss_limit),
+        format!(
+            "must be between 10000 and 100000000, got {}",
+            risk.daily_loss_limit
+        ),
     );
     if let Some(stop) = risk.stop_loss_percentage {
         check(

@@ -82,6 +82,30 @@ async fn a_new_algorithm_gets_its_four_children_and_becomes_active() -> Result<(
         !h.events("Created").is_empty(),
         "a Created event names the children"
     );
+
+    // The operand as a manifest scanner would have it: probes, no API token, a NetworkPolicy.
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(
+        pod["containers"][0]["readinessProbe"]["tcpSocket"]["port"],
+        8080
+    );
+    assert_eq!(
+        pod["containers"][0]["livenessProbe"]["tcpSocket"]["port"],
+        8080
+    );
+    let policy = h
+        .get(
+            "networking.k8s.io/v1",
+            "networkpolicies",
+            "momentum-trader-prod-network",
+        )
+        .context("the algorithm's NetworkPolicy")?;
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"]["app"],
+        "momentum-trader-prod"
+    );
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
     Ok(())
 }
 
@@ -230,6 +254,21 @@ async fn a_halt_can_be_cleared_by_hand_and_suspend_stops_by_hand() -> Result<()>
         phase(h, "momentum-trader-prod") == "Suspended"
     })
     .await?;
+    let condition = |h: &Harness, type_: &str| {
+        h.status("momentum-trader-prod")["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == type_)
+            .cloned()
+            .unwrap_or_default()
+    };
+    // A risk halt and a manual suspend look different: in Ready and in `kubectl get`.
+    assert_eq!(condition(&h, "Ready")["reason"], "RiskHalt");
+    assert_eq!(
+        h.status("momentum-trader-prod")["riskHalt"]["tradingDay"],
+        h.today()
+    );
 
     let resume = json!({"metadata": {"annotations": {"fintech.io/resume-trading": h.today()}}});
     h.algorithms()
@@ -241,6 +280,16 @@ async fn a_halt_can_be_cleared_by_hand_and_suspend_stops_by_hand() -> Result<()>
         .await?;
     h.eventually("resumed", |h| phase(h, "momentum-trader-prod") == "Active")
         .await?;
+    // Resumed by hand while the loss is still past the limit: the condition says what is true.
+    let breach = condition(&h, "RiskLimitBreached");
+    assert_eq!(breach["status"], "True", "{breach}");
+    assert_eq!(breach["reason"], "ResumedOverLimit");
+    assert!(
+        breach["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("-200000") && m.contains("resumed by annotation")),
+        "{breach}"
+    );
 
     h.algorithms()
         .patch(
@@ -253,6 +302,8 @@ async fn a_halt_can_be_cleared_by_hand_and_suspend_stops_by_hand() -> Result<()>
         phase(h, "momentum-trader-prod") == "Suspended"
     })
     .await?;
+    assert_eq!(condition(&h, "Ready")["reason"], "Suspended");
+    assert!(h.status("momentum-trader-prod")["riskHalt"].is_null());
     h.eventually("scaled to zero", |h| {
         h.get("apps/v1", "deployments", "momentum-trader-prod-deployment")
             .is_some_and(|d| d["spec"]["replicas"] == 0)
@@ -299,7 +350,8 @@ async fn children_edited_or_deleted_by_hand_are_restored() -> Result<()> {
     h.eventually("image restored", |h| {
         h.get("apps/v1", "deployments", "momentum-trader-prod-deployment")
             .is_some_and(|d| {
-                d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.21"
+                d["spec"]["template"]["spec"]["containers"][0]["image"]
+                    == trading_algorithm::resources::deployment::FALLBACK_IMAGE
             })
     })
     .await?;

@@ -76,6 +76,16 @@ pub struct WorkloadDefaults {
     pub default_labels: BTreeMap<String, String>,
     /// Image of the backup Jobs an operator schedules; it needs `sh`, `find` and `kubectl`.
     pub backup_image: Option<String>,
+    /// The namespace Prometheus scrapes from: each workload's NetworkPolicy lets it reach the
+    /// metrics port. Default `monitoring`.
+    pub monitoring_namespace: Option<String>,
+}
+
+impl WorkloadDefaults {
+    /// [`Self::monitoring_namespace`] or its default.
+    pub fn monitoring_namespace(&self) -> &str {
+        self.monitoring_namespace.as_deref().unwrap_or("monitoring")
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -13,8 +13,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SecretVolumeSource, Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -125,19 +125,6 @@ pub fn config_hash(env: &[EnvVar], external: &External) -> String {
     short_digest(vars.chain(tls))
 }
 
-fn http_probe(probe: &HttpProbe) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(probe.http_get.path.clone()),
-            port: IntOrString::Int(probe.http_get.port),
-            ..HTTPGetAction::default()
-        }),
-        initial_delay_seconds: probe.initial_delay_seconds,
-        period_seconds: probe.period_seconds,
-        ..Probe::default()
-    }
-}
-
 fn port(name: &str, port: i32) -> ContainerPort {
     ContainerPort {
         name: Some(name.into()),
@@ -222,8 +209,8 @@ pub fn desired_deployment(
                 .or_else(|| defaults.default_resources.clone())
                 .unwrap_or_else(fallback_resources),
         ),
-        liveness_probe: health.liveness.as_ref().map(http_probe),
-        readiness_probe: health.readiness.as_ref().map(http_probe),
+        liveness_probe: health.liveness.as_ref().map(HttpProbe::probe),
+        readiness_probe: health.readiness.as_ref().map(HttpProbe::probe),
         security_context: Some(restricted_container_security()),
         volume_mounts: Some(mounts),
         ..Container::default()

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod deployment;
 pub mod hpa;
+pub mod network_policy;
 pub mod pdb;
 pub mod service;
 pub mod service_account;
@@ -61,6 +62,7 @@ pub struct DesiredChildren {
     pub hpa: Option<HorizontalPodAutoscaler>,
     pub pdb: Option<PodDisruptionBudget>,
     pub service_account: Option<ServiceAccount>,
+    pub network_policy: k8s_openapi::api::networking::v1::NetworkPolicy,
     /// Built when Prometheus scraping is on; applied only where its CRD is installed.
     pub service_monitor: Option<ServiceMonitor>,
     pub backup: Option<backup::BackupChildren>,
@@ -97,6 +99,7 @@ pub fn desired_children(
             .spec
             .service_account(&name)
             .map(|sa| service_account::desired_service_account(ps, &sa, defaults)),
+        network_policy: network_policy::desired_network_policy(ps, defaults),
         service_monitor: ps
             .spec
             .prometheus()

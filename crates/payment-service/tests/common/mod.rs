@@ -31,6 +31,7 @@ pub struct Harness {
     pub server: ApiServer,
     pub workloads: Workloads,
     clock_offset: Arc<AtomicI64>,
+    resync: Duration,
     /// The first operator's metrics registry.
     pub metrics: Metrics,
     stop: watch::Sender<bool>,
@@ -50,6 +51,8 @@ pub struct Setup {
     pub prometheus_operator: bool,
     /// Leave out the seed's TLS Secret.
     pub without_tls_secret: bool,
+    /// The resync interval (300 ms unless set).
+    pub resync: Option<Duration>,
 }
 
 pub async fn start(setup: Setup) -> Result<Harness> {
@@ -72,22 +75,25 @@ pub async fn start(setup: Setup) -> Result<Harness> {
     let workloads = server.simulate_workloads();
     let clock_offset = Arc::new(AtomicI64::new(0));
     let metrics = Metrics::new();
-    let (stop, operator) = run_operator(&server, clock_offset.clone(), metrics.clone());
+    let resync = setup.resync.unwrap_or(Duration::from_millis(300));
+    let (stop, operator) = run_operator(&server, clock_offset.clone(), metrics.clone(), resync);
     Ok(Harness {
         server,
         workloads,
         clock_offset,
+        resync,
         metrics,
         stop,
         operator: Some(operator),
     })
 }
 
-/// Starts the operator (resync 300 ms) on `server`, its clock `offset` seconds ahead.
+/// Starts the operator on `server`, its clock `offset` seconds ahead.
 fn run_operator(
     server: &ApiServer,
     offset: Arc<AtomicI64>,
     metrics: Metrics,
+    resync: Duration,
 ) -> runtime::Background {
     let options = Options {
         now: Arc::new(move || {
@@ -95,7 +101,7 @@ fn run_operator(
         }),
     };
     let config = RuntimeConfig::standalone(ControllerSettings {
-        resync: Duration::from_millis(300),
+        resync,
         ..ControllerSettings::default()
     });
     runtime::spawn(server.client(), config, metrics, move |rt| {
@@ -143,7 +149,12 @@ impl Harness {
         if let Some(task) = self.operator.take() {
             task.await??;
         }
-        let (stop, task) = run_operator(&self.server, self.clock_offset.clone(), Metrics::new());
+        let (stop, task) = run_operator(
+            &self.server,
+            self.clock_offset.clone(),
+            Metrics::new(),
+            self.resync,
+        );
         self.stop = stop;
         self.operator = Some(task);
         Ok(())

@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::workload::{restricted_container_security, restricted_pod_security};
+use operator_core::workload::{restricted_container_security, restricted_pod_security, tcp_probe};
 
 use super::config::parameter_key;
 use super::{
@@ -28,8 +28,10 @@ use super::{
 };
 use crate::crd::TradingAlgorithm;
 
-/// Image when neither the spec nor the operator's config names one (seed 002's placeholder).
-pub const FALLBACK_IMAGE: &str = "nginx:1.21";
+/// Image when neither the spec nor the operator's config names one: a placeholder that runs
+/// as a non-root user on port 8080, so it starts under the restricted security context
+/// every algorithm gets (seed 002's `nginx:1.21` runs as root and cannot).
+pub const FALLBACK_IMAGE: &str = "docker.io/nginxinc/nginx-unprivileged:1.27-alpine";
 /// Pod-template annotation carrying the configuration hash.
 pub const CONFIG_HASH_ANNOTATION: &str = "fintech.io/config-hash";
 
@@ -154,6 +156,7 @@ pub fn desired_deployment(
         .clone()
         .or_else(|| defaults.default_image.clone())
         .unwrap_or_else(|| FALLBACK_IMAGE.to_string());
+    let health = ta.spec.health_check.clone().unwrap_or_default();
     let container = Container {
         name: "algorithm".into(),
         image: Some(image),
@@ -164,6 +167,14 @@ pub fn desired_deployment(
             ..ContainerPort::default()
         }]),
         env: Some(algorithm_env(ta)),
+        liveness_probe: Some(match health.liveness.as_ref() {
+            Some(probe) => probe.probe(),
+            None => tcp_probe(ALGORITHM_PORT, 15, 20),
+        }),
+        readiness_probe: Some(match health.readiness.as_ref() {
+            Some(probe) => probe.probe(),
+            None => tcp_probe(ALGORITHM_PORT, 5, 10),
+        }),
         resources: Some(
             defaults
                 .default_resources
@@ -217,6 +228,9 @@ pub fn desired_deployment(
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    // A token only for an algorithm whose spec names an account to use it.
+                    service_account_name: ta.spec.service_account_name.clone(),
+                    automount_service_account_token: Some(ta.spec.service_account_name.is_some()),
                     security_context: Some(restricted_pod_security()),
                     volumes: Some(vec![
                         Volume {

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod deployment;
 pub mod hpa;
+pub mod network_policy;
 pub mod service;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,10 @@ pub fn service_name(algorithm: &str) -> String {
 
 pub fn hpa_name(algorithm: &str) -> String {
     format!("{algorithm}-hpa")
+}
+
+pub fn network_policy_name(algorithm: &str) -> String {
+    format!("{algorithm}-network")
 }
 
 /// The ConfigMap the algorithm writes its trades and P&L to (see `report`).
@@ -62,6 +67,7 @@ pub struct DesiredChildren {
     pub service: k8s_openapi::api::core::v1::Service,
     /// Absent while suspended: an autoscaler would scale the algorithm back up.
     pub hpa: Option<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>,
+    pub network_policy: k8s_openapi::api::networking::v1::NetworkPolicy,
 }
 
 /// Builds every child. `suspended` scales the algorithm to zero and drops the autoscaler.
@@ -76,6 +82,7 @@ pub fn desired_children(
         deployment: deployment::desired_deployment(ta, defaults, &config_hash, suspended),
         service: service::desired_service(ta, defaults),
         hpa: (!suspended).then(|| hpa::desired_hpa(ta, defaults)),
+        network_policy: network_policy::desired_network_policy(ta, defaults),
         config,
     }
 }
@@ -119,6 +126,8 @@ pub(crate) mod tests {
             }),
             image: None,
             suspend: None,
+            health_check: None,
+            service_account_name: None,
         }
     }
 
@@ -187,7 +196,7 @@ pub(crate) mod tests {
             proptest::option::of(proptest::collection::vec(name, 0..6)),
             (
                 1000i64..=10_000_000,
-                10_000i64..i64::MAX / 2,
+                10_000i64..=100_000_000,
                 proptest::option::of(0.01f64..=0.5),
             ),
             (1i32..=10, 0i32..=90, proptest::option::of(10i32..=90)),
@@ -239,6 +248,8 @@ pub(crate) mod tests {
                         }),
                         image,
                         suspend,
+                        health_check: None,
+                        service_account_name: None,
                     }
                 },
             )
