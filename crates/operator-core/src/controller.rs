@@ -26,7 +26,7 @@ use crate::apply::{ChildWatch, OperatorIdentity};
 use crate::error::Error;
 use crate::events::EventPublisher;
 use crate::runtime::admin::Readiness;
-use crate::runtime::metrics::{Metrics, ReconcileResult};
+use crate::runtime::metrics::{Metrics, ReconcileResult, ResourceLabels};
 use crate::status::StatusWrites;
 
 /// Retry delays after failed reconciles of one object: `base · 2^(failures−1)`, capped at
@@ -181,6 +181,33 @@ impl<O> Context<O> {
         self.failures().remove(key);
     }
 
+    /// Writes `status` (when it differs from the stored one, see [`StatusWrites`]) and sets the
+    /// resource's `operator_resource_ready` gauge from its Ready condition. Returns whether a
+    /// write was made.
+    pub async fn write_status<K, S>(&self, obj: &K, status: &S) -> Result<bool, Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + kube::core::object::HasStatus<Status = S>,
+        S: crate::status::ReportedStatus + serde::Serialize + PartialEq,
+    {
+        let api: Api<K> = Api::namespaced(
+            self.client.clone(),
+            obj.meta().namespace.as_deref().unwrap_or_default(),
+        );
+        let written = self.status_writes.patch(&api, obj, status).await?;
+        let ready = crate::conditions::is_true(status.conditions(), "Ready");
+        self.metrics.set_resource_ready(resource_labels(obj), ready);
+        Ok(written)
+    }
+
+    /// Drops what this process keeps about a deleted resource (its per-resource series).
+    pub fn forget<K: Resource<DynamicType = ()>>(&self, obj: &K) {
+        self.metrics.forget_resource(&resource_labels(obj));
+    }
+
     /// Reports a spec the operator cannot realise and touches nothing else: the status of
     /// [`crate::status::refused`] is written, and the error is returned, so the controller
     /// publishes it as one Warning event and retries at the resync interval.
@@ -199,14 +226,19 @@ impl<O> Context<O> {
             + kube::core::object::HasStatus<Status = S>,
         S: crate::status::ReportedStatus + serde::Serialize + PartialEq,
     {
-        let api: Api<K> = Api::namespaced(
-            self.client.clone(),
-            obj.meta().namespace.as_deref().unwrap_or_default(),
-        );
         let status =
             crate::status::refused(obj.status(), &error, obj.meta().generation, never_ran, now);
-        self.status_writes.patch(&api, obj, &status).await?;
+        self.write_status(obj, &status).await?;
         Err(error)
+    }
+}
+
+/// The labels of `obj`'s per-resource series.
+fn resource_labels<K: Resource<DynamicType = ()>>(obj: &K) -> ResourceLabels {
+    ResourceLabels {
+        controller: K::kind(&()).to_lowercase(),
+        namespace: obj.meta().namespace.clone().unwrap_or_default(),
+        name: obj.meta().name.clone().unwrap_or_default(),
     }
 }
 

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 /// What every operator's status has: conditions, a phase, and the generation it describes.
 pub trait ReportedStatus: Clone + Default {
     type Phase: Copy + PartialEq;
+    fn conditions(&self) -> &[Condition];
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
     fn phase(&self) -> Option<Self::Phase>;
     fn set_phase(&mut self, phase: Option<Self::Phase>);
@@ -184,6 +185,9 @@ mod tests {
 
     impl ReportedStatus for Reported {
         type Phase = &'static str;
+        fn conditions(&self) -> &[Condition] {
+            &self.conditions
+        }
         fn conditions_mut(&mut self) -> &mut Vec<Condition> {
             &mut self.conditions
         }

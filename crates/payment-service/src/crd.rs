@@ -560,6 +560,9 @@ pub struct CleanupReport {
 
 impl operator_core::status::ReportedStatus for PaymentServiceStatus {
     type Phase = Phase;
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
     }

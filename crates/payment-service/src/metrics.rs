@@ -1,11 +1,14 @@
 //! `payment_service_rollouts_total{namespace, strategy, result}`: how rollouts end, so a
 //! rolled-back upgrade can page someone. Labels are bounded: namespace, three strategies and
 //! three results (`completed`, `rolled_back`, `failed` when a first version never came up).
+//! And `payment_service_last_backup_timestamp_seconds{namespace, name}`, a per-resource gauge
+//! (removed with the service) the stale-backup alert reads.
 
 use operator_core::runtime::metrics::Metrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::crd::StrategyType;
 
@@ -24,9 +27,24 @@ pub enum RolloutResult {
     Failed,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    namespace: String,
+    name: String,
+}
+
+fn service_labels(ps: &crate::crd::PaymentService) -> ServiceLabels {
+    use kube::ResourceExt;
+    ServiceLabels {
+        namespace: ps.namespace().unwrap_or_default(),
+        name: ps.name_any(),
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct PaymentMetrics {
     rollouts: Family<RolloutLabels, Counter>,
+    last_backup: Family<ServiceLabels, Gauge>,
 }
 
 impl PaymentMetrics {
@@ -38,7 +56,24 @@ impl PaymentMetrics {
             "Rollouts of PaymentService versions, by how they ended",
             own.rollouts.clone(),
         );
+        metrics.register(
+            "payment_service_last_backup_timestamp_seconds",
+            "When the service's last backup succeeded (Unix seconds); only for services with backups on",
+            own.last_backup.clone(),
+        );
         own
+    }
+
+    /// Records when the service's last backup succeeded.
+    pub fn backed_up(&self, ps: &crate::crd::PaymentService, at: k8s_openapi::jiff::Timestamp) {
+        self.last_backup
+            .get_or_create(&service_labels(ps))
+            .set(at.as_second());
+    }
+
+    /// Removes the service's series (it was deleted, or its backups were switched off).
+    pub fn forget(&self, ps: &crate::crd::PaymentService) {
+        self.last_backup.remove(&service_labels(ps));
     }
 
     pub fn rollout_ended(&self, namespace: &str, strategy: StrategyType, result: RolloutResult) {

@@ -164,13 +164,15 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
         None => None,
     };
     let mut next = observed_status(&ps, &plan, observed, monitor, last_backup, now);
+    match (&next.last_backup, ps.spec.backup()) {
+        (Some(at), Some(_)) => op.metrics.backed_up(&ps, at.0),
+        _ => op.metrics.forget(&ps),
+    }
     if let Some(refusal) = &refusal {
         set_not_ready(&mut next.conditions, refusal, ps.meta().generation, now);
     }
     announce(&ps, &ctx, &plan, &changes, &next).await;
-    ctx.status_writes
-        .patch(&api::<PaymentService>(&ctx, &ps), &*ps, &next)
-        .await?;
+    ctx.write_status(&*ps, &next).await?;
     if let Some(refusal) = refusal {
         return Err(refusal);
     }
@@ -212,9 +214,7 @@ async fn wait_for_secret(
             .warning(ps, "SecretMissing", "Wait", missing.to_string())
             .await;
     }
-    ctx.status_writes
-        .patch(&api::<PaymentService>(ctx, ps), ps, &status)
-        .await?;
+    ctx.write_status(ps, &status).await?;
     Ok(Action::requeue(SECRET_POLL))
 }
 
@@ -810,9 +810,7 @@ async fn cleanup(ps: Arc<PaymentService>, deletion: Deletion, ctx: Ctx) -> Resul
             cleanup: Some(report.clone()),
             ..status
         };
-        ctx.status_writes
-            .patch(&api::<PaymentService>(&ctx, &ps), &*ps, &next)
-            .await?;
+        ctx.write_status(&*ps, &next).await?;
         let mut note = format!(
             "deleted Deployments [{}]",
             report.deleted_deployments.join(", ")
@@ -847,6 +845,8 @@ async fn cleanup(ps: Arc<PaymentService>, deletion: Deletion, ctx: Ctx) -> Resul
     op.role_bindings.forget_owner(ns, &names);
     op.volumes.forget_owner(ns, &names);
     op.network_policies.forget_owner(ns, &names);
+    op.metrics.forget(&ps);
+    ctx.forget(&*ps);
     op.service_monitors.forget_owner(ns, &names);
     Ok(Cleanup::Done)
 }

@@ -201,6 +201,9 @@ pub struct RiskHalt {
 
 impl operator_core::status::ReportedStatus for TradingAlgorithmStatus {
     type Phase = Phase;
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
     }

@@ -1,6 +1,8 @@
 //! The domain gauges seed 002's dashboards read: `trading_algorithm_total_trades` and
-//! `trading_algorithm_daily_pnl`, one series per algorithm (labelled by namespace and name,
-//! by design: each is a per-resource gauge), removed when the algorithm is deleted.
+//! `trading_algorithm_daily_pnl`, and what the alerts compare them with:
+//! `trading_algorithm_daily_loss_limit` and `trading_algorithm_risk_halted`. One series per
+//! algorithm (labelled by namespace and name, by design: each is a per-resource gauge),
+//! removed when the algorithm is deleted.
 
 use std::sync::atomic::AtomicU64;
 
@@ -12,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::crd::TradingAlgorithm;
 use crate::report::Report;
+use crate::risk::TradingState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlgorithmLabels {
@@ -30,6 +33,8 @@ fn labels(ta: &TradingAlgorithm) -> AlgorithmLabels {
 pub struct TradingMetrics {
     total_trades: Family<AlgorithmLabels, Gauge>,
     daily_pnl: Family<AlgorithmLabels, Gauge<f64, AtomicU64>>,
+    daily_loss_limit: Family<AlgorithmLabels, Gauge>,
+    risk_halted: Family<AlgorithmLabels, Gauge>,
 }
 
 impl TradingMetrics {
@@ -46,10 +51,26 @@ impl TradingMetrics {
             "Profit and loss today, as the algorithm reported",
             gauges.daily_pnl.clone(),
         );
+        metrics.register(
+            "trading_algorithm_daily_loss_limit",
+            "The algorithm's dailyLossLimit: trading halts when dailyPnL reaches minus this",
+            gauges.daily_loss_limit.clone(),
+        );
+        metrics.register(
+            "trading_algorithm_risk_halted",
+            "1 while the risk guard holds the algorithm halted, 0 otherwise",
+            gauges.risk_halted.clone(),
+        );
         gauges
     }
 
-    pub fn observe(&self, ta: &TradingAlgorithm, report: Option<&Report>) {
+    pub fn observe(&self, ta: &TradingAlgorithm, report: Option<&Report>, state: &TradingState) {
+        self.daily_loss_limit
+            .get_or_create(&labels(ta))
+            .set(ta.spec.risk_limits.daily_loss_limit);
+        self.risk_halted
+            .get_or_create(&labels(ta))
+            .set(i64::from(state.halt().is_some()));
         if let Some(r) = report {
             self.total_trades
                 .get_or_create(&labels(ta))
@@ -61,5 +82,7 @@ impl TradingMetrics {
     pub fn forget(&self, ta: &TradingAlgorithm) {
         self.total_trades.remove(&labels(ta));
         self.daily_pnl.remove(&labels(ta));
+        self.daily_loss_limit.remove(&labels(ta));
+        self.risk_halted.remove(&labels(ta));
     }
 }

@@ -133,10 +133,8 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
         set_not_ready(&mut status.conditions, refusal, ta.meta().generation, now);
     }
     announce(&ta, &ctx, &state, &changes).await;
-    ctx.status_writes
-        .patch(&api(&ctx, &ta), &*ta, &status)
-        .await?;
-    op.metrics.observe(&ta, report.as_ref());
+    ctx.write_status(&*ta, &status).await?;
+    op.metrics.observe(&ta, report.as_ref(), &state);
     match refusal {
         Some(refusal) => Err(refusal),
         None => Ok(ctx.resync()),
@@ -430,9 +428,7 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, deletion: Deletion, ctx: Ctx) -
             final_report: Some(report.clone()),
             ..status
         };
-        ctx.status_writes
-            .patch(&api(&ctx, &ta), &*ta, &next)
-            .await?;
+        ctx.write_status(&*ta, &next).await?;
         ctx.events
             .record(
                 &*ta,
@@ -446,6 +442,7 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, deletion: Deletion, ctx: Ctx) -
             .await;
     }
     op.metrics.forget(&ta);
+    ctx.forget(&*ta);
     let children: BTreeSet<String> = [
         deployment_name,
         resources::config_name,

@@ -106,6 +106,16 @@ async fn a_new_algorithm_gets_its_four_children_and_becomes_active() -> Result<(
         "momentum-trader-prod"
     );
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+
+    // What the alerts read.
+    let metrics = h.metrics.encode();
+    for series in [
+        r#"operator_resource_ready{controller="tradingalgorithm",namespace="trading-platform",name="momentum-trader-prod"} 1"#,
+        r#"trading_algorithm_risk_halted{namespace="trading-platform",name="momentum-trader-prod"} 0"#,
+        r#"trading_algorithm_daily_loss_limit{namespace="trading-platform",name="momentum-trader-prod"} 100000"#,
+    ] {
+        assert!(metrics.contains(series), "missing {series}");
+    }
     Ok(())
 }
 

@@ -52,6 +52,14 @@ struct LeaseLabels {
     name: String,
 }
 
+/// One custom resource: the labels of the per-resource gauges (removed with the resource).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub controller: String,
+    pub namespace: String,
+    pub name: String,
+}
+
 /// The metrics every operator exports. Cheap to clone; clones share the registry.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -61,6 +69,22 @@ pub struct Metrics {
     reconcile_time: Family<ControllerLabels, Histogram>,
     active_workers: Family<ControllerLabels, Gauge>,
     leader: Family<LeaseLabels, Gauge>,
+    ready: Family<ResourceLabels, Gauge>,
+    /// The series names of every registered metric, see [`Metrics::series_names`].
+    series: Arc<Mutex<std::collections::BTreeSet<String>>>,
+}
+
+/// The series a metric of `name` and `kind` exports.
+fn series_of(name: &str, kind: prometheus_client::metrics::MetricType) -> Vec<String> {
+    use prometheus_client::metrics::MetricType;
+    match kind {
+        MetricType::Counter => vec![format!("{name}_total")],
+        MetricType::Histogram => ["_bucket", "_sum", "_count"]
+            .iter()
+            .map(|suffix| format!("{name}{suffix}"))
+            .collect(),
+        _ => vec![name.to_string()],
+    }
 }
 
 impl Default for Metrics {
@@ -79,40 +103,49 @@ impl Metrics {
         );
         let active_workers = Family::<ControllerLabels, Gauge>::default();
         let leader = Family::<LeaseLabels, Gauge>::default();
-        registry.register(
-            "controller_runtime_reconcile",
-            "Total number of reconciliations per controller",
-            reconcile_total.clone(),
-        );
-        registry.register(
-            "controller_runtime_reconcile_errors",
-            "Total number of reconciliation errors per controller",
-            reconcile_errors.clone(),
-        );
-        registry.register(
-            "controller_runtime_reconcile_time_seconds",
-            "Length of time per reconciliation per controller",
-            reconcile_time.clone(),
-        );
-        registry.register(
-            "controller_runtime_active_workers",
-            "Number of currently used workers per controller",
-            active_workers.clone(),
-        );
-        registry.register(
-            "leader_election_master_status",
-            "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master",
-            leader.clone(),
-        );
+        let ready = Family::<ResourceLabels, Gauge>::default();
         registry.register_collector(Box::new(ProcessCollector));
-        Self {
+        let metrics = Self {
             registry: Arc::new(Mutex::new(registry)),
             reconcile_total,
             reconcile_errors,
             reconcile_time,
             active_workers,
             leader,
-        }
+            ready,
+            series: Arc::default(),
+        };
+        metrics.register(
+            "controller_runtime_reconcile",
+            "Total number of reconciliations per controller",
+            metrics.reconcile_total.clone(),
+        );
+        metrics.register(
+            "controller_runtime_reconcile_errors",
+            "Total number of reconciliation errors per controller",
+            metrics.reconcile_errors.clone(),
+        );
+        metrics.register(
+            "controller_runtime_reconcile_time_seconds",
+            "Length of time per reconciliation per controller",
+            metrics.reconcile_time.clone(),
+        );
+        metrics.register(
+            "controller_runtime_active_workers",
+            "Number of currently used workers per controller",
+            metrics.active_workers.clone(),
+        );
+        metrics.register(
+            "leader_election_master_status",
+            "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master",
+            metrics.leader.clone(),
+        );
+        metrics.register(
+            "operator_resource_ready",
+            "Whether each custom resource's Ready condition is True (1) or not (0), as its status last said; removed with the resource",
+            metrics.ready.clone(),
+        );
+        metrics
     }
 
     /// Registers an operator's own metric (e.g. `trading_algorithm_daily_pnl`).
@@ -122,6 +155,10 @@ impl Metrics {
         help: &str,
         metric: impl prometheus_client::registry::Metric,
     ) {
+        self.series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(series_of(name, EncodeMetric::metric_type(&metric)));
         self.registry
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -165,6 +202,36 @@ impl Metrics {
             .set(i64::from(leading));
     }
 
+    /// Sets `operator_resource_ready` of one resource: what the Ready-for-too-long alerts read.
+    pub fn set_resource_ready(&self, resource: ResourceLabels, ready: bool) {
+        self.ready.get_or_create(&resource).set(i64::from(ready));
+    }
+
+    /// Removes a resource's per-resource series (it was deleted).
+    pub fn forget_resource(&self, resource: &ResourceLabels) {
+        self.ready.remove(resource);
+    }
+
+    /// Every series name this registry exports, whether or not it has a sample yet (`_total`
+    /// of counters, `_bucket`/`_sum`/`_count` of histograms, and the process metrics): what
+    /// an alert rule may name.
+    pub fn series_names(&self) -> std::collections::BTreeSet<String> {
+        let mut names = self
+            .series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        names.extend(
+            [
+                "process_cpu_seconds_total",
+                "process_resident_memory_bytes",
+                "process_open_fds",
+            ]
+            .map(String::from),
+        );
+        names
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -174,6 +241,48 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The metric names a PromQL expression reads: what an alert rule depends on being exported.
+/// Strings, label matchers, ranges, grouping clauses, functions and keywords are left out.
+pub fn promql_metric_names(expr: &str) -> std::collections::BTreeSet<String> {
+    use std::sync::LazyLock;
+    static STRINGS: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r#""[^"]*"|'[^']*'"#).ok());
+    static MATCHERS: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r"\{[^}]*\}|\[[^\]]*\]").ok());
+    static GROUPING: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+        regex::Regex::new(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)").ok()
+    });
+    static TOKENS: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*(\()?").ok());
+    const KEYWORDS: [&str; 12] = [
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "inf",
+    ];
+    let mut text = expr.to_string();
+    for re in [&*STRINGS, &*MATCHERS, &*GROUPING].into_iter().flatten() {
+        text = re.replace_all(&text, " ").into_owned();
+    }
+    let Some(tokens) = TOKENS.as_ref() else {
+        return Default::default();
+    };
+    tokens
+        .captures_iter(&text)
+        .filter(|c| c.get(2).is_none())
+        .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+        .filter(|t| !KEYWORDS.contains(&t.to_lowercase().as_str()))
+        .collect()
 }
 
 /// Records a reconcile's duration and frees its worker slot when dropped, so a panicking or
@@ -202,16 +311,21 @@ impl Drop for ReconcileTimer {
 #[derive(Debug)]
 struct ProcessCollector;
 
+/// CPU seconds (user and system) and resident bytes, from `/proc/self/schedstat` (nanoseconds
+/// on the CPU) and `/proc/self/status` (`VmRSS` in kB): units the kernel states, so neither
+/// the clock tick rate nor the page size has to be assumed.
 fn proc_stat() -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks_per_second = 100.0;
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    let rss_pages: f64 = fields.get(21)?.parse().ok()?;
-    Some(((utime + stime) / ticks_per_second, rss_pages * 4096.0))
+    let schedstat = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    let on_cpu_ns: f64 = schedstat.split_whitespace().next()?.parse().ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let rss_kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((on_cpu_ns / 1e9, rss_kb * 1024.0))
 }
 
 fn open_fds() -> Option<i64> {
@@ -274,5 +388,47 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected} in\n{text}");
         }
+        let names = m.series_names();
+        assert!(names.contains("controller_runtime_reconcile_total"));
+        assert!(names.contains("controller_runtime_reconcile_time_seconds_bucket"));
+        assert!(names.contains("operator_resource_ready"));
+    }
+
+    #[test]
+    fn alert_expressions_are_read_for_the_metrics_they_need() {
+        let names = |e: &str| promql_metric_names(e).into_iter().collect::<Vec<_>>();
+        assert_eq!(
+            names(
+                r#"histogram_quantile(0.99, sum by (le) (rate(controller_runtime_reconcile_time_seconds_bucket{controller="x"}[5m]))) > 30"#
+            ),
+            ["controller_runtime_reconcile_time_seconds_bucket"]
+        );
+        assert_eq!(
+            names(
+                r#"absent(up{job="a"} == 1) or max(leader_election_master_status{name="l"}) < 1"#
+            ),
+            ["leader_election_master_status", "up"]
+        );
+        assert_eq!(
+            names(
+                "trading_algorithm_daily_pnl <= on(namespace, name) -0.8 * trading_algorithm_daily_loss_limit"
+            ),
+            [
+                "trading_algorithm_daily_loss_limit",
+                "trading_algorithm_daily_pnl"
+            ]
+        );
+        assert_eq!(
+            names("time() - payment_service_last_backup_timestamp_seconds > 2 * 86400"),
+            ["payment_service_last_backup_timestamp_seconds"]
+        );
+    }
+
+    #[test]
+    fn process_metrics_are_read_in_the_kernels_own_units() {
+        let (cpu, rss) = proc_stat().unwrap_or_default();
+        assert!(cpu >= 0.0);
+        // A test binary holds more than a megabyte and less than a terabyte.
+        assert!(rss > 1e6 && rss < 1e12, "{rss}");
     }
 }
