@@ -196,6 +196,18 @@ mod tests {
         );
     }
 
+    /// A limit so large it can never be reached would switch the risk guard off.
+    #[test]
+    fn the_daily_loss_limit_is_bounded_both_ways() {
+        let mut spec = sample_spec();
+        spec.risk_limits.daily_loss_limit = 999_999_999_999;
+        let errors = validate("x", &spec);
+        assert_eq!(fields(&errors), vec!["spec.riskLimits.dailyLossLimit"]);
+        assert!(errors[0].message.contains("between 10000 and 100000000"));
+        spec.risk_limits.daily_loss_limit = 100_000_000;
+        assert!(validate("x", &spec).is_empty());
+    }
+
     #[test]
     fn names_must_fit_the_children() {
         assert_eq!(

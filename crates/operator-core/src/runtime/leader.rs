@@ -70,6 +70,12 @@ pub enum LeaseError {
     Lost(String),
 }
 
+/// The transition count after a takeover: the Lease's count is anyone's write, so it
+/// saturates rather than overflow.
+fn next_transitions(current: i32) -> i32 {
+    current.saturating_add(1)
+}
+
 fn seconds(d: Duration) -> i32 {
     i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
 }
@@ -143,7 +149,7 @@ impl LeaderElector {
             if !expired {
                 return Ok(false);
             }
-            self.desired_spec(now, None, transitions.saturating_add(1))
+            self.desired_spec(now, None, next_transitions(transitions))
         };
         lease.spec = Some(new_spec);
         match self
@@ -257,5 +263,16 @@ impl LeaderElector {
         metrics.set_leader(&self.config.lease_name, false);
         tracing::error!(lease = %self.config.lease_name, "lost leadership; stopping");
         LeaseError::Lost(self.config.lease_name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transition_count_from_the_lease_saturates() {
+        assert_eq!(next_transitions(3), 4);
+        assert_eq!(next_transitions(i32::MAX), i32::MAX);
     }
 }
