@@ -15,15 +15,15 @@ use futures::{FutureExt, StreamExt};
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 use rand::Rng;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::apply::{ChildWatch, OperatorIdentity};
-use crate::error::Error;
+use crate::apply::{ChildKinds, ChildWatches, OperatorIdentity};
+use crate::error::{Error, ReconcileError};
 use crate::events::EventPublisher;
 use crate::runtime::admin::Readiness;
 use crate::runtime::metrics::{Metrics, ReconcileResult, ResourceLabels};
@@ -96,7 +96,10 @@ pub struct Context<O> {
     pub operator: O,
     /// Status writes whose watch event may not have reached the cache yet.
     pub status_writes: StatusWrites,
+    /// The child kinds the operator declared (see [`ChildKinds`]).
+    pub children: ChildKinds,
     settings: ControllerSettings,
+    /// Consecutive failures per object UID, behind backoff and the start/end events.
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -118,6 +121,7 @@ impl<O> Context<O> {
         operator: O,
     ) -> Self {
         let instance = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
+        let (children, _) = ChildKinds::builder(client.clone(), identity, None).build();
         Self {
             events: EventPublisher::new(client.clone(), identity.manager, instance),
             client,
@@ -125,9 +129,40 @@ impl<O> Context<O> {
             metrics: Metrics::new(),
             operator,
             status_writes: StatusWrites::default(),
+            children,
             settings,
             failures: Mutex::default(),
         }
+    }
+
+    /// The child kinds the operator declared; their watches go to
+    /// [`OperatorController::owns_children`].
+    #[must_use]
+    pub fn with_children(mut self, children: ChildKinds) -> Self {
+        self.children = children;
+        self
+    }
+
+    /// Drops every piece of per-object state whose object is gone: apply records (by owner
+    /// UID), backoff counts, remembered status writes, per-resource series. `live` is the
+    /// controller's cache: `(uid, namespace, name)` of every object that exists.
+    pub fn sweep(&self, controller: &str, live: &[(String, String, String)]) {
+        let uids: std::collections::HashSet<String> =
+            live.iter().map(|(uid, _, _)| uid.clone()).collect();
+        let names: std::collections::HashSet<(String, String)> = live
+            .iter()
+            .map(|(_, ns, name)| (ns.clone(), name.clone()))
+            .collect();
+        self.children.retain_owners(&uids);
+        self.failures().retain(|uid, _| uids.contains(uid));
+        self.status_writes.retain(&uids);
+        self.metrics.retain_resources(controller, &names);
+    }
+
+    /// How many per-object records this process holds (apply records, backoff counts,
+    /// remembered status writes): flat when objects come and go.
+    pub fn records(&self) -> usize {
+        self.children.recorded() + self.failures().len() + self.status_writes.remembered()
     }
 
     /// Records into `metrics` (the runtime's registry) instead of a private one.
@@ -162,23 +197,27 @@ impl<O> Context<O> {
         self.failures.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Counts a failed reconcile of the object `uid`; returns how many in a row.
+    fn failed(&self, uid: &str) -> u32 {
+        let mut map = self.failures();
+        let n = map.entry(uid.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
     /// When to retry an object after `error`: spec errors wait for the resync (a spec edit
     /// triggers a reconcile at once anyway); transient errors back off per object.
-    pub fn retry_after(&self, key: &str, error: &Error) -> Duration {
+    pub fn retry_after<E: ReconcileError>(&self, uid: &str, error: &E) -> Duration {
         if error.is_spec_error() {
             return self.settings.resync;
         }
-        let failures = {
-            let mut map = self.failures();
-            let n = map.entry(key.to_string()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        };
+        let failures = self.failures().get(uid).copied().unwrap_or(1);
         self.settings.backoff.jittered(failures, &mut rand::rng())
     }
 
-    fn succeeded(&self, key: &str) {
-        self.failures().remove(key);
+    /// A success: returns how many failures in a row it ends.
+    fn succeeded(&self, uid: &str) -> u32 {
+        self.failures().remove(uid).unwrap_or(0)
     }
 
     /// Writes `status` (when it differs from the stored one, see [`StatusWrites`]) and sets the
@@ -203,8 +242,14 @@ impl<O> Context<O> {
         Ok(written)
     }
 
-    /// Drops what this process keeps about a deleted resource (its per-resource series).
+    /// Drops what this process keeps about a deleted resource: its children's apply records,
+    /// backoff count, remembered status write and per-resource series. (The sweep does the
+    /// same for resources deleted without a finalizer.)
     pub fn forget<K: Resource<DynamicType = ()>>(&self, obj: &K) {
+        let uid = obj.meta().uid.clone().unwrap_or_default();
+        self.children.forget_owner(&uid);
+        self.failures().remove(&uid);
+        self.status_writes.forget(&uid);
         self.metrics.forget_resource(&resource_labels(obj));
     }
 
@@ -303,22 +348,19 @@ where
         self
     }
 
-    /// Reconciles the owner whenever one of its children of kind `Child` changes; the watch
-    /// also keeps the [`crate::apply::Children`] cache it came with current.
+    /// Reconciles an owner whenever one of its children of a declared kind changes; the
+    /// watches also keep the kinds' caches current.
     #[must_use]
-    pub fn owns<Child>(mut self, watch: ChildWatch<Child>) -> Self
-    where
-        Child:
-            Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    {
-        let cache = watch.cache;
-        self.caches_synced.push(
-            async move {
-                let _ = cache.wait_until_ready().await;
-            }
-            .boxed(),
-        );
-        self.controller = self.controller.owns_stream(watch.stream);
+    pub fn owns_children(mut self, watches: ChildWatches) -> Self {
+        self.caches_synced.extend(watches.synced);
+        if !watches.streams.is_empty() {
+            let merged = futures::stream::select_all(watches.streams);
+            self.controller = self.controller.watches_stream_with(
+                merged,
+                |child| ChildWatches::owner_of::<K>(&child),
+                ChildWatches::api_resource(),
+            );
+        }
         self
     }
 
@@ -356,21 +398,34 @@ where
     /// `namespace`, `reconcile_id`) and is counted in the `controller_runtime_*` metrics.
     /// Every error is logged and, with its reason, published as a Warning event on the
     /// object; the object is retried per [`Context::retry_after`].
-    pub async fn run<F, Fut>(self, reconcile: F)
+    pub async fn run<F, Fut, E>(self, reconcile: F)
     where
         F: Fn(Arc<K>, Arc<Context<O>>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+        E: ReconcileError,
         K::DynamicType: Eq + Hash + Clone + Debug + Unpin,
     {
-        if let Some(readiness) = self.readiness {
-            let synced = futures::future::join_all(self.caches_synced);
-            tokio::spawn(async move {
-                synced.await;
+        // One task waits for the caches (kube's readiness signal wakes one waiter reliably, so
+        // it is awaited once) and tells readiness and the sweeper.
+        let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+        let synced = futures::future::join_all(self.caches_synced);
+        let readiness = self.readiness;
+        tokio::spawn(async move {
+            synced.await;
+            if let Some(readiness) = readiness {
                 readiness.controller_synced();
-            });
-        }
-        let reconcile = Arc::new(reconcile);
+            }
+            synced_tx.send_replace(true);
+        });
         let controller_name = K::kind(&()).to_lowercase();
+        let sweeper = tokio::spawn(sweep_forever(
+            self.controller.store(),
+            synced_rx,
+            self.ctx.clone(),
+            controller_name.clone(),
+        ));
+        let _stop_sweeping = AbortOnDrop(sweeper.abort_handle());
+        let reconcile = Arc::new(reconcile);
         let name = controller_name.clone();
         self.controller
             .run(
@@ -385,30 +440,49 @@ where
                     );
                     let name = name.clone();
                     async move {
-                        let key = ObjectRef::from_obj(&*obj).to_string();
+                        let uid = obj.meta().uid.clone().unwrap_or_default();
                         let timer = ctx.metrics.reconcile_started(&name);
                         let result = reconcile(obj.clone(), ctx.clone()).await;
                         drop(timer);
                         match &result {
                             Ok(action) => {
                                 ctx.metrics.record_result(&name, ctx.classify(action));
-                                ctx.succeeded(&key);
+                                let ended = ctx.succeeded(&uid);
+                                if ended > 0 {
+                                    let note =
+                                        format!("reconciled again after {ended} failed attempts");
+                                    ctx.events
+                                        .normal(&*obj, "Recovered", "Reconcile", note)
+                                        .await;
+                                }
                             }
                             Err(error) => {
                                 ctx.metrics.record_result(&name, ReconcileResult::Error);
+                                ctx.metrics.record_error_reason(&name, error.reason());
                                 tracing::warn!(reason = error.reason(), %error, "reconcile failed");
-                                ctx.events
-                                    .warning(&*obj, error.reason(), "Reconcile", error.to_string())
-                                    .await;
+                                // A spec error is the user's to fix: say so every time it is
+                                // found (events fold repeats). A transient one: once, when it
+                                // starts, and once more when it clears.
+                                let failures = ctx.failed(&uid);
+                                if error.is_spec_error() || failures == 1 {
+                                    ctx.events
+                                        .warning(
+                                            &*obj,
+                                            error.reason(),
+                                            "Reconcile",
+                                            error.to_string(),
+                                        )
+                                        .await;
+                                }
                             }
                         }
                         result
                     }
                     .instrument(span)
                 },
-                |obj: Arc<K>, error: &Error, ctx: Arc<Context<O>>| {
-                    let key = ObjectRef::from_obj(&*obj).to_string();
-                    Action::requeue(ctx.retry_after(&key, error))
+                |obj: Arc<K>, error: &E, ctx: Arc<Context<O>>| {
+                    let uid = obj.meta().uid.clone().unwrap_or_default();
+                    Action::requeue(ctx.retry_after(&uid, error))
                 },
                 self.ctx,
             )
@@ -419,6 +493,50 @@ where
                 std::future::ready(())
             })
             .await;
+    }
+}
+
+/// The longest the sweep waits between two runs.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Sweeps per-object state of objects that no longer exist, once per resync interval (30 s
+/// at most): what an operator without a finalizer never hears about.
+async fn sweep_forever<K, O>(
+    store: Store<K>,
+    mut synced: tokio::sync::watch::Receiver<bool>,
+    ctx: Arc<Context<O>>,
+    controller: String,
+) where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    // Before the first full list the cache is empty: sweeping then would drop everything.
+    if synced.wait_for(|s| *s).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(ctx.settings.resync.min(SWEEP_INTERVAL)).await;
+        let live: Vec<(String, String, String)> = store
+            .state()
+            .iter()
+            .map(|o| {
+                let meta = o.meta();
+                (
+                    meta.uid.clone().unwrap_or_default(),
+                    meta.namespace.clone().unwrap_or_default(),
+                    meta.name.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        ctx.sweep(&controller, &live);
+    }
+}
+
+/// Aborts a background task when dropped (the controller's run ended or was cancelled).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

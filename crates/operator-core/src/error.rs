@@ -39,6 +39,25 @@ impl fmt::Display for SpecErrors {
     }
 }
 
+/// What the controller needs to know of any reconcile error, so an operator can bring its own
+/// `thiserror` enum: whether only a change to the spec fixes it (no fast retry, reported on
+/// status and as a Warning each time) or it is transient (backoff; one Warning when it
+/// starts), and a bounded CamelCase reason for conditions, events and the
+/// `operator_reconcile_errors_by_reason_total` series.
+pub trait ReconcileError: std::error::Error + Send + Sync + 'static {
+    fn is_spec_error(&self) -> bool;
+    fn reason(&self) -> &'static str;
+}
+
+impl ReconcileError for Error {
+    fn is_spec_error(&self) -> bool {
+        Error::is_spec_error(self)
+    }
+    fn reason(&self) -> &'static str {
+        Error::reason(self)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The spec cannot be realised as written; the message names each field to change.
@@ -76,6 +95,10 @@ pub enum Error {
     /// Work that must happen before deletion failed; the finalizer stays and it is retried.
     #[error("cleanup before deletion failed: {0}")]
     Cleanup(#[source] Box<Error>),
+
+    /// A reconcile used a child kind its operator did not declare (a bug in the operator).
+    #[error("child kind {0} was not declared with ChildKinds::builder")]
+    UndeclaredChildKind(String),
 
     /// An object the API server returned lacks a field it always sets.
     #[error("object is missing {0}")]
@@ -153,7 +176,10 @@ impl Error {
             | Self::ChildNameConflict { .. }
             | Self::ChildrenRefused(_) => true,
             Self::Cleanup(inner) => inner.is_spec_error(),
-            Self::Kube(_) | Self::MissingField(_) | Self::Serialization { .. } => false,
+            Self::Kube(_)
+            | Self::MissingField(_)
+            | Self::Serialization { .. }
+            | Self::UndeclaredChildKind(_) => false,
         }
     }
 
@@ -173,7 +199,9 @@ impl Error {
             }
             Self::Kube(_) => "ApiError",
             Self::Cleanup(_) => "CleanupFailed",
-            Self::MissingField(_) | Self::Serialization { .. } => "InternalError",
+            Self::MissingField(_) | Self::Serialization { .. } | Self::UndeclaredChildKind(_) => {
+                "InternalError"
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 //! ([`conditions`]) → [`status::patch_status_if_changed`].
 
 pub mod apply;
+pub mod autoscaling;
 pub mod conditions;
 pub mod controller;
 pub mod error;
@@ -19,9 +20,12 @@ pub mod status;
 pub mod validation;
 pub mod workload;
 
-pub use apply::{Applied, Changes, ChildWatch, Children, Foreign, OperatorIdentity};
+pub use apply::{
+    Applied, Changes, ChildKinds, ChildPass, ChildWatch, ChildWatches, Children, Foreign,
+    OperatorIdentity, Prune,
+};
 pub use controller::{Backoff, Context, ControllerSettings, OperatorController};
-pub use error::{Error, FieldError, RefusedChild, Result};
+pub use error::{Error, FieldError, ReconcileError, RefusedChild, Result};
 
 /// A source of the current time; operators take one so tests can move it (a trading day, a
 /// canary pause, a rollout deadline) without sleeping.

@@ -154,6 +154,21 @@ impl StatusWrites {
         true
     }
 
+    /// Forgets the writes to objects whose UID is not in `live` (they were deleted).
+    pub fn retain(&self, live: &std::collections::HashSet<String>) {
+        self.entries().retain(|uid, _| live.contains(uid));
+    }
+
+    /// Forgets the write to one object (it was deleted).
+    pub fn forget(&self, uid: &str) {
+        self.entries().remove(uid);
+    }
+
+    /// How many writes are remembered (for memory accounting).
+    pub fn remembered(&self) -> usize {
+        self.entries().len()
+    }
+
     /// [`patch_status_if_changed`] for `obj`, remembering the write.
     pub async fn patch<K, S>(&self, api: &Api<K>, obj: &K, desired: &S) -> Result<bool>
     where

@@ -17,9 +17,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use operator_core::finalizer::{Cleanup, with_finalizer};
 use operator_core::status::patch_status_if_changed;
-use operator_core::{
-    Applied, Children, Context, ControllerSettings, Error, FieldError, OperatorController,
-};
+use operator_core::{Applied, Children, Context, ControllerSettings, Error, OperatorController};
 use serde_json::json;
 use testkit::{ApiServer, Verb};
 
@@ -277,64 +275,19 @@ async fn finalizer_guards_cleanup() -> Result<()> {
     Ok(())
 }
 
-/// A minimal operator built on the controller: one ConfigMap per Widget, size validated.
-#[derive(Clone, Debug)]
-struct WidgetOperator {
-    configmaps: Children<ConfigMap>,
-    reconciles: Arc<AtomicUsize>,
-}
-
-async fn reconcile_widget(
-    widget: Arc<Widget>,
-    ctx: Arc<Context<WidgetOperator>>,
-) -> Result<Action, Error> {
-    ctx.operator.reconciles.fetch_add(1, Ordering::SeqCst);
-    if widget.spec.size < 0 {
-        return Err(Error::invalid_spec(vec![FieldError::new(
-            "spec.size",
-            format!("must be at least 0, got {}", widget.spec.size),
-        )]));
-    }
-    let desired = desired_configmap(&widget, "config");
-    let keep = BTreeSet::from([desired.name_any()]);
-    ctx.operator.configmaps.apply(&*widget, desired).await?;
-    ctx.operator.configmaps.prune(&*widget, &keep).await?;
-    let api: Api<Widget> =
-        Api::namespaced(ctx.client.clone(), &widget.namespace().unwrap_or_default());
-    patch_status_if_changed(
-        &api,
-        &widget.name_any(),
-        widget.status.as_ref(),
-        &WidgetStatus { ready: true },
-    )
-    .await?;
-    Ok(ctx.resync())
-}
-
 fn start_operator(server: &ApiServer, resync: Duration) -> Arc<AtomicUsize> {
     let client = server.client();
-    let (configmaps, watch) = Children::<ConfigMap>::watched(client.clone(), IDENTITY, None);
-    let reconciles = Arc::new(AtomicUsize::new(0));
+    let (children, watches) = widget_children(client.clone(), None);
+    let operator = WidgetOperator::default();
+    let reconciles = operator.reconciles.clone();
     let settings = ControllerSettings {
         resync,
         ..ControllerSettings::default()
     };
-    let ctx = Context::new(
-        client,
-        IDENTITY,
-        settings,
-        WidgetOperator {
-            configmaps,
-            reconciles: reconciles.clone(),
-        },
-    );
-    let controller = OperatorController::<Widget, _>::new(ctx).owns(watch);
-    drive_controller(controller);
-    reconciles
-}
-
-fn drive_controller(controller: OperatorController<Widget, WidgetOperator>) {
+    let ctx = Context::new(client, IDENTITY, settings, operator).with_children(children);
+    let controller = OperatorController::<Widget, _>::new(ctx).owns_children(watches);
     tokio::spawn(controller.run(reconcile_widget));
+    reconciles
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use operator_core::apply::ADOPT_ANNOTATION;
-use operator_core::{Applied, Changes, Children, Error, Foreign};
+use operator_core::{Applied, Children, Error, Foreign};
 use serde_json::{Value, json};
 use testkit::ApiServer;
 
@@ -65,15 +65,14 @@ async fn an_object_the_operator_did_not_create_is_a_conflict_and_left_untouched(
         "not a byte of it written"
     );
 
-    // Through the pass API the refusal is noted and the pass goes on.
-    let mut changes = Changes::default();
-    children
-        .apply_noted(&owner, desired_configmap(&owner, "config"), &mut changes)
-        .await?;
-    children
-        .apply_noted(&owner, desired_configmap(&owner, "other"), &mut changes)
-        .await?;
+    // In a pass the refusal is noted, the pass goes on, and nothing is pruned.
+    let (kinds, _) = widget_children(server.client(), None);
+    let mut pass = kinds.pass(&owner);
+    pass.apply(desired_configmap(&owner, "config")).await?;
+    pass.apply(desired_configmap(&owner, "other")).await?;
+    let changes = pass.finish().await?;
     assert_eq!(changes.created, vec!["ConfigMap/w-other".to_string()]);
+    assert!(changes.pruned.is_empty());
     assert_eq!(changes.refused.len(), 1);
     assert_eq!(changes.refused[0].child, "ConfigMap/w-config");
     assert_eq!(

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,16 +15,13 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use common::*;
 use futures::FutureExt;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::ResourceExt;
-use kube::runtime::controller::Action;
 use operator_core::runtime::admin::{self, Readiness};
 use operator_core::runtime::config::{
     LeaderElectionConfig, LogFormat, RuntimeConfig, WorkloadDefaults,
 };
 use operator_core::runtime::metrics::Metrics;
 use operator_core::runtime::{self, Runtime, RuntimeError};
-use operator_core::{Children, Context, ControllerSettings, Error};
+use operator_core::{Context, ControllerSettings};
 use testkit::ApiServer;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -51,43 +47,18 @@ fn config(identity: &str) -> RuntimeConfig {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Counting {
-    configmaps: Children<ConfigMap>,
-    reconciles: Arc<AtomicUsize>,
-}
-
-async fn reconcile(widget: Arc<Widget>, ctx: Arc<Context<Counting>>) -> Result<Action, Error> {
-    ctx.operator.reconciles.fetch_add(1, Ordering::SeqCst);
-    let desired = desired_configmap(&widget, "config");
-    ctx.operator.configmaps.apply(&*widget, desired).await?;
-    ctx.operator
-        .configmaps
-        .prune(
-            &*widget,
-            &BTreeSet::from([format!("{}-config", widget.name_any())]),
-        )
-        .await?;
-    Ok(ctx.resync())
-}
-
 fn build(
     reconciles: Arc<AtomicUsize>,
 ) -> impl FnOnce(&Runtime) -> Vec<futures::future::BoxFuture<'static, ()>> {
     move |rt: &Runtime| {
-        let (configmaps, watch) =
-            Children::<ConfigMap>::watched(rt.client(), IDENTITY, rt.namespace());
-        let ctx = rt.context(
-            IDENTITY,
-            Counting {
-                configmaps,
-                reconciles,
-            },
-        );
+        let (children, watches) = widget_children(rt.client(), rt.namespace());
+        let ctx = rt
+            .context(IDENTITY, WidgetOperator { reconciles })
+            .with_children(children);
         vec![
             rt.controller::<Widget, _>(ctx)
-                .owns(watch)
-                .run(reconcile)
+                .owns_children(watches)
+                .run(reconcile_widget)
                 .boxed(),
         ]
     }
@@ -367,25 +338,23 @@ async fn readyz_waits_for_the_leaders_caches() -> Result<()> {
     };
     readiness.set_connected();
     readiness.set_leading(true);
-    let (configmaps, watch) = Children::<ConfigMap>::watched(server.client(), IDENTITY, None);
+    let (children, watches) = widget_children(server.client(), None);
     let ctx = Context::new(
         server.client(),
         IDENTITY,
         ControllerSettings::default(),
-        Counting {
-            configmaps,
-            reconciles: Arc::default(),
-        },
-    );
+        WidgetOperator::default(),
+    )
+    .with_children(children);
     let controller = operator_core::OperatorController::<Widget, _>::new(ctx)
-        .owns(watch)
+        .owns_children(watches)
         .report_readiness(readiness.clone());
     assert_eq!(
         probe(readiness.clone()).await?,
         503,
         "not ready before the caches sync"
     );
-    tokio::spawn(controller.run(reconcile));
+    tokio::spawn(controller.run(reconcile_widget));
     eventually("caches synced", || readiness.is_ready()).await?;
     assert_eq!(probe(readiness.clone()).await?, 200);
     Ok(())

@@ -14,12 +14,20 @@ pub mod webhook;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{Children, Clock, OperatorIdentity};
+use operator_core::{ChildKinds, ChildWatches, Clock, OperatorIdentity, Prune};
 
 use crate::crd::PaymentService;
 use crate::metrics::PaymentMetrics;
-use crate::reconcile::{PaymentOperator, PrometheusOperator};
+use crate::reconcile::PaymentOperator;
+use crate::resources::service_monitor::ServiceMonitor;
 
 /// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
 pub const IDENTITY: OperatorIdentity = OperatorIdentity {
@@ -54,51 +62,35 @@ impl Default for Options {
     }
 }
 
-/// The controller for `PaymentService`, watching its child kinds as metadata. ServiceMonitors
-/// are not watched: their kind exists only where the Prometheus Operator is installed.
+/// The child kinds of a PaymentService, declared once: watched as metadata, owned, pruned.
+/// The backup claim is never pruned (it holds the exports); ServiceMonitors exist only
+/// where the Prometheus Operator is installed.
+pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
+    ChildKinds::builder(rt.client(), IDENTITY, rt.namespace())
+        .kind::<Deployment>(Prune::Yes)
+        .kind::<Service>(Prune::Yes)
+        .kind::<HorizontalPodAutoscaler>(Prune::Yes)
+        .kind::<PodDisruptionBudget>(Prune::Yes)
+        .kind::<ServiceAccount>(Prune::Yes)
+        .kind::<CronJob>(Prune::Yes)
+        .kind::<RoleBinding>(Prune::Yes)
+        .kind::<Role>(Prune::Yes)
+        .kind::<PersistentVolumeClaim>(Prune::Never)
+        .kind::<NetworkPolicy>(Prune::Yes)
+        .optional_kind::<ServiceMonitor>()
+        .build()
+}
+
+/// The controller for `PaymentService`.
 pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
-    let client = rt.client();
-    let ns = rt.namespace();
-    let (deployments, deployments_watch) = Children::watched(client.clone(), IDENTITY, ns);
-    let (services, services_watch) = Children::watched(client.clone(), IDENTITY, ns);
-    let (hpas, hpas_watch) = Children::watched(client.clone(), IDENTITY, ns);
-    let (pdbs, pdbs_watch) = Children::watched(client.clone(), IDENTITY, ns);
-    let (service_accounts, service_accounts_watch) =
-        Children::watched(client.clone(), IDENTITY, ns);
-    let (cron_jobs, cron_jobs_watch) = Children::watched(client.clone(), IDENTITY, ns);
-    let (roles, roles_watch) = Children::watched(client.clone(), IDENTITY, ns);
-    let (role_bindings, role_bindings_watch) = Children::watched(client.clone(), IDENTITY, ns);
-    let (volumes, volumes_watch) = Children::watched(client.clone(), IDENTITY, ns);
-    let (network_policies, network_policies_watch) =
-        Children::watched(client.clone(), IDENTITY, ns);
+    let (children, watches) = child_kinds(rt);
     let operator = PaymentOperator {
-        deployments,
-        services,
-        hpas,
-        pdbs,
-        service_accounts,
-        cron_jobs,
-        roles,
-        role_bindings,
-        volumes,
-        network_policies,
-        service_monitors: Children::uncached(client, IDENTITY),
-        prometheus_operator: PrometheusOperator::default(),
         defaults: rt.config().workloads.clone(),
         metrics: PaymentMetrics::register(rt.metrics()),
         now: options.now,
     };
     let controller = rt
-        .controller::<PaymentService, _>(rt.context(IDENTITY, operator))
-        .owns(deployments_watch)
-        .owns(services_watch)
-        .owns(hpas_watch)
-        .owns(pdbs_watch)
-        .owns(service_accounts_watch)
-        .owns(cron_jobs_watch)
-        .owns(roles_watch)
-        .owns(role_bindings_watch)
-        .owns(volumes_watch)
-        .owns(network_policies_watch);
+        .controller::<PaymentService, _>(rt.context(IDENTITY, operator).with_children(children))
+        .owns_children(watches);
     vec![controller.run(reconcile::reconcile).boxed()]
 }

@@ -3,25 +3,22 @@
 //! and on deletion, the cleanup before the finalizer goes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
+use operator_core::autoscaling::{applies_replicas, hand_replicas_to_autoscaler};
 use operator_core::conditions::{ConditionStatus, Observed, remove, set_condition, set_not_ready};
 use operator_core::finalizer::{Cleanup, Deletion, with_finalizer};
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Children, Clock, Context, Error, FieldError, Foreign, Result};
+use operator_core::{Changes, Clock, Context, Error, FieldError, Foreign, Result};
 use serde_json::json;
 
 use crate::crd::{
@@ -36,54 +33,9 @@ use crate::webhook;
 /// The finalizer seed 000 names.
 pub const FINALIZER: &str = "payments.io/cleanup";
 
-/// How long the answer to "is the Prometheus Operator installed?" is trusted.
-const DISCOVERY_TTL: Duration = Duration::from_secs(300);
-
-/// Whether the cluster serves `monitoring.coreos.com/v1` ServiceMonitors, asked of API
-/// discovery at most once per [`DISCOVERY_TTL`], so installing the Prometheus Operator later
-/// is noticed without a restart.
-#[derive(Clone, Debug, Default)]
-pub struct PrometheusOperator {
-    known: Arc<Mutex<Option<(bool, Instant)>>>,
-}
-
-impl PrometheusOperator {
-    pub async fn installed(&self, client: &kube::Client) -> Result<bool> {
-        if let Some((installed, at)) = *self.known.lock().unwrap_or_else(PoisonError::into_inner)
-            && at.elapsed() < DISCOVERY_TTL
-        {
-            return Ok(installed);
-        }
-        let installed = match client
-            .list_api_group_resources("monitoring.coreos.com/v1")
-            .await
-        {
-            Ok(list) => list.resources.iter().any(|r| r.name == "servicemonitors"),
-            Err(kube::Error::Api(s)) if s.code == 404 => false,
-            Err(e) => return Err(e.into()),
-        };
-        *self.known.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((installed, Instant::now()));
-        Ok(installed)
-    }
-}
-
 /// The operator's own part of the reconcile context.
 #[derive(Clone)]
 pub struct PaymentOperator {
-    pub deployments: Children<Deployment>,
-    pub services: Children<Service>,
-    pub hpas: Children<HorizontalPodAutoscaler>,
-    pub pdbs: Children<PodDisruptionBudget>,
-    pub service_accounts: Children<ServiceAccount>,
-    pub cron_jobs: Children<CronJob>,
-    pub roles: Children<Role>,
-    pub role_bindings: Children<RoleBinding>,
-    pub volumes: Children<PersistentVolumeClaim>,
-    pub network_policies: Children<NetworkPolicy>,
-    /// Not watched: the kind may not exist.
-    pub service_monitors: Children<ServiceMonitor>,
-    pub prometheus_operator: PrometheusOperator,
     pub defaults: WorkloadDefaults,
     pub metrics: PaymentMetrics,
     /// The clock (tests move it past pauses and deadlines).
@@ -254,7 +206,7 @@ async fn observe_deployments(ps: &PaymentService, ctx: &Ctx) -> Result<ObservedD
     let uid = ps.meta().uid.clone().unwrap_or_default();
     let deployments = api::<Deployment>(ctx, ps);
     let mut ours = Vec::new();
-    for name in ctx.operator.deployments.names(ps).await? {
+    for name in ctx.children.of::<Deployment>()?.names(ps).await? {
         if let Some(d) = deployments.get_opt(&name).await?
             && d.owner_references().iter().any(|o| o.uid == uid)
         {
@@ -272,42 +224,6 @@ async fn observe_deployments(ps: &PaymentService, ctx: &Ctx) -> Result<ObservedD
             .map(|d| (d.name_any(), deployment_state(d)))
             .collect(),
     })
-}
-
-/// Whether `manager`'s apply owns the Deployment's `spec.replicas`.
-fn applies_replicas(d: &Deployment, manager: &str) -> bool {
-    d.managed_fields().iter().any(|m| {
-        m.manager.as_deref() == Some(manager)
-            && m.operation.as_deref() == Some("Apply")
-            && m.fields_v1
-                .as_ref()
-                .is_some_and(|f| f.0["f:spec"].get("f:replicas").is_some())
-    })
-}
-
-/// The autoscaler takes `replicas` over (autoscaling was switched on, or a blue-green switch
-/// made the new colour the scaled one). An apply that drops a field its manager alone owns
-/// deletes it, and the Deployment would fall back to one replica until the autoscaler
-/// reacts; so a second field manager first claims `replicas` at its current value, and the
-/// field stays until the autoscaler changes it (server-side apply's documented handover).
-async fn hand_replicas_to_autoscaler(
-    ps: &PaymentService,
-    ctx: &Ctx,
-    name: &str,
-    replicas: i32,
-) -> Result<()> {
-    let claim = json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {"replicas": replicas},
-    });
-    let manager = format!("{}-handover", ctx.identity.manager);
-    api::<Deployment>(ctx, ps)
-        .patch(name, &PatchParams::apply(&manager), &Patch::Apply(&claim))
-        .await
-        .map_err(|e| Error::from_child_write("Deployment", name, e))?;
-    Ok(())
 }
 
 /// What a rollout needs to know about one Deployment.
@@ -349,18 +265,16 @@ async fn apply_children(
     plan: &RolloutPlan,
     observed: &ObservedDeployments,
 ) -> Result<(Changes, MonitorState)> {
-    let op = &ctx.operator;
-    let mut changes = Changes::default();
-
-    let mut keep_accounts = BTreeSet::new();
+    let mut pass = ctx.children.pass(ps);
     if let Some(sa) = desired.service_account {
         // The account the user names: created when missing, used as it is when it exists.
-        keep_accounts.extend(sa.metadata.name.clone());
-        op.service_accounts
-            .apply_noted_with(ps, sa, Foreign::Use, &mut changes)
-            .await?;
+        pass.apply_with(sa, Foreign::Use).await?;
     }
-    let mut keep_deployments: BTreeSet<String> = plan.retiring.iter().cloned().collect();
+    // A colour or canary the rollout is still retiring stays until it has switched away.
+    for retiring in &plan.retiring {
+        pass.keep::<Deployment>(retiring.clone());
+    }
+    let deployments = api::<Deployment>(ctx, ps);
     for d in desired.deployments {
         let name = d.name_any();
         let autoscaled = d.spec.as_ref().is_some_and(|s| s.replicas.is_none());
@@ -368,85 +282,38 @@ async fn apply_children(
             && observed.replicas_owned.contains(&name)
             && let Some(state) = observed.states.get(&name)
         {
-            hand_replicas_to_autoscaler(ps, ctx, &name, state.replicas).await?;
-        }
-        keep_deployments.insert(name);
-        op.deployments.apply_noted(ps, d, &mut changes).await?;
-    }
-    op.services
-        .apply_noted(ps, desired.service, &mut changes)
-        .await?;
-    op.network_policies
-        .apply_noted(ps, desired.network_policy, &mut changes)
-        .await?;
-    let mut keep_hpas = BTreeSet::new();
-    if let Some(hpa) = desired.hpa {
-        keep_hpas.extend(hpa.metadata.name.clone());
-        op.hpas.apply_noted(ps, hpa, &mut changes).await?;
-    }
-    let mut keep_pdbs = BTreeSet::new();
-    if let Some(pdb) = desired.pdb {
-        keep_pdbs.extend(pdb.metadata.name.clone());
-        op.pdbs.apply_noted(ps, pdb, &mut changes).await?;
-    }
-
-    let mut keep_backup = BTreeSet::new();
-    if let Some(b) = desired.backup {
-        keep_backup.extend(b.cron_job.metadata.name.clone());
-        keep_accounts.extend(b.service_account.metadata.name.clone());
-        op.volumes.apply_noted(ps, b.volume, &mut changes).await?;
-        op.service_accounts
-            .apply_noted(ps, b.service_account, &mut changes)
-            .await?;
-        op.roles.apply_noted(ps, b.role, &mut changes).await?;
-        op.role_bindings
-            .apply_noted(ps, b.role_binding, &mut changes)
-            .await?;
-        op.cron_jobs
-            .apply_noted(ps, b.cron_job, &mut changes)
-            .await?;
-    }
-
-    let monitor = match desired.service_monitor {
-        Some(sm) if op.prometheus_operator.installed(&ctx.client).await? => {
-            op.service_monitors
-                .apply_noted(ps, sm, &mut changes)
+            hand_replicas_to_autoscaler(&deployments, ctx.identity.manager, &name, state.replicas)
                 .await?;
+        }
+        pass.apply(d).await?;
+    }
+    pass.apply(desired.service).await?;
+    pass.apply(desired.network_policy).await?;
+    if let Some(hpa) = desired.hpa {
+        pass.apply(hpa).await?;
+    }
+    if let Some(pdb) = desired.pdb {
+        pass.apply(pdb).await?;
+    }
+    if let Some(b) = desired.backup {
+        // The claim holds the exports: its kind is never pruned.
+        pass.apply(b.volume).await?;
+        pass.apply(b.service_account).await?;
+        pass.apply(b.role).await?;
+        pass.apply(b.role_binding).await?;
+        pass.apply(b.cron_job).await?;
+    }
+    let served = ctx.children.served::<ServiceMonitor>().await?;
+    let monitor = match desired.service_monitor {
+        Some(sm) if served => {
+            pass.apply(sm).await?;
             MonitorState::Applied
         }
         Some(_) => MonitorState::Unavailable,
-        None => {
-            if op.prometheus_operator.installed(&ctx.client).await? {
-                op.service_monitors
-                    .prune_noted(ps, &BTreeSet::new(), &mut changes)
-                    .await?;
-            }
-            MonitorState::NotWanted
-        }
+        None => MonitorState::NotWanted,
     };
-
-    // Prune after everything wanted is in place: the Service has switched before an old
-    // colour goes. The backup claim is never pruned: it holds the exports. A pass in which a
-    // child was refused prunes nothing: what it would replace may still be serving.
-    if !changes.refused.is_empty() {
-        return Ok((changes, monitor));
-    }
-    op.deployments
-        .prune_noted(ps, &keep_deployments, &mut changes)
-        .await?;
-    op.hpas.prune_noted(ps, &keep_hpas, &mut changes).await?;
-    op.pdbs.prune_noted(ps, &keep_pdbs, &mut changes).await?;
-    op.cron_jobs
-        .prune_noted(ps, &keep_backup, &mut changes)
-        .await?;
-    op.role_bindings
-        .prune_noted(ps, &keep_backup, &mut changes)
-        .await?;
-    op.roles.prune_noted(ps, &keep_backup, &mut changes).await?;
-    op.service_accounts
-        .prune_noted(ps, &keep_accounts, &mut changes)
-        .await?;
-    Ok((changes, monitor))
+    // Everything wanted is in place (the Service has switched) before the rest is pruned.
+    Ok((pass.finish().await?, monitor))
 }
 
 /// Available replicas of the pods the Service sends traffic to.
@@ -760,7 +627,11 @@ async fn announce(
 /// Stops every Deployment of the service and keeps the backup claim out of the garbage
 /// collector's reach: the Deployments deleted, and whether a claim was kept.
 async fn stop_and_keep_backups(ps: &PaymentService, ctx: &Ctx) -> Result<(Vec<String>, bool)> {
-    let deleted = ctx.operator.deployments.prune(ps, &BTreeSet::new()).await?;
+    let deleted = ctx
+        .children
+        .of::<Deployment>()?
+        .prune(ps, &BTreeSet::new())
+        .await?;
     let claims = api::<PersistentVolumeClaim>(ctx, ps);
     let claim = backup_volume_name(&ps.name_any());
     let kept = match claims.get_metadata_opt(&claim).await? {
@@ -789,7 +660,6 @@ async fn stop_and_keep_backups(ps: &PaymentService, ctx: &Ctx) -> Result<(Vec<St
 async fn cleanup(ps: Arc<PaymentService>, deletion: Deletion, ctx: Ctx) -> Result<Cleanup> {
     let op = &ctx.operator;
     let name = ps.name_any();
-    let namespace = ps.namespace().unwrap_or_default();
     // A pass that finds the record already written (a cached copy from before the release,
     // or a restart) has nothing left to do but release: the work and its event happened.
     let status = ps.status.clone().unwrap_or_default();
@@ -823,30 +693,7 @@ async fn cleanup(ps: Arc<PaymentService>, deletion: Deletion, ctx: Ctx) -> Resul
         ctx.events.record(&*ps, "CleanupDone", "Delete", note).await;
     }
 
-    let mut names: BTreeSet<String> = [
-        rollout::Track::Stable,
-        rollout::Track::Canary,
-        rollout::Track::Color(crate::crd::Color::Blue),
-        rollout::Track::Color(crate::crd::Color::Green),
-    ]
-    .iter()
-    .map(|t| t.deployment_name(&name))
-    .collect();
-    names.extend([backup_name(&name), backup_volume_name(&name)]);
-    names.extend(ps.spec.service_account(&name));
-    let ns = Some(namespace.as_str());
-    op.deployments.forget_owner(ns, &names);
-    op.services.forget_owner(ns, &names);
-    op.hpas.forget_owner(ns, &names);
-    op.pdbs.forget_owner(ns, &names);
-    op.service_accounts.forget_owner(ns, &names);
-    op.cron_jobs.forget_owner(ns, &names);
-    op.roles.forget_owner(ns, &names);
-    op.role_bindings.forget_owner(ns, &names);
-    op.volumes.forget_owner(ns, &names);
-    op.network_policies.forget_owner(ns, &names);
     op.metrics.forget(&ps);
     ctx.forget(&*ps);
-    op.service_monitors.forget_owner(ns, &names);
     Ok(Cleanup::Done)
 }

@@ -2,7 +2,7 @@
 //! status subresource, patches, server-side apply, finalizers, garbage collection, and the
 //! event history watches replay from.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -97,6 +97,32 @@ pub struct Store {
     /// `(group, plural)` → every version an object of that resource was written as, in
     /// order: the audit trail a test reads when the object itself is gone.
     audited: HashMap<(String, String), Vec<Value>>,
+    /// The garbage collector's graph, kept as objects are written: owner UID → the objects
+    /// whose ownerReferences name it; UID → key of every object; and the deletions the
+    /// collector must drive (foreground, orphan, terminating namespaces). With them a
+    /// deletion costs work in its dependents, not in the size of the store.
+    dependents: HashMap<String, BTreeSet<Key>>,
+    uids: HashMap<String, Key>,
+    driven: BTreeSet<Key>,
+    /// Set while the collector runs: a deletion it makes does not start another run.
+    collecting: bool,
+}
+
+fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str())
+}
+
+/// Whether the collector must drive this object's deletion.
+fn driven_deletion(key: &Key, obj: &Value) -> bool {
+    obj["metadata"]["deletionTimestamp"].is_string()
+        && (key.1 == "namespaces"
+            || finalizers(obj)
+                .iter()
+                .any(|f| *f == FOREGROUND || *f == ORPHAN))
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
@@ -148,6 +174,10 @@ impl Store {
             history_floor: 0,
             changes,
             audited: HashMap::new(),
+            dependents: HashMap::new(),
+            uids: HashMap::new(),
+            driven: BTreeSet::new(),
+            collecting: false,
         };
         for ns in INITIAL_NAMESPACES {
             let rt = store.types[0].clone();
@@ -188,6 +218,10 @@ impl Store {
             history_floor: self.rv,
             changes: broadcast::channel(16).0,
             audited: HashMap::new(),
+            dependents: self.dependents.clone(),
+            uids: self.uids.clone(),
+            driven: self.driven.clone(),
+            collecting: false,
         }
     }
 
@@ -320,6 +354,50 @@ impl Store {
             String::new(),
             namespace.into(),
         ))
+    }
+
+    /// Stores `obj` at `key`, keeping the collector's graph current.
+    fn put(&mut self, key: Key, obj: Value) {
+        if let Some(old) = self.objects.remove(&key) {
+            self.unindex(&key, &old);
+        }
+        let uid = meta_str(&obj, "uid").to_string();
+        if !uid.is_empty() {
+            self.uids.insert(uid, key.clone());
+        }
+        for owner in owner_uids(&obj) {
+            self.dependents
+                .entry(owner.to_string())
+                .or_default()
+                .insert(key.clone());
+        }
+        if driven_deletion(&key, &obj) {
+            self.driven.insert(key.clone());
+        }
+        self.objects.insert(key, obj);
+    }
+
+    /// Removes the object at `key`, keeping the collector's graph current.
+    fn take(&mut self, key: &Key) -> Option<Value> {
+        let obj = self.objects.remove(key)?;
+        self.unindex(key, &obj);
+        Some(obj)
+    }
+
+    fn unindex(&mut self, key: &Key, obj: &Value) {
+        let uid = meta_str(obj, "uid");
+        if self.uids.get(uid) == Some(key) {
+            self.uids.remove(uid);
+        }
+        for owner in owner_uids(obj) {
+            if let Some(keys) = self.dependents.get_mut(owner) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.dependents.remove(owner);
+                }
+            }
+        }
+        self.driven.remove(key);
     }
 
     fn namespace_terminating(&self, namespace: &str) -> bool {
@@ -479,7 +557,7 @@ impl Store {
             fields,
         );
         managed::write(&mut body, &entries);
-        self.objects.insert(key, body.clone());
+        self.put(key, body.clone());
         self.record(rt, EventType::Added, &body);
         Ok(Written {
             object: body,
@@ -621,11 +699,11 @@ impl Store {
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
         let key = Self::key(rt, meta_str(old, "namespace"), &name);
         if new["metadata"]["deletionTimestamp"].is_string() && finalizers(&new).is_empty() {
-            self.objects.remove(&key);
+            self.take(&key);
             self.record(rt, EventType::Deleted, &new);
             self.collect_garbage();
         } else {
-            self.objects.insert(key, new.clone());
+            self.put(key, new.clone());
             self.record(rt, EventType::Modified, &new);
         }
         Ok(Written {
@@ -925,7 +1003,7 @@ impl Store {
         let rv = self.next_rv();
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
         let key = Self::key(rt, namespace, name);
-        self.objects.insert(key, new.clone());
+        self.put(key, new.clone());
         self.record(rt, EventType::Modified, &new);
         self.collect_garbage();
         Ok(Written {
@@ -935,7 +1013,7 @@ impl Store {
     }
 
     fn remove_now(&mut self, rt: &ResourceType, key: &Key, mut last: Value) {
-        self.objects.remove(key);
+        self.take(key);
         let rv = self.next_rv();
         last["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.record(rt, EventType::Deleted, &last);
@@ -975,9 +1053,78 @@ impl Store {
     /// remain), foreground deletions finish once their dependents are gone, orphaning
     /// deletions release their dependents, and terminating namespaces empty out.
     fn collect_garbage(&mut self) {
+        if self.collecting {
+            return;
+        }
+        self.collecting = true;
         // A fixed point is reached in a few passes; the bound only stops a write the store
         // keeps refusing (an object its schema now rejects) from spinning under the lock.
         for _ in 0..MAX_GC_PASSES {
+            let progressed = if self.driven.is_empty() {
+                self.collect_dangling()
+            } else {
+                self.collect_full()
+            };
+            if !progressed {
+                break;
+            }
+        }
+        self.collecting = false;
+    }
+
+    /// The common case, with no foreground, orphan or namespace deletion under way: only the
+    /// dependents of owners that are gone need looking at. Returns whether it changed
+    /// anything.
+    fn collect_dangling(&mut self) -> bool {
+        let affected: BTreeSet<Key> = self
+            .dependents
+            .iter()
+            .filter(|(owner, _)| !self.uids.contains_key(*owner))
+            .flat_map(|(_, keys)| keys.iter().cloned())
+            .collect();
+        let mut progressed = false;
+        for key in affected {
+            let Some(obj) = self.objects.get(&key).cloned() else {
+                continue;
+            };
+            let Some(rt) = self.type_of_key(&key) else {
+                continue;
+            };
+            let refs = obj["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let live: Vec<Value> = refs
+                .iter()
+                .filter(|r| {
+                    self.uids
+                        .contains_key(r["uid"].as_str().unwrap_or_default())
+                })
+                .cloned()
+                .collect();
+            if live.is_empty() {
+                if !obj["metadata"]["deletionTimestamp"].is_string() {
+                    if let Err(e) = self.delete(&rt, &key.2, &key.3, &DeleteOptions::default()) {
+                        tracing::warn!(error = %e, "garbage collector delete");
+                    }
+                    progressed = true;
+                }
+            } else if live.len() != refs.len() {
+                let mut v = obj.clone();
+                v["metadata"]["ownerReferences"] = Value::Array(live);
+                if let Err(e) = self.commit(&rt, &obj, v) {
+                    tracing::warn!(error = %e, "garbage collector update");
+                }
+                progressed = true;
+            }
+        }
+        progressed
+    }
+
+    /// Every rule over the whole store: for foreground and orphan deletions and namespaces
+    /// being emptied. Returns whether it changed anything.
+    fn collect_full(&mut self) -> bool {
+        {
             let live: HashMap<String, (Key, bool)> = self
                 .objects
                 .iter()
@@ -1081,7 +1228,7 @@ impl Store {
                 }
             }
             if to_delete.is_empty() && to_rewrite.is_empty() && emptied_namespaces.is_empty() {
-                return;
+                return false;
             }
             for key in emptied_namespaces {
                 if let (Some(rt), Some(last)) =
@@ -1111,6 +1258,7 @@ impl Store {
                 }
             }
         }
+        true
     }
 }
 

@@ -17,11 +17,15 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{Children, Clock, OperatorIdentity};
+use operator_core::{ChildKinds, ChildWatches, Clock, OperatorIdentity, Prune};
 
 use crate::crd::TradingAlgorithm;
 use crate::metrics::TradingMetrics;
@@ -64,17 +68,23 @@ impl Default for Options {
     }
 }
 
+/// The child kinds of a TradingAlgorithm, declared once: watched as metadata, owned, pruned.
+pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
+    ChildKinds::builder(rt.client(), IDENTITY, rt.namespace())
+        .kind::<Deployment>(Prune::Yes)
+        .kind::<ConfigMap>(Prune::Yes)
+        .kind::<Service>(Prune::Yes)
+        .kind::<HorizontalPodAutoscaler>(Prune::Yes)
+        .kind::<NetworkPolicy>(Prune::Yes)
+        .build()
+}
+
 /// The controller for `TradingAlgorithm`, watching its four child kinds (as metadata) and the
 /// algorithms' reports.
 pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
     let client = rt.client();
     let namespace = rt.namespace();
-    let (deployments, deployments_watch) = Children::watched(client.clone(), IDENTITY, namespace);
-    let (configs, configs_watch) = Children::watched(client.clone(), IDENTITY, namespace);
-    let (services, services_watch) = Children::watched(client.clone(), IDENTITY, namespace);
-    let (hpas, hpas_watch) = Children::watched(client.clone(), IDENTITY, namespace);
-    let (network_policies, network_policies_watch) =
-        Children::watched(client.clone(), IDENTITY, namespace);
+    let (children, watches) = child_kinds(rt);
     let reports_api: Api<ConfigMap> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -90,11 +100,6 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
     .touched_objects()
     .boxed();
     let operator = TradingOperator {
-        deployments,
-        configs,
-        services,
-        hpas,
-        network_policies,
         reports,
         defaults: rt.config().workloads.clone(),
         metrics: TradingMetrics::register(rt.metrics()),
@@ -102,12 +107,8 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
         now: options.now,
     };
     let controller = rt
-        .controller::<TradingAlgorithm, _>(rt.context(IDENTITY, operator))
-        .owns(deployments_watch)
-        .owns(configs_watch)
-        .owns(services_watch)
-        .owns(hpas_watch)
-        .owns(network_policies_watch)
+        .controller::<TradingAlgorithm, _>(rt.context(IDENTITY, operator).with_children(children))
+        .owns_children(watches)
         .watches_stream(report_stream, |cm| report::owner_of(&cm));
     vec![controller.run(reconcile::reconcile).boxed()]
 }

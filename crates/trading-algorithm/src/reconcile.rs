@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -18,7 +17,7 @@ use kube::{Resource, ResourceExt};
 use operator_core::conditions::{ConditionStatus, Observed, set_condition, set_not_ready};
 use operator_core::finalizer::{Cleanup, Deletion, with_finalizer};
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Children, Context, Error, Result};
+use operator_core::{Changes, Context, Error, Result};
 use serde_json::json;
 
 use crate::crd::{FinalReport, Phase, TradingAlgorithm, TradingAlgorithmStatus};
@@ -37,11 +36,6 @@ const STOP_POLL: Duration = Duration::from_secs(2);
 /// The operator's own part of the reconcile context.
 #[derive(Clone)]
 pub struct TradingOperator {
-    pub deployments: Children<Deployment>,
-    pub configs: Children<ConfigMap>,
-    pub services: Children<Service>,
-    pub hpas: Children<HorizontalPodAutoscaler>,
-    pub network_policies: Children<NetworkPolicy>,
     /// The algorithms' reports (see `report`).
     pub reports: Store<ConfigMap>,
     pub defaults: WorkloadDefaults,
@@ -146,30 +140,16 @@ async fn apply_children(
     ctx: &Ctx,
     desired: DesiredChildren,
 ) -> Result<Changes> {
-    let op = &ctx.operator;
-    let mut changes = Changes::default();
-    op.configs
-        .apply_noted(ta, desired.config, &mut changes)
-        .await?;
-    op.deployments
-        .apply_noted(ta, desired.deployment, &mut changes)
-        .await?;
-    op.services
-        .apply_noted(ta, desired.service, &mut changes)
-        .await?;
-    op.network_policies
-        .apply_noted(ta, desired.network_policy, &mut changes)
-        .await?;
-    let mut keep_hpas = BTreeSet::new();
+    let mut pass = ctx.children.pass(ta);
+    pass.apply(desired.config).await?;
+    pass.apply(desired.deployment).await?;
+    pass.apply(desired.service).await?;
+    pass.apply(desired.network_policy).await?;
+    // Stopped: no autoscaler, which would scale the algorithm back up; prune removes it.
     if let Some(hpa) = desired.hpa {
-        keep_hpas.extend(hpa.metadata.name.clone());
-        op.hpas.apply_noted(ta, hpa, &mut changes).await?;
+        pass.apply(hpa).await?;
     }
-    // A pass in which a child was refused prunes nothing.
-    if changes.refused.is_empty() {
-        op.hpas.prune_noted(ta, &keep_hpas, &mut changes).await?;
-    }
-    Ok(changes)
+    pass.finish().await
 }
 
 /// Events a human wants in `kubectl describe`: what was created or changed, and every
@@ -358,7 +338,10 @@ pub fn observed_status(
 async fn wind_down(ta: &TradingAlgorithm, ctx: &Ctx) -> Result<Option<Cleanup>> {
     let op = &ctx.operator;
     let namespace = ta.namespace().unwrap_or_default();
-    op.hpas.prune(ta, &BTreeSet::new()).await?;
+    ctx.children
+        .of::<HorizontalPodAutoscaler>()?
+        .prune(ta, &BTreeSet::new())
+        .await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let name = deployment_name(&ta.name_any());
     let remaining = match deployments.get_opt(&name).await? {
@@ -407,7 +390,6 @@ async fn wind_down(ta: &TradingAlgorithm, ctx: &Ctx) -> Result<Option<Cleanup>> 
 /// whole namespace goes, its pods go with it: only the record is kept.
 async fn stop_trading(ta: Arc<TradingAlgorithm>, deletion: Deletion, ctx: Ctx) -> Result<Cleanup> {
     let op = &ctx.operator;
-    let namespace = ta.namespace().unwrap_or_default();
     // A pass that finds the final report already written (a cached copy from before the
     // release, or a restart) has nothing left to do but release.
     let status = ta.status.clone().unwrap_or_default();
@@ -443,21 +425,5 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, deletion: Deletion, ctx: Ctx) -
     }
     op.metrics.forget(&ta);
     ctx.forget(&*ta);
-    let children: BTreeSet<String> = [
-        deployment_name,
-        resources::config_name,
-        resources::service_name,
-        resources::hpa_name,
-        resources::network_policy_name,
-    ]
-    .iter()
-    .map(|name| name(&ta.name_any()))
-    .collect();
-    op.deployments.forget_owner(Some(&namespace), &children);
-    op.configs.forget_owner(Some(&namespace), &children);
-    op.services.forget_owner(Some(&namespace), &children);
-    op.hpas.forget_owner(Some(&namespace), &children);
-    op.network_policies
-        .forget_owner(Some(&namespace), &children);
     Ok(Cleanup::Done)
 }

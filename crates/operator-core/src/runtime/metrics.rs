@@ -48,6 +48,12 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    controller: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LeaseLabels {
     name: String,
 }
@@ -66,10 +72,13 @@ pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
     reconcile_total: Family<ResultLabels, Counter>,
     reconcile_errors: Family<ControllerLabels, Counter>,
+    errors_by_reason: Family<ReasonLabels, Counter>,
     reconcile_time: Family<ControllerLabels, Histogram>,
     active_workers: Family<ControllerLabels, Gauge>,
     leader: Family<LeaseLabels, Gauge>,
     ready: Family<ResourceLabels, Gauge>,
+    /// The resources `ready` has a series for, so deleted ones can be swept.
+    ready_resources: Arc<Mutex<std::collections::HashSet<ResourceLabels>>>,
     /// The series names of every registered metric, see [`Metrics::series_names`].
     series: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
@@ -98,6 +107,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let reconcile_total = Family::<ResultLabels, Counter>::default();
         let reconcile_errors = Family::<ControllerLabels, Counter>::default();
+        let errors_by_reason = Family::<ReasonLabels, Counter>::default();
         let reconcile_time = Family::<ControllerLabels, Histogram>::new_with_constructor(
             (|| Histogram::new(exponential_buckets(0.005, 2.0, 14))) as fn() -> Histogram,
         );
@@ -109,10 +119,12 @@ impl Metrics {
             registry: Arc::new(Mutex::new(registry)),
             reconcile_total,
             reconcile_errors,
+            errors_by_reason,
             reconcile_time,
             active_workers,
             leader,
             ready,
+            ready_resources: Arc::default(),
             series: Arc::default(),
         };
         metrics.register(
@@ -124,6 +136,11 @@ impl Metrics {
             "controller_runtime_reconcile_errors",
             "Total number of reconciliation errors per controller",
             metrics.reconcile_errors.clone(),
+        );
+        metrics.register(
+            "operator_reconcile_errors_by_reason",
+            "Failed reconciliations per controller and reason (InvalidSpec, ApiError, ChildRejected, ...)",
+            metrics.errors_by_reason.clone(),
         );
         metrics.register(
             "controller_runtime_reconcile_time_seconds",
@@ -194,6 +211,16 @@ impl Metrics {
         }
     }
 
+    /// Counts a failed reconcile by its (bounded) reason.
+    pub fn record_error_reason(&self, controller: &str, reason: &str) {
+        self.errors_by_reason
+            .get_or_create(&ReasonLabels {
+                controller: controller.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
     pub fn set_leader(&self, lease: &str, leading: bool) {
         self.leader
             .get_or_create(&LeaseLabels {
@@ -205,11 +232,41 @@ impl Metrics {
     /// Sets `operator_resource_ready` of one resource: what the Ready-for-too-long alerts read.
     pub fn set_resource_ready(&self, resource: ResourceLabels, ready: bool) {
         self.ready.get_or_create(&resource).set(i64::from(ready));
+        self.ready_resources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(resource);
     }
 
     /// Removes a resource's per-resource series (it was deleted).
     pub fn forget_resource(&self, resource: &ResourceLabels) {
         self.ready.remove(resource);
+        self.ready_resources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(resource);
+    }
+
+    /// Removes the series of `controller`'s resources that `live` (namespace, name) no
+    /// longer holds: resources deleted while this process was not looking.
+    pub fn retain_resources(
+        &self,
+        controller: &str,
+        live: &std::collections::HashSet<(String, String)>,
+    ) {
+        let gone: Vec<ResourceLabels> = self
+            .ready_resources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|r| {
+                r.controller == controller && !live.contains(&(r.namespace.clone(), r.name.clone()))
+            })
+            .cloned()
+            .collect();
+        for resource in &gone {
+            self.forget_resource(resource);
+        }
     }
 
     /// Every series name this registry exports, whether or not it has a sample yet (`_total`

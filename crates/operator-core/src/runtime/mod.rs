@@ -8,7 +8,7 @@
 //! # const IDENTITY: OperatorIdentity = OperatorIdentity { manager: "x-operator", app_name: "x" };
 //! # async fn f() -> Result<(), runtime::RuntimeError> {
 //! runtime::main(OperatorBinary { identity: IDENTITY, config_section: "x", version: "0.1.0" }, |rt: &Runtime| {
-//!     vec![/* rt.controller::<MyResource, _>(rt.context(IDENTITY, state)).owns(…).run(reconcile).boxed() */]
+//!     vec![/* rt.controller::<MyResource, _>(rt.context(IDENTITY, state).with_children(kinds)).owns_children(watches).run(reconcile).boxed() */]
 //! })
 //! .await
 //! # }

@@ -1,16 +1,23 @@
-//! The test operator both test files use: a `Widget` custom resource with one ConfigMap child.
+//! The test operator the test files share: a `Widget` custom resource with one ConfigMap
+//! child, its size validated, its status `ready` once the child is applied.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
+use kube::runtime::controller::Action;
 use kube::{CustomResource, CustomResourceExt, ResourceExt};
-use operator_core::OperatorIdentity;
+use operator_core::status::patch_status_if_changed;
+use operator_core::{
+    ChildKinds, ChildWatches, Context, Error, FieldError, OperatorIdentity, Prune,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use testkit::ApiServer;
@@ -68,6 +75,22 @@ pub fn desired_configmap(owner: &Widget, suffix: &str) -> ConfigMap {
     }
 }
 
+/// Polls `check` until it holds, for at most `limit`.
+pub async fn eventually_long(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> bool,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("timed out waiting for {what}")
+}
+
 /// Polls `check` until it holds, for at most ten seconds.
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
     for _ in 0..1000 {
@@ -77,4 +100,47 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Result<(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     bail!("timed out waiting for {what}")
+}
+
+/// The Widget operator's own part of the context: how many reconciles it ran.
+#[derive(Clone, Debug, Default)]
+pub struct WidgetOperator {
+    pub reconciles: Arc<AtomicUsize>,
+}
+
+/// The Widget operator's one child kind.
+pub fn widget_children(
+    client: kube::Client,
+    namespace: Option<&str>,
+) -> (ChildKinds, ChildWatches) {
+    ChildKinds::builder(client, IDENTITY, namespace)
+        .kind::<ConfigMap>(Prune::Yes)
+        .build()
+}
+
+/// Refuses a negative size; applies `<name>-config`; sets `ready`.
+pub async fn reconcile_widget(
+    widget: Arc<Widget>,
+    ctx: Arc<Context<WidgetOperator>>,
+) -> Result<Action, Error> {
+    ctx.operator.reconciles.fetch_add(1, Ordering::SeqCst);
+    if widget.spec.size < 0 {
+        return Err(Error::invalid_spec(vec![FieldError::new(
+            "spec.size",
+            format!("must be at least 0, got {}", widget.spec.size),
+        )]));
+    }
+    let mut pass = ctx.children.pass(&*widget);
+    pass.apply(desired_configmap(&widget, "config")).await?;
+    pass.finish().await?;
+    let api: Api<Widget> =
+        Api::namespaced(ctx.client.clone(), &widget.namespace().unwrap_or_default());
+    patch_status_if_changed(
+        &api,
+        &widget.name_any(),
+        widget.status.as_ref(),
+        &WidgetStatus { ready: true },
+    )
+    .await?;
+    Ok(ctx.resync())
 }

@@ -40,7 +40,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::core::{NamespaceResourceScope, ObjectMeta, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -51,6 +50,12 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, RefusedChild, Result};
+
+mod kinds;
+mod ownership;
+
+pub use kinds::{ChildKinds, ChildPass, ChildWatches, Prune};
+use ownership::{Holder, compact_managed_fields, contains_all, holder_of, owned_fields_digest};
 
 /// Annotation on every child: the hash of the desired object last applied.
 pub const DESIRED_HASH_ANNOTATION: &str = "payments-engine.io/desired-hash";
@@ -115,103 +120,13 @@ pub enum Foreign {
     Use,
 }
 
-/// The hash and owned-fields digest of a child as this process last applied it.
+/// The hash and owned-fields digest of a child as this process last applied it, and whose
+/// child it is (so the record goes when its owner does).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct AppliedRecord {
     hash: String,
     owned: Option<String>,
-}
-
-/// The key under which a cached child keeps the digest of the operator's managed fields.
-const OWNED_DIGEST_KEY: &str = "digest";
-
-/// The operator's own apply entry in `managedFields` (not a subresource's).
-fn own_entry<'a>(meta: &'a ObjectMeta, manager: &str) -> Option<&'a ManagedFieldsEntry> {
-    meta.managed_fields.iter().flatten().find(|e| {
-        e.manager.as_deref() == Some(manager)
-            && e.operation.as_deref() == Some("Apply")
-            && e.subresource.as_deref().unwrap_or_default().is_empty()
-    })
-}
-
-/// A digest of the fields `manager`'s apply owns on the object: it moves only when that set
-/// changes (someone took a field over, or removed one). Works on full metadata and on the
-/// compacted metadata the child caches keep.
-fn owned_fields_digest(meta: &ObjectMeta, manager: &str) -> Option<String> {
-    let fields = &own_entry(meta, manager)?.fields_v1.as_ref()?.0;
-    if let Some(digest) = fields.get(OWNED_DIGEST_KEY).and_then(|d| d.as_str())
-        && fields.as_object().is_some_and(|o| o.len() == 1)
-    {
-        // Real field sets never have this key: they use `f:`, `k:`, `v:`, `i:` and `.`.
-        return Some(digest.to_string());
-    }
-    let bytes = serde_json::to_vec(fields).unwrap_or_default();
-    Some(short_digest([bytes.as_slice()]))
-}
-
-/// Replaces `managedFields` with the digest of `manager`'s own entry: a cached child keeps a
-/// few bytes instead of a field set that can be larger than the rest of its metadata.
-fn compact_managed_fields(meta: &mut ObjectMeta, manager: &str) {
-    let digest = owned_fields_digest(meta, manager);
-    meta.managed_fields = digest.map(|digest| {
-        vec![ManagedFieldsEntry {
-            manager: Some(manager.to_string()),
-            operation: Some("Apply".into()),
-            fields_v1: Some(FieldsV1(serde_json::json!({ OWNED_DIGEST_KEY: digest }))),
-            ..ManagedFieldsEntry::default()
-        }]
-    });
-}
-
-/// Whose an existing object with a child's name is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Holder {
-    /// This owner controls it.
-    Owner,
-    /// No controller, and the user handed it to this owner with [`ADOPT_ANNOTATION`].
-    HandedOver,
-    /// Someone else's: in words, for the conflict message.
-    Other(String),
-}
-
-fn holder_of<O: Resource<DynamicType = ()>>(meta: &ObjectMeta, owner: &O) -> Holder {
-    let owner_uid = owner.meta().uid.as_deref().unwrap_or_default();
-    let controller = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true));
-    match controller {
-        Some(r) if r.uid == owner_uid => Holder::Owner,
-        Some(r) => Holder::Other(format!("is controlled by {} {}", r.kind, r.name)),
-        None => {
-            let handover = format!(
-                "{}/{}",
-                O::kind(&()),
-                owner.meta().name.as_deref().unwrap_or_default()
-            );
-            let annotated = meta
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ADOPT_ANNOTATION));
-            if annotated == Some(&handover) {
-                Holder::HandedOver
-            } else {
-                Holder::Other(format!(
-                    "was not created by this operator (annotate it {ADOPT_ANNOTATION}={handover} to hand it over)"
-                ))
-            }
-        }
-    }
-}
-
-fn contains_all(
-    observed: Option<&BTreeMap<String, String>>,
-    desired: &BTreeMap<String, String>,
-) -> bool {
-    desired
-        .iter()
-        .all(|(k, v)| observed.and_then(|o| o.get(k)) == Some(v))
+    owner_uid: String,
 }
 
 /// A short (16 hex digit) digest of `parts`, each ended by a NUL so `("ab", "c")` and
@@ -524,6 +439,7 @@ where
             AppliedRecord {
                 hash,
                 owned: owned_fields_digest(written.meta(), self.identity.manager),
+                owner_uid: owner.meta().uid.clone().unwrap_or_default(),
             },
         );
         // An apply the server found nothing to change in (as after a restart, when the record
@@ -537,18 +453,15 @@ where
         })
     }
 
-    /// The children of kind `K` that `owner` controls, by controller owner reference (never
-    /// by name): `(name, uid)`, from the cache (a LIST when uncached).
-    async fn controlled_by<O>(&self, owner: &O) -> Result<Vec<(String, String)>>
-    where
-        O: Resource<DynamicType = ()>,
-    {
+    /// The children of kind `K` that the owner with this metadata controls, by controller
+    /// owner reference (never by name): `(name, uid)`, from the cache (a LIST when uncached;
+    /// nothing when the kind is not served).
+    async fn controlled_by(&self, owner: &ObjectMeta) -> Result<Vec<(String, String)>> {
         let owner_uid = owner
-            .meta()
             .uid
             .clone()
             .ok_or(Error::MissingField("metadata.uid of the owner"))?;
-        let namespace = owner.meta().namespace.clone();
+        let namespace = owner.namespace.clone();
         let controlled_by_owner = |meta: &ObjectMeta| {
             meta.owner_references
                 .iter()
@@ -563,15 +476,21 @@ where
                 .iter()
                 .map(|m| (m.name_any(), m.metadata.uid.clone().unwrap_or_default()))
                 .collect(),
-            None => self
+            None => match self
                 .api(namespace.as_deref())
                 .list_metadata(&ListParams::default().labels(&self.identity.managed_selector()))
-                .await?
-                .items
-                .into_iter()
-                .filter(|m| controlled_by_owner(&m.metadata))
-                .map(|m| (m.name_any(), m.metadata.uid.clone().unwrap_or_default()))
-                .collect(),
+                .await
+            {
+                Ok(list) => list
+                    .items
+                    .into_iter()
+                    .filter(|m| controlled_by_owner(&m.metadata))
+                    .map(|m| (m.name_any(), m.metadata.uid.clone().unwrap_or_default()))
+                    .collect(),
+                // The kind is not served here (an optional CRD): nothing of it to find.
+                Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+                Err(e) => return Err(e.into()),
+            },
         })
     }
 
@@ -582,7 +501,7 @@ where
         O: Resource<DynamicType = ()>,
     {
         Ok(self
-            .controlled_by(owner)
+            .controlled_by(owner.meta())
             .await?
             .into_iter()
             .map(|(name, _)| name)
@@ -596,7 +515,16 @@ where
     where
         O: Resource<DynamicType = ()>,
     {
-        let namespace = owner.meta().namespace.clone();
+        self.prune_for(owner.meta(), keep).await
+    }
+
+    /// [`Self::prune`] for the owner with this metadata.
+    pub(crate) async fn prune_for(
+        &self,
+        owner: &ObjectMeta,
+        keep: &BTreeSet<String>,
+    ) -> Result<Vec<String>> {
+        let namespace = owner.namespace.clone();
         let candidates = self.controlled_by(owner).await?;
         let mut deleted = Vec::new();
         for (name, uid) in candidates
@@ -622,19 +550,10 @@ where
         Ok(deleted)
     }
 
-    /// [`Self::apply`], noting the outcome as `Kind/name` in `changes`. A child refused for
-    /// its name or by the API server is noted in `changes.refused` and the pass goes on:
+    /// [`Self::apply_with`], noting the outcome as `Kind/name` in `changes`. A child refused
+    /// for its name or by the API server is noted in `changes.refused` and the pass goes on:
     /// one refused child must not keep the others, or the status, from being written.
-    pub async fn apply_noted<O>(&self, owner: &O, desired: K, changes: &mut Changes) -> Result<()>
-    where
-        O: Resource<DynamicType = ()>,
-    {
-        self.apply_noted_with(owner, desired, Foreign::Conflict, changes)
-            .await
-    }
-
-    /// [`Self::apply_with`], noting the outcome as [`Self::apply_noted`] does.
-    pub async fn apply_noted_with<O>(
+    pub(crate) async fn apply_noted_with<O>(
         &self,
         owner: &O,
         desired: K,
@@ -662,30 +581,18 @@ where
         Ok(())
     }
 
-    /// [`Self::prune`], noting what was deleted as `Kind/name` in `changes`.
-    pub async fn prune_noted<O>(
-        &self,
-        owner: &O,
-        keep: &BTreeSet<String>,
-        changes: &mut Changes,
-    ) -> Result<()>
-    where
-        O: Resource<DynamicType = ()>,
-    {
-        let deleted = self.prune(owner, keep).await?;
-        changes.pruned.extend(
-            deleted
-                .iter()
-                .map(|name| format!("{}/{name}", K::kind(&()))),
-        );
-        Ok(())
+    /// Drops the records of one owner's children (it was deleted).
+    pub fn forget_owner(&self, owner_uid: &str) {
+        self.records().retain(|_, r| r.owner_uid != owner_uid);
     }
 
-    /// Forgets what was applied for an owner's children (call when the owner is gone), so the
-    /// record does not outlive the objects.
-    pub fn forget_owner(&self, namespace: Option<&str>, names: &BTreeSet<String>) {
-        self.records()
-            .retain(|(ns, name), _| !(ns.as_deref() == namespace && names.contains(name)));
+    /// Drops the records of children whose owner is not in `live` (owner UIDs): the owner was
+    /// deleted, so nothing of it is kept. Returns how many records went.
+    pub fn retain_owners(&self, live: &std::collections::HashSet<String>) -> usize {
+        let mut records = self.records();
+        let before = records.len();
+        records.retain(|_, r| live.contains(&r.owner_uid));
+        before - records.len()
     }
 
     /// The `resourceVersion` of a child as the cache holds it (`None` when uncached or not

@@ -1,0 +1,464 @@
+//! The child kinds an operator owns, declared once (Stackable's `ClusterResources` is the
+//! shape): each kind is watched as metadata, triggers its owner's reconcile, and is part of
+//! the prune set. A reconcile pass ([`ChildPass`]) applies what it wants and records it; at
+//! the end every declared kind is pruned of this owner's children the pass did not apply, so
+//! a new child kind cannot be forgotten in prune.
+//!
+//! ```ignore
+//! let (children, watches) = ChildKinds::builder(client, IDENTITY, namespace)
+//!     .kind::<Deployment>(Prune::Yes)
+//!     .kind::<PersistentVolumeClaim>(Prune::Never)   // data kept on purpose
+//!     .optional_kind::<ServiceMonitor>()              // its CRD may not be installed
+//!     .build();
+//! // in a reconcile:
+//! let mut pass = ctx.children.pass(&*owner);
+//! pass.apply(deployment).await?;
+//! let changes = pass.finish().await?;               // applies nothing more, prunes the rest
+//! ```
+
+use std::any::Any;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use kube::core::{ApiResource, DynamicObject, NamespaceResourceScope, ObjectMeta};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Changes, Children, Foreign, OperatorIdentity};
+use crate::error::{Error, Result};
+
+/// Whether a pass deletes this owner's children of a kind that it did not apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prune {
+    Yes,
+    /// Never deleted by the operator: data kept on purpose (a backup claim).
+    Never,
+}
+
+/// How long the answer to "does the cluster serve this optional kind?" is trusted, so
+/// installing its CRD later is noticed without a restart.
+const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+
+/// One declared kind, with the type erased so the set can be walked.
+trait DeclaredKind: Send + Sync {
+    fn kind(&self) -> String;
+    fn prune(&self) -> Prune;
+    /// Optional kinds: whether the cluster serves it (cached); declared kinds always are.
+    fn served<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, Result<bool>>;
+    fn prune_for<'a>(
+        &'a self,
+        owner: &'a ObjectMeta,
+        keep: &'a BTreeSet<String>,
+    ) -> BoxFuture<'a, Result<Vec<String>>>;
+    fn retain_owners(&self, live: &HashSet<String>) -> usize;
+    fn forget_owner(&self, owner_uid: &str);
+    fn recorded(&self) -> usize;
+    fn as_any(&self) -> &dyn Any;
+}
+
+struct Declared<K: Resource<DynamicType = ()> + 'static> {
+    children: Children<K>,
+    prune: Prune,
+    /// `Some` for an optional kind: the cached answer of discovery and when it was asked.
+    discovery: Option<Mutex<Option<(bool, Instant)>>>,
+}
+
+impl<K> DeclaredKind for Declared<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    fn kind(&self) -> String {
+        K::kind(&()).into_owned()
+    }
+
+    fn prune(&self) -> Prune {
+        self.prune
+    }
+
+    fn served<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, Result<bool>> {
+        async move {
+            let Some(known) = &self.discovery else {
+                return Ok(true);
+            };
+            if let Some((served, at)) = *known.lock().unwrap_or_else(PoisonError::into_inner)
+                && at.elapsed() < DISCOVERY_TTL
+            {
+                return Ok(served);
+            }
+            let served = match client.list_api_group_resources(&K::api_version(&())).await {
+                Ok(list) => list.resources.iter().any(|r| r.name == K::plural(&())),
+                Err(kube::Error::Api(s)) if s.code == 404 => false,
+                Err(e) => return Err(e.into()),
+            };
+            *known.lock().unwrap_or_else(PoisonError::into_inner) = Some((served, Instant::now()));
+            Ok(served)
+        }
+        .boxed()
+    }
+
+    fn prune_for<'a>(
+        &'a self,
+        owner: &'a ObjectMeta,
+        keep: &'a BTreeSet<String>,
+    ) -> BoxFuture<'a, Result<Vec<String>>> {
+        self.children.prune_for(owner, keep).boxed()
+    }
+
+    fn retain_owners(&self, live: &HashSet<String>) -> usize {
+        self.children.retain_owners(live)
+    }
+
+    fn forget_owner(&self, owner_uid: &str) {
+        self.children.forget_owner(owner_uid);
+    }
+
+    fn recorded(&self) -> usize {
+        self.children.recorded()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        &self.children
+    }
+}
+
+/// Metadata of any child kind, as the owner trigger sees it.
+type ChildEvents = BoxStream<'static, Result<DynamicObject, watcher::Error>>;
+
+/// The watches of every declared kind, for [`crate::OperatorController::owns_children`]: each
+/// keeps its kind's cache current and triggers the owner of what changed.
+pub struct ChildWatches {
+    pub(crate) streams: Vec<ChildEvents>,
+    /// Resolves once every cache has its first full list.
+    pub(crate) synced: Vec<BoxFuture<'static, ()>>,
+}
+
+impl Debug for ChildWatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildWatches")
+            .field("kinds", &self.streams.len())
+            .finish()
+    }
+}
+
+impl ChildWatches {
+    /// The owners (of type `O`) whose children changed: a child's controller owner reference.
+    pub(crate) fn owner_of<O: Resource<DynamicType = ()>>(
+        child: &DynamicObject,
+    ) -> Option<ObjectRef<O>> {
+        let controller = child
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true))?;
+        let owner_api_version = O::api_version(&());
+        (controller.kind == O::kind(&()) && controller.api_version == owner_api_version).then(
+            || {
+                let mut key = ObjectRef::new(&controller.name);
+                if let Some(ns) = &child.metadata.namespace {
+                    key = key.within(ns);
+                }
+                key
+            },
+        )
+    }
+
+    /// The kind trigger events carry (unused beyond logging).
+    pub(crate) fn api_resource() -> ApiResource {
+        ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "Child".into(),
+            plural: "children".into(),
+        }
+    }
+}
+
+/// The child kinds of one operator. Cheap to clone; clones share caches and records.
+#[derive(Clone)]
+pub struct ChildKinds {
+    client: Client,
+    kinds: Arc<Vec<Arc<dyn DeclaredKind>>>,
+}
+
+impl Debug for ChildKinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildKinds")
+            .field(
+                "kinds",
+                &self.kinds.iter().map(|k| k.kind()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Declares the kinds; see [`ChildKinds::builder`].
+pub struct ChildKindsBuilder {
+    client: Client,
+    identity: OperatorIdentity,
+    namespace: Option<String>,
+    kinds: Vec<Arc<dyn DeclaredKind>>,
+    watches: ChildWatches,
+}
+
+impl Debug for ChildKindsBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildKindsBuilder").finish_non_exhaustive()
+    }
+}
+
+impl ChildKindsBuilder {
+    /// A kind the operator always may create: watched as metadata (this operator's children
+    /// only), triggering its owner, pruned per `prune`.
+    #[must_use]
+    pub fn kind<K>(mut self, prune: Prune) -> Self
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (children, watch) = Children::<K>::watched(
+            self.client.clone(),
+            self.identity,
+            self.namespace.as_deref(),
+        );
+        let cache = watch.cache;
+        self.watches.synced.push(
+            async move {
+                let _ = cache.wait_until_ready().await;
+            }
+            .boxed(),
+        );
+        self.watches.streams.push(
+            watch
+                .stream
+                .map(|item| {
+                    item.map(|meta| DynamicObject {
+                        types: None,
+                        metadata: meta.metadata,
+                        data: serde_json::Value::Null,
+                    })
+                })
+                .boxed(),
+        );
+        self.kinds.push(Arc::new(Declared {
+            children,
+            prune,
+            discovery: None,
+        }));
+        self
+    }
+
+    /// A kind whose CRD may not be installed (a ServiceMonitor): not watched, looked up on
+    /// the API server; [`ChildKinds::served`] says whether it exists (asked of discovery at
+    /// most every five minutes), and prune skips it where it does not.
+    #[must_use]
+    pub fn optional_kind<K>(mut self) -> Self
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.kinds.push(Arc::new(Declared {
+            children: Children::<K>::uncached(self.client.clone(), self.identity),
+            prune: Prune::Yes,
+            discovery: Some(Mutex::new(None)),
+        }));
+        self
+    }
+
+    pub fn build(self) -> (ChildKinds, ChildWatches) {
+        (
+            ChildKinds {
+                client: self.client,
+                kinds: Arc::new(self.kinds),
+            },
+            self.watches,
+        )
+    }
+}
+
+impl ChildKinds {
+    pub fn builder(
+        client: Client,
+        identity: OperatorIdentity,
+        namespace: Option<&str>,
+    ) -> ChildKindsBuilder {
+        ChildKindsBuilder {
+            client,
+            identity,
+            namespace: namespace.map(String::from),
+            kinds: Vec::new(),
+            watches: ChildWatches {
+                streams: Vec::new(),
+                synced: Vec::new(),
+            },
+        }
+    }
+
+    fn declared<K: Resource<DynamicType = ()> + 'static>(&self) -> Result<&Arc<dyn DeclaredKind>> {
+        self.kinds
+            .iter()
+            .find(|k| k.as_any().is::<Children<K>>())
+            .ok_or_else(|| Error::UndeclaredChildKind(K::kind(&()).into_owned()))
+    }
+
+    /// The children of kind `K` (declared with the builder).
+    pub fn of<K: Resource<DynamicType = ()> + 'static>(&self) -> Result<&Children<K>> {
+        self.declared::<K>()?
+            .as_any()
+            .downcast_ref::<Children<K>>()
+            .ok_or_else(|| Error::UndeclaredChildKind(K::kind(&()).into_owned()))
+    }
+
+    /// Whether the cluster serves kind `K` (always, for a kind that is not optional).
+    pub async fn served<K: Resource<DynamicType = ()> + 'static>(&self) -> Result<bool> {
+        self.declared::<K>()?.served(&self.client).await
+    }
+
+    /// A reconcile pass over `owner`'s children.
+    pub fn pass<'a, O: Resource<DynamicType = ()>>(&'a self, owner: &'a O) -> ChildPass<'a, O> {
+        ChildPass {
+            kinds: self,
+            owner,
+            applied: HashMap::new(),
+            changes: Changes::default(),
+        }
+    }
+
+    /// Drops the apply records of children whose owner is not in `live` (owner UIDs).
+    pub fn retain_owners(&self, live: &HashSet<String>) -> usize {
+        self.kinds.iter().map(|k| k.retain_owners(live)).sum()
+    }
+
+    /// Drops the apply records of one owner's children (it was deleted).
+    pub fn forget_owner(&self, owner_uid: &str) {
+        for kind in self.kinds.iter() {
+            kind.forget_owner(owner_uid);
+        }
+    }
+
+    /// How many children this process holds an apply record for, over every kind.
+    pub fn recorded(&self) -> usize {
+        self.kinds.iter().map(|k| k.recorded()).sum()
+    }
+}
+
+/// One reconcile pass over an owner's children: what it applied, and what it changed.
+pub struct ChildPass<'a, O> {
+    kinds: &'a ChildKinds,
+    owner: &'a O,
+    /// Kind → names this pass applied (or kept).
+    applied: HashMap<String, BTreeSet<String>>,
+    changes: Changes,
+}
+
+impl<O> Debug for ChildPass<'_, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildPass")
+            .field("applied", &self.applied)
+            .field("changes", &self.changes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<O: Resource<DynamicType = ()>> ChildPass<'_, O> {
+    /// Applies one desired child (see [`Children::apply_noted`]); it is kept from prune.
+    pub async fn apply<K>(&mut self, desired: K) -> Result<()>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.apply_with(desired, Foreign::Conflict).await
+    }
+
+    /// [`Self::apply`], deciding with `foreign` what an object of that name that the owner
+    /// does not control means.
+    pub async fn apply_with<K>(&mut self, desired: K, foreign: Foreign) -> Result<()>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        if let Some(name) = desired.meta().name.clone() {
+            self.keep::<K>(name);
+        }
+        self.kinds
+            .of::<K>()?
+            .apply_noted_with(self.owner, desired, foreign, &mut self.changes)
+            .await
+    }
+
+    /// Keeps a child of kind `K` from prune without applying it this pass (a Deployment a
+    /// rollout is still retiring).
+    pub fn keep<K: Resource<DynamicType = ()>>(&mut self, name: impl Into<String>) {
+        self.applied
+            .entry(K::kind(&()).into_owned())
+            .or_default()
+            .insert(name.into());
+    }
+
+    /// What the pass changed so far.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    /// Ends the pass: every declared kind is pruned of the owner's children it did not apply
+    /// or keep. A pass in which a child was refused prunes nothing: what it would replace may
+    /// still be serving.
+    pub async fn finish(mut self) -> Result<Changes> {
+        if !self.changes.refused.is_empty() {
+            return Ok(self.changes);
+        }
+        let empty = BTreeSet::new();
+        for kind in self.kinds.kinds.iter() {
+            if kind.prune() == Prune::Never || !kind.served(&self.kinds.client).await? {
+                continue;
+            }
+            let name = kind.kind();
+            let keep = self.applied.get(&name).unwrap_or(&empty);
+            let deleted = kind.prune_for(self.owner.meta(), keep).await?;
+            self.changes
+                .pruned
+                .extend(deleted.iter().map(|d| format!("{name}/{d}")));
+        }
+        Ok(self.changes)
+    }
+}

@@ -1,0 +1,47 @@
+//! Handing a Deployment's `replicas` from the operator to a HorizontalPodAutoscaler.
+//!
+//! An operator that stops setting `replicas` (autoscaling switched on, or the autoscaled
+//! Deployment changed) drops a field its apply alone owns, and server-side apply deletes it:
+//! the Deployment falls back to one replica until the autoscaler reacts. So a second field
+//! manager first claims `replicas` at its current value; the field then stays until the
+//! autoscaler changes it (server-side apply's documented hand-over).
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+
+/// Whether `manager`'s apply owns the Deployment's `spec.replicas`.
+pub fn applies_replicas(d: &Deployment, manager: &str) -> bool {
+    d.managed_fields().iter().any(|m| {
+        m.manager.as_deref() == Some(manager)
+            && m.operation.as_deref() == Some("Apply")
+            && m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0["f:spec"].get("f:replicas").is_some())
+    })
+}
+
+/// Claims `replicas` of Deployment `name` at `replicas` for `<manager>-handover`, before the
+/// operator's next apply leaves the field out.
+pub async fn hand_replicas_to_autoscaler(
+    deployments: &Api<Deployment>,
+    manager: &str,
+    name: &str,
+    replicas: i32,
+) -> Result<()> {
+    let claim = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas},
+    });
+    let handover = format!("{manager}-handover");
+    deployments
+        .patch(name, &PatchParams::apply(&handover), &Patch::Apply(&claim))
+        .await
+        .map_err(|e| Error::from_child_write("Deployment", name, e))?;
+    Ok(())
+}
