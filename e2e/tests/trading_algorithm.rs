@@ -200,7 +200,18 @@ async fn a_breach_of_the_loss_limit_halts_trading_and_the_resume_annotation_rest
         )
         .await?;
     let resumed = active(&ns, "trading again").await?;
-    assert_ne!(condition(&resumed, "RiskLimitBreached")["status"], "True");
+    // Trading again by a human's decision while the loss is still past the limit.
+    let breach = condition(&resumed, "RiskLimitBreached");
+    assert_eq!(breach["status"], "True", "{breach}");
+    assert_eq!(breach["reason"], "ResumedOverLimit", "{breach}");
+    until("replicas restored", Duration::from_secs(60), || async {
+        Ok(deployments
+            .get(&deployment)
+            .await?
+            .spec
+            .filter(|s| s.replicas.is_some_and(|r| r > 0)))
+    })
+    .await?;
     operator.assert_no_rbac_denials()?;
     ns.cleanup().await
 }

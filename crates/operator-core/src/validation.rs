@@ -1,5 +1,160 @@
 //! Checks more than one operator's admission rules need, each returning what is wrong in
-//! words a user can act on. Operators collect them into [`crate::FieldError`]s.
+//! words a user can act on, and [`FieldErrors`], which collects them per field. An
+//! operator's `validate.rs` is its rules written with these; the reconcile and (later) the
+//! admission webhook both call it.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::FieldError;
+
+/// Every problem found in one spec, each with its field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    /// Records `message` for `field` unless `ok`.
+    pub fn check(&mut self, ok: bool, field: &str, message: impl Into<String>) {
+        if !ok {
+            self.0.push(FieldError::new(field, message));
+        }
+    }
+
+    /// Records the problem a check returned, if any.
+    pub fn push<T>(&mut self, field: &str, checked: Result<T, String>) {
+        if let Err(message) = checked {
+            self.0.push(FieldError::new(field, message));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_vec(self) -> Vec<FieldError> {
+        self.0
+    }
+}
+
+fn regex(pattern: &str) -> Option<Regex> {
+    Regex::new(pattern).ok()
+}
+
+static DNS_LABEL: LazyLock<Option<Regex>> =
+    LazyLock::new(|| regex(r"^[a-z]([-a-z0-9]*[a-z0-9])?$"));
+static DNS_SUBDOMAIN: LazyLock<Option<Regex>> =
+    LazyLock::new(|| regex(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"));
+static LABEL_VALUE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| regex(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"));
+static QUANTITY: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    regex(
+        r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$",
+    )
+});
+static TIME_ZONE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| regex(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"));
+
+fn matches(re: &LazyLock<Option<Regex>>, s: &str) -> bool {
+    re.as_ref().is_some_and(|re| re.is_match(s))
+}
+
+/// A resource's name whose children add `longest_suffix` (`-deployment`) to it: a DNS label
+/// with room for the suffix within 63 characters.
+pub fn resource_name(name: &str, longest_suffix: &str) -> Result<(), String> {
+    let max = 63 - longest_suffix.len();
+    if name.len() <= max && matches(&DNS_LABEL, name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a DNS label (lowercase letters, digits, '-', starting with a letter) of at most {max} characters, got {name:?}"
+        ))
+    }
+}
+
+/// A DNS subdomain (RFC 1123), as the names of most objects are: a ServiceAccount, a Secret.
+pub fn dns_subdomain(value: &str) -> Result<(), String> {
+    if value.len() <= 253 && matches(&DNS_SUBDOMAIN, value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a DNS name (lowercase letters, digits, '-' and '.', at most 253), got {value:?}"
+        ))
+    }
+}
+
+/// A label value: letters, digits, `-`, `_`, `.`, at most 63, starting and ending
+/// alphanumeric (empty allowed only when `allow_empty`).
+pub fn label_value(value: &str, allow_empty: bool) -> Result<(), String> {
+    if (allow_empty || !value.is_empty()) && value.len() <= 63 && matches(&LABEL_VALUE, value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a label value (letters, digits, '-', '_', '.', at most 63), got {value:?}"
+        ))
+    }
+}
+
+/// A duration of a number and one unit (`ms`, `s`, `m`, `h`), as Kubernetes and Go write
+/// them: `30s`, `5m`. `units` names the units allowed in this field.
+pub fn duration(value: &str, units: &[&str]) -> Result<Duration, String> {
+    let unit_ok = value
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .to_string();
+    match crate::runtime::config::parse_duration(value) {
+        Some(d) if units.contains(&unit_ok.as_str()) => Ok(d),
+        _ => Err(format!(
+            "must be a number and a unit of {} (e.g. 30{}), got {value:?}",
+            units.join(", "),
+            units.first().copied().unwrap_or("s")
+        )),
+    }
+}
+
+/// An `https://` URL with a host.
+pub fn https_url(value: &str) -> Result<(), String> {
+    let host = value
+        .strip_prefix("https://")
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default())
+        .unwrap_or_default();
+    let host_name =
+        host.rsplit_once(':').map_or(
+            host,
+            |(h, port)| {
+                if port.parse::<u16>().is_ok() { h } else { host }
+            },
+        );
+    if !host_name.is_empty() && !host_name.contains(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be an https:// URL with a host, got {value:?}"
+        ))
+    }
+}
+
+/// A resource quantity (`500m`, `2Gi`, `1.5`).
+pub fn quantity(value: &str) -> Result<(), String> {
+    if matches(&QUANTITY, value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a quantity such as 500m, 2Gi or 1.5, got {value:?}"
+        ))
+    }
+}
+
+/// An IANA time zone name (`Europe/London`, `Etc/UTC`).
+pub fn time_zone(value: &str) -> Result<(), String> {
+    if matches(&TIME_ZONE, value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be an IANA time zone name such as \"Europe/London\" or \"Etc/UTC\", got {value:?}"
+        ))
+    }
+}
 
 /// The five fields of a cron schedule, with what each allows.
 const CRON_FIELDS: [(&str, &str); 5] = [
@@ -49,6 +204,47 @@ pub fn cron_schedule(schedule: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_leave_room_for_the_childrens_suffixes() {
+        assert_eq!(resource_name(&"a".repeat(52), "-deployment"), Ok(()));
+        assert!(resource_name(&"a".repeat(53), "-deployment").is_err());
+        assert!(resource_name("9lives", "").is_err());
+        assert!(resource_name("Upper", "").is_err());
+        assert_eq!(dns_subdomain("payment-gateway.sa"), Ok(()));
+        assert!(dns_subdomain("-x").is_err());
+    }
+
+    #[test]
+    fn values_durations_urls_and_quantities() {
+        assert_eq!(label_value("1.5.0", false), Ok(()));
+        assert!(label_value("", false).is_err());
+        assert_eq!(label_value("", true), Ok(()));
+        assert_eq!(
+            duration("5m", &["s", "m", "h"]),
+            Ok(Duration::from_secs(300))
+        );
+        assert!(duration("5d", &["s", "m", "h"]).is_err());
+        assert!(duration("100ms", &["s", "m", "h"]).is_err());
+        assert_eq!(
+            duration("100ms", &["ms", "s", "m"]),
+            Ok(Duration::from_millis(100))
+        );
+        assert_eq!(https_url("https://bank.example:8443/health"), Ok(()));
+        assert!(https_url("http://bank.example").is_err());
+        assert!(https_url("https://").is_err());
+        assert_eq!(quantity("500m"), Ok(()));
+        assert_eq!(quantity("2Gi"), Ok(()));
+        assert!(quantity("2 GB").is_err());
+        assert_eq!(time_zone("Europe/London"), Ok(()));
+        assert!(time_zone("not a zone").is_err());
+        let mut errors = FieldErrors::default();
+        errors.check(false, "spec.a", "is wrong");
+        errors.push("spec.b", quantity("x"));
+        errors.push("spec.c", quantity("1"));
+        let fields: Vec<String> = errors.into_vec().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["spec.a", "spec.b"]);
+    }
 
     #[test]
     fn a_bad_schedule_names_the_field_and_its_range() {

@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod resources;
 pub mod rollout;
-pub mod webhook;
+pub mod validate;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;

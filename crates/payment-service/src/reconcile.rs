@@ -28,7 +28,7 @@ use crate::metrics::{PaymentMetrics, RolloutResult};
 use crate::resources::service_monitor::ServiceMonitor;
 use crate::resources::{self, DesiredChildren, External, backup_name, backup_volume_name};
 use crate::rollout::{self, DeploymentState, RolloutInput, RolloutPlan, Transition};
-use crate::webhook;
+use crate::validate;
 
 /// The finalizer seed 000 names.
 pub const FINALIZER: &str = "payments.io/cleanup";
@@ -89,7 +89,7 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let now = (op.now)();
     let name = ps.name_any();
 
-    let errors = webhook::validate(&name, &ps.spec);
+    let errors = validate::validate(&name, &ps.spec);
     if !errors.is_empty() {
         return ctx
             .refuse(&*ps, Error::invalid_spec(errors), Phase::Failed, now)

@@ -11,7 +11,7 @@ pub mod reconcile;
 pub mod report;
 pub mod resources;
 pub mod risk;
-pub mod webhook;
+pub mod validate;
 
 use std::time::Duration;
 

@@ -25,7 +25,7 @@ use crate::metrics::TradingMetrics;
 use crate::report::{self, Report};
 use crate::resources::{self, DesiredChildren, deployment_name};
 use crate::risk::{self, TradingState};
-use crate::webhook;
+use crate::validate;
 
 /// The finalizer seed 002 names: trading stops gracefully before the resource goes.
 pub const FINALIZER: &str = "fintech.io/trading-algorithm-cleanup";
@@ -80,7 +80,7 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     }
     let now = (op.now)();
 
-    let errors = webhook::validate(&ta.name_any(), &ta.spec);
+    let errors = validate::validate(&ta.name_any(), &ta.spec);
     if !errors.is_empty() {
         return ctx
             .refuse(&*ta, Error::invalid_spec(errors), Phase::Error, now)

@@ -4,82 +4,53 @@
 //! admission (an older CRD, a cluster without CEL) is refused with every bad field named, and
 //! nothing is applied.
 
-use std::sync::LazyLock;
-
 use operator_core::FieldError;
-use operator_core::runtime::config::parse_duration;
-use regex::Regex;
+use operator_core::validation::{self, FieldErrors};
 
-use crate::crd::{DURATION_PATTERN, HttpProbe, PaymentServiceSpec, StrategyType};
+use crate::crd::{HttpProbe, PaymentServiceSpec, StrategyType};
 use crate::resources::BACKUP_SUFFIX;
-
-static DNS_LABEL: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"^[a-z]([-a-z0-9]*[a-z0-9])?$").ok());
-static LABEL_VALUE: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").ok());
-static DURATION: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(DURATION_PATTERN).ok());
-static TIME_ZONE: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$").ok());
 
 /// Longest name whose children (`<name>-canary`, `<name>-green`) are DNS labels.
 pub const MAX_NAME_LENGTH: usize = 63 - "-canary".len();
 /// Longest name with backups on: a CronJob's name may have at most 52 characters.
 pub const MAX_NAME_LENGTH_WITH_BACKUP: usize = 52 - BACKUP_SUFFIX.len();
 
-fn matches(re: &LazyLock<Option<Regex>>, s: &str) -> bool {
-    re.as_ref().is_some_and(|re| re.is_match(s))
-}
-
 /// Every problem with a resource's name and spec; empty when it can be realised.
 pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    let mut check = |ok: bool, field: &str, message: String| {
-        if !ok {
-            errors.push(FieldError::new(field, message));
-        }
-    };
+    let mut errors = FieldErrors::default();
 
     let max_name = if spec.backup().is_some() {
         MAX_NAME_LENGTH_WITH_BACKUP
     } else {
         MAX_NAME_LENGTH
     };
-    check(
-        name.len() <= max_name && matches(&DNS_LABEL, name),
+    errors.push(
         "metadata.name",
-        format!(
-            "must be a DNS label (lowercase letters, digits, '-', starting with a letter) of at most {max_name} characters, got {name:?}"
-        ),
+        validation::resource_name(name, &"-".repeat(63 - max_name)),
     );
-    check(
-        !spec.version.is_empty()
-            && spec.version.len() <= 63
-            && matches(&LABEL_VALUE, &spec.version),
+    errors.push(
         "spec.version",
-        format!(
-            "must be a label value (letters, digits, '-', '_', '.', at most 63), got {:?}",
-            spec.version
-        ),
+        validation::label_value(&spec.version, false),
     );
-    check(
+    errors.check(
         !spec.image.trim().is_empty() && !spec.image.contains(char::is_whitespace),
         "spec.image",
         format!("must be a container image reference, got {:?}", spec.image),
     );
-    check(
+    errors.check(
         (0..=1000).contains(&spec.replicas),
         "spec.replicas",
         format!("must be between 0 and 1000, got {}", spec.replicas),
     );
 
     if let Some(a) = &spec.autoscaling {
-        check(
+        errors.check(
             (1..=1000).contains(&a.max_replicas),
             "spec.autoscaling.maxReplicas",
             format!("must be between 1 and 1000, got {}", a.max_replicas),
         );
         if let Some(min) = a.min_replicas {
-            check(
+            errors.check(
                 (1..=1000).contains(&min) && min <= a.max_replicas,
                 "spec.autoscaling.minReplicas",
                 format!(
@@ -99,7 +70,7 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
             ),
         ] {
             if let Some(v) = value {
-                check(
+                errors.check(
                     (1..=100).contains(&v),
                     &format!("spec.autoscaling.{field}"),
                     format!("must be between 1 and 100, got {v}"),
@@ -115,17 +86,12 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
             }
         }
     }
-    let mut check = |ok: bool, field: &str, message: String| {
-        if !ok {
-            errors.push(FieldError::new(field, message));
-        }
-    };
 
     if let Some(f) = spec.config.as_ref().and_then(|c| c.features.as_ref()) {
-        check(
+        errors.check(
             !f.enable_rate_limiting || f.rate_limit_per_second.is_some_and(|r| r >= 1),
             "spec.config.features.rateLimitPerSecond",
-            "must be at least 1 when enableRateLimiting is true".into(),
+            "must be at least 1 when enableRateLimiting is true",
         );
     }
     if let Some(pool) = spec
@@ -134,7 +100,7 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
         .and_then(|c| c.database.as_ref())
         .and_then(|d| d.pool_size)
     {
-        check(
+        errors.check(
             (1..=1000).contains(&pool),
             "spec.config.database.poolSize",
             format!("must be between 1 and 1000, got {pool}"),
@@ -142,7 +108,7 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
     }
 
     if let Some(p) = spec.monitoring.as_ref().and_then(|m| m.prometheus.as_ref()) {
-        check(
+        errors.check(
             (1..=65535).contains(&p.port) && p.port != 8080,
             "spec.monitoring.prometheus.port",
             format!(
@@ -150,20 +116,20 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
                 p.port
             ),
         );
-        check(
+        errors.check(
             p.path.starts_with('/'),
             "spec.monitoring.prometheus.path",
             format!("must start with '/', got {:?}", p.path),
         );
     }
     if let Some(t) = spec.monitoring.as_ref().and_then(|m| m.tracing.as_ref()) {
-        check(
+        errors.check(
             !t.enabled || t.jaeger_endpoint.is_some(),
             "spec.monitoring.tracing.jaegerEndpoint",
-            "is required when tracing is enabled".into(),
+            "is required when tracing is enabled",
         );
         if let Some(rate) = t.sampling_rate {
-            check(
+            errors.check(
                 (0.0..=1.0).contains(&rate),
                 "spec.monitoring.tracing.samplingRate",
                 format!("must be between 0 and 1, got {rate}"),
@@ -172,10 +138,10 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
     }
 
     if let Some(tls) = spec.security.as_ref().and_then(|s| s.tls.as_ref()) {
-        check(
+        errors.check(
             !tls.enabled || tls.secret_name.as_deref().is_some_and(|s| !s.is_empty()),
             "spec.security.tls.secretName",
-            "is required when tls is enabled".into(),
+            "is required when tls is enabled",
         );
     }
     if let Some(sa) = spec
@@ -184,20 +150,19 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
         .and_then(|s| s.rbac.as_ref())
         .and_then(|r| r.service_account_name.as_deref())
     {
-        check(
-            sa.len() <= 253 && matches(&DNS_LABEL, sa),
+        errors.push(
             "spec.security.rbac.serviceAccountName",
-            format!("must be a DNS name, got {sa:?}"),
+            validation::dns_subdomain(sa),
         );
     }
 
     if let Some(s) = &spec.deployment_strategy {
-        check(
+        errors.check(
             s.type_ != StrategyType::Canary || !s.canary_steps.is_empty(),
             "spec.deploymentStrategy.canarySteps",
-            "a Canary strategy needs at least one canary step".into(),
+            "a Canary strategy needs at least one canary step",
         );
-        check(
+        errors.check(
             s.canary_steps.len() <= crate::crd::MAX_CANARY_STEPS,
             "spec.deploymentStrategy.canarySteps",
             format!(
@@ -208,7 +173,7 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
         );
         let mut previous = 0;
         for (i, step) in s.canary_steps.iter().enumerate() {
-            check(
+            errors.check(
                 (1..=100).contains(&step.set_weight) && step.set_weight > previous,
                 &format!("spec.deploymentStrategy.canarySteps[{i}].setWeight"),
                 format!(
@@ -218,19 +183,14 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
             );
             previous = step.set_weight;
             if let Some(pause) = &step.pause {
-                check(
-                    matches(&DURATION, &pause.duration)
-                        && parse_duration(&pause.duration).is_some(),
+                errors.push(
                     &format!("spec.deploymentStrategy.canarySteps[{i}].pause.duration"),
-                    format!(
-                        "must be a number and a unit of s, m or h (e.g. 5m), got {:?}",
-                        pause.duration
-                    ),
+                    validation::duration(&pause.duration, &["s", "m", "h"]),
                 );
             }
         }
         if let Some(d) = s.progress_deadline_seconds {
-            check(
+            errors.check(
                 (1..=86400).contains(&d),
                 "spec.deploymentStrategy.progressDeadlineSeconds",
                 format!("must be between 1 and 86400, got {d}"),
@@ -239,59 +199,46 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
     }
 
     if let Some(b) = &spec.backup {
-        if let Err(why) = operator_core::validation::cron_schedule(&b.schedule) {
-            check(false, "spec.backup.schedule", why);
-        }
+        errors.push(
+            "spec.backup.schedule",
+            validation::cron_schedule(&b.schedule),
+        );
         if let Some(zone) = &b.time_zone {
-            check(
-                matches(&TIME_ZONE, zone),
-                "spec.backup.timeZone",
-                format!(
-                    "must be an IANA time zone name such as \"Europe/London\" or \"Etc/UTC\", got {zone:?}"
-                ),
-            );
+            errors.push("spec.backup.timeZone", validation::time_zone(zone));
         }
-        check(
+        errors.check(
             (1..=3650).contains(&b.retention),
             "spec.backup.retention",
             format!("must be between 1 and 3650 days, got {}", b.retention),
         );
     }
-    errors
+    errors.into_vec()
 }
 
-fn check_probe(errors: &mut Vec<FieldError>, which: &str, probe: &HttpProbe) {
+fn check_probe(errors: &mut FieldErrors, which: &str, probe: &HttpProbe) {
     let field = format!("spec.healthCheck.{which}");
-    if !probe.http_get.path.starts_with('/') {
-        errors.push(FieldError::new(
-            format!("{field}.httpGet.path"),
-            format!("must start with '/', got {:?}", probe.http_get.path),
-        ));
-    }
-    if !(1..=65535).contains(&probe.http_get.port) {
-        errors.push(FieldError::new(
-            format!("{field}.httpGet.port"),
-            format!("must be between 1 and 65535, got {}", probe.http_get.port),
-        ));
-    }
-    if probe
-        .initial_delay_seconds
-        .is_some_and(|d| !(0..=3600).contains(&d))
-    {
-        errors.push(FieldError::new(
-            format!("{field}.initialDelaySeconds"),
-            "must be between 0 and 3600".to_string(),
-        ));
-    }
-    if probe
-        .period_seconds
-        .is_some_and(|p| !(1..=3600).contains(&p))
-    {
-        errors.push(FieldError::new(
-            format!("{field}.periodSeconds"),
-            "must be between 1 and 3600".to_string(),
-        ));
-    }
+    errors.check(
+        probe.http_get.path.starts_with('/'),
+        &format!("{field}.httpGet.path"),
+        format!("must start with '/', got {:?}", probe.http_get.path),
+    );
+    errors.check(
+        (1..=65535).contains(&probe.http_get.port),
+        &format!("{field}.httpGet.port"),
+        format!("must be between 1 and 65535, got {}", probe.http_get.port),
+    );
+    errors.check(
+        probe
+            .initial_delay_seconds
+            .is_none_or(|d| (0..=3600).contains(&d)),
+        &format!("{field}.initialDelaySeconds"),
+        "must be between 0 and 3600",
+    );
+    errors.check(
+        probe.period_seconds.is_none_or(|p| (1..=3600).contains(&p)),
+        &format!("{field}.periodSeconds"),
+        "must be between 1 and 3600",
+    );
 }
 
 #[cfg(test)]

@@ -7,21 +7,19 @@
 use std::sync::LazyLock;
 
 use operator_core::FieldError;
+use operator_core::validation::{self, FieldErrors};
 use regex::Regex;
 
 use crate::crd::TradingAlgorithmSpec;
 use crate::resources::deployment::parameter_env_name;
 
-static UPDATE_FREQUENCY: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"^[0-9]+(ms|s|m)$").ok());
 static CONFIGMAP_KEY: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^[-._a-zA-Z0-9]+$").ok());
-static DNS_LABEL: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"^[a-z]([-a-z0-9]*[a-z0-9])?$").ok());
 
-/// Longest resource name whose children (`<name>-deployment`, `<name>-service`, …) are
-/// still valid DNS labels of at most 63 characters.
-pub const MAX_NAME_LENGTH: usize = 63 - "-deployment".len();
+/// The longest suffix a child adds to the algorithm's name (`<name>-deployment`).
+const LONGEST_CHILD_SUFFIX: &str = "-deployment";
+/// Longest resource name whose children are still valid DNS labels of at most 63 characters.
+pub const MAX_NAME_LENGTH: usize = 63 - LONGEST_CHILD_SUFFIX.len();
 
 fn matches(re: &LazyLock<Option<Regex>>, s: &str) -> bool {
     re.as_ref().is_some_and(|re| re.is_match(s))
@@ -29,44 +27,32 @@ fn matches(re: &LazyLock<Option<Regex>>, s: &str) -> bool {
 
 /// Every problem with a resource's name and spec; empty when it can be realised.
 pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    let mut check = |ok: bool, field: &str, message: String| {
-        if !ok {
-            errors.push(FieldError::new(field, message));
-        }
-    };
+    let mut errors = FieldErrors::default();
 
-    check(
-        name.len() <= MAX_NAME_LENGTH && matches(&DNS_LABEL, name),
+    errors.push(
         "metadata.name",
-        format!(
-            "must be a DNS label (lowercase letters, digits, '-', starting with a letter) of at most {MAX_NAME_LENGTH} characters, got {name:?}"
-        ),
+        validation::resource_name(name, LONGEST_CHILD_SUFFIX),
     );
 
     let md = &spec.market_data;
-    check(
+    errors.check(
         !md.sources.is_empty(),
         "spec.marketData.sources",
-        "must name at least one source".into(),
+        "must name at least one source",
     );
     for (i, source) in md.sources.iter().enumerate() {
-        check(
+        errors.check(
             !source.trim().is_empty(),
             &format!("spec.marketData.sources[{i}]"),
-            "must not be empty".into(),
+            "must not be empty",
         );
     }
-    check(
-        matches(&UPDATE_FREQUENCY, &md.update_frequency),
+    errors.push(
         "spec.marketData.updateFrequency",
-        format!(
-            "must be a number and a unit of ms, s or m (e.g. 100ms), got {:?}",
-            md.update_frequency
-        ),
+        validation::duration(&md.update_frequency, &["ms", "s", "m"]),
     );
     for (i, symbol) in md.symbols.iter().flatten().enumerate() {
-        check(
+        errors.check(
             !symbol.trim().is_empty() && !symbol.contains(','),
             &format!("spec.marketData.symbols[{i}]"),
             format!("must be a symbol without commas, got {symbol:?}"),
@@ -74,7 +60,7 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
     }
 
     let risk = &spec.risk_limits;
-    check(
+    errors.check(
         (1000..=10_000_000).contains(&risk.max_position_size),
         "spec.riskLimits.maxPositionSize",
         format!(
@@ -83,7 +69,7 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
         ),
     );
     // An unbounded limit would switch the risk guard off without saying so.
-    check(
+    errors.check(
         (10_000..=100_000_000).contains(&risk.daily_loss_limit),
         "spec.riskLimits.dailyLossLimit",
         format!(
@@ -92,7 +78,7 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
         ),
     );
     if let Some(stop) = risk.stop_loss_percentage {
-        check(
+        errors.check(
             (0.01..=0.50).contains(&stop),
             "spec.riskLimits.stopLossPercentage",
             format!("must be between 0.01 and 0.50, got {stop}"),
@@ -100,17 +86,17 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
     }
 
     let scaling = &spec.scaling_policy;
-    check(
+    errors.check(
         (1..=10).contains(&scaling.min_replicas),
         "spec.scalingPolicy.minReplicas",
         format!("must be between 1 and 10, got {}", scaling.min_replicas),
     );
-    check(
+    errors.check(
         (1..=100).contains(&scaling.max_replicas),
         "spec.scalingPolicy.maxReplicas",
         format!("must be between 1 and 100, got {}", scaling.max_replicas),
     );
-    check(
+    errors.check(
         scaling.min_replicas <= scaling.max_replicas,
         "spec.scalingPolicy",
         format!(
@@ -119,7 +105,7 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
         ),
     );
     if let Some(target) = scaling.target_cpu_utilization {
-        check(
+        errors.check(
             (10..=90).contains(&target),
             "spec.scalingPolicy.targetCPUUtilization",
             format!("must be between 10 and 90, got {target}"),
@@ -132,13 +118,13 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
         .and_then(|s| s.parameters.as_ref());
     let mut env_names = std::collections::BTreeMap::new();
     for key in parameters.into_iter().flat_map(|p| p.keys()) {
-        check(
+        errors.check(
             matches(&CONFIGMAP_KEY, key) && key.len() <= 200,
             &format!("spec.tradingStrategy.parameters.{key}"),
-            "parameter names may hold only letters, digits, '-', '_' and '.' (at most 200)".into(),
+            "parameter names may hold only letters, digits, '-', '_' and '.' (at most 200)",
         );
         if let Some(other) = env_names.insert(parameter_env_name(key), key) {
-            check(
+            errors.check(
                 false,
                 &format!("spec.tradingStrategy.parameters.{key}"),
                 format!(
@@ -148,13 +134,19 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
         }
     }
     if let Some(image) = &spec.image {
-        check(
+        errors.check(
             !image.trim().is_empty() && !image.contains(char::is_whitespace),
             "spec.image",
             format!("must be a container image reference, got {image:?}"),
         );
     }
-    errors
+    if let Some(account) = &spec.service_account_name {
+        errors.push(
+            "spec.serviceAccountName",
+            validation::dns_subdomain(account),
+        );
+    }
+    errors.into_vec()
 }
 
 #[cfg(test)]
