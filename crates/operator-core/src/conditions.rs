@@ -28,26 +28,68 @@ impl From<bool> for ConditionStatus {
     }
 }
 
+/// A condition or event reason: CamelCase, as the Kubernetes API conventions require.
+/// Built with [`reason!`](crate::reason), which checks the literal when the code compiles, so
+/// setting a condition cannot fail at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reason(&'static str);
+
+impl Reason {
+    /// The reason `reason`; panics unless it is CamelCase. Call it through
+    /// [`reason!`](crate::reason), where the check runs at compile time.
+    pub const fn new(reason: &'static str) -> Self {
+        assert!(is_camel_case(reason), "a reason must be CamelCase");
+        Self(reason)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// A [`Reason`] checked at compile time: `reason!("MinimumReplicasAvailable")`.
+#[macro_export]
+macro_rules! reason {
+    ($reason:literal) => {
+        const { $crate::conditions::Reason::new($reason) }
+    };
+}
+
 /// What a reconcile observed for one condition type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observed<'a> {
     pub type_: &'a str,
     pub status: ConditionStatus,
-    /// CamelCase, e.g. `MinimumReplicasAvailable`.
-    pub reason: &'a str,
+    pub reason: Reason,
     pub message: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConditionError {
-    #[error("condition reason {0:?} must be CamelCase: a capital letter, then letters and digits")]
-    InvalidReason(String),
-}
-
-/// Whether a reason is CamelCase, as the Kubernetes API conventions require.
-pub fn is_camel_case(reason: &str) -> bool {
-    let mut chars = reason.chars();
-    chars.next().is_some_and(|c| c.is_ascii_uppercase()) && chars.all(|c| c.is_ascii_alphanumeric())
+/// Whether a reason is CamelCase: a capital letter, then letters and digits.
+pub const fn is_camel_case(reason: &str) -> bool {
+    let bytes = reason.as_bytes();
+    if bytes.is_empty() || !bytes[0].is_ascii_uppercase() {
+        return false;
+    }
+    let mut i = 1;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_alphanumeric() {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Sets the condition of `observed.type_` on the list. `lastTransitionTime` becomes `now` only
@@ -58,10 +100,7 @@ pub fn set_condition(
     observed: Observed<'_>,
     generation: Option<i64>,
     now: Timestamp,
-) -> Result<bool, ConditionError> {
-    if !is_camel_case(observed.reason) {
-        return Err(ConditionError::InvalidReason(observed.reason.to_string()));
-    }
+) -> bool {
     let status = observed.status.as_str();
     match conditions.iter_mut().find(|c| c.type_ == observed.type_) {
         Some(existing) => {
@@ -70,21 +109,21 @@ pub fn set_condition(
                 existing.status = status.to_string();
                 existing.last_transition_time = Time(now);
             }
-            existing.reason = observed.reason.to_string();
+            existing.reason = observed.reason.as_str().to_string();
             existing.message = observed.message;
             existing.observed_generation = generation;
-            Ok(*existing != before)
+            *existing != before
         }
         None => {
             conditions.push(Condition {
                 type_: observed.type_.to_string(),
                 status: status.to_string(),
-                reason: observed.reason.to_string(),
+                reason: observed.reason.as_str().to_string(),
                 message: observed.message,
                 last_transition_time: Time(now),
                 observed_generation: generation,
             });
-            Ok(true)
+            true
         }
     }
 }
@@ -97,8 +136,7 @@ pub fn set_not_ready(
     generation: Option<i64>,
     now: Timestamp,
 ) {
-    // Error reasons are CamelCase literals; the unit tests of `Error::reason` hold them to it.
-    let _ = set_condition(
+    set_condition(
         conditions,
         Observed {
             type_: "Ready",
@@ -134,7 +172,7 @@ mod tests {
     use k8s_openapi::jiff::SignedDuration;
     use proptest::prelude::*;
 
-    fn ready(status: ConditionStatus, reason: &str) -> Observed<'_> {
+    fn ready(status: ConditionStatus, reason: Reason) -> Observed<'static> {
         Observed {
             type_: "Ready",
             status,
@@ -144,7 +182,7 @@ mod tests {
     }
 
     #[test]
-    fn transition_time_moves_only_when_status_flips() -> Result<(), ConditionError> {
+    fn transition_time_moves_only_when_status_flips() {
         let t0 = Timestamp::UNIX_EPOCH;
         let t1 = t0 + SignedDuration::from_secs(60);
         let t2 = t1 + SignedDuration::from_secs(60);
@@ -152,17 +190,17 @@ mod tests {
 
         assert!(set_condition(
             &mut conditions,
-            ready(ConditionStatus::False, "Progressing"),
+            ready(ConditionStatus::False, crate::reason!("Progressing")),
             Some(1),
             t0
-        )?);
+        ));
         // Same status, new reason and generation: content changes, transition time stays.
         assert!(set_condition(
             &mut conditions,
-            ready(ConditionStatus::False, "ScalingUp"),
+            ready(ConditionStatus::False, crate::reason!("ScalingUp")),
             Some(2),
             t1
-        )?);
+        ));
         let c = find(&conditions, "Ready").cloned();
         assert_eq!(c.as_ref().map(|c| c.last_transition_time.0), Some(t0));
         assert_eq!(c.as_ref().and_then(|c| c.observed_generation), Some(2));
@@ -171,77 +209,73 @@ mod tests {
         // The status flips: the transition time moves.
         assert!(set_condition(
             &mut conditions,
-            ready(ConditionStatus::True, "Available"),
+            ready(ConditionStatus::True, crate::reason!("Available")),
             Some(2),
             t2
-        )?);
+        ));
         assert_eq!(
             find(&conditions, "Ready").map(|c| c.last_transition_time.0),
             Some(t2)
         );
         assert!(is_true(&conditions, "Ready"));
-        Ok(())
     }
 
     #[test]
-    fn setting_the_same_observation_changes_nothing() -> Result<(), ConditionError> {
+    fn setting_the_same_observation_changes_nothing() {
         let mut conditions = Vec::new();
         set_condition(
             &mut conditions,
-            ready(ConditionStatus::True, "Available"),
+            ready(ConditionStatus::True, crate::reason!("Available")),
             Some(3),
             Timestamp::UNIX_EPOCH,
-        )?;
+        );
         let later = Timestamp::UNIX_EPOCH + SignedDuration::from_secs(3600);
         assert!(!set_condition(
             &mut conditions,
-            ready(ConditionStatus::True, "Available"),
+            ready(ConditionStatus::True, crate::reason!("Available")),
             Some(3),
             later
-        )?);
+        ));
         assert_eq!(conditions[0].last_transition_time.0, Timestamp::UNIX_EPOCH);
-        Ok(())
     }
 
     #[test]
-    fn other_types_are_left_alone() -> Result<(), ConditionError> {
+    fn other_types_are_left_alone() {
         let mut conditions = Vec::new();
         let now = Timestamp::UNIX_EPOCH;
         set_condition(
             &mut conditions,
-            ready(ConditionStatus::True, "Available"),
+            ready(ConditionStatus::True, crate::reason!("Available")),
             None,
             now,
-        )?;
+        );
         set_condition(
             &mut conditions,
             Observed {
                 type_: "Degraded",
                 status: ConditionStatus::False,
-                reason: "AsExpected",
+                reason: crate::reason!("AsExpected"),
                 message: String::new(),
             },
             None,
             now,
-        )?;
+        );
         assert_eq!(conditions.len(), 2);
         assert!(remove(&mut conditions, "Degraded"));
         assert_eq!(conditions.len(), 1);
-        Ok(())
     }
 
     #[test]
     fn reasons_must_be_camel_case() {
         for bad in ["", "lowerCase", "Has Space", "Dash-ed", "Under_score"] {
-            let r = set_condition(
-                &mut Vec::new(),
-                ready(ConditionStatus::True, bad),
-                None,
-                Timestamp::UNIX_EPOCH,
+            assert!(!is_camel_case(bad), "{bad:?}");
+            assert!(
+                std::panic::catch_unwind(|| Reason::new(bad)).is_err(),
+                "{bad:?}"
             );
-            assert_eq!(r, Err(ConditionError::InvalidReason(bad.to_string())));
         }
         assert!(is_camel_case("RiskLimitBreached"));
+        assert_eq!(crate::reason!("RiskLimitBreached"), "RiskLimitBreached");
     }
 
     proptest! {
@@ -256,8 +290,7 @@ mod tests {
                     last_flip = Some(now);
                 }
                 previous = Some(*status);
-                set_condition(&mut conditions, ready((*status).into(), "Observed"), None, now)
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                set_condition(&mut conditions, ready((*status).into(), crate::reason!("Observed")), None, now);
             }
             prop_assert_eq!(conditions.len(), 1);
             prop_assert_eq!(Some(conditions[0].last_transition_time.0), last_flip);

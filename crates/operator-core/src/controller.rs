@@ -114,6 +114,15 @@ impl<O: Debug> Debug for Context<O> {
 }
 
 impl<O> Context<O> {
+    /// The API of kind `C` in `owner`'s namespace: where its children live.
+    pub fn api_beside<C, K>(&self, owner: &K) -> Api<C>
+    where
+        C: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+        K: Resource<Scope = NamespaceResourceScope>,
+    {
+        Api::namespaced(self.client.clone(), namespace_of(owner))
+    }
+
     pub fn new(
         client: Client,
         identity: OperatorIdentity,
@@ -276,6 +285,14 @@ impl<O> Context<O> {
         self.write_status(obj, &status).await?;
         Err(error)
     }
+}
+
+/// The namespace of a namespaced object read from the API server, which always sets it.
+pub fn namespace_of<K: Resource<Scope = NamespaceResourceScope>>(obj: &K) -> &str {
+    obj.meta()
+        .namespace
+        .as_deref()
+        .expect("the API server sets the namespace of every namespaced object")
 }
 
 /// The labels of `obj`'s per-resource series.
@@ -452,14 +469,14 @@ where
                                     let note =
                                         format!("reconciled again after {ended} failed attempts");
                                     ctx.events
-                                        .normal(&*obj, "Recovered", "Reconcile", note)
+                                        .normal(&*obj, crate::reason!("Recovered"), "Reconcile", note)
                                         .await;
                                 }
                             }
                             Err(error) => {
                                 ctx.metrics.record_result(&name, ReconcileResult::Error);
-                                ctx.metrics.record_error_reason(&name, error.reason());
-                                tracing::warn!(reason = error.reason(), %error, "reconcile failed");
+                                ctx.metrics.record_error_reason(&name, error.reason().as_str());
+                                tracing::warn!(reason = error.reason().as_str(), %error, "reconcile failed");
                                 // A spec error is the user's to fix: say so every time it is
                                 // found (events fold repeats). A transient one: once, when it
                                 // starts, and once more when it clears.

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::conditions::Reason;
+
 /// One thing wrong with a spec: where, and what to change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
@@ -46,14 +48,14 @@ impl fmt::Display for SpecErrors {
 /// `operator_reconcile_errors_by_reason_total` series.
 pub trait ReconcileError: std::error::Error + Send + Sync + 'static {
     fn is_spec_error(&self) -> bool;
-    fn reason(&self) -> &'static str;
+    fn reason(&self) -> Reason;
 }
 
 impl ReconcileError for Error {
     fn is_spec_error(&self) -> bool {
         Error::is_spec_error(self)
     }
-    fn reason(&self) -> &'static str {
+    fn reason(&self) -> Reason {
         Error::reason(self)
     }
 }
@@ -119,7 +121,7 @@ pub struct RefusedChild {
     /// `Kind/name`.
     pub child: String,
     /// `ChildNameConflict` or `ChildRejected`.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// What happened and what to change; names the child.
     pub message: String,
 }
@@ -184,23 +186,23 @@ impl Error {
     }
 
     /// The CamelCase reason for a condition or an event.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::InvalidSpec(_) => "InvalidSpec",
-            Self::ChildRejected { .. } => "ChildRejected",
-            Self::ChildNameConflict { .. } => "ChildNameConflict",
+            Self::InvalidSpec(_) => crate::reason!("InvalidSpec"),
+            Self::ChildRejected { .. } => crate::reason!("ChildRejected"),
+            Self::ChildNameConflict { .. } => crate::reason!("ChildNameConflict"),
             // A conflict is named first: it is the user's to resolve, and the likelier cause.
             Self::ChildrenRefused(refused) => {
                 if refused.iter().any(|r| r.reason == "ChildNameConflict") {
-                    "ChildNameConflict"
+                    crate::reason!("ChildNameConflict")
                 } else {
-                    "ChildRejected"
+                    crate::reason!("ChildRejected")
                 }
             }
-            Self::Kube(_) => "ApiError",
-            Self::Cleanup(_) => "CleanupFailed",
+            Self::Kube(_) => crate::reason!("ApiError"),
+            Self::Cleanup(_) => crate::reason!("CleanupFailed"),
             Self::MissingField(_) | Self::Serialization { .. } | Self::UndeclaredChildKind(_) => {
-                "InternalError"
+                crate::reason!("InternalError")
             }
         }
     }

@@ -4,6 +4,7 @@
 use kube::Resource;
 
 use crate::apply::{Changes, short_digest};
+use crate::conditions::Reason;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 /// Publishes events about the objects an operator manages. An event that cannot be published
@@ -33,7 +34,7 @@ impl EventPublisher {
     }
 
     /// A Normal event: something happened as intended (`Created`, `Scaled`, `CleanupDone`).
-    pub async fn normal<K>(&self, obj: &K, reason: &str, action: &str, note: impl Into<String>)
+    pub async fn normal<K>(&self, obj: &K, reason: Reason, action: &str, note: impl Into<String>)
     where
         K: Resource<DynamicType = ()>,
     {
@@ -42,7 +43,7 @@ impl EventPublisher {
     }
 
     /// A Warning event: something a human should look at (`InvalidSpec`, `RolledBack`).
-    pub async fn warning<K>(&self, obj: &K, reason: &str, action: &str, note: impl Into<String>)
+    pub async fn warning<K>(&self, obj: &K, reason: Reason, action: &str, note: impl Into<String>)
     where
         K: Resource<DynamicType = ()>,
     {
@@ -55,14 +56,14 @@ impl EventPublisher {
     /// hang the deletion. So it is always logged as a structured line (`record` = reason) and
     /// published as a Normal event only as well as it can be; the caller keeps it in the
     /// object's status too, which a terminating namespace still accepts.
-    pub async fn record<K>(&self, obj: &K, reason: &str, action: &str, note: impl Into<String>)
+    pub async fn record<K>(&self, obj: &K, reason: Reason, action: &str, note: impl Into<String>)
     where
         K: Resource<DynamicType = ()>,
     {
         let note = note.into();
         let meta = obj.meta();
         tracing::info!(
-            record = reason,
+            record = reason.as_str(),
             kind = %K::kind(&()),
             namespace = meta.namespace.as_deref().unwrap_or_default(),
             name = meta.name.as_deref().unwrap_or_default(),
@@ -80,12 +81,12 @@ impl EventPublisher {
         K: Resource<DynamicType = ()>,
     {
         for (reason, names) in [
-            ("Created", &changes.created),
-            ("Updated", &changes.updated),
-            ("Deleted", &changes.pruned),
+            (crate::reason!("Created"), &changes.created),
+            (crate::reason!("Updated"), &changes.updated),
+            (crate::reason!("Deleted"), &changes.pruned),
         ] {
             if !names.is_empty() {
-                let note = format!("{} {}", reason.to_lowercase(), names.join(", "));
+                let note = format!("{} {}", reason.as_str().to_lowercase(), names.join(", "));
                 self.normal(obj, reason, "Apply", note).await;
             }
         }
@@ -95,7 +96,7 @@ impl EventPublisher {
         &self,
         obj: &K,
         type_: EventType,
-        reason: &str,
+        reason: Reason,
         action: &str,
         note: String,
     ) -> Result<(), kube::Error>
@@ -107,7 +108,7 @@ impl EventPublisher {
         // of the note in the action keeps different events apart and still folds repeats.
         let event = Event {
             type_,
-            reason: reason.to_string(),
+            reason: reason.as_str().to_string(),
             action: format!("{action}/{}", short_digest([note.as_bytes()])),
             note: Some(note),
             secondary: None,
@@ -117,13 +118,19 @@ impl EventPublisher {
 
     /// Logs the action at INFO (so the log tells every change the operator made, events or
     /// not), then publishes it as well as it can.
-    async fn publish<K>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: String)
-    where
+    async fn publish<K>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: Reason,
+        action: &str,
+        note: String,
+    ) where
         K: Resource<DynamicType = ()>,
     {
         let warning = matches!(type_, EventType::Warning);
         tracing::info!(
-            reason,
+            reason = reason.as_str(),
             warning,
             kind = %K::kind(&()),
             name = obj.meta().name.as_deref().unwrap_or_default(),
@@ -132,7 +139,7 @@ impl EventPublisher {
         );
         if let Err(error) = self.try_publish(obj, type_, reason, action, note).await {
             let error = crate::error::describe_kube(&error);
-            tracing::warn!(%error, reason, "could not publish event");
+            tracing::warn!(%error, reason = reason.as_str(), "could not publish event");
         }
     }
 }

@@ -24,7 +24,7 @@ pub use apply::{
     Applied, Changes, ChildKinds, ChildPass, ChildWatch, ChildWatches, Children, Foreign,
     OperatorIdentity, Prune,
 };
-pub use controller::{Backoff, Context, ControllerSettings, OperatorController};
+pub use controller::{Backoff, Context, ControllerSettings, OperatorController, namespace_of};
 pub use error::{Error, FieldError, ReconcileError, RefusedChild, Result};
 
 /// A source of the current time; operators take one so tests can move it (a trading day, a

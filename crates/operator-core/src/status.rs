@@ -14,7 +14,7 @@ use serde_json::json;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::conditions::{ConditionStatus, Observed, set_condition};
+use crate::conditions::{ConditionStatus, Observed, Reason, set_condition};
 use crate::error::{Error, Result};
 
 /// What every operator's status has: conditions, a phase, and the generation it describes.
@@ -53,7 +53,7 @@ pub fn refused<S: ReportedStatus>(
 /// wait for something the spec names (a Secret not created yet).
 pub fn not_ready<S: ReportedStatus>(
     current: Option<&S>,
-    reason: &str,
+    reason: Reason,
     mut message: String,
     generation: Option<i64>,
     never_ran: S::Phase,
@@ -64,8 +64,7 @@ pub fn not_ready<S: ReportedStatus>(
     if last_good.is_some() {
         message.push_str("; nothing was changed: the last valid spec keeps running");
     }
-    // Callers pass CamelCase literals (and `Error::reason`, held to it by its tests).
-    let _ = set_condition(
+    set_condition(
         status.conditions_mut(),
         Observed {
             type_: "Ready",

@@ -76,7 +76,7 @@ async fn an_object_the_operator_did_not_create_is_a_conflict_and_left_untouched(
     assert_eq!(changes.refused.len(), 1);
     assert_eq!(changes.refused[0].child, "ConfigMap/w-config");
     assert_eq!(
-        changes.refusal().map(|e| e.reason()),
+        changes.refusal().map(|e| e.reason().as_str()),
         Some("ChildNameConflict")
     );
     Ok(())

@@ -11,14 +11,14 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use operator_core::autoscaling::{applies_replicas, hand_replicas_to_autoscaler};
 use operator_core::conditions::{ConditionStatus, Observed, remove, set_condition, set_not_ready};
 use operator_core::finalizer::{Cleanup, Deletion, with_finalizer};
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Clock, Context, Error, FieldError, Foreign, Result};
+use operator_core::{Changes, Clock, Context, Error, FieldError, Foreign, Result, namespace_of};
 use serde_json::json;
 
 use crate::crd::{
@@ -52,15 +52,8 @@ impl std::fmt::Debug for PaymentOperator {
 
 type Ctx = Arc<Context<PaymentOperator>>;
 
-fn api<K>(ctx: &Ctx, ps: &PaymentService) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    Api::namespaced(ctx.client.clone(), &ps.namespace().unwrap_or_default())
-}
-
 pub async fn reconcile(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
-    let services = api::<PaymentService>(&ctx, &ps);
+    let services = ctx.api_beside::<PaymentService, _>(&*ps);
     with_finalizer(
         &services,
         FINALIZER,
@@ -108,7 +101,8 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let refusal = changes.refusal();
 
     let last_backup = match ps.spec.backup() {
-        Some(_) => api::<CronJob>(&ctx, &ps)
+        Some(_) => ctx
+            .api_beside::<CronJob, _>(&*ps)
             .get_opt(&backup_name(&name))
             .await?
             .and_then(|c| c.status)
@@ -155,7 +149,7 @@ async fn wait_for_secret(
         .is_some_and(|c| c.reason == "SecretMissing");
     let status = operator_core::status::not_ready(
         ps.status.as_ref(),
-        "SecretMissing",
+        operator_core::reason!("SecretMissing"),
         missing.to_string(),
         ps.meta().generation,
         Phase::Pending,
@@ -163,7 +157,12 @@ async fn wait_for_secret(
     );
     if !waiting_already {
         ctx.events
-            .warning(ps, "SecretMissing", "Wait", missing.to_string())
+            .warning(
+                ps,
+                operator_core::reason!("SecretMissing"),
+                "Wait",
+                missing.to_string(),
+            )
             .await;
     }
     ctx.write_status(ps, &status).await?;
@@ -179,7 +178,11 @@ async fn external_inputs(
     let Some(secret) = ps.spec.tls_secret() else {
         return Ok(Ok(External::default()));
     };
-    match api::<Secret>(ctx, ps).get_metadata_opt(secret).await? {
+    match ctx
+        .api_beside::<Secret, _>(ps)
+        .get_metadata_opt(secret)
+        .await?
+    {
         Some(meta) => Ok(Ok(External {
             tls_secret_version: meta.metadata.resource_version,
         })),
@@ -187,7 +190,7 @@ async fn external_inputs(
             "spec.security.tls.secretName",
             format!(
                 "Secret {secret:?} does not exist in namespace {:?} yet; nothing is deployed until it does (create it, type kubernetes.io/tls, or name an existing one)",
-                ps.namespace().unwrap_or_default()
+                namespace_of(ps)
             ),
         ))),
     }
@@ -204,7 +207,7 @@ struct ObservedDeployments {
 /// child cache: a LIST by label would cost the API server a scan of the namespace.
 async fn observe_deployments(ps: &PaymentService, ctx: &Ctx) -> Result<ObservedDeployments> {
     let uid = ps.meta().uid.clone().unwrap_or_default();
-    let deployments = api::<Deployment>(ctx, ps);
+    let deployments = ctx.api_beside::<Deployment, _>(ps);
     let mut ours = Vec::new();
     for name in ctx.children.of::<Deployment>()?.names(ps).await? {
         if let Some(d) = deployments.get_opt(&name).await?
@@ -274,7 +277,7 @@ async fn apply_children(
     for retiring in &plan.retiring {
         pass.keep::<Deployment>(retiring.clone());
     }
-    let deployments = api::<Deployment>(ctx, ps);
+    let deployments = ctx.api_beside::<Deployment, _>(ps);
     for d in desired.deployments {
         let name = d.name_any();
         let autoscaled = d.spec.as_ref().is_some_and(|s| s.replicas.is_none());
@@ -369,7 +372,7 @@ pub fn observed_status(
         (None, Some(f)) => Observed {
             type_: "Ready",
             status: ConditionStatus::False,
-            reason: "RolloutFailed",
+            reason: operator_core::reason!("RolloutFailed"),
             message: format!(
                 "version {} never became available: {}; fix spec.version or spec.image",
                 f.target.version, f.message
@@ -378,7 +381,7 @@ pub fn observed_status(
         (None, None) => Observed {
             type_: "Ready",
             status: ConditionStatus::False,
-            reason: "Pending",
+            reason: operator_core::reason!("Pending"),
             message: format!(
                 "waiting for version {} to become available",
                 ps.spec.version
@@ -387,7 +390,7 @@ pub fn observed_status(
         (Some(stable), _) if available >= wanted => Observed {
             type_: "Ready",
             status: ConditionStatus::True,
-            reason: "ServiceAvailable",
+            reason: operator_core::reason!("ServiceAvailable"),
             message: format!(
                 "version {} is serving with {available} available replicas",
                 stable.version
@@ -396,7 +399,7 @@ pub fn observed_status(
         (Some(stable), _) => Observed {
             type_: "Ready",
             status: ConditionStatus::False,
-            reason: "ReplicasUnavailable",
+            reason: operator_core::reason!("ReplicasUnavailable"),
             message: format!(
                 "version {}: {available} of {wanted} replicas available",
                 stable.version
@@ -408,22 +411,22 @@ pub fn observed_status(
             type_: "Progressing",
             status: ConditionStatus::True,
             reason: match r.strategy {
-                StrategyType::RollingUpdate => "RollingUpdate",
-                StrategyType::Canary => "CanaryInProgress",
-                StrategyType::BlueGreen => "PreviewStarting",
+                StrategyType::RollingUpdate => operator_core::reason!("RollingUpdate"),
+                StrategyType::Canary => operator_core::reason!("CanaryInProgress"),
+                StrategyType::BlueGreen => operator_core::reason!("PreviewStarting"),
             },
             message: progress_message(ps, r),
         },
         None if blocking.is_some() => Observed {
             type_: "Progressing",
             status: ConditionStatus::False,
-            reason: "RolledBack",
+            reason: operator_core::reason!("RolledBack"),
             message: "the last rollout failed; see Degraded".into(),
         },
         None => Observed {
             type_: "Progressing",
             status: ConditionStatus::False,
-            reason: "RolloutComplete",
+            reason: operator_core::reason!("RolloutComplete"),
             message: "no rollout in progress".into(),
         },
     };
@@ -431,7 +434,7 @@ pub fn observed_status(
         (Some(f), Some(stable)) => Observed {
             type_: "Degraded",
             status: ConditionStatus::True,
-            reason: "RolledBack",
+            reason: operator_core::reason!("RolledBack"),
             message: format!(
                 "version {} failed ({}) and was rolled back to {}; it is not retried until the spec changes",
                 f.target.version, f.message, stable.version
@@ -440,7 +443,7 @@ pub fn observed_status(
         (Some(f), None) => Observed {
             type_: "Degraded",
             status: ConditionStatus::True,
-            reason: "RolloutFailed",
+            reason: operator_core::reason!("RolloutFailed"),
             message: format!(
                 "version {} failed ({}); there is no earlier version to roll back to",
                 f.target.version, f.message
@@ -449,7 +452,7 @@ pub fn observed_status(
         (None, _) => Observed {
             type_: "Degraded",
             status: ConditionStatus::False,
-            reason: "AsExpected",
+            reason: operator_core::reason!("AsExpected"),
             message: "no failed rollout".into(),
         },
     };
@@ -463,13 +466,13 @@ pub fn observed_status(
         MonitorState::Applied => Some(Observed {
             type_: "ServiceMonitor",
             status: ConditionStatus::True,
-            reason: "Applied",
+            reason: operator_core::reason!("Applied"),
             message: "Prometheus scrapes the metrics port through a ServiceMonitor".into(),
         }),
         MonitorState::Unavailable => Some(Observed {
             type_: "ServiceMonitor",
             status: ConditionStatus::False,
-            reason: "PrometheusOperatorNotInstalled",
+            reason: operator_core::reason!("PrometheusOperatorNotInstalled"),
             message: "monitoring.coreos.com/v1 ServiceMonitor is not served by this cluster; scraping relies on the prometheus.io pod annotations until the Prometheus Operator is installed".into(),
         }),
     };
@@ -530,7 +533,7 @@ async fn announce(
 ) {
     let events = &ctx.events;
     events.changes(ps, changes).await;
-    let namespace = ps.namespace().unwrap_or_default();
+    let namespace = namespace_of(ps);
     let strategy = ps.spec.strategy();
     for t in &plan.transitions {
         let ended = match t {
@@ -542,7 +545,7 @@ async fn announce(
         if let Some(result) = ended {
             ctx.operator
                 .metrics
-                .rollout_ended(&namespace, strategy, result);
+                .rollout_ended(namespace, strategy, result);
         }
         match t {
             Transition::Started { target, strategy } => {
@@ -553,7 +556,14 @@ async fn announce(
                     ),
                     _ => format!("rolling out {target}"),
                 };
-                events.normal(ps, "RolloutStarted", "Rollout", note).await;
+                events
+                    .normal(
+                        ps,
+                        operator_core::reason!("RolloutStarted"),
+                        "Rollout",
+                        note,
+                    )
+                    .await;
             }
             Transition::CanaryStep {
                 step,
@@ -562,14 +572,23 @@ async fn announce(
             } => {
                 let note =
                     format!("canary step {step} of {steps}: {weight}% of pods run the new version");
-                events.normal(ps, "CanaryStep", "Rollout", note).await;
+                events
+                    .normal(ps, operator_core::reason!("CanaryStep"), "Rollout", note)
+                    .await;
             }
             Transition::Promoting(target) => {
                 let note = format!(
                     "every canary step passed: promoting {} to the stable Deployment",
                     target.version
                 );
-                events.normal(ps, "CanaryPromoting", "Rollout", note).await;
+                events
+                    .normal(
+                        ps,
+                        operator_core::reason!("CanaryPromoting"),
+                        "Rollout",
+                        note,
+                    )
+                    .await;
             }
             Transition::Switched { color, target } => {
                 let note = format!(
@@ -577,25 +596,43 @@ async fn announce(
                     color.as_str(),
                     target.version
                 );
-                events.normal(ps, "TrafficSwitched", "Rollout", note).await;
+                events
+                    .normal(
+                        ps,
+                        operator_core::reason!("TrafficSwitched"),
+                        "Rollout",
+                        note,
+                    )
+                    .await;
             }
             Transition::Completed(target) => {
                 let note = format!("version {} is available and serving", target.version);
-                events.normal(ps, "RolloutComplete", "Rollout", note).await;
+                events
+                    .normal(
+                        ps,
+                        operator_core::reason!("RolloutComplete"),
+                        "Rollout",
+                        note,
+                    )
+                    .await;
             }
             Transition::RolledBack { failed, to, why } => {
                 let note = format!(
                     "version {} failed: {why}; rolled back to {}. It is not retried until the spec changes",
                     failed.version, to.version
                 );
-                events.warning(ps, "RolledBack", "Rollback", note).await;
+                events
+                    .warning(ps, operator_core::reason!("RolledBack"), "Rollback", note)
+                    .await;
             }
             Transition::FirstVersionFailed { failed, why } => {
                 let note = format!(
                     "version {} failed: {why}; there is no earlier version to roll back to",
                     failed.version
                 );
-                events.warning(ps, "RolloutFailed", "Rollout", note).await;
+                events
+                    .warning(ps, operator_core::reason!("RolloutFailed"), "Rollout", note)
+                    .await;
             }
         }
     }
@@ -609,7 +646,7 @@ async fn announce(
         events
             .normal(
                 ps,
-                "ServiceMonitorSkipped",
+                operator_core::reason!("ServiceMonitorSkipped"),
                 "Apply",
                 "the Prometheus Operator is not installed: no ServiceMonitor; pods keep their prometheus.io scrape annotations",
             )
@@ -620,7 +657,14 @@ async fn announce(
             "backup exported to PersistentVolumeClaim {}",
             backup_volume_name(&ps.name_any())
         );
-        events.normal(ps, "BackupSucceeded", "Backup", note).await;
+        events
+            .normal(
+                ps,
+                operator_core::reason!("BackupSucceeded"),
+                "Backup",
+                note,
+            )
+            .await;
     }
 }
 
@@ -632,7 +676,7 @@ async fn stop_and_keep_backups(ps: &PaymentService, ctx: &Ctx) -> Result<(Vec<St
         .of::<Deployment>()?
         .prune(ps, &BTreeSet::new())
         .await?;
-    let claims = api::<PersistentVolumeClaim>(ctx, ps);
+    let claims = ctx.api_beside::<PersistentVolumeClaim, _>(ps);
     let claim = backup_volume_name(&ps.name_any());
     let kept = match claims.get_metadata_opt(&claim).await? {
         Some(meta)
@@ -690,7 +734,9 @@ async fn cleanup(ps: Arc<PaymentService>, deletion: Deletion, ctx: Ctx) -> Resul
                 "; kept PersistentVolumeClaim {claim} with the backups (delete it by hand when they are no longer needed)"
             ));
         }
-        ctx.events.record(&*ps, "CleanupDone", "Delete", note).await;
+        ctx.events
+            .record(&*ps, operator_core::reason!("CleanupDone"), "Delete", note)
+            .await;
     }
 
     op.metrics.forget(&ps);

@@ -14,10 +14,10 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
-use operator_core::conditions::{ConditionStatus, Observed, set_condition, set_not_ready};
+use operator_core::conditions::{ConditionStatus, Observed, Reason, set_condition, set_not_ready};
 use operator_core::finalizer::{Cleanup, Deletion, with_finalizer};
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Context, Error, Result};
+use operator_core::{Changes, Context, Error, Result, namespace_of};
 use serde_json::json;
 
 use crate::crd::{FinalReport, Phase, TradingAlgorithm, TradingAlgorithmStatus};
@@ -57,12 +57,8 @@ impl std::fmt::Debug for TradingOperator {
 
 type Ctx = Arc<Context<TradingOperator>>;
 
-fn api(ctx: &Ctx, ta: &TradingAlgorithm) -> Api<TradingAlgorithm> {
-    Api::namespaced(ctx.client.clone(), &ta.namespace().unwrap_or_default())
-}
-
 pub async fn reconcile(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
-    let tas = api(&ctx, &ta);
+    let tas = ctx.api_beside::<TradingAlgorithm, _>(&*ta);
     with_finalizer(
         &tas,
         FINALIZER,
@@ -93,7 +89,7 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
             ctx.events
                 .warning(
                     &*ta,
-                    "InvalidReport",
+                    operator_core::reason!("InvalidReport"),
                     "ReadReport",
                     format!(
                         "{} is ignored: {why}",
@@ -110,11 +106,11 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     let changes = apply_children(&ta, &ctx, desired).await?;
     let refusal = changes.refusal();
 
-    let deployment_status =
-        Api::<Deployment>::namespaced(ctx.client.clone(), &ta.namespace().unwrap_or_default())
-            .get_opt(&deployment_name(&ta.name_any()))
-            .await?
-            .and_then(|d| d.status);
+    let deployment_status = ctx
+        .api_beside::<Deployment, _>(&*ta)
+        .get_opt(&deployment_name(&ta.name_any()))
+        .await?
+        .and_then(|d| d.status);
     let mut status = observed_status(
         &ta,
         deployment_status.as_ref(),
@@ -172,13 +168,20 @@ async fn announce(ta: &TradingAlgorithm, ctx: &Ctx, state: &TradingState, change
                 risk::RESUME_ANNOTATION,
                 halt.trading_day
             );
-            events.warning(ta, "RiskLimitBreached", "Halt", note).await;
+            events
+                .warning(
+                    ta,
+                    operator_core::reason!("RiskLimitBreached"),
+                    "Halt",
+                    note,
+                )
+                .await;
         }
         TradingState::Suspended if !was_suspended => {
             events
                 .normal(
                     ta,
-                    "Suspended",
+                    operator_core::reason!("Suspended"),
                     "Scale",
                     "spec.suspend is true: scaled to zero",
                 )
@@ -186,37 +189,46 @@ async fn announce(ta: &TradingAlgorithm, ctx: &Ctx, state: &TradingState, change
         }
         TradingState::Trading if was_suspended => {
             events
-                .normal(ta, "Resumed", "Scale", "trading resumed")
+                .normal(
+                    ta,
+                    operator_core::reason!("Resumed"),
+                    "Scale",
+                    "trading resumed",
+                )
                 .await;
         }
         _ => {}
     }
 }
 
-fn ready_condition(phase: Phase, ta: &TradingAlgorithm) -> (ConditionStatus, &'static str, String) {
+fn ready_condition(phase: Phase, ta: &TradingAlgorithm) -> (ConditionStatus, Reason, String) {
     let min = ta.spec.scaling_policy.min_replicas;
     match phase {
         Phase::Active => (
             ConditionStatus::True,
-            "TradingActive",
+            operator_core::reason!("TradingActive"),
             format!("at least {min} replicas are ready"),
         ),
         Phase::Scaling => (
             ConditionStatus::False,
-            "Scaling",
+            operator_core::reason!("Scaling"),
             "the Deployment's replicas are changing".into(),
         ),
         Phase::Pending => (
             ConditionStatus::False,
-            "ReplicasNotReady",
+            operator_core::reason!("ReplicasNotReady"),
             "no replica is ready yet".into(),
         ),
         Phase::Suspended => (
             ConditionStatus::False,
-            "Suspended",
+            operator_core::reason!("Suspended"),
             "trading is stopped".into(),
         ),
-        Phase::Error => (ConditionStatus::False, "InvalidSpec", String::new()),
+        Phase::Error => (
+            ConditionStatus::False,
+            operator_core::reason!("InvalidSpec"),
+            String::new(),
+        ),
     }
 }
 
@@ -260,7 +272,7 @@ pub fn observed_status(
         // A manual suspend and a risk halt both scale to zero; Ready tells them apart.
         Some(h) => (
             ConditionStatus::False,
-            "RiskHalt",
+            operator_core::reason!("RiskHalt"),
             format!(
                 "halted for {}: dailyPnL {} breached dailyLossLimit {}",
                 h.trading_day, h.daily_pnl, ta.spec.risk_limits.daily_loss_limit
@@ -278,7 +290,7 @@ pub fn observed_status(
         Some(h) => Observed {
             type_: "RiskLimitBreached",
             status: ConditionStatus::True,
-            reason: "DailyLossLimitExceeded",
+            reason: operator_core::reason!("DailyLossLimitExceeded"),
             message: format!(
                 "dailyPnL {} on {} breached dailyLossLimit {}",
                 h.daily_pnl, h.trading_day, ta.spec.risk_limits.daily_loss_limit
@@ -289,7 +301,7 @@ pub fn observed_status(
             Some(pnl) => Observed {
                 type_: "RiskLimitBreached",
                 status: ConditionStatus::True,
-                reason: "ResumedOverLimit",
+                reason: operator_core::reason!("ResumedOverLimit"),
                 message: format!(
                     "dailyPnL {pnl} is past dailyLossLimit {}; trading was resumed by annotation {}={} and the guard will not halt again today",
                     ta.spec.risk_limits.daily_loss_limit,
@@ -300,7 +312,7 @@ pub fn observed_status(
             None => Observed {
                 type_: "RiskLimitBreached",
                 status: ConditionStatus::False,
-                reason: "WithinLimits",
+                reason: operator_core::reason!("WithinLimits"),
                 message: match report {
                     Some(r) => format!(
                         "dailyPnL {} is within dailyLossLimit {}",
@@ -337,12 +349,12 @@ pub fn observed_status(
 /// (up to `stop_timeout`, then it goes ahead with a warning).
 async fn wind_down(ta: &TradingAlgorithm, ctx: &Ctx) -> Result<Option<Cleanup>> {
     let op = &ctx.operator;
-    let namespace = ta.namespace().unwrap_or_default();
+    let namespace = namespace_of(ta);
     ctx.children
         .of::<HorizontalPodAutoscaler>()?
         .prune(ta, &BTreeSet::new())
         .await?;
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let name = deployment_name(&ta.name_any());
     let remaining = match deployments.get_opt(&name).await? {
         None => 0,
@@ -353,7 +365,12 @@ async fn wind_down(ta: &TradingAlgorithm, ctx: &Ctx) -> Result<Option<Cleanup>> 
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
                 ctx.events
-                    .normal(ta, "Stopping", "Scale", "scaling to zero before deletion")
+                    .normal(
+                        ta,
+                        operator_core::reason!("Stopping"),
+                        "Scale",
+                        "scaling to zero before deletion",
+                    )
                     .await;
             }
             d.status.and_then(|s| s.replicas).unwrap_or(0)
@@ -372,7 +389,7 @@ async fn wind_down(ta: &TradingAlgorithm, ctx: &Ctx) -> Result<Option<Cleanup>> 
         ctx.events
             .warning(
                 ta,
-                "GracefulStopTimedOut",
+                operator_core::reason!("GracefulStopTimedOut"),
                 "Delete",
                 format!(
                     "{remaining} pods still running after {:?}; deleting anyway",
@@ -414,7 +431,7 @@ async fn stop_trading(ta: Arc<TradingAlgorithm>, deletion: Deletion, ctx: Ctx) -
         ctx.events
             .record(
                 &*ta,
-                "TradingStopped",
+                operator_core::reason!("TradingStopped"),
                 "Delete",
                 format!(
                     "final totalTrades {} dailyPnL {}",

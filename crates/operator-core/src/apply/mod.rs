@@ -572,7 +572,7 @@ where
             Ok(applied) => changes.note(child, applied),
             Err(error) => match RefusedChild::from_error(child, &error) {
                 Some(refused) => {
-                    tracing::warn!(child = %refused.child, reason = refused.reason, message = %refused.message, "child refused");
+                    tracing::warn!(child = %refused.child, reason = refused.reason.as_str(), message = %refused.message, "child refused");
                     changes.refused.push(refused);
                 }
                 None => return Err(error),
