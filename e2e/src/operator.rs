@@ -12,6 +12,7 @@ use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use operator_core::OperatorDescriptor;
 use serde_json::Value;
 
 use crate::TestNamespace;
@@ -26,15 +27,15 @@ pub struct Operator {
     pub binary: &'static str,
 }
 
-pub const PAYMENT_SERVICE: Operator = Operator {
-    overlay: "payment-service",
-    binary: "payment-service-operator",
-};
-
-pub const TRADING: Operator = Operator {
-    overlay: "trading-algorithm",
-    binary: "trading-operator",
-};
+impl Operator {
+    /// The operator an operator crate describes.
+    pub const fn of(operator: &OperatorDescriptor) -> Self {
+        Self {
+            overlay: operator.package,
+            binary: operator.binary.identity.manager,
+        }
+    }
+}
 
 /// What deploy/<overlay> says about the operator's identity and home.
 struct Installed {

@@ -6,10 +6,16 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, bail};
 use e2e::manifests::{kustomizations, render};
+use operator_core::OperatorDescriptor;
 use serde_json::Value;
 
-/// The operators' overlays and the namespace each one's Deployment runs in.
-const OPERATORS: [&str; 2] = ["payment-service", "trading-algorithm"];
+/// The operators whose overlays deploy/ holds.
+const OPERATORS: [&OperatorDescriptor; 2] =
+    [&payment_service::OPERATOR, &trading_algorithm::OPERATOR];
+
+fn overlays() -> impl Iterator<Item = &'static str> {
+    OPERATORS.iter().map(|o| o.package)
+}
 
 fn kind(o: &Value) -> &str {
     o["kind"].as_str().unwrap_or_default()
@@ -34,13 +40,10 @@ fn strings(v: &Value) -> Vec<&str> {
 #[test]
 fn every_kustomization_renders() -> Result<()> {
     let all = kustomizations()?;
-    for expected in [
-        "crds",
-        "namespaces",
-        "payment-service",
-        "trading-algorithm",
-        "samples",
-    ] {
+    for expected in ["crds", "namespaces", "samples"]
+        .into_iter()
+        .chain(overlays())
+    {
         assert!(all.iter().any(|k| k == expected), "{expected} in {all:?}");
     }
     for dir in &all {
@@ -59,7 +62,7 @@ fn an_operator_overlay_holds_only_what_belongs_to_it() -> Result<()> {
         .filter(|o| kind(o) == "Namespace")
         .map(|o| name(o).to_string())
         .collect();
-    for operator in OPERATORS {
+    for operator in overlays() {
         for o in render(operator)? {
             assert!(
                 !matches!(kind(&o), "CustomResourceDefinition" | "Namespace"),
@@ -95,10 +98,12 @@ fn an_operator_overlay_holds_only_what_belongs_to_it() -> Result<()> {
 /// deletion can never strand its finalizer) and reading namespaces; nothing over children.
 #[test]
 fn cluster_wide_rights_cover_only_the_operators_own_resources() -> Result<()> {
-    for (operator, group) in [
-        ("payment-service", "payments.io"),
-        ("trading-algorithm", "fintech.io"),
-    ] {
+    for descriptor in OPERATORS {
+        let operator = descriptor.package;
+        let group = descriptor.resources[0]
+            .api_version
+            .split_once('/')
+            .map_or("", |(group, _)| group);
         let objects = render(operator)?;
         let cluster_roles: Vec<&Value> = objects
             .iter()
@@ -126,7 +131,7 @@ fn cluster_wide_rights_cover_only_the_operators_own_resources() -> Result<()> {
 /// and bound to its own ServiceAccount; its leader-election Role is in its own namespace.
 #[test]
 fn each_operator_is_bound_where_it_works() -> Result<()> {
-    for operator in OPERATORS {
+    for operator in overlays() {
         let objects = render(operator)?;
         let deployment = objects
             .iter()
@@ -260,7 +265,7 @@ fn each_operator_is_bound_where_it_works() -> Result<()> {
 /// a status subresource the operator only patches.
 #[test]
 fn rbac_grants_only_the_verbs_the_code_uses() -> Result<()> {
-    for operator in OPERATORS {
+    for operator in overlays() {
         for role in render(operator)?
             .iter()
             .filter(|o| matches!(kind(o), "Role" | "ClusterRole"))

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use e2e::operator::PAYMENT_SERVICE as OPERATOR;
+use e2e::operator::Operator;
 use e2e::scenario::{PAYMENT_SERVICE, condition, is_true, lease_holder, writes_over};
 use e2e::{TestNamespace, until};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -13,6 +13,8 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+
+const OPERATOR: Operator = Operator::of(&payment_service::OPERATOR);
 
 const SEED: &str = "payment-initiation-service";
 

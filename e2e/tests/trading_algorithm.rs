@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use e2e::operator::TRADING as OPERATOR;
+use e2e::operator::Operator;
 use e2e::scenario::{TRADING_ALGORITHM, condition, is_true, lease_holder, writes_over};
 use e2e::{TestNamespace, until};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -12,6 +12,8 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
+
+const OPERATOR: Operator = Operator::of(&trading_algorithm::OPERATOR);
 
 const SEED: &str = "momentum-trader-prod";
 

@@ -8,8 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use operator_core::OperatorDescriptor;
+use operator_core::descriptor::{BenchWorkload, ServedResource};
 use serde_json::{Value, json};
 use testkit::{ApiServer, RequestStats, Verb};
+
+use crate::OPERATORS;
 
 const SIZES: [usize; 2] = [100, 1000];
 /// Both operators resync every 10 s; the steady-state window covers one full resync.
@@ -20,90 +24,46 @@ const LATENCY_SAMPLES: usize = 50;
 const LATENCY_BUDGET: Duration = Duration::from_secs(40);
 const PHASE_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// One operator under test: its binary, its resources, and what converged means for it.
-struct Subject {
-    /// The package, also the naive baseline's argument.
-    package: &'static str,
-    binary: &'static str,
-    namespace: &'static str,
-    api_version: &'static str,
-    plural: &'static str,
-    /// The i-th custom resource, as YAML.
-    resource: fn(usize) -> String,
-    name: fn(usize) -> String,
-    /// Whether one custom resource has converged.
-    converged: fn(&Value) -> bool,
-    /// A spec change to `target` (a scaling bound), as a merge patch.
-    change: fn(i64) -> Value,
-    /// Whether the child the change touches shows `target`.
-    changed: fn(&ApiServer, &str, i64) -> bool,
-    /// The first `change` target; the latency samples use it + 1 and + 3.
-    first_target: i64,
-    /// Writes strictly needed to converge one resource, and what they are.
-    lower_bound_converge: (f64, &'static str),
-    /// Writes strictly needed for the spec change, and what they are.
-    lower_bound_change: (f64, &'static str),
-}
+/// One operator under test, as its descriptor states it.
+#[derive(Clone, Copy, Debug)]
+struct Subject(&'static OperatorDescriptor);
 
-const TRADING: Subject = Subject {
-    package: "trading-algorithm",
-    binary: "trading-operator",
-    namespace: "trading-platform",
-    api_version: "fintech.io/v1",
-    plural: "tradingalgorithms",
-    resource: |i| {
-        format!(
-            "apiVersion: fintech.io/v1\nkind: TradingAlgorithm\nmetadata: {{name: algo-{i:04}, namespace: trading-platform}}\nspec:\n  marketData: {{sources: [NYSE, NASDAQ], updateFrequency: 100ms, symbols: [AAPL, MSFT]}}\n  riskLimits: {{maxPositionSize: 1000000, dailyLossLimit: 50000}}\n  scalingPolicy: {{minReplicas: 2, maxReplicas: 5, scaleUpPolicy: moderate}}\n  tradingStrategy: {{algorithm: momentum, parameters: {{lookbackPeriod: 10m}}}}\n"
-        )
-    },
-    name: |i| format!("algo-{i:04}"),
-    converged: |t| t["status"]["phase"] == "Active",
-    change: |target| json!({"spec": {"scalingPolicy": {"maxReplicas": target}}}),
-    changed: |server, name, target| {
+impl Subject {
+    fn package(self) -> &'static str {
+        self.0.package
+    }
+    fn workload(self) -> &'static BenchWorkload {
+        &self.0.bench
+    }
+    fn served(self) -> Result<&'static ServedResource> {
+        self.0
+            .resources
+            .first()
+            .with_context(|| format!("{} serves no resource", self.0.package))
+    }
+    /// The i-th custom resource, and its name.
+    fn resource(self, i: usize) -> (Value, String) {
+        let resource = (self.workload().resource)(i);
+        let name = resource["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (resource, name)
+    }
+    /// Whether the child the spec change touches shows `target`.
+    fn changed(self, server: &ApiServer, name: &str, target: i64) -> bool {
+        let workload = self.workload();
+        let child = (workload.changed_child)(name);
         server
             .object(
-                "autoscaling/v2",
-                "horizontalpodautoscalers",
-                "trading-platform",
-                &format!("{name}-hpa"),
+                child.api_version,
+                child.plural,
+                workload.namespace,
+                &child.name,
             )
-            .and_then(|h| h["spec"]["maxReplicas"].as_i64())
-            == Some(target)
-    },
-    first_target: 6,
-    lower_bound_converge: (5.0, "4 children, 1 status"),
-    lower_bound_change: (2.0, "the HPA, the status"),
-};
-
-const PAYMENT: Subject = Subject {
-    package: "payment-service",
-    binary: "payment-service-operator",
-    namespace: "payments",
-    api_version: "payments.io/v1",
-    plural: "paymentservices",
-    resource: |i| {
-        format!(
-            "apiVersion: payments.io/v1\nkind: PaymentService\nmetadata: {{name: svc-{i:04}, namespace: payments}}\nspec:\n  version: 1.0.0\n  image: registry.example/payments:1.0.0\n  replicas: 2\n  config: {{database: {{clusterName: db, poolSize: 10}}, features: {{enableIdempotencyCheck: true}}}}\n  security: {{rbac: {{enabled: true}}}}\n"
-        )
-    },
-    name: |i| format!("svc-{i:04}"),
-    converged: |p| p["status"]["phase"] == "Running",
-    change: |target| json!({"spec": {"replicas": target}}),
-    changed: |server, name, target| {
-        server
-            .object("apps/v1", "deployments", "payments", name)
-            .and_then(|d| d["spec"]["replicas"].as_i64())
-            == Some(target)
-    },
-    first_target: 3,
-    lower_bound_converge: (
-        5.0,
-        "Deployment, Service, PodDisruptionBudget, ServiceAccount, 1 status",
-    ),
-    lower_bound_change: (2.0, "the Deployment, the status"),
-};
-
-const SUBJECTS: [Subject; 2] = [PAYMENT, TRADING];
+            .is_some_and(|c| (workload.changed)(&c, target))
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Flavor {
@@ -112,10 +72,10 @@ enum Flavor {
 }
 
 impl Flavor {
-    fn name(self, subject: &Subject) -> String {
+    fn name(self, subject: Subject) -> String {
         match self {
-            Self::Operator => subject.binary.to_string(),
-            Self::Naive => format!("naive {}", subject.package),
+            Self::Operator => subject.0.binary_name().to_string(),
+            Self::Naive => format!("naive {}", subject.package()),
         }
     }
 }
@@ -193,9 +153,9 @@ async fn until_every(
     bail!("{what} did not happen within {PHASE_TIMEOUT:?}")
 }
 
-fn all_converged(server: &ApiServer, subject: &Subject, n: usize) -> bool {
-    let objects = server.objects(subject.api_version, subject.plural);
-    objects.len() == n && objects.iter().all(subject.converged)
+fn all_converged(server: &ApiServer, served: &ServedResource, n: usize) -> bool {
+    let objects = server.objects(served.api_version, served.plural);
+    objects.len() == n && objects.iter().all(served.converged)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -206,11 +166,13 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 async fn scenario(
     root: &Path,
     release: &Path,
-    subject: &Subject,
+    subject: Subject,
     flavor: Flavor,
     n: usize,
 ) -> Result<Value> {
-    let ns = subject.namespace;
+    let workload = subject.workload();
+    let served = subject.served()?;
+    let ns = workload.namespace;
     let out = root
         .join("target/bench")
         .join(format!("{}-{n}", flavor.name(subject).replace(' ', "-")));
@@ -242,7 +204,7 @@ async fn scenario(
     let log = std::fs::File::create(out.join("operator.log"))?;
     let mut command = match flavor {
         Flavor::Operator => {
-            let mut c = Command::new(release.join(subject.binary));
+            let mut c = Command::new(release.join(subject.0.binary_name()));
             c.args([
                 "--metrics-bind-address",
                 "0",
@@ -255,7 +217,7 @@ async fn scenario(
         }
         Flavor::Naive => {
             let mut c = Command::new(release.join("xtask"));
-            c.args(["naive-operator", subject.package]);
+            c.args(["naive-operator", subject.package()]);
             c
         }
     };
@@ -276,10 +238,11 @@ async fn scenario(
 
     server.reset_stats();
     let started = Instant::now();
+    let names: Vec<String> = (0..n).map(|i| subject.resource(i).1).collect();
     for i in 0..n {
-        server.create_from_yaml(&(subject.resource)(i))?;
+        server.create_from_yaml(&subject.resource(i).0.to_string())?;
     }
-    until("convergence", || all_converged(&server, subject, n)).await?;
+    until("convergence", || all_converged(&server, served, n)).await?;
     let converge_time = started.elapsed();
     let converge_stats = server.stats();
     let converge = cost(&converge_stats);
@@ -298,20 +261,22 @@ async fn scenario(
     tokio::time::sleep(Duration::from_secs(2)).await;
     server.reset_stats();
     let started = Instant::now();
-    let target = subject.first_target;
-    for i in 0..n {
+    let target = workload.first_target;
+    for name in &names {
         server.merge_patch(
-            subject.api_version,
-            subject.plural,
+            served.api_version,
+            served.plural,
             ns,
-            &(subject.name)(i),
-            (subject.change)(target),
+            name,
+            (workload.change)(target),
         )?;
     }
     until("the spec change everywhere", || {
-        (0..n).all(|i| (subject.changed)(&server, &(subject.name)(i), target))
+        names
+            .iter()
+            .all(|name| subject.changed(&server, name, target))
             && server
-                .objects(subject.api_version, subject.plural)
+                .objects(served.api_version, served.plural)
                 .iter()
                 .all(|o| o["status"]["observedGeneration"] == 2)
     })
@@ -331,23 +296,23 @@ async fn scenario(
         if sampling.elapsed() > LATENCY_BUDGET {
             break;
         }
-        let name = (subject.name)((sample * 7919) % n);
-        let target = subject.first_target + 1 + 2 * (sample % 2) as i64;
-        let target = if (subject.changed)(&server, &name, target) {
+        let name = &names[(sample * 7919) % n];
+        let target = workload.first_target + 1 + 2 * (sample % 2) as i64;
+        let target = if subject.changed(&server, name, target) {
             target + 1
         } else {
             target
         };
         let started = Instant::now();
         server.merge_patch(
-            subject.api_version,
-            subject.plural,
+            served.api_version,
+            served.plural,
             ns,
-            &name,
-            (subject.change)(target),
+            name,
+            (workload.change)(target),
         )?;
         until_every("one change", Duration::from_millis(1), || {
-            (subject.changed)(&server, &name, target)
+            subject.changed(&server, name, target)
         })
         .await?;
         latencies.push(started.elapsed());
@@ -365,14 +330,14 @@ async fn scenario(
         "converge_reads_per_resource": per(converge.reads),
         "converge_writes_per_resource": per(converge.writes),
         "converge_event_writes_per_resource": per(converge.event_writes),
-        "converge_writes_lower_bound": subject.lower_bound_converge.0,
-        "converge_writes_vs_lower_bound": per(converge.writes) / subject.lower_bound_converge.0,
+        "converge_writes_lower_bound": workload.lower_bound_converge.0,
+        "converge_writes_vs_lower_bound": per(converge.writes) / workload.lower_bound_converge.0,
         "converge_writes_per_resource_by_request": converge_breakdown,
         "change_seconds": change_time.as_secs_f64(),
         "change_reads_per_resource": per(change.reads),
         "change_writes_per_resource": per(change.writes),
-        "change_writes_lower_bound": subject.lower_bound_change.0,
-        "change_writes_vs_lower_bound": per(change.writes) / subject.lower_bound_change.0,
+        "change_writes_lower_bound": workload.lower_bound_change.0,
+        "change_writes_vs_lower_bound": per(change.writes) / workload.lower_bound_change.0,
         "steady_state_reads": steady.reads,
         "steady_state_writes": steady.writes + steady.event_writes,
         "rss_peak_mib": rss_peak,
@@ -409,18 +374,19 @@ fn table(results: &[Value]) -> String {
         ));
     }
     md.push('\n');
-    for subject in &SUBJECTS {
+    for operator in OPERATORS {
+        let workload = &operator.bench;
         md.push_str(&format!(
             "Lower bound, {}: {} writes per resource to converge ({}), {} for the spec change ({}).\n",
-            subject.package,
-            subject.lower_bound_converge.0,
-            subject.lower_bound_converge.1,
-            subject.lower_bound_change.0,
-            subject.lower_bound_change.1,
+            operator.package,
+            workload.lower_bound_converge.0,
+            workload.lower_bound_converge.1,
+            workload.lower_bound_change.0,
+            workload.lower_bound_change.1,
         ));
     }
     md.push_str(&format!(
-        "Writes exclude events (reported in the JSON). Resync columns: requests in one {}s resync window of N converged resources. Latency: spec change on one resource to its child updated, while the others resync; {LATENCY_SAMPLES} samples, or as many as fit in {}s (`latency_samples` in the JSON). The spec change is maxReplicas (trading) or replicas (payment).\n",
+        "Writes exclude events (reported in the JSON). Resync columns: requests in one {}s resync window of N converged resources. Latency: spec change on one resource to its child updated, while the others resync; {LATENCY_SAMPLES} samples, or as many as fit in {}s (`latency_samples` in the JSON). Each operator's descriptor states its spec change.\n",
         RESYNC.as_secs(),
         LATENCY_BUDGET.as_secs()
     ));
@@ -433,17 +399,8 @@ pub fn build_and_run(root: &Path) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "xtask",
-            "-p",
-            "trading-algorithm",
-            "-p",
-            "payment-service",
-        ])
+        .args(["build", "--release", "--quiet", "-p", "xtask"])
+        .args(OPERATORS.iter().flat_map(|o| ["-p", o.package]))
         .status()?;
     if !status.success() {
         bail!("release build failed");
@@ -475,9 +432,9 @@ pub async fn run(root: &Path) -> Result<()> {
     let mut results = Vec::new();
     // BENCH_OPERATORS=payment-service runs one operator only.
     let only = std::env::var("BENCH_OPERATORS").ok();
-    for subject in SUBJECTS.iter().filter(|s| {
+    for subject in OPERATORS.iter().map(Subject).filter(|s| {
         only.as_deref()
-            .is_none_or(|o| o.split(',').any(|p| p == s.package))
+            .is_none_or(|o| o.split(',').any(|p| p == s.package()))
     }) {
         for &n in &sizes {
             for flavor in [Flavor::Operator, Flavor::Naive] {

@@ -10,21 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use operator_core::descriptor::is_ready;
 use testkit::ApiServer;
 
-/// The operator binaries that exist, and the API each one serves.
-const OPERATORS: &[(&str, &str, &str)] = &[
-    (
-        "payment-service",
-        "payment-service-operator",
-        "payments.io/v1/paymentservices",
-    ),
-    (
-        "trading-algorithm",
-        "trading-operator",
-        "fintech.io/v1/tradingalgorithms",
-    ),
-];
+use crate::OPERATORS;
 
 /// Kinds of children the summary lists (those owned by each custom resource).
 const CHILD_KINDS: &[(&str, &str)] = &[
@@ -63,8 +52,8 @@ impl Drop for Operators {
 fn build_operators(root: &Path) -> Result<()> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo.current_dir(root).args(["build", "--quiet"]);
-    for (package, _, _) in OPERATORS {
-        cargo.args(["-p", package]);
+    for operator in OPERATORS {
+        cargo.args(["-p", operator.package]);
     }
     let status = cargo.status().context("running cargo build")?;
     if !status.success() {
@@ -78,7 +67,8 @@ fn start_operators(root: &Path, kubeconfig: &Path, serve: bool) -> Result<Operat
         std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
     let logs = target.join("demo");
     let mut children = Vec::new();
-    for (i, (_, binary, _)) in OPERATORS.iter().enumerate() {
+    for (i, operator) in OPERATORS.iter().enumerate() {
+        let binary = operator.binary_name();
         let log = std::fs::File::create(logs.join(format!("{binary}.log")))?;
         let (metrics, health) = if serve {
             (
@@ -112,19 +102,14 @@ fn start_operators(root: &Path, kubeconfig: &Path, serve: bool) -> Result<Operat
 fn summary(server: &ApiServer) -> (Vec<String>, bool) {
     let mut lines = Vec::new();
     let mut converged = true;
-    for (_, _, api) in OPERATORS {
-        let (api_version, plural) = api.rsplit_once('/').unwrap_or_default();
-        for obj in server.objects(api_version, plural) {
+    for served in OPERATORS.iter().flat_map(|o| o.resources) {
+        for obj in server.objects(served.api_version, served.plural) {
             let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
             let name = obj["metadata"]["name"].as_str().unwrap_or_default();
             let uid = &obj["metadata"]["uid"];
             let phase = obj["status"]["phase"].as_str().unwrap_or("-");
-            let ready = obj["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            converged &= ready;
+            let ready = is_ready(&obj);
+            converged &= (served.converged)(&obj);
             let children: Vec<String> = CHILD_KINDS
                 .iter()
                 .flat_map(|(v, p)| server.objects(v, p))
@@ -202,10 +187,11 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     }
     if serve {
         println!("\nexport KUBECONFIG={}", kubeconfig.display());
-        println!("kubectl get ps -n payments");
-        println!("kubectl describe ps payment-initiation-service -n payments");
-        println!("kubectl get ta -n trading-platform");
-        for (i, (_, binary, _)) in OPERATORS.iter().enumerate() {
+        for served in OPERATORS.iter().flat_map(|o| o.resources) {
+            println!("kubectl get {} -A", served.short_name);
+        }
+        for (i, operator) in OPERATORS.iter().enumerate() {
+            let binary = operator.binary_name();
             println!(
                 "{binary}: metrics http://127.0.0.1:{}/metrics   health http://127.0.0.1:{}/readyz",
                 18080 + 2 * i,

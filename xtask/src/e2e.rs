@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-/// What deploy/ installs, in order.
-const INSTALL: [&str; 4] = ["crds", "namespaces", "payment-service", "trading-algorithm"];
+/// What deploy/ installs before the operators' overlays.
+const INSTALL_FIRST: [&str; 2] = ["crds", "namespaces"];
 
 fn run(command: &mut Command, what: &str) -> Result<()> {
     let status = command
@@ -61,7 +61,8 @@ fn start_realcp(script: &Path) -> Result<PathBuf> {
 }
 
 fn install(root: &Path, kubeconfig: &Path) -> Result<()> {
-    for dir in INSTALL {
+    let overlays = crate::OPERATORS.iter().map(|o| o.package);
+    for dir in INSTALL_FIRST.into_iter().chain(overlays) {
         run(
             Command::new("kubectl")
                 .env("KUBECONFIG", kubeconfig)
@@ -90,14 +91,10 @@ fn install(root: &Path, kubeconfig: &Path) -> Result<()> {
 fn suite(root: &Path, kubeconfig: &Path) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(
-        Command::new(&cargo).current_dir(root).args([
-            "build",
-            "--locked",
-            "-p",
-            "payment-service",
-            "-p",
-            "trading-algorithm",
-        ]),
+        Command::new(&cargo)
+            .current_dir(root)
+            .args(["build", "--locked"])
+            .args(crate::OPERATORS.iter().flat_map(|o| ["-p", o.package])),
         "building the operators",
     )?;
     install(root, kubeconfig)?;

@@ -17,6 +17,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use operator_core::OperatorDescriptor;
+
+/// Every operator the product ships. `crds`, `demo`, `bench` and the e2e suite take them from
+/// here: a new operator is wired into all of them by adding its descriptor.
+pub const OPERATORS: &[OperatorDescriptor] =
+    &[payment_service::OPERATOR, trading_algorithm::OPERATOR];
 
 const USAGE: &str = "usage: cargo xtask crds [--check] | demo [--serve] | bench | e2e [--local]";
 

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod autoscaling;
 pub mod conditions;
 pub mod controller;
+pub mod descriptor;
 pub mod error;
 pub mod events;
 pub mod finalizer;
@@ -25,6 +26,7 @@ pub use apply::{
     OperatorIdentity, Prune,
 };
 pub use controller::{Backoff, Context, ControllerSettings, OperatorController, namespace_of};
+pub use descriptor::OperatorDescriptor;
 pub use error::{Error, FieldError, ReconcileError, RefusedChild, Result};
 
 /// A source of the current time; operators take one so tests can move it (a trading day, a

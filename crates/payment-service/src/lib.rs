@@ -21,8 +21,11 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service, ServiceAccount}
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::CustomResourceExt;
+use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, Clock, OperatorIdentity, Prune};
+use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
+use serde_json::json;
 
 use crate::crd::PaymentService;
 use crate::metrics::PaymentMetrics;
@@ -40,6 +43,53 @@ pub const BINARY: OperatorBinary = OperatorBinary {
     identity: IDENTITY,
     config_section: "paymentService",
     version: env!("CARGO_PKG_VERSION"),
+};
+
+/// The operator, as its binary and the project's tooling run it.
+pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
+    binary: BINARY,
+    package: "payment-service",
+    resources: &[ServedResource {
+        api_version: "payments.io/v1",
+        plural: "paymentservices",
+        short_name: "ps",
+        converged: |ps| is_ready(ps) && ps["status"]["phase"] == "Running",
+    }],
+    crds: || vec![PaymentService::crd()],
+    controllers: |rt| controllers(rt, Options::default()),
+    bench: BenchWorkload {
+        namespace: "payments",
+        resource: |i| {
+            json!({
+                "apiVersion": "payments.io/v1",
+                "kind": "PaymentService",
+                "metadata": {"name": format!("svc-{i:04}"), "namespace": "payments"},
+                "spec": {
+                    "version": "1.0.0",
+                    "image": "registry.example/payments:1.0.0",
+                    "replicas": 2,
+                    "config": {
+                        "database": {"clusterName": "db", "poolSize": 10},
+                        "features": {"enableIdempotencyCheck": true},
+                    },
+                    "security": {"rbac": {"enabled": true}},
+                },
+            })
+        },
+        change: |replicas| json!({"spec": {"replicas": replicas}}),
+        changed_child: |name| ChildRef {
+            api_version: "apps/v1",
+            plural: "deployments",
+            name: name.to_string(),
+        },
+        changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
+        first_target: 3,
+        lower_bound_converge: (
+            5.0,
+            "Deployment, Service, PodDisruptionBudget, ServiceAccount, 1 status",
+        ),
+        lower_bound_change: (2.0, "the Deployment, the status"),
+    },
 };
 
 /// How the controller is built; tests move the clock.

@@ -2,9 +2,6 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    operator_core::runtime::main(payment_service::BINARY, |rt| {
-        payment_service::controllers(rt, payment_service::Options::default())
-    })
-    .await?;
+    operator_core::runtime::main(&payment_service::OPERATOR).await?;
     Ok(())
 }

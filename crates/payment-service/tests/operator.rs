@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
 use testkit::Verb;
 
-use common::{Harness, NS, SEED, Setup, sample_with, seed_sample, start};
+use common::{Harness, NS, Payments, SEED, Setup, sample_with, seed_sample, start};
 
 fn rolling_update(spec: &mut Value) {
     spec["deploymentStrategy"] = json!({"type": "RollingUpdate", "progressDeadlineSeconds": 120});
@@ -243,7 +243,7 @@ async fn a_failed_upgrade_rolls_back_and_is_not_retried_until_the_spec_changes()
     let warning = h.events("RolledBack");
     assert_eq!(warning.len(), 1);
     assert_eq!(warning[0]["type"], "Warning");
-    assert!(h.metrics.encode().contains(
+    assert!(h.metrics().encode().contains(
         r#"payment_service_rollouts_total{namespace="payments",strategy="RollingUpdate",result="rolled_back"} 1"#
     ));
 

@@ -12,7 +12,7 @@ use payment_service::crd::{CleanupReport, PaymentService};
 use payment_service::resources::service_monitor::ServiceMonitor;
 use serde_json::{Value, json};
 
-use common::{Harness, NS, SEED, Setup, sample_with, seed_sample, start};
+use common::{Harness, NS, Payments, SEED, Setup, sample_with, seed_sample, start};
 
 fn status_of(h: &Harness, name: &str) -> Value {
     h.get("payments.io/v1", "paymentservices", name)

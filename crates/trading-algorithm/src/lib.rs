@@ -22,10 +22,13 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::CustomResourceExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
+use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, Clock, OperatorIdentity, Prune};
+use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
+use serde_json::json;
 
 use crate::crd::TradingAlgorithm;
 use crate::metrics::TradingMetrics;
@@ -42,6 +45,50 @@ pub const BINARY: OperatorBinary = OperatorBinary {
     identity: IDENTITY,
     config_section: "trading",
     version: env!("CARGO_PKG_VERSION"),
+};
+
+/// The operator, as its binary and the project's tooling run it.
+pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
+    binary: BINARY,
+    package: "trading-algorithm",
+    resources: &[ServedResource {
+        api_version: "fintech.io/v1",
+        plural: "tradingalgorithms",
+        short_name: "ta",
+        converged: |ta| is_ready(ta) && ta["status"]["phase"] == "Active",
+    }],
+    crds: || vec![TradingAlgorithm::crd()],
+    controllers: |rt| controllers(rt, Options::default()),
+    bench: BenchWorkload {
+        namespace: "trading-platform",
+        resource: |i| {
+            json!({
+                "apiVersion": "fintech.io/v1",
+                "kind": "TradingAlgorithm",
+                "metadata": {"name": format!("algo-{i:04}"), "namespace": "trading-platform"},
+                "spec": {
+                    "marketData": {
+                        "sources": ["NYSE", "NASDAQ"],
+                        "updateFrequency": "100ms",
+                        "symbols": ["AAPL", "MSFT"],
+                    },
+                    "riskLimits": {"maxPositionSize": 1_000_000, "dailyLossLimit": 50_000},
+                    "scalingPolicy": {"minReplicas": 2, "maxReplicas": 5, "scaleUpPolicy": "moderate"},
+                    "tradingStrategy": {"algorithm": "momentum", "parameters": {"lookbackPeriod": "10m"}},
+                },
+            })
+        },
+        change: |max| json!({"spec": {"scalingPolicy": {"maxReplicas": max}}}),
+        changed_child: |name| ChildRef {
+            api_version: "autoscaling/v2",
+            plural: "horizontalpodautoscalers",
+            name: format!("{name}-hpa"),
+        },
+        changed: |hpa, max| hpa["spec"]["maxReplicas"].as_i64() == Some(max),
+        first_target: 6,
+        lower_bound_converge: (5.0, "4 children, 1 status"),
+        lower_bound_change: (2.0, "the HPA, the status"),
+    },
 };
 
 /// How the controller is built; tests change the clock and the stop timeout.

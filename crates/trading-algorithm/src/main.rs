@@ -2,9 +2,6 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    operator_core::runtime::main(trading_algorithm::BINARY, |rt| {
-        trading_algorithm::controllers(rt, trading_algorithm::Options::default())
-    })
-    .await?;
+    operator_core::runtime::main(&trading_algorithm::OPERATOR).await?;
     Ok(())
 }

@@ -11,7 +11,6 @@ use anyhow::{Context as _, Result, bail};
 use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use std::sync::atomic::Ordering;
 use testkit::Verb;
 use trading_algorithm::crd::TradingAlgorithm;
 
@@ -108,7 +107,7 @@ async fn a_new_algorithm_gets_its_four_children_and_becomes_active() -> Result<(
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
 
     // What the alerts read.
-    let metrics = h.metrics.encode();
+    let metrics = h.metrics().encode();
     for series in [
         r#"operator_resource_ready{controller="tradingalgorithm",namespace="trading-platform",name="momentum-trader-prod"} 1"#,
         r#"trading_algorithm_risk_halted{namespace="trading-platform",name="momentum-trader-prod"} 0"#,
@@ -194,7 +193,7 @@ async fn a_breach_of_the_daily_loss_limit_halts_until_the_next_day() -> Result<(
     })
     .await?;
     assert_eq!(h.status("momentum-trader-prod")["dailyPnL"], 15420.5);
-    assert!(h.metrics.encode().contains(r#"trading_algorithm_total_trades{namespace="trading-platform",name="momentum-trader-prod"} 1542"#));
+    assert!(h.metrics().encode().contains(r#"trading_algorithm_total_trades{namespace="trading-platform",name="momentum-trader-prod"} 1542"#));
 
     // A loss of 150,000 against a limit of 100,000: halted at once.
     h.report("momentum-trader-prod", &h.today(), 1800, -150_000.0)
@@ -238,7 +237,7 @@ async fn a_breach_of_the_daily_loss_limit_halts_until_the_next_day() -> Result<(
     assert_eq!(phase(&h, "momentum-trader-prod"), "Suspended");
 
     // The next UTC trading day it trades again: autoscaler back, replicas restored.
-    h.clock_offset.store(86_400, Ordering::SeqCst);
+    h.advance(86_400);
     h.eventually("Active again", |h| {
         phase(h, "momentum-trader-prod") == "Active"
     })
@@ -418,7 +417,7 @@ async fn deletion_stops_trading_reports_and_leaves_nothing_behind() -> Result<()
             .is_none()
     );
     assert!(
-        !h.metrics.encode().contains("momentum-trader-prod"),
+        !h.metrics().encode().contains("momentum-trader-prod"),
         "its gauges are gone"
     );
     Ok(())

@@ -152,13 +152,11 @@ impl Runtime {
 
 /// The entry point of an operator binary: parses flags, reads the config file, installs
 /// logging and tracing, connects, serves the admin endpoints, takes the lease when leader
-/// election is on, and runs the controllers `build` returns while it leads. Returns on
+/// election is on, and runs the operator's controllers while it leads. Returns on
 /// SIGTERM/SIGINT (after in-flight reconciles finish, bounded, and the lease is released),
 /// or with an error if leadership is lost.
-pub async fn main<B>(binary: OperatorBinary, build: B) -> Result<(), RuntimeError>
-where
-    B: FnOnce(&Runtime) -> Vec<BoxFuture<'static, ()>>,
-{
+pub async fn main(operator: &crate::OperatorDescriptor) -> Result<(), RuntimeError> {
+    let binary = operator.binary;
     let flags = binary.parse_flags();
     let config = RuntimeConfig::resolve(
         &flags,
@@ -176,7 +174,14 @@ where
         tracing::info!("shutdown requested");
         stop_tx.send_replace(true);
     });
-    run(client, config, Metrics::new(), stop_rx, build).await
+    run(
+        client,
+        config,
+        Metrics::new(),
+        stop_rx,
+        operator.controllers,
+    )
+    .await
 }
 
 /// Background tasks of one `run`, aborted if `run` itself is dropped (as when a test

@@ -1,48 +1,23 @@
-//! A cluster for PaymentService tests: testkit with the CRD, the `payments` namespace, the
-//! simulated workload controllers, and a running operator whose clock tests move forward.
+//! The PaymentService harness: the shared one (`operator-harness`) with the CRD, the
+//! `payments` namespace and the seed's TLS Secret, and helpers for the seed's example.
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
-
-use anyhow::{Context as _, Result, bail};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use anyhow::{Context as _, Result};
+use k8s_openapi::api::core::v1::Secret;
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use operator_core::ControllerSettings;
-use operator_core::runtime::config::RuntimeConfig;
-use operator_core::runtime::{self, metrics::Metrics};
+use operator_harness::conformance::Subject;
+pub use operator_harness::{Harness, HarnessBuilder, condition};
 use payment_service::crd::PaymentService;
 use payment_service::resources::service_monitor::ServiceMonitor;
 use payment_service::{Options, controllers};
 use serde_json::{Value, json};
-use testkit::{ApiServer, Workloads};
-use tokio::sync::watch;
+use std::time::Duration;
 
 pub const NS: &str = "payments";
 /// The seed's example.
 pub const SEED: &str = "payment-initiation-service";
-
-pub struct Harness {
-    pub server: ApiServer,
-    pub workloads: Workloads,
-    clock_offset: Arc<AtomicI64>,
-    resync: Duration,
-    /// The first operator's metrics registry.
-    pub metrics: Metrics,
-    stop: watch::Sender<bool>,
-    operator: Option<tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>>,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
-    }
-}
 
 /// What the cluster has before the operator starts.
 #[derive(Default)]
@@ -55,58 +30,27 @@ pub struct Setup {
     pub resync: Option<Duration>,
 }
 
-pub async fn start(setup: Setup) -> Result<Harness> {
-    let server = ApiServer::new();
-    let client = server.client();
-    let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    crds.create(&PostParams::default(), &PaymentService::crd())
-        .await?;
-    if setup.prometheus_operator {
-        crds.create(&PostParams::default(), &ServiceMonitor::crd())
-            .await?;
-    }
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}}))?;
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await?;
-    if !setup.without_tls_secret {
-        create_tls_secret(&client).await?;
-    }
-    let workloads = server.simulate_workloads();
-    let clock_offset = Arc::new(AtomicI64::new(0));
-    let metrics = Metrics::new();
-    let resync = setup.resync.unwrap_or(Duration::from_millis(300));
-    let (stop, operator) = run_operator(&server, clock_offset.clone(), metrics.clone(), resync);
-    Ok(Harness {
-        server,
-        workloads,
-        clock_offset,
-        resync,
-        metrics,
-        stop,
-        operator: Some(operator),
-    })
+/// The cluster: the CRD and the namespace; the operator's clock is the harness's.
+pub fn cluster() -> HarnessBuilder {
+    Harness::builder(|rt, now| controllers(rt, Options { now }))
+        .crd(PaymentService::crd())
+        .namespace(NS)
 }
 
-/// Starts the operator on `server`, its clock `offset` seconds ahead.
-fn run_operator(
-    server: &ApiServer,
-    offset: Arc<AtomicI64>,
-    metrics: Metrics,
-    resync: Duration,
-) -> runtime::Background {
-    let options = Options {
-        now: Arc::new(move || {
-            Timestamp::now() + SignedDuration::from_secs(offset.load(Ordering::SeqCst))
-        }),
-    };
-    let config = RuntimeConfig::standalone(ControllerSettings {
-        resync,
-        ..ControllerSettings::default()
-    });
-    runtime::spawn(server.client(), config, metrics, move |rt| {
-        controllers(rt, options)
-    })
+pub async fn start(setup: Setup) -> Result<Harness> {
+    let mut builder = cluster();
+    if setup.prometheus_operator {
+        builder = builder.crd(ServiceMonitor::crd());
+    }
+    if let Some(resync) = setup.resync {
+        builder = builder.resync(resync);
+    }
+    let mut h = builder.prepare().await?;
+    if !setup.without_tls_secret {
+        create_tls_secret(&h.client()).await?;
+    }
+    h.start_operator();
+    Ok(h)
 }
 
 /// The seed's `payment-gateway-tls`, as cert-manager would issue it (the content is a
@@ -141,39 +85,60 @@ pub fn sample_with(edit: impl FnOnce(&mut Value)) -> Result<PaymentService> {
     Ok(serde_json::from_value(value)?)
 }
 
-impl Harness {
-    /// Stops the operator and starts a new one on the same cluster, as a rescheduled pod or
-    /// a new leader would.
-    pub async fn restart_operator(&mut self) -> Result<()> {
-        self.stop.send_replace(true);
-        if let Some(task) = self.operator.take() {
-            task.await??;
-        }
-        let (stop, task) = run_operator(
-            &self.server,
-            self.clock_offset.clone(),
-            Metrics::new(),
-            self.resync,
-        );
-        self.stop = stop;
-        self.operator = Some(task);
-        Ok(())
-    }
+/// The PaymentService view of a harness: the seed's example and its children.
+pub trait Payments {
+    fn services(&self) -> Api<PaymentService>;
+    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value>;
+    fn deployment(&self, name: &str) -> Option<Value>;
+    fn image_of(&self, deployment: &str) -> Option<String>;
+    /// The seed example's status.
+    fn status(&self) -> Value;
+    /// The seed example's condition of `type_`.
+    fn condition(&self, type_: &str) -> Value;
+    async fn create(&self, ps: &PaymentService) -> Result<()>;
+    /// Merges `spec` into the seed example's spec.
+    async fn patch_spec(&self, spec: Value) -> Result<()>;
+    /// Creates `ps` and waits until it is Running.
+    async fn create_running(&self, ps: &PaymentService) -> Result<()>;
+}
 
-    pub fn client(&self) -> kube::Client {
-        self.server.client()
-    }
-
-    pub fn services(&self) -> Api<PaymentService> {
+impl Payments for Harness {
+    fn services(&self) -> Api<PaymentService> {
         Api::namespaced(self.client(), NS)
     }
 
-    pub async fn create(&self, ps: &PaymentService) -> Result<()> {
+    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value> {
+        self.server.object(api_version, plural, NS, name)
+    }
+
+    fn deployment(&self, name: &str) -> Option<Value> {
+        self.get("apps/v1", "deployments", name)
+    }
+
+    fn image_of(&self, deployment: &str) -> Option<String> {
+        self.deployment(deployment).and_then(|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .map(String::from)
+        })
+    }
+
+    fn status(&self) -> Value {
+        self.get("payments.io/v1", "paymentservices", SEED)
+            .map(|o| o["status"].clone())
+            .unwrap_or_default()
+    }
+
+    fn condition(&self, type_: &str) -> Value {
+        condition(&Payments::status(self), type_)
+    }
+
+    async fn create(&self, ps: &PaymentService) -> Result<()> {
         self.services().create(&PostParams::default(), ps).await?;
         Ok(())
     }
 
-    pub async fn patch_spec(&self, spec: Value) -> Result<()> {
+    async fn patch_spec(&self, spec: Value) -> Result<()> {
         self.services()
             .patch(
                 SEED,
@@ -184,66 +149,83 @@ impl Harness {
         Ok(())
     }
 
-    pub fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value> {
-        self.server.object(api_version, plural, NS, name)
-    }
-
-    pub fn deployment(&self, name: &str) -> Option<Value> {
-        self.get("apps/v1", "deployments", name)
-    }
-
-    pub fn image_of(&self, deployment: &str) -> Option<String> {
-        self.deployment(deployment).and_then(|d| {
-            d["spec"]["template"]["spec"]["containers"][0]["image"]
-                .as_str()
-                .map(String::from)
-        })
-    }
-
-    pub fn status(&self) -> Value {
-        self.get("payments.io/v1", "paymentservices", SEED)
-            .map(|o| o["status"].clone())
-            .unwrap_or_default()
-    }
-
-    pub fn condition(&self, type_: &str) -> Value {
-        self.status()["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["type"] == type_)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    pub fn events(&self, reason: &str) -> Vec<Value> {
-        self.server
-            .objects("events.k8s.io/v1", "events")
-            .into_iter()
-            .filter(|e| e["reason"] == reason)
-            .collect()
-    }
-
-    /// Moves the operator's clock forward.
-    pub fn advance(&self, secs: i64) {
-        self.clock_offset.fetch_add(secs, Ordering::SeqCst);
-    }
-
-    /// Polls `check` (15 s at most).
-    pub async fn eventually(&self, what: &str, mut check: impl FnMut(&Self) -> bool) -> Result<()> {
-        for _ in 0..600 {
-            if check(self) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        bail!("timed out waiting for {what}; status: {}", self.status())
-    }
-
-    /// Creates `ps` and waits until it is Running.
-    pub async fn create_running(&self, ps: &PaymentService) -> Result<()> {
+    async fn create_running(&self, ps: &PaymentService) -> Result<()> {
         self.create(ps).await?;
         self.eventually("Running", |h| h.status()["phase"] == "Running")
             .await
     }
 }
+
+/// The i-th service of the conformance and fault tests; every fourth has backups on, so
+/// those children are exercised too.
+pub fn service(i: usize) -> Value {
+    json!({
+        "apiVersion": "payments.io/v1", "kind": "PaymentService",
+        "metadata": {"name": format!("svc-{i:03}"), "namespace": NS},
+        "spec": {
+            "version": "1.0.0",
+            "image": "registry.example/payments:1.0.0",
+            "replicas": 2,
+            "config": {"database": {"clusterName": "db", "poolSize": 10}},
+            "security": {"rbac": {"enabled": true}},
+            "backup": {"enabled": has_backup(i)},
+        }
+    })
+}
+
+pub fn has_backup(i: usize) -> bool {
+    i.is_multiple_of(4)
+}
+
+fn child(
+    api_version: &'static str,
+    plural: &'static str,
+    name: String,
+) -> operator_core::descriptor::ChildRef {
+    operator_core::descriptor::ChildRef {
+        api_version,
+        plural,
+        name,
+    }
+}
+
+/// The operator, as the conformance checks exercise it.
+pub const CONFORMANCE: Subject = Subject {
+    operator: &payment_service::OPERATOR,
+    harness: cluster,
+    resource: service,
+    children: |ps| {
+        let name = ps["metadata"]["name"].as_str().unwrap_or_default();
+        let mut children = vec![
+            child("apps/v1", "deployments", name.to_string()),
+            child("v1", "services", name.to_string()),
+            child("policy/v1", "poddisruptionbudgets", name.to_string()),
+            child("v1", "serviceaccounts", name.to_string()),
+            child("networking.k8s.io/v1", "networkpolicies", name.to_string()),
+        ];
+        if ps["spec"]["backup"]["enabled"] == true {
+            let backup = format!("{name}-backup");
+            children.extend([
+                child("v1", "serviceaccounts", backup.clone()),
+                child("batch/v1", "cronjobs", backup.clone()),
+                child("rbac.authorization.k8s.io/v1", "roles", backup.clone()),
+                child("rbac.authorization.k8s.io/v1", "rolebindings", backup),
+                child("v1", "persistentvolumeclaims", format!("{name}-backups")),
+            ]);
+        }
+        children
+    },
+    kept_after_deletion: |ps| {
+        let name = ps["metadata"]["name"].as_str().unwrap_or_default();
+        if ps["spec"]["backup"]["enabled"] == true {
+            vec![child(
+                "v1",
+                "persistentvolumeclaims",
+                format!("{name}-backups"),
+            )]
+        } else {
+            Vec::new()
+        }
+    },
+    written_by_others: &["deployments", "horizontalpodautoscalers"],
+};

@@ -1,0 +1,96 @@
+//! One operator as the project's tooling sees it. Each operator crate exports one
+//! [`OperatorDescriptor`] (`payment_service::OPERATOR`); its `main` runs it, and
+//! `cargo xtask crds`, `demo`, `bench` and the e2e suite iterate the one list of them in
+//! `xtask`, so a new operator is wired into all of them by adding it there.
+
+use futures::future::BoxFuture;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde_json::Value;
+
+use crate::runtime::{OperatorBinary, Runtime};
+
+/// An operator: what it is called, what it serves, how it runs, how it is exercised.
+#[derive(Clone, Copy)]
+pub struct OperatorDescriptor {
+    /// The binary: its identity (the binary's name is its field manager), config section
+    /// and version.
+    pub binary: OperatorBinary,
+    /// The cargo package; also its kustomize overlay, `deploy/<package>`.
+    pub package: &'static str,
+    /// The custom resources it serves.
+    pub resources: &'static [ServedResource],
+    /// Its CRDs, generated from its types.
+    pub crds: fn() -> Vec<CustomResourceDefinition>,
+    /// Its controllers, as the binary runs them.
+    pub controllers: fn(&Runtime) -> Vec<BoxFuture<'static, ()>>,
+    /// The load `cargo xtask bench` puts on it.
+    pub bench: BenchWorkload,
+}
+
+impl OperatorDescriptor {
+    /// The binary's file name (also its field manager and event reporter).
+    pub fn binary_name(&self) -> &'static str {
+        self.binary.identity.manager
+    }
+}
+
+impl std::fmt::Debug for OperatorDescriptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorDescriptor")
+            .field("package", &self.package)
+            .field("binary", &self.binary_name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A custom resource an operator serves, and what "converged" means for one object of it.
+#[derive(Clone, Copy, Debug)]
+pub struct ServedResource {
+    /// `payments.io/v1`.
+    pub api_version: &'static str,
+    /// `paymentservices`.
+    pub plural: &'static str,
+    /// `kubectl get <short name>`.
+    pub short_name: &'static str,
+    /// Whether the object (as JSON) has converged: its status says it runs as specified.
+    pub converged: fn(&Value) -> bool,
+}
+
+/// A child object, by API and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildRef {
+    pub api_version: &'static str,
+    pub plural: &'static str,
+    pub name: String,
+}
+
+/// N resources of the operator's first [`ServedResource`] and one spec change whose effect
+/// on a child is timed.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchWorkload {
+    /// The namespace the resources are created in.
+    pub namespace: &'static str,
+    /// The i-th resource, as JSON.
+    pub resource: fn(usize) -> Value,
+    /// A spec change to `target` (a scaling bound), as a merge patch.
+    pub change: fn(i64) -> Value,
+    /// The child of resource `name` the change shows in.
+    pub changed_child: fn(&str) -> ChildRef,
+    /// Whether that child (as JSON) shows `target`.
+    pub changed: fn(&Value, i64) -> bool,
+    /// The first `change` target; later samples use targets above it.
+    pub first_target: i64,
+    /// Writes strictly needed to converge one resource, and what they are.
+    pub lower_bound_converge: (f64, &'static str),
+    /// Writes strictly needed for the spec change, and what they are.
+    pub lower_bound_change: (f64, &'static str),
+}
+
+/// Whether a status (as JSON) has `Ready=True`.
+pub fn is_ready(obj: &Value) -> bool {
+    obj["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}

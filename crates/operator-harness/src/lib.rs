@@ -1,0 +1,254 @@
+//! What every operator's tests share: testkit with the operator's CRDs and namespaces and the
+//! simulated workload controllers, the operator's controllers run on it (stopped, crashed and
+//! restarted as a rescheduled pod or a new leader would be) with a clock tests move forward,
+//! and [`conformance`], the checks every operator passes.
+//!
+//! An operator's `tests/common/mod.rs` builds its harness in a few lines and adds only its
+//! domain's helpers (its resource's API, its sample, its status fields).
+
+pub mod conformance;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, PostParams};
+use operator_core::runtime::config::RuntimeConfig;
+use operator_core::runtime::metrics::Metrics;
+use operator_core::runtime::{self, Background, Runtime};
+use operator_core::{Clock, ControllerSettings};
+use serde_json::{Value, json};
+use testkit::{ApiServer, Workloads};
+
+/// An operator's controllers, built with the clock the harness moves.
+pub type Controllers = Arc<dyn Fn(&Runtime, Clock) -> Vec<BoxFuture<'static, ()>> + Send + Sync>;
+
+/// What the cluster holds before the operator starts, and how the operator runs.
+#[must_use]
+pub struct HarnessBuilder {
+    crds: Vec<CustomResourceDefinition>,
+    namespaces: Vec<String>,
+    settings: ControllerSettings,
+    controllers: Controllers,
+}
+
+impl std::fmt::Debug for HarnessBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HarnessBuilder")
+            .field("namespaces", &self.namespaces)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HarnessBuilder {
+    /// Installs a CRD (the operator's own, or one it looks for, like the ServiceMonitor's).
+    pub fn crd(mut self, crd: CustomResourceDefinition) -> Self {
+        self.crds.push(crd);
+        self
+    }
+
+    pub fn namespace(mut self, name: &str) -> Self {
+        self.namespaces.push(name.to_string());
+        self
+    }
+
+    /// How often a converged resource is reconciled again (300 ms unless set).
+    pub fn resync(mut self, resync: Duration) -> Self {
+        self.settings.resync = resync;
+        self
+    }
+
+    /// Every controller setting at once (resync, concurrency, backoff, namespace).
+    pub fn settings(mut self, settings: ControllerSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The cluster, with no operator running yet (tests that create objects first, or set
+    /// faults before it starts, then call [`Harness::start_operator`]).
+    pub async fn prepare(self) -> Result<Harness> {
+        let server = ApiServer::new();
+        let client = server.client();
+        let crds = Api::<CustomResourceDefinition>::all(client.clone());
+        for crd in &self.crds {
+            crds.create(&PostParams::default(), crd).await?;
+        }
+        let namespaces = Api::<Namespace>::all(client);
+        for name in &self.namespaces {
+            let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+            namespaces.create(&PostParams::default(), &ns).await?;
+        }
+        let workloads = server.simulate_workloads();
+        Ok(Harness {
+            server,
+            workloads,
+            clock_offset: Arc::new(AtomicI64::new(0)),
+            settings: self.settings,
+            controllers: self.controllers,
+            metrics: Metrics::new(),
+            running: None,
+        })
+    }
+
+    /// The cluster with the operator running.
+    pub async fn start(self) -> Result<Harness> {
+        let mut harness = self.prepare().await?;
+        harness.start_operator();
+        Ok(harness)
+    }
+}
+
+/// A cluster and the operator running on it.
+pub struct Harness {
+    pub server: ApiServer,
+    pub workloads: Workloads,
+    clock_offset: Arc<AtomicI64>,
+    settings: ControllerSettings,
+    controllers: Controllers,
+    metrics: Metrics,
+    running: Option<Background>,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness")
+            .field("settings", &self.settings)
+            .field("running", &self.running.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some((stop, _)) = &self.running {
+            stop.send_replace(true);
+        }
+    }
+}
+
+impl Harness {
+    /// A harness for the controllers `controllers` builds (given the harness's clock).
+    pub fn builder(
+        controllers: impl Fn(&Runtime, Clock) -> Vec<BoxFuture<'static, ()>> + Send + Sync + 'static,
+    ) -> HarnessBuilder {
+        HarnessBuilder {
+            crds: Vec::new(),
+            namespaces: Vec::new(),
+            settings: ControllerSettings {
+                resync: Duration::from_millis(300),
+                ..ControllerSettings::default()
+            },
+            controllers: Arc::new(controllers),
+        }
+    }
+
+    /// Starts the operator (with a fresh metrics registry, as a new process has).
+    pub fn start_operator(&mut self) {
+        let clock = self.clock();
+        let controllers = self.controllers.clone();
+        self.metrics = Metrics::new();
+        let config = RuntimeConfig::standalone(self.settings.clone());
+        self.running = Some(runtime::spawn(
+            self.server.client(),
+            config,
+            self.metrics.clone(),
+            move |rt| controllers(rt, clock),
+        ));
+    }
+
+    /// Stops the operator as SIGTERM does: reconciles in flight finish first.
+    pub async fn stop_operator(&mut self) -> Result<()> {
+        if let Some((stop, task)) = self.running.take() {
+            stop.send_replace(true);
+            task.await??;
+        }
+        Ok(())
+    }
+
+    /// Kills the operator mid-flight: its whole runtime goes, with whatever it was doing.
+    pub async fn crash_operator(&mut self) {
+        if let Some((_, task)) = self.running.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Stops the operator and starts a new one on the same cluster, as a rescheduled pod or
+    /// a new leader would.
+    pub async fn restart_operator(&mut self) -> Result<()> {
+        self.stop_operator().await?;
+        self.start_operator();
+        Ok(())
+    }
+
+    /// The running operator's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.server.client()
+    }
+
+    /// The operator's clock: the wall clock, plus what [`advance`](Self::advance) added.
+    pub fn clock(&self) -> Clock {
+        let offset = self.clock_offset.clone();
+        Arc::new(move || {
+            Timestamp::now() + SignedDuration::from_secs(offset.load(Ordering::SeqCst))
+        })
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.clock())()
+    }
+
+    /// Moves the operator's clock forward.
+    pub fn advance(&self, secs: i64) {
+        self.clock_offset.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    /// The events with this reason.
+    pub fn events(&self, reason: &str) -> Vec<Value> {
+        self.server
+            .objects("events.k8s.io/v1", "events")
+            .into_iter()
+            .filter(|e| e["reason"] == reason)
+            .collect()
+    }
+
+    /// Polls `check` for 15 s at most; the error names what did not happen.
+    pub async fn eventually(&self, what: &str, mut check: impl FnMut(&Self) -> bool) -> Result<()> {
+        until(what, Duration::from_secs(15), || check(self)).await
+    }
+}
+
+/// Polls `check` every 25 ms until it holds, for at most `limit`.
+pub async fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{what} did not happen within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The condition of `type_` in a status (as JSON); `null` when it is not set.
+pub fn condition(status: &Value, type_: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .cloned()
+        .unwrap_or_default()
+}
