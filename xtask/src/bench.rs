@@ -177,22 +177,9 @@ async fn scenario(
         .join("target/bench")
         .join(format!("{}-{n}", flavor.name(subject).replace(' ', "-")));
     std::fs::create_dir_all(&out)?;
-    let server = ApiServer::with_history(200_000);
-    let _workloads = server.simulate_workloads();
-    server.load_manifests(&root.join("deploy/crds"))?;
-    server.create_from_yaml(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
-    ))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let kubeconfig = out.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        testkit::loopback::kubeconfig(listener.local_addr()?),
-    )?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(testkit::loopback::serve(server.clone(), listener, async {
-        let _ = stopped.await;
-    }));
+    let cluster = Cluster::start(root, &out, ns).await?;
+    let server = &cluster.server;
+    let kubeconfig = &cluster.kubeconfig;
     let config = out.join("config.yaml");
     std::fs::write(
         &config,
@@ -223,7 +210,7 @@ async fn scenario(
     };
     let process = Process(
         command
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
@@ -242,7 +229,7 @@ async fn scenario(
     for i in 0..n {
         server.create_from_yaml(&subject.resource(i).0.to_string())?;
     }
-    until("convergence", || all_converged(&server, served, n)).await?;
+    until("convergence", || all_converged(server, served, n)).await?;
     let converge_time = started.elapsed();
     let converge_stats = server.stats();
     let converge = cost(&converge_stats);
@@ -274,7 +261,7 @@ async fn scenario(
     until("the spec change everywhere", || {
         names
             .iter()
-            .all(|name| subject.changed(&server, name, target))
+            .all(|name| subject.changed(server, name, target))
             && server
                 .objects(served.api_version, served.plural)
                 .iter()
@@ -298,7 +285,7 @@ async fn scenario(
         }
         let name = &names[(sample * 7919) % n];
         let target = workload.first_target + 1 + 2 * (sample % 2) as i64;
-        let target = if subject.changed(&server, name, target) {
+        let target = if subject.changed(server, name, target) {
             target + 1
         } else {
             target
@@ -312,15 +299,14 @@ async fn scenario(
             (workload.change)(target),
         )?;
         until_every("one change", Duration::from_millis(1), || {
-            subject.changed(&server, name, target)
+            subject.changed(server, name, target)
         })
         .await?;
         latencies.push(started.elapsed());
     }
     latencies.sort();
     drop(process);
-    let _ = stop.send(());
-    let _ = serving.await;
+    cluster.stop().await;
 
     let per = |x: u64| x as f64 / n as f64;
     Ok(json!({
@@ -346,6 +332,165 @@ async fn scenario(
         "latency_p99_ms": percentile(&latencies, 0.99),
         "latency_samples": latencies.len(),
     }))
+}
+
+/// A cluster for one scenario: testkit on loopback with the CRDs, the subject's namespace
+/// and the simulated workload controllers, and a kubeconfig for it under `out`.
+struct Cluster {
+    server: ApiServer,
+    kubeconfig: PathBuf,
+    _workloads: testkit::Workloads,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Cluster {
+    async fn start(root: &Path, out: &Path, namespace: &str) -> Result<Self> {
+        let server = ApiServer::with_history(200_000);
+        let workloads = server.simulate_workloads();
+        server.load_manifests(&root.join("deploy/crds"))?;
+        server.create_from_yaml(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n"
+        ))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let kubeconfig = out.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            testkit::loopback::kubeconfig(listener.local_addr()?),
+        )?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(testkit::loopback::serve(server.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            server,
+            kubeconfig,
+            _workloads: workloads,
+            stop: Some(stop),
+            serving: Some(serving),
+        })
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            let _ = serving.await;
+        }
+    }
+}
+
+/// Failover: two replicas elect a leader over N converged resources; the leader is killed
+/// (SIGKILL, nothing released) and one spec is changed. Reports how long the standby takes
+/// to hold the lease (the lease must expire first) and, from then, to apply the change:
+/// the second part is what a standby's warm caches save.
+async fn failover(root: &Path, release: &Path, subject: Subject, n: usize) -> Result<Value> {
+    let workload = subject.workload();
+    let served = subject.served()?;
+    let ns = workload.namespace;
+    let binary = subject.0.binary_name();
+    let out = root
+        .join("target/bench")
+        .join(format!("{binary}-failover-{n}"));
+    std::fs::create_dir_all(&out)?;
+    let cluster = Cluster::start(root, &out, ns).await?;
+    let server = &cluster.server;
+    let config = out.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "operator:\n  reconcileInterval: \"{}s\"\n",
+            RESYNC.as_secs()
+        ),
+    )?;
+    let lease = format!("{binary}-leader");
+    let holder = || {
+        server
+            .object("coordination.k8s.io/v1", "leases", ns, &lease)
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(String::from))
+    };
+    let mut replicas = Vec::new();
+    for replica in ["a", "b"] {
+        let log = std::fs::File::create(out.join(format!("{replica}.log")))?;
+        let child = Command::new(release.join(binary))
+            .args([
+                "--leader-elect",
+                "--metrics-bind-address",
+                "0",
+                "--health-probe-bind-address",
+                "0",
+                "--config",
+            ])
+            .arg(&config)
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("POD_NAMESPACE", ns)
+            .env("POD_NAME", replica)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting replica {replica}"))?;
+        replicas.push((replica, Process(child)));
+    }
+    until("a leader", || holder().is_some()).await?;
+    let names: Vec<String> = (0..n).map(|i| subject.resource(i).1).collect();
+    for i in 0..n {
+        server.create_from_yaml(&subject.resource(i).0.to_string())?;
+    }
+    until("convergence", || all_converged(server, served, n)).await?;
+    // Let the standby's caches (if it keeps any) catch up, as in a cluster at rest.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let leader = holder().context("the lease's holder")?;
+    let killed = Instant::now();
+    replicas.retain(|(replica, _)| *replica != leader);
+    let target = workload.first_target + 1;
+    server.merge_patch(
+        served.api_version,
+        served.plural,
+        ns,
+        &names[0],
+        (workload.change)(target),
+    )?;
+    until_every("a new leader", Duration::from_millis(5), || {
+        holder().is_some_and(|h| h != leader)
+    })
+    .await?;
+    let takeover = killed.elapsed();
+    until_every("the change applied", Duration::from_millis(5), || {
+        subject.changed(server, &names[0], target)
+    })
+    .await?;
+    let applied = killed.elapsed();
+    drop(replicas);
+    cluster.stop().await;
+    Ok(json!({
+        "operator": binary,
+        "n": n,
+        "failover_takeover_seconds": takeover.as_secs_f64(),
+        "failover_first_change_after_takeover_seconds": (applied - takeover).as_secs_f64(),
+        "failover_total_seconds": applied.as_secs_f64(),
+    }))
+}
+
+fn failover_table(results: &[Value]) -> String {
+    let mut md = String::from(
+        "\n| failover | N | lease taken over s | then change applied s | total s |\n|---|---|---|---|---|\n",
+    );
+    for r in results {
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+        md.push_str(&format!(
+            "| {} | {} | {:.2} | {:.2} | {:.2} |\n",
+            r["operator"].as_str().unwrap_or_default(),
+            r["n"],
+            f("failover_takeover_seconds"),
+            f("failover_first_change_after_takeover_seconds"),
+            f("failover_total_seconds"),
+        ));
+    }
+    md.push_str("Failover: the leader of two replicas is killed (SIGKILL) over N converged resources and one spec is changed; the standby takes the lease once it expires (15 s), then applies the change.\n");
+    md
 }
 
 fn table(results: &[Value]) -> String {
@@ -430,20 +575,27 @@ pub async fn run(root: &Path) -> Result<()> {
         .filter(|v: &Vec<usize>| !v.is_empty())
         .unwrap_or_else(|| SIZES.to_vec());
     let mut results = Vec::new();
+    let mut failovers = Vec::new();
+    // BENCH_ONLY=failover runs the failover scenario only.
+    let failover_only = std::env::var("BENCH_ONLY").is_ok_and(|o| o == "failover");
     // BENCH_OPERATORS=payment-service runs one operator only.
     let only = std::env::var("BENCH_OPERATORS").ok();
     for subject in OPERATORS.iter().map(Subject).filter(|s| {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|p| p == s.package()))
     }) {
-        for &n in &sizes {
+        for &n in sizes.iter().filter(|_| !failover_only) {
             for flavor in [Flavor::Operator, Flavor::Naive] {
                 eprintln!("bench: {} at N={n}", flavor.name(subject));
                 results.push(scenario(root, &release, subject, flavor, n).await?);
             }
         }
+        let n = sizes.iter().copied().max().unwrap_or(100);
+        eprintln!("bench: {} failover at N={n}", subject.0.binary_name());
+        failovers.push(failover(root, &release, subject, n).await?);
     }
-    let md = table(&results);
+    let md = table(&results) + &failover_table(&failovers);
+    results.extend(failovers);
     let out = root.join("target/bench");
     std::fs::write(out.join("report.md"), &md)?;
     std::fs::write(

@@ -314,6 +314,8 @@ where
     /// Resolves once every cache this controller reads has its first full list.
     caches_synced: Vec<BoxFuture<'static, ()>>,
     readiness: Option<Readiness>,
+    /// Reconcile only while this says the replica leads (`None`: always).
+    leading: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl<K, O> Debug for OperatorController<K, O>
@@ -354,6 +356,7 @@ where
             ctx: Arc::new(ctx),
             caches_synced: vec![main_synced.boxed()],
             readiness: None,
+            leading: None,
         }
     }
 
@@ -362,6 +365,22 @@ where
     pub fn report_readiness(mut self, readiness: Readiness) -> Self {
         readiness.register_controller();
         self.readiness = Some(readiness);
+        self
+    }
+
+    /// Watches (and so keeps every cache current) from the start, but reconciles only while
+    /// `leading` is true; when it turns true, every cached object is reconciled. A standby
+    /// replica that takes over then starts from warm caches instead of listing everything.
+    #[must_use]
+    pub fn reconcile_while_leading(mut self, leading: tokio::sync::watch::Receiver<bool>) -> Self {
+        let mut became_leader = leading.clone();
+        let trigger =
+            futures::stream::once(
+                async move { became_leader.wait_for(|leads| *leads).await.is_ok() },
+            )
+            .filter_map(|led| std::future::ready(led.then_some(())));
+        self.controller = self.controller.reconcile_all_on(trigger);
+        self.leading = Some(leading);
         self
     }
 
@@ -444,10 +463,12 @@ where
         let _stop_sweeping = AbortOnDrop(sweeper.abort_handle());
         let reconcile = Arc::new(reconcile);
         let name = controller_name.clone();
+        let leading = self.leading;
         self.controller
             .run(
                 move |obj: Arc<K>, ctx: Arc<Context<O>>| {
                     let reconcile = reconcile.clone();
+                    let standing_by = leading.as_ref().is_some_and(|l| !*l.borrow());
                     let span = tracing::info_span!(
                         "reconcile",
                         controller = %name,
@@ -457,6 +478,10 @@ where
                     );
                     let name = name.clone();
                     async move {
+                        if standing_by {
+                            // The leader reconciles; this replica only keeps its caches.
+                            return Ok(Action::await_change());
+                        }
                         let uid = obj.meta().uid.clone().unwrap_or_default();
                         let timer = ctx.metrics.reconcile_started(&name);
                         let result = reconcile(obj.clone(), ctx.clone()).await;

@@ -23,7 +23,7 @@ use operator_core::runtime::leader;
 use operator_core::runtime::metrics::Metrics;
 use operator_core::runtime::{self, Runtime, RuntimeError};
 use operator_core::{Context, ControllerSettings, Error};
-use testkit::ApiServer;
+use testkit::{ApiServer, Verb};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -248,6 +248,103 @@ async fn sigterm_lets_the_reconcile_in_flight_finish_before_the_lease_goes() -> 
     .await?;
     b.stop.send_replace(true);
     b.task.await??;
+    Ok(())
+}
+
+/// A standby lists and watches from the start, so a failover relists nothing; it reconciles
+/// nothing until it leads, and then every object it has cached.
+#[tokio::test(start_paused = true)]
+async fn a_standby_keeps_its_cache_warm_and_reconciles_only_once_it_leads() -> Result<()> {
+    let server = server_with_crd().await?;
+    let a = start(server.client(), "a", Duration::from_millis(10));
+    wait_until("a leads", Duration::from_secs(5), || {
+        holder(&server).as_deref() == Some("a")
+    })
+    .await?;
+    for i in 0..5 {
+        create_widget(&server, &format!("w{i}"), i).await?;
+    }
+    wait_until("a reconciles all five", Duration::from_secs(10), || {
+        a.slow.finished.load(Ordering::SeqCst) >= 5
+    })
+    .await?;
+
+    server.reset_stats();
+    let b = start(server.client(), "b", Duration::from_millis(10));
+    wait_until(
+        "b watches while standing by",
+        Duration::from_secs(10),
+        || server.stats().count(Verb::Watch, "widgets") > 0,
+    )
+    .await?;
+    create_widget(&server, "w5", 5).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        b.slow.started.load(Ordering::SeqCst),
+        0,
+        "a standby reconciled"
+    );
+
+    a.stop.send_replace(true);
+    a.task.await??;
+    wait_until("b leads", Duration::from_secs(10), || {
+        holder(&server).as_deref() == Some("b")
+    })
+    .await?;
+    server.reset_stats();
+    wait_until("b reconciles all six", Duration::from_secs(10), || {
+        b.slow.finished.load(Ordering::SeqCst) >= 6
+    })
+    .await?;
+    assert_eq!(
+        server.stats().count(Verb::List, "widgets"),
+        0,
+        "the new leader listed again"
+    );
+    b.stop.send_replace(true);
+    b.task.await??;
+    Ok(())
+}
+
+/// What `build` returns besides controllers (an admission webhook's server) runs on every
+/// replica, leader or not; `Runtime::leading` tells it which it is.
+#[tokio::test(start_paused = true)]
+async fn services_run_on_a_standby_too() -> Result<()> {
+    let server = server_with_crd().await?;
+    let a = start(server.client(), "a", Duration::from_millis(10));
+    wait_until("a leads", Duration::from_secs(5), || {
+        holder(&server).as_deref() == Some("a")
+    })
+    .await?;
+    let served = Arc::new(AtomicUsize::new(0));
+    let standby_saw = Arc::new(AtomicUsize::new(usize::MAX));
+    let (served_by_b, saw) = (served.clone(), standby_saw.clone());
+    let (b_stop, b_task) =
+        runtime::spawn(server.client(), config("b"), Metrics::new(), move |rt| {
+            let (leading, stopping) = (rt.leading(), rt.stopping());
+            vec![
+                async move {
+                    saw.store(usize::from(*leading.borrow()), Ordering::SeqCst);
+                    served_by_b.fetch_add(1, Ordering::SeqCst);
+                    stopping.await;
+                }
+                .boxed(),
+            ]
+        });
+    wait_until("b's service runs", Duration::from_secs(5), || {
+        served.load(Ordering::SeqCst) == 1
+    })
+    .await?;
+    assert_eq!(
+        standby_saw.load(Ordering::SeqCst),
+        0,
+        "b knows it stands by"
+    );
+    assert_eq!(holder(&server).as_deref(), Some("a"));
+    b_stop.send_replace(true);
+    b_task.await??;
+    a.stop.send_replace(true);
+    a.task.await??;
     Ok(())
 }
 

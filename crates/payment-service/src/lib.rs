@@ -85,8 +85,8 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
         changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
         first_target: 3,
         lower_bound_converge: (
-            5.0,
-            "Deployment, Service, PodDisruptionBudget, ServiceAccount, 1 status",
+            6.0,
+            "Deployment, Service, PodDisruptionBudget, ServiceAccount, NetworkPolicy, 1 status",
         ),
         lower_bound_change: (2.0, "the Deployment, the status"),
     },

@@ -86,7 +86,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
         },
         changed: |hpa, max| hpa["spec"]["maxReplicas"].as_i64() == Some(max),
         first_target: 6,
-        lower_bound_converge: (5.0, "4 children, 1 status"),
+        lower_bound_converge: (6.0, "5 children, 1 status"),
         lower_bound_change: (2.0, "the HPA, the status"),
     },
 };

@@ -3,14 +3,11 @@
 //! few lines:
 //!
 //! ```no_run
-//! # use operator_core::runtime::{self, Runtime, OperatorBinary};
-//! # use operator_core::OperatorIdentity;
-//! # const IDENTITY: OperatorIdentity = OperatorIdentity { manager: "x-operator", app_name: "x" };
-//! # async fn f() -> Result<(), runtime::RuntimeError> {
-//! runtime::main(OperatorBinary { identity: IDENTITY, config_section: "x", version: "0.1.0" }, |rt: &Runtime| {
-//!     vec![/* rt.controller::<MyResource, _>(rt.context(IDENTITY, state).with_children(kinds)).owns_children(watches).run(reconcile).boxed() */]
-//! })
-//! .await
+//! # #![allow(non_snake_case)]
+//! # async fn run(OPERATOR: operator_core::OperatorDescriptor) -> anyhow::Result<()> {
+//! // `OPERATOR`, the operator crate's descriptor, names its binary, CRDs and controllers.
+//! operator_core::runtime::main(&OPERATOR).await?;
+//! # Ok(())
 //! # }
 //! ```
 
@@ -20,6 +17,7 @@ pub mod leader;
 pub mod metrics;
 pub mod telemetry;
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -93,6 +91,8 @@ pub struct Runtime {
     metrics: Metrics,
     readiness: Readiness,
     stop: watch::Receiver<bool>,
+    /// Whether this replica leads; controllers reconcile only while it does.
+    leading: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -114,6 +114,17 @@ impl Runtime {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Whether this replica leads (always, without leader election). Work that only the
+    /// leader may do waits for it; services every replica runs (an admission webhook) do not.
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        self.leading.clone()
+    }
+
+    /// Resolves when the process is asked to stop (SIGTERM): a service's cue to drain.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        stopped(self.stop.clone())
     }
 
     /// The namespace to watch (`WATCH_NAMESPACE`), or `None` for all.
@@ -146,13 +157,16 @@ impl Runtime {
     {
         OperatorController::new(ctx)
             .report_readiness(self.readiness.clone())
+            .reconcile_while_leading(self.leading.clone())
             .shutdown_on(stopped(self.stop.clone()))
     }
 }
 
 /// The entry point of an operator binary: parses flags, reads the config file, installs
-/// logging and tracing, connects, serves the admin endpoints, takes the lease when leader
-/// election is on, and runs the operator's controllers while it leads. Returns on
+/// logging and tracing, connects, serves the admin endpoints, campaigns for the lease when
+/// leader election is on, and runs the operator: its controllers watch on every replica and
+/// reconcile while it leads; any other service it returns (a webhook) serves on every
+/// replica. Returns on
 /// SIGTERM/SIGINT (after in-flight reconciles finish, bounded, and the lease is released),
 /// or with an error if leadership is lost.
 pub async fn main(operator: &crate::OperatorDescriptor) -> Result<(), RuntimeError> {
@@ -299,54 +313,59 @@ where
         tasks.0.push(task.abort_handle());
     }
 
-    let lead = match &election {
-        None => true,
-        Some(_) => tokio::select! {
-            led = leadership.wait_for(Option::is_some) => led.is_ok(),
-            () = stopped(stop.clone()) => false,
-        },
-    };
-    if !lead {
-        release.send_replace(true);
-        return finish_election(election).await;
-    }
-    readiness.set_leading(true);
+    // Everything `build` returns runs on every replica from the start: the controllers keep
+    // their caches warm while standing by (a failover then relists nothing) but reconcile
+    // only once `reconciling` says this replica leads; other services (an admission
+    // webhook) serve on every replica.
+    let (reconciling, leading) = watch::channel(false);
     let runtime = Runtime {
         client,
         config,
         metrics,
         readiness: readiness.clone(),
         stop: stop.clone(),
+        leading,
     };
-    let controllers = futures::future::join_all(build(&runtime));
-    // On SIGTERM the controllers stop taking work and let reconciles in flight finish, for
-    // SHUTDOWN_GRACE at most; only then is the lease released.
-    let grace = {
-        let stop = stop.clone();
-        async move {
-            stopped(stop).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        }
+    let mut controllers = std::pin::pin!(futures::future::join_all(build(&runtime)));
+    let lead = match &election {
+        None => true,
+        Some(_) => tokio::select! {
+            led = leadership.wait_for(Option::is_some) => led.is_ok(),
+            () = stopped(stop.clone()) => false,
+            _ = &mut controllers => false,
+        },
     };
-    let lost_leadership = async {
-        match &election {
-            Some(_) => leader::lost(&mut leadership).await,
-            None => std::future::pending().await,
+    let lost_lease = if lead {
+        readiness.set_leading(true);
+        reconciling.send_replace(true);
+        let lost_leadership = async {
+            match &election {
+                Some(_) => leader::lost(&mut leadership).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut controllers => false,
+            // Leadership ended (lost, expired, or the election task is gone): the controllers
+            // are dropped here and every reconcile in flight is cancelled.
+            () = lost_leadership => true,
+            () = shutdown_grace(stop.clone()) => {
+                tracing::warn!("reconciles still running after the shutdown grace period; cancelled");
+                false
+            }
         }
-    };
-    let lost_lease = tokio::select! {
-        _ = controllers => false,
-        // Leadership ended (lost, expired, or the election task is gone): the controllers are
-        // dropped here and every reconcile in flight is cancelled.
-        () = lost_leadership => true,
-        () = grace => {
-            tracing::warn!("reconciles still running after the shutdown grace period; cancelled");
-            false
+    } else {
+        // Stopped while standing by: nothing reconciles; let the watches wind down.
+        tokio::select! {
+            _ = &mut controllers => {}
+            () = shutdown_grace(stop.clone()) => {}
         }
+        false
     };
     if lost_lease {
         tracing::error!("leadership lost: reconciling stopped");
     }
+    reconciling.send_replace(false);
     readiness.set_leading(false);
     release.send_replace(true);
     let lease = runtime
@@ -360,6 +379,13 @@ where
         (Ok(()), Some(lease)) if lost_lease => Err(leader::LeaseError::Lost(lease).into()),
         (result, _) => result,
     }
+}
+
+/// On SIGTERM the controllers stop taking work and let reconciles in flight finish, for
+/// SHUTDOWN_GRACE at most; only then is the lease released.
+async fn shutdown_grace(stop: watch::Receiver<bool>) {
+    stopped(stop).await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
 }
 
 async fn finish_election(
