@@ -1,0 +1,72 @@
+//! Apply and prune: every desired child, with the hand-over of `replicas` to an autoscaler
+//! and the ServiceMonitor only where the Prometheus Operator is installed.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
+use operator_core::autoscaling::hand_replicas_to_autoscaler;
+use operator_core::{Changes, Foreign, Result};
+
+use super::observe::ObservedDeployments;
+use super::{Ctx, MonitorState};
+use crate::crd::PaymentService;
+use crate::resources::DesiredChildren;
+use crate::resources::service_monitor::ServiceMonitor;
+use crate::rollout::RolloutPlan;
+
+pub(super) async fn apply_children(
+    ps: &PaymentService,
+    ctx: &Ctx,
+    desired: DesiredChildren,
+    plan: &RolloutPlan,
+    observed: &ObservedDeployments,
+) -> Result<(Changes, MonitorState)> {
+    let mut pass = ctx.children.pass(ps);
+    if let Some(sa) = desired.service_account {
+        // The account the user names: created when missing, used as it is when it exists.
+        pass.apply_with(sa, Foreign::Use).await?;
+    }
+    // A colour or canary the rollout is still retiring stays until it has switched away.
+    for retiring in &plan.retiring {
+        pass.keep::<Deployment>(retiring.clone());
+    }
+    let deployments = ctx.api_beside::<Deployment, _>(ps);
+    for d in desired.deployments {
+        let name = d.name_any();
+        let autoscaled = d.spec.as_ref().is_some_and(|s| s.replicas.is_none());
+        if autoscaled
+            && observed.replicas_owned.contains(&name)
+            && let Some(state) = observed.states.get(&name)
+        {
+            hand_replicas_to_autoscaler(&deployments, ctx.identity.manager, &name, state.replicas)
+                .await?;
+        }
+        pass.apply(d).await?;
+    }
+    pass.apply(desired.service).await?;
+    pass.apply(desired.network_policy).await?;
+    if let Some(hpa) = desired.hpa {
+        pass.apply(hpa).await?;
+    }
+    if let Some(pdb) = desired.pdb {
+        pass.apply(pdb).await?;
+    }
+    if let Some(b) = desired.backup {
+        // The claim holds the exports: its kind is never pruned.
+        pass.apply(b.volume).await?;
+        pass.apply(b.service_account).await?;
+        pass.apply(b.role).await?;
+        pass.apply(b.role_binding).await?;
+        pass.apply(b.cron_job).await?;
+    }
+    let served = ctx.children.served::<ServiceMonitor>().await?;
+    let monitor = match desired.service_monitor {
+        Some(sm) if served => {
+            pass.apply(sm).await?;
+            MonitorState::Applied
+        }
+        Some(_) => MonitorState::Unavailable,
+        None => MonitorState::NotWanted,
+    };
+    // Everything wanted is in place (the Service has switched) before the rest is pruned.
+    Ok((pass.finish().await?, monitor))
+}

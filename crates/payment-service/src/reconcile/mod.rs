@@ -1,0 +1,130 @@
+//! The reconcile loop: fetch → validate → observe the Deployments → plan the rollout (pure) →
+//! build every child (pure) → apply and prune → status from what was applied and observed;
+//! and on deletion, the cleanup before the finalizer goes.
+
+mod apply;
+mod cleanup;
+mod events;
+mod observe;
+mod status;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::batch::v1::CronJob;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use operator_core::conditions::set_not_ready;
+use operator_core::finalizer::with_finalizer;
+use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::{Clock, Context, Error, Result};
+
+use crate::crd::{PaymentService, Phase};
+use crate::metrics::PaymentMetrics;
+use crate::resources::{self, backup_name};
+use crate::rollout::{self, RolloutInput};
+use crate::validate;
+
+use apply::apply_children;
+use cleanup::cleanup;
+use events::announce;
+pub use observe::deployment_state;
+use observe::{external_inputs, observe_deployments, wait_for_secret};
+pub use status::observed_status;
+
+/// The finalizer seed 000 names.
+pub const FINALIZER: &str = "payments.io/cleanup";
+
+/// The operator's own part of the reconcile context.
+#[derive(Clone)]
+pub struct PaymentOperator {
+    pub defaults: WorkloadDefaults,
+    pub metrics: PaymentMetrics,
+    /// The clock (tests move it past pauses and deadlines).
+    pub now: Clock,
+}
+
+impl std::fmt::Debug for PaymentOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentOperator")
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+type Ctx = Arc<Context<PaymentOperator>>;
+
+pub async fn reconcile(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
+    let services = ctx.api_beside::<PaymentService, _>(&*ps);
+    with_finalizer(
+        &services,
+        FINALIZER,
+        ps,
+        |ps| apply(ps, ctx.clone()),
+        |ps, deletion| cleanup(ps, deletion, ctx.clone()),
+    )
+    .await
+}
+
+/// Whether a ServiceMonitor could be applied this pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MonitorState {
+    /// Prometheus scraping is off.
+    NotWanted,
+    Applied,
+    /// The Prometheus Operator's CRD is not installed.
+    Unavailable,
+}
+
+async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
+    let op = &ctx.operator;
+    if ctx.status_writes.is_stale(&*ps) {
+        return Ok(ctx.resync());
+    }
+    let now = (op.now)();
+    let name = ps.name_any();
+
+    let errors = validate::validate(&name, &ps.spec);
+    if !errors.is_empty() {
+        return ctx
+            .refuse(&*ps, Error::invalid_spec(errors), Phase::Failed, now)
+            .await;
+    }
+    let external = match external_inputs(&ps, &ctx).await? {
+        Ok(external) => external,
+        Err(missing) => return wait_for_secret(&ps, &ctx, missing, now).await,
+    };
+
+    let deployments = observe_deployments(&ps, &ctx).await?;
+    let observed = &deployments.states;
+    let plan = rollout::plan(&RolloutInput::of(&ps, observed, now));
+    let desired = resources::desired_children(&ps, &plan, &op.defaults, &external);
+    let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan, &deployments).await?;
+    let refusal = changes.refusal();
+
+    let last_backup = match ps.spec.backup() {
+        Some(_) => ctx
+            .api_beside::<CronJob, _>(&*ps)
+            .get_opt(&backup_name(&name))
+            .await?
+            .and_then(|c| c.status)
+            .and_then(|s| s.last_successful_time),
+        None => None,
+    };
+    let mut next = observed_status(&ps, &plan, observed, monitor, last_backup, now);
+    match (&next.last_backup, ps.spec.backup()) {
+        (Some(at), Some(_)) => op.metrics.backed_up(&ps, at.0),
+        _ => op.metrics.forget(&ps),
+    }
+    if let Some(refusal) = &refusal {
+        set_not_ready(&mut next.conditions, refusal, ps.meta().generation, now);
+    }
+    announce(&ps, &ctx, &plan, &changes, &next).await;
+    ctx.write_status(&*ps, &next).await?;
+    if let Some(refusal) = refusal {
+        return Err(refusal);
+    }
+    Ok(match plan.requeue_after {
+        Some(after) if after < ctx.settings().resync => Action::requeue(after),
+        _ => ctx.resync(),
+    })
+}

@@ -1,0 +1,537 @@
+//! Rollouts as a pure state machine: from the spec, the status the last pass recorded, what
+//! the Deployments report, and the time, decide which Deployments should exist running which
+//! version with how many replicas, where the Service sends traffic, and what the status
+//! records next. No client: every transition is a unit test.
+//!
+//! - **RollingUpdate**: the Deployment `<name>` moves to the new version with its own rolling
+//!   update.
+//! - **Canary**: `<name>-canary` runs the new version beside the stable `<name>`; the Service
+//!   selects both, so traffic follows the replica ratio. Each step holds for its pause once
+//!   the canary is available; after the last step `<name>` is promoted to the new version and
+//!   the canary goes once it is available.
+//! - **BlueGreen**: the new version comes up in full as the idle colour (blue is `<name>`,
+//!   green `<name>-green`); once it is available the Service switches to it and the old
+//!   colour goes.
+//!
+//! A rollout that is not available within `progressDeadlineSeconds` (of its start, or of the
+//! canary step) — a failing readiness probe, a crash loop, an image that does not pull — is
+//! rolled back to the last version that was, and is not tried again until the spec changes.
+//! What triggers a rollout is a new `version` or `image`; other changes (configuration,
+//! resources, probes) roll the serving Deployment in place.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::{
+    Color, FailedRollout, PaymentService, PaymentServiceSpec, PaymentServiceStatus, Revision,
+    Rollout, StrategyType,
+};
+
+mod canary;
+#[cfg(test)]
+mod tests;
+
+use canary::canary;
+pub use canary::canary_split;
+
+/// Which part a Deployment plays; also the value of its pods' `payments.io/track` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    Stable,
+    Canary,
+    Color(Color),
+}
+
+impl Track {
+    /// Blue is the stable Deployment itself, so the Deployment named after the service
+    /// exists under every strategy most of the time, and a switch between RollingUpdate or
+    /// Canary and BlueGreen (while blue is active) changes nothing that runs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Stable | Self::Color(Color::Blue) => "stable",
+            Self::Canary => "canary",
+            Self::Color(Color::Green) => "green",
+        }
+    }
+
+    /// The Deployment's name for a service called `name`: `<name>`, `<name>-canary` or
+    /// `<name>-green`.
+    pub fn deployment_name(self, name: &str) -> String {
+        match self {
+            Self::Stable | Self::Color(Color::Blue) => name.to_string(),
+            other => format!("{name}-{}", other.label()),
+        }
+    }
+}
+
+/// How many replicas a Deployment runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replicas {
+    Fixed(i32),
+    /// The autoscaler decides; the operator does not set `replicas`.
+    Autoscaled,
+}
+
+/// One Deployment the service should have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    pub track: Track,
+    pub revision: Revision,
+    pub replicas: Replicas,
+}
+
+/// What a Deployment reports, as far as rollouts care.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeploymentState {
+    /// The version label and image of its pod template.
+    pub revision: Option<Revision>,
+    pub generation: i64,
+    pub observed_generation: i64,
+    /// Replicas it is asked to run.
+    pub replicas: i32,
+    pub updated_replicas: i32,
+    pub available_replicas: i32,
+    /// Its own `Progressing=False/ProgressDeadlineExceeded`.
+    pub deadline_exceeded: bool,
+}
+
+impl DeploymentState {
+    /// Every replica runs `revision` and is available.
+    pub fn is_complete(&self, revision: &Revision) -> bool {
+        self.revision.as_ref() == Some(revision)
+            && self.observed_generation >= self.generation
+            && self.updated_replicas >= self.replicas
+            && self.available_replicas >= self.replicas
+    }
+
+    fn reports_deadline_exceeded(&self, revision: &Revision) -> bool {
+        self.revision.as_ref() == Some(revision)
+            && self.observed_generation >= self.generation
+            && self.deadline_exceeded
+    }
+}
+
+/// A change worth an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transition {
+    Started {
+        target: Revision,
+        strategy: StrategyType,
+    },
+    CanaryStep {
+        step: usize,
+        steps: usize,
+        weight: i32,
+    },
+    Promoting(Revision),
+    Switched {
+        color: Color,
+        target: Revision,
+    },
+    Completed(Revision),
+    RolledBack {
+        failed: Revision,
+        to: Revision,
+        why: String,
+    },
+    /// The first version never became available: there is nothing to roll back to.
+    FirstVersionFailed {
+        failed: Revision,
+        why: String,
+    },
+}
+
+/// The inputs of one decision.
+#[derive(Clone, Debug)]
+pub struct RolloutInput<'a> {
+    pub name: &'a str,
+    pub spec: &'a PaymentServiceSpec,
+    pub generation: i64,
+    pub stable: Option<Revision>,
+    pub rollout: Option<&'a Rollout>,
+    pub failed: Option<&'a FailedRollout>,
+    pub active_color: Color,
+    /// The service's Deployments by name.
+    pub deployments: &'a BTreeMap<String, DeploymentState>,
+    pub now: Timestamp,
+}
+
+impl<'a> RolloutInput<'a> {
+    /// The inputs for `ps` as it stands: its name, spec, generation and recorded status.
+    pub fn of(
+        ps: &'a PaymentService,
+        deployments: &'a BTreeMap<String, DeploymentState>,
+        now: Timestamp,
+    ) -> Self {
+        let status = ps.status.as_ref();
+        Self {
+            name: ps.metadata.name.as_deref().unwrap_or_default(),
+            spec: &ps.spec,
+            generation: ps.metadata.generation.unwrap_or(0),
+            stable: status.and_then(PaymentServiceStatus::stable),
+            rollout: status.and_then(|s| s.rollout.as_ref()),
+            failed: status.and_then(|s| s.failed_rollout.as_ref()),
+            active_color: status.and_then(|s| s.active_color).unwrap_or_default(),
+            deployments,
+            now,
+        }
+    }
+}
+
+/// The decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolloutPlan {
+    pub workloads: Vec<Workload>,
+    /// Deployments that are not wanted any more but keep serving until the new ones are
+    /// available (after a change of strategy); the Service selects them too meanwhile.
+    pub retiring: Vec<String>,
+    /// BlueGreen: the colour the Service selects.
+    pub serving_color: Option<Color>,
+    /// The Deployment the autoscaler scales.
+    pub scaled: String,
+    pub stable: Option<Revision>,
+    pub rollout: Option<Rollout>,
+    pub failed: Option<FailedRollout>,
+    pub active_color: Option<Color>,
+    pub transitions: Vec<Transition>,
+    /// When to look again, if before the resync (a pause ends, a deadline passes).
+    pub requeue_after: Option<Duration>,
+}
+
+impl RolloutPlan {
+    /// The failure that blocks the current spec, if any.
+    pub fn blocking_failure(&self, generation: i64) -> Option<&FailedRollout> {
+        self.failed.as_ref().filter(|f| f.generation == generation)
+    }
+}
+
+fn elapsed(since: &Time, now: Timestamp) -> Duration {
+    let secs = now.duration_since(since.0).as_secs_f64();
+    Duration::from_secs_f64(secs.max(0.0))
+}
+/// Decides this pass's Deployments and the rollout's next state.
+pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
+    let spec = input.spec;
+    let target = Revision::of(spec);
+    let strategy = spec.strategy();
+    let full = match spec.autoscaling() {
+        Some(_) => Replicas::Autoscaled,
+        None => Replicas::Fixed(spec.replicas),
+    };
+    let deadline =
+        Duration::from_secs(u64::try_from(spec.progress_deadline_seconds()).unwrap_or(600));
+    let active = input.active_color;
+    let primary = match strategy {
+        StrategyType::BlueGreen => Track::Color(active),
+        _ => Track::Stable,
+    };
+    let state = |track: Track| {
+        input
+            .deployments
+            .get(&track.deployment_name(input.name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let blocked = input
+        .failed
+        .filter(|f| f.generation == input.generation && f.target == target);
+
+    let mut plan = RolloutPlan {
+        workloads: Vec::new(),
+        retiring: Vec::new(),
+        serving_color: (strategy == StrategyType::BlueGreen).then_some(active),
+        scaled: primary.deployment_name(input.name),
+        stable: input.stable.clone(),
+        rollout: None,
+        failed: input.failed.cloned(),
+        active_color: (strategy == StrategyType::BlueGreen).then_some(active),
+        transitions: Vec::new(),
+        requeue_after: None,
+    };
+    let serve = |revision: &Revision| Workload {
+        track: primary,
+        revision: revision.clone(),
+        replicas: full,
+    };
+
+    // The rollout in progress continues only while it still rolls out this target with this
+    // strategy; otherwise a new one starts now.
+    let rollout = input
+        .rollout
+        .filter(|r| r.target == target && r.strategy == strategy)
+        .cloned();
+    let start = |plan: &mut RolloutPlan| {
+        plan.transitions.push(Transition::Started {
+            target: target.clone(),
+            strategy,
+        });
+        Rollout {
+            target: target.clone(),
+            strategy,
+            started_at: Time(input.now),
+            step: (strategy == StrategyType::Canary).then_some(0),
+            step_started_at: (strategy == StrategyType::Canary).then_some(Time(input.now)),
+        }
+    };
+
+    match input.stable.clone() {
+        // The first version: nothing serves yet, so there is nothing to shift traffic from.
+        None => {
+            plan.workloads.push(serve(&target));
+            if let Some(failed) = blocked {
+                plan.failed = Some(failed.clone());
+            } else if state(primary).is_complete(&target) {
+                plan.stable = Some(target.clone());
+                plan.failed = None;
+                plan.transitions.push(Transition::Completed(target));
+            } else {
+                let rollout = match rollout {
+                    Some(r) => r,
+                    None => Rollout {
+                        step: None,
+                        step_started_at: None,
+                        ..start(&mut plan)
+                    },
+                };
+                match overdue(
+                    &state(primary),
+                    &target,
+                    &rollout.started_at,
+                    input.now,
+                    deadline,
+                ) {
+                    Some(why) => {
+                        plan.failed = Some(failure(&target, input, &why));
+                        plan.transitions.push(Transition::FirstVersionFailed {
+                            failed: target,
+                            why,
+                        });
+                    }
+                    None => {
+                        plan.requeue_after = remaining(&rollout.started_at, input.now, deadline);
+                        plan.rollout = Some(rollout);
+                    }
+                }
+            }
+        }
+        Some(stable) if stable == target || blocked.is_some() => {
+            plan.workloads.push(serve(&stable));
+        }
+        Some(stable) => {
+            let rollout = match rollout {
+                Some(r) => r,
+                None => start(&mut plan),
+            };
+            match strategy {
+                StrategyType::RollingUpdate => {
+                    rolling_update(&mut plan, input, &stable, &target, rollout, deadline, full)
+                }
+                StrategyType::BlueGreen => {
+                    blue_green(&mut plan, input, &stable, &target, rollout, deadline, full)
+                }
+                StrategyType::Canary => {
+                    canary(&mut plan, input, &stable, &target, rollout, deadline, full)
+                }
+            }
+        }
+    }
+    plan.retiring = retiring(input, &plan, &state(primary));
+    plan
+}
+
+/// Why a rollout of `target` on a Deployment counts as failed, if it does.
+fn overdue(
+    state: &DeploymentState,
+    target: &Revision,
+    since: &Time,
+    now: Timestamp,
+    deadline: Duration,
+) -> Option<String> {
+    if state.is_complete(target) {
+        return None;
+    }
+    let available = format!(
+        "{} of {} replicas available",
+        state.available_replicas.min(state.replicas),
+        state.replicas
+    );
+    if state.reports_deadline_exceeded(target) {
+        return Some(format!(
+            "the Deployment reports ProgressDeadlineExceeded ({available})"
+        ));
+    }
+    (elapsed(since, now) > deadline).then(|| {
+        format!(
+            "not available within progressDeadlineSeconds ({}s): {available}",
+            deadline.as_secs()
+        )
+    })
+}
+
+fn remaining(since: &Time, now: Timestamp, wait: Duration) -> Option<Duration> {
+    Some(wait.saturating_sub(elapsed(since, now)) + Duration::from_secs(1))
+}
+
+fn failure(target: &Revision, input: &RolloutInput<'_>, why: &str) -> FailedRollout {
+    FailedRollout {
+        target: target.clone(),
+        generation: input.generation,
+        message: why.to_string(),
+        at: Time(input.now),
+    }
+}
+
+fn roll_back(
+    plan: &mut RolloutPlan,
+    input: &RolloutInput<'_>,
+    stable: &Revision,
+    target: &Revision,
+    why: String,
+) {
+    plan.failed = Some(failure(target, input, &why));
+    plan.rollout = None;
+    plan.transitions.push(Transition::RolledBack {
+        failed: target.clone(),
+        to: stable.clone(),
+        why,
+    });
+}
+
+fn complete(plan: &mut RolloutPlan, target: &Revision) {
+    plan.stable = Some(target.clone());
+    plan.rollout = None;
+    plan.failed = None;
+    plan.transitions.push(Transition::Completed(target.clone()));
+}
+
+fn rolling_update(
+    plan: &mut RolloutPlan,
+    input: &RolloutInput<'_>,
+    stable: &Revision,
+    target: &Revision,
+    rollout: Rollout,
+    deadline: Duration,
+    full: Replicas,
+) {
+    let name = Track::Stable.deployment_name(input.name);
+    let state = input.deployments.get(&name).cloned().unwrap_or_default();
+    let workload = |revision: &Revision| Workload {
+        track: Track::Stable,
+        revision: revision.clone(),
+        replicas: full,
+    };
+    if state.is_complete(target) {
+        plan.workloads.push(workload(target));
+        complete(plan, target);
+    } else if let Some(why) = overdue(&state, target, &rollout.started_at, input.now, deadline) {
+        plan.workloads.push(workload(stable));
+        roll_back(plan, input, stable, target, why);
+    } else {
+        plan.workloads.push(workload(target));
+        plan.requeue_after = remaining(&rollout.started_at, input.now, deadline);
+        plan.rollout = Some(rollout);
+    }
+}
+
+fn blue_green(
+    plan: &mut RolloutPlan,
+    input: &RolloutInput<'_>,
+    stable: &Revision,
+    target: &Revision,
+    rollout: Rollout,
+    deadline: Duration,
+    full: Replicas,
+) {
+    let active = Track::Color(input.active_color);
+    let idle_color = input.active_color.other();
+    let idle = Track::Color(idle_color);
+    let active_state = input
+        .deployments
+        .get(&active.deployment_name(input.name))
+        .cloned()
+        .unwrap_or_default();
+    let idle_state = input
+        .deployments
+        .get(&idle.deployment_name(input.name))
+        .cloned()
+        .unwrap_or_default();
+    // The new colour starts at the size the active one runs at, so it can take all traffic.
+    let preview_replicas = match full {
+        Replicas::Fixed(n) => Replicas::Fixed(n),
+        Replicas::Autoscaled => {
+            Replicas::Fixed(active_state.replicas.max(input.spec.min_replicas()).max(1))
+        }
+    };
+    if idle_state.is_complete(target) {
+        plan.workloads.push(Workload {
+            track: idle,
+            revision: target.clone(),
+            replicas: full,
+        });
+        plan.serving_color = Some(idle_color);
+        plan.active_color = Some(idle_color);
+        plan.scaled = idle.deployment_name(input.name);
+        plan.transitions.push(Transition::Switched {
+            color: idle_color,
+            target: target.clone(),
+        });
+        complete(plan, target);
+        return;
+    }
+    plan.workloads.push(Workload {
+        track: active,
+        revision: stable.clone(),
+        replicas: full,
+    });
+    if let Some(why) = overdue(
+        &idle_state,
+        target,
+        &rollout.started_at,
+        input.now,
+        deadline,
+    ) {
+        roll_back(plan, input, stable, target, why);
+    } else {
+        plan.workloads.push(Workload {
+            track: idle,
+            revision: target.clone(),
+            replicas: preview_replicas,
+        });
+        plan.requeue_after = remaining(&rollout.started_at, input.now, deadline);
+        plan.rollout = Some(rollout);
+    }
+}
+/// Deployments of a former strategy that keep serving until the new primary is available.
+fn retiring(
+    input: &RolloutInput<'_>,
+    plan: &RolloutPlan,
+    primary: &DeploymentState,
+) -> Vec<String> {
+    let wanted: Vec<String> = plan
+        .workloads
+        .iter()
+        .map(|w| w.track.deployment_name(input.name))
+        .collect();
+    let serving = plan.stable.as_ref().is_some_and(|s| primary.is_complete(s));
+    if serving {
+        return Vec::new();
+    }
+    [
+        Track::Stable,
+        Track::Color(Color::Blue),
+        Track::Color(Color::Green),
+    ]
+    .iter()
+    .map(|t| t.deployment_name(input.name))
+    .filter(|n| !wanted.contains(n))
+    .filter(|n| {
+        input
+            .deployments
+            .get(n)
+            .is_some_and(|d| d.available_replicas > 0)
+    })
+    .collect()
+}

@@ -1,0 +1,426 @@
+//! Every transition of the rollout state machine.
+
+use super::*;
+use crate::crd::{CanaryStep, DeploymentStrategy, Pause};
+use crate::resources::tests::spec;
+
+const NAME: &str = "pay";
+
+fn rev(version: &str) -> Revision {
+    Revision {
+        version: version.into(),
+        image: format!("pay:{version}"),
+    }
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn spec_with(strategy: StrategyType, version: &str) -> PaymentServiceSpec {
+    let mut s = spec();
+    s.version = version.into();
+    s.image = format!("pay:{version}");
+    s.autoscaling = None;
+    s.replicas = 4;
+    s.deployment_strategy = Some(DeploymentStrategy {
+        type_: strategy,
+        canary_steps: vec![
+            CanaryStep {
+                set_weight: 25,
+                pause: Some(Pause {
+                    duration: "1m".into(),
+                }),
+            },
+            CanaryStep {
+                set_weight: 50,
+                pause: None,
+            },
+        ],
+        progress_deadline_seconds: Some(120),
+    });
+    s
+}
+
+fn ready(revision: &Revision, replicas: i32) -> DeploymentState {
+    DeploymentState {
+        revision: Some(revision.clone()),
+        generation: 1,
+        observed_generation: 1,
+        replicas,
+        updated_replicas: replicas,
+        available_replicas: replicas,
+        deadline_exceeded: false,
+    }
+}
+
+fn stuck(revision: &Revision, replicas: i32) -> DeploymentState {
+    DeploymentState {
+        updated_replicas: 0,
+        available_replicas: 0,
+        ..ready(revision, replicas)
+    }
+}
+
+struct World {
+    spec: PaymentServiceSpec,
+    generation: i64,
+    status: PaymentServiceStatus,
+    deployments: BTreeMap<String, DeploymentState>,
+}
+
+impl World {
+    fn serving(strategy: StrategyType, version: &str) -> Self {
+        let spec = spec_with(strategy, version);
+        let primary = match strategy {
+            StrategyType::BlueGreen => Track::Color(Color::Blue),
+            _ => Track::Stable,
+        };
+        Self {
+            deployments: BTreeMap::from([(primary.deployment_name(NAME), ready(&rev(version), 4))]),
+            status: PaymentServiceStatus {
+                current_version: Some(version.into()),
+                current_image: Some(format!("pay:{version}")),
+                active_color: (strategy == StrategyType::BlueGreen).then_some(Color::Blue),
+                ..Default::default()
+            },
+            spec,
+            generation: 1,
+        }
+    }
+
+    fn upgrade(&mut self, version: &str) {
+        self.spec.version = version.into();
+        self.spec.image = format!("pay:{version}");
+        self.generation += 1;
+    }
+
+    /// Plans at `now` and records the plan's status, as a reconcile would.
+    fn step(&mut self, now: Timestamp) -> RolloutPlan {
+        let plan = plan(&RolloutInput {
+            name: NAME,
+            spec: &self.spec,
+            generation: self.generation,
+            stable: self.status.stable(),
+            rollout: self.status.rollout.as_ref(),
+            failed: self.status.failed_rollout.as_ref(),
+            active_color: self.status.active_color.unwrap_or_default(),
+            deployments: &self.deployments,
+            now,
+        });
+        self.status.current_version = plan.stable.as_ref().map(|s| s.version.clone());
+        self.status.current_image = plan.stable.as_ref().map(|s| s.image.clone());
+        self.status.rollout = plan.rollout.clone();
+        self.status.failed_rollout = plan.failed.clone();
+        self.status.active_color = plan.active_color;
+        plan
+    }
+
+    /// What the Deployment controller would make of the plan: every wanted Deployment
+    /// runs its revision, available unless `failing` is its version.
+    fn converge(&mut self, plan: &RolloutPlan, failing: Option<&str>) {
+        self.deployments.retain(|name, _| {
+            plan.workloads
+                .iter()
+                .any(|w| w.track.deployment_name(NAME) == *name)
+                || plan.retiring.contains(name)
+        });
+        for w in &plan.workloads {
+            let replicas = match w.replicas {
+                Replicas::Fixed(n) => n,
+                Replicas::Autoscaled => 4,
+            };
+            let state = if failing == Some(w.revision.version.as_str()) {
+                stuck(&w.revision, replicas)
+            } else {
+                ready(&w.revision, replicas)
+            };
+            self.deployments
+                .insert(w.track.deployment_name(NAME), state);
+        }
+    }
+}
+
+fn versions(plan: &RolloutPlan) -> Vec<(String, String, Replicas)> {
+    plan.workloads
+        .iter()
+        .map(|w| {
+            (
+                w.track.deployment_name(NAME),
+                w.revision.version.clone(),
+                w.replicas,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_first_version_becomes_current_once_available() {
+    let mut w = World::serving(StrategyType::RollingUpdate, "1.0.0");
+    w.status = Default::default();
+    w.deployments.clear();
+    let plan = w.step(at(0));
+    assert_eq!(
+        versions(&plan),
+        vec![("pay".into(), "1.0.0".into(), Replicas::Fixed(4))]
+    );
+    assert_eq!(plan.stable, None);
+    w.converge(&plan, None);
+    let plan = w.step(at(5));
+    assert_eq!(plan.stable, Some(rev("1.0.0")));
+    assert_eq!(plan.transitions, vec![Transition::Completed(rev("1.0.0"))]);
+}
+
+#[test]
+fn a_rolling_update_completes_when_the_new_version_is_available() {
+    let mut w = World::serving(StrategyType::RollingUpdate, "1.5.0");
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    assert_eq!(
+        versions(&plan),
+        vec![("pay".into(), "1.6.0".into(), Replicas::Fixed(4))]
+    );
+    assert_eq!(
+        plan.stable,
+        Some(rev("1.5.0")),
+        "current moves only when available"
+    );
+    assert!(plan.rollout.is_some());
+    w.converge(&plan, None);
+    let plan = w.step(at(10));
+    assert_eq!(plan.stable, Some(rev("1.6.0")));
+    assert_eq!(plan.rollout, None);
+}
+
+#[test]
+fn a_rolling_update_past_its_deadline_rolls_back_and_is_not_retried_until_the_spec_changes() {
+    let mut w = World::serving(StrategyType::RollingUpdate, "1.5.0");
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    w.converge(&plan, Some("1.6.0"));
+    let plan = w.step(at(60));
+    assert_eq!(
+        plan.workloads[0].revision,
+        rev("1.6.0"),
+        "still within the deadline"
+    );
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(61)));
+    let plan = w.step(at(121));
+    assert_eq!(plan.workloads[0].revision, rev("1.5.0"));
+    assert!(matches!(plan.transitions[0], Transition::RolledBack { .. }));
+    assert_eq!(
+        plan.blocking_failure(w.generation)
+            .map(|f| f.target.clone()),
+        Some(rev("1.6.0"))
+    );
+    w.converge(&plan, Some("1.6.0"));
+    let plan = w.step(at(500));
+    assert_eq!(plan.workloads[0].revision, rev("1.5.0"), "not tried again");
+    assert!(plan.transitions.is_empty());
+    w.upgrade("1.6.1");
+    let plan = w.step(at(600));
+    assert_eq!(
+        plan.workloads[0].revision,
+        rev("1.6.1"),
+        "a new spec is tried"
+    );
+    assert_eq!(plan.blocking_failure(w.generation), None);
+}
+
+#[test]
+fn the_deployments_own_deadline_counts_as_failure() {
+    let mut w = World::serving(StrategyType::RollingUpdate, "1.5.0");
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    w.converge(&plan, Some("1.6.0"));
+    if let Some(d) = w.deployments.get_mut("pay") {
+        d.deadline_exceeded = true;
+    }
+    let plan = w.step(at(5));
+    assert_eq!(plan.workloads[0].revision, rev("1.5.0"));
+}
+
+#[test]
+fn a_canary_walks_its_steps_holding_each_pause_then_promotes() {
+    let mut w = World::serving(StrategyType::Canary, "1.5.0");
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    assert_eq!(
+        versions(&plan),
+        vec![
+            ("pay".into(), "1.5.0".into(), Replicas::Fixed(3)),
+            ("pay-canary".into(), "1.6.0".into(), Replicas::Fixed(1)),
+        ]
+    );
+    w.converge(&plan, None);
+    let plan = w.step(at(30));
+    assert_eq!(
+        plan.requeue_after,
+        Some(Duration::from_secs(31)),
+        "holds the 1m pause"
+    );
+    assert_eq!(versions(&plan)[1].2, Replicas::Fixed(1));
+    let plan = w.step(at(61));
+    assert_eq!(
+        versions(&plan),
+        vec![
+            ("pay".into(), "1.5.0".into(), Replicas::Fixed(2)),
+            ("pay-canary".into(), "1.6.0".into(), Replicas::Fixed(2)),
+        ]
+    );
+    w.converge(&plan, None);
+    let plan = w.step(at(62));
+    assert!(
+        plan.transitions
+            .contains(&Transition::Promoting(rev("1.6.0")))
+    );
+    assert_eq!(
+        versions(&plan),
+        vec![
+            ("pay".into(), "1.6.0".into(), Replicas::Fixed(4)),
+            ("pay-canary".into(), "1.6.0".into(), Replicas::Fixed(2)),
+        ]
+    );
+    w.converge(&plan, None);
+    let plan = w.step(at(70));
+    assert_eq!(
+        versions(&plan),
+        vec![("pay".into(), "1.6.0".into(), Replicas::Fixed(4))]
+    );
+    assert_eq!(plan.stable, Some(rev("1.6.0")));
+}
+
+#[test]
+fn a_canary_that_never_becomes_ready_is_aborted() {
+    let mut w = World::serving(StrategyType::Canary, "1.5.0");
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    w.converge(&plan, Some("1.6.0"));
+    let plan = w.step(at(121));
+    assert_eq!(
+        versions(&plan),
+        vec![("pay".into(), "1.5.0".into(), Replicas::Fixed(4))]
+    );
+    match &plan.transitions[..] {
+        [Transition::RolledBack { why, .. }] => {
+            assert!(why.starts_with("canary step 1 of 2 (25%)"))
+        }
+        other => panic!("expected a rollback, got {other:?}"),
+    }
+}
+
+#[test]
+fn blue_green_switches_once_the_idle_colour_is_available() {
+    let mut w = World::serving(StrategyType::BlueGreen, "1.5.0");
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    assert_eq!(
+        versions(&plan),
+        vec![
+            ("pay".into(), "1.5.0".into(), Replicas::Fixed(4)),
+            ("pay-green".into(), "1.6.0".into(), Replicas::Fixed(4)),
+        ]
+    );
+    assert_eq!(plan.serving_color, Some(Color::Blue));
+    w.converge(&plan, None);
+    let plan = w.step(at(10));
+    assert_eq!(plan.serving_color, Some(Color::Green));
+    assert_eq!(
+        versions(&plan),
+        vec![("pay-green".into(), "1.6.0".into(), Replicas::Fixed(4))]
+    );
+    assert_eq!(plan.scaled, "pay-green");
+    assert_eq!(plan.stable, Some(rev("1.6.0")));
+}
+
+#[test]
+fn blue_green_keeps_the_old_colour_serving_when_the_new_one_fails() {
+    let mut w = World::serving(StrategyType::BlueGreen, "1.5.0");
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    w.converge(&plan, Some("1.6.0"));
+    let plan = w.step(at(200));
+    assert_eq!(
+        versions(&plan),
+        vec![("pay".into(), "1.5.0".into(), Replicas::Fixed(4))]
+    );
+    assert_eq!(plan.serving_color, Some(Color::Blue));
+}
+
+#[test]
+fn a_change_of_strategy_keeps_the_old_deployment_serving_until_the_new_one_is_available() {
+    let mut w = World::serving(StrategyType::BlueGreen, "1.5.0");
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    w.converge(&plan, None);
+    let plan = w.step(at(5));
+    assert_eq!(plan.serving_color, Some(Color::Green));
+    w.converge(&plan, None);
+
+    w.spec.deployment_strategy =
+        spec_with(StrategyType::RollingUpdate, "1.6.0").deployment_strategy;
+    w.generation += 1;
+    let plan = w.step(at(10));
+    assert_eq!(
+        versions(&plan),
+        vec![("pay".into(), "1.6.0".into(), Replicas::Fixed(4))]
+    );
+    assert_eq!(
+        plan.retiring,
+        vec!["pay-green".to_string()],
+        "green serves until pay is up"
+    );
+    w.converge(&plan, None);
+    let plan = w.step(at(15));
+    assert!(plan.retiring.is_empty());
+}
+
+#[test]
+fn blue_is_the_deployment_named_after_the_service() {
+    assert_eq!(Track::Color(Color::Blue).deployment_name("pay"), "pay");
+    assert_eq!(Track::Color(Color::Blue).label(), Track::Stable.label());
+    assert_eq!(
+        Track::Color(Color::Green).deployment_name("pay"),
+        "pay-green"
+    );
+}
+
+#[test]
+fn canary_split_never_overflows_on_what_the_cluster_reports() {
+    assert_eq!(
+        canary_split(Replicas::Autoscaled, i32::MAX, 99),
+        (Replicas::Autoscaled, i32::MAX)
+    );
+    assert_eq!(
+        canary_split(Replicas::Fixed(i32::MAX), i32::MAX, 50).1,
+        i32::MAX / 100 + 1
+    );
+}
+
+#[test]
+fn canary_split_keeps_a_stable_replica_until_the_last_weight() {
+    assert_eq!(
+        canary_split(Replicas::Fixed(4), 4, 10),
+        (Replicas::Fixed(3), 1)
+    );
+    assert_eq!(
+        canary_split(Replicas::Fixed(1), 1, 50),
+        (Replicas::Fixed(1), 1)
+    );
+    assert_eq!(
+        canary_split(Replicas::Fixed(10), 10, 100),
+        (Replicas::Fixed(0), 10)
+    );
+    assert_eq!(
+        canary_split(Replicas::Fixed(0), 0, 50),
+        (Replicas::Fixed(0), 0)
+    );
+    assert_eq!(
+        canary_split(Replicas::Autoscaled, 6, 25),
+        (Replicas::Autoscaled, 2)
+    );
+    assert_eq!(
+        canary_split(Replicas::Autoscaled, 6, 100),
+        (Replicas::Autoscaled, 6)
+    );
+}
