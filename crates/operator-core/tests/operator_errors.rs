@@ -1,0 +1,154 @@
+//! An operator's own error type: the controller runs any `ReconcileError`. A spec error is
+//! reported each time it is found and not retried quickly; a transient one is retried with
+//! backoff and reported once when it starts and once when it clears; both are counted by
+//! their bounded reason.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use common::*;
+use kube::runtime::controller::Action;
+use operator_core::conditions::Reason;
+use operator_core::runtime::metrics::Metrics;
+use operator_core::{Context, ControllerSettings, OperatorController, ReconcileError, reason};
+use serde_json::Value;
+use testkit::ApiServer;
+
+#[derive(Debug, thiserror::Error)]
+enum GadgetError {
+    #[error("spec.size is {0}: set it to 0 or more")]
+    NegativeSize(i32),
+    #[error("the pricing service did not answer; retrying")]
+    PricingUnavailable,
+    #[error(transparent)]
+    Core(#[from] operator_core::Error),
+}
+
+impl ReconcileError for GadgetError {
+    fn is_spec_error(&self) -> bool {
+        match self {
+            Self::NegativeSize(_) => true,
+            Self::PricingUnavailable => false,
+            Self::Core(e) => e.is_spec_error(),
+        }
+    }
+
+    fn reason(&self) -> Reason {
+        match self {
+            Self::NegativeSize(_) => reason!("NegativeSize"),
+            Self::PricingUnavailable => reason!("PricingUnavailable"),
+            Self::Core(e) => e.reason(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Gadgets {
+    /// How many passes still find the pricing service down.
+    outage: Arc<AtomicUsize>,
+}
+
+async fn reconcile(widget: Arc<Widget>, ctx: Arc<Context<Gadgets>>) -> Result<Action, GadgetError> {
+    if widget.spec.size < 0 {
+        return Err(GadgetError::NegativeSize(widget.spec.size));
+    }
+    let down = &ctx.operator.outage;
+    if down
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return Err(GadgetError::PricingUnavailable);
+    }
+    let mut pass = ctx.children.pass(&*widget);
+    pass.apply(desired_configmap(&widget, "config")).await?;
+    pass.finish().await?;
+    Ok(ctx.resync())
+}
+
+fn start(server: &ApiServer, outage: usize) -> Metrics {
+    let client = server.client();
+    let (children, watches) = widget_children(client.clone(), None);
+    let metrics = Metrics::new();
+    let settings = ControllerSettings {
+        resync: Duration::from_secs(30),
+        backoff: operator_core::Backoff {
+            base: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+            jitter: 0.0,
+        },
+        ..ControllerSettings::default()
+    };
+    let gadgets = Gadgets {
+        outage: Arc::new(AtomicUsize::new(outage)),
+    };
+    let ctx = Context::new(client, IDENTITY, settings, gadgets)
+        .with_children(children)
+        .with_metrics(metrics.clone());
+    let controller = OperatorController::<Widget, _>::new(ctx).owns_children(watches);
+    tokio::spawn(controller.run(reconcile));
+    metrics
+}
+
+fn events(server: &ApiServer, reason: &str) -> Vec<Value> {
+    server
+        .objects("events.k8s.io/v1", "events")
+        .into_iter()
+        .filter(|e| e["reason"] == reason)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_operators_spec_error_is_a_warning_with_its_reason_and_no_retry_storm() -> Result<()> {
+    let server = server_with_crd().await?;
+    let metrics = start(&server, 0);
+    create_widget(&server, "w", -1).await?;
+    eventually("the Warning", || {
+        !events(&server, "NegativeSize").is_empty()
+    })
+    .await?;
+    let warning = &events(&server, "NegativeSize")[0];
+    assert_eq!(warning["type"], "Warning");
+    assert!(
+        warning["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("set it to 0 or more"))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let exposition = metrics.encode();
+    assert!(
+        exposition.contains(
+            r#"operator_reconcile_errors_by_reason_total{controller="widget",reason="NegativeSize"} 1"#
+        ),
+        "one failure, not retried with backoff: {exposition}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_operators_transient_error_warns_once_then_recovers() -> Result<()> {
+    let server = server_with_crd().await?;
+    let metrics = start(&server, 3);
+    create_widget(&server, "w", 1).await?;
+    eventually("the child despite the outage", || {
+        server
+            .object("v1", "configmaps", "default", "w-config")
+            .is_some()
+    })
+    .await?;
+    eventually("the recovery", || !events(&server, "Recovered").is_empty()).await?;
+    let warnings = events(&server, "PricingUnavailable");
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0]["series"].is_null(),
+        "one Warning when the outage starts, not one per retry: {}",
+        warnings[0]
+    );
+    assert!(metrics.encode().contains(
+        r#"operator_reconcile_errors_by_reason_total{controller="widget",reason="PricingUnavailable"} 3"#
+    ));
+    Ok(())
+}
