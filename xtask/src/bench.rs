@@ -474,50 +474,87 @@ async fn failover(root: &Path, release: &Path, subject: Subject, n: usize) -> Re
     }))
 }
 
-fn failover_table(results: &[Value]) -> String {
-    let mut md = String::from(
-        "\n| failover | N | lease taken over s | then change applied s | total s |\n|---|---|---|---|---|\n",
+/// A markdown table: the header, then a row per result.
+fn markdown(
+    header: &[&str],
+    results: &[Value],
+    row: impl Fn(&dyn Fn(&str) -> f64, &Value) -> Vec<String>,
+) -> String {
+    let mut md = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
     );
     for r in results {
         let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
-        md.push_str(&format!(
-            "| {} | {} | {:.2} | {:.2} | {:.2} |\n",
-            r["operator"].as_str().unwrap_or_default(),
-            r["n"],
-            f("failover_takeover_seconds"),
-            f("failover_first_change_after_takeover_seconds"),
-            f("failover_total_seconds"),
-        ));
+        let mut cells = vec![
+            r["operator"].as_str().unwrap_or_default().to_string(),
+            r["n"].to_string(),
+        ];
+        cells.extend(row(&f, r));
+        md.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
+    md
+}
+
+fn failover_table(results: &[Value]) -> String {
+    let mut md = String::from("\n");
+    md += &markdown(
+        &[
+            "failover",
+            "N",
+            "lease taken over s",
+            "then change applied s",
+            "total s",
+        ],
+        results,
+        |f, _| {
+            vec![
+                format!("{:.2}", f("failover_takeover_seconds")),
+                format!("{:.2}", f("failover_first_change_after_takeover_seconds")),
+                format!("{:.2}", f("failover_total_seconds")),
+            ]
+        },
+    );
     md.push_str("Failover: the leader of two replicas is killed (SIGKILL) over N converged resources and one spec is changed; the standby takes the lease once it expires (15 s), then applies the change.\n");
     md
 }
 
 fn table(results: &[Value]) -> String {
-    let mut md = String::from(
-        "| operator | N | converge s | writes/res (×min) | reads/res | change s | change writes/res (×min) | resync writes | resync reads | RSS peak / settled MiB | p50 / p99 ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
-    for r in results {
-        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
-        md.push_str(&format!(
-            "| {} | {} | {:.2} | {:.1} ({:.2}×) | {:.1} | {:.2} | {:.1} ({:.2}×) | {} | {} | {:.0} / {:.0} | {:.0} / {:.0} |\n",
-            r["operator"].as_str().unwrap_or_default(),
-            r["n"],
-            f("convergence_seconds"),
-            f("converge_writes_per_resource"),
-            f("converge_writes_vs_lower_bound"),
-            f("converge_reads_per_resource"),
-            f("change_seconds"),
-            f("change_writes_per_resource"),
-            f("change_writes_vs_lower_bound"),
-            r["steady_state_writes"],
-            r["steady_state_reads"],
-            f("rss_peak_mib"),
-            f("rss_settled_mib"),
-            f("latency_p50_ms"),
-            f("latency_p99_ms"),
-        ));
-    }
+    let header = [
+        "operator",
+        "N",
+        "converge s",
+        "writes/res (×min)",
+        "reads/res",
+        "change s",
+        "change writes/res (×min)",
+        "resync writes",
+        "resync reads",
+        "RSS peak / settled MiB",
+        "p50 / p99 ms",
+    ];
+    let mut md = markdown(&header, results, |f, r| {
+        vec![
+            format!("{:.2}", f("convergence_seconds")),
+            format!(
+                "{:.1} ({:.2}×)",
+                f("converge_writes_per_resource"),
+                f("converge_writes_vs_lower_bound")
+            ),
+            format!("{:.1}", f("converge_reads_per_resource")),
+            format!("{:.2}", f("change_seconds")),
+            format!(
+                "{:.1} ({:.2}×)",
+                f("change_writes_per_resource"),
+                f("change_writes_vs_lower_bound")
+            ),
+            r["steady_state_writes"].to_string(),
+            r["steady_state_reads"].to_string(),
+            format!("{:.0} / {:.0}", f("rss_peak_mib"), f("rss_settled_mib")),
+            format!("{:.0} / {:.0}", f("latency_p50_ms"), f("latency_p99_ms")),
+        ]
+    });
     md.push('\n');
     for operator in OPERATORS {
         let workload = &operator.bench;
@@ -605,4 +642,26 @@ pub async fn run(root: &Path) -> Result<()> {
     println!("{md}");
     println!("written to {}", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_has_a_header_a_rule_and_a_row_per_result() {
+        let results = [
+            json!({"operator": "x-operator", "n": 100, "failover_takeover_seconds": 15.5, "failover_first_change_after_takeover_seconds": 1.0, "failover_total_seconds": 16.5}),
+        ];
+        let md = failover_table(&results);
+        let lines: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(
+            lines,
+            [
+                "| failover | N | lease taken over s | then change applied s | total s |",
+                "|---|---|---|---|---|",
+                "| x-operator | 100 | 15.50 | 1.00 | 16.50 |",
+            ]
+        );
+    }
 }

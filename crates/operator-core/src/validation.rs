@@ -38,6 +38,11 @@ impl FieldErrors {
     }
 }
 
+/// The fields a list of errors names, in order.
+pub fn fields(errors: &[FieldError]) -> Vec<&str> {
+    errors.iter().map(|e| e.field.as_str()).collect()
+}
+
 fn regex(pattern: &str) -> Option<Regex> {
     Regex::new(pattern).ok()
 }

@@ -267,16 +267,22 @@ pub async fn crash_mid_convergence_rewrites_nothing(subject: &Subject) -> Result
     harness.stop_operator().await
 }
 
-/// Once everything has converged, reconciling it again (the resync) writes nothing: no
-/// apply, no status, no event.
-pub async fn converged_resync_writes_nothing(subject: &Subject) -> Result<()> {
-    let n = 20;
-    let mut harness = (subject.harness)().start().await?;
+/// A cluster with resources `0..n` converged, without faults.
+async fn converged(subject: &Subject, n: usize) -> Result<Harness> {
+    let harness = (subject.harness)().start().await?;
     subject.create(&harness, n).await?;
     until("all converged", CONVERGE, || {
         subject.converged(&harness) == n
     })
     .await?;
+    Ok(harness)
+}
+
+/// Once everything has converged, reconciling it again (the resync) writes nothing: no
+/// apply, no status, no event.
+pub async fn converged_resync_writes_nothing(subject: &Subject) -> Result<()> {
+    let n = 20;
+    let mut harness = converged(subject, n).await?;
     // Let the last status writes and events of convergence land.
     tokio::time::sleep(Duration::from_secs(1)).await;
     harness.server.reset_stats();
@@ -300,12 +306,7 @@ pub async fn converged_resync_writes_nothing(subject: &Subject) -> Result<()> {
 /// which is released (no owner left to delete it with).
 pub async fn deletion_leaves_nothing_behind(subject: &Subject) -> Result<()> {
     let n = 20;
-    let mut harness = (subject.harness)().start().await?;
-    subject.create(&harness, n).await?;
-    until("all converged", CONVERGE, || {
-        subject.converged(&harness) == n
-    })
-    .await?;
+    let mut harness = converged(subject, n).await?;
     let resources = subject.resources(&harness)?;
     let kept: BTreeSet<String> = resources
         .iter()

@@ -246,10 +246,7 @@ mod tests {
     use super::*;
     use crate::crd::{Backup, CanaryStep, DeploymentStrategy, Pause};
     use crate::resources::tests::spec;
-
-    fn fields(errors: &[FieldError]) -> Vec<&str> {
-        errors.iter().map(|e| e.field.as_str()).collect()
-    }
+    use operator_core::validation::fields;
 
     #[test]
     fn the_seed_example_is_valid() {

@@ -12,7 +12,7 @@ use payment_service::crd::{CleanupReport, PaymentService};
 use payment_service::resources::service_monitor::ServiceMonitor;
 use serde_json::{Value, json};
 
-use common::{Harness, NS, Payments, SEED, Setup, sample_with, seed_sample, start};
+use common::{Harness, NS, Payments, SEED, Setup, condition, sample_with, seed_sample, start};
 
 fn status_of(h: &Harness, name: &str) -> Value {
     h.get("payments.io/v1", "paymentservices", name)
@@ -21,13 +21,7 @@ fn status_of(h: &Harness, name: &str) -> Value {
 }
 
 fn ready_of(h: &Harness, name: &str) -> Value {
-    status_of(h, name)["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "Ready")
-        .cloned()
-        .unwrap_or_default()
+    condition(&status_of(h, name), "Ready")
 }
 
 /// The incident: a PaymentService named like another team's Service, naming their

@@ -153,10 +153,7 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
 mod tests {
     use super::*;
     use crate::resources::tests::sample_spec;
-
-    fn fields(errors: &[FieldError]) -> Vec<&str> {
-        errors.iter().map(|e| e.field.as_str()).collect()
-    }
+    use operator_core::validation::fields;
 
     #[test]
     fn the_seed_samples_are_valid() {

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use operator_harness::condition;
 
 use std::time::Duration;
 
@@ -69,13 +70,7 @@ async fn a_new_algorithm_gets_its_four_children_and_becomes_active() -> Result<(
     assert_eq!(status["replicas"], 3);
     assert_eq!(status["readyReplicas"], 3);
     assert_eq!(status["observedGeneration"], 1);
-    let ready = status["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "Ready")
-        .cloned()
-        .unwrap_or_default();
+    let ready = condition(&status, "Ready");
     assert_eq!(ready["status"], "True");
     assert!(
         !h.events("Created").is_empty(),
@@ -217,13 +212,7 @@ async fn a_breach_of_the_daily_loss_limit_halts_until_the_next_day() -> Result<(
         "no autoscaler to undo the halt"
     );
     let status = h.status("momentum-trader-prod");
-    let breached = status["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "RiskLimitBreached")
-        .cloned()
-        .unwrap_or_default();
+    let breached = condition(&status, "RiskLimitBreached");
     assert_eq!(breached["status"], "True");
     assert_eq!(status["riskHalt"]["tradingDay"], h.today());
     assert!(
@@ -263,17 +252,10 @@ async fn a_halt_can_be_cleared_by_hand_and_suspend_stops_by_hand() -> Result<()>
         phase(h, "momentum-trader-prod") == "Suspended"
     })
     .await?;
-    let condition = |h: &Harness, type_: &str| {
-        h.status("momentum-trader-prod")["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["type"] == type_)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let condition_now =
+        |h: &Harness, type_: &str| condition(&h.status("momentum-trader-prod"), type_);
     // A risk halt and a manual suspend look different: in Ready and in `kubectl get`.
-    assert_eq!(condition(&h, "Ready")["reason"], "RiskHalt");
+    assert_eq!(condition_now(&h, "Ready")["reason"], "RiskHalt");
     assert_eq!(
         h.status("momentum-trader-prod")["riskHalt"]["tradingDay"],
         h.today()
@@ -290,7 +272,7 @@ async fn a_halt_can_be_cleared_by_hand_and_suspend_stops_by_hand() -> Result<()>
     h.eventually("resumed", |h| phase(h, "momentum-trader-prod") == "Active")
         .await?;
     // Resumed by hand while the loss is still past the limit: the condition says what is true.
-    let breach = condition(&h, "RiskLimitBreached");
+    let breach = condition_now(&h, "RiskLimitBreached");
     assert_eq!(breach["status"], "True", "{breach}");
     assert_eq!(breach["reason"], "ResumedOverLimit");
     assert!(
@@ -311,7 +293,7 @@ async fn a_halt_can_be_cleared_by_hand_and_suspend_stops_by_hand() -> Result<()>
         phase(h, "momentum-trader-prod") == "Suspended"
     })
     .await?;
-    assert_eq!(condition(&h, "Ready")["reason"], "Suspended");
+    assert_eq!(condition_now(&h, "Ready")["reason"], "Suspended");
     assert!(h.status("momentum-trader-prod")["riskHalt"].is_null());
     h.eventually("scaled to zero", |h| {
         h.get("apps/v1", "deployments", "momentum-trader-prod-deployment")
@@ -508,13 +490,7 @@ async fn the_operator_refuses_what_the_schema_let_through() -> Result<()> {
     h.eventually("Error", |h| phase(h, "momentum-trader-prod") == "Error")
         .await?;
     let status = h.status("momentum-trader-prod");
-    let ready = status["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "Ready")
-        .cloned()
-        .unwrap_or_default();
+    let ready = condition(&status, "Ready");
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "InvalidSpec");
     let message = ready["message"].as_str().unwrap_or_default();

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use operator_harness::condition;
 
 use anyhow::{Context as _, Result};
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -62,15 +63,7 @@ async fn a_service_of_that_name_belonging_to_someone_else_is_left_alone() -> Res
     let before = h.get("v1", "services", "momentum-trader-prod-service");
     h.create("momentum-trader-prod").await?;
 
-    let ready = |h: &Harness| {
-        h.status("momentum-trader-prod")["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["type"] == "Ready")
-            .cloned()
-            .unwrap_or_default()
-    };
+    let ready = |h: &Harness| condition(&h.status("momentum-trader-prod"), "Ready");
     h.eventually("Ready=False ChildNameConflict", |h| {
         ready(h)["reason"] == "ChildNameConflict"
     })
