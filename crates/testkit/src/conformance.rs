@@ -346,11 +346,13 @@ pub async fn server_side_apply_tracks_owners_and_updates_take_fields_over(
             &["f:spec", "f:replicas"]
         ) == ["operator"]
     );
-    let again = deps
-        .patch("web", &op, &Patch::Apply(deployment("web", 2, "nginx:1")?))
-        .await?;
+    // A no-op apply writes nothing (a ConfigMap: no controller writes its status meanwhile).
+    let cms: Api<ConfigMap> = b.api();
+    let settings = configmap("settings", json!({"mode": "fast"}))?;
+    let first = cms.patch("settings", &op, &Patch::Apply(&settings)).await?;
+    let again = cms.patch("settings", &op, &Patch::Apply(&settings)).await?;
     ensure!(
-        again.metadata.resource_version == d.metadata.resource_version,
+        again.metadata.resource_version == first.metadata.resource_version,
         "a no-op apply writes nothing"
     );
 

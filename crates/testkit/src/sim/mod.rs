@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
-use k8s_openapi::jiff::tz::TimeZone;
 use serde_json::{Value, json};
+
+mod batch;
 
 use crate::managed;
 use crate::registry::ResourceType;
@@ -49,6 +49,9 @@ struct SimState {
     rollouts: HashMap<(String, String), (i64, tokio::time::Instant)>,
     jobs: HashMap<(String, String), JobOutcome>,
     default_job_outcome: JobOutcome,
+    /// Termination messages of a Job's pods, by Job, and of every other Job's.
+    messages: HashMap<(String, String), Vec<String>>,
+    default_messages: Vec<String>,
     /// Which HPA scales which Deployment: `(namespace, deployment)` → HPA name.
     hpa_targets: HashMap<(String, String), String>,
 }
@@ -99,26 +102,6 @@ impl Workloads {
             .or_default()
             .stalled = stalled;
         self.reconcile_all();
-    }
-
-    /// What Jobs created from now on do.
-    pub fn set_default_job_outcome(&self, outcome: JobOutcome) {
-        lock(&self.state).default_job_outcome = outcome;
-    }
-
-    /// Decides one Job (created or to be created) — e.g. fail a held backup Job.
-    pub fn set_job_outcome(&self, namespace: &str, name: &str, outcome: JobOutcome) {
-        lock(&self.state).jobs.insert(key(namespace, name), outcome);
-        self.reconcile_all();
-    }
-
-    /// Creates a Job from a CronJob now, as `kubectl create job --from=cronjob/NAME` does.
-    pub fn trigger_cronjob(&self, namespace: &str, name: &str) -> Option<String> {
-        let store = lock(&self.shared.store);
-        let rt = store.resolve("batch", "v1", "cronjobs")?;
-        let cronjob = store.get(&rt, namespace, name).ok()?;
-        drop(store);
-        self.spawn_job(&cronjob, Timestamp::now())
     }
 
     async fn run(self) {
@@ -416,194 +399,5 @@ impl Workloads {
             status["unavailableReplicas"] = json!(replicas - ready);
         }
         status
-    }
-
-    fn job_status(&self, job: &Value) -> Option<Value> {
-        if job["status"]["completionTime"].is_string()
-            || job["status"]["failed"].as_i64().unwrap_or(0) > 0
-        {
-            return None;
-        }
-        let ns = job["metadata"]["namespace"].as_str().unwrap_or_default();
-        let name = job["metadata"]["name"].as_str().unwrap_or_default();
-        let state = lock(&self.state);
-        let outcome = state
-            .jobs
-            .get(&key(ns, name))
-            .copied()
-            .unwrap_or(state.default_job_outcome);
-        drop(state);
-        let start = job["status"]["startTime"]
-            .as_str()
-            .map_or_else(now, String::from);
-        let time = now();
-        Some(match outcome {
-            JobOutcome::Hold => json!({"startTime": start, "active": 1}),
-            JobOutcome::Succeed => json!({
-                "startTime": start, "completionTime": time, "succeeded": 1,
-                "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": time, "lastTransitionTime": time}]
-            }),
-            JobOutcome::Fail => json!({
-                "startTime": start, "failed": 1,
-                "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                                "message": "Job has reached the specified backoff limit", "lastProbeTime": time, "lastTransitionTime": time}]
-            }),
-        })
-    }
-
-    /// Creates a Job when the CronJob's schedule has come due since it last ran.
-    fn schedule(&self, cronjob: &Value) {
-        if cronjob["spec"]["suspend"].as_bool() == Some(true) {
-            return;
-        }
-        let Some(cron) = cronjob["spec"]["schedule"]
-            .as_str()
-            .and_then(|s| s.parse::<croner::Cron>().ok())
-        else {
-            return;
-        };
-        let since = cronjob["status"]["lastScheduleTime"]
-            .as_str()
-            .or_else(|| cronjob["metadata"]["creationTimestamp"].as_str())
-            .and_then(|t| t.parse::<Timestamp>().ok());
-        let Some(since) = since else { return };
-        let now = Timestamp::now();
-        let due = cron
-            .find_next_occurrence(&since.to_zoned(TimeZone::UTC), false)
-            .ok()
-            .map(|z| z.timestamp())
-            .filter(|next| *next <= now);
-        if let Some(due) = due {
-            self.spawn_job(cronjob, due);
-        }
-    }
-
-    fn spawn_job(&self, cronjob: &Value, at: Timestamp) -> Option<String> {
-        let ns = cronjob["metadata"]["namespace"].as_str()?.to_string();
-        let cron_name = cronjob["metadata"]["name"].as_str()?;
-        let name = format!("{cron_name}-{}", at.as_second() / 60);
-        let template = &cronjob["spec"]["jobTemplate"];
-        let job = json!({
-            "apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {
-                "name": name,
-                "labels": template["metadata"]["labels"],
-                "annotations": template["metadata"]["annotations"],
-                "ownerReferences": [{
-                    "apiVersion": "batch/v1", "kind": "CronJob", "name": cron_name,
-                    "uid": cronjob["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true
-                }]
-            },
-            "spec": template["spec"],
-        });
-        let mut store = lock(&self.shared.store);
-        let jobs = store.resolve("batch", "v1", "jobs")?;
-        let cronjobs = store.resolve("batch", "v1", "cronjobs")?;
-        store.create(&jobs, &ns, job, MANAGER).ok()?;
-        let mut updated = store.get(&cronjobs, &ns, cron_name).ok()?;
-        updated["status"]["lastScheduleTime"] = json!(at.to_string());
-        if let Err(error) =
-            store.update(&cronjobs, &ns, cron_name, updated, Some("status"), MANAGER)
-        {
-            tracing::debug!(%error, "simulated CronJob status write");
-        }
-        Some(name)
-    }
-
-    /// `lastSuccessfulTime` and `active` from the CronJob's Jobs.
-    fn cronjob_status(&self, cronjob: &Value) -> Value {
-        let uid = &cronjob["metadata"]["uid"];
-        let store = lock(&self.shared.store);
-        let jobs = store
-            .resolve("batch", "v1", "jobs")
-            .and_then(|rt| {
-                store
-                    .list(
-                        &rt,
-                        cronjob["metadata"]["namespace"].as_str(),
-                        &Default::default(),
-                    )
-                    .ok()
-            })
-            .map(|(items, _)| items)
-            .unwrap_or_default();
-        drop(store);
-        let owned: Vec<&Value> = jobs
-            .iter()
-            .filter(|j| {
-                j["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == *uid))
-            })
-            .collect();
-        let mut status = cronjob["status"].clone();
-        if !status.is_object() {
-            status = json!({});
-        }
-        let active: Vec<Value> = owned
-            .iter()
-            .filter(|j| !j["status"]["completionTime"].is_string() && j["status"]["failed"].as_i64().unwrap_or(0) == 0)
-            .map(|j| json!({"apiVersion": "batch/v1", "kind": "Job", "name": j["metadata"]["name"], "namespace": j["metadata"]["namespace"], "uid": j["metadata"]["uid"]}))
-            .collect();
-        if active.is_empty() {
-            if let Some(m) = status.as_object_mut() {
-                m.remove("active");
-            }
-        } else {
-            status["active"] = Value::Array(active);
-        }
-        if let Some(last) = owned
-            .iter()
-            .filter_map(|j| j["status"]["completionTime"].as_str())
-            .max()
-        {
-            status["lastSuccessfulTime"] = json!(last);
-        }
-        status
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::faults::Faults;
-
-    #[test]
-    fn a_due_schedule_creates_one_job_owned_by_the_cronjob() {
-        let shared = Arc::new(Shared::new(100, Faults::default()));
-        let workloads = Workloads {
-            shared: shared.clone(),
-            state: Arc::default(),
-        };
-        let cronjob = json!({
-            "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "backup"},
-            "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "i"}]}}}}}
-        });
-        let stored = {
-            let mut store = lock(&shared.store);
-            let rt = store.resolve("batch", "v1", "cronjobs");
-            rt.and_then(|rt| store.create(&rt, "default", cronjob, "test").ok())
-                .map(|w| w.object)
-        };
-        let Some(mut stored) = stored else {
-            panic!("CronJob not created")
-        };
-        // Pretend it was created ten minutes ago: one run is due.
-        let earlier = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_mins(10);
-        stored["metadata"]["creationTimestamp"] = json!(earlier.to_string());
-        workloads.schedule(&stored);
-        let jobs = {
-            let store = lock(&shared.store);
-            let rt = store.resolve("batch", "v1", "jobs");
-            rt.and_then(|rt| store.list(&rt, None, &Default::default()).ok())
-                .map(|(items, _)| items)
-                .unwrap_or_default()
-        };
-        assert_eq!(jobs.len(), 1);
-        assert_eq!(jobs[0]["metadata"]["ownerReferences"][0]["name"], "backup");
-        assert_eq!(
-            jobs[0]["spec"]["template"]["spec"]["containers"][0]["image"],
-            "i"
-        );
     }
 }
