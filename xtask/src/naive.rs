@@ -138,6 +138,7 @@ async fn reconcile_payment(
         &ps,
         &plan,
         &WorkloadDefaults::default(),
+        &payment_service::Settings::default(),
         &External::default(),
     );
     if let Some(sa) = children.service_account {

@@ -16,6 +16,7 @@ pub mod descriptor;
 pub mod error;
 pub mod events;
 pub mod finalizer;
+pub mod monitoring;
 pub mod runtime;
 pub mod status;
 pub mod validation;

@@ -16,36 +16,13 @@ use common::*;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use kube::runtime::controller::Action;
-use operator_core::runtime::config::{
-    LeaderElectionConfig, LogFormat, RuntimeConfig, WorkloadDefaults,
-};
 use operator_core::runtime::leader;
 use operator_core::runtime::metrics::Metrics;
 use operator_core::runtime::{self, Runtime, RuntimeError};
-use operator_core::{Context, ControllerSettings, Error};
+use operator_core::{Context, Error};
 use testkit::{ApiServer, Verb};
 use tokio::sync::watch;
 use tokio::time::Instant;
-
-const LEASE: &str = "widget-operator-leader";
-
-fn config(identity: &str) -> RuntimeConfig {
-    RuntimeConfig {
-        leader_election: Some(LeaderElectionConfig {
-            lease_name: LEASE.into(),
-            namespace: "default".into(),
-            identity: identity.into(),
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
-            retry_period: Duration::from_secs(2),
-        }),
-        health_address: None,
-        metrics_address: None,
-        log_format: LogFormat::Text,
-        controller: ControllerSettings::default(),
-        workloads: WorkloadDefaults::default(),
-    }
-}
 
 fn holder(server: &ApiServer) -> Option<String> {
     server
@@ -98,7 +75,7 @@ fn start(client: kube::Client, identity: &str, work: Duration) -> Instance {
     };
     let (stop, task) = runtime::spawn(
         client,
-        config(identity),
+        leader_elected_config(identity),
         Metrics::new(),
         build(slow.clone()),
     );
@@ -319,8 +296,11 @@ async fn services_run_on_a_standby_too() -> Result<()> {
     let served = Arc::new(AtomicUsize::new(0));
     let standby_saw = Arc::new(AtomicUsize::new(usize::MAX));
     let (served_by_b, saw) = (served.clone(), standby_saw.clone());
-    let (b_stop, b_task) =
-        runtime::spawn(server.client(), config("b"), Metrics::new(), move |rt| {
+    let (b_stop, b_task) = runtime::spawn(
+        server.client(),
+        leader_elected_config("b"),
+        Metrics::new(),
+        move |rt| {
             let (leading, stopping) = (rt.leading(), rt.stopping());
             vec![
                 async move {
@@ -330,7 +310,8 @@ async fn services_run_on_a_standby_too() -> Result<()> {
                 }
                 .boxed(),
             ]
-        });
+        },
+    );
     wait_until("b's service runs", Duration::from_secs(5), || {
         served.load(Ordering::SeqCst) == 1
     })

@@ -16,9 +16,6 @@ use anyhow::{Result, bail};
 use common::*;
 use futures::FutureExt;
 use operator_core::runtime::admin::{self, Readiness};
-use operator_core::runtime::config::{
-    LeaderElectionConfig, LogFormat, RuntimeConfig, WorkloadDefaults,
-};
 use operator_core::runtime::metrics::Metrics;
 use operator_core::runtime::{self, Runtime, RuntimeError};
 use operator_core::{Context, ControllerSettings};
@@ -26,26 +23,6 @@ use testkit::ApiServer;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::ServiceExt;
-
-const LEASE: &str = "widget-operator-leader";
-
-fn config(identity: &str) -> RuntimeConfig {
-    RuntimeConfig {
-        leader_election: Some(LeaderElectionConfig {
-            lease_name: LEASE.into(),
-            namespace: "default".into(),
-            identity: identity.into(),
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
-            retry_period: Duration::from_secs(2),
-        }),
-        health_address: None,
-        metrics_address: None,
-        log_format: LogFormat::Text,
-        controller: ControllerSettings::default(),
-        workloads: WorkloadDefaults::default(),
-    }
-}
 
 fn build(
     reconciles: Arc<AtomicUsize>,
@@ -77,7 +54,7 @@ fn start(client: kube::Client, identity: &str) -> Instance {
     let metrics = Metrics::new();
     let (stop, task) = runtime::spawn(
         client,
-        config(identity),
+        leader_elected_config(identity),
         metrics.clone(),
         build(reconciles.clone()),
     );
@@ -285,7 +262,7 @@ async fn a_leader_that_cannot_renew_stops_before_another_can_acquire() -> Result
 #[tokio::test]
 async fn metrics_name_each_reconcile_result() -> Result<()> {
     let server = server_with_crd().await?;
-    let mut cfg = config("solo");
+    let mut cfg = leader_elected_config("solo");
     cfg.leader_election = None;
     let reconciles = Arc::new(AtomicUsize::new(0));
     let metrics = Metrics::new();

@@ -23,14 +23,16 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::CustomResourceExt;
 use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
+use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
 use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::crd::PaymentService;
 use crate::metrics::PaymentMetrics;
 use crate::reconcile::PaymentOperator;
-use crate::resources::service_monitor::ServiceMonitor;
+use operator_core::monitoring::ServiceMonitor;
 
 /// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
 pub const IDENTITY: OperatorIdentity = OperatorIdentity {
@@ -42,8 +44,27 @@ pub const IDENTITY: OperatorIdentity = OperatorIdentity {
 pub const BINARY: OperatorBinary = OperatorBinary {
     identity: IDENTITY,
     config_section: "paymentService",
+    settings: OperatorSettings::of::<Settings>(),
     version: env!("CARGO_PKG_VERSION"),
 };
+
+/// The operator's own fields of its `paymentService:` config section, beside the workload
+/// defaults every operator reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// Image of the backup Jobs; it needs `sh`, `find` and `kubectl`.
+    pub backup_image: Option<String>,
+}
+
+impl Settings {
+    /// [`Self::backup_image`], or [`resources::backup::FALLBACK_BACKUP_IMAGE`].
+    pub fn backup_image(&self) -> &str {
+        self.backup_image
+            .as_deref()
+            .unwrap_or(resources::backup::FALLBACK_BACKUP_IMAGE)
+    }
+}
 
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
@@ -136,6 +157,7 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
     let (children, watches) = child_kinds(rt);
     let operator = PaymentOperator {
         defaults: rt.config().workloads.clone(),
+        settings: rt.config().own.get::<Settings>(),
         metrics: PaymentMetrics::register(rt.metrics()),
         now: options.now,
     };

@@ -31,19 +31,20 @@ fn the_shipped_config_file_parses_for_this_binary() -> Result<()> {
         ..Flags::default()
     };
     let env = |name: &str| (name == "POD_NAMESPACE").then(|| "payments-system".to_string());
-    let resolved = RuntimeConfig::resolve(
-        &flags,
-        payment_service::IDENTITY.manager,
-        payment_service::BINARY.config_section,
-        env,
-    );
+    let resolved = RuntimeConfig::resolve(&flags, &payment_service::BINARY, env);
     let _ = std::fs::remove_file(&path);
     let resolved = resolved?;
     assert_eq!(
         resolved.leader_election.map(|l| l.lease_name).as_deref(),
         Some("payment-service-operator-leader")
     );
-    assert!(resolved.workloads.backup_image.is_some());
+    assert!(
+        resolved
+            .own
+            .get::<payment_service::Settings>()
+            .backup_image
+            .is_some()
+    );
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
+use operator_core::monitoring::ServiceMonitor;
 use payment_service::crd::{CleanupReport, PaymentService};
-use payment_service::resources::service_monitor::ServiceMonitor;
 use serde_json::{Value, json};
 
 use common::{Harness, NS, Payments, SEED, Setup, condition, sample_with, seed_sample, start};

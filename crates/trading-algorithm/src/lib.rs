@@ -26,6 +26,7 @@ use kube::CustomResourceExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
+use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
 use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
 use serde_json::json;
@@ -44,6 +45,7 @@ pub const IDENTITY: OperatorIdentity = OperatorIdentity {
 pub const BINARY: OperatorBinary = OperatorBinary {
     identity: IDENTITY,
     config_section: "trading",
+    settings: OperatorSettings::NONE,
     version: env!("CARGO_PKG_VERSION"),
 };
 

@@ -2,15 +2,23 @@
 //! `--config` YAML file (seed 002's `trading-operator-config` is the model) and the pod's
 //! environment. Flags beat the file, the file beats defaults; anything invalid is an error
 //! that names the flag or field.
+//!
+//! An operator's section of the file holds the [`WorkloadDefaults`] every operator reads and
+//! the operator's own fields, in a type it declares ([`OperatorSettings`]); both are read and
+//! checked when the binary starts, before it connects.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
+use super::OperatorBinary;
 use crate::controller::ControllerSettings;
 
 /// The flags every operator binary takes.
@@ -66,7 +74,8 @@ struct OperatorSection {
     health: Option<EndpointSection>,
 }
 
-/// Defaults for the workloads an operator creates (the seed's `trading:` section).
+/// Defaults for the workloads any operator creates (seed 002's `trading:` section), read
+/// from the operator's section of the file.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadDefaults {
@@ -74,8 +83,6 @@ pub struct WorkloadDefaults {
     pub default_resources: Option<ResourceRequirements>,
     #[serde(default)]
     pub default_labels: BTreeMap<String, String>,
-    /// Image of the backup Jobs an operator schedules; it needs `sh`, `find` and `kubectl`.
-    pub backup_image: Option<String>,
     /// The namespace Prometheus scrapes from: each workload's NetworkPolicy lets it reach the
     /// metrics port. Default `monitoring`.
     pub monitoring_namespace: Option<String>,
@@ -88,10 +95,133 @@ impl WorkloadDefaults {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+/// An operator's own fields in its config section, as the type its binary declares
+/// ([`OperatorSettings::of`]); [`OwnSettings::get`] hands them back typed.
+#[derive(Clone, Default)]
+pub struct OwnSettings(Option<Arc<dyn Any + Send + Sync>>);
+
+impl OwnSettings {
+    /// The operator's settings, or their defaults when no file was read (tests, tools).
+    ///
+    /// # Panics
+    /// When `S` is not the type the binary's [`OperatorSettings`] declared: a wiring bug that
+    /// the operator's first start shows.
+    pub fn get<S: Clone + Default + 'static>(&self) -> S {
+        match &self.0 {
+            None => S::default(),
+            Some(any) => any
+                .downcast_ref::<S>()
+                .cloned()
+                .expect("an operator reads its settings as the type its binary declares"),
+        }
+    }
+}
+
+impl std::fmt::Debug for OwnSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "OwnSettings(read)"
+        } else {
+            "OwnSettings(defaults)"
+        })
+    }
+}
+
+/// The type of an operator's own fields in its config section: their names, so a key that is
+/// neither shared nor the operator's is refused by name, and how to read them.
+#[derive(Clone, Copy)]
+pub struct OperatorSettings {
+    fields: fn() -> &'static [&'static str],
+    read: fn(serde_yaml::Value) -> Result<OwnSettings, (String, String)>,
+}
+
+impl OperatorSettings {
+    /// Fields of `S` (a struct with `#[serde(rename_all = "camelCase")]`).
+    pub const fn of<S: DeserializeOwned + Send + Sync + 'static>() -> Self {
+        Self {
+            fields: struct_fields::<S>,
+            read: read_own::<S>,
+        }
+    }
+
+    /// An operator with no fields of its own.
+    pub const NONE: Self = Self::of::<NoOwnSettings>();
+}
+
+impl std::fmt::Debug for OperatorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries((self.fields)()).finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoOwnSettings {}
+
+fn read_own<S: DeserializeOwned + Send + Sync + 'static>(
+    value: serde_yaml::Value,
+) -> Result<OwnSettings, (String, String)> {
+    serde_path_to_error::deserialize::<_, S>(value)
+        .map(|s| OwnSettings(Some(Arc::new(s))))
+        .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+}
+
+/// The serialized field names of struct `S`, as its `Deserialize` impl declares them.
+fn struct_fields<S: DeserializeOwned>() -> &'static [&'static str] {
+    match S::deserialize(FieldNames) {
+        Err(FieldNamesFound(fields)) => fields,
+        Ok(_) => &[],
+    }
+}
+
+/// A deserializer that only records the fields a struct asks for.
+struct FieldNames;
+
+#[derive(Debug)]
+struct FieldNamesFound(&'static [&'static str]);
+
+impl std::fmt::Display for FieldNamesFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fields {:?}", self.0)
+    }
+}
+
+impl std::error::Error for FieldNamesFound {}
+
+impl serde::de::Error for FieldNamesFound {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        Self(&[])
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for FieldNames {
+    type Error = FieldNamesFound;
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        Err(FieldNamesFound(fields))
+    }
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(FieldNamesFound(&[]))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+#[derive(Clone, Debug, Default)]
 struct FileConfig {
     operator: OperatorSection,
     workloads: WorkloadDefaults,
+    own: OwnSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +279,11 @@ pub fn parse_bind_address(s: &str) -> Result<Option<SocketAddr>, String> {
         .map_err(|_| format!("invalid address {s:?}: expected [host]:port, or 0 to disable"))
 }
 
-fn load_file(path: &Path, workload_key: &str) -> Result<FileConfig, ConfigError> {
+fn load_file(
+    path: &Path,
+    section: &str,
+    settings: OperatorSettings,
+) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.into(),
         source,
@@ -170,21 +304,55 @@ fn load_file(path: &Path, workload_key: &str) -> Result<FileConfig, ConfigError>
         if key == "operator" {
             config.operator = serde_path_to_error::deserialize(value.clone())
                 .map_err(|e| file_error(format!("operator.{}", e.path()), e.inner().to_string()))?;
-        } else if key == workload_key {
-            config.workloads = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
-                file_error(
-                    format!("{workload_key}.{}", e.path()),
-                    e.inner().to_string(),
-                )
-            })?;
+        } else if key == section {
+            (config.workloads, config.own) = read_section(value, settings)
+                .map_err(|(field, message)| file_error(format!("{section}.{field}"), message))?;
         } else {
             return Err(file_error(
                 key.to_string(),
-                format!("unknown section, expected `operator` or `{workload_key}`"),
+                format!("unknown section, expected `operator` or `{section}`"),
             ));
         }
     }
+    if config.own.0.is_none() {
+        // No section: the operator's own fields take their defaults, if it has any.
+        config.own = (settings.read)(serde_yaml::Value::Mapping(Default::default()))
+            .map_err(|(field, message)| file_error(format!("{section}.{field}"), message))?;
+    }
     Ok(config)
+}
+
+/// Splits an operator's section into the shared workload defaults and its own fields, and
+/// reads each; a key that is neither is refused with the keys allowed.
+fn read_section(
+    value: &serde_yaml::Value,
+    settings: OperatorSettings,
+) -> Result<(WorkloadDefaults, OwnSettings), (String, String)> {
+    let Some(entries) = value.as_mapping() else {
+        return Err((String::new(), "must be a mapping".into()));
+    };
+    let shared_fields = struct_fields::<WorkloadDefaults>();
+    let own_fields = (settings.fields)();
+    let mut shared = serde_yaml::Mapping::new();
+    let mut own = serde_yaml::Mapping::new();
+    for (key, value) in entries {
+        let name = key.as_str().unwrap_or_default();
+        if shared_fields.contains(&name) {
+            shared.insert(key.clone(), value.clone());
+        } else if own_fields.contains(&name) {
+            own.insert(key.clone(), value.clone());
+        } else {
+            let allowed: Vec<&str> = shared_fields.iter().chain(own_fields).copied().collect();
+            return Err((
+                name.to_string(),
+                format!("unknown field, expected one of {}", allowed.join(", ")),
+            ));
+        }
+    }
+    let workloads = serde_path_to_error::deserialize(serde_yaml::Value::Mapping(shared))
+        .map_err(|e| (e.path().to_string(), e.inner().to_string()))?;
+    let own = (settings.read)(serde_yaml::Value::Mapping(own))?;
+    Ok((workloads, own))
 }
 
 /// Leader election on a Lease.
@@ -200,7 +368,7 @@ pub struct LeaderElectionConfig {
 }
 
 /// Everything a running operator needs, resolved.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct RuntimeConfig {
     pub leader_election: Option<LeaderElectionConfig>,
     pub health_address: Option<SocketAddr>,
@@ -208,6 +376,8 @@ pub struct RuntimeConfig {
     pub log_format: LogFormat,
     pub controller: ControllerSettings,
     pub workloads: WorkloadDefaults,
+    /// The operator's own fields of its section: `own.get::<its settings type>()`.
+    pub own: OwnSettings,
 }
 
 impl RuntimeConfig {
@@ -221,20 +391,22 @@ impl RuntimeConfig {
             log_format: LogFormat::Text,
             controller,
             workloads: WorkloadDefaults::default(),
+            own: OwnSettings::default(),
         }
     }
 
     /// Resolves flags, the file they name, and the environment (`WATCH_NAMESPACE`,
-    /// `POD_NAMESPACE`, `POD_NAME`, read through `env`). `manager` names the default lease
-    /// (`<manager>-leader`); `workload_key` is the operator's section in the file.
+    /// `POD_NAMESPACE`, `POD_NAME`, read through `env`). The binary's manager names the
+    /// default lease (`<manager>-leader`); its section holds its workload defaults and own
+    /// settings.
     pub fn resolve(
         flags: &Flags,
-        manager: &str,
-        workload_key: &str,
+        binary: &OperatorBinary,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
+        let manager = binary.identity.manager;
         let file = match &flags.config {
-            Some(path) => load_file(path, workload_key)?,
+            Some(path) => load_file(path, binary.config_section, binary.settings)?,
             None => FileConfig::default(),
         };
         let op = &file.operator;
@@ -312,6 +484,7 @@ impl RuntimeConfig {
             log_format: flags.log_format.unwrap_or_default(),
             controller,
             workloads: file.workloads,
+            own: file.own,
         })
     }
 }
@@ -319,7 +492,18 @@ impl RuntimeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::OperatorIdentity;
     use clap::Parser;
+
+    const TRADING: OperatorBinary = OperatorBinary {
+        identity: OperatorIdentity {
+            manager: "trading-operator",
+            app_name: "trading-algorithm",
+        },
+        config_section: "trading",
+        settings: OperatorSettings::NONE,
+        version: "0",
+    };
 
     const SEED_CONFIG: &str = r#"
 operator:
@@ -362,7 +546,7 @@ trading:
 
     #[test]
     fn defaults_follow_the_seed_deployment() -> Result<(), ConfigError> {
-        let c = RuntimeConfig::resolve(&Flags::default(), "trading-operator", "trading", no_env)?;
+        let c = RuntimeConfig::resolve(&Flags::default(), &TRADING, no_env)?;
         assert_eq!(c.health_address, "0.0.0.0:8081".parse().ok());
         assert_eq!(c.metrics_address, "0.0.0.0:8080".parse().ok());
         assert_eq!(c.controller.resync, Duration::from_secs(30));
@@ -388,7 +572,7 @@ trading:
             "--log-format",
             "text",
         ]);
-        let c = RuntimeConfig::resolve(&f, "trading-operator", "trading", env)?;
+        let c = RuntimeConfig::resolve(&f, &TRADING, env)?;
         let election = c.leader_election.clone();
         assert_eq!(
             election.as_ref().map(|e| e.lease_name.as_str()),
@@ -420,7 +604,7 @@ trading:
             "--health-probe-bind-address",
             "0",
         ]);
-        let c = RuntimeConfig::resolve(&off, "trading-operator", "trading", env)?;
+        let c = RuntimeConfig::resolve(&off, &TRADING, env)?;
         assert_eq!(c.leader_election, None);
         assert_eq!(c.health_address, None);
         let _ = std::fs::remove_file(path);
@@ -452,7 +636,7 @@ trading:
         for (i, (content, field)) in cases.iter().enumerate() {
             let path = write(&format!("bad{i}"), content);
             let f = flags(&["--config", path.to_str().unwrap_or_default()]);
-            let err = RuntimeConfig::resolve(&f, "trading-operator", "trading", no_env)
+            let err = RuntimeConfig::resolve(&f, &TRADING, no_env)
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
@@ -463,17 +647,94 @@ trading:
             let _ = std::fs::remove_file(path);
         }
         let f = flags(&["--metrics-bind-address", "eighty"]);
-        let err = RuntimeConfig::resolve(&f, "x", "x", no_env)
+        let err = RuntimeConfig::resolve(&f, &TRADING, no_env)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.starts_with("--metrics-bind-address"), "{err}");
         let f = flags(&["--leader-elect"]);
-        let err = RuntimeConfig::resolve(&f, "x", "x", no_env)
+        let err = RuntimeConfig::resolve(&f, &TRADING, no_env)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.starts_with("POD_NAMESPACE"), "{err}");
+    }
+
+    #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct BackupSettings {
+        backup_image: Option<String>,
+        #[serde(default)]
+        retries: u32,
+    }
+
+    const BACKUPS: OperatorBinary = OperatorBinary {
+        config_section: "payments",
+        settings: OperatorSettings::of::<BackupSettings>(),
+        ..TRADING
+    };
+
+    #[test]
+    fn an_operator_reads_its_own_fields_typed_beside_the_shared_ones() -> Result<(), ConfigError> {
+        let path = write(
+            "own",
+            "payments:\n  monitoringNamespace: prom\n  backupImage: tools:1\n  retries: 3\n",
+        );
+        let f = flags(&["--config", path.to_str().unwrap_or_default()]);
+        let c = RuntimeConfig::resolve(&f, &BACKUPS, no_env)?;
+        assert_eq!(c.workloads.monitoring_namespace(), "prom");
+        assert_eq!(
+            c.own.get::<BackupSettings>(),
+            BackupSettings {
+                backup_image: Some("tools:1".into()),
+                retries: 3
+            }
+        );
+        let _ = std::fs::remove_file(path);
+
+        let none = RuntimeConfig::resolve(&Flags::default(), &BACKUPS, no_env)?;
+        assert_eq!(none.own.get::<BackupSettings>(), BackupSettings::default());
+
+        let cases = [
+            (
+                "payments:\n  retries: many\n",
+                "payments.retries",
+                "invalid",
+            ),
+            (
+                "payments:\n  backupImg: x\n",
+                "payments.backupImg",
+                "expected one of defaultImage, defaultResources, defaultLabels, monitoringNamespace, backupImage, retries",
+            ),
+            (
+                "payments:\n  defaultLabels: 3\n",
+                "payments.defaultLabels",
+                "invalid",
+            ),
+        ];
+        for (i, (content, field, message)) in cases.iter().enumerate() {
+            let path = write(&format!("own-bad{i}"), content);
+            let f = flags(&["--config", path.to_str().unwrap_or_default()]);
+            let err = RuntimeConfig::resolve(&f, &BACKUPS, no_env)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.contains(field) && err.contains(message),
+                "{content:?}: {err}"
+            );
+            let _ = std::fs::remove_file(path);
+        }
+
+        // An operator without fields of its own refuses one.
+        let path = write("none-own", "trading:\n  backupImage: x\n");
+        let f = flags(&["--config", path.to_str().unwrap_or_default()]);
+        let err = RuntimeConfig::resolve(&f, &TRADING, no_env)
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("trading.backupImage")));
+        let _ = std::fs::remove_file(path);
+        Ok(())
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct OperatorBinary {
     pub identity: OperatorIdentity,
     /// The operator's section in the config file (seed 002: `trading`).
     pub config_section: &'static str,
+    /// The type of the operator's own fields in that section.
+    pub settings: config::OperatorSettings,
     /// The operator crate's version (`env!("CARGO_PKG_VERSION")` there), for `--version`.
     pub version: &'static str,
 }
@@ -172,12 +174,7 @@ impl Runtime {
 pub async fn main(operator: &crate::OperatorDescriptor) -> Result<(), RuntimeError> {
     let binary = operator.binary;
     let flags = binary.parse_flags();
-    let config = RuntimeConfig::resolve(
-        &flags,
-        binary.identity.manager,
-        binary.config_section,
-        |k| std::env::var(k).ok(),
-    )?;
+    let config = RuntimeConfig::resolve(&flags, &binary, |k| std::env::var(k).ok())?;
     let _telemetry = telemetry::init(binary.identity.manager, config.log_format)?;
     let client = kube::Client::try_default()
         .await

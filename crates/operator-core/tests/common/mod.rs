@@ -144,3 +144,23 @@ pub async fn reconcile_widget(
     .await?;
     Ok(ctx.resync())
 }
+
+/// The Lease the widget operator's replicas campaign for.
+pub const LEASE: &str = "widget-operator-leader";
+
+/// A replica named `identity` that elects its leader on [`LEASE`] in `default`.
+pub fn leader_elected_config(identity: &str) -> operator_core::runtime::config::RuntimeConfig {
+    use operator_core::ControllerSettings;
+    use operator_core::runtime::config::{LeaderElectionConfig, RuntimeConfig};
+    RuntimeConfig {
+        leader_election: Some(LeaderElectionConfig {
+            lease_name: LEASE.into(),
+            namespace: "default".into(),
+            identity: identity.into(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }),
+        ..RuntimeConfig::standalone(ControllerSettings::default())
+    }
+}

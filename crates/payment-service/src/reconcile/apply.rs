@@ -10,8 +10,8 @@ use super::observe::ObservedDeployments;
 use super::{Ctx, MonitorState};
 use crate::crd::PaymentService;
 use crate::resources::DesiredChildren;
-use crate::resources::service_monitor::ServiceMonitor;
 use crate::rollout::RolloutPlan;
+use operator_core::monitoring::ServiceMonitor;
 
 pub(super) async fn apply_children(
     ps: &PaymentService,

@@ -18,6 +18,7 @@ use operator_core::finalizer::with_finalizer;
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::{Clock, Context, Error, Result};
 
+use crate::Settings;
 use crate::crd::{PaymentService, Phase};
 use crate::metrics::PaymentMetrics;
 use crate::resources::{self, backup_name};
@@ -38,6 +39,7 @@ pub const FINALIZER: &str = "payments.io/cleanup";
 #[derive(Clone)]
 pub struct PaymentOperator {
     pub defaults: WorkloadDefaults,
+    pub settings: Settings,
     pub metrics: PaymentMetrics,
     /// The clock (tests move it past pauses and deadlines).
     pub now: Clock,
@@ -47,6 +49,7 @@ impl std::fmt::Debug for PaymentOperator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PaymentOperator")
             .field("defaults", &self.defaults)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -97,7 +100,7 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let deployments = observe_deployments(&ps, &ctx).await?;
     let observed = &deployments.states;
     let plan = rollout::plan(&RolloutInput::of(&ps, observed, now));
-    let desired = resources::desired_children(&ps, &plan, &op.defaults, &external);
+    let desired = resources::desired_children(&ps, &plan, &op.defaults, &op.settings, &external);
     let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan, &deployments).await?;
     let refusal = changes.refusal();
 

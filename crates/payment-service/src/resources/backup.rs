@@ -74,6 +74,7 @@ pub fn desired_backup(
     ps: &PaymentService,
     backup: &Backup,
     defaults: &WorkloadDefaults,
+    image: &str,
 ) -> BackupChildren {
     let service = ps.name_any();
     let name = backup_name(&service);
@@ -91,12 +92,7 @@ pub fn desired_backup(
 
     let container = Container {
         name: "backup".into(),
-        image: Some(
-            defaults
-                .backup_image
-                .clone()
-                .unwrap_or_else(|| FALLBACK_BACKUP_IMAGE.into()),
-        ),
+        image: Some(image.into()),
         command: Some(vec!["/bin/sh".into(), "-c".into(), EXPORT_SCRIPT.into()]),
         env: Some(vec![
             env("SERVICE", &service),
@@ -255,6 +251,7 @@ mod tests {
                 time_zone: None,
             }),
             &WorkloadDefaults::default(),
+            FALLBACK_BACKUP_IMAGE,
         )
     }
 
@@ -268,11 +265,21 @@ mod tests {
             retention: 30,
             time_zone: None,
         };
-        let unzoned = desired_backup(&ps, &backup, &WorkloadDefaults::default());
+        let unzoned = desired_backup(
+            &ps,
+            &backup,
+            &WorkloadDefaults::default(),
+            FALLBACK_BACKUP_IMAGE,
+        );
         let json = serde_json::to_value(&unzoned.cron_job).unwrap_or_default();
         assert!(json["spec"].get("timeZone").is_none(), "{json}");
         backup.time_zone = Some("Europe/London".into());
-        let zoned = desired_backup(&ps, &backup, &WorkloadDefaults::default());
+        let zoned = desired_backup(
+            &ps,
+            &backup,
+            &WorkloadDefaults::default(),
+            FALLBACK_BACKUP_IMAGE,
+        );
         assert_eq!(
             zoned.cron_job.spec.and_then(|s| s.time_zone).as_deref(),
             Some("Europe/London")

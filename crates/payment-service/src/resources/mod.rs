@@ -19,9 +19,10 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use operator_core::runtime::config::WorkloadDefaults;
 
+use crate::Settings;
 use crate::crd::PaymentService;
 use crate::rollout::RolloutPlan;
-use service_monitor::ServiceMonitor;
+use operator_core::monitoring::ServiceMonitor;
 
 /// The port that serves payments.
 pub const HTTP_PORT: i32 = 8080;
@@ -80,6 +81,7 @@ pub fn desired_children(
     ps: &PaymentService,
     plan: &RolloutPlan,
     defaults: &WorkloadDefaults,
+    settings: &Settings,
     external: &External,
 ) -> DesiredChildren {
     let name = ps.name_any();
@@ -107,7 +109,7 @@ pub fn desired_children(
         backup: ps
             .spec
             .backup()
-            .map(|b| backup::desired_backup(ps, b, defaults)),
+            .map(|b| backup::desired_backup(ps, b, defaults, settings.backup_image())),
     }
 }
 
@@ -270,6 +272,7 @@ pub(crate) mod tests {
             &ps,
             &first_plan(&ps),
             &WorkloadDefaults::default(),
+            &Settings::default(),
             &External::default(),
         );
         assert_eq!(children.deployments.len(), 1);
@@ -299,6 +302,7 @@ pub(crate) mod tests {
             &ps,
             &first_plan(&ps),
             &WorkloadDefaults::default(),
+            &Settings::default(),
             &External::default(),
         );
         assert!(children.hpa.is_none());
@@ -369,7 +373,7 @@ pub(crate) mod tests {
             prop_assume!(crate::validate::validate("svc", &s).is_empty());
             let ps = service(s);
             let plan = first_plan(&ps);
-            let children = desired_children(&ps, &plan, &WorkloadDefaults::default(), &External::default());
+            let children = desired_children(&ps, &plan, &WorkloadDefaults::default(), &Settings::default(), &External::default());
             for d in &children.deployments {
                 let spec = d.spec.clone().unwrap_or_default();
                 let selector = spec.selector.match_labels.unwrap_or_default();
