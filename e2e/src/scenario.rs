@@ -37,6 +37,13 @@ pub const TRADING_ALGORITHM: Kind = Kind {
     plural: "tradingalgorithms",
 };
 
+pub const BATCH_PROCESSOR: Kind = Kind {
+    group: "payments.io",
+    version: "v1",
+    kind: "BatchProcessor",
+    plural: "batchprocessors",
+};
+
 impl TestNamespace {
     /// The API of `kind` in this namespace.
     pub fn api(&self, kind: Kind) -> Api<DynamicObject> {

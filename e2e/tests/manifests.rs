@@ -10,8 +10,20 @@ use operator_core::OperatorDescriptor;
 use serde_json::Value;
 
 /// The operators whose overlays deploy/ holds.
-const OPERATORS: [&OperatorDescriptor; 2] =
-    [&payment_service::OPERATOR, &trading_algorithm::OPERATOR];
+const OPERATORS: [&OperatorDescriptor; 3] = [
+    &payment_service::OPERATOR,
+    &trading_algorithm::OPERATOR,
+    &batch_processor::OPERATOR,
+];
+
+/// What each operator must be able to do: the verbs on its own resources (`patch` where it
+/// holds a finalizer) and the child it creates first.
+fn needs(operator: &str) -> (&'static [&'static str], (&'static str, &'static str)) {
+    match operator {
+        "batch-processor" => (&["list", "watch"], ("batch", "cronjobs")),
+        _ => (&["list", "watch", "patch"], ("apps", "deployments")),
+    }
+}
 
 fn overlays() -> impl Iterator<Item = &'static str> {
     OPERATORS.iter().map(|o| o.package)
@@ -214,11 +226,18 @@ fn each_operator_is_bound_where_it_works() -> Result<()> {
                         })
                 })
         };
-        let (group, resource) = match operator {
-            "payment-service" => ("payments.io", "paymentservices"),
-            _ => ("fintech.io", "tradingalgorithms"),
-        };
-        for verb in ["list", "watch", "patch"] {
+        let descriptor = OPERATORS
+            .iter()
+            .find(|o| o.package == operator)
+            .context("descriptor")?;
+        let served = &descriptor.resources[0];
+        let group = served
+            .api_version
+            .split_once('/')
+            .map_or("", |(group, _)| group);
+        let resource = served.plural;
+        let (verbs, (child_group, child)) = needs(operator);
+        for &verb in verbs {
             assert!(
                 can(watched, group, resource, verb),
                 "deploy/{operator}: {account} cannot {verb} {resource} in {watched}"
@@ -228,7 +247,10 @@ fn each_operator_is_bound_where_it_works() -> Result<()> {
                 "deploy/{operator}: the right to {verb} its {resource} must outlive a namespace's RoleBindings"
             );
         }
-        assert!(can(watched, "apps", "deployments", "create"));
+        assert!(
+            can(watched, child_group, child, "create"),
+            "deploy/{operator}: cannot create {child} in {watched}"
+        );
         assert!(can(watched, "events.k8s.io", "events", "create"));
         assert!(
             can(home, "coordination.k8s.io", "leases", "update"),
@@ -318,6 +340,11 @@ fn every_alert_reads_exported_metrics_and_links_its_runbook() -> Result<()> {
         ("trading-algorithm", {
             let m = Metrics::new();
             trading_algorithm::metrics::TradingMetrics::register(&m);
+            m
+        }),
+        ("batch-processor", {
+            let m = Metrics::new();
+            batch_processor::metrics::BatchMetrics::register(&m);
             m
         }),
     ] {

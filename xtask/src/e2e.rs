@@ -34,12 +34,18 @@ fn realcp(root: &Path) -> PathBuf {
         .join("realcp")
 }
 
+/// What each Job pod of the stand-in kubelet reports as its termination message: one batch
+/// worker's counts (the batch-processor scenarios read it from the same variable).
+const WORKER_REPORT: &str =
+    r#"{"paymentsProcessed": 100, "paymentsSucceeded": 99, "paymentsFailed": 1}"#;
+
 /// Starts the real control plane from an empty etcd; returns its admin kubeconfig.
 fn start_realcp(script: &Path) -> Result<PathBuf> {
     let started = Instant::now();
     let output = Command::new("bash")
         .arg(script)
         .args(["start", "--fresh", "--kubelet"])
+        .env("SIM_JOB_TERMINATION_MESSAGE", WORKER_REPORT)
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("starting {}", script.display()))?;
@@ -103,6 +109,7 @@ fn suite(root: &Path, kubeconfig: &Path) -> Result<()> {
         Command::new(&cargo)
             .current_dir(root)
             .env("E2E_CLUSTER", "1")
+            .env("SIM_JOB_TERMINATION_MESSAGE", WORKER_REPORT)
             .env("KUBECONFIG", kubeconfig)
             .args([
                 "test",

@@ -21,8 +21,11 @@ use operator_core::OperatorDescriptor;
 
 /// Every operator the product ships. `crds`, `demo`, `bench` and the e2e suite take them from
 /// here: a new operator is wired into all of them by adding its descriptor.
-pub const OPERATORS: &[OperatorDescriptor] =
-    &[payment_service::OPERATOR, trading_algorithm::OPERATOR];
+pub const OPERATORS: &[OperatorDescriptor] = &[
+    payment_service::OPERATOR,
+    trading_algorithm::OPERATOR,
+    batch_processor::OPERATOR,
+];
 
 const USAGE: &str = "usage: cargo xtask crds [--check] | demo [--serve] | bench | e2e [--local]";
 

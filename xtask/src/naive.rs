@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use batch_processor::crd::BatchProcessor;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
@@ -119,6 +121,25 @@ async fn reconcile_trading(
     Ok(Action::requeue(RESYNC))
 }
 
+async fn reconcile_batch(
+    bp: Arc<BatchProcessor>,
+    client: Arc<kube::Client>,
+) -> Result<Action, Failed> {
+    use batch_processor::reconcile::observed_status;
+    use batch_processor::resources::jobs::desired_cron_job;
+    let now = Timestamp::now();
+    let cron_job = desired_cron_job(&bp, &WorkloadDefaults::default(), bp.spec.suspend);
+    replace(&client, &*bp, cron_job, keep_nothing).await?;
+    let plan = batch_processor::runs::plan(&bp, &[], None, None, now);
+    let mut updated = (*bp).clone();
+    updated.status = Some(observed_status(&bp, &plan, None, now));
+    let api: Api<BatchProcessor> =
+        Api::namespaced((*client).clone(), &bp.namespace().unwrap_or_default());
+    api.replace_status(&bp.name_any(), &PostParams::default(), &updated)
+        .await?;
+    Ok(Action::requeue(RESYNC))
+}
+
 async fn reconcile_payment(
     ps: Arc<PaymentService>,
     client: Arc<kube::Client>,
@@ -166,7 +187,8 @@ async fn reconcile_payment(
     Ok(Action::requeue(RESYNC))
 }
 
-/// Runs the naive controller for `operator` (`trading-algorithm` or `payment-service`).
+/// Runs the naive controller for `operator` (`trading-algorithm`, `payment-service` or
+/// `batch-processor`).
 pub async fn run(operator: &str) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -191,6 +213,19 @@ pub async fn run(operator: &str) -> Result<()> {
             )
             .owns(deployments, watcher::Config::default())
             .run(reconcile_payment, retry_soon, Arc::new(client))
+            .for_each(|_| std::future::ready(()))
+            .await;
+        }
+        "batch-processor" => {
+            Controller::new(
+                Api::<BatchProcessor>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .owns(
+                Api::<CronJob>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .run(reconcile_batch, retry_soon, Arc::new(client))
             .for_each(|_| std::future::ready(()))
             .await;
         }

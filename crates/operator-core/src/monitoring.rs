@@ -1,8 +1,8 @@
-//! The Prometheus Operator's `ServiceMonitor` (monitoring.coreos.com/v1), which any operator
-//! whose workloads expose metrics creates beside their Service. Only the fields operators set
-//! are modelled; the CRD belongs to the Prometheus Operator and may not be installed, so an
-//! operator declares it with `ChildKinds::optional_kind` and applies it only when discovery
-//! finds it.
+//! The Prometheus Operator's `ServiceMonitor` and `PrometheusRule` (monitoring.coreos.com/v1):
+//! how an operator's workloads are scraped, and the alerts an operator writes for one of its
+//! resources. Only the fields operators set are modelled; the CRDs belong to the Prometheus
+//! Operator and may not be installed, so an operator declares them with
+//! `ChildKinds::optional_kind` and applies them only when discovery finds them.
 
 use std::collections::BTreeMap;
 
@@ -66,6 +66,42 @@ pub fn scrape_services(
             }],
         },
     }
+}
+
+/// Alerting rules for Prometheus to evaluate.
+#[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "monitoring.coreos.com",
+    version = "v1",
+    kind = "PrometheusRule",
+    namespaced,
+    derive = "PartialEq"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusRuleSpec {
+    pub groups: Vec<RuleGroup>,
+}
+
+/// Rules evaluated together.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleGroup {
+    pub name: String,
+    pub rules: Vec<AlertRule>,
+}
+
+/// One alert: its PromQL expression, how long it must hold, and what it says.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRule {
+    pub alert: String,
+    pub expr: String,
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[cfg(test)]

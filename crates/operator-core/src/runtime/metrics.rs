@@ -81,6 +81,18 @@ pub struct Metrics {
     ready_resources: Arc<Mutex<std::collections::HashSet<ResourceLabels>>>,
     /// The series names of every registered metric, see [`Metrics::series_names`].
     series: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// Operators' removals of their own per-resource series, run when a resource is gone.
+    gone_hooks: Arc<Mutex<Vec<GoneHook>>>,
+}
+
+/// Removes an operator's per-resource series of one resource.
+#[derive(Clone)]
+struct GoneHook(Arc<dyn Fn(&ResourceLabels) + Send + Sync>);
+
+impl std::fmt::Debug for GoneHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GoneHook")
+    }
 }
 
 /// The series a metric of `name` and `kind` exports.
@@ -126,6 +138,7 @@ impl Metrics {
             ready,
             ready_resources: Arc::default(),
             series: Arc::default(),
+            gone_hooks: Arc::default(),
         };
         metrics.register(
             "controller_runtime_reconcile",
@@ -238,13 +251,32 @@ impl Metrics {
             .insert(resource);
     }
 
-    /// Removes a resource's per-resource series (it was deleted).
+    /// Removes a resource's per-resource series (it was deleted), the operator's own with
+    /// them (see [`Metrics::on_resource_gone`]).
     pub fn forget_resource(&self, resource: &ResourceLabels) {
         self.ready.remove(resource);
         self.ready_resources
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(resource);
+        let hooks = self
+            .gone_hooks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for hook in hooks {
+            (hook.0)(resource);
+        }
+    }
+
+    /// Runs `forget` whenever a resource is gone — deleted through a finalizer, or found
+    /// missing by the sweep — so an operator's per-resource gauges leave with their resource
+    /// even without a finalizer.
+    pub fn on_resource_gone(&self, forget: impl Fn(&ResourceLabels) + Send + Sync + 'static) {
+        self.gone_hooks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(GoneHook(Arc::new(forget)));
     }
 
     /// Removes the series of `controller`'s resources that `live` (namespace, name) no
@@ -449,6 +481,34 @@ mod tests {
         assert!(names.contains("controller_runtime_reconcile_total"));
         assert!(names.contains("controller_runtime_reconcile_time_seconds_bucket"));
         assert!(names.contains("operator_resource_ready"));
+    }
+
+    #[test]
+    fn an_operators_own_series_leave_with_a_swept_resource() {
+        let m = Metrics::new();
+        let gauge = Family::<ResourceLabels, Gauge>::default();
+        m.register("widget_size", "size", gauge.clone());
+        let hooked = gauge.clone();
+        m.on_resource_gone(move |r| {
+            hooked.remove(r);
+        });
+        let widget = |name: &str| ResourceLabels {
+            controller: "widget".into(),
+            namespace: "default".into(),
+            name: name.into(),
+        };
+        for name in ["kept", "deleted"] {
+            m.set_resource_ready(widget(name), true);
+            gauge.get_or_create(&widget(name)).set(3);
+        }
+        let live = std::collections::HashSet::from([("default".to_string(), "kept".to_string())]);
+        m.retain_resources("widget", &live);
+        let text = m.encode();
+        assert!(
+            text.contains(r#"widget_size{controller="widget",namespace="default",name="kept"} 3"#),
+            "{text}"
+        );
+        assert!(!text.contains("deleted"), "{text}");
     }
 
     #[test]

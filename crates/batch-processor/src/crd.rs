@@ -1,0 +1,486 @@
+//! `BatchProcessor` (`batchprocessors.payments.io/v1`): seed 000's CRD field by field, plus
+//! what a payments batch needs that the seed leaves out — `suspend`, `timeZone`,
+//! `concurrencyPolicy` (Forbid by default: two runs of one batch never overlap),
+//! `activeDeadlineSeconds`, `failedPaymentsThreshold` and `deadLetter` — and the status the
+//! seed shows, with the active run, conditions and `observedGeneration`.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A payment batch the operator runs on a schedule, retries, and reports on.
+// The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "payments.io",
+    version = "v1",
+    kind = "BatchProcessor",
+    namespaced,
+    status = "BatchProcessorStatus",
+    shortname = "bp",
+    derive = "PartialEq",
+    doc = "A payment batch run on a schedule as an Indexed Job, retried as a whole when it fails, its counts reported in status.",
+    printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
+    printcolumn(name = "Suspend", type_ = "boolean", json_path = ".spec.suspend"),
+    printcolumn(
+        name = "Last Run",
+        type_ = "date",
+        json_path = ".status.lastRun.startTime"
+    ),
+    printcolumn(
+        name = "Last Status",
+        type_ = "string",
+        json_path = ".status.lastRun.status"
+    ),
+    printcolumn(
+        name = "Processed",
+        type_ = "integer",
+        json_path = ".status.lastRun.paymentsProcessed"
+    ),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.lastRun.paymentsFailed"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchProcessorSpec {
+    /// When the batch runs: a five-field cron schedule (`0 2 * * *`: 2 AM daily) or a macro
+    /// such as `@daily`, in `timeZone`.
+    #[schemars(length(min = 1, max = 100))]
+    pub schedule: String,
+    /// The batch image; it follows the contract in docs/batch-processor.md (settings as env,
+    /// counts as its termination message).
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// Payments per batch, passed as `BATCH_SIZE`.
+    #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub batch_size: i32,
+    /// Workers of one run (an Indexed Job of this many completions, all at once); each reads
+    /// its shard from `JOB_COMPLETION_INDEX`.
+    #[serde(default = "default_parallelism")]
+    #[schemars(range(min = 1, max = 100))]
+    pub parallelism: i32,
+    /// Where the payments come from.
+    pub input: Location,
+    /// Where the processed payments go.
+    pub output: Location,
+    /// Resources of each worker; the operator's `defaultResources` when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Retries: of pods inside one attempt (`backoffLimit`), and of the whole run
+    /// (`maxAttempts`).
+    #[serde(default)]
+    pub retry: Retry,
+    /// Metrics and alerting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<Monitoring>,
+    /// Finished successful Jobs kept (scheduled runs, retries and run-now Jobs alike).
+    #[serde(default = "default_successful_history")]
+    #[schemars(range(min = 0, max = 100))]
+    pub successful_jobs_history_limit: i32,
+    /// Finished failed Jobs kept, for their logs.
+    #[serde(default = "default_failed_history")]
+    #[schemars(range(min = 0, max = 100))]
+    pub failed_jobs_history_limit: i32,
+    /// Starts no new scheduled run or retry; a run in progress finishes.
+    #[serde(default)]
+    pub suspend: bool,
+    /// IANA time zone of `schedule` (`Europe/London`); the controller-manager's zone if not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: Option<String>,
+    /// What a scheduled run does when the previous one still runs: `Forbid` skips it (the
+    /// default: two runs of one payment batch never overlap), `Replace` stops the old one.
+    #[serde(default)]
+    pub concurrency_policy: ConcurrencyPolicy,
+    /// Seconds an attempt may run before it is stopped and counted as failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 604_800))]
+    pub active_deadline_seconds: Option<i64>,
+    /// A run whose failed payments exceed this is Failed even if every worker exited 0: a count
+    /// (`50`) or a percentage of the payments processed (`"1%"`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_payments_threshold: Option<IntOrString>,
+    /// Where the batch writes the payments it could not process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<BlobConfig>,
+}
+
+fn default_batch_size() -> i32 {
+    1000
+}
+fn default_parallelism() -> i32 {
+    1
+}
+fn default_successful_history() -> i32 {
+    3
+}
+fn default_failed_history() -> i32 {
+    10
+}
+
+/// A source or destination of payments: a type and that type's block, and no other.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.type == 'sftp' ? has(self.sftpConfig) && !has(self.blobConfig) : has(self.blobConfig) && !has(self.sftpConfig)").message("type sftp takes sftpConfig only, type azureblob takes blobConfig only"))]
+pub struct Location {
+    #[serde(rename = "type")]
+    pub type_: LocationType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sftp_config: Option<SftpConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_config: Option<BlobConfig>,
+}
+
+/// The kinds of place payments are read from or written to.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LocationType {
+    Sftp,
+    Azureblob,
+}
+
+impl LocationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sftp => "sftp",
+            Self::Azureblob => "azureblob",
+        }
+    }
+}
+
+/// An SFTP server; the credentials are a Secret's keys, mounted read-only.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SftpConfig {
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+    #[serde(default = "default_sftp_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// A path or glob (`/incoming/payments/*.csv`).
+    #[schemars(length(min = 1, max = 1024))]
+    pub path: String,
+    /// The Secret in the batch's namespace holding the credentials.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+fn default_sftp_port() -> i32 {
+    22
+}
+
+/// An Azure Blob Storage container; the credentials are a Secret's keys, mounted read-only.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobConfig {
+    #[schemars(length(min = 3, max = 24))]
+    pub storage_account: String,
+    #[schemars(length(min = 3, max = 63))]
+    pub container: String,
+    /// The Secret in the batch's namespace holding the credentials.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// The two retry knobs, side by side: `backoffLimit` retries pods inside one attempt (the
+/// Job's own), `maxAttempts` runs a failed run again as a whole (a new Job).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Retry {
+    /// How many times a failed run is run again as a whole, each a new Job, waiting
+    /// `backoffSeconds`, doubled per attempt (at most 30 minutes), in between.
+    #[serde(default = "default_max_attempts")]
+    #[schemars(range(min = 0, max = 10))]
+    pub max_attempts: i32,
+    /// Failed pods one attempt retries before the attempt fails (the Job's `backoffLimit`).
+    #[serde(default = "default_backoff_limit")]
+    #[schemars(range(min = 0, max = 20))]
+    pub backoff_limit: i32,
+    /// Whether a failed worker restarts in its pod (`OnFailure`) or in a new pod (`Never`).
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// Wait before the first retry of a run; each later one waits twice the one before.
+    #[serde(default = "default_backoff_seconds")]
+    #[schemars(range(min = 1, max = 1800))]
+    pub backoff_seconds: i64,
+}
+
+fn default_max_attempts() -> i32 {
+    3
+}
+fn default_backoff_limit() -> i32 {
+    6
+}
+fn default_backoff_seconds() -> i64 {
+    30
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_max_attempts(),
+            backoff_limit: default_backoff_limit(),
+            restart_policy: RestartPolicy::default(),
+            backoff_seconds: default_backoff_seconds(),
+        }
+    }
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RestartPolicy {
+    #[default]
+    OnFailure,
+    Never,
+}
+
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OnFailure => "OnFailure",
+            Self::Never => "Never",
+        }
+    }
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConcurrencyPolicy {
+    #[default]
+    Forbid,
+    Replace,
+}
+
+impl ConcurrencyPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Forbid => "Forbid",
+            Self::Replace => "Replace",
+        }
+    }
+}
+
+/// Metrics and alerting.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Monitoring {
+    /// Export the batch's run metrics.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Create a PrometheusRule alerting on a failed run and on a run overdue by more than one
+    /// schedule period (needs the Prometheus Operator's CRDs).
+    #[serde(default)]
+    pub alert_on_failure: bool,
+    /// Carried on the alerts as label `alert_email`, for Alertmanager to route on; the
+    /// operator sends no mail itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 254))]
+    pub alert_email: Option<String>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// How a run ended.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+/// The last finished attempt of a run, as the seed's status shows it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRun {
+    /// The Job of this attempt.
+    pub job: String,
+    /// The run it belongs to (the first attempt's Job).
+    pub run: String,
+    /// 1 for the first attempt, 2 for the first retry, ...
+    pub attempt: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    pub status: RunStatus,
+    pub payments_processed: i64,
+    pub payments_succeeded: i64,
+    pub payments_failed: i64,
+    /// Why the run failed, naming the workers whose report was missing or malformed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// A run in progress.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveRun {
+    pub job: String,
+    pub attempt: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+}
+
+/// The next attempt of a failed run, waiting out its backoff.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRetry {
+    pub run: String,
+    pub attempt: i32,
+    /// Not started before this.
+    pub not_before: Time,
+}
+
+/// Lifecycle phase.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the next scheduled run.
+    Scheduled,
+    /// A run is in progress.
+    Running,
+    /// A failed run waits for its next attempt.
+    Retrying,
+    /// `spec.suspend`: no new run starts.
+    Suspended,
+    /// The spec cannot be realised; see the Ready condition.
+    Invalid,
+}
+
+/// Observed state, written by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchProcessorStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// When the CronJob last started a scheduled run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// When a run last succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_run: Option<ActiveRun>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_retry: Option<PendingRetry>,
+    /// The last `payments.io/run-now` value a run was started for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_now: Option<String>,
+    /// Ready, and LastRunSucceeded once a run finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl operator_core::status::ReportedStatus for BatchProcessorStatus {
+    type Phase = Phase;
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn phase(&self) -> Option<Phase> {
+        self.phase
+    }
+    fn set_phase(&mut self, phase: Option<Phase>) {
+        self.phase = phase;
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+}
+
+impl BatchProcessorSpec {
+    /// Whether the batch's run metrics are exported (on unless `monitoring.enabled: false`).
+    pub fn metrics_enabled(&self) -> bool {
+        self.monitoring.as_ref().is_none_or(|m| m.enabled)
+    }
+
+    /// The PrometheusRule's settings, when alerting is asked for.
+    pub fn alerting(&self) -> Option<&Monitoring> {
+        self.monitoring
+            .as_ref()
+            .filter(|m| m.enabled && m.alert_on_failure)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    pub const SEED: &str = include_str!("../../../deploy/samples/daily-payment-batch.yaml");
+
+    /// The seed's `daily-payment-batch`, as stored: with a namespace and a UID.
+    pub fn seed() -> BatchProcessor {
+        let mut bp: BatchProcessor = serde_yaml::from_str(SEED).expect("the seed sample parses");
+        bp.metadata.uid = Some("uid-daily".into());
+        bp.metadata.generation = Some(1);
+        bp
+    }
+
+    pub fn seed_spec() -> BatchProcessorSpec {
+        seed().spec
+    }
+
+    #[test]
+    fn the_seed_example_parses_with_its_values() {
+        let bp = seed();
+        assert_eq!(bp.spec.schedule, "0 2 * * *");
+        assert_eq!(bp.spec.batch_size, 10000);
+        assert_eq!(bp.spec.parallelism, 10);
+        assert_eq!(bp.spec.retry.max_attempts, 3);
+        assert_eq!(bp.spec.retry.backoff_limit, 5);
+        assert_eq!(bp.spec.concurrency_policy, ConcurrencyPolicy::Forbid);
+        assert_eq!(bp.spec.successful_jobs_history_limit, 3);
+        assert_eq!(bp.spec.failed_jobs_history_limit, 10);
+        assert_eq!(bp.spec.input.sftp_config.as_ref().map(|s| s.port), Some(22));
+    }
+
+    #[test]
+    fn the_crd_has_the_issues_columns_and_short_name() {
+        let crd = serde_json::to_value(BatchProcessor::crd()).unwrap_or_default();
+        assert_eq!(crd["spec"]["names"]["shortNames"][0], "bp");
+        let columns: Vec<&str> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "Schedule",
+                "Suspend",
+                "Last Run",
+                "Last Status",
+                "Processed",
+                "Failed",
+                "Age"
+            ]
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The BatchProcessor operator: seed 000's "Custom Batch Processor Operator" made real.
+//!
+//! For each `BatchProcessor` it runs the CronJob `<name>` (an Indexed Job of `parallelism`
+//! workers per run), runs a failed run again as a whole up to `retry.maxAttempts` times with
+//! exponential backoff, starts a run on request (`payments.io/run-now`), sums the workers'
+//! reports into `status.lastRun`, fails a run over `failedPaymentsThreshold`, deletes history
+//! beyond the limits, exports run metrics and, when asked, writes a PrometheusRule that alerts
+//! on a failed or overdue run. It has no finalizer: deleting a batch (or its namespace) never
+//! waits on the operator.
+
+pub mod crd;
+pub mod metrics;
+pub mod reconcile;
+pub mod report;
+pub mod resources;
+pub mod runs;
+pub mod validate;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use kube::CustomResourceExt;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
+use operator_core::monitoring::PrometheusRule;
+use operator_core::runtime::config::OperatorSettings;
+use operator_core::runtime::{OperatorBinary, Runtime};
+use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
+use serde_json::json;
+
+use crate::crd::BatchProcessor;
+use crate::metrics::BatchMetrics;
+use crate::reconcile::BatchOperator;
+
+/// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
+pub const IDENTITY: OperatorIdentity = OperatorIdentity {
+    manager: "batch-processor-operator",
+    app_name: "batch-processor",
+};
+
+/// The controller's name in metrics (`controller="batchprocessor"`).
+pub const CONTROLLER: &str = "batchprocessor";
+
+/// The binary: its identity and its section of the config file.
+pub const BINARY: OperatorBinary = OperatorBinary {
+    identity: IDENTITY,
+    config_section: "batchProcessor",
+    settings: OperatorSettings::NONE,
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+/// The operator, as its binary and the project's tooling run it.
+pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
+    binary: BINARY,
+    package: "batch-processor",
+    resources: &[ServedResource {
+        api_version: "payments.io/v1",
+        plural: "batchprocessors",
+        short_name: "bp",
+        converged: is_ready,
+    }],
+    crds: || vec![BatchProcessor::crd()],
+    controllers: |rt| controllers(rt, Options::default()),
+    bench: BenchWorkload {
+        namespace: "payments",
+        resource: |i| {
+            json!({
+                "apiVersion": "payments.io/v1",
+                "kind": "BatchProcessor",
+                "metadata": {"name": format!("batch-{i:04}"), "namespace": "payments"},
+                "spec": {
+                    "schedule": "0 2 * * *",
+                    "image": "registry.example/batch-processor:1.2.0",
+                    "parallelism": 2,
+                    "input": {"type": "sftp", "sftpConfig": {"host": "sftp.example", "path": "/in/*.csv", "secretName": "sftp-credentials"}},
+                    "output": {"type": "azureblob", "blobConfig": {"storageAccount": "payments", "container": "processed", "secretName": "blob-credentials"}},
+                },
+            })
+        },
+        change: |n| json!({"spec": {"parallelism": n}}),
+        changed_child: |name| ChildRef {
+            api_version: "batch/v1",
+            plural: "cronjobs",
+            name: name.to_string(),
+        },
+        changed: |cron, n| cron["spec"]["jobTemplate"]["spec"]["parallelism"].as_i64() == Some(n),
+        first_target: 3,
+        lower_bound_converge: (2.0, "the CronJob, the status"),
+        lower_bound_change: (2.0, "the CronJob, the status"),
+    },
+};
+
+/// How the controller is built; tests move the clock.
+#[derive(Clone)]
+pub struct Options {
+    pub now: Clock,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options").finish_non_exhaustive()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            now: operator_core::system_clock(),
+        }
+    }
+}
+
+/// The child kinds of a BatchProcessor, declared once. The operator's own Jobs (retries,
+/// run-now) are never pruned by a pass — the history limits delete them — and the
+/// PrometheusRule exists only where the Prometheus Operator is installed.
+pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
+    ChildKinds::builder(rt.client(), IDENTITY, rt.namespace())
+        .kind::<CronJob>(Prune::Yes)
+        .kind::<Job>(Prune::Never)
+        .optional_kind::<PrometheusRule>()
+        .build()
+}
+
+/// The controller for `BatchProcessor`: its CronJob and Jobs as children, and every Job of a
+/// batch (the CronJob's ones too, found by the batch label) in a cache of their status.
+pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
+    let client = rt.client();
+    let (children, watches) = child_kinds(rt);
+    let jobs_api: Api<Job> = match rt.namespace() {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let (jobs, writer) = reflector::store();
+    let job_stream = watcher(
+        jobs_api,
+        watcher::Config::default().labels(resources::BATCH_LABEL),
+    )
+    .default_backoff()
+    .modify(reconcile::compact_job)
+    .reflect(writer)
+    .touched_objects()
+    .boxed();
+    let operator = BatchOperator {
+        jobs,
+        defaults: rt.config().workloads.clone(),
+        metrics: BatchMetrics::register(rt.metrics()),
+        now: options.now,
+    };
+    let controller = rt
+        .controller::<BatchProcessor, _>(rt.context(IDENTITY, operator).with_children(children))
+        .owns_children(watches)
+        .watches_stream(job_stream, |job| reconcile::batch_of(&job));
+    vec![controller.run(reconcile::reconcile).boxed()]
+}
