@@ -118,6 +118,34 @@ impl TestNamespace {
         }
     }
 
+    /// Waits until this namespace holds no object of any of `kinds` (group, version, kind,
+    /// plural): what the garbage collector leaves once an owner is gone.
+    pub async fn until_none_left(
+        &self,
+        kinds: &[(&str, &str, &str, &str)],
+        limit: Duration,
+    ) -> Result<()> {
+        let apis: Vec<Api<DynamicObject>> = kinds
+            .iter()
+            .map(|(group, version, kind, plural)| {
+                let gvk = GroupVersionKind::gvk(group, version, kind);
+                Api::namespaced_with(
+                    self.client.clone(),
+                    &self.name,
+                    &ApiResource::from_gvk_with_plural(&gvk, plural),
+                )
+            })
+            .collect();
+        crate::until("children garbage-collected", limit, || async {
+            let mut left = 0;
+            for api in &apis {
+                left += api.list(&Default::default()).await?.items.len();
+            }
+            Ok((left == 0).then_some(()))
+        })
+        .await
+    }
+
     /// The names of the objects of `api_version`/`plural` in this namespace that `owner_uid`
     /// controls.
     pub async fn children(

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use batch_processor::runs::{retry_job_name, run_now_job_name};
-use e2e::operator::Operator;
+use e2e::operator::{Operator, OperatorProcess};
 use e2e::scenario::{BATCH_PROCESSOR, condition, is_true, writes_over};
 use e2e::{TestNamespace, until};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::api::batch::v1::CronJob;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 const OPERATOR: Operator = Operator::of(&batch_processor::OPERATOR);
@@ -53,21 +53,15 @@ async fn run_now(ns: &TestNamespace, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// One worker's counts as the stand-in kubelet reports them, if the run says.
-fn worker_report() -> Option<Value> {
-    serde_json::from_str(&std::env::var("SIM_JOB_TERMINATION_MESSAGE").ok()?).ok()
-}
-
-#[tokio::test]
-async fn a_run_now_succeeds_with_the_workers_counts_goes_quiet_and_deletes_cleanly() -> Result<()> {
-    let Some(ns) = prepared("bp-run").await? else {
-        return Ok(());
+/// The operator running in a new namespace with the seed's batch (two workers of `image`)
+/// created and Ready.
+async fn ready_batch(test: &str, image: &str) -> Result<Option<(TestNamespace, OperatorProcess)>> {
+    let Some(ns) = prepared(test).await? else {
+        return Ok(None);
     };
     let operator = ns.start_operator(&OPERATOR, "a", false).await?;
-    ns.create_sample(BATCH_PROCESSOR, SEED, |b| {
-        small(b, "registry.example/batch-processor:1.2.0");
-    })
-    .await?;
+    ns.create_sample(BATCH_PROCESSOR, SEED, |b| small(b, image))
+        .await?;
     ns.status_until(
         BATCH_PROCESSOR,
         SEED,
@@ -76,6 +70,21 @@ async fn a_run_now_succeeds_with_the_workers_counts_goes_quiet_and_deletes_clean
         |s| is_true(s, "Ready"),
     )
     .await?;
+    Ok(Some((ns, operator)))
+}
+
+/// One worker's counts as the stand-in kubelet reports them, if the run says.
+fn worker_report() -> Option<Value> {
+    serde_json::from_str(&std::env::var("SIM_JOB_TERMINATION_MESSAGE").ok()?).ok()
+}
+
+#[tokio::test]
+async fn a_run_now_succeeds_with_the_workers_counts_goes_quiet_and_deletes_cleanly() -> Result<()> {
+    let Some((ns, operator)) =
+        ready_batch("bp-run", "registry.example/batch-processor:1.2.0").await?
+    else {
+        return Ok(());
+    };
     let cron_jobs: Api<CronJob> = Api::namespaced(ns.client.clone(), &ns.name);
     let cron = cron_jobs.get(SEED).await?;
     let spec = cron.spec.clone().context("CronJob spec")?;
@@ -125,15 +134,12 @@ async fn a_run_now_succeeds_with_the_workers_counts_goes_quiet_and_deletes_clean
     ns.api(BATCH_PROCESSOR)
         .delete(SEED, &DeleteParams::default())
         .await?;
-    let jobs: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
-    until(
-        "children garbage-collected",
+    ns.until_none_left(
+        &[
+            ("batch", "v1", "CronJob", "cronjobs"),
+            ("batch", "v1", "Job", "jobs"),
+        ],
         Duration::from_secs(60),
-        || async {
-            let left = cron_jobs.list(&ListParams::default()).await?.items.len()
-                + jobs.list(&ListParams::default()).await?.items.len();
-            Ok((left == 0).then_some(()))
-        },
     )
     .await?;
     operator.assert_no_rbac_denials()?;
@@ -142,22 +148,10 @@ async fn a_run_now_succeeds_with_the_workers_counts_goes_quiet_and_deletes_clean
 
 #[tokio::test]
 async fn a_failing_run_is_retried_then_reported_failed() -> Result<()> {
-    let Some(ns) = prepared("bp-fail").await? else {
+    let Some((ns, operator)) = ready_batch("bp-fail", "registry.example/batch-fail:1.2.0").await?
+    else {
         return Ok(());
     };
-    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
-    ns.create_sample(BATCH_PROCESSOR, SEED, |b| {
-        small(b, "registry.example/batch-fail:1.2.0");
-    })
-    .await?;
-    ns.status_until(
-        BATCH_PROCESSOR,
-        SEED,
-        "Ready",
-        Duration::from_secs(60),
-        |s| is_true(s, "Ready"),
-    )
-    .await?;
     run_now(&ns, "e2e-fail").await?;
     let first = run_now_job_name(SEED, "e2e-fail");
     let retry = retry_job_name(&first, 2);

@@ -174,15 +174,12 @@ async fn the_seed_example_converges_takes_updates_repairs_drift_goes_quiet_and_d
         || async { Ok(services.get_opt(SEED).await?.is_none().then_some(())) },
     )
     .await?;
-    let deployments: Api<Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
-    until(
-        "children garbage-collected",
+    ns.until_none_left(
+        &[
+            ("apps", "v1", "Deployment", "deployments"),
+            ("", "v1", "Service", "services"),
+        ],
         Duration::from_secs(60),
-        || async {
-            let left = deployments.list(&Default::default()).await?.items.len()
-                + svc.list(&Default::default()).await?.items.len();
-            Ok((left == 0).then_some(()))
-        },
     )
     .await?;
     operator.assert_no_rbac_denials()?;

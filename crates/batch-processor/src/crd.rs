@@ -394,24 +394,7 @@ pub struct BatchProcessorStatus {
     pub observed_generation: Option<i64>,
 }
 
-impl operator_core::status::ReportedStatus for BatchProcessorStatus {
-    type Phase = Phase;
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-    fn phase(&self) -> Option<Phase> {
-        self.phase
-    }
-    fn set_phase(&mut self, phase: Option<Phase>) {
-        self.phase = phase;
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-}
+operator_core::reported_status!(BatchProcessorStatus, Phase);
 
 impl BatchProcessorSpec {
     /// Whether the batch's run metrics are exported (on unless `monitoring.enabled: false`).

@@ -61,7 +61,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
         converged: is_ready,
     }],
     crds: || vec![BatchProcessor::crd()],
-    controllers: |rt| controllers(rt, Options::default()),
+    controllers: |rt| controllers(rt, operator_core::system_clock()),
     bench: BenchWorkload {
         namespace: "payments",
         resource: |i| {
@@ -91,26 +91,6 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     },
 };
 
-/// How the controller is built; tests move the clock.
-#[derive(Clone)]
-pub struct Options {
-    pub now: Clock,
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options").finish_non_exhaustive()
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            now: operator_core::system_clock(),
-        }
-    }
-}
-
 /// The child kinds of a BatchProcessor, declared once. The operator's own Jobs (retries,
 /// run-now) are never pruned by a pass — the history limits delete them — and the
 /// PrometheusRule exists only where the Prometheus Operator is installed.
@@ -123,8 +103,9 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 }
 
 /// The controller for `BatchProcessor`: its CronJob and Jobs as children, and every Job of a
-/// batch (the CronJob's ones too, found by the batch label) in a cache of their status.
-pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
+/// batch (the CronJob's ones too, found by the batch label) in a cache of their status. `now`
+/// is the clock (tests move it past a retry's backoff).
+pub fn controllers(rt: &Runtime, now: Clock) -> Vec<BoxFuture<'static, ()>> {
     let client = rt.client();
     let (children, watches) = child_kinds(rt);
     let jobs_api: Api<Job> = match rt.namespace() {
@@ -145,7 +126,7 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
         jobs,
         defaults: rt.config().workloads.clone(),
         metrics: BatchMetrics::register(rt.metrics()),
-        now: options.now,
+        now,
     };
     let controller = rt
         .controller::<BatchProcessor, _>(rt.context(IDENTITY, operator).with_children(children))

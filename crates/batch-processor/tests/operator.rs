@@ -20,12 +20,7 @@ fn suspended(h: &Harness, name: &str) -> bool {
 
 #[tokio::test]
 async fn the_seed_batch_gets_its_cron_job_and_is_ready() -> Result<()> {
-    let h = start().await?;
-    h.create_batch(seed()?).await?;
-    h.eventually("Ready", |h| {
-        condition(&h.status(SEED), "Ready")["status"] == "True"
-    })
-    .await?;
+    let h = start_with(seed()?).await?;
     let cron = cron_job(&h, SEED);
     assert_eq!(cron["spec"]["schedule"], "0 2 * * *");
     assert_eq!(cron["spec"]["suspend"], false);
@@ -44,14 +39,9 @@ async fn the_seed_batch_gets_its_cron_job_and_is_ready() -> Result<()> {
 
 #[tokio::test]
 async fn a_successful_run_fills_last_run_from_the_workers_reports() -> Result<()> {
-    let h = start().await?;
+    let h = start_with(seed()?).await?;
     h.workloads
         .set_default_termination_messages(vec![counts(1000, 998, 2)]);
-    h.create_batch(seed()?).await?;
-    h.eventually("Ready", |h| {
-        condition(&h.status(SEED), "Ready")["status"] == "True"
-    })
-    .await?;
     let job = h.trigger(SEED)?;
     h.eventually("the run recorded", |h| {
         last_run(h, SEED)["job"] == job.as_str()
@@ -82,17 +72,12 @@ async fn a_successful_run_fills_last_run_from_the_workers_reports() -> Result<()
 
 #[tokio::test]
 async fn a_run_over_the_threshold_is_retried_with_backoff_then_failed() -> Result<()> {
-    let h = start().await?;
+    let mut batch = seed()?;
+    batch["spec"]["retry"] = json!({"maxAttempts": 1, "backoffLimit": 0, "backoffSeconds": 60});
+    let h = start_with(batch).await?;
     // 10% of the payments fail: over the default 1%, although every worker exits 0.
     h.workloads
         .set_default_termination_messages(vec![counts(100, 90, 10)]);
-    let mut batch = seed()?;
-    batch["spec"]["retry"] = json!({"maxAttempts": 1, "backoffLimit": 0, "backoffSeconds": 60});
-    h.create_batch(batch).await?;
-    h.eventually("Ready", |h| {
-        condition(&h.status(SEED), "Ready")["status"] == "True"
-    })
-    .await?;
     let run = h.trigger(SEED)?;
     h.eventually("a retry pending", |h| {
         !h.status(SEED)["pendingRetry"].is_null()
@@ -152,14 +137,9 @@ async fn a_run_over_the_threshold_is_retried_with_backoff_then_failed() -> Resul
 
 #[tokio::test]
 async fn run_now_starts_exactly_one_run_per_value_and_never_overlaps() -> Result<()> {
-    let h = start().await?;
+    let h = start_with(seed()?).await?;
     h.workloads
         .set_default_termination_messages(vec![counts(5, 5, 0)]);
-    h.create_batch(seed()?).await?;
-    h.eventually("Ready", |h| {
-        condition(&h.status(SEED), "Ready")["status"] == "True"
-    })
-    .await?;
 
     h.run_now(SEED, "incident-42").await?;
     let first = run_now_job_name(SEED, "incident-42");
@@ -208,19 +188,14 @@ async fn run_now_starts_exactly_one_run_per_value_and_never_overlaps() -> Result
 
 #[tokio::test]
 async fn a_malformed_report_is_reported_with_the_pod_not_fatal() -> Result<()> {
-    let h = start().await?;
+    let mut batch = seed()?;
+    batch["spec"]["parallelism"] = json!(2);
+    batch["spec"]["retry"] = json!({"maxAttempts": 0});
+    let h = start_with(batch).await?;
     h.workloads.set_default_termination_messages(vec![
         counts(10, 10, 0),
         "Traceback (most recent call last): sftp timeout".into(),
     ]);
-    let mut batch = seed()?;
-    batch["spec"]["parallelism"] = json!(2);
-    batch["spec"]["retry"] = json!({"maxAttempts": 0});
-    h.create_batch(batch).await?;
-    h.eventually("Ready", |h| {
-        condition(&h.status(SEED), "Ready")["status"] == "True"
-    })
-    .await?;
     let job = h.trigger(SEED)?;
     h.eventually("the run recorded", |h| {
         last_run(h, SEED)["job"] == job.as_str()
@@ -251,17 +226,12 @@ async fn a_malformed_report_is_reported_with_the_pod_not_fatal() -> Result<()> {
 
 #[tokio::test]
 async fn history_beyond_the_limits_is_deleted_with_its_pods() -> Result<()> {
-    let h = start().await?;
-    h.workloads
-        .set_default_termination_messages(vec![counts(1, 1, 0)]);
     let mut batch = seed()?;
     batch["spec"]["parallelism"] = json!(1);
     batch["spec"]["successfulJobsHistoryLimit"] = json!(1);
-    h.create_batch(batch).await?;
-    h.eventually("Ready", |h| {
-        condition(&h.status(SEED), "Ready")["status"] == "True"
-    })
-    .await?;
+    let h = start_with(batch).await?;
+    h.workloads
+        .set_default_termination_messages(vec![counts(1, 1, 0)]);
     for i in 0..4 {
         let value = format!("rerun-{i}");
         h.run_now(SEED, &value).await?;
@@ -284,15 +254,10 @@ async fn history_beyond_the_limits_is_deleted_with_its_pods() -> Result<()> {
 
 #[tokio::test]
 async fn suspend_holds_the_schedule_and_keeps_the_active_run() -> Result<()> {
-    let h = start().await?;
+    let h = start_with(seed()?).await?;
     h.workloads
         .set_default_termination_messages(vec![counts(3, 3, 0)]);
     h.workloads.set_default_job_outcome(JobOutcome::Hold);
-    h.create_batch(seed()?).await?;
-    h.eventually("Ready", |h| {
-        condition(&h.status(SEED), "Ready")["status"] == "True"
-    })
-    .await?;
     let job = h.trigger(SEED)?;
     h.eventually("running", |h| h.status(SEED)["phase"] == "Running")
         .await?;
@@ -361,17 +326,12 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_applied() -> Resu
 /// limits and the status holds one run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_finished_runs_leave_flat_state() -> Result<()> {
-    let h = start().await?;
-    h.workloads
-        .set_default_termination_messages(vec![counts(1, 1, 0)]);
     let mut batch = seed()?;
     batch["spec"]["parallelism"] = json!(1);
     batch["spec"]["successfulJobsHistoryLimit"] = json!(2);
-    h.create_batch(batch).await?;
-    h.eventually("Ready", |h| {
-        condition(&h.status(SEED), "Ready")["status"] == "True"
-    })
-    .await?;
+    let h = start_with(batch).await?;
+    h.workloads
+        .set_default_termination_messages(vec![counts(1, 1, 0)]);
     for i in 0..1000 {
         let value = format!("run-{i}");
         h.run_now(SEED, &value).await?;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::conditions::{ConditionStatus, Observed, Reason, set_condition};
@@ -25,6 +25,37 @@ pub trait ReportedStatus: Clone + Default {
     fn phase(&self) -> Option<Self::Phase>;
     fn set_phase(&mut self, phase: Option<Self::Phase>);
     fn set_observed_generation(&mut self, generation: Option<i64>);
+}
+
+/// Implements [`ReportedStatus`] for an operator's status struct with the fields every
+/// operator's status has: `conditions: Vec<Condition>`, `phase: Option<Phase>` and
+/// `observed_generation: Option<i64>`.
+///
+/// ```ignore
+/// operator_core::reported_status!(BatchProcessorStatus, Phase);
+/// ```
+#[macro_export]
+macro_rules! reported_status {
+    ($status:ty, $phase:ty) => {
+        impl $crate::status::ReportedStatus for $status {
+            type Phase = $phase;
+            fn conditions(&self) -> &[$crate::status::Condition] {
+                &self.conditions
+            }
+            fn conditions_mut(&mut self) -> &mut Vec<$crate::status::Condition> {
+                &mut self.conditions
+            }
+            fn phase(&self) -> Option<$phase> {
+                self.phase
+            }
+            fn set_phase(&mut self, phase: Option<$phase>) {
+                self.phase = phase;
+            }
+            fn set_observed_generation(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+        }
+    };
 }
 
 /// The status of a spec the operator cannot realise (an invalid field, a missing reference):
@@ -194,27 +225,10 @@ mod tests {
     struct Reported {
         phase: Option<&'static str>,
         conditions: Vec<Condition>,
-        observed: Option<i64>,
+        observed_generation: Option<i64>,
     }
 
-    impl ReportedStatus for Reported {
-        type Phase = &'static str;
-        fn conditions(&self) -> &[Condition] {
-            &self.conditions
-        }
-        fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-            &mut self.conditions
-        }
-        fn phase(&self) -> Option<&'static str> {
-            self.phase
-        }
-        fn set_phase(&mut self, phase: Option<&'static str>) {
-            self.phase = phase;
-        }
-        fn set_observed_generation(&mut self, generation: Option<i64>) {
-            self.observed = generation;
-        }
-    }
+    crate::reported_status!(Reported, &'static str);
 
     fn invalid() -> Error {
         Error::invalid_spec(vec![FieldError::new("spec.replicas", "must be at least 1")])
@@ -225,7 +239,7 @@ mod tests {
     fn a_refused_spec_keeps_the_last_good_phase_and_says_so() {
         let running = Reported {
             phase: Some("Running"),
-            observed: Some(3),
+            observed_generation: Some(3),
             ..Reported::default()
         };
         let kept = refused(
@@ -236,7 +250,7 @@ mod tests {
             Timestamp::UNIX_EPOCH,
         );
         assert_eq!(kept.phase, Some("Running"));
-        assert_eq!(kept.observed, Some(4));
+        assert_eq!(kept.observed_generation, Some(4));
         let ready = &kept.conditions[0];
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),

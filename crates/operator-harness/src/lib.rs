@@ -242,6 +242,16 @@ pub async fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool)
     }
 }
 
+/// The seed sample `deploy/samples/<name>.yaml`, as users apply it.
+pub fn sample<T: serde::de::DeserializeOwned>(name: &str) -> Result<T> {
+    let path = format!(
+        "{}/../../deploy/samples/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    Ok(serde_yaml::from_str(&text)?)
+}
+
 /// The condition of `type_` in a status (as JSON); `null` when it is not set.
 pub fn condition(status: &Value, type_: &str) -> Value {
     status["conditions"]

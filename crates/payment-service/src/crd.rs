@@ -558,24 +558,7 @@ pub struct CleanupReport {
     pub completed_at: Time,
 }
 
-impl operator_core::status::ReportedStatus for PaymentServiceStatus {
-    type Phase = Phase;
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-    fn phase(&self) -> Option<Phase> {
-        self.phase
-    }
-    fn set_phase(&mut self, phase: Option<Phase>) {
-        self.phase = phase;
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-}
+operator_core::reported_status!(PaymentServiceStatus, Phase);
 
 impl PaymentServiceStatus {
     /// The version serving traffic, once one has been available.

@@ -199,24 +199,7 @@ pub struct RiskHalt {
     pub since: Time,
 }
 
-impl operator_core::status::ReportedStatus for TradingAlgorithmStatus {
-    type Phase = Phase;
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-    fn phase(&self) -> Option<Phase> {
-        self.phase
-    }
-    fn set_phase(&mut self, phase: Option<Phase>) {
-        self.phase = phase;
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-}
+operator_core::reported_status!(TradingAlgorithmStatus, Phase);
 
 /// The audit record of an algorithm that was deleted: its last reported figures, written to
 /// status (and the operator's log) before the finalizer goes.

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use anyhow::{Context as _, Result};
+use batch_processor::controllers;
 use batch_processor::crd::BatchProcessor;
-use batch_processor::{Options, controllers};
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use operator_core::descriptor::ChildRef;
@@ -19,7 +19,7 @@ pub const NS: &str = "payments";
 pub const SEED: &str = "daily-payment-batch";
 
 pub fn cluster() -> HarnessBuilder {
-    Harness::builder(|rt, now| controllers(rt, Options { now }))
+    Harness::builder(controllers)
         .crd(BatchProcessor::crd())
         .namespace(NS)
 }
@@ -36,13 +36,22 @@ pub fn counts(processed: i64, succeeded: i64, failed: i64) -> String {
 
 /// The seed's batch as a value, to change before creating it.
 pub fn seed() -> Result<Value> {
-    let path = format!(
-        "{}/../../deploy/samples/{SEED}.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    Ok(serde_yaml::from_str(
-        &std::fs::read_to_string(&path).context(path)?,
-    )?)
+    operator_harness::sample(SEED)
+}
+
+/// A running operator with `batch` created and Ready.
+pub async fn start_with(batch: Value) -> Result<Harness> {
+    let h = start().await?;
+    let name = batch["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    h.create_batch(batch).await?;
+    h.eventually("Ready", |h| {
+        condition(&h.status(&name), "Ready")["status"] == "True"
+    })
+    .await?;
+    Ok(h)
 }
 
 /// The BatchProcessor view of a harness.

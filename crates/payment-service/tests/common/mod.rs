@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use k8s_openapi::api::core::v1::Secret;
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -69,13 +69,7 @@ pub async fn create_tls_secret(client: &kube::Client) -> Result<()> {
 
 /// The seed's example from deploy/samples.
 pub fn seed_sample() -> Result<PaymentService> {
-    let path = format!(
-        "{}/../../deploy/samples/{SEED}.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    Ok(serde_yaml::from_str(
-        &std::fs::read_to_string(&path).context(path)?,
-    )?)
+    operator_harness::sample(SEED)
 }
 
 /// The seed's example with `edit` applied to its spec (as JSON).

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -74,12 +74,7 @@ impl Trading for Harness {
     }
 
     async fn create(&self, sample: &str) -> Result<TradingAlgorithm> {
-        let path = format!(
-            "{}/../../deploy/samples/{sample}.yaml",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let ta: TradingAlgorithm =
-            serde_yaml::from_str(&std::fs::read_to_string(&path).context(path)?)?;
+        let ta: TradingAlgorithm = operator_harness::sample(sample)?;
         Ok(self
             .algorithms()
             .create(&PostParams::default(), &ta)
