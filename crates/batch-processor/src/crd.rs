@@ -56,7 +56,7 @@ use serde::{Deserialize, Serialize};
 pub struct BatchProcessorSpec {
     /// When the batch runs: a five-field cron schedule (`0 2 * * *`: 2 AM daily) or a macro
     /// such as `@daily`, in `timeZone`.
-    #[schemars(length(min = 1, max = 100))]
+    #[schemars(length(min = 1, max = 100), regex(pattern = operator_core::validation::CRON_PATTERN))]
     pub schedule: String,
     /// The batch image; it follows the contract in docs/batch-processor.md (settings as env,
     /// counts as its termination message).

@@ -300,6 +300,17 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_applied() -> Resu
         "{refused:?}"
     );
 
+    // A schedule that is not five fields: refused at admission, the field named.
+    let mut daily = seed()?;
+    daily["spec"]["schedule"] = json!("daily at two");
+    let refused = h.create_batch(daily).await.err().map(|e| e.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("spec.schedule")),
+        "{refused:?}"
+    );
+
     // A schedule the schema cannot check: refused by the operator, field named.
     let mut bad = seed()?;
     bad["spec"]["schedule"] = json!("61 2 * * *");

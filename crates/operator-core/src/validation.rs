@@ -161,6 +161,10 @@ pub fn time_zone(value: &str) -> Result<(), String> {
     }
 }
 
+/// A five-field cron schedule or a `@` macro, as the CronJob controller accepts: the CRD
+/// schema's first check (the API server names the field); [`cron_schedule`] parses it.
+pub const CRON_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9*/,?LW#A-Za-z-]+( +[0-9*/,?LW#A-Za-z-]+){4})$";
+
 /// The five fields of a cron schedule, with what each allows.
 const CRON_FIELDS: [(&str, &str); 5] = [
     ("minute", "0-59"),

@@ -16,9 +16,6 @@ pub const MAX_CANARY_STEPS: usize = 10;
 /// A label value: `version` is a pod label, so it has to be one.
 const LABEL_VALUE: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
 
-/// A five-field cron schedule or a `@` macro, as the CronJob controller accepts.
-pub const CRON_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9*/,?LW#A-Za-z-]+( +[0-9*/,?LW#A-Za-z-]+){4})$";
-
 /// A duration in one unit: `30s`, `5m`, `1h`.
 pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h)$";
 
@@ -387,7 +384,7 @@ pub struct Backup {
     /// Cron schedule. Default `0 2 * * *`, in the time zone of the cluster's
     /// controller-manager (UTC on most clusters) unless `timeZone` names one.
     #[serde(default = "default_schedule")]
-    #[schemars(regex(pattern = CRON_PATTERN))]
+    #[schemars(regex(pattern = operator_core::validation::CRON_PATTERN))]
     pub schedule: String,
     /// IANA time zone of the schedule (e.g. `Europe/London`); set on the CronJob only when
     /// given (CronJob `timeZone` needs Kubernetes 1.25 or later).
