@@ -210,6 +210,17 @@ fn config_hash(job: &JobSpec) -> String {
     operator_core::apply::short_digest([bytes.as_slice()])
 }
 
+/// How late a scheduled run may still start: one schedule period (at least a minute). A run
+/// the hold made the CronJob miss starts when the hold ends, if that is within a period; an
+/// unbounded window would let a long hold pile up more than the 100 missed times after which
+/// the CronJob controller stops scheduling altogether.
+pub fn starting_deadline_seconds(bp: &BatchProcessor) -> i64 {
+    super::alerts::schedule_period(&bp.spec.schedule, bp.spec.time_zone.as_deref())
+        .and_then(|p| i64::try_from(p.as_secs()).ok())
+        .unwrap_or(86_400)
+        .max(60)
+}
+
 /// The CronJob `<name>`; `hold` suspends it while the operator's own Job runs or waits to
 /// (and with `spec.suspend`).
 pub fn desired_cron_job(bp: &BatchProcessor, defaults: &WorkloadDefaults, hold: bool) -> CronJob {
@@ -226,6 +237,7 @@ pub fn desired_cron_job(bp: &BatchProcessor, defaults: &WorkloadDefaults, hold: 
             // Only when the spec names one: a server before 1.25 refuses the field.
             time_zone: spec.time_zone.clone(),
             suspend: Some(hold),
+            starting_deadline_seconds: Some(starting_deadline_seconds(bp)),
             concurrency_policy: Some(spec.concurrency_policy.as_str().into()),
             successful_jobs_history_limit: Some(spec.successful_jobs_history_limit),
             failed_jobs_history_limit: Some(spec.failed_jobs_history_limit),
@@ -236,7 +248,6 @@ pub fn desired_cron_job(bp: &BatchProcessor, defaults: &WorkloadDefaults, hold: 
                 }),
                 spec: Some(job),
             },
-            ..CronJobSpec::default()
         }),
         status: None,
     }

@@ -35,6 +35,11 @@ fn the_cron_job_runs_the_seeds_batch_as_specified() {
     assert_eq!(spec.successful_jobs_history_limit, Some(3));
     assert_eq!(spec.failed_jobs_history_limit, Some(10));
     assert_eq!(spec.time_zone, None, "sent only when the spec names one");
+    assert_eq!(
+        spec.starting_deadline_seconds,
+        Some(86_400),
+        "one period of a daily batch"
+    );
     let job = spec.job_template.spec.clone().unwrap_or_default();
     assert_eq!(job.completion_mode.as_deref(), Some("Indexed"));
     assert_eq!((job.completions, job.parallelism), (Some(10), Some(10)));
@@ -103,6 +108,17 @@ fn the_cron_job_runs_the_seeds_batch_as_specified() {
         .and_then(|m| m.annotations)
         .unwrap_or_default();
     assert_eq!(annotations.get(CONFIG_HASH).map(String::len), Some(16));
+}
+
+#[test]
+fn a_held_run_may_start_late_by_one_period_at_least_a_minute() {
+    let mut bp = seed();
+    bp.spec.schedule = "*/15 * * * *".into();
+    assert_eq!(starting_deadline_seconds(&bp), 900);
+    bp.spec.schedule = "* * * * *".into();
+    assert_eq!(starting_deadline_seconds(&bp), 60);
+    bp.spec.schedule = "0 2 * * MON-FRI".into();
+    assert_eq!(starting_deadline_seconds(&bp), 3 * 86_400);
 }
 
 #[test]
