@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-use crate::crd::{BatchProcessor, LastRun};
+use crate::crd::{BatchProcessor, BatchProcessorStatus, RunStatus};
 use crate::runs::Outcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,8 +94,9 @@ impl BatchMetrics {
         self.runs.get_or_create(&ResultLabels { result }).inc();
     }
 
-    /// Sets the batch's gauges from its status; none when `monitoring.enabled` is false.
-    pub fn observe(&self, bp: &BatchProcessor, last_run: Option<&LastRun>, final_failure: bool) {
+    /// Sets the batch's gauges from the status just written; none when `monitoring.enabled`
+    /// is false. A run counts as failed once no attempt of it is left (none waits or runs).
+    pub fn observe(&self, bp: &BatchProcessor, status: &BatchProcessorStatus) {
         let (namespace, name) = (bp.namespace().unwrap_or_default(), bp.name_any());
         if !bp.spec.metrics_enabled() {
             self.forget(&namespace, &name);
@@ -105,15 +106,15 @@ impl BatchMetrics {
             namespace: namespace.clone(),
             name: name.clone(),
         };
-        if let Some(t) = bp
-            .status
-            .as_ref()
-            .and_then(|s| s.last_schedule_time.as_ref())
-        {
+        if let Some(t) = &status.last_schedule_time {
             self.last_schedule
                 .get_or_create(&labels)
                 .set(t.0.as_second());
         }
+        let last_run = status.last_run.as_ref();
+        let final_failure = last_run.is_some_and(|r| r.status == RunStatus::Failed)
+            && status.pending_retry.is_none()
+            && status.active_run.is_none();
         self.failed
             .get_or_create(&labels)
             .set(i64::from(final_failure));

@@ -215,16 +215,7 @@ pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
     ctx.write_status(&*bp, &status).await?;
     mark_recorded(&bp, &ctx, runs::to_mark(&plan, &jobs)).await?;
 
-    let mut observed = (*bp).clone();
-    observed.status = Some(status);
-    let final_failure = plan
-        .last_run
-        .as_ref()
-        .is_some_and(|r| r.status == RunStatus::Failed)
-        && plan.pending_retry.is_none()
-        && plan.active_run.is_none();
-    op.metrics
-        .observe(&observed, plan.last_run.as_ref(), final_failure);
+    op.metrics.observe(&bp, &status);
     if let Some((_, outcome)) = &plan.recorded {
         op.metrics.recorded(outcome);
     }

@@ -23,24 +23,32 @@ pub fn alerts_name(batch: &str) -> String {
     format!("{batch}-alerts")
 }
 
-/// The longest gap between two runs of `schedule` in `time_zone` (UTC when not set), over the
-/// sixty runs after a fixed day, so the builder stays pure. `None` for a schedule that does not
-/// parse (validation refuses it first).
+/// The longest gap between two runs of `schedule` in `time_zone` (UTC when not set), over
+/// its runs from a fixed day (so the builder stays pure) until sixty runs or a year have
+/// passed: enough for any weekly, monthly or yearly pattern, and cheap enough for every
+/// reconcile. `None` for a schedule that does not parse (validation refuses it first).
 pub fn schedule_period(schedule: &str, time_zone: Option<&str>) -> Option<Duration> {
+    const YEAR: Duration = Duration::from_secs(366 * 86_400);
     let cron: croner::Cron = schedule.trim().parse().ok()?;
     let zone = time_zone
         .and_then(|z| TimeZone::get(z).ok())
         .unwrap_or(TimeZone::UTC);
     let start = Timestamp::from_second(1_767_225_600).ok()?.to_zoned(zone); // 2026-01-01
-    let fires: Vec<Timestamp> = cron
-        .iter_after(start)
-        .take(60)
-        .map(|z| z.timestamp())
-        .collect();
-    fires
-        .windows(2)
-        .filter_map(|w| Duration::try_from(w[0].duration_until(w[1])).ok())
-        .max()
+    let mut previous: Option<Timestamp> = None;
+    let mut longest: Option<Duration> = None;
+    let mut span = Duration::ZERO;
+    for fire in cron.iter_after(start).take(60).map(|z| z.timestamp()) {
+        if let Some(before) = previous {
+            let gap = Duration::try_from(before.duration_until(fire)).ok()?;
+            longest = longest.max(Some(gap));
+            span += gap;
+            if span > YEAR {
+                break;
+            }
+        }
+        previous = Some(fire);
+    }
+    longest
 }
 
 pub fn desired_alerts(

@@ -25,14 +25,12 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use kube::core::{ApiResource, DynamicObject, NamespaceResourceScope, ObjectMeta};
+use kube::core::{ApiResource, DynamicObject, ObjectMeta};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use super::{Changes, Children, Foreign, OperatorIdentity};
+use super::{Changes, ChildObject, Children, Foreign, OperatorIdentity};
 use crate::error::{Error, Result};
 
 /// Whether a pass deletes this owner's children of a kind that it did not apply.
@@ -73,14 +71,7 @@ struct Declared<K: Resource<DynamicType = ()> + 'static> {
 
 impl<K> DeclaredKind for Declared<K>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: ChildObject,
 {
     fn kind(&self) -> String {
         K::kind(&()).into_owned()
@@ -229,14 +220,7 @@ impl ChildKindsBuilder {
     #[must_use]
     pub fn kind<K>(mut self, prune: Prune) -> Self
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Serialize
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
+        K: ChildObject,
     {
         let (children, watch) = Children::<K>::watched(
             self.client.clone(),
@@ -276,14 +260,7 @@ impl ChildKindsBuilder {
     #[must_use]
     pub fn optional_kind<K>(mut self) -> Self
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Serialize
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
+        K: ChildObject,
     {
         self.kinds.push(Arc::new(Declared {
             children: Children::<K>::uncached(self.client.clone(), self.identity),
@@ -392,14 +369,7 @@ impl<O: Resource<DynamicType = ()>> ChildPass<'_, O> {
     /// Applies one desired child (see [`Children::apply_noted`]); it is kept from prune.
     pub async fn apply<K>(&mut self, desired: K) -> Result<()>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Serialize
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
+        K: ChildObject,
     {
         self.apply_with(desired, Foreign::Conflict).await
     }
@@ -408,14 +378,7 @@ impl<O: Resource<DynamicType = ()>> ChildPass<'_, O> {
     /// does not control means.
     pub async fn apply_with<K>(&mut self, desired: K, foreign: Foreign) -> Result<()>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Serialize
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
+        K: ChildObject,
     {
         if let Some(name) = desired.meta().name.clone() {
             self.keep::<K>(name);

@@ -55,6 +55,32 @@ mod kinds;
 mod ownership;
 
 pub use kinds::{ChildKinds, ChildPass, ChildWatches, Prune};
+
+/// A namespaced kind an operator applies, caches and prunes as a child: what every apply
+/// function asks of its type, named once.
+pub trait ChildObject:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Serialize
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> ChildObject for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
 use ownership::{Holder, compact_managed_fields, contains_all, holder_of, owned_fields_digest};
 
 /// Annotation on every child: the hash of the desired object last applied.
@@ -248,14 +274,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Debug for Children<K> {
 
 impl<K> Children<K>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: ChildObject,
 {
     /// Children backed by a metadata cache of this operator's children of kind `K` (in
     /// `namespace`, or everywhere). The cache fills once the returned watch is polled.
