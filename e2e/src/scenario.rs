@@ -37,6 +37,13 @@ pub const TRADING_ALGORITHM: Kind = Kind {
     plural: "tradingalgorithms",
 };
 
+pub const CLEARING_ADAPTER: Kind = Kind {
+    group: "payments.io",
+    version: "v1",
+    kind: "ClearingAdapter",
+    plural: "clearingadapters",
+};
+
 pub const BATCH_PROCESSOR: Kind = Kind {
     group: "payments.io",
     version: "v1",

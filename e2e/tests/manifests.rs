@@ -10,10 +10,11 @@ use operator_core::OperatorDescriptor;
 use serde_json::Value;
 
 /// The operators whose overlays deploy/ holds.
-const OPERATORS: [&OperatorDescriptor; 3] = [
+const OPERATORS: [&OperatorDescriptor; 4] = [
     &payment_service::OPERATOR,
     &trading_algorithm::OPERATOR,
     &batch_processor::OPERATOR,
+    &clearing_adapter::OPERATOR,
 ];
 
 /// What each operator must be able to do: the verbs on its own resources (`patch` where it
@@ -345,6 +346,11 @@ fn every_alert_reads_exported_metrics_and_links_its_runbook() -> Result<()> {
         ("batch-processor", {
             let m = Metrics::new();
             batch_processor::metrics::BatchMetrics::register(&m);
+            m
+        }),
+        ("clearing-adapter", {
+            let m = Metrics::new();
+            clearing_adapter::metrics::AdapterMetrics::register(&m);
             m
         }),
     ] {

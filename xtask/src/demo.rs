@@ -36,6 +36,18 @@ type: kubernetes.io/tls
 stringData: {tls.crt: placeholder, tls.key: placeholder}
 ";
 
+/// Stands in for the platform's Secrets: the ones the ClearingAdapter sample references (its
+/// partners' CA bundles, client certificate, credentials and encryption key). Placeholders:
+/// nothing on the in-memory server reads them, and the demo's operator sends no partner check.
+const SAMPLE_ADAPTER_SECRETS: &[(&str, &[&str])] = &[
+    ("acme-bank-ca", &["ca.crt"]),
+    ("acme-bank-client-tls", &["tls.crt", "tls.key"]),
+    ("acme-bank-credentials", &["token"]),
+    ("globex-clearing-ca", &["ca.crt"]),
+    ("globex-clearing-credentials", &["api-key"]),
+    ("card-clearing-encryption", &["key"]),
+];
+
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Operators(Vec<Child>);
@@ -78,7 +90,16 @@ fn start_operators(root: &Path, kubeconfig: &Path, serve: bool) -> Result<Operat
         } else {
             ("0".to_string(), "0".to_string())
         };
-        let child = Command::new(target.join("debug").join(binary))
+        let mut command = Command::new(target.join("debug").join(binary));
+        if !operator.demo_settings.is_empty() {
+            // The operator's section of a config file, for what the demo cannot do.
+            let config = logs.join(format!("{binary}.yaml"));
+            let section = operator.binary.config_section;
+            let settings = operator.demo_settings.replace('\n', "\n  ");
+            std::fs::write(&config, format!("{section}:\n  {settings}\n"))?;
+            command.arg(format!("--config={}", config.display()));
+        }
+        let child = command
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
             .args([
@@ -147,6 +168,16 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     server
         .create_from_yaml(SAMPLE_TLS_SECRET)
         .map_err(|e| anyhow::anyhow!("creating the sample TLS Secret: {e:?}"))?;
+    for (name, keys) in SAMPLE_ADAPTER_SECRETS {
+        let data: Vec<String> = keys.iter().map(|k| format!("{k}: placeholder")).collect();
+        let secret = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: payments}}\nstringData: {{{}}}\n",
+            data.join(", ")
+        );
+        server
+            .create_from_yaml(&secret)
+            .map_err(|e| anyhow::anyhow!("creating the sample Secret {name}: {e:?}"))?;
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let target =

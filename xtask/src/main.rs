@@ -25,6 +25,7 @@ pub const OPERATORS: &[OperatorDescriptor] = &[
     payment_service::OPERATOR,
     trading_algorithm::OPERATOR,
     batch_processor::OPERATOR,
+    clearing_adapter::OPERATOR,
 ];
 
 const USAGE: &str = "usage: cargo xtask crds [--check] | demo [--serve] | bench | e2e [--local]";

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use batch_processor::crd::BatchProcessor;
+use clearing_adapter::crd::ClearingAdapter;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
@@ -187,8 +188,63 @@ async fn reconcile_payment(
     Ok(Action::requeue(RESYNC))
 }
 
-/// Runs the naive controller for `operator` (`trading-algorithm`, `payment-service` or
-/// `batch-processor`).
+async fn reconcile_adapter(
+    ca: Arc<ClearingAdapter>,
+    client: Arc<kube::Client>,
+) -> Result<Action, Failed> {
+    use clearing_adapter::reconcile::{Checks, MonitorState, Workload, observed_status};
+    use clearing_adapter::resources::{Inputs, desired_children};
+    let ns = ca.namespace().unwrap_or_default();
+    let name = ca.name_any();
+    let status = Api::<Deployment>::namespaced((*client).clone(), &ns)
+        .get_opt(&name)
+        .await?
+        .and_then(|d| d.status)
+        .unwrap_or_default();
+    let workload = Workload {
+        exists: true,
+        current_replicas: status.replicas.unwrap_or_default(),
+        ready_replicas: status.ready_replicas.unwrap_or_default(),
+        ..Workload::default()
+    };
+    let now = Timestamp::now();
+    let previous = ca
+        .status
+        .as_ref()
+        .map(|s| s.banking_partner_status.clone())
+        .unwrap_or_default();
+    let plan = clearing_adapter::partners::plan(&ca.spec, &previous, None, now);
+    let inputs = Inputs {
+        weights: plan.weights(),
+        ..Inputs::default()
+    };
+    let children = desired_children(
+        &ca,
+        &inputs,
+        &WorkloadDefaults::default(),
+        clearing_adapter::FALLBACK_IMAGE,
+    );
+    replace(&client, &*ca, children.config_map, keep_nothing).await?;
+    replace(&client, &*ca, children.deployment, keep_nothing).await?;
+    replace(&client, &*ca, children.service, keep_cluster_ip).await?;
+    replace(&client, &*ca, children.network_policy, keep_nothing).await?;
+    if let Some(pdb) = children.pdb {
+        replace(&client, &*ca, pdb, keep_nothing).await?;
+    }
+    let mut updated = (*ca).clone();
+    let checks = Checks {
+        enabled: false,
+        monitor: MonitorState::NotWanted,
+    };
+    updated.status = Some(observed_status(&ca, &plan, &workload, checks, now));
+    let api: Api<ClearingAdapter> = Api::namespaced((*client).clone(), &ns);
+    api.replace_status(&name, &PostParams::default(), &updated)
+        .await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Runs the naive controller for `operator` (`trading-algorithm`, `payment-service`,
+/// `batch-processor` or `clearing-adapter`).
 pub async fn run(operator: &str) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -226,6 +282,16 @@ pub async fn run(operator: &str) -> Result<()> {
                 watcher::Config::default(),
             )
             .run(reconcile_batch, retry_soon, Arc::new(client))
+            .for_each(|_| std::future::ready(()))
+            .await;
+        }
+        "clearing-adapter" => {
+            Controller::new(
+                Api::<ClearingAdapter>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .owns(deployments, watcher::Config::default())
+            .run(reconcile_adapter, retry_soon, Arc::new(client))
             .for_each(|_| std::future::ready(()))
             .await;
         }

@@ -62,6 +62,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![BatchProcessor::crd()],
     controllers: |rt| controllers(rt, operator_core::system_clock()),
+    demo_settings: "",
     bench: BenchWorkload {
         namespace: "payments",
         resource: |i| {

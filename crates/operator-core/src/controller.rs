@@ -285,7 +285,56 @@ impl<O> Context<O> {
         self.write_status(obj, &status).await?;
         Err(error)
     }
+
+    /// A Secret the spec names does not exist yet: a wait, not a failure. Nothing is deployed
+    /// (pods could not start without it), the status says which Secret (`waiting` is the
+    /// phase of a resource that never ran), one Warning event says so when the wait starts,
+    /// and the pass is repeated every [`SECRET_POLL`] until the Secret is there.
+    pub async fn wait_for_secret<K, S>(
+        &self,
+        obj: &K,
+        missing: crate::FieldError,
+        waiting: S::Phase,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> Result<Action, Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + kube::core::object::HasStatus<Status = S>,
+        S: crate::status::ReportedStatus + serde::Serialize + PartialEq,
+    {
+        let waiting_already = obj
+            .status()
+            .and_then(|s| crate::conditions::find(s.conditions(), "Ready"))
+            .is_some_and(|c| c.reason == "SecretMissing");
+        let status = crate::status::not_ready(
+            obj.status(),
+            crate::reason!("SecretMissing"),
+            missing.to_string(),
+            obj.meta().generation,
+            waiting,
+            now,
+        );
+        if !waiting_already {
+            self.events
+                .warning(
+                    obj,
+                    crate::reason!("SecretMissing"),
+                    "Wait",
+                    missing.to_string(),
+                )
+                .await;
+        }
+        self.write_status(obj, &status).await?;
+        Ok(Action::requeue(SECRET_POLL))
+    }
 }
+
+/// How often a resource waiting for a Secret looks again: the Secret is usually on its way
+/// (cert-manager issues it), so the wait ends within this of its arrival, not a resync later.
+pub const SECRET_POLL: Duration = Duration::from_secs(5);
 
 /// The namespace of a namespaced object read from the API server, which always sets it.
 pub fn namespace_of<K: Resource<Scope = NamespaceResourceScope>>(obj: &K) -> &str {

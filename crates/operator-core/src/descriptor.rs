@@ -23,6 +23,9 @@ pub struct OperatorDescriptor {
     pub crds: fn() -> Vec<CustomResourceDefinition>,
     /// Its controllers, as the binary runs them.
     pub controllers: fn(&Runtime) -> Vec<BoxFuture<'static, ()>>,
+    /// Its section of the config file in `cargo xtask demo` (YAML, empty for none): what
+    /// the in-memory demo cannot do (reach a sample's partners) is switched off here.
+    pub demo_settings: &'static str,
     /// The load `cargo xtask bench` puts on it.
     pub bench: BenchWorkload,
 }

@@ -139,6 +139,46 @@ pub fn https_url(value: &str) -> Result<(), String> {
     }
 }
 
+/// A Go duration as seed 001's CRD writes it (`30s`, `1m30s`, `250ms`, `1.5h`): the schema's
+/// pattern, so the API server names the field; [`go_duration`] reads it.
+pub const GO_DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+
+/// A Go duration ([`GO_DURATION_PATTERN`]): one or more number-and-unit pairs, summed.
+pub fn go_duration(value: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "must be a duration such as 30s, 1m30s or 250ms (units ns, us, ms, s, m, h), got {value:?}"
+        )
+    };
+    let mut rest = value;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
 /// A resource quantity (`500m`, `2Gi`, `1.5`).
 pub fn quantity(value: &str) -> Result<(), String> {
     if matches(&QUANTITY, value) {
@@ -242,6 +282,12 @@ mod tests {
         assert_eq!(https_url("https://bank.example:8443/health"), Ok(()));
         assert!(https_url("http://bank.example").is_err());
         assert!(https_url("https://").is_err());
+        assert_eq!(go_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(go_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(go_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert!(go_duration("30").is_err());
+        assert!(go_duration("").is_err());
+        assert!(go_duration("5d").is_err());
         assert_eq!(quantity("500m"), Ok(()));
         assert_eq!(quantity("2Gi"), Ok(()));
         assert!(quantity("2 GB").is_err());

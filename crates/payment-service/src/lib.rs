@@ -78,6 +78,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![PaymentService::crd()],
     controllers: |rt| controllers(rt, Options::default()),
+    demo_settings: "",
     bench: BenchWorkload {
         namespace: "payments",
         resource: |i| {

@@ -73,6 +73,7 @@ macro_rules! conformance_cases {
         $run!(watch_delivers_changes_from_a_resource_version);
         $run!(tables_for_kubectl_get_and_get_watch);
         $run!(deletion_preconditions_and_collections);
+        $run!(secret_string_data_is_stored_as_data);
     };
 }
 
@@ -1052,5 +1053,30 @@ pub async fn deletion_preconditions_and_collections(b: &Backend) -> Result<()> {
         cms.get_opt("p").await?.is_some(),
         "what the selector did not name stays"
     );
+    Ok(())
+}
+
+/// A Secret's `stringData` is written into `data` (base64, over a key of the same name) and
+/// never stored itself.
+pub async fn secret_string_data_is_stored_as_data(b: &Backend) -> Result<()> {
+    use k8s_openapi::api::core::v1::Secret;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "string-data"},
+        "data": {"kept": "eA==", "replaced": "eA=="},
+        "stringData": {"replaced": "new", "added": "placeholder"},
+    }))?;
+    let created = b
+        .api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+    ensure!(created.string_data.is_none(), "stringData is not stored");
+    let data = created.data.unwrap_or_default();
+    let text = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    };
+    ensure!(text("kept").as_deref() == Some("x"), "{data:?}");
+    ensure!(text("replaced").as_deref() == Some("new"), "{data:?}");
+    ensure!(text("added").as_deref() == Some("placeholder"), "{data:?}");
     Ok(())
 }

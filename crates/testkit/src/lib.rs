@@ -16,6 +16,7 @@ mod fieldpath;
 pub mod loopback;
 mod managed;
 mod openapi;
+pub mod partner;
 mod registry;
 mod rules;
 mod schema;

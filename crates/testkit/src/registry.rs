@@ -23,6 +23,8 @@ pub struct ResourceType {
     pub namespaced: bool,
     /// Whether `status` is a subresource (writes to the main resource ignore it).
     pub status_subresource: bool,
+    /// The `scale` subresource's paths, when the CRD declares one.
+    pub scale: Option<ScalePaths>,
     /// Whether objects keep a `metadata.generation`. A real server keeps one only for the
     /// kinds whose strategy sets it (workloads, PDBs, NetworkPolicies, CRDs and every custom
     /// resource); Services, ConfigMaps, ServiceAccounts, HPAs and most others have none.
@@ -34,6 +36,26 @@ pub struct ResourceType {
     pub short_names: Vec<String>,
     /// `(name, type, jsonPath)` of the columns `kubectl get` shows after NAME.
     pub printer_columns: Vec<(String, String, String)>,
+}
+
+/// Where a CRD's `scale` subresource reads and writes (`.spec.replicas`, `.status.replicas`,
+/// `.status.selector`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
+}
+
+impl ScalePaths {
+    fn of(scale: &Value) -> Option<Self> {
+        let path = |k: &str| scale[k].as_str().map(String::from);
+        Some(Self {
+            spec_replicas: path("specReplicasPath")?,
+            status_replicas: path("statusReplicasPath")?,
+            label_selector: path("labelSelectorPath"),
+        })
+    }
 }
 
 impl ResourceType {
@@ -103,6 +125,7 @@ fn builtin(
         plural: plural.into(),
         namespaced,
         status_subresource,
+        scale: None,
         generation,
         schema: None,
         lists: builtin_lists(),
@@ -274,6 +297,7 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
                 plural: plural.into(),
                 namespaced,
                 status_subresource: v["subresources"]["status"].is_object(),
+                scale: ScalePaths::of(&v["subresources"]["scale"]),
                 generation: true,
                 lists: crd_lists(&schema),
                 schema: (!schema.is_null()).then_some(schema),

@@ -187,6 +187,12 @@ fn resource_list(store: &Store, group: &str, version: &str) -> Value {
             "name": t.plural, "singularName": t.kind.to_lowercase(), "namespaced": t.namespaced,
             "kind": t.kind, "verbs": verbs, "shortNames": t.short_names,
         }));
+        if t.scale.is_some() {
+            resources.push(json!({
+                "name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
+            }));
+        }
         if t.status_subresource {
             resources.push(json!({
                 "name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced,
@@ -491,6 +497,11 @@ fn serve(
     let ns = target.namespace.as_deref().unwrap_or_default();
     let name = target.name.as_deref().unwrap_or_default();
     let sub = target.subresource.as_deref();
+    if sub == Some("scale")
+        && let Some(paths) = &rt.scale
+    {
+        return scale(shared, target, paths, verb, body, content_type, manager);
+    }
     if let Some(s) = sub
         && (s != "status" || !rt.status_subresource)
     {
@@ -609,6 +620,84 @@ fn serve(
         }
         Verb::Watch => Err(ApiError::method_not_allowed("watch is served as a stream")),
     }
+}
+
+/// The `autoscaling/v1` Scale of a custom resource, as its CRD's scale paths read it.
+fn scale_of(obj: &Value, paths: &crate::registry::ScalePaths) -> Value {
+    let meta = &obj["metadata"];
+    let replicas = |path: &str| at_path(obj, path).and_then(Value::as_i64).unwrap_or(0);
+    let mut status = json!({"replicas": replicas(&paths.status_replicas)});
+    if let Some(selector) = paths
+        .label_selector
+        .as_deref()
+        .and_then(|p| at_path(obj, p))
+        && selector.is_string()
+    {
+        status["selector"] = selector.clone();
+    }
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": replicas(&paths.spec_replicas)},
+        "status": status,
+    })
+}
+
+/// `GET`, `PUT` and `PATCH` of a custom resource's `scale` subresource: a write sets the
+/// resource's replicas path (and only it), with the writer as its field manager.
+fn scale(
+    shared: &Shared,
+    target: &Target,
+    paths: &crate::registry::ScalePaths,
+    verb: Verb,
+    body: &[u8],
+    content_type: &str,
+    manager: &str,
+) -> Result<(Value, bool), ApiError> {
+    let rt = &target.rt;
+    let ns = target.namespace.as_deref().unwrap_or_default();
+    let name = target.name.as_deref().unwrap_or_default();
+    let mut store = lock(&shared.store);
+    let current = scale_of(&store.get(rt, ns, name)?, paths);
+    let wanted = match verb {
+        Verb::Get => return Ok((current, false)),
+        Verb::Update => parse_body(body)?,
+        Verb::Patch => {
+            let patch = parse_body(body)?;
+            let mut scale = current.clone();
+            match content_type.split(';').next().unwrap_or_default() {
+                "application/json-patch+json" => {
+                    let ops: json_patch::Patch = serde_json::from_value(patch)
+                        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+                    json_patch::patch(&mut scale, &ops)
+                        .map_err(|e| ApiError::invalid_patch(e.to_string()))?;
+                }
+                _ => json_patch::merge(&mut scale, &patch),
+            }
+            scale
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the scale subresource takes get, update and patch",
+            ));
+        }
+    };
+    let replicas = wanted["spec"]["replicas"]
+        .as_i64()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| {
+            ApiError::bad_request("Scale spec.replicas must be a number of 0 or more")
+        })?;
+    let mut set = json!(replicas);
+    for key in paths.spec_replicas.trim_start_matches('.').rsplit('.') {
+        set = json!({ key: set });
+    }
+    let written = store.patch(rt, ns, name, PatchBody::Merge(set), None, manager)?;
+    Ok((scale_of(&written.object, paths), written.changed))
 }
 
 /// A request body on the `events.k8s.io/v1` view, as the core Events store takes it.

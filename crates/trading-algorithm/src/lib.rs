@@ -61,6 +61,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![TradingAlgorithm::crd()],
     controllers: |rt| controllers(rt, Options::default()),
+    demo_settings: "",
     bench: BenchWorkload {
         namespace: "trading-platform",
         resource: |i| {

@@ -29,7 +29,7 @@ use apply::apply_children;
 use cleanup::cleanup;
 use events::announce;
 pub use observe::deployment_state;
-use observe::{external_inputs, observe_deployments, wait_for_secret};
+use observe::{external_inputs, observe_deployments};
 pub use status::observed_status;
 
 /// The finalizer seed 000 names.
@@ -94,7 +94,11 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     }
     let external = match external_inputs(&ps, &ctx).await? {
         Ok(external) => external,
-        Err(missing) => return wait_for_secret(&ps, &ctx, missing, now).await,
+        Err(missing) => {
+            return ctx
+                .wait_for_secret(&*ps, missing, Phase::Pending, now)
+                .await;
+        }
     };
 
     let deployments = observe_deployments(&ps, &ctx).await?;

@@ -2,61 +2,17 @@
 //! and the service's Deployments as the rollout sees them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::Timestamp;
-use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use operator_core::autoscaling::applies_replicas;
 use operator_core::{FieldError, Result, namespace_of};
 
 use super::Ctx;
-use crate::crd::{PaymentService, Phase, Revision};
+use crate::crd::{PaymentService, Revision};
 use crate::resources::{self, External};
 use crate::rollout::DeploymentState;
-
-/// How often a service waiting for its Secret looks again: the Secret is usually on its way
-/// (cert-manager issues it), so the wait ends within this of its arrival, not a resync later.
-const SECRET_POLL: Duration = Duration::from_secs(5);
-
-/// A Secret the spec names does not exist yet: a wait, not a failure. Nothing is deployed
-/// (pods could not start without it), the status says which Secret (phase `Pending` for a
-/// service that never ran), one Warning event says so when the wait starts, and the pass is
-/// repeated every [`SECRET_POLL`] until the Secret is there.
-pub(super) async fn wait_for_secret(
-    ps: &PaymentService,
-    ctx: &Ctx,
-    missing: FieldError,
-    now: Timestamp,
-) -> Result<Action> {
-    let waiting_already = ps
-        .status
-        .as_ref()
-        .and_then(|s| operator_core::conditions::find(&s.conditions, "Ready"))
-        .is_some_and(|c| c.reason == "SecretMissing");
-    let status = operator_core::status::not_ready(
-        ps.status.as_ref(),
-        operator_core::reason!("SecretMissing"),
-        missing.to_string(),
-        ps.meta().generation,
-        Phase::Pending,
-        now,
-    );
-    if !waiting_already {
-        ctx.events
-            .warning(
-                ps,
-                operator_core::reason!("SecretMissing"),
-                "Wait",
-                missing.to_string(),
-            )
-            .await;
-    }
-    ctx.write_status(ps, &status).await?;
-    Ok(Action::requeue(SECRET_POLL))
-}
 
 /// What the pods depend on outside the spec: the TLS Secret's version. A missing Secret is
 /// the user's to fix (the pods could not start), returned as a field error.

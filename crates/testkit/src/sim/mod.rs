@@ -40,6 +40,9 @@ struct DeploymentControl {
     ready_limit: Option<i64>,
     /// The generation whose rollout never becomes available (new pods never ready).
     stalled: bool,
+    /// Pods that keep running after a scale-down (finishing in-flight work past their grace
+    /// period): `status.replicas` stays at least this.
+    lingering: i64,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +57,8 @@ struct SimState {
     default_messages: Vec<String>,
     /// Which HPA scales which Deployment: `(namespace, deployment)` → HPA name.
     hpa_targets: HashMap<(String, String), String>,
+    /// The CPU utilisation (percent of requests) each HPA reports, as a test sets it.
+    hpa_cpu: HashMap<(String, String), i64>,
 }
 
 /// Steers the simulated controllers; dropping it does not stop them (they stop with the
@@ -101,6 +106,29 @@ impl Workloads {
             .entry(key(namespace, name))
             .or_default()
             .stalled = stalled;
+        self.reconcile_all();
+    }
+
+    /// Has an HPA report `percent` average CPU utilisation in its status (`None`: no metrics),
+    /// as the HPA controller does from the metrics server.
+    pub fn set_cpu_utilization(&self, namespace: &str, hpa: &str, percent: Option<i64>) {
+        {
+            let mut state = lock(&self.state);
+            match percent {
+                Some(p) => state.hpa_cpu.insert(key(namespace, hpa), p),
+                None => state.hpa_cpu.remove(&key(namespace, hpa)),
+            };
+        }
+        self.autoscale_one(namespace, hpa);
+    }
+
+    /// Keeps `pods` pods of a Deployment running whatever its replicas (0: none linger).
+    pub fn linger_pods(&self, namespace: &str, name: &str, pods: i64) {
+        lock(&self.state)
+            .deployments
+            .entry(key(namespace, name))
+            .or_default()
+            .lingering = pods;
         self.reconcile_all();
     }
 
@@ -274,7 +302,12 @@ impl Workloads {
                 tracing::debug!(%error, "simulated autoscaler write lost a race");
             }
         }
-        let status = json!({"currentReplicas": current, "desiredReplicas": desired});
+        let mut status = json!({"currentReplicas": current, "desiredReplicas": desired});
+        if let Some(cpu) = lock(&self.state).hpa_cpu.get(&key(ns, hpa_name)) {
+            status["currentMetrics"] = json!([{"type": "Resource", "resource": {
+                "name": "cpu", "current": {"averageUtilization": cpu}
+            }}]);
+        }
         if hpa["status"] != status {
             let mut body = hpa.clone();
             body["status"] = status;
@@ -317,7 +350,7 @@ impl Workloads {
         let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = d["metadata"]["name"].as_str().unwrap_or_default();
         let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
-        let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        let wanted = d["spec"]["replicas"].as_i64().unwrap_or(1);
         let deadline =
             Duration::from_secs(d["spec"]["progressDeadlineSeconds"].as_u64().unwrap_or(600));
         let mut state = lock(&self.state);
@@ -335,6 +368,7 @@ impl Workloads {
             }
         };
         drop(state);
+        let replicas = wanted.max(control.lingering);
         let ready = control
             .ready_limit
             .map_or(replicas, |l| l.clamp(0, replicas));

@@ -434,6 +434,9 @@ impl Store {
 
     /// Prunes, defaults and validates a custom resource against its CRD's schema.
     fn conform(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
+        if rt.kind == "Secret" && rt.group.is_empty() {
+            fold_string_data(obj);
+        }
         let Some(openapi) = &rt.schema else {
             return Ok(());
         };
@@ -748,5 +751,57 @@ impl Store {
     ) -> Result<Written, ApiError> {
         let old = self.existing(rt, namespace, name)?;
         self.update_from(rt, old, body, subresource, manager)
+    }
+}
+
+/// A Secret's `stringData`, written into `data` base64-encoded (over `data`'s keys of the same
+/// name) and never stored, as the API server does.
+fn fold_string_data(secret: &mut Value) {
+    let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !secret["data"].is_object() {
+        secret["data"] = json!({});
+    }
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        secret["data"][key] = json!(base64(text.as_bytes()));
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn string_data_is_stored_as_base64_data() {
+        let mut secret = json!({"kind": "Secret", "data": {"a": "eA=="}, "stringData": {"b": "placeholder", "c": "ab"}});
+        fold_string_data(&mut secret);
+        assert_eq!(
+            secret,
+            json!({"kind": "Secret", "data": {"a": "eA==", "b": "cGxhY2Vob2xkZXI=", "c": "YWI="}})
+        );
     }
 }

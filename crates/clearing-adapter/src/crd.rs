@@ -1,0 +1,655 @@
+//! `ClearingAdapter` (`clearingadapters.payments.io/v1`): seed 001's `PaymentProcessor` under
+//! the product's name, its fields, defaults and status kept, with credentials only by Secret
+//! reference, the partner health the operator checks, and the seed's `scale` subresource.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::autoscaling::v2::MetricSpec;
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use operator_core::validation::GO_DURATION_PATTERN;
+
+/// A clearing adapter: the process that carries payments to banking partners, with its
+/// partner routing table, health checks and automatic drain.
+// The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "payments.io",
+    version = "v1",
+    kind = "ClearingAdapter",
+    namespaced,
+    status = "ClearingAdapterStatus",
+    shortname = "ca",
+    derive = "PartialEq",
+    doc = "A clearing adapter connecting the payments engine to its banking partners: routing table, health checks, automatic drain of failing partners, graceful shutdown.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.processorType"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(
+        name = "Partners Healthy",
+        type_ = "string",
+        json_path = ".status.partnersHealthy"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClearingAdapterSpec {
+    /// Adapter pods (when `autoscaling` is set, the autoscaler's floor unless it names one).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 100))]
+    pub replicas: i32,
+    /// The payment rail this adapter clears.
+    pub processor_type: ProcessorType,
+    /// Partners, timeouts, retries, rate limit and encryption: what the adapter reads from
+    /// its `<name>-config` ConfigMap.
+    pub config: AdapterConfig,
+    /// Resources of the adapter container; a memory request is required.
+    #[serde(default)]
+    pub resources: ResourceRequirements,
+    /// The identity the pods run as, within the restricted Pod Security Standard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<AdapterSecurityContext>,
+    /// A HorizontalPodAutoscaler on CPU and business metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    /// When a partner is drained and restored (and the adapter's own circuit breaker).
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreaker,
+    /// Metrics port, health path and scraping.
+    #[serde(default)]
+    pub monitoring: Monitoring,
+    /// How long deletion waits for the pods to finish in-flight payments (Go duration).
+    #[serde(default = "default_drain_timeout")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub drain_timeout: String,
+}
+
+fn default_replicas() -> i32 {
+    3
+}
+fn default_drain_timeout() -> String {
+    "30s".into()
+}
+
+/// The seed's processor types.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessorType {
+    Card,
+    Upi,
+    Netbanking,
+    Wallet,
+}
+
+impl ProcessorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Card => "card",
+            Self::Upi => "upi",
+            Self::Netbanking => "netbanking",
+            Self::Wallet => "wallet",
+        }
+    }
+}
+
+/// The adapter's configuration (seed 001's `PaymentProcessorConfig`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.bankingPartners.all(p, self.bankingPartners.exists_one(q, q.name == p.name))").message("bankingPartners: each partner name must be unique"))]
+pub struct AdapterConfig {
+    /// The partners payments are routed to, by weight.
+    #[schemars(length(min = 1, max = 32))]
+    pub banking_partners: Vec<BankingPartner>,
+    /// Timeout of one request to a partner (Go duration).
+    #[serde(default = "default_timeout")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub timeout: String,
+    /// How often the operator checks each partner's health endpoint, at most (Go duration).
+    #[serde(default = "default_health_check_interval")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub health_check_interval: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_config: Option<RetryConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+fn default_timeout() -> String {
+    "30s".into()
+}
+fn default_health_check_interval() -> String {
+    "30s".into()
+}
+
+/// One banking partner or clearing network.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BankingPartner {
+    /// Unique within the adapter; a DNS label (it names the partner's files).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// The partner's base URL; https only.
+    #[schemars(length(min = 9, max = 2048), regex(pattern = r"^https://[^\s/?#]+"))]
+    pub endpoint: String,
+    /// Share of the traffic, relative to the other partners; 0 keeps a partner on standby.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1000))]
+    pub weight: i32,
+    /// Extra request headers. Credentials never go here: a header named like one
+    /// (`Authorization`, `*-Key`, `*-Token`, `*Secret*`) is refused; use `auth`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Path of the partner's health endpoint, under `endpoint`.
+    #[serde(default = "default_partner_health_path")]
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^/\S*$"))]
+    pub health_check_path: String,
+    /// The CA that signs the partner's certificate, and the adapter's client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PartnerTls>,
+    /// The partner's API credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<PartnerAuth>,
+}
+
+fn default_partner_health_path() -> String {
+    "/health".into()
+}
+
+/// A key of a Secret in the adapter's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+/// TLS towards a partner.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerTls {
+    /// The CA bundle (PEM) that signs the partner's server certificate; the system roots
+    /// when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// A `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`): the adapter's client certificate
+    /// for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub client_certificate_secret_name: Option<String>,
+}
+
+/// How the adapter authenticates to a partner.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerAuth {
+    #[serde(rename = "type")]
+    pub type_: AuthType,
+    /// The credential (token, API key, or `user:password` for Basic).
+    pub secret_ref: SecretKeyRef,
+    /// The header an `ApiKey` goes in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub header: Option<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthType {
+    Bearer,
+    Basic,
+    ApiKey,
+}
+
+/// Retries of a failed partner request, with exponential backoff.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryConfig {
+    #[serde(default = "default_max_retries")]
+    #[schemars(range(min = 0, max = 10))]
+    pub max_retries: i32,
+    #[serde(default = "default_initial_backoff")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub initial_backoff: String,
+    #[serde(default = "default_max_backoff")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub max_backoff: String,
+}
+
+fn default_max_retries() -> i32 {
+    3
+}
+fn default_initial_backoff() -> String {
+    "100ms".into()
+}
+fn default_max_backoff() -> String {
+    "5s".into()
+}
+
+/// Requests the adapter sends to partners, at most.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.burstSize >= self.requestsPerSecond").message("rateLimit.burstSize must be at least requestsPerSecond"))]
+pub struct RateLimit {
+    #[schemars(range(min = 1, max = 100_000))]
+    pub requests_per_second: i32,
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub burst_size: i32,
+}
+
+/// Payload encryption with a key held in a Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Encryption {
+    pub key_secret_ref: SecretKeyRef,
+    #[serde(default)]
+    pub algorithm: EncryptionAlgorithm,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EncryptionAlgorithm {
+    #[default]
+    #[serde(rename = "AES-256-GCM")]
+    Aes256Gcm,
+    #[serde(rename = "ChaCha20-Poly1305")]
+    ChaCha20Poly1305,
+}
+
+/// The pods' user and groups; the rest of the restricted profile is fixed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdapterSecurityContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2_147_483_647))]
+    pub run_as_user: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2_147_483_647))]
+    pub run_as_group: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2_147_483_647))]
+    pub fs_group: Option<i64>,
+}
+
+/// Seed 001's business-metric scaling, as a HorizontalPodAutoscaler: its policies become
+/// `metrics` (External or Pods, e.g. pending clearing requests per pod), its cooldown the
+/// scale-down stabilization window.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed maxReplicas"))]
+pub struct Autoscaling {
+    /// The floor; `spec.replicas` when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub min_replicas: Option<i32>,
+    #[schemars(range(min = 1, max = 100))]
+    pub max_replicas: i32,
+    #[serde(
+        default,
+        rename = "targetCPUUtilizationPercentage",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percentage: Option<i32>,
+    /// Business metrics, as HPA `External` or `Pods` metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub metrics: Vec<MetricSpec>,
+    /// The seed's cooldown: how long the load must stay low before the autoscaler removes
+    /// pods (scale-down stabilization window, Go duration).
+    #[serde(default = "default_cooldown")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub cooldown_period: String,
+}
+
+fn default_cooldown() -> String {
+    "5m".into()
+}
+
+/// Seed 001's `CircuitBreakerConfig` and defaults.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreaker {
+    /// Failed health checks in a row that drain a partner.
+    #[serde(default = "default_failure_threshold")]
+    #[schemars(range(min = 1, max = 100))]
+    pub failure_threshold: i32,
+    /// Good health checks in a row that restore a drained partner.
+    #[serde(default = "default_success_threshold")]
+    #[schemars(range(min = 1, max = 100))]
+    pub success_threshold: i32,
+    /// How long the adapter's own breaker stays open before it tries a partner again.
+    #[serde(default = "default_breaker_timeout")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub timeout: String,
+}
+
+fn default_failure_threshold() -> i32 {
+    5
+}
+fn default_success_threshold() -> i32 {
+    3
+}
+fn default_breaker_timeout() -> String {
+    "60s".into()
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        Self {
+            failure_threshold: default_failure_threshold(),
+            success_threshold: default_success_threshold(),
+            timeout: default_breaker_timeout(),
+        }
+    }
+}
+
+/// Seed 001's `MonitoringConfig` and defaults.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Monitoring {
+    /// A ServiceMonitor scrapes the adapter (where the Prometheus Operator is installed).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The port the adapter serves `/metrics` on.
+    #[serde(default = "default_metrics_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    pub metrics_port: i32,
+    /// The base of the adapter's probes: `<path>/live` and `<path>/ready`.
+    #[serde(default = "default_health_path")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^/\S*$"))]
+    pub health_check_path: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_metrics_port() -> i32 {
+    8080
+}
+fn default_health_path() -> String {
+    "/health".into()
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            metrics_port: default_metrics_port(),
+            health_check_path: default_health_path(),
+        }
+    }
+}
+
+/// The seed's phases.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// No adapter pod is ready yet.
+    Pending,
+    /// Pods serve payments.
+    Running,
+    /// The spec cannot be realised, or no pod becomes ready; see the Ready condition.
+    Failed,
+    /// Deletion drained the adapter: its pods have stopped (seen until the finalizer goes).
+    Succeeded,
+}
+
+/// What the operator last saw of one partner.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BankingPartnerStatus {
+    pub name: String,
+    /// The last health check succeeded (absent before the first check, or with checks off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+    /// Taken out of the routing table after `failureThreshold` failed checks in a row.
+    #[serde(default)]
+    pub drained: bool,
+    /// The weight the routing table gives it now (0 while drained).
+    pub effective_weight: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked: Option<Time>,
+    #[serde(default)]
+    pub consecutive_failures: i32,
+    #[serde(default)]
+    pub consecutive_successes: i32,
+    /// The last check's outcome, in words.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// Observed state, written by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClearingAdapterStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Adapter pods that exist (the `scale` subresource's status).
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// The pods' label selector, for the `scale` subresource (`kubectl scale`, an HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Ready, Available, BankingPartnersHealthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banking_partner_status: Vec<BankingPartnerStatus>,
+    /// Partners passing their health check, of all (`2/3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partners_healthy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+operator_core::reported_status!(ClearingAdapterStatus, Phase);
+
+/// A Secret key the spec references, with the field that names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SecretUse {
+    pub field: String,
+    pub secret: SecretKeyRef,
+}
+
+impl ClearingAdapterSpec {
+    /// Every Secret key the adapter's pods mount (and the operator's checks read), in spec
+    /// order; a client certificate Secret counts as its `tls.crt` and `tls.key`.
+    pub fn secret_uses(&self) -> Vec<SecretUse> {
+        let mut uses = Vec::new();
+        let mut add = |field: String, name: &str, key: &str| {
+            uses.push(SecretUse {
+                field,
+                secret: SecretKeyRef {
+                    name: name.into(),
+                    key: key.into(),
+                },
+            });
+        };
+        for (i, p) in self.config.banking_partners.iter().enumerate() {
+            let field = |f: &str| format!("spec.config.bankingPartners[{i}].{f}");
+            if let Some(tls) = &p.tls {
+                if let Some(ca) = &tls.ca_secret_ref {
+                    add(field("tls.caSecretRef"), &ca.name, &ca.key);
+                }
+                if let Some(cert) = &tls.client_certificate_secret_name {
+                    for key in ["tls.crt", "tls.key"] {
+                        add(field("tls.clientCertificateSecretName"), cert, key);
+                    }
+                }
+            }
+            if let Some(auth) = &p.auth {
+                add(
+                    field("auth.secretRef"),
+                    &auth.secret_ref.name,
+                    &auth.secret_ref.key,
+                );
+            }
+        }
+        if let Some(e) = &self.config.encryption {
+            add(
+                "spec.config.encryption.keySecretRef".into(),
+                &e.key_secret_ref.name,
+                &e.key_secret_ref.key,
+            );
+        }
+        uses
+    }
+
+    /// The autoscaler's floor.
+    pub fn min_replicas(&self) -> i32 {
+        self.autoscaling
+            .as_ref()
+            .and_then(|a| a.min_replicas)
+            .unwrap_or(self.replicas)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    pub const SAMPLE: &str = include_str!("../../../deploy/samples/card-clearing.yaml");
+
+    /// The sample `card-clearing`, as stored: with a namespace, a UID and a generation.
+    pub fn sample() -> ClearingAdapter {
+        let mut ca: ClearingAdapter = serde_yaml::from_str(SAMPLE).expect("the sample parses");
+        ca.metadata.uid = Some("uid-card".into());
+        ca.metadata.generation = Some(1);
+        ca
+    }
+
+    pub fn sample_spec() -> ClearingAdapterSpec {
+        sample().spec
+    }
+
+    fn crd() -> serde_json::Value {
+        serde_json::to_value(ClearingAdapter::crd()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_minimal_adapter_gets_the_seeds_defaults() {
+        let ca: ClearingAdapter = serde_json::from_value(serde_json::json!({
+            "apiVersion": "payments.io/v1", "kind": "ClearingAdapter",
+            "metadata": {"name": "min"},
+            "spec": {"processorType": "upi", "config": {"bankingPartners": [
+                {"name": "a", "endpoint": "https://a.example", "weight": 1}
+            ]}}
+        }))
+        .expect("a minimal adapter parses");
+        let spec = ca.spec;
+        assert_eq!(spec.replicas, 3);
+        assert_eq!(spec.config.timeout, "30s");
+        assert_eq!(spec.circuit_breaker, CircuitBreaker::default());
+        assert_eq!(
+            (
+                spec.circuit_breaker.failure_threshold,
+                spec.circuit_breaker.success_threshold
+            ),
+            (5, 3)
+        );
+        assert_eq!(spec.circuit_breaker.timeout, "60s");
+        assert_eq!(spec.monitoring, Monitoring::default());
+        assert!(spec.monitoring.enabled);
+        assert_eq!(spec.monitoring.metrics_port, 8080);
+        assert_eq!(spec.monitoring.health_check_path, "/health");
+        assert_eq!(spec.drain_timeout, "30s");
+        assert_eq!(spec.config.banking_partners[0].health_check_path, "/health");
+    }
+
+    /// The API server applies the same defaults (a user reading the object back sees them).
+    #[test]
+    fn the_schema_carries_the_seeds_defaults_and_bounds() {
+        let schema =
+            &crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let props = &schema["properties"];
+        assert_eq!(props["replicas"]["default"], 3);
+        assert_eq!(props["replicas"]["minimum"].as_f64(), Some(1.0));
+        assert_eq!(props["replicas"]["maximum"].as_f64(), Some(100.0));
+        assert_eq!(props["config"]["properties"]["timeout"]["default"], "30s");
+        assert_eq!(
+            props["config"]["properties"]["timeout"]["pattern"],
+            GO_DURATION_PATTERN
+        );
+        assert_eq!(props["circuitBreaker"]["default"]["failureThreshold"], 5);
+        assert_eq!(props["monitoring"]["default"]["metricsPort"], 8080);
+        let types: Vec<&str> = props["processorType"]["enum"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(types, ["card", "upi", "netbanking", "wallet"]);
+    }
+
+    #[test]
+    fn the_crd_has_the_scale_subresource_columns_and_short_name() {
+        let crd = crd();
+        assert_eq!(crd["spec"]["names"]["shortNames"][0], "ca");
+        let version = &crd["spec"]["versions"][0];
+        let scale = &version["subresources"]["scale"];
+        assert_eq!(scale["specReplicasPath"], ".spec.replicas");
+        assert_eq!(scale["statusReplicasPath"], ".status.replicas");
+        assert_eq!(scale["labelSelectorPath"], ".status.selector");
+        let columns: Vec<&str> = version["additionalPrinterColumns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "Type",
+                "Phase",
+                "Replicas",
+                "Ready",
+                "Partners Healthy",
+                "Age"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_sample_parses_with_its_two_partners() {
+        let spec = sample_spec();
+        assert_eq!(spec.processor_type, ProcessorType::Card);
+        let names: Vec<&str> = spec
+            .config
+            .banking_partners
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["acme-bank", "globex-clearing"]);
+        assert_eq!(
+            spec.config.banking_partners[1]
+                .auth
+                .as_ref()
+                .map(|a| a.type_),
+            Some(AuthType::ApiKey)
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The ClearingAdapter operator: seed 001's `PaymentProcessor` made real.
+//!
+//! For each `ClearingAdapter` it runs the adapter's Deployment with its routing ConfigMap,
+//! Service, NetworkPolicy, autoscaler, disruption budget and ServiceMonitor; checks every
+//! banking partner's health endpoint over https, drains a partner that keeps failing (weight 0
+//! in the routing table, without rolling the pods) and restores it once it recovers; refuses a
+//! scale-down under high load; and on deletion drains the pods of their in-flight payments
+//! (finalizer `payments.io/clearing-adapter-drain`, bounded by `drainTimeout`).
+
+pub mod crd;
+pub mod health;
+pub mod metrics;
+pub mod partners;
+pub mod reconcile;
+pub mod resources;
+pub mod validate;
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::CustomResourceExt;
+use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
+use operator_core::monitoring::ServiceMonitor;
+use operator_core::runtime::config::OperatorSettings;
+use operator_core::runtime::{OperatorBinary, Runtime};
+use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::crd::ClearingAdapter;
+use crate::health::{HttpsProbe, PartnerProbe};
+use crate::metrics::AdapterMetrics;
+use crate::reconcile::AdapterOperator;
+
+/// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
+pub const IDENTITY: OperatorIdentity = OperatorIdentity {
+    manager: "clearing-adapter-operator",
+    app_name: resources::APP_NAME,
+};
+
+/// The controller's name in metrics (`controller="clearingadapter"`).
+pub const CONTROLLER: &str = "clearingadapter";
+
+/// The binary: its identity and its section of the config file.
+pub const BINARY: OperatorBinary = OperatorBinary {
+    identity: IDENTITY,
+    config_section: "clearingAdapter",
+    settings: OperatorSettings::of::<Settings>(),
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+/// The adapter image when the config names none: the adapter release this operator ships with.
+pub const FALLBACK_IMAGE: &str = concat!(
+    "ghcr.io/payments-engine/clearing-adapter:",
+    env!("CARGO_PKG_VERSION")
+);
+
+/// The operator's own fields of its `clearingAdapter:` config section.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// The adapter image ([`FALLBACK_IMAGE`] when not set).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Check the partners' health endpoints (on by default). Off, every partner keeps its
+    /// configured weight and `BankingPartnersHealthy` is Unknown: for environments where the
+    /// operator may not reach the partners (the demo, air-gapped staging).
+    #[serde(default = "on")]
+    pub partner_health_checks: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            image: None,
+            partner_health_checks: true,
+        }
+    }
+}
+
+/// The operator, as its binary and the project's tooling run it.
+pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
+    binary: BINARY,
+    package: "clearing-adapter",
+    resources: &[ServedResource {
+        api_version: "payments.io/v1",
+        plural: "clearingadapters",
+        short_name: "ca",
+        converged: |ca| is_ready(ca) && ca["status"]["phase"] == "Running",
+    }],
+    crds: || vec![ClearingAdapter::crd()],
+    controllers: |rt| controllers(rt, Options::default()),
+    // The demo's partners are the sample's, which only exist on paper: no check is sent.
+    demo_settings: "partnerHealthChecks: false",
+    bench: BenchWorkload {
+        namespace: "payments",
+        resource: |i| {
+            // Loopback only: the benchmark's checks go to a closed local port.
+            json!({
+                "apiVersion": "payments.io/v1",
+                "kind": "ClearingAdapter",
+                "metadata": {"name": format!("adapter-{i:04}"), "namespace": "payments"},
+                "spec": {
+                    "replicas": 2,
+                    "processorType": "card",
+                    "config": {
+                        "bankingPartners": [
+                            {"name": "primary", "endpoint": "https://127.0.0.1:9", "weight": 80},
+                            {"name": "secondary", "endpoint": "https://127.0.0.1:9", "weight": 20},
+                        ],
+                        "healthCheckInterval": "10m",
+                        "timeout": "1s",
+                    },
+                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                },
+            })
+        },
+        change: |replicas| json!({"spec": {"replicas": replicas}}),
+        changed_child: |name| ChildRef {
+            api_version: "apps/v1",
+            plural: "deployments",
+            name: name.to_string(),
+        },
+        changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
+        first_target: 3,
+        lower_bound_converge: (
+            7.0,
+            "finalizer, ConfigMap, Deployment, Service, NetworkPolicy, PodDisruptionBudget, 1 status",
+        ),
+        lower_bound_change: (2.0, "the Deployment, the status"),
+    },
+};
+
+/// How the controller is built; tests move the clock and replace the partner check.
+#[derive(Clone)]
+pub struct Options {
+    pub now: Clock,
+    pub probe: Arc<dyn PartnerProbe>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options").finish_non_exhaustive()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            now: operator_core::system_clock(),
+            probe: Arc::new(HttpsProbe),
+        }
+    }
+}
+
+/// The child kinds of a ClearingAdapter, declared once: watched as metadata, owned, pruned.
+/// ServiceMonitors exist only where the Prometheus Operator is installed.
+pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
+    ChildKinds::builder(rt.client(), IDENTITY, rt.namespace())
+        .kind::<ConfigMap>(Prune::Yes)
+        .kind::<Deployment>(Prune::Yes)
+        .kind::<Service>(Prune::Yes)
+        .kind::<NetworkPolicy>(Prune::Yes)
+        .kind::<HorizontalPodAutoscaler>(Prune::Yes)
+        .kind::<PodDisruptionBudget>(Prune::Yes)
+        .optional_kind::<ServiceMonitor>()
+        .build()
+}
+
+/// The controller for `ClearingAdapter`.
+pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
+    let (children, watches) = child_kinds(rt);
+    let settings = rt.config().own.get::<Settings>();
+    let operator = AdapterOperator {
+        defaults: rt.config().workloads.clone(),
+        image: settings
+            .image
+            .clone()
+            .unwrap_or_else(|| FALLBACK_IMAGE.to_string()),
+        probe: settings.partner_health_checks.then_some(options.probe),
+        metrics: AdapterMetrics::register(rt.metrics()),
+        now: options.now,
+    };
+    let controller = rt
+        .controller::<ClearingAdapter, _>(rt.context(IDENTITY, operator).with_children(children))
+        .owns_children(watches);
+    vec![controller.run(reconcile::reconcile).boxed()]
+}

@@ -1,0 +1,144 @@
+//! Seed 001's graceful shutdown, before the finalizer goes: stop new payments by scaling the
+//! Deployment to zero (its autoscaler and disruption budget go first, so nothing scales it
+//! back), wait for the pods to finish their in-flight payments (each has the drain timeout as
+//! its grace period), and release once they are gone — or once `drainTimeout` has passed
+//! since the deletion, with a Warning event naming the pods still running. When the whole
+//! namespace goes, nothing is drained: everything in it goes, and the finalizer is released.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::{Resource, ResourceExt};
+use operator_core::Result;
+use operator_core::finalizer::{Cleanup, Deletion};
+use operator_core::validation::go_duration;
+
+use super::{Ctx, observe};
+use crate::crd::{ClearingAdapter, Phase};
+use crate::partners;
+use crate::resources::{self, Inputs};
+
+/// How often a drain looks at the pods again.
+const DRAIN_POLL: Duration = Duration::from_secs(2);
+
+pub(super) async fn drain(
+    ca: Arc<ClearingAdapter>,
+    deletion: Deletion,
+    ctx: Ctx,
+) -> Result<Cleanup> {
+    let op = &ctx.operator;
+    if deletion == Deletion::Namespace {
+        tracing::info!(adapter = %ca.name_any(), namespace = ca.namespace().unwrap_or_default(), "namespace deleted: released without a drain");
+        return Ok(release(&ca, &ctx));
+    }
+    let now = (op.now)();
+    let started = ca.meta().deletion_timestamp.as_ref().map_or(now, |t| t.0);
+    let timeout = go_duration(&ca.spec.drain_timeout).unwrap_or(Duration::from_secs(30));
+    let elapsed = started.duration_until(now).unsigned_abs();
+
+    let workload = observe::workload(&ca, &ctx).await?;
+    tracing::info!(
+        adapter = %ca.name_any(),
+        pods = workload.current_replicas,
+        deployment = workload.exists,
+        waited_seconds = elapsed.as_secs(),
+        "draining before deletion"
+    );
+    if !workload.exists || workload.current_replicas == 0 {
+        let mut status = ca.status.clone().unwrap_or_default();
+        status.phase = Some(Phase::Succeeded);
+        status.replicas = 0;
+        status.ready_replicas = 0;
+        ctx.write_status(&*ca, &status).await?;
+        ctx.events
+            .normal(
+                &*ca,
+                operator_core::reason!("Drained"),
+                "Delete",
+                "every adapter pod finished its in-flight payments and stopped",
+            )
+            .await;
+        return Ok(release(&ca, &ctx));
+    }
+    if elapsed >= timeout {
+        let note = format!(
+            "{} adapter pod(s) still running after the drain timeout ({}): released anyway; their in-flight payments may need reconciling with the partners",
+            workload.current_replicas, ca.spec.drain_timeout
+        );
+        ctx.events
+            .warning(
+                &*ca,
+                operator_core::reason!("DrainTimedOut"),
+                "Delete",
+                note,
+            )
+            .await;
+        return Ok(release(&ca, &ctx));
+    }
+
+    // Stop new payments: no autoscaler or budget to undo the scale-down, then zero pods.
+    ctx.children
+        .of::<HorizontalPodAutoscaler>()?
+        .prune(&*ca, &BTreeSet::new())
+        .await?;
+    ctx.children
+        .of::<PodDisruptionBudget>()?
+        .prune(&*ca, &BTreeSet::new())
+        .await?;
+    let previous = ca
+        .status
+        .as_ref()
+        .map(|s| s.banking_partner_status.clone())
+        .unwrap_or_default();
+    let plan = partners::plan(&ca.spec, &previous, None, now);
+    // The pods' template stays as it was: only `replicas` changes.
+    let inputs = Inputs {
+        weights: plan.weights(),
+        secret_versions: match observe::secrets(&ca, &ctx).await? {
+            Ok(secrets) => secrets.versions,
+            Err(_) => Default::default(),
+        },
+        draining: true,
+    };
+    let desired = resources::desired_children(&ca, &inputs, &op.defaults, &op.image);
+    ctx.children
+        .of::<k8s_openapi::api::apps::v1::Deployment>()?
+        .apply(&*ca, desired.deployment)
+        .await?;
+
+    let mut status = ca.status.clone().unwrap_or_default();
+    let message = format!(
+        "being deleted: draining {} adapter pod(s), waiting up to {} for their in-flight payments",
+        workload.current_replicas, ca.spec.drain_timeout
+    );
+    status.replicas = workload.current_replicas;
+    status.ready_replicas = workload.ready_replicas;
+    operator_core::conditions::set_condition(
+        &mut status.conditions,
+        operator_core::conditions::Observed {
+            type_: "Ready",
+            status: operator_core::conditions::ConditionStatus::False,
+            reason: operator_core::reason!("Draining"),
+            message,
+        },
+        ca.meta().generation,
+        now,
+    );
+    status.phase = Some(Phase::Running);
+    ctx.write_status(&*ca, &status).await?;
+    let left = timeout.saturating_sub(elapsed);
+    Ok(Cleanup::Waiting(
+        DRAIN_POLL.min(left).max(Duration::from_millis(200)),
+    ))
+}
+
+fn release(ca: &ClearingAdapter, ctx: &Ctx) -> Cleanup {
+    ctx.operator
+        .metrics
+        .forget(&ca.namespace().unwrap_or_default(), &ca.name_any());
+    ctx.forget(ca);
+    Cleanup::Done
+}

@@ -1,0 +1,333 @@
+//! The adapter's Deployment, as seed 001's `BuildDeployment`: the seed's labels, env, probes
+//! `<healthCheckPath>/live` and `/ready`, the config and secret volumes, preferred
+//! anti-affinity by host and a spread over zones when it runs more than one pod, a rolling
+//! update of 25%/25%, and restricted pod security. The pod template's config-hash changes with
+//! `adapter.json` and the referenced Secrets' versions, so a rotated partner certificate
+//! rolls the pods; the weights are not in it (the adapter reloads them).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity,
+    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SecretProjection,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::validation::go_duration;
+use operator_core::workload::{restricted_container_security, restricted_pod_security};
+
+use super::{HTTP_PORT, config_name, labels, selector};
+use crate::crd::ClearingAdapter;
+
+/// Pod-template annotation with the hash of what the pods were started with.
+pub const CONFIG_HASH_ANNOTATION: &str = "payments.io/config-hash";
+/// The adapter container's name.
+pub const CONTAINER: &str = "clearing-adapter";
+/// Where `<name>-config` is mounted.
+pub const CONFIG_MOUNT: &str = "/etc/clearing-adapter/config";
+/// Where the referenced Secrets' keys are mounted, as `<secret>/<key>`.
+pub const SECRETS_MOUNT: &str = "/etc/clearing-adapter/secrets";
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// Seed 001's `buildEnvironmentVariables`, and where the config file is.
+pub fn adapter_env(ca: &ClearingAdapter) -> Vec<EnvVar> {
+    let spec = &ca.spec;
+    let breaker = &spec.circuit_breaker;
+    let mut vars = vec![
+        env("PROCESSOR_TYPE", spec.processor_type.as_str()),
+        env("TIMEOUT", &spec.config.timeout),
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        field_env("POD_IP", "status.podIP"),
+        env(
+            "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+            breaker.failure_threshold.to_string(),
+        ),
+        env(
+            "CIRCUIT_BREAKER_SUCCESS_THRESHOLD",
+            breaker.success_threshold.to_string(),
+        ),
+        env("CIRCUIT_BREAKER_TIMEOUT", &breaker.timeout),
+    ];
+    if let Some(limit) = &spec.config.rate_limit {
+        vars.push(env("RATE_LIMIT_RPS", limit.requests_per_second.to_string()));
+        vars.push(env("RATE_LIMIT_BURST", limit.burst_size.to_string()));
+    }
+    vars.push(env(
+        "ADAPTER_CONFIG",
+        format!("{CONFIG_MOUNT}/adapter.json"),
+    ));
+    vars.push(env(
+        "METRICS_PORT",
+        spec.monitoring.metrics_port.to_string(),
+    ));
+    vars
+}
+
+fn http_probe(path: String, delay: i32, period: i32, timeout: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path),
+            port: IntOrString::Int(HTTP_PORT),
+            ..HTTPGetAction::default()
+        }),
+        initial_delay_seconds: Some(delay),
+        period_seconds: Some(period),
+        timeout_seconds: Some(timeout),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+/// The referenced Secrets' keys, projected into one volume as `<secret>/<key>`.
+fn secrets_volume(ca: &ClearingAdapter) -> Option<Volume> {
+    let mut by_secret: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for used in ca.spec.secret_uses() {
+        by_secret
+            .entry(used.secret.name)
+            .or_default()
+            .insert(used.secret.key);
+    }
+    if by_secret.is_empty() {
+        return None;
+    }
+    let sources = by_secret
+        .into_iter()
+        .map(|(name, keys)| VolumeProjection {
+            secret: Some(SecretProjection {
+                items: Some(
+                    keys.into_iter()
+                        .map(|key| KeyToPath {
+                            path: format!("{name}/{key}"),
+                            key,
+                            mode: None,
+                        })
+                        .collect(),
+                ),
+                name: name.clone(),
+                optional: Some(false),
+            }),
+            ..VolumeProjection::default()
+        })
+        .collect();
+    Some(Volume {
+        name: "secrets".into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(sources),
+            default_mode: Some(0o440),
+        }),
+        ..Volume::default()
+    })
+}
+
+fn spread(ca: &ClearingAdapter) -> (Option<Affinity>, Option<Vec<TopologySpreadConstraint>>) {
+    if ca.spec.replicas <= 1 && ca.spec.autoscaling.is_none() {
+        return (None, None);
+    }
+    let pods = LabelSelector {
+        match_labels: Some(selector(ca)),
+        ..LabelSelector::default()
+    };
+    let affinity = Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(pods.clone()),
+                        topology_key: "kubernetes.io/hostname".into(),
+                        ..PodAffinityTerm::default()
+                    },
+                },
+            ]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
+    };
+    let zones = TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "topology.kubernetes.io/zone".into(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        label_selector: Some(pods),
+        ..TopologySpreadConstraint::default()
+    };
+    (Some(affinity), Some(vec![zones]))
+}
+
+/// `draining`: deletion is under way, no pod takes new payments.
+pub fn desired_deployment(
+    ca: &ClearingAdapter,
+    config_hash: &str,
+    draining: bool,
+    defaults: &WorkloadDefaults,
+    image: &str,
+) -> Deployment {
+    let spec = &ca.spec;
+    let labels = labels(ca, defaults);
+    let health = spec.monitoring.health_check_path.trim_end_matches('/');
+    let mut ports = vec![ContainerPort {
+        name: Some("http".into()),
+        container_port: HTTP_PORT,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }];
+    if spec.monitoring.metrics_port != HTTP_PORT {
+        ports.push(ContainerPort {
+            name: Some("metrics".into()),
+            container_port: spec.monitoring.metrics_port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        });
+    }
+    let mut mounts = vec![
+        VolumeMount {
+            name: "config".into(),
+            mount_path: CONFIG_MOUNT.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..VolumeMount::default()
+        },
+    ];
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_name(&ca.name_any()),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    if let Some(secrets) = secrets_volume(ca) {
+        mounts.push(VolumeMount {
+            name: "secrets".into(),
+            mount_path: SECRETS_MOUNT.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        volumes.push(secrets);
+    }
+    let mut pod_security = restricted_pod_security();
+    if let Some(own) = &spec.security_context {
+        pod_security.run_as_user = own.run_as_user.or(pod_security.run_as_user);
+        pod_security.run_as_group = own.run_as_group.or(pod_security.run_as_group);
+        pod_security.fs_group = own.fs_group.or(pod_security.fs_group);
+    }
+    let mut container_security = restricted_container_security();
+    container_security.run_as_user = pod_security.run_as_user;
+    let drain_seconds = go_duration(&spec.drain_timeout).map_or(30, |d| d.as_secs() as i64);
+    let (affinity, topology_spread_constraints) = spread(ca);
+    let replicas = if draining {
+        Some(0)
+    } else if spec.autoscaling.is_some() {
+        None
+    } else {
+        Some(spec.replicas)
+    };
+    let annotations = BTreeMap::from([
+        (CONFIG_HASH_ANNOTATION.to_string(), config_hash.to_string()),
+        (
+            "prometheus.io/scrape".to_string(),
+            spec.monitoring.enabled.to_string(),
+        ),
+        (
+            "prometheus.io/port".to_string(),
+            spec.monitoring.metrics_port.to_string(),
+        ),
+        ("prometheus.io/path".to_string(), "/metrics".to_string()),
+    ]);
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(ca.name_any()),
+            labels: Some(labels.clone()),
+            annotations: Some(BTreeMap::from([(
+                "payments.io/processor-type".to_string(),
+                spec.processor_type.as_str().to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: LabelSelector {
+                match_labels: Some(selector(ca)),
+                ..LabelSelector::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::String("25%".into())),
+                    max_surge: Some(IntOrString::String("25%".into())),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: CONTAINER.into(),
+                        image: Some(image.into()),
+                        ports: Some(ports),
+                        env: Some(adapter_env(ca)),
+                        resources: Some(spec.resources.clone()),
+                        liveness_probe: Some(http_probe(format!("{health}/live"), 30, 10, 5)),
+                        readiness_probe: Some(http_probe(format!("{health}/ready"), 5, 5, 3)),
+                        volume_mounts: Some(mounts),
+                        security_context: Some(container_security),
+                        ..Container::default()
+                    }],
+                    volumes: Some(volumes),
+                    security_context: Some(pod_security),
+                    automount_service_account_token: Some(false),
+                    // The pods finish in-flight payments within the drain timeout.
+                    termination_grace_period_seconds: Some(drain_seconds.max(30) + 5),
+                    affinity,
+                    topology_spread_constraints,
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}

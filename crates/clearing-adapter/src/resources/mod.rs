@@ -1,0 +1,130 @@
+//! One pure builder per child kind: the `ClearingAdapter`, this pass's partner weights and the
+//! referenced Secrets' versions in, the desired object out. No client, no clock.
+
+pub mod config_map;
+pub mod deployment;
+pub mod hpa;
+pub mod network_policy;
+pub mod pdb;
+pub mod service;
+pub mod service_monitor;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
+use operator_core::monitoring::ServiceMonitor;
+use operator_core::runtime::config::WorkloadDefaults;
+
+use crate::crd::ClearingAdapter;
+
+/// The port that serves payments (and, by default, metrics and probes).
+pub const HTTP_PORT: i32 = 8080;
+/// `app.kubernetes.io/name` of every adapter pod (seed 001's label, under the product's name).
+pub const APP_NAME: &str = "clearing-adapter";
+
+/// The adapter's ConfigMap: `<name>-config`.
+pub fn config_name(adapter: &str) -> String {
+    format!("{adapter}-config")
+}
+
+/// The labels that select an adapter's pods; fixed for its life (a Deployment's selector
+/// cannot change), so the processor type is not among them.
+pub fn selector(ca: &ClearingAdapter) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), APP_NAME.to_string()),
+        ("app.kubernetes.io/instance".to_string(), ca.name_any()),
+    ])
+}
+
+/// [`selector`] as the `scale` subresource reports it.
+pub fn selector_string(ca: &ClearingAdapter) -> String {
+    selector(ca)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Labels of every child and pod: the operator's `defaultLabels`, the selector, and the
+/// seed's component (the processor type) and part-of.
+pub fn labels(ca: &ClearingAdapter, defaults: &WorkloadDefaults) -> BTreeMap<String, String> {
+    let mut labels = defaults.default_labels.clone();
+    labels.extend(selector(ca));
+    labels.insert(
+        "app.kubernetes.io/component".into(),
+        ca.spec.processor_type.as_str().into(),
+    );
+    labels.insert(
+        "app.kubernetes.io/part-of".into(),
+        operator_core::apply::PART_OF.into(),
+    );
+    labels
+}
+
+/// Everything one adapter should have this pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredChildren {
+    pub config_map: ConfigMap,
+    pub deployment: Deployment,
+    pub service: Service,
+    pub network_policy: NetworkPolicy,
+    pub hpa: Option<HorizontalPodAutoscaler>,
+    pub pdb: Option<PodDisruptionBudget>,
+    /// Built when monitoring is on; applied only where its CRD is installed.
+    pub service_monitor: Option<ServiceMonitor>,
+}
+
+/// What the children depend on beyond the spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inputs {
+    /// Partner name → effective weight (the routing table's live part).
+    pub weights: BTreeMap<String, i32>,
+    /// Secret name → resourceVersion of every Secret the spec references: a rotated
+    /// certificate or credential rolls the pods.
+    pub secret_versions: BTreeMap<String, String>,
+    /// Scale the Deployment to zero: deletion is draining the adapter.
+    pub draining: bool,
+}
+
+pub fn desired_children(
+    ca: &ClearingAdapter,
+    inputs: &Inputs,
+    defaults: &WorkloadDefaults,
+    image: &str,
+) -> DesiredChildren {
+    let config = config_map::desired_config_map(ca, &inputs.weights, defaults);
+    let config_hash = config_map::config_hash(ca, &inputs.secret_versions);
+    DesiredChildren {
+        deployment: deployment::desired_deployment(
+            ca,
+            &config_hash,
+            inputs.draining,
+            defaults,
+            image,
+        ),
+        config_map: config,
+        service: service::desired_service(ca, defaults),
+        network_policy: network_policy::desired_network_policy(ca, defaults),
+        hpa: ca
+            .spec
+            .autoscaling
+            .as_ref()
+            .filter(|_| !inputs.draining)
+            .map(|a| hpa::desired_hpa(ca, a, defaults)),
+        pdb: (ca.spec.min_replicas() > 1 && !inputs.draining)
+            .then(|| pdb::desired_pdb(ca, defaults)),
+        service_monitor: ca
+            .spec
+            .monitoring
+            .enabled
+            .then(|| service_monitor::desired_service_monitor(ca, defaults)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,353 @@
+//! The admission rules for a `ClearingAdapter` (seed 001's `validatePaymentProcessor`,
+//! `ValidateUpdate` and `Default`): what the schema and its CEL rules check, and what only
+//! the operator can (durations, credentials in headers, the load an update scales down
+//! under). The reconcile runs them before touching anything, so a spec that got past
+//! admission is still refused with every bad field named and nothing applied.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use operator_core::FieldError;
+use operator_core::validation::{self, FieldErrors};
+
+use crate::crd::{BankingPartner, ClearingAdapterSpec};
+
+/// The longest suffix a child adds to the adapter's name (`<name>-config`).
+pub const LONGEST_SUFFIX: &str = "-config";
+
+/// Health checks are never more frequent than this, whatever the spec says.
+pub const MIN_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Every problem with a resource's name and spec; empty when it can be realised.
+pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
+    let mut errors = FieldErrors::default();
+    errors.push(
+        "metadata.name",
+        validation::resource_name(name, LONGEST_SUFFIX),
+    );
+    errors.check(
+        (1..=100).contains(&spec.replicas),
+        "spec.replicas",
+        format!("must be between 1 and 100, got {}", spec.replicas),
+    );
+    partners(&mut errors, &spec.config.banking_partners);
+
+    let config = &spec.config;
+    positive_duration(&mut errors, "spec.config.timeout", &config.timeout);
+    match validation::go_duration(&config.health_check_interval) {
+        Ok(d) => errors.check(
+            d >= MIN_HEALTH_CHECK_INTERVAL,
+            "spec.config.healthCheckInterval",
+            format!(
+                "must be at least {}s (partners are not polled harder than that), got {:?}",
+                MIN_HEALTH_CHECK_INTERVAL.as_secs(),
+                config.health_check_interval
+            ),
+        ),
+        Err(e) => errors.push::<()>("spec.config.healthCheckInterval", Err(e)),
+    }
+    if let Some(retry) = &config.retry_config {
+        errors.check(
+            (0..=10).contains(&retry.max_retries),
+            "spec.config.retryConfig.maxRetries",
+            format!("must be between 0 and 10, got {}", retry.max_retries),
+        );
+        let initial = positive_duration(
+            &mut errors,
+            "spec.config.retryConfig.initialBackoff",
+            &retry.initial_backoff,
+        );
+        let max = positive_duration(
+            &mut errors,
+            "spec.config.retryConfig.maxBackoff",
+            &retry.max_backoff,
+        );
+        if let (Some(initial), Some(max)) = (initial, max) {
+            errors.check(
+                initial <= max,
+                "spec.config.retryConfig.initialBackoff",
+                format!(
+                    "must not exceed maxBackoff ({:?}), got {:?}",
+                    retry.max_backoff, retry.initial_backoff
+                ),
+            );
+        }
+    }
+    if let Some(limit) = &config.rate_limit {
+        errors.check(
+            limit.requests_per_second >= 1,
+            "spec.config.rateLimit.requestsPerSecond",
+            format!("must be at least 1, got {}", limit.requests_per_second),
+        );
+        errors.check(
+            limit.burst_size >= limit.requests_per_second,
+            "spec.config.rateLimit.burstSize",
+            format!(
+                "must be at least requestsPerSecond ({}), got {}",
+                limit.requests_per_second, limit.burst_size
+            ),
+        );
+    }
+    if let Some(encryption) = &config.encryption {
+        secret_name(
+            &mut errors,
+            "spec.config.encryption.keySecretRef.name",
+            &encryption.key_secret_ref.name,
+        );
+    }
+
+    let memory = spec
+        .resources
+        .requests
+        .as_ref()
+        .and_then(|r| r.get("memory"));
+    match memory {
+        None => errors.check(
+            false,
+            "spec.resources.requests.memory",
+            "must be specified (the seed's rule: an adapter without a memory request is the first evicted), e.g. 256Mi",
+        ),
+        Some(Quantity(q)) => errors.push("spec.resources.requests.memory", validation::quantity(q)),
+    }
+
+    let breaker = &spec.circuit_breaker;
+    for (field, threshold) in [
+        (
+            "spec.circuitBreaker.failureThreshold",
+            breaker.failure_threshold,
+        ),
+        (
+            "spec.circuitBreaker.successThreshold",
+            breaker.success_threshold,
+        ),
+    ] {
+        errors.check(
+            (1..=100).contains(&threshold),
+            field,
+            format!("must be between 1 and 100, got {threshold}"),
+        );
+    }
+    positive_duration(&mut errors, "spec.circuitBreaker.timeout", &breaker.timeout);
+    positive_duration(&mut errors, "spec.drainTimeout", &spec.drain_timeout);
+    errors.check(
+        (1024..=65535).contains(&spec.monitoring.metrics_port),
+        "spec.monitoring.metricsPort",
+        format!(
+            "must be between 1024 and 65535, got {}",
+            spec.monitoring.metrics_port
+        ),
+    );
+
+    if let Some(autoscaling) = &spec.autoscaling {
+        errors.check(
+            spec.min_replicas() <= autoscaling.max_replicas,
+            "spec.autoscaling.maxReplicas",
+            format!(
+                "must be at least the floor ({}), got {}",
+                spec.min_replicas(),
+                autoscaling.max_replicas
+            ),
+        );
+        positive_duration(
+            &mut errors,
+            "spec.autoscaling.cooldownPeriod",
+            &autoscaling.cooldown_period,
+        );
+        for (i, metric) in autoscaling.metrics.iter().enumerate() {
+            let field = format!("spec.autoscaling.metrics[{i}]");
+            let complete = match metric.type_.as_str() {
+                "External" => metric.external.is_some(),
+                "Pods" => metric.pods.is_some(),
+                _ => false,
+            };
+            errors.check(
+                complete,
+                &field,
+                format!(
+                    "must be an External or Pods metric with its block of the same name (business metrics such as pending clearing requests per pod), got type {:?}",
+                    metric.type_
+                ),
+            );
+        }
+    }
+    errors.into_vec()
+}
+
+fn partners(errors: &mut FieldErrors, partners: &[BankingPartner]) {
+    errors.check(
+        !partners.is_empty(),
+        "spec.config.bankingPartners",
+        "at least one banking partner must be configured",
+    );
+    let total: i64 = partners.iter().map(|p| i64::from(p.weight)).sum();
+    errors.check(
+        partners.is_empty() || total > 0,
+        "spec.config.bankingPartners",
+        "the total weight of the banking partners must be greater than 0: give at least one partner a weight",
+    );
+    let mut seen = BTreeSet::new();
+    for (i, partner) in partners.iter().enumerate() {
+        let field = |f: &str| format!("spec.config.bankingPartners[{i}].{f}");
+        errors.check(
+            seen.insert(partner.name.as_str()),
+            &field("name"),
+            format!(
+                "{:?} is used by another partner: names must be unique",
+                partner.name
+            ),
+        );
+        errors.push(&field("name"), validation::resource_name(&partner.name, ""));
+        errors.push(&field("endpoint"), validation::https_url(&partner.endpoint));
+        errors.check(
+            (0..=1000).contains(&partner.weight),
+            &field("weight"),
+            format!("must be between 0 and 1000, got {}", partner.weight),
+        );
+        errors.check(
+            partner.health_check_path.starts_with('/')
+                && !partner.health_check_path.contains(char::is_whitespace),
+            &field("healthCheckPath"),
+            format!(
+                "must be a path starting with /, got {:?}",
+                partner.health_check_path
+            ),
+        );
+        for name in partner.headers.keys() {
+            let header = field(&format!("headers.{name}"));
+            errors.check(
+                is_token(name),
+                &header,
+                "must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
+            );
+            errors.check(
+                !looks_like_credential(name),
+                &header,
+                "looks like a credential and may not have an inline value: put the value in a Secret and reference it from auth.secretRef",
+            );
+        }
+        if let Some(tls) = &partner.tls {
+            if let Some(ca) = &tls.ca_secret_ref {
+                secret_name(errors, &field("tls.caSecretRef.name"), &ca.name);
+            }
+            if let Some(cert) = &tls.client_certificate_secret_name {
+                secret_name(errors, &field("tls.clientCertificateSecretName"), cert);
+            }
+        }
+        if let Some(auth) = &partner.auth {
+            secret_name(errors, &field("auth.secretRef.name"), &auth.secret_ref.name);
+            if let Some(header) = &auth.header {
+                errors.check(
+                    is_token(header),
+                    &field("auth.header"),
+                    format!("must be an HTTP header name, got {header:?}"),
+                );
+            }
+        }
+    }
+}
+
+/// A header whose name says it carries a credential: `Authorization`, `*-Key`, `*-Token`,
+/// anything with `Secret` in it (case-insensitive).
+pub fn looks_like_credential(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower == "authorization"
+        || lower == "proxy-authorization"
+        || lower.ends_with("-key")
+        || lower.ends_with("-token")
+        || lower.contains("secret")
+        || lower == "cookie"
+}
+
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
+fn secret_name(errors: &mut FieldErrors, field: &str, name: &str) {
+    errors.push(field, validation::dns_subdomain(name));
+}
+
+fn positive_duration(errors: &mut FieldErrors, field: &str, value: &str) -> Option<Duration> {
+    match validation::go_duration(value) {
+        Ok(d) if d > Duration::ZERO => Some(d),
+        Ok(_) => {
+            errors.check(
+                false,
+                field,
+                format!("must be longer than 0, got {value:?}"),
+            );
+            None
+        }
+        Err(e) => {
+            errors.push::<()>(field, Err(e));
+            None
+        }
+    }
+}
+
+/// What can be observed of an adapter's load: its autoscaler's CPU utilisation against the
+/// target, and the pods running now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    /// `(current, target)` CPU utilisation in percent, from the HPA's status.
+    pub cpu_utilization: Option<(i32, i32)>,
+    /// Pods the adapter's Deployment runs now.
+    pub current_replicas: i32,
+}
+
+impl Load {
+    /// Why the adapter counts as under high load with `floor` pods requested, if it does:
+    /// its autoscaler reports CPU above the target, or it runs more pods than requested
+    /// because the autoscaler raised them.
+    pub fn high(&self, floor: i32) -> Option<String> {
+        if let Some((current, target)) = self.cpu_utilization
+            && current > target
+        {
+            return Some(format!(
+                "its autoscaler reports CPU at {current}% of requests, above the {target}% target"
+            ));
+        }
+        (self.current_replicas > floor).then(|| {
+            format!(
+                "the autoscaler runs {} pods, above the {floor} requested",
+                self.current_replicas
+            )
+        })
+    }
+}
+
+/// Seed 001's `ValidateUpdate`: a change that lowers the pod floor (`replicas`, or
+/// `autoscaling.minReplicas`) from `old_floor` while the adapter is under high load is
+/// refused; it goes through once the load has dropped.
+pub fn validate_update(old_floor: i32, new: &ClearingAdapterSpec, load: &Load) -> Vec<FieldError> {
+    let floor = new.min_replicas();
+    let mut errors = FieldErrors::default();
+    if floor < old_floor
+        && let Some(why) = load.high(old_floor)
+    {
+        let field = if new
+            .autoscaling
+            .as_ref()
+            .is_some_and(|a| a.min_replicas.is_some())
+        {
+            "spec.autoscaling.minReplicas"
+        } else {
+            "spec.replicas"
+        };
+        errors.check(
+            false,
+            field,
+            format!(
+                "cannot scale down from {old_floor} to {floor} while the adapter is under high load ({why}); apply the change again once the load has dropped"
+            ),
+        );
+    }
+    errors.into_vec()
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

@@ -1,0 +1,241 @@
+//! Each admission rule on its bad case, starting from the sample.
+
+use serde_json::json;
+
+use super::*;
+use crate::crd::tests_support::sample_spec;
+use crate::crd::{Autoscaling, ClearingAdapterSpec};
+
+fn fields(errors: &[FieldError]) -> Vec<&str> {
+    validation::fields(errors)
+}
+
+fn with(change: impl FnOnce(&mut ClearingAdapterSpec)) -> Vec<FieldError> {
+    let mut spec = sample_spec();
+    change(&mut spec);
+    validate("card-clearing", &spec)
+}
+
+fn message(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.message.clone())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[test]
+fn the_sample_is_valid() {
+    assert_eq!(validate("card-clearing", &sample_spec()), Vec::new());
+}
+
+#[test]
+fn at_least_one_partner() {
+    let errors = with(|s| s.config.banking_partners.clear());
+    assert_eq!(fields(&errors), ["spec.config.bankingPartners"]);
+    assert!(message(&errors).contains("at least one banking partner"));
+}
+
+#[test]
+fn total_weight_above_zero() {
+    let errors = with(|s| {
+        for p in &mut s.config.banking_partners {
+            p.weight = 0;
+        }
+    });
+    assert_eq!(fields(&errors), ["spec.config.bankingPartners"]);
+    assert!(message(&errors).contains("total weight"));
+}
+
+#[test]
+fn partner_names_unique() {
+    let errors = with(|s| s.config.banking_partners[1].name = "acme-bank".into());
+    assert_eq!(fields(&errors), ["spec.config.bankingPartners[1].name"]);
+    assert!(message(&errors).contains("unique"));
+}
+
+#[test]
+fn endpoints_are_https() {
+    let errors = with(|s| s.config.banking_partners[0].endpoint = "http://bank.example".into());
+    assert_eq!(fields(&errors), ["spec.config.bankingPartners[0].endpoint"]);
+}
+
+#[test]
+fn memory_request_specified() {
+    let errors = with(|s| s.resources.requests = None);
+    assert_eq!(fields(&errors), ["spec.resources.requests.memory"]);
+    let errors = with(|s| {
+        if let Some(r) = s.resources.requests.as_mut() {
+            r.remove("memory");
+        }
+    });
+    assert_eq!(fields(&errors), ["spec.resources.requests.memory"]);
+}
+
+#[test]
+fn credential_headers_with_inline_values_are_refused() {
+    for name in [
+        "Authorization",
+        "X-Api-Key",
+        "X-Session-Token",
+        "X-Client-Secret-Id",
+    ] {
+        let errors = with(|s| {
+            s.config.banking_partners[0]
+                .headers
+                .insert(name.into(), "inline".into());
+        });
+        assert_eq!(
+            fields(&errors),
+            [format!("spec.config.bankingPartners[0].headers.{name}").as_str()],
+            "{name}"
+        );
+        assert!(message(&errors).contains("Secret"), "{name}");
+    }
+    assert!(!looks_like_credential("X-Partner-Id"));
+    assert!(!looks_like_credential("Keyboard-Layout"));
+    let errors = with(|s| {
+        s.config.banking_partners[0]
+            .headers
+            .insert("Bad Header".into(), "x".into());
+    });
+    assert_eq!(
+        fields(&errors),
+        ["spec.config.bankingPartners[0].headers.Bad Header"]
+    );
+}
+
+#[test]
+fn durations_parse_and_are_positive() {
+    let errors = with(|s| {
+        s.config.timeout = "30".into();
+        s.circuit_breaker.timeout = "0s".into();
+        s.drain_timeout = "soon".into();
+        s.config.health_check_interval = "1s".into();
+    });
+    assert_eq!(
+        fields(&errors),
+        [
+            "spec.config.timeout",
+            "spec.config.healthCheckInterval",
+            "spec.circuitBreaker.timeout",
+            "spec.drainTimeout"
+        ]
+    );
+}
+
+#[test]
+fn retry_and_rate_limit_bounds() {
+    let errors = with(|s| {
+        if let Some(r) = s.config.retry_config.as_mut() {
+            r.initial_backoff = "10s".into();
+            r.max_retries = 11;
+        }
+        if let Some(l) = s.config.rate_limit.as_mut() {
+            l.burst_size = 10;
+        }
+    });
+    assert_eq!(
+        fields(&errors),
+        [
+            "spec.config.retryConfig.maxRetries",
+            "spec.config.retryConfig.initialBackoff",
+            "spec.config.rateLimit.burstSize"
+        ]
+    );
+}
+
+#[test]
+fn secret_references_are_names() {
+    let errors = with(|s| {
+        if let Some(auth) = s.config.banking_partners[0].auth.as_mut() {
+            auth.secret_ref.name = "Not_A_Name".into();
+        }
+    });
+    assert_eq!(
+        fields(&errors),
+        ["spec.config.bankingPartners[0].auth.secretRef.name"]
+    );
+}
+
+#[test]
+fn autoscaling_takes_business_metrics_and_a_sane_range() {
+    let errors = with(|s| {
+        s.autoscaling = Some(Autoscaling {
+            min_replicas: Some(5),
+            max_replicas: 4,
+            target_cpu_utilization_percentage: None,
+            metrics: vec![
+                serde_json::from_value(json!({"type": "Object"})).unwrap_or_default(),
+                serde_json::from_value(json!({"type": "Pods", "pods": {
+                    "metric": {"name": "pending_clearing_requests"},
+                    "target": {"type": "AverageValue", "averageValue": "50"}
+                }}))
+                .unwrap_or_default(),
+            ],
+            cooldown_period: "5m".into(),
+        });
+    });
+    assert_eq!(
+        fields(&errors),
+        [
+            "spec.autoscaling.maxReplicas",
+            "spec.autoscaling.metrics[0]"
+        ]
+    );
+}
+
+#[test]
+fn a_name_leaves_room_for_the_config_map_suffix() {
+    let spec = sample_spec();
+    assert_eq!(validate(&"a".repeat(56), &spec), Vec::new());
+    assert_eq!(fields(&validate(&"a".repeat(57), &spec)), ["metadata.name"]);
+}
+
+#[test]
+fn scaling_down_under_high_load_is_refused_and_allowed_once_it_drops() {
+    let mut spec = sample_spec();
+    spec.autoscaling = None;
+    spec.replicas = 2;
+    let busy_cpu = Load {
+        cpu_utilization: Some((92, 70)),
+        current_replicas: 3,
+    };
+    let errors = validate_update(3, &spec, &busy_cpu);
+    assert_eq!(fields(&errors), ["spec.replicas"]);
+    assert!(message(&errors).contains("92%"), "{}", message(&errors));
+
+    let raised = Load {
+        cpu_utilization: Some((50, 70)),
+        current_replicas: 6,
+    };
+    assert_eq!(
+        fields(&validate_update(3, &spec, &raised)),
+        ["spec.replicas"]
+    );
+
+    let quiet = Load {
+        cpu_utilization: Some((40, 70)),
+        current_replicas: 3,
+    };
+    assert_eq!(validate_update(3, &spec, &quiet), Vec::new());
+    // Scaling up is never refused.
+    spec.replicas = 5;
+    assert_eq!(validate_update(3, &spec, &busy_cpu), Vec::new());
+}
+
+#[test]
+fn lowering_the_autoscaler_floor_counts_as_a_scale_down() {
+    let mut spec = sample_spec();
+    if let Some(a) = spec.autoscaling.as_mut() {
+        a.min_replicas = Some(2);
+    }
+    let busy = Load {
+        cpu_utilization: Some((95, 70)),
+        current_replicas: 3,
+    };
+    assert_eq!(
+        fields(&validate_update(3, &spec, &busy)),
+        ["spec.autoscaling.minReplicas"]
+    );
+}
