@@ -78,3 +78,53 @@ pub fn desired_hpa(
         ..HorizontalPodAutoscaler::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::crd::tests_support::sample;
+
+    /// Seed 001's policies as HPA metrics, its cooldown as the scale-down window.
+    #[test]
+    fn business_metrics_and_the_cooldown_map_onto_the_autoscaler() {
+        let ca = sample();
+        let mut autoscaling = ca.spec.autoscaling.clone().expect("the sample autoscales");
+        autoscaling.cooldown_period = "10m".into();
+        autoscaling.metrics = vec![
+            serde_json::from_value(json!({"type": "Pods", "pods": {
+                "metric": {"name": "pending_clearing_requests"},
+                "target": {"type": "AverageValue", "averageValue": "50"}
+            }}))
+            .unwrap_or_default(),
+        ];
+        let hpa =
+            serde_json::to_value(desired_hpa(&ca, &autoscaling, &WorkloadDefaults::default()))
+                .unwrap_or_default();
+        let spec = &hpa["spec"];
+        assert_eq!(
+            spec["metrics"][0]["resource"]["target"]["averageUtilization"],
+            70
+        );
+        assert_eq!(
+            spec["metrics"][1]["pods"]["metric"]["name"],
+            "pending_clearing_requests"
+        );
+        assert_eq!(
+            spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+            600
+        );
+        assert_eq!(spec["behavior"]["scaleUp"]["stabilizationWindowSeconds"], 0);
+        assert_eq!(spec["minReplicas"], 3);
+        assert_eq!(spec["maxReplicas"], 10);
+        autoscaling.cooldown_period = "3h".into();
+        let capped = desired_hpa(&ca, &autoscaling, &WorkloadDefaults::default());
+        let window = capped
+            .spec
+            .and_then(|s| s.behavior)
+            .and_then(|b| b.scale_down)
+            .and_then(|d| d.stabilization_window_seconds);
+        assert_eq!(window, Some(3600), "the API server's maximum");
+    }
+}
