@@ -226,6 +226,15 @@ impl TestNamespace {
     }
 
     /// A kubeconfig for the ServiceAccount `home/account` on the cluster under test.
+    /// A client authenticated as ServiceAccount `home/account` (a TokenRequest token): what
+    /// that account's pods may do, checked by the API server's RBAC.
+    pub async fn client_as(&self, home: &str, account: &str) -> Result<kube::Client> {
+        let kubeconfig: kube::config::Kubeconfig =
+            serde_yaml::from_str(&self.kubeconfig_as(home, account).await?)?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
     async fn kubeconfig_as(&self, home: &str, account: &str) -> Result<String> {
         let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), home);
         let token = accounts

@@ -44,6 +44,13 @@ pub const CLEARING_ADAPTER: Kind = Kind {
     plural: "clearingadapters",
 };
 
+pub const SAGA_ORCHESTRATOR: Kind = Kind {
+    group: "payments.io",
+    version: "v1",
+    kind: "SagaOrchestrator",
+    plural: "sagaorchestrators",
+};
+
 pub const BATCH_PROCESSOR: Kind = Kind {
     group: "payments.io",
     version: "v1",
@@ -62,8 +69,8 @@ impl TestNamespace {
         )
     }
 
-    /// Creates the seed sample `deploy/samples/<file>.yaml` in this namespace, with `edit`
-    /// applied to it; returns its name.
+    /// Creates the seed sample `deploy/samples/<file>.yaml` (its document of `kind`) in this
+    /// namespace, with `edit` applied to it; returns its name.
     pub async fn create_sample(
         &self,
         kind: Kind,
@@ -72,9 +79,11 @@ impl TestNamespace {
     ) -> Result<String> {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../deploy/samples/{file}.yaml"));
-        let mut sample: Value = serde_yaml::from_str(
-            &std::fs::read_to_string(&path).with_context(|| path.display().to_string())?,
-        )?;
+        let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+        let mut sample: Value = serde_yaml::Deserializer::from_str(&text)
+            .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+            .find(|d: &Value| d["kind"] == kind.kind)
+            .with_context(|| format!("{} holds no {}", path.display(), kind.kind))?;
         sample["metadata"]["namespace"] = Value::String(self.name.clone());
         edit(&mut sample);
         let name = sample["metadata"]["name"]

@@ -10,11 +10,12 @@ use operator_core::OperatorDescriptor;
 use serde_json::Value;
 
 /// The operators whose overlays deploy/ holds.
-const OPERATORS: [&OperatorDescriptor; 4] = [
+const OPERATORS: [&OperatorDescriptor; 5] = [
     &payment_service::OPERATOR,
     &trading_algorithm::OPERATOR,
     &batch_processor::OPERATOR,
     &clearing_adapter::OPERATOR,
+    &saga_orchestrator::OPERATOR,
 ];
 
 /// What each operator must be able to do: the verbs on its own resources (`patch` where it
@@ -351,6 +352,11 @@ fn every_alert_reads_exported_metrics_and_links_its_runbook() -> Result<()> {
         ("clearing-adapter", {
             let m = Metrics::new();
             clearing_adapter::metrics::AdapterMetrics::register(&m);
+            m
+        }),
+        ("saga-orchestrator", {
+            let m = Metrics::new();
+            saga_orchestrator::metrics::SagaMetrics::register(&m);
             m
         }),
     ] {

@@ -177,7 +177,7 @@ async fn scenario(
         .join("target/bench")
         .join(format!("{}-{n}", flavor.name(subject).replace(' ', "-")));
     std::fs::create_dir_all(&out)?;
-    let cluster = Cluster::start(root, &out, ns).await?;
+    let cluster = Cluster::start(root, &out, workload).await?;
     let server = &cluster.server;
     let kubeconfig = &cluster.kubeconfig;
     let config = out.join("config.yaml");
@@ -345,13 +345,17 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(root: &Path, out: &Path, namespace: &str) -> Result<Self> {
+    async fn start(root: &Path, out: &Path, workload: &BenchWorkload) -> Result<Self> {
         let server = ApiServer::with_history(200_000);
         let workloads = server.simulate_workloads();
         server.load_manifests(&root.join("deploy/crds"))?;
         server.create_from_yaml(&format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n"
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {}}}\n",
+            workload.namespace
         ))?;
+        for object in workload.setup {
+            server.create_from_yaml(object)?;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let kubeconfig = out.join("kubeconfig");
         std::fs::write(
@@ -394,7 +398,7 @@ async fn failover(root: &Path, release: &Path, subject: Subject, n: usize) -> Re
         .join("target/bench")
         .join(format!("{binary}-failover-{n}"));
     std::fs::create_dir_all(&out)?;
-    let cluster = Cluster::start(root, &out, ns).await?;
+    let cluster = Cluster::start(root, &out, workload).await?;
     let server = &cluster.server;
     let config = out.join("config.yaml");
     std::fs::write(

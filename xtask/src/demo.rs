@@ -20,6 +20,7 @@ const CHILD_KINDS: &[(&str, &str)] = &[
     ("apps/v1", "deployments"),
     ("v1", "services"),
     ("v1", "configmaps"),
+    ("rbac.authorization.k8s.io/v1", "roles"),
     ("v1", "serviceaccounts"),
     ("v1", "persistentvolumeclaims"),
     ("autoscaling/v2", "horizontalpodautoscalers"),
@@ -37,15 +38,18 @@ stringData: {tls.crt: placeholder, tls.key: placeholder}
 ";
 
 /// Stands in for the platform's Secrets: the ones the ClearingAdapter sample references (its
-/// partners' CA bundles, client certificate, credentials and encryption key). Placeholders:
-/// nothing on the in-memory server reads them, and the demo's operator sends no partner check.
-const SAMPLE_ADAPTER_SECRETS: &[(&str, &[&str])] = &[
+/// partners' CA bundles, client certificate, credentials and encryption key) and the
+/// SagaOrchestrator's persistence credentials. Placeholders: nothing on the in-memory server
+/// reads them, and the demo's clearing adapter operator sends no partner check.
+const SAMPLE_SECRETS: &[(&str, &[&str])] = &[
     ("acme-bank-ca", &["ca.crt"]),
     ("acme-bank-client-tls", &["tls.crt", "tls.key"]),
     ("acme-bank-credentials", &["token"]),
     ("globex-clearing-ca", &["ca.crt"]),
     ("globex-clearing-credentials", &["api-key"]),
     ("card-clearing-encryption", &["key"]),
+    // The SagaOrchestrator sample's persistence credentials (CloudNativePG's `<cluster>-app`).
+    ("saga-db-app", &["username", "password"]),
 ];
 
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -168,7 +172,7 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     server
         .create_from_yaml(SAMPLE_TLS_SECRET)
         .map_err(|e| anyhow::anyhow!("creating the sample TLS Secret: {e:?}"))?;
-    for (name, keys) in SAMPLE_ADAPTER_SECRETS {
+    for (name, keys) in SAMPLE_SECRETS {
         let data: Vec<String> = keys.iter().map(|k| format!("{k}: placeholder")).collect();
         let secret = format!(
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: payments}}\nstringData: {{{}}}\n",

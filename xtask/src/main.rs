@@ -26,6 +26,7 @@ pub const OPERATORS: &[OperatorDescriptor] = &[
     trading_algorithm::OPERATOR,
     batch_processor::OPERATOR,
     clearing_adapter::OPERATOR,
+    saga_orchestrator::OPERATOR,
 ];
 
 const USAGE: &str = "usage: cargo xtask crds [--check] | demo [--serve] | bench | e2e [--local]";

@@ -19,10 +19,12 @@ use kube::api::{Api, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
+use operator_core::OptionalChild;
 use operator_core::runtime::config::WorkloadDefaults;
 use payment_service::crd::PaymentService;
-use payment_service::reconcile::{MonitorState, deployment_state};
+use payment_service::reconcile::deployment_state;
 use payment_service::rollout::{self, RolloutInput};
+use saga_orchestrator::crd::SagaOrchestrator;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use trading_algorithm::crd::TradingAlgorithm;
@@ -178,7 +180,7 @@ async fn reconcile_payment(
         &ps,
         &plan,
         &observed,
-        MonitorState::NotWanted,
+        OptionalChild::NotWanted,
         None,
         Timestamp::now(),
     ));
@@ -192,7 +194,7 @@ async fn reconcile_adapter(
     ca: Arc<ClearingAdapter>,
     client: Arc<kube::Client>,
 ) -> Result<Action, Failed> {
-    use clearing_adapter::reconcile::{Checks, MonitorState, Workload, observed_status};
+    use clearing_adapter::reconcile::{Checks, Workload, observed_status};
     use clearing_adapter::resources::{Inputs, desired_children};
     let ns = ca.namespace().unwrap_or_default();
     let name = ca.name_any();
@@ -234,7 +236,7 @@ async fn reconcile_adapter(
     let mut updated = (*ca).clone();
     let checks = Checks {
         enabled: false,
-        monitor: MonitorState::NotWanted,
+        monitor: OptionalChild::NotWanted,
     };
     updated.status = Some(observed_status(&ca, &plan, &workload, checks, now));
     let api: Api<ClearingAdapter> = Api::namespaced((*client).clone(), &ns);
@@ -243,8 +245,62 @@ async fn reconcile_adapter(
     Ok(Action::requeue(RESYNC))
 }
 
+async fn reconcile_saga(
+    so: Arc<SagaOrchestrator>,
+    client: Arc<kube::Client>,
+) -> Result<Action, Failed> {
+    use saga_orchestrator::definitions::{self, Held, InFlight};
+    use saga_orchestrator::dependencies::Dependencies;
+    use saga_orchestrator::reconcile::{Observed, observed_status};
+    use saga_orchestrator::resources::desired_children;
+    let ns = so.namespace().unwrap_or_default();
+    let name = so.name_any();
+    let status = Api::<Deployment>::namespaced((*client).clone(), &ns)
+        .get_opt(&name)
+        .await?
+        .and_then(|d| d.status)
+        .unwrap_or_default();
+    let observed = Observed {
+        replicas: status.replicas.unwrap_or_default(),
+        ready_replicas: status.ready_replicas.unwrap_or_default(),
+        ..Observed::default()
+    };
+    let current = so
+        .spec
+        .sagas
+        .iter()
+        .map(|s| definitions::render(&ns, s))
+        .collect();
+    let plan = definitions::plan(Some(current), &Held::default(), &InFlight::new(), 3, false);
+    let children = desired_children(&so, &plan, "", &WorkloadDefaults::default());
+    replace(&client, &*so, children.sagas, keep_nothing).await?;
+    replace(&client, &*so, children.service_account, keep_nothing).await?;
+    replace(&client, &*so, children.role, keep_nothing).await?;
+    replace(&client, &*so, children.role_binding, keep_nothing).await?;
+    replace(&client, &*so, children.deployment, keep_nothing).await?;
+    replace(&client, &*so, children.service, keep_cluster_ip).await?;
+    replace(&client, &*so, children.network_policy, keep_nothing).await?;
+    if let Some(pdb) = children.pdb {
+        replace(&client, &*so, pdb, keep_nothing).await?;
+    }
+    let mut updated = (*so).clone();
+    updated.status = Some(observed_status(
+        &so,
+        &plan,
+        &observed,
+        &[],
+        &Dependencies::default(),
+        OptionalChild::NotWanted,
+        Timestamp::now(),
+    ));
+    let api: Api<SagaOrchestrator> = Api::namespaced((*client).clone(), &ns);
+    api.replace_status(&name, &PostParams::default(), &updated)
+        .await?;
+    Ok(Action::requeue(RESYNC))
+}
+
 /// Runs the naive controller for `operator` (`trading-algorithm`, `payment-service`,
-/// `batch-processor` or `clearing-adapter`).
+/// `batch-processor`, `clearing-adapter` or `saga-orchestrator`).
 pub async fn run(operator: &str) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -292,6 +348,16 @@ pub async fn run(operator: &str) -> Result<()> {
             )
             .owns(deployments, watcher::Config::default())
             .run(reconcile_adapter, retry_soon, Arc::new(client))
+            .for_each(|_| std::future::ready(()))
+            .await;
+        }
+        "saga-orchestrator" => {
+            Controller::new(
+                Api::<SagaOrchestrator>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .owns(deployments, watcher::Config::default())
+            .run(reconcile_saga, retry_soon, Arc::new(client))
             .for_each(|_| std::future::ready(()))
             .await;
         }

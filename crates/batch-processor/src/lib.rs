@@ -65,6 +65,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     demo_settings: "",
     bench: BenchWorkload {
         namespace: "payments",
+        setup: &[],
         resource: |i| {
             json!({
                 "apiVersion": "payments.io/v1",

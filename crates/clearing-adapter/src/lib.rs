@@ -104,6 +104,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     demo_settings: "partnerHealthChecks: false",
     bench: BenchWorkload {
         namespace: "payments",
+        setup: &[],
         resource: |i| {
             // Loopback only: the benchmark's checks go to a closed local port.
             json!({

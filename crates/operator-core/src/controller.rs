@@ -479,6 +479,12 @@ where
         self.ctx.clone()
     }
 
+    /// The cache of the resources this controller reconciles: for a mapper that finds which
+    /// of them a related object concerns.
+    pub fn store(&self) -> Store<K> {
+        self.controller.store()
+    }
+
     /// Runs until shutdown. Each reconcile runs in a span (`controller`, `object`,
     /// `namespace`, `reconcile_id`) and is counted in the `controller_runtime_*` metrics.
     /// Every error is logged and, with its reason, published as a Warning event on the

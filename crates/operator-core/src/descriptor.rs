@@ -73,6 +73,8 @@ pub struct ChildRef {
 pub struct BenchWorkload {
     /// The namespace the resources are created in.
     pub namespace: &'static str,
+    /// Objects (YAML) created in that namespace first: the Secrets the resources reference.
+    pub setup: &'static [&'static str],
     /// The i-th resource, as JSON.
     pub resource: fn(usize) -> Value,
     /// A spec change to `target` (a scaling bound), as a merge patch.

@@ -24,7 +24,7 @@ pub mod workload;
 
 pub use apply::{
     Applied, Changes, ChildKinds, ChildPass, ChildWatch, ChildWatches, Children, Foreign,
-    OperatorIdentity, Prune,
+    OperatorIdentity, OptionalChild, Prune,
 };
 pub use controller::{Backoff, Context, ControllerSettings, OperatorController, namespace_of};
 pub use descriptor::OperatorDescriptor;

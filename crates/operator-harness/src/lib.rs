@@ -7,6 +7,7 @@
 //! domain's helpers (its resource's API, its sample, its status fields).
 
 pub mod conformance;
+pub mod shipped;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -33,6 +34,7 @@ pub type Controllers = Arc<dyn Fn(&Runtime, Clock) -> Vec<BoxFuture<'static, ()>
 pub struct HarnessBuilder {
     crds: Vec<CustomResourceDefinition>,
     namespaces: Vec<String>,
+    objects: Vec<Value>,
     settings: ControllerSettings,
     controllers: Controllers,
 }
@@ -55,6 +57,13 @@ impl HarnessBuilder {
 
     pub fn namespace(mut self, name: &str) -> Self {
         self.namespaces.push(name.to_string());
+        self
+    }
+
+    /// Creates `object` (as JSON, namespace included) before the operator starts: a Secret
+    /// the resources reference, another team's object.
+    pub fn object(mut self, object: Value) -> Self {
+        self.objects.push(object);
         self
     }
 
@@ -83,6 +92,11 @@ impl HarnessBuilder {
         for name in &self.namespaces {
             let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
             namespaces.create(&PostParams::default(), &ns).await?;
+        }
+        for object in &self.objects {
+            server
+                .create_from_yaml(&serde_json::to_string(object)?)
+                .map_err(|e| anyhow::anyhow!("creating {object}: {e:?}"))?;
         }
         let workloads = server.simulate_workloads();
         Ok(Harness {
@@ -140,6 +154,7 @@ impl Harness {
         HarnessBuilder {
             crds: Vec::new(),
             namespaces: Vec::new(),
+            objects: Vec::new(),
             settings: ControllerSettings {
                 resync: Duration::from_millis(300),
                 ..ControllerSettings::default()

@@ -64,6 +64,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     demo_settings: "",
     bench: BenchWorkload {
         namespace: "trading-platform",
+        setup: &[],
         resource: |i| {
             json!({
                 "apiVersion": "fintech.io/v1",

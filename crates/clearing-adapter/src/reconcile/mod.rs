@@ -18,9 +18,8 @@ use kube::{Resource, ResourceExt};
 use operator_core::autoscaling::hand_replicas_to_autoscaler;
 use operator_core::conditions::set_not_ready;
 use operator_core::finalizer::with_finalizer;
-use operator_core::monitoring::ServiceMonitor;
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Clock, Context, Error, Result};
+use operator_core::{Changes, Clock, Context, Error, OptionalChild, Result};
 
 use crate::crd::{ClearingAdapter, Phase};
 use crate::health::PartnerProbe;
@@ -159,21 +158,12 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
     )
 }
 
-/// Whether a ServiceMonitor could be applied this pass.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MonitorState {
-    NotWanted,
-    Applied,
-    /// The Prometheus Operator's CRD is not installed.
-    Unavailable,
-}
-
 async fn apply_children(
     ca: &ClearingAdapter,
     ctx: &Ctx,
     desired: DesiredChildren,
     workload: &Workload,
-) -> Result<(Changes, MonitorState)> {
+) -> Result<(Changes, OptionalChild)> {
     let mut pass = ctx.children.pass(ca);
     // The routing table before the pods that read it.
     pass.apply(desired.config_map).await?;
@@ -201,15 +191,7 @@ async fn apply_children(
     if let Some(pdb) = desired.pdb {
         pass.apply(pdb).await?;
     }
-    let served = ctx.children.served::<ServiceMonitor>().await?;
-    let monitor = match desired.service_monitor {
-        Some(sm) if served => {
-            pass.apply(sm).await?;
-            MonitorState::Applied
-        }
-        Some(_) => MonitorState::Unavailable,
-        None => MonitorState::NotWanted,
-    };
+    let monitor = pass.apply_optional(desired.service_monitor).await?;
     Ok((pass.finish().await?, monitor))
 }
 

@@ -7,11 +7,11 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 use operator_core::conditions::{ConditionStatus, Observed, set_condition};
 
-use super::MonitorState;
 use super::observe::Workload;
 use crate::crd::{ClearingAdapter, ClearingAdapterStatus, Phase};
 use crate::partners::PartnerPlan;
 use crate::resources::selector_string;
+use operator_core::OptionalChild;
 
 pub const PARTNERS_HEALTHY: &str = "BankingPartnersHealthy";
 
@@ -20,7 +20,7 @@ pub const PARTNERS_HEALTHY: &str = "BankingPartnersHealthy";
 pub struct Checks {
     /// The operator checks partners (its config can switch that off).
     pub enabled: bool,
-    pub monitor: MonitorState,
+    pub monitor: OptionalChild,
 }
 
 fn partners_condition(plan: &PartnerPlan, enabled: bool) -> Observed<'static> {
@@ -141,7 +141,7 @@ pub fn observed_status(
         },
         None if workload.ready_replicas >= wanted => {
             let mut message = format!("{} of {wanted} adapter pods ready", workload.ready_replicas);
-            if checks.monitor == MonitorState::Unavailable {
+            if checks.monitor == OptionalChild::Unavailable {
                 message.push_str(
                     "; no ServiceMonitor: the Prometheus Operator's CRD is not installed",
                 );

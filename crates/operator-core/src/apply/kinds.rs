@@ -356,6 +356,16 @@ pub struct ChildPass<'a, O> {
     changes: Changes,
 }
 
+/// What became of a child of an optional kind this pass (a ServiceMonitor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionalChild {
+    /// The resource does not ask for it.
+    NotWanted,
+    Applied,
+    /// Its kind is not served: the CRD (the Prometheus Operator's) is not installed.
+    Unavailable,
+}
+
 impl<O> Debug for ChildPass<'_, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChildPass")
@@ -387,6 +397,22 @@ impl<O: Resource<DynamicType = ()>> ChildPass<'_, O> {
             .of::<K>()?
             .apply_noted_with(self.owner, desired, foreign, &mut self.changes)
             .await
+    }
+
+    /// Applies a child of an optional kind (one whose CRD may not be installed) when it is
+    /// wanted, if its kind is served: what became of it.
+    pub async fn apply_optional<K>(&mut self, desired: Option<K>) -> Result<OptionalChild>
+    where
+        K: ChildObject,
+    {
+        let Some(desired) = desired else {
+            return Ok(OptionalChild::NotWanted);
+        };
+        if !self.kinds.served::<K>().await? {
+            return Ok(OptionalChild::Unavailable);
+        }
+        self.apply(desired).await?;
+        Ok(OptionalChild::Applied)
     }
 
     /// Keeps a child of kind `K` from prune without applying it this pass (a Deployment a

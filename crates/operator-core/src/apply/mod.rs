@@ -54,7 +54,7 @@ use crate::error::{Error, RefusedChild, Result};
 mod kinds;
 mod ownership;
 
-pub use kinds::{ChildKinds, ChildPass, ChildWatches, Prune};
+pub use kinds::{ChildKinds, ChildPass, ChildWatches, OptionalChild, Prune};
 
 /// A namespaced kind an operator applies, caches and prunes as a child: what every apply
 /// function asks of its type, named once.

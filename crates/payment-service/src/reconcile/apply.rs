@@ -4,14 +4,13 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use operator_core::autoscaling::hand_replicas_to_autoscaler;
-use operator_core::{Changes, Foreign, Result};
+use operator_core::{Changes, Foreign, OptionalChild, Result};
 
+use super::Ctx;
 use super::observe::ObservedDeployments;
-use super::{Ctx, MonitorState};
 use crate::crd::PaymentService;
 use crate::resources::DesiredChildren;
 use crate::rollout::RolloutPlan;
-use operator_core::monitoring::ServiceMonitor;
 
 pub(super) async fn apply_children(
     ps: &PaymentService,
@@ -19,7 +18,7 @@ pub(super) async fn apply_children(
     desired: DesiredChildren,
     plan: &RolloutPlan,
     observed: &ObservedDeployments,
-) -> Result<(Changes, MonitorState)> {
+) -> Result<(Changes, OptionalChild)> {
     let mut pass = ctx.children.pass(ps);
     if let Some(sa) = desired.service_account {
         // The account the user names: created when missing, used as it is when it exists.
@@ -58,15 +57,7 @@ pub(super) async fn apply_children(
         pass.apply(b.role_binding).await?;
         pass.apply(b.cron_job).await?;
     }
-    let served = ctx.children.served::<ServiceMonitor>().await?;
-    let monitor = match desired.service_monitor {
-        Some(sm) if served => {
-            pass.apply(sm).await?;
-            MonitorState::Applied
-        }
-        Some(_) => MonitorState::Unavailable,
-        None => MonitorState::NotWanted,
-    };
+    let monitor = pass.apply_optional(desired.service_monitor).await?;
     // Everything wanted is in place (the Service has switched) before the rest is pruned.
     Ok((pass.finish().await?, monitor))
 }

@@ -68,16 +68,6 @@ pub async fn reconcile(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     .await
 }
 
-/// Whether a ServiceMonitor could be applied this pass.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MonitorState {
-    /// Prometheus scraping is off.
-    NotWanted,
-    Applied,
-    /// The Prometheus Operator's CRD is not installed.
-    Unavailable,
-}
-
 async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
     if ctx.status_writes.is_stale(&*ps) {

@@ -7,9 +7,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 use operator_core::conditions::{ConditionStatus, Observed, remove, set_condition};
 
-use super::MonitorState;
 use crate::crd::{PaymentService, PaymentServiceStatus, Phase, StrategyType};
 use crate::rollout::{self, DeploymentState, RolloutPlan};
+use operator_core::OptionalChild;
 
 /// Available replicas of the pods the Service sends traffic to.
 fn serving_available(
@@ -41,7 +41,7 @@ pub fn observed_status(
     ps: &PaymentService,
     plan: &RolloutPlan,
     observed: &BTreeMap<String, DeploymentState>,
-    monitor: MonitorState,
+    monitor: OptionalChild,
     last_backup: Option<Time>,
     now: Timestamp,
 ) -> PaymentServiceStatus {
@@ -154,14 +154,14 @@ pub fn observed_status(
         let _ = set_condition(&mut conditions, c, generation, now);
     }
     let service_monitor = match monitor {
-        MonitorState::NotWanted => None,
-        MonitorState::Applied => Some(Observed {
+        OptionalChild::NotWanted => None,
+        OptionalChild::Applied => Some(Observed {
             type_: "ServiceMonitor",
             status: ConditionStatus::True,
             reason: operator_core::reason!("Applied"),
             message: "Prometheus scrapes the metrics port through a ServiceMonitor".into(),
         }),
-        MonitorState::Unavailable => Some(Observed {
+        OptionalChild::Unavailable => Some(Observed {
             type_: "ServiceMonitor",
             status: ConditionStatus::False,
             reason: operator_core::reason!("PrometheusOperatorNotInstalled"),

@@ -1,0 +1,48 @@
+//! The binary and its manifests as they ship: what every operator's `tests/deploy.rs` checks.
+
+use anyhow::{Context as _, Result, ensure};
+use operator_core::OperatorDescriptor;
+use operator_core::runtime::config::{Flags, RuntimeConfig};
+
+/// The binary at `path` answers `--version` with its own name (not the shared crate's) and
+/// `version`.
+pub fn check_version(path: &str, operator: &OperatorDescriptor, version: &str) -> Result<()> {
+    let out = std::process::Command::new(path).arg("--version").output()?;
+    ensure!(out.status.success(), "{path} --version failed");
+    let printed = String::from_utf8(out.stdout)?;
+    let expected = format!("{} {version}", operator.binary_name());
+    ensure!(
+        printed.trim() == expected,
+        "{printed:?} is not {expected:?}"
+    );
+    Ok(())
+}
+
+/// `deploy/<package>/config.yaml`'s `config.yaml` key, resolved by the operator's binary as it
+/// is in its pod (`POD_NAMESPACE=payments-system`).
+pub fn shipped_config(operator: &OperatorDescriptor) -> Result<RuntimeConfig> {
+    let path = format!(
+        "{}/../../deploy/{}/config.yaml",
+        env!("CARGO_MANIFEST_DIR"),
+        operator.package
+    );
+    let manifest: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&path).context(path.clone())?)?;
+    let file = manifest["data"]["config.yaml"]
+        .as_str()
+        .context("the ConfigMap's config.yaml key")?;
+    let config = std::env::temp_dir().join(format!(
+        "{}-config-{}.yaml",
+        operator.package,
+        std::process::id()
+    ));
+    std::fs::write(&config, file)?;
+    let flags = Flags {
+        config: Some(config.clone()),
+        ..Flags::default()
+    };
+    let env = |name: &str| (name == "POD_NAMESPACE").then(|| "payments-system".to_string());
+    let resolved = RuntimeConfig::resolve(&flags, &operator.binary, env);
+    let _ = std::fs::remove_file(&config);
+    Ok(resolved?)
+}

@@ -1,0 +1,400 @@
+//! `SagaOrchestrator` (`sagaorchestrators.payments.io/v1`): the service that executes payment
+//! sagas (a sequence of steps, each undone by its compensation if a later one fails), its
+//! persistence, and its saga definitions as configuration — versioned, so a running saga
+//! never has its definition changed under it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use operator_core::validation::GO_DURATION_PATTERN;
+
+/// A saga orchestrator and the sagas it runs.
+// The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "payments.io",
+    version = "v1",
+    kind = "SagaOrchestrator",
+    namespaced,
+    status = "SagaOrchestratorStatus",
+    shortname = "so",
+    derive = "PartialEq",
+    doc = "A saga orchestrator: the service that runs distributed payment transactions as sagas, with its versioned saga definitions and its dependencies.",
+    printcolumn(name = "Sagas", type_ = "integer", json_path = ".status.sagas"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SagaOrchestratorSpec {
+    /// The orchestrator image.
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// Its version, as a label on the pods (`app.kubernetes.io/version`).
+    #[schemars(length(min = 1, max = 63))]
+    pub version: String,
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 50))]
+    pub replicas: i32,
+    /// Resources of the orchestrator container; the operator's `defaultResources` when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    #[serde(default)]
+    pub monitoring: Monitoring,
+    /// Where saga instances are kept (seed 000's CloudNativePG cluster, or Redis).
+    pub persistence: Persistence,
+    /// The saga definitions.
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub sagas: Vec<SagaDefinition>,
+    /// Versions of a saga kept besides its current one, while nothing runs on them.
+    #[serde(default = "default_history_limit")]
+    #[schemars(range(min = 1, max = 20))]
+    pub definition_history_limit: i32,
+    /// How long deletion waits for running sagas to finish or compensate (Go duration).
+    #[serde(default = "default_drain_timeout")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub drain_timeout: String,
+}
+
+fn default_replicas() -> i32 {
+    2
+}
+fn default_history_limit() -> i32 {
+    3
+}
+fn default_drain_timeout() -> String {
+    "5m".into()
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed maxReplicas"))]
+pub struct Autoscaling {
+    #[schemars(range(min = 1, max = 50))]
+    pub min_replicas: i32,
+    #[schemars(range(min = 1, max = 50))]
+    pub max_replicas: i32,
+    /// Average CPU utilisation, in percent of requests, to aim for.
+    #[serde(default = "default_cpu", rename = "targetCPU")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu: i32,
+}
+
+fn default_cpu() -> i32 {
+    70
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Monitoring {
+    #[serde(default)]
+    pub prometheus: Prometheus,
+}
+
+/// Prometheus scraping of the orchestrator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Prometheus {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The metrics port (8080 serves the orchestrator's API).
+    #[serde(default = "default_metrics_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    #[x_kube(validation = Rule::new("self != 8080").message("port 8080 serves the orchestrator's API; choose another metrics port"))]
+    pub port: i32,
+    #[serde(default = "default_metrics_path")]
+    #[schemars(regex(pattern = r"^/\S*$"))]
+    pub path: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_metrics_port() -> i32 {
+    9090
+}
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+
+impl Default for Prometheus {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: default_metrics_port(),
+            path: default_metrics_path(),
+        }
+    }
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistenceType {
+    Postgresql,
+    Redis,
+}
+
+/// Where saga instances are kept.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Persistence {
+    #[serde(rename = "type")]
+    pub type_: PersistenceType,
+    /// The CloudNativePG `Cluster` (postgresql) or the Redis database's Service (redis).
+    #[schemars(length(min = 1, max = 63))]
+    pub cluster_name: String,
+    /// The Secret with the credentials (`username`, `password`), referenced, never copied.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// One saga: steps run in order; when one fails, the steps before it are compensated in
+/// reverse order — up to the pivot, after which the saga is retried forward instead.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SagaDefinition {
+    /// Unique within the orchestrator; a DNS label.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// The longest one instance may run (Go duration).
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub timeout: String,
+    #[schemars(length(min = 1, max = 50))]
+    pub steps: Vec<SagaStep>,
+    /// The step after which the saga can no longer be compensated and is retried forward;
+    /// every step before it needs a compensation. Without one, every step needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pivot: Option<String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SagaStep {
+    /// Unique within the saga; a DNS label.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// The PaymentService in this namespace the step calls.
+    #[schemars(length(min = 1, max = 63))]
+    pub service: String,
+    pub action: HttpCall,
+    /// What undoes the action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compensation: Option<HttpCall>,
+    /// The longest one attempt may take (Go duration); at most the saga's timeout.
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub timeout: String,
+    #[serde(default)]
+    pub retry: StepRetry,
+}
+
+/// An HTTP call on the step's service.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpCall {
+    pub method: HttpMethod,
+    /// Path on the service; `{sagaId}` is replaced by the instance's id.
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/\S*$"))]
+    pub path: String,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpMethod {
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "PATCH")]
+    Patch,
+    #[serde(rename = "DELETE")]
+    Delete,
+}
+
+/// Retries of a failed attempt, with exponential backoff from `backoff`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRetry {
+    #[serde(default = "default_attempts")]
+    #[schemars(range(min = 1, max = 20))]
+    pub max_attempts: i32,
+    #[serde(default = "default_backoff")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub backoff: String,
+}
+
+fn default_attempts() -> i32 {
+    3
+}
+fn default_backoff() -> String {
+    "1s".into()
+}
+
+impl Default for StepRetry {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_attempts(),
+            backoff: default_backoff(),
+        }
+    }
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// No orchestrator pod is ready yet.
+    Pending,
+    /// Pods run the definitions.
+    Running,
+    /// Deletion waits for running sagas to finish or compensate.
+    Draining,
+    /// The spec cannot be realised; see the Ready condition.
+    Failed,
+}
+
+/// One version of one saga the orchestrator holds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DefinitionVersion {
+    pub saga: String,
+    pub version: String,
+    /// The spec's definition of the saga now; older ones are kept for what runs on them.
+    pub current: bool,
+    /// Instances still running on it, as the orchestrator reports.
+    #[serde(default)]
+    pub in_flight: i64,
+}
+
+/// Observed state, written by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SagaOrchestratorStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Sagas in force.
+    #[serde(default)]
+    pub sagas: i32,
+    /// Saga → the version new instances start on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub active_definitions: BTreeMap<String, String>,
+    /// Every version held, current and older.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub definition_versions: Vec<DefinitionVersion>,
+    /// Older versions kept only because instances still run on them (`saga/version`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub draining_versions: Vec<String>,
+    /// Ready, DefinitionsValid, DependenciesReady.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+operator_core::reported_status!(SagaOrchestratorStatus, Phase);
+
+impl SagaOrchestratorSpec {
+    /// The PaymentServices the steps call, each once.
+    pub fn services(&self) -> std::collections::BTreeSet<&str> {
+        self.sagas
+            .iter()
+            .flat_map(|s| s.steps.iter().map(|st| st.service.as_str()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use kube::CustomResourceExt;
+    use serde::Deserialize;
+
+    pub const SAMPLE: &str = include_str!("../../../deploy/samples/payment-saga.yaml");
+
+    /// The sample `payment-saga` (the file's SagaOrchestrator document), as stored.
+    pub fn sample() -> SagaOrchestrator {
+        let document = serde_yaml::Deserializer::from_str(SAMPLE)
+            .filter_map(|d| serde_json::Value::deserialize(d).ok())
+            .find(|d| d["kind"] == "SagaOrchestrator")
+            .expect("the sample holds a SagaOrchestrator");
+        let mut so: SagaOrchestrator = serde_json::from_value(document).expect("the sample parses");
+        so.metadata.uid = Some("uid-saga".into());
+        so.metadata.generation = Some(1);
+        so
+    }
+
+    pub fn sample_spec() -> SagaOrchestratorSpec {
+        sample().spec
+    }
+
+    #[test]
+    fn the_sample_parses_with_its_four_steps_and_pivot() {
+        let spec = sample_spec();
+        assert_eq!(spec.sagas.len(), 1);
+        let saga = &spec.sagas[0];
+        let steps: Vec<&str> = saga.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            steps,
+            [
+                "reserve-funds",
+                "screen-fraud",
+                "post-to-ledger",
+                "submit-to-clearing"
+            ]
+        );
+        assert_eq!(saga.pivot.as_deref(), Some("submit-to-clearing"));
+        assert_eq!(
+            spec.services().into_iter().collect::<Vec<_>>(),
+            [
+                "fraud-screening",
+                "ledger-service",
+                "payment-initiation-service"
+            ]
+        );
+        assert_eq!(spec.definition_history_limit, 3);
+    }
+
+    #[test]
+    fn the_crd_has_the_issues_columns_defaults_and_short_name() {
+        let crd = serde_json::to_value(SagaOrchestrator::crd()).unwrap_or_default();
+        assert_eq!(crd["spec"]["names"]["shortNames"][0], "so");
+        let version = &crd["spec"]["versions"][0];
+        let columns: Vec<&str> = version["additionalPrinterColumns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(columns, ["Sagas", "Phase", "Ready", "Age"]);
+        let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        assert_eq!(spec["definitionHistoryLimit"]["default"], 3);
+        let types: Vec<&str> = spec["persistence"]["properties"]["type"]["enum"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(types, ["postgresql", "redis"]);
+    }
+}

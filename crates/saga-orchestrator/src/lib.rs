@@ -1,0 +1,216 @@
+//! The SagaOrchestrator operator: seed 000's "Saga Orchestrator Operator — manages
+//! distributed transactions", specified by its issue.
+//!
+//! For each `SagaOrchestrator` it runs the orchestrator (Deployment, Service, NetworkPolicy,
+//! autoscaler, disruption budget, ServiceMonitor, and its own ServiceAccount allowed to write
+//! only its in-flight report), renders the validated saga definitions into `<name>-sagas` as
+//! content-hashed versions that are never pulled from under running instances, keeps the last
+//! valid definitions when new ones are invalid, watches the PaymentServices the steps call
+//! (and the CloudNativePG cluster) for `DependenciesReady`, and on deletion waits for running
+//! sagas (finalizer `payments.io/saga-drain`, bounded by `drainTimeout`).
+
+pub mod crd;
+pub mod definitions;
+pub mod dependencies;
+pub mod metrics;
+pub mod reconcile;
+pub mod resources;
+pub mod validate;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{CustomResourceExt, Resource, ResourceExt};
+use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
+use operator_core::monitoring::ServiceMonitor;
+use operator_core::runtime::config::OperatorSettings;
+use operator_core::runtime::{OperatorBinary, Runtime};
+use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
+use serde_json::json;
+
+use crate::crd::SagaOrchestrator;
+use crate::dependencies::{PaymentServiceView, PostgresClusterView, callers_of, users_of};
+use crate::metrics::SagaMetrics;
+use crate::reconcile::SagaOperator;
+
+/// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
+pub const IDENTITY: OperatorIdentity = OperatorIdentity {
+    manager: "saga-orchestrator-operator",
+    app_name: resources::APP_NAME,
+};
+
+/// The controller's name in metrics (`controller="sagaorchestrator"`).
+pub const CONTROLLER: &str = "sagaorchestrator";
+
+/// The binary: its identity and its section of the config file.
+pub const BINARY: OperatorBinary = OperatorBinary {
+    identity: IDENTITY,
+    config_section: "sagaOrchestrator",
+    settings: OperatorSettings::NONE,
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+/// The operator, as its binary and the project's tooling run it.
+pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
+    binary: BINARY,
+    package: "saga-orchestrator",
+    resources: &[ServedResource {
+        api_version: "payments.io/v1",
+        plural: "sagaorchestrators",
+        short_name: "so",
+        converged: |so| is_ready(so) && so["status"]["phase"] == "Running",
+    }],
+    crds: || vec![SagaOrchestrator::crd()],
+    controllers: |rt| controllers(rt, operator_core::system_clock()),
+    demo_settings: "",
+    bench: BenchWorkload {
+        namespace: "payments",
+        setup: &[
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: saga-store, namespace: payments}\nstringData: {password: bench}\n",
+        ],
+        resource: |i| {
+            json!({
+                "apiVersion": "payments.io/v1",
+                "kind": "SagaOrchestrator",
+                "metadata": {"name": format!("saga-{i:04}"), "namespace": "payments"},
+                "spec": {
+                    "image": "registry.example/saga-orchestrator:1.0.0",
+                    "version": "1.0.0",
+                    "replicas": 2,
+                    "persistence": {"type": "redis", "clusterName": "saga-store", "secretName": "saga-store"},
+                    "sagas": [{
+                        "name": "refund",
+                        "timeout": "1m",
+                        "steps": [
+                            {"name": "debit", "service": "ledger", "timeout": "5s",
+                             "action": {"method": "POST", "path": "/debit"},
+                             "compensation": {"method": "POST", "path": "/credit"}},
+                            {"name": "notify", "service": "notifier", "timeout": "5s",
+                             "action": {"method": "POST", "path": "/notify"},
+                             "compensation": {"method": "DELETE", "path": "/notify"}},
+                        ],
+                    }],
+                },
+            })
+        },
+        change: |replicas| json!({"spec": {"replicas": replicas}}),
+        changed_child: |name| ChildRef {
+            api_version: "apps/v1",
+            plural: "deployments",
+            name: name.to_string(),
+        },
+        changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
+        first_target: 3,
+        lower_bound_converge: (
+            11.0,
+            "finalizer, 2 ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment, Service, NetworkPolicy, PodDisruptionBudget, 1 status",
+        ),
+        lower_bound_change: (2.0, "the Deployment, the status"),
+    },
+};
+
+/// The child kinds of a SagaOrchestrator, declared once: watched as metadata, owned, pruned.
+/// ServiceMonitors exist only where the Prometheus Operator is installed.
+pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
+    ChildKinds::builder(rt.client(), IDENTITY, rt.namespace())
+        .kind::<ConfigMap>(Prune::Yes)
+        .kind::<ServiceAccount>(Prune::Yes)
+        .kind::<Role>(Prune::Yes)
+        .kind::<RoleBinding>(Prune::Yes)
+        .kind::<Deployment>(Prune::Yes)
+        .kind::<Service>(Prune::Yes)
+        .kind::<NetworkPolicy>(Prune::Yes)
+        .kind::<HorizontalPodAutoscaler>(Prune::Yes)
+        .kind::<PodDisruptionBudget>(Prune::Yes)
+        .optional_kind::<ServiceMonitor>()
+        .build()
+}
+
+fn api<K>(rt: &Runtime) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match rt.namespace() {
+        Some(ns) => Api::namespaced(rt.client(), ns),
+        None => Api::all(rt.client()),
+    }
+}
+
+/// The controller for `SagaOrchestrator`, its children, and the PaymentServices (and
+/// CloudNativePG clusters, when that CRD is installed at start) it depends on. `now` is the
+/// clock (tests move it past a drain timeout).
+pub fn controllers(rt: &Runtime, now: Clock) -> Vec<BoxFuture<'static, ()>> {
+    let (children, watches) = child_kinds(rt);
+    let (services, service_writer) = reflector::store();
+    let service_stream = watcher(api::<PaymentServiceView>(rt), watcher::Config::default())
+        .default_backoff()
+        .reflect(service_writer)
+        .touched_objects()
+        .boxed();
+    // CloudNativePG is optional: watched only where its CRD is served when the operator starts.
+    let (clusters, cluster_writer) = reflector::store();
+    let client = rt.client();
+    let cluster_api = api::<PostgresClusterView>(rt);
+    let cnpg_served = Arc::new(AtomicBool::new(false));
+    let mark_served = cnpg_served.clone();
+    let mut writer = Some(cluster_writer);
+    let cluster_stream = futures::stream::once(async move {
+        let api_version = PostgresClusterView::api_version(&()).into_owned();
+        match client.list_api_group_resources(&api_version).await {
+            Ok(list) => list.resources.iter().any(|r| r.name == "clusters"),
+            Err(_) => false,
+        }
+    })
+    .flat_map(move |served| match (served, writer.take()) {
+        (true, Some(writer)) => {
+            mark_served.store(true, Ordering::SeqCst);
+            watcher(cluster_api.clone(), watcher::Config::default())
+                .default_backoff()
+                .reflect(writer)
+                .touched_objects()
+                .boxed()
+        }
+        _ => futures::stream::empty().boxed(),
+    })
+    .boxed();
+    let operator = SagaOperator {
+        defaults: rt.config().workloads.clone(),
+        services,
+        clusters,
+        cnpg_served,
+        metrics: SagaMetrics::register(rt.metrics()),
+        now,
+    };
+    let controller = rt
+        .controller::<SagaOrchestrator, _>(rt.context(IDENTITY, operator).with_children(children))
+        .owns_children(watches);
+    let (by_service, by_cluster) = (controller.store(), controller.store());
+    let controller = controller
+        .watches_stream(service_stream, move |ps: PaymentServiceView| {
+            let all = by_service.state();
+            callers_of(
+                all.iter().map(|s| &**s),
+                &ps.namespace().unwrap_or_default(),
+                &ps.name_any(),
+            )
+        })
+        .watches_stream(cluster_stream, move |c: PostgresClusterView| {
+            let all = by_cluster.state();
+            users_of(
+                all.iter().map(|s| &**s),
+                &c.namespace().unwrap_or_default(),
+                &c.name_any(),
+            )
+        });
+    vec![controller.run(reconcile::reconcile).boxed()]
+}

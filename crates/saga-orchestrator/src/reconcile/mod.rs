@@ -1,0 +1,231 @@
+//! The reconcile pipeline: fetch → validate the spec (refused whole) → the persistence
+//! Secret → observe what the orchestrator holds and runs (`<name>-sagas`, `<name>-inflight`,
+//! its Deployment) and its dependencies → validate the definitions (an invalid one keeps the
+//! last valid ones in force) → decide the versions to hold ([`crate::definitions`]) → build
+//! every child (pure) → apply and prune → status, events and metrics. On deletion, the drain
+//! ([`drain`]) runs before the finalizer goes.
+
+mod drain;
+mod observe;
+mod status;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use operator_core::autoscaling::hand_replicas_to_autoscaler;
+use operator_core::conditions::set_not_ready;
+use operator_core::finalizer::with_finalizer;
+use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::{Changes, Clock, Context, Error, FieldError, OptionalChild, Result};
+
+use crate::crd::{Phase, SagaOrchestrator};
+use crate::definitions::{self, DefinitionPlan};
+use crate::dependencies::{PaymentServiceView, PostgresClusterView};
+use crate::metrics::SagaMetrics;
+use crate::resources::{self, DesiredChildren};
+use crate::validate;
+
+pub use observe::Observed;
+pub use status::observed_status;
+
+/// The finalizer: deletion waits for running sagas (bounded by `drainTimeout`).
+pub const FINALIZER: &str = "payments.io/saga-drain";
+
+/// The operator's own part of the reconcile context.
+#[derive(Clone)]
+pub struct SagaOperator {
+    pub defaults: WorkloadDefaults,
+    pub services: Store<PaymentServiceView>,
+    /// CloudNativePG clusters; watched when that CRD was installed at start (`cnpg_served`).
+    pub clusters: Store<PostgresClusterView>,
+    pub cnpg_served: Arc<std::sync::atomic::AtomicBool>,
+    pub metrics: SagaMetrics,
+    pub now: Clock,
+}
+
+impl std::fmt::Debug for SagaOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaOperator")
+            .field("defaults", &self.defaults)
+            .field("cnpg", &self.cnpg_served)
+            .finish_non_exhaustive()
+    }
+}
+
+type Ctx = Arc<Context<SagaOperator>>;
+
+pub async fn reconcile(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
+    let api = ctx.api_beside::<SagaOrchestrator, _>(&*so);
+    with_finalizer(
+        &api,
+        FINALIZER,
+        so,
+        |so| apply(so, ctx.clone()),
+        |so, deletion| drain::drain(so, deletion, ctx.clone()),
+    )
+    .await
+}
+
+async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
+    let op = &ctx.operator;
+    if ctx.status_writes.is_stale(&*so) {
+        return Ok(ctx.resync());
+    }
+    let now = (op.now)();
+    let errors = validate::validate(&so.name_any(), &so.spec);
+    if !errors.is_empty() {
+        return ctx
+            .refuse(&*so, Error::invalid_spec(errors), Phase::Failed, now)
+            .await;
+    }
+    let secret_version = match observe::secret_version(&so, &ctx).await? {
+        Some(version) => version,
+        None => {
+            let missing = FieldError::new(
+                "spec.persistence.secretName",
+                format!(
+                    "Secret {} does not exist in namespace {}: create it (CloudNativePG creates <cluster>-app) — the orchestrator cannot reach its persistence without it",
+                    so.spec.persistence.secret_name,
+                    operator_core::namespace_of(&*so)
+                ),
+            );
+            return ctx
+                .wait_for_secret(&*so, missing, Phase::Pending, now)
+                .await;
+        }
+    };
+    let observed = observe::observe(&so, &ctx).await?;
+    let invalid = validate::validate_definitions(&so.spec.sagas);
+    let current = invalid.is_empty().then(|| {
+        let namespace = operator_core::namespace_of(&*so);
+        so.spec
+            .sagas
+            .iter()
+            .map(|s| definitions::render(namespace, s))
+            .collect()
+    });
+    let plan = definitions::plan(
+        current,
+        &observed.held,
+        &observed.in_flight,
+        so.spec.definition_history_limit.max(0) as usize,
+        false,
+    );
+    let dependencies = observe::dependencies(&so, op);
+
+    let desired = resources::desired_children(&so, &plan, &secret_version, &op.defaults);
+    let (changes, monitor) = apply_children(&so, &ctx, desired, &observed).await?;
+    let refusal = changes.refusal();
+
+    let mut next = observed_status(&so, &plan, &observed, &invalid, &dependencies, monitor, now);
+    if let Some(refusal) = &refusal {
+        set_not_ready(&mut next.conditions, refusal, so.meta().generation, now);
+    }
+    announce(&so, &ctx, &plan, &changes, &invalid).await;
+    ctx.write_status(&*so, &next).await?;
+    op.metrics
+        .observe(&so, &next, &observed.in_flight, dependencies.ready());
+    if let Some(refusal) = refusal {
+        return Err(refusal);
+    }
+    Ok(ctx.resync())
+}
+
+async fn apply_children(
+    so: &SagaOrchestrator,
+    ctx: &Ctx,
+    desired: DesiredChildren,
+    observed: &Observed,
+) -> Result<(Changes, OptionalChild)> {
+    let mut pass = ctx.children.pass(so);
+    // The definitions and the identity before the pods that read and use them.
+    pass.apply(desired.sagas).await?;
+    pass.apply(desired.in_flight).await?;
+    pass.apply(desired.service_account).await?;
+    pass.apply(desired.role).await?;
+    pass.apply(desired.role_binding).await?;
+    let autoscaled = desired
+        .deployment
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.replicas.is_none());
+    if autoscaled && observed.operator_owns_replicas {
+        hand_replicas_to_autoscaler(
+            &ctx.api_beside::<Deployment, _>(so),
+            ctx.identity.manager,
+            &so.name_any(),
+            observed.replicas,
+        )
+        .await?;
+    }
+    pass.apply(desired.deployment).await?;
+    pass.apply(desired.service).await?;
+    pass.apply(desired.network_policy).await?;
+    if let Some(hpa) = desired.hpa {
+        pass.apply(hpa).await?;
+    }
+    if let Some(pdb) = desired.pdb {
+        pass.apply(pdb).await?;
+    }
+    let monitor = pass.apply_optional(desired.service_monitor).await?;
+    Ok((pass.finish().await?, monitor))
+}
+
+/// Events: what the pass created or changed, versions added and dropped, and definitions
+/// refused (once per refused spec generation).
+async fn announce(
+    so: &SagaOrchestrator,
+    ctx: &Ctx,
+    plan: &DefinitionPlan,
+    changes: &Changes,
+    invalid: &[FieldError],
+) {
+    let events = &ctx.events;
+    events.changes(so, changes).await;
+    if !plan.added.is_empty() {
+        let note = format!(
+            "new definition version(s) {}: new instances start on them; instances running on older versions finish there",
+            plan.added.join(", ")
+        );
+        events
+            .normal(
+                so,
+                operator_core::reason!("DefinitionsUpdated"),
+                "Define",
+                note,
+            )
+            .await;
+    }
+    if !plan.dropped.is_empty() {
+        let note = format!(
+            "dropped definition version(s) {}: beyond definitionHistoryLimit, nothing runs on them",
+            plan.dropped.join(", ")
+        );
+        events
+            .normal(
+                so,
+                operator_core::reason!("DefinitionsDropped"),
+                "Define",
+                note,
+            )
+            .await;
+    }
+    let reported = so
+        .status
+        .as_ref()
+        .and_then(|s| operator_core::conditions::find(&s.conditions, status::DEFINITIONS_VALID))
+        .is_some_and(|c| c.status == "False" && c.observed_generation == so.meta().generation);
+    if !invalid.is_empty() && !reported {
+        events
+            .warning(
+                so,
+                operator_core::reason!("DefinitionsInvalid"),
+                "Define",
+                status::invalid_message(invalid),
+            )
+            .await;
+    }
+}

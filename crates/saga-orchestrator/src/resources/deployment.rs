@@ -1,0 +1,200 @@
+//! The orchestrator's Deployment: its image and version, the sagas ConfigMap mounted where it
+//! reads definitions, persistence by reference (host from the cluster's name, credentials
+//! from the Secret, never copied), its own ServiceAccount (for `<name>-inflight`), restricted
+//! security, and a config hash of the current definitions and the Secret's version — a new
+//! definition version or rotated credentials roll the pods; dropping an old version does not.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, ResourceRequirements, SecretKeySelector, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::ResourceExt;
+use operator_core::apply::short_digest;
+use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::workload::{restricted_container_security, restricted_pod_security, tcp_probe};
+
+use super::{HTTP_PORT, in_flight_name, labels, sagas_name, selector};
+use crate::crd::{PersistenceType, SagaOrchestrator};
+use crate::definitions::DefinitionPlan;
+
+pub const CONFIG_HASH_ANNOTATION: &str = "payments.io/config-hash";
+pub const CONTAINER: &str = "orchestrator";
+/// Where the sagas ConfigMap is mounted.
+pub const DEFINITIONS_MOUNT: &str = "/etc/saga/definitions";
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn secret_env(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(optional),
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// What an orchestrator gets when neither its spec nor the operator's config names resources.
+pub fn fallback_resources() -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_string());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), q("250m")),
+            ("memory".into(), q("256Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".into(), q("512Mi"))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+pub fn orchestrator_env(so: &SagaOrchestrator) -> Vec<EnvVar> {
+    let name = so.name_any();
+    let p = &so.spec.persistence;
+    let (kind, host) = match p.type_ {
+        PersistenceType::Postgresql => ("postgresql", format!("{}-rw", p.cluster_name)),
+        PersistenceType::Redis => ("redis", p.cluster_name.clone()),
+    };
+    vec![
+        EnvVar {
+            name: "POD_NAMESPACE".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.namespace".into(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+        },
+        env(
+            "SAGA_DEFINITIONS",
+            format!("{DEFINITIONS_MOUNT}/index.json"),
+        ),
+        env("SAGA_INFLIGHT_CONFIGMAP", in_flight_name(&name)),
+        env("PERSISTENCE_TYPE", kind),
+        env("PERSISTENCE_HOST", host),
+        secret_env("PERSISTENCE_USERNAME", &p.secret_name, "username", true),
+        secret_env("PERSISTENCE_PASSWORD", &p.secret_name, "password", false),
+        env(
+            "METRICS_PORT",
+            so.spec.monitoring.prometheus.port.to_string(),
+        ),
+    ]
+}
+
+pub fn desired_deployment(
+    so: &SagaOrchestrator,
+    plan: &DefinitionPlan,
+    secret_version: &str,
+    defaults: &WorkloadDefaults,
+) -> Deployment {
+    let name = so.name_any();
+    let spec = &so.spec;
+    let labels = labels(so, defaults);
+    let hash = short_digest([plan.active_digest().as_bytes(), secret_version.as_bytes()]);
+    let mut ports = vec![ContainerPort {
+        name: Some("http".into()),
+        container_port: HTTP_PORT,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }];
+    if spec.monitoring.prometheus.enabled {
+        ports.push(ContainerPort {
+            name: Some("metrics".into()),
+            container_port: spec.monitoring.prometheus.port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        });
+    }
+    let resources = spec
+        .resources
+        .clone()
+        .or_else(|| defaults.default_resources.clone())
+        .unwrap_or_else(fallback_resources);
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some(labels.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: spec.autoscaling.is_none().then_some(spec.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector(so)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), hash)])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(name.clone()),
+                    // The token writes `<name>-inflight`, the one thing its Role allows.
+                    automount_service_account_token: Some(true),
+                    containers: vec![Container {
+                        name: CONTAINER.into(),
+                        image: Some(spec.image.clone()),
+                        ports: Some(ports),
+                        env: Some(orchestrator_env(so)),
+                        resources: Some(resources),
+                        readiness_probe: Some(tcp_probe(HTTP_PORT, 5, 5)),
+                        liveness_probe: Some(tcp_probe(HTTP_PORT, 30, 10)),
+                        volume_mounts: Some(vec![
+                            VolumeMount {
+                                name: "definitions".into(),
+                                mount_path: DEFINITIONS_MOUNT.into(),
+                                read_only: Some(true),
+                                ..VolumeMount::default()
+                            },
+                            VolumeMount {
+                                name: "tmp".into(),
+                                mount_path: "/tmp".into(),
+                                ..VolumeMount::default()
+                            },
+                        ]),
+                        security_context: Some(restricted_container_security()),
+                        ..Container::default()
+                    }],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "definitions".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: sagas_name(&name),
+                                ..ConfigMapVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "tmp".into(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Volume::default()
+                        },
+                    ]),
+                    security_context: Some(restricted_pod_security()),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}

@@ -1,0 +1,177 @@
+//! One pure builder per child kind: the `SagaOrchestrator`, this pass's definition plan and
+//! the persistence Secret's version in, the desired object out. No client, no clock.
+
+pub mod config_maps;
+pub mod deployment;
+pub mod rbac;
+pub mod service;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use operator_core::monitoring::{ServiceMonitor, scrape_services};
+use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::workload::{Ingress, ingress_policy};
+
+use crate::crd::SagaOrchestrator;
+use crate::definitions::DefinitionPlan;
+
+/// The orchestrator's API port.
+pub const HTTP_PORT: i32 = 8080;
+/// `app.kubernetes.io/name` of the orchestrator's pods.
+pub const APP_NAME: &str = "saga-orchestrator";
+
+pub fn sagas_name(orchestrator: &str) -> String {
+    format!("{orchestrator}-sagas")
+}
+
+pub fn in_flight_name(orchestrator: &str) -> String {
+    format!("{orchestrator}-inflight")
+}
+
+/// The labels that select the orchestrator's pods (fixed for its life).
+pub fn selector(so: &SagaOrchestrator) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), APP_NAME.to_string()),
+        ("app.kubernetes.io/instance".to_string(), so.name_any()),
+    ])
+}
+
+/// Labels of every child and pod: the operator's `defaultLabels`, the selector, the version.
+pub fn labels(so: &SagaOrchestrator, defaults: &WorkloadDefaults) -> BTreeMap<String, String> {
+    let mut labels = defaults.default_labels.clone();
+    labels.extend(selector(so));
+    labels.insert("app.kubernetes.io/version".into(), so.spec.version.clone());
+    labels
+}
+
+fn meta(name: String, so: &SagaOrchestrator, defaults: &WorkloadDefaults) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        labels: Some(labels(so, defaults)),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Everything one orchestrator should have this pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredChildren {
+    pub sagas: ConfigMap,
+    pub in_flight: ConfigMap,
+    pub service_account: ServiceAccount,
+    pub role: Role,
+    pub role_binding: RoleBinding,
+    pub deployment: Deployment,
+    pub service: Service,
+    pub network_policy: NetworkPolicy,
+    pub hpa: Option<HorizontalPodAutoscaler>,
+    pub pdb: Option<PodDisruptionBudget>,
+    /// Built when Prometheus scraping is on; applied only where its CRD is installed.
+    pub service_monitor: Option<ServiceMonitor>,
+}
+
+pub fn desired_children(
+    so: &SagaOrchestrator,
+    plan: &DefinitionPlan,
+    secret_version: &str,
+    defaults: &WorkloadDefaults,
+) -> DesiredChildren {
+    let name = so.name_any();
+    let prometheus = &so.spec.monitoring.prometheus;
+    let (account, role, role_binding) = rbac::desired_rbac(so, defaults);
+    DesiredChildren {
+        sagas: config_maps::desired_sagas(so, plan, defaults),
+        in_flight: config_maps::desired_in_flight(so, defaults),
+        service_account: account,
+        role,
+        role_binding,
+        deployment: deployment::desired_deployment(so, plan, secret_version, defaults),
+        service: service::desired_service(so, defaults),
+        network_policy: {
+            let mut policy = ingress_policy(
+                name.clone(),
+                &Ingress {
+                    pods: selector(so),
+                    serving_ports: &[HTTP_PORT],
+                    metrics_port: prometheus.enabled.then_some(prometheus.port),
+                    monitoring_namespace: defaults.monitoring_namespace(),
+                },
+            );
+            policy.metadata.labels = Some(labels(so, defaults));
+            policy
+        },
+        hpa: so
+            .spec
+            .autoscaling
+            .as_ref()
+            .map(|a| HorizontalPodAutoscaler {
+                metadata: meta(name.clone(), so, defaults),
+                spec: Some(HorizontalPodAutoscalerSpec {
+                    scale_target_ref: CrossVersionObjectReference {
+                        api_version: Some("apps/v1".into()),
+                        kind: "Deployment".into(),
+                        name: name.clone(),
+                    },
+                    min_replicas: Some(a.min_replicas),
+                    max_replicas: a.max_replicas,
+                    metrics: Some(vec![MetricSpec {
+                        type_: "Resource".into(),
+                        resource: Some(ResourceMetricSource {
+                            name: "cpu".into(),
+                            target: MetricTarget {
+                                type_: "Utilization".into(),
+                                average_utilization: Some(a.target_cpu),
+                                ..MetricTarget::default()
+                            },
+                        }),
+                        ..MetricSpec::default()
+                    }]),
+                    ..HorizontalPodAutoscalerSpec::default()
+                }),
+                ..HorizontalPodAutoscaler::default()
+            }),
+        pdb: (floor(so) > 1).then(|| PodDisruptionBudget {
+            metadata: meta(name.clone(), so, defaults),
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: Some(IntOrString::Int(1)),
+                selector: Some(LabelSelector {
+                    match_labels: Some(selector(so)),
+                    ..LabelSelector::default()
+                }),
+                ..PodDisruptionBudgetSpec::default()
+            }),
+            ..PodDisruptionBudget::default()
+        }),
+        service_monitor: prometheus.enabled.then(|| {
+            scrape_services(
+                &name,
+                labels(so, defaults),
+                selector(so),
+                "metrics",
+                &prometheus.path,
+            )
+        }),
+    }
+}
+
+/// The fewest pods the orchestrator runs.
+pub fn floor(so: &SagaOrchestrator) -> i32 {
+    so.spec
+        .autoscaling
+        .as_ref()
+        .map_or(so.spec.replicas, |a| a.min_replicas)
+}
+
+#[cfg(test)]
+mod tests;

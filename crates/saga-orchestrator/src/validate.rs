@@ -1,0 +1,213 @@
+//! The admission rules for a `SagaOrchestrator`. [`validate`] covers what refuses the whole
+//! spec (names, persistence, sizes); [`validate_definitions`] the saga definitions, whose
+//! errors name the saga and the step and hold back only the definitions: the orchestrator
+//! keeps the last valid ones. The reconcile runs both before touching anything.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use operator_core::FieldError;
+use operator_core::validation::{self, FieldErrors};
+
+use crate::crd::{SagaDefinition, SagaOrchestratorSpec};
+
+/// The longest suffix a child adds to the orchestrator's name (`<name>-inflight`).
+pub const LONGEST_SUFFIX: &str = "-inflight";
+
+/// Problems that refuse the whole spec.
+pub fn validate(name: &str, spec: &SagaOrchestratorSpec) -> Vec<FieldError> {
+    let mut errors = FieldErrors::default();
+    errors.push(
+        "metadata.name",
+        validation::resource_name(name, LONGEST_SUFFIX),
+    );
+    errors.check(
+        !spec.image.trim().is_empty() && !spec.image.contains(char::is_whitespace),
+        "spec.image",
+        format!(
+            "must be an image reference without spaces, got {:?}",
+            spec.image
+        ),
+    );
+    errors.push(
+        "spec.version",
+        validation::label_value(&spec.version, false),
+    );
+    errors.check(
+        (1..=50).contains(&spec.replicas),
+        "spec.replicas",
+        format!("must be between 1 and 50, got {}", spec.replicas),
+    );
+    if let Some(a) = &spec.autoscaling {
+        errors.check(
+            1 <= a.min_replicas && a.min_replicas <= a.max_replicas && a.max_replicas <= 50,
+            "spec.autoscaling",
+            format!(
+                "needs 1 <= minReplicas <= maxReplicas <= 50, got {} and {}",
+                a.min_replicas, a.max_replicas
+            ),
+        );
+    }
+    errors.check(
+        spec.monitoring.prometheus.port != 8080,
+        "spec.monitoring.prometheus.port",
+        "port 8080 serves the orchestrator's API; choose another metrics port",
+    );
+    let persistence = &spec.persistence;
+    errors.push(
+        "spec.persistence.clusterName",
+        validation::resource_name(&persistence.cluster_name, "-rw"),
+    );
+    errors.push(
+        "spec.persistence.secretName",
+        validation::dns_subdomain(&persistence.secret_name),
+    );
+    errors.check(
+        (1..=20).contains(&spec.definition_history_limit),
+        "spec.definitionHistoryLimit",
+        format!(
+            "must be between 1 and 20, got {}",
+            spec.definition_history_limit
+        ),
+    );
+    match validation::go_duration(&spec.drain_timeout) {
+        Ok(d) => errors.check(
+            d > Duration::ZERO,
+            "spec.drainTimeout",
+            "must be longer than 0",
+        ),
+        Err(e) => errors.push::<()>("spec.drainTimeout", Err(e)),
+    }
+    errors.into_vec()
+}
+
+/// Problems with the saga definitions, each naming the saga and the step.
+pub fn validate_definitions(sagas: &[SagaDefinition]) -> Vec<FieldError> {
+    let mut errors = FieldErrors::default();
+    let mut names = BTreeSet::new();
+    for (i, saga) in sagas.iter().enumerate() {
+        let at = |f: &str| format!("spec.sagas[{i}].{f}");
+        let saga_name = &saga.name;
+        errors.check(
+            names.insert(saga_name.as_str()),
+            &at("name"),
+            format!("saga {saga_name:?} is defined twice: saga names must be unique"),
+        );
+        errors.push(&at("name"), validation::resource_name(saga_name, ""));
+        let saga_timeout = duration(&mut errors, &at("timeout"), &saga.timeout, saga_name, None);
+        errors.check(
+            !saga.steps.is_empty(),
+            &at("steps"),
+            format!("saga {saga_name:?} needs at least one step"),
+        );
+        let pivot = match &saga.pivot {
+            Some(pivot) => {
+                let found = saga.steps.iter().position(|s| &s.name == pivot);
+                errors.check(
+                    found.is_some(),
+                    &at("pivot"),
+                    format!("saga {saga_name:?}: pivot {pivot:?} is not one of its steps"),
+                );
+                found
+            }
+            None => None,
+        };
+        let mut steps = BTreeSet::new();
+        for (j, step) in saga.steps.iter().enumerate() {
+            let at = |f: &str| format!("spec.sagas[{i}].steps[{j}].{f}");
+            let step_name = &step.name;
+            let both = format!("saga {saga_name:?} step {step_name:?}");
+            errors.check(
+                steps.insert(step_name.as_str()),
+                &at("name"),
+                format!("{both} is defined twice: step names must be unique within a saga"),
+            );
+            errors.push(&at("service"), validation::resource_name(&step.service, ""));
+            // Every step that can still be undone needs a way to undo it: all steps before the
+            // pivot, or all steps when there is none.
+            let compensable = match (&saga.pivot, pivot) {
+                (Some(_), Some(p)) => j < p,
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            errors.check(
+                !compensable || step.compensation.is_some(),
+                &at("compensation"),
+                format!(
+                    "{both} comes before the pivot, so it must have a compensation (what undoes it when a later step fails)"
+                ),
+            );
+            let step_timeout = duration(
+                &mut errors,
+                &at("timeout"),
+                &step.timeout,
+                saga_name,
+                Some(step_name),
+            );
+            if let (Some(step_timeout), Some(saga_timeout)) = (step_timeout, saga_timeout) {
+                errors.check(
+                    step_timeout <= saga_timeout,
+                    &at("timeout"),
+                    format!(
+                        "{both}: timeout {} exceeds the saga's {}",
+                        step.timeout, saga.timeout
+                    ),
+                );
+            }
+            errors.check(
+                (1..=20).contains(&step.retry.max_attempts),
+                &at("retry.maxAttempts"),
+                format!(
+                    "{both}: must be between 1 and 20, got {}",
+                    step.retry.max_attempts
+                ),
+            );
+            let backoff = duration(
+                &mut errors,
+                &at("retry.backoff"),
+                &step.retry.backoff,
+                saga_name,
+                Some(step_name),
+            );
+            if let (Some(backoff), Some(step_timeout)) = (backoff, step_timeout) {
+                errors.check(
+                    backoff <= step_timeout,
+                    &at("retry.backoff"),
+                    format!(
+                        "{both}: backoff {} exceeds the step's timeout {}",
+                        step.retry.backoff, step.timeout
+                    ),
+                );
+            }
+        }
+    }
+    errors.into_vec()
+}
+
+fn duration(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: &str,
+    saga: &str,
+    step: Option<&String>,
+) -> Option<Duration> {
+    let whose = match step {
+        Some(step) => format!("saga {saga:?} step {step:?}"),
+        None => format!("saga {saga:?}"),
+    };
+    match validation::go_duration(value) {
+        Ok(d) if d > Duration::ZERO => Some(d),
+        Ok(_) => {
+            errors.check(false, field, format!("{whose}: must be longer than 0"));
+            None
+        }
+        Err(e) => {
+            errors.check(false, field, format!("{whose}: {e}"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;
