@@ -97,3 +97,29 @@ async fn nothing_listening_and_no_answer_are_failures_within_the_timeout() -> Re
     assert!(started.elapsed() < Duration::from_secs(2));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_partner_asking_for_mutual_tls_gets_the_adapters_client_certificate() -> Result<()> {
+    let partner = PartnerStandIn::start_mutual().await?;
+    let (chain, key) = partner
+        .client_identity()
+        .ok_or_else(|| anyhow::anyhow!("a mutual-TLS stand-in has a client identity"))?;
+    let mut t = target(format!("{}/health", partner.url()), Some(partner.ca_pem()));
+    t.client_identity = Some((chain.as_bytes().to_vec(), key.as_bytes().to_vec()));
+    let verdict = HttpsProbe.check(&t).await;
+    assert!(verdict.healthy, "{verdict:?}");
+
+    let anonymous = HttpsProbe
+        .check(&target(
+            format!("{}/health", partner.url()),
+            Some(partner.ca_pem()),
+        ))
+        .await;
+    assert!(!anonymous.healthy, "{anonymous:?}");
+    assert_eq!(
+        partner.requests(),
+        1,
+        "only the authenticated request was served"
+    );
+    Ok(())
+}

@@ -20,6 +20,8 @@ use tokio::task::JoinHandle;
 pub struct PartnerStandIn {
     addr: SocketAddr,
     ca_pem: String,
+    /// With mutual TLS: a client certificate (PEM chain, PEM key) it accepts.
+    client: Option<(String, String)>,
     healthy: Arc<AtomicBool>,
     requests: Arc<AtomicUsize>,
     task: JoinHandle<()>,
@@ -51,17 +53,63 @@ fn certificates() -> Result<(String, CertificateDer<'static>, PrivateKeyDer<'sta
     Ok((ca_cert.pem(), cert.der().clone(), key))
 }
 
+/// A client CA and a client certificate it signed: the CA's DER, and the certificate's PEM
+/// chain and key.
+fn client_certificate() -> Result<(CertificateDer<'static>, String, String), rcgen::Error> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "testkit partner client CA");
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate()?;
+    let mut client = CertificateParams::new(Vec::<String>::new())?;
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "clearing-adapter");
+    let cert = client.signed_by(&key, &issuer)?;
+    Ok((ca_cert.der().clone(), cert.pem(), key.serialize_pem()))
+}
+
 impl PartnerStandIn {
     /// Starts on `127.0.0.1`, on a free port, healthy.
     pub async fn start() -> std::io::Result<Self> {
+        Self::start_with(false).await
+    }
+
+    /// [`Self::start`], requiring a client certificate ([`Self::client_identity`]).
+    pub async fn start_mutual() -> std::io::Result<Self> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(mutual: bool) -> std::io::Result<Self> {
         let (ca_pem, cert, key) = certificates().map_err(std::io::Error::other)?;
-        let config =
-            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(std::io::Error::other)?
-                .with_no_client_auth()
-                .with_single_cert(vec![cert], key)
-                .map_err(std::io::Error::other)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(std::io::Error::other)?;
+        let (builder, client) = if mutual {
+            let (client_ca, chain, client_key) =
+                client_certificate().map_err(std::io::Error::other)?;
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(client_ca).map_err(std::io::Error::other)?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(std::io::Error::other)?;
+            (
+                builder.with_client_cert_verifier(verifier),
+                Some((chain, client_key)),
+            )
+        } else {
+            (builder.with_no_client_auth(), None)
+        };
+        let config = builder
+            .with_single_cert(vec![cert], key)
+            .map_err(std::io::Error::other)?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -96,6 +144,7 @@ impl PartnerStandIn {
         Ok(Self {
             addr,
             ca_pem,
+            client,
             healthy,
             requests,
             task,
@@ -110,6 +159,11 @@ impl PartnerStandIn {
     /// The PEM of the CA that signed its certificate.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// With [`Self::start_mutual`]: the client certificate chain and key (PEM) it accepts.
+    pub fn client_identity(&self) -> Option<(&str, &str)> {
+        self.client.as_ref().map(|(c, k)| (c.as_str(), k.as_str()))
     }
 
     /// Answer `200` (true) or `503` (false) from now on.
