@@ -64,6 +64,15 @@ async fn deletion_of(client: kube::Client, namespace: Option<&str>) -> Deletion 
     }
 }
 
+/// How long ago `obj`'s deletion was asked for (zero when it is not being deleted): what a
+/// cleanup bounded by a timeout measures.
+pub fn since_deletion<K: Resource>(obj: &K, now: k8s_openapi::jiff::Timestamp) -> Duration {
+    obj.meta()
+        .deletion_timestamp
+        .as_ref()
+        .map_or(Duration::ZERO, |t| t.0.duration_until(now).unsigned_abs())
+}
+
 /// Edits the finalizer list with a JSON patch (its `test` guards against concurrent edits).
 async fn patch_finalizers<K>(api: &Api<K>, name: &str, ops: serde_json::Value) -> Result<()>
 where

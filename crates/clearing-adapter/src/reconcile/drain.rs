@@ -13,7 +13,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::{Resource, ResourceExt};
 use operator_core::Result;
-use operator_core::finalizer::{Cleanup, Deletion};
+use operator_core::finalizer::{Cleanup, Deletion, since_deletion};
 use operator_core::validation::go_duration;
 
 use super::{Ctx, observe};
@@ -35,9 +35,8 @@ pub(super) async fn drain(
         return Ok(release(&ca, &ctx));
     }
     let now = (op.now)();
-    let started = ca.meta().deletion_timestamp.as_ref().map_or(now, |t| t.0);
     let timeout = go_duration(&ca.spec.drain_timeout).unwrap_or(Duration::from_secs(30));
-    let elapsed = started.duration_until(now).unsigned_abs();
+    let elapsed = since_deletion(&*ca, now);
 
     let workload = observe::workload(&ca, &ctx).await?;
     tracing::info!(

@@ -7,6 +7,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Resource, ResourceExt};
+use operator_core::apply::controlled_by;
 use operator_core::autoscaling::applies_replicas;
 use operator_core::{FieldError, Result, namespace_of};
 
@@ -32,27 +33,18 @@ pub struct Workload {
     pub operator_owns_replicas: bool,
 }
 
-fn ours<K: Resource>(obj: &K, ca: &ClearingAdapter) -> bool {
-    let uid = ca.meta().uid.as_deref();
-    obj.meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
-}
-
 pub(super) async fn workload(ca: &ClearingAdapter, ctx: &Ctx) -> Result<Workload> {
     let name = ca.name_any();
     let deployment = ctx
         .api_beside::<Deployment, _>(ca)
         .get_opt(&name)
         .await?
-        .filter(|d| ours(d, ca));
+        .filter(|d| controlled_by(d.meta(), ca));
     let hpa = ctx
         .api_beside::<HorizontalPodAutoscaler, _>(ca)
         .get_opt(&name)
         .await?
-        .filter(|h| ours(h, ca));
+        .filter(|h| controlled_by(h.meta(), ca));
     let Some(deployment) = deployment else {
         return Ok(Workload::default());
     };

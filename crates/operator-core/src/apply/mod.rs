@@ -81,6 +81,7 @@ impl<K> ChildObject for K where
         + 'static
 {
 }
+pub use ownership::controlled_by;
 use ownership::{Holder, compact_managed_fields, contains_all, holder_of, owned_fields_digest};
 
 /// Annotation on every child: the hash of the desired object last applied.

@@ -61,6 +61,16 @@ pub(super) enum Holder {
     Other(String),
 }
 
+/// Whether `owner` is the controller of the object `meta` describes: the one check before an
+/// operator trusts what a child of that name holds (its data, its status).
+pub fn controlled_by<O: Resource>(meta: &ObjectMeta, owner: &O) -> bool {
+    let uid = owner.meta().uid.as_deref();
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && Some(r.uid.as_str()) == uid)
+}
+
 pub(super) fn holder_of<O: Resource<DynamicType = ()>>(meta: &ObjectMeta, owner: &O) -> Holder {
     let owner_uid = owner.meta().uid.as_deref().unwrap_or_default();
     let controller = meta

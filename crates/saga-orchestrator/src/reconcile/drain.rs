@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Resource, ResourceExt};
 use operator_core::Result;
 use operator_core::conditions::{ConditionStatus, Observed as Condition, set_condition};
-use operator_core::finalizer::{Cleanup, Deletion};
+use operator_core::finalizer::{Cleanup, Deletion, since_deletion};
 use operator_core::validation::go_duration;
 
 use super::{Ctx, observe};
@@ -33,9 +33,8 @@ pub(super) async fn drain(
         return Ok(release(&so, &ctx));
     }
     let now = (op.now)();
-    let started = so.meta().deletion_timestamp.as_ref().map_or(now, |t| t.0);
     let timeout = go_duration(&so.spec.drain_timeout).unwrap_or(Duration::from_secs(300));
-    let elapsed = started.duration_until(now).unsigned_abs();
+    let elapsed = since_deletion(&*so, now);
 
     let observed = observe::observe(&so, &ctx).await?;
     let running: Vec<String> = observed

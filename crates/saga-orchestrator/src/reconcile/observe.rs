@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use operator_core::Result;
+use operator_core::apply::controlled_by;
 use operator_core::autoscaling::applies_replicas;
 
 use super::{Ctx, SagaOperator};
@@ -27,15 +28,6 @@ pub struct Observed {
     pub replicas: i32,
     pub ready_replicas: i32,
     pub operator_owns_replicas: bool,
-}
-
-fn ours<K: Resource>(obj: &K, so: &SagaOrchestrator) -> bool {
-    let uid = so.meta().uid.as_deref();
-    obj.meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
 }
 
 /// The persistence Secret's resourceVersion; `None` when it does not exist.
@@ -57,7 +49,7 @@ async fn own_data(
         .api_beside::<ConfigMap, _>(so)
         .get_opt(name)
         .await?
-        .filter(|cm| ours(cm, so))
+        .filter(|cm| controlled_by(cm.meta(), so))
         .and_then(|cm| cm.data)
         .unwrap_or_default())
 }
@@ -71,7 +63,7 @@ pub(super) async fn observe(so: &SagaOrchestrator, ctx: &Ctx) -> Result<Observed
         .api_beside::<Deployment, _>(so)
         .get_opt(&name)
         .await?
-        .filter(|d| ours(d, so));
+        .filter(|d| controlled_by(d.meta(), so));
     let status = deployment
         .as_ref()
         .and_then(|d| d.status.clone())
