@@ -8,6 +8,7 @@
 //! on a failed or overdue run. It has no finalizer: deleting a batch (or its namespace) never
 //! waits on the operator.
 
+pub mod admission;
 pub mod crd;
 pub mod metrics;
 pub mod reconcile;
@@ -62,6 +63,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![BatchProcessor::crd()],
     controllers: |rt| controllers(rt, operator_core::system_clock()),
+    admission: admission::ADMISSION,
     demo_settings: "",
     bench: BenchWorkload {
         namespace: "payments",

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use operator_core::FieldError;
 use operator_core::validation::{self, FieldErrors};
 
-use crate::crd::{BatchProcessorSpec, BlobConfig, Location, LocationType, SftpConfig};
+use crate::crd::{ActiveRun, BatchProcessorSpec, BlobConfig, Location, LocationType, SftpConfig};
 
 /// The longest suffix a Job adds to the batch's name: the 10th retry of a run-now run,
 /// `<name>-now-<8 hex>-retry-10`. A Job's name is also its pods' `job-name` label value, so
@@ -229,6 +229,48 @@ impl FailedPaymentsThreshold {
             }
         }
     }
+}
+
+/// On an update: where runs read and write (`spec.input.type`, `spec.output.type`) cannot
+/// change while a run is active, because that run's files would be left half-processed in
+/// the old location with nothing to finish them. It can once the run has ended.
+pub fn validate_update(
+    old: &BatchProcessorSpec,
+    new: &BatchProcessorSpec,
+    active: Option<&ActiveRun>,
+) -> Vec<FieldError> {
+    let mut errors = FieldErrors::default();
+    let Some(run) = active else {
+        return errors.into_vec();
+    };
+    for (field, was, is) in [
+        ("spec.input.type", old.input.type_, new.input.type_),
+        ("spec.output.type", old.output.type_, new.output.type_),
+    ] {
+        errors.check(
+            was == is,
+            field,
+            format!(
+                "cannot change from {} to {} while run {} is active; wait for it to finish (or suspend the processor and let it end) and apply the change again",
+                was.as_str(),
+                is.as_str(),
+                run.job
+            ),
+        );
+    }
+    errors.into_vec()
+}
+
+/// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
+pub fn warnings(spec: &BatchProcessorSpec) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if spec.dead_letter.is_none() {
+        warnings.push(
+            "spec.deadLetter is not set: payments a run fails to process are kept nowhere for a replay"
+                .to_string(),
+        );
+    }
+    warnings
 }
 
 #[cfg(test)]

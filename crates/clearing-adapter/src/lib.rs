@@ -7,6 +7,7 @@
 //! scale-down under high load; and on deletion drains the pods of their in-flight payments
 //! (finalizer `payments.io/clearing-adapter-drain`, bounded by `drainTimeout`).
 
+pub mod admission;
 pub mod crd;
 pub mod health;
 pub mod metrics;
@@ -101,6 +102,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     crds: || vec![ClearingAdapter::crd()],
     controllers: |rt| controllers(rt, Options::default()),
     // The demo's partners are the sample's, which only exist on paper: no check is sent.
+    admission: admission::ADMISSION,
     demo_settings: "partnerHealthChecks: false",
     bench: BenchWorkload {
         namespace: "payments",

@@ -348,6 +348,24 @@ pub fn validate_update(old_floor: i32, new: &ClearingAdapterSpec, load: &Load) -
     errors.into_vec()
 }
 
+/// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
+pub fn warnings(spec: &ClearingAdapterSpec) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let carrying = spec
+        .config
+        .banking_partners
+        .iter()
+        .filter(|p| p.weight > 0)
+        .count();
+    if carrying == 1 {
+        warnings.push(
+            "spec.config.bankingPartners: one partner carries all traffic; when it fails there is none to fail over to"
+                .to_string(),
+        );
+    }
+    warnings
+}
+
 #[cfg(test)]
 #[path = "validate_tests.rs"]
 mod tests;

@@ -21,6 +21,8 @@ pub struct OperatorDescriptor {
     pub resources: &'static [ServedResource],
     /// Its CRDs, generated from its types.
     pub crds: fn() -> Vec<CustomResourceDefinition>,
+    /// What its admission webhooks admit: a validating and a mutating webhook per kind.
+    pub admission: &'static [crate::admission::Admitted],
     /// Its controllers, as the binary runs them.
     pub controllers: fn(&Runtime) -> Vec<BoxFuture<'static, ()>>,
     /// Its section of the config file in `cargo xtask demo` (YAML, empty for none): what

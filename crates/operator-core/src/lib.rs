@@ -8,6 +8,7 @@
 //! [`apply::Children::apply`] and [`apply::Children::prune`] → compute status
 //! ([`conditions`]) → [`status::patch_status_if_changed`].
 
+pub mod admission;
 pub mod apply;
 pub mod autoscaling;
 pub mod conditions;

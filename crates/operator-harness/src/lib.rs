@@ -6,6 +6,7 @@
 //! An operator's `tests/common/mod.rs` builds its harness in a few lines and adds only its
 //! domain's helpers (its resource's API, its sample, its status fields).
 
+pub mod admission;
 pub mod conformance;
 pub mod shipped;
 
@@ -265,6 +266,23 @@ pub fn sample<T: serde::de::DeserializeOwned>(name: &str) -> Result<T> {
     );
     let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
     Ok(serde_yaml::from_str(&text)?)
+}
+
+/// The document of `kind` in the seed sample `deploy/samples/<name>.yaml` (a sample may
+/// hold several objects).
+pub fn sample_of_kind(name: &str, kind: &str) -> Result<Value> {
+    let path = format!(
+        "{}/../../deploy/samples/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value = <Value as serde::Deserialize>::deserialize(document)?;
+        if value["kind"] == kind {
+            return Ok(value);
+        }
+    }
+    anyhow::bail!("{path} holds no {kind}")
 }
 
 /// The condition of `type_` in a status (as JSON); `null` when it is not set.

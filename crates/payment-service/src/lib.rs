@@ -5,6 +5,7 @@
 //! versions with a rolling update, a canary or blue-green, and rolls back the ones that do not
 //! become available; and reports phase, version and conditions.
 
+pub mod admission;
 pub mod crd;
 pub mod metrics;
 pub mod reconcile;
@@ -78,6 +79,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![PaymentService::crd()],
     controllers: |rt| controllers(rt, Options::default()),
+    admission: admission::ADMISSION,
     demo_settings: "",
     bench: BenchWorkload {
         namespace: "payments",

@@ -241,6 +241,18 @@ fn check_probe(errors: &mut FieldErrors, which: &str, probe: &HttpProbe) {
     );
 }
 
+/// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
+pub fn warnings(spec: &PaymentServiceSpec) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if spec.replicas == 1 {
+        warnings.push(
+            "spec.replicas is 1: a node drain or a crash stops payments until the pod is back; use at least 2"
+                .to_string(),
+        );
+    }
+    warnings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 //! (and the CloudNativePG cluster) for `DependenciesReady`, and on deletion waits for running
 //! sagas (finalizer `payments.io/saga-drain`, bounded by `drainTimeout`).
 
+pub mod admission;
 pub mod crd;
 pub mod definitions;
 pub mod dependencies;
@@ -72,6 +73,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![SagaOrchestrator::crd()],
     controllers: |rt| controllers(rt, operator_core::system_clock()),
+    admission: admission::ADMISSION,
     demo_settings: "",
     bench: BenchWorkload {
         namespace: "payments",

@@ -208,6 +208,18 @@ fn duration(
     }
 }
 
+/// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
+pub fn warnings(spec: &SagaOrchestratorSpec) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if spec.replicas == 1 && spec.autoscaling.is_none() {
+        warnings.push(
+            "spec.replicas is 1: sagas in flight pause whenever the orchestrator restarts; use at least 2"
+                .to_string(),
+        );
+    }
+    warnings
+}
+
 #[cfg(test)]
 #[path = "validate_tests.rs"]
 mod tests;

@@ -24,6 +24,8 @@ mod selector;
 mod server;
 mod sim;
 mod store;
+pub mod tls;
+pub mod webhook;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -9,9 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 use rustls::ServerConfig;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::tls::{IssuedCertificate, LocalCa};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -33,43 +35,14 @@ impl Drop for PartnerStandIn {
     }
 }
 
-/// A CA and a server certificate for `127.0.0.1` and `localhost` signed by it.
-fn certificates() -> Result<(String, CertificateDer<'static>, PrivateKeyDer<'static>), rcgen::Error>
-{
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "testkit partner CA");
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate()?;
-    let mut server = CertificateParams::new(vec!["localhost".to_string()])?;
-    server
-        .subject_alt_names
-        .push(SanType::IpAddress([127, 0, 0, 1].into()));
-    let cert = server.signed_by(&key, &issuer)?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok((ca_cert.pem(), cert.der().clone(), key))
-}
-
-/// A client CA and a client certificate it signed: the CA's DER, and the certificate's PEM
-/// chain and key.
-fn client_certificate() -> Result<(CertificateDer<'static>, String, String), rcgen::Error> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "testkit partner client CA");
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate()?;
-    let mut client = CertificateParams::new(Vec::<String>::new())?;
-    client
-        .distinguished_name
-        .push(DnType::CommonName, "clearing-adapter");
-    let cert = client.signed_by(&key, &issuer)?;
-    Ok((ca_cert.der().clone(), cert.pem(), key.serialize_pem()))
+fn server_identity(
+    certificate: &IssuedCertificate,
+) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), std::io::Error> {
+    let cert = CertificateDer::from_pem_slice(certificate.cert_pem.as_bytes())
+        .map_err(std::io::Error::other)?;
+    let key = PrivateKeyDer::from_pem_slice(certificate.key_pem.as_bytes())
+        .map_err(std::io::Error::other)?;
+    Ok((cert, key))
 }
 
 impl PartnerStandIn {
@@ -84,16 +57,28 @@ impl PartnerStandIn {
     }
 
     async fn start_with(mutual: bool) -> std::io::Result<Self> {
-        let (ca_pem, cert, key) = certificates().map_err(std::io::Error::other)?;
+        let ca = LocalCa::new("testkit partner CA").map_err(std::io::Error::other)?;
+        let (cert, key) =
+            server_identity(&ca.server_certificate(&[]).map_err(std::io::Error::other)?)?;
+        let ca_pem = ca.pem().to_string();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(std::io::Error::other)?;
         let (builder, client) = if mutual {
-            let (client_ca, chain, client_key) =
-                client_certificate().map_err(std::io::Error::other)?;
+            let client_ca =
+                LocalCa::new("testkit partner client CA").map_err(std::io::Error::other)?;
+            let issued = client_ca
+                .client_certificate("clearing-adapter")
+                .map_err(std::io::Error::other)?;
             let mut roots = rustls::RootCertStore::empty();
-            roots.add(client_ca).map_err(std::io::Error::other)?;
+            roots
+                .add(
+                    CertificateDer::from_pem_slice(client_ca.pem().as_bytes())
+                        .map_err(std::io::Error::other)?,
+                )
+                .map_err(std::io::Error::other)?;
+            let (chain, client_key) = (issued.cert_pem, issued.key_pem);
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider,

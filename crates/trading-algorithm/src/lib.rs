@@ -5,6 +5,7 @@
 //! P&L; halts trading when the daily loss limit is breached; and stops trading gracefully
 //! before a resource is deleted.
 
+pub mod admission;
 pub mod crd;
 pub mod metrics;
 pub mod reconcile;
@@ -61,6 +62,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![TradingAlgorithm::crd()],
     controllers: |rt| controllers(rt, Options::default()),
+    admission: admission::ADMISSION,
     demo_settings: "",
     bench: BenchWorkload {
         namespace: "trading-platform",

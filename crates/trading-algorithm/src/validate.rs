@@ -149,6 +149,18 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
     errors.into_vec()
 }
 
+/// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
+pub fn warnings(spec: &TradingAlgorithmSpec) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if spec.risk_limits.stop_loss_percentage.is_none() {
+        warnings.push(
+            "spec.riskLimits.stopLossPercentage is not set: a losing position is closed only when the daily loss limit halts trading"
+                .to_string(),
+        );
+    }
+    warnings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

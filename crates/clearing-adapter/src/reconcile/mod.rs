@@ -6,7 +6,7 @@
 
 mod checks;
 mod drain;
-mod observe;
+pub(crate) mod observe;
 mod status;
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use operator_core::apply::controlled_by;
 use operator_core::autoscaling::applies_replicas;
 use operator_core::{FieldError, Result, namespace_of};
@@ -34,14 +34,18 @@ pub struct Workload {
 }
 
 pub(super) async fn workload(ca: &ClearingAdapter, ctx: &Ctx) -> Result<Workload> {
+    workload_of(ca, &ctx.client).await
+}
+
+/// [`workload`] with a bare client: the admission webhook reads the load this way.
+pub(crate) async fn workload_of(ca: &ClearingAdapter, client: &kube::Client) -> Result<Workload> {
     let name = ca.name_any();
-    let deployment = ctx
-        .api_beside::<Deployment, _>(ca)
+    let namespace = namespace_of(ca);
+    let deployment = Api::<Deployment>::namespaced(client.clone(), namespace)
         .get_opt(&name)
         .await?
         .filter(|d| controlled_by(d.meta(), ca));
-    let hpa = ctx
-        .api_beside::<HorizontalPodAutoscaler, _>(ca)
+    let hpa = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), namespace)
         .get_opt(&name)
         .await?
         .filter(|h| controlled_by(h.meta(), ca));
@@ -99,7 +103,7 @@ pub(super) async fn workload(ca: &ClearingAdapter, ctx: &Ctx) -> Result<Workload
             cpu_utilization,
             current_replicas,
         },
-        operator_owns_replicas: applies_replicas(&deployment, ctx.identity.manager),
+        operator_owns_replicas: applies_replicas(&deployment, crate::IDENTITY.manager),
     })
 }
 

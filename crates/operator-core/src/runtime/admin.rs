@@ -43,6 +43,9 @@ struct ReadinessState {
     leading: AtomicBool,
     controllers: AtomicUsize,
     synced: AtomicUsize,
+    /// What keeps a service of this replica from working (the webhook's certificate), said
+    /// on `/readyz` so `kubectl describe pod` shows it.
+    problem: std::sync::Mutex<Option<String>>,
 }
 
 impl Readiness {
@@ -63,12 +66,38 @@ impl Readiness {
         self.inner.synced.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Ready when connected and either standing by or leading with every cache synced.
+    /// Reports what keeps a service from working (`Some`), or that it works again (`None`).
+    pub fn set_problem(&self, problem: Option<String>) {
+        *self
+            .inner
+            .problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+    }
+
+    /// Ready when connected, no service reports a problem, and either standing by or leading
+    /// with every cache synced.
     pub fn is_ready(&self) -> bool {
+        self.not_ready_because().is_none()
+    }
+
+    /// Why this replica is not ready, if it is not.
+    pub fn not_ready_because(&self) -> Option<String> {
         let s = &self.inner;
-        s.connected.load(Ordering::SeqCst)
-            && (!s.leading.load(Ordering::SeqCst)
-                || s.synced.load(Ordering::SeqCst) >= s.controllers.load(Ordering::SeqCst))
+        if let Some(problem) = s
+            .problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
+            return Some(problem);
+        }
+        if !s.connected.load(Ordering::SeqCst) {
+            return Some("the API server has not answered yet".to_string());
+        }
+        (s.leading.load(Ordering::SeqCst)
+            && s.synced.load(Ordering::SeqCst) < s.controllers.load(Ordering::SeqCst))
+        .then(|| "leading, and the controllers' caches are not synced yet".to_string())
     }
 }
 
@@ -78,12 +107,11 @@ fn health_routes(readiness: Readiness) -> Router {
         .route(
             "/readyz",
             get(move || {
-                let ready = readiness.is_ready();
+                let problem = readiness.not_ready_because();
                 async move {
-                    if ready {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    match problem {
+                        None => (StatusCode::OK, "ok".to_string()),
+                        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
                     }
                 }
             }),
@@ -125,6 +153,22 @@ pub async fn serve(
     router: Router,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    serve_upgraded(listener, router, stop, |stream| async move { Some(stream) }).await
+}
+
+/// [`serve`], each connection first passed through `upgrade` (a TLS handshake, which must
+/// also finish within [`HEADER_TIMEOUT`]; `None` closes the connection).
+pub(crate) async fn serve_upgraded<U, F, S>(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: watch::Receiver<bool>,
+    upgrade: U,
+) -> std::io::Result<()>
+where
+    U: Fn(tokio::net::TcpStream) -> F + Clone + Send + 'static,
+    F: Future<Output = Option<S>> + Send,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let stopping = super::stopped(stop);
     tokio::pin!(stopping);
@@ -133,7 +177,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::debug!(%error, "admin server: accept failed");
+                    tracing::debug!(%error, "accept failed");
                     continue;
                 }
             },
@@ -145,11 +189,15 @@ pub async fn serve(
             continue;
         };
         let service = TowerToHyperService::new(router.clone());
+        let upgrade = upgrade.clone();
         tokio::spawn(async move {
+            let Ok(Some(io)) = tokio::time::timeout(HEADER_TIMEOUT, upgrade(stream)).await else {
+                return;
+            };
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(io), service);
             let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
             drop(slot);
         });
@@ -223,6 +271,14 @@ mod tests {
         r.set_leading(true);
         assert!(!r.is_ready(), "a leader waits for its caches");
         r.controller_synced();
+        assert!(r.is_ready());
+        r.set_problem(Some("webhook certificate: no tls.crt".into()));
+        assert_eq!(
+            r.not_ready_because().as_deref(),
+            Some("webhook certificate: no tls.crt"),
+            "a service's problem is said on /readyz"
+        );
+        r.set_problem(None);
         assert!(r.is_ready());
     }
 }

@@ -34,6 +34,14 @@ pub struct Flags {
     /// Address of /metrics ([host]:port, or 0 to disable). Default :8080.
     #[arg(long)]
     pub metrics_bind_address: Option<String>,
+    /// Address of the admission webhooks, served over TLS on every replica ([host]:port, or 0
+    /// to disable). Default :9443.
+    #[arg(long)]
+    pub webhook_bind_address: Option<String>,
+    /// Directory holding the webhook's `tls.crt` and `tls.key` (a mounted Secret; reloaded
+    /// when they change).
+    #[arg(long, default_value = DEFAULT_WEBHOOK_CERT_DIR)]
+    pub webhook_cert_dir: PathBuf,
     /// YAML configuration file (reconcileInterval, leaderElection, metrics, health, workload defaults).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -72,6 +80,7 @@ struct OperatorSection {
     leader_election: Option<LeaderElectionSection>,
     metrics: Option<EndpointSection>,
     health: Option<EndpointSection>,
+    webhook: Option<EndpointSection>,
 }
 
 /// Defaults for the workloads any operator creates (seed 002's `trading:` section), read
@@ -367,12 +376,24 @@ pub struct LeaderElectionConfig {
     pub retry_period: Duration,
 }
 
+/// Where cert-manager's Secret is mounted, as controller-runtime names it.
+pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs";
+
+/// The admission webhook server's address and certificate directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub address: SocketAddr,
+    pub cert_dir: PathBuf,
+}
+
 /// Everything a running operator needs, resolved.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
     pub leader_election: Option<LeaderElectionConfig>,
     pub health_address: Option<SocketAddr>,
     pub metrics_address: Option<SocketAddr>,
+    /// Where the admission webhooks listen, and the directory of their certificate.
+    pub webhook: Option<WebhookConfig>,
     pub log_format: LogFormat,
     pub controller: ControllerSettings,
     pub workloads: WorkloadDefaults,
@@ -388,6 +409,7 @@ impl RuntimeConfig {
             leader_election: None,
             health_address: None,
             metrics_address: None,
+            webhook: None,
             log_format: LogFormat::Text,
             controller,
             workloads: WorkloadDefaults::default(),
@@ -458,6 +480,18 @@ impl RuntimeConfig {
             ":8080",
         )?;
 
+        let webhook = endpoint(
+            &flags.webhook_bind_address,
+            "--webhook-bind-address",
+            &op.webhook,
+            "webhook",
+            ":9443",
+        )?
+        .map(|address| WebhookConfig {
+            address,
+            cert_dir: flags.webhook_cert_dir.clone(),
+        });
+
         let election = op.leader_election.clone().unwrap_or_default();
         let elect = flags.leader_elect.or(election.enabled).unwrap_or(false);
         let leader_election = if elect {
@@ -481,6 +515,7 @@ impl RuntimeConfig {
             leader_election,
             health_address,
             metrics_address,
+            webhook,
             log_format: flags.log_format.unwrap_or_default(),
             controller,
             workloads: file.workloads,

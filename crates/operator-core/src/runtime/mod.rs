@@ -134,6 +134,31 @@ impl Runtime {
         self.config.controller.namespace.as_deref()
     }
 
+    /// The admission webhooks for `admitted`, served over TLS on every replica (leader or
+    /// not) until shutdown; `None` when `--webhook-bind-address=0` or there is nothing to
+    /// admit. A failure to listen is reported on `/readyz`.
+    pub fn admission_webhooks(
+        &self,
+        admitted: &'static [crate::admission::Admitted],
+    ) -> Option<BoxFuture<'static, ()>> {
+        let webhook = self
+            .config
+            .webhook
+            .clone()
+            .filter(|_| !admitted.is_empty())?;
+        let server = crate::admission::WebhookServer::new(
+            admitted,
+            self.client(),
+            crate::admission::ServingCertificate::in_dir(webhook.cert_dir),
+        );
+        let (readiness, stop) = (self.readiness.clone(), self.stop.clone());
+        Some(Box::pin(async move {
+            if let Err(error) = server.run(webhook.address, readiness, stop).await {
+                tracing::error!(%error, "admission webhooks stopped");
+            }
+        }))
+    }
+
     /// A reconcile context wired to this runtime's client, settings and metrics.
     pub fn context<O>(&self, identity: OperatorIdentity, operator: O) -> Context<O> {
         Context::new(
@@ -185,13 +210,12 @@ pub async fn main(operator: &crate::OperatorDescriptor) -> Result<(), RuntimeErr
         tracing::info!("shutdown requested");
         stop_tx.send_replace(true);
     });
-    run(
-        client,
-        config,
-        Metrics::new(),
-        stop_rx,
-        operator.controllers,
-    )
+    let (controllers, admitted) = (operator.controllers, operator.admission);
+    run(client, config, Metrics::new(), stop_rx, move |runtime| {
+        let mut services = controllers(runtime);
+        services.extend(runtime.admission_webhooks(admitted));
+        services
+    })
     .await
 }
 

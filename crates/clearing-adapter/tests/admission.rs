@@ -1,0 +1,295 @@
+//! The ClearingAdapter's admission webhooks over real HTTPS: every rule of `validate.rs`
+//! refused naming its field, seed 001's `ValidateUpdate` (no scale-down under high load,
+//! by spec edit or `kubectl scale`) against the load a running adapter reports, warnings,
+//! and seed 001's `Default` patched in.
+
+mod common;
+
+use anyhow::Result;
+use clearing_adapter::admission::ADMISSION;
+use common::*;
+use operator_harness::admission::{AdmissionHarness, merged};
+use serde_json::{Value, json};
+
+async fn webhook(client: kube::Client) -> Result<AdmissionHarness> {
+    AdmissionHarness::start(ADMISSION, client).await
+}
+
+/// A merge patch that replaces the sample's partners with partner `i` changed by `change`.
+fn partner(sample: &Value, i: usize, change: Value) -> Value {
+    let mut partners = sample["spec"]["config"]["bankingPartners"].clone();
+    partners[i] = merged(&partners[i], change);
+    json!({"spec": {"config": {"bankingPartners": partners}}})
+}
+
+/// Each rule: a change to the sample that breaks it, and the field the refusal names.
+fn broken(sample: &Value) -> Vec<(Value, &'static str)> {
+    let p = "spec.config.bankingPartners";
+    vec![
+        (
+            json!({"metadata": {"name": "a".repeat(60)}}),
+            "metadata.name",
+        ),
+        (json!({"spec": {"replicas": 101}}), "spec.replicas"),
+        (
+            json!({"spec": {"config": {"timeout": "0s"}}}),
+            "spec.config.timeout",
+        ),
+        (
+            json!({"spec": {"config": {"healthCheckInterval": "1ms"}}}),
+            "spec.config.healthCheckInterval",
+        ),
+        (
+            json!({"spec": {"config": {"healthCheckInterval": "often"}}}),
+            "spec.config.healthCheckInterval",
+        ),
+        (
+            json!({"spec": {"config": {"retryConfig": {"maxRetries": 11}}}}),
+            "spec.config.retryConfig.maxRetries",
+        ),
+        (
+            json!({"spec": {"config": {"retryConfig": {"initialBackoff": "soon"}}}}),
+            "spec.config.retryConfig.initialBackoff",
+        ),
+        (
+            json!({"spec": {"config": {"retryConfig": {"maxBackoff": "0s"}}}}),
+            "spec.config.retryConfig.maxBackoff",
+        ),
+        (
+            json!({"spec": {"config": {"retryConfig": {"initialBackoff": "10s"}}}}),
+            "spec.config.retryConfig.initialBackoff",
+        ),
+        (
+            json!({"spec": {"config": {"rateLimit": {"requestsPerSecond": 0}}}}),
+            "spec.config.rateLimit.requestsPerSecond",
+        ),
+        (
+            json!({"spec": {"config": {"rateLimit": {"burstSize": 100}}}}),
+            "spec.config.rateLimit.burstSize",
+        ),
+        (
+            json!({"spec": {"config": {"encryption": {"keySecretRef": {"name": "Bad_Name"}}}}}),
+            "spec.config.encryption.keySecretRef.name",
+        ),
+        (
+            json!({"spec": {"resources": {"requests": {"memory": null}}}}),
+            "spec.resources.requests.memory",
+        ),
+        (
+            json!({"spec": {"resources": {"requests": {"memory": "lots"}}}}),
+            "spec.resources.requests.memory",
+        ),
+        (
+            json!({"spec": {"circuitBreaker": {"failureThreshold": 0}}}),
+            "spec.circuitBreaker.failureThreshold",
+        ),
+        (
+            json!({"spec": {"circuitBreaker": {"successThreshold": 0}}}),
+            "spec.circuitBreaker.successThreshold",
+        ),
+        (
+            json!({"spec": {"circuitBreaker": {"timeout": "0s"}}}),
+            "spec.circuitBreaker.timeout",
+        ),
+        (
+            json!({"spec": {"drainTimeout": "forever"}}),
+            "spec.drainTimeout",
+        ),
+        (
+            json!({"spec": {"monitoring": {"metricsPort": 80}}}),
+            "spec.monitoring.metricsPort",
+        ),
+        (
+            json!({"spec": {"autoscaling": {"maxReplicas": 2}}}),
+            "spec.autoscaling.maxReplicas",
+        ),
+        (
+            json!({"spec": {"autoscaling": {"cooldownPeriod": "0s"}}}),
+            "spec.autoscaling.cooldownPeriod",
+        ),
+        (
+            json!({"spec": {"autoscaling": {"metrics": [{"type": "Resource"}]}}}),
+            "spec.autoscaling.metrics[0]",
+        ),
+        (json!({"spec": {"config": {"bankingPartners": []}}}), p),
+        (
+            json!({"spec": {"config": {"bankingPartners": [
+                merged(&sample["spec"]["config"]["bankingPartners"][0], json!({"weight": 0})),
+                merged(&sample["spec"]["config"]["bankingPartners"][1], json!({"weight": 0})),
+            ]}}}),
+            p,
+        ),
+        (
+            partner(sample, 1, json!({"name": "acme-bank"})),
+            "spec.config.bankingPartners[1].name",
+        ),
+        (
+            partner(sample, 0, json!({"name": "Acme Bank"})),
+            "spec.config.bankingPartners[0].name",
+        ),
+        (
+            partner(
+                sample,
+                0,
+                json!({"endpoint": "http://clearing.acme-bank.example"}),
+            ),
+            "spec.config.bankingPartners[0].endpoint",
+        ),
+        (
+            partner(sample, 0, json!({"weight": 1001})),
+            "spec.config.bankingPartners[0].weight",
+        ),
+        (
+            partner(sample, 1, json!({"healthCheckPath": "health"})),
+            "spec.config.bankingPartners[1].healthCheckPath",
+        ),
+        (
+            partner(sample, 0, json!({"headers": {"Partner Id": "x"}})),
+            "spec.config.bankingPartners[0].headers.Partner Id",
+        ),
+        (
+            partner(sample, 0, json!({"headers": {"X-Api-Key": "hunter2"}})),
+            "spec.config.bankingPartners[0].headers.X-Api-Key",
+        ),
+        (
+            partner(
+                sample,
+                0,
+                json!({"tls": {"caSecretRef": {"name": "Bad_Name"}}}),
+            ),
+            "spec.config.bankingPartners[0].tls.caSecretRef.name",
+        ),
+        (
+            partner(
+                sample,
+                0,
+                json!({"tls": {"clientCertificateSecretName": "Bad_Name"}}),
+            ),
+            "spec.config.bankingPartners[0].tls.clientCertificateSecretName",
+        ),
+        (
+            partner(
+                sample,
+                1,
+                json!({"auth": {"secretRef": {"name": "Bad_Name"}}}),
+            ),
+            "spec.config.bankingPartners[1].auth.secretRef.name",
+        ),
+        (
+            partner(sample, 1, json!({"auth": {"header": "Api Key"}})),
+            "spec.config.bankingPartners[1].auth.header",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_rule_is_refused_at_admission_naming_its_field() -> Result<()> {
+    let webhook = webhook(testkit::ApiServer::new().client()).await?;
+    let sample = sample()?;
+    let allowed = webhook.validate("CREATE", &sample, None).await?;
+    assert!(
+        allowed.allowed,
+        "the sample is admitted: {}",
+        allowed.message
+    );
+    assert!(allowed.warnings.is_empty(), "{:?}", allowed.warnings);
+
+    for (change, field) in broken(&sample) {
+        let object = merged(&sample, change.clone());
+        for operation in ["CREATE", "UPDATE"] {
+            let old = (operation == "UPDATE").then_some(&sample);
+            let answer = webhook.validate(operation, &object, old).await?;
+            assert!(!answer.allowed, "{operation} {change} is refused");
+            assert!(
+                answer.fields.iter().any(|f| f == field),
+                "{change}: the refusal names {field}, got {:?}: {}",
+                answer.fields,
+                answer.message
+            );
+            assert!(
+                !answer.message.contains("hunter2"),
+                "a credential is never repeated"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_scale_down_under_high_load_is_refused_at_the_door_by_edit_and_by_scale() -> Result<()> {
+    let h = start_with(ScriptedProbe::default(), sample()?).await?;
+    let webhook = webhook(h.client()).await?;
+    let stored = serde_json::to_value(h.adapters().get(SAMPLE).await?)?;
+    let down = merged(&stored, json!({"spec": {"replicas": 2}}));
+
+    h.workloads.set_cpu_utilization(NS, SAMPLE, Some(95));
+    let refused = webhook.validate("UPDATE", &down, Some(&stored)).await?;
+    assert!(!refused.allowed);
+    assert_eq!(refused.fields, ["spec.replicas"]);
+    assert!(
+        refused.message.contains("cannot scale down from 3 to 2")
+            && refused.message.contains("95%"),
+        "{}",
+        refused.message
+    );
+    let scaled = webhook.scale(&stored, 3, 2).await?;
+    assert!(!scaled.allowed, "kubectl scale is held to the same rule");
+    assert!(
+        scaled.message.contains("cannot scale down from 3 to 2"),
+        "{}",
+        scaled.message
+    );
+    let up = webhook.scale(&stored, 3, 5).await?;
+    assert!(up.allowed, "scaling up under load is fine: {}", up.message);
+
+    h.workloads.set_cpu_utilization(NS, SAMPLE, Some(40));
+    let allowed = webhook.validate("UPDATE", &down, Some(&stored)).await?;
+    assert!(
+        allowed.allowed,
+        "once the load dropped: {}",
+        allowed.message
+    );
+    assert!(webhook.scale(&stored, 3, 2).await?.allowed);
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_partner_carrying_all_traffic_is_admitted_with_a_warning() -> Result<()> {
+    let webhook = webhook(testkit::ApiServer::new().client()).await?;
+    let sample = sample()?;
+    let single = merged(&sample, partner(&sample, 1, json!({"weight": 0})));
+    let answer = webhook.validate("CREATE", &single, None).await?;
+    assert!(answer.allowed, "{}", answer.message);
+    assert_eq!(answer.warnings.len(), 1, "{:?}", answer.warnings);
+    Ok(())
+}
+
+#[tokio::test]
+async fn seed_defaults_are_patched_in() -> Result<()> {
+    let webhook = webhook(testkit::ApiServer::new().client()).await?;
+    let sample = sample()?;
+    let bare = merged(
+        &sample,
+        json!({"spec": {"replicas": null, "circuitBreaker": null, "monitoring": null,
+            "config": {"timeout": null}}}),
+    );
+    let answer = webhook.mutate(&bare).await?;
+    assert!(answer.allowed);
+    let spec = answer.patched.unwrap_or_default()["spec"].clone();
+    // Seed 001's Default().
+    assert_eq!(spec["replicas"], 3);
+    assert_eq!(spec["config"]["timeout"], "30s");
+    assert_eq!(
+        spec["circuitBreaker"],
+        json!({"failureThreshold": 5, "successThreshold": 3, "timeout": "60s"})
+    );
+    assert_eq!(
+        spec["monitoring"],
+        json!({"enabled": true, "metricsPort": 8080, "healthCheckPath": "/health"})
+    );
+    assert_eq!(
+        spec["config"]["bankingPartners"],
+        sample["spec"]["config"]["bankingPartners"]
+    );
+    Ok(())
+}

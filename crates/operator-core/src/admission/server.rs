@@ -1,0 +1,160 @@
+//! The webhook server: HTTPS on `--webhook-bind-address` (`:9443`), on every replica, with
+//! the admin server's connection limits, a body limit, a per-review timeout, and the
+//! certificate re-read every [`CERTIFICATE_POLL`]. While no valid certificate is loaded,
+//! `/readyz` fails with the reason, so the Service sends the API server to no replica that
+//! cannot answer.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use tokio::sync::watch;
+
+use super::{Admitted, Hook, MAX_REVIEW_BYTES, ServingCertificate, answer};
+use crate::runtime::admin::{Readiness, serve_upgraded};
+
+/// How often the certificate files are re-read. The kubelet refreshes a mounted Secret
+/// within about a minute of cert-manager renewing it; well before the old one expires.
+pub const CERTIFICATE_POLL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookServerError {
+    #[error("cannot listen for admission reviews on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot build the TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("the webhook server stopped: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// The admission webhooks of one operator.
+#[derive(Clone)]
+pub struct WebhookServer {
+    admitted: &'static [Admitted],
+    client: kube::Client,
+    certificate: ServingCertificate,
+    poll: Duration,
+}
+
+impl std::fmt::Debug for WebhookServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookServer")
+            .field("admitted", &self.admitted.len())
+            .field("certificate", &self.certificate.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookServer {
+    pub fn new(
+        admitted: &'static [Admitted],
+        client: kube::Client,
+        certificate: ServingCertificate,
+    ) -> Self {
+        Self {
+            admitted,
+            client,
+            certificate,
+            poll: CERTIFICATE_POLL,
+        }
+    }
+
+    /// Re-reads the certificate every `poll` instead of [`CERTIFICATE_POLL`].
+    #[must_use]
+    pub fn polling_every(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// The routes: a validating and a mutating webhook per admitted kind.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new();
+        for admitted in self.admitted {
+            for hook in [Hook::Validate, Hook::Mutate] {
+                let path = match hook {
+                    Hook::Validate => admitted.validate_path(),
+                    Hook::Mutate => admitted.mutate_path(),
+                };
+                let client = self.client.clone();
+                router = router.route(
+                    &path,
+                    post(move |body: Bytes| async move {
+                        let review = answer(admitted, hook, &body, &client).await;
+                        json(&review)
+                    }),
+                );
+            }
+        }
+        router.layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
+    }
+
+    /// Listens on `address` and serves until `stop`. See [`Self::serve`].
+    pub async fn run(
+        self,
+        address: SocketAddr,
+        readiness: Readiness,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), WebhookServerError> {
+        let listener = match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => listener,
+            Err(source) => {
+                let error = WebhookServerError::Bind { address, source };
+                readiness.set_problem(Some(error.to_string()));
+                return Err(error);
+            }
+        };
+        tracing::info!(address = %listener.local_addr().unwrap_or(address), "admission webhooks listening");
+        self.serve(listener, readiness, stop).await
+    }
+
+    /// Serves on `listener` until `stop`, reloading the certificate as it changes and
+    /// reporting a missing or bad one on `readiness`.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        readiness: Readiness,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), WebhookServerError> {
+        let tls = tokio_rustls::TlsAcceptor::from(self.certificate.server_config()?);
+        let (certificate, poll) = (self.certificate.clone(), self.poll);
+        let watcher = tokio::spawn(async move {
+            loop {
+                match certificate.reload() {
+                    Ok(true) => {
+                        tracing::info!(dir = %certificate.dir().display(), "webhook certificate loaded");
+                        readiness.set_problem(None);
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "webhook certificate unusable; admission reviews fail until it is fixed");
+                        readiness.set_problem(Some(format!("webhook certificate: {error}")));
+                    }
+                }
+                tokio::time::sleep(poll).await;
+            }
+        });
+        let served = serve_upgraded(listener, self.router(), stop, move |stream| {
+            let tls = tls.clone();
+            async move { tls.accept(stream).await.ok() }
+        })
+        .await;
+        watcher.abort();
+        Ok(served?)
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

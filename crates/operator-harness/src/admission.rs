@@ -1,0 +1,212 @@
+//! An operator's admission webhooks served over real HTTPS (a CA and certificate generated
+//! for the test), and AdmissionReview bodies sent to them as the API server sends them.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use operator_core::admission::{Admitted, ServingCertificate, WebhookServer};
+use operator_core::runtime::admin::Readiness;
+use serde_json::{Value, json};
+use testkit::tls::LocalCa;
+
+/// The answer to one review, as `kubectl` would show it.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub allowed: bool,
+    pub message: String,
+    /// The fields of the status causes, in order.
+    pub fields: Vec<String>,
+    pub warnings: Vec<String>,
+    /// The object with the defaulting patch applied (mutating webhook only).
+    pub patched: Option<Value>,
+}
+
+/// A webhook server on 127.0.0.1 for `admitted`, stopped when dropped.
+#[derive(Debug)]
+pub struct AdmissionHarness {
+    admitted: &'static [Admitted],
+    ca: LocalCa,
+    port: u16,
+    _stop: tokio::sync::watch::Sender<bool>,
+    _dir: ScratchDir,
+}
+
+#[derive(Debug)]
+struct ScratchDir(std::path::PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl AdmissionHarness {
+    /// Serves `admitted`; `client` is what a validation reads the cluster through.
+    pub async fn start(admitted: &'static [Admitted], client: kube::Client) -> Result<Self> {
+        let ca = LocalCa::new("admission test CA")?;
+        let issued = ca.server_certificate(&[])?;
+        let dir = std::env::temp_dir().join(format!(
+            "admission-harness-{}-{:016x}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("tls.crt"), issued.cert_pem)?;
+        std::fs::write(dir.join("tls.key"), issued.key_pem)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let server = WebhookServer::new(admitted, client, ServingCertificate::in_dir(&dir));
+        tokio::spawn(server.serve(listener, Readiness::default(), stop_rx));
+        Ok(Self {
+            admitted,
+            ca,
+            port,
+            _stop: stop,
+            _dir: ScratchDir(dir),
+        })
+    }
+
+    /// The validating webhook's answer to `operation` (`CREATE`, `UPDATE`) of `object`.
+    pub async fn validate(
+        &self,
+        operation: &str,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Result<Answer> {
+        let admitted = self.admitted_for(object)?;
+        self.send(
+            &admitted.validate_path(),
+            review(admitted, operation, object, old, None),
+        )
+        .await
+    }
+
+    /// The validating webhook's answer to `kubectl scale` of `object` from `from` to `to`.
+    pub async fn scale(&self, object: &Value, from: i64, to: i64) -> Result<Answer> {
+        let admitted = self.admitted_for(object)?;
+        let scale = |replicas: i64| {
+            json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                "metadata": object["metadata"].clone(), "spec": {"replicas": replicas}})
+        };
+        let body = review(
+            admitted,
+            "UPDATE",
+            &scale(to),
+            Some(&scale(from)),
+            Some("scale"),
+        );
+        self.send(&admitted.validate_path(), body).await
+    }
+
+    /// The mutating webhook's answer to creating `object`, with its patch applied.
+    pub async fn mutate(&self, object: &Value) -> Result<Answer> {
+        let admitted = self.admitted_for(object)?;
+        let mut answer = self
+            .send(
+                &admitted.mutate_path(),
+                review(admitted, "CREATE", object, None, None),
+            )
+            .await?;
+        let mut patched = object.clone();
+        if let Some(patch) = &answer.patched {
+            let bytes: k8s_openapi::ByteString = serde_json::from_value(patch.clone())?;
+            let patch: json_patch::Patch = serde_json::from_slice(&bytes.0)?;
+            json_patch::patch(&mut patched, &patch)?;
+        }
+        answer.patched = Some(patched);
+        Ok(answer)
+    }
+
+    /// Posts a raw body to `path`: the HTTP status and body.
+    pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>)> {
+        let url = format!("https://127.0.0.1:{}{path}", self.port);
+        Ok(testkit::webhook::call(
+            &url,
+            self.ca.pem().as_bytes(),
+            body,
+            Duration::from_secs(10),
+        )
+        .await?)
+    }
+
+    fn admitted_for(&self, object: &Value) -> Result<&'static Admitted> {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind = object["kind"].as_str().unwrap_or_default();
+        self.admitted
+            .iter()
+            .find(|a| format!("{}/{}", a.group, a.version) == api_version && a.kind == kind)
+            .with_context(|| format!("no webhook admits {api_version} {kind}"))
+    }
+
+    async fn send(&self, path: &str, body: Value) -> Result<Answer> {
+        let (status, body) = self.post(path, serde_json::to_vec(&body)?).await?;
+        anyhow::ensure!(
+            status == 200,
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let review: Value = serde_json::from_slice(&body)?;
+        let response = &review["response"];
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        };
+        Ok(Answer {
+            allowed: response["allowed"] == true,
+            message: response["status"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            fields: response["status"]["details"]["causes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["field"].as_str().map(str::to_string))
+                .collect(),
+            warnings: strings(&response["warnings"]),
+            patched: response.get("patch").cloned(),
+        })
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+fn review(
+    admitted: &Admitted,
+    operation: &str,
+    object: &Value,
+    old: Option<&Value>,
+    sub_resource: Option<&str>,
+) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "e2a1c7d0-test",
+            "kind": {"group": admitted.group, "version": admitted.version, "kind": admitted.kind},
+            "resource": {"group": admitted.group, "version": admitted.version, "resource": admitted.plural},
+            "subResource": sub_resource,
+            "name": object["metadata"]["name"],
+            "namespace": object["metadata"]["namespace"],
+            "operation": operation,
+            "userInfo": {"username": "platform-engineer"},
+            "object": object,
+            "oldObject": old,
+            "dryRun": false,
+        }
+    })
+}
+
+/// `base` with `patch` merged in (RFC 7386: `null` removes a field).
+pub fn merged(base: &Value, patch: Value) -> Value {
+    let mut object = base.clone();
+    json_patch::merge(&mut object, &patch);
+    object
+}

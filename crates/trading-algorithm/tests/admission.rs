@@ -1,0 +1,156 @@
+//! The TradingAlgorithm's admission webhook (seed 002's `validate.tradingalgorithm.fintech.io`)
+//! over real HTTPS: every rule of `validate.rs` refused naming its field, the sample
+//! allowed, warnings, and the autoscaler's defaults patched in.
+
+use anyhow::Result;
+use operator_harness::admission::{AdmissionHarness, merged};
+use operator_harness::sample_of_kind;
+use serde_json::{Value, json};
+use trading_algorithm::admission::ADMISSION;
+
+async fn harness() -> Result<(AdmissionHarness, Value)> {
+    let client = testkit::ApiServer::new().client();
+    let sample = sample_of_kind("sample-momentum-algo", "TradingAlgorithm")?;
+    Ok((AdmissionHarness::start(ADMISSION, client).await?, sample))
+}
+
+/// Each rule: a change to the sample that breaks it, and the field the refusal names.
+fn broken() -> Vec<(Value, &'static str)> {
+    vec![
+        (
+            json!({"metadata": {"name": "a".repeat(60)}}),
+            "metadata.name",
+        ),
+        (
+            json!({"spec": {"marketData": {"sources": []}}}),
+            "spec.marketData.sources",
+        ),
+        (
+            json!({"spec": {"marketData": {"sources": ["NYSE", " "]}}}),
+            "spec.marketData.sources[1]",
+        ),
+        (
+            json!({"spec": {"marketData": {"updateFrequency": "5h"}}}),
+            "spec.marketData.updateFrequency",
+        ),
+        (
+            json!({"spec": {"marketData": {"symbols": ["AAPL,MSFT"]}}}),
+            "spec.marketData.symbols[0]",
+        ),
+        (
+            json!({"spec": {"riskLimits": {"maxPositionSize": 500}}}),
+            "spec.riskLimits.maxPositionSize",
+        ),
+        (
+            json!({"spec": {"riskLimits": {"dailyLossLimit": 100}}}),
+            "spec.riskLimits.dailyLossLimit",
+        ),
+        (
+            json!({"spec": {"riskLimits": {"stopLossPercentage": 0.9}}}),
+            "spec.riskLimits.stopLossPercentage",
+        ),
+        (
+            json!({"spec": {"scalingPolicy": {"minReplicas": 0}}}),
+            "spec.scalingPolicy.minReplicas",
+        ),
+        (
+            json!({"spec": {"scalingPolicy": {"maxReplicas": 101}}}),
+            "spec.scalingPolicy.maxReplicas",
+        ),
+        (
+            json!({"spec": {"scalingPolicy": {"minReplicas": 5, "maxReplicas": 3}}}),
+            "spec.scalingPolicy",
+        ),
+        (
+            json!({"spec": {"scalingPolicy": {"targetCPUUtilization": 95}}}),
+            "spec.scalingPolicy.targetCPUUtilization",
+        ),
+        (
+            json!({"spec": {"tradingStrategy": {"parameters": {"look back": "15m"}}}}),
+            "spec.tradingStrategy.parameters.look back",
+        ),
+        (
+            json!({"spec": {"tradingStrategy": {"parameters": {"look-back": "1", "look_back": "2"}}}}),
+            "spec.tradingStrategy.parameters.look_back",
+        ),
+        (json!({"spec": {"image": "bad image"}}), "spec.image"),
+        (
+            json!({"spec": {"serviceAccountName": "Not_A_Name"}}),
+            "spec.serviceAccountName",
+        ),
+        (
+            json!({"spec": {"riskLimits": {"dailyLossLimit": "lots"}}}),
+            "spec.riskLimits.dailyLossLimit",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_rule_is_refused_at_admission_naming_its_field() -> Result<()> {
+    let (webhook, sample) = harness().await?;
+    let allowed = webhook.validate("CREATE", &sample, None).await?;
+    assert!(
+        allowed.allowed,
+        "the sample is admitted: {}",
+        allowed.message
+    );
+    assert!(allowed.warnings.is_empty(), "{:?}", allowed.warnings);
+
+    for (change, field) in broken() {
+        let object = merged(&sample, change.clone());
+        for operation in ["CREATE", "UPDATE"] {
+            let old = (operation == "UPDATE").then_some(&sample);
+            let answer = webhook.validate(operation, &object, old).await?;
+            assert!(!answer.allowed, "{operation} {change} is refused");
+            assert!(
+                answer.fields.iter().any(|f| f == field),
+                "{change}: the refusal names {field}, got {:?}: {}",
+                answer.fields,
+                answer.message
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_stop_loss_is_admitted_with_a_warning() -> Result<()> {
+    let (webhook, sample) = harness().await?;
+    let unguarded = merged(
+        &sample,
+        json!({"spec": {"riskLimits": {"stopLossPercentage": null}}}),
+    );
+    let answer = webhook.validate("CREATE", &unguarded, None).await?;
+    assert!(answer.allowed);
+    assert!(
+        answer
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("spec.riskLimits.stopLossPercentage")),
+        "{:?}",
+        answer.warnings
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_autoscalers_defaults_are_patched_in() -> Result<()> {
+    let (webhook, sample) = harness().await?;
+    let bare = merged(
+        &sample,
+        json!({"spec": {"scalingPolicy": {"targetCPUUtilization": null, "scaleUpPolicy": null}}}),
+    );
+    let answer = webhook.mutate(&bare).await?;
+    assert!(answer.allowed);
+    let patched = answer.patched.unwrap_or_default();
+    assert_eq!(
+        patched["spec"]["scalingPolicy"],
+        json!({"minReplicas": 2, "maxReplicas": 20, "targetCPUUtilization": 80, "scaleUpPolicy": "moderate"})
+    );
+    assert_eq!(patched["spec"]["marketData"], sample["spec"]["marketData"]);
+    assert!(
+        patched["spec"].get("image").is_none(),
+        "the image comes from the operator's configuration"
+    );
+    Ok(())
+}
