@@ -1,6 +1,7 @@
 //! Project chores, run as `cargo xtask <command>`:
 //!
-//! - `crds [--check]`: write one YAML per CRD into `deploy/crds/` from the CRD types, or
+//! - `crds [--check]`: write one YAML per CRD into `deploy/crds/` from the CRD types, and each
+//!   operator's admission overlay into `deploy/admission/<package>/`, or
 //!   check that the checked-in files are current (CI runs the check).
 //! - `demo [--serve]`: run the operators on the in-memory API server with the samples.
 //! - `bench`: measure the operators against a naive baseline (report in `target/bench/`).
@@ -9,6 +10,7 @@
 
 mod bench;
 mod crds;
+mod webhooks;
 mod demo;
 mod e2e;
 mod naive;
@@ -48,23 +50,25 @@ fn run(args: &[String]) -> Result<()> {
         .as_slice()
     {
         ["crds"] => {
-            let written = crds::write(&root.join(crds::DIR), &crds::all())?;
+            let mut written = crds::write(&root.join(crds::DIR), &crds::all())?;
+            written.extend(webhooks::write(&root)?);
             for file in written {
                 println!("wrote {}", file.display());
             }
             Ok(())
         }
         ["crds", "--check"] => {
-            let stale = crds::check(&root.join(crds::DIR), &crds::all())?;
+            let mut stale = crds::check(&root.join(crds::DIR), &crds::all())?;
+            stale.extend(webhooks::check(&root)?);
             if stale.is_empty() {
-                println!("deploy/crds is current");
+                println!("deploy/crds and the webhook overlays are current");
                 return Ok(());
             }
             for problem in &stale {
                 eprintln!("{problem}");
             }
             bail!(
-                "{} CRD file(s) are stale: run `cargo xtask crds` and commit deploy/crds/",
+                "{} generated file(s) are stale: run `cargo xtask crds` and commit deploy/",
                 stale.len()
             )
         }

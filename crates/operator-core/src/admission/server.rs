@@ -75,23 +75,28 @@ impl WebhookServer {
         self
     }
 
-    /// The routes: a validating and a mutating webhook per admitted kind.
+    /// The routes: a validating and a mutating webhook per admitted kind. An operator of one
+    /// kind also answers on `/validate` and `/mutate` (seed 002's webhook path).
     pub fn router(&self) -> Router {
         let mut router = Router::new();
+        let single = self.admitted.len() == 1;
         for admitted in self.admitted {
             for hook in [Hook::Validate, Hook::Mutate] {
-                let path = match hook {
-                    Hook::Validate => admitted.validate_path(),
-                    Hook::Mutate => admitted.mutate_path(),
+                let (path, short) = match hook {
+                    Hook::Validate => (admitted.validate_path(), "/validate"),
+                    Hook::Mutate => (admitted.mutate_path(), "/mutate"),
                 };
-                let client = self.client.clone();
-                router = router.route(
-                    &path,
-                    post(move |body: Bytes| async move {
-                        let review = answer(admitted, hook, &body, &client).await;
-                        json(&review)
-                    }),
-                );
+                let paths = [Some(path), single.then(|| short.to_string())];
+                for path in paths.into_iter().flatten() {
+                    let client = self.client.clone();
+                    router = router.route(
+                        &path,
+                        post(move |body: Bytes| async move {
+                            let review = answer(admitted, hook, &body, &client).await;
+                            json(&review)
+                        }),
+                    );
+                }
             }
         }
         router.layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
