@@ -7,6 +7,7 @@
 //! control plane of `../shared/realcp` or the cluster `KUBECONFIG` names), so `cargo test`
 //! never touches whatever cluster a developer's `KUBECONFIG` names.
 
+pub mod admission;
 pub mod apiserver;
 pub mod manifests;
 pub mod operator;

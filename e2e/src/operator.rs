@@ -163,11 +163,25 @@ impl TestNamespace {
 
     /// Starts replica `replica` of the operator, watching this namespace, as its own
     /// ServiceAccount. With `leader_elect`, replicas of one test share a Lease of their own.
+    /// Its admission webhooks are off (as in deploy/<operator>).
     pub async fn start_operator(
         &self,
         op: &Operator,
         replica: &str,
         leader_elect: bool,
+    ) -> Result<OperatorProcess> {
+        self.start_operator_with(op, replica, leader_elect, None)
+            .await
+    }
+
+    /// [`Self::start_operator`], serving its admission webhooks on `webhook` (an address on
+    /// 127.0.0.1 and the directory of its certificate) as deploy/admission/<operator> does.
+    pub async fn start_operator_with(
+        &self,
+        op: &Operator,
+        replica: &str,
+        leader_elect: bool,
+        webhook: Option<(std::net::SocketAddr, &Path)>,
     ) -> Result<OperatorProcess> {
         let installed = installed(op)?;
         let dir = work_dir().join(&self.name);
@@ -211,6 +225,13 @@ impl TestNamespace {
             ])
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file));
+        match webhook {
+            Some((address, certs)) => command
+                .arg(format!("--webhook-bind-address={address}"))
+                .arg("--webhook-cert-dir")
+                .arg(certs),
+            None => command.arg("--webhook-bind-address=0"),
+        };
         if leader_elect {
             command.arg("--leader-elect");
         }

@@ -407,18 +407,29 @@ fn the_admission_overlays_wire_each_webhook_to_the_operators_server() -> Result<
         let objects = render(&format!("admission/{operator}"))?;
         let find = |kind_: &'static str| objects.iter().filter(move |o| kind(o) == kind_);
         let deployment = find("Deployment").next().context("a Deployment")?;
-        let base_deployment = base.iter().find(|o| kind(o) == "Deployment").context("base")?;
+        let base_deployment = base
+            .iter()
+            .find(|o| kind(o) == "Deployment")
+            .context("base")?;
         let container = &deployment["spec"]["template"]["spec"]["containers"][0];
         let args = strings(&container["args"]);
-        assert!(args.contains(&"--webhook-bind-address=:9443"), "{operator}: {args:?}");
+        assert!(
+            args.contains(&"--webhook-bind-address=:9443"),
+            "{operator}: {args:?}"
+        );
         assert!(
             strings(&base_deployment["spec"]["template"]["spec"]["containers"][0]["args"])
                 .contains(&"--webhook-bind-address=0"),
             "{operator}: the base runs without webhooks (it has no certificate)"
         );
         let certificate = find("Certificate").next().context("a Certificate")?;
-        let secret = certificate["spec"]["secretName"].as_str().unwrap_or_default();
-        let volumes = deployment["spec"]["template"]["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+        let secret = certificate["spec"]["secretName"]
+            .as_str()
+            .unwrap_or_default();
+        let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let cert_volume = volumes
             .iter()
             .find(|v| v["secret"]["secretName"] == secret)
@@ -430,26 +441,36 @@ fn the_admission_overlays_wire_each_webhook_to_the_operators_server() -> Result<
             .find(|m| m["name"] == cert_volume["name"])
             .and_then(|m| m["mountPath"].as_str())
             .unwrap_or_default();
-        assert!(args.contains(&format!("--webhook-cert-dir={mounted}").as_str()), "{operator}: {args:?}");
         assert!(
-            container["ports"].as_array().into_iter().flatten().any(|p| p["name"] == "webhook" && p["containerPort"] == 9443),
+            args.contains(&format!("--webhook-cert-dir={mounted}").as_str()),
+            "{operator}: {args:?}"
+        );
+        assert!(
+            container["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == "webhook" && p["containerPort"] == 9443),
             "{operator}: the pod opens the webhook port"
         );
         let service = find("Service")
             .find(|s| s["spec"]["ports"][0]["targetPort"] == "webhook")
             .context("the webhook Service")?;
         assert_eq!(
-            service["spec"]["selector"],
-            deployment["spec"]["selector"]["matchLabels"],
+            service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"],
             "{operator}: the webhook Service selects the operator's pods"
         );
         let policy = find("NetworkPolicy").next().context("a NetworkPolicy")?;
         assert!(
-            policy["spec"]["ingress"].as_array().into_iter().flatten().any(|rule| rule["ports"]
+            policy["spec"]["ingress"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|p| p["port"] == 9443)),
+                .any(|rule| rule["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["port"] == 9443)),
             "{operator}: the API server may reach the webhook port"
         );
         let operator_ns = namespace(deployment);
@@ -468,37 +489,71 @@ fn the_admission_overlays_wire_each_webhook_to_the_operators_server() -> Result<
         let own: BTreeSet<(String, String)> = descriptor
             .resources
             .iter()
-            .map(|r| (r.api_version.split('/').next().unwrap_or_default().to_string(), r.plural.to_string()))
+            .map(|r| {
+                (
+                    r.api_version
+                        .split('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                    r.plural.to_string(),
+                )
+            })
             .collect();
-        for kind_ in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
-            let config = find(kind_).next().with_context(|| format!("{operator}: a {kind_}"))?;
+        for kind_ in [
+            "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration",
+        ] {
+            let config = find(kind_)
+                .next()
+                .with_context(|| format!("{operator}: a {kind_}"))?;
             assert_eq!(
                 config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
                 format!("{}/{}", namespace(certificate), name(certificate)),
                 "{operator}: {kind_} trusts the CA of the Certificate"
             );
             let hooks = config["webhooks"].as_array().cloned().unwrap_or_default();
-            assert_eq!(hooks.len(), descriptor.admission.len(), "{operator}: one {kind_} webhook per kind");
+            assert_eq!(
+                hooks.len(),
+                descriptor.admission.len(),
+                "{operator}: one {kind_} webhook per kind"
+            );
             for hook in hooks {
                 assert_eq!(hook["failurePolicy"], "Fail");
                 assert_eq!(hook["sideEffects"], "None");
                 assert_eq!(strings(&hook["admissionReviewVersions"]), ["v1"]);
                 let to = &hook["clientConfig"]["service"];
-                assert_eq!((to["name"].as_str(), to["namespace"].as_str()), (Some(name(service)), Some(namespace(service))));
-                assert!(served_paths.contains(to["path"].as_str().unwrap_or_default()), "{operator}: {to}");
+                assert_eq!(
+                    (to["name"].as_str(), to["namespace"].as_str()),
+                    (Some(name(service)), Some(namespace(service)))
+                );
+                assert!(
+                    served_paths.contains(to["path"].as_str().unwrap_or_default()),
+                    "{operator}: {to}"
+                );
                 for rule in hook["rules"].as_array().into_iter().flatten() {
                     for group in strings(&rule["apiGroups"]) {
                         for resource in strings(&rule["resources"]) {
                             let plural = resource.split('/').next().unwrap_or_default();
-                            assert!(own.contains(&(group.to_string(), plural.to_string())), "{operator}: {group}/{resource} is not its own");
+                            assert!(
+                                own.contains(&(group.to_string(), plural.to_string())),
+                                "{operator}: {group}/{resource} is not its own"
+                            );
                         }
                     }
                     assert_eq!(strings(&rule["operations"]), ["CREATE", "UPDATE"]);
                 }
                 let selected = strings(&hook["namespaceSelector"]["matchExpressions"][0]["values"]);
-                assert_eq!(selected, [watched], "{operator}: only the namespace it serves");
+                assert_eq!(
+                    selected,
+                    [watched],
+                    "{operator}: only the namespace it serves"
+                );
                 if watched != operator_ns {
-                    assert!(!selected.contains(&operator_ns), "{operator}: its own namespace is left out");
+                    assert!(
+                        !selected.contains(&operator_ns),
+                        "{operator}: its own namespace is left out"
+                    );
                 }
             }
         }

@@ -10,10 +10,10 @@
 
 mod bench;
 mod crds;
-mod webhooks;
 mod demo;
 mod e2e;
 mod naive;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,0 +1,148 @@
+//! Admission webhooks as the real API server calls them: an operator process serves its
+//! webhooks on 127.0.0.1 with a certificate generated for the test, and the Validating and
+//! Mutating WebhookConfigurations of deploy/admission/<operator> are installed pointing at it.
+//!
+//! What changes from the shipped configurations, and why: `clientConfig` is a URL on
+//! 127.0.0.1 with the test's CA bundle instead of the Service cert-manager fills in (the
+//! process runs outside the cluster); the namespace selector names the test's namespace; the
+//! names get the namespace as a suffix (configurations are cluster-wide and tests run side by
+//! side); and `matchConditions` are dropped on servers older than 1.28 (the 1.24 control
+//! plane of `cargo xtask e2e --local` does not know the field).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use k8s_openapi::ByteString;
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+use testkit::tls::LocalCa;
+
+use crate::manifests::render;
+use crate::operator::work_dir;
+
+/// A CA, and the serving certificate it signed in a directory an operator reads.
+#[derive(Debug)]
+pub struct WebhookCertificate {
+    pub ca: LocalCa,
+    pub dir: PathBuf,
+}
+
+impl WebhookCertificate {
+    pub fn new(name: &str) -> Result<Self> {
+        let ca = LocalCa::new(&format!("e2e webhook CA {name}"))?;
+        let issued = ca.server_certificate(&[])?;
+        let dir = work_dir().join(name).join("webhook-certs");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("tls.crt"), issued.cert_pem)?;
+        std::fs::write(dir.join("tls.key"), issued.key_pem)?;
+        Ok(Self { ca, dir })
+    }
+}
+
+/// A free port on 127.0.0.1 for a webhook server.
+pub fn free_address() -> Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// The webhook configurations installed for one test; [`Self::remove`] deletes them.
+pub struct InstalledWebhooks {
+    client: kube::Client,
+    installed: Vec<(ApiResource, String)>,
+}
+
+fn resource(kind: &str) -> ApiResource {
+    let plural = format!("{}s", kind.to_lowercase());
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind),
+        &plural,
+    )
+}
+
+/// Installs deploy/admission/<package>'s webhook configurations for namespace `namespace`,
+/// calling the server at `address` that presents a certificate `certificate` signed.
+pub async fn install(
+    client: &kube::Client,
+    package: &str,
+    namespace: &str,
+    address: SocketAddr,
+    certificate: &WebhookCertificate,
+) -> Result<InstalledWebhooks> {
+    let version = client.apiserver_version().await?;
+    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap_or(0);
+    let ca_bundle = serde_json::to_value(ByteString(certificate.ca.pem().as_bytes().to_vec()))?;
+    let mut installed = InstalledWebhooks {
+        client: client.clone(),
+        installed: Vec::new(),
+    };
+    for mut config in render(&format!("admission/{package}"))?
+        .into_iter()
+        .filter(|o| {
+            matches!(
+                o["kind"].as_str(),
+                Some("ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration")
+            )
+        })
+    {
+        let kind = config["kind"].as_str().unwrap_or_default().to_string();
+        let name = format!(
+            "{}-{namespace}",
+            config["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        config["metadata"] = json!({"name": name});
+        for hook in config["webhooks"].as_array_mut().into_iter().flatten() {
+            let path = hook["clientConfig"]["service"]["path"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            hook["clientConfig"] =
+                json!({"url": format!("https://{address}{path}"), "caBundle": ca_bundle});
+            hook["namespaceSelector"] = json!({"matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [namespace]}]});
+            if minor < 28
+                && let Some(h) = hook.as_object_mut()
+            {
+                h.remove("matchConditions");
+            }
+        }
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(&kind));
+        let object: DynamicObject = serde_json::from_value(config)?;
+        api.create(&PostParams::default(), &object)
+            .await
+            .with_context(|| format!("installing {kind} {name}"))?;
+        installed.installed.push((resource(&kind), name));
+    }
+    Ok(installed)
+}
+
+impl std::fmt::Debug for InstalledWebhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstalledWebhooks")
+            .field("installed", &self.installed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InstalledWebhooks {
+    pub async fn remove(self) -> Result<()> {
+        for (resource, name) in self.installed {
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+            api.delete(&name, &DeleteParams::default()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The sample's invalid twin, `deploy/samples/invalid/<name>.yaml`, put in `namespace`.
+pub fn invalid_twin(name: &str, namespace: &str) -> Result<Value> {
+    let path = crate::manifests::deploy_dir()
+        .join("samples/invalid")
+        .join(format!("{name}.yaml"));
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut object: Value = serde_yaml::from_str(&text)?;
+    object["metadata"]["namespace"] = json!(namespace);
+    Ok(object)
+}
