@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use operator_core::descriptor::is_ready;
 use testkit::ApiServer;
 
-use crate::OPERATORS;
+use crate::{OPERATORS, demo_admission};
 
 /// Kinds of children the summary lists (those owned by each custom resource).
 const CHILD_KINDS: &[(&str, &str)] = &[
@@ -78,12 +78,17 @@ fn build_operators(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn start_operators(root: &Path, kubeconfig: &Path, serve: bool) -> Result<Operators> {
+fn start_operators(
+    root: &Path,
+    kubeconfig: &Path,
+    serve: bool,
+    webhooks: &[demo_admission::Webhooks],
+) -> Result<Operators> {
     let target =
         std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
     let logs = target.join("demo");
     let mut children = Vec::new();
-    for (i, operator) in OPERATORS.iter().enumerate() {
+    for ((i, operator), webhook) in OPERATORS.iter().enumerate().zip(webhooks) {
         let binary = operator.binary_name();
         let log = std::fs::File::create(logs.join(format!("{binary}.log")))?;
         let (metrics, health) = if serve {
@@ -114,6 +119,9 @@ fn start_operators(root: &Path, kubeconfig: &Path, serve: bool) -> Result<Operat
                 "--health-probe-bind-address",
                 &health,
             ])
+            .arg(format!("--webhook-bind-address={}", webhook.address))
+            .arg("--webhook-cert-dir")
+            .arg(&webhook.cert_dir)
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
@@ -166,7 +174,7 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     build_operators(root)?;
     let server = ApiServer::new();
     let _workloads = server.simulate_workloads();
-    for dir in ["deploy/crds", "deploy/namespaces", "deploy/samples"] {
+    for dir in ["deploy/crds", "deploy/namespaces"] {
         server.load_manifests(&root.join(dir))?;
     }
     server
@@ -187,6 +195,7 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     let target =
         std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
     std::fs::create_dir_all(target.join("demo"))?;
+    let webhooks = demo_admission::install(root, &server, &target.join("demo"), OPERATORS)?;
     let kubeconfig = target.join("demo").join("kubeconfig");
     std::fs::write(&kubeconfig, testkit::loopback::kubeconfig(addr))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -194,7 +203,10 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
         let _ = stopped.await;
     }));
     println!("API server (in memory) on http://{addr}; operators starting");
-    let operators = start_operators(root, &kubeconfig, serve)?;
+    let operators = start_operators(root, &kubeconfig, serve, &webhooks)?;
+    demo_admission::reachable(&webhooks, CONVERGE_TIMEOUT).await?;
+    let created = demo_admission::create_samples(root, &server.client(), OPERATORS).await?;
+    println!("{created} samples created through the operators' admission webhooks");
 
     let started = Instant::now();
     let converged = loop {
@@ -208,6 +220,16 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     println!("after {:.1}s:", started.elapsed().as_secs_f64());
     for line in &lines {
         println!("  {line}");
+    }
+    let refusals = demo_admission::refuse_twins(root, &server.client(), OPERATORS).await;
+    match &refusals {
+        Ok(lines) => {
+            println!("each sample's invalid twin, refused at admission:");
+            for line in lines {
+                println!("  {line}");
+            }
+        }
+        Err(e) => eprintln!("{e:#}"),
     }
     let events = server.objects("events.k8s.io/v1", "events");
     println!(
@@ -242,5 +264,5 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     if !converged {
         bail!("the demo did not converge within {CONVERGE_TIMEOUT:?}");
     }
-    Ok(())
+    refusals.map(|_| ())
 }

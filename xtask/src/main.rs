@@ -11,6 +11,7 @@
 mod bench;
 mod crds;
 mod demo;
+mod demo_admission;
 mod e2e;
 mod naive;
 mod webhooks;

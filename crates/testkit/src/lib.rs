@@ -8,6 +8,7 @@
 //! watch with resume and `410 Gone` — and lets tests inject faults and count requests.
 //! What it does not model is listed in the crate's README.
 
+mod admission;
 pub mod conformance;
 mod error;
 mod events;
@@ -111,6 +112,20 @@ impl ApiServer {
         store
             .create(&rt, &namespace, body, "testkit")
             .map(|w| w.object)
+    }
+
+    /// Says that `address` (on this machine) serves Service `namespace/name` on `port`: a
+    /// webhook whose `clientConfig` names that Service is called there, its certificate
+    /// verified for `<name>.<namespace>.svc` as in a cluster.
+    pub fn route_service(
+        &self,
+        namespace: &str,
+        name: &str,
+        port: u16,
+        address: std::net::SocketAddr,
+    ) {
+        lock(&self.shared.services)
+            .insert((namespace.to_string(), name.to_string(), port), address);
     }
 
     /// Starts the simulated Deployment, Job and CronJob controllers (they run on the current

@@ -117,6 +117,8 @@ fn builtin(
             | "networkpolicies"
             | "priorityclasses"
             | "customresourcedefinitions"
+            | "validatingwebhookconfigurations"
+            | "mutatingwebhookconfigurations"
     );
     ResourceType {
         group: group.into(),
@@ -256,6 +258,22 @@ pub fn builtins() -> Vec<ResourceType> {
             "v1",
             "PriorityClass",
             "priorityclasses",
+            false,
+            false,
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+            false,
+            false,
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
             false,
             false,
         ),

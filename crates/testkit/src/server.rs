@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::admission::{self, Attributes, ServiceRoutes};
 use crate::error::ApiError;
 use crate::events;
 use crate::faults::{FaultState, Faults, RequestStats, Verb};
@@ -32,6 +33,11 @@ pub(crate) struct Shared {
     pub stats: Mutex<RequestStats>,
     /// Bumped to cut every open watch.
     pub disconnect: watch::Sender<u64>,
+    /// Which local address serves a Service a webhook names.
+    pub services: Mutex<ServiceRoutes>,
+    /// Held from a write's admission to its commit, so the webhooks judged the object that
+    /// is stored (writes no webhook looks at do not wait for it).
+    pub admission: tokio::sync::Mutex<()>,
 }
 
 /// Locks a mutex, recovering the data if a panicking test thread poisoned it.
@@ -46,6 +52,8 @@ impl Shared {
             faults: Mutex::new(FaultState::new(faults)),
             stats: Mutex::new(RequestStats::default()),
             disconnect: watch::channel(0).0,
+            services: Mutex::new(ServiceRoutes::new()),
+            admission: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -445,6 +453,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
         return watch(shared, *target, &q, shown);
     }
 
+    let (_admitting, admitted) =
+        match admission_of(&shared, &target, verb, &q, &body, &content_type, &manager).await {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                lock(&shared.stats).record(verb, &resource, false, false);
+                return error_response(&e);
+            }
+        };
     let result = serve(
         &shared,
         &target,
@@ -454,6 +470,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
         &content_type,
         &manager,
         metadata_only,
+        admitted.patches,
     )
     .map(|(v, changed)| {
         if target.events_view {
@@ -476,10 +493,124 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
     });
     let changed = matches!(&result, Ok((_, true)));
     lock(&shared.stats).record(verb, &resource, changed, false);
-    match result {
+    let mut response = match result {
         Ok((v, _)) => json_response(if verb == Verb::Create { 201 } else { 200 }, &v),
         Err(e) => error_response(&e),
+    };
+    // A webhook's warnings reach the client as the API server sends them (kubectl prints
+    // each as `Warning: ...`).
+    for warning in admitted.warnings {
+        let text = format!("299 - {:?}", warning.replace(['\r', '\n'], " "));
+        if let Ok(value) = header::HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, value);
+        }
     }
+    response
+}
+
+/// Admission of a write by the webhooks the stored configurations register: nothing to do
+/// (and no cost) for a write none of them could match. Otherwise the write is first made on
+/// a copy of the store to see the object as it would be stored, the webhooks judge it, and
+/// the admission lock is held until the real write commits.
+async fn admission_of<'a>(
+    shared: &'a Shared,
+    target: &Target,
+    verb: Verb,
+    q: &HashMap<String, String>,
+    body: &[u8],
+    content_type: &str,
+    manager: &str,
+) -> Result<(Option<tokio::sync::MutexGuard<'a, ()>>, admission::Admitted), ApiError> {
+    if !matches!(
+        verb,
+        Verb::Create | Verb::Update | Verb::Patch | Verb::Apply
+    ) || target.events_view
+    {
+        return Ok((None, admission::Admitted::default()));
+    }
+    let hooks = {
+        let store = lock(&shared.store);
+        let configurations: Vec<(bool, Value)> = store
+            .all_of(
+                "admissionregistration.k8s.io",
+                "mutatingwebhookconfigurations",
+            )
+            .into_iter()
+            .map(|c| (true, c))
+            .chain(
+                store
+                    .all_of(
+                        "admissionregistration.k8s.io",
+                        "validatingwebhookconfigurations",
+                    )
+                    .into_iter()
+                    .map(|c| (false, c)),
+            )
+            .collect();
+        admission::registered(&configurations)
+    };
+    if hooks.is_empty() {
+        return Ok((None, admission::Admitted::default()));
+    }
+    let gate = shared.admission.lock().await;
+    let rt = &target.rt;
+    let ns = target.namespace.as_deref().unwrap_or_default();
+    let name = target.name.as_deref().unwrap_or_default();
+    let scale_paths = rt
+        .scale
+        .clone()
+        .filter(|_| target.subresource.as_deref() == Some("scale"));
+    let (old, namespace_labels) = {
+        let store = lock(&shared.store);
+        let old = store.get(rt, ns, name).ok().map(|o| match &scale_paths {
+            Some(paths) => scale_of(&o, paths),
+            None => o,
+        });
+        (old, store.namespace_labels(ns))
+    };
+    let mut dry = q.clone();
+    dry.insert("dryRun".into(), "All".into());
+    let (object, _) = serve(
+        shared,
+        target,
+        verb,
+        &dry,
+        body,
+        content_type,
+        manager,
+        false,
+        Vec::new(),
+    )?;
+    let kind = match &scale_paths {
+        Some(_) => (
+            "autoscaling".to_string(),
+            "v1".to_string(),
+            "Scale".to_string(),
+        ),
+        None => (rt.group.clone(), rt.version.clone(), rt.kind.clone()),
+    };
+    let attrs = Attributes {
+        group: rt.group.clone(),
+        version: rt.version.clone(),
+        resource: rt.plural.clone(),
+        subresource: target.subresource.clone(),
+        kind,
+        operation: if old.is_some() && verb != Verb::Create {
+            "UPDATE"
+        } else {
+            "CREATE"
+        },
+        namespace: target.namespace.clone(),
+        name: object["metadata"]["name"]
+            .as_str()
+            .unwrap_or(name)
+            .to_string(),
+        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
+    };
+    let routes = lock(&shared.services).clone();
+    let admitted =
+        admission::admit(&hooks, &routes, &attrs, &namespace_labels, object, old).await?;
+    Ok((Some(gate), admitted))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -492,6 +623,7 @@ fn serve(
     content_type: &str,
     manager: &str,
     metadata_only: bool,
+    admission_patches: Vec<json_patch::Patch>,
 ) -> Result<(Value, bool), ApiError> {
     let rt = &target.rt;
     let ns = target.namespace.as_deref().unwrap_or_default();
@@ -500,7 +632,17 @@ fn serve(
     if sub == Some("scale")
         && let Some(paths) = &rt.scale
     {
-        return scale(shared, target, paths, verb, body, content_type, manager);
+        let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
+        return scale(
+            shared,
+            target,
+            paths,
+            verb,
+            body,
+            content_type,
+            manager,
+            dry_run,
+        );
     }
     if let Some(s) = sub
         && (s != "status" || !rt.status_subresource)
@@ -533,8 +675,11 @@ fn serve(
     } else {
         &mut locked
     };
+    // The mutating webhooks' patches go with this write only, taken by its commit.
+    store.admit_with(admission_patches);
+    let store = &mut *store;
     let written = |w: Written| (w.object, w.changed && !dry_run);
-    match verb {
+    let outcome = (|| match verb {
         Verb::Get => Ok((shape(store.get(rt, ns, name)?, metadata_only), false)),
         Verb::List => {
             let opts = list_options(q)?;
@@ -619,7 +764,10 @@ fn serve(
             ))
         }
         Verb::Watch => Err(ApiError::method_not_allowed("watch is served as a stream")),
-    }
+    })();
+    // Never left for a later write when this one failed before its commit.
+    store.admit_with(Vec::new());
+    outcome
 }
 
 /// The `autoscaling/v1` Scale of a custom resource, as its CRD's scale paths read it.
@@ -649,6 +797,7 @@ fn scale_of(obj: &Value, paths: &crate::registry::ScalePaths) -> Value {
 
 /// `GET`, `PUT` and `PATCH` of a custom resource's `scale` subresource: a write sets the
 /// resource's replicas path (and only it), with the writer as its field manager.
+#[allow(clippy::too_many_arguments)]
 fn scale(
     shared: &Shared,
     target: &Target,
@@ -657,11 +806,19 @@ fn scale(
     body: &[u8],
     content_type: &str,
     manager: &str,
+    dry_run: bool,
 ) -> Result<(Value, bool), ApiError> {
     let rt = &target.rt;
     let ns = target.namespace.as_deref().unwrap_or_default();
     let name = target.name.as_deref().unwrap_or_default();
-    let mut store = lock(&shared.store);
+    let mut locked = lock(&shared.store);
+    let mut scratch;
+    let store: &mut Store = if dry_run {
+        scratch = locked.scratch();
+        &mut scratch
+    } else {
+        &mut locked
+    };
     let current = scale_of(&store.get(rt, ns, name)?, paths);
     let wanted = match verb {
         Verb::Get => return Ok((current, false)),
@@ -697,7 +854,10 @@ fn scale(
         set = json!({ key: set });
     }
     let written = store.patch(rt, ns, name, PatchBody::Merge(set), None, manager)?;
-    Ok((scale_of(&written.object, paths), written.changed))
+    Ok((
+        scale_of(&written.object, paths),
+        written.changed && !dry_run,
+    ))
 }
 
 /// A request body on the `events.k8s.io/v1` view, as the core Events store takes it.

@@ -32,12 +32,29 @@ pub async fn call(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), CallError> {
-    tokio::time::timeout(timeout, post(url, ca_pem, body))
+    call_verifying(url, None, ca_pem, body, timeout).await
+}
+
+/// [`call`], verifying the server's certificate for `server_name` (a Service's DNS name)
+/// rather than the URL's host.
+pub async fn call_verifying(
+    url: &str,
+    server_name: Option<&str>,
+    ca_pem: &[u8],
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), CallError> {
+    tokio::time::timeout(timeout, post(url, server_name, ca_pem, body))
         .await
         .map_err(|_| CallError::Timeout(timeout))?
 }
 
-async fn post(url: &str, ca_pem: &[u8], body: Vec<u8>) -> Result<(u16, Vec<u8>), CallError> {
+async fn post(
+    url: &str,
+    server_name: Option<&str>,
+    ca_pem: &[u8],
+    body: Vec<u8>,
+) -> Result<(u16, Vec<u8>), CallError> {
     let uri: http::Uri = url.parse().map_err(|_| CallError::Url(url.to_string()))?;
     if uri.scheme_str() != Some("https") {
         return Err(CallError::Url(url.to_string()));
@@ -65,7 +82,8 @@ async fn post(url: &str, ca_pem: &[u8], body: Vec<u8>) -> Result<(u16, Vec<u8>),
             .map_err(|e| CallError::Transport(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-    let name = ServerName::try_from(host.clone()).map_err(|_| CallError::Url(url.to_string()))?;
+    let name = ServerName::try_from(server_name.unwrap_or(&host).to_string())
+        .map_err(|_| CallError::Url(url.to_string()))?;
     let transport = |e: &dyn std::fmt::Display| CallError::Transport(format!("{host}:{port}: {e}"));
     let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
         .await

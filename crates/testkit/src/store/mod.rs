@@ -114,6 +114,9 @@ pub struct Store {
     driven: BTreeSet<Key>,
     /// Set while the collector runs: a deletion it makes does not start another run.
     collecting: bool,
+    /// The mutating webhooks' patches for the write being made: applied to its object after
+    /// the schema's defaults and before its validation, as the API server orders them.
+    admission_patches: Vec<json_patch::Patch>,
 }
 
 fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
@@ -186,6 +189,7 @@ impl Store {
             uids: HashMap::new(),
             driven: BTreeSet::new(),
             collecting: false,
+            admission_patches: Vec::new(),
         };
         for ns in INITIAL_NAMESPACES {
             let rt = store.types[0].clone();
@@ -230,6 +234,7 @@ impl Store {
             uids: self.uids.clone(),
             driven: self.driven.clone(),
             collecting: false,
+            admission_patches: self.admission_patches.clone(),
         }
     }
 
@@ -355,6 +360,33 @@ impl Store {
         Ok((items, more))
     }
 
+    /// Every stored object of `group`/`plural`, in any namespace.
+    pub(crate) fn all_of(&self, group: &str, plural: &str) -> Vec<Value> {
+        let start = (
+            group.to_string(),
+            plural.to_string(),
+            String::new(),
+            String::new(),
+        );
+        self.objects
+            .range(start..)
+            .take_while(|((g, p, _, _), _)| g == group && p == plural)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The labels of namespace `name` (`null` when there is none).
+    pub(crate) fn namespace_labels(&self, name: &str) -> Value {
+        self.objects
+            .get(&(
+                String::new(),
+                "namespaces".into(),
+                String::new(),
+                name.into(),
+            ))
+            .map_or(Value::Null, |ns| ns["metadata"]["labels"].clone())
+    }
+
     fn namespace_exists(&self, namespace: &str) -> bool {
         self.objects.contains_key(&(
             String::new(),
@@ -432,21 +464,41 @@ impl Store {
         Ok(())
     }
 
-    /// Prunes, defaults and validates a custom resource against its CRD's schema.
-    fn conform(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
+    /// The mutating webhooks' patches for the next write ([`Self::conform`] takes them).
+    pub(crate) fn admit_with(&mut self, patches: Vec<json_patch::Patch>) {
+        self.admission_patches = patches;
+    }
+
+    /// Prunes, defaults and validates a custom resource against its CRD's schema, with the
+    /// mutating webhooks' patches applied after the defaults.
+    fn conform(&mut self, rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
         if rt.kind == "Secret" && rt.group.is_empty() {
             fold_string_data(obj);
         }
+        let patches = std::mem::take(&mut self.admission_patches);
         let Some(openapi) = &rt.schema else {
-            return Ok(());
+            return Self::patched(obj, patches);
         };
         schema::prune_and_default(obj, openapi);
+        if !patches.is_empty() {
+            Self::patched(obj, patches)?;
+            schema::prune_and_default(obj, openapi);
+        }
         let causes = schema::validate(obj, openapi);
         if causes.is_empty() {
             return Ok(());
         }
         let kind = format!("{}.{}", rt.kind, rt.group);
         Err(ApiError::invalid(&kind, meta_str(obj, "name"), causes))
+    }
+
+    fn patched(obj: &mut Value, patches: Vec<json_patch::Patch>) -> Result<(), ApiError> {
+        for patch in patches {
+            json_patch::patch(obj, &patch).map_err(|e| {
+                ApiError::internal(format!("a mutating webhook's patch does not apply: {e}"))
+            })?;
+        }
+        Ok(())
     }
 
     /// POST: a new object.
@@ -551,11 +603,14 @@ impl Store {
         body["kind"] = json!(rt.kind);
         if rt.kind == "Namespace" {
             body["status"] = json!({"phase": "Active"});
+            // As the API server labels every namespace (1.21 and later): what namespace
+            // selectors match on.
+            body["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
         }
         if rt.kind == "CustomResourceDefinition" {
             self.install_crd(&mut body)?;
         }
-        Self::conform(rt, &mut body)?;
+        self.conform(rt, &mut body)?;
         let scope = scope_of(rt, None);
         let fields = fieldpath::fields_of(&body, &rt.lists, scope);
         let mut entries = Vec::new();
@@ -632,7 +687,7 @@ impl Store {
                 ));
             }
         }
-        Self::conform(rt, &mut new)?;
+        self.conform(rt, &mut new)?;
         if rt.generation && spec_part(old) != spec_part(&new) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             new["metadata"]["generation"] = json!(generation);
