@@ -158,7 +158,7 @@ pub fn render(operator: &OperatorDescriptor, base: &Base) -> Result<BTreeMap<Str
             h
         })
         .collect();
-    let objects = vec![
+    let objects = [
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": service, "namespace": ns, "labels": labels},
