@@ -135,6 +135,52 @@ impl InstalledWebhooks {
     }
 }
 
+/// Points CRD `crd`'s conversion webhook at the server on `address` (an operator process
+/// serving `/convert`), trusting `certificate`'s CA, as deploy/admission does through its
+/// Service; returns the client config it replaced, for [`restore_conversion`].
+pub async fn route_conversion(
+    client: &kube::Client,
+    crd: &str,
+    address: SocketAddr,
+    certificate: &WebhookCertificate,
+) -> Result<Value> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let before = serde_json::to_value(crds.get(crd).await?)?["spec"]["conversion"]["webhook"]["clientConfig"].clone();
+    let ca_bundle = serde_json::to_value(ByteString(certificate.ca.pem().as_bytes().to_vec()))?;
+    let patch = json!({"spec": {"conversion": {"webhook": {"clientConfig": {
+        "service": null, "url": format!("https://{address}/convert"), "caBundle": ca_bundle}}}}});
+    crds.patch(
+        crd,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .with_context(|| format!("routing {crd}'s conversion webhook"))?;
+    Ok(before)
+}
+
+/// Puts back the conversion client config [`route_conversion`] replaced.
+pub async fn restore_conversion(client: &kube::Client, crd: &str, before: Value) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut client_config = before;
+    if client_config["url"].is_null() {
+        client_config["url"] = Value::Null;
+    }
+    if client_config["caBundle"].is_null() {
+        client_config["caBundle"] = Value::Null;
+    }
+    let patch = json!({"spec": {"conversion": {"webhook": {"clientConfig": client_config}}}});
+    crds.patch(
+        crd,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The sample's invalid twin, `deploy/samples/invalid/<name>.yaml`, put in `namespace`.
 pub fn invalid_twin(name: &str, namespace: &str) -> Result<Value> {
     let path = crate::manifests::deploy_dir()

@@ -23,9 +23,11 @@ pub struct Kind {
     pub plural: &'static str,
 }
 
+/// In v2, its stored version: the API server converts a v1 request through the operator's
+/// conversion webhook, which only the admission tests run.
 pub const PAYMENT_SERVICE: Kind = Kind {
     group: "payments.io",
-    version: "v1",
+    version: "v2",
     kind: "PaymentService",
     plural: "paymentservices",
 };

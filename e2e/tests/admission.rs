@@ -7,13 +7,16 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use e2e::admission::{WebhookCertificate, free_address, install, invalid_twin};
+use e2e::admission::{
+    WebhookCertificate, free_address, install, invalid_twin, restore_conversion, route_conversion,
+};
 use e2e::operator::Operator;
 use e2e::scenario::lease_holder;
 use e2e::{TestNamespace, until};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use operator_core::OperatorDescriptor;
+use payment_service::crd::conversion::{V2, convert};
 use serde_json::{Value, json};
 
 /// Each operator, its sample and the field its invalid twin gets wrong.
@@ -94,7 +97,12 @@ async fn reachable(ns: &TestNamespace, object: &Value) -> Result<()> {
         Duration::from_secs(60),
         || async {
             Ok(match dry_run(ns, object).await {
-                Err(kube::Error::Api(e)) if e.message.contains("failed calling webhook") => None,
+                Err(kube::Error::Api(e))
+                    if e.message.contains("failed calling webhook")
+                        || e.message.contains("conversion webhook") =>
+                {
+                    None
+                }
                 _ => Some(()),
             })
         },
@@ -111,6 +119,7 @@ async fn each_samples_invalid_twin_is_refused_by_its_webhook_through_the_api_ser
     let certificate = WebhookCertificate::new(&ns.name)?;
     let mut processes = Vec::new();
     let mut webhooks = Vec::new();
+    let mut conversion = None;
     for (descriptor, sample, field) in TWINS {
         let operator = Operator::of(descriptor);
         ns.grant(&operator).await?;
@@ -119,6 +128,12 @@ async fn each_samples_invalid_twin_is_refused_by_its_webhook_through_the_api_ser
             ns.start_operator_with(&operator, "a", false, Some((address, &certificate.dir)))
                 .await?,
         );
+        // The samples are written in v1 (the seed's shape): the API server converts them to
+        // the stored v2 through the payment-service operator's conversion webhook.
+        if !descriptor.conversions.is_empty() {
+            conversion =
+                Some(route_conversion(&ns.client, PAYMENT_SERVICES, address, &certificate).await?);
+        }
         webhooks.push(
             install(
                 &ns.client,
@@ -200,6 +215,11 @@ async fn each_samples_invalid_twin_is_refused_by_its_webhook_through_the_api_ser
     );
     assert_eq!(stored["spec"]["scalingPolicy"]["scaleUpPolicy"], "moderate");
 
+    conversions_through_the_webhook(&ns).await?;
+
+    if let Some(before) = conversion {
+        restore_conversion(&ns.client, PAYMENT_SERVICES, before).await?;
+    }
     for webhook in webhooks {
         webhook.remove().await?;
     }
@@ -208,6 +228,61 @@ async fn each_samples_invalid_twin_is_refused_by_its_webhook_through_the_api_ser
         process.assert_no_rbac_denials()?;
     }
     ns.cleanup().await
+}
+
+const PAYMENT_SERVICES: &str = "paymentservices.payments.io";
+
+/// The seed's PaymentService, created in v1, read in both versions: v1 gives back what was
+/// written (the canary steps a blue-green strategy ignores included), v2 the union, with
+/// what v2 cannot say kept in the conversion annotation; `kubectl get` of either works.
+async fn conversions_through_the_webhook(ns: &TestNamespace) -> Result<()> {
+    let seed = valid("payment-initiation-service", &ns.name, "PaymentService")?;
+    api(ns, &seed)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(seed.clone())?,
+        )
+        .await
+        .context("the v1 sample is stored through the conversion webhook")?;
+    let get = |version: &str| {
+        let output = Command::new("kubectl")
+            .args([
+                "get",
+                &format!("paymentservices.{version}.payments.io"),
+                "-n",
+                &ns.name,
+                "payment-initiation-service",
+                "-o",
+                "json",
+            ])
+            .output();
+        output.map(|o| {
+            (
+                o.status.success(),
+                serde_json::from_slice::<Value>(&o.stdout).unwrap_or(Value::Null),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+    };
+    let (ok, v1, stderr) = get("v1")?;
+    assert!(ok, "kubectl get …v1: {stderr}");
+    assert_eq!(v1["apiVersion"], "payments.io/v1");
+    assert_eq!(
+        v1["spec"]["deploymentStrategy"], seed["spec"]["deploymentStrategy"],
+        "v1 reads back what was written"
+    );
+    let (ok, v2, stderr) = get("v2")?;
+    assert!(ok, "kubectl get …v2: {stderr}");
+    assert_eq!(v2["apiVersion"], "payments.io/v2");
+    assert_eq!(v2["spec"]["deploymentStrategy"], json!({"blueGreen": {}}));
+    assert!(
+        v2["metadata"]["annotations"]["payments.io/conversion-data"]
+            .as_str()
+            .is_some_and(|d| d.contains("canarySteps")),
+        "{}",
+        v2["metadata"]
+    );
+    Ok(())
 }
 
 #[tokio::test]
@@ -240,9 +315,14 @@ async fn a_standby_replica_answers_admission() -> Result<()> {
         &certificate,
     )
     .await?;
-    let good = valid("payment-initiation-service", &ns.name, "PaymentService")?;
+    // In v2: this test runs no conversion webhook.
+    let good = convert(
+        valid("payment-initiation-service", &ns.name, "PaymentService")?,
+        V2,
+    )?;
     reachable(&ns, &good).await?;
-    let refused = dry_run(&ns, &invalid_twin("payment-initiation-service", &ns.name)?).await;
+    let twin = convert(invalid_twin("payment-initiation-service", &ns.name)?, V2)?;
+    let refused = dry_run(&ns, &twin).await;
     assert!(
         matches!(&refused, Err(kube::Error::Api(s)) if s.message.contains("spec.backup.schedule")),
         "{refused:?}"

@@ -55,7 +55,7 @@ async fn saga_sample(test: &str) -> Result<Option<(TestNamespace, OperatorProces
         .create(&PostParams::default(), &serde_json::from_value(secret)?)
         .await?;
     for service in SERVICES {
-        let ps = json!({"apiVersion": "payments.io/v1", "kind": "PaymentService",
+        let ps = json!({"apiVersion": "payments.io/v2", "kind": "PaymentService",
             "metadata": {"name": service, "namespace": ns.name},
             "spec": {"version": "1.0.0", "image": format!("registry.example/{service}:1.0.0")}});
         ns.api(PAYMENT_SERVICE)

@@ -174,9 +174,9 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     build_operators(root)?;
     let server = ApiServer::new();
     let _workloads = server.simulate_workloads();
-    for dir in ["deploy/crds", "deploy/namespaces"] {
-        server.load_manifests(&root.join(dir))?;
-    }
+    let ca = demo_admission::DemoCa::new()?;
+    ca.install_crds(root, &server)?;
+    server.load_manifests(&root.join("deploy/namespaces"))?;
     server
         .create_from_yaml(SAMPLE_TLS_SECRET)
         .map_err(|e| anyhow::anyhow!("creating the sample TLS Secret: {e:?}"))?;
@@ -195,7 +195,7 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     let target =
         std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
     std::fs::create_dir_all(target.join("demo"))?;
-    let webhooks = demo_admission::install(root, &server, &target.join("demo"), OPERATORS)?;
+    let webhooks = demo_admission::install(root, &server, &target.join("demo"), &ca, OPERATORS)?;
     let kubeconfig = target.join("demo").join("kubeconfig");
     std::fs::write(&kubeconfig, testkit::loopback::kubeconfig(addr))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

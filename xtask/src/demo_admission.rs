@@ -34,15 +34,57 @@ fn documents(path: &Path) -> Result<Vec<Value>> {
         .collect()
 }
 
+/// The demo's stand-in for cert-manager: a CA that issues each webhook's certificate, and
+/// whose certificate is injected where `cert-manager.io/inject-ca-from` asks for it.
+pub struct DemoCa(LocalCa);
+
+impl DemoCa {
+    pub fn new() -> Result<Self> {
+        Ok(Self(LocalCa::new("payments-engine demo webhook CA")?))
+    }
+
+    fn bundle(&self) -> Result<Value> {
+        Ok(serde_json::to_value(k8s_openapi::ByteString(
+            self.0.pem().as_bytes().to_vec(),
+        ))?)
+    }
+
+    /// Installs the CRDs of `deploy/crds`, the CA injected into each conversion webhook.
+    pub fn install_crds(&self, root: &Path, server: &ApiServer) -> Result<()> {
+        let dir = root.join("deploy/crds");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "yaml")
+                    && p.file_name().is_some_and(|n| n != "kustomization.yaml")
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            for mut crd in documents(&file)? {
+                if crd["spec"]["conversion"]["strategy"] == "Webhook" {
+                    crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] =
+                        self.bundle()?;
+                }
+                server
+                    .create_from_yaml(&serde_json::to_string(&crd)?)
+                    .map_err(|e| anyhow::anyhow!("installing {}: {e:?}", file.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Certificates, ports and configurations for every operator's webhooks.
 pub fn install(
     root: &Path,
     server: &ApiServer,
     work: &Path,
+    ca: &DemoCa,
     operators: &[OperatorDescriptor],
 ) -> Result<Vec<Webhooks>> {
-    let ca = LocalCa::new("payments-engine demo webhook CA")?;
-    let ca_bundle = serde_json::to_value(k8s_openapi::ByteString(ca.pem().as_bytes().to_vec()))?;
+    let ca_bundle = ca.bundle()?;
+    let ca = &ca.0;
     let mut served = Vec::new();
     for operator in operators {
         let objects = documents(

@@ -64,6 +64,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     crds: || vec![BatchProcessor::crd()],
     controllers: |rt| controllers(rt, operator_core::system_clock()),
     admission: admission::ADMISSION,
+    conversions: &[],
     demo_settings: "",
     bench: BenchWorkload {
         namespace: "payments",

@@ -103,6 +103,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     controllers: |rt| controllers(rt, Options::default()),
     // The demo's partners are the sample's, which only exist on paper: no check is sent.
     admission: admission::ADMISSION,
+    conversions: &[],
     demo_settings: "partnerHealthChecks: false",
     bench: BenchWorkload {
         namespace: "payments",

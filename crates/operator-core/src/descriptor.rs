@@ -23,6 +23,8 @@ pub struct OperatorDescriptor {
     pub crds: fn() -> Vec<CustomResourceDefinition>,
     /// What its admission webhooks admit: a validating and a mutating webhook per kind.
     pub admission: &'static [crate::admission::Admitted],
+    /// The kinds its conversion webhook converts between their CRD's versions.
+    pub conversions: &'static [crate::admission::Converted],
     /// Its controllers, as the binary runs them.
     pub controllers: fn(&Runtime) -> Vec<BoxFuture<'static, ()>>,
     /// Its section of the config file in `cargo xtask demo` (YAML, empty for none): what

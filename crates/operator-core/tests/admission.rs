@@ -59,7 +59,7 @@ async fn replica(
         cert_dir: dir,
     });
     let background = runtime::spawn(server.client(), config, Metrics::new(), |rt| {
-        rt.admission_webhooks(WIDGETS).into_iter().collect()
+        rt.admission_webhooks(WIDGETS, &[]).into_iter().collect()
     });
     Ok((background, address))
 }
@@ -187,7 +187,7 @@ struct Served {
 }
 
 async fn serve_widgets(server: &testkit::ApiServer, names: &[&str]) -> Result<Served> {
-    let ca = LocalCa::new("testkit webhook CA")?;
+    let ca = LocalCa::new(&format!("testkit webhook CA {}", rand_suffix()))?;
     let issued = ca.server_certificate(names)?;
     let dir = std::env::temp_dir().join(format!(
         "testkit-webhook-{}-{:08x}",
@@ -209,11 +209,10 @@ async fn serve_widgets(server: &testkit::ApiServer, names: &[&str]) -> Result<Se
     Ok(Served { ca, address, stop })
 }
 
-fn rand_suffix() -> u32 {
-    std::process::id().wrapping_mul(2_654_435_761)
-        ^ std::time::SystemTime::now()
-            .elapsed()
-            .map_or(7, |d| d.subsec_nanos())
+/// A number no other call in this process returns: each server's directory is its own.
+fn rand_suffix() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
 }
 
 fn configurations(

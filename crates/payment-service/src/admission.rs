@@ -8,7 +8,7 @@ use crate::validate;
 
 pub const ADMISSION: &[Admitted] = &[Admitted {
     group: "payments.io",
-    version: "v1",
+    version: "v2",
     kind: "PaymentService",
     plural: "paymentservices",
     subresources: &[],

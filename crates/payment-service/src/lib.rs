@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service, ServiceAccount}
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::CustomResourceExt;
+use operator_core::admission::Converted;
 use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
@@ -72,21 +72,28 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
     package: "payment-service",
     resources: &[ServedResource {
-        api_version: "payments.io/v1",
+        api_version: "payments.io/v2",
         plural: "paymentservices",
         short_name: "ps",
         converged: |ps| is_ready(ps) && ps["status"]["phase"] == "Running",
     }],
-    crds: || vec![PaymentService::crd()],
+    crds: || vec![crd::v1::crd()],
     controllers: |rt| controllers(rt, Options::default()),
     admission: admission::ADMISSION,
+    conversions: &[Converted {
+        group: "payments.io",
+        kind: "PaymentService",
+        convert: |object, version| {
+            crd::conversion::convert(object, version).map_err(|e| e.to_string())
+        },
+    }],
     demo_settings: "",
     bench: BenchWorkload {
         namespace: "payments",
         setup: &[],
         resource: |i| {
             json!({
-                "apiVersion": "payments.io/v1",
+                "apiVersion": "payments.io/v2",
                 "kind": "PaymentService",
                 "metadata": {"name": format!("svc-{i:04}"), "namespace": "payments"},
                 "spec": {

@@ -7,7 +7,7 @@
 use operator_core::FieldError;
 use operator_core::validation::{self, FieldErrors};
 
-use crate::crd::{HttpProbe, PaymentServiceSpec, StrategyType};
+use crate::crd::{DeploymentStrategy, HttpProbe, PaymentServiceSpec};
 use crate::resources::BACKUP_SUFFIX;
 
 /// Longest name whose children (`<name>-canary`, `<name>-green`) are DNS labels.
@@ -157,45 +157,7 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
     }
 
     if let Some(s) = &spec.deployment_strategy {
-        errors.check(
-            s.type_ != StrategyType::Canary || !s.canary_steps.is_empty(),
-            "spec.deploymentStrategy.canarySteps",
-            "a Canary strategy needs at least one canary step",
-        );
-        errors.check(
-            s.canary_steps.len() <= crate::crd::MAX_CANARY_STEPS,
-            "spec.deploymentStrategy.canarySteps",
-            format!(
-                "at most {} steps, got {}",
-                crate::crd::MAX_CANARY_STEPS,
-                s.canary_steps.len()
-            ),
-        );
-        let mut previous = 0;
-        for (i, step) in s.canary_steps.iter().enumerate() {
-            errors.check(
-                (1..=100).contains(&step.set_weight) && step.set_weight > previous,
-                &format!("spec.deploymentStrategy.canarySteps[{i}].setWeight"),
-                format!(
-                    "must be between 1 and 100 and above the step before ({previous}), got {}",
-                    step.set_weight
-                ),
-            );
-            previous = step.set_weight;
-            if let Some(pause) = &step.pause {
-                errors.push(
-                    &format!("spec.deploymentStrategy.canarySteps[{i}].pause.duration"),
-                    validation::duration(&pause.duration, &["s", "m", "h"]),
-                );
-            }
-        }
-        if let Some(d) = s.progress_deadline_seconds {
-            errors.check(
-                (1..=86400).contains(&d),
-                "spec.deploymentStrategy.progressDeadlineSeconds",
-                format!("must be between 1 and 86400, got {d}"),
-            );
-        }
+        strategy(&mut errors, name, s);
     }
 
     if let Some(b) = &spec.backup {
@@ -213,6 +175,90 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
         );
     }
     errors.into_vec()
+}
+
+fn strategy(errors: &mut FieldErrors, name: &str, s: &DeploymentStrategy) {
+    let field = "spec.deploymentStrategy";
+    let members = [
+        s.rolling_update.is_some(),
+        s.canary.is_some(),
+        s.blue_green.is_some(),
+    ];
+    errors.check(
+        members.iter().filter(|m| **m).count() == 1,
+        field,
+        "set exactly one of rollingUpdate, canary and blueGreen",
+    );
+    if let Some(canary) = &s.canary {
+        let steps = &canary.steps;
+        errors.check(
+            !steps.is_empty(),
+            &format!("{field}.canary.steps"),
+            "a canary strategy needs at least one step",
+        );
+        errors.check(
+            steps.len() <= crate::crd::MAX_CANARY_STEPS,
+            &format!("{field}.canary.steps"),
+            format!(
+                "at most {} steps, got {}",
+                crate::crd::MAX_CANARY_STEPS,
+                steps.len()
+            ),
+        );
+        let mut previous = 0;
+        for (i, step) in steps.iter().enumerate() {
+            errors.check(
+                (1..=100).contains(&step.set_weight) && step.set_weight > previous,
+                &format!("{field}.canary.steps[{i}].setWeight"),
+                format!(
+                    "must be between 1 and 100 and above the step before ({previous}), got {}",
+                    step.set_weight
+                ),
+            );
+            previous = step.set_weight;
+            if let Some(pause) = &step.pause {
+                errors.push(
+                    &format!("{field}.canary.steps[{i}].pause.duration"),
+                    validation::duration(&pause.duration, &["s", "m", "h"]),
+                );
+            }
+        }
+        if let Some(d) = canary
+            .analysis
+            .as_ref()
+            .and_then(|a| a.step_deadline_seconds)
+        {
+            errors.check(
+                (1..=86400).contains(&d),
+                &format!("{field}.canary.analysis.stepDeadlineSeconds"),
+                format!("must be between 1 and 86400, got {d}"),
+            );
+        }
+    }
+    if let Some(preview) = s
+        .blue_green
+        .as_ref()
+        .and_then(|b| b.preview_service.as_deref())
+    {
+        errors.push(
+            &format!("{field}.blueGreen.previewService"),
+            validation::resource_name(preview, ""),
+        );
+        errors.check(
+            preview != name,
+            &format!("{field}.blueGreen.previewService"),
+            format!(
+                "{preview:?} is the service's own Service: choose another name, e.g. {name}-preview"
+            ),
+        );
+    }
+    if let Some(d) = s.progress_deadline_seconds {
+        errors.check(
+            (1..=86400).contains(&d),
+            &format!("{field}.progressDeadlineSeconds"),
+            format!("must be between 1 and 86400, got {d}"),
+        );
+    }
 }
 
 fn check_probe(errors: &mut FieldErrors, which: &str, probe: &HttpProbe) {
@@ -268,9 +314,9 @@ mod tests {
     #[test]
     fn canary_weights_must_increase_and_pauses_parse() {
         let mut s = spec();
-        s.deployment_strategy = Some(DeploymentStrategy {
-            type_: StrategyType::Canary,
-            canary_steps: vec![
+        s.deployment_strategy = Some(DeploymentStrategy::of(
+            crate::crd::StrategyType::Canary,
+            vec![
                 CanaryStep {
                     set_weight: 50,
                     pause: Some(Pause {
@@ -286,14 +332,14 @@ mod tests {
                     pause: None,
                 },
             ],
-            progress_deadline_seconds: None,
-        });
+            None,
+        ));
         assert_eq!(
             fields(&validate("svc", &s)),
             vec![
-                "spec.deploymentStrategy.canarySteps[0].pause.duration",
-                "spec.deploymentStrategy.canarySteps[1].setWeight",
-                "spec.deploymentStrategy.canarySteps[2].setWeight",
+                "spec.deploymentStrategy.canary.steps[0].pause.duration",
+                "spec.deploymentStrategy.canary.steps[1].setWeight",
+                "spec.deploymentStrategy.canary.steps[2].setWeight",
             ]
         );
     }

@@ -5,12 +5,21 @@ use anyhow::Result;
 use operator_harness::admission::{AdmissionHarness, merged};
 use operator_harness::sample_of_kind;
 use payment_service::admission::ADMISSION;
+use payment_service::crd::conversion::{V2, convert};
 use serde_json::{Value, json};
 
+/// The seed sample as the webhook receives it: in v2, the stored version, which the API
+/// server converts a v1 request to before calling it (`matchPolicy: Equivalent`).
 async fn harness() -> Result<(AdmissionHarness, Value)> {
     let client = testkit::ApiServer::new().client();
-    let sample = sample_of_kind("payment-initiation-service", "PaymentService")?;
+    let seed = sample_of_kind("payment-initiation-service", "PaymentService")?;
+    let sample = convert(seed, V2)?;
     Ok((AdmissionHarness::start(ADMISSION, client).await?, sample))
+}
+
+/// The sample's blue-green strategy replaced by a canary.
+fn canary(canary: Value) -> Value {
+    json!({"spec": {"deploymentStrategy": {"blueGreen": null, "canary": canary}}})
 }
 
 /// Each rule: a change to the sample that breaks it, and the field the refusal names.
@@ -89,20 +98,36 @@ fn broken() -> Vec<(Value, &'static str)> {
             "spec.security.rbac.serviceAccountName",
         ),
         (
-            json!({"spec": {"deploymentStrategy": {"type": "Canary", "canarySteps": []}}}),
-            "spec.deploymentStrategy.canarySteps",
+            json!({"spec": {"deploymentStrategy": {"rollingUpdate": {}}}}),
+            "spec.deploymentStrategy",
         ),
         (
-            json!({"spec": {"deploymentStrategy": {"canarySteps": (1..=11).map(|w| step(w * 9)).collect::<Vec<_>>()}}}),
-            "spec.deploymentStrategy.canarySteps",
+            canary(json!({"steps": []})),
+            "spec.deploymentStrategy.canary.steps",
         ),
         (
-            json!({"spec": {"deploymentStrategy": {"canarySteps": [step(10), step(5)]}}}),
-            "spec.deploymentStrategy.canarySteps[1].setWeight",
+            canary(json!({"steps": (1..=11).map(|w| step(w * 9)).collect::<Vec<_>>()})),
+            "spec.deploymentStrategy.canary.steps",
         ),
         (
-            json!({"spec": {"deploymentStrategy": {"canarySteps": [{"setWeight": 10, "pause": {"duration": "5 minutes"}}]}}}),
-            "spec.deploymentStrategy.canarySteps[0].pause.duration",
+            canary(json!({"steps": [step(10), step(5)]})),
+            "spec.deploymentStrategy.canary.steps[1].setWeight",
+        ),
+        (
+            canary(json!({"steps": [{"setWeight": 10, "pause": {"duration": "5 minutes"}}]})),
+            "spec.deploymentStrategy.canary.steps[0].pause.duration",
+        ),
+        (
+            canary(json!({"steps": [step(50)], "analysis": {"stepDeadlineSeconds": 0}})),
+            "spec.deploymentStrategy.canary.analysis.stepDeadlineSeconds",
+        ),
+        (
+            json!({"spec": {"deploymentStrategy": {"blueGreen": {"previewService": "payment-initiation-service"}}}}),
+            "spec.deploymentStrategy.blueGreen.previewService",
+        ),
+        (
+            json!({"spec": {"deploymentStrategy": {"blueGreen": {"previewService": "Preview_Svc"}}}}),
+            "spec.deploymentStrategy.blueGreen.previewService",
         ),
         (
             json!({"spec": {"deploymentStrategy": {"progressDeadlineSeconds": 0}}}),
@@ -176,7 +201,7 @@ async fn a_single_replica_is_admitted_with_a_warning() -> Result<()> {
 async fn defaults_are_patched_in_and_nothing_written_is_changed() -> Result<()> {
     let (webhook, sample) = harness().await?;
     let minimal = json!({
-        "apiVersion": "payments.io/v1", "kind": "PaymentService",
+        "apiVersion": "payments.io/v2", "kind": "PaymentService",
         "metadata": {"name": "ledger", "namespace": "payments"},
         "spec": {"version": "2.0.0", "image": "registry.example/ledger:2.0.0",
             "autoscaling": {"maxReplicas": 4}},

@@ -25,7 +25,7 @@ fn name(i: usize) -> String {
 }
 
 fn services(server: &ApiServer) -> Vec<Value> {
-    server.objects("payments.io/v1", "paymentservices")
+    server.objects("payments.io/v2", "paymentservices")
 }
 
 fn running_at(server: &ApiServer, version: &str) -> usize {
@@ -83,7 +83,7 @@ async fn two_hundred_services_converge_and_upgrade_under_faults() -> Result<()> 
 
     // Deleting 50 under faults: every finalizer runs its cleanup, none is skipped. The record
     // of each cleanup is its status (events are best effort, and faults drop some).
-    server.audit("payments.io/v1", "paymentservices");
+    server.audit("payments.io/v2", "paymentservices");
     for i in 0..50 {
         loop {
             match api.delete(&name(i), &DeleteParams::default()).await {
@@ -98,7 +98,7 @@ async fn two_hundred_services_converge_and_upgrade_under_faults() -> Result<()> 
     })
     .await?;
     let cleaned: BTreeSet<String> = server
-        .audit_trail("payments.io/v1", "paymentservices")
+        .audit_trail("payments.io/v2", "paymentservices")
         .into_iter()
         .filter(|ps| ps["status"]["cleanup"].is_object())
         .filter_map(|ps| ps["metadata"]["name"].as_str().map(String::from))

@@ -539,6 +539,70 @@ async fn blue_green_switches_the_service_once_the_new_colour_is_available() -> R
     Ok(())
 }
 
+/// v2's blue-green: the new version is tried on the preview Service, and traffic switches
+/// only when a person promotes it.
+#[tokio::test]
+async fn a_held_blue_green_rollout_is_previewed_and_switches_on_promotion() -> Result<()> {
+    let mut ps = seed_sample()?;
+    if let Some(b) = ps
+        .spec
+        .deployment_strategy
+        .as_mut()
+        .and_then(|s| s.blue_green.as_mut())
+    {
+        b.preview_service = Some("checkout-preview".into());
+        b.auto_promote = Some(false);
+    }
+    let h = start(Setup::default()).await?;
+    h.create_running(&ps).await?;
+    let green = format!("{SEED}-green");
+    let preview = |h: &Harness| {
+        h.get("v1", "services", "checkout-preview")
+            .map(|s| s["spec"]["selector"]["payments.io/track"].clone())
+    };
+    assert_eq!(preview(&h), Some(json!("green")), "no pod to preview yet");
+
+    h.patch_spec(upgrade("1.6.0")).await?;
+    h.eventually("waiting for promotion", |h| {
+        h.condition("Progressing")["reason"] == "AwaitingPromotion"
+    })
+    .await?;
+    let message = h.condition("Progressing")["message"].clone();
+    assert_eq!(
+        message,
+        "version 1.6.0 is available on the idle colour and waits for promotion: annotate the PaymentService payments.io/promote=1.6.0"
+    );
+    assert!(
+        h.deployment(&green).is_some(),
+        "the new version runs, previewed"
+    );
+    assert_eq!(
+        h.get("v1", "services", SEED)
+            .map(|s| s["spec"]["selector"]["payments.io/track"].clone()),
+        Some(json!("stable")),
+        "traffic stays on 1.5.0"
+    );
+
+    let promote = json!({"metadata": {"annotations": {"payments.io/promote": "1.6.0"}}});
+    h.services()
+        .patch(
+            SEED,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&promote),
+        )
+        .await?;
+    h.eventually("switched", |h| {
+        h.status()["activeColor"] == "green" && h.status()["currentVersion"] == "1.6.0"
+    })
+    .await?;
+    assert_eq!(
+        preview(&h),
+        Some(json!("stable")),
+        "the preview follows the idle colour"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn deletion_stops_every_deployment_and_keeps_the_backups() -> Result<()> {
     let h = start(Setup::default()).await?;
@@ -550,7 +614,7 @@ async fn deletion_stops_every_deployment_and_keeps_the_backups() -> Result<()> {
 
     h.services().delete(SEED, &DeleteParams::default()).await?;
     h.eventually("gone", |h| {
-        h.get("payments.io/v1", "paymentservices", SEED).is_none()
+        h.get("payments.io/v2", "paymentservices", SEED).is_none()
             && h.deployment(SEED).is_none()
             && h.deployment(&canary).is_none()
             && h.get("v1", "services", SEED).is_none()
@@ -593,14 +657,19 @@ async fn the_schema_refuses_what_is_plainly_invalid() -> Result<()> {
             "",
         ),
         (
-            json!({"deploymentStrategy": {"canarySteps": [{"setWeight": 50}, {"setWeight": 25}]}}),
-            "spec.deploymentStrategy.canarySteps",
+            json!({"deploymentStrategy": {"blueGreen": null, "canary": {"steps": [{"setWeight": 50}, {"setWeight": 25}]}}}),
+            "spec.deploymentStrategy.canary.steps",
             "canary step weights must increase",
         ),
         (
-            json!({"deploymentStrategy": {"canarySteps": [{"setWeight": 120}]}}),
-            "spec.deploymentStrategy.canarySteps[0].setWeight",
+            json!({"deploymentStrategy": {"blueGreen": null, "canary": {"steps": [{"setWeight": 120}]}}}),
+            "spec.deploymentStrategy.canary.steps[0].setWeight",
             "",
+        ),
+        (
+            json!({"deploymentStrategy": {"canary": {"steps": [{"setWeight": 50}]}}}),
+            "spec.deploymentStrategy",
+            "set exactly one of rollingUpdate, canary and blueGreen",
         ),
         (
             json!({"backup": {"schedule": "every night"}}),
@@ -608,7 +677,10 @@ async fn the_schema_refuses_what_is_plainly_invalid() -> Result<()> {
             "",
         ),
     ] {
-        let ps = sample_with(|spec| json_patch::merge(spec, &edit))?;
+        // As v2 says it: the version the operator's client writes.
+        let mut ps = serde_json::to_value(seed_sample()?)?;
+        json_patch::merge(&mut ps["spec"], &edit);
+        let ps: payment_service::crd::PaymentService = serde_json::from_value(ps)?;
         let err = h
             .services()
             .create(&PostParams::default(), &ps)

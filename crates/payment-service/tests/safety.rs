@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use common::{Harness, NS, Payments, SEED, Setup, condition, sample_with, seed_sample, start};
 
 fn status_of(h: &Harness, name: &str) -> Value {
-    h.get("payments.io/v1", "paymentservices", name)
+    h.get("payments.io/v2", "paymentservices", name)
         .map(|o| o["status"].clone())
         .unwrap_or_default()
 }
@@ -99,7 +99,7 @@ async fn another_teams_service_and_account_are_never_taken_over() -> Result<()> 
         .delete("ledger-api", &DeleteParams::default())
         .await?;
     h.eventually("the PaymentService and its own children gone", |h| {
-        h.get("payments.io/v1", "paymentservices", "ledger-api")
+        h.get("payments.io/v2", "paymentservices", "ledger-api")
             .is_none()
             && h.deployment("ledger-api").is_none()
     })
@@ -131,7 +131,7 @@ async fn a_named_account_that_does_not_exist_is_created_and_owned() -> Result<()
 async fn deleting_the_namespace_completes_and_the_cleanup_record_is_kept() -> Result<()> {
     let h = start(Setup::default()).await?;
     h.create_running(&seed_sample()?).await?;
-    h.server.audit("payments.io/v1", "paymentservices");
+    h.server.audit("payments.io/v2", "paymentservices");
 
     Api::<Namespace>::all(h.client())
         .delete(NS, &DeleteParams::default())
@@ -144,7 +144,7 @@ async fn deleting_the_namespace_completes_and_the_cleanup_record_is_kept() -> Re
     // The last state of the PaymentService before it went carried the cleanup record.
     let cleanup: CleanupReport = h
         .server
-        .audit_trail("payments.io/v1", "paymentservices")
+        .audit_trail("payments.io/v2", "paymentservices")
         .into_iter()
         .rev()
         .find_map(|ps| serde_json::from_value(ps["status"]["cleanup"].clone()).ok())

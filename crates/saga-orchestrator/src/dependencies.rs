@@ -55,8 +55,9 @@ macro_rules! foreign_view {
 }
 
 foreign_view!(
-    /// A PaymentService (`payments.io/v1`), as the payment-service operator reports it.
-    PaymentServiceView, "payments.io", "v1", "PaymentService", "paymentservices"
+    /// A PaymentService (`payments.io/v2`, its stored version: read without conversion), as
+    /// the payment-service operator reports it.
+    PaymentServiceView, "payments.io", "v2", "PaymentService", "paymentservices"
 );
 foreign_view!(
     /// A CloudNativePG `Cluster` (`postgresql.cnpg.io/v1`).

@@ -9,15 +9,14 @@
 //! which local address serves it, and the certificate is still verified against the
 //! Service's DNS name (`<name>.<namespace>.svc`), as in a cluster.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, Cause};
 use crate::selector::Selector;
-use crate::webhook::{CallError, call_verifying};
+pub(crate) use crate::webhook::ServiceRoutes;
+use crate::webhook::post_review;
 
 /// What a write is, as the rules of a webhook see it.
 #[derive(Clone, Debug)]
@@ -250,9 +249,6 @@ fn condition(
     }
 }
 
-/// Local addresses that serve in-cluster Services: `(namespace, name, port)` → address.
-pub(crate) type ServiceRoutes = HashMap<(String, String, u16), SocketAddr>;
-
 /// Runs `hooks` (those that apply, in order) on the write of `object` replacing `old`.
 pub(crate) async fn admit(
     hooks: &[Webhook],
@@ -294,7 +290,7 @@ pub(crate) async fn admit(
                 "options": {"apiVersion": "meta.k8s.io/v1", "kind": if attrs.operation == "CREATE" { "CreateOptions" } else { "UpdateOptions" }},
             }
         });
-        let answer = match send(hook, routes, &review).await {
+        let answer = match post_review(&hook.client, routes, &review, hook.timeout).await {
             Ok(answer) => answer,
             Err(why) if hook.fail_closed => return Err(failed(hook, &why)),
             Err(why) => {
@@ -336,51 +332,6 @@ fn decode_patch(encoded: &Value) -> Result<json_patch::Patch, String> {
     let bytes: k8s_openapi::ByteString = serde_json::from_value(encoded.clone())
         .map_err(|e| format!("the patch is not base64: {e}"))?;
     serde_json::from_slice(&bytes.0).map_err(|e| format!("the patch is not a JSON patch: {e}"))
-}
-
-async fn send(hook: &Webhook, routes: &ServiceRoutes, review: &Value) -> Result<Value, String> {
-    let ca: k8s_openapi::ByteString = serde_json::from_value(hook.client["caBundle"].clone())
-        .map_err(|_| "x509: certificate signed by unknown authority (no caBundle)".to_string())?;
-    let (url, server_name) = match (
-        hook.client["url"].as_str(),
-        hook.client["service"].as_object(),
-    ) {
-        (Some(url), _) => (url.to_string(), None),
-        (None, Some(service)) => {
-            let name = service
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let namespace = service
-                .get("namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let port = service.get("port").and_then(Value::as_u64).unwrap_or(443) as u16;
-            let path = service.get("path").and_then(Value::as_str).unwrap_or("/");
-            let address = routes
-                .get(&(namespace.to_string(), name.to_string(), port))
-                .ok_or_else(|| format!("no endpoints available for service {name:?}"))?;
-            (
-                format!("https://{address}{path}"),
-                Some(format!("{name}.{namespace}.svc")),
-            )
-        }
-        (None, None) => return Err("the webhook has neither a url nor a service".into()),
-    };
-    let body = serde_json::to_vec(review).map_err(|e| e.to_string())?;
-    let (status, answer) = call_verifying(&url, server_name.as_deref(), &ca.0, body, hook.timeout)
-        .await
-        .map_err(|e| match e {
-            CallError::Timeout(_) => format!("Post {url:?}: context deadline exceeded"),
-            other => format!("Post {url:?}: {other}"),
-        })?;
-    if status != 200 {
-        return Err(format!(
-            "Post {url:?}: received unexpected status code {status}"
-        ));
-    }
-    serde_json::from_slice(&answer)
-        .map_err(|e| format!("the answer is not an AdmissionReview: {e}"))
 }
 
 /// As the API server words a webhook it could not get an answer from.

@@ -10,6 +10,7 @@
 
 mod admission;
 pub mod conformance;
+mod conversion;
 mod error;
 mod events;
 mod faults;

@@ -57,6 +57,12 @@ fn builtin(generator: &mut SchemaGenerator, rt: &ResourceType) -> Option<String>
         ("scheduling.k8s.io", "PriorityClass") => {
             add::<api::scheduling::v1::PriorityClass>(generator)
         }
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            add::<api::admissionregistration::v1::ValidatingWebhookConfiguration>(generator)
+        }
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+            add::<api::admissionregistration::v1::MutatingWebhookConfiguration>(generator)
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             add::<apiext::CustomResourceDefinition>(generator)
         }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::admission::{self, Attributes, ServiceRoutes};
+use crate::conversion;
 use crate::error::ApiError;
 use crate::events;
 use crate::faults::{FaultState, Faults, RequestStats, Verb};
@@ -58,7 +59,7 @@ impl Shared {
     }
 }
 
-fn json_response(code: u16, body: &Value) -> Response<ResponseBody> {
+pub(crate) fn json_response(code: u16, body: &Value) -> Response<ResponseBody> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     Response::builder()
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
@@ -79,11 +80,11 @@ fn error_response(e: &ApiError) -> Response<ResponseBody> {
 
 /// A request's path, resolved against the kinds the server knows.
 #[derive(Debug)]
-struct Target {
-    rt: ResourceType,
-    namespace: Option<String>,
-    name: Option<String>,
-    subresource: Option<String>,
+pub(crate) struct Target {
+    pub(crate) rt: ResourceType,
+    pub(crate) namespace: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) subresource: Option<String>,
     /// `events.k8s.io/v1` Events: served from the core Events, through [`events`].
     events_view: bool,
 }
@@ -351,7 +352,7 @@ fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> DeleteOptions {
     }
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .or_else(|_| serde_yaml::from_slice(body))
         .map_err(|e| {
@@ -364,7 +365,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
     let (parts, body) = req.into_parts();
     let mut q = query(&parts.uri);
     let routed = route(&lock(&shared.store), parts.uri.path());
-    let target = match routed {
+    let mut target = match routed {
         Ok(Route::Discovery(v)) => return json_response(200, &v),
         Ok(Route::Resource(t)) => t,
         Err(e) => return error_response(&e),
@@ -390,8 +391,42 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
             .unwrap_or("unknown")
             .to_string()
     });
-    let verb = verb_of(&parts.method, &target, &q, &content_type);
+    let mut verb = verb_of(&parts.method, &target, &q, &content_type);
     let resource = target.rt.plural.clone();
+    // A request in a served version other than the storage version is served in the storage
+    // version: its object converted on the way in, what it returns converted back.
+    let mut content_type = content_type;
+    let mut body = body;
+    let viewed = lock(&shared.store).conversion_for(&target.rt);
+    let view = match viewed {
+        Some((conversion, storage)) => {
+            let routes = lock(&shared.services).clone();
+            match conversion::request(
+                &shared,
+                &routes,
+                &conversion,
+                &storage,
+                &target,
+                verb,
+                &body,
+                &content_type,
+            )
+            .await
+            {
+                Ok((as_verb, as_body, as_type)) => {
+                    (verb, body, content_type) = (as_verb, as_body, as_type);
+                }
+                Err(e) => return error_response(&e),
+            }
+            let version = std::mem::replace(&mut target.rt, storage).version;
+            Some(conversion::View {
+                conversion,
+                version,
+                routes,
+            })
+        }
+        None => None,
+    };
     let body = if target.events_view {
         if let Some(selector) = q.get_mut("fieldSelector") {
             *selector = events::selector_to_core(selector);
@@ -450,7 +485,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
         } else {
             Shown::Object
         };
-        return watch(shared, *target, &q, shown);
+        let response = watch(shared, *target, &q, shown);
+        return match view {
+            Some(view) => view.watch(response),
+            None => response,
+        };
     }
 
     let (_admitting, admitted) =
@@ -493,6 +532,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
     });
     let changed = matches!(&result, Ok((_, true)));
     lock(&shared.stats).record(verb, &resource, changed, false);
+    let result = match (result, &view) {
+        (Ok((v, changed)), Some(view)) => view.response(v).await.map(|v| (v, changed)),
+        (result, _) => result,
+    };
     let mut response = match result {
         Ok((v, _)) => json_response(if verb == Verb::Create { 201 } else { 200 }, &v),
         Err(e) => error_response(&e),

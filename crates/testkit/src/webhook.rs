@@ -24,6 +24,54 @@ pub enum CallError {
     Timeout(Duration),
 }
 
+/// Local addresses that serve in-cluster Services: `(namespace, name, port)` → address.
+pub(crate) type ServiceRoutes =
+    std::collections::HashMap<(String, String, u16), std::net::SocketAddr>;
+
+/// POSTs `review` to the webhook a `clientConfig` names (a `url`, or a `service` routed to a
+/// local address and verified for its DNS name), trusting only its `caBundle`; returns the
+/// answer, or why there is none, worded as the API server words it.
+pub(crate) async fn post_review(
+    client: &serde_json::Value,
+    routes: &ServiceRoutes,
+    review: &serde_json::Value,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    let ca: k8s_openapi::ByteString = serde_json::from_value(client["caBundle"].clone())
+        .map_err(|_| "x509: certificate signed by unknown authority (no caBundle)".to_string())?;
+    let (url, server_name) = match (client["url"].as_str(), client["service"].as_object()) {
+        (Some(url), _) => (url.to_string(), None),
+        (None, Some(service)) => {
+            let text = |k: &str| service.get(k).and_then(Value::as_str).unwrap_or_default();
+            let (name, namespace) = (text("name"), text("namespace"));
+            let port = service.get("port").and_then(Value::as_u64).unwrap_or(443) as u16;
+            let path = service.get("path").and_then(Value::as_str).unwrap_or("/");
+            let address = routes
+                .get(&(namespace.to_string(), name.to_string(), port))
+                .ok_or_else(|| format!("no endpoints available for service {name:?}"))?;
+            (
+                format!("https://{address}{path}"),
+                Some(format!("{name}.{namespace}.svc")),
+            )
+        }
+        (None, None) => return Err("the webhook has neither a url nor a service".into()),
+    };
+    let body = serde_json::to_vec(review).map_err(|e| e.to_string())?;
+    let (status, answer) = call_verifying(&url, server_name.as_deref(), &ca.0, body, timeout)
+        .await
+        .map_err(|e| match e {
+            CallError::Timeout(_) => format!("Post {url:?}: context deadline exceeded"),
+            other => format!("Post {url:?}: {other}"),
+        })?;
+    if status != 200 {
+        return Err(format!(
+            "Post {url:?}: received unexpected status code {status}"
+        ));
+    }
+    serde_json::from_slice(&answer).map_err(|e| format!("the answer is not a review: {e}"))
+}
+
 /// POSTs `body` to `url` over TLS, verifying the server against `ca_pem`; returns the HTTP
 /// status and body.
 pub async fn call(

@@ -63,6 +63,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     crds: || vec![TradingAlgorithm::crd()],
     controllers: |rt| controllers(rt, Options::default()),
     admission: admission::ADMISSION,
+    conversions: &[],
     demo_settings: "",
     bench: BenchWorkload {
         namespace: "trading-platform",

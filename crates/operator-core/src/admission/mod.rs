@@ -181,6 +181,79 @@ impl Verdict {
     }
 }
 
+/// A kind whose CRD serves several versions, converted by the webhook's `/convert`.
+#[derive(Clone, Copy, Debug)]
+pub struct Converted {
+    /// `payments.io`.
+    pub group: &'static str,
+    /// `PaymentService`.
+    pub kind: &'static str,
+    /// One whole object into the `apiVersion` given; the error says why it cannot be.
+    pub convert: fn(Value, &str) -> Result<Value, String>,
+}
+
+/// Answers one ConversionReview body, as JSON: every object converted, or a failure that
+/// names the object and why. A body that cannot be read gets a failure, never a panic.
+pub fn convert_review(converted: &[Converted], body: &[u8]) -> Value {
+    use kube::core::conversion::{ConversionRequest, ConversionResponse, ConversionReview};
+    let failure = |message: String| Status::failure(&message, "Invalid").with_code(422);
+    let review = match serde_json::from_slice::<ConversionReview>(body) {
+        Ok(review) => review,
+        Err(e) => {
+            return serde_json::to_value(
+                ConversionResponse::invalid(failure(format!(
+                    "cannot read the ConversionReview: {e}"
+                )))
+                .into_review(),
+            )
+            .unwrap_or(Value::Null);
+        }
+    };
+    let response = match ConversionRequest::from_review(review) {
+        Err(_) => {
+            ConversionResponse::invalid(failure("the ConversionReview has no request".into()))
+        }
+        Ok(request) => {
+            let desired = request.desired_api_version.clone();
+            let objects = request.objects.clone();
+            let response = ConversionResponse::for_request(request);
+            let mut done = Vec::with_capacity(objects.len());
+            let mut failed = None;
+            for object in objects {
+                let name = object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let group = object["apiVersion"]
+                    .as_str()
+                    .and_then(|v| v.split_once('/'))
+                    .map_or("", |(g, _)| g);
+                let kind = object["kind"].as_str().unwrap_or_default().to_string();
+                let group = group.to_string();
+                let Some(converter) = converted
+                    .iter()
+                    .find(|c| c.group == group && c.kind == kind)
+                else {
+                    failed = Some(format!("this webhook converts no {group} {kind}"));
+                    break;
+                };
+                match (converter.convert)(object, &desired) {
+                    Ok(object) => done.push(object),
+                    Err(why) => {
+                        failed = Some(format!("{kind} {name:?}: {why}"));
+                        break;
+                    }
+                }
+            }
+            match failed {
+                Some(why) => response.failure(failure(why)),
+                None => response.success(done),
+            }
+        }
+    };
+    serde_json::to_value(response.into_review()).unwrap_or(Value::Null)
+}
+
 /// Which of an [`Admitted`]'s two webhooks a request is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {

@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tokio::sync::watch;
 
-use super::{Admitted, Hook, MAX_REVIEW_BYTES, ServingCertificate, answer};
+use super::{
+    Admitted, Converted, Hook, MAX_REVIEW_BYTES, ServingCertificate, answer, convert_review,
+};
 use crate::runtime::admin::{Readiness, serve_upgraded};
 
 /// How often the certificate files are re-read. The kubelet refreshes a mounted Secret
@@ -40,6 +42,7 @@ pub enum WebhookServerError {
 #[derive(Clone)]
 pub struct WebhookServer {
     admitted: &'static [Admitted],
+    converted: &'static [Converted],
     client: kube::Client,
     certificate: ServingCertificate,
     poll: Duration,
@@ -49,6 +52,7 @@ impl std::fmt::Debug for WebhookServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookServer")
             .field("admitted", &self.admitted.len())
+            .field("converted", &self.converted.len())
             .field("certificate", &self.certificate.dir())
             .finish_non_exhaustive()
     }
@@ -62,10 +66,18 @@ impl WebhookServer {
     ) -> Self {
         Self {
             admitted,
+            converted: &[],
             client,
             certificate,
             poll: CERTIFICATE_POLL,
         }
+    }
+
+    /// Also converts `converted` between their versions, on `/convert`.
+    #[must_use]
+    pub fn converting(mut self, converted: &'static [Converted]) -> Self {
+        self.converted = converted;
+        self
     }
 
     /// Re-reads the certificate every `poll` instead of [`CERTIFICATE_POLL`].
@@ -99,6 +111,13 @@ impl WebhookServer {
                 }
             }
         }
+        if !self.converted.is_empty() {
+            let converted = self.converted;
+            router = router.route(
+                "/convert",
+                post(move |body: Bytes| async move { json(&convert_review(converted, &body)) }),
+            );
+        }
         router.layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
     }
 
@@ -131,20 +150,23 @@ impl WebhookServer {
     ) -> Result<(), WebhookServerError> {
         let tls = tokio_rustls::TlsAcceptor::from(self.certificate.server_config()?);
         let (certificate, poll) = (self.certificate.clone(), self.poll);
+        // Loaded before the first connection is accepted, then re-read as it changes.
+        let check = move |certificate: &ServingCertificate| match certificate.reload() {
+            Ok(true) => {
+                tracing::info!(dir = %certificate.dir().display(), "webhook certificate loaded");
+                readiness.set_problem(None);
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(%error, "webhook certificate unusable; admission reviews fail until it is fixed");
+                readiness.set_problem(Some(format!("webhook certificate: {error}")));
+            }
+        };
+        check(&certificate);
         let watcher = tokio::spawn(async move {
             loop {
-                match certificate.reload() {
-                    Ok(true) => {
-                        tracing::info!(dir = %certificate.dir().display(), "webhook certificate loaded");
-                        readiness.set_problem(None);
-                    }
-                    Ok(false) => {}
-                    Err(error) => {
-                        tracing::error!(%error, "webhook certificate unusable; admission reviews fail until it is fixed");
-                        readiness.set_problem(Some(format!("webhook certificate: {error}")));
-                    }
-                }
                 tokio::time::sleep(poll).await;
+                check(&certificate);
             }
         });
         let served = serve_upgraded(listener, self.router(), stop, move |stream| {

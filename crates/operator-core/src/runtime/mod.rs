@@ -134,23 +134,26 @@ impl Runtime {
         self.config.controller.namespace.as_deref()
     }
 
-    /// The admission webhooks for `admitted`, served over TLS on every replica (leader or
-    /// not) until shutdown; `None` when `--webhook-bind-address=0` or there is nothing to
-    /// admit. A failure to listen is reported on `/readyz`.
+    /// The admission webhooks for `admitted` and the conversion webhook for `converted`,
+    /// served over TLS on every replica (leader or not) until shutdown; `None` when
+    /// `--webhook-bind-address=0` or there is nothing to serve. A failure to listen is
+    /// reported on `/readyz`.
     pub fn admission_webhooks(
         &self,
         admitted: &'static [crate::admission::Admitted],
+        converted: &'static [crate::admission::Converted],
     ) -> Option<BoxFuture<'static, ()>> {
         let webhook = self
             .config
             .webhook
             .clone()
-            .filter(|_| !admitted.is_empty())?;
+            .filter(|_| !admitted.is_empty() || !converted.is_empty())?;
         let server = crate::admission::WebhookServer::new(
             admitted,
             self.client(),
             crate::admission::ServingCertificate::in_dir(webhook.cert_dir),
-        );
+        )
+        .converting(converted);
         let (readiness, stop) = (self.readiness.clone(), self.stop.clone());
         Some(Box::pin(async move {
             if let Err(error) = server.run(webhook.address, readiness, stop).await {
@@ -210,10 +213,14 @@ pub async fn main(operator: &crate::OperatorDescriptor) -> Result<(), RuntimeErr
         tracing::info!("shutdown requested");
         stop_tx.send_replace(true);
     });
-    let (controllers, admitted) = (operator.controllers, operator.admission);
+    let (controllers, admitted, converted) = (
+        operator.controllers,
+        operator.admission,
+        operator.conversions,
+    );
     run(client, config, Metrics::new(), stop_rx, move |runtime| {
         let mut services = controllers(runtime);
-        services.extend(runtime.admission_webhooks(admitted));
+        services.extend(runtime.admission_webhooks(admitted, converted));
         services
     })
     .await

@@ -42,6 +42,9 @@ pub(super) async fn apply_children(
         pass.apply(d).await?;
     }
     pass.apply(desired.service).await?;
+    if let Some(preview) = desired.preview_service {
+        pass.apply(preview).await?;
+    }
     pass.apply(desired.network_policy).await?;
     if let Some(hpa) = desired.hpa {
         pass.apply(hpa).await?;

@@ -103,11 +103,22 @@ pub fn observed_status(
             type_: "Progressing",
             status: ConditionStatus::True,
             reason: match r.strategy {
+                _ if plan.awaiting_promotion.is_some() => {
+                    operator_core::reason!("AwaitingPromotion")
+                }
                 StrategyType::RollingUpdate => operator_core::reason!("RollingUpdate"),
                 StrategyType::Canary => operator_core::reason!("CanaryInProgress"),
                 StrategyType::BlueGreen => operator_core::reason!("PreviewStarting"),
             },
-            message: progress_message(ps, r),
+            message: match &plan.awaiting_promotion {
+                Some(target) => format!(
+                    "version {} is available on the idle colour and waits for promotion: annotate the PaymentService {}={}",
+                    target.version,
+                    rollout::PROMOTE_ANNOTATION,
+                    target.version
+                ),
+                None => progress_message(ps, r),
+            },
         },
         None if blocking.is_some() => Observed {
             type_: "Progressing",

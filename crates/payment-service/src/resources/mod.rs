@@ -60,6 +60,8 @@ pub fn app_selector(ps: &PaymentService) -> BTreeMap<String, String> {
 pub struct DesiredChildren {
     pub deployments: Vec<Deployment>,
     pub service: Service,
+    /// BlueGreen's `previewService`, when the spec names one.
+    pub preview_service: Option<Service>,
     pub hpa: Option<HorizontalPodAutoscaler>,
     pub pdb: Option<PodDisruptionBudget>,
     pub service_account: Option<ServiceAccount>,
@@ -92,6 +94,7 @@ pub fn desired_children(
             .map(|w| deployment::desired_deployment(ps, w, defaults, external))
             .collect(),
         service: service::desired_service(ps, plan, defaults),
+        preview_service: service::desired_preview_service(ps, plan, defaults),
         hpa: ps
             .spec
             .autoscaling()
@@ -226,16 +229,11 @@ pub(crate) mod tests {
                     service_account_name: Some("payment-gateway-sa".into()),
                 }),
             }),
-            deployment_strategy: Some(DeploymentStrategy {
-                type_: StrategyType::BlueGreen,
-                canary_steps: [(10, "5m"), (25, "5m"), (50, "10m"), (75, "10m")]
-                    .map(|(w, d)| CanaryStep {
-                        set_weight: w,
-                        pause: Some(Pause { duration: d.into() }),
-                    })
-                    .to_vec(),
-                progress_deadline_seconds: None,
-            }),
+            deployment_strategy: Some(DeploymentStrategy::of(
+                StrategyType::BlueGreen,
+                Vec::new(),
+                None,
+            )),
             backup: Some(Backup {
                 enabled: true,
                 schedule: "0 2 * * *".into(),
@@ -339,21 +337,21 @@ pub(crate) mod tests {
                     }
                     weights.sort_unstable();
                     weights.dedup();
-                    s.deployment_strategy = Some(DeploymentStrategy {
-                        type_: [
+                    s.deployment_strategy = Some(DeploymentStrategy::of(
+                        [
                             StrategyType::RollingUpdate,
                             StrategyType::BlueGreen,
                             StrategyType::Canary,
                         ][strategy],
-                        canary_steps: weights
+                        weights
                             .into_iter()
                             .map(|w| CanaryStep {
                                 set_weight: w,
                                 pause: None,
                             })
                             .collect(),
-                        progress_deadline_seconds: Some(30),
-                    });
+                        Some(30),
+                    ));
                     if let Some(t) = s.security.as_mut().and_then(|s| s.tls.as_mut()) {
                         t.enabled = tls;
                     }

@@ -54,6 +54,37 @@ pub fn desired_service(
     }
 }
 
+/// BlueGreen's `previewService`: a Service of that name selecting the colour that does not
+/// take traffic — the new version while a rollout brings it up or waits for promotion, no
+/// pod between rollouts — so the new version can be tried before the switch.
+pub fn desired_preview_service(
+    ps: &PaymentService,
+    plan: &RolloutPlan,
+    defaults: &WorkloadDefaults,
+) -> Option<Service> {
+    let name = ps.spec.blue_green()?.preview_service.clone()?;
+    let serving = plan.serving_color?;
+    let mut selector = app_selector(ps);
+    selector.insert(
+        TRACK_LABEL.into(),
+        Track::Color(serving.other()).label().into(),
+    );
+    Some(Service {
+        metadata: ObjectMeta {
+            name: Some(name),
+            labels: Some(child_labels(ps, defaults)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(selector),
+            ports: Some(vec![port("http", HTTP_PORT)]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +121,47 @@ mod tests {
         plan.retiring.clear();
         plan.serving_color = None;
         assert_eq!(selector(&plan), app_selector(&ps));
+    }
+
+    #[test]
+    fn the_preview_service_selects_the_colour_not_serving() {
+        let mut spec = spec();
+        let ps = service(spec.clone());
+        let mut plan = first_plan(&ps);
+        plan.serving_color = Some(Color::Blue);
+        assert!(
+            desired_preview_service(&ps, &plan, &WorkloadDefaults::default()).is_none(),
+            "none unless asked for"
+        );
+        if let Some(b) = spec
+            .deployment_strategy
+            .as_mut()
+            .and_then(|s| s.blue_green.as_mut())
+        {
+            b.preview_service = Some("checkout-preview".into());
+        }
+        let ps = service(spec);
+        let preview = desired_preview_service(&ps, &plan, &WorkloadDefaults::default());
+        let selector = preview
+            .as_ref()
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            preview.and_then(|s| s.metadata.name).as_deref(),
+            Some("checkout-preview")
+        );
+        assert_eq!(selector.get(TRACK_LABEL).map(String::as_str), Some("green"));
+        plan.serving_color = Some(Color::Green);
+        let selector = desired_preview_service(&ps, &plan, &WorkloadDefaults::default())
+            .and_then(|s| s.spec)
+            .and_then(|s| s.selector)
+            .unwrap_or_default();
+        assert_eq!(
+            selector.get(TRACK_LABEL).map(String::as_str),
+            Some("stable"),
+            "after the switch the preview follows the other colour"
+        );
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub(super) fn canary(
     full: Replicas,
 ) {
     let steps = input.spec.canary_steps();
+    // A step's canary is judged against the analysis' own deadline when it sets one.
+    let step_deadline = Duration::from_secs(
+        u64::try_from(input.spec.canary_step_deadline_seconds()).unwrap_or(600),
+    );
     let stable_state = input
         .deployments
         .get(&Track::Stable.deployment_name(input.name))
@@ -84,7 +88,13 @@ pub(super) fn canary(
         let canary_ready =
             canary_state.is_complete(target) && canary_state.replicas >= canary_replicas;
         if !canary_ready {
-            if let Some(why) = overdue(&canary_state, target, &step_started, input.now, deadline) {
+            if let Some(why) = overdue(
+                &canary_state,
+                target,
+                &step_started,
+                input.now,
+                step_deadline,
+            ) {
                 plan.workloads.push(Workload {
                     track: Track::Stable,
                     revision: stable.clone(),
@@ -99,7 +109,7 @@ pub(super) fn canary(
                 roll_back(plan, input, stable, target, why);
                 return;
             }
-            plan.requeue_after = remaining(&step_started, input.now, deadline);
+            plan.requeue_after = remaining(&step_started, input.now, step_deadline);
             break;
         }
         let pause = steps[step]

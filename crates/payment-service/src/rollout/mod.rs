@@ -157,7 +157,13 @@ pub struct RolloutInput<'a> {
     /// The service's Deployments by name.
     pub deployments: &'a BTreeMap<String, DeploymentState>,
     pub now: Timestamp,
+    /// The version the annotation [`PROMOTE_ANNOTATION`] names: a blue-green rollout with
+    /// `autoPromote: false` switches only to it.
+    pub promoted: Option<&'a str>,
 }
+
+/// What a user sets to let a held blue-green rollout switch: the version to switch to.
+pub const PROMOTE_ANNOTATION: &str = "payments.io/promote";
 
 impl<'a> RolloutInput<'a> {
     /// The inputs for `ps` as it stands: its name, spec, generation and recorded status.
@@ -177,6 +183,12 @@ impl<'a> RolloutInput<'a> {
             active_color: status.and_then(|s| s.active_color).unwrap_or_default(),
             deployments,
             now,
+            promoted: ps
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(PROMOTE_ANNOTATION))
+                .map(String::as_str),
         }
     }
 }
@@ -199,6 +211,9 @@ pub struct RolloutPlan {
     pub transitions: Vec<Transition>,
     /// When to look again, if before the resync (a pause ends, a deadline passes).
     pub requeue_after: Option<Duration>,
+    /// BlueGreen with `autoPromote: false`: the version that is available on the idle colour
+    /// and waits for [`PROMOTE_ANNOTATION`] to name it.
+    pub awaiting_promotion: Option<Revision>,
 }
 
 impl RolloutPlan {
@@ -250,6 +265,7 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
         active_color: (strategy == StrategyType::BlueGreen).then_some(active),
         transitions: Vec::new(),
         requeue_after: None,
+        awaiting_promotion: None,
     };
     let serve = |revision: &Revision| Workload {
         track: primary,
@@ -465,6 +481,27 @@ fn blue_green(
             Replicas::Fixed(active_state.replicas.max(input.spec.min_replicas()).max(1))
         }
     };
+    let hold = input
+        .spec
+        .blue_green()
+        .is_some_and(|b| b.auto_promote == Some(false))
+        && input.promoted != Some(target.version.as_str());
+    if idle_state.is_complete(target) && hold {
+        // Available, and held for a person: no deadline runs while it waits.
+        plan.workloads.push(Workload {
+            track: active,
+            revision: stable.clone(),
+            replicas: full,
+        });
+        plan.workloads.push(Workload {
+            track: idle,
+            revision: target.clone(),
+            replicas: preview_replicas,
+        });
+        plan.awaiting_promotion = Some(target.clone());
+        plan.rollout = Some(rollout);
+        return;
+    }
     if idle_state.is_complete(target) {
         plan.workloads.push(Workload {
             track: idle,

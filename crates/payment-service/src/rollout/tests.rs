@@ -23,9 +23,9 @@ fn spec_with(strategy: StrategyType, version: &str) -> PaymentServiceSpec {
     s.image = format!("pay:{version}");
     s.autoscaling = None;
     s.replicas = 4;
-    s.deployment_strategy = Some(DeploymentStrategy {
-        type_: strategy,
-        canary_steps: vec![
+    s.deployment_strategy = Some(DeploymentStrategy::of(
+        strategy,
+        vec![
             CanaryStep {
                 set_weight: 25,
                 pause: Some(Pause {
@@ -37,8 +37,8 @@ fn spec_with(strategy: StrategyType, version: &str) -> PaymentServiceSpec {
                 pause: None,
             },
         ],
-        progress_deadline_seconds: Some(120),
-    });
+        Some(120),
+    ));
     s
 }
 
@@ -67,6 +67,8 @@ struct World {
     generation: i64,
     status: PaymentServiceStatus,
     deployments: BTreeMap<String, DeploymentState>,
+    /// The `payments.io/promote` annotation.
+    promoted: Option<String>,
 }
 
 impl World {
@@ -86,6 +88,7 @@ impl World {
             },
             spec,
             generation: 1,
+            promoted: None,
         }
     }
 
@@ -107,6 +110,7 @@ impl World {
             active_color: self.status.active_color.unwrap_or_default(),
             deployments: &self.deployments,
             now,
+            promoted: self.promoted.as_deref(),
         });
         self.status.current_version = plan.stable.as_ref().map(|s| s.version.clone());
         self.status.current_image = plan.stable.as_ref().map(|s| s.image.clone());
@@ -331,6 +335,76 @@ fn blue_green_switches_once_the_idle_colour_is_available() {
     );
     assert_eq!(plan.scaled, "pay-green");
     assert_eq!(plan.stable, Some(rev("1.6.0")));
+}
+
+#[test]
+fn blue_green_without_auto_promotion_waits_for_the_annotation_past_any_deadline() {
+    let mut w = World::serving(StrategyType::BlueGreen, "1.5.0");
+    if let Some(b) = w
+        .spec
+        .deployment_strategy
+        .as_mut()
+        .and_then(|s| s.blue_green.as_mut())
+    {
+        b.auto_promote = Some(false);
+    }
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    w.converge(&plan, None);
+    // Long past progressDeadlineSeconds (120 s): waiting for a person is not a failure.
+    let plan = w.step(at(3600));
+    assert_eq!(
+        plan.serving_color,
+        Some(Color::Blue),
+        "traffic stays on 1.5.0"
+    );
+    assert_eq!(plan.awaiting_promotion, Some(rev("1.6.0")));
+    assert_eq!(plan.failed, None);
+    assert_eq!(
+        versions(&plan),
+        vec![
+            ("pay".into(), "1.5.0".into(), Replicas::Fixed(4)),
+            ("pay-green".into(), "1.6.0".into(), Replicas::Fixed(4)),
+        ],
+        "the new version keeps running on the idle colour, ready to try"
+    );
+    w.promoted = Some("1.5.9".into());
+    assert_eq!(
+        w.step(at(3601)).serving_color,
+        Some(Color::Blue),
+        "another version's promotion does not count"
+    );
+    w.promoted = Some("1.6.0".into());
+    let plan = w.step(at(3602));
+    assert_eq!(plan.serving_color, Some(Color::Green));
+    assert_eq!(plan.stable, Some(rev("1.6.0")));
+    assert_eq!(plan.awaiting_promotion, None);
+}
+
+#[test]
+fn a_canary_analysis_deadline_fails_a_step_sooner_than_the_rollout_deadline() {
+    let mut w = World::serving(StrategyType::Canary, "1.5.0");
+    if let Some(c) = w
+        .spec
+        .deployment_strategy
+        .as_mut()
+        .and_then(|s| s.canary.as_mut())
+    {
+        c.analysis = Some(crate::crd::CanaryAnalysis {
+            step_deadline_seconds: Some(30),
+        });
+    }
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    w.converge(&plan, Some("1.6.0"));
+    let plan = w.step(at(20));
+    assert_eq!(plan.failed, None, "within the step's 30 s");
+    let plan = w.step(at(40));
+    let failed = plan.failed.map(|f| f.message).unwrap_or_default();
+    assert!(
+        failed.contains("canary step 1 of 2") && failed.contains("(30s)"),
+        "rolled back after 30 s, not the rollout's 120 s: {failed}"
+    );
 }
 
 #[test]

@@ -67,16 +67,19 @@ pub async fn create_tls_secret(client: &kube::Client) -> Result<()> {
     Ok(())
 }
 
-/// The seed's example from deploy/samples.
+/// The seed's example from deploy/samples, as the API server stores it (converted to v2).
 pub fn seed_sample() -> Result<PaymentService> {
-    operator_harness::sample(SEED)
+    sample_with(|_| {})
 }
 
-/// The seed's example with `edit` applied to its spec (as JSON).
+/// The seed's example with `edit` applied to its spec as v1 writes it (the seed's shape),
+/// then converted to v2 as the API server stores it.
 pub fn sample_with(edit: impl FnOnce(&mut Value)) -> Result<PaymentService> {
-    let mut value = serde_json::to_value(seed_sample()?)?;
+    let mut value: Value = operator_harness::sample(SEED)?;
     edit(&mut value["spec"]);
-    Ok(serde_json::from_value(value)?)
+    let stored =
+        payment_service::crd::conversion::convert(value, payment_service::crd::conversion::V2)?;
+    Ok(serde_json::from_value(stored)?)
 }
 
 /// The PaymentService view of a harness: the seed's example and its children.
@@ -118,7 +121,7 @@ impl Payments for Harness {
     }
 
     fn status(&self) -> Value {
-        self.get("payments.io/v1", "paymentservices", SEED)
+        self.get("payments.io/v2", "paymentservices", SEED)
             .map(|o| o["status"].clone())
             .unwrap_or_default()
     }
@@ -154,7 +157,7 @@ impl Payments for Harness {
 /// those children are exercised too.
 pub fn service(i: usize) -> Value {
     json!({
-        "apiVersion": "payments.io/v1", "kind": "PaymentService",
+        "apiVersion": "payments.io/v2", "kind": "PaymentService",
         "metadata": {"name": format!("svc-{i:03}"), "namespace": NS},
         "spec": {
             "version": "1.0.0",

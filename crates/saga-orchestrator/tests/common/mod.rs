@@ -75,8 +75,16 @@ pub fn sample() -> Result<Value> {
         .context("the sample's SagaOrchestrator")
 }
 
-fn dynamic(h: &Harness, group: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk(group, "v1", kind);
+/// `version`/`kind` of `group`: the PaymentServices are written in v2, their stored version
+/// (a v1 write would need the payment-service operator's conversion webhook).
+fn dynamic(
+    h: &Harness,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk(group, version, kind);
     Api::namespaced_with(
         h.client(),
         NS,
@@ -125,12 +133,18 @@ impl Sagas for Harness {
     }
 
     async fn payment_service(&self, name: &str, ready: bool) -> Result<()> {
-        let ps = json!({"apiVersion": "payments.io/v1", "kind": "PaymentService",
+        let ps = json!({"apiVersion": "payments.io/v2", "kind": "PaymentService",
             "metadata": {"name": name, "namespace": NS},
             "spec": {"version": "1.0.0", "image": format!("registry.example/{name}:1.0.0")}});
-        dynamic(self, "payments.io", "PaymentService", "paymentservices")
-            .create(&PostParams::default(), &serde_json::from_value(ps)?)
-            .await?;
+        dynamic(
+            self,
+            "payments.io",
+            "v2",
+            "PaymentService",
+            "paymentservices",
+        )
+        .create(&PostParams::default(), &serde_json::from_value(ps)?)
+        .await?;
         self.set_ready(name, ready).await
     }
 
@@ -138,9 +152,15 @@ impl Sagas for Harness {
         let status = if ready { "True" } else { "False" };
         let patch = json!({"status": {"conditions": [{"type": "Ready", "status": status,
             "reason": "Test", "message": "set by the test", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
-        dynamic(self, "payments.io", "PaymentService", "paymentservices")
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        dynamic(
+            self,
+            "payments.io",
+            "v2",
+            "PaymentService",
+            "paymentservices",
+        )
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
         Ok(())
     }
 

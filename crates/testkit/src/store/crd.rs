@@ -50,6 +50,20 @@ impl Store {
                 }],
             ));
         }
+        let key = (
+            crd["spec"]["group"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            crd["spec"]["names"]["plural"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        match crate::conversion::Conversion::of(crd) {
+            Some(conversion) => self.conversions.insert(key, conversion),
+            None => self.conversions.remove(&key),
+        };
         for t in new_types {
             self.types.retain(|old| {
                 !(old.group == t.group && old.version == t.version && old.plural == t.plural)

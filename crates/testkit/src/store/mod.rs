@@ -117,6 +117,8 @@ pub struct Store {
     /// The mutating webhooks' patches for the write being made: applied to its object after
     /// the schema's defaults and before its validation, as the API server orders them.
     admission_patches: Vec<json_patch::Patch>,
+    /// How each custom resource's versions convert, by `(group, plural)`.
+    conversions: HashMap<(String, String), crate::conversion::Conversion>,
 }
 
 fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
@@ -190,6 +192,7 @@ impl Store {
             driven: BTreeSet::new(),
             collecting: false,
             admission_patches: Vec::new(),
+            conversions: HashMap::new(),
         };
         for ns in INITIAL_NAMESPACES {
             let rt = store.types[0].clone();
@@ -235,6 +238,7 @@ impl Store {
             driven: self.driven.clone(),
             collecting: false,
             admission_patches: self.admission_patches.clone(),
+            conversions: self.conversions.clone(),
         }
     }
 
@@ -358,6 +362,24 @@ impl Store {
             items.push(Self::present(rt, obj));
         }
         Ok((items, more))
+    }
+
+    /// How a request in `rt`'s version converts, when that is not the storage version; and
+    /// the storage version's kind.
+    pub(crate) fn conversion_for(
+        &self,
+        rt: &ResourceType,
+    ) -> Option<(crate::conversion::Conversion, ResourceType)> {
+        let conversion = self
+            .conversions
+            .get(&(rt.group.clone(), rt.plural.clone()))?;
+        if conversion.storage_version == rt.version {
+            return None;
+        }
+        let storage = self.types.iter().find(|t| {
+            t.group == rt.group && t.plural == rt.plural && t.version == conversion.storage_version
+        })?;
+        Some((conversion.clone(), storage.clone()))
     }
 
     /// Every stored object of `group`/`plural`, in any namespace.

@@ -1,7 +1,15 @@
-//! `PaymentService` (`paymentservices.payments.io/v1`): seed 000's example, field by field and
+//! `PaymentService` (`paymentservices.payments.io`): seed 000's example, field by field and
 //! with the seed's names, plus what a production CRD needs: bounds and CEL rules for what is
 //! plainly invalid, descriptions, `progressDeadlineSeconds`, and a status that records rollout
 //! progress so a restarted operator resumes where it was.
+//!
+//! Two versions are served. `v2`, the types here, is stored and is what the operator reads;
+//! its rollout strategy is a union (`rollingUpdate` | `canary` | `blueGreen`). `v1` (seed
+//! 000's shape, [`v1`]) has a `type` beside `canarySteps`; [`conversion`] converts between
+//! them without loss, and [`crd`] is the CRD with both versions.
+
+pub mod conversion;
+pub mod v1;
 
 use k8s_openapi::api::autoscaling::v2::MetricSpec;
 use k8s_openapi::api::core::v1::ResourceRequirements;
@@ -25,7 +33,7 @@ pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h)$";
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "payments.io",
-    version = "v1",
+    version = "v2",
     kind = "PaymentService",
     namespaced,
     status = "PaymentServiceStatus",
@@ -306,25 +314,111 @@ pub struct Rbac {
     pub service_account_name: Option<String>,
 }
 
-/// How new versions are rolled out.
+/// How new versions are rolled out: exactly one of `rollingUpdate`, `canary` and
+/// `blueGreen` (none given: a rolling update).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.type != 'Canary' || (has(self.canarySteps) && size(self.canarySteps) > 0)").message("a Canary strategy needs at least one canary step"))]
+#[x_kube(validation = Rule::new("(has(self.rollingUpdate) ? 1 : 0) + (has(self.canary) ? 1 : 0) + (has(self.blueGreen) ? 1 : 0) == 1").message("set exactly one of rollingUpdate, canary and blueGreen"))]
 pub struct DeploymentStrategy {
-    /// RollingUpdate (default), BlueGreen or Canary.
-    #[serde(default, rename = "type")]
-    pub type_: StrategyType,
-    /// Canary steps, in order: each sends `setWeight` percent of the pods to the new version
-    /// and holds for `pause`. Weights must increase.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = MAX_CANARY_STEPS))]
-    #[x_kube(validation = Rule::new(increasing_weights_rule()).message("canary step weights must increase"))]
-    pub canary_steps: Vec<CanaryStep>,
+    /// The Deployment's own rolling update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_update: Option<RollingUpdate>,
+    /// A canary Deployment beside the stable one, growing step by step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+    /// The new version comes up beside the old; the Service switches once it is available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreen>,
     /// Seconds a rollout (or a canary step) may take to become available before it counts as
     /// failed and is rolled back. Default 600, as in Kubernetes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub progress_deadline_seconds: Option<i32>,
+}
+
+impl DeploymentStrategy {
+    /// The member `type_` names, with `steps` if it is a canary: what v1 says, as v2 says it.
+    pub fn of(
+        type_: StrategyType,
+        steps: Vec<CanaryStep>,
+        progress_deadline_seconds: Option<i32>,
+    ) -> Self {
+        let mut strategy = Self {
+            progress_deadline_seconds,
+            ..Self::default()
+        };
+        match type_ {
+            StrategyType::RollingUpdate => strategy.rolling_update = Some(RollingUpdate {}),
+            StrategyType::Canary => {
+                strategy.canary = Some(Canary {
+                    steps,
+                    analysis: None,
+                });
+            }
+            StrategyType::BlueGreen => strategy.blue_green = Some(BlueGreen::default()),
+        }
+        strategy
+    }
+
+    /// Which member is set (the first, should several be).
+    pub fn type_(&self) -> StrategyType {
+        if self.canary.is_some() {
+            StrategyType::Canary
+        } else if self.blue_green.is_some() {
+            StrategyType::BlueGreen
+        } else {
+            StrategyType::RollingUpdate
+        }
+    }
+}
+
+/// A rolling update: nothing to set (the Deployment's defaults).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingUpdate {}
+
+/// A canary rollout.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Canary {
+    /// The steps, in order: each sends `setWeight` percent of the pods to the new version and
+    /// holds for `pause`. Weights must increase.
+    #[schemars(length(min = 1, max = MAX_CANARY_STEPS))]
+    #[x_kube(validation = Rule::new(increasing_weights_rule()).message("canary step weights must increase"))]
+    pub steps: Vec<CanaryStep>,
+    /// How each step is judged before the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<CanaryAnalysis>,
+}
+
+/// How a canary step is judged: its canary must be available, within this deadline.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryAnalysis {
+    /// Seconds each step's canary may take to become available before the rollout is rolled
+    /// back; default the strategy's `progressDeadlineSeconds`. A small canary should be
+    /// available quickly: a short deadline fails a bad version fast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub step_deadline_seconds: Option<i32>,
+}
+
+/// A blue-green rollout.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreen {
+    /// A Service of this name, created by the operator, selects the new version while it
+    /// waits to be switched to, so it can be tried before it takes traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub preview_service: Option<String>,
+    /// Switch traffic as soon as the new version is available (default true). With false the
+    /// switch waits until the annotation `payments.io/promote` names the new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promote: Option<bool>,
 }
 
 /// The CEL rule that canary weights increase: every step's weight above the one before.
@@ -571,7 +665,24 @@ impl PaymentServiceSpec {
     pub fn strategy(&self) -> StrategyType {
         self.deployment_strategy
             .as_ref()
-            .map_or(StrategyType::default(), |s| s.type_)
+            .map_or(StrategyType::default(), DeploymentStrategy::type_)
+    }
+
+    /// How long one canary step may take to become available.
+    pub fn canary_step_deadline_seconds(&self) -> i32 {
+        self.deployment_strategy
+            .as_ref()
+            .and_then(|s| s.canary.as_ref())
+            .and_then(|c| c.analysis.as_ref())
+            .and_then(|a| a.step_deadline_seconds)
+            .unwrap_or_else(|| self.progress_deadline_seconds())
+    }
+
+    /// The blue-green settings, when the strategy is blue-green.
+    pub fn blue_green(&self) -> Option<&BlueGreen> {
+        self.deployment_strategy
+            .as_ref()
+            .and_then(|s| s.blue_green.as_ref())
     }
 
     pub fn progress_deadline_seconds(&self) -> i32 {
@@ -584,7 +695,8 @@ impl PaymentServiceSpec {
     pub fn canary_steps(&self) -> &[CanaryStep] {
         self.deployment_strategy
             .as_ref()
-            .map_or(&[], |s| s.canary_steps.as_slice())
+            .and_then(|s| s.canary.as_ref())
+            .map_or(&[], |c| c.steps.as_slice())
     }
 
     /// The autoscaling settings when autoscaling is on.
