@@ -4,6 +4,7 @@
 //! admission (an older CRD, a cluster without CEL) is refused with every bad field named, and
 //! nothing is applied.
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use operator_core::FieldError;
 use operator_core::validation::{self, FieldErrors};
 
@@ -189,6 +190,20 @@ fn strategy(errors: &mut FieldErrors, name: &str, s: &DeploymentStrategy) {
         field,
         "set exactly one of rollingUpdate, canary and blueGreen",
     );
+    if let Some(surge) = s.rolling_update.as_ref().and_then(|r| r.max_surge.as_ref()) {
+        let valid = match surge {
+            IntOrString::Int(n) => *n >= 1,
+            IntOrString::String(p) => p
+                .strip_suffix('%')
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| (1..=100).contains(&n)),
+        };
+        errors.check(
+            valid,
+            &format!("{field}.rollingUpdate.maxSurge"),
+            format!("must be a number of pods of at least 1 or a percentage from 1% to 100% (no pod is taken down first, so the update needs room for one), got {surge:?}"),
+        );
+    }
     if let Some(canary) = &s.canary {
         let steps = &canary.steps;
         errors.check(

@@ -7,7 +7,7 @@
 //! | `type: Canary`, `canarySteps` | `canary: {steps}` |
 //! | `type: BlueGreen` | `blueGreen: {}` |
 //! | `progressDeadlineSeconds` | `progressDeadlineSeconds` |
-//! | — | `canary.analysis`, `blueGreen.previewService`, `blueGreen.autoPromote` |
+//! | — | `rollingUpdate.maxSurge`, `canary.analysis`, `blueGreen.previewService`, `blueGreen.autoPromote` |
 //! | `canarySteps` beside another `type` | — |
 //!
 //! What one version cannot say is kept in the annotation [`CONVERSION_DATA`] of the
@@ -131,6 +131,9 @@ fn to_v2(object: &mut Value) -> Result<(), ConversionError> {
         old.canary_steps.clone(),
         old.progress_deadline_seconds,
     );
+    if let Some(rolling) = new.rolling_update.as_mut() {
+        rolling.max_surge = serde_json::from_value(kept["maxSurge"].clone()).ok();
+    }
     if let Some(canary) = new.canary.as_mut() {
         canary.analysis = serde_json::from_value(kept["analysis"].clone()).ok();
     }
@@ -185,7 +188,15 @@ fn to_v1(object: &mut Value) -> Result<(), ConversionError> {
                 lost.insert("autoPromote".into(), json!(auto));
             }
         }
-        StrategyType::RollingUpdate => {}
+        StrategyType::RollingUpdate => {
+            if let Some(surge) = new
+                .rolling_update
+                .as_ref()
+                .and_then(|r| r.max_surge.as_ref())
+            {
+                lost.insert("maxSurge".into(), json!(surge));
+            }
+        }
     }
     put_data(object, "v2", lost);
     Ok(())

@@ -1,3 +1,4 @@
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -76,9 +77,13 @@ fn v2_strategy() -> impl Strategy<Value = DeploymentStrategy> {
             preview_service,
             auto_promote,
         });
+    let surge = prop::option::of(prop_oneof![
+        (0..=20i32).prop_map(IntOrString::Int),
+        (1..=100u32).prop_map(|p| IntOrString::String(format!("{p}%"))),
+    ]);
     let member = prop_oneof![
-        Just(DeploymentStrategy {
-            rolling_update: Some(RollingUpdate {}),
+        surge.prop_map(|max_surge| DeploymentStrategy {
+            rolling_update: Some(RollingUpdate { max_surge }),
             ..DeploymentStrategy::default()
         }),
         canary.prop_map(|c| DeploymentStrategy {

@@ -348,7 +348,7 @@ impl DeploymentStrategy {
             ..Self::default()
         };
         match type_ {
-            StrategyType::RollingUpdate => strategy.rolling_update = Some(RollingUpdate {}),
+            StrategyType::RollingUpdate => strategy.rolling_update = Some(RollingUpdate::default()),
             StrategyType::Canary => {
                 strategy.canary = Some(Canary {
                     steps,
@@ -372,10 +372,16 @@ impl DeploymentStrategy {
     }
 }
 
-/// A rolling update: nothing to set (the Deployment's defaults).
+/// A rolling update of the Deployment. No pod is taken down before its replacement is
+/// available (`maxUnavailable` is 0), so a payment service never runs below its count.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct RollingUpdate {}
+pub struct RollingUpdate {
+    /// How many pods above the replica count the update may add at once: a number, or a
+    /// percentage of the replicas (`25%`, the default). More is faster and needs more room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+}
 
 /// A canary rollout.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -676,6 +682,17 @@ impl PaymentServiceSpec {
             .and_then(|c| c.analysis.as_ref())
             .and_then(|a| a.step_deadline_seconds)
             .unwrap_or_else(|| self.progress_deadline_seconds())
+    }
+
+    /// How many pods a rolling update of the Deployment may add at once.
+    pub fn max_surge(&self) -> k8s_openapi::apimachinery::pkg::util::intstr::IntOrString {
+        self.deployment_strategy
+            .as_ref()
+            .and_then(|s| s.rolling_update.as_ref())
+            .and_then(|r| r.max_surge.clone())
+            .unwrap_or_else(|| {
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("25%".into())
+            })
     }
 
     /// The blue-green settings, when the strategy is blue-green.

@@ -236,7 +236,7 @@ pub fn desired_deployment(
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::String("25%".into())),
+                    max_surge: Some(spec.max_surge()),
                     max_unavailable: Some(IntOrString::Int(0)),
                 }),
             }),
