@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use operator_core::admission::{Admitted, ServingCertificate, WebhookServer};
+use operator_core::admission::{Admitted, Converted, ServingCertificate, WebhookServer};
 use operator_core::runtime::admin::Readiness;
 use serde_json::{Value, json};
 use testkit::tls::LocalCa;
@@ -43,8 +43,19 @@ impl Drop for ScratchDir {
 impl AdmissionHarness {
     /// Serves `admitted`; `client` is what a validation reads the cluster through.
     pub async fn start(admitted: &'static [Admitted], client: kube::Client) -> Result<Self> {
+        Self::start_as(admitted, &[], client, &[]).await
+    }
+
+    /// [`Self::start`], also converting `converted` on `/convert`, with a certificate that
+    /// also holds `names` (the webhook Service's DNS name, for a routed Service).
+    pub async fn start_as(
+        admitted: &'static [Admitted],
+        converted: &'static [Converted],
+        client: kube::Client,
+        names: &[&str],
+    ) -> Result<Self> {
         let ca = LocalCa::new("admission test CA")?;
-        let issued = ca.server_certificate(&[])?;
+        let issued = ca.server_certificate(names)?;
         let dir = std::env::temp_dir().join(format!(
             "admission-harness-{}-{:016x}",
             std::process::id(),
@@ -56,7 +67,8 @@ impl AdmissionHarness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let server = WebhookServer::new(admitted, client, ServingCertificate::in_dir(&dir));
+        let server = WebhookServer::new(admitted, client, ServingCertificate::in_dir(&dir))
+            .converting(converted);
         tokio::spawn(server.serve(listener, Readiness::default(), stop_rx));
         Ok(Self {
             admitted,
@@ -116,6 +128,17 @@ impl AdmissionHarness {
         }
         answer.patched = Some(patched);
         Ok(answer)
+    }
+
+    /// Where the server listens, on 127.0.0.1.
+    pub fn address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The CA bundle (base64 PEM, as a `caBundle` field holds it) that verifies the server.
+    pub fn ca_bundle(&self) -> Value {
+        serde_json::to_value(k8s_openapi::ByteString(self.ca.pem().as_bytes().to_vec()))
+            .unwrap_or(Value::Null)
     }
 
     /// Posts a raw body to `path`: the HTTP status and body.

@@ -36,6 +36,8 @@ pub struct ResourceType {
     pub short_names: Vec<String>,
     /// `(name, type, jsonPath)` of the columns `kubectl get` shows after NAME.
     pub printer_columns: Vec<(String, String, String)>,
+    /// A deprecated CRD version: the warning every request to it gets.
+    pub deprecation_warning: Option<String>,
 }
 
 /// Where a CRD's `scale` subresource reads and writes (`.spec.replicas`, `.status.replicas`,
@@ -133,6 +135,7 @@ fn builtin(
         lists: builtin_lists(),
         short_names,
         printer_columns: Vec::new(),
+        deprecation_warning: None,
     }
 }
 
@@ -329,6 +332,17 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
                         (field("name"), field("type"), field("jsonPath"))
                     })
                     .collect(),
+                deprecation_warning: (v["deprecated"] == true).then(|| {
+                    v["deprecationWarning"].as_str().map_or_else(
+                        || {
+                            format!(
+                                "{group}/{} {kind} is deprecated",
+                                v["name"].as_str().unwrap_or_default()
+                            )
+                        },
+                        String::from,
+                    )
+                }),
             }
         })
         .collect()

@@ -393,6 +393,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
     });
     let mut verb = verb_of(&parts.method, &target, &q, &content_type);
     let resource = target.rt.plural.clone();
+    let deprecation = target.rt.deprecation_warning.clone();
     // A request in a served version other than the storage version is served in the storage
     // version: its object converted on the way in, what it returns converted back.
     let mut content_type = content_type;
@@ -540,9 +541,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
         Ok((v, _)) => json_response(if verb == Verb::Create { 201 } else { 200 }, &v),
         Err(e) => error_response(&e),
     };
-    // A webhook's warnings reach the client as the API server sends them (kubectl prints
-    // each as `Warning: ...`).
-    for warning in admitted.warnings {
+    // A webhook's warnings, and a deprecated version's, reach the client as the API server
+    // sends them (kubectl prints each as `Warning: ...`).
+    for warning in deprecation.into_iter().chain(admitted.warnings) {
         let text = format!("299 - {:?}", warning.replace(['\r', '\n'], " "));
         if let Ok(value) = header::HeaderValue::from_str(&text) {
             response.headers_mut().append(header::WARNING, value);

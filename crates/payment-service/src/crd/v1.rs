@@ -32,6 +32,9 @@ pub struct DeploymentStrategy {
     pub progress_deadline_seconds: Option<i32>,
 }
 
+/// What every request in v1 is told (kubectl prints it as `Warning: …`).
+pub const DEPRECATION: &str = "payments.io/v1 PaymentService is deprecated: use payments.io/v2, where deploymentStrategy is one of rollingUpdate, canary and blueGreen";
+
 /// Where the API server sends ConversionReviews: the operator's webhook Service, as
 /// deploy/admission/payment-service installs it (cert-manager injects the CA).
 pub const WEBHOOK_NAMESPACE: &str = "payments-system";
@@ -67,6 +70,8 @@ pub fn crd() -> CustomResourceDefinition {
     let mut v1 = v2.clone();
     v1.name = "v1".into();
     v1.storage = false;
+    v1.deprecated = Some(true);
+    v1.deprecation_warning = Some(DEPRECATION.into());
     if let Some(schema) = v1
         .schema
         .as_mut()
@@ -140,5 +145,10 @@ mod tests {
             "v2 is stored"
         );
         assert!(crd.spec.versions.iter().all(|v| v.served));
+        assert_eq!(
+            crd.spec.versions[0].deprecated,
+            Some(true),
+            "v1 warns its clients"
+        );
     }
 }
