@@ -186,32 +186,11 @@ fn broken(sample: &Value) -> Vec<(Value, &'static str)> {
 async fn every_rule_is_refused_at_admission_naming_its_field() -> Result<()> {
     let webhook = webhook(testkit::ApiServer::new().client()).await?;
     let sample = sample()?;
+    webhook
+        .refuses_each(&sample, &broken(&sample), Some("hunter2"))
+        .await?;
     let allowed = webhook.validate("CREATE", &sample, None).await?;
-    assert!(
-        allowed.allowed,
-        "the sample is admitted: {}",
-        allowed.message
-    );
     assert!(allowed.warnings.is_empty(), "{:?}", allowed.warnings);
-
-    for (change, field) in broken(&sample) {
-        let object = merged(&sample, change.clone());
-        for operation in ["CREATE", "UPDATE"] {
-            let old = (operation == "UPDATE").then_some(&sample);
-            let answer = webhook.validate(operation, &object, old).await?;
-            assert!(!answer.allowed, "{operation} {change} is refused");
-            assert!(
-                answer.fields.iter().any(|f| f == field),
-                "{change}: the refusal names {field}, got {:?}: {}",
-                answer.fields,
-                answer.message
-            );
-            assert!(
-                !answer.message.contains("hunter2"),
-                "a credential is never repeated"
-            );
-        }
-    }
     Ok(())
 }
 

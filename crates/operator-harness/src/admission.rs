@@ -141,6 +141,45 @@ impl AdmissionHarness {
             .unwrap_or(Value::Null)
     }
 
+    /// Checks the validating webhook against `sample` and a list of ways to break it: the
+    /// sample is admitted; each change merged into it is refused, on create and on update,
+    /// naming its field in the causes and the message, and never repeating `secret` (a
+    /// credential a change writes inline).
+    pub async fn refuses_each(
+        &self,
+        sample: &Value,
+        broken: &[(Value, &str)],
+        secret: Option<&str>,
+    ) -> Result<()> {
+        let allowed = self.validate("CREATE", sample, None).await?;
+        anyhow::ensure!(
+            allowed.allowed,
+            "the sample is refused: {}",
+            allowed.message
+        );
+        for (change, field) in broken {
+            let object = merged(sample, change.clone());
+            for operation in ["CREATE", "UPDATE"] {
+                let old = (operation == "UPDATE").then_some(sample);
+                let answer = self.validate(operation, &object, old).await?;
+                anyhow::ensure!(!answer.allowed, "{operation} {change} was admitted");
+                anyhow::ensure!(
+                    answer.fields.iter().any(|f| f == field) && answer.message.contains(field),
+                    "{change}: the refusal should name {field}, got {:?}: {}",
+                    answer.fields,
+                    answer.message
+                );
+                if let Some(secret) = secret {
+                    anyhow::ensure!(
+                        !answer.message.contains(secret),
+                        "a credential was repeated"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Posts a raw body to `path`: the HTTP status and body.
     pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>)> {
         let url = format!("https://127.0.0.1:{}{path}", self.port);
