@@ -51,16 +51,7 @@ impl DemoCa {
 
     /// Installs the CRDs of `deploy/crds`, the CA injected into each conversion webhook.
     pub fn install_crds(&self, root: &Path, server: &ApiServer) -> Result<()> {
-        let dir = root.join("deploy/crds");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "yaml")
-                    && p.file_name().is_some_and(|n| n != "kustomization.yaml")
-            })
-            .collect();
-        files.sort();
-        for file in files {
+        for file in yaml_files(&root.join("deploy/crds"))? {
             for mut crd in documents(&file)? {
                 if crd["spec"]["conversion"]["strategy"] == "Webhook" {
                     crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] =
@@ -73,6 +64,20 @@ impl DemoCa {
         }
         Ok(())
     }
+}
+
+/// The YAML files of `dir` (not its kustomization, not its subfolders), in name order.
+fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "yaml")
+                && p.file_name().is_some_and(|n| n != "kustomization.yaml")
+        })
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Certificates, ports and configurations for every operator's webhooks.
@@ -182,16 +187,7 @@ pub async fn create_samples(
     operators: &[OperatorDescriptor],
 ) -> Result<usize> {
     let mut created = 0;
-    let dir = root.join("deploy/samples");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "yaml")
-                && p.file_name().is_some_and(|n| n != "kustomization.yaml")
-        })
-        .collect();
-    files.sort();
-    for file in files {
+    for file in yaml_files(&root.join("deploy/samples"))? {
         for object in documents(&file)? {
             let resource: DynamicObject = serde_json::from_value(object.clone())?;
             api(client, &object, operators)?
@@ -211,14 +207,8 @@ pub async fn refuse_twins(
     client: &kube::Client,
     operators: &[OperatorDescriptor],
 ) -> Result<Vec<String>> {
-    let dir = root.join("deploy/samples/invalid");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
     let mut lines = Vec::new();
-    for file in files {
+    for file in yaml_files(&root.join("deploy/samples/invalid"))? {
         for mut object in documents(&file)? {
             let api = api(client, &object, operators)?;
             let name = object["metadata"]["name"]

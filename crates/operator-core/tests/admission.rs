@@ -15,27 +15,6 @@ use operator_core::runtime::{self, Background};
 use serde_json::json;
 use testkit::tls::LocalCa;
 
-const WIDGETS: &[Admitted] = &[Admitted {
-    group: "example.io",
-    version: "v1",
-    kind: "Widget",
-    plural: "widgets",
-    subresources: &[],
-    validate: |review, _| {
-        Box::pin(std::future::ready(check_spec(
-            review,
-            |_, spec: &WidgetSpec| {
-                let errors = (spec.size > 10)
-                    .then(|| FieldError::new("spec.size", "must be at most 10"))
-                    .into_iter()
-                    .collect();
-                (errors, Vec::new())
-            },
-        )))
-    },
-    default: None,
-}];
-
 async fn free_port() -> Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     Ok(listener.local_addr()?)
@@ -147,8 +126,8 @@ async fn the_leader_and_the_standby_both_serve_admission() -> Result<()> {
     Ok(())
 }
 
-/// Widgets admitted with a label added by the mutating webhook and a warning above 5.
-const LABELLED_WIDGETS: &[Admitted] = &[Admitted {
+/// Widgets admitted up to size 10, with a warning above 5 and a label the mutating webhook adds.
+const WIDGETS: &[Admitted] = &[Admitted {
     group: "example.io",
     version: "v1",
     kind: "Widget",
@@ -177,7 +156,7 @@ const LABELLED_WIDGETS: &[Admitted] = &[Admitted {
     }),
 }];
 
-/// A webhook server for `LABELLED_WIDGETS` with a certificate for `names`, and the
+/// A webhook server for `WIDGETS` with a certificate for `names`, and the
 /// configurations that send widget writes in `default` to it (by URL, or by Service when
 /// `service` is set).
 struct Served {
@@ -201,7 +180,7 @@ async fn serve_widgets(server: &testkit::ApiServer, names: &[&str]) -> Result<Se
     let address = listener.local_addr()?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let webhooks = operator_core::admission::WebhookServer::new(
-        LABELLED_WIDGETS,
+        WIDGETS,
         server.client(),
         operator_core::admission::ServingCertificate::in_dir(&dir),
     );
@@ -242,9 +221,9 @@ fn configurations(
     };
     [
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": "widgets"}, "webhooks": [hook("default.widget.example.io", LABELLED_WIDGETS[0].mutate_path())]}),
+            "metadata": {"name": "widgets"}, "webhooks": [hook("default.widget.example.io", WIDGETS[0].mutate_path())]}),
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": "widgets"}, "webhooks": [hook("validate.widget.example.io", LABELLED_WIDGETS[0].validate_path())]}),
+            "metadata": {"name": "widgets"}, "webhooks": [hook("validate.widget.example.io", WIDGETS[0].validate_path())]}),
     ]
 }
 
