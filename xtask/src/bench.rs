@@ -617,14 +617,22 @@ pub async fn run(root: &Path) -> Result<()> {
         .unwrap_or_else(|| SIZES.to_vec());
     let mut results = Vec::new();
     let mut failovers = Vec::new();
-    // BENCH_ONLY=failover runs the failover scenario only.
+    // BENCH_ONLY=failover runs the failover scenario only; BENCH_ONLY=admission the cost of
+    // admission only.
     let failover_only = std::env::var("BENCH_ONLY").is_ok_and(|o| o == "failover");
+    let admission_only = std::env::var("BENCH_ONLY").is_ok_and(|o| o == "admission");
     // BENCH_OPERATORS=payment-service runs one operator only.
     let only = std::env::var("BENCH_OPERATORS").ok();
-    for subject in OPERATORS.iter().map(Subject).filter(|s| {
+    let chosen = |s: &Subject| {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|p| p == s.package()))
-    }) {
+    };
+    for subject in OPERATORS
+        .iter()
+        .map(Subject)
+        .filter(chosen)
+        .filter(|_| !admission_only)
+    {
         for &n in sizes.iter().filter(|_| !failover_only) {
             for flavor in [Flavor::Operator, Flavor::Naive] {
                 eprintln!("bench: {} at N={n}", flavor.name(subject));
@@ -635,8 +643,17 @@ pub async fn run(root: &Path) -> Result<()> {
         eprintln!("bench: {} failover at N={n}", subject.0.binary_name());
         failovers.push(failover(root, &release, subject, n).await?);
     }
-    let md = table(&results) + &failover_table(&failovers);
+    let admission = crate::bench_admission::run(
+        root,
+        OPERATORS
+            .iter()
+            .filter(|o| chosen(&Subject(o)))
+            .filter(|_| !failover_only),
+    )
+    .await?;
+    let md = table(&results) + &failover_table(&failovers) + &crate::bench_admission::table(&admission);
     results.extend(failovers);
+    results.extend(admission);
     let out = root.join("target/bench");
     std::fs::write(out.join("report.md"), &md)?;
     std::fs::write(

@@ -9,6 +9,7 @@
 //!   control plane of `../shared/realcp`, started and stopped around the run).
 
 mod bench;
+mod bench_admission;
 mod crds;
 mod demo;
 mod demo_admission;

@@ -1,0 +1,188 @@
+//! What admission costs a write: N creates of each operator's bench resource, one at a time,
+//! on testkit without webhooks and then with the operator's webhooks installed as
+//! deploy/admission installs them (validating and mutating, over HTTPS on loopback, a new
+//! TLS connection per call as the API server makes them here); for PaymentService also
+//! written in v1, so each create is converted by `/convert` as well.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use operator_core::OperatorDescriptor;
+use operator_core::admission::{ServingCertificate, WebhookServer};
+use operator_core::runtime::admin::Readiness;
+use serde_json::{Value, json};
+use testkit::ApiServer;
+use testkit::tls::LocalCa;
+
+/// Creates per run: enough for stable percentiles, few enough to run in seconds.
+const N: usize = 1000;
+
+fn api(client: &kube::Client, object: &Value, plural: &str) -> Api<DynamicObject> {
+    let (group, version) = object["apiVersion"]
+        .as_str()
+        .and_then(|v| v.split_once('/'))
+        .unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let namespace = object["metadata"]["namespace"].as_str().unwrap_or("default");
+    Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::from_gvk_with_plural(&gvk, plural),
+    )
+}
+
+/// A server with the operator's CRDs, its bench namespace, and (when `webhooks`) its
+/// webhook configurations pointing at a server of its webhooks.
+async fn cluster(
+    root: &Path,
+    operator: &'static OperatorDescriptor,
+    webhooks: bool,
+) -> Result<(ApiServer, Option<tokio::sync::watch::Sender<bool>>)> {
+    let server = ApiServer::new();
+    let ca = LocalCa::new("bench webhook CA")?;
+    let bundle = serde_json::to_value(k8s_openapi::ByteString(ca.pem().as_bytes().to_vec()))?;
+    for crd in (operator.crds)() {
+        let mut crd = serde_json::to_value(crd)?;
+        if crd["spec"]["conversion"]["strategy"] == "Webhook" {
+            crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] = bundle.clone();
+        }
+        server
+            .create_from_yaml(&crd.to_string())
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    let namespace = operator.bench.namespace;
+    server
+        .create_from_yaml(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}).to_string())
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let text = std::fs::read_to_string(
+        root.join("deploy/admission")
+            .join(operator.package)
+            .join("webhooks.yaml"),
+    )?;
+    let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(serde::Deserialize::deserialize)
+        .collect::<Result<_, _>>()?;
+    let service = objects
+        .iter()
+        .find(|o| o["kind"] == "Service")
+        .context("the webhook Service")?;
+    let (name, ns) = (
+        service["metadata"]["name"].as_str().unwrap_or_default(),
+        service["metadata"]["namespace"].as_str().unwrap_or_default(),
+    );
+    let issued = ca.server_certificate(&[&format!("{name}.{ns}.svc")])?;
+    let dir = std::env::temp_dir().join(format!("bench-admission-{}-{}", std::process::id(), operator.package));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("tls.crt"), issued.cert_pem)?;
+    std::fs::write(dir.join("tls.key"), issued.key_pem)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    server.route_service(ns, name, 443, listener.local_addr()?);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let webhook_server = WebhookServer::new(operator.admission, server.client(), ServingCertificate::in_dir(&dir))
+        .converting(operator.conversions);
+    tokio::spawn(webhook_server.serve(listener, Readiness::default(), stop_rx));
+    if webhooks {
+        for mut configuration in objects
+            .into_iter()
+            .filter(|o| o["kind"].as_str().is_some_and(|k| k.ends_with("WebhookConfiguration")))
+        {
+            for hook in configuration["webhooks"].as_array_mut().into_iter().flatten() {
+                hook["clientConfig"]["caBundle"] = bundle.clone();
+            }
+            server
+                .create_from_yaml(&configuration.to_string())
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+    }
+    Ok((server, Some(stop)))
+}
+
+/// Milliseconds per create: p50, p99, and the mean.
+fn summary(mut samples: Vec<Duration>) -> Value {
+    samples.sort();
+    let at = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
+    let mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() / samples.len() as f64 * 1000.0;
+    json!({"p50_ms": at(0.5), "p99_ms": at(0.99), "mean_ms": mean})
+}
+
+async fn creates(
+    server: &ApiServer,
+    operator: &OperatorDescriptor,
+    version: Option<&str>,
+) -> Result<Value> {
+    let client = server.client();
+    let plural = operator.resources.first().map(|r| r.plural).unwrap_or_default();
+    let mut samples = Vec::with_capacity(N);
+    for i in 0..N {
+        let mut object = (operator.bench.resource)(i);
+        if let (Some(version), Some(converter)) = (version, operator.conversions.first()) {
+            object = (converter.convert)(object, version).map_err(anyhow::Error::msg)?;
+        }
+        let resource: DynamicObject = serde_json::from_value(object.clone())?;
+        let started = Instant::now();
+        api(&client, &object, plural)
+            .create(&PostParams::default(), &resource)
+            .await
+            .with_context(|| format!("creating {i}"))?;
+        samples.push(started.elapsed());
+    }
+    Ok(summary(samples))
+}
+
+/// Each operator's create cost without and with its webhooks, as JSON rows.
+pub async fn run(
+    root: &Path,
+    operators: impl IntoIterator<Item = &'static OperatorDescriptor>,
+) -> Result<Vec<Value>> {
+    let mut rows = Vec::new();
+    for operator in operators {
+        eprintln!("bench: admission of {}", operator.package);
+        let (bare, _stop) = cluster(root, operator, false).await?;
+        let without = creates(&bare, operator, None).await?;
+        let (admitted, _stop) = cluster(root, operator, true).await?;
+        let with = creates(&admitted, operator, None).await?;
+        let mut row = json!({"operator": operator.package, "n": N, "without": without, "with": with});
+        if let Some(converter) = operator.conversions.first() {
+            let (converting, _stop) = cluster(root, operator, true).await?;
+            let old = format!("{}/v1", converter.group);
+            row["with_conversion"] = creates(&converting, operator, Some(&old)).await?;
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// The markdown table of [`run`]'s rows.
+pub fn table(rows: &[Value]) -> String {
+    let cell = |v: &Value| {
+        if v.is_null() {
+            "—".to_string()
+        } else {
+            format!("{:.2} / {:.2}", v["p50_ms"].as_f64().unwrap_or(0.0), v["p99_ms"].as_f64().unwrap_or(0.0))
+        }
+    };
+    let ratio = |v: &Value, base: &Value| {
+        let (a, b) = (v["mean_ms"].as_f64().unwrap_or(0.0), base["mean_ms"].as_f64().unwrap_or(1.0));
+        if v.is_null() { "—".to_string() } else { format!("{:.1}×", a / b) }
+    };
+    let mut md = String::from(
+        "\n| admission | N | create p50 / p99 ms, no webhooks | with webhooks | mean × | v1 through /convert too | mean × |\n|---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            row["operator"].as_str().unwrap_or_default(),
+            row["n"],
+            cell(&row["without"]),
+            cell(&row["with"]),
+            ratio(&row["with"], &row["without"]),
+            cell(&row["with_conversion"]),
+            ratio(&row["with_conversion"], &row["without"]),
+        ));
+    }
+    md
+}
