@@ -651,7 +651,8 @@ pub async fn run(root: &Path) -> Result<()> {
             .filter(|_| !failover_only),
     )
     .await?;
-    let md = table(&results) + &failover_table(&failovers) + &crate::bench_admission::table(&admission);
+    let md =
+        table(&results) + &failover_table(&failovers) + &crate::bench_admission::table(&admission);
     results.extend(failovers);
     results.extend(admission);
     let out = root.join("target/bench");

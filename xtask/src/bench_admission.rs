@@ -27,7 +27,9 @@ fn api(client: &kube::Client, object: &Value, plural: &str) -> Api<DynamicObject
         .unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
     let gvk = GroupVersionKind::gvk(group, version, kind);
-    let namespace = object["metadata"]["namespace"].as_str().unwrap_or("default");
+    let namespace = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default");
     Api::namespaced_with(
         client.clone(),
         namespace,
@@ -56,7 +58,10 @@ async fn cluster(
     }
     let namespace = operator.bench.namespace;
     server
-        .create_from_yaml(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}).to_string())
+        .create_from_yaml(
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+                .to_string(),
+        )
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let text = std::fs::read_to_string(
         root.join("deploy/admission")
@@ -72,25 +77,40 @@ async fn cluster(
         .context("the webhook Service")?;
     let (name, ns) = (
         service["metadata"]["name"].as_str().unwrap_or_default(),
-        service["metadata"]["namespace"].as_str().unwrap_or_default(),
+        service["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default(),
     );
     let issued = ca.server_certificate(&[&format!("{name}.{ns}.svc")])?;
-    let dir = std::env::temp_dir().join(format!("bench-admission-{}-{}", std::process::id(), operator.package));
+    let dir = std::env::temp_dir().join(format!(
+        "bench-admission-{}-{}",
+        std::process::id(),
+        operator.package
+    ));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("tls.crt"), issued.cert_pem)?;
     std::fs::write(dir.join("tls.key"), issued.key_pem)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     server.route_service(ns, name, 443, listener.local_addr()?);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let webhook_server = WebhookServer::new(operator.admission, server.client(), ServingCertificate::in_dir(&dir))
-        .converting(operator.conversions);
+    let webhook_server = WebhookServer::new(
+        operator.admission,
+        server.client(),
+        ServingCertificate::in_dir(&dir),
+    )
+    .converting(operator.conversions);
     tokio::spawn(webhook_server.serve(listener, Readiness::default(), stop_rx));
     if webhooks {
-        for mut configuration in objects
-            .into_iter()
-            .filter(|o| o["kind"].as_str().is_some_and(|k| k.ends_with("WebhookConfiguration")))
-        {
-            for hook in configuration["webhooks"].as_array_mut().into_iter().flatten() {
+        for mut configuration in objects.into_iter().filter(|o| {
+            o["kind"]
+                .as_str()
+                .is_some_and(|k| k.ends_with("WebhookConfiguration"))
+        }) {
+            for hook in configuration["webhooks"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
                 hook["clientConfig"]["caBundle"] = bundle.clone();
             }
             server
@@ -105,7 +125,8 @@ async fn cluster(
 fn summary(mut samples: Vec<Duration>) -> Value {
     samples.sort();
     let at = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
-    let mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() / samples.len() as f64 * 1000.0;
+    let mean =
+        samples.iter().map(Duration::as_secs_f64).sum::<f64>() / samples.len() as f64 * 1000.0;
     json!({"p50_ms": at(0.5), "p99_ms": at(0.99), "mean_ms": mean})
 }
 
@@ -115,7 +136,11 @@ async fn creates(
     version: Option<&str>,
 ) -> Result<Value> {
     let client = server.client();
-    let plural = operator.resources.first().map(|r| r.plural).unwrap_or_default();
+    let plural = operator
+        .resources
+        .first()
+        .map(|r| r.plural)
+        .unwrap_or_default();
     let mut samples = Vec::with_capacity(N);
     for i in 0..N {
         let mut object = (operator.bench.resource)(i);
@@ -145,7 +170,8 @@ pub async fn run(
         let without = creates(&bare, operator, None).await?;
         let (admitted, _stop) = cluster(root, operator, true).await?;
         let with = creates(&admitted, operator, None).await?;
-        let mut row = json!({"operator": operator.package, "n": N, "without": without, "with": with});
+        let mut row =
+            json!({"operator": operator.package, "n": N, "without": without, "with": with});
         if let Some(converter) = operator.conversions.first() {
             let (converting, _stop) = cluster(root, operator, true).await?;
             let old = format!("{}/v1", converter.group);
@@ -162,12 +188,23 @@ pub fn table(rows: &[Value]) -> String {
         if v.is_null() {
             "—".to_string()
         } else {
-            format!("{:.2} / {:.2}", v["p50_ms"].as_f64().unwrap_or(0.0), v["p99_ms"].as_f64().unwrap_or(0.0))
+            format!(
+                "{:.2} / {:.2}",
+                v["p50_ms"].as_f64().unwrap_or(0.0),
+                v["p99_ms"].as_f64().unwrap_or(0.0)
+            )
         }
     };
     let ratio = |v: &Value, base: &Value| {
-        let (a, b) = (v["mean_ms"].as_f64().unwrap_or(0.0), base["mean_ms"].as_f64().unwrap_or(1.0));
-        if v.is_null() { "—".to_string() } else { format!("{:.1}×", a / b) }
+        let (a, b) = (
+            v["mean_ms"].as_f64().unwrap_or(0.0),
+            base["mean_ms"].as_f64().unwrap_or(1.0),
+        );
+        if v.is_null() {
+            "—".to_string()
+        } else {
+            format!("{:.1}×", a / b)
+        }
     };
     let mut md = String::from(
         "\n| admission | N | create p50 / p99 ms, no webhooks | with webhooks | mean × | v1 through /convert too | mean × |\n|---|---|---|---|---|---|---|\n",
