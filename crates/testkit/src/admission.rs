@@ -13,8 +13,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use std::collections::HashMap;
+
 use crate::error::{ApiError, Cause};
+use crate::faults::Verb;
 use crate::selector::Selector;
+use crate::server::{Shared, Target, lock, scale_of, serve};
 pub(crate) use crate::webhook::ServiceRoutes;
 use crate::webhook::post_review;
 
@@ -378,4 +382,108 @@ fn denied(hook: &Webhook, status: &Value) -> ApiError {
         causes,
         retry_after: None,
     }
+}
+
+/// Admission of a write by the webhooks the stored configurations register: nothing to do
+/// (and no cost) for a write none of them could match. Otherwise the write is first made on
+/// a copy of the store to see the object as it would be stored, the webhooks judge it, and
+/// the admission lock is held until the real write commits.
+pub(crate) async fn admission_of<'a>(
+    shared: &'a Shared,
+    target: &Target,
+    verb: Verb,
+    q: &HashMap<String, String>,
+    body: &[u8],
+    content_type: &str,
+    manager: &str,
+) -> Result<(Option<tokio::sync::MutexGuard<'a, ()>>, Admitted), ApiError> {
+    if !matches!(
+        verb,
+        Verb::Create | Verb::Update | Verb::Patch | Verb::Apply
+    ) || target.events_view
+    {
+        return Ok((None, Admitted::default()));
+    }
+    let hooks = {
+        let store = lock(&shared.store);
+        let configurations: Vec<(bool, Value)> = store
+            .all_of(
+                "admissionregistration.k8s.io",
+                "mutatingwebhookconfigurations",
+            )
+            .into_iter()
+            .map(|c| (true, c))
+            .chain(
+                store
+                    .all_of(
+                        "admissionregistration.k8s.io",
+                        "validatingwebhookconfigurations",
+                    )
+                    .into_iter()
+                    .map(|c| (false, c)),
+            )
+            .collect();
+        registered(&configurations)
+    };
+    if hooks.is_empty() {
+        return Ok((None, Admitted::default()));
+    }
+    let gate = shared.admission.lock().await;
+    let rt = &target.rt;
+    let ns = target.namespace.as_deref().unwrap_or_default();
+    let name = target.name.as_deref().unwrap_or_default();
+    let scale_paths = rt
+        .scale
+        .clone()
+        .filter(|_| target.subresource.as_deref() == Some("scale"));
+    let (old, namespace_labels) = {
+        let store = lock(&shared.store);
+        let old = store.get(rt, ns, name).ok().map(|o| match &scale_paths {
+            Some(paths) => scale_of(&o, paths),
+            None => o,
+        });
+        (old, store.namespace_labels(ns))
+    };
+    let mut dry = q.clone();
+    dry.insert("dryRun".into(), "All".into());
+    let (object, _) = serve(
+        shared,
+        target,
+        verb,
+        &dry,
+        body,
+        content_type,
+        manager,
+        false,
+        Vec::new(),
+    )?;
+    let kind = match &scale_paths {
+        Some(_) => (
+            "autoscaling".to_string(),
+            "v1".to_string(),
+            "Scale".to_string(),
+        ),
+        None => (rt.group.clone(), rt.version.clone(), rt.kind.clone()),
+    };
+    let attrs = Attributes {
+        group: rt.group.clone(),
+        version: rt.version.clone(),
+        resource: rt.plural.clone(),
+        subresource: target.subresource.clone(),
+        kind,
+        operation: if old.is_some() && verb != Verb::Create {
+            "UPDATE"
+        } else {
+            "CREATE"
+        },
+        namespace: target.namespace.clone(),
+        name: object["metadata"]["name"]
+            .as_str()
+            .unwrap_or(name)
+            .to_string(),
+        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
+    };
+    let routes = lock(&shared.services).clone();
+    let admitted = admit(&hooks, &routes, &attrs, &namespace_labels, object, old).await?;
+    Ok((Some(gate), admitted))
 }

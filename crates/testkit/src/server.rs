@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::admission::{self, Attributes, ServiceRoutes};
+use crate::admission::{self, ServiceRoutes};
 use crate::conversion;
 use crate::error::ApiError;
 use crate::events;
@@ -86,7 +86,7 @@ pub(crate) struct Target {
     pub(crate) name: Option<String>,
     pub(crate) subresource: Option<String>,
     /// `events.k8s.io/v1` Events: served from the core Events, through [`events`].
-    events_view: bool,
+    pub(crate) events_view: bool,
 }
 
 enum Route {
@@ -494,7 +494,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
     }
 
     let (_admitting, admitted) =
-        match admission_of(&shared, &target, verb, &q, &body, &content_type, &manager).await {
+        match admission::admission_of(&shared, &target, verb, &q, &body, &content_type, &manager)
+            .await
+        {
             Ok(admitted) => admitted,
             Err(e) => {
                 lock(&shared.stats).record(verb, &resource, false, false);
@@ -552,113 +554,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
     response
 }
 
-/// Admission of a write by the webhooks the stored configurations register: nothing to do
-/// (and no cost) for a write none of them could match. Otherwise the write is first made on
-/// a copy of the store to see the object as it would be stored, the webhooks judge it, and
-/// the admission lock is held until the real write commits.
-async fn admission_of<'a>(
-    shared: &'a Shared,
-    target: &Target,
-    verb: Verb,
-    q: &HashMap<String, String>,
-    body: &[u8],
-    content_type: &str,
-    manager: &str,
-) -> Result<(Option<tokio::sync::MutexGuard<'a, ()>>, admission::Admitted), ApiError> {
-    if !matches!(
-        verb,
-        Verb::Create | Verb::Update | Verb::Patch | Verb::Apply
-    ) || target.events_view
-    {
-        return Ok((None, admission::Admitted::default()));
-    }
-    let hooks = {
-        let store = lock(&shared.store);
-        let configurations: Vec<(bool, Value)> = store
-            .all_of(
-                "admissionregistration.k8s.io",
-                "mutatingwebhookconfigurations",
-            )
-            .into_iter()
-            .map(|c| (true, c))
-            .chain(
-                store
-                    .all_of(
-                        "admissionregistration.k8s.io",
-                        "validatingwebhookconfigurations",
-                    )
-                    .into_iter()
-                    .map(|c| (false, c)),
-            )
-            .collect();
-        admission::registered(&configurations)
-    };
-    if hooks.is_empty() {
-        return Ok((None, admission::Admitted::default()));
-    }
-    let gate = shared.admission.lock().await;
-    let rt = &target.rt;
-    let ns = target.namespace.as_deref().unwrap_or_default();
-    let name = target.name.as_deref().unwrap_or_default();
-    let scale_paths = rt
-        .scale
-        .clone()
-        .filter(|_| target.subresource.as_deref() == Some("scale"));
-    let (old, namespace_labels) = {
-        let store = lock(&shared.store);
-        let old = store.get(rt, ns, name).ok().map(|o| match &scale_paths {
-            Some(paths) => scale_of(&o, paths),
-            None => o,
-        });
-        (old, store.namespace_labels(ns))
-    };
-    let mut dry = q.clone();
-    dry.insert("dryRun".into(), "All".into());
-    let (object, _) = serve(
-        shared,
-        target,
-        verb,
-        &dry,
-        body,
-        content_type,
-        manager,
-        false,
-        Vec::new(),
-    )?;
-    let kind = match &scale_paths {
-        Some(_) => (
-            "autoscaling".to_string(),
-            "v1".to_string(),
-            "Scale".to_string(),
-        ),
-        None => (rt.group.clone(), rt.version.clone(), rt.kind.clone()),
-    };
-    let attrs = Attributes {
-        group: rt.group.clone(),
-        version: rt.version.clone(),
-        resource: rt.plural.clone(),
-        subresource: target.subresource.clone(),
-        kind,
-        operation: if old.is_some() && verb != Verb::Create {
-            "UPDATE"
-        } else {
-            "CREATE"
-        },
-        namespace: target.namespace.clone(),
-        name: object["metadata"]["name"]
-            .as_str()
-            .unwrap_or(name)
-            .to_string(),
-        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
-    };
-    let routes = lock(&shared.services).clone();
-    let admitted =
-        admission::admit(&hooks, &routes, &attrs, &namespace_labels, object, old).await?;
-    Ok((Some(gate), admitted))
-}
-
 #[allow(clippy::too_many_arguments)]
-fn serve(
+pub(crate) fn serve(
     shared: &Shared,
     target: &Target,
     verb: Verb,
@@ -815,7 +712,7 @@ fn serve(
 }
 
 /// The `autoscaling/v1` Scale of a custom resource, as its CRD's scale paths read it.
-fn scale_of(obj: &Value, paths: &crate::registry::ScalePaths) -> Value {
+pub(crate) fn scale_of(obj: &Value, paths: &crate::registry::ScalePaths) -> Value {
     let meta = &obj["metadata"];
     let replicas = |path: &str| at_path(obj, path).and_then(Value::as_i64).unwrap_or(0);
     let mut status = json!({"replicas": replicas(&paths.status_replicas)});

@@ -9,7 +9,13 @@
 //! them without loss, and [`crd`] is the CRD with both versions.
 
 pub mod conversion;
+mod strategy;
 pub mod v1;
+
+pub use strategy::{
+    BlueGreen, Canary, CanaryAnalysis, CanaryStep, DeploymentStrategy, Pause, RollingUpdate,
+    StrategyType, increasing_weights_rule,
+};
 
 use k8s_openapi::api::autoscaling::v2::MetricSpec;
 use k8s_openapi::api::core::v1::ResourceRequirements;
@@ -312,166 +318,6 @@ pub struct Rbac {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub service_account_name: Option<String>,
-}
-
-/// How new versions are rolled out: exactly one of `rollingUpdate`, `canary` and
-/// `blueGreen` (none given: a rolling update).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.rollingUpdate) ? 1 : 0) + (has(self.canary) ? 1 : 0) + (has(self.blueGreen) ? 1 : 0) == 1").message("set exactly one of rollingUpdate, canary and blueGreen"))]
-pub struct DeploymentStrategy {
-    /// The Deployment's own rolling update.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rolling_update: Option<RollingUpdate>,
-    /// A canary Deployment beside the stable one, growing step by step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary: Option<Canary>,
-    /// The new version comes up beside the old; the Service switches once it is available.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blue_green: Option<BlueGreen>,
-    /// Seconds a rollout (or a canary step) may take to become available before it counts as
-    /// failed and is rolled back. Default 600, as in Kubernetes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 86400))]
-    pub progress_deadline_seconds: Option<i32>,
-}
-
-impl DeploymentStrategy {
-    /// The member `type_` names, with `steps` if it is a canary: what v1 says, as v2 says it.
-    pub fn of(
-        type_: StrategyType,
-        steps: Vec<CanaryStep>,
-        progress_deadline_seconds: Option<i32>,
-    ) -> Self {
-        let mut strategy = Self {
-            progress_deadline_seconds,
-            ..Self::default()
-        };
-        match type_ {
-            StrategyType::RollingUpdate => strategy.rolling_update = Some(RollingUpdate::default()),
-            StrategyType::Canary => {
-                strategy.canary = Some(Canary {
-                    steps,
-                    analysis: None,
-                });
-            }
-            StrategyType::BlueGreen => strategy.blue_green = Some(BlueGreen::default()),
-        }
-        strategy
-    }
-
-    /// Which member is set (the first, should several be).
-    pub fn type_(&self) -> StrategyType {
-        if self.canary.is_some() {
-            StrategyType::Canary
-        } else if self.blue_green.is_some() {
-            StrategyType::BlueGreen
-        } else {
-            StrategyType::RollingUpdate
-        }
-    }
-}
-
-/// A rolling update of the Deployment. No pod is taken down before its replacement is
-/// available (`maxUnavailable` is 0), so a payment service never runs below its count.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct RollingUpdate {
-    /// How many pods above the replica count the update may add at once: a number, or a
-    /// percentage of the replicas (`25%`, the default). More is faster and needs more room.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_surge: Option<k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
-}
-
-/// A canary rollout.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct Canary {
-    /// The steps, in order: each sends `setWeight` percent of the pods to the new version and
-    /// holds for `pause`. Weights must increase.
-    #[schemars(length(min = 1, max = MAX_CANARY_STEPS))]
-    #[x_kube(validation = Rule::new(increasing_weights_rule()).message("canary step weights must increase"))]
-    pub steps: Vec<CanaryStep>,
-    /// How each step is judged before the next.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub analysis: Option<CanaryAnalysis>,
-}
-
-/// How a canary step is judged: its canary must be available, within this deadline.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct CanaryAnalysis {
-    /// Seconds each step's canary may take to become available before the rollout is rolled
-    /// back; default the strategy's `progressDeadlineSeconds`. A small canary should be
-    /// available quickly: a short deadline fails a bad version fast.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 86400))]
-    pub step_deadline_seconds: Option<i32>,
-}
-
-/// A blue-green rollout.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct BlueGreen {
-    /// A Service of this name, created by the operator, selects the new version while it
-    /// waits to be switched to, so it can be tried before it takes traffic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-    )]
-    pub preview_service: Option<String>,
-    /// Switch traffic as soon as the new version is available (default true). With false the
-    /// switch waits until the annotation `payments.io/promote` names the new version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_promote: Option<bool>,
-}
-
-/// The CEL rule that canary weights increase: every step's weight above the one before.
-/// CEL has no index ranges, so the comparisons are spelled out up to [`MAX_CANARY_STEPS`].
-pub fn increasing_weights_rule() -> String {
-    (1..MAX_CANARY_STEPS)
-        .map(|i| {
-            format!(
-                "(size(self) <= {i} || self[{}].setWeight < self[{i}].setWeight)",
-                i - 1
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" && ")
-}
-
-/// Rollout strategy.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum StrategyType {
-    /// The Deployment's own rolling update.
-    #[default]
-    RollingUpdate,
-    /// The new version comes up beside the old; the Service switches once it is available.
-    BlueGreen,
-    /// A canary Deployment beside the stable one, growing step by step.
-    Canary,
-}
-
-/// One canary step.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct CanaryStep {
-    /// Percent of the pods that run the new version (1 to 100).
-    #[schemars(range(min = 1, max = 100))]
-    pub set_weight: i32,
-    /// How long to hold this step while the canary stays ready; none: move on once ready.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pause: Option<Pause>,
-}
-
-/// A pause.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Pause {
-    /// e.g. `30s`, `5m`, `1h`.
-    #[schemars(regex(pattern = DURATION_PATTERN))]
-    pub duration: String,
 }
 
 /// Scheduled configuration exports.
