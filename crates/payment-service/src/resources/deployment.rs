@@ -282,6 +282,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_rolling_update_surges_as_the_spec_says_and_never_goes_below_the_count() {
+        let surge = |spec: crate::crd::PaymentServiceSpec| {
+            let d = desired_deployment(
+                &service(spec),
+                &workload(Track::Stable, Replicas::Fixed(4)),
+                &WorkloadDefaults::default(),
+                &External::default(),
+            );
+            let rolling = d
+                .spec
+                .and_then(|s| s.strategy)
+                .and_then(|s| s.rolling_update)
+                .unwrap_or_default();
+            (rolling.max_surge, rolling.max_unavailable)
+        };
+        let mut s = spec();
+        s.deployment_strategy = Some(crate::crd::DeploymentStrategy {
+            rolling_update: Some(crate::crd::RollingUpdate {
+                max_surge: Some(IntOrString::Int(2)),
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            surge(s),
+            (Some(IntOrString::Int(2)), Some(IntOrString::Int(0)))
+        );
+        assert_eq!(
+            surge(spec()),
+            (
+                Some(IntOrString::String("25%".into())),
+                Some(IntOrString::Int(0))
+            ),
+            "25% when the spec says nothing (a blue-green spec here)"
+        );
+    }
+
     fn build(track: Track, replicas: Replicas) -> Deployment {
         desired_deployment(
             &service(spec()),
