@@ -425,13 +425,30 @@ pub(crate) async fn admission_of<'a>(
             .collect();
         registered(&configurations)
     };
-    if hooks.is_empty() {
-        return Ok((None, Admitted::default()));
-    }
-    let gate = shared.admission.lock().await;
     let rt = &target.rt;
     let ns = target.namespace.as_deref().unwrap_or_default();
     let name = target.name.as_deref().unwrap_or_default();
+    // Only a write some webhook's rules match pays for admission (the lock, the dry run):
+    // status writes, and the other kinds' writes, go straight through.
+    let exists = verb != Verb::Create && lock(&shared.store).get(rt, ns, name).is_ok();
+    let request = Attributes {
+        group: rt.group.clone(),
+        version: rt.version.clone(),
+        resource: rt.plural.clone(),
+        subresource: target.subresource.clone(),
+        kind: (rt.group.clone(), rt.version.clone(), rt.kind.clone()),
+        operation: if exists { "UPDATE" } else { "CREATE" },
+        namespace: target.namespace.clone(),
+        name: name.to_string(),
+        dry_run: false,
+    };
+    if !hooks
+        .iter()
+        .any(|h| h.rules.iter().any(|r| rule_matches(r, &request)))
+    {
+        return Ok((None, Admitted::default()));
+    }
+    let gate = shared.admission.lock().await;
     let scale_paths = rt
         .scale
         .clone()
