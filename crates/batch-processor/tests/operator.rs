@@ -2,11 +2,9 @@
 //! to the end with the termination messages a test gives them: what a user of a
 //! BatchProcessor sees, run by run.
 
-mod common;
-
+use crate::common::*;
 use anyhow::Result;
 use batch_processor::runs::{retry_job_name, run_now_job_name};
-use common::*;
 use serde_json::{Value, json};
 use testkit::JobOutcome;
 

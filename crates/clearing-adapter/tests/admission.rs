@@ -3,11 +3,9 @@
 //! by spec edit or `kubectl scale`) against the load a running adapter reports, warnings,
 //! and seed 001's `Default` patched in.
 
-mod common;
-
+use crate::common::*;
 use anyhow::Result;
 use clearing_adapter::admission::ADMISSION;
-use common::*;
 use operator_harness::admission::{AdmissionHarness, merged};
 use serde_json::{Value, json};
 

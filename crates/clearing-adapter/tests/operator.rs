@@ -2,11 +2,9 @@
 //! of a ClearingAdapter sees — its children, partner drain and restore, the scale subresource,
 //! a refused downscale under load, missing and rotated Secrets, and the drain on deletion.
 
-mod common;
-
+use crate::common::*;
 use anyhow::Result;
 use clearing_adapter::reconcile::FINALIZER;
-use common::*;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 

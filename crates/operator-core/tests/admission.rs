@@ -1,12 +1,10 @@
 //! The admission webhooks as the runtime serves them: on every replica, the standby too,
 //! each on its own address with the certificate from its directory.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use anyhow::{Context as _, Result};
-use common::*;
 use operator_core::FieldError;
 use operator_core::admission::{Admitted, check_spec};
 use operator_core::runtime::config::WebhookConfig;

@@ -1,9 +1,7 @@
 //! operator-core's apply, prune, status, finalizer and controller paths, end to end against
 //! the in-memory API server.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

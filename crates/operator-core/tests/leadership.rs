@@ -1,8 +1,6 @@
 //! One leader at a time, however late the API server answers; and a SIGTERM lets the work in
 //! flight finish before the lease goes. On tokio's paused clock, so lease timing is exact.
 
-mod common;
-
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -11,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
+use crate::common::*;
 use anyhow::{Result, bail};
-use common::*;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use kube::runtime::controller::Action;

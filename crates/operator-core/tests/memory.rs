@@ -1,9 +1,7 @@
 //! Per-object state does not outlive its object: an operator without a finalizer (the batch
 //! operator will create thousands of short-lived objects) holds flat memory.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 use std::time::Duration;
 

@@ -3,14 +3,12 @@
 //! backoff and reported once when it starts and once when it clears; both are counted by
 //! their bounded reason.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common::*;
 use anyhow::Result;
-use common::*;
 use kube::runtime::controller::Action;
 use operator_core::conditions::Reason;
 use operator_core::runtime::metrics::Metrics;

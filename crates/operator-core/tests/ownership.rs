@@ -1,9 +1,7 @@
 //! An operator writes only what it created or was explicitly handed, and a converged child
 //! costs no request even when something else keeps rewriting it (an HPA's status).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 use std::time::Duration;
 

@@ -2,8 +2,6 @@
 //! Lease, hand-over, loss of the lease, metrics and readiness. Lease timing runs on tokio's
 //! paused clock, so 15-second leases pass instantly and deterministically.
 
-mod common;
-
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
+use crate::common::*;
 use anyhow::{Result, bail};
-use common::*;
 use futures::FutureExt;
 use operator_core::runtime::admin::{self, Readiness};
 use operator_core::runtime::metrics::Metrics;

@@ -5,13 +5,11 @@
 //! judged failed, no cleanup skipped — with backoff keeping the request rate bounded.
 //! Seeded, so a failure reproduces.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::common::{CONFORMANCE, NS, has_backup};
 use anyhow::Result;
-use common::{CONFORMANCE, NS, has_backup};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use operator_harness::{conformance::converge_under_faults, until};
 use payment_service::crd::PaymentService;

@@ -2,8 +2,6 @@
 //! autoscaler, Job and CronJob controllers): what a user sees after each Day-2 action of
 //! seed 000.
 
-mod common;
-
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -11,7 +9,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
 use testkit::Verb;
 
-use common::{Harness, NS, Payments, SEED, Setup, sample_with, seed_sample, start};
+use crate::common::{Harness, NS, Payments, SEED, Setup, sample_with, seed_sample, start};
 
 fn rolling_update(spec: &mut Value) {
     spec["deploymentStrategy"] = json!({"type": "RollingUpdate", "progressDeadlineSeconds": 120});
@@ -746,7 +744,7 @@ async fn a_missing_tls_secret_is_a_wait_that_ends_when_the_secret_appears() -> R
         1,
         "one event when the wait starts"
     );
-    common::create_tls_secret(&h.client()).await?;
+    crate::common::create_tls_secret(&h.client()).await?;
     h.eventually("Running", |h| h.status()["phase"] == "Running")
         .await
 }

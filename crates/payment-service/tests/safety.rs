@@ -1,8 +1,6 @@
 //! What the operator must never do to a cluster: take over another team's objects, hang a
 //! namespace deletion, or leave a resource without a status when one child is refused.
 
-mod common;
-
 use anyhow::{Context as _, Result};
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -12,7 +10,9 @@ use operator_core::monitoring::ServiceMonitor;
 use payment_service::crd::{CleanupReport, PaymentService};
 use serde_json::{Value, json};
 
-use common::{Harness, NS, Payments, SEED, Setup, condition, sample_with, seed_sample, start};
+use crate::common::{
+    Harness, NS, Payments, SEED, Setup, condition, sample_with, seed_sample, start,
+};
 
 fn status_of(h: &Harness, name: &str) -> Value {
     h.get("payments.io/v2", "paymentservices", name)

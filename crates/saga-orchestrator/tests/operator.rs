@@ -2,10 +2,8 @@
 //! its definitions rendered and versioned, invalid ones held back, DependenciesReady following
 //! the PaymentServices (and a CloudNativePG cluster), and the drain on deletion.
 
-mod common;
-
+use crate::common::*;
 use anyhow::Result;
-use common::*;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use saga_orchestrator::reconcile::FINALIZER;

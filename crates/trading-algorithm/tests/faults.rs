@@ -5,12 +5,10 @@
 //! request rate bounded, and every one deleted under faults is stopped gracefully first.
 //! Seeded, so a failure reproduces.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{CONFORMANCE, NS};
 use anyhow::Result;
-use common::{CONFORMANCE, NS};
 use kube::api::{Api, DeleteParams};
 use operator_harness::{conformance::converge_under_faults, until};
 use testkit::Faults;

@@ -1,9 +1,7 @@
 //! The TradingAlgorithm operator end to end against testkit (with its simulated Deployment
 //! and autoscaler controllers): what a user sees in the cluster after each action.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use operator_harness::condition;
 
 use std::time::Duration;

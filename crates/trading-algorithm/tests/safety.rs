@@ -1,9 +1,7 @@
 //! What the operator must never do to a cluster: take over another team's objects, or hang a
 //! namespace deletion; and its audit record survives a namespace being deleted.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use operator_harness::condition;
 
 use anyhow::{Context as _, Result};

@@ -1,8 +1,6 @@
 //! The BatchProcessor harness: the shared one (`operator-harness`) with the CRD and the
 //! `payments` namespace, and helpers for the seed's batch, its runs and their reports.
 
-#![allow(dead_code)]
-
 use anyhow::{Context as _, Result};
 use batch_processor::controllers;
 use batch_processor::crd::BatchProcessor;

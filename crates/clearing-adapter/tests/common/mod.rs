@@ -2,8 +2,6 @@
 //! `payments` namespace and the sample's Secrets, and the operator run with a partner check
 //! the test scripts (no network).
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 

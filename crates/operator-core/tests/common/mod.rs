@@ -1,8 +1,6 @@
 //! The test operator the test files share: a `Widget` custom resource with one ConfigMap
 //! child, its size validated, its status `ready` once the child is applied.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,8 +1,6 @@
 //! The PaymentService harness: the shared one (`operator-harness`) with the CRD, the
 //! `payments` namespace and the seed's TLS Secret, and helpers for the seed's example.
 
-#![allow(dead_code)]
-
 use anyhow::Result;
 use k8s_openapi::api::core::v1::Secret;
 use kube::CustomResourceExt;

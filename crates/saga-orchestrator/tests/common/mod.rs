@@ -2,8 +2,6 @@
 //! PaymentService CRD as deploy/crds installs it (the orchestrator's dependencies; no
 //! payment-service operator runs here: a test sets their status), and helpers for the sample.
 
-#![allow(dead_code)]
-
 use anyhow::{Context as _, Result};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

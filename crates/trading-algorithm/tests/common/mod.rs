@@ -1,8 +1,6 @@
 //! The TradingAlgorithm harness: the shared one (`operator-harness`) with the CRD and the
 //! `trading-platform` namespace, and helpers for the samples and their reports.
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use anyhow::Result;

@@ -1,0 +1,6 @@
+//! Every integration test of this crate, in one binary: one link instead of one per file
+//! (each links the whole dependency tree), which keeps a clean build small and fast.
+
+mod conformance;
+mod loopback;
+mod workloads;

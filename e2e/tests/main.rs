@@ -1,0 +1,12 @@
+//! Every integration test of this crate, in one binary: one link instead of one per file
+//! (each links the whole dependency tree), which keeps a clean build small and fast.
+
+mod admission;
+mod batch_processor;
+mod clearing_adapter;
+mod conformance;
+mod manifests;
+mod operator_core;
+mod payment_service;
+mod saga_orchestrator;
+mod trading_algorithm;
