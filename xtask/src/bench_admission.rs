@@ -15,7 +15,8 @@ use operator_core::admission::{ServingCertificate, WebhookServer};
 use operator_core::runtime::admin::Readiness;
 use serde_json::{Value, json};
 use testkit::ApiServer;
-use testkit::tls::LocalCa;
+
+use crate::demo_admission::DemoCa;
 
 /// Creates per run: enough for stable percentiles, few enough to run in seconds.
 const N: usize = 1000;
@@ -38,60 +39,35 @@ fn api(client: &kube::Client, object: &Value, plural: &str) -> Api<DynamicObject
 }
 
 /// A server with the operator's CRDs, its bench namespace, and (when `webhooks`) its
-/// webhook configurations pointing at a server of its webhooks.
+/// webhook configurations pointing at a server of its webhooks, wired as the demo wires
+/// them. Dropping the returned sender stops that server.
 async fn cluster(
     root: &Path,
     operator: &'static OperatorDescriptor,
     webhooks: bool,
 ) -> Result<(ApiServer, Option<tokio::sync::watch::Sender<bool>>)> {
     let server = ApiServer::new();
-    let ca = LocalCa::new("bench webhook CA")?;
-    let bundle = serde_json::to_value(k8s_openapi::ByteString(ca.pem().as_bytes().to_vec()))?;
+    let ca = DemoCa::new()?;
     for crd in (operator.crds)() {
-        let mut crd = serde_json::to_value(crd)?;
-        if crd["spec"]["conversion"]["strategy"] == "Webhook" {
-            crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] = bundle.clone();
-        }
-        server
-            .create_from_yaml(&crd.to_string())
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        ca.install_crd(&server, serde_json::to_value(crd)?)?;
     }
-    let namespace = operator.bench.namespace;
     server
         .create_from_yaml(
-            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-                .to_string(),
+            &json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": operator.bench.namespace}})
+            .to_string(),
         )
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let text = std::fs::read_to_string(
-        root.join("deploy/admission")
-            .join(operator.package)
-            .join("webhooks.yaml"),
-    )?;
-    let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
-        .map(serde::Deserialize::deserialize)
-        .collect::<Result<_, _>>()?;
-    let service = objects
-        .iter()
-        .find(|o| o["kind"] == "Service")
-        .context("the webhook Service")?;
-    let (name, ns) = (
-        service["metadata"]["name"].as_str().unwrap_or_default(),
-        service["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default(),
-    );
-    let issued = ca.server_certificate(&[&format!("{name}.{ns}.svc")])?;
+    if !webhooks {
+        return Ok((server, None));
+    }
     let dir = std::env::temp_dir().join(format!(
         "bench-admission-{}-{}",
         std::process::id(),
         operator.package
     ));
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("tls.crt"), issued.cert_pem)?;
-    std::fs::write(dir.join("tls.key"), issued.key_pem)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    server.route_service(ns, name, 443, listener.local_addr()?);
+    let address = ca.wire(root, &server, operator, &dir)?;
+    let listener = tokio::net::TcpListener::bind(address).await?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let webhook_server = WebhookServer::new(
         operator.admission,
@@ -100,24 +76,6 @@ async fn cluster(
     )
     .converting(operator.conversions);
     tokio::spawn(webhook_server.serve(listener, Readiness::default(), stop_rx));
-    if webhooks {
-        for mut configuration in objects.into_iter().filter(|o| {
-            o["kind"]
-                .as_str()
-                .is_some_and(|k| k.ends_with("WebhookConfiguration"))
-        }) {
-            for hook in configuration["webhooks"]
-                .as_array_mut()
-                .into_iter()
-                .flatten()
-            {
-                hook["clientConfig"]["caBundle"] = bundle.clone();
-            }
-            server
-                .create_from_yaml(&configuration.to_string())
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        }
-    }
     Ok((server, Some(stop)))
 }
 

@@ -49,20 +49,82 @@ impl DemoCa {
         ))?)
     }
 
-    /// Installs the CRDs of `deploy/crds`, the CA injected into each conversion webhook.
+    /// Installs `crd`, the CA injected into its conversion webhook if it has one.
+    pub fn install_crd(&self, server: &ApiServer, mut crd: Value) -> Result<()> {
+        if crd["spec"]["conversion"]["strategy"] == "Webhook" {
+            crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] = self.bundle()?;
+        }
+        server
+            .create_from_yaml(&serde_json::to_string(&crd)?)
+            .map_err(|e| anyhow::anyhow!("installing {}: {e:?}", crd["metadata"]["name"]))?;
+        Ok(())
+    }
+
+    /// Installs the CRDs of `deploy/crds`.
     pub fn install_crds(&self, root: &Path, server: &ApiServer) -> Result<()> {
         for file in yaml_files(&root.join("deploy/crds"))? {
-            for mut crd in documents(&file)? {
-                if crd["spec"]["conversion"]["strategy"] == "Webhook" {
-                    crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] =
-                        self.bundle()?;
-                }
-                server
-                    .create_from_yaml(&serde_json::to_string(&crd)?)
-                    .map_err(|e| anyhow::anyhow!("installing {}: {e:?}", file.display()))?;
+            for crd in documents(&file)? {
+                self.install_crd(server, crd)?;
             }
         }
         Ok(())
+    }
+
+    /// Wires `operator`'s webhooks as `deploy/admission/<operator>` does in a cluster: its
+    /// Service's certificate issued into `cert_dir`, the Service routed to a free loopback
+    /// address (returned: the operator serves there), and its Validating and Mutating
+    /// WebhookConfigurations installed with this CA injected.
+    pub fn wire(
+        &self,
+        root: &Path,
+        server: &ApiServer,
+        operator: &OperatorDescriptor,
+        cert_dir: &Path,
+    ) -> Result<SocketAddr> {
+        let objects = documents(
+            &root
+                .join("deploy/admission")
+                .join(operator.package)
+                .join("webhooks.yaml"),
+        )?;
+        let service = objects
+            .iter()
+            .find(|o| o["kind"] == "Service")
+            .context("the webhook Service")?;
+        let (name, namespace) = (
+            service["metadata"]["name"].as_str().unwrap_or_default(),
+            service["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default(),
+        );
+        let issued = self
+            .0
+            .server_certificate(&[&format!("{name}.{namespace}.svc")])?;
+        std::fs::create_dir_all(cert_dir)?;
+        std::fs::write(cert_dir.join("tls.crt"), issued.cert_pem)?;
+        std::fs::write(cert_dir.join("tls.key"), issued.key_pem)?;
+        let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        server.route_service(namespace, name, 443, address);
+        let bundle = self.bundle()?;
+        for mut configuration in objects.into_iter().filter(|o| {
+            o["kind"]
+                .as_str()
+                .is_some_and(|k| k.ends_with("WebhookConfiguration"))
+        }) {
+            for hook in configuration["webhooks"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                hook["clientConfig"]["caBundle"] = bundle.clone();
+            }
+            server
+                .create_from_yaml(&serde_json::to_string(&configuration)?)
+                .map_err(|e| {
+                    anyhow::anyhow!("installing {}: {e:?}", configuration["metadata"]["name"])
+                })?;
+        }
+        Ok(address)
     }
 }
 
@@ -88,54 +150,14 @@ pub fn install(
     ca: &DemoCa,
     operators: &[OperatorDescriptor],
 ) -> Result<Vec<Webhooks>> {
-    let ca_bundle = ca.bundle()?;
-    let ca = &ca.0;
-    let mut served = Vec::new();
-    for operator in operators {
-        let objects = documents(
-            &root
-                .join("deploy/admission")
-                .join(operator.package)
-                .join("webhooks.yaml"),
-        )?;
-        let service = objects
-            .iter()
-            .find(|o| o["kind"] == "Service")
-            .context("the webhook Service")?;
-        let (name, namespace) = (
-            service["metadata"]["name"].as_str().unwrap_or_default(),
-            service["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default(),
-        );
-        let issued = ca.server_certificate(&[&format!("{name}.{namespace}.svc")])?;
-        let cert_dir = work.join("webhook-certs").join(operator.binary_name());
-        std::fs::create_dir_all(&cert_dir)?;
-        std::fs::write(cert_dir.join("tls.crt"), issued.cert_pem)?;
-        std::fs::write(cert_dir.join("tls.key"), issued.key_pem)?;
-        let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        server.route_service(namespace, name, 443, address);
-        for mut configuration in objects.into_iter().filter(|o| {
-            o["kind"]
-                .as_str()
-                .is_some_and(|k| k.ends_with("WebhookConfiguration"))
-        }) {
-            for hook in configuration["webhooks"]
-                .as_array_mut()
-                .into_iter()
-                .flatten()
-            {
-                hook["clientConfig"]["caBundle"] = ca_bundle.clone();
-            }
-            server
-                .create_from_yaml(&serde_json::to_string(&configuration)?)
-                .map_err(|e| {
-                    anyhow::anyhow!("installing {}: {e:?}", configuration["metadata"]["name"])
-                })?;
-        }
-        served.push(Webhooks { address, cert_dir });
-    }
-    Ok(served)
+    operators
+        .iter()
+        .map(|operator| {
+            let cert_dir = work.join("webhook-certs").join(operator.binary_name());
+            let address = ca.wire(root, server, operator, &cert_dir)?;
+            Ok(Webhooks { address, cert_dir })
+        })
+        .collect()
 }
 
 /// Waits until every webhook server accepts connections (the operators are up).
