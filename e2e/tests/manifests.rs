@@ -360,6 +360,8 @@ fn every_alert_reads_exported_metrics_and_links_its_runbook() -> Result<()> {
             m
         }),
     ] {
+        // What the runtime adds when the webhooks are on (deploy/admission).
+        operator_core::admission::WebhookMetrics::register(&metrics);
         let exported = metrics.series_names();
         let rules = render(&format!("monitoring/{operator}"))?;
         let mut alerts = 0;

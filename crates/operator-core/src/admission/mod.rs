@@ -12,6 +12,7 @@
 //! `/validate-<group with dots as dashes>-<version>-<kind in lower case>` and `/mutate-…`.
 
 mod defaults;
+mod metrics;
 pub mod server;
 mod tls;
 
@@ -26,6 +27,7 @@ use serde_json::Value;
 
 use crate::error::FieldError;
 pub use defaults::additions;
+pub use metrics::{Outcome, WebhookMetrics};
 pub use server::{WebhookServer, WebhookServerError};
 pub use tls::{CertificateError, ServingCertificate};
 
@@ -167,12 +169,6 @@ impl Verdict {
             errors,
             warnings: Vec::new(),
         }
-    }
-
-    #[must_use]
-    pub fn warn(mut self, warning: impl Into<String>) -> Self {
-        self.warnings.push(warning.into());
-        self
     }
 
     /// Allowed with `warnings`, or denied with `errors`: what a pure validation returns.

@@ -2,19 +2,23 @@
 //! the admin server's connection limits, a body limit, a per-review timeout, and the
 //! certificate re-read every [`CERTIFICATE_POLL`]. While no valid certificate is loaded,
 //! `/readyz` fails with the reason, so the Service sends the API server to no replica that
-//! cannot answer.
+//! cannot answer. Every request is counted ([`WebhookMetrics`]).
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use serde_json::Value;
 use tokio::sync::watch;
 
+use super::metrics::{Outcome, WebhookMetrics};
 use super::{
     Admitted, Converted, Hook, MAX_REVIEW_BYTES, ServingCertificate, answer, convert_review,
 };
@@ -46,6 +50,7 @@ pub struct WebhookServer {
     client: kube::Client,
     certificate: ServingCertificate,
     poll: Duration,
+    metrics: WebhookMetrics,
 }
 
 impl std::fmt::Debug for WebhookServer {
@@ -70,7 +75,15 @@ impl WebhookServer {
             client,
             certificate,
             poll: CERTIFICATE_POLL,
+            metrics: WebhookMetrics::default(),
         }
+    }
+
+    /// Records requests and outcomes in `metrics` (the operator's registry).
+    #[must_use]
+    pub fn recording(mut self, metrics: WebhookMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Also converts `converted` between their versions, on `/convert`.
@@ -101,24 +114,52 @@ impl WebhookServer {
                 let paths = [Some(path), single.then(|| short.to_string())];
                 for path in paths.into_iter().flatten() {
                     let client = self.client.clone();
-                    router = router.route(
-                        &path,
-                        post(move |body: Bytes| async move {
-                            let review = answer(admitted, hook, &body, &client).await;
-                            json(&review)
-                        }),
-                    );
+                    router = self.route(router, &path, Outcome::of_admission, move |body| {
+                        let client = client.clone();
+                        async move { answer(admitted, hook, &body, &client).await }
+                    });
                 }
             }
         }
         if !self.converted.is_empty() {
             let converted = self.converted;
-            router = router.route(
-                "/convert",
-                post(move |body: Bytes| async move { json(&convert_review(converted, &body)) }),
-            );
+            router = self.route(router, "/convert", Outcome::of_conversion, move |body| {
+                std::future::ready(convert_review(converted, &body))
+            });
         }
         router.layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
+    }
+
+    /// `router` with `path` answered by `review`, counted in the metrics: a body over the
+    /// limit is answered (413) and counted without being read.
+    fn route<F, Answered>(
+        &self,
+        router: Router,
+        path: &str,
+        outcome: fn(&Value) -> Outcome,
+        review: F,
+    ) -> Router
+    where
+        F: Fn(Bytes) -> Answered + Clone + Send + Sync + 'static,
+        Answered: Future<Output = Value> + Send,
+    {
+        let (webhook, metrics) = (path.to_string(), self.metrics.clone());
+        router.route(
+            path,
+            post(move |body: Result<Bytes, BytesRejection>| async move {
+                let started = Instant::now();
+                let response = match body {
+                    Ok(body) => {
+                        let answered = review(body).await;
+                        metrics.review(&webhook, outcome(&answered));
+                        json(&answered)
+                    }
+                    Err(rejection) => rejection.into_response(),
+                };
+                metrics.request(&webhook, response.status().as_u16(), started.elapsed());
+                response
+            }),
+        )
     }
 
     /// Listens on `address` and serves until `stop`. See [`Self::serve`].

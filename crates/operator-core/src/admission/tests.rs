@@ -10,6 +10,7 @@ use testkit::tls::LocalCa;
 
 use super::*;
 use crate::runtime::admin::Readiness;
+use crate::runtime::metrics::Metrics;
 
 #[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -80,6 +81,7 @@ struct Served {
     dir: PathBuf,
     address: std::net::SocketAddr,
     readiness: Readiness,
+    metrics: Metrics,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -100,6 +102,15 @@ impl Served {
         let (status, answer) = self.post(path, serde_json::to_vec(body)?).await?;
         assert_eq!(status, 200, "{answer}");
         Ok(answer["response"].clone())
+    }
+
+    /// The value `/metrics` shows for `series` (name and labels as exported), 0 if absent.
+    fn sample(&self, series: &str) -> f64 {
+        self.metrics
+            .encode()
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 }
 
@@ -132,14 +143,17 @@ async fn serve(name: &str, with_certificate: bool) -> anyhow::Result<Served> {
     let readiness = Readiness::default();
     readiness.set_connected();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics = Metrics::new();
     let server = WebhookServer::new(WIDGETS, client, ServingCertificate::in_dir(&dir))
-        .polling_every(Duration::from_millis(100));
+        .polling_every(Duration::from_millis(100))
+        .recording(WebhookMetrics::register(&metrics));
     tokio::spawn(server.serve(listener, readiness.clone(), stop_rx));
     Ok(Served {
         ca,
         dir,
         address,
         readiness,
+        metrics,
         _stop: stop,
     })
 }
@@ -196,6 +210,29 @@ async fn a_valid_object_is_allowed_an_invalid_one_denied_naming_every_field() ->
         .review(&path, &review("DELETE", json!({"size": 99})))
         .await?;
     assert_eq!(deleted["allowed"], true, "deletes are never refused");
+
+    let reviews = |result: &str| {
+        served.sample(&format!(
+            "operator_admission_reviews_total{{webhook=\"{path}\",result=\"{result}\"}}"
+        ))
+    };
+    assert_eq!(
+        (reviews("allowed"), reviews("denied"), reviews("error")),
+        (3.0, 2.0, 0.0),
+        "a broken rule is a denial, not an error"
+    );
+    assert_eq!(
+        served.sample(&format!(
+            "controller_runtime_webhook_requests_total{{webhook=\"{path}\",code=\"200\"}}"
+        )),
+        5.0
+    );
+    assert_eq!(
+        served.sample(&format!(
+            "controller_runtime_webhook_latency_seconds_count{{webhook=\"{path}\"}}"
+        )),
+        5.0
+    );
     Ok(())
 }
 
@@ -218,6 +255,12 @@ async fn defaulting_patches_add_only_what_is_missing() -> anyhow::Result<()> {
         .await?;
     assert_eq!(complete["allowed"], true);
     assert!(complete.get("patch").is_none(), "nothing to add: no patch");
+    let reviews = |result: &str| {
+        served.sample(&format!(
+            "operator_admission_reviews_total{{webhook=\"{path}\",result=\"{result}\"}}"
+        ))
+    };
+    assert_eq!((reviews("patched"), reviews("allowed")), (1.0, 1.0));
     Ok(())
 }
 
@@ -274,6 +317,20 @@ async fn malformed_wrong_kind_and_oversized_reviews_are_denied_cleanly() -> anyh
         .review(&path, &review("CREATE", json!({"size": 1})))
         .await?;
     assert_eq!(still["allowed"], true, "the server still answers");
+
+    // What the API server sent wrong is an error on the metrics, apart from bad objects.
+    let series =
+        |name: &str, label: &str| served.sample(&format!("{name}{{webhook=\"{path}\",{label}}}"));
+    let reviews = "operator_admission_reviews_total";
+    assert_eq!(series(reviews, "result=\"error\""), 4.0);
+    assert_eq!(series(reviews, "result=\"allowed\""), 1.0);
+    let requests = "controller_runtime_webhook_requests_total";
+    assert_eq!(series(requests, "code=\"413\""), 1.0, "the oversized body");
+    assert_eq!(series(requests, "code=\"200\""), 5.0);
+    assert!(
+        !served.metrics.encode().contains("/validate-nothing"),
+        "a path no webhook serves gets no series"
+    );
     Ok(())
 }
 

@@ -153,7 +153,8 @@ impl Runtime {
             self.client(),
             crate::admission::ServingCertificate::in_dir(webhook.cert_dir),
         )
-        .converting(converted);
+        .converting(converted)
+        .recording(crate::admission::WebhookMetrics::register(&self.metrics));
         let (readiness, stop) = (self.readiness.clone(), self.stop.clone());
         Some(Box::pin(async move {
             if let Err(error) = server.run(webhook.address, readiness, stop).await {
