@@ -34,7 +34,7 @@ struct OutcomeLabels {
 
 /// How one review was answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Admitted as sent.
     Allowed,
     /// Admitted with defaults added.
@@ -61,7 +61,7 @@ impl Outcome {
 
     /// The outcome of an answered AdmissionReview: a denial for a broken rule carries reason
     /// `Invalid` (see `validated`); any other denial is an error.
-    pub fn of_admission(review: &Value) -> Self {
+    pub(crate) fn of_admission(review: &Value) -> Self {
         let response = &review["response"];
         match response["allowed"].as_bool() {
             Some(true) if response.get("patch").is_some_and(|p| !p.is_null()) => Self::Patched,
@@ -72,7 +72,7 @@ impl Outcome {
     }
 
     /// The outcome of an answered ConversionReview.
-    pub fn of_conversion(review: &Value) -> Self {
+    pub(crate) fn of_conversion(review: &Value) -> Self {
         if review["response"]["result"]["status"] == "Success" {
             Self::Converted
         } else {
@@ -126,7 +126,7 @@ impl WebhookMetrics {
     }
 
     /// One HTTP request to `webhook`, answered with `code` after `elapsed`.
-    pub fn request(&self, webhook: &str, code: u16, elapsed: Duration) {
+    pub(crate) fn request(&self, webhook: &str, code: u16, elapsed: Duration) {
         self.requests
             .get_or_create(&CodeLabels {
                 webhook: webhook.to_string(),
@@ -141,7 +141,7 @@ impl WebhookMetrics {
     }
 
     /// One review `webhook` answered.
-    pub fn review(&self, webhook: &str, outcome: Outcome) {
+    pub(crate) fn review(&self, webhook: &str, outcome: Outcome) {
         self.reviews
             .get_or_create(&OutcomeLabels {
                 webhook: webhook.to_string(),

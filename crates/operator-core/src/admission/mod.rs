@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::error::FieldError;
 pub use defaults::additions;
-pub use metrics::{Outcome, WebhookMetrics};
+pub use metrics::WebhookMetrics;
 pub use server::{WebhookServer, WebhookServerError};
 pub use tls::{CertificateError, ServingCertificate};
 

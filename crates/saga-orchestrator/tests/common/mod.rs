@@ -73,20 +73,14 @@ pub fn sample() -> Result<Value> {
         .context("the sample's SagaOrchestrator")
 }
 
-/// `version`/`kind` of `group`: the PaymentServices are written in v2, their stored version
-/// (a v1 write would need the payment-service operator's conversion webhook).
-fn dynamic(
-    h: &Harness,
-    group: &str,
-    version: &str,
-    kind: &str,
-    plural: &str,
-) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk(group, version, kind);
+/// The PaymentServices the sagas depend on, in v2, their stored version (a v1 write would
+/// need the payment-service operator's conversion webhook).
+fn payment_services(h: &Harness) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("payments.io", "v2", "PaymentService");
     Api::namespaced_with(
         h.client(),
         NS,
-        &ApiResource::from_gvk_with_plural(&gvk, plural),
+        &ApiResource::from_gvk_with_plural(&gvk, "paymentservices"),
     )
 }
 
@@ -134,15 +128,9 @@ impl Sagas for Harness {
         let ps = json!({"apiVersion": "payments.io/v2", "kind": "PaymentService",
             "metadata": {"name": name, "namespace": NS},
             "spec": {"version": "1.0.0", "image": format!("registry.example/{name}:1.0.0")}});
-        dynamic(
-            self,
-            "payments.io",
-            "v2",
-            "PaymentService",
-            "paymentservices",
-        )
-        .create(&PostParams::default(), &serde_json::from_value(ps)?)
-        .await?;
+        payment_services(self)
+            .create(&PostParams::default(), &serde_json::from_value(ps)?)
+            .await?;
         self.set_ready(name, ready).await
     }
 
@@ -150,15 +138,9 @@ impl Sagas for Harness {
         let status = if ready { "True" } else { "False" };
         let patch = json!({"status": {"conditions": [{"type": "Ready", "status": status,
             "reason": "Test", "message": "set by the test", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
-        dynamic(
-            self,
-            "payments.io",
-            "v2",
-            "PaymentService",
-            "paymentservices",
-        )
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
+        payment_services(self)
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
         Ok(())
     }
 
