@@ -14,6 +14,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
+use operator_core::apply::controlled_by;
 use operator_core::conditions::{ConditionStatus, Observed, set_condition, set_not_ready};
 use operator_core::monitoring::PrometheusRule;
 use operator_core::runtime::config::WorkloadDefaults;
@@ -67,8 +68,9 @@ pub fn batch_of(job: &Job) -> Option<ObjectRef<BatchProcessor>> {
     Some(ObjectRef::new(name).within(&job.namespace()?))
 }
 
-/// The batch's Jobs: those its CronJob or the batch itself controls.
-fn observe_jobs(bp: &BatchProcessor, store: &Store<Job>) -> Vec<JobView> {
+/// The batch's Jobs: those its CronJob (`cron_uid`, when the batch controls one) or the batch
+/// itself controls. A CronJob of the batch's name that is someone else's owns none of them.
+fn observe_jobs(bp: &BatchProcessor, store: &Store<Job>, cron_uid: Option<&str>) -> Vec<JobView> {
     let (name, namespace) = (bp.name_any(), bp.namespace());
     let uid = bp.meta().uid.clone().unwrap_or_default();
     store
@@ -81,7 +83,8 @@ fn observe_jobs(bp: &BatchProcessor, store: &Store<Job>) -> Vec<JobView> {
                 .iter()
                 .find(|o| o.controller == Some(true))?;
             let by_operator = owner.uid == uid;
-            let ours = by_operator || (owner.kind == "CronJob" && owner.name == name);
+            let ours =
+                by_operator || (owner.kind == "CronJob" && Some(owner.uid.as_str()) == cron_uid);
             ours.then(|| job_view(j, by_operator))
         })
         .collect()
@@ -184,7 +187,12 @@ pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
             .await;
     }
 
-    let jobs = observe_jobs(&bp, &op.jobs);
+    let cron_uid = ctx
+        .children
+        .of::<CronJob>()?
+        .controlled_uid(&*bp, &name)
+        .await?;
+    let jobs = observe_jobs(&bp, &op.jobs, cron_uid.as_deref());
     let report = match runs::unrecorded(&bp, &jobs) {
         Some(job) => Some(read_report(&bp, &ctx, &job.name).await?),
         None => None,
@@ -198,7 +206,11 @@ pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
         delete_history(&bp, &ctx, &jobs).await?;
     }
 
-    let cron_job = ctx.api_beside::<CronJob, _>(&*bp).get_opt(&name).await?;
+    let cron_job = ctx
+        .api_beside::<CronJob, _>(&*bp)
+        .get_opt(&name)
+        .await?
+        .filter(|c| controlled_by(c.meta(), &*bp));
     let last_schedule_time = cron_job
         .and_then(|c| c.status)
         .and_then(|s| s.last_schedule_time)

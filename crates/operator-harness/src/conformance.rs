@@ -4,7 +4,8 @@
 //!   dropped watches) with every child present once and none orphaned;
 //! - a crash in the middle of convergence leaves nothing a new operator rewrites;
 //! - a converged resync writes nothing;
-//! - deleting every resource leaves behind only what the operator keeps on purpose.
+//! - deleting every resource leaves behind only what the operator keeps on purpose;
+//! - another team's object with a child's name is never touched ([`crate::foreign`]).
 //!
 //! An operator runs them with [`conformance_tests!`](crate::conformance_tests) and a
 //! [`Subject`] describing its resources and their children.
@@ -40,6 +41,9 @@ pub struct Subject {
     /// The children the operator keeps on purpose after its resource is deleted (released,
     /// not owned: a claim holding backups).
     pub kept_after_deletion: fn(&Value) -> Vec<ChildRef>,
+    /// Objects the operator uses as it finds them when they exist (an account the user names),
+    /// creating them only when missing: not children whose name another team can take.
+    pub used_as_found: fn(&Value) -> Vec<ChildRef>,
     /// Child kinds (plurals) something besides the operator writes: the simulated workload
     /// controllers update Deployments and autoscalers. The rewrite check skips them.
     pub written_by_others: &'static [&'static str],
@@ -59,14 +63,24 @@ impl Subject {
 
     /// Creates resources `0..n`.
     pub async fn create(&self, harness: &Harness, n: usize) -> Result<()> {
-        let served = self.served()?;
         for i in 0..n {
-            let resource = (self.resource)(i);
-            let api = dynamic_api(harness, served, &resource)?;
-            let object: DynamicObject = serde_json::from_value(resource)?;
-            api.create(&PostParams::default(), &object).await?;
+            self.create_one(harness, &(self.resource)(i)).await?;
         }
         Ok(())
+    }
+
+    /// Creates one resource (as JSON).
+    pub async fn create_one(&self, harness: &Harness, resource: &Value) -> Result<()> {
+        let object: DynamicObject = serde_json::from_value(resource.clone())?;
+        self.api_for(harness, resource)?
+            .create(&PostParams::default(), &object)
+            .await?;
+        Ok(())
+    }
+
+    /// The API of the resource's kind in its namespace.
+    pub fn api_for(&self, harness: &Harness, resource: &Value) -> Result<Api<DynamicObject>> {
+        dynamic_api(harness, self.served()?, resource)
     }
 
     /// The resources that exist, as JSON.
@@ -380,6 +394,11 @@ macro_rules! conformance_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn conformance_a_converged_resync_writes_nothing() -> anyhow::Result<()> {
             $crate::conformance::converged_resync_writes_nothing(&$subject).await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_another_teams_objects_are_never_touched() -> anyhow::Result<()> {
+            $crate::foreign::foreign_objects_are_never_touched(&$subject).await
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod conformance;
+pub mod foreign;
 pub mod shipped;
 
 use std::sync::Arc;

@@ -74,6 +74,7 @@ macro_rules! conformance_cases {
         $run!(tables_for_kubectl_get_and_get_watch);
         $run!(deletion_preconditions_and_collections);
         $run!(secret_string_data_is_stored_as_data);
+        $run!(a_patch_naming_a_uid_applies_only_to_that_object);
     };
 }
 
@@ -1078,5 +1079,61 @@ pub async fn secret_string_data_is_stored_as_data(b: &Backend) -> Result<()> {
     ensure!(text("kept").as_deref() == Some("x"), "{data:?}");
     ensure!(text("replaced").as_deref() == Some("new"), "{data:?}");
     ensure!(text("added").as_deref() == Some("placeholder"), "{data:?}");
+    Ok(())
+}
+
+/// A patch that carries `metadata.uid` applies only to the object with that UID: one
+/// recreated under the same name refuses it (409), so an operator that read an object and then
+/// scales or releases it never writes to a replacement that is someone else's.
+pub async fn a_patch_naming_a_uid_applies_only_to_that_object(b: &Backend) -> Result<()> {
+    let deployments: Api<Deployment> = b.api();
+    let first = deployments
+        .create(
+            &PostParams::default(),
+            &deployment("uid-bound", 3, "busybox")?,
+        )
+        .await?;
+    let uid = first
+        .metadata
+        .uid
+        .clone()
+        .context("a created object has a UID")?;
+    let scale = |uid: &str, replicas: i32| json!({"metadata": {"uid": uid}, "spec": {"replicas": replicas}});
+    deployments
+        .patch(
+            "uid-bound",
+            &PatchParams::default(),
+            &Patch::Merge(&scale(&uid, 2)),
+        )
+        .await?;
+    deployments
+        .delete("uid-bound", &DeleteParams::default())
+        .await?;
+    eventually("the first one goes", || async {
+        Ok(deployments.get_opt("uid-bound").await?.is_none())
+    })
+    .await?;
+    let second = deployments
+        .create(
+            &PostParams::default(),
+            &deployment("uid-bound", 7, "busybox")?,
+        )
+        .await?;
+    let refused = deployments
+        .patch(
+            "uid-bound",
+            &PatchParams::default(),
+            &Patch::Merge(&scale(&uid, 0)),
+        )
+        .await;
+    ensure!(
+        api_error(refused).map(|e| e.0) == Some(409),
+        "a patch naming the old UID is a conflict"
+    );
+    let now = deployments.get("uid-bound").await?;
+    ensure!(
+        now.spec.and_then(|s| s.replicas) == Some(7) && now.metadata.uid == second.metadata.uid,
+        "the replacement is untouched"
+    );
     Ok(())
 }

@@ -14,6 +14,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
+use operator_core::apply::controlled_by;
 use operator_core::conditions::{ConditionStatus, Observed, Reason, set_condition, set_not_ready};
 use operator_core::finalizer::{Cleanup, Deletion, with_finalizer};
 use operator_core::runtime::config::WorkloadDefaults;
@@ -106,10 +107,13 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     let changes = apply_children(&ta, &ctx, desired).await?;
     let refusal = changes.refusal();
 
+    // Only a Deployment this algorithm controls says how it trades: one of that name that
+    // is someone else's (a refused child) is not read.
     let deployment_status = ctx
         .api_beside::<Deployment, _>(&*ta)
         .get_opt(&deployment_name(&ta.name_any()))
         .await?
+        .filter(|d| controlled_by(d.meta(), &*ta))
         .and_then(|d| d.status);
     let mut status = observed_status(
         &ta,
@@ -356,11 +360,19 @@ async fn wind_down(ta: &TradingAlgorithm, ctx: &Ctx) -> Result<Option<Cleanup>> 
         .await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let name = deployment_name(&ta.name_any());
-    let remaining = match deployments.get_opt(&name).await? {
+    // Only a Deployment this algorithm controls is scaled: one of that name that is someone
+    // else's (refused as a conflict) is never touched.
+    let ours = deployments
+        .get_opt(&name)
+        .await?
+        .filter(|d| controlled_by(d.meta(), ta));
+    let remaining = match ours {
         None => 0,
         Some(d) => {
             if d.spec.as_ref().and_then(|s| s.replicas) != Some(0) {
-                let patch = json!({"spec": {"replicas": 0}});
+                // The UID in the patch makes the server refuse it should the object have been
+                // replaced by someone else's since it was read.
+                let patch = json!({"metadata": {"uid": d.metadata.uid}, "spec": {"replicas": 0}});
                 deployments
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;

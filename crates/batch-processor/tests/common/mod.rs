@@ -141,5 +141,6 @@ pub const CONFORMANCE: Subject = Subject {
         }]
     },
     kept_after_deletion: |_| Vec::new(),
+    used_as_found: |_| Vec::new(),
     written_by_others: &["cronjobs", "jobs"],
 };

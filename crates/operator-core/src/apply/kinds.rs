@@ -30,8 +30,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 
+use super::dependencies::{RefusedSibling, Uses, pod_labels};
 use super::{Changes, ChildObject, Children, Foreign, OperatorIdentity};
-use crate::error::{Error, Result};
+use crate::error::{Error, RefusedChild, Result};
 
 /// Whether a pass deletes this owner's children of a kind that it did not apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +186,7 @@ impl ChildWatches {
 #[derive(Clone)]
 pub struct ChildKinds {
     client: Client,
+    identity: OperatorIdentity,
     kinds: Arc<Vec<Arc<dyn DeclaredKind>>>,
 }
 
@@ -274,6 +276,7 @@ impl ChildKindsBuilder {
         (
             ChildKinds {
                 client: self.client,
+                identity: self.identity,
                 kinds: Arc::new(self.kinds),
             },
             self.watches,
@@ -326,6 +329,7 @@ impl ChildKinds {
             owner,
             applied: HashMap::new(),
             changes: Changes::default(),
+            refused_siblings: Vec::new(),
         }
     }
 
@@ -354,6 +358,9 @@ pub struct ChildPass<'a, O> {
     /// Kind → names this pass applied (or kept).
     applied: HashMap<String, BTreeSet<String>>,
     changes: Changes,
+    /// Children refused as someone else's, or withheld because they use one: what the rest
+    /// of the pass must not use.
+    refused_siblings: Vec<RefusedSibling>,
 }
 
 /// What became of a child of an optional kind this pass (a ServiceMonitor).
@@ -386,17 +393,109 @@ impl<O: Resource<DynamicType = ()>> ChildPass<'_, O> {
 
     /// [`Self::apply`], deciding with `foreign` what an object of that name that the owner
     /// does not control means.
+    ///
+    /// A child that uses a sibling refused earlier in the pass (see [`super::dependencies`])
+    /// is withheld: not applied, reported as refused, and removed if an earlier pass made it,
+    /// since it would act on, route to or run with someone else's object. Apply what others
+    /// use first (ConfigMaps before the Deployment, the Deployment before its autoscaler).
     pub async fn apply_with<K>(&mut self, desired: K, foreign: Foreign) -> Result<()>
     where
         K: ChildObject,
     {
-        if let Some(name) = desired.meta().name.clone() {
-            self.keep::<K>(name);
+        let kind = K::kind(&()).into_owned();
+        let name = desired.meta().name.clone().unwrap_or_default();
+        self.keep::<K>(name.clone());
+        let sibling = self.as_sibling(&kind, &name, &desired)?;
+        if !self.refused_siblings.is_empty() {
+            let object = serde_json::to_value(&desired).map_err(|source| Error::Serialization {
+                what: format!("{kind} {name}"),
+                source,
+            })?;
+            if let Some(used) = Uses::of(&kind, &object).refused(&self.refused_siblings) {
+                let used = format!("{} {}", used.kind, used.name);
+                return self.withhold::<K>(sibling, used).await;
+            }
         }
+        let refused_before = self.changes.refused.len();
         self.kinds
             .of::<K>()?
             .apply_noted_with(self.owner, desired, foreign, &mut self.changes)
-            .await
+            .await?;
+        let conflict = self.changes.refused[refused_before..]
+            .iter()
+            .any(|r| r.reason == "ChildNameConflict");
+        if conflict {
+            self.refused_siblings.push(sibling);
+        }
+        Ok(())
+    }
+
+    /// What other children could use of this one, should it be refused: its labels (as
+    /// stamped) and, for a workload, its pods' labels.
+    fn as_sibling<K: ChildObject>(
+        &self,
+        kind: &str,
+        name: &str,
+        desired: &K,
+    ) -> Result<RefusedSibling> {
+        let runs_pods = matches!(
+            kind,
+            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "CronJob"
+        );
+        let pod_labels = if runs_pods {
+            let object = serde_json::to_value(desired).map_err(|source| Error::Serialization {
+                what: format!("{kind} {name}"),
+                source,
+            })?;
+            pod_labels(kind, &object)
+        } else {
+            None
+        };
+        let mut labels = desired.meta().labels.clone().unwrap_or_default();
+        labels.extend(
+            self.kinds
+                .identity
+                .standard_labels(self.owner.meta().name.as_deref().unwrap_or_default()),
+        );
+        Ok(RefusedSibling {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            pod_labels,
+            labels,
+        })
+    }
+
+    /// Leaves out a child that uses `used`, a sibling that is not this owner's: reported as
+    /// refused (so nothing is pruned this pass and Ready says why), and deleted if an earlier
+    /// pass made it.
+    async fn withhold<K: ChildObject>(
+        &mut self,
+        child: RefusedSibling,
+        used: String,
+    ) -> Result<()> {
+        let removed = self
+            .kinds
+            .of::<K>()?
+            .remove_controlled(self.owner.meta(), &child.name)
+            .await?;
+        let mut message = format!(
+            "{} {} is not applied: it would use {used}, which is not this resource's (see that conflict)",
+            child.kind, child.name
+        );
+        if removed {
+            message.push_str("; the one made earlier was deleted");
+            self.changes
+                .pruned
+                .push(format!("{}/{}", child.kind, child.name));
+        }
+        tracing::warn!(child = %format!("{}/{}", child.kind, child.name), %used, removed, "child withheld: it uses an object that is not the owner's");
+        self.changes.refused.push(RefusedChild {
+            child: format!("{}/{}", child.kind, child.name),
+            reason: crate::reason!("UsesForeignObject"),
+            message,
+        });
+        self.refused_siblings.push(child);
+        Ok(())
     }
 
     /// Applies a child of an optional kind (one whose CRD may not be installed) when it is

@@ -51,9 +51,11 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, RefusedChild, Result};
 
+mod dependencies;
 mod kinds;
 mod ownership;
 
+pub use dependencies::uses;
 pub use kinds::{ChildKinds, ChildPass, ChildWatches, OptionalChild, Prune};
 
 /// A namespaced kind an operator applies, caches and prunes as a child: what every apply
@@ -528,6 +530,20 @@ where
             .collect())
     }
 
+    /// The UID of the child `name` of kind `K` if `owner` controls it, as the cache sees it:
+    /// what objects that child owns in turn (a CronJob's Jobs) are recognised by.
+    pub async fn controlled_uid<O>(&self, owner: &O, name: &str) -> Result<Option<String>>
+    where
+        O: Resource<DynamicType = ()>,
+    {
+        Ok(self
+            .controlled_by(owner.meta())
+            .await?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, uid)| uid))
+    }
+
     /// Deletes the children of kind `K` that `owner` controls and that are not named in
     /// `keep`. Children are found by their controller owner reference, never by name.
     /// Returns the names deleted.
@@ -568,6 +584,38 @@ where
             deleted.push(name);
         }
         Ok(deleted)
+    }
+
+    /// Deletes the child `name` if `owner` controls it (by UID); anything else of that name
+    /// is left alone. Whether it deleted one.
+    pub(crate) async fn remove_controlled(&self, owner: &ObjectMeta, name: &str) -> Result<bool> {
+        let key: ChildKey = (owner.namespace.clone(), name.to_string());
+        let Some(meta) = self.observed(&key).await? else {
+            return Ok(false);
+        };
+        let owner_uid = owner.uid.as_deref().unwrap_or_default();
+        let ours = meta
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.controller == Some(true) && r.uid == owner_uid);
+        if !ours {
+            return Ok(false);
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: meta.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        match self.api(key.0.as_deref()).delete(name, &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        self.records().remove(&key);
+        Ok(true)
     }
 
     /// [`Self::apply_with`], noting the outcome as `Kind/name` in `changes`. A child refused

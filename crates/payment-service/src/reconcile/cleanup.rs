@@ -33,14 +33,15 @@ async fn stop_and_keep_backups(ps: &PaymentService, ctx: &Ctx) -> Result<(Vec<St
                 .iter()
                 .any(|o| Some(&o.uid) == ps.meta().uid.as_ref()) =>
         {
-            let patch = json!({"metadata": {"ownerReferences": null}});
+            // The UID makes the server refuse the patch should the claim have been replaced.
+            let patch = json!({"metadata": {"uid": meta.metadata.uid, "ownerReferences": null}});
             claims
                 .patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
             true
         }
-        Some(_) => true,
-        None => false,
+        // Someone else's claim of that name holds none of this service's backups.
+        Some(_) | None => false,
     };
     Ok((deleted, kept))
 }

@@ -222,5 +222,10 @@ pub const CONFORMANCE: Subject = Subject {
             Vec::new()
         }
     },
+    // The account the resource runs as is the user's when it exists.
+    used_as_found: |ps| {
+        let name = ps["metadata"]["name"].as_str().unwrap_or_default();
+        vec![child("v1", "serviceaccounts", name.to_string())]
+    },
     written_by_others: &["deployments", "horizontalpodautoscalers"],
 };

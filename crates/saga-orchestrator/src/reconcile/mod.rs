@@ -121,6 +121,10 @@ async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
     let refusal = changes.refusal();
 
     let mut next = observed_status(&so, &plan, &observed, &invalid, &dependencies, monitor, now);
+    let sagas_child = format!("ConfigMap/{}", resources::sagas_name(&so.name_any()));
+    if let Some(refused) = changes.refused.iter().find(|r| r.child == sagas_child) {
+        status::definitions_not_in_force(&mut next, refused, so.meta().generation, now);
+    }
     if let Some(refusal) = &refusal {
         set_not_ready(&mut next.conditions, refusal, so.meta().generation, now);
     }

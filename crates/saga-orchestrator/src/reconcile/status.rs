@@ -4,8 +4,8 @@
 
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
-use operator_core::FieldError;
 use operator_core::conditions::{ConditionStatus, Observed as Condition, set_condition};
+use operator_core::{FieldError, RefusedChild};
 
 use super::observe::Observed;
 use crate::crd::{DefinitionVersion, Phase, SagaOrchestrator, SagaOrchestratorStatus};
@@ -23,6 +23,23 @@ pub fn invalid_message(invalid: &[FieldError]) -> String {
         "invalid saga definitions, not given to the orchestrator: {}; the last valid definitions stay in force",
         problems.join("; ")
     )
+}
+
+/// The definitions are valid but their ConfigMap is someone else's: the orchestrator does not
+/// run them, and DefinitionsValid says so instead of "in force".
+pub fn definitions_not_in_force(
+    status: &mut SagaOrchestratorStatus,
+    refused: &RefusedChild,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let condition = Condition {
+        type_: DEFINITIONS_VALID,
+        status: ConditionStatus::False,
+        reason: operator_core::reason!("NotInForce"),
+        message: format!("the saga definitions are not in force: {}", refused.message),
+    };
+    set_condition(&mut status.conditions, condition, generation, now);
 }
 
 /// Every version held, with what runs on it.

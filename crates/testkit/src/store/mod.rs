@@ -662,6 +662,18 @@ impl Store {
         mut new: Value,
     ) -> Result<Written, ApiError> {
         let name = meta_str(old, "name").to_string();
+        // A write that names a UID is a precondition, as on a real server: it applies only to
+        // that object, never to one recreated under the same name.
+        let (old_uid, new_uid) = (meta_str(old, "uid"), meta_str(&new, "uid"));
+        if !new_uid.is_empty() && new_uid != old_uid {
+            return Err(ApiError::conflict(
+                &rt.plural,
+                &name,
+                &format!(
+                    "Precondition failed: UID in precondition: {new_uid}, UID in object meta: {old_uid}"
+                ),
+            ));
+        }
         for f in [
             "name",
             "namespace",
