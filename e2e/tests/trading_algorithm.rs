@@ -150,7 +150,7 @@ async fn the_seed_example_converges_takes_updates_repairs_drift_goes_quiet_and_d
 }
 
 /// Seed 002's risk guard: a report past the daily loss limit halts trading (scaled to zero);
-/// the resume annotation for that day brings it back.
+/// the resume annotation naming that halt (its `since`) brings it back.
 #[tokio::test]
 async fn a_breach_of_the_loss_limit_halts_trading_and_the_resume_annotation_restarts_it()
 -> Result<()> {
@@ -200,7 +200,7 @@ async fn a_breach_of_the_loss_limit_halts_trading_and_the_resume_annotation_rest
         .patch(
             SEED,
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"fintech.io/resume-trading": day}}})),
+            &Patch::Merge(json!({"metadata": {"annotations": {"fintech.io/resume-trading": halted["riskHalt"]["since"]}}})),
         )
         .await?;
     let resumed = active(&ns, "trading again").await?;

@@ -28,7 +28,7 @@ use saga_orchestrator::crd::SagaOrchestrator;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use trading_algorithm::crd::TradingAlgorithm;
-use trading_algorithm::risk::TradingState;
+use trading_algorithm::risk::{Assessment, Resume, TradingState};
 
 const RESYNC: Duration = Duration::from_secs(10);
 
@@ -113,7 +113,11 @@ async fn reconcile_trading(
     updated.status = Some(observed_status(
         &ta,
         deployment.as_ref(),
-        &TradingState::Trading,
+        &Assessment {
+            state: TradingState::Trading,
+            resume: Resume::Nothing,
+        },
+        None,
         None,
         true,
         Timestamp::now(),

@@ -190,13 +190,31 @@ pub enum Phase {
 #[serde(rename_all = "camelCase")]
 pub struct RiskHalt {
     /// The UTC trading day (YYYY-MM-DD) of the breach; trading resumes the next day, or when
-    /// annotation `fintech.io/resume-trading` is set to this day.
+    /// annotation `fintech.io/resume-trading` is set to `since`.
     pub trading_day: String,
     /// Daily P&L when the halt began.
     #[serde(rename = "dailyPnL")]
     pub daily_pnl: f64,
     /// When the halt began.
     pub since: Time,
+}
+
+/// A halt lifted by a human: which halt, when, and by whom.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RiskResume {
+    /// The UTC trading day of the halt; the guard does not halt again that day.
+    pub trading_day: String,
+    /// When the halt that was lifted began (the annotation's value).
+    pub halted_since: Time,
+    /// Daily P&L when that halt began.
+    #[serde(rename = "dailyPnL")]
+    pub daily_pnl: f64,
+    /// When the operator saw the acknowledgement and resumed trading.
+    pub resumed_at: Time,
+    /// The field manager that wrote annotation `fintech.io/resume-trading` (`kubectl-annotate`
+    /// for kubectl), as the API server recorded it.
+    pub resumed_by: String,
 }
 
 operator_core::reported_status!(TradingAlgorithmStatus, Phase);
@@ -246,6 +264,13 @@ pub struct TradingAlgorithmStatus {
     /// Present while trading is halted by the risk guard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_halt: Option<RiskHalt>,
+    /// The last halt a human lifted with annotation `fintech.io/resume-trading`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_resume: Option<RiskResume>,
+    /// A value of annotation `fintech.io/resume-trading` that acknowledged no halt and was
+    /// ignored (reported once with a Warning event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_resume: Option<String>,
     /// Set when the algorithm is being deleted: its final figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_report: Option<FinalReport>,

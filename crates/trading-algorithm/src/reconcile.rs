@@ -25,7 +25,7 @@ use crate::crd::{FinalReport, Phase, TradingAlgorithm, TradingAlgorithmStatus};
 use crate::metrics::TradingMetrics;
 use crate::report::{self, Report};
 use crate::resources::{self, DesiredChildren, deployment_name};
-use crate::risk::{self, TradingState};
+use crate::risk::{self, Assessment, Resume, TradingState};
 use crate::validate;
 
 /// The finalizer seed 002 names: trading stops gracefully before the resource goes.
@@ -84,9 +84,11 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
             .await;
     }
 
+    let mut report_error = None;
     let report = match report::lookup(&op.reports, &ta) {
         Some(Ok(report)) => Some(report),
         Some(Err(why)) => {
+            report_error = Some(why.clone());
             ctx.events
                 .warning(
                     &*ta,
@@ -102,7 +104,8 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
         }
         None => None,
     };
-    let state = risk::assess(&ta, report.as_ref(), now);
+    let assessment = risk::assess(&ta, report.as_ref(), now);
+    let state = &assessment.state;
     let desired = resources::desired_children(&ta, &op.defaults, state.is_stopped());
     let changes = apply_children(&ta, &ctx, desired).await?;
     let refusal = changes.refusal();
@@ -118,17 +121,18 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     let mut status = observed_status(
         &ta,
         deployment_status.as_ref(),
-        &state,
+        &assessment,
         report.as_ref(),
+        report_error.as_deref(),
         changes.any(),
         now,
     );
     if let Some(refusal) = &refusal {
         set_not_ready(&mut status.conditions, refusal, ta.meta().generation, now);
     }
-    announce(&ta, &ctx, &state, &changes).await;
+    announce(&ta, &ctx, &assessment, &changes).await;
     ctx.write_status(&*ta, &status).await?;
-    op.metrics.observe(&ta, report.as_ref(), &state);
+    op.metrics.observe(&ta, report.as_ref(), state);
     match refusal {
         Some(refusal) => Err(refusal),
         None => Ok(ctx.resync()),
@@ -154,9 +158,31 @@ async fn apply_children(
 
 /// Events a human wants in `kubectl describe`: what was created or changed, and every
 /// change of the trading state.
-async fn announce(ta: &TradingAlgorithm, ctx: &Ctx, state: &TradingState, changes: &Changes) {
+async fn announce(ta: &TradingAlgorithm, ctx: &Ctx, assessment: &Assessment, changes: &Changes) {
     let events = &ctx.events;
     events.changes(ta, changes).await;
+    match &assessment.resume {
+        Resume::Acknowledged(r) => {
+            let note = format!(
+                "{} acknowledged the halt of {} (since {}, dailyPnL {}): trading resumes, and the guard will not halt again on {}",
+                r.resumed_by, r.trading_day, r.halted_since.0, r.daily_pnl, r.trading_day
+            );
+            events
+                .normal(ta, operator_core::reason!("TradingResumed"), "Resume", note)
+                .await;
+        }
+        Resume::Ignored { value, why } => {
+            let note = format!(
+                "annotation {}={value} is ignored: {why}; the risk guard stays armed. To lift a halt, set the annotation to the halt's status.riskHalt.since",
+                risk::RESUME_ANNOTATION
+            );
+            events
+                .warning(ta, operator_core::reason!("ResumeIgnored"), "Resume", note)
+                .await;
+        }
+        Resume::Nothing => {}
+    }
+    let state = &assessment.state;
     let was_halted = ta
         .status
         .as_ref()
@@ -166,11 +192,11 @@ async fn announce(ta: &TradingAlgorithm, ctx: &Ctx, state: &TradingState, change
     match state {
         TradingState::Halted(halt) if !was_halted => {
             let note = format!(
-                "dailyPnL {} breached dailyLossLimit {}: scaled to zero until the next UTC trading day or until annotated {}={}",
+                "dailyPnL {} breached dailyLossLimit {}: scaled to zero until the next UTC trading day, or until a human acknowledges this halt with annotation {}={}",
                 halt.daily_pnl,
                 ta.spec.risk_limits.daily_loss_limit,
                 risk::RESUME_ANNOTATION,
-                halt.trading_day
+                halt.since.0
             );
             events
                 .warning(
@@ -263,12 +289,23 @@ pub fn phase(
 pub fn observed_status(
     ta: &TradingAlgorithm,
     deployment: Option<&DeploymentStatus>,
-    state: &TradingState,
+    assessment: &Assessment,
     report: Option<&Report>,
+    report_error: Option<&str>,
     children_changed: bool,
     now: Timestamp,
 ) -> TradingAlgorithmStatus {
     let previous = ta.status.clone().unwrap_or_default();
+    let state = &assessment.state;
+    let risk_resume = match &assessment.resume {
+        Resume::Acknowledged(r) => Some(r.clone()),
+        _ => previous.risk_resume.clone(),
+    };
+    let ignored_resume = match &assessment.resume {
+        _ if !ta.annotations().contains_key(risk::RESUME_ANNOTATION) => None,
+        Resume::Ignored { value, .. } => Some(value.clone()),
+        _ => previous.ignored_resume.clone(),
+    };
     let generation = ta.meta().generation;
     let phase = phase(ta, deployment, state);
     let mut conditions = previous.conditions.clone();
@@ -300,20 +337,36 @@ pub fn observed_status(
                 h.daily_pnl, h.trading_day, ta.spec.risk_limits.daily_loss_limit
             ),
         },
-        None => match risk::resumed_over_limit(ta, report, now) {
+        None => match (
+            risk::resumed_over_limit(ta, risk_resume.as_ref(), report, now),
+            &risk_resume,
+        ) {
             // Trading again by a human's decision, not because the loss recovered: say so.
-            Some(pnl) => Observed {
+            (Some(pnl), Some(resume)) => Observed {
                 type_: "RiskLimitBreached",
                 status: ConditionStatus::True,
                 reason: operator_core::reason!("ResumedOverLimit"),
                 message: format!(
-                    "dailyPnL {pnl} is past dailyLossLimit {}; trading was resumed by annotation {}={} and the guard will not halt again today",
-                    ta.spec.risk_limits.daily_loss_limit,
-                    risk::RESUME_ANNOTATION,
-                    risk::trading_day(now)
+                    "dailyPnL {pnl} is past dailyLossLimit {}; {} lifted the halt at {} and the guard will not halt again today",
+                    ta.spec.risk_limits.daily_loss_limit, resume.resumed_by, resume.resumed_at.0
                 ),
             },
-            None => Observed {
+            // A report that cannot be read says nothing of today: the last figures stand, and
+            // the guard keeps any halt it has.
+            _ if report.is_none() && report_error.is_some() => Observed {
+                type_: "RiskLimitBreached",
+                status: ConditionStatus::Unknown,
+                reason: operator_core::reason!("ReportInvalid"),
+                message: format!(
+                    "today's report {} cannot be read ({}): fix it; the last valid dailyPnL was {}",
+                    resources::report_name(&ta.name_any()),
+                    report_error.unwrap_or_default(),
+                    previous
+                        .daily_pnl
+                        .map_or_else(|| "never reported".to_string(), |p| p.to_string())
+                ),
+            },
+            _ => Observed {
                 type_: "RiskLimitBreached",
                 status: ConditionStatus::False,
                 reason: operator_core::reason!("WithinLimits"),
@@ -341,6 +394,8 @@ pub fn observed_status(
         daily_pnl: report.map(|r| r.daily_pnl).or(previous.daily_pnl),
         observed_generation: generation,
         risk_halt: state.halt().cloned(),
+        risk_resume,
+        ignored_resume,
         final_report: previous.final_report.clone(),
     };
     if children_changed || status != previous {

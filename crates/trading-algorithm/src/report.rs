@@ -73,20 +73,28 @@ pub fn parse(cm: &ConfigMap) -> Result<Report, String> {
     let trading_day = get("tradingDay")?;
     if k8s_openapi::jiff::civil::Date::strptime("%Y-%m-%d", &trading_day).is_err() {
         return Err(format!(
-            "tradingDay must be YYYY-MM-DD, got {trading_day:?}"
+            "tradingDay must be YYYY-MM-DD, got \"{trading_day}\""
         ));
     }
     let total_trades = get("totalTrades")?.parse().map_err(|_| {
         format!(
-            "totalTrades must be an integer, got {:?}",
+            "totalTrades must be an integer, got \"{}\"",
             data.get("totalTrades")
+                .map(String::as_str)
+                .unwrap_or_default()
         )
     })?;
-    let daily_pnl: f64 = get("dailyPnL")?
-        .parse()
-        .map_err(|_| format!("dailyPnL must be a number, got {:?}", data.get("dailyPnL")))?;
+    let daily_pnl: f64 = get("dailyPnL")?.parse().map_err(|_| {
+        format!(
+            "dailyPnL must be a decimal number, got \"{}\"",
+            data.get("dailyPnL").map(String::as_str).unwrap_or_default()
+        )
+    })?;
     if !daily_pnl.is_finite() {
-        return Err("dailyPnL must be finite".into());
+        return Err(format!(
+            "dailyPnL must be a finite decimal number, got \"{}\"",
+            data.get("dailyPnL").map(String::as_str).unwrap_or_default()
+        ));
     }
     Ok(Report {
         trading_day,
