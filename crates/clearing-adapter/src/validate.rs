@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use operator_core::FieldError;
+use operator_core::credentials::{is_credential_name, url_credentials};
 use operator_core::validation::{self, FieldErrors};
 
 use crate::crd::{BankingPartner, ClearingAdapterSpec};
@@ -199,6 +200,7 @@ fn partners(errors: &mut FieldErrors, partners: &[BankingPartner]) {
         );
         errors.push(&field("name"), validation::resource_name(&partner.name, ""));
         errors.push(&field("endpoint"), validation::https_url(&partner.endpoint));
+        errors.push(&field("endpoint"), url_credentials(&partner.endpoint));
         errors.check(
             (0..=1000).contains(&partner.weight),
             &field("weight"),
@@ -213,6 +215,10 @@ fn partners(errors: &mut FieldErrors, partners: &[BankingPartner]) {
                 partner.health_check_path
             ),
         );
+        errors.push(
+            &field("healthCheckPath"),
+            url_credentials(&partner.health_check_path),
+        );
         for name in partner.headers.keys() {
             let header = field(&format!("headers.{name}"));
             errors.check(
@@ -221,7 +227,7 @@ fn partners(errors: &mut FieldErrors, partners: &[BankingPartner]) {
                 "must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
             );
             errors.check(
-                !looks_like_credential(name),
+                !is_credential_name(name),
                 &header,
                 "looks like a credential and may not have an inline value: put the value in a Secret and reference it from auth.secretRef",
             );
@@ -245,18 +251,6 @@ fn partners(errors: &mut FieldErrors, partners: &[BankingPartner]) {
             }
         }
     }
-}
-
-/// A header whose name says it carries a credential: `Authorization`, `*-Key`, `*-Token`,
-/// anything with `Secret` in it (case-insensitive).
-pub fn looks_like_credential(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower == "authorization"
-        || lower == "proxy-authorization"
-        || lower.ends_with("-key")
-        || lower.ends_with("-token")
-        || lower.contains("secret")
-        || lower == "cookie"
 }
 
 fn is_token(name: &str) -> bool {

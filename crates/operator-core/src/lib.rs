@@ -13,6 +13,7 @@ pub mod apply;
 pub mod autoscaling;
 pub mod conditions;
 pub mod controller;
+pub mod credentials;
 pub mod descriptor;
 pub mod error;
 pub mod events;

@@ -133,9 +133,13 @@ pub fn https_url(value: &str) -> Result<(), String> {
     if !host_name.is_empty() && !host_name.contains(char::is_whitespace) {
         Ok(())
     } else {
-        Err(format!(
-            "must be an https:// URL with a host, got {value:?}"
-        ))
+        // A URL that carries a credential is not repeated in the message.
+        match crate::credentials::url_credentials(value) {
+            Ok(()) => Err(format!(
+                "must be an https:// URL with a host, got {value:?}"
+            )),
+            Err(_) => Err("must be an https:// URL with a host".into()),
+        }
     }
 }
 
