@@ -391,3 +391,61 @@ async fn a_service_webhook_is_verified_for_the_services_name() -> Result<()> {
     );
     Ok(())
 }
+
+/// 300 idle connections on each port (no TLS handshake, no request) cannot lock the API
+/// server's admission call or the kubelet's readiness probe out: a full listener sheds its
+/// oldest idle connection, and each listener has a budget of its own.
+#[tokio::test]
+async fn idle_connections_cannot_starve_admission_or_readiness() -> Result<()> {
+    let server = server_with_crd().await?;
+    let ca = LocalCa::new("starved CA")?;
+    let dir = std::env::temp_dir().join(format!("webhook-starved-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let issued = ca.server_certificate(&[])?;
+    std::fs::write(dir.join("tls.crt"), issued.cert_pem)?;
+    std::fs::write(dir.join("tls.key"), issued.key_pem)?;
+    let (webhook, health) = (free_port().await?, free_port().await?);
+    let mut config = leader_elected_config("starved");
+    config.webhook = Some(WebhookConfig {
+        address: webhook,
+        cert_dir: dir,
+    });
+    config.health_address = Some(health);
+    let (stop, task) = runtime::spawn(server.client(), config, Metrics::new(), |rt| {
+        rt.admission_webhooks(WIDGETS, &[]).into_iter().collect()
+    });
+    // Up and answering before the flood.
+    assert_eq!(review(&ca, webhook, 3).await?["allowed"], true);
+
+    let mut idle = Vec::new();
+    for address in [webhook, health] {
+        for _ in 0..300 {
+            idle.push(tokio::net::TcpStream::connect(address).await?);
+        }
+    }
+    let answered = tokio::time::timeout(Duration::from_secs(1), async {
+        let admission = review(&ca, webhook, 3).await?;
+        let readiness = readyz(health).await?;
+        anyhow::Ok((admission, readiness))
+    })
+    .await
+    .context("not answered within a second while 600 idle connections are held")??;
+    assert_eq!(answered.0["allowed"], true);
+    assert!(answered.1.starts_with("HTTP/1.1 200"), "{}", answered.1);
+    drop(idle);
+
+    stop.send_replace(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    Ok(())
+}
+
+async fn readyz(address: std::net::SocketAddr) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut probe = tokio::net::TcpStream::connect(address).await?;
+    probe
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut answer = String::new();
+    probe.read_to_string(&mut answer).await?;
+    Ok(answer)
+}

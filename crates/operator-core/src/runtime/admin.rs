@@ -3,9 +3,10 @@
 //! `/metrics` (OpenMetrics text).
 //!
 //! The port is reachable by whatever the NetworkPolicy lets in, so the server bounds what a
-//! client can hold: headers must arrive within [`HEADER_TIMEOUT`], a connection lives at most
-//! [`CONNECTION_LIFETIME`], and at most [`MAX_CONNECTIONS`] are open at once (more are closed
-//! as they arrive).
+//! client can hold: headers (and a TLS handshake) must arrive within [`HEADER_TIMEOUT`], a
+//! connection lives at most [`CONNECTION_LIFETIME`], and at most [`MAX_CONNECTIONS`] are open
+//! at once per listener: a new one sheds the oldest idle one (see `connections`), so idle
+//! sockets cannot lock a probe, a scrape or the API server's admission call out.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,12 +14,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use super::connections::ConnectionBudget;
 
 use super::metrics::Metrics;
 
@@ -26,7 +32,7 @@ use super::metrics::Metrics;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one connection may stay open (a scrape or probe takes milliseconds).
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
-/// Connections served at once; Prometheus and the kubelet need a handful.
+/// Connections open at once per listener; Prometheus and the kubelet need a handful.
 pub const MAX_CONNECTIONS: usize = 64;
 /// The content type of what `prometheus-client` writes.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -169,7 +175,7 @@ where
     F: Future<Output = Option<S>> + Send,
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let budget = ConnectionBudget::new(MAX_CONNECTIONS);
     let stopping = super::stopped(stop);
     tokio::pin!(stopping);
     loop {
@@ -183,23 +189,38 @@ where
             },
             () = &mut stopping => return Ok(()),
         };
-        // Over the limit: closed at once rather than queued.
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        // Full: the oldest idle connection makes room; refused only when all are answering.
+        let Some(mut admitted) = budget.admit() else {
             drop(stream);
             continue;
         };
-        let service = TowerToHyperService::new(router.clone());
+        let (router, activity, shed) = (router.clone(), admitted.activity(), admitted.shed());
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let (router, busy) = (router.clone(), activity.busy());
+            async move {
+                let response = router.oneshot(request.map(Body::new)).await;
+                drop(busy);
+                response
+            }
+        });
         let upgrade = upgrade.clone();
         tokio::spawn(async move {
-            let Ok(Some(io)) = tokio::time::timeout(HEADER_TIMEOUT, upgrade(stream)).await else {
-                return;
+            let served = async move {
+                let Ok(Some(io)) = tokio::time::timeout(HEADER_TIMEOUT, upgrade(stream)).await
+                else {
+                    return;
+                };
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(TokioIo::new(io), service);
+                let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
             };
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(io), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
-            drop(slot);
+            tokio::select! {
+                () = served => {}
+                _ = shed => {}
+            }
+            drop(admitted);
         });
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod config;
+mod connections;
 pub mod leader;
 pub mod metrics;
 pub mod telemetry;
