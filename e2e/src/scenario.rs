@@ -71,14 +71,14 @@ impl TestNamespace {
         )
     }
 
-    /// Creates the seed sample `deploy/samples/<file>.yaml` (its document of `kind`) in this
-    /// namespace, with `edit` applied to it; returns its name.
-    pub async fn create_sample(
+    /// The seed sample `deploy/samples/<file>.yaml` (its document of `kind`) placed in this
+    /// namespace, with `edit` applied to it.
+    pub fn sample_json(
         &self,
         kind: Kind,
         file: &str,
         edit: impl FnOnce(&mut Value),
-    ) -> Result<String> {
+    ) -> Result<Value> {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../deploy/samples/{file}.yaml"));
         let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
@@ -88,6 +88,18 @@ impl TestNamespace {
             .with_context(|| format!("{} holds no {}", path.display(), kind.kind))?;
         sample["metadata"]["namespace"] = Value::String(self.name.clone());
         edit(&mut sample);
+        Ok(sample)
+    }
+
+    /// Creates the seed sample `deploy/samples/<file>.yaml` (its document of `kind`) in this
+    /// namespace, with `edit` applied to it; returns its name.
+    pub async fn create_sample(
+        &self,
+        kind: Kind,
+        file: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<String> {
+        let sample = self.sample_json(kind, file, edit)?;
         let name = sample["metadata"]["name"]
             .as_str()
             .unwrap_or_default()

@@ -192,3 +192,27 @@ async fn a_failing_run_is_retried_then_reported_failed() -> Result<()> {
     operator.assert_no_rbac_denials()?;
     ns.cleanup().await
 }
+
+/// Another team's object with any of the sample's child names is never changed, adopted,
+/// scaled, mounted, selected or deleted, on create, update and delete of a resource, and the
+/// resource's status names it (operator-harness's foreign-object check, on a real server).
+#[tokio::test]
+async fn another_teams_objects_are_never_touched() -> Result<()> {
+    let Some(ns) = prepared("bp-foreign").await? else {
+        return Ok(());
+    };
+    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    let probe = ns.sample_json(BATCH_PROCESSOR, SEED, |b| {
+        small(b, "registry.example/batch-processor:1.2.0")
+    })?;
+    operator_harness::foreign::foreign_objects_are_never_touched(
+        &ns.client,
+        &batch_processor::OPERATOR,
+        probe,
+        &[],
+        Duration::from_secs(180),
+    )
+    .await?;
+    operator.assert_no_rbac_denials()?;
+    ns.cleanup().await
+}

@@ -49,15 +49,8 @@ struct Partners {
     globex: PartnerStandIn,
 }
 
-/// The operator running in a new namespace with the sample created, its partners pointed at
-/// local stand-ins (globex answering 503), and its Secrets in place.
-async fn adapter_with_partners(
-    test: &str,
-) -> Result<Option<(TestNamespace, OperatorProcess, Partners)>> {
-    let Some(ns) = e2e::cluster(test).await? else {
-        return Ok(None);
-    };
-    ns.grant(&OPERATOR).await?;
+/// The sample's partners as local stand-ins (globex answering 503), and its Secrets in place.
+async fn partners_in(ns: &TestNamespace) -> Result<Partners> {
     let acme = PartnerStandIn::start().await?;
     let globex = PartnerStandIn::start().await?;
     globex.set_healthy(false);
@@ -88,21 +81,39 @@ async fn adapter_with_partners(
             .create(&PostParams::default(), &serde_json::from_value(secret)?)
             .await?;
     }
-    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
-    ns.create_sample(CLEARING_ADAPTER, SAMPLE, |ca| {
+    Ok(Partners { acme, globex })
+}
+
+/// The sample pointed at the stand-ins: two pods, no autoscaler, quick checks.
+fn at_stand_ins(partners: &Partners) -> impl FnOnce(&mut Value) {
+    let (acme, globex) = (partners.acme.url(), partners.globex.url());
+    move |ca| {
         let spec = &mut ca["spec"];
         spec["replicas"] = json!(2);
         spec.as_object_mut().map(|s| s.remove("autoscaling"));
         let partners = &mut spec["config"]["bankingPartners"];
-        partners[0]["endpoint"] = json!(acme.url());
+        partners[0]["endpoint"] = json!(acme);
         partners[0]["tls"] = json!({"caSecretRef": {"name": "acme-bank-ca", "key": "ca.crt"}});
-        partners[1]["endpoint"] = json!(globex.url());
+        partners[1]["endpoint"] = json!(globex);
         spec["config"]["healthCheckInterval"] = json!("5s");
         spec["circuitBreaker"] = json!({"failureThreshold": 2, "successThreshold": 1});
         spec["drainTimeout"] = json!("60s");
-    })
-    .await?;
-    Ok(Some((ns, operator, Partners { acme, globex })))
+    }
+}
+
+/// The operator running in a new namespace with the sample created at the stand-ins.
+async fn adapter_with_partners(
+    test: &str,
+) -> Result<Option<(TestNamespace, OperatorProcess, Partners)>> {
+    let Some(ns) = e2e::cluster(test).await? else {
+        return Ok(None);
+    };
+    ns.grant(&OPERATOR).await?;
+    let partners = partners_in(&ns).await?;
+    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    ns.create_sample(CLEARING_ADAPTER, SAMPLE, at_stand_ins(&partners))
+        .await?;
+    Ok(Some((ns, operator, partners)))
 }
 
 #[tokio::test]
@@ -282,4 +293,28 @@ async fn deleting_the_namespace_completes() -> Result<()> {
     );
     drop(operator);
     Ok(())
+}
+
+/// Another team's object with any of the sample's child names is never changed, adopted,
+/// scaled, mounted, selected or deleted, on create, update and delete of an adapter, and the
+/// adapter's status names it (operator-harness's foreign-object check, on a real server).
+#[tokio::test]
+async fn another_teams_objects_are_never_touched() -> Result<()> {
+    let Some(ns) = e2e::cluster("ca-foreign").await? else {
+        return Ok(());
+    };
+    ns.grant(&OPERATOR).await?;
+    let partners = partners_in(&ns).await?;
+    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    let probe = ns.sample_json(CLEARING_ADAPTER, SAMPLE, at_stand_ins(&partners))?;
+    operator_harness::foreign::foreign_objects_are_never_touched(
+        &ns.client,
+        &clearing_adapter::OPERATOR,
+        probe,
+        &[],
+        Duration::from_secs(180),
+    )
+    .await?;
+    operator.assert_no_rbac_denials()?;
+    ns.cleanup().await
 }

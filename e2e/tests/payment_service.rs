@@ -12,6 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use operator_core::descriptor::ChildRef;
 use payment_service::crd::conversion::{V2, convert};
 use serde_json::{Value, json};
 
@@ -368,4 +369,32 @@ async fn a_standby_takes_over_when_the_leader_is_killed() -> Result<()> {
     // The namespace goes while an operator runs: its finalizers need one.
     ns.cleanup().await?;
     c.terminate(Duration::from_secs(30)).await
+}
+
+/// Another team's object with any of the sample's child names is never changed, adopted,
+/// scaled, mounted, selected or deleted, on create, update and delete of a resource, and the
+/// resource's status names it (operator-harness's foreign-object check, on a real server).
+#[tokio::test]
+async fn another_teams_objects_are_never_touched() -> Result<()> {
+    let Some(ns) = prepared("ps-foreign").await? else {
+        return Ok(());
+    };
+    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    let probe = ns.sample_json(PAYMENT_SERVICE, SEED, stored)?;
+    operator_harness::foreign::foreign_objects_are_never_touched(
+        &ns.client,
+        &payment_service::OPERATOR,
+        probe,
+        &[ChildRef {
+            // The account the sample names is the user's: used as found, never a child name
+            // another team's object could take.
+            api_version: "v1",
+            plural: "serviceaccounts",
+            name: "payment-gateway-sa".into(),
+        }],
+        Duration::from_secs(180),
+    )
+    .await?;
+    operator.assert_no_rbac_denials()?;
+    ns.cleanup().await
 }

@@ -43,13 +43,9 @@ async fn set_ready(ns: &TestNamespace, service: &str, ready: bool) -> Result<()>
     Ok(())
 }
 
-/// The operator running in a new namespace with the persistence Secret, the three
-/// PaymentServices (not Ready: no payment-service operator runs here) and the sample.
-async fn saga_sample(test: &str) -> Result<Option<(TestNamespace, OperatorProcess)>> {
-    let Some(ns) = e2e::cluster(test).await? else {
-        return Ok(None);
-    };
-    ns.grant(&OPERATOR).await?;
+/// The persistence Secret and the three PaymentServices (not Ready: no payment-service
+/// operator runs here) the sample needs.
+async fn dependencies_in(ns: &TestNamespace) -> Result<()> {
     let secret = json!({"metadata": {"name": "saga-db-app"}, "stringData": {"username": "app", "password": "e2e"}});
     Api::<Secret>::namespaced(ns.client.clone(), &ns.name)
         .create(&PostParams::default(), &serde_json::from_value(secret)?)
@@ -62,13 +58,25 @@ async fn saga_sample(test: &str) -> Result<Option<(TestNamespace, OperatorProces
             .create(&PostParams::default(), &serde_json::from_value(ps)?)
             .await?;
     }
+    Ok(())
+}
+
+/// The sample with one pod and no autoscaler.
+fn small(so: &mut Value) {
+    so["spec"].as_object_mut().map(|s| s.remove("autoscaling"));
+    so["spec"]["replicas"] = json!(1);
+    so["spec"]["drainTimeout"] = json!("2m");
+}
+
+/// The operator running in a new namespace with the sample's dependencies and the sample.
+async fn saga_sample(test: &str) -> Result<Option<(TestNamespace, OperatorProcess)>> {
+    let Some(ns) = e2e::cluster(test).await? else {
+        return Ok(None);
+    };
+    ns.grant(&OPERATOR).await?;
+    dependencies_in(&ns).await?;
     let operator = ns.start_operator(&OPERATOR, "a", false).await?;
-    ns.create_sample(SAGA_ORCHESTRATOR, SAMPLE, |so| {
-        so["spec"].as_object_mut().map(|s| s.remove("autoscaling"));
-        so["spec"]["replicas"] = json!(1);
-        so["spec"]["drainTimeout"] = json!("2m");
-    })
-    .await?;
+    ns.create_sample(SAGA_ORCHESTRATOR, SAMPLE, small).await?;
     ns.status_until(
         SAGA_ORCHESTRATOR,
         SAMPLE,
@@ -290,4 +298,28 @@ async fn deleting_the_namespace_completes() -> Result<()> {
     );
     drop(operator);
     Ok(())
+}
+
+/// Another team's object with any of the sample's child names is never changed, adopted,
+/// scaled, mounted, selected or deleted, on create, update and delete of an orchestrator, and
+/// its status names it (operator-harness's foreign-object check, on a real server).
+#[tokio::test]
+async fn another_teams_objects_are_never_touched() -> Result<()> {
+    let Some(ns) = e2e::cluster("so-foreign").await? else {
+        return Ok(());
+    };
+    ns.grant(&OPERATOR).await?;
+    dependencies_in(&ns).await?;
+    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    let probe = ns.sample_json(SAGA_ORCHESTRATOR, SAMPLE, small)?;
+    operator_harness::foreign::foreign_objects_are_never_touched(
+        &ns.client,
+        &saga_orchestrator::OPERATOR,
+        probe,
+        &[],
+        Duration::from_secs(180),
+    )
+    .await?;
+    operator.assert_no_rbac_denials()?;
+    ns.cleanup().await
 }

@@ -290,3 +290,25 @@ async fn a_standby_takes_over_when_the_leader_is_killed() -> Result<()> {
     ns.cleanup().await?;
     current.terminate(Duration::from_secs(30)).await
 }
+
+/// Another team's object with any of the sample's child names is never changed, adopted,
+/// scaled, mounted, selected or deleted, on create, update and delete of a resource, and the
+/// resource's status names it (operator-harness's foreign-object check, on a real server).
+#[tokio::test]
+async fn another_teams_objects_are_never_touched() -> Result<()> {
+    let Some(ns) = prepared("ta-foreign").await? else {
+        return Ok(());
+    };
+    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    let probe = ns.sample_json(TRADING_ALGORITHM, SEED, |_| {})?;
+    operator_harness::foreign::foreign_objects_are_never_touched(
+        &ns.client,
+        &trading_algorithm::OPERATOR,
+        probe,
+        &[],
+        Duration::from_secs(180),
+    )
+    .await?;
+    operator.assert_no_rbac_denials()?;
+    ns.cleanup().await
+}

@@ -286,14 +286,15 @@ impl<O> Context<O> {
         Err(error)
     }
 
-    /// A Secret the spec names does not exist yet: a wait, not a failure. Nothing is deployed
-    /// (pods could not start without it), the status says which Secret (`waiting` is the
-    /// phase of a resource that never ran), one Warning event says so when the wait starts,
-    /// and the pass is repeated every [`SECRET_POLL`] until the Secret is there.
+    /// Secrets the spec names do not exist yet: a wait, not a failure. Nothing is deployed
+    /// (pods could not start without them), the status says which Secrets, every one, and
+    /// anything else wrong the caller found meanwhile (`waiting` is the phase of a resource
+    /// that never ran), one Warning event says so when the wait starts, and the pass is
+    /// repeated every [`SECRET_POLL`] until the Secrets are there.
     pub async fn wait_for_secret<K, S>(
         &self,
         obj: &K,
-        missing: crate::FieldError,
+        missing: &[crate::FieldError],
         waiting: S::Phase,
         now: k8s_openapi::jiff::Timestamp,
     ) -> Result<Action, Error>
@@ -309,22 +310,18 @@ impl<O> Context<O> {
             .status()
             .and_then(|s| crate::conditions::find(s.conditions(), "Ready"))
             .is_some_and(|c| c.reason == "SecretMissing");
+        let missing = crate::error::SpecErrors(missing.to_vec()).to_string();
         let status = crate::status::not_ready(
             obj.status(),
             crate::reason!("SecretMissing"),
-            missing.to_string(),
+            missing.clone(),
             obj.meta().generation,
             waiting,
             now,
         );
         if !waiting_already {
             self.events
-                .warning(
-                    obj,
-                    crate::reason!("SecretMissing"),
-                    "Wait",
-                    missing.to_string(),
-                )
+                .warning(obj, crate::reason!("SecretMissing"), "Wait", missing)
                 .await;
         }
         self.write_status(obj, &status).await?;

@@ -623,6 +623,20 @@ async fn deletion_stops_every_deployment_and_keeps_the_backups() -> Result<()> {
         .context("the backups outlive the service")?;
     assert!(claim["metadata"]["ownerReferences"].is_null());
     assert_eq!(h.events("CleanupDone").len(), 1);
+
+    // Created again under the same name, the service adopts its backups (handed over on
+    // release), as the docs say: no conflict.
+    h.create_running(&seed_sample()?).await?;
+    let uid = h
+        .get("payments.io/v2", "paymentservices", SEED)
+        .context("recreated")?["metadata"]["uid"]
+        .clone();
+    h.eventually("the claim adopted", |h| {
+        h.get("v1", "persistentvolumeclaims", &format!("{SEED}-backups"))
+            .is_some_and(|c| c["metadata"]["ownerReferences"][0]["uid"] == uid)
+    })
+    .await?;
+    assert_eq!(h.condition("Ready")["status"], "True");
     Ok(())
 }
 

@@ -277,17 +277,25 @@ async fn dependencies_ready_follows_the_cloudnativepg_cluster_when_installed() -
 #[tokio::test]
 async fn a_missing_persistence_secret_is_named_and_nothing_is_deployed() -> Result<()> {
     let h = cluster().start().await?;
-    h.create_orchestrator(sample()?).await?;
+    // Invalid definitions as well: they are named while the Secret is awaited, not after.
+    let mut so = sample()?;
+    so["spec"]["sagas"][0]["steps"][0]
+        .as_object_mut()
+        .map(|s| s.remove("compensation"));
+    h.create_orchestrator(so).await?;
     h.eventually("waiting", |h| {
         condition(&h.status(SAMPLE), "Ready")["reason"] == "SecretMissing"
     })
     .await?;
+    let message = condition(&h.status(SAMPLE), "Ready")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(
-        condition(&h.status(SAMPLE), "Ready")["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("Secret saga-db-app does not exist")
+        message.contains("Secret saga-db-app does not exist"),
+        "{message}"
     );
+    assert!(message.contains("compensation"), "{message}");
     assert!(h.get("apps/v1", "deployments", SAMPLE).is_none());
     Ok(())
 }

@@ -92,7 +92,7 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
         Ok(secrets) => secrets,
         Err(missing) => {
             return ctx
-                .wait_for_secret(&*ca, missing, Phase::Pending, now)
+                .wait_for_secret(&*ca, &missing, Phase::Pending, now)
                 .await;
         }
     };

@@ -136,32 +136,36 @@ impl Secrets {
 pub(super) async fn secrets(
     ca: &ClearingAdapter,
     ctx: &Ctx,
-) -> Result<std::result::Result<Secrets, FieldError>> {
+) -> Result<std::result::Result<Secrets, Vec<FieldError>>> {
     let api = ctx.api_beside::<Secret, _>(ca);
     let namespace = namespace_of(ca);
     let mut found: BTreeMap<String, Option<Secret>> = BTreeMap::new();
     let mut secrets = Secrets::default();
+    // Every Secret that is missing or lacks its key is named, so one fix covers them all.
+    let mut missing = Vec::new();
     for used in ca.spec.secret_uses() {
         let name = &used.secret.name;
         if !found.contains_key(name) {
             found.insert(name.clone(), api.get_opt(name).await?);
         }
         let Some(secret) = found.get(name).and_then(Option::as_ref) else {
-            return Ok(Err(FieldError::new(
+            missing.push(FieldError::new(
                 &used.field,
                 format!(
                     "Secret {name} does not exist in namespace {namespace}: create it (the adapter's pods mount it and cannot start without it)"
                 ),
-            )));
+            ));
+            continue;
         };
         let Some(value) = secret.data.as_ref().and_then(|d| d.get(&used.secret.key)) else {
-            return Ok(Err(FieldError::new(
+            missing.push(FieldError::new(
                 &used.field,
                 format!(
-                    "Secret {name} has no key {:?}: add it, or name the key that holds the value",
+                    "Secret {name} has no key \"{}\": add it, or name the key that holds the value",
                     used.secret.key
                 ),
-            )));
+            ));
+            continue;
         };
         secrets
             .versions
@@ -170,5 +174,9 @@ pub(super) async fn secrets(
             .data
             .insert((name.clone(), used.secret.key.clone()), value.0.clone());
     }
-    Ok(Ok(secrets))
+    Ok(if missing.is_empty() {
+        Ok(secrets)
+    } else {
+        Err(missing)
+    })
 }

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use operator_core::Result;
+use operator_core::apply::ADOPT_ANNOTATION;
 use operator_core::finalizer::{Cleanup, Deletion};
 use serde_json::json;
 
@@ -33,8 +34,15 @@ async fn stop_and_keep_backups(ps: &PaymentService, ctx: &Ctx) -> Result<(Vec<St
                 .iter()
                 .any(|o| Some(&o.uid) == ps.meta().uid.as_ref()) =>
         {
-            // The UID makes the server refuse the patch should the claim have been replaced.
-            let patch = json!({"metadata": {"uid": meta.metadata.uid, "ownerReferences": null}});
+            // Released with an explicit hand-over to a PaymentService created again under the
+            // same name, which adopts it (and nothing else can). The UID makes the server
+            // refuse the patch should the claim have been replaced.
+            let handover = format!("PaymentService/{}", ps.name_any());
+            let patch = json!({"metadata": {
+                "uid": meta.metadata.uid,
+                "ownerReferences": null,
+                "annotations": {ADOPT_ANNOTATION: handover},
+            }});
             claims
                 .patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;

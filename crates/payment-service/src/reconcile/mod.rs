@@ -87,7 +87,7 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
         Ok(external) => external,
         Err(missing) => {
             return ctx
-                .wait_for_secret(&*ps, missing, Phase::Pending, now)
+                .wait_for_secret(&*ps, &[missing], Phase::Pending, now)
                 .await;
         }
     };

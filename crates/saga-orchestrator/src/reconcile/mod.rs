@@ -92,8 +92,11 @@ async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
                     operator_core::namespace_of(&*so)
                 ),
             );
+            // Invalid definitions are said now too: one fix round, not two.
+            let mut problems = vec![missing];
+            problems.extend(validate::validate_definitions(&so.spec.sagas));
             return ctx
-                .wait_for_secret(&*so, missing, Phase::Pending, now)
+                .wait_for_secret(&*so, &problems, Phase::Pending, now)
                 .await;
         }
     };
