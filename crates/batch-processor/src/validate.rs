@@ -24,14 +24,10 @@ pub fn validate(name: &str, spec: &BatchProcessorSpec) -> Vec<FieldError> {
         validation::resource_name(name, LONGEST_JOB_SUFFIX),
     );
     errors.push("spec.schedule", validation::cron_schedule(&spec.schedule));
-    errors.check(
-        !spec.image.trim().is_empty() && !spec.image.contains(char::is_whitespace),
-        "spec.image",
-        format!(
-            "must be an image reference without spaces, got {:?}",
-            spec.image
-        ),
-    );
+    errors.push("spec.image", validation::image_reference(&spec.image));
+    if let Some(resources) = &spec.resources {
+        validation::resource_requirements(&mut errors, "spec.resources", resources);
+    }
     errors.check(
         (1..=1_000_000).contains(&spec.batch_size),
         "spec.batchSize",

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use operator_core::FieldError;
 use operator_core::credentials::{is_credential_name, url_credentials};
 use operator_core::validation::{self, FieldErrors};
@@ -103,14 +102,12 @@ pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
         .requests
         .as_ref()
         .and_then(|r| r.get("memory"));
-    match memory {
-        None => errors.check(
-            false,
-            "spec.resources.requests.memory",
-            "must be specified (the seed's rule: an adapter without a memory request is the first evicted), e.g. 256Mi",
-        ),
-        Some(Quantity(q)) => errors.push("spec.resources.requests.memory", validation::quantity(q)),
-    }
+    errors.check(
+        memory.is_some(),
+        "spec.resources.requests.memory",
+        "must be specified (the seed's rule: an adapter without a memory request is the first evicted), e.g. 256Mi",
+    );
+    validation::resource_requirements(&mut errors, "spec.resources", &spec.resources);
 
     let breaker = &spec.circuit_breaker;
     for (field, threshold) in [
@@ -130,7 +127,10 @@ pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
         );
     }
     positive_duration(&mut errors, "spec.circuitBreaker.timeout", &breaker.timeout);
-    positive_duration(&mut errors, "spec.drainTimeout", &spec.drain_timeout);
+    errors.push(
+        "spec.drainTimeout",
+        validation::drain_timeout(&spec.drain_timeout),
+    );
     errors.check(
         (1024..=65535).contains(&spec.monitoring.metrics_port),
         "spec.monitoring.metricsPort",

@@ -280,3 +280,15 @@ fn lowering_the_autoscaler_floor_counts_as_a_scale_down() {
         ["spec.autoscaling.minReplicas"]
     );
 }
+
+#[test]
+fn a_drain_is_bounded() {
+    let errors = with(|s| s.drain_timeout = "1000000h".into());
+    assert_eq!(fields(&errors), ["spec.drainTimeout"]);
+    assert!(message(&errors).contains("at most 1h"));
+    assert!(with(|s| s.drain_timeout = "1h".into()).is_empty());
+    assert_eq!(
+        fields(&with(|s| s.drain_timeout = "0s".into())),
+        ["spec.drainTimeout"]
+    );
+}

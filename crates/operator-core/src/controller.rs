@@ -270,7 +270,7 @@ impl<O> Context<O> {
         obj: &K,
         error: Error,
         never_ran: S::Phase,
-        now: k8s_openapi::jiff::Timestamp,
+        now: jiff::Timestamp,
     ) -> Result<Action, Error>
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -296,7 +296,7 @@ impl<O> Context<O> {
         obj: &K,
         missing: &[crate::FieldError],
         waiting: S::Phase,
-        now: k8s_openapi::jiff::Timestamp,
+        now: jiff::Timestamp,
     ) -> Result<Action, Error>
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope>

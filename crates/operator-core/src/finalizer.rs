@@ -66,7 +66,7 @@ async fn deletion_of(client: kube::Client, namespace: Option<&str>) -> Deletion 
 
 /// How long ago `obj`'s deletion was asked for (zero when it is not being deleted): what a
 /// cleanup bounded by a timeout measures.
-pub fn since_deletion<K: Resource>(obj: &K, now: k8s_openapi::jiff::Timestamp) -> Duration {
+pub fn since_deletion<K: Resource>(obj: &K, now: jiff::Timestamp) -> Duration {
     obj.meta()
         .deletion_timestamp
         .as_ref()

@@ -34,9 +34,9 @@ pub use error::{Error, FieldError, ReconcileError, RefusedChild, Result};
 
 /// A source of the current time; operators take one so tests can move it (a trading day, a
 /// canary pause, a rollout deadline) without sleeping.
-pub type Clock = std::sync::Arc<dyn Fn() -> k8s_openapi::jiff::Timestamp + Send + Sync>;
+pub type Clock = std::sync::Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
 
 /// The wall clock.
 pub fn system_clock() -> Clock {
-    std::sync::Arc::new(k8s_openapi::jiff::Timestamp::now)
+    std::sync::Arc::new(jiff::Timestamp::now)
 }

@@ -321,3 +321,24 @@ async fn wait_for_cache(
     }
     bail!("the cache never saw resourceVersion {latest:?}")
 }
+
+/// A child too big for the API server to store is refused before it is sent: nothing is
+/// written, and the error says how big it is and what to change.
+#[tokio::test]
+async fn a_child_over_the_size_limit_is_refused_before_it_is_sent() -> Result<()> {
+    let server = server_with_crd().await?;
+    let owner = create_widget(&server, "w", 3).await?;
+    let children = Children::<ConfigMap>::uncached(server.client(), IDENTITY);
+    let mut big = desired_configmap(&owner, "config");
+    big.data = Some([("config.json".to_string(), "x".repeat(1024 * 1024))].into());
+    server.reset_stats();
+    let refused = children.apply(&owner, big).await;
+    let Err(error @ Error::ChildRejected { .. }) = refused else {
+        bail!("expected a refusal, got {refused:?}");
+    };
+    let message = error.to_string();
+    assert!(message.contains("at most 1048576 bytes"), "{message}");
+    assert_eq!(server.stats().writes(), 0, "nothing was sent");
+    assert!(stored(&server, "w-config").is_err(), "nothing was created");
+    Ok(())
+}

@@ -33,11 +33,10 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
         "spec.version",
         validation::label_value(&spec.version, false),
     );
-    errors.check(
-        !spec.image.trim().is_empty() && !spec.image.contains(char::is_whitespace),
-        "spec.image",
-        format!("must be a container image reference, got {:?}", spec.image),
-    );
+    errors.push("spec.image", validation::image_reference(&spec.image));
+    if let Some(resources) = &spec.resources {
+        validation::resource_requirements(&mut errors, "spec.resources", resources);
+    }
     errors.check(
         (0..=1000).contains(&spec.replicas),
         "spec.replicas",
@@ -324,6 +323,42 @@ mod tests {
     #[test]
     fn the_seed_example_is_valid() {
         assert_eq!(validate("payment-initiation-service", &spec()), vec![]);
+    }
+
+    /// What a real API server (or the container runtime) would refuse later is refused here,
+    /// with its field named: an unknown time zone, unreadable or negative quantities, a limit
+    /// below its request, an image reference that is not one.
+    #[test]
+    fn what_a_real_server_would_refuse_is_refused_at_our_door() {
+        let mut s = spec();
+        s.backup = Some(Backup {
+            enabled: true,
+            schedule: "0 2 * * *".into(),
+            retention: 30,
+            time_zone: Some("Mars/Olympus".into()),
+        });
+        s.image = format!("registry.example/{}:1", "a".repeat(10_000));
+        s.resources = Some(
+            serde_json::from_value(serde_json::json!({
+                "requests": {"memory": "lots", "cpu": "500m"},
+                "limits": {"cpu": "-1"}
+            }))
+            .unwrap(),
+        );
+        let errors = validate("payment-initiation-service", &s);
+        assert_eq!(
+            fields(&errors),
+            [
+                "spec.image",
+                "spec.resources.requests.memory",
+                "spec.resources.limits.cpu",
+                "spec.backup.timeZone"
+            ]
+        );
+        assert!(
+            errors.iter().all(|e| e.message.len() < 400),
+            "no message repeats 10,000 characters"
+        );
     }
 
     #[test]

@@ -21,14 +21,10 @@ pub fn validate(name: &str, spec: &SagaOrchestratorSpec) -> Vec<FieldError> {
         "metadata.name",
         validation::resource_name(name, LONGEST_SUFFIX),
     );
-    errors.check(
-        !spec.image.trim().is_empty() && !spec.image.contains(char::is_whitespace),
-        "spec.image",
-        format!(
-            "must be an image reference without spaces, got {:?}",
-            spec.image
-        ),
-    );
+    errors.push("spec.image", validation::image_reference(&spec.image));
+    if let Some(resources) = &spec.resources {
+        validation::resource_requirements(&mut errors, "spec.resources", resources);
+    }
     errors.push(
         "spec.version",
         validation::label_value(&spec.version, false),
@@ -70,14 +66,10 @@ pub fn validate(name: &str, spec: &SagaOrchestratorSpec) -> Vec<FieldError> {
             spec.definition_history_limit
         ),
     );
-    match validation::go_duration(&spec.drain_timeout) {
-        Ok(d) => errors.check(
-            d > Duration::ZERO,
-            "spec.drainTimeout",
-            "must be longer than 0",
-        ),
-        Err(e) => errors.push::<()>("spec.drainTimeout", Err(e)),
-    }
+    errors.push(
+        "spec.drainTimeout",
+        validation::drain_timeout(&spec.drain_timeout),
+    );
     errors.into_vec()
 }
 

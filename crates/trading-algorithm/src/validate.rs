@@ -134,11 +134,7 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
         }
     }
     if let Some(image) = &spec.image {
-        errors.check(
-            !image.trim().is_empty() && !image.contains(char::is_whitespace),
-            "spec.image",
-            format!("must be a container image reference, got {image:?}"),
-        );
+        errors.push("spec.image", validation::image_reference(image));
     }
     if let Some(account) = &spec.service_account_name {
         errors.push(

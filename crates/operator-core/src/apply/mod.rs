@@ -177,12 +177,25 @@ pub fn short_digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
 /// The hash recorded on a child: of the desired object as it will be sent, minus the hash
 /// annotation itself.
 pub fn desired_hash<K: Serialize>(desired: &K) -> Result<String> {
+    Ok(hash_and_size(desired)?.0)
+}
+
+/// The largest child an operator sends: the API server keeps an object of about 1.5 MiB at
+/// most, and a ConfigMap's or Secret's data at most 1 MiB. A bigger one is refused before it
+/// is sent, with its size and what to do, instead of an opaque 413 or 422 later.
+pub const MAX_CHILD_BYTES: usize = 1024 * 1024;
+
+/// [`desired_hash`], and the size of the object as JSON.
+fn hash_and_size<K: Serialize>(desired: &K) -> Result<(String, usize)> {
     let bytes = serde_json::to_vec(desired).map_err(|source| Error::Serialization {
         what: "desired child".into(),
         source,
     })?;
     let digest = Sha256::digest(&bytes);
-    Ok(digest.iter().take(10).map(|b| format!("{b:02x}")).collect())
+    Ok((
+        digest.iter().take(10).map(|b| format!("{b:02x}")).collect(),
+        bytes.len(),
+    ))
 }
 
 /// What one reconcile pass changed among an owner's children, for events and status.
@@ -382,7 +395,16 @@ where
         if let Some(annotations) = meta.annotations.as_mut() {
             annotations.remove(DESIRED_HASH_ANNOTATION);
         }
-        let hash = desired_hash(&desired)?;
+        let (hash, size) = hash_and_size(&desired)?;
+        if size > MAX_CHILD_BYTES {
+            return Err(Error::ChildRejected {
+                kind: K::kind(&()).into_owned(),
+                name: desired.meta().name.clone().unwrap_or_default(),
+                message: format!(
+                    "it would be {size} bytes, and an object may hold at most {MAX_CHILD_BYTES} bytes: make what the spec puts in it smaller"
+                ),
+            });
+        }
         desired
             .meta_mut()
             .annotations

@@ -10,6 +10,15 @@ use regex::Regex;
 
 use crate::FieldError;
 
+mod container;
+
+pub use container::{
+    MAX_IMAGE_NAME, MAX_IMAGE_REFERENCE, image_reference, quantity_value, resource_requirements,
+};
+
+/// The longest drain a deletion waits for (a finalizer's bounded work): an hour.
+pub const MAX_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Every problem found in one spec, each with its field.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldErrors(Vec<FieldError>);
@@ -143,6 +152,21 @@ pub fn https_url(value: &str) -> Result<(), String> {
     }
 }
 
+/// How long a deletion waits for in-flight work (`drainTimeout`): a Go duration longer than
+/// zero and at most [`MAX_DRAIN_TIMEOUT`], so a finalizer's work stays bounded.
+pub fn drain_timeout(value: &str) -> Result<Duration, String> {
+    let d = go_duration(value)?;
+    if d.is_zero() {
+        Err("must be longer than 0".into())
+    } else if d > MAX_DRAIN_TIMEOUT {
+        Err(format!(
+            "must be at most 1h (a deletion waits this long for in-flight work, and no longer), got {value:?}"
+        ))
+    } else {
+        Ok(d)
+    }
+}
+
 /// A Go duration as seed 001's CRD writes it (`30s`, `1m30s`, `250ms`, `1.5h`): the schema's
 /// pattern, so the API server names the field; [`go_duration`] reads it.
 pub const GO_DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
@@ -194,9 +218,23 @@ pub fn quantity(value: &str) -> Result<(), String> {
     }
 }
 
-/// An IANA time zone name (`Europe/London`, `Etc/UTC`).
+/// The IANA time zone database, embedded in the binary: every machine (and the webhook,
+/// and the operator) agrees on the names, whatever the host's zoneinfo holds.
+static ZONES: LazyLock<jiff::tz::TimeZoneDatabase> =
+    LazyLock::new(jiff::tz::TimeZoneDatabase::bundled);
+
+/// An IANA time zone name as the API server's CronJob validation accepts it
+/// (`Europe/London`, `Etc/UTC`): a name in the time zone database, exactly as written there,
+/// and not `Local` (the API server refuses a zone that depends on the node).
 pub fn time_zone(value: &str) -> Result<(), String> {
-    if matches(&TIME_ZONE, value) {
+    let known = || {
+        ZONES
+            .get(value)
+            .ok()
+            .and_then(|tz| tz.iana_name().map(|name| name == value))
+            .unwrap_or(false)
+    };
+    if value != "Local" && matches(&TIME_ZONE, value) && known() {
         Ok(())
     } else {
         Err(format!(
@@ -296,7 +334,11 @@ mod tests {
         assert_eq!(quantity("2Gi"), Ok(()));
         assert!(quantity("2 GB").is_err());
         assert_eq!(time_zone("Europe/London"), Ok(()));
-        assert!(time_zone("not a zone").is_err());
+        assert_eq!(time_zone("Etc/UTC"), Ok(()));
+        assert_eq!(time_zone("America/Argentina/Buenos_Aires"), Ok(()));
+        for unknown in ["not a zone", "Mars/Olympus", "europe/london", "Local", ""] {
+            assert!(time_zone(unknown).is_err(), "{unknown}");
+        }
         let mut errors = FieldErrors::default();
         errors.check(false, "spec.a", "is wrong");
         errors.push("spec.b", quantity("x"));
