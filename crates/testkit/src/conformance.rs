@@ -75,6 +75,7 @@ macro_rules! conformance_cases {
         $run!(deletion_preconditions_and_collections);
         $run!(secret_string_data_is_stored_as_data);
         $run!(a_patch_naming_a_uid_applies_only_to_that_object);
+        $run!(label_values_and_data_size_are_bounded);
     };
 }
 
@@ -1083,7 +1084,7 @@ pub async fn secret_string_data_is_stored_as_data(b: &Backend) -> Result<()> {
 }
 
 /// A patch that carries `metadata.uid` applies only to the object with that UID: one
-/// recreated under the same name refuses it (409), so an operator that read an object and then
+/// recreated under the same name refuses it (422, the UID is immutable), so an operator that read an object and then
 /// scales or releases it never writes to a replacement that is someone else's.
 pub async fn a_patch_naming_a_uid_applies_only_to_that_object(b: &Backend) -> Result<()> {
     let deployments: Api<Deployment> = b.api();
@@ -1127,13 +1128,44 @@ pub async fn a_patch_naming_a_uid_applies_only_to_that_object(b: &Backend) -> Re
         )
         .await;
     ensure!(
-        api_error(refused).map(|e| e.0) == Some(409),
-        "a patch naming the old UID is a conflict"
+        api_error(refused).map(|e| e.0) == Some(422),
+        "a patch naming the old UID is refused"
     );
     let now = deployments.get("uid-bound").await?;
     ensure!(
         now.spec.and_then(|s| s.replicas) == Some(7) && now.metadata.uid == second.metadata.uid,
         "the replacement is untouched"
     );
+    Ok(())
+}
+
+/// Every object's labels are checked (a value of at most 63 characters, keys as qualified
+/// names), and a ConfigMap's data is at most 1 MiB: refused with 422, nothing stored.
+pub async fn label_values_and_data_size_are_bounded(b: &Backend) -> Result<()> {
+    let cms: Api<ConfigMap> = b.api();
+    let mut labelled = configmap("labelled", json!({}))?;
+    labelled.metadata.labels = Some([("team".to_string(), "a".repeat(64))].into());
+    let refused = cms.create(&PostParams::default(), &labelled).await;
+    ensure!(
+        api_error(refused).map(|e| e.0) == Some(422),
+        "a 64-character label value is invalid"
+    );
+    labelled.metadata.labels = Some([("team".to_string(), "a".repeat(63))].into());
+    cms.create(&PostParams::default(), &labelled).await?;
+    let bad_key = json!({"metadata": {"labels": {"Not_A_Prefix/x": "y"}}});
+    let refused = cms
+        .patch("labelled", &PatchParams::default(), &Patch::Merge(&bad_key))
+        .await;
+    ensure!(
+        api_error(refused).map(|e| e.0) == Some(422),
+        "a label key with an invalid prefix is invalid"
+    );
+    let big = configmap("big", json!({"blob": "x".repeat(1024 * 1024 + 1)}))?;
+    let refused = cms.create(&PostParams::default(), &big).await;
+    ensure!(
+        api_error(refused).map(|e| e.0) == Some(422),
+        "a ConfigMap over 1 MiB is invalid"
+    );
+    ensure!(cms.get_opt("big").await?.is_none(), "nothing was stored");
     Ok(())
 }

@@ -391,6 +391,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
             .unwrap_or("unknown")
             .to_string()
     });
+    // Protobuf bodies (what kubectl sends for built-in kinds) are not spoken here: a 415 says
+    // so plainly, and a client that falls back to JSON on it does.
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return error_response(&ApiError::unsupported_media_type(
+            "this in-memory API server speaks JSON and YAML only, not protobuf: send the body as application/json (kubectl: --output-version is not needed; set the client's content type to JSON)",
+        ));
+    }
     let mut verb = verb_of(&parts.method, &target, &q, &content_type);
     let resource = target.rt.plural.clone();
     let deprecation = target.rt.deprecation_warning.clone();

@@ -51,3 +51,22 @@ async fn a_client_from_the_kubeconfig_reads_writes_and_watches() -> Result<()> {
     serving.await??;
     Ok(())
 }
+
+/// A protobuf body (what kubectl sends for `create secret` or `create namespace`) is answered
+/// with a clear 415, not a confusing parse error or a 500.
+#[tokio::test]
+async fn a_protobuf_body_is_refused_with_415() -> Result<()> {
+    let server = ApiServer::new();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("/api/v1/namespaces")
+        .header("content-type", "application/vnd.kubernetes.protobuf")
+        .body(b"k8s\x00\n\x0f\n\x02v1\x12\tNamespace".to_vec())?;
+    let refused = server.client().request_text(request).await;
+    let Err(kube::Error::Api(status)) = refused else {
+        anyhow::bail!("expected a refusal, got {refused:?}");
+    };
+    assert_eq!(status.code, 415);
+    assert!(status.message.contains("protobuf"), "{}", status.message);
+    Ok(())
+}

@@ -19,6 +19,7 @@ mod apply;
 mod crd;
 mod gc;
 mod patch;
+mod validate;
 
 use gc::finalizers;
 pub use patch::PatchBody;
@@ -497,6 +498,15 @@ impl Store {
         if rt.kind == "Secret" && rt.group.is_empty() {
             fold_string_data(obj);
         }
+        let causes = validate::object_meta_and_size(rt, obj);
+        if !causes.is_empty() {
+            let kind = if rt.group.is_empty() {
+                rt.kind.clone()
+            } else {
+                format!("{}.{}", rt.kind, rt.group)
+            };
+            return Err(ApiError::invalid(&kind, meta_str(obj, "name"), causes));
+        }
         let patches = std::mem::take(&mut self.admission_patches);
         let Some(openapi) = &rt.schema else {
             return Self::patched(obj, patches);
@@ -662,16 +672,17 @@ impl Store {
         mut new: Value,
     ) -> Result<Written, ApiError> {
         let name = meta_str(old, "name").to_string();
-        // A write that names a UID is a precondition, as on a real server: it applies only to
-        // that object, never to one recreated under the same name.
+        // A write that names another UID is refused, as on a real server (the UID is
+        // immutable): it applies only to that object, never to one recreated under its name.
         let (old_uid, new_uid) = (meta_str(old, "uid"), meta_str(&new, "uid"));
         if !new_uid.is_empty() && new_uid != old_uid {
-            return Err(ApiError::conflict(
-                &rt.plural,
+            return Err(ApiError::invalid(
+                &rt.kind,
                 &name,
-                &format!(
-                    "Precondition failed: UID in precondition: {new_uid}, UID in object meta: {old_uid}"
-                ),
+                vec![Cause {
+                    field: "metadata.uid".into(),
+                    message: format!("Invalid value: {new_uid:?}: field is immutable"),
+                }],
             ));
         }
         for f in [
