@@ -384,9 +384,14 @@ pub struct BatchProcessorStatus {
     pub active_run: Option<ActiveRun>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_retry: Option<PendingRetry>,
-    /// The last `payments.io/run-now` value a run was started for.
+    /// The last `payments.io/run-now` value handled: a run was started for it, or it was
+    /// ignored as used before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_now: Option<String>,
+    /// The `payments.io/run-now` values runs were started for, oldest first (the last 32):
+    /// none of them starts another run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_now_values: Vec<String>,
     /// Ready, and LastRunSucceeded once a run finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

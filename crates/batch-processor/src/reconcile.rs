@@ -295,6 +295,7 @@ pub fn observed_status(
     status.active_run = plan.active_run.clone();
     status.pending_retry = plan.pending_retry.clone();
     status.last_run_now = plan.last_run_now.clone();
+    status.run_now_values = plan.run_now_values.clone();
     status.observed_generation = generation;
 
     let mut ready = format!("CronJob {} runs on {:?}", bp.name_any(), bp.spec.schedule);
@@ -393,6 +394,23 @@ async fn announce(bp: &BatchProcessor, ctx: &Ctx, plan: &RunPlan, changes: &Chan
                     .await;
             }
         }
+    }
+    if let Some(value) = &plan.run_now_reused {
+        let note = format!(
+            "{RUN_NOW_ANNOTATION}={value} is ignored: a run was already started for it, and a value starts one run only; set a new value (such as $(date +%s)) to run again"
+        );
+        events
+            .warning(bp, operator_core::reason!("RunNowIgnored"), "Run", note)
+            .await;
+    }
+    if let Some(retry) = &plan.superseded_retry {
+        let note = format!(
+            "the run-now replaces attempt {} of run {} (due {}): it runs the whole input again, so that attempt is not started",
+            retry.attempt, retry.run, retry.not_before.0
+        );
+        events
+            .normal(bp, operator_core::reason!("RetrySuperseded"), "Run", note)
+            .await;
     }
     if let Some(start) = &plan.start {
         let (reason, note) = match &start.cause {

@@ -90,6 +90,13 @@ pub struct RunPlan {
     pub last_run: Option<LastRun>,
     pub last_successful_time: Option<Time>,
     pub last_run_now: Option<String>,
+    /// The run-now values runs were started for, oldest first (at most [`RUN_NOW_MEMORY`]).
+    pub run_now_values: Vec<String>,
+    /// A run-now value set again after a run was started for it: ignored (reported once).
+    pub run_now_reused: Option<String>,
+    /// The retry a run-now replaced: the run-now runs the whole input again, so the earlier
+    /// run's next attempt is not started (reported with an event).
+    pub superseded_retry: Option<PendingRetry>,
     /// A run-now that waits for the active run to end.
     pub run_now_waiting: bool,
     /// The CronJob starts nothing while this holds: `suspend`, or the operator's own Job runs
@@ -193,6 +200,9 @@ fn at(t: Timestamp, after: Duration) -> Timestamp {
 }
 
 /// Decides one pass. `report` holds the counts of [`unrecorded`]'s Job, read from its pods;
+/// How many run-now values a batch remembers: a value among them never starts another run.
+pub const RUN_NOW_MEMORY: usize = 32;
+
 /// `run_now` is the annotation's value.
 pub fn plan(
     bp: &BatchProcessor,
@@ -212,6 +222,12 @@ pub fn plan(
     let mut last_successful_time = status.last_successful_time;
     let mut pending_retry = status.pending_retry;
     let mut last_run_now = status.last_run_now;
+    let mut run_now_values = status.run_now_values;
+    if let Some(last) = &last_run_now
+        && !run_now_values.contains(last)
+    {
+        run_now_values.push(last.clone());
+    }
     let mut recorded = None;
 
     if let Some(job) = unrecorded(bp, jobs) {
@@ -263,6 +279,17 @@ pub fn plan(
             .any(|j| j.name == run_now_job_name(&name, value))
     {
         last_run_now = Some(value.to_string());
+        if !run_now_values.iter().any(|v| v == value) {
+            run_now_values.push(value.to_string());
+        }
+    }
+    // A value used before, set again (the annotation rolled back, or copied): never a second
+    // run; said once, then it is the value handled.
+    let run_now_reused = run_now
+        .filter(|v| last_run_now.as_deref() != Some(*v) && run_now_values.iter().any(|u| u == v))
+        .map(String::from);
+    if let Some(value) = &run_now_reused {
+        last_run_now = Some(value.clone());
     }
     let active = jobs
         .iter()
@@ -281,6 +308,7 @@ pub fn plan(
         .filter(|v| !v.is_empty() && last_run_now.as_deref() != Some(*v))
         .map(String::from);
     let mut start = None;
+    let mut superseded_retry = None;
     if active.is_none() {
         if let Some(value) = &wanted_now {
             let job = run_now_job_name(&name, value);
@@ -291,6 +319,8 @@ pub fn plan(
                 cause: Cause::RunNow(value.clone()),
             });
             last_run_now = Some(value.clone());
+            run_now_values.push(value.clone());
+            superseded_retry = pending_retry.take();
         } else if let Some(p) = pending_retry
             .as_ref()
             .filter(|p| !spec.suspend && p.not_before.0 <= now)
@@ -345,6 +375,12 @@ pub fn plan(
         last_run,
         last_successful_time,
         last_run_now,
+        run_now_values: {
+            let excess = run_now_values.len().saturating_sub(RUN_NOW_MEMORY);
+            run_now_values.split_off(excess)
+        },
+        run_now_reused,
+        superseded_retry,
         phase,
         wake_after,
     }

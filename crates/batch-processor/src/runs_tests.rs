@@ -58,6 +58,7 @@ fn after(bp: &BatchProcessor, plan: &RunPlan) -> BatchProcessor {
         last_successful_time: plan.last_successful_time.clone(),
         pending_retry: plan.pending_retry.clone(),
         last_run_now: plan.last_run_now.clone(),
+        run_now_values: plan.run_now_values.clone(),
         active_run: plan.active_run.clone(),
         ..BatchProcessorStatus::default()
     });
@@ -209,6 +210,60 @@ fn backoff_doubles_and_is_capped() {
     assert_eq!(backoff(30, 4), Duration::from_secs(240));
     assert_eq!(backoff(30, 10), MAX_BACKOFF);
     assert_eq!(backoff(1800, 50), MAX_BACKOFF);
+}
+
+/// An earlier value set again (after another) starts nothing: it is reported once, and the
+/// memory of values is bounded.
+#[test]
+fn a_run_now_value_used_before_never_starts_another_run() {
+    let mut bp = seed();
+    for (i, value) in ["a", "b"].into_iter().enumerate() {
+        let p = plan(&bp, &[], None, Some(value), t(i as i64 * 10));
+        assert!(p.start.is_some(), "{value}");
+        bp = after(&bp, &p);
+    }
+    let again = plan(&bp, &[], None, Some("a"), t(30));
+    assert_eq!(again.start, None, "a was used before");
+    assert_eq!(again.run_now_reused.as_deref(), Some("a"));
+    let bp = after(&bp, &again);
+    let quiet = plan(&bp, &[], None, Some("a"), t(31));
+    assert_eq!(quiet.run_now_reused, None, "said once");
+    assert_eq!(quiet.start, None);
+
+    let mut bp = seed();
+    for i in 0..(RUN_NOW_MEMORY + 5) {
+        let p = plan(&bp, &[], None, Some(&format!("v{i}")), t(i as i64));
+        bp = after(&bp, &p);
+    }
+    let values = bp
+        .status
+        .as_ref()
+        .map(|s| s.run_now_values.clone())
+        .unwrap_or_default();
+    assert_eq!(values.len(), RUN_NOW_MEMORY);
+    assert_eq!(values.last().map(String::as_str), Some("v36"));
+}
+
+/// A run-now while a retry waits replaces that retry, and says so.
+#[test]
+fn a_run_now_while_a_retry_waits_supersedes_it_visibly() {
+    let mut bp = seed();
+    let waiting = PendingRetry {
+        run: "daily-payment-batch-29000000".into(),
+        attempt: 2,
+        not_before: Time(t(600)),
+    };
+    bp.status = Some(BatchProcessorStatus {
+        pending_retry: Some(waiting.clone()),
+        ..BatchProcessorStatus::default()
+    });
+    let p = plan(&bp, &[], None, Some("incident-7"), t(10));
+    assert!(matches!(
+        p.start.as_ref().map(|s| &s.cause),
+        Some(Cause::RunNow(_))
+    ));
+    assert_eq!(p.superseded_retry, Some(waiting));
+    assert_eq!(p.pending_retry, None);
 }
 
 #[test]
