@@ -33,6 +33,14 @@ use serde_json::json;
 use crate::crd::BatchProcessor;
 use crate::metrics::BatchMetrics;
 use crate::reconcile::BatchOperator;
+use operator_core::annotations::ReadAnnotation;
+
+/// The annotations a BatchProcessor's operator reads (see docs/batch-processor.md).
+pub const ANNOTATIONS: &[ReadAnnotation] = &[ReadAnnotation {
+    key: reconcile::RUN_NOW_ANNOTATION,
+    accepts: "any new, non-empty value (such as $(date +%s)); each value starts one run",
+    valid: |v| !v.trim().is_empty(),
+}];
 
 /// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
 pub const IDENTITY: OperatorIdentity = OperatorIdentity {

@@ -180,6 +180,7 @@ pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
     let now = (op.now)();
     let name = bp.name_any();
 
+    ctx.check_annotations(&*bp, crate::ANNOTATIONS).await;
     let errors = validate::validate(&name, &bp.spec);
     if !errors.is_empty() {
         return ctx

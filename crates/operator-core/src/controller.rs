@@ -17,11 +17,12 @@ use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use crate::annotations::{self, Notices, ReadAnnotation};
 use crate::apply::{ChildKinds, ChildWatches, OperatorIdentity};
 use crate::error::{Error, ReconcileError};
 use crate::events::EventPublisher;
@@ -101,6 +102,8 @@ pub struct Context<O> {
     settings: ControllerSettings,
     /// Consecutive failures per object UID, behind backoff and the start/end events.
     failures: Mutex<HashMap<String, u32>>,
+    /// Annotation warnings already given, per object.
+    notices: Notices,
 }
 
 impl<O: Debug> Debug for Context<O> {
@@ -141,6 +144,7 @@ impl<O> Context<O> {
             children,
             settings,
             failures: Mutex::default(),
+            notices: Notices::default(),
         }
     }
 
@@ -165,13 +169,17 @@ impl<O> Context<O> {
         self.children.retain_owners(&uids);
         self.failures().retain(|uid, _| uids.contains(uid));
         self.status_writes.retain(&uids);
+        self.notices.retain(&uids);
         self.metrics.retain_resources(controller, &names);
     }
 
     /// How many per-object records this process holds (apply records, backoff counts,
     /// remembered status writes): flat when objects come and go.
     pub fn records(&self) -> usize {
-        self.children.recorded() + self.failures().len() + self.status_writes.remembered()
+        self.children.recorded()
+            + self.failures().len()
+            + self.status_writes.remembered()
+            + self.notices.len()
     }
 
     /// Records into `metrics` (the runtime's registry) instead of a private one.
@@ -259,7 +267,39 @@ impl<O> Context<O> {
         self.children.forget_owner(&uid);
         self.failures().remove(&uid);
         self.status_writes.forget(&uid);
+        self.notices.forget(&uid);
         self.metrics.forget_resource(&resource_labels(obj));
+    }
+
+    /// Warns of the annotations of `obj` its operator ignores (see [`crate::annotations`]):
+    /// one Warning event `AnnotationIgnored` per annotation value.
+    pub async fn check_annotations<K>(&self, obj: &K, read: &[ReadAnnotation])
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let kind = K::kind(&());
+        for ignored in annotations::ignored(obj.annotations(), &kind, read) {
+            let note = format!(
+                "annotation {}={} is ignored: {}",
+                ignored.key, ignored.value, ignored.why
+            );
+            self.warn_once(obj, &ignored.key, &ignored.value, note)
+                .await;
+        }
+    }
+
+    /// A Warning event `AnnotationIgnored` about annotation `key` at `value`, once per value
+    /// (per process), for a value the operator decided it cannot act on.
+    pub async fn warn_once<K>(&self, obj: &K, key: &str, value: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let uid = obj.meta().uid.as_deref().unwrap_or_default();
+        if self.notices.first(uid, key, value) {
+            self.events
+                .warning(obj, crate::reason!("AnnotationIgnored"), "Annotate", note)
+                .await;
+        }
     }
 
     /// Reports a spec the operator cannot realise and touches nothing else: the status of

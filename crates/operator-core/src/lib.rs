@@ -9,6 +9,7 @@
 //! ([`conditions`]) → [`status::patch_status_if_changed`].
 
 pub mod admission;
+pub mod annotations;
 pub mod apply;
 pub mod autoscaling;
 pub mod conditions;

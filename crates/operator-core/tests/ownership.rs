@@ -342,3 +342,31 @@ async fn a_child_over_the_size_limit_is_refused_before_it_is_sent() -> Result<()
     assert!(stored(&server, "w-config").is_err(), "nothing was created");
     Ok(())
 }
+
+/// An object whose hand-over annotation names no one here is not taken, and the conflict says
+/// what the annotation holds and what it takes.
+#[tokio::test]
+async fn a_hand_over_to_no_one_is_named_in_the_conflict() -> Result<()> {
+    let server = server_with_crd().await?;
+    let owner = create_widget(&server, "w", 3).await?;
+    create_configmap(
+        &server,
+        json!({"metadata": {"name": "w-config", "annotations": {ADOPT_ANNOTATION: "garbage"}}}),
+    )
+    .await?;
+    let children = Children::<ConfigMap>::uncached(server.client(), IDENTITY);
+    let refused = children
+        .apply(&owner, desired_configmap(&owner, "config"))
+        .await;
+    let Err(error @ Error::ChildNameConflict { .. }) = refused else {
+        bail!("expected a name conflict, got {refused:?}");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!(
+            "{ADOPT_ANNOTATION}=garbage hands it to no one here"
+        )) && message.contains("Widget/w"),
+        "{message}"
+    );
+    Ok(())
+}

@@ -33,7 +33,23 @@ use serde_json::json;
 use crate::crd::PaymentService;
 use crate::metrics::PaymentMetrics;
 use crate::reconcile::PaymentOperator;
+use operator_core::annotations::ReadAnnotation;
 use operator_core::monitoring::ServiceMonitor;
+
+/// The annotations a PaymentService's operator reads (see docs/payment-service.md), and the
+/// one the conversion webhook writes to keep a v1 object's fields through v2.
+pub const ANNOTATIONS: &[ReadAnnotation] = &[
+    ReadAnnotation {
+        key: rollout::PROMOTE_ANNOTATION,
+        accepts: "the version waiting on the idle colour (a label value, such as 1.5.0)",
+        valid: |v| operator_core::validation::label_value(v, false).is_ok(),
+    },
+    ReadAnnotation {
+        key: crd::conversion::CONVERSION_DATA,
+        accepts: "what the conversion webhook writes",
+        valid: |_| true,
+    },
+];
 
 /// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
 pub const IDENTITY: OperatorIdentity = OperatorIdentity {

@@ -762,3 +762,45 @@ async fn a_missing_tls_secret_is_a_wait_that_ends_when_the_secret_appears() -> R
     h.eventually("Running", |h| h.status()["phase"] == "Running")
         .await
 }
+
+/// An annotation the operator cannot act on is not ignored without a word: a promote naming
+/// a version the service does not have, and an annotation another kind reads, each get one
+/// Warning naming it and what is accepted — once, so resyncs stay free of writes.
+#[tokio::test]
+async fn annotations_it_cannot_act_on_are_named_once() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&seed_sample()?).await?;
+    let annotate = json!({"metadata": {"annotations": {
+        "payments.io/promote": "9.9.9",
+        "payments.io/run-now": "1",
+    }}});
+    h.services()
+        .patch(
+            SEED,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&annotate),
+        )
+        .await?;
+    let named = h
+        .eventually("both named", |h| h.events("AnnotationIgnored").len() == 2)
+        .await;
+    named.with_context(|| format!("{:?}", h.events("AnnotationIgnored")))?;
+    let notes: Vec<String> = h
+        .events("AnnotationIgnored")
+        .iter()
+        .map(|e| e["note"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("payments.io/promote=9.9.9")
+            && n.contains("no version is waiting for promotion")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("payments.io/run-now=1")
+            && n.contains("a PaymentService does not read it")),
+        "{notes:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.events("AnnotationIgnored").len(), 2, "said once");
+    Ok(())
+}

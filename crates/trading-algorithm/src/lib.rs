@@ -35,6 +35,15 @@ use serde_json::json;
 use crate::crd::TradingAlgorithm;
 use crate::metrics::TradingMetrics;
 use crate::reconcile::TradingOperator;
+use operator_core::annotations::ReadAnnotation;
+
+/// The annotations a TradingAlgorithm's operator reads (see docs/trading-algorithm.md). The
+/// resume's value is judged against the halt it names, in the risk guard.
+pub const ANNOTATIONS: &[ReadAnnotation] = &[ReadAnnotation {
+    key: risk::RESUME_ANNOTATION,
+    accepts: "the since of the halt it lifts (status.riskHalt.since)",
+    valid: |_| true,
+}];
 
 /// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
 pub const IDENTITY: OperatorIdentity = OperatorIdentity {

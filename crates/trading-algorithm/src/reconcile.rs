@@ -77,6 +77,7 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     }
     let now = (op.now)();
 
+    ctx.check_annotations(&*ta, crate::ANNOTATIONS).await;
     let errors = validate::validate(&ta.name_any(), &ta.spec);
     if !errors.is_empty() {
         return ctx

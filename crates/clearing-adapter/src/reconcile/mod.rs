@@ -79,6 +79,7 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
     let name = ca.name_any();
 
     let workload = observe::workload(&ca, &ctx).await?;
+    ctx.check_annotations(&*ca, &[]).await;
     let mut errors = validate::validate(&name, &ca.spec);
     if let Some(floor) = workload.applied_floor {
         errors.extend(validate::validate_update(floor, &ca.spec, &workload.load));

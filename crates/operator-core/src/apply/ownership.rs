@@ -91,12 +91,16 @@ pub(super) fn holder_of<O: Resource<DynamicType = ()>>(meta: &ObjectMeta, owner:
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get(ADOPT_ANNOTATION));
-            if annotated == Some(&handover) {
-                Holder::HandedOver
-            } else {
-                Holder::Other(format!(
+            match annotated {
+                Some(value) if *value == handover => Holder::HandedOver,
+                // A hand-over to someone else, or a value that hands it to no one: said, so
+                // the user sees why it was not taken.
+                Some(value) => Holder::Other(format!(
+                    "was not created by this operator, and its annotation {ADOPT_ANNOTATION}={value} hands it to no one here (set it to {handover} to hand it to this resource; it takes <Kind>/<name>)"
+                )),
+                None => Holder::Other(format!(
                     "was not created by this operator (annotate it {ADOPT_ANNOTATION}={handover} to hand it over)"
-                ))
+                )),
             }
         }
     }

@@ -23,7 +23,7 @@ use crate::Settings;
 use crate::crd::{PaymentService, Phase};
 use crate::metrics::PaymentMetrics;
 use crate::resources::{self, backup_name};
-use crate::rollout::{self, RolloutInput};
+use crate::rollout::{self, PROMOTE_ANNOTATION, RolloutInput, RolloutPlan};
 use crate::validate;
 
 use apply::apply_children;
@@ -78,6 +78,7 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let name = ps.name_any();
 
     let errors = validate::validate(&name, &ps.spec);
+    ctx.check_annotations(&*ps, crate::ANNOTATIONS).await;
     if !errors.is_empty() {
         return ctx
             .refuse(&*ps, Error::invalid_spec(errors), Phase::Failed, now)
@@ -95,6 +96,7 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let deployments = observe_deployments(&ps, &ctx).await?;
     let observed = &deployments.states;
     let plan = rollout::plan(&RolloutInput::of(&ps, observed, now));
+    promotion_named(&ps, &ctx, &plan).await;
     let desired = resources::desired_children(&ps, &plan, &op.defaults, &op.settings, &external);
     let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan, &deployments).await?;
     let refusal = changes.refusal();
@@ -127,4 +129,24 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
         Some(after) if after < ctx.settings().resync => Action::requeue(after),
         _ => ctx.resync(),
     })
+}
+
+/// A `payments.io/promote` that names no version this service has (not the spec's, the
+/// serving one or the one waiting on the idle colour) promotes nothing: said once.
+async fn promotion_named(ps: &PaymentService, ctx: &Ctx, plan: &RolloutPlan) {
+    let Some(value) = ps.annotations().get(PROMOTE_ANNOTATION) else {
+        return;
+    };
+    let waiting = plan.awaiting_promotion.as_ref().map(|r| r.version.as_str());
+    let serving = plan.stable.as_ref().map(|r| r.version.as_str());
+    let known = [Some(ps.spec.version.as_str()), waiting, serving];
+    if known.contains(&Some(value.as_str())) {
+        return;
+    }
+    let why = match waiting {
+        Some(v) => format!("the version waiting for promotion is {v}"),
+        None => "no version is waiting for promotion (a blue-green rollout with autoPromote: false waits with the new version on the idle colour)".into(),
+    };
+    let note = format!("annotation {PROMOTE_ANNOTATION}={value} is ignored: {why}");
+    ctx.warn_once(ps, PROMOTE_ANNOTATION, value, note).await;
 }

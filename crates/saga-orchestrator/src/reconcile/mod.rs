@@ -75,6 +75,7 @@ async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
         return Ok(ctx.resync());
     }
     let now = (op.now)();
+    ctx.check_annotations(&*so, &[]).await;
     let errors = validate::validate(&so.name_any(), &so.spec);
     if !errors.is_empty() {
         return ctx

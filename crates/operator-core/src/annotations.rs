@@ -1,0 +1,153 @@
+//! The annotations a user sets on a resource to ask its operator for something
+//! (`payments.io/promote`, `payments.io/run-now`, `fintech.io/resume-trading`). One that the
+//! operator does not read on that kind, or whose value it cannot use, would otherwise be
+//! ignored without a word; each gets a Warning event naming the annotation and what it
+//! accepts, once per value (per process: a restart may say it once more), so a converged
+//! resource stays free of writes.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+
+/// The annotation prefixes of the product: an annotation under one of them on a resource is
+/// addressed to an operator.
+pub const PRODUCT_PREFIXES: &[&str] = &["payments.io/", "fintech.io/", "payments-engine.io/"];
+
+/// An annotation an operator reads on its resource, and which values it can use.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadAnnotation {
+    pub key: &'static str,
+    /// What it accepts, in words, for the Warning.
+    pub accepts: &'static str,
+    pub valid: fn(&str) -> bool,
+}
+
+/// One annotation the operator will not act on, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ignored {
+    pub key: String,
+    pub value: String,
+    pub why: String,
+}
+
+/// The annotations of a `kind` resource that its operator ignores: keys under a product
+/// prefix it does not read, and values its rules refuse.
+pub fn ignored<'a>(
+    annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+    kind: &str,
+    read: &[ReadAnnotation],
+) -> Vec<Ignored> {
+    let readable = || {
+        let keys: Vec<&str> = read.iter().map(|r| r.key).collect();
+        if keys.is_empty() {
+            "none".to_string()
+        } else {
+            keys.join(", ")
+        }
+    };
+    annotations
+        .into_iter()
+        .filter(|(key, _)| PRODUCT_PREFIXES.iter().any(|p| key.starts_with(p)))
+        .filter_map(|(key, value)| {
+            let why = match read.iter().find(|r| r.key == key.as_str()) {
+                Some(rule) if (rule.valid)(value) => return None,
+                Some(rule) => format!("it accepts {}", rule.accepts),
+                None => format!(
+                    "a {kind} does not read it (the annotations a {kind} reads: {})",
+                    readable()
+                ),
+            };
+            Some(Ignored {
+                key: key.clone(),
+                value: value.clone(),
+                why,
+            })
+        })
+        .collect()
+}
+
+/// What was said already, per object UID: each notice once.
+#[derive(Debug, Default)]
+pub struct Notices(Mutex<HashSet<(String, String, String)>>);
+
+impl Notices {
+    /// Whether `(uid, key, value)` is new (and remembers it).
+    pub fn first(&self, uid: &str, key: &str, value: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((uid.to_string(), key.to_string(), value.to_string()))
+    }
+
+    /// Keeps only what was said of objects whose UID is in `live`.
+    pub fn retain(&self, live: &HashSet<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(u, _, _)| live.contains(u));
+    }
+
+    /// How many notices are remembered (for memory accounting).
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets what was said of an object that is gone.
+    pub fn forget(&self, uid: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(u, _, _)| u != uid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    const PROMOTE: ReadAnnotation = ReadAnnotation {
+        key: "payments.io/promote",
+        accepts: "a version (a label value)",
+        valid: |v| !v.is_empty() && !v.contains(' '),
+    };
+
+    #[test]
+    fn unknown_and_unusable_annotations_are_named_with_what_is_accepted() {
+        let annotations: BTreeMap<String, String> = [
+            ("payments.io/promote", "1.5.0"),
+            ("payments.io/run-now", "123"),
+            ("payments-engine.io/adopt", "garbage"),
+            ("kubectl.kubernetes.io/last-applied-configuration", "{}"),
+            ("test.payments.io/poke", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let found = ignored(&annotations, "PaymentService", &[PROMOTE]);
+        let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["payments-engine.io/adopt", "payments.io/run-now"]);
+        assert!(found[1].why.contains("a PaymentService does not read it"));
+        assert!(found[1].why.contains("payments.io/promote"));
+        let bad: BTreeMap<String, String> =
+            [("payments.io/promote".to_string(), "a b".to_string())].into();
+        let found = ignored(&bad, "PaymentService", &[PROMOTE]);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].why.contains("a version"));
+    }
+
+    #[test]
+    fn each_notice_is_said_once_until_forgotten() {
+        let notices = Notices::default();
+        assert!(notices.first("u", "k", "v"));
+        assert!(!notices.first("u", "k", "v"));
+        assert!(notices.first("u", "k", "w"));
+        notices.forget("u");
+        assert!(notices.first("u", "k", "v"));
+    }
+}
