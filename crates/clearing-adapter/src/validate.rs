@@ -282,33 +282,36 @@ fn positive_duration(errors: &mut FieldErrors, field: &str, value: &str) -> Opti
     }
 }
 
-/// What can be observed of an adapter's load: its autoscaler's CPU utilisation against the
-/// target, and the pods running now.
+/// What can be observed of an adapter's load, all from its autoscaler: the CPU utilisation
+/// against the target, and the pods it asks for. Without an autoscaler nothing measures load,
+/// so nothing counts as high: pods still stopping after the user's own scale-down are not load.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Load {
     /// `(current, target)` CPU utilisation in percent, from the HPA's status.
     pub cpu_utilization: Option<(i32, i32)>,
-    /// Pods the adapter's Deployment runs now.
-    pub current_replicas: i32,
+    /// The pods the autoscaler wants (`status.desiredReplicas`), when there is one.
+    pub autoscaler_replicas: Option<i32>,
 }
 
 impl Load {
-    /// Why the adapter counts as under high load with `floor` pods requested, if it does:
-    /// its autoscaler reports CPU above the target, or it runs more pods than requested
-    /// because the autoscaler raised them.
+    /// Why the adapter counts as under high load with `floor` pods requested, if it does, with
+    /// the figures: its autoscaler reports CPU above the target, or it wants more pods than
+    /// the floor.
     pub fn high(&self, floor: i32) -> Option<String> {
+        let cpu = self.cpu_utilization.map(|(current, target)| {
+            format!("CPU at {current}% of requests against a {target}% target")
+        });
         if let Some((current, target)) = self.cpu_utilization
             && current > target
         {
-            return Some(format!(
-                "its autoscaler reports CPU at {current}% of requests, above the {target}% target"
-            ));
+            return cpu.map(|cpu| format!("its autoscaler reports {cpu}"));
         }
-        (self.current_replicas > floor).then(|| {
-            format!(
-                "the autoscaler runs {} pods, above the {floor} requested",
-                self.current_replicas
-            )
+        let wanted = self.autoscaler_replicas.filter(|&wanted| wanted > floor)?;
+        Some(match cpu {
+            Some(cpu) => {
+                format!("its autoscaler wants {wanted} pods, above the {floor} requested ({cpu})")
+            }
+            None => format!("its autoscaler wants {wanted} pods, above the {floor} requested"),
         })
     }
 }

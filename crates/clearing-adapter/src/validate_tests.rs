@@ -240,7 +240,7 @@ fn scaling_down_under_high_load_is_refused_and_allowed_once_it_drops() {
     spec.replicas = 2;
     let busy_cpu = Load {
         cpu_utilization: Some((92, 70)),
-        current_replicas: 3,
+        autoscaler_replicas: Some(3),
     };
     let errors = validate_update(3, &spec, &busy_cpu);
     assert_eq!(fields(&errors), ["spec.replicas"]);
@@ -248,16 +248,25 @@ fn scaling_down_under_high_load_is_refused_and_allowed_once_it_drops() {
 
     let raised = Load {
         cpu_utilization: Some((50, 70)),
-        current_replicas: 6,
+        autoscaler_replicas: Some(6),
     };
-    assert_eq!(
-        fields(&validate_update(3, &spec, &raised)),
-        ["spec.replicas"]
+    let errors = validate_update(3, &spec, &raised);
+    assert_eq!(fields(&errors), ["spec.replicas"]);
+    // The figures are in the refusal: what the autoscaler wants, and the CPU.
+    assert!(
+        message(&errors).contains("wants 6 pods") && message(&errors).contains("50%"),
+        "{}",
+        message(&errors)
     );
+
+    // Without an autoscaler nothing measures load: pods still stopping after the user's own
+    // scale-down (5 to 3, then 3 to 2) are not load.
+    let no_autoscaler = Load::default();
+    assert_eq!(validate_update(3, &spec, &no_autoscaler), Vec::new());
 
     let quiet = Load {
         cpu_utilization: Some((40, 70)),
-        current_replicas: 3,
+        autoscaler_replicas: Some(3),
     };
     assert_eq!(validate_update(3, &spec, &quiet), Vec::new());
     // Scaling up is never refused.
@@ -273,7 +282,7 @@ fn lowering_the_autoscaler_floor_counts_as_a_scale_down() {
     }
     let busy = Load {
         cpu_utilization: Some((95, 70)),
-        current_replicas: 3,
+        autoscaler_replicas: Some(3),
     };
     assert_eq!(
         fields(&validate_update(3, &spec, &busy)),

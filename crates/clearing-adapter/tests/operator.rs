@@ -383,6 +383,35 @@ async fn a_scale_down_under_high_load_is_refused_until_the_load_drops() -> Resul
     Ok(())
 }
 
+/// Without an autoscaler nothing measures load: pods still stopping after the user's own
+/// scale-down are not "high load", and the next scale-down goes through.
+#[tokio::test]
+async fn a_scale_down_right_after_another_is_not_refused_as_high_load() -> Result<()> {
+    let mut adapter = sample()?;
+    adapter["spec"]
+        .as_object_mut()
+        .map(|s| s.remove("autoscaling"));
+    adapter["spec"]["replicas"] = json!(5);
+    let h = start_with(ScriptedProbe::default(), adapter).await?;
+    // The five pods take their time to stop.
+    h.workloads.linger_pods(NS, SAMPLE, 5);
+    for replicas in [3, 2] {
+        let down = json!({"spec": {"replicas": replicas}});
+        h.adapters()
+            .patch(SAMPLE, &PatchParams::default(), &Patch::Merge(&down))
+            .await?;
+        h.eventually("applied", |h| {
+            child(h, "apps/v1", "deployments", SAMPLE)["spec"]["replicas"] == replicas
+        })
+        .await?;
+    }
+    assert_ne!(
+        condition(&h.status(SAMPLE), "Ready")["reason"],
+        "InvalidSpec"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn deletion_stops_new_payments_waits_for_the_pods_then_releases() -> Result<()> {
     let h = start_with(ScriptedProbe::default(), sample()?).await?;

@@ -101,7 +101,10 @@ pub(crate) async fn workload_of(ca: &ClearingAdapter, client: &kube::Client) -> 
         applied_floor,
         load: Load {
             cpu_utilization,
-            current_replicas,
+            autoscaler_replicas: hpa
+                .as_ref()
+                .and_then(|h| h.status.as_ref())
+                .map(|s| s.desired_replicas),
         },
         operator_owns_replicas: applies_replicas(&deployment, crate::IDENTITY.manager),
     })
