@@ -244,6 +244,25 @@ const PAYMENT_SERVICES: &str = "paymentservices.payments.io";
 /// what v2 cannot say kept in the conversion annotation; `kubectl get` of either works.
 async fn conversions_through_the_webhook(ns: &TestNamespace) -> Result<()> {
     let seed = valid("payment-initiation-service", &ns.name, "PaymentService")?;
+    // A v1 value the conversion cannot carry: the API server converts before it validates,
+    // so it answers 500 with the conversion webhook's message, which names the field and what
+    // it accepts (testkit is held to the same in crates/payment-service/tests/versions.rs).
+    let mut bad = seed.clone();
+    bad["metadata"]["name"] = json!("bad-enum");
+    bad["spec"]["deploymentStrategy"]["type"] = json!("Sideways");
+    let refused = api(ns, &bad)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(bad.clone())?,
+        )
+        .await;
+    match refused {
+        Err(kube::Error::Api(status))
+            if status.code == 500
+                && status.message.contains("spec.deploymentStrategy")
+                && status.message.contains("expected one of") => {}
+        other => anyhow::bail!("a v1 strategy the conversion cannot carry: got {other:?}"),
+    }
     api(ns, &seed)
         .create(
             &PostParams::default(),
