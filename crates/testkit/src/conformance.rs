@@ -76,6 +76,7 @@ macro_rules! conformance_cases {
         $run!(secret_string_data_is_stored_as_data);
         $run!(a_patch_naming_a_uid_applies_only_to_that_object);
         $run!(label_values_and_data_size_are_bounded);
+        $run!(container_resources_are_read_and_limits_hold);
     };
 }
 
@@ -1167,5 +1168,51 @@ pub async fn label_values_and_data_size_are_bounded(b: &Backend) -> Result<()> {
         "a ConfigMap over 1 MiB is invalid"
     );
     ensure!(cms.get_opt("big").await?.is_none(), "nothing was stored");
+    Ok(())
+}
+
+/// A pod template's container resources: a quantity that does not read is a 400 (the body
+/// cannot be decoded), a limit below its request or a negative quantity a 422; nothing stored.
+pub async fn container_resources_are_read_and_limits_hold(b: &Backend) -> Result<()> {
+    let deployments: Api<Deployment> = b.api();
+    let with_resources = |name: &str, resources: Value| -> Result<Deployment> {
+        let mut d = serde_json::to_value(deployment(name, 1, "busybox")?)?;
+        d["spec"]["template"]["spec"]["containers"][0]["resources"] = resources;
+        Ok(serde_json::from_value(d)?)
+    };
+    let below = with_resources(
+        "limit-below-request",
+        json!({"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}),
+    )?;
+    let refused = deployments.create(&PostParams::default(), &below).await;
+    ensure!(
+        api_error(refused).map(|e| e.0) == Some(422),
+        "a limit below its request is invalid"
+    );
+    let negative = with_resources("negative", json!({"requests": {"cpu": "-1"}}))?;
+    let refused = deployments.create(&PostParams::default(), &negative).await;
+    ensure!(
+        api_error(refused).map(|e| e.0) == Some(422),
+        "a negative request is invalid"
+    );
+    let unreadable = with_resources("unreadable", json!({"requests": {"memory": "lots"}}))?;
+    let refused = deployments
+        .create(&PostParams::default(), &unreadable)
+        .await;
+    ensure!(
+        api_error(refused).map(|e| e.0) == Some(400),
+        "a quantity that does not read cannot be decoded"
+    );
+    let fine = with_resources(
+        "fine",
+        json!({"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "0.5Gi"}}),
+    )?;
+    deployments.create(&PostParams::default(), &fine).await?;
+    for name in ["limit-below-request", "negative", "unreadable"] {
+        ensure!(
+            deployments.get_opt(name).await?.is_none(),
+            "{name} was stored"
+        );
+    }
     Ok(())
 }

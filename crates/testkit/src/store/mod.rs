@@ -498,7 +498,12 @@ impl Store {
         if rt.kind == "Secret" && rt.group.is_empty() {
             fold_string_data(obj);
         }
-        let causes = validate::object_meta_and_size(rt, obj);
+        let causes = validate::object_meta_and_size(rt, obj).map_err(|why| {
+            ApiError::bad_request(format!(
+                "{} in version {:?} cannot be handled as a {}: {why}",
+                rt.kind, rt.version, rt.kind
+            ))
+        })?;
         if !causes.is_empty() {
             let kind = if rt.group.is_empty() {
                 rt.kind.clone()
