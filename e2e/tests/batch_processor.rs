@@ -205,14 +205,5 @@ async fn another_teams_objects_are_never_touched() -> Result<()> {
     let probe = ns.sample_json(BATCH_PROCESSOR, SEED, |b| {
         small(b, "registry.example/batch-processor:1.2.0")
     })?;
-    operator_harness::foreign::foreign_objects_are_never_touched(
-        &ns.client,
-        &batch_processor::OPERATOR,
-        probe,
-        &[],
-        Duration::from_secs(180),
-    )
-    .await?;
-    operator.assert_no_rbac_denials()?;
-    ns.cleanup().await
+    crate::foreign::never_touched(ns, operator, &batch_processor::OPERATOR, probe, &[]).await
 }

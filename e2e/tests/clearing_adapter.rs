@@ -307,14 +307,5 @@ async fn another_teams_objects_are_never_touched() -> Result<()> {
     let partners = partners_in(&ns).await?;
     let operator = ns.start_operator(&OPERATOR, "a", false).await?;
     let probe = ns.sample_json(CLEARING_ADAPTER, SAMPLE, at_stand_ins(&partners))?;
-    operator_harness::foreign::foreign_objects_are_never_touched(
-        &ns.client,
-        &clearing_adapter::OPERATOR,
-        probe,
-        &[],
-        Duration::from_secs(180),
-    )
-    .await?;
-    operator.assert_no_rbac_denials()?;
-    ns.cleanup().await
+    crate::foreign::never_touched(ns, operator, &clearing_adapter::OPERATOR, probe, &[]).await
 }

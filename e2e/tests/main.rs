@@ -5,6 +5,7 @@ mod admission;
 mod batch_processor;
 mod clearing_adapter;
 mod conformance;
+mod foreign;
 mod manifests;
 mod operator_core;
 mod payment_service;

@@ -381,8 +381,9 @@ async fn another_teams_objects_are_never_touched() -> Result<()> {
     };
     let operator = ns.start_operator(&OPERATOR, "a", false).await?;
     let probe = ns.sample_json(PAYMENT_SERVICE, SEED, stored)?;
-    operator_harness::foreign::foreign_objects_are_never_touched(
-        &ns.client,
+    crate::foreign::never_touched(
+        ns,
+        operator,
         &payment_service::OPERATOR,
         probe,
         &[ChildRef {
@@ -392,9 +393,6 @@ async fn another_teams_objects_are_never_touched() -> Result<()> {
             plural: "serviceaccounts",
             name: "payment-gateway-sa".into(),
         }],
-        Duration::from_secs(180),
     )
-    .await?;
-    operator.assert_no_rbac_denials()?;
-    ns.cleanup().await
+    .await
 }

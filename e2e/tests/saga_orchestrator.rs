@@ -312,14 +312,5 @@ async fn another_teams_objects_are_never_touched() -> Result<()> {
     dependencies_in(&ns).await?;
     let operator = ns.start_operator(&OPERATOR, "a", false).await?;
     let probe = ns.sample_json(SAGA_ORCHESTRATOR, SAMPLE, small)?;
-    operator_harness::foreign::foreign_objects_are_never_touched(
-        &ns.client,
-        &saga_orchestrator::OPERATOR,
-        probe,
-        &[],
-        Duration::from_secs(180),
-    )
-    .await?;
-    operator.assert_no_rbac_denials()?;
-    ns.cleanup().await
+    crate::foreign::never_touched(ns, operator, &saga_orchestrator::OPERATOR, probe, &[]).await
 }

@@ -301,14 +301,5 @@ async fn another_teams_objects_are_never_touched() -> Result<()> {
     };
     let operator = ns.start_operator(&OPERATOR, "a", false).await?;
     let probe = ns.sample_json(TRADING_ALGORITHM, SEED, |_| {})?;
-    operator_harness::foreign::foreign_objects_are_never_touched(
-        &ns.client,
-        &trading_algorithm::OPERATOR,
-        probe,
-        &[],
-        Duration::from_secs(180),
-    )
-    .await?;
-    operator.assert_no_rbac_denials()?;
-    ns.cleanup().await
+    crate::foreign::never_touched(ns, operator, &trading_algorithm::OPERATOR, probe, &[]).await
 }
