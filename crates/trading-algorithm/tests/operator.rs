@@ -376,6 +376,51 @@ async fn a_resume_set_before_any_halt_does_not_stop_a_later_halt() -> Result<()>
     Ok(())
 }
 
+/// A report that cannot be read (NaN, inf, hex) never clears a breach already seen: the halt
+/// stays, the last valid figures stay, and the condition says the report cannot be read —
+/// with the reason in words, not debug text.
+#[tokio::test]
+async fn a_malformed_report_never_clears_a_breach() -> Result<()> {
+    let h = start_active("momentum-trader-prod").await?;
+    h.report("momentum-trader-prod", &h.today(), 10, -200_000.0)
+        .await?;
+    h.eventually("halted", |h| {
+        phase(h, "momentum-trader-prod") == "Suspended"
+    })
+    .await?;
+    let reports: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(h.client(), NS);
+    for bad in ["NaN", "inf", "0x10"] {
+        let patch = json!({"data": {"dailyPnL": bad}});
+        reports
+            .patch(
+                "momentum-trader-prod-report",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        h.eventually("said unreadable", |h| {
+            h.events("InvalidReport").iter().any(|e| {
+                e["note"]
+                    .as_str()
+                    .is_some_and(|n| n.contains(&format!("got \"{bad}\"")))
+            })
+        })
+        .await?;
+        let status = h.status("momentum-trader-prod");
+        assert_eq!(phase(&h, "momentum-trader-prod"), "Suspended", "{bad}");
+        assert_eq!(status["dailyPnL"], -200_000.0, "{bad}");
+        let breach = condition(&status, "RiskLimitBreached");
+        assert_eq!(breach["status"], "True", "{bad}: {breach}");
+    }
+    assert!(
+        h.events("InvalidReport")
+            .iter()
+            .all(|e| !e["note"].as_str().unwrap_or_default().contains("Some(")),
+        "no debug text"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn children_edited_or_deleted_by_hand_are_restored() -> Result<()> {
     let h = start_active("momentum-trader-prod").await?;
