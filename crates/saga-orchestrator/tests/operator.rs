@@ -368,3 +368,39 @@ async fn a_drain_past_its_timeout_reports_what_still_ran_and_releases() -> Resul
     );
     Ok(())
 }
+
+/// Another team's ConfigMap under the definitions' name: never mounted, and DefinitionsValid
+/// says the definitions are not in force instead of "valid and in force".
+#[tokio::test]
+async fn definitions_whose_configmap_is_someone_elses_are_not_in_force() -> Result<()> {
+    let h = cluster().start().await?;
+    h.create_secret().await?;
+    for s in SERVICES {
+        h.payment_service(s, true).await?;
+    }
+    let theirs: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": format!("{SAMPLE}-sagas"), "namespace": NS},
+        "data": {"owner": "another team"}
+    }))?;
+    Api::namespaced(h.client(), NS)
+        .create(&PostParams::default(), &theirs)
+        .await?;
+    h.create_orchestrator(sample()?).await?;
+    h.eventually("not in force", |h| {
+        condition(&h.status(SAMPLE), "DefinitionsValid")["reason"] == "NotInForce"
+    })
+    .await?;
+    let valid = condition(&h.status(SAMPLE), "DefinitionsValid");
+    assert_eq!(valid["status"], "False");
+    assert!(
+        valid["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("ConfigMap {SAMPLE}-sagas already exists"))),
+        "{valid}"
+    );
+    assert!(
+        h.get("apps/v1", "deployments", SAMPLE).is_none(),
+        "no pod runs on another team's definitions"
+    );
+    Ok(())
+}
