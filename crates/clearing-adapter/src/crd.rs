@@ -11,7 +11,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use operator_core::validation::GO_DURATION_PATTERN;
+use operator_core::duration::GoDuration;
 
 /// A clearing adapter: the process that carries payments to banking partners, with its
 /// partner routing table, health checks and automatic drain.
@@ -75,14 +75,13 @@ pub struct ClearingAdapterSpec {
     pub monitoring: Monitoring,
     /// How long deletion waits for the pods to finish in-flight payments (Go duration).
     #[serde(default = "default_drain_timeout")]
-    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
-    pub drain_timeout: String,
+    pub drain_timeout: GoDuration,
 }
 
 fn default_replicas() -> i32 {
     3
 }
-fn default_drain_timeout() -> String {
+fn default_drain_timeout() -> GoDuration {
     "30s".into()
 }
 
@@ -117,12 +116,10 @@ pub struct AdapterConfig {
     pub banking_partners: Vec<BankingPartner>,
     /// Timeout of one request to a partner (Go duration).
     #[serde(default = "default_timeout")]
-    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
-    pub timeout: String,
+    pub timeout: GoDuration,
     /// How often the operator checks each partner's health endpoint, at most (Go duration).
     #[serde(default = "default_health_check_interval")]
-    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
-    pub health_check_interval: String,
+    pub health_check_interval: GoDuration,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_config: Option<RetryConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,10 +128,10 @@ pub struct AdapterConfig {
     pub encryption: Option<Encryption>,
 }
 
-fn default_timeout() -> String {
+fn default_timeout() -> GoDuration {
     "30s".into()
 }
-fn default_health_check_interval() -> String {
+fn default_health_check_interval() -> GoDuration {
     "30s".into()
 }
 
@@ -229,20 +226,18 @@ pub struct RetryConfig {
     #[schemars(range(min = 0, max = 10))]
     pub max_retries: i32,
     #[serde(default = "default_initial_backoff")]
-    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
-    pub initial_backoff: String,
+    pub initial_backoff: GoDuration,
     #[serde(default = "default_max_backoff")]
-    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
-    pub max_backoff: String,
+    pub max_backoff: GoDuration,
 }
 
 fn default_max_retries() -> i32 {
     3
 }
-fn default_initial_backoff() -> String {
+fn default_initial_backoff() -> GoDuration {
     "100ms".into()
 }
-fn default_max_backoff() -> String {
+fn default_max_backoff() -> GoDuration {
     "5s".into()
 }
 
@@ -317,11 +312,10 @@ pub struct Autoscaling {
     /// The seed's cooldown: how long the load must stay low before the autoscaler removes
     /// pods (scale-down stabilization window, Go duration).
     #[serde(default = "default_cooldown")]
-    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
-    pub cooldown_period: String,
+    pub cooldown_period: GoDuration,
 }
 
-fn default_cooldown() -> String {
+fn default_cooldown() -> GoDuration {
     "5m".into()
 }
 
@@ -339,8 +333,7 @@ pub struct CircuitBreaker {
     pub success_threshold: i32,
     /// How long the adapter's own breaker stays open before it tries a partner again.
     #[serde(default = "default_breaker_timeout")]
-    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
-    pub timeout: String,
+    pub timeout: GoDuration,
 }
 
 fn default_failure_threshold() -> i32 {
@@ -349,7 +342,7 @@ fn default_failure_threshold() -> i32 {
 fn default_success_threshold() -> i32 {
     3
 }
-fn default_breaker_timeout() -> String {
+fn default_breaker_timeout() -> GoDuration {
     "60s".into()
 }
 
@@ -592,7 +585,7 @@ pub(crate) mod tests_support {
         assert_eq!(props["config"]["properties"]["timeout"]["default"], "30s");
         assert_eq!(
             props["config"]["properties"]["timeout"]["pattern"],
-            GO_DURATION_PATTERN
+            operator_core::duration::GO_DURATION_PATTERN
         );
         assert_eq!(props["circuitBreaker"]["default"]["failureThreshold"], 5);
         assert_eq!(props["monitoring"]["default"]["metricsPort"], 8080);

@@ -34,18 +34,24 @@ pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
     partners(&mut errors, &spec.config.banking_partners);
 
     let config = &spec.config;
-    positive_duration(&mut errors, "spec.config.timeout", &config.timeout);
-    match validation::go_duration(&config.health_check_interval) {
-        Ok(d) => errors.check(
-            d >= MIN_HEALTH_CHECK_INTERVAL,
+    errors.push(
+        "spec.config.timeout",
+        validation::positive_duration(&config.timeout),
+    );
+    let interval = errors.push(
+        "spec.config.healthCheckInterval",
+        config.health_check_interval.read(),
+    );
+    if let Some(interval) = interval {
+        errors.check(
+            interval >= MIN_HEALTH_CHECK_INTERVAL,
             "spec.config.healthCheckInterval",
             format!(
                 "must be at least {}s (partners are not polled harder than that), got {:?}",
                 MIN_HEALTH_CHECK_INTERVAL.as_secs(),
-                config.health_check_interval
+                config.health_check_interval.as_str()
             ),
-        ),
-        Err(e) => errors.push::<()>("spec.config.healthCheckInterval", Err(e)),
+        );
     }
     if let Some(retry) = &config.retry_config {
         errors.check(
@@ -53,15 +59,13 @@ pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
             "spec.config.retryConfig.maxRetries",
             format!("must be between 0 and 10, got {}", retry.max_retries),
         );
-        let initial = positive_duration(
-            &mut errors,
+        let initial = errors.push(
             "spec.config.retryConfig.initialBackoff",
-            &retry.initial_backoff,
+            validation::positive_duration(&retry.initial_backoff),
         );
-        let max = positive_duration(
-            &mut errors,
+        let max = errors.push(
             "spec.config.retryConfig.maxBackoff",
-            &retry.max_backoff,
+            validation::positive_duration(&retry.max_backoff),
         );
         if let (Some(initial), Some(max)) = (initial, max) {
             errors.check(
@@ -69,7 +73,8 @@ pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
                 "spec.config.retryConfig.initialBackoff",
                 format!(
                     "must not exceed maxBackoff ({:?}), got {:?}",
-                    retry.max_backoff, retry.initial_backoff
+                    retry.max_backoff.as_str(),
+                    retry.initial_backoff.as_str()
                 ),
             );
         }
@@ -126,7 +131,10 @@ pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
             format!("must be between 1 and 100, got {threshold}"),
         );
     }
-    positive_duration(&mut errors, "spec.circuitBreaker.timeout", &breaker.timeout);
+    errors.push(
+        "spec.circuitBreaker.timeout",
+        validation::positive_duration(&breaker.timeout),
+    );
     errors.push(
         "spec.drainTimeout",
         validation::drain_timeout(&spec.drain_timeout),
@@ -150,10 +158,9 @@ pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
                 autoscaling.max_replicas
             ),
         );
-        positive_duration(
-            &mut errors,
+        errors.push(
             "spec.autoscaling.cooldownPeriod",
-            &autoscaling.cooldown_period,
+            validation::positive_duration(&autoscaling.cooldown_period),
         );
         for (i, metric) in autoscaling.metrics.iter().enumerate() {
             let field = format!("spec.autoscaling.metrics[{i}]");
@@ -262,24 +269,6 @@ fn is_token(name: &str) -> bool {
 
 fn secret_name(errors: &mut FieldErrors, field: &str, name: &str) {
     errors.push(field, validation::dns_subdomain(name));
-}
-
-fn positive_duration(errors: &mut FieldErrors, field: &str, value: &str) -> Option<Duration> {
-    match validation::go_duration(value) {
-        Ok(d) if d > Duration::ZERO => Some(d),
-        Ok(_) => {
-            errors.check(
-                false,
-                field,
-                format!("must be longer than 0, got {value:?}"),
-            );
-            None
-        }
-        Err(e) => {
-            errors.push::<()>(field, Err(e));
-            None
-        }
-    }
 }
 
 /// What can be observed of an adapter's load, all from its autoscaler: the CPU utilisation

@@ -16,6 +16,7 @@ pub mod conditions;
 pub mod controller;
 pub mod credentials;
 pub mod descriptor;
+pub mod duration;
 pub mod error;
 pub mod events;
 pub mod finalizer;

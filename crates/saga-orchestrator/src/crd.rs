@@ -11,7 +11,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use operator_core::validation::GO_DURATION_PATTERN;
+use operator_core::duration::GoDuration;
 
 /// A saga orchestrator and the sagas it runs.
 // The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
@@ -65,8 +65,7 @@ pub struct SagaOrchestratorSpec {
     pub definition_history_limit: i32,
     /// How long deletion waits for running sagas to finish or compensate (Go duration).
     #[serde(default = "default_drain_timeout")]
-    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
-    pub drain_timeout: String,
+    pub drain_timeout: GoDuration,
 }
 
 fn default_replicas() -> i32 {
@@ -75,7 +74,7 @@ fn default_replicas() -> i32 {
 fn default_history_limit() -> i32 {
     3
 }
-fn default_drain_timeout() -> String {
+fn default_drain_timeout() -> GoDuration {
     "5m".into()
 }
 
@@ -173,8 +172,7 @@ pub struct SagaDefinition {
     )]
     pub name: String,
     /// The longest one instance may run (Go duration).
-    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
-    pub timeout: String,
+    pub timeout: GoDuration,
     #[schemars(length(min = 1, max = 50))]
     pub steps: Vec<SagaStep>,
     /// The step after which the saga can no longer be compensated and is retried forward;
@@ -200,8 +198,7 @@ pub struct SagaStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compensation: Option<HttpCall>,
     /// The longest one attempt may take (Go duration); at most the saga's timeout.
-    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
-    pub timeout: String,
+    pub timeout: GoDuration,
     #[serde(default)]
     pub retry: StepRetry,
 }
@@ -238,14 +235,13 @@ pub struct StepRetry {
     #[schemars(range(min = 1, max = 20))]
     pub max_attempts: i32,
     #[serde(default = "default_backoff")]
-    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
-    pub backoff: String,
+    pub backoff: GoDuration,
 }
 
 fn default_attempts() -> i32 {
     3
 }
-fn default_backoff() -> String {
+fn default_backoff() -> GoDuration {
     "1s".into()
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use operator_core::FieldError;
+use operator_core::duration::GoDuration;
 use operator_core::validation::{self, FieldErrors};
 
 use crate::crd::{SagaDefinition, SagaOrchestratorSpec};
@@ -179,7 +180,7 @@ pub fn validate_definitions(sagas: &[SagaDefinition]) -> Vec<FieldError> {
 fn duration(
     errors: &mut FieldErrors,
     field: &str,
-    value: &str,
+    value: &GoDuration,
     saga: &str,
     step: Option<&String>,
 ) -> Option<Duration> {
@@ -187,17 +188,8 @@ fn duration(
         Some(step) => format!("saga {saga:?} step {step:?}"),
         None => format!("saga {saga:?}"),
     };
-    match validation::go_duration(value) {
-        Ok(d) if d > Duration::ZERO => Some(d),
-        Ok(_) => {
-            errors.check(false, field, format!("{whose}: must be longer than 0"));
-            None
-        }
-        Err(e) => {
-            errors.check(false, field, format!("{whose}: {e}"));
-            None
-        }
-    }
+    let read = validation::positive_duration(value).map_err(|e| format!("{whose}: {e}"));
+    errors.push(field, read)
 }
 
 /// Valid but risky: what the webhook answers with a warning that `kubectl` shows.

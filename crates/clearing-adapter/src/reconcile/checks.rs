@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::jiff::Timestamp;
-use operator_core::validation::go_duration;
 
 use super::observe::Secrets;
 use crate::crd::{BankingPartnerStatus, ClearingAdapterSpec};
@@ -18,9 +17,10 @@ use crate::validate::MIN_HEALTH_CHECK_INTERVAL;
 pub const MAX_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn interval(spec: &ClearingAdapterSpec) -> Duration {
-    go_duration(&spec.config.health_check_interval).map_or(Duration::from_secs(30), |d| {
-        d.max(MIN_HEALTH_CHECK_INTERVAL)
-    })
+    spec.config
+        .health_check_interval
+        .or(Duration::from_secs(30))
+        .max(MIN_HEALTH_CHECK_INTERVAL)
 }
 
 /// How long until the partners are due again: zero when a partner has never been checked.
@@ -60,8 +60,10 @@ pub async fn run(
     spec: &ClearingAdapterSpec,
     secrets: &Secrets,
 ) -> BTreeMap<String, Verdict> {
-    let timeout = go_duration(&spec.config.timeout)
-        .unwrap_or(MAX_CHECK_TIMEOUT)
+    let timeout = spec
+        .config
+        .timeout
+        .or(MAX_CHECK_TIMEOUT)
         .min(MAX_CHECK_TIMEOUT);
     let targets: Vec<ProbeTarget> = spec
         .config

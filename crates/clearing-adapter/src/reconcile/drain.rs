@@ -14,7 +14,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::{Resource, ResourceExt};
 use operator_core::Result;
 use operator_core::finalizer::{Cleanup, Deletion, since_deletion};
-use operator_core::validation::go_duration;
 
 use super::{Ctx, observe};
 use crate::crd::{ClearingAdapter, Phase};
@@ -35,7 +34,7 @@ pub(super) async fn drain(
         return Ok(release(&ca, &ctx));
     }
     let now = (op.now)();
-    let timeout = go_duration(&ca.spec.drain_timeout).unwrap_or(Duration::from_secs(30));
+    let timeout = ca.spec.drain_timeout.or(Duration::from_secs(30));
     let elapsed = since_deletion(&*ca, now);
 
     let workload = observe::workload(&ca, &ctx).await?;

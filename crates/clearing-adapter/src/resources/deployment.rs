@@ -6,6 +6,7 @@
 //! rolls the pods; the weights are not in it (the adapter reloads them).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
@@ -21,7 +22,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::validation::go_duration;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
 use super::{HTTP_PORT, config_name, labels, selector};
@@ -64,7 +64,7 @@ pub fn adapter_env(ca: &ClearingAdapter) -> Vec<EnvVar> {
     let breaker = &spec.circuit_breaker;
     let mut vars = vec![
         env("PROCESSOR_TYPE", spec.processor_type.as_str()),
-        env("TIMEOUT", &spec.config.timeout),
+        env("TIMEOUT", spec.config.timeout.as_str()),
         field_env("POD_NAME", "metadata.name"),
         field_env("POD_NAMESPACE", "metadata.namespace"),
         field_env("POD_IP", "status.podIP"),
@@ -76,7 +76,7 @@ pub fn adapter_env(ca: &ClearingAdapter) -> Vec<EnvVar> {
             "CIRCUIT_BREAKER_SUCCESS_THRESHOLD",
             breaker.success_threshold.to_string(),
         ),
-        env("CIRCUIT_BREAKER_TIMEOUT", &breaker.timeout),
+        env("CIRCUIT_BREAKER_TIMEOUT", breaker.timeout.as_str()),
     ];
     if let Some(limit) = &spec.config.rate_limit {
         vars.push(env("RATE_LIMIT_RPS", limit.requests_per_second.to_string()));
@@ -253,7 +253,7 @@ pub fn desired_deployment(
     }
     let mut container_security = restricted_container_security();
     container_security.run_as_user = pod_security.run_as_user;
-    let drain_seconds = go_duration(&spec.drain_timeout).map_or(30, |d| d.as_secs() as i64);
+    let drain_seconds = spec.drain_timeout.or(Duration::from_secs(30)).as_secs() as i64;
     let (affinity, topology_spread_constraints) = spread(ca);
     let replicas = if draining {
         Some(0)

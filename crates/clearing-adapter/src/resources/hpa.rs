@@ -4,6 +4,8 @@
 //! stabilization window, so a dip in load shorter than the cooldown removes no pod; scale-up
 //! is immediate, at most doubling the pods per minute (the seed's scale factor of 2).
 
+use std::time::Duration;
+
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler,
     HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
@@ -12,7 +14,6 @@ use k8s_openapi::api::autoscaling::v2::{
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::validation::go_duration;
 
 use super::labels;
 use crate::crd::{Autoscaling, ClearingAdapter};
@@ -41,8 +42,11 @@ pub fn desired_hpa(
         });
     }
     metrics.extend(autoscaling.metrics.iter().cloned());
-    let cooldown = go_duration(&autoscaling.cooldown_period)
-        .map_or(300, |d| d.as_secs().min(MAX_STABILIZATION_SECONDS));
+    let cooldown = autoscaling
+        .cooldown_period
+        .or(Duration::from_secs(300))
+        .as_secs()
+        .min(MAX_STABILIZATION_SECONDS);
     HorizontalPodAutoscaler {
         metadata: ObjectMeta {
             name: Some(ca.name_any()),

@@ -258,21 +258,6 @@ fn invalid(name: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// A Kubernetes-style duration: `500ms`, `30s`, `5m`, `1h`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
-        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
-        _ => None,
-    }
-}
-
 /// `:8080` (all interfaces), `127.0.0.1:8080`, or `0` (disabled → `None`).
 pub fn parse_bind_address(s: &str) -> Result<Option<SocketAddr>, String> {
     if s == "0" {
@@ -436,7 +421,8 @@ impl RuntimeConfig {
 
         let mut controller = ControllerSettings::default();
         if let Some(interval) = &op.reconcile_interval {
-            controller.resync = parse_duration(interval)
+            controller.resync = crate::duration::go_duration(interval)
+                .ok()
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     invalid(
@@ -773,12 +759,7 @@ trading:
     }
 
     #[test]
-    fn durations_and_addresses() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("5h"), Some(Duration::from_secs(18000)));
-        assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("s"), None);
+    fn bind_addresses() {
         assert_eq!(parse_bind_address("0"), Ok(None));
         assert!(parse_bind_address("localhost").is_err());
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::FieldError;
+use crate::duration::GoDuration;
 
 mod container;
 
@@ -31,10 +32,14 @@ impl FieldErrors {
         }
     }
 
-    /// Records the problem a check returned, if any.
-    pub fn push<T>(&mut self, field: &str, checked: Result<T, String>) {
-        if let Err(message) = checked {
-            self.0.push(FieldError::new(field, message));
+    /// Records the problem a check returned, if any; the checked value otherwise.
+    pub fn push<T>(&mut self, field: &str, checked: Result<T, String>) -> Option<T> {
+        match checked {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.0.push(FieldError::new(field, message));
+                None
+            }
         }
     }
 
@@ -116,8 +121,8 @@ pub fn duration(value: &str, units: &[&str]) -> Result<Duration, String> {
     let unit_ok = value
         .trim_start_matches(|c: char| c.is_ascii_digit())
         .to_string();
-    match crate::runtime::config::parse_duration(value) {
-        Some(d) if units.contains(&unit_ok.as_str()) => Ok(d),
+    match crate::duration::go_duration(value) {
+        Ok(d) if units.contains(&unit_ok.as_str()) => Ok(d),
         _ => Err(format!(
             "must be a number and a unit of {} (e.g. 30{}), got {value:?}",
             units.join(", "),
@@ -152,59 +157,25 @@ pub fn https_url(value: &str) -> Result<(), String> {
     }
 }
 
+/// A duration field that must be longer than zero (a timeout, a backoff, an interval).
+pub fn positive_duration(value: &GoDuration) -> Result<Duration, String> {
+    match value.read()? {
+        Duration::ZERO => Err(format!("must be longer than 0, got {:?}", value.as_str())),
+        d => Ok(d),
+    }
+}
+
 /// How long a deletion waits for in-flight work (`drainTimeout`): a Go duration longer than
 /// zero and at most [`MAX_DRAIN_TIMEOUT`], so a finalizer's work stays bounded.
-pub fn drain_timeout(value: &str) -> Result<Duration, String> {
-    let d = go_duration(value)?;
-    if d.is_zero() {
-        Err("must be longer than 0".into())
-    } else if d > MAX_DRAIN_TIMEOUT {
+pub fn drain_timeout(value: &GoDuration) -> Result<Duration, String> {
+    let d = positive_duration(value)?;
+    if d > MAX_DRAIN_TIMEOUT {
         Err(format!(
             "must be at most 1h (a deletion waits this long for in-flight work, and no longer), got {value:?}"
         ))
     } else {
         Ok(d)
     }
-}
-
-/// A Go duration as seed 001's CRD writes it (`30s`, `1m30s`, `250ms`, `1.5h`): the schema's
-/// pattern, so the API server names the field; [`go_duration`] reads it.
-pub const GO_DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
-
-/// A Go duration ([`GO_DURATION_PATTERN`]): one or more number-and-unit pairs, summed.
-pub fn go_duration(value: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "must be a duration such as 30s, 1m30s or 250ms (units ns, us, ms, s, m, h), got {value:?}"
-        )
-    };
-    let mut rest = value;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += number * seconds;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 /// A resource quantity (`500m`, `2Gi`, `1.5`).
@@ -324,12 +295,6 @@ mod tests {
         assert_eq!(https_url("https://bank.example:8443/health"), Ok(()));
         assert!(https_url("http://bank.example").is_err());
         assert!(https_url("https://").is_err());
-        assert_eq!(go_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(go_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(go_duration("1.5h"), Ok(Duration::from_secs(5400)));
-        assert!(go_duration("30").is_err());
-        assert!(go_duration("").is_err());
-        assert!(go_duration("5d").is_err());
         assert_eq!(quantity("500m"), Ok(()));
         assert_eq!(quantity("2Gi"), Ok(()));
         assert!(quantity("2 GB").is_err());

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use operator_core::runtime::config::parse_duration;
+use operator_core::duration::go_duration;
 
 use crate::crd::{Revision, Rollout, StrategyType};
 
@@ -115,7 +115,7 @@ pub(super) fn canary(
         let pause = steps[step]
             .pause
             .as_ref()
-            .and_then(|p| parse_duration(&p.duration))
+            .and_then(|p| go_duration(&p.duration).ok())
             .unwrap_or_default();
         if elapsed(&step_started, input.now) < pause {
             plan.requeue_after = remaining(&step_started, input.now, pause);

@@ -12,7 +12,6 @@ use kube::{Resource, ResourceExt};
 use operator_core::Result;
 use operator_core::conditions::{ConditionStatus, Observed as Condition, set_condition};
 use operator_core::finalizer::{Cleanup, Deletion, since_deletion};
-use operator_core::validation::go_duration;
 
 use super::{Ctx, observe};
 use crate::crd::{Phase, SagaOrchestrator};
@@ -33,7 +32,7 @@ pub(super) async fn drain(
         return Ok(release(&so, &ctx));
     }
     let now = (op.now)();
-    let timeout = go_duration(&so.spec.drain_timeout).unwrap_or(Duration::from_secs(300));
+    let timeout = so.spec.drain_timeout.or(Duration::from_secs(300));
     let elapsed = since_deletion(&*so, now);
 
     let observed = observe::observe(&so, &ctx).await?;

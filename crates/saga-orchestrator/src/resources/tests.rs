@@ -84,7 +84,7 @@ proptest! {
         let mut so = sample();
         so.spec.autoscaling = None;
         so.spec.replicas = replicas;
-        so.spec.sagas[0].steps[0].timeout = format!("{timeout}s");
+        so.spec.sagas[0].steps[0].timeout = format!("{timeout}s").into();
         let plan = plan_of(&so);
         let d = desired_children(&so, &plan, &secret.to_string(), &WorkloadDefaults::default());
         let spec = d.deployment.spec.clone().unwrap_or_default();
@@ -100,7 +100,7 @@ proptest! {
         let rotated = desired_children(&so, &plan, &(secret + 10).to_string(), &WorkloadDefaults::default());
         prop_assert_ne!(hash(&d), hash(&rotated));
         let mut changed = so.clone();
-        changed.spec.sagas[0].steps[0].timeout = format!("{}s", timeout + 100);
+        changed.spec.sagas[0].steps[0].timeout = format!("{}s", timeout + 100).into();
         let other = desired_children(&changed, &plan_of(&changed), &secret.to_string(), &WorkloadDefaults::default());
         prop_assert_ne!(hash(&d), hash(&other));
     }
