@@ -18,7 +18,7 @@ use operator_core::apply::controlled_by;
 use operator_core::conditions::{ConditionStatus, Observed, set_condition, set_not_ready};
 use operator_core::monitoring::PrometheusRule;
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Clock, Context, Error, Result, namespace_of};
+use operator_core::{Changes, Clock, Context, Result, namespace_of};
 
 use crate::crd::{BatchProcessor, BatchProcessorStatus, Phase, RunStatus};
 use crate::metrics::BatchMetrics;
@@ -180,12 +180,10 @@ pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
     let now = (op.now)();
     let name = bp.name_any();
 
-    ctx.check_annotations(&*bp, crate::ANNOTATIONS).await;
     let errors = validate::validate(&name, &bp.spec);
-    if !errors.is_empty() {
-        return ctx
-            .refuse(&*bp, Error::invalid_spec(errors), Phase::Invalid, now)
-            .await;
+    let checked = ctx.check_spec(&*bp, crate::ANNOTATIONS, errors, Phase::Invalid, now);
+    if let Some(refused) = checked.await {
+        return refused;
     }
 
     let cron_uid = ctx

@@ -326,6 +326,35 @@ impl<O> Context<O> {
         Err(error)
     }
 
+    /// What every reconcile checks before it acts: the annotations of `obj` its operator
+    /// ignores are warned of ([`Context::check_annotations`]), and a spec with `errors` is
+    /// refused ([`Context::refuse`]). `Some` ends the pass with what it returns.
+    pub async fn check_spec<K, S>(
+        &self,
+        obj: &K,
+        read: &[ReadAnnotation],
+        errors: Vec<crate::FieldError>,
+        never_ran: S::Phase,
+        now: jiff::Timestamp,
+    ) -> Option<Result<Action, Error>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + kube::core::object::HasStatus<Status = S>,
+        S: crate::status::ReportedStatus + serde::Serialize + PartialEq,
+    {
+        self.check_annotations(obj, read).await;
+        if errors.is_empty() {
+            return None;
+        }
+        Some(
+            self.refuse(obj, Error::invalid_spec(errors), never_ran, now)
+                .await,
+        )
+    }
+
     /// Secrets the spec names do not exist yet: a wait, not a failure. Nothing is deployed
     /// (pods could not start without them), the status says which Secrets, every one, and
     /// anything else wrong the caller found meanwhile (`waiting` is the phase of a resource

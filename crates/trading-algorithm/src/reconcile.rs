@@ -18,7 +18,7 @@ use operator_core::apply::controlled_by;
 use operator_core::conditions::{ConditionStatus, Observed, Reason, set_condition, set_not_ready};
 use operator_core::finalizer::{Cleanup, Deletion, with_finalizer};
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Context, Error, Result, namespace_of};
+use operator_core::{Changes, Context, Result, namespace_of};
 use serde_json::json;
 
 use crate::crd::{FinalReport, Phase, TradingAlgorithm, TradingAlgorithmStatus};
@@ -77,12 +77,10 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     }
     let now = (op.now)();
 
-    ctx.check_annotations(&*ta, crate::ANNOTATIONS).await;
     let errors = validate::validate(&ta.name_any(), &ta.spec);
-    if !errors.is_empty() {
-        return ctx
-            .refuse(&*ta, Error::invalid_spec(errors), Phase::Error, now)
-            .await;
+    let checked = ctx.check_spec(&*ta, crate::ANNOTATIONS, errors, Phase::Error, now);
+    if let Some(refused) = checked.await {
+        return refused;
     }
 
     let mut report_error = None;

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, SecretVolumeSource, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, EnvVar, PodSpec, PodTemplateSpec, SecretVolumeSource, Volume,
+    VolumeMount,
 };
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use operator_core::builder::{env, env_from_field};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
@@ -23,14 +24,6 @@ use crate::runs::StartRun;
 pub const CONFIG_HASH: &str = "payments.io/config-hash";
 /// Where the credentials of the input, the output and the dead letter are mounted.
 pub const CREDENTIALS_ROOT: &str = "/var/run/secrets/payments.io";
-
-fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    }
-}
 
 /// The env of one side of the batch: the seed's names for its input (SFTP) and output
 /// (Azure Blob), and the same names prefixed with `INPUT_`/`OUTPUT_` for the other pairings,
@@ -112,17 +105,8 @@ fn job_spec(bp: &BatchProcessor, defaults: &WorkloadDefaults, run: Option<&Start
             envs.push(env("BATCH_ATTEMPT", run.attempt.to_string()));
         }
         None => {
-            envs.push(EnvVar {
-                name: "BATCH_RUN_ID".into(),
-                value: None,
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "metadata.labels['job-name']".into(),
-                        ..ObjectFieldSelector::default()
-                    }),
-                    ..EnvVarSource::default()
-                }),
-            });
+            let job_name = "metadata.labels['job-name']";
+            envs.push(env_from_field("BATCH_RUN_ID", job_name));
             envs.push(env("BATCH_ATTEMPT", "1"));
         }
     }

@@ -13,7 +13,8 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::{Resource, ResourceExt};
 use operator_core::Result;
-use operator_core::finalizer::{Cleanup, Deletion, since_deletion};
+use operator_core::drain::Drain;
+use operator_core::finalizer::{Cleanup, Deletion};
 
 use super::{Ctx, observe};
 use crate::crd::{ClearingAdapter, Phase};
@@ -23,57 +24,44 @@ use crate::resources::{self, Inputs};
 /// How often a drain looks at the pods again.
 const DRAIN_POLL: Duration = Duration::from_secs(2);
 
+/// The bound of a drain whose `drainTimeout` is unreadable: the field's default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub(super) async fn drain(
     ca: Arc<ClearingAdapter>,
     deletion: Deletion,
     ctx: Ctx,
 ) -> Result<Cleanup> {
     let op = &ctx.operator;
-    if deletion == Deletion::Namespace {
-        tracing::info!(adapter = %ca.name_any(), namespace = ca.namespace().unwrap_or_default(), "namespace deleted: released without a drain");
-        return Ok(release(&ca, &ctx));
-    }
     let now = (op.now)();
-    let timeout = ca.spec.drain_timeout.or(Duration::from_secs(30));
-    let elapsed = since_deletion(&*ca, now);
+    let Some(drain) = Drain::begin(&*ca, deletion, &ca.spec.drain_timeout, DEFAULT_TIMEOUT, now)
+    else {
+        return Ok(release(&ca, &ctx));
+    };
 
     let workload = observe::workload(&ca, &ctx).await?;
     tracing::info!(
         adapter = %ca.name_any(),
         pods = workload.current_replicas,
         deployment = workload.exists,
-        waited_seconds = elapsed.as_secs(),
+        waited_seconds = drain.elapsed().as_secs(),
         "draining before deletion"
     );
-    if !workload.exists || workload.current_replicas == 0 {
+    let running = (workload.exists && workload.current_replicas > 0)
+        .then(|| format!("{} adapter pod(s)", workload.current_replicas));
+    if running.is_none() {
         let mut status = ca.status.clone().unwrap_or_default();
         status.phase = Some(Phase::Succeeded);
         status.replicas = 0;
         status.ready_replicas = 0;
         ctx.write_status(&*ca, &status).await?;
-        ctx.events
-            .normal(
-                &*ca,
-                operator_core::reason!("Drained"),
-                "Delete",
-                "every adapter pod finished its in-flight payments and stopped",
-            )
-            .await;
-        return Ok(release(&ca, &ctx));
     }
-    if elapsed >= timeout {
-        let note = format!(
-            "{} adapter pod(s) still running after the drain timeout ({}): released anyway; their in-flight payments may need reconciling with the partners",
-            workload.current_replicas, ca.spec.drain_timeout
-        );
-        ctx.events
-            .warning(
-                &*ca,
-                operator_core::reason!("DrainTimedOut"),
-                "Delete",
-                note,
-            )
-            .await;
+    let finished = "every adapter pod finished its in-flight payments and stopped";
+    let advice = "their in-flight payments may need reconciling with the partners";
+    if ctx
+        .drain_over(&*ca, &drain, running.as_deref(), finished, advice)
+        .await
+    {
         return Ok(release(&ca, &ctx));
     }
 
@@ -110,27 +98,15 @@ pub(super) async fn drain(
     let mut status = ca.status.clone().unwrap_or_default();
     let message = format!(
         "being deleted: draining {} adapter pod(s), waiting up to {} for their in-flight payments",
-        workload.current_replicas, ca.spec.drain_timeout
+        workload.current_replicas,
+        drain.timeout()
     );
     status.replicas = workload.current_replicas;
     status.ready_replicas = workload.ready_replicas;
-    operator_core::conditions::set_condition(
-        &mut status.conditions,
-        operator_core::conditions::Observed {
-            type_: "Ready",
-            status: operator_core::conditions::ConditionStatus::False,
-            reason: operator_core::reason!("Draining"),
-            message,
-        },
-        ca.meta().generation,
-        now,
-    );
+    drain.mark_draining(&mut status.conditions, message, ca.meta().generation, now);
     status.phase = Some(Phase::Running);
     ctx.write_status(&*ca, &status).await?;
-    let left = timeout.saturating_sub(elapsed);
-    Ok(Cleanup::Waiting(
-        DRAIN_POLL.min(left).max(Duration::from_millis(200)),
-    ))
+    Ok(drain.look_again(DRAIN_POLL))
 }
 
 fn release(ca: &ClearingAdapter, ctx: &Ctx) -> Cleanup {

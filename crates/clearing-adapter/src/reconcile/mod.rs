@@ -19,7 +19,7 @@ use operator_core::autoscaling::hand_replicas_to_autoscaler;
 use operator_core::conditions::set_not_ready;
 use operator_core::finalizer::with_finalizer;
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Clock, Context, Error, OptionalChild, Result};
+use operator_core::{Changes, Clock, Context, OptionalChild, Result};
 
 use crate::crd::{ClearingAdapter, Phase};
 use crate::health::PartnerProbe;
@@ -79,15 +79,12 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
     let name = ca.name_any();
 
     let workload = observe::workload(&ca, &ctx).await?;
-    ctx.check_annotations(&*ca, &[]).await;
     let mut errors = validate::validate(&name, &ca.spec);
     if let Some(floor) = workload.applied_floor {
         errors.extend(validate::validate_update(floor, &ca.spec, &workload.load));
     }
-    if !errors.is_empty() {
-        return ctx
-            .refuse(&*ca, Error::invalid_spec(errors), Phase::Failed, now)
-            .await;
+    if let Some(refused) = ctx.check_spec(&*ca, &[], errors, Phase::Failed, now).await {
+        return refused;
     }
     let secrets = match observe::secrets(&ca, &ctx).await? {
         Ok(secrets) => secrets,

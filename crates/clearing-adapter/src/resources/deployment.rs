@@ -13,50 +13,27 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity,
-    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SecretProjection,
-    TopologySpreadConstraint, Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
+    HTTPGetAction, KeyToPath, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, SecretProjection, TopologySpreadConstraint, Volume, VolumeMount,
+    VolumeProjection, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use operator_core::builder::{CONFIG_HASH_ANNOTATION, env, env_from_field};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
 use super::{HTTP_PORT, config_name, labels, selector};
 use crate::crd::ClearingAdapter;
 
-/// Pod-template annotation with the hash of what the pods were started with.
-pub const CONFIG_HASH_ANNOTATION: &str = "payments.io/config-hash";
 /// The adapter container's name.
 pub const CONTAINER: &str = "clearing-adapter";
 /// Where `<name>-config` is mounted.
 pub const CONFIG_MOUNT: &str = "/etc/clearing-adapter/config";
 /// Where the referenced Secrets' keys are mounted, as `<secret>/<key>`.
 pub const SECRETS_MOUNT: &str = "/etc/clearing-adapter/secrets";
-
-fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    }
-}
-
-fn field_env(name: &str, path: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.into(),
-                ..ObjectFieldSelector::default()
-            }),
-            ..EnvVarSource::default()
-        }),
-    }
-}
 
 /// Seed 001's `buildEnvironmentVariables`, and where the config file is.
 pub fn adapter_env(ca: &ClearingAdapter) -> Vec<EnvVar> {
@@ -65,9 +42,9 @@ pub fn adapter_env(ca: &ClearingAdapter) -> Vec<EnvVar> {
     let mut vars = vec![
         env("PROCESSOR_TYPE", spec.processor_type.as_str()),
         env("TIMEOUT", spec.config.timeout.as_str()),
-        field_env("POD_NAME", "metadata.name"),
-        field_env("POD_NAMESPACE", "metadata.namespace"),
-        field_env("POD_IP", "status.podIP"),
+        env_from_field("POD_NAME", "metadata.name"),
+        env_from_field("POD_NAMESPACE", "metadata.namespace"),
+        env_from_field("POD_IP", "status.podIP"),
         env(
             "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
             breaker.failure_threshold.to_string(),

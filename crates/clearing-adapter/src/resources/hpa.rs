@@ -7,12 +7,10 @@
 use std::time::Duration;
 
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler,
-    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
-    ResourceMetricSource,
+    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
 };
 use kube::ResourceExt;
-use kube::api::ObjectMeta;
+use operator_core::builder::{Scaling, deployment_autoscaler, meta, utilization};
 use operator_core::runtime::config::WorkloadDefaults;
 
 use super::labels;
@@ -28,18 +26,7 @@ pub fn desired_hpa(
 ) -> HorizontalPodAutoscaler {
     let mut metrics = Vec::new();
     if let Some(cpu) = autoscaling.target_cpu_utilization_percentage {
-        metrics.push(MetricSpec {
-            type_: "Resource".into(),
-            resource: Some(ResourceMetricSource {
-                name: "cpu".into(),
-                target: MetricTarget {
-                    type_: "Utilization".into(),
-                    average_utilization: Some(cpu),
-                    ..MetricTarget::default()
-                },
-            }),
-            ..MetricSpec::default()
-        });
+        metrics.push(utilization("cpu", cpu));
     }
     metrics.extend(autoscaling.metrics.iter().cloned());
     let cooldown = autoscaling
@@ -47,40 +34,31 @@ pub fn desired_hpa(
         .or(Duration::from_secs(300))
         .as_secs()
         .min(MAX_STABILIZATION_SECONDS);
-    HorizontalPodAutoscaler {
-        metadata: ObjectMeta {
-            name: Some(ca.name_any()),
-            labels: Some(labels(ca, defaults)),
-            ..ObjectMeta::default()
-        },
-        spec: Some(HorizontalPodAutoscalerSpec {
-            scale_target_ref: CrossVersionObjectReference {
-                api_version: Some("apps/v1".into()),
-                kind: "Deployment".into(),
-                name: ca.name_any(),
-            },
-            min_replicas: Some(ca.spec.min_replicas()),
-            max_replicas: autoscaling.max_replicas,
-            // No metrics: Kubernetes' default, 80% CPU.
-            metrics: (!metrics.is_empty()).then_some(metrics),
-            behavior: Some(HorizontalPodAutoscalerBehavior {
-                scale_down: Some(HPAScalingRules {
-                    stabilization_window_seconds: Some(cooldown as i32),
-                    ..HPAScalingRules::default()
-                }),
-                scale_up: Some(HPAScalingRules {
-                    stabilization_window_seconds: Some(0),
-                    policies: Some(vec![HPAScalingPolicy {
-                        type_: "Percent".into(),
-                        value: 100,
-                        period_seconds: 60,
-                    }]),
-                    ..HPAScalingRules::default()
-                }),
+    let scaling = Scaling {
+        min_replicas: ca.spec.min_replicas(),
+        max_replicas: autoscaling.max_replicas,
+        metrics,
+        behavior: Some(HorizontalPodAutoscalerBehavior {
+            scale_down: Some(HPAScalingRules {
+                stabilization_window_seconds: Some(cooldown as i32),
+                ..HPAScalingRules::default()
+            }),
+            scale_up: Some(HPAScalingRules {
+                stabilization_window_seconds: Some(0),
+                policies: Some(vec![HPAScalingPolicy {
+                    type_: "Percent".into(),
+                    value: 100,
+                    period_seconds: 60,
+                }]),
+                ..HPAScalingRules::default()
             }),
         }),
-        ..HorizontalPodAutoscaler::default()
-    }
+    };
+    deployment_autoscaler(
+        meta(ca.name_any(), labels(ca, defaults)),
+        ca.name_any(),
+        scaling,
+    )
 }
 
 #[cfg(test)]

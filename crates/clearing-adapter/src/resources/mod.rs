@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
+use operator_core::builder::{Labels, instance_selector};
 use operator_core::monitoring::ServiceMonitor;
 use operator_core::runtime::config::WorkloadDefaults;
 
@@ -34,11 +35,8 @@ pub fn config_name(adapter: &str) -> String {
 
 /// The labels that select an adapter's pods; fixed for its life (a Deployment's selector
 /// cannot change), so the processor type is not among them.
-pub fn selector(ca: &ClearingAdapter) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), APP_NAME.to_string()),
-        ("app.kubernetes.io/instance".to_string(), ca.name_any()),
-    ])
+pub fn selector(ca: &ClearingAdapter) -> Labels {
+    instance_selector(APP_NAME, &ca.name_any())
 }
 
 /// [`selector`] as the `scale` subresource reports it.

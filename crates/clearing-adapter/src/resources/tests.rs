@@ -28,7 +28,7 @@ fn build(ca: &ClearingAdapter, inputs: &Inputs) -> DesiredChildren {
 
 fn hash(d: &DesiredChildren) -> Value {
     serde_json::to_value(&d.deployment).unwrap_or_default()["spec"]["template"]["metadata"]
-        ["annotations"][deployment::CONFIG_HASH_ANNOTATION]
+        ["annotations"][operator_core::builder::CONFIG_HASH_ANNOTATION]
         .clone()
 }
 

@@ -17,7 +17,7 @@ use operator_core::apply::controlled_by;
 use operator_core::conditions::set_not_ready;
 use operator_core::finalizer::with_finalizer;
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Clock, Context, Error, Result};
+use operator_core::{Clock, Context, Result};
 
 use crate::Settings;
 use crate::crd::{PaymentService, Phase};
@@ -78,11 +78,9 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let name = ps.name_any();
 
     let errors = validate::validate(&name, &ps.spec);
-    ctx.check_annotations(&*ps, crate::ANNOTATIONS).await;
-    if !errors.is_empty() {
-        return ctx
-            .refuse(&*ps, Error::invalid_spec(errors), Phase::Failed, now)
-            .await;
+    let checked = ctx.check_spec(&*ps, crate::ANNOTATIONS, errors, Phase::Failed, now);
+    if let Some(refused) = checked.await {
+        return refused;
     }
     let external = match external_inputs(&ps, &ctx).await? {
         Ok(external) => external,

@@ -22,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::apply::short_digest;
+use operator_core::builder::{CONFIG_HASH_ANNOTATION, env};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
@@ -29,20 +30,10 @@ use super::{DEFAULT_METRICS_PORT, External, HTTP_PORT, TRACK_LABEL, child_labels
 use crate::crd::{HttpProbe, PaymentService};
 use crate::rollout::{Replicas, Workload};
 
-/// Pod-template annotation carrying the hash of the configuration the pods were started with.
-pub const CONFIG_HASH_ANNOTATION: &str = "payments.io/config-hash";
 /// The service container's name.
 pub const CONTAINER: &str = "payment-service";
 /// Where the TLS Secret is mounted.
 pub const TLS_MOUNT: &str = "/etc/payments/tls";
-
-fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    }
-}
 
 /// Seed 000's `constructEnvVars`, for the fields that are set (a variable with no value
 /// would override the service's own default with an empty string).

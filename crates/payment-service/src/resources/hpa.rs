@@ -2,31 +2,13 @@
 //! Deployment between `minReplicas` and `maxReplicas` on CPU, memory and the spec's own
 //! metrics (e.g. the seed's External queue-length metric).
 
-use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
-    MetricTarget, ResourceMetricSource,
-};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::ResourceExt;
-use kube::api::ObjectMeta;
+use operator_core::builder::{Scaling, deployment_autoscaler, meta, utilization};
 use operator_core::runtime::config::WorkloadDefaults;
 
 use super::child_labels;
 use crate::crd::{Autoscaling, PaymentService};
-
-fn utilization(resource: &str, percent: i32) -> MetricSpec {
-    MetricSpec {
-        type_: "Resource".into(),
-        resource: Some(ResourceMetricSource {
-            name: resource.into(),
-            target: MetricTarget {
-                type_: "Utilization".into(),
-                average_utilization: Some(percent),
-                ..MetricTarget::default()
-            },
-        }),
-        ..MetricSpec::default()
-    }
-}
 
 /// `target` is the Deployment the rollout plan has serving (for BlueGreen, the active colour).
 pub fn desired_hpa(
@@ -43,26 +25,17 @@ pub fn desired_hpa(
         metrics.push(utilization("memory", memory));
     }
     metrics.extend(autoscaling.metrics.iter().cloned());
-    HorizontalPodAutoscaler {
-        metadata: ObjectMeta {
-            name: Some(ps.name_any()),
-            labels: Some(child_labels(ps, defaults)),
-            ..ObjectMeta::default()
-        },
-        spec: Some(HorizontalPodAutoscalerSpec {
-            scale_target_ref: CrossVersionObjectReference {
-                api_version: Some("apps/v1".into()),
-                kind: "Deployment".into(),
-                name: target.into(),
-            },
-            min_replicas: Some(ps.spec.min_replicas()),
-            max_replicas: autoscaling.max_replicas,
-            // No metrics: Kubernetes' default, 80% CPU.
-            metrics: (!metrics.is_empty()).then_some(metrics),
-            behavior: None,
-        }),
-        ..HorizontalPodAutoscaler::default()
-    }
+    let scaling = Scaling {
+        min_replicas: ps.spec.min_replicas(),
+        max_replicas: autoscaling.max_replicas,
+        metrics,
+        behavior: None,
+    };
+    deployment_autoscaler(
+        meta(ps.name_any(), child_labels(ps, defaults)),
+        target,
+        scaling,
+    )
 }
 
 #[cfg(test)]

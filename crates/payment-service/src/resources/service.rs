@@ -3,25 +3,14 @@
 //! traffic follows their replica ratio), or for BlueGreen only the active colour's — except
 //! while a change of strategy hands over, when it selects both the old and the new pods.
 
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
-use kube::api::ObjectMeta;
+use operator_core::builder::{meta, named_port, service};
 use operator_core::runtime::config::WorkloadDefaults;
 
 use super::{HTTP_PORT, TRACK_LABEL, app_selector, child_labels};
 use crate::crd::PaymentService;
 use crate::rollout::{RolloutPlan, Track};
-
-fn port(name: &str, port: i32) -> ServicePort {
-    ServicePort {
-        name: Some(name.into()),
-        port,
-        target_port: Some(IntOrString::String(name.into())),
-        protocol: Some("TCP".into()),
-        ..ServicePort::default()
-    }
-}
 
 pub fn desired_service(
     ps: &PaymentService,
@@ -34,24 +23,15 @@ pub fn desired_service(
     {
         selector.insert(TRACK_LABEL.into(), Track::Color(color).label().into());
     }
-    let mut ports = vec![port("http", HTTP_PORT)];
+    let mut ports = vec![named_port("http", HTTP_PORT)];
     if let Some(p) = ps.spec.prometheus() {
-        ports.push(port("metrics", p.port));
+        ports.push(named_port("metrics", p.port));
     }
-    Service {
-        metadata: ObjectMeta {
-            name: Some(ps.name_any()),
-            labels: Some(child_labels(ps, defaults)),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
-            selector: Some(selector),
-            ports: Some(ports),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    }
+    service(
+        meta(ps.name_any(), child_labels(ps, defaults)),
+        selector,
+        ports,
+    )
 }
 
 /// BlueGreen's `previewService`: a Service of that name selecting the colour that does not
@@ -69,20 +49,12 @@ pub fn desired_preview_service(
         TRACK_LABEL.into(),
         Track::Color(serving.other()).label().into(),
     );
-    Some(Service {
-        metadata: ObjectMeta {
-            name: Some(name),
-            labels: Some(child_labels(ps, defaults)),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
-            selector: Some(selector),
-            ports: Some(vec![port("http", HTTP_PORT)]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    })
+    let ports = vec![named_port("http", HTTP_PORT)];
+    Some(service(
+        meta(name, child_labels(ps, defaults)),
+        selector,
+        ports,
+    ))
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Resource, ResourceExt};
 use operator_core::Result;
-use operator_core::conditions::{ConditionStatus, Observed as Condition, set_condition};
-use operator_core::finalizer::{Cleanup, Deletion, since_deletion};
+use operator_core::drain::Drain;
+use operator_core::finalizer::{Cleanup, Deletion};
 
 use super::{Ctx, observe};
 use crate::crd::{Phase, SagaOrchestrator};
@@ -21,19 +21,20 @@ use crate::resources::config_maps::desired_sagas;
 /// How often a drain looks again (the in-flight ConfigMap's changes wake it sooner).
 const DRAIN_POLL: Duration = Duration::from_secs(5);
 
+/// The bound of a drain whose `drainTimeout` is unreadable: the field's default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
 pub(super) async fn drain(
     so: Arc<SagaOrchestrator>,
     deletion: Deletion,
     ctx: Ctx,
 ) -> Result<Cleanup> {
     let op = &ctx.operator;
-    if deletion == Deletion::Namespace {
-        tracing::info!(orchestrator = %so.name_any(), namespace = so.namespace().unwrap_or_default(), "namespace deleted: released without a drain");
-        return Ok(release(&so, &ctx));
-    }
     let now = (op.now)();
-    let timeout = so.spec.drain_timeout.or(Duration::from_secs(300));
-    let elapsed = since_deletion(&*so, now);
+    let Some(drain) = Drain::begin(&*so, deletion, &so.spec.drain_timeout, DEFAULT_TIMEOUT, now)
+    else {
+        return Ok(release(&so, &ctx));
+    };
 
     let observed = observe::observe(&so, &ctx).await?;
     let running: Vec<String> = observed
@@ -42,31 +43,14 @@ pub(super) async fn drain(
         .filter(|(_, n)| **n > 0)
         .map(|((saga, version), n)| format!("{saga}/{version}: {n}"))
         .collect();
-    if running.is_empty() {
-        ctx.events
-            .normal(
-                &*so,
-                operator_core::reason!("Drained"),
-                "Delete",
-                "no saga instance is running: released",
-            )
-            .await;
-        return Ok(release(&so, &ctx));
-    }
-    if elapsed >= timeout {
-        let note = format!(
-            "saga instances still running after the drain timeout ({}): {}; released anyway — reconcile them from the orchestrator's persistence",
-            so.spec.drain_timeout,
-            running.join(", ")
-        );
-        ctx.events
-            .warning(
-                &*so,
-                operator_core::reason!("DrainTimedOut"),
-                "Delete",
-                note,
-            )
-            .await;
+    let running = running.join(", ");
+    let still = (!running.is_empty()).then(|| format!("saga instances ({running})"));
+    let finished = "no saga instance is running: released";
+    let advice = "reconcile them from the orchestrator's persistence";
+    if ctx
+        .drain_over(&*so, &drain, still.as_deref(), finished, advice)
+        .await
+    {
         return Ok(release(&so, &ctx));
     }
 
@@ -84,27 +68,13 @@ pub(super) async fn drain(
         .await?;
     let mut status = so.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Draining);
-    set_condition(
-        &mut status.conditions,
-        Condition {
-            type_: "Ready",
-            status: ConditionStatus::False,
-            reason: operator_core::reason!("Draining"),
-            message: format!(
-                "being deleted: no new saga starts; waiting up to {} for the running ones ({})",
-                so.spec.drain_timeout,
-                running.join(", ")
-            ),
-        },
-        so.meta().generation,
-        now,
+    let message = format!(
+        "being deleted: no new saga starts; waiting up to {} for the running ones ({running})",
+        drain.timeout()
     );
+    drain.mark_draining(&mut status.conditions, message, so.meta().generation, now);
     ctx.write_status(&*so, &status).await?;
-    Ok(Cleanup::Waiting(
-        DRAIN_POLL
-            .min(timeout.saturating_sub(elapsed))
-            .max(Duration::from_millis(200)),
-    ))
+    Ok(drain.look_again(DRAIN_POLL))
 }
 
 fn release(so: &SagaOrchestrator, ctx: &Ctx) -> Cleanup {

@@ -19,7 +19,7 @@ use operator_core::autoscaling::hand_replicas_to_autoscaler;
 use operator_core::conditions::set_not_ready;
 use operator_core::finalizer::with_finalizer;
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Clock, Context, Error, FieldError, OptionalChild, Result};
+use operator_core::{Changes, Clock, Context, FieldError, OptionalChild, Result};
 
 use crate::crd::{Phase, SagaOrchestrator};
 use crate::definitions::{self, DefinitionPlan};
@@ -75,12 +75,9 @@ async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
         return Ok(ctx.resync());
     }
     let now = (op.now)();
-    ctx.check_annotations(&*so, &[]).await;
     let errors = validate::validate(&so.name_any(), &so.spec);
-    if !errors.is_empty() {
-        return ctx
-            .refuse(&*so, Error::invalid_spec(errors), Phase::Failed, now)
-            .await;
+    if let Some(refused) = ctx.check_spec(&*so, &[], errors, Phase::Failed, now).await {
+        return refused;
     }
     let secret_version = match observe::secret_version(&so, &ctx).await? {
         Some(version) => version,

@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, ResourceRequirements, SecretKeySelector, Volume,
-    VolumeMount,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, ResourceRequirements, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use operator_core::apply::short_digest;
+use operator_core::builder::{CONFIG_HASH_ANNOTATION, env, env_from_secret};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security, tcp_probe};
 
@@ -23,33 +23,9 @@ use super::{HTTP_PORT, in_flight_name, labels, sagas_name, selector};
 use crate::crd::{PersistenceType, SagaOrchestrator};
 use crate::definitions::DefinitionPlan;
 
-pub const CONFIG_HASH_ANNOTATION: &str = "payments.io/config-hash";
 pub const CONTAINER: &str = "orchestrator";
 /// Where the sagas ConfigMap is mounted.
 pub const DEFINITIONS_MOUNT: &str = "/etc/saga/definitions";
-
-fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    }
-}
-
-fn secret_env(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.into(),
-                key: key.into(),
-                optional: Some(optional),
-            }),
-            ..EnvVarSource::default()
-        }),
-    }
-}
 
 /// What an orchestrator gets when neither its spec nor the operator's config names resources.
 pub fn fallback_resources() -> ResourceRequirements {
@@ -90,8 +66,8 @@ pub fn orchestrator_env(so: &SagaOrchestrator) -> Vec<EnvVar> {
         env("SAGA_INFLIGHT_CONFIGMAP", in_flight_name(&name)),
         env("PERSISTENCE_TYPE", kind),
         env("PERSISTENCE_HOST", host),
-        secret_env("PERSISTENCE_USERNAME", &p.secret_name, "username", true),
-        secret_env("PERSISTENCE_PASSWORD", &p.secret_name, "password", false),
+        env_from_secret("PERSISTENCE_USERNAME", &p.secret_name, "username", true),
+        env_from_secret("PERSISTENCE_PASSWORD", &p.secret_name, "password", false),
         env(
             "METRICS_PORT",
             so.spec.monitoring.prometheus.port.to_string(),

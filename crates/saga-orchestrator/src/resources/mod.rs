@@ -9,17 +9,16 @@ pub mod service;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
-    MetricTarget, ResourceMetricSource,
-};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
+use operator_core::builder::{
+    self, Labels, Scaling, deployment_autoscaler, instance_selector, one_pod_at_a_time, utilization,
+};
 use operator_core::monitoring::{ServiceMonitor, scrape_services};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{Ingress, ingress_policy};
@@ -41,11 +40,8 @@ pub fn in_flight_name(orchestrator: &str) -> String {
 }
 
 /// The labels that select the orchestrator's pods (fixed for its life).
-pub fn selector(so: &SagaOrchestrator) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), APP_NAME.to_string()),
-        ("app.kubernetes.io/instance".to_string(), so.name_any()),
-    ])
+pub fn selector(so: &SagaOrchestrator) -> Labels {
+    instance_selector(APP_NAME, &so.name_any())
 }
 
 /// Labels of every child and pod: the operator's `defaultLabels`, the selector, the version.
@@ -57,11 +53,7 @@ pub fn labels(so: &SagaOrchestrator, defaults: &WorkloadDefaults) -> BTreeMap<St
 }
 
 fn meta(name: String, so: &SagaOrchestrator, defaults: &WorkloadDefaults) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name),
-        labels: Some(labels(so, defaults)),
-        ..ObjectMeta::default()
-    }
+    builder::meta(name, labels(so, defaults))
 }
 
 /// Everything one orchestrator should have this pass.
@@ -111,48 +103,17 @@ pub fn desired_children(
             policy.metadata.labels = Some(labels(so, defaults));
             policy
         },
-        hpa: so
-            .spec
-            .autoscaling
-            .as_ref()
-            .map(|a| HorizontalPodAutoscaler {
-                metadata: meta(name.clone(), so, defaults),
-                spec: Some(HorizontalPodAutoscalerSpec {
-                    scale_target_ref: CrossVersionObjectReference {
-                        api_version: Some("apps/v1".into()),
-                        kind: "Deployment".into(),
-                        name: name.clone(),
-                    },
-                    min_replicas: Some(a.min_replicas),
-                    max_replicas: a.max_replicas,
-                    metrics: Some(vec![MetricSpec {
-                        type_: "Resource".into(),
-                        resource: Some(ResourceMetricSource {
-                            name: "cpu".into(),
-                            target: MetricTarget {
-                                type_: "Utilization".into(),
-                                average_utilization: Some(a.target_cpu),
-                                ..MetricTarget::default()
-                            },
-                        }),
-                        ..MetricSpec::default()
-                    }]),
-                    ..HorizontalPodAutoscalerSpec::default()
-                }),
-                ..HorizontalPodAutoscaler::default()
-            }),
-        pdb: (floor(so) > 1).then(|| PodDisruptionBudget {
-            metadata: meta(name.clone(), so, defaults),
-            spec: Some(PodDisruptionBudgetSpec {
-                max_unavailable: Some(IntOrString::Int(1)),
-                selector: Some(LabelSelector {
-                    match_labels: Some(selector(so)),
-                    ..LabelSelector::default()
-                }),
-                ..PodDisruptionBudgetSpec::default()
-            }),
-            ..PodDisruptionBudget::default()
+        hpa: so.spec.autoscaling.as_ref().map(|a| {
+            let scaling = Scaling {
+                min_replicas: a.min_replicas,
+                max_replicas: a.max_replicas,
+                metrics: vec![utilization("cpu", a.target_cpu)],
+                behavior: None,
+            };
+            deployment_autoscaler(meta(name.clone(), so, defaults), name.clone(), scaling)
         }),
+        pdb: (floor(so) > 1)
+            .then(|| one_pod_at_a_time(meta(name.clone(), so, defaults), selector(so))),
         service_monitor: prometheus.enabled.then(|| {
             scrape_services(
                 &name,

@@ -94,7 +94,7 @@ proptest! {
             prop_assert_eq!(pod_labels.get(&k), Some(&v));
         }
         prop_assert_eq!(d.pdb.is_some(), replicas > 1);
-        let hash = |d: &DesiredChildren| json(&d.deployment)["spec"]["template"]["metadata"]["annotations"][deployment::CONFIG_HASH_ANNOTATION].clone();
+        let hash = |d: &DesiredChildren| json(&d.deployment)["spec"]["template"]["metadata"]["annotations"][builder::CONFIG_HASH_ANNOTATION].clone();
         let same = desired_children(&so, &plan, &secret.to_string(), &WorkloadDefaults::default());
         prop_assert_eq!(hash(&d), hash(&same));
         let rotated = desired_children(&so, &plan, &(secret + 10).to_string(), &WorkloadDefaults::default());

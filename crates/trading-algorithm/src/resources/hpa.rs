@@ -14,12 +14,10 @@
 //! keeps Kubernetes' default (5 minutes' stabilization).
 
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler,
-    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
-    ResourceMetricSource,
+    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
 };
 use kube::ResourceExt;
-use kube::api::ObjectMeta;
+use operator_core::builder::{Scaling, deployment_autoscaler, meta, utilization};
 use operator_core::runtime::config::WorkloadDefaults;
 
 use super::{child_labels, deployment_name, hpa_name};
@@ -61,41 +59,19 @@ pub fn scale_up_rules(policy: ScaleUpPolicy) -> HPAScalingRules {
 
 pub fn desired_hpa(ta: &TradingAlgorithm, defaults: &WorkloadDefaults) -> HorizontalPodAutoscaler {
     let scaling = &ta.spec.scaling_policy;
-    HorizontalPodAutoscaler {
-        metadata: ObjectMeta {
-            name: Some(hpa_name(&ta.name_any())),
-            labels: Some(child_labels(ta, defaults)),
-            ..ObjectMeta::default()
-        },
-        spec: Some(HorizontalPodAutoscalerSpec {
-            scale_target_ref: CrossVersionObjectReference {
-                api_version: Some("apps/v1".into()),
-                kind: "Deployment".into(),
-                name: deployment_name(&ta.name_any()),
-            },
-            min_replicas: Some(scaling.min_replicas),
-            max_replicas: scaling.max_replicas,
-            metrics: Some(vec![MetricSpec {
-                type_: "Resource".into(),
-                resource: Some(ResourceMetricSource {
-                    name: "cpu".into(),
-                    target: MetricTarget {
-                        type_: "Utilization".into(),
-                        average_utilization: Some(
-                            scaling.target_cpu_utilization.unwrap_or(DEFAULT_TARGET_CPU),
-                        ),
-                        ..MetricTarget::default()
-                    },
-                }),
-                ..MetricSpec::default()
-            }]),
-            behavior: Some(HorizontalPodAutoscalerBehavior {
-                scale_up: Some(scale_up_rules(scaling.scale_up_policy.unwrap_or_default())),
-                ..HorizontalPodAutoscalerBehavior::default()
-            }),
+    let target_cpu = scaling.target_cpu_utilization.unwrap_or(DEFAULT_TARGET_CPU);
+    let scale_up = scale_up_rules(scaling.scale_up_policy.unwrap_or_default());
+    let scaling = Scaling {
+        min_replicas: scaling.min_replicas,
+        max_replicas: scaling.max_replicas,
+        metrics: vec![utilization("cpu", target_cpu)],
+        behavior: Some(HorizontalPodAutoscalerBehavior {
+            scale_up: Some(scale_up),
+            ..HorizontalPodAutoscalerBehavior::default()
         }),
-        ..HorizontalPodAutoscaler::default()
-    }
+    };
+    let meta = meta(hpa_name(&ta.name_any()), child_labels(ta, defaults));
+    deployment_autoscaler(meta, deployment_name(&ta.name_any()), scaling)
 }
 
 #[cfg(test)]

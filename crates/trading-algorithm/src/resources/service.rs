@@ -1,36 +1,17 @@
 //! `<name>-service`: a ClusterIP Service in front of the algorithm's pods (port 80, as in
 //! seed 002, to the pods' `http` port).
 
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
-use kube::api::ObjectMeta;
+use operator_core::builder::{meta, named_port, service};
 use operator_core::runtime::config::WorkloadDefaults;
 
 use super::{child_labels, selector_labels, service_name};
 use crate::crd::TradingAlgorithm;
 
 pub fn desired_service(ta: &TradingAlgorithm, defaults: &WorkloadDefaults) -> Service {
-    Service {
-        metadata: ObjectMeta {
-            name: Some(service_name(&ta.name_any())),
-            labels: Some(child_labels(ta, defaults)),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
-            selector: Some(selector_labels(ta)),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: 80,
-                target_port: Some(IntOrString::String("http".into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    }
+    let meta = meta(service_name(&ta.name_any()), child_labels(ta, defaults));
+    service(meta, selector_labels(ta), vec![named_port("http", 80)])
 }
 
 #[cfg(test)]

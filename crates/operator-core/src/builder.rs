@@ -1,0 +1,226 @@
+//! Pure builders for the children every operator writes the same way: metadata, a Service
+//! of named ports, a disruption budget, an autoscaler on a Deployment. An operator's
+//! `resources/` builder then states only its domain (which ports, which floor, which
+//! metrics). The selector is always passed in: a Deployment's selector cannot change, so
+//! each operator keeps the one its pods have carried from the start.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
+    HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{
+    EnvVar, EnvVarSource, ObjectFieldSelector, SecretKeySelector, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::ObjectMeta;
+
+/// The pod-template annotation with the hash of what the pods were started with (their
+/// ConfigMaps, the Secrets' versions): a change rolls the pods, nothing else does.
+pub const CONFIG_HASH_ANNOTATION: &str = "payments.io/config-hash";
+
+/// Label keys and values, sorted (as the API server returns them).
+pub type Labels = BTreeMap<String, String>;
+
+/// A child's metadata: its name and labels (owner and the standard labels are added when
+/// it is applied).
+pub fn meta(name: impl Into<String>, labels: Labels) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        labels: Some(labels),
+        ..ObjectMeta::default()
+    }
+}
+
+/// A container's environment variable with a plain value (never a secret's: those are
+/// [`env_from_secret`]).
+pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+/// An environment variable from a field of the pod (`metadata.name`, `status.podIP`).
+pub fn env_from_field(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// An environment variable from a key of a Secret, by reference: the value never appears
+/// in the pod template, so never in the operator's writes or logs.
+pub fn env_from_secret(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(optional),
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// The pods of one resource: `app.kubernetes.io/name` (the operand) and
+/// `app.kubernetes.io/instance` (the resource's name).
+pub fn instance_selector(app_name: &str, instance: &str) -> Labels {
+    Labels::from([
+        ("app.kubernetes.io/name".to_string(), app_name.to_string()),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            instance.to_string(),
+        ),
+    ])
+}
+
+/// A TCP port of a Service, sent to the pods' container port of the same name (so the
+/// container's port number can change without the Service).
+pub fn named_port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::String(name.into())),
+        protocol: Some("TCP".into()),
+        ..ServicePort::default()
+    }
+}
+
+/// A ClusterIP Service in front of the pods `selector` selects: reachable inside the
+/// cluster only (exposing payments beyond it is the platform's decision, not an operator's).
+pub fn service(meta: ObjectMeta, selector: Labels, ports: Vec<ServicePort>) -> Service {
+    Service {
+        metadata: meta,
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(selector),
+            ports: Some(ports),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+/// A PodDisruptionBudget that lets a voluntary disruption (a node drain) take at most one
+/// of the selected pods at a time.
+pub fn one_pod_at_a_time(meta: ObjectMeta, selector: Labels) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: meta,
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    }
+}
+
+/// The replicas an autoscaler keeps a Deployment between, and on what.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scaling {
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    /// None: Kubernetes' default, 80% CPU.
+    pub metrics: Vec<MetricSpec>,
+    pub behavior: Option<HorizontalPodAutoscalerBehavior>,
+}
+
+/// A HorizontalPodAutoscaler of the Deployment named `deployment`.
+pub fn deployment_autoscaler(
+    meta: ObjectMeta,
+    deployment: impl Into<String>,
+    scaling: Scaling,
+) -> HorizontalPodAutoscaler {
+    HorizontalPodAutoscaler {
+        metadata: meta,
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: deployment.into(),
+            },
+            min_replicas: Some(scaling.min_replicas),
+            max_replicas: scaling.max_replicas,
+            metrics: (!scaling.metrics.is_empty()).then_some(scaling.metrics),
+            behavior: scaling.behavior,
+        }),
+        ..HorizontalPodAutoscaler::default()
+    }
+}
+
+/// Scale on the pods' average use of `resource` (`cpu`, `memory`), in percent of what they
+/// request.
+pub fn utilization(resource: &str, percent: i32) -> MetricSpec {
+    MetricSpec {
+        type_: "Resource".into(),
+        resource: Some(ResourceMetricSource {
+            name: resource.into(),
+            target: MetricTarget {
+                type_: "Utilization".into(),
+                average_utilization: Some(percent),
+                ..MetricTarget::default()
+            },
+        }),
+        ..MetricSpec::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn a_budget_and_a_service_select_exactly_the_selector(
+            selector in proptest::collection::btree_map("[a-z]{1,8}", "[a-z0-9]{1,8}", 1..4),
+            port in 1..65535i32,
+        ) {
+            let pdb = one_pod_at_a_time(meta("x", Labels::new()), selector.clone());
+            let spec = pdb.spec.unwrap_or_default();
+            prop_assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
+            prop_assert_eq!(spec.selector.and_then(|s| s.match_labels), Some(selector.clone()));
+            let svc = service(meta("x", Labels::new()), selector.clone(), vec![named_port("http", port)]);
+            let spec = svc.spec.unwrap_or_default();
+            prop_assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+            prop_assert_eq!(spec.selector, Some(selector));
+            let ports = spec.ports.unwrap_or_default();
+            prop_assert_eq!(ports[0].port, port);
+            prop_assert_eq!(ports[0].target_port.clone(), Some(IntOrString::String("http".into())));
+        }
+
+        #[test]
+        fn an_autoscaler_targets_its_deployment_within_its_bounds(
+            min in 1..10i32, extra in 0..10i32, cpu in proptest::option::of(1..100i32),
+        ) {
+            let metrics: Vec<MetricSpec> = cpu.map(|c| utilization("cpu", c)).into_iter().collect();
+            let scaling = Scaling { min_replicas: min, max_replicas: min + extra, metrics, behavior: None };
+            let hpa = deployment_autoscaler(meta("x", Labels::new()), "x-blue", scaling);
+            let spec = hpa.spec.unwrap_or_default();
+            prop_assert_eq!(spec.scale_target_ref.name, "x-blue");
+            prop_assert_eq!(spec.scale_target_ref.kind, "Deployment");
+            prop_assert_eq!((spec.min_replicas, spec.max_replicas), (Some(min), min + extra));
+            // No metric given: the field stays unset, so Kubernetes' default applies.
+            prop_assert_eq!(spec.metrics.is_some(), cpu.is_some());
+        }
+    }
+}
