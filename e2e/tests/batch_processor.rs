@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use batch_processor::runs::{retry_job_name, run_now_job_name};
+use batch_processor::{retry_job_name, run_now_job_name};
 use e2e::operator::{Operator, OperatorProcess};
 use e2e::scenario::{BATCH_PROCESSOR, condition, is_true, writes_over};
 use e2e::{TestNamespace, until};

@@ -333,33 +333,11 @@ fn every_alert_reads_exported_metrics_and_links_its_runbook() -> Result<()> {
     use operator_core::runtime::metrics::{Metrics, promql_metric_names};
     let runbooks =
         std::fs::read_to_string(e2e::manifests::deploy_dir().join("../docs/runbooks.md"))?;
-    for (operator, metrics) in [
-        ("payment-service", {
-            let m = Metrics::new();
-            payment_service::metrics::PaymentMetrics::register(&m);
-            m
-        }),
-        ("trading-algorithm", {
-            let m = Metrics::new();
-            trading_algorithm::metrics::TradingMetrics::register(&m);
-            m
-        }),
-        ("batch-processor", {
-            let m = Metrics::new();
-            batch_processor::metrics::BatchMetrics::register(&m);
-            m
-        }),
-        ("clearing-adapter", {
-            let m = Metrics::new();
-            clearing_adapter::metrics::AdapterMetrics::register(&m);
-            m
-        }),
-        ("saga-orchestrator", {
-            let m = Metrics::new();
-            saga_orchestrator::metrics::SagaMetrics::register(&m);
-            m
-        }),
-    ] {
+    for (operator, metrics) in OPERATORS.iter().map(|o| {
+        let metrics = Metrics::new();
+        (o.metrics)(&metrics);
+        (o.package, metrics)
+    }) {
         // What the runtime adds when the webhooks are on (deploy/admission).
         operator_core::admission::WebhookMetrics::register(&metrics);
         let exported = metrics.series_names();

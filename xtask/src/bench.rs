@@ -72,6 +72,15 @@ enum Flavor {
 }
 
 impl Flavor {
+    /// What runs for `subject`: the operator, and its naive baseline when it declares one.
+    fn of(subject: Subject) -> Vec<Self> {
+        let mut flavors = vec![Self::Operator];
+        if subject.0.bench.naive.is_some() {
+            flavors.push(Self::Naive);
+        }
+        flavors
+    }
+
     fn name(self, subject: Subject) -> String {
         match self {
             Self::Operator => subject.0.binary_name().to_string(),
@@ -562,6 +571,12 @@ fn table(results: &[Value]) -> String {
     md.push('\n');
     for operator in OPERATORS {
         let workload = &operator.bench;
+        if workload.naive.is_none() {
+            md.push_str(&format!(
+                "{} declares no naive baseline: only the operator is measured.\n",
+                operator.package
+            ));
+        }
         md.push_str(&format!(
             "Lower bound, {}: {} writes per resource to converge ({}), {} for the spec change ({}).\n",
             operator.package,
@@ -634,7 +649,7 @@ pub async fn run(root: &Path) -> Result<()> {
         .filter(|_| !admission_only)
     {
         for &n in sizes.iter().filter(|_| !failover_only) {
-            for flavor in [Flavor::Operator, Flavor::Naive] {
+            for flavor in Flavor::of(subject) {
                 eprintln!("bench: {} at N={n}", flavor.name(subject));
                 results.push(scenario(root, &release, subject, flavor, n).await?);
             }
@@ -669,6 +684,24 @@ pub async fn run(root: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operator_without_a_naive_baseline_is_benched_alone() {
+        static ALONE: OperatorDescriptor = OperatorDescriptor {
+            bench: BenchWorkload {
+                naive: None,
+                ..OPERATORS[0].bench
+            },
+            ..OPERATORS[0]
+        };
+        assert_eq!(
+            Flavor::of(Subject(&OPERATORS[0])),
+            [Flavor::Operator, Flavor::Naive]
+        );
+        assert_eq!(Flavor::of(Subject(&ALONE)), [Flavor::Operator]);
+        let md = table(&[]);
+        assert!(!md.contains("declares no naive baseline"), "{md}");
+    }
 
     #[test]
     fn a_table_has_a_header_a_rule_and_a_row_per_result() {

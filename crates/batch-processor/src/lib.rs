@@ -8,14 +8,17 @@
 //! on a failed or overdue run. It has no finalizer: deleting a batch (or its namespace) never
 //! waits on the operator.
 
-pub mod admission;
+mod admission;
+mod bench;
 pub mod crd;
-pub mod metrics;
-pub mod reconcile;
-pub mod report;
-pub mod resources;
-pub mod runs;
-pub mod validate;
+mod metrics;
+mod reconcile;
+mod report;
+mod resources;
+mod runs;
+mod validate;
+
+pub use runs::{retry_job_name, run_now_job_name};
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -23,12 +26,11 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::CustomResourceExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
+use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::PrometheusRule;
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
 use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
-use serde_json::json;
 
 use crate::crd::BatchProcessor;
 use crate::metrics::BatchMetrics;
@@ -71,37 +73,13 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![BatchProcessor::crd()],
     controllers: |rt| controllers(rt, operator_core::system_clock()),
+    metrics: |registry| {
+        BatchMetrics::register(registry);
+    },
     admission: admission::ADMISSION,
     conversions: &[],
     demo_settings: "",
-    bench: BenchWorkload {
-        namespace: "payments",
-        setup: &[],
-        resource: |i| {
-            json!({
-                "apiVersion": "payments.io/v1",
-                "kind": "BatchProcessor",
-                "metadata": {"name": format!("batch-{i:04}"), "namespace": "payments"},
-                "spec": {
-                    "schedule": "0 2 * * *",
-                    "image": "registry.example/batch-processor:1.2.0",
-                    "parallelism": 2,
-                    "input": {"type": "sftp", "sftpConfig": {"host": "sftp.example", "path": "/in/*.csv", "secretName": "sftp-credentials"}},
-                    "output": {"type": "azureblob", "blobConfig": {"storageAccount": "payments", "container": "processed", "secretName": "blob-credentials"}},
-                },
-            })
-        },
-        change: |n| json!({"spec": {"parallelism": n}}),
-        changed_child: |name| ChildRef {
-            api_version: "batch/v1",
-            plural: "cronjobs",
-            name: name.to_string(),
-        },
-        changed: |cron, n| cron["spec"]["jobTemplate"]["spec"]["parallelism"].as_i64() == Some(n),
-        first_target: 3,
-        lower_bound_converge: (2.0, "the CronJob, the status"),
-        lower_bound_change: (2.0, "the CronJob, the status"),
-    },
+    bench: bench::WORKLOAD,
 };
 
 /// The child kinds of a BatchProcessor, declared once. The operator's own Jobs (retries,

@@ -13,7 +13,8 @@ use crate::crd::{ActiveRun, BatchProcessorSpec, BlobConfig, Location, LocationTy
 /// `<name>-now-<8 hex>-retry-10`. A Job's name is also its pods' `job-name` label value, so
 /// it must stay within 63 characters.
 pub const LONGEST_JOB_SUFFIX: &str = "-now-00000000-retry-10";
-/// The longest name a BatchProcessor can have.
+/// The longest name a BatchProcessor can have (the tests build names of that length).
+#[cfg(test)]
 pub const MAX_NAME_LENGTH: usize = 63 - LONGEST_JOB_SUFFIX.len();
 
 /// Every problem with a resource's name and spec; empty when it can be realised.

@@ -3,7 +3,7 @@
 //! warnings, and the spec's defaults patched in.
 
 use anyhow::Result;
-use batch_processor::admission::ADMISSION;
+use batch_processor::OPERATOR;
 use operator_harness::admission::{AdmissionHarness, merged};
 use operator_harness::sample_of_kind;
 use serde_json::{Value, json};
@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 async fn harness() -> Result<(AdmissionHarness, Value)> {
     let client = testkit::ApiServer::new().client();
     let sample = sample_of_kind("daily-payment-batch", "BatchProcessor")?;
-    Ok((AdmissionHarness::start(ADMISSION, client).await?, sample))
+    Ok((
+        AdmissionHarness::start(OPERATOR.admission, client).await?,
+        sample,
+    ))
 }
 
 fn blob(account: &str, container: &str, secret: &str) -> Value {

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use anyhow::Result;
-use batch_processor::runs::{retry_job_name, run_now_job_name};
+use batch_processor::{retry_job_name, run_now_job_name};
 use serde_json::{Value, json};
 use testkit::JobOutcome;
 

@@ -7,14 +7,17 @@
 //! scale-down under high load; and on deletion drains the pods of their in-flight payments
 //! (finalizer `payments.io/clearing-adapter-drain`, bounded by `drainTimeout`).
 
-pub mod admission;
+mod admission;
+mod bench;
 pub mod crd;
 pub mod health;
-pub mod metrics;
-pub mod partners;
-pub mod reconcile;
-pub mod resources;
-pub mod validate;
+mod metrics;
+mod partners;
+mod reconcile;
+mod resources;
+mod validate;
+
+pub use reconcile::FINALIZER;
 
 use std::sync::Arc;
 
@@ -26,13 +29,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::CustomResourceExt;
-use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
+use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::ServiceMonitor;
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
 use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::crd::ClearingAdapter;
 use crate::health::{HttpsProbe, PartnerProbe};
@@ -101,48 +103,14 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![ClearingAdapter::crd()],
     controllers: |rt| controllers(rt, Options::default()),
+    metrics: |registry| {
+        AdapterMetrics::register(registry);
+    },
     // The demo's partners are the sample's, which only exist on paper: no check is sent.
     admission: admission::ADMISSION,
     conversions: &[],
     demo_settings: "partnerHealthChecks: false",
-    bench: BenchWorkload {
-        namespace: "payments",
-        setup: &[],
-        resource: |i| {
-            // Loopback only: the benchmark's checks go to a closed local port.
-            json!({
-                "apiVersion": "payments.io/v1",
-                "kind": "ClearingAdapter",
-                "metadata": {"name": format!("adapter-{i:04}"), "namespace": "payments"},
-                "spec": {
-                    "replicas": 2,
-                    "processorType": "card",
-                    "config": {
-                        "bankingPartners": [
-                            {"name": "primary", "endpoint": "https://127.0.0.1:9", "weight": 80},
-                            {"name": "secondary", "endpoint": "https://127.0.0.1:9", "weight": 20},
-                        ],
-                        "healthCheckInterval": "10m",
-                        "timeout": "1s",
-                    },
-                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
-                },
-            })
-        },
-        change: |replicas| json!({"spec": {"replicas": replicas}}),
-        changed_child: |name| ChildRef {
-            api_version: "apps/v1",
-            plural: "deployments",
-            name: name.to_string(),
-        },
-        changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
-        first_target: 3,
-        lower_bound_converge: (
-            7.0,
-            "finalizer, ConfigMap, Deployment, Service, NetworkPolicy, PodDisruptionBudget, 1 status",
-        ),
-        lower_bound_change: (2.0, "the Deployment, the status"),
-    },
+    bench: bench::WORKLOAD,
 };
 
 /// How the controller is built; tests move the clock and replace the partner check.

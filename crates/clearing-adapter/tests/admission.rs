@@ -5,12 +5,12 @@
 
 use crate::common::*;
 use anyhow::Result;
-use clearing_adapter::admission::ADMISSION;
+use clearing_adapter::OPERATOR;
 use operator_harness::admission::{AdmissionHarness, merged};
 use serde_json::{Value, json};
 
 async fn webhook(client: kube::Client) -> Result<AdmissionHarness> {
-    AdmissionHarness::start(ADMISSION, client).await
+    AdmissionHarness::start(OPERATOR.admission, client).await
 }
 
 /// A merge patch that replaces the sample's partners with partner `i` changed by `change`.

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use anyhow::Result;
-use clearing_adapter::reconcile::FINALIZER;
+use clearing_adapter::FINALIZER;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 

@@ -27,6 +27,8 @@ pub struct OperatorDescriptor {
     pub conversions: &'static [crate::admission::Converted],
     /// Its controllers, as the binary runs them.
     pub controllers: fn(&Runtime) -> Vec<BoxFuture<'static, ()>>,
+    /// Registers its domain series (what its alerts may read) on a registry.
+    pub metrics: fn(&crate::runtime::metrics::Metrics),
     /// Its section of the config file in `cargo xtask demo` (YAML, empty for none): what
     /// the in-memory demo cannot do (reach a sample's partners) is switched off here.
     pub demo_settings: &'static str,
@@ -89,10 +91,59 @@ pub struct BenchWorkload {
     pub changed: fn(&Value, i64) -> bool,
     /// The first `change` target; later samples use targets above it.
     pub first_target: i64,
+    /// The baseline its figures are compared with; `None` benches the operator alone.
+    pub naive: Option<NaiveBaseline>,
     /// Writes strictly needed to converge one resource, and what they are.
     pub lower_bound_converge: (f64, &'static str),
     /// Writes strictly needed for the spec change, and what they are.
     pub lower_bound_change: (f64, &'static str),
+}
+
+/// How the benchmark's naive baseline reconciles one resource: on every pass it reads the
+/// child it observes, builds every child and the status with the operator's own builders,
+/// and replaces them all (a GET, then a PUT or a POST, each), as many hand-written operators
+/// do. The operator states only this; `cargo xtask bench` runs it.
+#[derive(Clone, Copy, Debug)]
+pub struct NaiveBaseline {
+    /// The child it watches and reads on every pass (its Deployment, its CronJob).
+    pub observes: ObservedChild,
+    /// The children (in apply order) and the status of a resource, all as JSON, given the
+    /// observed child when it exists.
+    pub pass: fn(&Value, Option<&Value>) -> Result<NaivePass, String>,
+}
+
+/// The child a naive baseline reads: its kind, and its name for a resource's name.
+#[derive(Clone, Copy, Debug)]
+pub struct ObservedChild {
+    /// `apps/v1`.
+    pub api_version: &'static str,
+    /// `Deployment`.
+    pub kind: &'static str,
+    pub name: fn(&str) -> String,
+}
+
+/// What one naive pass writes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NaivePass {
+    pub children: Vec<Value>,
+    pub status: Value,
+}
+
+impl NaivePass {
+    /// A pass writing `children` (any serializable objects) and `status`.
+    pub fn of<S: serde::Serialize>(
+        children: impl IntoIterator<Item = Result<Value, serde_json::Error>>,
+        status: &S,
+    ) -> Result<Self, String> {
+        let to_text = |e: serde_json::Error| e.to_string();
+        Ok(Self {
+            children: children
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .map_err(to_text)?,
+            status: serde_json::to_value(status).map_err(to_text)?,
+        })
+    }
 }
 
 /// Whether a status (as JSON) has `Ready=True`.

@@ -5,13 +5,14 @@
 //! versions with a rolling update, a canary or blue-green, and rolls back the ones that do not
 //! become available; and reports phase, version and conditions.
 
-pub mod admission;
+mod admission;
+mod bench;
 pub mod crd;
-pub mod metrics;
-pub mod reconcile;
-pub mod resources;
-pub mod rollout;
-pub mod validate;
+mod metrics;
+mod reconcile;
+mod resources;
+mod rollout;
+mod validate;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -23,12 +24,11 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use operator_core::admission::Converted;
-use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
+use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
 use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::crd::PaymentService;
 use crate::metrics::PaymentMetrics;
@@ -95,6 +95,9 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![crd::v1::crd()],
     controllers: |rt| controllers(rt, Options::default()),
+    metrics: |registry| {
+        PaymentMetrics::register(registry);
+    },
     admission: admission::ADMISSION,
     conversions: &[Converted {
         group: "payments.io",
@@ -104,40 +107,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
         },
     }],
     demo_settings: "",
-    bench: BenchWorkload {
-        namespace: "payments",
-        setup: &[],
-        resource: |i| {
-            json!({
-                "apiVersion": "payments.io/v2",
-                "kind": "PaymentService",
-                "metadata": {"name": format!("svc-{i:04}"), "namespace": "payments"},
-                "spec": {
-                    "version": "1.0.0",
-                    "image": "registry.example/payments:1.0.0",
-                    "replicas": 2,
-                    "config": {
-                        "database": {"clusterName": "db", "poolSize": 10},
-                        "features": {"enableIdempotencyCheck": true},
-                    },
-                    "security": {"rbac": {"enabled": true}},
-                },
-            })
-        },
-        change: |replicas| json!({"spec": {"replicas": replicas}}),
-        changed_child: |name| ChildRef {
-            api_version: "apps/v1",
-            plural: "deployments",
-            name: name.to_string(),
-        },
-        changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
-        first_target: 3,
-        lower_bound_converge: (
-            6.0,
-            "Deployment, Service, PodDisruptionBudget, ServiceAccount, NetworkPolicy, 1 status",
-        ),
-        lower_bound_change: (2.0, "the Deployment, the status"),
-    },
+    bench: bench::WORKLOAD,
 };
 
 /// How the controller is built; tests move the clock.

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use operator_harness::admission::{AdmissionHarness, merged};
 use operator_harness::sample_of_kind;
-use payment_service::admission::ADMISSION;
+use payment_service::OPERATOR;
 use payment_service::crd::conversion::{V2, convert};
 use serde_json::{Value, json};
 
@@ -14,7 +14,10 @@ async fn harness() -> Result<(AdmissionHarness, Value)> {
     let client = testkit::ApiServer::new().client();
     let seed = sample_of_kind("payment-initiation-service", "PaymentService")?;
     let sample = convert(seed, V2)?;
-    Ok((AdmissionHarness::start(ADMISSION, client).await?, sample))
+    Ok((
+        AdmissionHarness::start(OPERATOR.admission, client).await?,
+        sample,
+    ))
 }
 
 /// The sample's blue-green strategy replaced by a canary.

@@ -9,14 +9,17 @@
 //! (and the CloudNativePG cluster) for `DependenciesReady`, and on deletion waits for running
 //! sagas (finalizer `payments.io/saga-drain`, bounded by `drainTimeout`).
 
-pub mod admission;
+mod admission;
+mod bench;
 pub mod crd;
-pub mod definitions;
-pub mod dependencies;
-pub mod metrics;
-pub mod reconcile;
-pub mod resources;
-pub mod validate;
+mod definitions;
+mod dependencies;
+mod metrics;
+mod reconcile;
+mod resources;
+mod validate;
+
+pub use reconcile::FINALIZER;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,12 +35,11 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{CustomResourceExt, Resource, ResourceExt};
-use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
+use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::ServiceMonitor;
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
 use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
-use serde_json::json;
 
 use crate::crd::SagaOrchestrator;
 use crate::dependencies::{PaymentServiceView, PostgresClusterView, callers_of, users_of};
@@ -73,53 +75,13 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![SagaOrchestrator::crd()],
     controllers: |rt| controllers(rt, operator_core::system_clock()),
+    metrics: |registry| {
+        SagaMetrics::register(registry);
+    },
     admission: admission::ADMISSION,
     conversions: &[],
     demo_settings: "",
-    bench: BenchWorkload {
-        namespace: "payments",
-        setup: &[
-            "apiVersion: v1\nkind: Secret\nmetadata: {name: saga-store, namespace: payments}\nstringData: {password: bench}\n",
-        ],
-        resource: |i| {
-            json!({
-                "apiVersion": "payments.io/v1",
-                "kind": "SagaOrchestrator",
-                "metadata": {"name": format!("saga-{i:04}"), "namespace": "payments"},
-                "spec": {
-                    "image": "registry.example/saga-orchestrator:1.0.0",
-                    "version": "1.0.0",
-                    "replicas": 2,
-                    "persistence": {"type": "redis", "clusterName": "saga-store", "secretName": "saga-store"},
-                    "sagas": [{
-                        "name": "refund",
-                        "timeout": "1m",
-                        "steps": [
-                            {"name": "debit", "service": "ledger", "timeout": "5s",
-                             "action": {"method": "POST", "path": "/debit"},
-                             "compensation": {"method": "POST", "path": "/credit"}},
-                            {"name": "notify", "service": "notifier", "timeout": "5s",
-                             "action": {"method": "POST", "path": "/notify"},
-                             "compensation": {"method": "DELETE", "path": "/notify"}},
-                        ],
-                    }],
-                },
-            })
-        },
-        change: |replicas| json!({"spec": {"replicas": replicas}}),
-        changed_child: |name| ChildRef {
-            api_version: "apps/v1",
-            plural: "deployments",
-            name: name.to_string(),
-        },
-        changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
-        first_target: 3,
-        lower_bound_converge: (
-            11.0,
-            "finalizer, 2 ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment, Service, NetworkPolicy, PodDisruptionBudget, 1 status",
-        ),
-        lower_bound_change: (2.0, "the Deployment, the status"),
-    },
+    bench: bench::WORKLOAD,
 };
 
 /// The child kinds of a SagaOrchestrator, declared once: watched as metadata, owned, pruned.

@@ -6,7 +6,7 @@ use crate::common::*;
 use anyhow::Result;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use saga_orchestrator::reconcile::FINALIZER;
+use saga_orchestrator::FINALIZER;
 use serde_json::{Value, json};
 
 fn index(h: &Harness) -> Value {

@@ -5,14 +5,18 @@
 //! P&L; halts trading when the daily loss limit is breached; and stops trading gracefully
 //! before a resource is deleted.
 
-pub mod admission;
+mod admission;
+mod bench;
 pub mod crd;
-pub mod metrics;
-pub mod reconcile;
-pub mod report;
-pub mod resources;
-pub mod risk;
-pub mod validate;
+mod metrics;
+mod reconcile;
+mod report;
+mod resources;
+mod risk;
+mod validate;
+
+pub use resources::deployment::FALLBACK_IMAGE;
+pub use risk::trading_day;
 
 use std::time::Duration;
 
@@ -26,11 +30,10 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::CustomResourceExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use operator_core::descriptor::{BenchWorkload, ChildRef, ServedResource, is_ready};
+use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
 use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
-use serde_json::json;
 
 use crate::crd::TradingAlgorithm;
 use crate::metrics::TradingMetrics;
@@ -71,40 +74,13 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![TradingAlgorithm::crd()],
     controllers: |rt| controllers(rt, Options::default()),
+    metrics: |registry| {
+        TradingMetrics::register(registry);
+    },
     admission: admission::ADMISSION,
     conversions: &[],
     demo_settings: "",
-    bench: BenchWorkload {
-        namespace: "trading-platform",
-        setup: &[],
-        resource: |i| {
-            json!({
-                "apiVersion": "fintech.io/v1",
-                "kind": "TradingAlgorithm",
-                "metadata": {"name": format!("algo-{i:04}"), "namespace": "trading-platform"},
-                "spec": {
-                    "marketData": {
-                        "sources": ["NYSE", "NASDAQ"],
-                        "updateFrequency": "100ms",
-                        "symbols": ["AAPL", "MSFT"],
-                    },
-                    "riskLimits": {"maxPositionSize": 1_000_000, "dailyLossLimit": 50_000},
-                    "scalingPolicy": {"minReplicas": 2, "maxReplicas": 5, "scaleUpPolicy": "moderate"},
-                    "tradingStrategy": {"algorithm": "momentum", "parameters": {"lookbackPeriod": "10m"}},
-                },
-            })
-        },
-        change: |max| json!({"spec": {"scalingPolicy": {"maxReplicas": max}}}),
-        changed_child: |name| ChildRef {
-            api_version: "autoscaling/v2",
-            plural: "horizontalpodautoscalers",
-            name: format!("{name}-hpa"),
-        },
-        changed: |hpa, max| hpa["spec"]["maxReplicas"].as_i64() == Some(max),
-        first_target: 6,
-        lower_bound_converge: (6.0, "5 children, 1 status"),
-        lower_bound_change: (2.0, "the HPA, the status"),
-    },
+    bench: bench::WORKLOAD,
 };
 
 /// How the controller is built; tests change the clock and the stop timeout.

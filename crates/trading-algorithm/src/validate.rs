@@ -18,8 +18,6 @@ static CONFIGMAP_KEY: LazyLock<Option<Regex>> =
 
 /// The longest suffix a child adds to the algorithm's name (`<name>-deployment`).
 const LONGEST_CHILD_SUFFIX: &str = "-deployment";
-/// Longest resource name whose children are still valid DNS labels of at most 63 characters.
-pub const MAX_NAME_LENGTH: usize = 63 - LONGEST_CHILD_SUFFIX.len();
 
 fn matches(re: &LazyLock<Option<Regex>>, s: &str) -> bool {
     re.as_ref().is_some_and(|re| re.is_match(s))

@@ -6,12 +6,15 @@ use anyhow::Result;
 use operator_harness::admission::{AdmissionHarness, merged};
 use operator_harness::sample_of_kind;
 use serde_json::{Value, json};
-use trading_algorithm::admission::ADMISSION;
+use trading_algorithm::OPERATOR;
 
 async fn harness() -> Result<(AdmissionHarness, Value)> {
     let client = testkit::ApiServer::new().client();
     let sample = sample_of_kind("sample-momentum-algo", "TradingAlgorithm")?;
-    Ok((AdmissionHarness::start(ADMISSION, client).await?, sample))
+    Ok((
+        AdmissionHarness::start(OPERATOR.admission, client).await?,
+        sample,
+    ))
 }
 
 /// Each rule: a change to the sample that breaks it, and the field the refusal names.

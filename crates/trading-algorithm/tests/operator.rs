@@ -448,7 +448,7 @@ async fn children_edited_or_deleted_by_hand_are_restored() -> Result<()> {
         h.get("apps/v1", "deployments", "momentum-trader-prod-deployment")
             .is_some_and(|d| {
                 d["spec"]["template"]["spec"]["containers"][0]["image"]
-                    == trading_algorithm::resources::deployment::FALLBACK_IMAGE
+                    == trading_algorithm::FALLBACK_IMAGE
             })
     })
     .await?;

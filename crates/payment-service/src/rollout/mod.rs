@@ -35,7 +35,6 @@ mod canary;
 mod tests;
 
 use canary::canary;
-pub use canary::canary_split;
 
 /// Which part a Deployment plays; also the value of its pods' `payments.io/track` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 use super::*;
 use crate::crd::{CanaryStep, DeploymentStrategy, Pause};
 use crate::resources::tests::spec;
+use crate::rollout::canary::canary_split;
 
 const NAME: &str = "pay";
 

@@ -105,7 +105,7 @@ impl Trading for Harness {
     }
 
     fn today(&self) -> String {
-        trading_algorithm::risk::trading_day(self.now())
+        trading_algorithm::trading_day(self.now())
     }
 }
 

@@ -1,0 +1,62 @@
+//! The load `cargo xtask bench` puts on the operator, and the naive baseline its figures
+//! are compared with: the same builders, every child and the status replaced on every pass.
+
+use k8s_openapi::jiff::Timestamp;
+use operator_core::descriptor::{BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild};
+use operator_core::runtime::config::WorkloadDefaults;
+use serde_json::{Value, json, to_value};
+
+use crate::crd::BatchProcessor;
+use crate::reconcile::observed_status;
+use crate::resources::jobs::desired_cron_job;
+use crate::runs;
+
+/// N resources of the operator's kind, and the spec change the benchmark times.
+pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
+    namespace: "payments",
+    setup: &[],
+    resource: |i| {
+        json!({
+            "apiVersion": "payments.io/v1",
+            "kind": "BatchProcessor",
+            "metadata": {"name": format!("batch-{i:04}"), "namespace": "payments"},
+            "spec": {
+                "schedule": "0 2 * * *",
+                "image": "registry.example/batch-processor:1.2.0",
+                "parallelism": 2,
+                "input": {"type": "sftp", "sftpConfig": {"host": "sftp.example", "path": "/in/*.csv", "secretName": "sftp-credentials"}},
+                "output": {"type": "azureblob", "blobConfig": {"storageAccount": "payments", "container": "processed", "secretName": "blob-credentials"}},
+            },
+        })
+    },
+    change: |n| json!({"spec": {"parallelism": n}}),
+    changed_child: |name| ChildRef {
+        api_version: "batch/v1",
+        plural: "cronjobs",
+        name: name.to_string(),
+    },
+    changed: |cron, n| cron["spec"]["jobTemplate"]["spec"]["parallelism"].as_i64() == Some(n),
+    first_target: 3,
+    lower_bound_converge: (2.0, "the CronJob, the status"),
+    lower_bound_change: (2.0, "the CronJob, the status"),
+    naive: Some(NaiveBaseline {
+        observes: ObservedChild {
+            api_version: "batch/v1",
+            kind: "CronJob",
+            name: |name| name.to_string(),
+        },
+        pass: naive_pass,
+    }),
+};
+
+/// The naive pass: the CronJob, and the status of a batch that has not run yet.
+fn naive_pass(resource: &Value, _cron_job: Option<&Value>) -> Result<NaivePass, String> {
+    let bp: BatchProcessor = serde_json::from_value(resource.clone()).map_err(|e| e.to_string())?;
+    let now = Timestamp::now();
+    let cron_job = desired_cron_job(&bp, &WorkloadDefaults::default(), bp.spec.suspend);
+    let plan = runs::plan(&bp, &[], None, None, now);
+    NaivePass::of(
+        [to_value(&cron_job)],
+        &observed_status(&bp, &plan, None, now),
+    )
+}

@@ -1,0 +1,107 @@
+//! The load `cargo xtask bench` puts on the operator, and the naive baseline its figures
+//! are compared with: the same builders, every child and the status replaced on every pass.
+
+use k8s_openapi::api::apps::v1::DeploymentStatus;
+use k8s_openapi::jiff::Timestamp;
+use operator_core::OptionalChild;
+use operator_core::descriptor::{BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild};
+use operator_core::runtime::config::WorkloadDefaults;
+use serde_json::{Value, json, to_value};
+
+use crate::FALLBACK_IMAGE;
+use crate::crd::ClearingAdapter;
+use crate::partners;
+use crate::reconcile::{Checks, Workload, observed_status};
+use crate::resources::{Inputs, desired_children};
+
+/// N resources of the operator's kind, and the spec change the benchmark times.
+pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
+    namespace: "payments",
+    setup: &[],
+    resource: |i| {
+        // Loopback only: the benchmark's checks go to a closed local port.
+        json!({
+            "apiVersion": "payments.io/v1",
+            "kind": "ClearingAdapter",
+            "metadata": {"name": format!("adapter-{i:04}"), "namespace": "payments"},
+            "spec": {
+                "replicas": 2,
+                "processorType": "card",
+                "config": {
+                    "bankingPartners": [
+                        {"name": "primary", "endpoint": "https://127.0.0.1:9", "weight": 80},
+                        {"name": "secondary", "endpoint": "https://127.0.0.1:9", "weight": 20},
+                    ],
+                    "healthCheckInterval": "10m",
+                    "timeout": "1s",
+                },
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+            },
+        })
+    },
+    change: |replicas| json!({"spec": {"replicas": replicas}}),
+    changed_child: |name| ChildRef {
+        api_version: "apps/v1",
+        plural: "deployments",
+        name: name.to_string(),
+    },
+    changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
+    first_target: 3,
+    lower_bound_converge: (
+        7.0,
+        "finalizer, ConfigMap, Deployment, Service, NetworkPolicy, PodDisruptionBudget, 1 status",
+    ),
+    lower_bound_change: (2.0, "the Deployment, the status"),
+    naive: Some(NaiveBaseline {
+        observes: ObservedChild {
+            api_version: "apps/v1",
+            kind: "Deployment",
+            name: |name| name.to_string(),
+        },
+        pass: naive_pass,
+    }),
+};
+
+/// The naive pass: the routing from the recorded partner status (no checks), every child,
+/// and the status from the Deployment as observed.
+fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass, String> {
+    let ca: ClearingAdapter =
+        serde_json::from_value(resource.clone()).map_err(|e| e.to_string())?;
+    let status: DeploymentStatus = deployment
+        .and_then(|d| serde_json::from_value(d["status"].clone()).ok())
+        .unwrap_or_default();
+    let workload = Workload {
+        exists: true,
+        current_replicas: status.replicas.unwrap_or_default(),
+        ready_replicas: status.ready_replicas.unwrap_or_default(),
+        ..Workload::default()
+    };
+    let now = Timestamp::now();
+    let previous = ca
+        .status
+        .as_ref()
+        .map(|s| s.banking_partner_status.clone())
+        .unwrap_or_default();
+    let plan = partners::plan(&ca.spec, &previous, None, now);
+    let inputs = Inputs {
+        weights: plan.weights(),
+        ..Inputs::default()
+    };
+    let children = desired_children(&ca, &inputs, &WorkloadDefaults::default(), FALLBACK_IMAGE);
+    let checks = Checks {
+        enabled: false,
+        monitor: OptionalChild::NotWanted,
+    };
+    let objects = [
+        to_value(&children.config_map),
+        to_value(&children.deployment),
+        to_value(&children.service),
+        to_value(&children.network_policy),
+    ]
+    .into_iter()
+    .chain(children.pdb.iter().map(to_value));
+    NaivePass::of(
+        objects,
+        &observed_status(&ca, &plan, &workload, checks, now),
+    )
+}

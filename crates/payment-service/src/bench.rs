@@ -1,0 +1,87 @@
+//! The load `cargo xtask bench` puts on the operator, and the naive baseline its figures
+//! are compared with: the same builders, every child and the status replaced on every pass.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use operator_core::OptionalChild;
+use operator_core::descriptor::{BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild};
+use operator_core::runtime::config::WorkloadDefaults;
+use serde_json::{Value, json, to_value};
+
+use crate::Settings;
+use crate::crd::PaymentService;
+use crate::reconcile::{deployment_state, observed_status};
+use crate::resources::{External, desired_children};
+use crate::rollout::{self, RolloutInput};
+
+/// N resources of the operator's kind, and the spec change the benchmark times.
+pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
+    namespace: "payments",
+    setup: &[],
+    resource: |i| {
+        json!({
+            "apiVersion": "payments.io/v2",
+            "kind": "PaymentService",
+            "metadata": {"name": format!("svc-{i:04}"), "namespace": "payments"},
+            "spec": {
+                "version": "1.0.0",
+                "image": "registry.example/payments:1.0.0",
+                "replicas": 2,
+                "config": {
+                    "database": {"clusterName": "db", "poolSize": 10},
+                    "features": {"enableIdempotencyCheck": true},
+                },
+                "security": {"rbac": {"enabled": true}},
+            },
+        })
+    },
+    change: |replicas| json!({"spec": {"replicas": replicas}}),
+    changed_child: |name| ChildRef {
+        api_version: "apps/v1",
+        plural: "deployments",
+        name: name.to_string(),
+    },
+    changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
+    first_target: 3,
+    lower_bound_converge: (
+        6.0,
+        "Deployment, Service, PodDisruptionBudget, ServiceAccount, NetworkPolicy, 1 status",
+    ),
+    lower_bound_change: (2.0, "the Deployment, the status"),
+    naive: Some(NaiveBaseline {
+        observes: ObservedChild {
+            api_version: "apps/v1",
+            kind: "Deployment",
+            name: |name| name.to_string(),
+        },
+        pass: naive_pass,
+    }),
+};
+
+/// The naive pass: the service's Deployment as observed, the rollout planned from it, every
+/// child and the status built as the operator builds them.
+fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass, String> {
+    let ps: PaymentService = serde_json::from_value(resource.clone()).map_err(|e| e.to_string())?;
+    let now = Timestamp::now();
+    let observed: BTreeMap<_, _> = deployment
+        .and_then(|d| serde_json::from_value::<Deployment>(d.clone()).ok())
+        .map(|d| (ps.name_any(), deployment_state(&d)))
+        .into_iter()
+        .collect();
+    let plan = rollout::plan(&RolloutInput::of(&ps, &observed, now));
+    let external = External::default();
+    let defaults = WorkloadDefaults::default();
+    let children = desired_children(&ps, &plan, &defaults, &Settings::default(), &external);
+    let status = observed_status(&ps, &plan, &observed, OptionalChild::NotWanted, None, now);
+    let objects = children
+        .service_account
+        .iter()
+        .map(to_value)
+        .chain(children.deployments.iter().map(to_value))
+        .chain([to_value(&children.service)])
+        .chain(children.pdb.iter().map(to_value));
+    NaivePass::of(objects, &status)
+}

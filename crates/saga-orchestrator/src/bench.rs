@@ -1,0 +1,115 @@
+//! The load `cargo xtask bench` puts on the operator, and the naive baseline its figures
+//! are compared with: the same builders, every child and the status replaced on every pass.
+
+use k8s_openapi::api::apps::v1::DeploymentStatus;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use operator_core::OptionalChild;
+use operator_core::descriptor::{BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild};
+use operator_core::runtime::config::WorkloadDefaults;
+use serde_json::{Value, json, to_value};
+
+use crate::crd::SagaOrchestrator;
+use crate::definitions::{self, Held, InFlight};
+use crate::dependencies::Dependencies;
+use crate::reconcile::{Observed, observed_status};
+use crate::resources::desired_children;
+
+/// N resources of the operator's kind, and the spec change the benchmark times.
+pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
+    namespace: "payments",
+    setup: &[
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: saga-store, namespace: payments}\nstringData: {password: bench}\n",
+    ],
+    resource: |i| {
+        json!({
+            "apiVersion": "payments.io/v1",
+            "kind": "SagaOrchestrator",
+            "metadata": {"name": format!("saga-{i:04}"), "namespace": "payments"},
+            "spec": {
+                "image": "registry.example/saga-orchestrator:1.0.0",
+                "version": "1.0.0",
+                "replicas": 2,
+                "persistence": {"type": "redis", "clusterName": "saga-store", "secretName": "saga-store"},
+                "sagas": [{
+                    "name": "refund",
+                    "timeout": "1m",
+                    "steps": [
+                        {"name": "debit", "service": "ledger", "timeout": "5s",
+                         "action": {"method": "POST", "path": "/debit"},
+                         "compensation": {"method": "POST", "path": "/credit"}},
+                        {"name": "notify", "service": "notifier", "timeout": "5s",
+                         "action": {"method": "POST", "path": "/notify"},
+                         "compensation": {"method": "DELETE", "path": "/notify"}},
+                    ],
+                }],
+            },
+        })
+    },
+    change: |replicas| json!({"spec": {"replicas": replicas}}),
+    changed_child: |name| ChildRef {
+        api_version: "apps/v1",
+        plural: "deployments",
+        name: name.to_string(),
+    },
+    changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
+    first_target: 3,
+    lower_bound_converge: (
+        11.0,
+        "finalizer, 2 ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment, Service, NetworkPolicy, PodDisruptionBudget, 1 status",
+    ),
+    lower_bound_change: (2.0, "the Deployment, the status"),
+    naive: Some(NaiveBaseline {
+        observes: ObservedChild {
+            api_version: "apps/v1",
+            kind: "Deployment",
+            name: |name| name.to_string(),
+        },
+        pass: naive_pass,
+    }),
+};
+
+/// The naive pass: the spec's sagas as the only version (nothing in flight), every child,
+/// and the status from the Deployment as observed.
+fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass, String> {
+    let so: SagaOrchestrator =
+        serde_json::from_value(resource.clone()).map_err(|e| e.to_string())?;
+    let status: DeploymentStatus = deployment
+        .and_then(|d| serde_json::from_value(d["status"].clone()).ok())
+        .unwrap_or_default();
+    let observed = Observed {
+        replicas: status.replicas.unwrap_or_default(),
+        ready_replicas: status.ready_replicas.unwrap_or_default(),
+        ..Observed::default()
+    };
+    let namespace = so.namespace().unwrap_or_default();
+    let current = so
+        .spec
+        .sagas
+        .iter()
+        .map(|s| definitions::render(&namespace, s))
+        .collect();
+    let plan = definitions::plan(Some(current), &Held::default(), &InFlight::new(), 3, false);
+    let children = desired_children(&so, &plan, "", &WorkloadDefaults::default());
+    let status = observed_status(
+        &so,
+        &plan,
+        &observed,
+        &[],
+        &Dependencies::default(),
+        OptionalChild::NotWanted,
+        Timestamp::now(),
+    );
+    let objects = [
+        to_value(&children.sagas),
+        to_value(&children.service_account),
+        to_value(&children.role),
+        to_value(&children.role_binding),
+        to_value(&children.deployment),
+        to_value(&children.service),
+        to_value(&children.network_policy),
+    ]
+    .into_iter()
+    .chain(children.pdb.iter().map(to_value));
+    NaivePass::of(objects, &status)
+}

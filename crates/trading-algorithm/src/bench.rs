@@ -1,0 +1,78 @@
+//! The load `cargo xtask bench` puts on the operator, and the naive baseline its figures
+//! are compared with: the same builders, every child and the status replaced on every pass.
+
+use k8s_openapi::api::apps::v1::DeploymentStatus;
+use k8s_openapi::jiff::Timestamp;
+use operator_core::descriptor::{BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild};
+use operator_core::runtime::config::WorkloadDefaults;
+use serde_json::{Value, json, to_value};
+
+use crate::crd::TradingAlgorithm;
+use crate::reconcile::observed_status;
+use crate::resources::{deployment_name, desired_children};
+use crate::risk::{Assessment, Resume, TradingState};
+
+/// N resources of the operator's kind, and the spec change the benchmark times.
+pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
+    namespace: "trading-platform",
+    setup: &[],
+    resource: |i| {
+        json!({
+            "apiVersion": "fintech.io/v1",
+            "kind": "TradingAlgorithm",
+            "metadata": {"name": format!("algo-{i:04}"), "namespace": "trading-platform"},
+            "spec": {
+                "marketData": {
+                    "sources": ["NYSE", "NASDAQ"],
+                    "updateFrequency": "100ms",
+                    "symbols": ["AAPL", "MSFT"],
+                },
+                "riskLimits": {"maxPositionSize": 1_000_000, "dailyLossLimit": 50_000},
+                "scalingPolicy": {"minReplicas": 2, "maxReplicas": 5, "scaleUpPolicy": "moderate"},
+                "tradingStrategy": {"algorithm": "momentum", "parameters": {"lookbackPeriod": "10m"}},
+            },
+        })
+    },
+    change: |max| json!({"spec": {"scalingPolicy": {"maxReplicas": max}}}),
+    changed_child: |name| ChildRef {
+        api_version: "autoscaling/v2",
+        plural: "horizontalpodautoscalers",
+        name: format!("{name}-hpa"),
+    },
+    changed: |hpa, max| hpa["spec"]["maxReplicas"].as_i64() == Some(max),
+    first_target: 6,
+    lower_bound_converge: (6.0, "5 children, 1 status"),
+    lower_bound_change: (2.0, "the HPA, the status"),
+    naive: Some(NaiveBaseline {
+        observes: ObservedChild {
+            api_version: "apps/v1",
+            kind: "Deployment",
+            name: deployment_name,
+        },
+        pass: naive_pass,
+    }),
+};
+
+/// The naive pass: every child, and the status from the Deployment as observed, with the
+/// algorithm trading (the benchmark's algorithms never report a loss).
+fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass, String> {
+    let ta: TradingAlgorithm =
+        serde_json::from_value(resource.clone()).map_err(|e| e.to_string())?;
+    let deployment: Option<DeploymentStatus> =
+        deployment.and_then(|d| serde_json::from_value(d["status"].clone()).ok());
+    let children = desired_children(&ta, &WorkloadDefaults::default(), false);
+    let trading = Assessment {
+        state: TradingState::Trading,
+        resume: Resume::Nothing,
+    };
+    let now = Timestamp::now();
+    let status = observed_status(&ta, deployment.as_ref(), &trading, None, None, true, now);
+    let objects = [
+        to_value(&children.config),
+        to_value(&children.deployment),
+        to_value(&children.service),
+    ]
+    .into_iter()
+    .chain(children.hpa.iter().map(to_value));
+    NaivePass::of(objects, &status)
+}
