@@ -433,5 +433,4 @@ pub fn beyond_history(bp: &BatchProcessor, jobs: &[JobView]) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[path = "runs_tests.rs"]
 mod tests;

@@ -353,5 +353,4 @@ pub fn warnings(spec: &ClearingAdapterSpec) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[path = "validate_tests.rs"]
 mod tests;

@@ -24,24 +24,32 @@ pub fn applies_replicas(d: &Deployment, manager: &str) -> bool {
     })
 }
 
-/// Claims `replicas` of Deployment `name` at `replicas` for `<manager>-handover`, before the
-/// operator's next apply leaves the field out.
+/// Before `desired` is applied: when it leaves `replicas` to an autoscaler while the
+/// operator's own apply still owns them (`operator_owns`, see [`applies_replicas`]), claims
+/// them at their `current` value for `<manager>-handover`, so the apply that leaves the field
+/// out does not drop it. Otherwise nothing is sent.
 pub async fn hand_replicas_to_autoscaler(
     deployments: &Api<Deployment>,
     manager: &str,
-    name: &str,
-    replicas: i32,
+    desired: &Deployment,
+    operator_owns: bool,
+    current: i32,
 ) -> Result<()> {
+    let autoscaled = desired.spec.as_ref().is_some_and(|s| s.replicas.is_none());
+    if !(autoscaled && operator_owns) {
+        return Ok(());
+    }
+    let name = desired.name_any();
     let claim = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name},
-        "spec": {"replicas": replicas},
+        "spec": {"replicas": current},
     });
     let handover = format!("{manager}-handover");
     deployments
-        .patch(name, &PatchParams::apply(&handover), &Patch::Apply(&claim))
+        .patch(&name, &PatchParams::apply(&handover), &Patch::Apply(&claim))
         .await
-        .map_err(|e| Error::from_child_write("Deployment", name, e))?;
+        .map_err(|e| Error::from_child_write("Deployment", &name, e))?;
     Ok(())
 }

@@ -288,5 +288,4 @@ pub fn plan(
 }
 
 #[cfg(test)]
-#[path = "definitions_tests.rs"]
 mod tests;

@@ -205,5 +205,4 @@ pub fn warnings(spec: &SagaOrchestratorSpec) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[path = "validate_tests.rs"]
 mod tests;

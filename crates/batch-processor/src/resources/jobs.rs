@@ -199,7 +199,7 @@ fn config_hash(job: &JobSpec) -> String {
 /// unbounded window would let a long hold pile up more than the 100 missed times after which
 /// the CronJob controller stops scheduling altogether.
 pub fn starting_deadline_seconds(bp: &BatchProcessor) -> i64 {
-    super::alerts::schedule_period(&bp.spec.schedule, bp.spec.time_zone.as_deref())
+    super::prometheus_rule::schedule_period(&bp.spec.schedule, bp.spec.time_zone.as_deref())
         .and_then(|p| i64::try_from(p.as_secs()).ok())
         .unwrap_or(86_400)
         .max(60)

@@ -1,8 +1,8 @@
 //! One pure builder per child kind: the `BatchProcessor` and the operator's workload defaults
 //! in, the desired object out. No client, no clock.
 
-pub mod alerts;
 pub mod jobs;
+pub mod prometheus_rule;
 
 use std::collections::BTreeMap;
 

@@ -4,30 +4,32 @@
 //! apply and prune → status, events and metrics from what was applied and observed. On
 //! deletion, the drain ([`drain`]) runs before the finalizer goes.
 
+mod apply;
 mod checks;
 mod drain;
+mod events;
 pub(crate) mod observe;
 mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use operator_core::autoscaling::hand_replicas_to_autoscaler;
 use operator_core::conditions::set_not_ready;
 use operator_core::finalizer::with_finalizer;
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Clock, Context, OptionalChild, Result};
+use operator_core::{Clock, Context, Result};
 
 use crate::crd::{ClearingAdapter, Phase};
 use crate::health::PartnerProbe;
 use crate::metrics::AdapterMetrics;
-use crate::partners::{self, PartnerPlan, Transition};
-use crate::resources::{self, DesiredChildren, Inputs};
+use crate::partners::{self};
+use crate::resources::{self, Inputs};
 use crate::validate;
 
+use apply::apply_children;
+use events::announce;
 pub use observe::Workload;
 pub use status::{Checks, observed_status};
 
@@ -154,89 +156,4 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
             _ => ctx.resync(),
         },
     )
-}
-
-async fn apply_children(
-    ca: &ClearingAdapter,
-    ctx: &Ctx,
-    desired: DesiredChildren,
-    workload: &Workload,
-) -> Result<(Changes, OptionalChild)> {
-    let mut pass = ctx.children.pass(ca);
-    // The routing table before the pods that read it.
-    pass.apply(desired.config_map).await?;
-    let autoscaled = desired
-        .deployment
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.replicas.is_none());
-    if autoscaled && workload.operator_owns_replicas {
-        let deployments = ctx.api_beside::<Deployment, _>(ca);
-        hand_replicas_to_autoscaler(
-            &deployments,
-            ctx.identity.manager,
-            &ca.name_any(),
-            workload.current_replicas,
-        )
-        .await?;
-    }
-    pass.apply(desired.deployment).await?;
-    pass.apply(desired.service).await?;
-    pass.apply(desired.network_policy).await?;
-    if let Some(hpa) = desired.hpa {
-        pass.apply(hpa).await?;
-    }
-    if let Some(pdb) = desired.pdb {
-        pass.apply(pdb).await?;
-    }
-    let monitor = pass.apply_optional(desired.service_monitor).await?;
-    Ok((pass.finish().await?, monitor))
-}
-
-/// Events: what the pass created or changed, each partner drained or restored, and every
-/// partner down.
-async fn announce(ca: &ClearingAdapter, ctx: &Ctx, plan: &PartnerPlan, changes: &Changes) {
-    let events = &ctx.events;
-    events.changes(ca, changes).await;
-    for t in &plan.transitions {
-        match t {
-            Transition::Drained {
-                partner,
-                failures,
-                message,
-            } if !plan.all_down => {
-                let note = format!(
-                    "partner {partner} failed {failures} health checks in a row ({message}): drained to weight 0 in {}; its traffic goes to the other partners",
-                    resources::config_name(&ca.name_any())
-                );
-                events
-                    .warning(ca, operator_core::reason!("PartnerDrained"), "Route", note)
-                    .await;
-            }
-            Transition::Drained { .. } => {}
-            Transition::Restored { partner, successes } => {
-                let note = format!(
-                    "partner {partner} passed {successes} health checks in a row: its configured weight is restored"
-                );
-                events
-                    .normal(ca, operator_core::reason!("PartnerRestored"), "Route", note)
-                    .await;
-            }
-        }
-    }
-    let was_down = ca
-        .status
-        .as_ref()
-        .and_then(|s| operator_core::conditions::find(&s.conditions, status::PARTNERS_HEALTHY))
-        .is_some_and(|c| c.reason == "AllPartnersDown");
-    if plan.all_down && !was_down {
-        events
-            .warning(
-                ca,
-                operator_core::reason!("AllPartnersDown"),
-                "Route",
-                "every partner carrying traffic fails its health checks: the configured weights are kept (draining all would stop every payment); check the partners' status pages and the adapter's egress",
-            )
-            .await;
-    }
 }

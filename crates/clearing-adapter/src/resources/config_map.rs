@@ -18,7 +18,7 @@ use operator_core::runtime::config::WorkloadDefaults;
 use serde_json::{Value, json};
 
 use super::deployment::SECRETS_MOUNT;
-use super::{config_name, labels};
+use super::{child_labels, config_name};
 use crate::crd::{AuthType, BankingPartner, ClearingAdapter, SecretKeyRef};
 
 /// Where a Secret's key is mounted in the adapter's pods.
@@ -107,7 +107,7 @@ pub fn desired_config_map(
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(config_name(&ca.name_any())),
-            labels: Some(labels(ca, defaults)),
+            labels: Some(child_labels(ca, defaults)),
             ..ObjectMeta::default()
         },
         data: Some(BTreeMap::from([

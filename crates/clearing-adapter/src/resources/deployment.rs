@@ -25,7 +25,7 @@ use operator_core::builder::{CONFIG_HASH_ANNOTATION, env, env_from_field};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
-use super::{HTTP_PORT, config_name, labels, selector};
+use super::{HTTP_PORT, child_labels, config_name, selector};
 use crate::crd::ClearingAdapter;
 
 /// The adapter container's name.
@@ -169,7 +169,7 @@ pub fn desired_deployment(
     image: &str,
 ) -> Deployment {
     let spec = &ca.spec;
-    let labels = labels(ca, defaults);
+    let labels = child_labels(ca, defaults);
     let health = spec.monitoring.health_check_path.trim_end_matches('/');
     let mut ports = vec![ContainerPort {
         name: Some("http".into()),

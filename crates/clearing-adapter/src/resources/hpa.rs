@@ -13,7 +13,7 @@ use kube::ResourceExt;
 use operator_core::builder::{Scaling, deployment_autoscaler, meta, utilization};
 use operator_core::runtime::config::WorkloadDefaults;
 
-use super::labels;
+use super::child_labels;
 use crate::crd::{Autoscaling, ClearingAdapter};
 
 /// The longest window the API server accepts (one hour).
@@ -55,7 +55,7 @@ pub fn desired_hpa(
         }),
     };
     deployment_autoscaler(
-        meta(ca.name_any(), labels(ca, defaults)),
+        meta(ca.name_any(), child_labels(ca, defaults)),
         ca.name_any(),
         scaling,
     )

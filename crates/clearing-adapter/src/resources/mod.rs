@@ -50,7 +50,7 @@ pub fn selector_string(ca: &ClearingAdapter) -> String {
 
 /// Labels of every child and pod: the operator's `defaultLabels`, the selector, and the
 /// seed's component (the processor type) and part-of.
-pub fn labels(ca: &ClearingAdapter, defaults: &WorkloadDefaults) -> BTreeMap<String, String> {
+pub fn child_labels(ca: &ClearingAdapter, defaults: &WorkloadDefaults) -> BTreeMap<String, String> {
     let mut labels = defaults.default_labels.clone();
     labels.extend(selector(ca));
     labels.insert(

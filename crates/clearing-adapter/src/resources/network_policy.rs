@@ -13,7 +13,7 @@ use kube::ResourceExt;
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{Ingress, ingress_policy};
 
-use super::{HTTP_PORT, labels, selector};
+use super::{HTTP_PORT, child_labels, selector};
 use crate::crd::ClearingAdapter;
 
 /// The port of an `https://` endpoint: the one it names, or 443.
@@ -45,7 +45,7 @@ pub fn desired_network_policy(ca: &ClearingAdapter, defaults: &WorkloadDefaults)
             monitoring_namespace: defaults.monitoring_namespace(),
         },
     );
-    policy.metadata.labels = Some(labels(ca, defaults));
+    policy.metadata.labels = Some(child_labels(ca, defaults));
     let partner_ports: BTreeSet<i32> = ca
         .spec
         .config

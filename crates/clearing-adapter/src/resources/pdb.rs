@@ -6,9 +6,12 @@ use kube::ResourceExt;
 use operator_core::builder::{meta, one_pod_at_a_time};
 use operator_core::runtime::config::WorkloadDefaults;
 
-use super::{labels, selector};
+use super::{child_labels, selector};
 use crate::crd::ClearingAdapter;
 
 pub fn desired_pdb(ca: &ClearingAdapter, defaults: &WorkloadDefaults) -> PodDisruptionBudget {
-    one_pod_at_a_time(meta(ca.name_any(), labels(ca, defaults)), selector(ca))
+    one_pod_at_a_time(
+        meta(ca.name_any(), child_labels(ca, defaults)),
+        selector(ca),
+    )
 }

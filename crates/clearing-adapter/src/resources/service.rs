@@ -6,7 +6,7 @@ use kube::ResourceExt;
 use operator_core::builder::{meta, named_port, service};
 use operator_core::runtime::config::WorkloadDefaults;
 
-use super::{HTTP_PORT, labels, selector};
+use super::{HTTP_PORT, child_labels, selector};
 use crate::crd::ClearingAdapter;
 
 /// The name of the Service port Prometheus scrapes.
@@ -24,7 +24,7 @@ pub fn desired_service(ca: &ClearingAdapter, defaults: &WorkloadDefaults) -> Ser
         ports.push(named_port("metrics", ca.spec.monitoring.metrics_port));
     }
     service(
-        meta(ca.name_any(), labels(ca, defaults)),
+        meta(ca.name_any(), child_labels(ca, defaults)),
         selector(ca),
         ports,
     )

@@ -5,7 +5,7 @@ use operator_core::monitoring::{ServiceMonitor, scrape_services};
 use operator_core::runtime::config::WorkloadDefaults;
 
 use super::service::metrics_port_name;
-use super::{labels, selector};
+use super::{child_labels, selector};
 use crate::crd::ClearingAdapter;
 
 pub fn desired_service_monitor(
@@ -14,7 +14,7 @@ pub fn desired_service_monitor(
 ) -> ServiceMonitor {
     scrape_services(
         &ca.name_any(),
-        labels(ca, defaults),
+        child_labels(ca, defaults),
         selector(ca),
         metrics_port_name(ca),
         "/metrics",

@@ -449,5 +449,4 @@ where
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

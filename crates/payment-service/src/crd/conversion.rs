@@ -203,5 +203,4 @@ fn to_v1(object: &mut Value) -> Result<(), ConversionError> {
 }
 
 #[cfg(test)]
-#[path = "conversion_tests.rs"]
 mod tests;

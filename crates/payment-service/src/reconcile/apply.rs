@@ -31,13 +31,10 @@ pub(super) async fn apply_children(
     let deployments = ctx.api_beside::<Deployment, _>(ps);
     for d in desired.deployments {
         let name = d.name_any();
-        let autoscaled = d.spec.as_ref().is_some_and(|s| s.replicas.is_none());
-        if autoscaled
-            && observed.replicas_owned.contains(&name)
-            && let Some(state) = observed.states.get(&name)
-        {
-            hand_replicas_to_autoscaler(&deployments, ctx.identity.manager, &name, state.replicas)
-                .await?;
+        if let Some(state) = observed.states.get(&name) {
+            let owns = observed.replicas_owned.contains(&name);
+            let manager = ctx.identity.manager;
+            hand_replicas_to_autoscaler(&deployments, manager, &d, owns, state.replicas).await?;
         }
         pass.apply(d).await?;
     }

@@ -51,7 +51,7 @@ pub fn child_labels(ps: &PaymentService, defaults: &WorkloadDefaults) -> BTreeMa
 }
 
 /// The label that selects every pod of a service, whatever its track.
-pub fn app_selector(ps: &PaymentService) -> BTreeMap<String, String> {
+pub fn selector(ps: &PaymentService) -> BTreeMap<String, String> {
     BTreeMap::from([("app".to_string(), ps.name_any())])
 }
 

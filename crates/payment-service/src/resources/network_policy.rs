@@ -7,7 +7,7 @@ use kube::ResourceExt;
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{Ingress, ingress_policy};
 
-use super::{DEFAULT_METRICS_PORT, HTTP_PORT, app_selector, child_labels};
+use super::{DEFAULT_METRICS_PORT, HTTP_PORT, child_labels, selector};
 use crate::crd::PaymentService;
 
 pub fn desired_network_policy(ps: &PaymentService, defaults: &WorkloadDefaults) -> NetworkPolicy {
@@ -18,7 +18,7 @@ pub fn desired_network_policy(ps: &PaymentService, defaults: &WorkloadDefaults) 
     let mut policy = ingress_policy(
         ps.name_any(),
         &Ingress {
-            pods: app_selector(ps),
+            pods: selector(ps),
             serving_ports: &[HTTP_PORT],
             metrics_port: Some(metrics_port),
             monitoring_namespace: defaults.monitoring_namespace(),
@@ -41,7 +41,7 @@ mod tests {
         let spec = policy.spec.unwrap_or_default();
         assert_eq!(
             spec.pod_selector.and_then(|s| s.match_labels),
-            Some(app_selector(&ps))
+            Some(selector(&ps))
         );
         let rules = spec.ingress.unwrap_or_default();
         let ports: Vec<Option<IntOrString>> = rules

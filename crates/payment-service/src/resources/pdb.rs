@@ -6,12 +6,12 @@ use kube::ResourceExt;
 use operator_core::builder::{meta, one_pod_at_a_time};
 use operator_core::runtime::config::WorkloadDefaults;
 
-use super::{app_selector, child_labels};
+use super::{child_labels, selector};
 use crate::crd::PaymentService;
 
 pub fn desired_pdb(ps: &PaymentService, defaults: &WorkloadDefaults) -> PodDisruptionBudget {
     one_pod_at_a_time(
         meta(ps.name_any(), child_labels(ps, defaults)),
-        app_selector(ps),
+        selector(ps),
     )
 }

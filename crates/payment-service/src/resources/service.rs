@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use operator_core::builder::{meta, named_port, service};
 use operator_core::runtime::config::WorkloadDefaults;
 
-use super::{HTTP_PORT, TRACK_LABEL, app_selector, child_labels};
+use super::{HTTP_PORT, TRACK_LABEL, child_labels, selector};
 use crate::crd::PaymentService;
 use crate::rollout::{RolloutPlan, Track};
 
@@ -17,7 +17,7 @@ pub fn desired_service(
     plan: &RolloutPlan,
     defaults: &WorkloadDefaults,
 ) -> Service {
-    let mut selector = app_selector(ps);
+    let mut selector = selector(ps);
     if let Some(color) = plan.serving_color
         && plan.retiring.is_empty()
     {
@@ -44,7 +44,7 @@ pub fn desired_preview_service(
 ) -> Option<Service> {
     let name = ps.spec.blue_green()?.preview_service.clone()?;
     let serving = plan.serving_color?;
-    let mut selector = app_selector(ps);
+    let mut selector = selector(ps);
     selector.insert(
         TRACK_LABEL.into(),
         Track::Color(serving.other()).label().into(),
@@ -68,31 +68,31 @@ mod tests {
         let ps = service(spec());
         let mut plan = first_plan(&ps);
         plan.serving_color = Some(Color::Green);
-        let selector = |plan: &RolloutPlan| {
+        let service_selector = |plan: &RolloutPlan| {
             desired_service(&ps, plan, &WorkloadDefaults::default())
                 .spec
                 .and_then(|s| s.selector)
                 .unwrap_or_default()
         };
         assert_eq!(
-            selector(&plan).get(TRACK_LABEL).map(String::as_str),
+            service_selector(&plan).get(TRACK_LABEL).map(String::as_str),
             Some("green")
         );
         plan.serving_color = Some(Color::Blue);
         assert_eq!(
-            selector(&plan).get(TRACK_LABEL).map(String::as_str),
+            service_selector(&plan).get(TRACK_LABEL).map(String::as_str),
             Some("stable"),
             "blue is the stable Deployment"
         );
         plan.retiring = vec!["payment-initiation-service".into()];
         assert_eq!(
-            selector(&plan).get(TRACK_LABEL),
+            service_selector(&plan).get(TRACK_LABEL),
             None,
             "both old and new pods serve"
         );
         plan.retiring.clear();
         plan.serving_color = None;
-        assert_eq!(selector(&plan), app_selector(&ps));
+        assert_eq!(service_selector(&plan), selector(&ps));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use operator_core::finalizer::{Cleanup, Deletion};
 use super::{Ctx, observe};
 use crate::crd::{Phase, SagaOrchestrator};
 use crate::definitions;
-use crate::resources::config_maps::desired_sagas;
+use crate::resources::config_map::desired_sagas;
 
 /// How often a drain looks again (the in-flight ConfigMap's changes wake it sooner).
 const DRAIN_POLL: Duration = Duration::from_secs(5);

@@ -5,29 +5,31 @@
 //! every child (pure) → apply and prune → status, events and metrics. On deletion, the drain
 //! ([`drain`]) runs before the finalizer goes.
 
+mod apply;
 mod drain;
+mod events;
 mod observe;
 mod status;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
-use operator_core::autoscaling::hand_replicas_to_autoscaler;
 use operator_core::conditions::set_not_ready;
 use operator_core::finalizer::with_finalizer;
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::{Changes, Clock, Context, FieldError, OptionalChild, Result};
+use operator_core::{Clock, Context, FieldError, Result};
 
 use crate::crd::{Phase, SagaOrchestrator};
-use crate::definitions::{self, DefinitionPlan};
+use crate::definitions::{self};
 use crate::dependencies::{PaymentServiceView, PostgresClusterView};
 use crate::metrics::SagaMetrics;
-use crate::resources::{self, DesiredChildren};
+use crate::resources::{self};
 use crate::validate;
 
+use apply::apply_children;
+use events::announce;
 pub use observe::Observed;
 pub use status::observed_status;
 
@@ -137,100 +139,4 @@ async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
         return Err(refusal);
     }
     Ok(ctx.resync())
-}
-
-async fn apply_children(
-    so: &SagaOrchestrator,
-    ctx: &Ctx,
-    desired: DesiredChildren,
-    observed: &Observed,
-) -> Result<(Changes, OptionalChild)> {
-    let mut pass = ctx.children.pass(so);
-    // The definitions and the identity before the pods that read and use them.
-    pass.apply(desired.sagas).await?;
-    pass.apply(desired.in_flight).await?;
-    pass.apply(desired.service_account).await?;
-    pass.apply(desired.role).await?;
-    pass.apply(desired.role_binding).await?;
-    let autoscaled = desired
-        .deployment
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.replicas.is_none());
-    if autoscaled && observed.operator_owns_replicas {
-        hand_replicas_to_autoscaler(
-            &ctx.api_beside::<Deployment, _>(so),
-            ctx.identity.manager,
-            &so.name_any(),
-            observed.replicas,
-        )
-        .await?;
-    }
-    pass.apply(desired.deployment).await?;
-    pass.apply(desired.service).await?;
-    pass.apply(desired.network_policy).await?;
-    if let Some(hpa) = desired.hpa {
-        pass.apply(hpa).await?;
-    }
-    if let Some(pdb) = desired.pdb {
-        pass.apply(pdb).await?;
-    }
-    let monitor = pass.apply_optional(desired.service_monitor).await?;
-    Ok((pass.finish().await?, monitor))
-}
-
-/// Events: what the pass created or changed, versions added and dropped, and definitions
-/// refused (once per refused spec generation).
-async fn announce(
-    so: &SagaOrchestrator,
-    ctx: &Ctx,
-    plan: &DefinitionPlan,
-    changes: &Changes,
-    invalid: &[FieldError],
-) {
-    let events = &ctx.events;
-    events.changes(so, changes).await;
-    if !plan.added.is_empty() {
-        let note = format!(
-            "new definition version(s) {}: new instances start on them; instances running on older versions finish there",
-            plan.added.join(", ")
-        );
-        events
-            .normal(
-                so,
-                operator_core::reason!("DefinitionsUpdated"),
-                "Define",
-                note,
-            )
-            .await;
-    }
-    if !plan.dropped.is_empty() {
-        let note = format!(
-            "dropped definition version(s) {}: beyond definitionHistoryLimit, nothing runs on them",
-            plan.dropped.join(", ")
-        );
-        events
-            .normal(
-                so,
-                operator_core::reason!("DefinitionsDropped"),
-                "Define",
-                note,
-            )
-            .await;
-    }
-    let reported = so
-        .status
-        .as_ref()
-        .and_then(|s| operator_core::conditions::find(&s.conditions, status::DEFINITIONS_VALID))
-        .is_some_and(|c| c.status == "False" && c.observed_generation == so.meta().generation);
-    if !invalid.is_empty() && !reported {
-        events
-            .warning(
-                so,
-                operator_core::reason!("DefinitionsInvalid"),
-                "Define",
-                status::invalid_message(invalid),
-            )
-            .await;
-    }
 }

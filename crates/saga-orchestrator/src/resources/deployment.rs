@@ -19,7 +19,7 @@ use operator_core::builder::{CONFIG_HASH_ANNOTATION, env, env_from_secret};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security, tcp_probe};
 
-use super::{HTTP_PORT, in_flight_name, labels, sagas_name, selector};
+use super::{HTTP_PORT, child_labels, in_flight_name, sagas_name, selector};
 use crate::crd::{PersistenceType, SagaOrchestrator};
 use crate::definitions::DefinitionPlan;
 
@@ -83,7 +83,7 @@ pub fn desired_deployment(
 ) -> Deployment {
     let name = so.name_any();
     let spec = &so.spec;
-    let labels = labels(so, defaults);
+    let labels = child_labels(so, defaults);
     let hash = short_digest([plan.active_digest().as_bytes(), secret_version.as_bytes()]);
     let mut ports = vec![ContainerPort {
         name: Some("http".into()),

@@ -1,10 +1,14 @@
 //! One pure builder per child kind: the `SagaOrchestrator`, this pass's definition plan and
 //! the persistence Secret's version in, the desired object out. No client, no clock.
 
-pub mod config_maps;
+pub mod config_map;
 pub mod deployment;
+pub mod hpa;
+pub mod network_policy;
+pub mod pdb;
 pub mod rbac;
 pub mod service;
+pub mod service_monitor;
 
 use std::collections::BTreeMap;
 
@@ -16,12 +20,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
-use operator_core::builder::{
-    self, Labels, Scaling, deployment_autoscaler, instance_selector, one_pod_at_a_time, utilization,
-};
-use operator_core::monitoring::{ServiceMonitor, scrape_services};
+use operator_core::builder::{self, Labels, instance_selector};
+use operator_core::monitoring::ServiceMonitor;
 use operator_core::runtime::config::WorkloadDefaults;
-use operator_core::workload::{Ingress, ingress_policy};
 
 use crate::crd::SagaOrchestrator;
 use crate::definitions::DefinitionPlan;
@@ -45,7 +46,10 @@ pub fn selector(so: &SagaOrchestrator) -> Labels {
 }
 
 /// Labels of every child and pod: the operator's `defaultLabels`, the selector, the version.
-pub fn labels(so: &SagaOrchestrator, defaults: &WorkloadDefaults) -> BTreeMap<String, String> {
+pub fn child_labels(
+    so: &SagaOrchestrator,
+    defaults: &WorkloadDefaults,
+) -> BTreeMap<String, String> {
     let mut labels = defaults.default_labels.clone();
     labels.extend(selector(so));
     labels.insert("app.kubernetes.io/version".into(), so.spec.version.clone());
@@ -53,7 +57,7 @@ pub fn labels(so: &SagaOrchestrator, defaults: &WorkloadDefaults) -> BTreeMap<St
 }
 
 fn meta(name: String, so: &SagaOrchestrator, defaults: &WorkloadDefaults) -> ObjectMeta {
-    builder::meta(name, labels(so, defaults))
+    builder::meta(name, child_labels(so, defaults))
 }
 
 /// Everything one orchestrator should have this pass.
@@ -79,50 +83,19 @@ pub fn desired_children(
     secret_version: &str,
     defaults: &WorkloadDefaults,
 ) -> DesiredChildren {
-    let name = so.name_any();
-    let prometheus = &so.spec.monitoring.prometheus;
     let (account, role, role_binding) = rbac::desired_rbac(so, defaults);
     DesiredChildren {
-        sagas: config_maps::desired_sagas(so, plan, defaults),
-        in_flight: config_maps::desired_in_flight(so, defaults),
+        sagas: config_map::desired_sagas(so, plan, defaults),
+        in_flight: config_map::desired_in_flight(so, defaults),
         service_account: account,
         role,
         role_binding,
         deployment: deployment::desired_deployment(so, plan, secret_version, defaults),
         service: service::desired_service(so, defaults),
-        network_policy: {
-            let mut policy = ingress_policy(
-                name.clone(),
-                &Ingress {
-                    pods: selector(so),
-                    serving_ports: &[HTTP_PORT],
-                    metrics_port: prometheus.enabled.then_some(prometheus.port),
-                    monitoring_namespace: defaults.monitoring_namespace(),
-                },
-            );
-            policy.metadata.labels = Some(labels(so, defaults));
-            policy
-        },
-        hpa: so.spec.autoscaling.as_ref().map(|a| {
-            let scaling = Scaling {
-                min_replicas: a.min_replicas,
-                max_replicas: a.max_replicas,
-                metrics: vec![utilization("cpu", a.target_cpu)],
-                behavior: None,
-            };
-            deployment_autoscaler(meta(name.clone(), so, defaults), name.clone(), scaling)
-        }),
-        pdb: (floor(so) > 1)
-            .then(|| one_pod_at_a_time(meta(name.clone(), so, defaults), selector(so))),
-        service_monitor: prometheus.enabled.then(|| {
-            scrape_services(
-                &name,
-                labels(so, defaults),
-                selector(so),
-                "metrics",
-                &prometheus.path,
-            )
-        }),
+        network_policy: network_policy::desired_network_policy(so, defaults),
+        hpa: hpa::desired_hpa(so, defaults),
+        pdb: pdb::desired_pdb(so, defaults),
+        service_monitor: service_monitor::desired_service_monitor(so, defaults),
     }
 }
 

@@ -23,10 +23,8 @@ use operator_core::builder::env;
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security, tcp_probe};
 
-use super::config::parameter_key;
-use super::{
-    ALGORITHM_PORT, child_labels, config_name, deployment_name, report_name, selector_labels,
-};
+use super::config_map::parameter_key;
+use super::{ALGORITHM_PORT, child_labels, config_name, deployment_name, report_name, selector};
 use crate::crd::TradingAlgorithm;
 
 /// Image when neither the spec nor the operator's config names one: a placeholder that runs
@@ -138,7 +136,7 @@ pub fn desired_deployment(
     suspended: bool,
 ) -> Deployment {
     let name = ta.name_any();
-    let mut pod_labels = selector_labels(ta);
+    let mut pod_labels = selector(ta);
     if let Some(algorithm) = ta.spec.trading_strategy.as_ref().and_then(|s| s.algorithm) {
         pod_labels.insert("fintech.io/strategy".into(), algorithm.as_str().into());
     }
@@ -199,7 +197,7 @@ pub fn desired_deployment(
         spec: Some(DeploymentSpec {
             replicas: suspended.then_some(0),
             selector: LabelSelector {
-                match_labels: Some(selector_labels(ta)),
+                match_labels: Some(selector(ta)),
                 ..LabelSelector::default()
             },
             // Never drop below the running capacity while rolling: surge one, then retire one.

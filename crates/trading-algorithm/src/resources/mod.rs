@@ -1,7 +1,7 @@
 //! One pure builder per child kind: the `TradingAlgorithm` (and the operator's workload
 //! defaults) in, the desired object out. No client, no clock.
 
-pub mod config;
+pub mod config_map;
 pub mod deployment;
 pub mod hpa;
 pub mod network_policy;
@@ -55,7 +55,7 @@ pub fn child_labels(
 }
 
 /// The label that selects an algorithm's pods.
-pub fn selector_labels(ta: &TradingAlgorithm) -> BTreeMap<String, String> {
+pub fn selector(ta: &TradingAlgorithm) -> BTreeMap<String, String> {
     BTreeMap::from([("app".to_string(), ta.name_any())])
 }
 
@@ -76,8 +76,8 @@ pub fn desired_children(
     defaults: &WorkloadDefaults,
     suspended: bool,
 ) -> DesiredChildren {
-    let config = config::desired_config(ta, defaults);
-    let config_hash = config::config_hash(&config);
+    let config = config_map::desired_config(ta, defaults);
+    let config_hash = config_map::config_hash(&config);
     DesiredChildren {
         deployment: deployment::desired_deployment(ta, defaults, &config_hash, suspended),
         service: service::desired_service(ta, defaults),

@@ -7,14 +7,14 @@ use kube::ResourceExt;
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{Ingress, ingress_policy};
 
-use super::{ALGORITHM_PORT, child_labels, network_policy_name, selector_labels};
+use super::{ALGORITHM_PORT, child_labels, network_policy_name, selector};
 use crate::crd::TradingAlgorithm;
 
 pub fn desired_network_policy(ta: &TradingAlgorithm, defaults: &WorkloadDefaults) -> NetworkPolicy {
     let mut policy = ingress_policy(
         network_policy_name(&ta.name_any()),
         &Ingress {
-            pods: selector_labels(ta),
+            pods: selector(ta),
             serving_ports: &[ALGORITHM_PORT],
             metrics_port: Some(ALGORITHM_PORT),
             monitoring_namespace: defaults.monitoring_namespace(),
@@ -39,7 +39,7 @@ mod tests {
         let spec = policy.spec.unwrap_or_default();
         assert_eq!(
             spec.pod_selector.and_then(|s| s.match_labels),
-            Some(selector_labels(&sample()))
+            Some(selector(&sample()))
         );
         assert_eq!(spec.ingress.map(|i| i.len()), Some(2));
     }

@@ -6,12 +6,12 @@ use kube::ResourceExt;
 use operator_core::builder::{meta, named_port, service};
 use operator_core::runtime::config::WorkloadDefaults;
 
-use super::{child_labels, selector_labels, service_name};
+use super::{child_labels, selector, service_name};
 use crate::crd::TradingAlgorithm;
 
 pub fn desired_service(ta: &TradingAlgorithm, defaults: &WorkloadDefaults) -> Service {
     let meta = meta(service_name(&ta.name_any()), child_labels(ta, defaults));
-    service(meta, selector_labels(ta), vec![named_port("http", 80)])
+    service(meta, selector(ta), vec![named_port("http", 80)])
 }
 
 #[cfg(test)]

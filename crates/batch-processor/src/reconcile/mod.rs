@@ -1,0 +1,109 @@
+//! The reconcile pipeline: validate → observe the batch's Jobs (and the pods of a Job that
+//! finished since the last pass) → decide the runs ([`crate::runs`]) → build the children →
+//! apply and prune → delete history beyond the limits → status, events and metrics from what
+//! happened.
+mod apply;
+mod events;
+mod observe;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use operator_core::conditions::set_not_ready;
+use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::{Clock, Context, Result};
+
+use crate::crd::{BatchProcessor, Phase};
+use crate::metrics::BatchMetrics;
+use crate::{runs, validate};
+
+use apply::{apply_children, delete_history, mark_recorded};
+use events::announce;
+pub use observe::{batch_of, compact_job};
+pub use status::observed_status;
+
+/// Set it to any new value to start a run now: `kubectl annotate bp NAME payments.io/run-now=$(date +%s)`.
+pub const RUN_NOW_ANNOTATION: &str = "payments.io/run-now";
+/// On a finished Job whose outcome the batch's status holds.
+pub const RECORDED_ANNOTATION: &str = "payments.io/recorded";
+
+/// The operator's own part of the reconcile context.
+#[derive(Clone)]
+pub struct BatchOperator {
+    /// Every Job carrying the batch label, status only.
+    pub jobs: Store<Job>,
+    pub defaults: WorkloadDefaults,
+    pub metrics: BatchMetrics,
+    pub now: Clock,
+}
+
+impl std::fmt::Debug for BatchOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchOperator")
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+type Ctx = Arc<Context<BatchOperator>>;
+pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
+    let op = &ctx.operator;
+    if ctx.status_writes.is_stale(&*bp) {
+        return Ok(ctx.resync());
+    }
+    let now = (op.now)();
+    let name = bp.name_any();
+
+    let errors = validate::validate(&name, &bp.spec);
+    let checked = ctx.check_spec(&*bp, crate::ANNOTATIONS, errors, Phase::Invalid, now);
+    if let Some(refused) = checked.await {
+        return refused;
+    }
+
+    let cron_uid = ctx
+        .children
+        .of::<CronJob>()?
+        .controlled_uid(&*bp, &name)
+        .await?;
+    let jobs = observe::jobs(&bp, &op.jobs, cron_uid.as_deref());
+    let report = match runs::unrecorded(&bp, &jobs) {
+        Some(job) => Some(observe::report(&bp, &ctx, &job.name).await?),
+        None => None,
+    };
+    let run_now = bp.annotations().get(RUN_NOW_ANNOTATION).map(String::as_str);
+    let plan = runs::plan(&bp, &jobs, report.as_ref(), run_now, now);
+
+    let changes = apply_children(&bp, &ctx, &plan).await?;
+    let refusal = changes.refusal();
+    if refusal.is_none() {
+        delete_history(&bp, &ctx, &jobs).await?;
+    }
+
+    let last_schedule_time = observe::last_schedule_time(&bp, &ctx).await?;
+    let mut status = observed_status(&bp, &plan, last_schedule_time, now);
+    if let Some(refusal) = &refusal {
+        set_not_ready(&mut status.conditions, refusal, bp.meta().generation, now);
+    }
+    announce(&bp, &ctx, &plan, &changes).await;
+    ctx.write_status(&*bp, &status).await?;
+    mark_recorded(&bp, &ctx, runs::to_mark(&plan, &jobs)).await?;
+
+    op.metrics.observe(&bp, &status);
+    if let Some((_, outcome)) = &plan.recorded {
+        op.metrics.recorded(outcome);
+    }
+    match refusal {
+        Some(refusal) => Err(refusal),
+        None => Ok(match plan.wake_after {
+            Some(wait) => {
+                Action::requeue(wait.max(Duration::from_secs(1)).min(ctx.settings().resync))
+            }
+            None => ctx.resync(),
+        }),
+    }
+}
