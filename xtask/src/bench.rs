@@ -53,7 +53,7 @@ impl Subject {
     /// Whether the child the spec change touches shows `target`.
     fn changed(self, server: &ApiServer, name: &str, target: i64) -> bool {
         let workload = self.workload();
-        let child = (workload.changed_child)(name);
+        let child = (workload.change.child)(name);
         server
             .object(
                 child.api_version,
@@ -61,7 +61,7 @@ impl Subject {
                 workload.namespace,
                 &child.name,
             )
-            .is_some_and(|c| (workload.changed)(&c, target))
+            .is_some_and(|c| (workload.change.shown)(&c, target))
     }
 }
 
@@ -257,14 +257,14 @@ async fn scenario(
     tokio::time::sleep(Duration::from_secs(2)).await;
     server.reset_stats();
     let started = Instant::now();
-    let target = workload.first_target;
+    let target = workload.change.first_target;
     for name in &names {
         server.merge_patch(
             served.api_version,
             served.plural,
             ns,
             name,
-            (workload.change)(target),
+            (workload.change.patch)(target),
         )?;
     }
     until("the spec change everywhere", || {
@@ -293,7 +293,7 @@ async fn scenario(
             break;
         }
         let name = &names[(sample * 7919) % n];
-        let target = workload.first_target + 1 + 2 * (sample % 2) as i64;
+        let target = workload.change.first_target + 1 + 2 * (sample % 2) as i64;
         let target = if subject.changed(server, name, target) {
             target + 1
         } else {
@@ -305,7 +305,7 @@ async fn scenario(
             served.plural,
             ns,
             name,
-            (workload.change)(target),
+            (workload.change.patch)(target),
         )?;
         until_every("one change", Duration::from_millis(1), || {
             subject.changed(server, name, target)
@@ -458,13 +458,13 @@ async fn failover(root: &Path, release: &Path, subject: Subject, n: usize) -> Re
     let leader = holder().context("the lease's holder")?;
     let killed = Instant::now();
     replicas.retain(|(replica, _)| *replica != leader);
-    let target = workload.first_target + 1;
+    let target = workload.change.first_target + 1;
     server.merge_patch(
         served.api_version,
         served.plural,
         ns,
         &names[0],
-        (workload.change)(target),
+        (workload.change.patch)(target),
     )?;
     until_every("a new leader", Duration::from_millis(5), || {
         holder().is_some_and(|h| h != leader)

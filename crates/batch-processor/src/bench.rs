@@ -2,7 +2,9 @@
 //! are compared with: the same builders, every child and the status replaced on every pass.
 
 use k8s_openapi::jiff::Timestamp;
-use operator_core::descriptor::{BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild};
+use operator_core::descriptor::{
+    BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild, SpecChange,
+};
 use operator_core::runtime::config::WorkloadDefaults;
 use serde_json::{Value, json, to_value};
 
@@ -29,14 +31,16 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
             },
         })
     },
-    change: |n| json!({"spec": {"parallelism": n}}),
-    changed_child: |name| ChildRef {
-        api_version: "batch/v1",
-        plural: "cronjobs",
-        name: name.to_string(),
+    change: SpecChange {
+        patch: |n| json!({"spec": {"parallelism": n}}),
+        child: |name| ChildRef {
+            api_version: "batch/v1",
+            plural: "cronjobs",
+            name: name.to_string(),
+        },
+        shown: |cron, n| cron["spec"]["jobTemplate"]["spec"]["parallelism"].as_i64() == Some(n),
+        first_target: 3,
     },
-    changed: |cron, n| cron["spec"]["jobTemplate"]["spec"]["parallelism"].as_i64() == Some(n),
-    first_target: 3,
     lower_bound_converge: (2.0, "the CronJob, the status"),
     lower_bound_change: (2.0, "the CronJob, the status"),
     naive: Some(NaiveBaseline {

@@ -420,14 +420,9 @@ pub(crate) mod tests_support {
     use super::*;
     use kube::CustomResourceExt;
 
-    pub const SEED: &str = include_str!("../../../deploy/samples/daily-payment-batch.yaml");
-
-    /// The seed's `daily-payment-batch`, as stored: with a namespace and a UID.
+    /// The sample `daily-payment-batch`, as stored.
     pub fn seed() -> BatchProcessor {
-        let mut bp: BatchProcessor = serde_yaml::from_str(SEED).expect("the seed sample parses");
-        bp.metadata.uid = Some("uid-daily".into());
-        bp.metadata.generation = Some(1);
-        bp
+        operator_harness::stored("daily-payment-batch").expect("the sample parses")
     }
 
     pub fn seed_spec() -> BatchProcessorSpec {

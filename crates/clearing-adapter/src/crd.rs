@@ -525,14 +525,9 @@ pub(crate) mod tests_support {
     use super::*;
     use kube::CustomResourceExt;
 
-    pub const SAMPLE: &str = include_str!("../../../deploy/samples/card-clearing.yaml");
-
-    /// The sample `card-clearing`, as stored: with a namespace, a UID and a generation.
+    /// The sample `card-clearing`, as stored.
     pub fn sample() -> ClearingAdapter {
-        let mut ca: ClearingAdapter = serde_yaml::from_str(SAMPLE).expect("the sample parses");
-        ca.metadata.uid = Some("uid-card".into());
-        ca.metadata.generation = Some(1);
-        ca
+        operator_harness::stored("card-clearing").expect("the sample parses")
     }
 
     pub fn sample_spec() -> ClearingAdapterSpec {

@@ -11,7 +11,8 @@ use k8s_openapi::api::autoscaling::v2::{
     HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
-    EnvVar, EnvVarSource, ObjectFieldSelector, SecretKeySelector, Service, ServicePort, ServiceSpec,
+    ConfigMapVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector,
+    SecretKeySelector, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -74,6 +75,52 @@ pub fn env_from_secret(name: &str, secret: &str, key: &str, optional: bool) -> E
             }),
             ..EnvVarSource::default()
         }),
+    }
+}
+
+/// The name of the writable `/tmp` every pod gets (its root filesystem is read-only).
+pub const TMP_VOLUME: &str = "tmp";
+
+/// The writable `/tmp` a read-only root filesystem leaves a container: an emptyDir.
+pub fn tmp_volume() -> Volume {
+    Volume {
+        name: TMP_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+/// [`tmp_volume`] mounted at `/tmp`.
+pub fn tmp_mount() -> VolumeMount {
+    mount(TMP_VOLUME, "/tmp")
+}
+
+/// A volume named `name` holding the keys of ConfigMap `config_map` as files.
+pub fn config_map_volume(name: &str, config_map: impl Into<String>) -> Volume {
+    Volume {
+        name: name.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map.into(),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+/// Volume `name` mounted at `path`, writable.
+pub fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        ..VolumeMount::default()
+    }
+}
+
+/// Volume `name` mounted at `path`, read-only (configuration, secrets).
+pub fn read_only_mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        read_only: Some(true),
+        ..mount(name, path)
     }
 }
 

@@ -83,20 +83,41 @@ pub struct BenchWorkload {
     pub setup: &'static [&'static str],
     /// The i-th resource, as JSON.
     pub resource: fn(usize) -> Value,
-    /// A spec change to `target` (a scaling bound), as a merge patch.
-    pub change: fn(i64) -> Value,
-    /// The child of resource `name` the change shows in.
-    pub changed_child: fn(&str) -> ChildRef,
-    /// Whether that child (as JSON) shows `target`.
-    pub changed: fn(&Value, i64) -> bool,
-    /// The first `change` target; later samples use targets above it.
-    pub first_target: i64,
+    /// The spec change whose effect on a child is timed.
+    pub change: SpecChange,
     /// The baseline its figures are compared with; `None` benches the operator alone.
     pub naive: Option<NaiveBaseline>,
     /// Writes strictly needed to converge one resource, and what they are.
     pub lower_bound_converge: (f64, &'static str),
     /// Writes strictly needed for the spec change, and what they are.
     pub lower_bound_change: (f64, &'static str),
+}
+
+/// A spec change to a scaling bound, and the child it shows in.
+#[derive(Clone, Copy, Debug)]
+pub struct SpecChange {
+    /// The change to `target`, as a merge patch.
+    pub patch: fn(i64) -> Value,
+    /// The child of resource `name` the change shows in.
+    pub child: fn(&str) -> ChildRef,
+    /// Whether that child (as JSON) shows `target`.
+    pub shown: fn(&Value, i64) -> bool,
+    /// The first target; later samples use targets above it.
+    pub first_target: i64,
+}
+
+impl SpecChange {
+    /// `spec.replicas`, shown in the Deployment named after the resource.
+    pub const REPLICAS: Self = Self {
+        patch: |replicas| serde_json::json!({"spec": {"replicas": replicas}}),
+        child: |name| ChildRef {
+            api_version: "apps/v1",
+            plural: "deployments",
+            name: name.to_string(),
+        },
+        shown: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
+        first_target: 3,
+    };
 }
 
 /// How the benchmark's naive baseline reconciles one resource: on every pass it reads the
@@ -120,6 +141,15 @@ pub struct ObservedChild {
     /// `Deployment`.
     pub kind: &'static str,
     pub name: fn(&str) -> String,
+}
+
+impl ObservedChild {
+    /// The Deployment named after the resource.
+    pub const DEPLOYMENT: Self = Self {
+        api_version: "apps/v1",
+        kind: "Deployment",
+        name: |name| name.to_string(),
+    };
 }
 
 /// What one naive pass writes.

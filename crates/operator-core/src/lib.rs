@@ -37,10 +37,38 @@ pub use descriptor::OperatorDescriptor;
 pub use error::{Error, FieldError, ReconcileError, RefusedChild, Result};
 
 /// A source of the current time; operators take one so tests can move it (a trading day, a
-/// canary pause, a rollout deadline) without sleeping.
-pub type Clock = std::sync::Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
+/// canary pause, a rollout deadline) without sleeping. Called like a function: `(clock)()`.
+#[derive(Clone)]
+pub struct Clock(std::sync::Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>);
+
+impl Clock {
+    pub fn new(now: impl Fn() -> jiff::Timestamp + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(now))
+    }
+}
+
+impl std::ops::Deref for Clock {
+    type Target = dyn Fn() -> jiff::Timestamp + Send + Sync;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+/// The wall clock.
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new(jiff::Timestamp::now)
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", (self.0)())
+    }
+}
 
 /// The wall clock.
 pub fn system_clock() -> Clock {
-    std::sync::Arc::new(jiff::Timestamp::now)
+    Clock::default()
 }

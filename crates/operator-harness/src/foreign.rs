@@ -460,7 +460,7 @@ pub async fn foreign_objects_are_never_touched(
 
     // Updated: a spec change, reconciled.
     let bench = &operator.bench;
-    let change = (bench.change)(bench.first_target + 1);
+    let change = (bench.change.patch)(bench.change.first_target + 1);
     for case in &cases {
         resources
             .patch(

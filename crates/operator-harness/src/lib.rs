@@ -39,6 +39,7 @@ pub struct HarnessBuilder {
     objects: Vec<Value>,
     settings: ControllerSettings,
     controllers: Controllers,
+    resource: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for HarnessBuilder {
@@ -57,6 +58,14 @@ impl HarnessBuilder {
         self
     }
 
+    /// The operator's resource (`payments.io/v1`, `clearingadapters`), which
+    /// [`Harness::status`] reads by name.
+    pub fn resource(mut self, api_version: &str, plural: &str) -> Self {
+        self.resource = Some((api_version.into(), plural.into()));
+        self
+    }
+
+    /// A namespace to create; the first is where [`Harness::get`] looks.
     pub fn namespace(mut self, name: &str) -> Self {
         self.namespaces.push(name.to_string());
         self
@@ -109,6 +118,8 @@ impl HarnessBuilder {
             controllers: self.controllers,
             metrics: Metrics::new(),
             running: None,
+            namespace: self.namespaces.first().cloned().unwrap_or_default(),
+            resource: self.resource,
         })
     }
 
@@ -129,6 +140,9 @@ pub struct Harness {
     controllers: Controllers,
     metrics: Metrics,
     running: Option<Background>,
+    /// The first namespace created: where [`Harness::get`] looks.
+    namespace: String,
+    resource: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for Harness {
@@ -162,6 +176,7 @@ impl Harness {
                 ..ControllerSettings::default()
             },
             controllers: Arc::new(controllers),
+            resource: None,
         }
     }
 
@@ -213,10 +228,26 @@ impl Harness {
         self.server.client()
     }
 
+    /// The object `name` of `api_version`/`plural` in the harness's namespace, as stored.
+    pub fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value> {
+        self.server
+            .object(api_version, plural, &self.namespace, name)
+    }
+
+    /// The status of the operator's resource `name` (`null` when it has none, or is gone).
+    pub fn status_of(&self, name: &str) -> Value {
+        let Some((api_version, plural)) = &self.resource else {
+            return Value::Null;
+        };
+        self.get(api_version, plural, name)
+            .map(|o| o["status"].clone())
+            .unwrap_or_default()
+    }
+
     /// The operator's clock: the wall clock, plus what [`advance`](Self::advance) added.
     pub fn clock(&self) -> Clock {
         let offset = self.clock_offset.clone();
-        Arc::new(move || {
+        Clock::new(move || {
             Timestamp::now() + SignedDuration::from_secs(offset.load(Ordering::SeqCst))
         })
     }
@@ -284,6 +315,28 @@ pub fn sample_of_kind(name: &str, kind: &str) -> Result<Value> {
         }
     }
     anyhow::bail!("{path} holds no {kind}")
+}
+
+/// The seed sample's object of kind `K` in `deploy/samples/<name>.yaml` as the API server
+/// stores it (generation 1, UID `uid-<name>`): what unit tests of builders and status read.
+pub fn stored<K>(name: &str) -> Result<K>
+where
+    K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+{
+    let mut object: K = serde_json::from_value(sample_of_kind(name, &K::kind(&()))?)?;
+    let meta = object.meta_mut();
+    meta.uid = Some(format!("uid-{name}"));
+    meta.generation = Some(1);
+    Ok(object)
+}
+
+/// Every message of a list of field errors, joined: what a test looks for words in.
+pub fn messages(errors: &[operator_core::FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The condition of `type_` in a status (as JSON); `null` when it is not set.

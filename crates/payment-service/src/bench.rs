@@ -7,7 +7,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use operator_core::OptionalChild;
-use operator_core::descriptor::{BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild};
+use operator_core::descriptor::{
+    BenchWorkload, NaiveBaseline, NaivePass, ObservedChild, SpecChange,
+};
 use operator_core::runtime::config::WorkloadDefaults;
 use serde_json::{Value, json, to_value};
 
@@ -38,25 +40,14 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
             },
         })
     },
-    change: |replicas| json!({"spec": {"replicas": replicas}}),
-    changed_child: |name| ChildRef {
-        api_version: "apps/v1",
-        plural: "deployments",
-        name: name.to_string(),
-    },
-    changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
-    first_target: 3,
+    change: SpecChange::REPLICAS,
     lower_bound_converge: (
         6.0,
         "Deployment, Service, PodDisruptionBudget, ServiceAccount, NetworkPolicy, 1 status",
     ),
     lower_bound_change: (2.0, "the Deployment, the status"),
     naive: Some(NaiveBaseline {
-        observes: ObservedChild {
-            api_version: "apps/v1",
-            kind: "Deployment",
-            name: |name| name.to_string(),
-        },
+        observes: ObservedChild::DEPLOYMENT,
         pass: naive_pass,
     }),
 };

@@ -111,23 +111,9 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
 };
 
 /// How the controller is built; tests move the clock.
-#[derive(Clone)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     pub now: Clock,
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options").finish_non_exhaustive()
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            now: operator_core::system_clock(),
-        }
-    }
 }
 
 /// The child kinds of a PaymentService, declared once: watched as metadata, owned, pruned.

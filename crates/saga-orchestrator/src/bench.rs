@@ -5,7 +5,9 @@ use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use operator_core::OptionalChild;
-use operator_core::descriptor::{BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild};
+use operator_core::descriptor::{
+    BenchWorkload, NaiveBaseline, NaivePass, ObservedChild, SpecChange,
+};
 use operator_core::runtime::config::WorkloadDefaults;
 use serde_json::{Value, json, to_value};
 
@@ -46,25 +48,14 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
             },
         })
     },
-    change: |replicas| json!({"spec": {"replicas": replicas}}),
-    changed_child: |name| ChildRef {
-        api_version: "apps/v1",
-        plural: "deployments",
-        name: name.to_string(),
-    },
-    changed: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
-    first_target: 3,
+    change: SpecChange::REPLICAS,
     lower_bound_converge: (
         11.0,
         "finalizer, 2 ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment, Service, NetworkPolicy, PodDisruptionBudget, 1 status",
     ),
     lower_bound_change: (2.0, "the Deployment, the status"),
     naive: Some(NaiveBaseline {
-        observes: ObservedChild {
-            api_version: "apps/v1",
-            kind: "Deployment",
-            name: |name| name.to_string(),
-        },
+        observes: ObservedChild::DEPLOYMENT,
         pass: naive_pass,
     }),
 };

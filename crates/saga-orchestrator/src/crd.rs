@@ -324,20 +324,10 @@ impl SagaOrchestratorSpec {
 pub(crate) mod tests_support {
     use super::*;
     use kube::CustomResourceExt;
-    use serde::Deserialize;
 
-    pub const SAMPLE: &str = include_str!("../../../deploy/samples/payment-saga.yaml");
-
-    /// The sample `payment-saga` (the file's SagaOrchestrator document), as stored.
+    /// The sample `payment-saga`, as stored.
     pub fn sample() -> SagaOrchestrator {
-        let document = serde_yaml::Deserializer::from_str(SAMPLE)
-            .filter_map(|d| serde_json::Value::deserialize(d).ok())
-            .find(|d| d["kind"] == "SagaOrchestrator")
-            .expect("the sample holds a SagaOrchestrator");
-        let mut so: SagaOrchestrator = serde_json::from_value(document).expect("the sample parses");
-        so.metadata.uid = Some("uid-saga".into());
-        so.metadata.generation = Some(1);
-        so
+        operator_harness::stored("payment-saga").expect("the sample parses")
     }
 
     pub fn sample_spec() -> SagaOrchestratorSpec {

@@ -3,7 +3,9 @@
 
 use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::jiff::Timestamp;
-use operator_core::descriptor::{BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild};
+use operator_core::descriptor::{
+    BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild, SpecChange,
+};
 use operator_core::runtime::config::WorkloadDefaults;
 use serde_json::{Value, json, to_value};
 
@@ -33,14 +35,16 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
             },
         })
     },
-    change: |max| json!({"spec": {"scalingPolicy": {"maxReplicas": max}}}),
-    changed_child: |name| ChildRef {
-        api_version: "autoscaling/v2",
-        plural: "horizontalpodautoscalers",
-        name: format!("{name}-hpa"),
+    change: SpecChange {
+        patch: |max| json!({"spec": {"scalingPolicy": {"maxReplicas": max}}}),
+        child: |name| ChildRef {
+            api_version: "autoscaling/v2",
+            plural: "horizontalpodautoscalers",
+            name: format!("{name}-hpa"),
+        },
+        shown: |hpa, max| hpa["spec"]["maxReplicas"].as_i64() == Some(max),
+        first_target: 6,
     },
-    changed: |hpa, max| hpa["spec"]["maxReplicas"].as_i64() == Some(max),
-    first_target: 6,
     lower_bound_converge: (6.0, "5 children, 1 status"),
     lower_bound_change: (2.0, "the HPA, the status"),
     naive: Some(NaiveBaseline {

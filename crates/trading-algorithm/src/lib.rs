@@ -84,18 +84,10 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
 };
 
 /// How the controller is built; tests change the clock and the stop timeout.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Options {
     pub stop_timeout: Duration,
     pub now: Clock,
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options")
-            .field("stop_timeout", &self.stop_timeout)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Default for Options {

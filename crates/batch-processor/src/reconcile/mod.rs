@@ -33,21 +33,13 @@ pub const RUN_NOW_ANNOTATION: &str = "payments.io/run-now";
 pub const RECORDED_ANNOTATION: &str = "payments.io/recorded";
 
 /// The operator's own part of the reconcile context.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct BatchOperator {
     /// Every Job carrying the batch label, status only.
     pub jobs: Store<Job>,
     pub defaults: WorkloadDefaults,
     pub metrics: BatchMetrics,
     pub now: Clock,
-}
-
-impl std::fmt::Debug for BatchOperator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchOperator")
-            .field("defaults", &self.defaults)
-            .finish_non_exhaustive()
-    }
 }
 
 type Ctx = Arc<Context<BatchOperator>>;

@@ -7,12 +7,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, PodSpec, PodTemplateSpec, SecretVolumeSource, Volume,
-    VolumeMount,
+    Container, EnvVar, PodSpec, PodTemplateSpec, SecretVolumeSource, Volume, VolumeMount,
 };
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use operator_core::builder::{env, env_from_field};
+use operator_core::builder::{env, env_from_field, tmp_mount, tmp_volume};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
@@ -112,16 +111,8 @@ fn job_spec(bp: &BatchProcessor, defaults: &WorkloadDefaults, run: Option<&Start
     }
     envs.push(env("HOME", "/tmp"));
 
-    let mut volumes = vec![Volume {
-        name: "tmp".into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Volume::default()
-    }];
-    let mut mounts = vec![VolumeMount {
-        name: "tmp".into(),
-        mount_path: "/tmp".into(),
-        ..VolumeMount::default()
-    }];
+    let mut volumes = vec![tmp_volume()];
+    let mut mounts = vec![tmp_mount()];
     for (side, secret) in secrets {
         let Some(secret) = secret else { continue };
         let name = format!("{side}-credentials");

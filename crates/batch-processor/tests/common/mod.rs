@@ -20,6 +20,7 @@ pub fn cluster() -> HarnessBuilder {
     Harness::builder(controllers)
         .crd(BatchProcessor::crd())
         .namespace(NS)
+        .resource("payments.io/v1", "batchprocessors")
 }
 
 pub async fn start() -> Result<Harness> {
@@ -56,7 +57,6 @@ pub async fn start_with(batch: Value) -> Result<Harness> {
 pub trait Batches {
     fn batches(&self) -> Api<BatchProcessor>;
     async fn create_batch(&self, batch: Value) -> Result<BatchProcessor>;
-    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value>;
     fn status(&self, name: &str) -> Value;
     fn jobs_of(&self, batch: &str) -> Vec<Value>;
     /// Starts a scheduled run now, as the CronJob controller would at its time.
@@ -75,14 +75,8 @@ impl Batches for Harness {
         Ok(self.batches().create(&PostParams::default(), &bp).await?)
     }
 
-    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value> {
-        self.server.object(api_version, plural, NS, name)
-    }
-
     fn status(&self, name: &str) -> Value {
-        self.get("payments.io/v1", "batchprocessors", name)
-            .map(|o| o["status"].clone())
-            .unwrap_or_default()
+        self.status_of(name)
     }
 
     fn jobs_of(&self, batch: &str) -> Vec<Value> {

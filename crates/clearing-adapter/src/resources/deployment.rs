@@ -12,16 +12,18 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    HTTPGetAction, KeyToPath, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe,
-    ProjectedVolumeSource, SecretProjection, TopologySpreadConstraint, Volume, VolumeMount,
-    VolumeProjection, WeightedPodAffinityTerm,
+    Affinity, Container, ContainerPort, EnvVar, HTTPGetAction, KeyToPath, PodAffinityTerm,
+    PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SecretProjection,
+    TopologySpreadConstraint, Volume, VolumeProjection, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use operator_core::builder::{CONFIG_HASH_ANNOTATION, env, env_from_field};
+use operator_core::builder::{
+    CONFIG_HASH_ANNOTATION, config_map_volume, env, env_from_field, read_only_mount, tmp_mount,
+    tmp_volume,
+};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
@@ -185,41 +187,13 @@ pub fn desired_deployment(
             ..ContainerPort::default()
         });
     }
-    let mut mounts = vec![
-        VolumeMount {
-            name: "config".into(),
-            mount_path: CONFIG_MOUNT.into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        },
-        VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..VolumeMount::default()
-        },
-    ];
+    let mut mounts = vec![read_only_mount("config", CONFIG_MOUNT), tmp_mount()];
     let mut volumes = vec![
-        Volume {
-            name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: config_name(&ca.name_any()),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
-        Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        },
+        config_map_volume("config", config_name(&ca.name_any())),
+        tmp_volume(),
     ];
     if let Some(secrets) = secrets_volume(ca) {
-        mounts.push(VolumeMount {
-            name: "secrets".into(),
-            mount_path: SECRETS_MOUNT.into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        });
+        mounts.push(read_only_mount("secrets", SECRETS_MOUNT));
         volumes.push(secrets);
     }
     let mut pod_security = restricted_pod_security();

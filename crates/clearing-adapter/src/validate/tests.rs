@@ -5,6 +5,7 @@ use serde_json::json;
 use super::*;
 use crate::crd::tests_support::sample_spec;
 use crate::crd::{Autoscaling, ClearingAdapterSpec};
+use operator_harness::messages;
 
 fn fields(errors: &[FieldError]) -> Vec<&str> {
     validation::fields(errors)
@@ -16,14 +17,6 @@ fn with(change: impl FnOnce(&mut ClearingAdapterSpec)) -> Vec<FieldError> {
     validate("card-clearing", &spec)
 }
 
-fn message(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(|e| e.message.clone())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 #[test]
 fn the_sample_is_valid() {
     assert_eq!(validate("card-clearing", &sample_spec()), Vec::new());
@@ -33,7 +26,7 @@ fn the_sample_is_valid() {
 fn at_least_one_partner() {
     let errors = with(|s| s.config.banking_partners.clear());
     assert_eq!(fields(&errors), ["spec.config.bankingPartners"]);
-    assert!(message(&errors).contains("at least one banking partner"));
+    assert!(messages(&errors).contains("at least one banking partner"));
 }
 
 #[test]
@@ -44,14 +37,14 @@ fn total_weight_above_zero() {
         }
     });
     assert_eq!(fields(&errors), ["spec.config.bankingPartners"]);
-    assert!(message(&errors).contains("total weight"));
+    assert!(messages(&errors).contains("total weight"));
 }
 
 #[test]
 fn partner_names_unique() {
     let errors = with(|s| s.config.banking_partners[1].name = "acme-bank".into());
     assert_eq!(fields(&errors), ["spec.config.bankingPartners[1].name"]);
-    assert!(message(&errors).contains("unique"));
+    assert!(messages(&errors).contains("unique"));
 }
 
 #[test]
@@ -73,7 +66,7 @@ fn endpoints_with_credentials_are_refused_without_repeating_them() {
             ["spec.config.bankingPartners[0].endpoint"],
             "{endpoint}"
         );
-        let text = message(&errors);
+        let text = messages(&errors);
         assert!(
             !text.contains("PASS") && !text.contains("TOPSECRET"),
             "{text}"
@@ -125,7 +118,7 @@ fn credential_headers_with_inline_values_are_refused() {
             [format!("spec.config.bankingPartners[0].headers.{name}").as_str()],
             "{name}"
         );
-        assert!(message(&errors).contains("Secret"), "{name}");
+        assert!(messages(&errors).contains("Secret"), "{name}");
     }
     assert!(
         with(|s| {
@@ -244,7 +237,7 @@ fn scaling_down_under_high_load_is_refused_and_allowed_once_it_drops() {
     };
     let errors = validate_update(3, &spec, &busy_cpu);
     assert_eq!(fields(&errors), ["spec.replicas"]);
-    assert!(message(&errors).contains("92%"), "{}", message(&errors));
+    assert!(messages(&errors).contains("92%"), "{}", messages(&errors));
 
     let raised = Load {
         cpu_utilization: Some((50, 70)),
@@ -254,9 +247,9 @@ fn scaling_down_under_high_load_is_refused_and_allowed_once_it_drops() {
     assert_eq!(fields(&errors), ["spec.replicas"]);
     // The figures are in the refusal: what the autoscaler wants, and the CPU.
     assert!(
-        message(&errors).contains("wants 6 pods") && message(&errors).contains("50%"),
+        messages(&errors).contains("wants 6 pods") && messages(&errors).contains("50%"),
         "{}",
-        message(&errors)
+        messages(&errors)
     );
 
     // Without an autoscaler nothing measures load: pods still stopping after the user's own
@@ -294,7 +287,7 @@ fn lowering_the_autoscaler_floor_counts_as_a_scale_down() {
 fn a_drain_is_bounded() {
     let errors = with(|s| s.drain_timeout = "1000000h".into());
     assert_eq!(fields(&errors), ["spec.drainTimeout"]);
-    assert!(message(&errors).contains("at most 1h"));
+    assert!(messages(&errors).contains("at most 1h"));
     assert!(with(|s| s.drain_timeout = "1h".into()).is_empty());
     assert_eq!(
         fields(&with(|s| s.drain_timeout = "0s".into())),

@@ -81,6 +81,7 @@ pub fn cluster_with(probe: ScriptedProbe) -> HarnessBuilder {
     })
     .crd(ClearingAdapter::crd())
     .namespace(NS)
+    .resource("payments.io/v1", "clearingadapters")
 }
 
 pub fn cluster() -> HarnessBuilder {
@@ -129,7 +130,6 @@ pub trait Adapters {
     fn adapters(&self) -> Api<ClearingAdapter>;
     async fn create_adapter(&self, adapter: Value) -> Result<ClearingAdapter>;
     async fn create_secrets(&self) -> Result<()>;
-    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value>;
     fn status(&self, name: &str) -> Value;
     /// `weights.json` of the adapter's routing table.
     fn weights(&self, name: &str) -> Value;
@@ -160,14 +160,8 @@ impl Adapters for Harness {
         Ok(())
     }
 
-    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value> {
-        self.server.object(api_version, plural, NS, name)
-    }
-
     fn status(&self, name: &str) -> Value {
-        self.get("payments.io/v1", "clearingadapters", name)
-            .map(|o| o["status"].clone())
-            .unwrap_or_default()
+        self.status_of(name)
     }
 
     fn weights(&self, name: &str) -> Value {

@@ -37,22 +37,13 @@ pub use status::observed_status;
 pub const FINALIZER: &str = "payments.io/cleanup";
 
 /// The operator's own part of the reconcile context.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PaymentOperator {
     pub defaults: WorkloadDefaults,
     pub settings: Settings,
     pub metrics: PaymentMetrics,
     /// The clock (tests move it past pauses and deadlines).
     pub now: Clock,
-}
-
-impl std::fmt::Debug for PaymentOperator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PaymentOperator")
-            .field("defaults", &self.defaults)
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
 }
 
 type Ctx = Arc<Context<PaymentOperator>>;

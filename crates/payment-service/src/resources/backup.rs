@@ -11,15 +11,15 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements,
-    ServiceAccount, Volume, VolumeMount, VolumeResourceRequirements,
+    Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
+    PodSpec, PodTemplateSpec, ResourceRequirements, ServiceAccount, Volume,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use operator_core::builder::env;
+use operator_core::builder::{env, mount, tmp_mount, tmp_volume};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
@@ -102,18 +102,7 @@ pub fn desired_backup(
             ..ResourceRequirements::default()
         }),
         security_context: Some(restricted_container_security()),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "backups".into(),
-                mount_path: "/backups".into(),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(vec![mount("backups", "/backups"), tmp_mount()]),
         ..Container::default()
     };
 
@@ -156,11 +145,7 @@ pub fn desired_backup(
                                     ),
                                     ..Volume::default()
                                 },
-                                Volume {
-                                    name: "tmp".into(),
-                                    empty_dir: Some(EmptyDirVolumeSource::default()),
-                                    ..Volume::default()
-                                },
+                                tmp_volume(),
                             ]),
                             ..PodSpec::default()
                         }),

@@ -13,8 +13,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SecretVolumeSource, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SecretVolumeSource, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::apply::short_digest;
-use operator_core::builder::{CONFIG_HASH_ANNOTATION, env};
+use operator_core::builder::{CONFIG_HASH_ANNOTATION, env, read_only_mount, tmp_mount, tmp_volume};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
@@ -160,23 +160,10 @@ pub fn desired_deployment(
         pod_annotations.insert("prometheus.io/path".into(), p.path.clone());
     }
 
-    let mut mounts = vec![VolumeMount {
-        name: "tmp".into(),
-        mount_path: "/tmp".into(),
-        ..VolumeMount::default()
-    }];
-    let mut volumes = vec![Volume {
-        name: "tmp".into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Volume::default()
-    }];
+    let mut mounts = vec![tmp_mount()];
+    let mut volumes = vec![tmp_volume()];
     if let Some(secret) = spec.tls_secret() {
-        mounts.push(VolumeMount {
-            name: "tls".into(),
-            mount_path: TLS_MOUNT.into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        });
+        mounts.push(read_only_mount("tls", TLS_MOUNT));
         volumes.push(Volume {
             name: "tls".into(),
             secret: Some(SecretVolumeSource {

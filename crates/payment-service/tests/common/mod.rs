@@ -33,6 +33,7 @@ pub fn cluster() -> HarnessBuilder {
     Harness::builder(|rt, now| controllers(rt, Options { now }))
         .crd(PaymentService::crd())
         .namespace(NS)
+        .resource("payments.io/v2", "paymentservices")
 }
 
 pub async fn start(setup: Setup) -> Result<Harness> {
@@ -83,7 +84,6 @@ pub fn sample_with(edit: impl FnOnce(&mut Value)) -> Result<PaymentService> {
 /// The PaymentService view of a harness: the seed's example and its children.
 pub trait Payments {
     fn services(&self) -> Api<PaymentService>;
-    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value>;
     fn deployment(&self, name: &str) -> Option<Value>;
     fn image_of(&self, deployment: &str) -> Option<String>;
     /// The seed example's status.
@@ -102,10 +102,6 @@ impl Payments for Harness {
         Api::namespaced(self.client(), NS)
     }
 
-    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value> {
-        self.server.object(api_version, plural, NS, name)
-    }
-
     fn deployment(&self, name: &str) -> Option<Value> {
         self.get("apps/v1", "deployments", name)
     }
@@ -119,9 +115,7 @@ impl Payments for Harness {
     }
 
     fn status(&self) -> Value {
-        self.get("payments.io/v2", "paymentservices", SEED)
-            .map(|o| o["status"].clone())
-            .unwrap_or_default()
+        self.status_of(SEED)
     }
 
     fn condition(&self, type_: &str) -> Value {

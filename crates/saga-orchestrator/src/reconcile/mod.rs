@@ -37,7 +37,7 @@ pub use status::observed_status;
 pub const FINALIZER: &str = "payments.io/saga-drain";
 
 /// The operator's own part of the reconcile context.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SagaOperator {
     pub defaults: WorkloadDefaults,
     pub services: Store<PaymentServiceView>,
@@ -46,15 +46,6 @@ pub struct SagaOperator {
     pub cnpg_served: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: SagaMetrics,
     pub now: Clock,
-}
-
-impl std::fmt::Debug for SagaOperator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SagaOperator")
-            .field("defaults", &self.defaults)
-            .field("cnpg", &self.cnpg_served)
-            .finish_non_exhaustive()
-    }
 }
 
 type Ctx = Arc<Context<SagaOperator>>;

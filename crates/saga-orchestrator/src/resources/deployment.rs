@@ -8,14 +8,17 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, ResourceRequirements, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
+    ResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use operator_core::apply::short_digest;
-use operator_core::builder::{CONFIG_HASH_ANNOTATION, env, env_from_secret};
+use operator_core::builder::{
+    CONFIG_HASH_ANNOTATION, config_map_volume, env, env_from_secret, read_only_mount, tmp_mount,
+    tmp_volume,
+};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security, tcp_probe};
 
@@ -135,35 +138,15 @@ pub fn desired_deployment(
                         readiness_probe: Some(tcp_probe(HTTP_PORT, 5, 5)),
                         liveness_probe: Some(tcp_probe(HTTP_PORT, 30, 10)),
                         volume_mounts: Some(vec![
-                            VolumeMount {
-                                name: "definitions".into(),
-                                mount_path: DEFINITIONS_MOUNT.into(),
-                                read_only: Some(true),
-                                ..VolumeMount::default()
-                            },
-                            VolumeMount {
-                                name: "tmp".into(),
-                                mount_path: "/tmp".into(),
-                                ..VolumeMount::default()
-                            },
+                            read_only_mount("definitions", DEFINITIONS_MOUNT),
+                            tmp_mount(),
                         ]),
                         security_context: Some(restricted_container_security()),
                         ..Container::default()
                     }],
                     volumes: Some(vec![
-                        Volume {
-                            name: "definitions".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: sagas_name(&name),
-                                ..ConfigMapVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        },
+                        config_map_volume("definitions", sagas_name(&name)),
+                        tmp_volume(),
                     ]),
                     security_context: Some(restricted_pod_security()),
                     ..PodSpec::default()

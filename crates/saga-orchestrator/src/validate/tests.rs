@@ -4,6 +4,7 @@
 use super::*;
 use crate::crd::tests_support::sample_spec;
 use crate::crd::{HttpCall, HttpMethod};
+use operator_harness::messages;
 
 fn fields(errors: &[FieldError]) -> Vec<&str> {
     validation::fields(errors)
@@ -13,14 +14,6 @@ fn definitions(change: impl FnOnce(&mut Vec<SagaDefinition>)) -> Vec<FieldError>
     let mut sagas = sample_spec().sagas;
     change(&mut sagas);
     validate_definitions(&sagas)
-}
-
-fn message(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(|e| e.message.clone())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 #[test]
@@ -34,14 +27,14 @@ fn the_sample_is_valid() {
 fn saga_names_are_unique() {
     let errors = definitions(|s| s.push(s[0].clone()));
     assert_eq!(fields(&errors), ["spec.sagas[1].name"]);
-    assert!(message(&errors).contains("saga \"card-payment\" is defined twice"));
+    assert!(messages(&errors).contains("saga \"card-payment\" is defined twice"));
 }
 
 #[test]
 fn step_names_are_unique_within_a_saga() {
     let errors = definitions(|s| s[0].steps[1].name = "reserve-funds".into());
     assert_eq!(fields(&errors), ["spec.sagas[0].steps[1].name"]);
-    assert!(message(&errors).contains("saga \"card-payment\" step \"reserve-funds\""));
+    assert!(messages(&errors).contains("saga \"card-payment\" step \"reserve-funds\""));
 }
 
 #[test]
@@ -58,7 +51,7 @@ fn every_step_before_the_pivot_has_a_compensation() {
     let errors = definitions(|s| s[0].steps[2].compensation = None);
     assert_eq!(fields(&errors), ["spec.sagas[0].steps[2].compensation"]);
     assert!(
-        message(&errors)
+        messages(&errors)
             .contains("saga \"card-payment\" step \"post-to-ledger\" comes before the pivot")
     );
     // Without a pivot every step can be undone, the last one too.
@@ -81,7 +74,7 @@ fn the_pivot_names_a_step() {
         fields(&errors).contains(&"spec.sagas[0].pivot"),
         "{errors:?}"
     );
-    assert!(message(&errors).contains("pivot \"settle\" is not one of its steps"));
+    assert!(messages(&errors).contains("pivot \"settle\" is not one of its steps"));
 }
 
 #[test]
@@ -91,7 +84,7 @@ fn timeouts_parse_and_a_step_fits_in_its_saga() {
     let errors = definitions(|s| s[0].steps[3].timeout = "5m".into());
     assert_eq!(fields(&errors), ["spec.sagas[0].steps[3].timeout"]);
     assert!(
-        message(&errors).contains("step \"submit-to-clearing\": timeout 5m exceeds the saga's 2m")
+        messages(&errors).contains("step \"submit-to-clearing\": timeout 5m exceeds the saga's 2m")
     );
 }
 

@@ -51,6 +51,7 @@ pub fn cluster() -> HarnessBuilder {
         .crd(SagaOrchestrator::crd())
         .crd(crd_file("paymentservices.payments.io.yaml").expect("the PaymentService CRD"))
         .namespace(NS)
+        .resource("payments.io/v1", "sagaorchestrators")
 }
 
 /// The sample file's documents of `kind`.
@@ -94,7 +95,6 @@ pub trait Sagas {
     async fn set_ready(&self, name: &str, ready: bool) -> Result<()>;
     /// What the orchestrator reports running: `<saga>.<version>` → count.
     async fn report_in_flight(&self, counts: Value) -> Result<()>;
-    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value>;
     fn status(&self, name: &str) -> Value;
     fn sagas_data(&self) -> Value;
     fn config_hash(&self) -> Value;
@@ -156,14 +156,8 @@ impl Sagas for Harness {
         Ok(())
     }
 
-    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value> {
-        self.server.object(api_version, plural, NS, name)
-    }
-
     fn status(&self, name: &str) -> Value {
-        self.get("payments.io/v1", "sagaorchestrators", name)
-            .map(|o| o["status"].clone())
-            .unwrap_or_default()
+        self.status_of(name)
     }
 
     fn sagas_data(&self) -> Value {

@@ -35,7 +35,7 @@ pub const FINALIZER: &str = "fintech.io/trading-algorithm-cleanup";
 const STOP_POLL: Duration = Duration::from_secs(2);
 
 /// The operator's own part of the reconcile context.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TradingOperator {
     /// The algorithms' reports (see `report`).
     pub reports: Store<ConfigMap>,
@@ -45,15 +45,6 @@ pub struct TradingOperator {
     pub stop_timeout: Duration,
     /// The clock (tests move it to the next trading day).
     pub now: operator_core::Clock,
-}
-
-impl std::fmt::Debug for TradingOperator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TradingOperator")
-            .field("defaults", &self.defaults)
-            .field("stop_timeout", &self.stop_timeout)
-            .finish_non_exhaustive()
-    }
 }
 
 type Ctx = Arc<Context<TradingOperator>>;

@@ -10,16 +10,15 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMapKeySelector, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, ResourceRequirements,
-    Volume, VolumeMount,
+    ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PodSpec, PodTemplateSpec, ResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use operator_core::builder::env;
+use operator_core::builder::{config_map_volume, env, read_only_mount, tmp_mount, tmp_volume};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security, tcp_probe};
 
@@ -173,19 +172,7 @@ pub fn desired_deployment(
                 .unwrap_or_else(fallback_resources),
         ),
         security_context: Some(restricted_container_security()),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "config".into(),
-                mount_path: "/etc/trading".into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(vec![read_only_mount("config", "/etc/trading"), tmp_mount()]),
         ..Container::default()
     };
     Deployment {
@@ -224,19 +211,8 @@ pub fn desired_deployment(
                     automount_service_account_token: Some(ta.spec.service_account_name.is_some()),
                     security_context: Some(restricted_pod_security()),
                     volumes: Some(vec![
-                        Volume {
-                            name: "config".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: config_name(&name),
-                                ..ConfigMapVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        },
+                        config_map_volume("config", config_name(&name)),
+                        tmp_volume(),
                     ]),
                     ..PodSpec::default()
                 }),

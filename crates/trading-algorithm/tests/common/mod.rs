@@ -30,6 +30,7 @@ pub fn cluster_with_crd(crd: CustomResourceDefinition) -> HarnessBuilder {
     })
     .crd(crd)
     .namespace(NS)
+    .resource("fintech.io/v1", "tradingalgorithms")
 }
 
 pub fn cluster() -> HarnessBuilder {
@@ -58,7 +59,6 @@ pub trait Trading {
     fn algorithms(&self) -> Api<TradingAlgorithm>;
     /// Creates the sample `deploy/samples/<sample>.yaml`.
     async fn create(&self, sample: &str) -> Result<TradingAlgorithm>;
-    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value>;
     fn status(&self, name: &str) -> Value;
     /// Publishes the algorithm's report for `day`, as the algorithm does.
     async fn report(&self, name: &str, day: &str, trades: i64, pnl: f64) -> Result<()>;
@@ -79,14 +79,8 @@ impl Trading for Harness {
             .await?)
     }
 
-    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value> {
-        self.server.object(api_version, plural, NS, name)
-    }
-
     fn status(&self, name: &str) -> Value {
-        self.get("fintech.io/v1", "tradingalgorithms", name)
-            .map(|o| o["status"].clone())
-            .unwrap_or_default()
+        self.status_of(name)
     }
 
     async fn report(&self, name: &str, day: &str, trades: i64, pnl: f64) -> Result<()> {
