@@ -199,10 +199,12 @@ fn at(t: Timestamp, after: Duration) -> Timestamp {
         .unwrap_or(t)
 }
 
-/// Decides one pass. `report` holds the counts of [`unrecorded`]'s Job, read from its pods;
 /// How many run-now values a batch remembers: a value among them never starts another run.
 pub const RUN_NOW_MEMORY: usize = 32;
 
+// Over 120 lines on purpose: each block is one transition of a run (record, retry, run-now,
+// hold the schedule), in the order they are decided; the arithmetic is in the helpers above.
+/// Decides one pass. `report` holds the counts of [`unrecorded`]'s Job, read from its pods;
 /// `run_now` is the annotation's value.
 pub fn plan(
     bp: &BatchProcessor,

@@ -11,7 +11,7 @@ use operator_core::FieldError;
 use operator_core::credentials::{is_credential_name, url_credentials};
 use operator_core::validation::{self, FieldErrors};
 
-use crate::crd::{BankingPartner, ClearingAdapterSpec};
+use crate::crd::{AdapterConfig, Autoscaling, BankingPartner, CircuitBreaker, ClearingAdapterSpec};
 
 /// The longest suffix a child adds to the adapter's name (`<name>-config`).
 pub const LONGEST_SUFFIX: &str = "-config";
@@ -33,7 +33,41 @@ pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
     );
     partners(&mut errors, &spec.config.banking_partners);
 
-    let config = &spec.config;
+    config(&mut errors, &spec.config);
+
+    let memory = spec
+        .resources
+        .requests
+        .as_ref()
+        .and_then(|r| r.get("memory"));
+    errors.check(
+        memory.is_some(),
+        "spec.resources.requests.memory",
+        "must be specified (the seed's rule: an adapter without a memory request is the first evicted), e.g. 256Mi",
+    );
+    validation::resource_requirements(&mut errors, "spec.resources", &spec.resources);
+
+    breaker(&mut errors, &spec.circuit_breaker);
+    errors.push(
+        "spec.drainTimeout",
+        validation::drain_timeout(&spec.drain_timeout),
+    );
+    errors.check(
+        (1024..=65535).contains(&spec.monitoring.metrics_port),
+        "spec.monitoring.metricsPort",
+        format!(
+            "must be between 1024 and 65535, got {}",
+            spec.monitoring.metrics_port
+        ),
+    );
+    if let Some(autoscaling) = &spec.autoscaling {
+        self::autoscaling(&mut errors, spec, autoscaling);
+    }
+    errors.into_vec()
+}
+
+/// Timeouts, health checks, retries, rate limit and encryption of `spec.config`.
+fn config(errors: &mut FieldErrors, config: &AdapterConfig) {
     errors.push(
         "spec.config.timeout",
         validation::positive_duration(&config.timeout),
@@ -96,25 +130,15 @@ pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
     }
     if let Some(encryption) = &config.encryption {
         secret_name(
-            &mut errors,
+            errors,
             "spec.config.encryption.keySecretRef.name",
             &encryption.key_secret_ref.name,
         );
     }
+}
 
-    let memory = spec
-        .resources
-        .requests
-        .as_ref()
-        .and_then(|r| r.get("memory"));
-    errors.check(
-        memory.is_some(),
-        "spec.resources.requests.memory",
-        "must be specified (the seed's rule: an adapter without a memory request is the first evicted), e.g. 256Mi",
-    );
-    validation::resource_requirements(&mut errors, "spec.resources", &spec.resources);
-
-    let breaker = &spec.circuit_breaker;
+/// The adapter's own circuit breaker: thresholds and how long it stays open.
+fn breaker(errors: &mut FieldErrors, breaker: &CircuitBreaker) {
     for (field, threshold) in [
         (
             "spec.circuitBreaker.failureThreshold",
@@ -135,51 +159,39 @@ pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
         "spec.circuitBreaker.timeout",
         validation::positive_duration(&breaker.timeout),
     );
-    errors.push(
-        "spec.drainTimeout",
-        validation::drain_timeout(&spec.drain_timeout),
-    );
+}
+
+/// The autoscaler: its ceiling above the floor, a cooldown, complete business metrics.
+fn autoscaling(errors: &mut FieldErrors, spec: &ClearingAdapterSpec, autoscaling: &Autoscaling) {
     errors.check(
-        (1024..=65535).contains(&spec.monitoring.metrics_port),
-        "spec.monitoring.metricsPort",
+        spec.min_replicas() <= autoscaling.max_replicas,
+        "spec.autoscaling.maxReplicas",
         format!(
-            "must be between 1024 and 65535, got {}",
-            spec.monitoring.metrics_port
+            "must be at least the floor ({}), got {}",
+            spec.min_replicas(),
+            autoscaling.max_replicas
         ),
     );
-
-    if let Some(autoscaling) = &spec.autoscaling {
+    errors.push(
+        "spec.autoscaling.cooldownPeriod",
+        validation::positive_duration(&autoscaling.cooldown_period),
+    );
+    for (i, metric) in autoscaling.metrics.iter().enumerate() {
+        let field = format!("spec.autoscaling.metrics[{i}]");
+        let complete = match metric.type_.as_str() {
+            "External" => metric.external.is_some(),
+            "Pods" => metric.pods.is_some(),
+            _ => false,
+        };
         errors.check(
-            spec.min_replicas() <= autoscaling.max_replicas,
-            "spec.autoscaling.maxReplicas",
+            complete,
+            &field,
             format!(
-                "must be at least the floor ({}), got {}",
-                spec.min_replicas(),
-                autoscaling.max_replicas
+                "must be an External or Pods metric with its block of the same name (business metrics such as pending clearing requests per pod), got type {:?}",
+                metric.type_
             ),
         );
-        errors.push(
-            "spec.autoscaling.cooldownPeriod",
-            validation::positive_duration(&autoscaling.cooldown_period),
-        );
-        for (i, metric) in autoscaling.metrics.iter().enumerate() {
-            let field = format!("spec.autoscaling.metrics[{i}]");
-            let complete = match metric.type_.as_str() {
-                "External" => metric.external.is_some(),
-                "Pods" => metric.pods.is_some(),
-                _ => false,
-            };
-            errors.check(
-                complete,
-                &field,
-                format!(
-                    "must be an External or Pods metric with its block of the same name (business metrics such as pending clearing requests per pod), got type {:?}",
-                    metric.type_
-                ),
-            );
-        }
     }
-    errors.into_vec()
 }
 
 fn partners(errors: &mut FieldErrors, partners: &[BankingPartner]) {

@@ -272,6 +272,8 @@ struct Case {
     created: Value,
 }
 
+// Over 120 lines on purpose: one scenario, read top-down (create, take each name, check
+// every path leaves the foreign object as it was); its helpers are the functions above.
 /// The check (see the module docs), with `operator` already running against `client`:
 /// `probe` (a resource as JSON, namespace included) is created and converges, then one twin
 /// of it per child finds that child's name taken. `used_as_found` are objects the operator

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use operator_core::FieldError;
 use operator_core::validation::{self, FieldErrors};
 
-use crate::crd::{DeploymentStrategy, HttpProbe, PaymentServiceSpec};
+use crate::crd::{Autoscaling, Backup, DeploymentStrategy, HttpProbe, PaymentServiceSpec};
 use crate::resources::BACKUP_SUFFIX;
 
 /// Longest name whose children (`<name>-canary`, `<name>-green`) are DNS labels.
@@ -44,39 +44,7 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
     );
 
     if let Some(a) = &spec.autoscaling {
-        errors.check(
-            (1..=1000).contains(&a.max_replicas),
-            "spec.autoscaling.maxReplicas",
-            format!("must be between 1 and 1000, got {}", a.max_replicas),
-        );
-        if let Some(min) = a.min_replicas {
-            errors.check(
-                (1..=1000).contains(&min) && min <= a.max_replicas,
-                "spec.autoscaling.minReplicas",
-                format!(
-                    "must be between 1 and maxReplicas ({}), got {min}",
-                    a.max_replicas
-                ),
-            );
-        }
-        for (field, value) in [
-            (
-                "targetCPUUtilizationPercentage",
-                a.target_cpu_utilization_percentage,
-            ),
-            (
-                "targetMemoryUtilizationPercentage",
-                a.target_memory_utilization_percentage,
-            ),
-        ] {
-            if let Some(v) = value {
-                errors.check(
-                    (1..=100).contains(&v),
-                    &format!("spec.autoscaling.{field}"),
-                    format!("must be between 1 and 100, got {v}"),
-                );
-            }
-        }
+        autoscaling(&mut errors, a);
     }
 
     if let Some(h) = &spec.health_check {
@@ -87,6 +55,61 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
         }
     }
 
+    config(&mut errors, spec);
+
+    monitoring(&mut errors, spec);
+
+    security(&mut errors, spec);
+
+    if let Some(s) = &spec.deployment_strategy {
+        strategy(&mut errors, name, s);
+    }
+
+    if let Some(b) = &spec.backup {
+        backup(&mut errors, b);
+    }
+    errors.into_vec()
+}
+
+/// The autoscaler's bounds and targets.
+fn autoscaling(errors: &mut FieldErrors, a: &Autoscaling) {
+    errors.check(
+        (1..=1000).contains(&a.max_replicas),
+        "spec.autoscaling.maxReplicas",
+        format!("must be between 1 and 1000, got {}", a.max_replicas),
+    );
+    if let Some(min) = a.min_replicas {
+        errors.check(
+            (1..=1000).contains(&min) && min <= a.max_replicas,
+            "spec.autoscaling.minReplicas",
+            format!(
+                "must be between 1 and maxReplicas ({}), got {min}",
+                a.max_replicas
+            ),
+        );
+    }
+    for (field, value) in [
+        (
+            "targetCPUUtilizationPercentage",
+            a.target_cpu_utilization_percentage,
+        ),
+        (
+            "targetMemoryUtilizationPercentage",
+            a.target_memory_utilization_percentage,
+        ),
+    ] {
+        if let Some(v) = value {
+            errors.check(
+                (1..=100).contains(&v),
+                &format!("spec.autoscaling.{field}"),
+                format!("must be between 1 and 100, got {v}"),
+            );
+        }
+    }
+}
+
+/// The application's configuration: rate limiting and the database pool.
+fn config(errors: &mut FieldErrors, spec: &PaymentServiceSpec) {
     if let Some(f) = spec.config.as_ref().and_then(|c| c.features.as_ref()) {
         errors.check(
             !f.enable_rate_limiting || f.rate_limit_per_second.is_some_and(|r| r >= 1),
@@ -106,7 +129,10 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
             format!("must be between 1 and 1000, got {pool}"),
         );
     }
+}
 
+/// Prometheus scraping and tracing.
+fn monitoring(errors: &mut FieldErrors, spec: &PaymentServiceSpec) {
     if let Some(p) = spec.monitoring.as_ref().and_then(|m| m.prometheus.as_ref()) {
         errors.check(
             (1..=65535).contains(&p.port) && p.port != 8080,
@@ -136,7 +162,10 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
             );
         }
     }
+}
 
+/// TLS and the pods' ServiceAccount.
+fn security(errors: &mut FieldErrors, spec: &PaymentServiceSpec) {
     if let Some(tls) = spec.security.as_ref().and_then(|s| s.tls.as_ref()) {
         errors.check(
             !tls.enabled || tls.secret_name.as_deref().is_some_and(|s| !s.is_empty()),
@@ -155,26 +184,22 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
             validation::dns_subdomain(sa),
         );
     }
+}
 
-    if let Some(s) = &spec.deployment_strategy {
-        strategy(&mut errors, name, s);
+/// The backup's schedule, time zone and retention.
+fn backup(errors: &mut FieldErrors, b: &Backup) {
+    errors.push(
+        "spec.backup.schedule",
+        validation::cron_schedule(&b.schedule),
+    );
+    if let Some(zone) = &b.time_zone {
+        errors.push("spec.backup.timeZone", validation::time_zone(zone));
     }
-
-    if let Some(b) = &spec.backup {
-        errors.push(
-            "spec.backup.schedule",
-            validation::cron_schedule(&b.schedule),
-        );
-        if let Some(zone) = &b.time_zone {
-            errors.push("spec.backup.timeZone", validation::time_zone(zone));
-        }
-        errors.check(
-            (1..=3650).contains(&b.retention),
-            "spec.backup.retention",
-            format!("must be between 1 and 3650 days, got {}", b.retention),
-        );
-    }
-    errors.into_vec()
+    errors.check(
+        (1..=3650).contains(&b.retention),
+        "spec.backup.retention",
+        format!("must be between 1 and 3650 days, got {}", b.retention),
+    );
 }
 
 fn strategy(errors: &mut FieldErrors, name: &str, s: &DeploymentStrategy) {

@@ -1,6 +1,7 @@
 //! Events a human wants in `kubectl describe`: children changed, rollout steps, results.
 
 use kube::ResourceExt;
+use operator_core::conditions::Reason;
 use operator_core::{Changes, namespace_of};
 
 use super::Ctx;
@@ -22,104 +23,15 @@ pub(super) async fn announce(
     let namespace = namespace_of(ps);
     let strategy = ps.spec.strategy();
     for t in &plan.transitions {
-        let ended = match t {
-            Transition::Completed(_) => Some(RolloutResult::Completed),
-            Transition::RolledBack { .. } => Some(RolloutResult::RolledBack),
-            Transition::FirstVersionFailed { .. } => Some(RolloutResult::Failed),
-            _ => None,
-        };
-        if let Some(result) = ended {
-            ctx.operator
-                .metrics
-                .rollout_ended(namespace, strategy, result);
+        if let Some(result) = ended(t) {
+            let metrics = &ctx.operator.metrics;
+            metrics.rollout_ended(namespace, strategy, result);
         }
-        match t {
-            Transition::Started { target, strategy } => {
-                let note = match plan.stable.as_ref() {
-                    Some(stable) if stable != target => format!(
-                        "rolling out {target} with {strategy:?}; {} keeps serving until it is available",
-                        stable.version
-                    ),
-                    _ => format!("rolling out {target}"),
-                };
-                events
-                    .normal(
-                        ps,
-                        operator_core::reason!("RolloutStarted"),
-                        "Rollout",
-                        note,
-                    )
-                    .await;
-            }
-            Transition::CanaryStep {
-                step,
-                steps,
-                weight,
-            } => {
-                let note =
-                    format!("canary step {step} of {steps}: {weight}% of pods run the new version");
-                events
-                    .normal(ps, operator_core::reason!("CanaryStep"), "Rollout", note)
-                    .await;
-            }
-            Transition::Promoting(target) => {
-                let note = format!(
-                    "every canary step passed: promoting {} to the stable Deployment",
-                    target.version
-                );
-                events
-                    .normal(
-                        ps,
-                        operator_core::reason!("CanaryPromoting"),
-                        "Rollout",
-                        note,
-                    )
-                    .await;
-            }
-            Transition::Switched { color, target } => {
-                let note = format!(
-                    "the Service now sends traffic to {} ({})",
-                    color.as_str(),
-                    target.version
-                );
-                events
-                    .normal(
-                        ps,
-                        operator_core::reason!("TrafficSwitched"),
-                        "Rollout",
-                        note,
-                    )
-                    .await;
-            }
-            Transition::Completed(target) => {
-                let note = format!("version {} is available and serving", target.version);
-                events
-                    .normal(
-                        ps,
-                        operator_core::reason!("RolloutComplete"),
-                        "Rollout",
-                        note,
-                    )
-                    .await;
-            }
-            Transition::RolledBack { failed, to, why } => {
-                let note = format!(
-                    "version {} failed: {why}; rolled back to {}. It is not retried until the spec changes",
-                    failed.version, to.version
-                );
-                events
-                    .warning(ps, operator_core::reason!("RolledBack"), "Rollback", note)
-                    .await;
-            }
-            Transition::FirstVersionFailed { failed, why } => {
-                let note = format!(
-                    "version {} failed: {why}; there is no earlier version to roll back to",
-                    failed.version
-                );
-                events
-                    .warning(ps, operator_core::reason!("RolloutFailed"), "Rollout", note)
-                    .await;
-            }
+        let (reason, action, note) = rollout_event(t, plan);
+        if failed(t) {
+            events.warning(ps, reason, action, note).await;
+        } else {
+            events.normal(ps, reason, action, note).await;
         }
     }
     let previous = ps.status.clone().unwrap_or_default();
@@ -151,5 +63,86 @@ pub(super) async fn announce(
                 note,
             )
             .await;
+    }
+}
+
+/// How a rollout that ended with `t` ended, for the `rollout_ended` counter.
+fn ended(t: &Transition) -> Option<RolloutResult> {
+    match t {
+        Transition::Completed(_) => Some(RolloutResult::Completed),
+        Transition::RolledBack { .. } => Some(RolloutResult::RolledBack),
+        Transition::FirstVersionFailed { .. } => Some(RolloutResult::Failed),
+        _ => None,
+    }
+}
+
+/// Whether `t` is a failure (a Warning event).
+fn failed(t: &Transition) -> bool {
+    matches!(
+        t,
+        Transition::RolledBack { .. } | Transition::FirstVersionFailed { .. }
+    )
+}
+
+/// What a step of the rollout tells a human: the reason, the action and the note.
+fn rollout_event(t: &Transition, plan: &RolloutPlan) -> (Reason, &'static str, String) {
+    match t {
+        Transition::Started { target, strategy } => {
+            let note = match plan.stable.as_ref() {
+                Some(stable) if stable != target => format!(
+                    "rolling out {target} with {strategy:?}; {} keeps serving until it is available",
+                    stable.version
+                ),
+                _ => format!("rolling out {target}"),
+            };
+            (operator_core::reason!("RolloutStarted"), "Rollout", note)
+        }
+        Transition::CanaryStep {
+            step,
+            steps,
+            weight,
+        } => (
+            operator_core::reason!("CanaryStep"),
+            "Rollout",
+            format!("canary step {step} of {steps}: {weight}% of pods run the new version"),
+        ),
+        Transition::Promoting(target) => (
+            operator_core::reason!("CanaryPromoting"),
+            "Rollout",
+            format!(
+                "every canary step passed: promoting {} to the stable Deployment",
+                target.version
+            ),
+        ),
+        Transition::Switched { color, target } => (
+            operator_core::reason!("TrafficSwitched"),
+            "Rollout",
+            format!(
+                "the Service now sends traffic to {} ({})",
+                color.as_str(),
+                target.version
+            ),
+        ),
+        Transition::Completed(target) => (
+            operator_core::reason!("RolloutComplete"),
+            "Rollout",
+            format!("version {} is available and serving", target.version),
+        ),
+        Transition::RolledBack { failed, to, why } => (
+            operator_core::reason!("RolledBack"),
+            "Rollback",
+            format!(
+                "version {} failed: {why}; rolled back to {}. It is not retried until the spec changes",
+                failed.version, to.version
+            ),
+        ),
+        Transition::FirstVersionFailed { failed, why } => (
+            operator_core::reason!("RolloutFailed"),
+            "Rollout",
+            format!(
+                "version {} failed: {why}; there is no earlier version to roll back to",
+                failed.version
+            ),
+        ),
     }
 }

@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 use operator_core::conditions::{ConditionStatus, Observed, remove, set_condition};
 
-use crate::crd::{PaymentService, PaymentServiceStatus, Phase, StrategyType};
+use crate::crd::{FailedRollout, PaymentService, PaymentServiceStatus, Phase, StrategyType};
 use crate::rollout::{self, DeploymentState, RolloutPlan};
 use operator_core::OptionalChild;
 
@@ -51,16 +51,66 @@ pub fn observed_status(
     let wanted = ps.spec.min_replicas();
     let blocking = plan.blocking_failure(generation.unwrap_or(0));
 
-    let phase = match (&plan.stable, blocking, &plan.rollout) {
+    let phase = phase(plan, blocking, available, wanted);
+    let ready = ready(ps, plan, blocking, available, wanted);
+    let progressing = progressing(ps, plan, blocking);
+    let degraded = degraded(plan, blocking);
+    let mut conditions = previous.conditions.clone();
+    for c in [ready, progressing, degraded] {
+        // Reasons here are literals and CamelCase; an error would be a bug caught by tests.
+        let _ = set_condition(&mut conditions, c, generation, now);
+    }
+    let service_monitor = service_monitor(monitor);
+    match service_monitor {
+        Some(c) => {
+            let _ = set_condition(&mut conditions, c, generation, now);
+        }
+        None => {
+            remove(&mut conditions, "ServiceMonitor");
+        }
+    }
+    PaymentServiceStatus {
+        phase: Some(phase),
+        available_replicas: Some(available),
+        current_version: plan.stable.as_ref().map(|s| s.version.clone()),
+        current_image: plan.stable.as_ref().map(|s| s.image.clone()),
+        last_backup: last_backup.or(previous.last_backup),
+        conditions,
+        observed_generation: generation,
+        rollout: plan.rollout.clone(),
+        failed_rollout: plan.failed.clone(),
+        active_color: plan.active_color,
+        cleanup: previous.cleanup.clone(),
+    }
+}
+
+/// The phase: failed or pending before any version serves; progressing during a rollout;
+/// degraded when a rollout failed or too few replicas are available.
+fn phase(
+    plan: &RolloutPlan,
+    blocking: Option<&FailedRollout>,
+    available: i32,
+    wanted: i32,
+) -> Phase {
+    match (&plan.stable, blocking, &plan.rollout) {
         (None, Some(_), _) => Phase::Failed,
         (None, None, _) => Phase::Pending,
         (Some(_), _, Some(_)) => Phase::Progressing,
         (Some(_), Some(_), None) => Phase::Degraded,
         (Some(_), None, None) if available < wanted => Phase::Degraded,
         (Some(_), None, None) => Phase::Running,
-    };
+    }
+}
 
-    let ready = match (&plan.stable, blocking) {
+/// Ready: a version serves with at least the wanted replicas available.
+fn ready(
+    ps: &PaymentService,
+    plan: &RolloutPlan,
+    blocking: Option<&FailedRollout>,
+    available: i32,
+    wanted: i32,
+) -> Observed<'static> {
+    match (&plan.stable, blocking) {
         (None, Some(f)) => Observed {
             type_: "Ready",
             status: ConditionStatus::False,
@@ -97,8 +147,16 @@ pub fn observed_status(
                 stable.version
             ),
         },
-    };
-    let progressing = match &plan.rollout {
+    }
+}
+
+/// Progressing: a rollout is under way (or waits for promotion).
+fn progressing(
+    ps: &PaymentService,
+    plan: &RolloutPlan,
+    blocking: Option<&FailedRollout>,
+) -> Observed<'static> {
+    match &plan.rollout {
         Some(r) => Observed {
             type_: "Progressing",
             status: ConditionStatus::True,
@@ -132,8 +190,12 @@ pub fn observed_status(
             reason: operator_core::reason!("RolloutComplete"),
             message: "no rollout in progress".into(),
         },
-    };
-    let degraded = match (blocking, &plan.stable) {
+    }
+}
+
+/// Degraded: the last rollout failed, and what it was rolled back to.
+fn degraded(plan: &RolloutPlan, blocking: Option<&FailedRollout>) -> Observed<'static> {
+    match (blocking, &plan.stable) {
         (Some(f), Some(stable)) => Observed {
             type_: "Degraded",
             status: ConditionStatus::True,
@@ -158,13 +220,12 @@ pub fn observed_status(
             reason: operator_core::reason!("AsExpected"),
             message: "no failed rollout".into(),
         },
-    };
-    let mut conditions = previous.conditions.clone();
-    for c in [ready, progressing, degraded] {
-        // Reasons here are literals and CamelCase; an error would be a bug caught by tests.
-        let _ = set_condition(&mut conditions, c, generation, now);
     }
-    let service_monitor = match monitor {
+}
+
+/// The ServiceMonitor condition, when scraping is asked for.
+fn service_monitor(monitor: OptionalChild) -> Option<Observed<'static>> {
+    match monitor {
         OptionalChild::NotWanted => None,
         OptionalChild::Applied => Some(Observed {
             type_: "ServiceMonitor",
@@ -178,27 +239,6 @@ pub fn observed_status(
             reason: operator_core::reason!("PrometheusOperatorNotInstalled"),
             message: "monitoring.coreos.com/v1 ServiceMonitor is not served by this cluster; scraping relies on the prometheus.io pod annotations until the Prometheus Operator is installed".into(),
         }),
-    };
-    match service_monitor {
-        Some(c) => {
-            let _ = set_condition(&mut conditions, c, generation, now);
-        }
-        None => {
-            remove(&mut conditions, "ServiceMonitor");
-        }
-    }
-    PaymentServiceStatus {
-        phase: Some(phase),
-        available_replicas: Some(available),
-        current_version: plan.stable.as_ref().map(|s| s.version.clone()),
-        current_image: plan.stable.as_ref().map(|s| s.image.clone()),
-        last_backup: last_backup.or(previous.last_backup),
-        conditions,
-        observed_generation: generation,
-        rollout: plan.rollout.clone(),
-        failed_rollout: plan.failed.clone(),
-        active_color: plan.active_color,
-        cleanup: previous.cleanup.clone(),
     }
 }
 

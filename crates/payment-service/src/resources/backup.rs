@@ -19,7 +19,7 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use operator_core::builder::{env, mount, tmp_mount, tmp_volume};
+use operator_core::builder::{self, Labels, env, mount, tmp_mount, tmp_volume};
 use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
@@ -76,35 +76,9 @@ pub fn desired_backup(
     let mut pod_labels = defaults.default_labels.clone();
     pod_labels.insert("app.kubernetes.io/component".into(), "backup".into());
     pod_labels.insert("payments.io/backup-of".into(), service.clone());
-    let meta = |name: String| ObjectMeta {
-        name: Some(name),
-        labels: Some(labels.clone()),
-        ..ObjectMeta::default()
-    };
-    let q = |s: &str| Quantity(s.to_string());
+    let meta = |name: String| builder::meta(name, labels.clone());
 
-    let container = Container {
-        name: "backup".into(),
-        image: Some(image.into()),
-        command: Some(vec!["/bin/sh".into(), "-c".into(), EXPORT_SCRIPT.into()]),
-        env: Some(vec![
-            env("SERVICE", &service),
-            env("MANAGED_BY", crate::IDENTITY.manager),
-            env("RETENTION_DAYS", backup.retention.to_string()),
-            env("HOME", "/tmp"),
-        ]),
-        resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_string(), q("50m")),
-                ("memory".to_string(), q("64Mi")),
-            ])),
-            limits: Some(BTreeMap::from([("memory".to_string(), q("128Mi"))])),
-            ..ResourceRequirements::default()
-        }),
-        security_context: Some(restricted_container_security()),
-        volume_mounts: Some(vec![mount("backups", "/backups"), tmp_mount()]),
-        ..Container::default()
-    };
+    let container = export_container(&service, backup, image);
 
     let cron_job = CronJob {
         metadata: meta(name.clone()),
@@ -158,8 +132,53 @@ pub fn desired_backup(
         ..CronJob::default()
     };
 
+    let (role, role_binding) = access(ps, &name, &labels);
+    let volume = export_volume(&service, &labels);
+    BackupChildren {
+        cron_job,
+        service_account: ServiceAccount {
+            metadata: meta(name),
+            ..ServiceAccount::default()
+        },
+        role,
+        role_binding,
+        volume,
+    }
+}
+
+/// The container that exports the service's configuration to the claim.
+fn export_container(service: &str, backup: &Backup, image: &str) -> Container {
+    let q = |s: &str| Quantity(s.to_string());
+    Container {
+        name: "backup".into(),
+        image: Some(image.into()),
+        command: Some(vec!["/bin/sh".into(), "-c".into(), EXPORT_SCRIPT.into()]),
+        env: Some(vec![
+            env("SERVICE", service),
+            env("MANAGED_BY", crate::IDENTITY.manager),
+            env("RETENTION_DAYS", backup.retention.to_string()),
+            env("HOME", "/tmp"),
+        ]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), q("50m")),
+                ("memory".to_string(), q("64Mi")),
+            ])),
+            limits: Some(BTreeMap::from([("memory".to_string(), q("128Mi"))])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(restricted_container_security()),
+        volume_mounts: Some(vec![mount("backups", "/backups"), tmp_mount()]),
+        ..Container::default()
+    }
+}
+
+/// What the export may read: the service itself, and lists of its kinds of children.
+fn access(ps: &PaymentService, name: &str, labels: &Labels) -> (Role, RoleBinding) {
+    let service = ps.name_any();
+    let meta = || builder::meta(name, labels.clone());
     let role = Role {
-        metadata: meta(name.clone()),
+        metadata: meta(),
         rules: Some(vec![
             PolicyRule {
                 resource_names: Some(vec![service.clone()]),
@@ -172,21 +191,27 @@ pub fn desired_backup(
         ]),
     };
     let role_binding = RoleBinding {
-        metadata: meta(name.clone()),
+        metadata: meta(),
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
-            name: name.clone(),
+            name: name.to_string(),
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
-            name: name.clone(),
+            name: name.to_string(),
             namespace: ps.namespace(),
             ..Subject::default()
         }]),
     };
-    let volume = PersistentVolumeClaim {
-        metadata: meta(backup_volume_name(&service)),
+    (role, role_binding)
+}
+
+/// The claim the exports are written to.
+fn export_volume(service: &str, labels: &Labels) -> PersistentVolumeClaim {
+    let q = |s: &str| Quantity(s.to_string());
+    PersistentVolumeClaim {
+        metadata: builder::meta(backup_volume_name(service), labels.clone()),
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             resources: Some(VolumeResourceRequirements {
@@ -199,16 +224,6 @@ pub fn desired_backup(
             ..PersistentVolumeClaimSpec::default()
         }),
         ..PersistentVolumeClaim::default()
-    };
-    BackupChildren {
-        cron_job,
-        service_account: ServiceAccount {
-            metadata: meta(name),
-            ..ServiceAccount::default()
-        },
-        role,
-        role_binding,
-        volume,
     }
 }
 

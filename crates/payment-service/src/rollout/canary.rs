@@ -47,6 +47,8 @@ fn ceil_div(a: i32, b: i32) -> i32 {
     a / b + i32::from(a % b != 0)
 }
 
+// Over 120 lines on purpose: the canary's state machine (start, step, pause, analyse,
+// promote, roll back) reads as one sequence of steps; splitting it hides the order.
 pub(super) fn canary(
     plan: &mut RolloutPlan,
     input: &RolloutInput<'_>,

@@ -191,6 +191,8 @@ impl Store {
         progressed
     }
 
+    // Over 120 lines on purpose: the garbage collector's rules in the order the real one
+    // applies them (orphans, foreground, namespaces); each rule is a block of a few lines.
     /// Every rule over the whole store: for foreground and orphan deletions and namespaces
     /// being emptied. Returns whether it changed anything.
     pub(super) fn collect_full(&mut self) -> bool {
