@@ -330,7 +330,7 @@ fn rbac_grants_only_the_verbs_the_code_uses() -> Result<()> {
 /// Prometheus' own `up`), and its runbook exists.
 #[test]
 fn every_alert_reads_exported_metrics_and_links_its_runbook() -> Result<()> {
-    use operator_core::runtime::metrics::{Metrics, promql_metric_names};
+    use operator_core::metrics::{Metrics, promql_metric_names};
     let runbooks =
         std::fs::read_to_string(e2e::manifests::deploy_dir().join("../docs/runbooks.md"))?;
     for (operator, metrics) in OPERATORS.iter().map(|o| {

@@ -12,7 +12,7 @@ use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use operator_core::OperatorDescriptor;
 use operator_core::admission::{ServingCertificate, WebhookServer};
-use operator_core::runtime::admin::Readiness;
+use operator_core::readiness::Readiness;
 use serde_json::{Value, json};
 use testkit::ApiServer;
 

@@ -2,10 +2,10 @@
 //! are compared with: the same builders, every child and the status replaced on every pass.
 
 use k8s_openapi::jiff::Timestamp;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::descriptor::{
     BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild, SpecChange,
 };
-use operator_core::runtime::config::WorkloadDefaults;
 use serde_json::{Value, json, to_value};
 
 use crate::crd::BatchProcessor;

@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    operator_core::runtime::main(&batch_processor::OPERATOR).await?;
+    batch_processor::OPERATOR.main().await?;
     Ok(())
 }

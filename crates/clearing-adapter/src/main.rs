@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    operator_core::runtime::main(&clearing_adapter::OPERATOR).await?;
+    clearing_adapter::OPERATOR.main().await?;
     Ok(())
 }

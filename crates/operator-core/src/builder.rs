@@ -10,6 +10,7 @@ use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
     HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource,
 };
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector,
     SecretKeySelector, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
@@ -18,10 +19,32 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
+use serde::Deserialize;
 
 /// The pod-template annotation with the hash of what the pods were started with (their
 /// ConfigMaps, the Secrets' versions): a change rolls the pods, nothing else does.
 pub const CONFIG_HASH_ANNOTATION: &str = "payments.io/config-hash";
+
+/// Defaults for the workloads any operator creates (seed 002's `trading:` section), read
+/// from the operator's section of the file.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadDefaults {
+    pub default_image: Option<String>,
+    pub default_resources: Option<ResourceRequirements>,
+    #[serde(default)]
+    pub default_labels: BTreeMap<String, String>,
+    /// The namespace Prometheus scrapes from: each workload's NetworkPolicy lets it reach the
+    /// metrics port. Default `monitoring`.
+    pub monitoring_namespace: Option<String>,
+}
+
+impl WorkloadDefaults {
+    /// [`Self::monitoring_namespace`] or its default.
+    pub fn monitoring_namespace(&self) -> &str {
+        self.monitoring_namespace.as_deref().unwrap_or("monitoring")
+    }
+}
 
 /// Label keys and values, sorted (as the API server returns them).
 pub type Labels = BTreeMap<String, String>;

@@ -128,27 +128,6 @@ pub fn set_condition(
     }
 }
 
-/// Sets `Ready=False` with the reason and message of `error`: what the user must change (an
-/// invalid spec, a child whose name is taken, a child the API server refused).
-pub fn set_not_ready(
-    conditions: &mut Vec<Condition>,
-    error: &crate::Error,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
-    set_condition(
-        conditions,
-        Observed {
-            type_: "Ready",
-            status: ConditionStatus::False,
-            reason: error.reason(),
-            message: error.to_string(),
-        },
-        generation,
-        now,
-    );
-}
-
 /// The condition of a type, if set.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)

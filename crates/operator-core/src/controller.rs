@@ -26,8 +26,8 @@ use crate::annotations::{self, Notices, ReadAnnotation};
 use crate::apply::{ChildKinds, ChildWatches, OperatorIdentity};
 use crate::error::{Error, ReconcileError};
 use crate::events::EventPublisher;
-use crate::runtime::admin::Readiness;
-use crate::runtime::metrics::{Metrics, ReconcileResult, ResourceLabels};
+use crate::metrics::{Metrics, ReconcileResult, ResourceLabels};
+use crate::readiness::Readiness;
 use crate::status::StatusWrites;
 
 /// Retry delays after failed reconciles of one object: `base · 2^(failures−1)`, capped at

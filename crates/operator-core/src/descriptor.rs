@@ -7,7 +7,10 @@ use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 
-use crate::runtime::{OperatorBinary, Runtime};
+use crate::metrics::Metrics;
+use crate::runtime::config::RuntimeConfig;
+use crate::runtime::{OperatorBinary, Runtime, RuntimeError, run, shutdown_signal, telemetry};
+use tokio::sync::watch;
 
 /// An operator: what it is called, what it serves, how it runs, how it is exercised.
 #[derive(Clone, Copy)]
@@ -28,7 +31,7 @@ pub struct OperatorDescriptor {
     /// Its controllers, as the binary runs them.
     pub controllers: fn(&Runtime) -> Vec<BoxFuture<'static, ()>>,
     /// Registers its domain series (what its alerts may read) on a registry.
-    pub metrics: fn(&crate::runtime::metrics::Metrics),
+    pub metrics: fn(&Metrics),
     /// Its section of the config file in `cargo xtask demo` (YAML, empty for none): what
     /// the in-memory demo cannot do (reach a sample's partners) is switched off here.
     pub demo_settings: &'static str,
@@ -37,6 +40,37 @@ pub struct OperatorDescriptor {
 }
 
 impl OperatorDescriptor {
+    /// The entry point of an operator binary: parses flags, reads the config file, installs
+    /// logging and tracing, connects, serves the admin endpoints, campaigns for the lease when
+    /// leader election is on, and runs the operator: its controllers watch on every replica and
+    /// reconcile while it leads; any other service it returns (a webhook) serves on every
+    /// replica. Returns on
+    /// SIGTERM/SIGINT (after in-flight reconciles finish, bounded, and the lease is released),
+    /// or with an error if leadership is lost.
+    pub async fn main(&self) -> Result<(), RuntimeError> {
+        let binary = self.binary;
+        let flags = binary.parse_flags();
+        let config = RuntimeConfig::resolve(&flags, &binary, |k| std::env::var(k).ok())?;
+        let _telemetry = telemetry::init(binary.identity.manager, config.log_format)?;
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| RuntimeError::ClientConfig(e.to_string()))?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            stop_tx.send_replace(true);
+        });
+        let (controllers, admitted, converted) =
+            (self.controllers, self.admission, self.conversions);
+        run(client, config, Metrics::new(), stop_rx, move |runtime| {
+            let mut services = controllers(runtime);
+            services.extend(runtime.admission_webhooks(admitted, converted));
+            services
+        })
+        .await
+    }
+
     /// The binary's file name (also its field manager and event reporter).
     pub fn binary_name(&self) -> &'static str {
         self.binary.identity.manager

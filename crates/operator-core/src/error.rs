@@ -4,7 +4,10 @@
 
 use std::fmt;
 
-use crate::conditions::Reason;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::conditions::{ConditionStatus, Observed, Reason, set_condition};
 
 /// One thing wrong with a spec: where, and what to change.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,6 +234,27 @@ impl From<kube::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Sets `Ready=False` with the reason and message of `error`: what the user must change (an
+/// invalid spec, a child whose name is taken, a child the API server refused).
+pub fn set_not_ready(
+    conditions: &mut Vec<Condition>,
+    error: &Error,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    set_condition(
+        conditions,
+        Observed {
+            type_: "Ready",
+            status: ConditionStatus::False,
+            reason: error.reason(),
+            message: error.to_string(),
+        },
+        generation,
+        now,
+    );
+}
 
 #[cfg(test)]
 mod tests {

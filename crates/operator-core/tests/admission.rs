@@ -7,8 +7,8 @@ use crate::common::*;
 use anyhow::{Context as _, Result};
 use operator_core::FieldError;
 use operator_core::admission::{Admitted, check_spec};
+use operator_core::metrics::Metrics;
 use operator_core::runtime::config::WebhookConfig;
-use operator_core::runtime::metrics::Metrics;
 use operator_core::runtime::{self, Background};
 use serde_json::json;
 use testkit::tls::LocalCa;
@@ -184,7 +184,11 @@ async fn serve_widgets(server: &testkit::ApiServer, names: &[&str]) -> Result<Se
         server.client(),
         operator_core::admission::ServingCertificate::in_dir(&dir),
     );
-    tokio::spawn(webhooks.serve(listener, runtime::admin::Readiness::default(), stop_rx));
+    tokio::spawn(webhooks.serve(
+        listener,
+        operator_core::readiness::Readiness::default(),
+        stop_rx,
+    ));
     Ok(Served { ca, address, stop })
 }
 

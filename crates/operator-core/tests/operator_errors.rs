@@ -11,7 +11,7 @@ use crate::common::*;
 use anyhow::Result;
 use kube::runtime::controller::Action;
 use operator_core::conditions::Reason;
-use operator_core::runtime::metrics::Metrics;
+use operator_core::metrics::Metrics;
 use operator_core::{Context, ControllerSettings, OperatorController, ReconcileError, reason};
 use serde_json::Value;
 use testkit::ApiServer;

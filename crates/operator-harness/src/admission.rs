@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use operator_core::admission::{Admitted, Converted, ServingCertificate, WebhookServer};
-use operator_core::runtime::admin::Readiness;
+use operator_core::readiness::Readiness;
 use serde_json::{Value, json};
 use testkit::tls::LocalCa;
 

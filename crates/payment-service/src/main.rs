@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    operator_core::runtime::main(&payment_service::OPERATOR).await?;
+    payment_service::OPERATOR.main().await?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! And `payment_service_last_backup_timestamp_seconds{namespace, name}`, a per-resource gauge
 //! (removed with the service) the stale-backup alert reads.
 
-use operator_core::runtime::metrics::Metrics;
+use operator_core::metrics::Metrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    operator_core::runtime::main(&saga_orchestrator::OPERATOR).await?;
+    saga_orchestrator::OPERATOR.main().await?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! `saga_orchestrator_definition_versions{state}` (current, draining, kept).
 
 use kube::ResourceExt;
-use operator_core::runtime::metrics::{Metrics, ResourceLabels};
+use operator_core::metrics::{Metrics, ResourceLabels};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;

@@ -18,9 +18,10 @@ use std::collections::HashMap;
 use crate::error::{ApiError, Cause};
 use crate::faults::Verb;
 use crate::selector::Selector;
-use crate::server::{Shared, Target, lock, scale_of, serve};
+use crate::shared::{Shared, Target, lock};
 pub(crate) use crate::webhook::ServiceRoutes;
 use crate::webhook::post_review;
+use crate::write::{scale_of, serve};
 
 /// What a write is, as the rules of a webhook see it.
 #[derive(Clone, Debug)]

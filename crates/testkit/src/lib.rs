@@ -24,10 +24,13 @@ mod rules;
 mod schema;
 mod selector;
 mod server;
+mod shared;
 mod sim;
 mod store;
 pub mod tls;
+mod versioned;
 pub mod webhook;
+mod write;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -42,10 +45,10 @@ use serde_json::Value;
 
 pub use error::{ApiError, Cause};
 pub use faults::{Counts, Fault, FaultRule, Faults, RequestStats, Verb};
-pub use server::ResponseBody;
+pub use shared::ResponseBody;
 pub use sim::{JobOutcome, Workloads};
 
-use server::{Shared, lock};
+use shared::{Shared, lock};
 
 /// How many changes the server keeps for watches to resume from; older resourceVersions
 /// get `410 Gone`, as a real API server's watch cache does.

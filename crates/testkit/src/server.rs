@@ -3,70 +3,30 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 
-use crate::admission::{self, ServiceRoutes};
-use crate::conversion;
+use crate::admission;
 use crate::error::ApiError;
 use crate::events;
-use crate::faults::{FaultState, Faults, RequestStats, Verb};
+use crate::faults::Verb;
 use crate::openapi;
 use crate::registry::ResourceType;
-use crate::selector::Selector;
-use crate::store::{Change, DeleteOptions, ListOptions, PatchBody, Propagation, Store, Written};
-
-pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
+use crate::shared::{
+    ResponseBody, Shared, Target, at_path, json_response, list_options, lock, parse_body, shape,
+};
+use crate::store::{Change, ListOptions, Store};
+use crate::versioned;
+use crate::write::{events_body_to_core, serve};
 
 /// How long a watch lasts when the client names no `timeoutSeconds`.
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
-
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub store: Mutex<Store>,
-    pub faults: Mutex<FaultState>,
-    pub stats: Mutex<RequestStats>,
-    /// Bumped to cut every open watch.
-    pub disconnect: watch::Sender<u64>,
-    /// Which local address serves a Service a webhook names.
-    pub services: Mutex<ServiceRoutes>,
-    /// Held from a write's admission to its commit, so the webhooks judged the object that
-    /// is stored (writes no webhook looks at do not wait for it).
-    pub admission: tokio::sync::Mutex<()>,
-}
-
-/// Locks a mutex, recovering the data if a panicking test thread poisoned it.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Shared {
-    pub fn new(history_limit: usize, faults: Faults) -> Self {
-        Self {
-            store: Mutex::new(Store::new(history_limit)),
-            faults: Mutex::new(FaultState::new(faults)),
-            stats: Mutex::new(RequestStats::default()),
-            disconnect: watch::channel(0).0,
-            services: Mutex::new(ServiceRoutes::new()),
-            admission: tokio::sync::Mutex::new(()),
-        }
-    }
-}
-
-pub(crate) fn json_response(code: u16, body: &Value) -> Response<ResponseBody> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    Response::builder()
-        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(bytes)).boxed_unsync())
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
-}
 
 fn error_response(e: &ApiError) -> Response<ResponseBody> {
     let mut resp = json_response(e.code, &e.to_status());
@@ -76,17 +36,6 @@ fn error_response(e: &ApiError) -> Response<ResponseBody> {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
-}
-
-/// A request's path, resolved against the kinds the server knows.
-#[derive(Debug)]
-pub(crate) struct Target {
-    pub(crate) rt: ResourceType,
-    pub(crate) namespace: Option<String>,
-    pub(crate) name: Option<String>,
-    pub(crate) subresource: Option<String>,
-    /// `events.k8s.io/v1` Events: served from the core Events, through [`events`].
-    pub(crate) events_view: bool,
 }
 
 enum Route {
@@ -260,14 +209,6 @@ fn age(timestamp: &str) -> String {
     }
 }
 
-/// The value at a simple JSONPath (`.status.phase`).
-fn at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    path.trim_start_matches('.')
-        .split('.')
-        .filter(|p| !p.is_empty())
-        .try_fold(obj, |v, p| v.get(p))
-}
-
 /// The `Table` kubectl asks for (`Accept: …;as=Table`): NAME, the CRD's printer columns
 /// (or AGE for built-in kinds), one row per object.
 fn table(rt: &ResourceType, items: &[Value], resource_version: u64) -> Value {
@@ -311,53 +252,6 @@ fn table(rt: &ResourceType, items: &[Value], resource_version: u64) -> Value {
         "metadata": {"resourceVersion": resource_version.to_string()},
         "columnDefinitions": definitions, "rows": rows,
     })
-}
-
-/// The object or list shape a client asked for: metadata-only clients get
-/// `PartialObjectMetadata`.
-fn shape(obj: Value, metadata_only: bool) -> Value {
-    if metadata_only {
-        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"]})
-    } else {
-        obj
-    }
-}
-
-fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
-    Ok(ListOptions {
-        labels: Selector::parse(q.get("labelSelector").map_or("", String::as_str))?,
-        fields: Selector::parse(q.get("fieldSelector").map_or("", String::as_str))?,
-        limit: q.get("limit").and_then(|l| l.parse().ok()),
-        continue_token: q.get("continue").cloned().filter(|c| !c.is_empty()),
-    })
-}
-
-fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> DeleteOptions {
-    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let policy = q
-        .get("propagationPolicy")
-        .map(String::as_str)
-        .or_else(|| body["propagationPolicy"].as_str());
-    DeleteOptions {
-        propagation: match policy {
-            Some("Foreground") => Some(Propagation::Foreground),
-            Some("Orphan") => Some(Propagation::Orphan),
-            Some("Background") => Some(Propagation::Background),
-            _ => None,
-        },
-        uid: body["preconditions"]["uid"].as_str().map(String::from),
-        resource_version: body["preconditions"]["resourceVersion"]
-            .as_str()
-            .map(String::from),
-    }
-}
-
-pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .or_else(|_| serde_yaml::from_slice(body))
-        .map_err(|e| {
-            ApiError::bad_request(format!("the request body is not valid JSON or YAML: {e}"))
-        })
 }
 
 // Over 120 lines on purpose: the router, one arm per verb and subresource, as the API
@@ -411,7 +305,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
     let view = match viewed {
         Some((conversion, storage)) => {
             let routes = lock(&shared.services).clone();
-            match conversion::request(
+            match versioned::request(
                 &shared,
                 &routes,
                 &conversion,
@@ -429,7 +323,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
                 Err(e) => return error_response(&e),
             }
             let version = std::mem::replace(&mut target.rt, storage).version;
-            Some(conversion::View {
+            Some(versioned::View {
                 conversion,
                 version,
                 routes,
@@ -561,274 +455,6 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response
         }
     }
     response
-}
-
-// Over 120 lines on purpose: one watch stream's life (initial list, bookmarks, events,
-// timeouts, disconnect) as the API server serves it, in the order it happens.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn serve(
-    shared: &Shared,
-    target: &Target,
-    verb: Verb,
-    q: &HashMap<String, String>,
-    body: &[u8],
-    content_type: &str,
-    manager: &str,
-    metadata_only: bool,
-    admission_patches: Vec<json_patch::Patch>,
-) -> Result<(Value, bool), ApiError> {
-    let rt = &target.rt;
-    let ns = target.namespace.as_deref().unwrap_or_default();
-    let name = target.name.as_deref().unwrap_or_default();
-    let sub = target.subresource.as_deref();
-    if sub == Some("scale")
-        && let Some(paths) = &rt.scale
-    {
-        let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
-        return scale(
-            shared,
-            target,
-            paths,
-            verb,
-            body,
-            content_type,
-            manager,
-            dry_run,
-        );
-    }
-    if let Some(s) = sub
-        && (s != "status" || !rt.status_subresource)
-    {
-        return Err(ApiError::not_found(&format!("{}/{s}", rt.plural), name));
-    }
-    if rt.namespaced
-        && target.namespace.is_none()
-        && verb.is_write()
-        && verb != Verb::DeleteCollection
-    {
-        return Err(ApiError::bad_request(format!(
-            "{} is namespaced: the request needs a namespace",
-            rt.plural
-        )));
-    }
-    let mut locked = lock(&shared.store);
-    // dryRun: the whole write, admission and all, on a copy nobody sees.
-    let dry_run = verb.is_write()
-        && (q.get("dryRun").is_some_and(|d| d == "All")
-            || serde_json::from_slice::<Value>(body).is_ok_and(|b| {
-                b["dryRun"]
-                    .as_array()
-                    .is_some_and(|d| d.contains(&json!("All")))
-            }));
-    let mut scratch;
-    let store: &mut Store = if dry_run {
-        scratch = locked.scratch();
-        &mut scratch
-    } else {
-        &mut locked
-    };
-    // The mutating webhooks' patches go with this write only, taken by its commit.
-    store.admit_with(admission_patches);
-    let store = &mut *store;
-    let written = |w: Written| (w.object, w.changed && !dry_run);
-    let outcome = (|| match verb {
-        Verb::Get => Ok((shape(store.get(rt, ns, name)?, metadata_only), false)),
-        Verb::List => {
-            let opts = list_options(q)?;
-            let (items, more) = store.list(rt, target.namespace.as_deref(), &opts)?;
-            let kind = if metadata_only {
-                "PartialObjectMetadataList".to_string()
-            } else {
-                format!("{}List", rt.kind)
-            };
-            let api_version = if metadata_only {
-                "meta.k8s.io/v1".to_string()
-            } else {
-                rt.api_version()
-            };
-            let mut meta = json!({"resourceVersion": store.resource_version().to_string()});
-            if let Some(c) = more {
-                meta["continue"] = json!(c);
-            }
-            let items: Vec<Value> = items.into_iter().map(|o| shape(o, metadata_only)).collect();
-            Ok((
-                json!({"apiVersion": api_version, "kind": kind, "metadata": meta, "items": items}),
-                false,
-            ))
-        }
-        Verb::Create => Ok(written(store.create(rt, ns, parse_body(body)?, manager)?)),
-        Verb::Update => Ok(written(store.update(
-            rt,
-            ns,
-            name,
-            parse_body(body)?,
-            sub,
-            manager,
-        )?)),
-        Verb::Apply => {
-            let force = q.get("force").is_some_and(|f| f == "true");
-            let manager = q.get("fieldManager").map_or("", String::as_str);
-            Ok(written(store.apply(
-                rt,
-                ns,
-                name,
-                parse_body(body)?,
-                sub,
-                manager,
-                force,
-            )?))
-        }
-        Verb::Patch => {
-            let patch_body = parse_body(body)?;
-            let patch = match content_type.split(';').next().unwrap_or_default() {
-                "application/merge-patch+json" => PatchBody::Merge(patch_body),
-                "application/strategic-merge-patch+json" => PatchBody::Strategic(patch_body),
-                "application/json-patch+json" => {
-                    PatchBody::Json(patch_body.as_array().cloned().ok_or_else(|| {
-                        ApiError::bad_request("a JSON patch must be a list of operations")
-                    })?)
-                }
-                other => {
-                    return Err(ApiError::unsupported_media_type(format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {other}"
-                    )));
-                }
-            };
-            Ok(written(store.patch(rt, ns, name, patch, sub, manager)?))
-        }
-        Verb::Delete => Ok(written(store.delete(
-            rt,
-            ns,
-            name,
-            &delete_options(q, body),
-        )?)),
-        Verb::DeleteCollection => {
-            let deleted = store.delete_collection(
-                rt,
-                target.namespace.as_deref(),
-                &list_options(q)?,
-                &delete_options(q, body),
-            )?;
-            let changed = !deleted.is_empty();
-            Ok((
-                json!({"apiVersion": rt.api_version(), "kind": format!("{}List", rt.kind), "metadata": {}, "items": deleted}),
-                changed,
-            ))
-        }
-        Verb::Watch => Err(ApiError::method_not_allowed("watch is served as a stream")),
-    })();
-    // Never left for a later write when this one failed before its commit.
-    store.admit_with(Vec::new());
-    outcome
-}
-
-/// The `autoscaling/v1` Scale of a custom resource, as its CRD's scale paths read it.
-pub(crate) fn scale_of(obj: &Value, paths: &crate::registry::ScalePaths) -> Value {
-    let meta = &obj["metadata"];
-    let replicas = |path: &str| at_path(obj, path).and_then(Value::as_i64).unwrap_or(0);
-    let mut status = json!({"replicas": replicas(&paths.status_replicas)});
-    if let Some(selector) = paths
-        .label_selector
-        .as_deref()
-        .and_then(|p| at_path(obj, p))
-        && selector.is_string()
-    {
-        status["selector"] = selector.clone();
-    }
-    json!({
-        "apiVersion": "autoscaling/v1",
-        "kind": "Scale",
-        "metadata": {
-            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
-            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
-        },
-        "spec": {"replicas": replicas(&paths.spec_replicas)},
-        "status": status,
-    })
-}
-
-/// `GET`, `PUT` and `PATCH` of a custom resource's `scale` subresource: a write sets the
-/// resource's replicas path (and only it), with the writer as its field manager.
-#[allow(clippy::too_many_arguments)]
-fn scale(
-    shared: &Shared,
-    target: &Target,
-    paths: &crate::registry::ScalePaths,
-    verb: Verb,
-    body: &[u8],
-    content_type: &str,
-    manager: &str,
-    dry_run: bool,
-) -> Result<(Value, bool), ApiError> {
-    let rt = &target.rt;
-    let ns = target.namespace.as_deref().unwrap_or_default();
-    let name = target.name.as_deref().unwrap_or_default();
-    let mut locked = lock(&shared.store);
-    let mut scratch;
-    let store: &mut Store = if dry_run {
-        scratch = locked.scratch();
-        &mut scratch
-    } else {
-        &mut locked
-    };
-    let current = scale_of(&store.get(rt, ns, name)?, paths);
-    let wanted = match verb {
-        Verb::Get => return Ok((current, false)),
-        Verb::Update => parse_body(body)?,
-        Verb::Patch => {
-            let patch = parse_body(body)?;
-            let mut scale = current.clone();
-            match content_type.split(';').next().unwrap_or_default() {
-                "application/json-patch+json" => {
-                    let ops: json_patch::Patch = serde_json::from_value(patch)
-                        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                    json_patch::patch(&mut scale, &ops)
-                        .map_err(|e| ApiError::invalid_patch(e.to_string()))?;
-                }
-                _ => json_patch::merge(&mut scale, &patch),
-            }
-            scale
-        }
-        _ => {
-            return Err(ApiError::method_not_allowed(
-                "the scale subresource takes get, update and patch",
-            ));
-        }
-    };
-    let replicas = wanted["spec"]["replicas"]
-        .as_i64()
-        .filter(|r| *r >= 0)
-        .ok_or_else(|| {
-            ApiError::bad_request("Scale spec.replicas must be a number of 0 or more")
-        })?;
-    let mut set = json!(replicas);
-    for key in paths.spec_replicas.trim_start_matches('.').rsplit('.') {
-        set = json!({ key: set });
-    }
-    let written = store.patch(rt, ns, name, PatchBody::Merge(set), None, manager)?;
-    Ok((
-        scale_of(&written.object, paths),
-        written.changed && !dry_run,
-    ))
-}
-
-/// A request body on the `events.k8s.io/v1` view, as the core Events store takes it.
-fn events_body_to_core(verb: Verb, content_type: &str, body: &Bytes) -> Result<Bytes, ApiError> {
-    if !verb.is_write() || body.is_empty() || matches!(verb, Verb::Delete | Verb::DeleteCollection)
-    {
-        return Ok(body.clone());
-    }
-    let value = parse_body(body)?;
-    let converted = if content_type.starts_with("application/json-patch+json") {
-        Value::Array(events::json_patch_to_core(
-            value.as_array().map_or(&[][..], Vec::as_slice),
-        ))
-    } else {
-        events::to_core(&value)
-    };
-    Ok(Bytes::from(
-        serde_json::to_vec(&converted).unwrap_or_default(),
-    ))
 }
 
 /// A response from the core Events store as the `events.k8s.io/v1` view shows it.

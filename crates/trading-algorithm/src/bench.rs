@@ -3,10 +3,10 @@
 
 use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::jiff::Timestamp;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::descriptor::{
     BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild, SpecChange,
 };
-use operator_core::runtime::config::WorkloadDefaults;
 use serde_json::{Value, json, to_value};
 
 use crate::crd::TradingAlgorithm;

@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    operator_core::runtime::main(&trading_algorithm::OPERATOR).await?;
+    trading_algorithm::OPERATOR.main().await?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 use std::sync::atomic::AtomicU64;
 
 use kube::ResourceExt;
-use operator_core::runtime::metrics::Metrics;
+use operator_core::metrics::Metrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;

@@ -14,8 +14,8 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
-use operator_core::conditions::set_not_ready;
-use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::builder::WorkloadDefaults;
+use operator_core::error::set_not_ready;
 use operator_core::{Clock, Context, Result};
 
 use crate::crd::{BatchProcessor, Phase};

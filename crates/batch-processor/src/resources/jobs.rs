@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::{
 };
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{env, env_from_field, tmp_mount, tmp_volume};
-use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
 use super::{ATTEMPT_LABEL, BATCH_LABEL, RUN_LABEL, WORKER_CONTAINER, child_labels};

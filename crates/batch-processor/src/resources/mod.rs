@@ -7,7 +7,7 @@ pub mod prometheus_rule;
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
-use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::builder::WorkloadDefaults;
 
 use crate::crd::BatchProcessor;
 

@@ -10,8 +10,8 @@ use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::jiff::tz::TimeZone;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::monitoring::{AlertRule, PrometheusRule, PrometheusRuleSpec, RuleGroup};
-use operator_core::runtime::config::WorkloadDefaults;
 
 use super::child_labels;
 use crate::crd::{BatchProcessor, Monitoring};

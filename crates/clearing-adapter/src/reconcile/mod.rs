@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use operator_core::conditions::set_not_ready;
+use operator_core::builder::WorkloadDefaults;
+use operator_core::error::set_not_ready;
 use operator_core::finalizer::with_finalizer;
-use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::{Clock, Context, Result};
 
 use crate::crd::{ClearingAdapter, Phase};

@@ -20,11 +20,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{
     CONFIG_HASH_ANNOTATION, config_map_volume, env, env_from_field, read_only_mount, tmp_mount,
     tmp_volume,
 };
-use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
 use super::{HTTP_PORT, child_labels, config_name, selector};

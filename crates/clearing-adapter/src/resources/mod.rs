@@ -17,9 +17,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{Labels, instance_selector};
 use operator_core::monitoring::ServiceMonitor;
-use operator_core::runtime::config::WorkloadDefaults;
 
 use crate::crd::ClearingAdapter;
 

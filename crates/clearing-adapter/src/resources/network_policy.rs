@@ -10,7 +10,7 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::workload::{Ingress, ingress_policy};
 
 use super::{HTTP_PORT, child_labels, selector};

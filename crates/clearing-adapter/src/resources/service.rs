@@ -3,8 +3,8 @@
 
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{meta, named_port, service};
-use operator_core::runtime::config::WorkloadDefaults;
 
 use super::{HTTP_PORT, child_labels, selector};
 use crate::crd::ClearingAdapter;

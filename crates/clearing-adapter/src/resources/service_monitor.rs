@@ -1,8 +1,8 @@
 //! The adapter's `ServiceMonitor`, named after it, scraping `/metrics` on the metrics port.
 
 use kube::ResourceExt;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::monitoring::{ServiceMonitor, scrape_services};
-use operator_core::runtime::config::WorkloadDefaults;
 
 use super::service::metrics_port_name;
 use super::{child_labels, selector};

@@ -22,7 +22,8 @@ use super::metrics::{Outcome, WebhookMetrics};
 use super::{
     Admitted, Converted, Hook, MAX_REVIEW_BYTES, ServingCertificate, answer, convert_review,
 };
-use crate::runtime::admin::{Readiness, serve_upgraded};
+use crate::readiness::Readiness;
+use crate::serving::serve_upgraded;
 
 /// How often the certificate files are re-read. The kubelet refreshes a mounted Secret
 /// within about a minute of cert-manager renewing it; well before the old one expires.

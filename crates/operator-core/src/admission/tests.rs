@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use testkit::tls::LocalCa;
 
 use super::*;
-use crate::runtime::admin::Readiness;
-use crate::runtime::metrics::Metrics;
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 #[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]

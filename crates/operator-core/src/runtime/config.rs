@@ -7,14 +7,13 @@
 //! the operator's own fields, in a type it declares ([`OperatorSettings`]); both are read and
 //! checked when the binary starts, before it connects.
 
+use crate::builder::WorkloadDefaults;
 use std::any::Any;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -81,27 +80,6 @@ struct OperatorSection {
     metrics: Option<EndpointSection>,
     health: Option<EndpointSection>,
     webhook: Option<EndpointSection>,
-}
-
-/// Defaults for the workloads any operator creates (seed 002's `trading:` section), read
-/// from the operator's section of the file.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WorkloadDefaults {
-    pub default_image: Option<String>,
-    pub default_resources: Option<ResourceRequirements>,
-    #[serde(default)]
-    pub default_labels: BTreeMap<String, String>,
-    /// The namespace Prometheus scrapes from: each workload's NetworkPolicy lets it reach the
-    /// metrics port. Default `monitoring`.
-    pub monitoring_namespace: Option<String>,
-}
-
-impl WorkloadDefaults {
-    /// [`Self::monitoring_namespace`] or its default.
-    pub fn monitoring_namespace(&self) -> &str {
-        self.monitoring_namespace.as_deref().unwrap_or("monitoring")
-    }
 }
 
 /// An operator's own fields in its config section, as the type its binary declares

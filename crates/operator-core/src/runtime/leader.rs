@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::config::LeaderElectionConfig;
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// What a candidate last saw in the lease record, and when (by its own clock).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,7 +237,7 @@ impl LeaderElector {
             };
             let releasing = tokio::select! {
                 () = tokio::time::sleep(wait) => false,
-                () = super::stopped(release.clone()) => true,
+                () = crate::serving::stopped(release.clone()) => true,
             };
             if releasing {
                 let until = *leading.borrow();

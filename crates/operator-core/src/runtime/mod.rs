@@ -6,16 +6,14 @@
 //! # #![allow(non_snake_case)]
 //! # async fn run(OPERATOR: operator_core::OperatorDescriptor) -> anyhow::Result<()> {
 //! // `OPERATOR`, the operator crate's descriptor, names its binary, CRDs and controllers.
-//! operator_core::runtime::main(&OPERATOR).await?;
+//! OPERATOR.main().await?;
 //! # Ok(())
 //! # }
 //! ```
 
 pub mod admin;
 pub mod config;
-mod connections;
 pub mod leader;
-pub mod metrics;
 pub mod telemetry;
 
 use std::future::Future;
@@ -29,10 +27,11 @@ use tokio::sync::watch;
 
 use crate::apply::OperatorIdentity;
 use crate::controller::{Context, OperatorController};
-use admin::Readiness;
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
+use crate::serving::{self, stopped};
 use config::{Flags, RuntimeConfig};
 use leader::LeaderElector;
-use metrics::Metrics;
 
 /// How long in-flight reconciles may run after SIGTERM before they are cancelled.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
@@ -194,40 +193,6 @@ impl Runtime {
     }
 }
 
-/// The entry point of an operator binary: parses flags, reads the config file, installs
-/// logging and tracing, connects, serves the admin endpoints, campaigns for the lease when
-/// leader election is on, and runs the operator: its controllers watch on every replica and
-/// reconcile while it leads; any other service it returns (a webhook) serves on every
-/// replica. Returns on
-/// SIGTERM/SIGINT (after in-flight reconciles finish, bounded, and the lease is released),
-/// or with an error if leadership is lost.
-pub async fn main(operator: &crate::OperatorDescriptor) -> Result<(), RuntimeError> {
-    let binary = operator.binary;
-    let flags = binary.parse_flags();
-    let config = RuntimeConfig::resolve(&flags, &binary, |k| std::env::var(k).ok())?;
-    let _telemetry = telemetry::init(binary.identity.manager, config.log_format)?;
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| RuntimeError::ClientConfig(e.to_string()))?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested");
-        stop_tx.send_replace(true);
-    });
-    let (controllers, admitted, converted) = (
-        operator.controllers,
-        operator.admission,
-        operator.conversions,
-    );
-    run(client, config, Metrics::new(), stop_rx, move |runtime| {
-        let mut services = controllers(runtime);
-        services.extend(runtime.admission_webhooks(admitted, converted));
-        services
-    })
-    .await
-}
-
 /// Background tasks of one `run`, aborted if `run` itself is dropped (as when a test
 /// simulates a crash), so nothing outlives it.
 struct Tasks(Vec<tokio::task::AbortHandle>);
@@ -240,14 +205,7 @@ impl Drop for Tasks {
     }
 }
 
-/// Resolves once `stop` turns true; never, if its sender goes away without saying so.
-pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
-    if stop.wait_for(|s| *s).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -323,7 +281,7 @@ where
         tracing::info!(address = %bound, "admin endpoints listening");
         tasks
             .0
-            .push(tokio::spawn(admin::serve(listener, router, stop.clone())).abort_handle());
+            .push(tokio::spawn(serving::serve(listener, router, stop.clone())).abort_handle());
     }
     tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version())
         .await

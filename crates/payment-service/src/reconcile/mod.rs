@@ -14,9 +14,9 @@ use k8s_openapi::api::batch::v1::CronJob;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use operator_core::apply::controlled_by;
-use operator_core::conditions::set_not_ready;
+use operator_core::builder::WorkloadDefaults;
+use operator_core::error::set_not_ready;
 use operator_core::finalizer::with_finalizer;
-use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::{Clock, Context, Result};
 
 use crate::Settings;

@@ -19,8 +19,8 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{self, Labels, env, mount, tmp_mount, tmp_volume};
-use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security};
 
 use super::{backup_name, backup_volume_name, child_labels};

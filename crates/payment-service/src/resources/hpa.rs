@@ -4,8 +4,8 @@
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::ResourceExt;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{Scaling, deployment_autoscaler, meta, utilization};
-use operator_core::runtime::config::WorkloadDefaults;
 
 use super::child_labels;
 use crate::crd::{Autoscaling, PaymentService};

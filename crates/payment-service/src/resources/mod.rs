@@ -17,7 +17,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
-use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::builder::WorkloadDefaults;
 
 use crate::Settings;
 use crate::crd::PaymentService;

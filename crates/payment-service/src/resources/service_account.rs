@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::ObjectMeta;
-use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::builder::WorkloadDefaults;
 
 use super::child_labels;
 use crate::crd::PaymentService;

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::monitoring::{ServiceMonitor, scrape_services};
-use operator_core::runtime::config::WorkloadDefaults;
 
 use super::child_labels;
 use crate::crd::{PaymentService, Prometheus};

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
-use operator_core::conditions::set_not_ready;
+use operator_core::builder::WorkloadDefaults;
+use operator_core::error::set_not_ready;
 use operator_core::finalizer::with_finalizer;
-use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::{Clock, Context, FieldError, Result};
 
 use crate::crd::{Phase, SagaOrchestrator};

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
-use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::builder::WorkloadDefaults;
 
 use super::{in_flight_name, meta, sagas_name};
 use crate::crd::SagaOrchestrator;

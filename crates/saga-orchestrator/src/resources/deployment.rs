@@ -15,11 +15,11 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use operator_core::apply::short_digest;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{
     CONFIG_HASH_ANNOTATION, config_map_volume, env, env_from_secret, read_only_mount, tmp_mount,
     tmp_volume,
 };
-use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security, tcp_probe};
 
 use super::{HTTP_PORT, child_labels, in_flight_name, sagas_name, selector};

@@ -20,9 +20,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{self, Labels, instance_selector};
 use operator_core::monitoring::ServiceMonitor;
-use operator_core::runtime::config::WorkloadDefaults;
 
 use crate::crd::SagaOrchestrator;
 use crate::definitions::DefinitionPlan;

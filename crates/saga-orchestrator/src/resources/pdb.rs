@@ -3,8 +3,8 @@
 
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::one_pod_at_a_time;
-use operator_core::runtime::config::WorkloadDefaults;
 
 use super::{floor, meta, selector};
 use crate::crd::SagaOrchestrator;

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use kube::ResourceExt;
-use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::builder::WorkloadDefaults;
 
 use super::{in_flight_name, meta};
 use crate::crd::SagaOrchestrator;

@@ -2,8 +2,8 @@
 
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{named_port, service};
-use operator_core::runtime::config::WorkloadDefaults;
 
 use super::{HTTP_PORT, meta, selector};
 use crate::crd::SagaOrchestrator;

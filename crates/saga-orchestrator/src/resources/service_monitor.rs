@@ -2,8 +2,8 @@
 //! only where the Prometheus Operator is installed).
 
 use kube::ResourceExt;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::monitoring::{ServiceMonitor, scrape_services};
-use operator_core::runtime::config::WorkloadDefaults;
 
 use super::{child_labels, selector};
 use crate::crd::SagaOrchestrator;

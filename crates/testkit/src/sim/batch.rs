@@ -16,7 +16,7 @@ use k8s_openapi::jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
 use super::{JobOutcome, MANAGER, Workloads, key, now};
-use crate::server::lock;
+use crate::shared::lock;
 
 /// The annotation an Indexed Job's pods carry their index in.
 const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
@@ -398,7 +398,7 @@ mod tests {
 
     use super::*;
     use crate::faults::Faults;
-    use crate::server::Shared;
+    use crate::shared::Shared;
 
     #[test]
     fn a_due_schedule_creates_one_job_owned_by_the_cronjob() {

@@ -14,7 +14,7 @@ mod batch;
 
 use crate::managed;
 use crate::registry::ResourceType;
-use crate::server::{Shared, lock};
+use crate::shared::{Shared, lock};
 
 /// The manager name the simulated controllers write status under.
 const MANAGER: &str = "kube-controller-manager";

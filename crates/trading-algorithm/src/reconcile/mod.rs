@@ -14,9 +14,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
-use operator_core::conditions::set_not_ready;
+use operator_core::builder::WorkloadDefaults;
+use operator_core::error::set_not_ready;
 use operator_core::finalizer::with_finalizer;
-use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::{Context, Result};
 
 use crate::crd::{Phase, TradingAlgorithm};

@@ -18,8 +18,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{config_map_volume, env, read_only_mount, tmp_mount, tmp_volume};
-use operator_core::runtime::config::WorkloadDefaults;
 use operator_core::workload::{restricted_container_security, restricted_pod_security, tcp_probe};
 
 use super::config_map::parameter_key;

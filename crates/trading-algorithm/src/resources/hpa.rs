@@ -17,8 +17,8 @@ use k8s_openapi::api::autoscaling::v2::{
     HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
 };
 use kube::ResourceExt;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{Scaling, deployment_autoscaler, meta, utilization};
-use operator_core::runtime::config::WorkloadDefaults;
 
 use super::{child_labels, deployment_name, hpa_name};
 use crate::crd::{ScaleUpPolicy, TradingAlgorithm};

@@ -10,7 +10,7 @@ pub mod service;
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
-use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::builder::WorkloadDefaults;
 
 use crate::crd::TradingAlgorithm;
 

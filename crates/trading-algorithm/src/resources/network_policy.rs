@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;
-use operator_core::runtime::config::WorkloadDefaults;
+use operator_core::builder::WorkloadDefaults;
 use operator_core::workload::{Ingress, ingress_policy};
 
 use super::{ALGORITHM_PORT, child_labels, network_policy_name, selector};
