@@ -9,7 +9,7 @@ use anyhow::Result;
 use e2e::TestNamespace;
 use e2e::operator::OperatorProcess;
 use operator_core::OperatorDescriptor;
-use operator_core::descriptor::ChildRef;
+use operator_core::tooling::ChildRef;
 use serde_json::Value;
 
 /// Runs the check with `probe` (a sample in `ns`) against the running `operator`, then checks

@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use operator_core::descriptor::ChildRef;
+use operator_core::tooling::ChildRef;
 use payment_service::crd::conversion::{V2, convert};
 use serde_json::{Value, json};
 

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use operator_core::OperatorDescriptor;
-use operator_core::descriptor::{BenchWorkload, ServedResource};
+use operator_core::descriptor::ServedResource;
+use operator_core::tooling::BenchWorkload;
 use serde_json::{Value, json};
 use testkit::{ApiServer, RequestStats, Verb};
 

@@ -13,7 +13,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use operator_core::descriptor::NaiveBaseline;
+use operator_core::tooling::NaiveBaseline;
 use serde_json::Value;
 
 use crate::OPERATORS;

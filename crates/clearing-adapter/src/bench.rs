@@ -5,9 +5,7 @@ use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::jiff::Timestamp;
 use operator_core::OptionalChild;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::descriptor::{
-    BenchWorkload, NaiveBaseline, NaivePass, ObservedChild, SpecChange,
-};
+use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, ObservedChild, SpecChange};
 use serde_json::{Value, json, to_value};
 
 use crate::FALLBACK_IMAGE;

@@ -24,12 +24,15 @@ pub mod events;
 pub mod finalizer;
 pub mod metrics;
 pub mod monitoring;
+pub mod network_policy;
+pub mod pod_security;
+pub mod probes;
 pub mod readiness;
 pub mod runtime;
 pub mod serving;
 pub mod status;
+pub mod tooling;
 pub mod validation;
-pub mod workload;
 
 pub use apply::{
     Applied, Changes, ChildKinds, ChildPass, ChildWatch, ChildWatches, Children, Foreign,

@@ -16,7 +16,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use operator_core::OperatorDescriptor;
-use operator_core::descriptor::ChildRef;
+use operator_core::tooling::ChildRef;
 use serde_json::{Value, json};
 
 /// The kinds an operator's children are of: `(apiVersion, plural, Kind)`.

@@ -6,9 +6,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use operator_core::OptionalChild;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::descriptor::{
-    BenchWorkload, NaiveBaseline, NaivePass, ObservedChild, SpecChange,
-};
+use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, ObservedChild, SpecChange};
 use serde_json::{Value, json, to_value};
 
 use crate::crd::SagaOrchestrator;

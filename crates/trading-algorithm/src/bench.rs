@@ -4,7 +4,7 @@
 use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::jiff::Timestamp;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::descriptor::{
+use operator_core::tooling::{
     BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild, SpecChange,
 };
 use serde_json::{Value, json, to_value};

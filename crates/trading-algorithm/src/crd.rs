@@ -60,7 +60,7 @@ pub struct TradingAlgorithmSpec {
     /// Probes of the algorithm's container. Without them the pods get a TCP check of the
     /// port the Service targets (8080), so a pod counts as ready only once it listens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_check: Option<operator_core::workload::HealthCheck>,
+    pub health_check: Option<operator_core::probes::HealthCheck>,
     /// ServiceAccount the pods run as, with its token mounted: for an algorithm that writes its
     /// own report ConfigMap (grant it `get`/`patch` on `<name>-report`). Without it the pods
     /// mount no token and cannot call the Kubernetes API.

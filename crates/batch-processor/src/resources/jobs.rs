@@ -13,7 +13,7 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{env, env_from_field, tmp_mount, tmp_volume};
-use operator_core::workload::{restricted_container_security, restricted_pod_security};
+use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
 
 use super::{ATTEMPT_LABEL, BATCH_LABEL, RUN_LABEL, WORKER_CONTAINER, child_labels};
 use crate::crd::{BatchProcessor, BlobConfig, Location, SftpConfig};

@@ -6,7 +6,7 @@ use batch_processor::controllers;
 use batch_processor::crd::BatchProcessor;
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use operator_core::descriptor::ChildRef;
+use operator_core::tooling::ChildRef;
 #[allow(unused_imports)]
 pub use operator_harness::condition;
 use operator_harness::conformance::Subject;

@@ -25,7 +25,7 @@ use operator_core::builder::{
     CONFIG_HASH_ANNOTATION, config_map_volume, env, env_from_field, read_only_mount, tmp_mount,
     tmp_volume,
 };
-use operator_core::workload::{restricted_container_security, restricted_pod_security};
+use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
 
 use super::{HTTP_PORT, child_labels, config_name, selector};
 use crate::crd::ClearingAdapter;

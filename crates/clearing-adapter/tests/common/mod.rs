@@ -12,7 +12,7 @@ use clearing_adapter::{Options, controllers};
 use futures::future::BoxFuture;
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use operator_core::descriptor::ChildRef;
+use operator_core::tooling::ChildRef;
 #[allow(unused_imports)]
 pub use operator_harness::condition;
 use operator_harness::conformance::Subject;

@@ -138,7 +138,7 @@ pub struct Autoscaling {
     pub metrics: Vec<MetricSpec>,
 }
 
-pub use operator_core::workload::{HealthCheck, HttpGet, HttpProbe};
+pub use operator_core::probes::{HealthCheck, HttpGet, HttpProbe};
 
 /// Backing services and feature flags.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

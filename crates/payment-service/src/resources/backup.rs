@@ -21,7 +21,7 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{self, Labels, env, mount, tmp_mount, tmp_volume};
-use operator_core::workload::{restricted_container_security, restricted_pod_security};
+use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
 
 use super::{backup_name, backup_volume_name, child_labels};
 use crate::crd::{Backup, PaymentService};

@@ -24,7 +24,7 @@ use kube::api::ObjectMeta;
 use operator_core::apply::short_digest;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{CONFIG_HASH_ANNOTATION, env, read_only_mount, tmp_mount, tmp_volume};
-use operator_core::workload::{restricted_container_security, restricted_pod_security};
+use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
 
 use super::{DEFAULT_METRICS_PORT, External, HTTP_PORT, TRACK_LABEL, child_labels};
 use crate::crd::{HttpProbe, PaymentService};

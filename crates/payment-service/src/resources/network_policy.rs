@@ -5,7 +5,7 @@
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::workload::{Ingress, ingress_policy};
+use operator_core::network_policy::{Ingress, ingress_policy};
 
 use super::{DEFAULT_METRICS_PORT, HTTP_PORT, child_labels, selector};
 use crate::crd::PaymentService;

@@ -170,8 +170,8 @@ fn child(
     api_version: &'static str,
     plural: &'static str,
     name: String,
-) -> operator_core::descriptor::ChildRef {
-    operator_core::descriptor::ChildRef {
+) -> operator_core::tooling::ChildRef {
+    operator_core::tooling::ChildRef {
         api_version,
         plural,
         name,

@@ -20,7 +20,8 @@ use operator_core::builder::{
     CONFIG_HASH_ANNOTATION, config_map_volume, env, env_from_secret, read_only_mount, tmp_mount,
     tmp_volume,
 };
-use operator_core::workload::{restricted_container_security, restricted_pod_security, tcp_probe};
+use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
+use operator_core::probes::tcp_probe;
 
 use super::{HTTP_PORT, child_labels, in_flight_name, sagas_name, selector};
 use crate::crd::{PersistenceType, SagaOrchestrator};

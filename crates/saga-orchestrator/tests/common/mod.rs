@@ -7,7 +7,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use operator_core::descriptor::ChildRef;
+use operator_core::tooling::ChildRef;
 #[allow(unused_imports)]
 pub use operator_harness::condition;
 use operator_harness::conformance::Subject;

@@ -20,7 +20,8 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{config_map_volume, env, read_only_mount, tmp_mount, tmp_volume};
-use operator_core::workload::{restricted_container_security, restricted_pod_security, tcp_probe};
+use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
+use operator_core::probes::tcp_probe;
 
 use super::config_map::parameter_key;
 use super::{ALGORITHM_PORT, child_labels, config_name, deployment_name, report_name, selector};

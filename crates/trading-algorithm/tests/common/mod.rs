@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use operator_core::descriptor::ChildRef;
+use operator_core::tooling::ChildRef;
 use operator_harness::conformance::Subject;
 pub use operator_harness::{Harness, HarnessBuilder};
 use serde_json::{Value, json};
