@@ -33,11 +33,7 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
     },
     change: SpecChange {
         patch: |n| json!({"spec": {"parallelism": n}}),
-        child: |name| ChildRef {
-            api_version: "batch/v1",
-            plural: "cronjobs",
-            name: name.to_string(),
-        },
+        child: |name| ChildRef::new("batch/v1", "cronjobs", name),
         shown: |cron, n| cron["spec"]["jobTemplate"]["spec"]["parallelism"].as_i64() == Some(n),
         first_target: 3,
     },

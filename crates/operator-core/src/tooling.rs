@@ -11,6 +11,16 @@ pub struct ChildRef {
     pub name: String,
 }
 
+impl ChildRef {
+    pub fn new(api_version: &'static str, plural: &'static str, name: impl Into<String>) -> Self {
+        Self {
+            api_version,
+            plural,
+            name: name.into(),
+        }
+    }
+}
+
 /// N resources of the operator's first [`ServedResource`] and one spec change whose effect
 /// on a child is timed.
 #[derive(Clone, Copy, Debug)]
@@ -48,11 +58,7 @@ impl SpecChange {
     /// `spec.replicas`, shown in the Deployment named after the resource.
     pub const REPLICAS: Self = Self {
         patch: |replicas| serde_json::json!({"spec": {"replicas": replicas}}),
-        child: |name| ChildRef {
-            api_version: "apps/v1",
-            plural: "deployments",
-            name: name.to_string(),
-        },
+        child: |name| ChildRef::new("apps/v1", "deployments", name),
         shown: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
         first_target: 3,
     };

@@ -37,10 +37,12 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
     },
     change: SpecChange {
         patch: |max| json!({"spec": {"scalingPolicy": {"maxReplicas": max}}}),
-        child: |name| ChildRef {
-            api_version: "autoscaling/v2",
-            plural: "horizontalpodautoscalers",
-            name: format!("{name}-hpa"),
+        child: |name| {
+            ChildRef::new(
+                "autoscaling/v2",
+                "horizontalpodautoscalers",
+                format!("{name}-hpa"),
+            )
         },
         shown: |hpa, max| hpa["spec"]["maxReplicas"].as_i64() == Some(max),
         first_target: 6,

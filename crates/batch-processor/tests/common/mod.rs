@@ -128,11 +128,11 @@ pub const CONFORMANCE: Subject = Subject {
     harness: cluster,
     resource: batch,
     children: |bp| {
-        vec![ChildRef {
-            api_version: "batch/v1",
-            plural: "cronjobs",
-            name: bp["metadata"]["name"].as_str().unwrap_or_default().into(),
-        }]
+        vec![ChildRef::new(
+            "batch/v1",
+            "cronjobs",
+            bp["metadata"]["name"].as_str().unwrap_or_default(),
+        )]
     },
     kept_after_deletion: |_| Vec::new(),
     used_as_found: |_| Vec::new(),

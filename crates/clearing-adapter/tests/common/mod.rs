@@ -210,21 +210,9 @@ pub const CONFORMANCE: Subject = Subject {
     children: |ca| {
         let name = ca["metadata"]["name"].as_str().unwrap_or_default();
         vec![
-            ChildRef {
-                api_version: "apps/v1",
-                plural: "deployments",
-                name: name.into(),
-            },
-            ChildRef {
-                api_version: "v1",
-                plural: "configmaps",
-                name: format!("{name}-config"),
-            },
-            ChildRef {
-                api_version: "v1",
-                plural: "services",
-                name: name.into(),
-            },
+            ChildRef::new("apps/v1", "deployments", name),
+            ChildRef::new("v1", "configmaps", format!("{name}-config")),
+            ChildRef::new("v1", "services", name),
         ]
     },
     kept_after_deletion: |_| Vec::new(),

@@ -226,26 +226,10 @@ pub const CONFORMANCE: Subject = Subject {
     children: |so| {
         let name = so["metadata"]["name"].as_str().unwrap_or_default();
         vec![
-            ChildRef {
-                api_version: "apps/v1",
-                plural: "deployments",
-                name: name.into(),
-            },
-            ChildRef {
-                api_version: "v1",
-                plural: "configmaps",
-                name: format!("{name}-sagas"),
-            },
-            ChildRef {
-                api_version: "v1",
-                plural: "configmaps",
-                name: format!("{name}-inflight"),
-            },
-            ChildRef {
-                api_version: "v1",
-                plural: "services",
-                name: name.into(),
-            },
+            ChildRef::new("apps/v1", "deployments", name),
+            ChildRef::new("v1", "configmaps", format!("{name}-sagas")),
+            ChildRef::new("v1", "configmaps", format!("{name}-inflight")),
+            ChildRef::new("v1", "services", name),
         ]
     },
     kept_after_deletion: |_| Vec::new(),
