@@ -24,7 +24,6 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::CustomResourceExt;
-use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::PrometheusRule;
@@ -97,12 +96,8 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 /// batch (the CronJob's ones too, found by the batch label) in a cache of their status. `now`
 /// is the clock (tests move it past a retry's backoff).
 pub fn controllers(rt: &Runtime, now: Clock) -> Vec<BoxFuture<'static, ()>> {
-    let client = rt.client();
     let (children, watches) = child_kinds(rt);
-    let jobs_api: Api<Job> = match rt.namespace() {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    };
+    let jobs_api = rt.watched_api::<Job>();
     let (jobs, writer) = reflector::store();
     let job_stream = watcher(
         jobs_api,

@@ -5,16 +5,10 @@
 use anyhow::Result;
 use batch_processor::OPERATOR;
 use operator_harness::admission::{AdmissionHarness, merged};
-use operator_harness::sample_of_kind;
 use serde_json::{Value, json};
 
 async fn harness() -> Result<(AdmissionHarness, Value)> {
-    let client = testkit::ApiServer::new().client();
-    let sample = sample_of_kind("daily-payment-batch", "BatchProcessor")?;
-    Ok((
-        AdmissionHarness::start(OPERATOR.admission, client).await?,
-        sample,
-    ))
+    AdmissionHarness::with_sample(OPERATOR.admission, "daily-payment-batch", "BatchProcessor").await
 }
 
 fn blob(account: &str, container: &str, secret: &str) -> Value {

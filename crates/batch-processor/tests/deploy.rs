@@ -16,10 +16,6 @@ fn version_names_the_binary_not_the_shared_crate() -> Result<()> {
 #[test]
 fn the_shipped_config_file_parses_for_this_binary() -> Result<()> {
     let resolved = shipped_config(&batch_processor::OPERATOR)?;
-    assert_eq!(
-        resolved.leader_election.map(|l| l.lease_name).as_deref(),
-        Some("batch-processor-operator-leader")
-    );
     assert!(resolved.workloads.default_resources.is_some());
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use kube::ResourceExt;
-use operator_core::metrics::{Metrics, ResourceLabels};
+use operator_core::metrics::Metrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -92,11 +92,7 @@ impl AdapterMetrics {
             m.transitions.clone(),
         );
         let gone = m.clone();
-        metrics.on_resource_gone(move |r: &ResourceLabels| {
-            if r.controller == crate::CONTROLLER {
-                gone.forget(&r.namespace, &r.name);
-            }
-        });
+        metrics.on_resource_gone(crate::CONTROLLER, move |ns, name| gone.forget(ns, name));
         m
     }
 

@@ -269,14 +269,23 @@ impl Metrics {
         }
     }
 
-    /// Runs `forget` whenever a resource is gone — deleted through a finalizer, or found
-    /// missing by the sweep — so an operator's per-resource gauges leave with their resource
-    /// even without a finalizer.
-    pub fn on_resource_gone(&self, forget: impl Fn(&ResourceLabels) + Send + Sync + 'static) {
+    /// Runs `forget(namespace, name)` whenever a resource of `controller` is gone — deleted
+    /// through a finalizer, or found missing by the sweep — so an operator's per-resource
+    /// gauges leave with their resource even without a finalizer.
+    pub fn on_resource_gone(
+        &self,
+        controller: &'static str,
+        forget: impl Fn(&str, &str) + Send + Sync + 'static,
+    ) {
+        let hook = move |r: &ResourceLabels| {
+            if r.controller == controller {
+                forget(&r.namespace, &r.name);
+            }
+        };
         self.gone_hooks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(GoneHook(Arc::new(forget)));
+            .push(GoneHook(Arc::new(hook)));
     }
 
     /// Removes the series of `controller`'s resources that `live` (namespace, name) no
@@ -488,15 +497,21 @@ mod tests {
         let m = Metrics::new();
         let gauge = Family::<ResourceLabels, Gauge>::default();
         m.register("widget_size", "size", gauge.clone());
-        let hooked = gauge.clone();
-        m.on_resource_gone(move |r| {
-            hooked.remove(r);
-        });
         let widget = |name: &str| ResourceLabels {
             controller: "widget".into(),
             namespace: "default".into(),
             name: name.into(),
         };
+        let hooked = gauge.clone();
+        m.on_resource_gone("widget", move |namespace, name| {
+            hooked.remove(&ResourceLabels {
+                controller: "widget".into(),
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+        });
+        // Another controller's resource going leaves the widget's series alone.
+        m.on_resource_gone("gadget", |_, _| panic!("not a gadget"));
         for name in ["kept", "deleted"] {
             m.set_resource_ready(widget(name), true);
             gauge.get_or_create(&widget(name)).set(3);

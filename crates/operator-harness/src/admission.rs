@@ -46,6 +46,18 @@ impl AdmissionHarness {
         Self::start_as(admitted, &[], client, &[]).await
     }
 
+    /// [`Self::start`] on an empty cluster, with the sample of `kind` in
+    /// `deploy/samples/<sample>.yaml` (as JSON) that each test changes to break one rule.
+    pub async fn with_sample(
+        admitted: &'static [Admitted],
+        sample: &str,
+        kind: &str,
+    ) -> Result<(Self, Value)> {
+        let client = testkit::ApiServer::new().client();
+        let sample = crate::sample_of_kind(sample, kind)?;
+        Ok((Self::start(admitted, client).await?, sample))
+    }
+
     /// [`Self::start`], also converting `converted` on `/convert`, with a certificate that
     /// also holds `names` (the webhook Service's DNS name, for a routed Service).
     pub async fn start_as(

@@ -19,7 +19,8 @@ pub fn check_version(path: &str, operator: &OperatorDescriptor, version: &str) -
 }
 
 /// `deploy/<package>/config.yaml`'s `config.yaml` key, resolved by the operator's binary as it
-/// is in its pod (`POD_NAMESPACE=payments-system`).
+/// is in its pod (`POD_NAMESPACE=payments-system`), with leader election on its own lease
+/// (`<binary>-leader`).
 pub fn shipped_config(operator: &OperatorDescriptor) -> Result<RuntimeConfig> {
     let path = format!(
         "{}/../../deploy/{}/config.yaml",
@@ -44,5 +45,15 @@ pub fn shipped_config(operator: &OperatorDescriptor) -> Result<RuntimeConfig> {
     let env = |name: &str| (name == "POD_NAMESPACE").then(|| "payments-system".to_string());
     let resolved = RuntimeConfig::resolve(&flags, &operator.binary, env);
     let _ = std::fs::remove_file(&config);
-    Ok(resolved?)
+    let resolved = resolved?;
+    let lease = resolved
+        .leader_election
+        .as_ref()
+        .map(|l| l.lease_name.clone());
+    let expected = format!("{}-leader", operator.binary_name());
+    ensure!(
+        lease.as_deref() == Some(expected.as_str()),
+        "the shipped config elects a leader on {lease:?}, not {expected}"
+    );
+    Ok(resolved)
 }

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use operator_harness::admission::{AdmissionHarness, merged};
-use operator_harness::sample_of_kind;
 use payment_service::OPERATOR;
 use payment_service::crd::conversion::{V2, convert};
 use serde_json::{Value, json};
@@ -11,13 +10,13 @@ use serde_json::{Value, json};
 /// The seed sample as the webhook receives it: in v2, the stored version, which the API
 /// server converts a v1 request to before calling it (`matchPolicy: Equivalent`).
 async fn harness() -> Result<(AdmissionHarness, Value)> {
-    let client = testkit::ApiServer::new().client();
-    let seed = sample_of_kind("payment-initiation-service", "PaymentService")?;
-    let sample = convert(seed, V2)?;
-    Ok((
-        AdmissionHarness::start(OPERATOR.admission, client).await?,
-        sample,
-    ))
+    let (webhook, seed) = AdmissionHarness::with_sample(
+        OPERATOR.admission,
+        "payment-initiation-service",
+        "PaymentService",
+    )
+    .await?;
+    Ok((webhook, convert(seed, V2)?))
 }
 
 /// The sample's blue-green strategy replaced by a canary.

@@ -34,10 +34,6 @@ fn the_shipped_config_file_parses_for_this_binary() -> Result<()> {
     let resolved = RuntimeConfig::resolve(&flags, &payment_service::BINARY, env);
     let _ = std::fs::remove_file(&path);
     let resolved = resolved?;
-    assert_eq!(
-        resolved.leader_election.map(|l| l.lease_name).as_deref(),
-        Some("payment-service-operator-leader")
-    );
     assert!(
         resolved
             .own
@@ -67,13 +63,9 @@ fn rbac_names_every_verb_and_resource() -> Result<()> {
 
 #[test]
 fn version_names_the_binary_not_the_shared_crate() -> Result<()> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_payment-service-operator"))
-        .arg("--version")
-        .output()?;
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8(out.stdout)?.trim(),
-        format!("payment-service-operator {}", env!("CARGO_PKG_VERSION"))
-    );
-    Ok(())
+    operator_harness::shipped::check_version(
+        env!("CARGO_BIN_EXE_payment-service-operator"),
+        &payment_service::OPERATOR,
+        env!("CARGO_PKG_VERSION"),
+    )
 }

@@ -32,7 +32,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{CustomResourceExt, Resource, ResourceExt};
 use operator_core::descriptor::{ServedResource, is_ready};
@@ -101,31 +100,24 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
         .build()
 }
 
-fn api<K>(rt: &Runtime) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    match rt.namespace() {
-        Some(ns) => Api::namespaced(rt.client(), ns),
-        None => Api::all(rt.client()),
-    }
-}
-
 /// The controller for `SagaOrchestrator`, its children, and the PaymentServices (and
 /// CloudNativePG clusters, when that CRD is installed at start) it depends on. `now` is the
 /// clock (tests move it past a drain timeout).
 pub fn controllers(rt: &Runtime, now: Clock) -> Vec<BoxFuture<'static, ()>> {
     let (children, watches) = child_kinds(rt);
     let (services, service_writer) = reflector::store();
-    let service_stream = watcher(api::<PaymentServiceView>(rt), watcher::Config::default())
-        .default_backoff()
-        .reflect(service_writer)
-        .touched_objects()
-        .boxed();
+    let service_stream = watcher(
+        rt.watched_api::<PaymentServiceView>(),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(service_writer)
+    .touched_objects()
+    .boxed();
     // CloudNativePG is optional: watched only where its CRD is served when the operator starts.
     let (clusters, cluster_writer) = reflector::store();
     let client = rt.client();
-    let cluster_api = api::<PostgresClusterView>(rt);
+    let cluster_api = rt.watched_api::<PostgresClusterView>();
     let cnpg_served = Arc::new(AtomicBool::new(false));
     let mark_served = cnpg_served.clone();
     let mut writer = Some(cluster_writer);

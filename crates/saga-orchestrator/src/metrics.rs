@@ -5,7 +5,7 @@
 //! `saga_orchestrator_definition_versions{state}` (current, draining, kept).
 
 use kube::ResourceExt;
-use operator_core::metrics::{Metrics, ResourceLabels};
+use operator_core::metrics::Metrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -61,11 +61,7 @@ impl SagaMetrics {
             m.versions.clone(),
         );
         let gone = m.clone();
-        metrics.on_resource_gone(move |r: &ResourceLabels| {
-            if r.controller == crate::CONTROLLER {
-                gone.forget(&r.namespace, &r.name);
-            }
-        });
+        metrics.on_resource_gone(crate::CONTROLLER, move |ns, name| gone.forget(ns, name));
         m
     }
 

@@ -4,17 +4,11 @@
 
 use anyhow::Result;
 use operator_harness::admission::{AdmissionHarness, merged};
-use operator_harness::sample_of_kind;
 use saga_orchestrator::OPERATOR;
 use serde_json::{Value, json};
 
 async fn harness() -> Result<(AdmissionHarness, Value)> {
-    let client = testkit::ApiServer::new().client();
-    let sample = sample_of_kind("payment-saga", "SagaOrchestrator")?;
-    Ok((
-        AdmissionHarness::start(OPERATOR.admission, client).await?,
-        sample,
-    ))
+    AdmissionHarness::with_sample(OPERATOR.admission, "payment-saga", "SagaOrchestrator").await
 }
 
 /// A merge patch replacing the sample's one saga with `change` applied to it.

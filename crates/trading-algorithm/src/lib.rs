@@ -28,7 +28,6 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::CustomResourceExt;
-use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::runtime::config::OperatorSettings;
@@ -113,13 +112,8 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 /// The controller for `TradingAlgorithm`, watching its four child kinds (as metadata) and the
 /// algorithms' reports.
 pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
-    let client = rt.client();
-    let namespace = rt.namespace();
     let (children, watches) = child_kinds(rt);
-    let reports_api: Api<ConfigMap> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let reports_api = rt.watched_api::<ConfigMap>();
     let (reports, writer) = reflector::store();
     let report_stream = watcher(
         reports_api,

@@ -4,17 +4,16 @@
 
 use anyhow::Result;
 use operator_harness::admission::{AdmissionHarness, merged};
-use operator_harness::sample_of_kind;
 use serde_json::{Value, json};
 use trading_algorithm::OPERATOR;
 
 async fn harness() -> Result<(AdmissionHarness, Value)> {
-    let client = testkit::ApiServer::new().client();
-    let sample = sample_of_kind("sample-momentum-algo", "TradingAlgorithm")?;
-    Ok((
-        AdmissionHarness::start(OPERATOR.admission, client).await?,
-        sample,
-    ))
+    AdmissionHarness::with_sample(
+        OPERATOR.admission,
+        "sample-momentum-algo",
+        "TradingAlgorithm",
+    )
+    .await
 }
 
 /// Each rule: a change to the sample that breaks it, and the field the refusal names.

@@ -134,6 +134,17 @@ impl Runtime {
         self.config.controller.namespace.as_deref()
     }
 
+    /// The API of kind `K` where the operator watches: its namespace, or every namespace.
+    pub fn watched_api<K>(&self) -> kube::Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        match self.namespace() {
+            Some(ns) => kube::Api::namespaced(self.client(), ns),
+            None => kube::Api::all(self.client()),
+        }
+    }
+
     /// The admission webhooks for `admitted` and the conversion webhook for `converted`,
     /// served over TLS on every replica (leader or not) until shutdown; `None` when
     /// `--webhook-bind-address=0` or there is nothing to serve. A failure to listen is
