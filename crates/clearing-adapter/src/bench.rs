@@ -66,11 +66,7 @@ fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass,
         ..Workload::default()
     };
     let now = Timestamp::now();
-    let previous = ca
-        .status
-        .as_ref()
-        .map(|s| s.banking_partner_status.clone())
-        .unwrap_or_default();
+    let previous = ca.recorded_partners();
     let plan = partners::plan(&ca.spec, &previous, None, now);
     let inputs = Inputs {
         weights: plan.weights(),

@@ -520,6 +520,16 @@ impl ClearingAdapterSpec {
     }
 }
 
+impl ClearingAdapter {
+    /// Each partner's state as the status last recorded it (none before the first pass).
+    pub fn recorded_partners(&self) -> Vec<BankingPartnerStatus> {
+        self.status
+            .as_ref()
+            .map(|s| s.banking_partner_status.clone())
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests_support {
     use super::*;

@@ -74,11 +74,7 @@ pub(super) async fn drain(
         .of::<PodDisruptionBudget>()?
         .prune(&*ca, &BTreeSet::new())
         .await?;
-    let previous = ca
-        .status
-        .as_ref()
-        .map(|s| s.banking_partner_status.clone())
-        .unwrap_or_default();
+    let previous = ca.recorded_partners();
     let plan = partners::plan(&ca.spec, &previous, None, now);
     // The pods' template stays as it was: only `replicas` changes.
     let inputs = Inputs {

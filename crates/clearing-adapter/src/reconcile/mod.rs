@@ -97,11 +97,7 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
         }
     };
 
-    let previous = ca
-        .status
-        .as_ref()
-        .map(|s| s.banking_partner_status.clone())
-        .unwrap_or_default();
+    let previous = ca.recorded_partners();
     let due = op
         .probe
         .as_ref()
