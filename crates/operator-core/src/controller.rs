@@ -28,7 +28,7 @@ use crate::error::{Error, ReconcileError};
 use crate::events::EventPublisher;
 use crate::metrics::{Metrics, ReconcileResult, ResourceLabels};
 use crate::readiness::Readiness;
-use crate::status::StatusWrites;
+use crate::status::{ReportedStatus, StatusResource, StatusWrites};
 
 /// Retry delays after failed reconciles of one object: `base · 2^(failures−1)`, capped at
 /// `max`, each multiplied by a random factor in `[1 − jitter, 1 + jitter]` so objects that
@@ -242,12 +242,8 @@ impl<O> Context<O> {
     /// write was made.
     pub async fn write_status<K, S>(&self, obj: &K, status: &S) -> Result<bool, Error>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + kube::core::object::HasStatus<Status = S>,
-        S: crate::status::ReportedStatus + serde::Serialize + PartialEq,
+        K: StatusResource<S>,
+        S: ReportedStatus + serde::Serialize + PartialEq,
     {
         let api: Api<K> = Api::namespaced(
             self.client.clone(),
@@ -313,12 +309,8 @@ impl<O> Context<O> {
         now: jiff::Timestamp,
     ) -> Result<Action, Error>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + kube::core::object::HasStatus<Status = S>,
-        S: crate::status::ReportedStatus + serde::Serialize + PartialEq,
+        K: StatusResource<S>,
+        S: ReportedStatus + serde::Serialize + PartialEq,
     {
         let status =
             crate::status::refused(obj.status(), &error, obj.meta().generation, never_ran, now);
@@ -338,12 +330,8 @@ impl<O> Context<O> {
         now: jiff::Timestamp,
     ) -> Option<Result<Action, Error>>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + kube::core::object::HasStatus<Status = S>,
-        S: crate::status::ReportedStatus + serde::Serialize + PartialEq,
+        K: StatusResource<S>,
+        S: ReportedStatus + serde::Serialize + PartialEq,
     {
         self.check_annotations(obj, read).await;
         if errors.is_empty() {
@@ -368,12 +356,8 @@ impl<O> Context<O> {
         now: jiff::Timestamp,
     ) -> Result<Action, Error>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + kube::core::object::HasStatus<Status = S>,
-        S: crate::status::ReportedStatus + serde::Serialize + PartialEq,
+        K: StatusResource<S>,
+        S: ReportedStatus + serde::Serialize + PartialEq,
     {
         let waiting_already = obj
             .status()

@@ -61,7 +61,7 @@ impl std::ops::Deref for Clock {
     }
 }
 
-/// The wall clock.
+/// The default clock is the wall clock.
 impl Default for Clock {
     fn default() -> Self {
         Self::new(jiff::Timestamp::now)

@@ -17,6 +17,26 @@ use k8s_openapi::jiff::Timestamp;
 use crate::conditions::{ConditionStatus, Observed, Reason, set_condition};
 use crate::error::{Error, Result};
 
+/// A namespaced custom resource whose status its operator writes, `S` being that status:
+/// what [`crate::Context::write_status`], `refuse`, `check_spec` and `wait_for_secret` take.
+pub trait StatusResource<S>:
+    kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + HasStatus<Status = S>
+{
+}
+
+impl<K, S> StatusResource<S> for K where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + HasStatus<Status = S>
+{
+}
+
 /// What every operator's status has: conditions, a phase, and the generation it describes.
 pub trait ReportedStatus: Clone + Default {
     type Phase: Copy + PartialEq;
