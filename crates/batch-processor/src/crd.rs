@@ -63,12 +63,12 @@ pub struct BatchProcessorSpec {
     #[schemars(length(min = 1, max = 512))]
     pub image: String,
     /// Payments per batch, passed as `BATCH_SIZE`.
-    #[serde(default = "default_batch_size")]
+    #[serde(default = "operator_core::defaults::int::<1000>")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub batch_size: i32,
     /// Workers of one run (an Indexed Job of this many completions, all at once); each reads
     /// its shard from `JOB_COMPLETION_INDEX`.
-    #[serde(default = "default_parallelism")]
+    #[serde(default = "operator_core::defaults::int::<1>")]
     #[schemars(range(min = 1, max = 100))]
     pub parallelism: i32,
     /// Where the payments come from.
@@ -86,11 +86,11 @@ pub struct BatchProcessorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
     /// Finished successful Jobs kept (scheduled runs, retries and run-now Jobs alike).
-    #[serde(default = "default_successful_history")]
+    #[serde(default = "operator_core::defaults::int::<3>")]
     #[schemars(range(min = 0, max = 100))]
     pub successful_jobs_history_limit: i32,
     /// Finished failed Jobs kept, for their logs.
-    #[serde(default = "default_failed_history")]
+    #[serde(default = "operator_core::defaults::int::<10>")]
     #[schemars(range(min = 0, max = 100))]
     pub failed_jobs_history_limit: i32,
     /// Starts no new scheduled run or retry; a run in progress finishes.
@@ -115,19 +115,6 @@ pub struct BatchProcessorSpec {
     /// Where the batch writes the payments it could not process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<BlobConfig>,
-}
-
-fn default_batch_size() -> i32 {
-    1000
-}
-fn default_parallelism() -> i32 {
-    1
-}
-fn default_successful_history() -> i32 {
-    3
-}
-fn default_failed_history() -> i32 {
-    10
 }
 
 /// A source or destination of payments: a type and that type's block, and no other.
@@ -166,7 +153,7 @@ impl LocationType {
 pub struct SftpConfig {
     #[schemars(length(min = 1, max = 253))]
     pub host: String,
-    #[serde(default = "default_sftp_port")]
+    #[serde(default = "operator_core::defaults::int::<22>")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
     /// A path or glob (`/incoming/payments/*.csv`).
@@ -175,10 +162,6 @@ pub struct SftpConfig {
     /// The Secret in the batch's namespace holding the credentials.
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: String,
-}
-
-fn default_sftp_port() -> i32 {
-    22
 }
 
 /// An Azure Blob Storage container; the credentials are a Secret's keys, mounted read-only.
@@ -201,40 +184,25 @@ pub struct BlobConfig {
 pub struct Retry {
     /// How many times a failed run is run again as a whole, each a new Job, waiting
     /// `backoffSeconds`, doubled per attempt (at most 30 minutes), in between.
-    #[serde(default = "default_max_attempts")]
+    #[serde(default = "operator_core::defaults::int::<3>")]
     #[schemars(range(min = 0, max = 10))]
     pub max_attempts: i32,
     /// Failed pods one attempt retries before the attempt fails (the Job's `backoffLimit`).
-    #[serde(default = "default_backoff_limit")]
+    #[serde(default = "operator_core::defaults::int::<6>")]
     #[schemars(range(min = 0, max = 20))]
     pub backoff_limit: i32,
     /// Whether a failed worker restarts in its pod (`OnFailure`) or in a new pod (`Never`).
     #[serde(default)]
     pub restart_policy: RestartPolicy,
     /// Wait before the first retry of a run; each later one waits twice the one before.
-    #[serde(default = "default_backoff_seconds")]
+    #[serde(default = "operator_core::defaults::int64::<30>")]
     #[schemars(range(min = 1, max = 1800))]
     pub backoff_seconds: i64,
 }
 
-fn default_max_attempts() -> i32 {
-    3
-}
-fn default_backoff_limit() -> i32 {
-    6
-}
-fn default_backoff_seconds() -> i64 {
-    30
-}
-
 impl Default for Retry {
     fn default() -> Self {
-        Self {
-            max_attempts: default_max_attempts(),
-            backoff_limit: default_backoff_limit(),
-            restart_policy: RestartPolicy::default(),
-            backoff_seconds: default_backoff_seconds(),
-        }
+        operator_core::defaults::from_fields()
     }
 }
 
@@ -275,7 +243,7 @@ impl ConcurrencyPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct Monitoring {
     /// Export the batch's run metrics.
-    #[serde(default = "enabled")]
+    #[serde(default = "operator_core::defaults::yes")]
     pub enabled: bool,
     /// Create a PrometheusRule alerting on a failed run and on a run overdue by more than one
     /// schedule period (needs the Prometheus Operator's CRDs).
@@ -286,10 +254,6 @@ pub struct Monitoring {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 3, max = 254))]
     pub alert_email: Option<String>,
-}
-
-fn enabled() -> bool {
-    true
 }
 
 /// How a run ended.

@@ -5,79 +5,57 @@
 //! `batch_processor_last_schedule_timestamp_seconds`; across batches,
 //! `batch_processor_runs_total{result}` counting recorded attempts (succeeded, retried, failed).
 
-use std::sync::atomic::AtomicU64;
-
-use kube::ResourceExt;
-use operator_core::metrics::Metrics;
+use operator_core::metrics::{Metrics, ResourceGauge, ResourceGaugeF64};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 
 use crate::crd::{BatchProcessor, BatchProcessorStatus, RunStatus};
 use crate::runs::Outcome;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BatchLabels {
-    namespace: String,
-    name: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PaymentLabels {
-    namespace: String,
-    name: String,
-    result: &'static str,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
 
-const PAYMENT_RESULTS: [&str; 3] = ["processed", "succeeded", "failed"];
-
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct BatchMetrics {
-    payments: Family<PaymentLabels, Gauge>,
-    duration: Family<BatchLabels, Gauge<f64, AtomicU64>>,
-    failed: Family<BatchLabels, Gauge>,
-    last_schedule: Family<BatchLabels, Gauge>,
+    payments: ResourceGauge<BatchProcessor>,
+    duration: ResourceGaugeF64<BatchProcessor>,
+    failed: ResourceGauge<BatchProcessor>,
+    last_schedule: ResourceGauge<BatchProcessor>,
     runs: Family<ResultLabels, Counter>,
 }
 
 impl BatchMetrics {
     /// Creates the metrics in the runtime's registry; a batch's series go with the batch.
     pub fn register(metrics: &Metrics) -> Self {
-        let m = Self::default();
-        metrics.register(
-            "batch_processor_last_run_payments",
-            "Payments of the batch's last finished attempt, by result (processed, succeeded, failed)",
-            m.payments.clone(),
-        );
-        metrics.register(
-            "batch_processor_last_run_duration_seconds",
-            "How long the batch's last finished attempt ran",
-            m.duration.clone(),
-        );
-        metrics.register(
-            "batch_processor_last_run_failed",
-            "1 when the batch's last run failed after its last attempt, 0 otherwise",
-            m.failed.clone(),
-        );
-        metrics.register(
-            "batch_processor_last_schedule_timestamp_seconds",
-            "When the batch's CronJob last started a scheduled run (Unix seconds)",
-            m.last_schedule.clone(),
-        );
+        let runs = Family::default();
         metrics.register(
             "batch_processor_runs",
             "Finished attempts of every batch, by result (succeeded, retried, failed)",
-            m.runs.clone(),
+            runs.clone(),
         );
-        let gone = m.clone();
-        metrics.on_resource_gone(crate::CONTROLLER, move |ns, name| gone.forget(ns, name));
-        m
+        Self {
+            payments: metrics.resource_gauge_by(
+                "batch_processor_last_run_payments",
+                "Payments of the batch's last finished attempt, by result (processed, succeeded, failed)",
+                "result",
+            ),
+            duration: metrics.resource_gauge(
+                "batch_processor_last_run_duration_seconds",
+                "How long the batch's last finished attempt ran",
+            ),
+            failed: metrics.resource_gauge(
+                "batch_processor_last_run_failed",
+                "1 when the batch's last run failed after its last attempt, 0 otherwise",
+            ),
+            last_schedule: metrics.resource_gauge(
+                "batch_processor_last_schedule_timestamp_seconds",
+                "When the batch's CronJob last started a scheduled run (Unix seconds)",
+            ),
+            runs,
+        }
     }
 
     /// Counts an attempt recorded this pass.
@@ -93,61 +71,33 @@ impl BatchMetrics {
     /// Sets the batch's gauges from the status just written; none when `monitoring.enabled`
     /// is false. A run counts as failed once no attempt of it is left (none waits or runs).
     pub fn observe(&self, bp: &BatchProcessor, status: &BatchProcessorStatus) {
-        let (namespace, name) = (bp.namespace().unwrap_or_default(), bp.name_any());
         if !bp.spec.metrics_enabled() {
-            self.forget(&namespace, &name);
+            for gauge in [&self.payments, &self.failed, &self.last_schedule] {
+                gauge.forget(bp);
+            }
+            self.duration.forget(bp);
             return;
         }
-        let labels = BatchLabels {
-            namespace: namespace.clone(),
-            name: name.clone(),
-        };
         if let Some(t) = &status.last_schedule_time {
-            self.last_schedule
-                .get_or_create(&labels)
-                .set(t.0.as_second());
+            self.last_schedule.of(bp).set(t.0.as_second());
         }
         let last_run = status.last_run.as_ref();
         let final_failure = last_run.is_some_and(|r| r.status == RunStatus::Failed)
             && status.pending_retry.is_none()
             && status.active_run.is_none();
-        self.failed
-            .get_or_create(&labels)
-            .set(i64::from(final_failure));
+        self.failed.of(bp).set(i64::from(final_failure));
         let Some(run) = last_run else { return };
-        for (result, value) in PAYMENT_RESULTS.into_iter().zip([
-            run.payments_processed,
-            run.payments_succeeded,
-            run.payments_failed,
-        ]) {
-            self.payments
-                .get_or_create(&PaymentLabels {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                    result,
-                })
-                .set(value);
+        let payments = [
+            ("processed", run.payments_processed),
+            ("succeeded", run.payments_succeeded),
+            ("failed", run.payments_failed),
+        ];
+        for (result, value) in payments {
+            self.payments.of_labelled(bp, result).set(value);
         }
         if let (Some(start), Some(end)) = (&run.start_time, &run.completion_time) {
             let seconds = start.0.duration_until(end.0).as_secs_f64().max(0.0);
-            self.duration.get_or_create(&labels).set(seconds);
+            self.duration.of(bp).set(seconds);
         }
-    }
-
-    fn forget(&self, namespace: &str, name: &str) {
-        let labels = BatchLabels {
-            namespace: namespace.into(),
-            name: name.into(),
-        };
-        for result in PAYMENT_RESULTS {
-            self.payments.remove(&PaymentLabels {
-                namespace: namespace.into(),
-                name: name.into(),
-                result,
-            });
-        }
-        self.duration.remove(&labels);
-        self.failed.remove(&labels);
-        self.last_schedule.remove(&labels);
     }
 }

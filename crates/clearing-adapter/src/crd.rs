@@ -50,7 +50,7 @@ use operator_core::duration::GoDuration;
 #[serde(rename_all = "camelCase")]
 pub struct ClearingAdapterSpec {
     /// Adapter pods (when `autoscaling` is set, the autoscaler's floor unless it names one).
-    #[serde(default = "default_replicas")]
+    #[serde(default = "operator_core::defaults::int::<3>")]
     #[schemars(range(min = 1, max = 100))]
     pub replicas: i32,
     /// The payment rail this adapter clears.
@@ -78,9 +78,6 @@ pub struct ClearingAdapterSpec {
     pub drain_timeout: GoDuration,
 }
 
-fn default_replicas() -> i32 {
-    3
-}
 fn default_drain_timeout() -> GoDuration {
     "30s".into()
 }
@@ -222,7 +219,7 @@ pub enum AuthType {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RetryConfig {
-    #[serde(default = "default_max_retries")]
+    #[serde(default = "operator_core::defaults::int::<3>")]
     #[schemars(range(min = 0, max = 10))]
     pub max_retries: i32,
     #[serde(default = "default_initial_backoff")]
@@ -231,9 +228,6 @@ pub struct RetryConfig {
     pub max_backoff: GoDuration,
 }
 
-fn default_max_retries() -> i32 {
-    3
-}
 fn default_initial_backoff() -> GoDuration {
     "100ms".into()
 }
@@ -324,11 +318,11 @@ fn default_cooldown() -> GoDuration {
 #[serde(rename_all = "camelCase")]
 pub struct CircuitBreaker {
     /// Failed health checks in a row that drain a partner.
-    #[serde(default = "default_failure_threshold")]
+    #[serde(default = "operator_core::defaults::int::<5>")]
     #[schemars(range(min = 1, max = 100))]
     pub failure_threshold: i32,
     /// Good health checks in a row that restore a drained partner.
-    #[serde(default = "default_success_threshold")]
+    #[serde(default = "operator_core::defaults::int::<3>")]
     #[schemars(range(min = 1, max = 100))]
     pub success_threshold: i32,
     /// How long the adapter's own breaker stays open before it tries a partner again.
@@ -336,23 +330,13 @@ pub struct CircuitBreaker {
     pub timeout: GoDuration,
 }
 
-fn default_failure_threshold() -> i32 {
-    5
-}
-fn default_success_threshold() -> i32 {
-    3
-}
 fn default_breaker_timeout() -> GoDuration {
     "60s".into()
 }
 
 impl Default for CircuitBreaker {
     fn default() -> Self {
-        Self {
-            failure_threshold: default_failure_threshold(),
-            success_threshold: default_success_threshold(),
-            timeout: default_breaker_timeout(),
-        }
+        operator_core::defaults::from_fields()
     }
 }
 
@@ -361,10 +345,10 @@ impl Default for CircuitBreaker {
 #[serde(rename_all = "camelCase")]
 pub struct Monitoring {
     /// A ServiceMonitor scrapes the adapter (where the Prometheus Operator is installed).
-    #[serde(default = "yes")]
+    #[serde(default = "operator_core::defaults::yes")]
     pub enabled: bool,
     /// The port the adapter serves `/metrics` on.
-    #[serde(default = "default_metrics_port")]
+    #[serde(default = "operator_core::defaults::int::<8080>")]
     #[schemars(range(min = 1024, max = 65535))]
     pub metrics_port: i32,
     /// The base of the adapter's probes: `<path>/live` and `<path>/ready`.
@@ -373,23 +357,13 @@ pub struct Monitoring {
     pub health_check_path: String,
 }
 
-fn yes() -> bool {
-    true
-}
-fn default_metrics_port() -> i32 {
-    8080
-}
 fn default_health_path() -> String {
     "/health".into()
 }
 
 impl Default for Monitoring {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            metrics_port: default_metrics_port(),
-            health_check_path: default_health_path(),
-        }
+        operator_core::defaults::from_fields()
     }
 }
 

@@ -74,20 +74,13 @@ pub struct Settings {
     /// Check the partners' health endpoints (on by default). Off, every partner keeps its
     /// configured weight and `BankingPartnersHealthy` is Unknown: for environments where the
     /// operator may not reach the partners (the demo, air-gapped staging).
-    #[serde(default = "on")]
+    #[serde(default = "operator_core::defaults::yes")]
     pub partner_health_checks: bool,
-}
-
-fn on() -> bool {
-    true
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            image: None,
-            partner_health_checks: true,
-        }
+        operator_core::defaults::from_fields()
     }
 }
 

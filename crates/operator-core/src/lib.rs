@@ -16,6 +16,7 @@ pub mod builder;
 pub mod conditions;
 pub mod controller;
 pub mod credentials;
+pub mod defaults;
 pub mod descriptor;
 pub mod drain;
 pub mod duration;

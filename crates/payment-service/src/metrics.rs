@@ -4,13 +4,12 @@
 //! And `payment_service_last_backup_timestamp_seconds{namespace, name}`, a per-resource gauge
 //! (removed with the service) the stale-backup alert reads.
 
-use operator_core::metrics::Metrics;
+use operator_core::metrics::{Metrics, ResourceGauge};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 
-use crate::crd::StrategyType;
+use crate::crd::{PaymentService, StrategyType};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RolloutLabels {
@@ -27,53 +26,29 @@ pub enum RolloutResult {
     Failed,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ServiceLabels {
-    namespace: String,
-    name: String,
-}
-
-fn service_labels(ps: &crate::crd::PaymentService) -> ServiceLabels {
-    use kube::ResourceExt;
-    ServiceLabels {
-        namespace: ps.namespace().unwrap_or_default(),
-        name: ps.name_any(),
-    }
-}
-
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PaymentMetrics {
     rollouts: Family<RolloutLabels, Counter>,
-    last_backup: Family<ServiceLabels, Gauge>,
+    /// When the service's last backup succeeded; only for services with backups on.
+    pub last_backup: ResourceGauge<PaymentService>,
 }
 
 impl PaymentMetrics {
-    /// Creates the counter in the runtime's registry.
+    /// Creates the metrics in the runtime's registry.
     pub fn register(metrics: &Metrics) -> Self {
-        let own = Self::default();
+        let rollouts = Family::default();
         metrics.register(
             "payment_service_rollouts",
             "Rollouts of PaymentService versions, by how they ended",
-            own.rollouts.clone(),
+            rollouts.clone(),
         );
-        metrics.register(
-            "payment_service_last_backup_timestamp_seconds",
-            "When the service's last backup succeeded (Unix seconds); only for services with backups on",
-            own.last_backup.clone(),
-        );
-        own
-    }
-
-    /// Records when the service's last backup succeeded.
-    pub fn backed_up(&self, ps: &crate::crd::PaymentService, at: k8s_openapi::jiff::Timestamp) {
-        self.last_backup
-            .get_or_create(&service_labels(ps))
-            .set(at.as_second());
-    }
-
-    /// Removes the service's series (it was deleted, or its backups were switched off).
-    pub fn forget(&self, ps: &crate::crd::PaymentService) {
-        self.last_backup.remove(&service_labels(ps));
+        Self {
+            rollouts,
+            last_backup: metrics.resource_gauge(
+                "payment_service_last_backup_timestamp_seconds",
+                "When the service's last backup succeeded (Unix seconds); only for services with backups on",
+            ),
+        }
     }
 
     pub fn rollout_ended(&self, namespace: &str, strategy: StrategyType, result: RolloutResult) {

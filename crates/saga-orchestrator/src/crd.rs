@@ -43,7 +43,7 @@ pub struct SagaOrchestratorSpec {
     /// Its version, as a label on the pods (`app.kubernetes.io/version`).
     #[schemars(length(min = 1, max = 63))]
     pub version: String,
-    #[serde(default = "default_replicas")]
+    #[serde(default = "operator_core::defaults::int::<2>")]
     #[schemars(range(min = 1, max = 50))]
     pub replicas: i32,
     /// Resources of the orchestrator container; the operator's `defaultResources` when not set.
@@ -60,7 +60,7 @@ pub struct SagaOrchestratorSpec {
     #[schemars(length(max = 100))]
     pub sagas: Vec<SagaDefinition>,
     /// Versions of a saga kept besides its current one, while nothing runs on them.
-    #[serde(default = "default_history_limit")]
+    #[serde(default = "operator_core::defaults::int::<3>")]
     #[schemars(range(min = 1, max = 20))]
     pub definition_history_limit: i32,
     /// How long deletion waits for running sagas to finish or compensate (Go duration).
@@ -68,12 +68,6 @@ pub struct SagaOrchestratorSpec {
     pub drain_timeout: GoDuration,
 }
 
-fn default_replicas() -> i32 {
-    2
-}
-fn default_history_limit() -> i32 {
-    3
-}
 fn default_drain_timeout() -> GoDuration {
     "5m".into()
 }
@@ -87,13 +81,9 @@ pub struct Autoscaling {
     #[schemars(range(min = 1, max = 50))]
     pub max_replicas: i32,
     /// Average CPU utilisation, in percent of requests, to aim for.
-    #[serde(default = "default_cpu", rename = "targetCPU")]
+    #[serde(default = "operator_core::defaults::int::<70>", rename = "targetCPU")]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu: i32,
-}
-
-fn default_cpu() -> i32 {
-    70
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -107,10 +97,10 @@ pub struct Monitoring {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Prometheus {
-    #[serde(default = "yes")]
+    #[serde(default = "operator_core::defaults::yes")]
     pub enabled: bool,
     /// The metrics port (8080 serves the orchestrator's API).
-    #[serde(default = "default_metrics_port")]
+    #[serde(default = "operator_core::defaults::int::<9090>")]
     #[schemars(range(min = 1024, max = 65535))]
     #[x_kube(validation = Rule::new("self != 8080").message("port 8080 serves the orchestrator's API; choose another metrics port"))]
     pub port: i32,
@@ -119,23 +109,13 @@ pub struct Prometheus {
     pub path: String,
 }
 
-fn yes() -> bool {
-    true
-}
-fn default_metrics_port() -> i32 {
-    9090
-}
 fn default_metrics_path() -> String {
     "/metrics".into()
 }
 
 impl Default for Prometheus {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            port: default_metrics_port(),
-            path: default_metrics_path(),
-        }
+        operator_core::defaults::from_fields()
     }
 }
 
@@ -231,26 +211,20 @@ pub enum HttpMethod {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct StepRetry {
-    #[serde(default = "default_attempts")]
+    #[serde(default = "operator_core::defaults::int::<3>")]
     #[schemars(range(min = 1, max = 20))]
     pub max_attempts: i32,
     #[serde(default = "default_backoff")]
     pub backoff: GoDuration,
 }
 
-fn default_attempts() -> i32 {
-    3
-}
 fn default_backoff() -> GoDuration {
     "1s".into()
 }
 
 impl Default for StepRetry {
     fn default() -> Self {
-        Self {
-            max_attempts: default_attempts(),
-            backoff: default_backoff(),
-        }
+        operator_core::defaults::from_fields()
     }
 }
 

@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::{Resource, ResourceExt};
 use operator_core::builder::WorkloadDefaults;
-use operator_core::error::set_not_ready;
 use operator_core::{Clock, Context, Result};
 
 use crate::crd::{BatchProcessor, Phase};
@@ -45,16 +44,12 @@ pub struct BatchOperator {
 type Ctx = Arc<Context<BatchOperator>>;
 pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
-    if ctx.status_writes.is_stale(&*bp) {
-        return Ok(ctx.resync());
-    }
     let now = (op.now)();
     let name = bp.name_any();
-
     let errors = validate::validate(&name, &bp.spec);
-    let checked = ctx.check_spec(&*bp, crate::ANNOTATIONS, errors, Phase::Invalid, now);
-    if let Some(refused) = checked.await {
-        return refused;
+    let started = ctx.start_pass(&*bp, crate::ANNOTATIONS, errors, Phase::Invalid, now);
+    if let Some(end) = started.await {
+        return end;
     }
 
     let cron_uid = ctx
@@ -78,24 +73,18 @@ pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
 
     let last_schedule_time = observe::last_schedule_time(&bp, &ctx).await?;
     let mut status = observed_status(&bp, &plan, last_schedule_time, now);
-    if let Some(refusal) = &refusal {
-        set_not_ready(&mut status.conditions, refusal, bp.meta().generation, now);
-    }
     announce(&bp, &ctx, &plan, &changes).await;
-    ctx.write_status(&*bp, &status).await?;
+    ctx.end_pass(&*bp, &mut status, refusal.as_ref(), now)
+        .await?;
     mark_recorded(&bp, &ctx, runs::to_mark(&plan, &jobs)).await?;
 
     op.metrics.observe(&bp, &status);
     if let Some((_, outcome)) = &plan.recorded {
         op.metrics.recorded(outcome);
     }
-    match refusal {
-        Some(refusal) => Err(refusal),
-        None => Ok(match plan.wake_after {
-            Some(wait) => {
-                Action::requeue(wait.max(Duration::from_secs(1)).min(ctx.settings().resync))
-            }
-            None => ctx.resync(),
-        }),
-    }
+    let next = match plan.wake_after {
+        Some(wait) => Action::requeue(wait.max(Duration::from_secs(1)).min(ctx.settings().resync)),
+        None => ctx.resync(),
+    };
+    refusal.map_or(Ok(next), Err)
 }

@@ -36,7 +36,7 @@ pub(super) async fn drain(
     let now = (op.now)();
     let Some(drain) = Drain::begin(&*ca, deletion, &ca.spec.drain_timeout, DEFAULT_TIMEOUT, now)
     else {
-        return Ok(release(&ca, &ctx));
+        return Ok(Cleanup::Done);
     };
 
     let workload = observe::workload(&ca, &ctx).await?;
@@ -62,7 +62,7 @@ pub(super) async fn drain(
         .drain_over(&*ca, &drain, running.as_deref(), finished, advice)
         .await
     {
-        return Ok(release(&ca, &ctx));
+        return Ok(Cleanup::Done);
     }
 
     // Stop new payments: no autoscaler or budget to undo the scale-down, then zero pods.
@@ -103,12 +103,4 @@ pub(super) async fn drain(
     status.phase = Some(Phase::Running);
     ctx.write_status(&*ca, &status).await?;
     Ok(drain.look_again(DRAIN_POLL))
-}
-
-fn release(ca: &ClearingAdapter, ctx: &Ctx) -> Cleanup {
-    ctx.operator
-        .metrics
-        .forget(&ca.namespace().unwrap_or_default(), &ca.name_any());
-    ctx.forget(ca);
-    Cleanup::Done
 }

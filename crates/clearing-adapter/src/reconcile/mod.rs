@@ -14,11 +14,9 @@ mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
 use operator_core::builder::WorkloadDefaults;
-use operator_core::error::set_not_ready;
-use operator_core::finalizer::with_finalizer;
 use operator_core::{Clock, Context, Result};
 
 use crate::crd::{ClearingAdapter, Phase};
@@ -61,32 +59,20 @@ impl std::fmt::Debug for AdapterOperator {
 type Ctx = Arc<Context<AdapterOperator>>;
 
 pub async fn reconcile(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
-    let adapters = ctx.api_beside::<ClearingAdapter, _>(&*ca);
-    with_finalizer(
-        &adapters,
-        FINALIZER,
-        ca,
-        |ca| apply(ca, ctx.clone()),
-        |ca, deletion| drain::drain(ca, deletion, ctx.clone()),
-    )
-    .await
+    ctx.with_finalizer(FINALIZER, ca, apply, drain::drain).await
 }
 
 async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
-    if ctx.status_writes.is_stale(&*ca) {
-        return Ok(ctx.resync());
-    }
     let now = (op.now)();
-    let name = ca.name_any();
-
+    // The floor a spec may not drop below under load is the one applied: read first.
     let workload = observe::workload(&ca, &ctx).await?;
-    let mut errors = validate::validate(&name, &ca.spec);
+    let mut errors = validate::validate(&ca.name_any(), &ca.spec);
     if let Some(floor) = workload.applied_floor {
         errors.extend(validate::validate_update(floor, &ca.spec, &workload.load));
     }
-    if let Some(refused) = ctx.check_spec(&*ca, &[], errors, Phase::Failed, now).await {
-        return refused;
+    if let Some(end) = ctx.start_pass(&*ca, &[], errors, Phase::Failed, now).await {
+        return end;
     }
     let secrets = match observe::secrets(&ca, &ctx).await? {
         Ok(secrets) => secrets,
@@ -127,29 +113,23 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
         },
         now,
     );
-    if let Some(refusal) = &refusal {
-        set_not_ready(&mut next.conditions, refusal, ca.meta().generation, now);
-    }
     announce(&ca, &ctx, &plan, &changes).await;
-    ctx.write_status(&*ca, &next).await?;
-    if let Some(v) = &verdicts {
-        let failed = v.values().filter(|v| !v.healthy).count();
-        op.metrics.observe(&ca, &plan, v.len(), failed);
-    } else {
-        op.metrics.observe(&ca, &plan, 0, 0);
-    }
-    if let Some(refusal) = refusal {
-        return Err(refusal);
-    }
+    ctx.end_pass(&*ca, &mut next, refusal.as_ref(), now).await?;
+    let failed = verdicts
+        .iter()
+        .flat_map(|v| v.values())
+        .filter(|v| !v.healthy)
+        .count();
+    let checked = verdicts.as_ref().map_or(0, |v| v.len());
+    op.metrics.observe(&ca, &plan, checked, failed);
     let resync = ctx.settings().resync;
-    Ok(
-        match op
-            .probe
-            .as_ref()
-            .map(|_| checks::next_due(&ca.spec, &plan.statuses, now))
-        {
-            Some(after) if after < resync => Action::requeue(after.max(Duration::from_secs(1))),
-            _ => ctx.resync(),
-        },
-    )
+    let due = op
+        .probe
+        .as_ref()
+        .map(|_| checks::next_due(&ca.spec, &plan.statuses, now));
+    let then = match due {
+        Some(after) if after < resync => Action::requeue(after.max(Duration::from_secs(1))),
+        _ => ctx.resync(),
+    };
+    refusal.map_or(Ok(then), Err)
 }

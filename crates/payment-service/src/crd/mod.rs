@@ -72,7 +72,7 @@ pub struct PaymentServiceSpec {
     #[schemars(length(min = 1))]
     pub image: String,
     /// Replicas to run when autoscaling is off. Default 1.
-    #[serde(default = "default_replicas")]
+    #[serde(default = "operator_core::defaults::int::<1>")]
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: i32,
     /// Horizontal autoscaling; when enabled the autoscaler owns the replica count.
@@ -100,10 +100,6 @@ pub struct PaymentServiceSpec {
     /// Scheduled exports of this service's configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<Backup>,
-}
-
-fn default_replicas() -> i32 {
-    1
 }
 
 /// Horizontal autoscaling (autoscaling/v2).
@@ -233,7 +229,7 @@ pub struct Prometheus {
     #[serde(default)]
     pub enabled: bool,
     /// The metrics port (not 8080, which serves traffic). Default 8081.
-    #[serde(default = "default_metrics_port")]
+    #[serde(default = "operator_core::defaults::int::<8081>")]
     #[schemars(range(min = 1, max = 65535))]
     #[x_kube(validation = Rule::new("self != 8080").message("port 8080 serves traffic; choose another metrics port"))]
     pub port: i32,
@@ -241,10 +237,6 @@ pub struct Prometheus {
     #[serde(default = "default_metrics_path")]
     #[schemars(regex(pattern = r"^/\S*$"))]
     pub path: String,
-}
-
-fn default_metrics_port() -> i32 {
-    8081
 }
 
 fn default_metrics_path() -> String {
@@ -338,17 +330,13 @@ pub struct Backup {
     #[schemars(length(min = 1, max = 64))]
     pub time_zone: Option<String>,
     /// Days an export is kept. Default 30.
-    #[serde(default = "default_retention")]
+    #[serde(default = "operator_core::defaults::int::<30>")]
     #[schemars(range(min = 1, max = 3650))]
     pub retention: i32,
 }
 
 fn default_schedule() -> String {
     "0 2 * * *".into()
-}
-
-fn default_retention() -> i32 {
-    30
 }
 
 /// Lifecycle phase.

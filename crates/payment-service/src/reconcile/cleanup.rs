@@ -100,7 +100,5 @@ pub(super) async fn cleanup(
             .await;
     }
 
-    op.metrics.forget(&ps);
-    ctx.forget(&*ps);
     Ok(Cleanup::Done)
 }

@@ -15,8 +15,6 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use operator_core::apply::controlled_by;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::error::set_not_ready;
-use operator_core::finalizer::with_finalizer;
 use operator_core::{Clock, Context, Result};
 
 use crate::Settings;
@@ -49,29 +47,17 @@ pub struct PaymentOperator {
 type Ctx = Arc<Context<PaymentOperator>>;
 
 pub async fn reconcile(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
-    let services = ctx.api_beside::<PaymentService, _>(&*ps);
-    with_finalizer(
-        &services,
-        FINALIZER,
-        ps,
-        |ps| apply(ps, ctx.clone()),
-        |ps, deletion| cleanup(ps, deletion, ctx.clone()),
-    )
-    .await
+    ctx.with_finalizer(FINALIZER, ps, apply, cleanup).await
 }
 
 async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
-    if ctx.status_writes.is_stale(&*ps) {
-        return Ok(ctx.resync());
-    }
     let now = (op.now)();
     let name = ps.name_any();
-
     let errors = validate::validate(&name, &ps.spec);
-    let checked = ctx.check_spec(&*ps, crate::ANNOTATIONS, errors, Phase::Failed, now);
-    if let Some(refused) = checked.await {
-        return refused;
+    let started = ctx.start_pass(&*ps, crate::ANNOTATIONS, errors, Phase::Failed, now);
+    if let Some(end) = started.await {
+        return end;
     }
     let external = match external_inputs(&ps, &ctx).await? {
         Ok(external) => external,
@@ -103,21 +89,18 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     };
     let mut next = observed_status(&ps, &plan, observed, monitor, last_backup, now);
     match (&next.last_backup, ps.spec.backup()) {
-        (Some(at), Some(_)) => op.metrics.backed_up(&ps, at.0),
-        _ => op.metrics.forget(&ps),
-    }
-    if let Some(refusal) = &refusal {
-        set_not_ready(&mut next.conditions, refusal, ps.meta().generation, now);
+        (Some(at), Some(_)) => {
+            op.metrics.last_backup.of(&ps).set(at.0.as_second());
+        }
+        _ => op.metrics.last_backup.forget(&ps),
     }
     announce(&ps, &ctx, &plan, &changes, &next).await;
-    ctx.write_status(&*ps, &next).await?;
-    if let Some(refusal) = refusal {
-        return Err(refusal);
-    }
-    Ok(match plan.requeue_after {
+    ctx.end_pass(&*ps, &mut next, refusal.as_ref(), now).await?;
+    let then = match plan.requeue_after {
         Some(after) if after < ctx.settings().resync => Action::requeue(after),
         _ => ctx.resync(),
-    })
+    };
+    refusal.map_or(Ok(then), Err)
 }
 
 /// A `payments.io/promote` that names no version this service has (not the spec's, the

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 use operator_core::Result;
 use operator_core::drain::Drain;
 use operator_core::finalizer::{Cleanup, Deletion};
@@ -33,7 +33,7 @@ pub(super) async fn drain(
     let now = (op.now)();
     let Some(drain) = Drain::begin(&*so, deletion, &so.spec.drain_timeout, DEFAULT_TIMEOUT, now)
     else {
-        return Ok(release(&so, &ctx));
+        return Ok(Cleanup::Done);
     };
 
     let observed = observe::observe(&so, &ctx).await?;
@@ -51,7 +51,7 @@ pub(super) async fn drain(
         .drain_over(&*so, &drain, still.as_deref(), finished, advice)
         .await
     {
-        return Ok(release(&so, &ctx));
+        return Ok(Cleanup::Done);
     }
 
     // No new instance: the definitions stay, with `draining` set.
@@ -75,12 +75,4 @@ pub(super) async fn drain(
     drain.mark_draining(&mut status.conditions, message, so.meta().generation, now);
     ctx.write_status(&*so, &status).await?;
     Ok(drain.look_again(DRAIN_POLL))
-}
-
-fn release(so: &SagaOrchestrator, ctx: &Ctx) -> Cleanup {
-    ctx.operator
-        .metrics
-        .forget(&so.namespace().unwrap_or_default(), &so.name_any());
-    ctx.forget(so);
-    Cleanup::Done
 }

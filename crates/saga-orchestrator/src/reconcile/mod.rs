@@ -17,8 +17,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use operator_core::builder::WorkloadDefaults;
-use operator_core::error::set_not_ready;
-use operator_core::finalizer::with_finalizer;
 use operator_core::{Clock, Context, FieldError, Result};
 
 use crate::crd::{Phase, SagaOrchestrator};
@@ -51,26 +49,15 @@ pub struct SagaOperator {
 type Ctx = Arc<Context<SagaOperator>>;
 
 pub async fn reconcile(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
-    let api = ctx.api_beside::<SagaOrchestrator, _>(&*so);
-    with_finalizer(
-        &api,
-        FINALIZER,
-        so,
-        |so| apply(so, ctx.clone()),
-        |so, deletion| drain::drain(so, deletion, ctx.clone()),
-    )
-    .await
+    ctx.with_finalizer(FINALIZER, so, apply, drain::drain).await
 }
 
 async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
-    if ctx.status_writes.is_stale(&*so) {
-        return Ok(ctx.resync());
-    }
     let now = (op.now)();
     let errors = validate::validate(&so.name_any(), &so.spec);
-    if let Some(refused) = ctx.check_spec(&*so, &[], errors, Phase::Failed, now).await {
-        return refused;
+    if let Some(end) = ctx.start_pass(&*so, &[], errors, Phase::Failed, now).await {
+        return end;
     }
     let secret_version = match observe::secret_version(&so, &ctx).await? {
         Some(version) => version,
@@ -119,15 +106,9 @@ async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
     if let Some(refused) = changes.refused.iter().find(|r| r.child == sagas_child) {
         status::definitions_not_in_force(&mut next, refused, so.meta().generation, now);
     }
-    if let Some(refusal) = &refusal {
-        set_not_ready(&mut next.conditions, refusal, so.meta().generation, now);
-    }
     announce(&so, &ctx, &plan, &changes, &invalid).await;
-    ctx.write_status(&*so, &next).await?;
+    ctx.end_pass(&*so, &mut next, refusal.as_ref(), now).await?;
     op.metrics
         .observe(&so, &next, &observed.in_flight, dependencies.ready());
-    if let Some(refusal) = refusal {
-        return Err(refusal);
-    }
-    Ok(ctx.resync())
+    refusal.map_or(Ok(ctx.resync()), Err)
 }

@@ -124,7 +124,5 @@ pub(super) async fn stop_trading(
             )
             .await;
     }
-    op.metrics.forget(&ta);
-    ctx.forget(&*ta);
     Ok(Cleanup::Done)
 }

@@ -11,12 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::{Resource, ResourceExt};
 use operator_core::builder::WorkloadDefaults;
-use operator_core::error::set_not_ready;
-use operator_core::finalizer::with_finalizer;
 use operator_core::{Context, Result};
 
 use crate::crd::{Phase, TradingAlgorithm};
@@ -50,28 +48,16 @@ pub struct TradingOperator {
 type Ctx = Arc<Context<TradingOperator>>;
 
 pub async fn reconcile(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
-    let tas = ctx.api_beside::<TradingAlgorithm, _>(&*ta);
-    with_finalizer(
-        &tas,
-        FINALIZER,
-        ta,
-        |ta| apply(ta, ctx.clone()),
-        |ta, deletion| stop_trading(ta, deletion, ctx.clone()),
-    )
-    .await
+    ctx.with_finalizer(FINALIZER, ta, apply, stop_trading).await
 }
 
 async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
-    if ctx.status_writes.is_stale(&*ta) {
-        return Ok(ctx.resync());
-    }
     let now = (op.now)();
-
     let errors = validate::validate(&ta.name_any(), &ta.spec);
-    let checked = ctx.check_spec(&*ta, crate::ANNOTATIONS, errors, Phase::Error, now);
-    if let Some(refused) = checked.await {
-        return refused;
+    let started = ctx.start_pass(&*ta, crate::ANNOTATIONS, errors, Phase::Error, now);
+    if let Some(end) = started.await {
+        return end;
     }
 
     let (report, report_error) = observe::report(&ta, &ctx).await;
@@ -91,14 +77,9 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
         changes.any(),
         now,
     );
-    if let Some(refusal) = &refusal {
-        set_not_ready(&mut status.conditions, refusal, ta.meta().generation, now);
-    }
     announce(&ta, &ctx, &assessment, &changes).await;
-    ctx.write_status(&*ta, &status).await?;
+    ctx.end_pass(&*ta, &mut status, refusal.as_ref(), now)
+        .await?;
     op.metrics.observe(&ta, report.as_ref(), state);
-    match refusal {
-        Some(refusal) => Err(refusal),
-        None => Ok(ctx.resync()),
-    }
+    refusal.map_or(Ok(ctx.resync()), Err)
 }

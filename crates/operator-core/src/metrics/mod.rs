@@ -12,6 +12,9 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod resource_gauge;
+pub use resource_gauge::{GaugeKind, ResourceGauge, ResourceGaugeF64};
+
 /// How a reconcile ended, as `controller_runtime_reconcile_total{result}` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReconcileResult {
@@ -274,9 +277,10 @@ impl Metrics {
     /// gauges leave with their resource even without a finalizer.
     pub fn on_resource_gone(
         &self,
-        controller: &'static str,
+        controller: impl Into<String>,
         forget: impl Fn(&str, &str) + Send + Sync + 'static,
     ) {
+        let controller = controller.into();
         let hook = move |r: &ResourceLabels| {
             if r.controller == controller {
                 forget(&r.namespace, &r.name);

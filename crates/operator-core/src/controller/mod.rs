@@ -17,18 +17,21 @@ use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, Resource};
 use rand::Rng;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::annotations::{self, Notices, ReadAnnotation};
+use crate::annotations::Notices;
 use crate::apply::{ChildKinds, ChildWatches, OperatorIdentity};
-use crate::error::{Error, ReconcileError};
+use crate::error::ReconcileError;
 use crate::events::EventPublisher;
 use crate::metrics::{Metrics, ReconcileResult, ResourceLabels};
 use crate::readiness::Readiness;
-use crate::status::{ReportedStatus, StatusResource, StatusWrites};
+use crate::status::StatusWrites;
+
+mod steps;
+pub use steps::SECRET_POLL;
 
 /// Retry delays after failed reconciles of one object: `base · 2^(failures−1)`, capped at
 /// `max`, each multiplied by a random factor in `[1 − jitter, 1 + jitter]` so objects that
@@ -236,155 +239,7 @@ impl<O> Context<O> {
     fn succeeded(&self, uid: &str) -> u32 {
         self.failures().remove(uid).unwrap_or(0)
     }
-
-    /// Writes `status` (when it differs from the stored one, see [`StatusWrites`]) and sets the
-    /// resource's `operator_resource_ready` gauge from its Ready condition. Returns whether a
-    /// write was made.
-    pub async fn write_status<K, S>(&self, obj: &K, status: &S) -> Result<bool, Error>
-    where
-        K: StatusResource<S>,
-        S: ReportedStatus + serde::Serialize + PartialEq,
-    {
-        let api: Api<K> = Api::namespaced(
-            self.client.clone(),
-            obj.meta().namespace.as_deref().unwrap_or_default(),
-        );
-        let written = self.status_writes.patch(&api, obj, status).await?;
-        let ready = crate::conditions::is_true(status.conditions(), "Ready");
-        self.metrics.set_resource_ready(resource_labels(obj), ready);
-        Ok(written)
-    }
-
-    /// Drops what this process keeps about a deleted resource: its children's apply records,
-    /// backoff count, remembered status write and per-resource series. (The sweep does the
-    /// same for resources deleted without a finalizer.)
-    pub fn forget<K: Resource<DynamicType = ()>>(&self, obj: &K) {
-        let uid = obj.meta().uid.clone().unwrap_or_default();
-        self.children.forget_owner(&uid);
-        self.failures().remove(&uid);
-        self.status_writes.forget(&uid);
-        self.notices.forget(&uid);
-        self.metrics.forget_resource(&resource_labels(obj));
-    }
-
-    /// Warns of the annotations of `obj` its operator ignores (see [`crate::annotations`]):
-    /// one Warning event `AnnotationIgnored` per annotation value.
-    pub async fn check_annotations<K>(&self, obj: &K, read: &[ReadAnnotation])
-    where
-        K: Resource<DynamicType = ()>,
-    {
-        let kind = K::kind(&());
-        for ignored in annotations::ignored(obj.annotations(), &kind, read) {
-            let note = format!(
-                "annotation {}={} is ignored: {}",
-                ignored.key, ignored.value, ignored.why
-            );
-            self.warn_once(obj, &ignored.key, &ignored.value, note)
-                .await;
-        }
-    }
-
-    /// A Warning event `AnnotationIgnored` about annotation `key` at `value`, once per value
-    /// (per process), for a value the operator decided it cannot act on.
-    pub async fn warn_once<K>(&self, obj: &K, key: &str, value: &str, note: String)
-    where
-        K: Resource<DynamicType = ()>,
-    {
-        let uid = obj.meta().uid.as_deref().unwrap_or_default();
-        if self.notices.first(uid, key, value) {
-            self.events
-                .warning(obj, crate::reason!("AnnotationIgnored"), "Annotate", note)
-                .await;
-        }
-    }
-
-    /// Reports a spec the operator cannot realise and touches nothing else: the status of
-    /// [`crate::status::refused`] is written, and the error is returned, so the controller
-    /// publishes it as one Warning event and retries at the resync interval.
-    pub async fn refuse<K, S>(
-        &self,
-        obj: &K,
-        error: Error,
-        never_ran: S::Phase,
-        now: jiff::Timestamp,
-    ) -> Result<Action, Error>
-    where
-        K: StatusResource<S>,
-        S: ReportedStatus + serde::Serialize + PartialEq,
-    {
-        let status =
-            crate::status::refused(obj.status(), &error, obj.meta().generation, never_ran, now);
-        self.write_status(obj, &status).await?;
-        Err(error)
-    }
-
-    /// What every reconcile checks before it acts: the annotations of `obj` its operator
-    /// ignores are warned of ([`Context::check_annotations`]), and a spec with `errors` is
-    /// refused ([`Context::refuse`]). `Some` ends the pass with what it returns.
-    pub async fn check_spec<K, S>(
-        &self,
-        obj: &K,
-        read: &[ReadAnnotation],
-        errors: Vec<crate::FieldError>,
-        never_ran: S::Phase,
-        now: jiff::Timestamp,
-    ) -> Option<Result<Action, Error>>
-    where
-        K: StatusResource<S>,
-        S: ReportedStatus + serde::Serialize + PartialEq,
-    {
-        self.check_annotations(obj, read).await;
-        if errors.is_empty() {
-            return None;
-        }
-        Some(
-            self.refuse(obj, Error::invalid_spec(errors), never_ran, now)
-                .await,
-        )
-    }
-
-    /// Secrets the spec names do not exist yet: a wait, not a failure. Nothing is deployed
-    /// (pods could not start without them), the status says which Secrets, every one, and
-    /// anything else wrong the caller found meanwhile (`waiting` is the phase of a resource
-    /// that never ran), one Warning event says so when the wait starts, and the pass is
-    /// repeated every [`SECRET_POLL`] until the Secrets are there.
-    pub async fn wait_for_secret<K, S>(
-        &self,
-        obj: &K,
-        missing: &[crate::FieldError],
-        waiting: S::Phase,
-        now: jiff::Timestamp,
-    ) -> Result<Action, Error>
-    where
-        K: StatusResource<S>,
-        S: ReportedStatus + serde::Serialize + PartialEq,
-    {
-        let waiting_already = obj
-            .status()
-            .and_then(|s| crate::conditions::find(s.conditions(), "Ready"))
-            .is_some_and(|c| c.reason == "SecretMissing");
-        let missing = crate::error::SpecErrors(missing.to_vec()).to_string();
-        let status = crate::status::not_ready(
-            obj.status(),
-            crate::reason!("SecretMissing"),
-            missing.clone(),
-            obj.meta().generation,
-            waiting,
-            now,
-        );
-        if !waiting_already {
-            self.events
-                .warning(obj, crate::reason!("SecretMissing"), "Wait", missing)
-                .await;
-        }
-        self.write_status(obj, &status).await?;
-        Ok(Action::requeue(SECRET_POLL))
-    }
 }
-
-/// How often a resource waiting for a Secret looks again: the Secret is usually on its way
-/// (cert-manager issues it), so the wait ends within this of its arrival, not a resync later.
-pub const SECRET_POLL: Duration = Duration::from_secs(5);
 
 /// The namespace of a namespaced object read from the API server, which always sets it.
 pub fn namespace_of<K: Resource<Scope = NamespaceResourceScope>>(obj: &K) -> &str {
