@@ -20,11 +20,11 @@ mod validate;
 
 pub use runs::{retry_job_name, run_now_job_name};
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::CustomResourceExt;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::watcher;
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::PrometheusRule;
 use operator_core::runtime::config::OperatorSettings;
@@ -49,9 +49,6 @@ pub const IDENTITY: OperatorIdentity = OperatorIdentity {
     app_name: "batch-processor",
 };
 
-/// The controller's name in metrics (`controller="batchprocessor"`).
-pub const CONTROLLER: &str = "batchprocessor";
-
 /// The binary: its identity and its section of the config file.
 pub const BINARY: OperatorBinary = OperatorBinary {
     identity: IDENTITY,
@@ -72,9 +69,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![BatchProcessor::crd()],
     controllers: |rt| controllers(rt, operator_core::system_clock()),
-    metrics: |registry| {
-        BatchMetrics::register(registry);
-    },
+    metrics: |registry| _ = BatchMetrics::register(registry),
     admission: admission::ADMISSION,
     conversions: &[],
     demo_settings: "",
@@ -85,7 +80,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
 /// run-now) are never pruned by a pass — the history limits delete them — and the
 /// PrometheusRule exists only where the Prometheus Operator is installed.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
-    ChildKinds::builder(rt.client(), IDENTITY, rt.namespace())
+    rt.child_kinds(IDENTITY)
         .kind::<CronJob>(Prune::Yes)
         .kind::<Job>(Prune::Never)
         .optional_kind::<PrometheusRule>()
@@ -96,18 +91,8 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 /// batch (the CronJob's ones too, found by the batch label) in a cache of their status. `now`
 /// is the clock (tests move it past a retry's backoff).
 pub fn controllers(rt: &Runtime, now: Clock) -> Vec<BoxFuture<'static, ()>> {
-    let (children, watches) = child_kinds(rt);
-    let jobs_api = rt.watched_api::<Job>();
-    let (jobs, writer) = reflector::store();
-    let job_stream = watcher(
-        jobs_api,
-        watcher::Config::default().labels(resources::BATCH_LABEL),
-    )
-    .default_backoff()
-    .modify(reconcile::compact_job)
-    .reflect(writer)
-    .touched_objects()
-    .boxed();
+    let batch_jobs = watcher::Config::default().labels(resources::BATCH_LABEL);
+    let (jobs, job_stream) = rt.cached(batch_jobs, reconcile::compact_job);
     let operator = BatchOperator {
         jobs,
         defaults: rt.config().workloads.clone(),
@@ -115,8 +100,7 @@ pub fn controllers(rt: &Runtime, now: Clock) -> Vec<BoxFuture<'static, ()>> {
         now,
     };
     let controller = rt
-        .controller::<BatchProcessor, _>(rt.context(IDENTITY, operator).with_children(children))
-        .owns_children(watches)
+        .operator_controller::<BatchProcessor, _>(IDENTITY, operator, child_kinds(rt))
         .watches_stream(job_stream, |job| reconcile::batch_of(&job));
     vec![controller.run(reconcile::reconcile).boxed()]
 }

@@ -29,37 +29,17 @@ pub fn validate(name: &str, spec: &BatchProcessorSpec) -> Vec<FieldError> {
     if let Some(resources) = &spec.resources {
         validation::resource_requirements(&mut errors, "spec.resources", resources);
     }
-    errors.check(
-        (1..=1_000_000).contains(&spec.batch_size),
-        "spec.batchSize",
-        format!("must be between 1 and 1000000, got {}", spec.batch_size),
-    );
-    errors.check(
-        (1..=100).contains(&spec.parallelism),
-        "spec.parallelism",
-        format!("must be between 1 and 100, got {}", spec.parallelism),
-    );
+    errors.in_range("spec.batchSize", spec.batch_size, 1..=1_000_000);
+    errors.in_range("spec.parallelism", spec.parallelism, 1..=100);
     location(&mut errors, "spec.input", &spec.input);
     location(&mut errors, "spec.output", &spec.output);
     if let Some(dead_letter) = &spec.dead_letter {
         blob(&mut errors, "spec.deadLetter", dead_letter);
     }
     let retry = &spec.retry;
-    errors.check(
-        (0..=10).contains(&retry.max_attempts),
-        "spec.retry.maxAttempts",
-        format!("must be between 0 and 10, got {}", retry.max_attempts),
-    );
-    errors.check(
-        (0..=20).contains(&retry.backoff_limit),
-        "spec.retry.backoffLimit",
-        format!("must be between 0 and 20, got {}", retry.backoff_limit),
-    );
-    errors.check(
-        (1..=1800).contains(&retry.backoff_seconds),
-        "spec.retry.backoffSeconds",
-        format!("must be between 1 and 1800, got {}", retry.backoff_seconds),
-    );
+    errors.in_range("spec.retry.maxAttempts", retry.max_attempts, 0..=10);
+    errors.in_range("spec.retry.backoffLimit", retry.backoff_limit, 0..=20);
+    errors.in_range("spec.retry.backoffSeconds", retry.backoff_seconds, 1..=1800);
     for (field, limit) in [
         (
             "spec.successfulJobsHistoryLimit",
@@ -70,11 +50,7 @@ pub fn validate(name: &str, spec: &BatchProcessorSpec) -> Vec<FieldError> {
             spec.failed_jobs_history_limit,
         ),
     ] {
-        errors.check(
-            (0..=100).contains(&limit),
-            field,
-            format!("must be between 0 and 100, got {limit}"),
-        );
+        errors.in_range(field, limit, 0..=100);
     }
     if let Some(zone) = &spec.time_zone {
         errors.push("spec.timeZone", validation::time_zone(zone));

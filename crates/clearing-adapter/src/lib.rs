@@ -47,9 +47,6 @@ pub const IDENTITY: OperatorIdentity = OperatorIdentity {
     app_name: resources::APP_NAME,
 };
 
-/// The controller's name in metrics (`controller="clearingadapter"`).
-pub const CONTROLLER: &str = "clearingadapter";
-
 /// The binary: its identity and its section of the config file.
 pub const BINARY: OperatorBinary = OperatorBinary {
     identity: IDENTITY,
@@ -96,9 +93,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![ClearingAdapter::crd()],
     controllers: |rt| controllers(rt, Options::default()),
-    metrics: |registry| {
-        AdapterMetrics::register(registry);
-    },
+    metrics: |registry| _ = AdapterMetrics::register(registry),
     // The demo's partners are the sample's, which only exist on paper: no check is sent.
     admission: admission::ADMISSION,
     conversions: &[],
@@ -131,7 +126,7 @@ impl Default for Options {
 /// The child kinds of a ClearingAdapter, declared once: watched as metadata, owned, pruned.
 /// ServiceMonitors exist only where the Prometheus Operator is installed.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
-    ChildKinds::builder(rt.client(), IDENTITY, rt.namespace())
+    rt.child_kinds(IDENTITY)
         .kind::<ConfigMap>(Prune::Yes)
         .kind::<Deployment>(Prune::Yes)
         .kind::<Service>(Prune::Yes)
@@ -144,7 +139,6 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 
 /// The controller for `ClearingAdapter`.
 pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
-    let (children, watches) = child_kinds(rt);
     let settings = rt.config().own.get::<Settings>();
     let operator = AdapterOperator {
         defaults: rt.config().workloads.clone(),
@@ -156,8 +150,7 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
         metrics: AdapterMetrics::register(rt.metrics()),
         now: options.now,
     };
-    let controller = rt
-        .controller::<ClearingAdapter, _>(rt.context(IDENTITY, operator).with_children(children))
-        .owns_children(watches);
+    let controller =
+        rt.operator_controller::<ClearingAdapter, _>(IDENTITY, operator, child_kinds(rt));
     vec![controller.run(reconcile::reconcile).boxed()]
 }

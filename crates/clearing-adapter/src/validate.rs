@@ -26,11 +26,7 @@ pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
         "metadata.name",
         validation::resource_name(name, LONGEST_SUFFIX),
     );
-    errors.check(
-        (1..=100).contains(&spec.replicas),
-        "spec.replicas",
-        format!("must be between 1 and 100, got {}", spec.replicas),
-    );
+    errors.in_range("spec.replicas", spec.replicas, 1..=100);
     partners(&mut errors, &spec.config.banking_partners);
 
     config(&mut errors, &spec.config);
@@ -88,10 +84,10 @@ fn config(errors: &mut FieldErrors, config: &AdapterConfig) {
         );
     }
     if let Some(retry) = &config.retry_config {
-        errors.check(
-            (0..=10).contains(&retry.max_retries),
+        errors.in_range(
             "spec.config.retryConfig.maxRetries",
-            format!("must be between 0 and 10, got {}", retry.max_retries),
+            retry.max_retries,
+            0..=10,
         );
         let initial = errors.push(
             "spec.config.retryConfig.initialBackoff",
@@ -149,11 +145,7 @@ fn breaker(errors: &mut FieldErrors, breaker: &CircuitBreaker) {
             breaker.success_threshold,
         ),
     ] {
-        errors.check(
-            (1..=100).contains(&threshold),
-            field,
-            format!("must be between 1 and 100, got {threshold}"),
-        );
+        errors.in_range(field, threshold, 1..=100);
     }
     errors.push(
         "spec.circuitBreaker.timeout",

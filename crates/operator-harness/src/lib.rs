@@ -270,6 +270,12 @@ impl Harness {
             .collect()
     }
 
+    /// Waits until the operator's resource `name` says `Ready=True`.
+    pub async fn ready(&self, name: &str) -> Result<()> {
+        let ready = |h: &Self| condition(&h.status_of(name), "Ready")["status"] == "True";
+        self.eventually(&format!("{name} Ready"), ready).await
+    }
+
     /// Polls `check` for 15 s at most; the error names what did not happen.
     pub async fn eventually(&self, what: &str, mut check: impl FnMut(&Self) -> bool) -> Result<()> {
         until(what, Duration::from_secs(15), || check(self)).await
@@ -288,6 +294,14 @@ pub async fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool)
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// `metadata.name` of an object given as JSON (empty when it has none).
+pub fn name_of(object: &Value) -> String {
+    object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The seed sample `deploy/samples/<name>.yaml`, as users apply it.

@@ -4,6 +4,14 @@ use anyhow::{Context as _, Result, ensure};
 use operator_core::OperatorDescriptor;
 use operator_core::runtime::config::{Flags, RuntimeConfig};
 
+/// The operator's binary at `path` as it ships: it answers `--version` with its own name and
+/// `version` ([`check_version`]), and reads the config file deploy/ gives it
+/// ([`shipped_config`]), which is returned for the operator's own checks.
+pub fn shipped(operator: &OperatorDescriptor, path: &str, version: &str) -> Result<RuntimeConfig> {
+    check_version(path, operator, version)?;
+    shipped_config(operator)
+}
+
 /// The binary at `path` answers `--version` with its own name (not the shared crate's) and
 /// `version`.
 pub fn check_version(path: &str, operator: &OperatorDescriptor, version: &str) -> Result<()> {
@@ -56,4 +64,28 @@ pub fn shipped_config(operator: &OperatorDescriptor) -> Result<RuntimeConfig> {
         "the shipped config elects a leader on {lease:?}, not {expected}"
     );
     Ok(resolved)
+}
+
+/// The shipped-binary test of an operator's suite: its binary (`CARGO_BIN_EXE_<binary>`)
+/// answers `--version` as this package's version, reads deploy/'s config file, and what that
+/// config resolves to passes the operator's own `checks`.
+///
+/// ```ignore
+/// operator_harness::shipped_binary_test!(batch_processor::OPERATOR, "batch-processor-operator", |config| {
+///     assert!(config.workloads.default_resources.is_some());
+/// });
+/// ```
+#[macro_export]
+macro_rules! shipped_binary_test {
+    ($operator:expr, $binary:literal, $checks:expr) => {
+        #[test]
+        fn the_binary_answers_as_shipped_and_reads_its_shipped_config() -> anyhow::Result<()> {
+            let binary = env!(concat!("CARGO_BIN_EXE_", $binary));
+            let version = env!("CARGO_PKG_VERSION");
+            let config = $crate::shipped::shipped(&$operator, binary, version)?;
+            let checks: fn(&operator_core::runtime::config::RuntimeConfig) = $checks;
+            checks(&config);
+            Ok(())
+        }
+    };
 }

@@ -95,9 +95,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![crd::v1::crd()],
     controllers: |rt| controllers(rt, Options::default()),
-    metrics: |registry| {
-        PaymentMetrics::register(registry);
-    },
+    metrics: |registry| _ = PaymentMetrics::register(registry),
     admission: admission::ADMISSION,
     conversions: &[Converted {
         group: "payments.io",
@@ -120,7 +118,7 @@ pub struct Options {
 /// The backup claim is never pruned (it holds the exports); ServiceMonitors exist only
 /// where the Prometheus Operator is installed.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
-    ChildKinds::builder(rt.client(), IDENTITY, rt.namespace())
+    rt.child_kinds(IDENTITY)
         .kind::<Deployment>(Prune::Yes)
         .kind::<Service>(Prune::Yes)
         .kind::<HorizontalPodAutoscaler>(Prune::Yes)
@@ -137,15 +135,13 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 
 /// The controller for `PaymentService`.
 pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
-    let (children, watches) = child_kinds(rt);
     let operator = PaymentOperator {
         defaults: rt.config().workloads.clone(),
         settings: rt.config().own.get::<Settings>(),
         metrics: PaymentMetrics::register(rt.metrics()),
         now: options.now,
     };
-    let controller = rt
-        .controller::<PaymentService, _>(rt.context(IDENTITY, operator).with_children(children))
-        .owns_children(watches);
+    let controller =
+        rt.operator_controller::<PaymentService, _>(IDENTITY, operator, child_kinds(rt));
     vec![controller.run(reconcile::reconcile).boxed()]
 }

@@ -37,11 +37,7 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
     if let Some(resources) = &spec.resources {
         validation::resource_requirements(&mut errors, "spec.resources", resources);
     }
-    errors.check(
-        (0..=1000).contains(&spec.replicas),
-        "spec.replicas",
-        format!("must be between 0 and 1000, got {}", spec.replicas),
-    );
+    errors.in_range("spec.replicas", spec.replicas, 0..=1000);
 
     if let Some(a) = &spec.autoscaling {
         autoscaling(&mut errors, a);
@@ -73,11 +69,7 @@ pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
 
 /// The autoscaler's bounds and targets.
 fn autoscaling(errors: &mut FieldErrors, a: &Autoscaling) {
-    errors.check(
-        (1..=1000).contains(&a.max_replicas),
-        "spec.autoscaling.maxReplicas",
-        format!("must be between 1 and 1000, got {}", a.max_replicas),
-    );
+    errors.in_range("spec.autoscaling.maxReplicas", a.max_replicas, 1..=1000);
     if let Some(min) = a.min_replicas {
         errors.check(
             (1..=1000).contains(&min) && min <= a.max_replicas,
@@ -123,11 +115,7 @@ fn config(errors: &mut FieldErrors, spec: &PaymentServiceSpec) {
         .and_then(|c| c.database.as_ref())
         .and_then(|d| d.pool_size)
     {
-        errors.check(
-            (1..=1000).contains(&pool),
-            "spec.config.database.poolSize",
-            format!("must be between 1 and 1000, got {pool}"),
-        );
+        errors.in_range("spec.config.database.poolSize", pool, 1..=1000);
     }
 }
 

@@ -1,8 +1,7 @@
-//! The manifests in deploy/payment-service agree with the binary: its config file parses, and
-//! its RBAC names no wildcard.
+//! The binary as it ships: `--version` names it, the config file in deploy/payment-service is
+//! one it reads, and its RBAC names no wildcard.
 
 use anyhow::{Context as _, Result};
-use operator_core::runtime::config::{Flags, RuntimeConfig};
 use serde_json::Value;
 
 fn manifest(file: &str) -> Result<Vec<Value>> {
@@ -18,31 +17,14 @@ fn manifest(file: &str) -> Result<Vec<Value>> {
     Ok(docs)
 }
 
-#[test]
-fn the_shipped_config_file_parses_for_this_binary() -> Result<()> {
-    let config = manifest("config.yaml")?;
-    let file = config[0]["data"]["config.yaml"]
-        .as_str()
-        .context("config.yaml key")?;
-    let path = std::env::temp_dir().join(format!("payment-config-{}.yaml", std::process::id()));
-    std::fs::write(&path, file)?;
-    let flags = Flags {
-        config: Some(path.clone()),
-        ..Flags::default()
-    };
-    let env = |name: &str| (name == "POD_NAMESPACE").then(|| "payments-system".to_string());
-    let resolved = RuntimeConfig::resolve(&flags, &payment_service::BINARY, env);
-    let _ = std::fs::remove_file(&path);
-    let resolved = resolved?;
-    assert!(
-        resolved
-            .own
-            .get::<payment_service::Settings>()
-            .backup_image
-            .is_some()
-    );
-    Ok(())
-}
+operator_harness::shipped_binary_test!(
+    payment_service::OPERATOR,
+    "payment-service-operator",
+    |config| {
+        let settings = config.own.get::<payment_service::Settings>();
+        assert!(settings.backup_image.is_some());
+    }
+);
 
 #[test]
 fn rbac_names_every_verb_and_resource() -> Result<()> {
@@ -59,13 +41,4 @@ fn rbac_names_every_verb_and_resource() -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[test]
-fn version_names_the_binary_not_the_shared_crate() -> Result<()> {
-    operator_harness::shipped::check_version(
-        env!("CARGO_BIN_EXE_payment-service-operator"),
-        &payment_service::OPERATOR,
-        env!("CARGO_PKG_VERSION"),
-    )
 }

@@ -51,9 +51,6 @@ pub const IDENTITY: OperatorIdentity = OperatorIdentity {
     app_name: resources::APP_NAME,
 };
 
-/// The controller's name in metrics (`controller="sagaorchestrator"`).
-pub const CONTROLLER: &str = "sagaorchestrator";
-
 /// The binary: its identity and its section of the config file.
 pub const BINARY: OperatorBinary = OperatorBinary {
     identity: IDENTITY,
@@ -74,9 +71,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![SagaOrchestrator::crd()],
     controllers: |rt| controllers(rt, operator_core::system_clock()),
-    metrics: |registry| {
-        SagaMetrics::register(registry);
-    },
+    metrics: |registry| _ = SagaMetrics::register(registry),
     admission: admission::ADMISSION,
     conversions: &[],
     demo_settings: "",
@@ -86,7 +81,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
 /// The child kinds of a SagaOrchestrator, declared once: watched as metadata, owned, pruned.
 /// ServiceMonitors exist only where the Prometheus Operator is installed.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
-    ChildKinds::builder(rt.client(), IDENTITY, rt.namespace())
+    rt.child_kinds(IDENTITY)
         .kind::<ConfigMap>(Prune::Yes)
         .kind::<ServiceAccount>(Prune::Yes)
         .kind::<Role>(Prune::Yes)
@@ -104,16 +99,7 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 /// CloudNativePG clusters, when that CRD is installed at start) it depends on. `now` is the
 /// clock (tests move it past a drain timeout).
 pub fn controllers(rt: &Runtime, now: Clock) -> Vec<BoxFuture<'static, ()>> {
-    let (children, watches) = child_kinds(rt);
-    let (services, service_writer) = reflector::store();
-    let service_stream = watcher(
-        rt.watched_api::<PaymentServiceView>(),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(service_writer)
-    .touched_objects()
-    .boxed();
+    let (services, service_stream) = rt.cached(watcher::Config::default(), |_| ());
     // CloudNativePG is optional: watched only where its CRD is served when the operator starts.
     let (clusters, cluster_writer) = reflector::store();
     let client = rt.client();
@@ -148,9 +134,8 @@ pub fn controllers(rt: &Runtime, now: Clock) -> Vec<BoxFuture<'static, ()>> {
         metrics: SagaMetrics::register(rt.metrics()),
         now,
     };
-    let controller = rt
-        .controller::<SagaOrchestrator, _>(rt.context(IDENTITY, operator).with_children(children))
-        .owns_children(watches);
+    let controller =
+        rt.operator_controller::<SagaOrchestrator, _>(IDENTITY, operator, child_kinds(rt));
     let (by_service, by_cluster) = (controller.store(), controller.store());
     let controller = controller
         .watches_stream(service_stream, move |ps: PaymentServiceView| {

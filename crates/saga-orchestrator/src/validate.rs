@@ -30,11 +30,7 @@ pub fn validate(name: &str, spec: &SagaOrchestratorSpec) -> Vec<FieldError> {
         "spec.version",
         validation::label_value(&spec.version, false),
     );
-    errors.check(
-        (1..=50).contains(&spec.replicas),
-        "spec.replicas",
-        format!("must be between 1 and 50, got {}", spec.replicas),
-    );
+    errors.in_range("spec.replicas", spec.replicas, 1..=50);
     if let Some(a) = &spec.autoscaling {
         errors.check(
             1 <= a.min_replicas && a.min_replicas <= a.max_replicas && a.max_replicas <= 50,

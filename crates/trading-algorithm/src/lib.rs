@@ -20,15 +20,15 @@ pub use risk::trading_day;
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::CustomResourceExt;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::watcher;
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
@@ -73,9 +73,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     }],
     crds: || vec![TradingAlgorithm::crd()],
     controllers: |rt| controllers(rt, Options::default()),
-    metrics: |registry| {
-        TradingMetrics::register(registry);
-    },
+    metrics: |registry| _ = TradingMetrics::register(registry),
     admission: admission::ADMISSION,
     conversions: &[],
     demo_settings: "",
@@ -100,7 +98,7 @@ impl Default for Options {
 
 /// The child kinds of a TradingAlgorithm, declared once: watched as metadata, owned, pruned.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
-    ChildKinds::builder(rt.client(), IDENTITY, rt.namespace())
+    rt.child_kinds(IDENTITY)
         .kind::<Deployment>(Prune::Yes)
         .kind::<ConfigMap>(Prune::Yes)
         .kind::<Service>(Prune::Yes)
@@ -112,18 +110,8 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 /// The controller for `TradingAlgorithm`, watching its four child kinds (as metadata) and the
 /// algorithms' reports.
 pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
-    let (children, watches) = child_kinds(rt);
-    let reports_api = rt.watched_api::<ConfigMap>();
-    let (reports, writer) = reflector::store();
-    let report_stream = watcher(
-        reports_api,
-        watcher::Config::default().labels(report::REPORT_LABEL),
-    )
-    .default_backoff()
-    .modify(report::compact)
-    .reflect(writer)
-    .touched_objects()
-    .boxed();
+    let labelled_reports = watcher::Config::default().labels(report::REPORT_LABEL);
+    let (reports, report_stream) = rt.cached(labelled_reports, report::compact);
     let operator = TradingOperator {
         reports,
         defaults: rt.config().workloads.clone(),
@@ -132,8 +120,7 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
         now: options.now,
     };
     let controller = rt
-        .controller::<TradingAlgorithm, _>(rt.context(IDENTITY, operator).with_children(children))
-        .owns_children(watches)
+        .operator_controller::<TradingAlgorithm, _>(IDENTITY, operator, child_kinds(rt))
         .watches_stream(report_stream, |cm| report::owner_of(&cm));
     vec![controller.run(reconcile::reconcile).boxed()]
 }

@@ -84,15 +84,15 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
     }
 
     let scaling = &spec.scaling_policy;
-    errors.check(
-        (1..=10).contains(&scaling.min_replicas),
+    errors.in_range(
         "spec.scalingPolicy.minReplicas",
-        format!("must be between 1 and 10, got {}", scaling.min_replicas),
+        scaling.min_replicas,
+        1..=10,
     );
-    errors.check(
-        (1..=100).contains(&scaling.max_replicas),
+    errors.in_range(
         "spec.scalingPolicy.maxReplicas",
-        format!("must be between 1 and 100, got {}", scaling.max_replicas),
+        scaling.max_replicas,
+        1..=100,
     );
     errors.check(
         scaling.min_replicas <= scaling.max_replicas,
@@ -103,11 +103,7 @@ pub fn validate(name: &str, spec: &TradingAlgorithmSpec) -> Vec<FieldError> {
         ),
     );
     if let Some(target) = scaling.target_cpu_utilization {
-        errors.check(
-            (10..=90).contains(&target),
-            "spec.scalingPolicy.targetCPUUtilization",
-            format!("must be between 10 and 90, got {target}"),
-        );
+        errors.in_range("spec.scalingPolicy.targetCPUUtilization", target, 10..=90);
     }
 
     let parameters = spec

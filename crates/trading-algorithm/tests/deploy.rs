@@ -1,12 +1,6 @@
-//! The binary as it ships: `--version` names it.
+//! The binary as it ships: `--version` names it, and the config file in deploy/trading-algorithm is
+//! one it reads.
 
-use anyhow::Result;
-
-#[test]
-fn version_names_the_binary_not_the_shared_crate() -> Result<()> {
-    operator_harness::shipped::check_version(
-        env!("CARGO_BIN_EXE_trading-operator"),
-        &trading_algorithm::OPERATOR,
-        env!("CARGO_PKG_VERSION"),
-    )
-}
+operator_harness::shipped_binary_test!(trading_algorithm::OPERATOR, "trading-operator", |config| {
+    assert!(config.workloads.default_resources.is_some());
+});

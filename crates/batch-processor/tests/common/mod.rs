@@ -41,15 +41,9 @@ pub fn seed() -> Result<Value> {
 /// A running operator with `batch` created and Ready.
 pub async fn start_with(batch: Value) -> Result<Harness> {
     let h = start().await?;
-    let name = batch["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let name = operator_harness::name_of(&batch);
     h.create_batch(batch).await?;
-    h.eventually("Ready", |h| {
-        condition(&h.status(&name), "Ready")["status"] == "True"
-    })
-    .await?;
+    h.ready(&name).await?;
     Ok(h)
 }
 

@@ -113,15 +113,9 @@ pub fn sample() -> Result<Value> {
 pub async fn start_with(probe: ScriptedProbe, adapter: Value) -> Result<Harness> {
     let h = cluster_with(probe).start().await?;
     h.create_secrets().await?;
-    let name = adapter["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let name = operator_harness::name_of(&adapter);
     h.create_adapter(adapter).await?;
-    h.eventually("Ready", |h| {
-        condition(&h.status(&name), "Ready")["status"] == "True"
-    })
-    .await?;
+    h.ready(&name).await?;
     Ok(h)
 }
 

@@ -56,7 +56,7 @@ mod kinds;
 mod ownership;
 
 pub use dependencies::uses;
-pub use kinds::{ChildKinds, ChildPass, ChildWatches, OptionalChild, Prune};
+pub use kinds::{ChildKinds, ChildKindsBuilder, ChildPass, ChildWatches, OptionalChild, Prune};
 
 /// A namespaced kind an operator applies, caches and prunes as a child: what every apply
 /// function asks of its type, named once.

@@ -19,13 +19,17 @@ pub mod telemetry;
 use std::future::Future;
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use kube::Resource;
 use kube::core::NamespaceResourceScope;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::apply::OperatorIdentity;
+use crate::apply::{ChildKinds, ChildKindsBuilder, ChildWatches, OperatorIdentity};
 use crate::controller::{Context, OperatorController};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
@@ -201,6 +205,62 @@ impl Runtime {
             .report_readiness(self.readiness.clone())
             .reconcile_while_leading(self.leading.clone())
             .shutdown_on(stopped(self.stop.clone()))
+    }
+
+    /// The operator's child kinds, to declare: written as `identity`, watched where the
+    /// operator watches.
+    pub fn child_kinds(&self, identity: OperatorIdentity) -> ChildKindsBuilder {
+        ChildKinds::builder(self.client(), identity, self.namespace())
+    }
+
+    /// The controller of `K` as every operator runs it: its context carries the operator's
+    /// own part, and it owns the declared child kinds (reconciling an owner when a child of
+    /// it changes).
+    pub fn operator_controller<K, O>(
+        &self,
+        identity: OperatorIdentity,
+        operator: O,
+        (children, watches): (ChildKinds, ChildWatches),
+    ) -> OperatorController<K, O>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+        O: Send + Sync + 'static,
+    {
+        let ctx = self.context(identity, operator).with_children(children);
+        self.controller(ctx).owns_children(watches)
+    }
+
+    /// A cache of the objects of kind `K` that `selection` picks where the operator watches,
+    /// each trimmed by `compact` to what the operator reads, and the stream of objects it
+    /// touched (for `watches_stream`).
+    pub fn cached<K>(
+        &self,
+        selection: watcher::Config,
+        compact: impl FnMut(&mut K) + Send + 'static,
+    ) -> (Store<K>, BoxStream<'static, Result<K, watcher::Error>>)
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (store, writer) = reflector::store();
+        let stream = watcher(self.watched_api::<K>(), selection)
+            .default_backoff()
+            .modify(compact)
+            .reflect(writer)
+            .touched_objects()
+            .boxed();
+        (store, stream)
     }
 }
 

@@ -32,6 +32,18 @@ impl FieldErrors {
         }
     }
 
+    /// Records "must be between A and B, got V" for `field` unless `value` is in `range`.
+    pub fn in_range<T>(&mut self, field: &str, value: T, range: std::ops::RangeInclusive<T>)
+    where
+        T: PartialOrd + std::fmt::Display,
+    {
+        if !range.contains(&value) {
+            let (low, high) = range.into_inner();
+            let message = format!("must be between {low} and {high}, got {value}");
+            self.0.push(FieldError::new(field, message));
+        }
+    }
+
     /// Records the problem a check returned, if any; the checked value otherwise.
     pub fn push<T>(&mut self, field: &str, checked: Result<T, String>) -> Option<T> {
         match checked {

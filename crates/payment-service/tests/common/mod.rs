@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use operator_core::monitoring::ServiceMonitor;
+use operator_core::tooling::ChildRef;
 use operator_harness::conformance::Subject;
 pub use operator_harness::{Harness, HarnessBuilder, condition};
 use payment_service::crd::PaymentService;
@@ -166,18 +167,6 @@ pub fn has_backup(i: usize) -> bool {
     i.is_multiple_of(4)
 }
 
-fn child(
-    api_version: &'static str,
-    plural: &'static str,
-    name: String,
-) -> operator_core::tooling::ChildRef {
-    operator_core::tooling::ChildRef {
-        api_version,
-        plural,
-        name,
-    }
-}
-
 /// The operator, as the conformance checks exercise it.
 pub const CONFORMANCE: Subject = Subject {
     operator: &payment_service::OPERATOR,
@@ -186,20 +175,20 @@ pub const CONFORMANCE: Subject = Subject {
     children: |ps| {
         let name = ps["metadata"]["name"].as_str().unwrap_or_default();
         let mut children = vec![
-            child("apps/v1", "deployments", name.to_string()),
-            child("v1", "services", name.to_string()),
-            child("policy/v1", "poddisruptionbudgets", name.to_string()),
-            child("v1", "serviceaccounts", name.to_string()),
-            child("networking.k8s.io/v1", "networkpolicies", name.to_string()),
+            ChildRef::new("apps/v1", "deployments", name),
+            ChildRef::new("v1", "services", name),
+            ChildRef::new("policy/v1", "poddisruptionbudgets", name),
+            ChildRef::new("v1", "serviceaccounts", name),
+            ChildRef::new("networking.k8s.io/v1", "networkpolicies", name),
         ];
         if ps["spec"]["backup"]["enabled"] == true {
             let backup = format!("{name}-backup");
             children.extend([
-                child("v1", "serviceaccounts", backup.clone()),
-                child("batch/v1", "cronjobs", backup.clone()),
-                child("rbac.authorization.k8s.io/v1", "roles", backup.clone()),
-                child("rbac.authorization.k8s.io/v1", "rolebindings", backup),
-                child("v1", "persistentvolumeclaims", format!("{name}-backups")),
+                ChildRef::new("v1", "serviceaccounts", backup.clone()),
+                ChildRef::new("batch/v1", "cronjobs", backup.clone()),
+                ChildRef::new("rbac.authorization.k8s.io/v1", "roles", backup.clone()),
+                ChildRef::new("rbac.authorization.k8s.io/v1", "rolebindings", backup),
+                ChildRef::new("v1", "persistentvolumeclaims", format!("{name}-backups")),
             ]);
         }
         children
@@ -207,11 +196,8 @@ pub const CONFORMANCE: Subject = Subject {
     kept_after_deletion: |ps| {
         let name = ps["metadata"]["name"].as_str().unwrap_or_default();
         if ps["spec"]["backup"]["enabled"] == true {
-            vec![child(
-                "v1",
-                "persistentvolumeclaims",
-                format!("{name}-backups"),
-            )]
+            let claim = format!("{name}-backups");
+            vec![ChildRef::new("v1", "persistentvolumeclaims", claim)]
         } else {
             Vec::new()
         }
@@ -219,7 +205,7 @@ pub const CONFORMANCE: Subject = Subject {
     // The account the resource runs as is the user's when it exists.
     used_as_found: |ps| {
         let name = ps["metadata"]["name"].as_str().unwrap_or_default();
-        vec![child("v1", "serviceaccounts", name.to_string())]
+        vec![ChildRef::new("v1", "serviceaccounts", name)]
     },
     written_by_others: &["deployments", "horizontalpodautoscalers"],
 };
