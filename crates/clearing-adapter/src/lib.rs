@@ -33,7 +33,7 @@ use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::ServiceMonitor;
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
+use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity};
 use serde::Deserialize;
 
 use crate::crd::ClearingAdapter;
@@ -127,12 +127,8 @@ impl Default for Options {
 /// ServiceMonitors exist only where the Prometheus Operator is installed.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
     rt.child_kinds(IDENTITY)
-        .kind::<ConfigMap>(Prune::Yes)
-        .kind::<Deployment>(Prune::Yes)
-        .kind::<Service>(Prune::Yes)
-        .kind::<NetworkPolicy>(Prune::Yes)
-        .kind::<HorizontalPodAutoscaler>(Prune::Yes)
-        .kind::<PodDisruptionBudget>(Prune::Yes)
+        .kinds::<(ConfigMap, Deployment, Service, NetworkPolicy)>()
+        .kinds::<(HorizontalPodAutoscaler, PodDisruptionBudget)>()
         .optional_kind::<ServiceMonitor>()
         .build()
 }

@@ -119,14 +119,9 @@ pub struct Options {
 /// where the Prometheus Operator is installed.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
     rt.child_kinds(IDENTITY)
-        .kind::<Deployment>(Prune::Yes)
-        .kind::<Service>(Prune::Yes)
-        .kind::<HorizontalPodAutoscaler>(Prune::Yes)
-        .kind::<PodDisruptionBudget>(Prune::Yes)
-        .kind::<ServiceAccount>(Prune::Yes)
-        .kind::<CronJob>(Prune::Yes)
-        .kind::<RoleBinding>(Prune::Yes)
-        .kind::<Role>(Prune::Yes)
+        .kinds::<(Deployment, Service, HorizontalPodAutoscaler)>()
+        .kinds::<(PodDisruptionBudget, ServiceAccount, CronJob)>()
+        .kinds::<(RoleBinding, Role)>()
         .kind::<PersistentVolumeClaim>(Prune::Never)
         .kind::<NetworkPolicy>(Prune::Yes)
         .optional_kind::<ServiceMonitor>()

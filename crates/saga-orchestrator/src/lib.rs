@@ -38,7 +38,7 @@ use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::ServiceMonitor;
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
+use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity};
 
 use crate::crd::SagaOrchestrator;
 use crate::dependencies::{PaymentServiceView, PostgresClusterView, callers_of, users_of};
@@ -82,15 +82,9 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
 /// ServiceMonitors exist only where the Prometheus Operator is installed.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
     rt.child_kinds(IDENTITY)
-        .kind::<ConfigMap>(Prune::Yes)
-        .kind::<ServiceAccount>(Prune::Yes)
-        .kind::<Role>(Prune::Yes)
-        .kind::<RoleBinding>(Prune::Yes)
-        .kind::<Deployment>(Prune::Yes)
-        .kind::<Service>(Prune::Yes)
-        .kind::<NetworkPolicy>(Prune::Yes)
-        .kind::<HorizontalPodAutoscaler>(Prune::Yes)
-        .kind::<PodDisruptionBudget>(Prune::Yes)
+        .kinds::<(ConfigMap, ServiceAccount, Role, RoleBinding)>()
+        .kinds::<(Deployment, Service)>()
+        .kinds::<(NetworkPolicy, HorizontalPodAutoscaler, PodDisruptionBudget)>()
         .optional_kind::<ServiceMonitor>()
         .build()
 }

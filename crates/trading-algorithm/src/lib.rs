@@ -32,7 +32,7 @@ use kube::runtime::watcher;
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
+use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity};
 
 use crate::crd::TradingAlgorithm;
 use crate::metrics::TradingMetrics;
@@ -99,11 +99,8 @@ impl Default for Options {
 /// The child kinds of a TradingAlgorithm, declared once: watched as metadata, owned, pruned.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
     rt.child_kinds(IDENTITY)
-        .kind::<Deployment>(Prune::Yes)
-        .kind::<ConfigMap>(Prune::Yes)
-        .kind::<Service>(Prune::Yes)
-        .kind::<HorizontalPodAutoscaler>(Prune::Yes)
-        .kind::<NetworkPolicy>(Prune::Yes)
+        .kinds::<(Deployment, ConfigMap, Service)>()
+        .kinds::<(HorizontalPodAutoscaler, NetworkPolicy)>()
         .build()
 }
 

@@ -256,6 +256,13 @@ impl ChildKindsBuilder {
         self
     }
 
+    /// Several kinds at once, each as [`Self::kind`] with [`Prune::Yes`]: the usual case,
+    /// `.kinds::<(Deployment, Service, PodDisruptionBudget)>()`.
+    #[must_use]
+    pub fn kinds<L: KindList>(self) -> Self {
+        L::declare(self)
+    }
+
     /// A kind whose CRD may not be installed (a ServiceMonitor): not watched, looked up on
     /// the API server; [`ChildKinds::served`] says whether it exists (asked of discovery at
     /// most every five minutes), and prune skips it where it does not.
@@ -283,6 +290,32 @@ impl ChildKindsBuilder {
         )
     }
 }
+
+/// A tuple of child kinds, declared in order by [`ChildKindsBuilder::kinds`].
+pub trait KindList {
+    fn declare(builder: ChildKindsBuilder) -> ChildKindsBuilder;
+}
+
+macro_rules! kind_list {
+    ($($kind:ident),+) => {
+        impl<$($kind: ChildObject),+> KindList for ($($kind,)+) {
+            fn declare(builder: ChildKindsBuilder) -> ChildKindsBuilder {
+                builder$(.kind::<$kind>(Prune::Yes))+
+            }
+        }
+    };
+}
+
+kind_list!(A);
+kind_list!(A, B);
+kind_list!(A, B, C);
+kind_list!(A, B, C, D);
+kind_list!(A, B, C, D, E);
+kind_list!(A, B, C, D, E, F);
+kind_list!(A, B, C, D, E, F, G);
+kind_list!(A, B, C, D, E, F, G, H);
+kind_list!(A, B, C, D, E, F, G, H, I);
+kind_list!(A, B, C, D, E, F, G, H, I, J);
 
 impl ChildKinds {
     pub fn builder(

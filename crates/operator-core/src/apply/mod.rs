@@ -56,7 +56,9 @@ mod kinds;
 mod ownership;
 
 pub use dependencies::uses;
-pub use kinds::{ChildKinds, ChildKindsBuilder, ChildPass, ChildWatches, OptionalChild, Prune};
+pub use kinds::{
+    ChildKinds, ChildKindsBuilder, ChildPass, ChildWatches, KindList, OptionalChild, Prune,
+};
 
 /// A namespaced kind an operator applies, caches and prunes as a child: what every apply
 /// function asks of its type, named once.
