@@ -200,11 +200,7 @@ pub struct Retry {
     pub backoff_seconds: i64,
 }
 
-impl Default for Retry {
-    fn default() -> Self {
-        operator_core::defaults::from_fields()
-    }
-}
+operator_core::default_from_fields!(Retry);
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RestartPolicy {

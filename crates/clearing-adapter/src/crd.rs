@@ -74,12 +74,8 @@ pub struct ClearingAdapterSpec {
     #[serde(default)]
     pub monitoring: Monitoring,
     /// How long deletion waits for the pods to finish in-flight payments (Go duration).
-    #[serde(default = "default_drain_timeout")]
+    #[serde(default = "operator_core::defaults::seconds::<30>")]
     pub drain_timeout: GoDuration,
-}
-
-fn default_drain_timeout() -> GoDuration {
-    "30s".into()
 }
 
 /// The seed's processor types.
@@ -112,10 +108,10 @@ pub struct AdapterConfig {
     #[schemars(length(min = 1, max = 32))]
     pub banking_partners: Vec<BankingPartner>,
     /// Timeout of one request to a partner (Go duration).
-    #[serde(default = "default_timeout")]
+    #[serde(default = "operator_core::defaults::seconds::<30>")]
     pub timeout: GoDuration,
     /// How often the operator checks each partner's health endpoint, at most (Go duration).
-    #[serde(default = "default_health_check_interval")]
+    #[serde(default = "operator_core::defaults::seconds::<30>")]
     pub health_check_interval: GoDuration,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_config: Option<RetryConfig>,
@@ -123,13 +119,6 @@ pub struct AdapterConfig {
     pub rate_limit: Option<RateLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
-}
-
-fn default_timeout() -> GoDuration {
-    "30s".into()
-}
-fn default_health_check_interval() -> GoDuration {
-    "30s".into()
 }
 
 /// One banking partner or clearing network.
@@ -222,17 +211,10 @@ pub struct RetryConfig {
     #[serde(default = "operator_core::defaults::int::<3>")]
     #[schemars(range(min = 0, max = 10))]
     pub max_retries: i32,
-    #[serde(default = "default_initial_backoff")]
+    #[serde(default = "operator_core::defaults::millis::<100>")]
     pub initial_backoff: GoDuration,
-    #[serde(default = "default_max_backoff")]
+    #[serde(default = "operator_core::defaults::seconds::<5>")]
     pub max_backoff: GoDuration,
-}
-
-fn default_initial_backoff() -> GoDuration {
-    "100ms".into()
-}
-fn default_max_backoff() -> GoDuration {
-    "5s".into()
 }
 
 /// Requests the adapter sends to partners, at most.
@@ -305,12 +287,8 @@ pub struct Autoscaling {
     pub metrics: Vec<MetricSpec>,
     /// The seed's cooldown: how long the load must stay low before the autoscaler removes
     /// pods (scale-down stabilization window, Go duration).
-    #[serde(default = "default_cooldown")]
+    #[serde(default = "operator_core::defaults::minutes::<5>")]
     pub cooldown_period: GoDuration,
-}
-
-fn default_cooldown() -> GoDuration {
-    "5m".into()
 }
 
 /// Seed 001's `CircuitBreakerConfig` and defaults.
@@ -326,19 +304,11 @@ pub struct CircuitBreaker {
     #[schemars(range(min = 1, max = 100))]
     pub success_threshold: i32,
     /// How long the adapter's own breaker stays open before it tries a partner again.
-    #[serde(default = "default_breaker_timeout")]
+    #[serde(default = "operator_core::defaults::seconds::<60>")]
     pub timeout: GoDuration,
 }
 
-fn default_breaker_timeout() -> GoDuration {
-    "60s".into()
-}
-
-impl Default for CircuitBreaker {
-    fn default() -> Self {
-        operator_core::defaults::from_fields()
-    }
-}
+operator_core::default_from_fields!(CircuitBreaker);
 
 /// Seed 001's `MonitoringConfig` and defaults.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -361,11 +331,7 @@ fn default_health_path() -> String {
     "/health".into()
 }
 
-impl Default for Monitoring {
-    fn default() -> Self {
-        operator_core::defaults::from_fields()
-    }
-}
+operator_core::default_from_fields!(Monitoring);
 
 /// The seed's phases.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

@@ -75,11 +75,7 @@ pub struct Settings {
     pub partner_health_checks: bool,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        operator_core::defaults::from_fields()
-    }
-}
+operator_core::default_from_fields!(Settings);
 
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {

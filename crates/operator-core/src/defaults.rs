@@ -1,6 +1,6 @@
 //! CRD field defaults, each declared once, on its field:
-//! `#[serde(default = "operator_core::defaults::int::<3>")]` for a number, `yes` for an
-//! on-by-default switch. serde fills them in and schemars writes them into the CRD schema,
+//! `#[serde(default = "operator_core::defaults::int::<3>")]` for a number, `seconds::<30>`
+//! (`minutes`, `millis`) for a duration, `yes` for an on-by-default switch. serde fills them in and schemars writes them into the CRD schema,
 //! so `kubectl explain` and the operator agree. A struct whose fields all have defaults gets
 //! its `Default` from [`from_fields`] rather than a second list of the same values.
 
@@ -16,9 +16,36 @@ pub const fn int64<const N: i64>() -> i64 {
     N
 }
 
+/// `N` seconds, as a duration field's default (`"30s"`).
+pub fn seconds<const N: u32>() -> crate::duration::GoDuration {
+    format!("{N}s").into()
+}
+
+/// `N` minutes, as a duration field's default (`"5m"`).
+pub fn minutes<const N: u32>() -> crate::duration::GoDuration {
+    format!("{N}m").into()
+}
+
+/// `N` milliseconds, as a duration field's default (`"100ms"`).
+pub fn millis<const N: u32>() -> crate::duration::GoDuration {
+    format!("{N}ms").into()
+}
+
 /// `true`, as the default of a switch that is on unless turned off.
 pub const fn yes() -> bool {
     true
+}
+
+/// `impl Default` for CRD structs whose every field has a default: [`from_fields`].
+#[macro_export]
+macro_rules! default_from_fields {
+    ($($type:ty),+ $(,)?) => {
+        $(impl Default for $type {
+            fn default() -> Self {
+                $crate::defaults::from_fields()
+            }
+        })+
+    };
 }
 
 /// The value serde gives `T` from an empty object: every field at its declared default.
@@ -42,6 +69,8 @@ mod tests {
 
     #[derive(serde::Deserialize, Debug, PartialEq)]
     struct Limits {
+        #[serde(default = "seconds::<30>")]
+        timeout: crate::duration::GoDuration,
         #[serde(default = "int::<3>")]
         attempts: i32,
         #[serde(default = "int64::<30>")]
@@ -56,6 +85,7 @@ mod tests {
         assert_eq!(
             limits,
             Limits {
+                timeout: "30s".into(),
                 attempts: 3,
                 seconds: 30,
                 enabled: true

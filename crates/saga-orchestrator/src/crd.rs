@@ -64,12 +64,8 @@ pub struct SagaOrchestratorSpec {
     #[schemars(range(min = 1, max = 20))]
     pub definition_history_limit: i32,
     /// How long deletion waits for running sagas to finish or compensate (Go duration).
-    #[serde(default = "default_drain_timeout")]
+    #[serde(default = "operator_core::defaults::minutes::<5>")]
     pub drain_timeout: GoDuration,
-}
-
-fn default_drain_timeout() -> GoDuration {
-    "5m".into()
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -113,11 +109,7 @@ fn default_metrics_path() -> String {
     "/metrics".into()
 }
 
-impl Default for Prometheus {
-    fn default() -> Self {
-        operator_core::defaults::from_fields()
-    }
-}
+operator_core::default_from_fields!(Prometheus);
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -214,19 +206,11 @@ pub struct StepRetry {
     #[serde(default = "operator_core::defaults::int::<3>")]
     #[schemars(range(min = 1, max = 20))]
     pub max_attempts: i32,
-    #[serde(default = "default_backoff")]
+    #[serde(default = "operator_core::defaults::seconds::<1>")]
     pub backoff: GoDuration,
 }
 
-fn default_backoff() -> GoDuration {
-    "1s".into()
-}
-
-impl Default for StepRetry {
-    fn default() -> Self {
-        operator_core::defaults::from_fields()
-    }
-}
+operator_core::default_from_fields!(StepRetry);
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
