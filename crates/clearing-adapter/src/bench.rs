@@ -77,14 +77,8 @@ fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass,
         enabled: false,
         monitor: OptionalChild::NotWanted,
     };
-    let objects = [
-        to_value(&children.config_map),
-        to_value(&children.deployment),
-        to_value(&children.service),
-        to_value(&children.network_policy),
-    ]
-    .into_iter()
-    .chain(children.pdb.iter().map(to_value));
+    let mut objects = vec![to_value(&children.config_map)];
+    objects.extend(children.workload.objects());
     NaivePass::of(
         objects,
         &observed_status(&ca, &plan, &workload, checks, now),

@@ -94,11 +94,8 @@ fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass,
         to_value(&children.service_account),
         to_value(&children.role),
         to_value(&children.role_binding),
-        to_value(&children.deployment),
-        to_value(&children.service),
-        to_value(&children.network_policy),
     ]
     .into_iter()
-    .chain(children.pdb.iter().map(to_value));
+    .chain(children.workload.objects());
     NaivePass::of(objects, &status)
 }

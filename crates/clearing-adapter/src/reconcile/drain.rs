@@ -88,7 +88,7 @@ pub(super) async fn drain(
     let desired = resources::desired_children(&ca, &inputs, &op.defaults, &op.image);
     ctx.children
         .of::<k8s_openapi::api::apps::v1::Deployment>()?
-        .apply(&*ca, desired.deployment)
+        .apply(&*ca, desired.workload.deployment)
         .await?;
 
     let mut status = ca.status.clone().unwrap_or_default();

@@ -11,15 +11,11 @@ pub mod service_monitor;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
+use operator_core::apply::ServedWorkload;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{Labels, instance_selector};
-use operator_core::monitoring::ServiceMonitor;
 
 use crate::crd::ClearingAdapter;
 
@@ -68,13 +64,7 @@ pub fn child_labels(ca: &ClearingAdapter, defaults: &WorkloadDefaults) -> BTreeM
 #[derive(Clone, Debug, PartialEq)]
 pub struct DesiredChildren {
     pub config_map: ConfigMap,
-    pub deployment: Deployment,
-    pub service: Service,
-    pub network_policy: NetworkPolicy,
-    pub hpa: Option<HorizontalPodAutoscaler>,
-    pub pdb: Option<PodDisruptionBudget>,
-    /// Built when monitoring is on; applied only where its CRD is installed.
-    pub service_monitor: Option<ServiceMonitor>,
+    pub workload: ServedWorkload,
 }
 
 /// What the children depend on beyond the spec.
@@ -97,7 +87,7 @@ pub fn desired_children(
 ) -> DesiredChildren {
     let config = config_map::desired_config_map(ca, &inputs.weights, defaults);
     let config_hash = config_map::config_hash(ca, &inputs.secret_versions);
-    DesiredChildren {
+    let workload = ServedWorkload {
         deployment: deployment::desired_deployment(
             ca,
             &config_hash,
@@ -105,7 +95,6 @@ pub fn desired_children(
             defaults,
             image,
         ),
-        config_map: config,
         service: service::desired_service(ca, defaults),
         network_policy: network_policy::desired_network_policy(ca, defaults),
         hpa: ca
@@ -121,6 +110,10 @@ pub fn desired_children(
             .monitoring
             .enabled
             .then(|| service_monitor::desired_service_monitor(ca, defaults)),
+    };
+    DesiredChildren {
+        config_map: config,
+        workload,
     }
 }
 

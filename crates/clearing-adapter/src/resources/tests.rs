@@ -27,7 +27,7 @@ fn build(ca: &ClearingAdapter, inputs: &Inputs) -> DesiredChildren {
 }
 
 fn hash(d: &DesiredChildren) -> Value {
-    serde_json::to_value(&d.deployment).unwrap_or_default()["spec"]["template"]["metadata"]
+    serde_json::to_value(&d.workload.deployment).unwrap_or_default()["spec"]["template"]["metadata"]
         ["annotations"][operator_core::builder::CONFIG_HASH_ANNOTATION]
         .clone()
 }
@@ -53,13 +53,14 @@ fn draining_scales_to_zero_without_autoscaler_or_budget_and_keeps_the_template()
     let serving = build(&ca, &draining);
     draining.draining = true;
     let drained = build(&ca, &draining);
-    let replicas = |d: &DesiredChildren| d.deployment.spec.as_ref().and_then(|s| s.replicas);
+    let replicas =
+        |d: &DesiredChildren| d.workload.deployment.spec.as_ref().and_then(|s| s.replicas);
     assert_eq!(replicas(&serving), None, "the sample is autoscaled");
     assert_eq!(replicas(&drained), Some(0));
-    assert!(drained.hpa.is_none() && drained.pdb.is_none());
+    assert!(drained.workload.hpa.is_none() && drained.workload.pdb.is_none());
     assert_eq!(
-        serving.deployment.spec.map(|s| s.template),
-        drained.deployment.spec.map(|s| s.template)
+        serving.workload.deployment.spec.map(|s| s.template),
+        drained.workload.deployment.spec.map(|s| s.template)
     );
 }
 
@@ -70,17 +71,18 @@ fn one_pod_gets_no_budget_no_spread_and_a_separate_metrics_port_gets_its_own() {
     ca.spec.replicas = 1;
     ca.spec.monitoring.metrics_port = 9090;
     let d = build(&ca, &inputs(&[]));
-    assert!(d.pdb.is_none());
-    let pod =
-        serde_json::to_value(&d.deployment).unwrap_or_default()["spec"]["template"]["spec"].clone();
+    assert!(d.workload.pdb.is_none());
+    let pod = serde_json::to_value(&d.workload.deployment).unwrap_or_default()["spec"]["template"]
+        ["spec"]
+        .clone();
     assert!(pod["affinity"].is_null() && pod["topologySpreadConstraints"].is_null());
     assert_eq!(
         pod["containers"][0]["ports"][1],
         json!({"name": "metrics", "containerPort": 9090, "protocol": "TCP"})
     );
-    let svc = serde_json::to_value(&d.service).unwrap_or_default();
+    let svc = serde_json::to_value(&d.workload.service).unwrap_or_default();
     assert_eq!(svc["spec"]["ports"][1]["name"], "metrics");
-    let monitor = serde_json::to_value(d.service_monitor).unwrap_or_default();
+    let monitor = serde_json::to_value(d.workload.service_monitor).unwrap_or_default();
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
 }
 
@@ -140,14 +142,14 @@ proptest! {
             d.config_map.data.as_ref().and_then(|m| m.get("weights.json")).map_or("", String::as_str),
         ).unwrap_or_default();
         prop_assert_eq!(table, json!(weights));
-        let spec = d.deployment.spec.clone().unwrap_or_default();
+        let spec = d.workload.deployment.spec.clone().unwrap_or_default();
         prop_assert_eq!(spec.replicas, Some(replicas));
         let pod_labels = spec.template.metadata.and_then(|m| m.labels).unwrap_or_default();
         for (k, v) in selector(&ca) {
             prop_assert_eq!(pod_labels.get(&k), Some(&v));
         }
-        prop_assert_eq!(d.pdb.is_some(), replicas > 1);
-        let policy = serde_json::to_value(&d.network_policy).unwrap_or_default();
+        prop_assert_eq!(d.workload.pdb.is_some(), replicas > 1);
+        let policy = serde_json::to_value(&d.workload.network_policy).unwrap_or_default();
         let mut ports: Vec<i64> = policy["spec"]["egress"][0]["ports"]
             .as_array().into_iter().flatten().filter_map(|p| p["port"].as_i64()).collect();
         ports.sort_unstable();

@@ -28,7 +28,7 @@ use futures::{FutureExt, StreamExt};
 use kube::core::{ApiResource, DynamicObject, ObjectMeta};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Client, Resource};
+use kube::{Api, Client, Resource};
 
 use super::dependencies::{RefusedSibling, Uses, pod_labels};
 use super::{Changes, ChildObject, Children, Foreign, OperatorIdentity};
@@ -416,6 +416,20 @@ impl<O> Debug for ChildPass<'_, O> {
 }
 
 impl<O: Resource<DynamicType = ()>> ChildPass<'_, O> {
+    /// The API of kind `K` in the owner's namespace, as the operator's client.
+    pub(super) fn api_beside_owner<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+    {
+        let namespace = self.owner.meta().namespace.as_deref().unwrap_or_default();
+        Api::namespaced(self.kinds.client.clone(), namespace)
+    }
+
+    /// The operator's field manager.
+    pub(super) fn manager(&self) -> &'static str {
+        self.kinds.identity.manager
+    }
+
     /// Applies one desired child (see [`Children::apply_noted`]); it is kept from prune.
     pub async fn apply<K>(&mut self, desired: K) -> Result<()>
     where

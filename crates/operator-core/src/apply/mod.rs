@@ -54,6 +54,7 @@ use crate::error::{Error, RefusedChild, Result};
 mod dependencies;
 mod kinds;
 mod ownership;
+mod served;
 
 pub use dependencies::uses;
 pub use kinds::{
@@ -87,6 +88,7 @@ impl<K> ChildObject for K where
 }
 pub use ownership::controlled_by;
 use ownership::{Holder, compact_managed_fields, contains_all, holder_of, owned_fields_digest};
+pub use served::{Replicas, ServedWorkload};
 
 /// Annotation on every child: the hash of the desired object last applied.
 pub const DESIRED_HASH_ANNOTATION: &str = "payments-engine.io/desired-hash";

@@ -12,17 +12,13 @@ pub mod service_monitor;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
+use operator_core::apply::ServedWorkload;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{self, Labels, instance_selector};
-use operator_core::monitoring::ServiceMonitor;
 
 use crate::crd::SagaOrchestrator;
 use crate::definitions::DefinitionPlan;
@@ -68,13 +64,7 @@ pub struct DesiredChildren {
     pub service_account: ServiceAccount,
     pub role: Role,
     pub role_binding: RoleBinding,
-    pub deployment: Deployment,
-    pub service: Service,
-    pub network_policy: NetworkPolicy,
-    pub hpa: Option<HorizontalPodAutoscaler>,
-    pub pdb: Option<PodDisruptionBudget>,
-    /// Built when Prometheus scraping is on; applied only where its CRD is installed.
-    pub service_monitor: Option<ServiceMonitor>,
+    pub workload: ServedWorkload,
 }
 
 pub fn desired_children(
@@ -90,12 +80,14 @@ pub fn desired_children(
         service_account: account,
         role,
         role_binding,
-        deployment: deployment::desired_deployment(so, plan, secret_version, defaults),
-        service: service::desired_service(so, defaults),
-        network_policy: network_policy::desired_network_policy(so, defaults),
-        hpa: hpa::desired_hpa(so, defaults),
-        pdb: pdb::desired_pdb(so, defaults),
-        service_monitor: service_monitor::desired_service_monitor(so, defaults),
+        workload: ServedWorkload {
+            deployment: deployment::desired_deployment(so, plan, secret_version, defaults),
+            service: service::desired_service(so, defaults),
+            network_policy: network_policy::desired_network_policy(so, defaults),
+            hpa: hpa::desired_hpa(so, defaults),
+            pdb: pdb::desired_pdb(so, defaults),
+            service_monitor: service_monitor::desired_service_monitor(so, defaults),
+        },
     }
 }
 

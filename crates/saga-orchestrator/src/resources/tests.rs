@@ -46,7 +46,7 @@ fn the_sample_gets_its_definitions_identity_and_persistence_by_reference() {
         role["rules"][0]["verbs"],
         serde_json::json!(["get", "patch"])
     );
-    let pod = json(&d.deployment)["spec"]["template"]["spec"].clone();
+    let pod = json(&d.workload.deployment)["spec"]["template"]["spec"].clone();
     assert_eq!(pod["serviceAccountName"], "payment-saga");
     let env = pod["containers"][0]["env"]
         .as_array()
@@ -68,11 +68,15 @@ fn the_sample_gets_its_definitions_identity_and_persistence_by_reference() {
         "by reference only"
     );
     assert_eq!(
-        json(&d.deployment)["spec"]["replicas"],
+        json(&d.workload.deployment)["spec"]["replicas"],
         Value::Null,
         "the autoscaler's"
     );
-    assert!(d.pdb.is_some() && d.hpa.is_some() && d.service_monitor.is_some());
+    assert!(
+        d.workload.pdb.is_some()
+            && d.workload.hpa.is_some()
+            && d.workload.service_monitor.is_some()
+    );
 }
 
 proptest! {
@@ -87,14 +91,14 @@ proptest! {
         so.spec.sagas[0].steps[0].timeout = format!("{timeout}s").into();
         let plan = plan_of(&so);
         let d = desired_children(&so, &plan, &secret.to_string(), &WorkloadDefaults::default());
-        let spec = d.deployment.spec.clone().unwrap_or_default();
+        let spec = d.workload.deployment.spec.clone().unwrap_or_default();
         prop_assert_eq!(spec.replicas, Some(replicas));
         let pod_labels = spec.template.metadata.clone().and_then(|m| m.labels).unwrap_or_default();
         for (k, v) in selector(&so) {
             prop_assert_eq!(pod_labels.get(&k), Some(&v));
         }
-        prop_assert_eq!(d.pdb.is_some(), replicas > 1);
-        let hash = |d: &DesiredChildren| json(&d.deployment)["spec"]["template"]["metadata"]["annotations"][builder::CONFIG_HASH_ANNOTATION].clone();
+        prop_assert_eq!(d.workload.pdb.is_some(), replicas > 1);
+        let hash = |d: &DesiredChildren| json(&d.workload.deployment)["spec"]["template"]["metadata"]["annotations"][builder::CONFIG_HASH_ANNOTATION].clone();
         let same = desired_children(&so, &plan, &secret.to_string(), &WorkloadDefaults::default());
         prop_assert_eq!(hash(&d), hash(&same));
         let rotated = desired_children(&so, &plan, &(secret + 10).to_string(), &WorkloadDefaults::default());
