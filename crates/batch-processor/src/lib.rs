@@ -29,7 +29,7 @@ use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::PrometheusRule;
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
+use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity, Prune};
 
 use crate::crd::BatchProcessor;
 use crate::metrics::BatchMetrics;
@@ -68,7 +68,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
         converged: is_ready,
     }],
     crds: || vec![BatchProcessor::crd()],
-    controllers: |rt| controllers(rt, operator_core::system_clock()),
+    controllers,
     metrics: |registry| _ = BatchMetrics::register(registry),
     admission: admission::ADMISSION,
     conversions: &[],
@@ -90,14 +90,13 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 /// The controller for `BatchProcessor`: its CronJob and Jobs as children, and every Job of a
 /// batch (the CronJob's ones too, found by the batch label) in a cache of their status. `now`
 /// is the clock (tests move it past a retry's backoff).
-pub fn controllers(rt: &Runtime, now: Clock) -> Vec<BoxFuture<'static, ()>> {
+pub fn controllers(rt: &Runtime) -> Vec<BoxFuture<'static, ()>> {
     let batch_jobs = watcher::Config::default().labels(resources::BATCH_LABEL);
     let (jobs, job_stream) = rt.cached(batch_jobs, reconcile::compact_job);
     let operator = BatchOperator {
         jobs,
         defaults: rt.config().workloads.clone(),
         metrics: BatchMetrics::register(rt.metrics()),
-        now,
     };
     let controller = rt
         .operator_controller::<BatchProcessor, _>(IDENTITY, operator, child_kinds(rt))

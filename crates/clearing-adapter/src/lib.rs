@@ -33,7 +33,7 @@ use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::ServiceMonitor;
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity};
+use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity};
 use serde::Deserialize;
 
 use crate::crd::ClearingAdapter;
@@ -88,7 +88,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
         converged: |ca| is_ready(ca) && ca["status"]["phase"] == "Running",
     }],
     crds: || vec![ClearingAdapter::crd()],
-    controllers: |rt| controllers(rt, Options::default()),
+    controllers: |rt| controllers(rt, Arc::new(HttpsProbe)),
     metrics: |registry| _ = AdapterMetrics::register(registry),
     // The demo's partners are the sample's, which only exist on paper: no check is sent.
     admission: admission::ADMISSION,
@@ -96,28 +96,6 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     demo_settings: "partnerHealthChecks: false",
     bench: bench::WORKLOAD,
 };
-
-/// How the controller is built; tests move the clock and replace the partner check.
-#[derive(Clone)]
-pub struct Options {
-    pub now: Clock,
-    pub probe: Arc<dyn PartnerProbe>,
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options").finish_non_exhaustive()
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            now: operator_core::system_clock(),
-            probe: Arc::new(HttpsProbe),
-        }
-    }
-}
 
 /// The child kinds of a ClearingAdapter, declared once: watched as metadata, owned, pruned.
 /// ServiceMonitors exist only where the Prometheus Operator is installed.
@@ -129,8 +107,8 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
         .build()
 }
 
-/// The controller for `ClearingAdapter`.
-pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
+/// The controller for `ClearingAdapter`, checking partners with `probe` (tests script it).
+pub fn controllers(rt: &Runtime, probe: Arc<dyn PartnerProbe>) -> Vec<BoxFuture<'static, ()>> {
     let settings = rt.config().own.get::<Settings>();
     let operator = AdapterOperator {
         defaults: rt.config().workloads.clone(),
@@ -138,9 +116,8 @@ pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>
             .image
             .clone()
             .unwrap_or_else(|| FALLBACK_IMAGE.to_string()),
-        probe: settings.partner_health_checks.then_some(options.probe),
+        probe: settings.partner_health_checks.then_some(probe),
         metrics: AdapterMetrics::register(rt.metrics()),
-        now: options.now,
     };
     let controller =
         rt.operator_controller::<ClearingAdapter, _>(IDENTITY, operator, child_kinds(rt));

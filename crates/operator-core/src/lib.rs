@@ -74,8 +74,3 @@ impl std::fmt::Debug for Clock {
         write!(f, "Clock({})", (self.0)())
     }
 }
-
-/// The wall clock.
-pub fn system_clock() -> Clock {
-    Clock::default()
-}

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use testkit::{ApiServer, Workloads};
 
 /// An operator's controllers, built with the clock the harness moves.
-pub type Controllers = Arc<dyn Fn(&Runtime, Clock) -> Vec<BoxFuture<'static, ()>> + Send + Sync>;
+pub type Controllers = Arc<dyn Fn(&Runtime) -> Vec<BoxFuture<'static, ()>> + Send + Sync>;
 
 /// What the cluster holds before the operator starts, and how the operator runs.
 #[must_use]
@@ -163,9 +163,10 @@ impl Drop for Harness {
 }
 
 impl Harness {
-    /// A harness for the controllers `controllers` builds (given the harness's clock).
+    /// A harness for the controllers `controllers` builds; their runtime reads the
+    /// harness's clock.
     pub fn builder(
-        controllers: impl Fn(&Runtime, Clock) -> Vec<BoxFuture<'static, ()>> + Send + Sync + 'static,
+        controllers: impl Fn(&Runtime) -> Vec<BoxFuture<'static, ()>> + Send + Sync + 'static,
     ) -> HarnessBuilder {
         HarnessBuilder {
             crds: Vec::new(),
@@ -185,12 +186,13 @@ impl Harness {
         let clock = self.clock();
         let controllers = self.controllers.clone();
         self.metrics = Metrics::new();
-        let config = RuntimeConfig::standalone(self.settings.clone());
+        let mut config = RuntimeConfig::standalone(self.settings.clone());
+        config.clock = clock;
         self.running = Some(runtime::spawn(
             self.server.client(),
             config,
             self.metrics.clone(),
-            move |rt| controllers(rt, clock),
+            move |rt| controllers(rt),
         ));
     }
 

@@ -27,7 +27,7 @@ use operator_core::admission::Converted;
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity, Prune};
+use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity, Prune};
 use serde::Deserialize;
 
 use crate::crd::PaymentService;
@@ -94,7 +94,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
         converged: |ps| is_ready(ps) && ps["status"]["phase"] == "Running",
     }],
     crds: || vec![crd::v1::crd()],
-    controllers: |rt| controllers(rt, Options::default()),
+    controllers,
     metrics: |registry| _ = PaymentMetrics::register(registry),
     admission: admission::ADMISSION,
     conversions: &[Converted {
@@ -107,12 +107,6 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     demo_settings: "",
     bench: bench::WORKLOAD,
 };
-
-/// How the controller is built; tests move the clock.
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    pub now: Clock,
-}
 
 /// The child kinds of a PaymentService, declared once: watched as metadata, owned, pruned.
 /// The backup claim is never pruned (it holds the exports); ServiceMonitors exist only
@@ -129,12 +123,11 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 }
 
 /// The controller for `PaymentService`.
-pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
+pub fn controllers(rt: &Runtime) -> Vec<BoxFuture<'static, ()>> {
     let operator = PaymentOperator {
         defaults: rt.config().workloads.clone(),
         settings: rt.config().own.get::<Settings>(),
         metrics: PaymentMetrics::register(rt.metrics()),
-        now: options.now,
     };
     let controller =
         rt.operator_controller::<PaymentService, _>(IDENTITY, operator, child_kinds(rt));

@@ -38,7 +38,7 @@ use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::ServiceMonitor;
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity};
+use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity};
 
 use crate::crd::SagaOrchestrator;
 use crate::dependencies::{PaymentServiceView, PostgresClusterView, callers_of, users_of};
@@ -70,7 +70,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
         converged: |so| is_ready(so) && so["status"]["phase"] == "Running",
     }],
     crds: || vec![SagaOrchestrator::crd()],
-    controllers: |rt| controllers(rt, operator_core::system_clock()),
+    controllers,
     metrics: |registry| _ = SagaMetrics::register(registry),
     admission: admission::ADMISSION,
     conversions: &[],
@@ -92,7 +92,7 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 /// The controller for `SagaOrchestrator`, its children, and the PaymentServices (and
 /// CloudNativePG clusters, when that CRD is installed at start) it depends on. `now` is the
 /// clock (tests move it past a drain timeout).
-pub fn controllers(rt: &Runtime, now: Clock) -> Vec<BoxFuture<'static, ()>> {
+pub fn controllers(rt: &Runtime) -> Vec<BoxFuture<'static, ()>> {
     let (services, service_stream) = rt.cached(watcher::Config::default(), |_| ());
     // CloudNativePG is optional: watched only where its CRD is served when the operator starts.
     let (clusters, cluster_writer) = reflector::store();
@@ -126,7 +126,6 @@ pub fn controllers(rt: &Runtime, now: Clock) -> Vec<BoxFuture<'static, ()>> {
         clusters,
         cnpg_served,
         metrics: SagaMetrics::register(rt.metrics()),
-        now,
     };
     let controller =
         rt.operator_controller::<SagaOrchestrator, _>(IDENTITY, operator, child_kinds(rt));

@@ -32,7 +32,7 @@ use kube::runtime::watcher;
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, Clock, OperatorDescriptor, OperatorIdentity};
+use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity};
 
 use crate::crd::TradingAlgorithm;
 use crate::metrics::TradingMetrics;
@@ -72,7 +72,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
         converged: |ta| is_ready(ta) && ta["status"]["phase"] == "Active",
     }],
     crds: || vec![TradingAlgorithm::crd()],
-    controllers: |rt| controllers(rt, Options::default()),
+    controllers: |rt| controllers(rt, STOP_TIMEOUT),
     metrics: |registry| _ = TradingMetrics::register(registry),
     admission: admission::ADMISSION,
     conversions: &[],
@@ -80,21 +80,8 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     bench: bench::WORKLOAD,
 };
 
-/// How the controller is built; tests change the clock and the stop timeout.
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub stop_timeout: Duration,
-    pub now: Clock,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            stop_timeout: Duration::from_secs(60),
-            now: operator_core::system_clock(),
-        }
-    }
-}
+/// How long a deletion waits for the algorithm's pods to stop before it goes ahead anyway.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The child kinds of a TradingAlgorithm, declared once: watched as metadata, owned, pruned.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
@@ -106,15 +93,14 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 
 /// The controller for `TradingAlgorithm`, watching its four child kinds (as metadata) and the
 /// algorithms' reports.
-pub fn controllers(rt: &Runtime, options: Options) -> Vec<BoxFuture<'static, ()>> {
+pub fn controllers(rt: &Runtime, stop_timeout: Duration) -> Vec<BoxFuture<'static, ()>> {
     let labelled_reports = watcher::Config::default().labels(report::REPORT_LABEL);
     let (reports, report_stream) = rt.cached(labelled_reports, report::compact);
     let operator = TradingOperator {
         reports,
         defaults: rt.config().workloads.clone(),
         metrics: TradingMetrics::register(rt.metrics()),
-        stop_timeout: options.stop_timeout,
-        now: options.now,
+        stop_timeout,
     };
     let controller = rt
         .operator_controller::<TradingAlgorithm, _>(IDENTITY, operator, child_kinds(rt))

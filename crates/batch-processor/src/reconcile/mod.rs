@@ -15,7 +15,7 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::{Clock, Context, Result};
+use operator_core::{Context, Result};
 
 use crate::crd::{BatchProcessor, Phase};
 use crate::metrics::BatchMetrics;
@@ -38,13 +38,12 @@ pub struct BatchOperator {
     pub jobs: Store<Job>,
     pub defaults: WorkloadDefaults,
     pub metrics: BatchMetrics,
-    pub now: Clock,
 }
 
 type Ctx = Arc<Context<BatchOperator>>;
 pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
-    let now = (op.now)();
+    let now = ctx.now();
     let name = bp.name_any();
     let errors = validate::validate(&name, &bp.spec);
     let started = ctx.start_pass(&*bp, crate::ANNOTATIONS, errors, Phase::Invalid, now);

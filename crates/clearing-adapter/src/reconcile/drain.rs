@@ -33,7 +33,7 @@ pub(super) async fn drain(
     ctx: Ctx,
 ) -> Result<Cleanup> {
     let op = &ctx.operator;
-    let now = (op.now)();
+    let now = ctx.now();
     let Some(drain) = Drain::begin(&*ca, deletion, &ca.spec.drain_timeout, DEFAULT_TIMEOUT, now)
     else {
         return Ok(Cleanup::Done);

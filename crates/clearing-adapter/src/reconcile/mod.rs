@@ -17,7 +17,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::{Clock, Context, Result};
+use operator_core::{Context, Result};
 
 use crate::crd::{ClearingAdapter, Phase};
 use crate::health::PartnerProbe;
@@ -43,7 +43,6 @@ pub struct AdapterOperator {
     /// The partner check; `None` when the operator's config switches checks off.
     pub probe: Option<Arc<dyn PartnerProbe>>,
     pub metrics: AdapterMetrics,
-    pub now: Clock,
 }
 
 impl std::fmt::Debug for AdapterOperator {
@@ -64,7 +63,7 @@ pub async fn reconcile(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
 
 async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
-    let now = (op.now)();
+    let now = ctx.now();
     // The floor a spec may not drop below under load is the one applied: read first.
     let workload = observe::workload(&ca, &ctx).await?;
     let mut errors = validate::validate(&ca.name_any(), &ca.spec);

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Result;
+use clearing_adapter::controllers;
 use clearing_adapter::crd::ClearingAdapter;
 use clearing_adapter::health::{PartnerProbe, ProbeTarget, Verdict};
-use clearing_adapter::{Options, controllers};
 use futures::future::BoxFuture;
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -70,18 +70,10 @@ impl PartnerProbe for ScriptedProbe {
 }
 
 pub fn cluster_with(probe: ScriptedProbe) -> HarnessBuilder {
-    Harness::builder(move |rt, now| {
-        controllers(
-            rt,
-            Options {
-                now,
-                probe: Arc::new(probe.clone()),
-            },
-        )
-    })
-    .crd(ClearingAdapter::crd())
-    .namespace(NS)
-    .resource("payments.io/v1", "clearingadapters")
+    Harness::builder(move |rt| controllers(rt, Arc::new(probe.clone())))
+        .crd(ClearingAdapter::crd())
+        .namespace(NS)
+        .resource("payments.io/v1", "clearingadapters")
 }
 
 pub fn cluster() -> HarnessBuilder {

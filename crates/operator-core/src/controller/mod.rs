@@ -107,6 +107,8 @@ pub struct Context<O> {
     failures: Mutex<HashMap<String, u32>>,
     /// Annotation warnings already given, per object.
     notices: Notices,
+    /// The time the reconciles read (tests move it past pauses and deadlines).
+    clock: crate::Clock,
 }
 
 impl<O: Debug> Debug for Context<O> {
@@ -148,7 +150,20 @@ impl<O> Context<O> {
             settings,
             failures: Mutex::default(),
             notices: Notices::default(),
+            clock: crate::Clock::default(),
         }
+    }
+
+    /// Reads time from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: crate::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the context's clock.
+    pub fn now(&self) -> jiff::Timestamp {
+        (self.clock)()
     }
 
     /// The child kinds the operator declared; their watches go to

@@ -362,6 +362,8 @@ pub struct RuntimeConfig {
     pub workloads: WorkloadDefaults,
     /// The operator's own fields of its section: `own.get::<its settings type>()`.
     pub own: OwnSettings,
+    /// The time every reconcile reads: the system clock, or a test's that it moves.
+    pub clock: crate::Clock,
 }
 
 impl RuntimeConfig {
@@ -377,6 +379,7 @@ impl RuntimeConfig {
             controller,
             workloads: WorkloadDefaults::default(),
             own: OwnSettings::default(),
+            clock: crate::Clock::default(),
         }
     }
 
@@ -484,6 +487,7 @@ impl RuntimeConfig {
             controller,
             workloads: file.workloads,
             own: file.own,
+            clock: crate::Clock::default(),
         })
     }
 }

@@ -187,6 +187,7 @@ impl Runtime {
             operator,
         )
         .with_metrics(self.metrics.clone())
+        .with_clock(self.config.clock.clone())
     }
 
     /// A controller that stops taking work on shutdown and reports its cache sync to `/readyz`.

@@ -63,7 +63,7 @@ pub(super) async fn cleanup(
     deletion: Deletion,
     ctx: Ctx,
 ) -> Result<Cleanup> {
-    let op = &ctx.operator;
+    let _op = &ctx.operator;
     let name = ps.name_any();
     // A pass that finds the record already written (a cached copy from before the release,
     // or a restart) has nothing left to do but release: the work and its event happened.
@@ -79,7 +79,7 @@ pub(super) async fn cleanup(
         let report = CleanupReport {
             deleted_deployments: deleted,
             kept_backup_claim: kept.then(|| claim.clone()),
-            completed_at: Time((op.now)()),
+            completed_at: Time(ctx.now()),
         };
         let next = PaymentServiceStatus {
             cleanup: Some(report.clone()),

@@ -15,7 +15,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use operator_core::apply::controlled_by;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::{Clock, Context, Result};
+use operator_core::{Context, Result};
 
 use crate::Settings;
 use crate::crd::{PaymentService, Phase};
@@ -40,8 +40,6 @@ pub struct PaymentOperator {
     pub defaults: WorkloadDefaults,
     pub settings: Settings,
     pub metrics: PaymentMetrics,
-    /// The clock (tests move it past pauses and deadlines).
-    pub now: Clock,
 }
 
 type Ctx = Arc<Context<PaymentOperator>>;
@@ -52,7 +50,7 @@ pub async fn reconcile(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
 
 async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
-    let now = (op.now)();
+    let now = ctx.now();
     let name = ps.name_any();
     let errors = validate::validate(&name, &ps.spec);
     let started = ctx.start_pass(&*ps, crate::ANNOTATIONS, errors, Phase::Failed, now);

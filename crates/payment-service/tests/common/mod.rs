@@ -9,8 +9,8 @@ use operator_core::monitoring::ServiceMonitor;
 use operator_core::tooling::ChildRef;
 use operator_harness::conformance::Subject;
 pub use operator_harness::{Harness, HarnessBuilder, condition};
+use payment_service::controllers;
 use payment_service::crd::PaymentService;
-use payment_service::{Options, controllers};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ pub struct Setup {
 
 /// The cluster: the CRD and the namespace; the operator's clock is the harness's.
 pub fn cluster() -> HarnessBuilder {
-    Harness::builder(|rt, now| controllers(rt, Options { now }))
+    Harness::builder(controllers)
         .crd(PaymentService::crd())
         .namespace(NS)
         .resource("payments.io/v2", "paymentservices")

@@ -17,7 +17,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use operator_core::builder::WorkloadDefaults;
-use operator_core::{Clock, Context, FieldError, Result};
+use operator_core::{Context, FieldError, Result};
 
 use crate::crd::{Phase, SagaOrchestrator};
 use crate::definitions::{self};
@@ -43,7 +43,6 @@ pub struct SagaOperator {
     pub clusters: Store<PostgresClusterView>,
     pub cnpg_served: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: SagaMetrics,
-    pub now: Clock,
 }
 
 type Ctx = Arc<Context<SagaOperator>>;
@@ -54,7 +53,7 @@ pub async fn reconcile(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
 
 async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
-    let now = (op.now)();
+    let now = ctx.now();
     let errors = validate::validate(&so.name_any(), &so.spec);
     if let Some(end) = ctx.start_pass(&*so, &[], errors, Phase::Failed, now).await {
         return end;

@@ -60,8 +60,8 @@ async fn wind_down(ta: &TradingAlgorithm, ctx: &Ctx) -> Result<Option<Cleanup>> 
         .meta()
         .deletion_timestamp
         .as_ref()
-        .map_or((op.now)(), |t| t.0);
-    let waited = (op.now)().duration_since(deleting_since);
+        .map_or(ctx.now(), |t| t.0);
+    let waited = ctx.now().duration_since(deleting_since);
     if remaining > 0 {
         if waited.as_secs_f64() < op.stop_timeout.as_secs_f64() {
             return Ok(Some(Cleanup::Waiting(STOP_POLL)));
@@ -90,7 +90,7 @@ pub(super) async fn stop_trading(
     deletion: Deletion,
     ctx: Ctx,
 ) -> Result<Cleanup> {
-    let op = &ctx.operator;
+    let _op = &ctx.operator;
     // A pass that finds the final report already written (a cached copy from before the
     // release, or a restart) has nothing left to do but release.
     let status = ta.status.clone().unwrap_or_default();
@@ -105,7 +105,7 @@ pub(super) async fn stop_trading(
         let report = FinalReport {
             total_trades: status.total_trades.unwrap_or(0),
             daily_pnl: status.daily_pnl.unwrap_or(0.0),
-            stopped_at: Time((op.now)()),
+            stopped_at: Time(ctx.now()),
         };
         let next = TradingAlgorithmStatus {
             final_report: Some(report.clone()),

@@ -41,8 +41,6 @@ pub struct TradingOperator {
     pub metrics: TradingMetrics,
     /// How long a deletion waits for pods to stop before it goes ahead anyway.
     pub stop_timeout: Duration,
-    /// The clock (tests move it to the next trading day).
-    pub now: operator_core::Clock,
 }
 
 type Ctx = Arc<Context<TradingOperator>>;
@@ -53,7 +51,7 @@ pub async fn reconcile(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
 
 async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
-    let now = (op.now)();
+    let now = ctx.now();
     let errors = validate::validate(&ta.name_any(), &ta.spec);
     let started = ctx.start_pass(&*ta, crate::ANNOTATIONS, errors, Phase::Error, now);
     if let Some(end) = started.await {

@@ -12,25 +12,17 @@ use operator_core::tooling::ChildRef;
 use operator_harness::conformance::Subject;
 pub use operator_harness::{Harness, HarnessBuilder};
 use serde_json::{Value, json};
+use trading_algorithm::controllers;
 use trading_algorithm::crd::TradingAlgorithm;
-use trading_algorithm::{Options, controllers};
 
 pub const NS: &str = "trading-platform";
 
 /// The cluster with `crd` and the namespace; a graceful stop waits 5 s at most.
 pub fn cluster_with_crd(crd: CustomResourceDefinition) -> HarnessBuilder {
-    Harness::builder(|rt, now| {
-        controllers(
-            rt,
-            Options {
-                stop_timeout: Duration::from_secs(5),
-                now,
-            },
-        )
-    })
-    .crd(crd)
-    .namespace(NS)
-    .resource("fintech.io/v1", "tradingalgorithms")
+    Harness::builder(|rt| controllers(rt, Duration::from_secs(5)))
+        .crd(crd)
+        .namespace(NS)
+        .resource("fintech.io/v1", "tradingalgorithms")
 }
 
 pub fn cluster() -> HarnessBuilder {
