@@ -1,15 +1,12 @@
 //! What a pass tells a human: children changed, each recorded attempt, each Job it started.
 
-use operator_core::Changes;
-
 use super::{Ctx, RUN_NOW_ANNOTATION};
 use crate::crd::BatchProcessor;
 use crate::runs::{Cause, Outcome, RunPlan};
 
 /// Events: what the pass created or changed, each recorded attempt, each Job it started.
-pub(super) async fn announce(bp: &BatchProcessor, ctx: &Ctx, plan: &RunPlan, changes: &Changes) {
+pub(super) async fn announce(bp: &BatchProcessor, ctx: &Ctx, plan: &RunPlan) {
     let events = &ctx.events;
-    events.changes(bp, changes).await;
     if let Some((run, outcome)) = &plan.recorded {
         let counts = format!(
             "processed {}, succeeded {}, failed {}",

@@ -72,9 +72,8 @@ pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
 
     let last_schedule_time = observe::last_schedule_time(&bp, &ctx).await?;
     let mut status = observed_status(&bp, &plan, last_schedule_time, now);
-    announce(&bp, &ctx, &plan, &changes).await;
-    ctx.end_pass(&*bp, &mut status, refusal.as_ref(), now)
-        .await?;
+    announce(&bp, &ctx, &plan).await;
+    ctx.end_pass(&*bp, &mut status, &changes, now).await?;
     mark_recorded(&bp, &ctx, runs::to_mark(&plan, &jobs)).await?;
 
     op.metrics.observe(&bp, &status);

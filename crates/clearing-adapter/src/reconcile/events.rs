@@ -2,7 +2,6 @@
 //! every partner down.
 
 use kube::ResourceExt;
-use operator_core::Changes;
 
 use super::{Ctx, status};
 use crate::crd::ClearingAdapter;
@@ -11,14 +10,8 @@ use crate::resources;
 
 /// Events: what the pass created or changed, each partner drained or restored, and every
 /// partner down.
-pub(super) async fn announce(
-    ca: &ClearingAdapter,
-    ctx: &Ctx,
-    plan: &PartnerPlan,
-    changes: &Changes,
-) {
+pub(super) async fn announce(ca: &ClearingAdapter, ctx: &Ctx, plan: &PartnerPlan) {
     let events = &ctx.events;
-    events.changes(ca, changes).await;
     for t in &plan.transitions {
         match t {
             Transition::Drained {

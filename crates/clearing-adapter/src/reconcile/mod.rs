@@ -112,8 +112,8 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
         },
         now,
     );
-    announce(&ca, &ctx, &plan, &changes).await;
-    ctx.end_pass(&*ca, &mut next, refusal.as_ref(), now).await?;
+    announce(&ca, &ctx, &plan).await;
+    ctx.end_pass(&*ca, &mut next, &changes, now).await?;
     let failed = verdicts
         .iter()
         .flat_map(|v| v.values())

@@ -14,6 +14,7 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::{Context, resource_labels};
+use crate::Changes;
 use crate::annotations::{self, ReadAnnotation};
 use crate::error::Error;
 use crate::finalizer::{Cleanup, Deletion, with_finalizer};
@@ -131,23 +132,26 @@ impl<O> Context<O> {
         )
     }
 
-    /// The end of every pass that applied: `status`, computed from what was applied and
-    /// observed, is marked not ready when a child was refused (`refusal`), then written. The
-    /// caller returns the refusal as the pass's error once its bookkeeping is done.
+    /// The end of every pass that applied: what it created, changed and pruned is announced
+    /// (one Normal event per kind of change), and `status`, computed from what was applied
+    /// and observed, is marked not ready when a child was refused, then written. The caller
+    /// returns the refusal ([`Changes::refusal`]) as the pass's error once its bookkeeping is
+    /// done.
     pub async fn end_pass<K, S>(
         &self,
         obj: &K,
         status: &mut S,
-        refusal: Option<&Error>,
+        changes: &Changes,
         now: jiff::Timestamp,
     ) -> Result<(), Error>
     where
         K: StatusResource<S>,
         S: ReportedStatus + serde::Serialize + PartialEq,
     {
-        if let Some(refusal) = refusal {
+        self.events.changes(obj, changes).await;
+        if let Some(refusal) = changes.refusal() {
             let generation = obj.meta().generation;
-            crate::error::set_not_ready(status.conditions_mut(), refusal, generation, now);
+            crate::error::set_not_ready(status.conditions_mut(), &refusal, generation, now);
         }
         self.write_status(obj, status).await.map(drop)
     }

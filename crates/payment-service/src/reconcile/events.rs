@@ -2,7 +2,7 @@
 
 use kube::ResourceExt;
 use operator_core::conditions::Reason;
-use operator_core::{Changes, namespace_of};
+use operator_core::namespace_of;
 
 use super::Ctx;
 use crate::crd::{PaymentService, PaymentServiceStatus};
@@ -15,11 +15,9 @@ pub(super) async fn announce(
     ps: &PaymentService,
     ctx: &Ctx,
     plan: &RolloutPlan,
-    changes: &Changes,
     next: &PaymentServiceStatus,
 ) {
     let events = &ctx.events;
-    events.changes(ps, changes).await;
     let namespace = namespace_of(ps);
     let strategy = ps.spec.strategy();
     for t in &plan.transitions {

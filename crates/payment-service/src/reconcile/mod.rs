@@ -92,8 +92,8 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
         }
         _ => op.metrics.last_backup.forget(&ps),
     }
-    announce(&ps, &ctx, &plan, &changes, &next).await;
-    ctx.end_pass(&*ps, &mut next, refusal.as_ref(), now).await?;
+    announce(&ps, &ctx, &plan, &next).await;
+    ctx.end_pass(&*ps, &mut next, &changes, now).await?;
     let then = match plan.requeue_after {
         Some(after) if after < ctx.settings().resync => Action::requeue(after),
         _ => ctx.resync(),

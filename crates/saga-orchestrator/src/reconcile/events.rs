@@ -2,7 +2,7 @@
 //! and definitions refused.
 
 use kube::Resource;
-use operator_core::{Changes, FieldError};
+use operator_core::FieldError;
 
 use super::{Ctx, status};
 use crate::crd::SagaOrchestrator;
@@ -14,11 +14,9 @@ pub(super) async fn announce(
     so: &SagaOrchestrator,
     ctx: &Ctx,
     plan: &DefinitionPlan,
-    changes: &Changes,
     invalid: &[FieldError],
 ) {
     let events = &ctx.events;
-    events.changes(so, changes).await;
     if !plan.added.is_empty() {
         let note = format!(
             "new definition version(s) {}: new instances start on them; instances running on older versions finish there",

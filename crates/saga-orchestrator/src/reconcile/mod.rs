@@ -105,8 +105,8 @@ async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
     if let Some(refused) = changes.refused.iter().find(|r| r.child == sagas_child) {
         status::definitions_not_in_force(&mut next, refused, so.meta().generation, now);
     }
-    announce(&so, &ctx, &plan, &changes, &invalid).await;
-    ctx.end_pass(&*so, &mut next, refusal.as_ref(), now).await?;
+    announce(&so, &ctx, &plan, &invalid).await;
+    ctx.end_pass(&*so, &mut next, &changes, now).await?;
     op.metrics
         .observe(&so, &next, &observed.in_flight, dependencies.ready());
     refusal.map_or(Ok(ctx.resync()), Err)

@@ -3,18 +3,11 @@
 use super::Ctx;
 use crate::crd::{Phase, TradingAlgorithm};
 use crate::risk::{self, Assessment, Resume, TradingState};
-use operator_core::Changes;
 
 /// Events a human wants in `kubectl describe`: what was created or changed, and every
 /// change of the trading state.
-pub(super) async fn announce(
-    ta: &TradingAlgorithm,
-    ctx: &Ctx,
-    assessment: &Assessment,
-    changes: &Changes,
-) {
+pub(super) async fn announce(ta: &TradingAlgorithm, ctx: &Ctx, assessment: &Assessment) {
     let events = &ctx.events;
-    events.changes(ta, changes).await;
     match &assessment.resume {
         Resume::Acknowledged(r) => {
             let note = format!(

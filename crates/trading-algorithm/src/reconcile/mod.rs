@@ -75,9 +75,8 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
         changes.any(),
         now,
     );
-    announce(&ta, &ctx, &assessment, &changes).await;
-    ctx.end_pass(&*ta, &mut status, refusal.as_ref(), now)
-        .await?;
+    announce(&ta, &ctx, &assessment).await;
+    ctx.end_pass(&*ta, &mut status, &changes, now).await?;
     op.metrics.observe(&ta, report.as_ref(), state);
     refusal.map_or(Ok(ctx.resync()), Err)
 }
