@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 /// A payment batch the operator runs on a schedule, retries, and reports on.
 // The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
 #[allow(clippy::duplicated_attributes)]
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "payments.io",
@@ -76,14 +77,12 @@ pub struct BatchProcessorSpec {
     /// Where the processed payments go.
     pub output: Location,
     /// Resources of each worker; the operator's `defaultResources` when not set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Retries: of pods inside one attempt (`backoffLimit`), and of the whole run
     /// (`maxAttempts`).
     #[serde(default)]
     pub retry: Retry,
     /// Metrics and alerting.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
     /// Finished successful Jobs kept (scheduled runs, retries and run-now Jobs alike).
     #[serde(default = "operator_core::defaults::int::<3>")]
@@ -97,7 +96,6 @@ pub struct BatchProcessorSpec {
     #[serde(default)]
     pub suspend: bool,
     /// IANA time zone of `schedule` (`Europe/London`); the controller-manager's zone if not set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub time_zone: Option<String>,
     /// What a scheduled run does when the previous one still runs: `Forbid` skips it (the
@@ -105,28 +103,24 @@ pub struct BatchProcessorSpec {
     #[serde(default)]
     pub concurrency_policy: ConcurrencyPolicy,
     /// Seconds an attempt may run before it is stopped and counted as failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 60, max = 604_800))]
     pub active_deadline_seconds: Option<i64>,
     /// A run whose failed payments exceed this is Failed even if every worker exited 0: a count
     /// (`50`) or a percentage of the payments processed (`"1%"`, the default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_payments_threshold: Option<IntOrString>,
     /// Where the batch writes the payments it could not process.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<BlobConfig>,
 }
 
 /// A source or destination of payments: a type and that type's block, and no other.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.type == 'sftp' ? has(self.sftpConfig) && !has(self.blobConfig) : has(self.blobConfig) && !has(self.sftpConfig)").message("type sftp takes sftpConfig only, type azureblob takes blobConfig only"))]
 pub struct Location {
     #[serde(rename = "type")]
     pub type_: LocationType,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sftp_config: Option<SftpConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob_config: Option<BlobConfig>,
 }
 
@@ -235,6 +229,7 @@ impl ConcurrencyPolicy {
 }
 
 /// Metrics and alerting.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Monitoring {
@@ -247,7 +242,6 @@ pub struct Monitoring {
     pub alert_on_failure: bool,
     /// Carried on the alerts as label `alert_email`, for Alertmanager to route on; the
     /// operator sends no mail itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 3, max = 254))]
     pub alert_email: Option<String>,
 }
@@ -269,6 +263,7 @@ impl RunStatus {
 }
 
 /// The last finished attempt of a run, as the seed's status shows it.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct LastRun {
@@ -278,9 +273,7 @@ pub struct LastRun {
     pub run: String,
     /// 1 for the first attempt, 2 for the first retry, ...
     pub attempt: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
     pub status: RunStatus,
     pub payments_processed: i64,
@@ -292,12 +285,12 @@ pub struct LastRun {
 }
 
 /// A run in progress.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ActiveRun {
     pub job: String,
     pub attempt: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
 }
 
@@ -327,26 +320,20 @@ pub enum Phase {
 }
 
 /// Observed state, written by the operator.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchProcessorStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     /// When the CronJob last started a scheduled run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_schedule_time: Option<Time>,
     /// When a run last succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_successful_time: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<LastRun>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_run: Option<ActiveRun>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_retry: Option<PendingRetry>,
     /// The last `payments.io/run-now` value handled: a run was started for it, or it was
     /// ignored as used before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_now: Option<String>,
     /// The `payments.io/run-now` values runs were started for, oldest first (the last 32):
     /// none of them starts another run.
@@ -355,7 +342,6 @@ pub struct BatchProcessorStatus {
     /// Ready, and LastRunSucceeded once a run finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
 

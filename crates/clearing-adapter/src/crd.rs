@@ -17,6 +17,7 @@ use operator_core::duration::GoDuration;
 /// partner routing table, health checks and automatic drain.
 // The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
 #[allow(clippy::duplicated_attributes)]
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "payments.io",
@@ -62,10 +63,8 @@ pub struct ClearingAdapterSpec {
     #[serde(default)]
     pub resources: ResourceRequirements,
     /// The identity the pods run as, within the restricted Pod Security Standard.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<AdapterSecurityContext>,
     /// A HorizontalPodAutoscaler on CPU and business metrics.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
     /// When a partner is drained and restored (and the adapter's own circuit breaker).
     #[serde(default)]
@@ -100,6 +99,7 @@ impl ProcessorType {
 }
 
 /// The adapter's configuration (seed 001's `PaymentProcessorConfig`).
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.bankingPartners.all(p, self.bankingPartners.exists_one(q, q.name == p.name))").message("bankingPartners: each partner name must be unique"))]
@@ -113,15 +113,13 @@ pub struct AdapterConfig {
     /// How often the operator checks each partner's health endpoint, at most (Go duration).
     #[serde(default = "operator_core::defaults::seconds::<30>")]
     pub health_check_interval: GoDuration,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_config: Option<RetryConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
 }
 
 /// One banking partner or clearing network.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BankingPartner {
@@ -147,10 +145,8 @@ pub struct BankingPartner {
     #[schemars(length(min = 1, max = 512), regex(pattern = r"^/\S*$"))]
     pub health_check_path: String,
     /// The CA that signs the partner's certificate, and the adapter's client certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<PartnerTls>,
     /// The partner's API credential.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<PartnerAuth>,
 }
 
@@ -169,21 +165,21 @@ pub struct SecretKeyRef {
 }
 
 /// TLS towards a partner.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PartnerTls {
     /// The CA bundle (PEM) that signs the partner's server certificate; the system roots
     /// when not set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,
     /// A `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`): the adapter's client certificate
     /// for mutual TLS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub client_certificate_secret_name: Option<String>,
 }
 
 /// How the adapter authenticates to a partner.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PartnerAuth {
@@ -192,7 +188,6 @@ pub struct PartnerAuth {
     /// The credential (token, API key, or `user:password` for Basic).
     pub secret_ref: SecretKeyRef,
     /// The header an `ApiKey` goes in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub header: Option<String>,
 }
@@ -247,16 +242,14 @@ pub enum EncryptionAlgorithm {
 }
 
 /// The pods' user and groups; the rest of the restricted profile is fixed.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AdapterSecurityContext {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 2_147_483_647))]
     pub run_as_user: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 2_147_483_647))]
     pub run_as_group: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 2_147_483_647))]
     pub fs_group: Option<i64>,
 }
@@ -264,21 +257,17 @@ pub struct AdapterSecurityContext {
 /// Seed 001's business-metric scaling, as a HorizontalPodAutoscaler: its policies become
 /// `metrics` (External or Pods, e.g. pending clearing requests per pod), its cooldown the
 /// scale-down stabilization window.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed maxReplicas"))]
 pub struct Autoscaling {
     /// The floor; `spec.replicas` when not set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub min_replicas: Option<i32>,
     #[schemars(range(min = 1, max = 100))]
     pub max_replicas: i32,
-    #[serde(
-        default,
-        rename = "targetCPUUtilizationPercentage",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "targetCPUUtilizationPercentage")]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: Option<i32>,
     /// Business metrics, as HPA `External` or `Pods` metrics.
@@ -347,19 +336,18 @@ pub enum Phase {
 }
 
 /// What the operator last saw of one partner.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BankingPartnerStatus {
     pub name: String,
     /// The last health check succeeded (absent before the first check, or with checks off).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy: Option<bool>,
     /// Taken out of the routing table after `failureThreshold` failed checks in a row.
     #[serde(default)]
     pub drained: bool,
     /// The weight the routing table gives it now (0 while drained).
     pub effective_weight: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_checked: Option<Time>,
     #[serde(default)]
     pub consecutive_failures: i32,
@@ -371,10 +359,10 @@ pub struct BankingPartnerStatus {
 }
 
 /// Observed state, written by the operator.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClearingAdapterStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     /// Adapter pods that exist (the `scale` subresource's status).
     #[serde(default)]
@@ -382,19 +370,15 @@ pub struct ClearingAdapterStatus {
     #[serde(default)]
     pub ready_replicas: i32,
     /// The pods' label selector, for the `scale` subresource (`kubectl scale`, an HPA).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
     /// Ready, Available, BankingPartnersHealthy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub banking_partner_status: Vec<BankingPartnerStatus>,
     /// Partners passing their health check, of all (`2/3`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partners_healthy: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
 

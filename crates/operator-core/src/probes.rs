@@ -6,30 +6,28 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
 /// Probes of a workload's container.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheck {
     /// Restarts a container that stops answering.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness: Option<HttpProbe>,
     /// Takes a pod out of the Service until it answers; a rollout waits for it, and a new
     /// version whose pods never become ready does not replace the old one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<HttpProbe>,
 }
 
 /// An HTTP probe.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpProbe {
     /// Where to send the GET.
     pub http_get: HttpGet,
     /// Seconds after start before the first probe.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 3600))]
     pub initial_delay_seconds: Option<i32>,
     /// Seconds between probes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub period_seconds: Option<i32>,
 }

@@ -16,6 +16,7 @@ use operator_core::duration::GoDuration;
 /// A saga orchestrator and the sagas it runs.
 // The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
 #[allow(clippy::duplicated_attributes)]
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "payments.io",
@@ -47,9 +48,7 @@ pub struct SagaOrchestratorSpec {
     #[schemars(range(min = 1, max = 50))]
     pub replicas: i32,
     /// Resources of the orchestrator container; the operator's `defaultResources` when not set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
     #[serde(default)]
     pub monitoring: Monitoring,
@@ -134,6 +133,7 @@ pub struct Persistence {
 
 /// One saga: steps run in order; when one fails, the steps before it are compensated in
 /// reverse order — up to the pivot, after which the saga is retried forward instead.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SagaDefinition {
@@ -149,10 +149,10 @@ pub struct SagaDefinition {
     pub steps: Vec<SagaStep>,
     /// The step after which the saga can no longer be compensated and is retried forward;
     /// every step before it needs a compensation. Without one, every step needs one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pivot: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SagaStep {
@@ -167,7 +167,6 @@ pub struct SagaStep {
     pub service: String,
     pub action: HttpCall,
     /// What undoes the action.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compensation: Option<HttpCall>,
     /// The longest one attempt may take (Go duration); at most the saga's timeout.
     pub timeout: GoDuration,
@@ -238,10 +237,10 @@ pub struct DefinitionVersion {
 }
 
 /// Observed state, written by the operator.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SagaOrchestratorStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     #[serde(default)]
     pub replicas: i32,
@@ -262,7 +261,6 @@ pub struct SagaOrchestratorStatus {
     /// Ready, DefinitionsValid, DependenciesReady.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
 

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 /// A trading algorithm the operator runs, scales and guards.
 // The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
 #[allow(clippy::duplicated_attributes)]
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "fintech.io",
@@ -52,27 +53,23 @@ pub struct TradingAlgorithmSpec {
     /// How many replicas run and how the autoscaler grows them.
     pub scaling_policy: ScalingPolicy,
     /// The strategy and its parameters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trading_strategy: Option<TradingStrategy>,
     /// Container image of the algorithm; defaults to the operator's configured `defaultImage`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Probes of the algorithm's container. Without them the pods get a TCP check of the
     /// port the Service targets (8080), so a pod counts as ready only once it listens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<operator_core::probes::HealthCheck>,
     /// ServiceAccount the pods run as, with its token mounted: for an algorithm that writes its
     /// own report ConfigMap (grant it `get`/`patch` on `<name>-report`). Without it the pods
     /// mount no token and cannot call the Kubernetes API.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub service_account_name: Option<String>,
     /// Manual kill switch: `true` scales the algorithm to zero and keeps it there.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
 }
 
 /// Market data feed settings.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MarketData {
@@ -83,11 +80,11 @@ pub struct MarketData {
     #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
     pub update_frequency: String,
     /// Instruments to trade, e.g. AAPL, MSFT.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbols: Option<Vec<String>>,
 }
 
 /// Risk limits.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RiskLimits {
@@ -98,12 +95,12 @@ pub struct RiskLimits {
     #[schemars(range(min = 10_000, max = 100_000_000))]
     pub daily_loss_limit: i64,
     /// Loss on a position, as a fraction (0.01 to 0.50), at which it is closed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.01, max = 0.50))]
     pub stop_loss_percentage: Option<f64>,
 }
 
 /// Replica bounds and autoscaling.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas"))]
@@ -115,15 +112,10 @@ pub struct ScalingPolicy {
     #[schemars(range(min = 1, max = 100))]
     pub max_replicas: i32,
     /// Average CPU utilization, in percent (10 to 90), the autoscaler aims for. Default 80.
-    #[serde(
-        default,
-        rename = "targetCPUUtilization",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "targetCPUUtilization")]
     #[schemars(range(min = 10, max = 90))]
     pub target_cpu_utilization: Option<i32>,
     /// How fast the autoscaler adds replicas under load. Default moderate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_up_policy: Option<ScaleUpPolicy>,
 }
 
@@ -138,14 +130,13 @@ pub enum ScaleUpPolicy {
 }
 
 /// The strategy the algorithm runs.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TradingStrategy {
     /// Strategy family.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<Algorithm>,
     /// Strategy parameters, passed to the algorithm as strings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<BTreeMap<String, String>>,
 }
 
@@ -234,44 +225,35 @@ pub struct FinalReport {
 }
 
 /// Observed state, written by the operator.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TradingAlgorithmStatus {
     /// Lifecycle phase.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     /// Replicas the Deployment runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     /// Replicas ready to trade.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
     /// Ready, and RiskLimitBreached while halted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// When the operator last changed something for this algorithm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reconciled: Option<Time>,
     /// Trades today, as the algorithm last reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_trades: Option<i64>,
     /// Profit and loss today, as the algorithm last reported.
-    #[serde(default, rename = "dailyPnL", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "dailyPnL")]
     pub daily_pnl: Option<f64>,
     /// The generation of the spec this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Present while trading is halted by the risk guard.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_halt: Option<RiskHalt>,
     /// The last halt a human lifted with annotation `fintech.io/resume-trading`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_resume: Option<RiskResume>,
     /// A value of annotation `fintech.io/resume-trading` that acknowledged no halt and was
     /// ignored (reported once with a Warning event).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignored_resume: Option<String>,
     /// Set when the algorithm is being deleted: its final figures.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_report: Option<FinalReport>,
 }

@@ -36,6 +36,7 @@ pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h)$";
 /// A payment microservice the operator runs, upgrades, scales, heals and backs up.
 // The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
 #[allow(clippy::duplicated_attributes)]
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "payments.io",
@@ -76,33 +77,26 @@ pub struct PaymentServiceSpec {
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: i32,
     /// Horizontal autoscaling; when enabled the autoscaler owns the replica count.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
     /// CPU and memory requests and limits of the service container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Liveness and readiness probes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
     /// Backing services and feature flags, passed to the service as environment variables;
     /// a change rolls the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ServiceConfig>,
     /// Metrics scraping and tracing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
     /// TLS, mesh mTLS and the service account.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<Security>,
     /// How new versions are rolled out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_strategy: Option<DeploymentStrategy>,
     /// Scheduled exports of this service's configuration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<Backup>,
 }
 
 /// Horizontal autoscaling (autoscaling/v2).
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas"))]
@@ -111,22 +105,16 @@ pub struct Autoscaling {
     #[serde(default)]
     pub enabled: bool,
     /// Fewest replicas; defaults to `spec.replicas` (at least 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub min_replicas: Option<i32>,
     /// Most replicas.
     #[schemars(range(min = 1, max = 1000))]
     pub max_replicas: i32,
     /// Average CPU utilization, in percent of requests, to aim for.
-    #[serde(
-        default,
-        rename = "targetCPUUtilizationPercentage",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "targetCPUUtilizationPercentage")]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: Option<i32>,
     /// Average memory utilization, in percent of requests, to aim for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub target_memory_utilization_percentage: Option<i32>,
     /// Further metrics (autoscaling/v2 MetricSpecs), e.g. a queue length as an External metric.
@@ -137,24 +125,22 @@ pub struct Autoscaling {
 pub use operator_core::probes::{HealthCheck, HttpGet, HttpProbe};
 
 /// Backing services and feature flags.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceConfig {
     /// The service's database.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<Database>,
     /// The service's message queue.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messaging: Option<Messaging>,
     /// The idempotency store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<Redis>,
     /// Feature flags.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<Features>,
 }
 
 /// Database settings.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Database {
@@ -162,7 +148,6 @@ pub struct Database {
     #[schemars(length(min = 1))]
     pub cluster_name: String,
     /// Connections in the service's pool.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub pool_size: Option<i32>,
 }
@@ -189,6 +174,7 @@ pub struct Redis {
 }
 
 /// Feature flags.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.enableRateLimiting || has(self.rateLimitPerSecond)").message("rateLimitPerSecond is required when enableRateLimiting is true"))]
@@ -203,20 +189,18 @@ pub struct Features {
     #[serde(default)]
     pub enable_rate_limiting: bool,
     /// The limit when rate limiting is on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub rate_limit_per_second: Option<i32>,
 }
 
 /// Metrics and tracing.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Monitoring {
     /// Prometheus scraping.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<Prometheus>,
     /// Jaeger tracing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Tracing>,
 }
 
@@ -244,6 +228,7 @@ fn default_metrics_path() -> String {
 }
 
 /// Jaeger tracing.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.enabled || has(self.jaegerEndpoint)").message("jaegerEndpoint is required when tracing is enabled"))]
@@ -252,31 +237,28 @@ pub struct Tracing {
     #[serde(default)]
     pub enabled: bool,
     /// The collector's URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://\S+$"))]
     pub jaeger_endpoint: Option<String>,
     /// Fraction of requests traced, 0 to 1. Default 0.1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub sampling_rate: Option<f64>,
 }
 
 /// TLS, mesh mTLS and the service account.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Security {
     /// Serve TLS with a certificate from a Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
     /// Istio mutual TLS: the pods get the sidecar.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtls: Option<Mtls>,
     /// A dedicated service account for the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rbac: Option<Rbac>,
 }
 
 /// TLS from a `kubernetes.io/tls` Secret, mounted at `/etc/payments/tls`.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.enabled || has(self.secretName)").message("secretName is required when tls is enabled"))]
@@ -285,7 +267,6 @@ pub struct Tls {
     #[serde(default)]
     pub enabled: bool,
     /// The Secret (in this namespace) holding `tls.crt` and `tls.key`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: Option<String>,
 }
@@ -300,6 +281,7 @@ pub struct Mtls {
 }
 
 /// The pods' service account.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Rbac {
@@ -307,12 +289,12 @@ pub struct Rbac {
     #[serde(default)]
     pub enabled: bool,
     /// Its name; defaults to the PaymentService's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub service_account_name: Option<String>,
 }
 
 /// Scheduled configuration exports.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Backup {
@@ -326,7 +308,6 @@ pub struct Backup {
     pub schedule: String,
     /// IANA time zone of the schedule (e.g. `Europe/London`); set on the CronJob only when
     /// given (CronJob `timeZone` needs Kubernetes 1.25 or later).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub time_zone: Option<String>,
     /// Days an export is kept. Default 30.
@@ -403,6 +384,7 @@ impl std::fmt::Display for Revision {
 }
 
 /// A rollout in progress.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Rollout {
@@ -414,10 +396,8 @@ pub struct Rollout {
     pub started_at: Time,
     /// Canary: the step in progress (0-based); equal to the number of steps while the stable
     /// Deployment is being promoted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<i32>,
     /// Canary: when the current step started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_started_at: Option<Time>,
 }
 
@@ -436,46 +416,38 @@ pub struct FailedRollout {
 }
 
 /// Observed state, written by the operator.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentServiceStatus {
     /// Lifecycle phase.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     /// Pods of the serving version that are available.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_replicas: Option<i32>,
     /// The version that is fully available and serving (moves only when a rollout completes).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_version: Option<String>,
     /// The image of `currentVersion`: what a failed rollout rolls back to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_image: Option<String>,
     /// When the last backup succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<Time>,
     /// Ready, Progressing, Degraded, and ServiceMonitor when monitoring is on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The generation of the spec this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// The rollout in progress, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
     /// The last rollout that failed and was rolled back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_rollout: Option<FailedRollout>,
     /// BlueGreen: the colour the Service sends traffic to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_color: Option<Color>,
     /// Set when the service is being deleted: what the cleanup did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<CleanupReport>,
 }
 
 /// What deleting the service did, written to status (and the operator's log) before the
 /// finalizer goes.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupReport {
@@ -483,7 +455,6 @@ pub struct CleanupReport {
     #[serde(default)]
     pub deleted_deployments: Vec<String>,
     /// The PersistentVolumeClaim kept with the backups, to delete by hand when no longer needed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_backup_claim: Option<String>,
     /// When the cleanup finished.
     pub completed_at: Time,

@@ -9,22 +9,19 @@ use super::{DURATION_PATTERN, MAX_CANARY_STEPS};
 
 /// How new versions are rolled out: exactly one of `rollingUpdate`, `canary` and
 /// `blueGreen` (none given: a rolling update).
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.rollingUpdate) ? 1 : 0) + (has(self.canary) ? 1 : 0) + (has(self.blueGreen) ? 1 : 0) == 1").message("set exactly one of rollingUpdate, canary and blueGreen"))]
 pub struct DeploymentStrategy {
     /// The Deployment's own rolling update.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolling_update: Option<RollingUpdate>,
     /// A canary Deployment beside the stable one, growing step by step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<Canary>,
     /// The new version comes up beside the old; the Service switches once it is available.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<BlueGreen>,
     /// Seconds a rollout (or a canary step) may take to become available before it counts as
     /// failed and is rolled back. Default 600, as in Kubernetes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub progress_deadline_seconds: Option<i32>,
 }
@@ -67,16 +64,17 @@ impl DeploymentStrategy {
 
 /// A rolling update of the Deployment. No pod is taken down before its replacement is
 /// available (`maxUnavailable` is 0), so a payment service never runs below its count.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RollingUpdate {
     /// How many pods above the replica count the update may add at once: a number, or a
     /// percentage of the replicas (`25%`, the default). More is faster and needs more room.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_surge: Option<k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
 }
 
 /// A canary rollout.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Canary {
@@ -86,29 +84,28 @@ pub struct Canary {
     #[x_kube(validation = Rule::new(increasing_weights_rule()).message("canary step weights must increase"))]
     pub steps: Vec<CanaryStep>,
     /// How each step is judged before the next.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<CanaryAnalysis>,
 }
 
 /// How a canary step is judged: its canary must be available, within this deadline.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryAnalysis {
     /// Seconds each step's canary may take to become available before the rollout is rolled
     /// back; default the strategy's `progressDeadlineSeconds`. A small canary should be
     /// available quickly: a short deadline fails a bad version fast.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub step_deadline_seconds: Option<i32>,
 }
 
 /// A blue-green rollout.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct BlueGreen {
     /// A Service of this name, created by the operator, selects the new version while it
     /// waits to be switched to, so it can be tried before it takes traffic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 63),
         regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -116,7 +113,6 @@ pub struct BlueGreen {
     pub preview_service: Option<String>,
     /// Switch traffic as soon as the new version is available (default true). With false the
     /// switch waits until the annotation `payments.io/promote` names the new version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_promote: Option<bool>,
 }
 
@@ -147,6 +143,7 @@ pub enum StrategyType {
 }
 
 /// One canary step.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStep {
@@ -154,7 +151,6 @@ pub struct CanaryStep {
     #[schemars(range(min = 1, max = 100))]
     pub set_weight: i32,
     /// How long to hold this step while the canary stays ready; none: move on once ready.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<Pause>,
 }
 

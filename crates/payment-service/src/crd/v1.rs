@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{CanaryStep, MAX_CANARY_STEPS, PaymentService, StrategyType, increasing_weights_rule};
 
 /// How new versions are rolled out, as v1 says it.
+#[serde_with::skip_serializing_none]
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.type != 'Canary' || (has(self.canarySteps) && size(self.canarySteps) > 0)").message("a Canary strategy needs at least one canary step"))]
@@ -27,7 +28,6 @@ pub struct DeploymentStrategy {
     pub canary_steps: Vec<CanaryStep>,
     /// Seconds a rollout (or a canary step) may take to become available before it counts as
     /// failed and is rolled back. Default 600, as in Kubernetes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub progress_deadline_seconds: Option<i32>,
 }
