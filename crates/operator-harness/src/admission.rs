@@ -153,24 +153,21 @@ impl AdmissionHarness {
             .unwrap_or(Value::Null)
     }
 
-    /// Checks the validating webhook against `sample` and a list of ways to break it: the
-    /// sample is admitted; each change merged into it is refused, on create and on update,
-    /// naming its field in the causes and the message, and never repeating `secret` (a
-    /// credential a change writes inline).
-    pub async fn refuses_each(
-        &self,
-        sample: &Value,
-        broken: &[(Value, &str)],
-        secret: Option<&str>,
-    ) -> Result<()> {
+    /// Checks the validating webhook against `sample` and `cases` (YAML, see [`BrokenRule`]):
+    /// the sample is admitted; each case's change merged into it is refused, on create and on
+    /// update, naming its field in the causes and the message, and never repeating `secret`
+    /// (a credential a change writes inline).
+    pub async fn refuses_each(&self, sample: &Value, cases: &str, secret: Option<&str>) -> Result<()> {
+        let cases: Vec<BrokenRule> = serde_yaml::from_str(cases).context("the cases' YAML")?;
         let allowed = self.validate("CREATE", sample, None).await?;
         anyhow::ensure!(
             allowed.allowed,
             "the sample is refused: {}",
             allowed.message
         );
-        for (change, field) in broken {
-            let object = merged(sample, change.clone());
+        for case in &cases {
+            let object = case.applied_to(sample)?;
+            let (change, field) = (&case.change, &case.field);
             for operation in ["CREATE", "UPDATE"] {
                 let old = (operation == "UPDATE").then_some(sample);
                 let answer = self.validate(operation, &object, old).await?;
@@ -276,6 +273,33 @@ fn review(
             "dryRun": false,
         }
     })
+}
+
+/// One rule of an operator's `validate.rs` and a change to the sample that breaks it: a
+/// merge patch (`null` removes a field), applied at the JSON pointer `at` when given (an
+/// element of a list, which a merge patch cannot reach), else to the whole object.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct BrokenRule {
+    /// The field the refusal names.
+    pub field: String,
+    #[serde(default)]
+    pub at: Option<String>,
+    pub change: Value,
+}
+
+impl BrokenRule {
+    /// `sample` with the change applied.
+    pub fn applied_to(&self, sample: &Value) -> Result<Value> {
+        let mut object = sample.clone();
+        let target = match &self.at {
+            Some(pointer) => object
+                .pointer_mut(pointer)
+                .with_context(|| format!("{pointer} is not in the sample"))?,
+            None => &mut object,
+        };
+        json_patch::merge(target, &self.change);
+        Ok(object)
+    }
 }
 
 /// `base` with `patch` merged in (RFC 7386: `null` removes a field).

@@ -16,81 +16,10 @@ async fn harness() -> Result<(AdmissionHarness, Value)> {
     .await
 }
 
-/// Each rule: a change to the sample that breaks it, and the field the refusal names.
-fn broken() -> Vec<(Value, &'static str)> {
-    vec![
-        (
-            json!({"metadata": {"name": "a".repeat(60)}}),
-            "metadata.name",
-        ),
-        (
-            json!({"spec": {"marketData": {"sources": []}}}),
-            "spec.marketData.sources",
-        ),
-        (
-            json!({"spec": {"marketData": {"sources": ["NYSE", " "]}}}),
-            "spec.marketData.sources[1]",
-        ),
-        (
-            json!({"spec": {"marketData": {"updateFrequency": "5h"}}}),
-            "spec.marketData.updateFrequency",
-        ),
-        (
-            json!({"spec": {"marketData": {"symbols": ["AAPL,MSFT"]}}}),
-            "spec.marketData.symbols[0]",
-        ),
-        (
-            json!({"spec": {"riskLimits": {"maxPositionSize": 500}}}),
-            "spec.riskLimits.maxPositionSize",
-        ),
-        (
-            json!({"spec": {"riskLimits": {"dailyLossLimit": 100}}}),
-            "spec.riskLimits.dailyLossLimit",
-        ),
-        (
-            json!({"spec": {"riskLimits": {"stopLossPercentage": 0.9}}}),
-            "spec.riskLimits.stopLossPercentage",
-        ),
-        (
-            json!({"spec": {"scalingPolicy": {"minReplicas": 0}}}),
-            "spec.scalingPolicy.minReplicas",
-        ),
-        (
-            json!({"spec": {"scalingPolicy": {"maxReplicas": 101}}}),
-            "spec.scalingPolicy.maxReplicas",
-        ),
-        (
-            json!({"spec": {"scalingPolicy": {"minReplicas": 5, "maxReplicas": 3}}}),
-            "spec.scalingPolicy",
-        ),
-        (
-            json!({"spec": {"scalingPolicy": {"targetCPUUtilization": 95}}}),
-            "spec.scalingPolicy.targetCPUUtilization",
-        ),
-        (
-            json!({"spec": {"tradingStrategy": {"parameters": {"look back": "15m"}}}}),
-            "spec.tradingStrategy.parameters.look back",
-        ),
-        (
-            json!({"spec": {"tradingStrategy": {"parameters": {"look-back": "1", "look_back": "2"}}}}),
-            "spec.tradingStrategy.parameters.look_back",
-        ),
-        (json!({"spec": {"image": "bad image"}}), "spec.image"),
-        (
-            json!({"spec": {"serviceAccountName": "Not_A_Name"}}),
-            "spec.serviceAccountName",
-        ),
-        (
-            json!({"spec": {"riskLimits": {"dailyLossLimit": "lots"}}}),
-            "spec.riskLimits.dailyLossLimit",
-        ),
-    ]
-}
-
 #[tokio::test]
 async fn every_rule_is_refused_at_admission_naming_its_field() -> Result<()> {
     let (webhook, sample) = harness().await?;
-    webhook.refuses_each(&sample, &broken(), None).await?;
+    webhook.refuses_each(&sample, include_str!("cases/refused.yaml"), None).await?;
     let allowed = webhook.validate("CREATE", &sample, None).await?;
     assert!(allowed.warnings.is_empty(), "{:?}", allowed.warnings);
     Ok(())
