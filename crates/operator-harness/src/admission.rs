@@ -157,7 +157,13 @@ impl AdmissionHarness {
     /// the sample is admitted; each case's change merged into it is refused, on create and on
     /// update, naming its field in the causes and the message, and never repeating `secret`
     /// (a credential a change writes inline).
-    pub async fn refuses_each(&self, sample: &Value, cases: &str, secret: Option<&str>) -> Result<()> {
+    /// Returns the sample's own answer (its warnings, for the caller to check).
+    pub async fn refuses_each(
+        &self,
+        sample: &Value,
+        cases: &str,
+        secret: Option<&str>,
+    ) -> Result<Answer> {
         let cases: Vec<BrokenRule> = serde_yaml::from_str(cases).context("the cases' YAML")?;
         let allowed = self.validate("CREATE", sample, None).await?;
         anyhow::ensure!(
@@ -186,7 +192,25 @@ impl AdmissionHarness {
                 }
             }
         }
-        Ok(())
+        Ok(allowed)
+    }
+
+    /// Validates creating `object`: it is admitted with exactly one warning, which starts
+    /// with `about` (the field it is about); returns the warning.
+    pub async fn one_warning(&self, object: &Value, about: &str) -> Result<String> {
+        let answer = self.validate("CREATE", object, None).await?;
+        anyhow::ensure!(answer.allowed, "refused: {}", answer.message);
+        match answer.warnings.as_slice() {
+            [warning] if warning.starts_with(about) => Ok(warning.clone()),
+            other => anyhow::bail!("expected one warning about {about}, got {other:?}"),
+        }
+    }
+
+    /// `object` as the mutating webhook leaves it: admitted, its defaults patched in.
+    pub async fn defaulted(&self, object: &Value) -> Result<Value> {
+        let answer = self.mutate(object).await?;
+        anyhow::ensure!(answer.allowed, "refused: {}", answer.message);
+        answer.patched.context("no patched object")
     }
 
     /// Posts a raw body to `path`: the HTTP status and body.
