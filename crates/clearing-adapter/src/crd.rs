@@ -73,9 +73,12 @@ pub struct ClearingAdapterSpec {
     #[serde(default)]
     pub monitoring: Monitoring,
     /// How long deletion waits for the pods to finish in-flight payments (Go duration).
-    #[serde(default = "operator_core::defaults::seconds::<30>")]
+    #[serde(default = "operator_core::defaults::seconds::<DRAIN_TIMEOUT_SECONDS>")]
     pub drain_timeout: GoDuration,
 }
+
+/// `drainTimeout` when the spec leaves it out (seed 001: 30 s).
+pub const DRAIN_TIMEOUT_SECONDS: u32 = 30;
 
 /// The seed's processor types.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

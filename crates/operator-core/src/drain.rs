@@ -14,6 +14,7 @@ use crate::conditions::{ConditionStatus, Observed, set_condition};
 use crate::controller::Context;
 use crate::duration::GoDuration;
 use crate::finalizer::{Cleanup, Deletion, since_deletion};
+use crate::status::{ReportedStatus, StatusResource};
 
 /// A drain never looks again sooner than this, however close its timeout.
 const SHORTEST_LOOK: Duration = Duration::from_millis(200);
@@ -119,6 +120,27 @@ impl<O> Context<O> {
             .warning(obj, crate::reason!("DrainTimedOut"), "Delete", note)
             .await;
         true
+    }
+
+    /// A drain goes on: `status` says so (Ready=False, reason `Draining`, `message`: what is
+    /// waited for, and how long) and is written; the cleanup looks again after `poll`, or
+    /// when the timeout falls if that is sooner.
+    pub async fn still_draining<K, S>(
+        &self,
+        obj: &K,
+        mut status: S,
+        drain: &Drain,
+        message: String,
+        poll: Duration,
+    ) -> Result<Cleanup, crate::Error>
+    where
+        K: StatusResource<S>,
+        S: ReportedStatus + serde::Serialize + PartialEq,
+    {
+        let now = self.now();
+        drain.mark_draining(status.conditions_mut(), message, obj.meta().generation, now);
+        self.write_status(obj, &status).await?;
+        Ok(drain.look_again(poll))
     }
 }
 

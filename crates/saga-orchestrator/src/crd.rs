@@ -63,9 +63,12 @@ pub struct SagaOrchestratorSpec {
     #[schemars(range(min = 1, max = 20))]
     pub definition_history_limit: i32,
     /// How long deletion waits for running sagas to finish or compensate (Go duration).
-    #[serde(default = "operator_core::defaults::minutes::<5>")]
+    #[serde(default = "operator_core::defaults::minutes::<DRAIN_TIMEOUT_MINUTES>")]
     pub drain_timeout: GoDuration,
 }
+
+/// `drainTimeout` when the spec leaves it out: five minutes.
+pub const DRAIN_TIMEOUT_MINUTES: u32 = 5;
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]

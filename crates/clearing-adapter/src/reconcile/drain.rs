@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use operator_core::Result;
 use operator_core::drain::Drain;
 use operator_core::finalizer::{Cleanup, Deletion};
 
 use super::{Ctx, observe};
-use crate::crd::{ClearingAdapter, Phase};
+use crate::crd::{ClearingAdapter, DRAIN_TIMEOUT_SECONDS, Phase};
 use crate::partners;
 use crate::resources::{self, Inputs};
 
@@ -25,7 +25,7 @@ use crate::resources::{self, Inputs};
 const DRAIN_POLL: Duration = Duration::from_secs(2);
 
 /// The bound of a drain whose `drainTimeout` is unreadable: the field's default.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(DRAIN_TIMEOUT_SECONDS as u64);
 
 pub(super) async fn drain(
     ca: Arc<ClearingAdapter>,
@@ -99,8 +99,7 @@ pub(super) async fn drain(
     );
     status.replicas = workload.current_replicas;
     status.ready_replicas = workload.ready_replicas;
-    drain.mark_draining(&mut status.conditions, message, ca.meta().generation, now);
     status.phase = Some(Phase::Running);
-    ctx.write_status(&*ca, &status).await?;
-    Ok(drain.look_again(DRAIN_POLL))
+    ctx.still_draining(&*ca, status, &drain, message, DRAIN_POLL)
+        .await
 }

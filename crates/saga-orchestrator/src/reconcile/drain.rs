@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Resource;
 use operator_core::Result;
 use operator_core::drain::Drain;
 use operator_core::finalizer::{Cleanup, Deletion};
 
 use super::{Ctx, observe};
-use crate::crd::{Phase, SagaOrchestrator};
+use crate::crd::{DRAIN_TIMEOUT_MINUTES, Phase, SagaOrchestrator};
 use crate::definitions;
 use crate::resources::config_map::desired_sagas;
 
@@ -22,7 +21,7 @@ use crate::resources::config_map::desired_sagas;
 const DRAIN_POLL: Duration = Duration::from_secs(5);
 
 /// The bound of a drain whose `drainTimeout` is unreadable: the field's default.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(DRAIN_TIMEOUT_MINUTES as u64 * 60);
 
 pub(super) async fn drain(
     so: Arc<SagaOrchestrator>,
@@ -72,7 +71,6 @@ pub(super) async fn drain(
         "being deleted: no new saga starts; waiting up to {} for the running ones ({running})",
         drain.timeout()
     );
-    drain.mark_draining(&mut status.conditions, message, so.meta().generation, now);
-    ctx.write_status(&*so, &status).await?;
-    Ok(drain.look_again(DRAIN_POLL))
+    ctx.still_draining(&*so, status, &drain, message, DRAIN_POLL)
+        .await
 }
