@@ -18,7 +18,7 @@ use crate::conditions::{ConditionStatus, Observed, Reason, set_condition};
 use crate::error::{Error, Result};
 
 /// A namespaced custom resource whose status its operator writes, `S` being that status:
-/// what [`crate::Context::write_status`], `refuse`, `check_spec` and `wait_for_secret` take.
+/// what [`crate::Context::write_status`], `refuse`, `start_pass`, `end_pass` and `wait_for_secret` take.
 pub trait StatusResource<S>:
     kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
     + Clone
