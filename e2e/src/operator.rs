@@ -31,7 +31,7 @@ impl Operator {
     /// The operator an operator crate describes.
     pub const fn of(operator: &OperatorDescriptor) -> Self {
         Self {
-            overlay: operator.package,
+            overlay: operator.package(),
             binary: operator.binary.identity.manager,
         }
     }

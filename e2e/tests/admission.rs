@@ -137,7 +137,7 @@ async fn each_samples_invalid_twin_is_refused_by_its_webhook_through_the_api_ser
         webhooks.push(
             install(
                 &ns.client,
-                descriptor.package,
+                descriptor.package(),
                 &ns.name,
                 address,
                 &certificate,

@@ -28,7 +28,7 @@ fn needs(operator: &str) -> (&'static [&'static str], (&'static str, &'static st
 }
 
 fn overlays() -> impl Iterator<Item = &'static str> {
-    OPERATORS.iter().map(|o| o.package)
+    OPERATORS.iter().map(|o| o.package())
 }
 
 fn kind(o: &Value) -> &str {
@@ -113,7 +113,7 @@ fn an_operator_overlay_holds_only_what_belongs_to_it() -> Result<()> {
 #[test]
 fn cluster_wide_rights_cover_only_the_operators_own_resources() -> Result<()> {
     for descriptor in OPERATORS {
-        let operator = descriptor.package;
+        let operator = descriptor.package();
         let group = descriptor.resources[0]
             .api_version
             .split_once('/')
@@ -230,7 +230,7 @@ fn each_operator_is_bound_where_it_works() -> Result<()> {
         };
         let descriptor = OPERATORS
             .iter()
-            .find(|o| o.package == operator)
+            .find(|o| o.package() == operator)
             .context("descriptor")?;
         let served = &descriptor.resources[0];
         let group = served
@@ -336,7 +336,7 @@ fn every_alert_reads_exported_metrics_and_links_its_runbook() -> Result<()> {
     for (operator, metrics) in OPERATORS.iter().map(|o| {
         let metrics = Metrics::new();
         (o.metrics)(&metrics);
-        (o.package, metrics)
+        (o.package(), metrics)
     }) {
         // What the runtime adds when the webhooks are on (deploy/admission).
         operator_core::admission::WebhookMetrics::register(&metrics);
@@ -382,7 +382,7 @@ fn every_alert_reads_exported_metrics_and_links_its_runbook() -> Result<()> {
 #[test]
 fn the_admission_overlays_wire_each_webhook_to_the_operators_server() -> Result<()> {
     for descriptor in OPERATORS {
-        let operator = descriptor.package;
+        let operator = descriptor.package();
         let base = render(operator)?;
         let objects = render(&format!("admission/{operator}"))?;
         let find = |kind_: &'static str| objects.iter().filter(move |o| kind(o) == kind_);

@@ -31,7 +31,7 @@ struct Subject(&'static OperatorDescriptor);
 
 impl Subject {
     fn package(self) -> &'static str {
-        self.0.package
+        self.0.package()
     }
     fn workload(self) -> &'static BenchWorkload {
         &self.0.bench
@@ -40,7 +40,7 @@ impl Subject {
         self.0
             .resources
             .first()
-            .with_context(|| format!("{} serves no resource", self.0.package))
+            .with_context(|| format!("{} serves no resource", self.0.package()))
     }
     /// The i-th custom resource, and its name.
     fn resource(self, i: usize) -> (Value, String) {
@@ -575,12 +575,12 @@ fn table(results: &[Value]) -> String {
         if workload.naive.is_none() {
             md.push_str(&format!(
                 "{} declares no naive baseline: only the operator is measured.\n",
-                operator.package
+                operator.package()
             ));
         }
         md.push_str(&format!(
             "Lower bound, {}: {} writes per resource to converge ({}), {} for the spec change ({}).\n",
-            operator.package,
+            operator.package(),
             workload.lower_bound_converge.0,
             workload.lower_bound_converge.1,
             workload.lower_bound_change.0,
@@ -602,7 +602,7 @@ pub fn build_and_run(root: &Path) -> Result<()> {
     let status = Command::new(&cargo)
         .current_dir(root)
         .args(["build", "--release", "--quiet", "-p", "xtask"])
-        .args(OPERATORS.iter().flat_map(|o| ["-p", o.package]))
+        .args(OPERATORS.iter().flat_map(|o| ["-p", o.package()]))
         .status()?;
     if !status.success() {
         bail!("release build failed");

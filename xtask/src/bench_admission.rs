@@ -64,7 +64,7 @@ async fn cluster(
     let dir = std::env::temp_dir().join(format!(
         "bench-admission-{}-{}",
         std::process::id(),
-        operator.package
+        operator.package()
     ));
     let address = ca.wire(root, &server, operator, &dir)?;
     let listener = tokio::net::TcpListener::bind(address).await?;
@@ -123,13 +123,13 @@ pub async fn run(
 ) -> Result<Vec<Value>> {
     let mut rows = Vec::new();
     for operator in operators {
-        eprintln!("bench: admission of {}", operator.package);
+        eprintln!("bench: admission of {}", operator.package());
         let (bare, _stop) = cluster(root, operator, false).await?;
         let without = creates(&bare, operator, None).await?;
         let (admitted, _stop) = cluster(root, operator, true).await?;
         let with = creates(&admitted, operator, None).await?;
         let mut row =
-            json!({"operator": operator.package, "n": N, "without": without, "with": with});
+            json!({"operator": operator.package(), "n": N, "without": without, "with": with});
         if let Some(converter) = operator.conversions.first() {
             let (converting, _stop) = cluster(root, operator, true).await?;
             let old = format!("{}/v1", converter.group);

@@ -69,7 +69,7 @@ fn build_operators(root: &Path) -> Result<()> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo.current_dir(root).args(["build", "--quiet"]);
     for operator in OPERATORS {
-        cargo.args(["-p", operator.package]);
+        cargo.args(["-p", operator.package()]);
     }
     let status = cargo.status().context("running cargo build")?;
     if !status.success() {

@@ -84,7 +84,7 @@ impl DemoCa {
         let objects = documents(
             &root
                 .join("deploy/admission")
-                .join(operator.package)
+                .join(operator.package())
                 .join("webhooks.yaml"),
         )?;
         let service = objects

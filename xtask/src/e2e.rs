@@ -67,7 +67,7 @@ fn start_realcp(script: &Path) -> Result<PathBuf> {
 }
 
 fn install(root: &Path, kubeconfig: &Path) -> Result<()> {
-    let overlays = crate::OPERATORS.iter().map(|o| o.package);
+    let overlays = crate::OPERATORS.iter().map(|o| o.package());
     for dir in INSTALL_FIRST.into_iter().chain(overlays) {
         run(
             Command::new("kubectl")
@@ -100,7 +100,7 @@ fn suite(root: &Path, kubeconfig: &Path) -> Result<()> {
         Command::new(&cargo)
             .current_dir(root)
             .args(["build", "--locked"])
-            .args(crate::OPERATORS.iter().flat_map(|o| ["-p", o.package])),
+            .args(crate::OPERATORS.iter().flat_map(|o| ["-p", o.package()])),
         "building the operators",
     )?;
     install(root, kubeconfig)?;

@@ -133,7 +133,7 @@ pub async fn run(package: &str) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .init();
-    let Some(operator) = OPERATORS.iter().find(|o| o.package == package) else {
+    let Some(operator) = OPERATORS.iter().find(|o| o.package() == package) else {
         bail!("no operator {package}");
     };
     let Some(baseline) = operator.bench.naive else {

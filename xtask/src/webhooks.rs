@@ -102,7 +102,7 @@ pub fn render(operator: &OperatorDescriptor, base: &Base) -> Result<BTreeMap<Str
     let secret = format!("{manager}-webhook-tls");
     let ns = &base.namespace;
     let inject = json!({"cert-manager.io/inject-ca-from": format!("{ns}/{certificate}")});
-    let labels = json!({"app.kubernetes.io/name": operator.package, "app.kubernetes.io/component": "webhook"});
+    let labels = json!({"app.kubernetes.io/name": operator.package(), "app.kubernetes.io/component": "webhook"});
     // Only the namespace the operator serves: its own namespace (where its pods run) is left
     // out, unless the two are one (the trading operator, seed 002); the rules match only the
     // operator's kinds, so no pod of its own ever waits on its webhook.
@@ -184,12 +184,12 @@ pub fn render(operator: &OperatorDescriptor, base: &Base) -> Result<BTreeMap<Str
         }),
         json!({
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": format!("{}-validator", operator.package), "labels": labels, "annotations": inject},
+            "metadata": {"name": format!("{}-validator", operator.package()), "labels": labels, "annotations": inject},
             "webhooks": validating,
         }),
         json!({
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": format!("{}-defaulter", operator.package), "labels": labels, "annotations": inject},
+            "metadata": {"name": format!("{}-defaulter", operator.package()), "labels": labels, "annotations": inject},
             "webhooks": mutating,
         }),
     ];
@@ -240,7 +240,7 @@ pub fn render(operator: &OperatorDescriptor, base: &Base) -> Result<BTreeMap<Str
          # docs/admission.md says how to supply both by hand instead.\n\
          apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../{package}\n  - webhooks.yaml\n\
          patches:\n  - path: deployment-patch.yaml\n  - path: networkpolicy-patch.yaml\n",
-        package = operator.package
+        package = operator.package()
     );
     Ok(BTreeMap::from([
         ("kustomization.yaml".to_string(), kustomization),
@@ -260,11 +260,11 @@ pub fn render(operator: &OperatorDescriptor, base: &Base) -> Result<BTreeMap<Str
 fn all(root: &Path) -> Result<BTreeMap<PathBuf, String>> {
     let mut files = BTreeMap::new();
     for operator in crate::OPERATORS {
-        let base = Base::read(root, operator.package)?;
+        let base = Base::read(root, operator.package())?;
         for (file, content) in render(operator, &base)? {
             files.insert(
                 PathBuf::from("deploy/admission")
-                    .join(operator.package)
+                    .join(operator.package())
                     .join(file),
                 content,
             );

@@ -43,24 +43,20 @@ pub const ANNOTATIONS: &[ReadAnnotation] = &[ReadAnnotation {
     valid: |v| !v.trim().is_empty(),
 }];
 
-/// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
-pub const IDENTITY: OperatorIdentity = OperatorIdentity {
-    manager: "batch-processor-operator",
-    app_name: "batch-processor",
-};
+/// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
+/// reporter), its section of the config file, and the type of its own fields there.
+pub const BINARY: OperatorBinary = operator_core::operator_binary!(
+    "batch-processor-operator",
+    "batchProcessor",
+    OperatorSettings::NONE
+);
 
-/// The binary: its identity and its section of the config file.
-pub const BINARY: OperatorBinary = OperatorBinary {
-    identity: IDENTITY,
-    config_section: "batchProcessor",
-    settings: OperatorSettings::NONE,
-    version: env!("CARGO_PKG_VERSION"),
-};
+/// Who the operator is to the API server.
+pub const IDENTITY: OperatorIdentity = BINARY.identity;
 
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
-    package: "batch-processor",
     resources: &[ServedResource {
         api_version: "payments.io/v1",
         plural: "batchprocessors",

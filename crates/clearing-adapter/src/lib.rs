@@ -41,19 +41,16 @@ use crate::health::{HttpsProbe, PartnerProbe};
 use crate::metrics::AdapterMetrics;
 use crate::reconcile::AdapterOperator;
 
-/// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
-pub const IDENTITY: OperatorIdentity = OperatorIdentity {
-    manager: "clearing-adapter-operator",
-    app_name: resources::APP_NAME,
-};
+/// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
+/// reporter), its section of the config file, and the type of its own fields there.
+pub const BINARY: OperatorBinary = operator_core::operator_binary!(
+    "clearing-adapter-operator",
+    "clearingAdapter",
+    OperatorSettings::of::<Settings>()
+);
 
-/// The binary: its identity and its section of the config file.
-pub const BINARY: OperatorBinary = OperatorBinary {
-    identity: IDENTITY,
-    config_section: "clearingAdapter",
-    settings: OperatorSettings::of::<Settings>(),
-    version: env!("CARGO_PKG_VERSION"),
-};
+/// Who the operator is to the API server.
+pub const IDENTITY: OperatorIdentity = BINARY.identity;
 
 /// The adapter image when the config names none: the adapter release this operator ships with.
 pub const FALLBACK_IMAGE: &str = concat!(
@@ -80,7 +77,6 @@ operator_core::default_from_fields!(Settings);
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
-    package: "clearing-adapter",
     resources: &[ServedResource {
         api_version: "payments.io/v1",
         plural: "clearingadapters",

@@ -19,8 +19,6 @@ pub struct OperatorDescriptor {
     /// The binary: its identity (the binary's name is its field manager), config section
     /// and version.
     pub binary: OperatorBinary,
-    /// The cargo package; also its kustomize overlay, `deploy/<package>`.
-    pub package: &'static str,
     /// The custom resources it serves.
     pub resources: &'static [ServedResource],
     /// Its CRDs, generated from its types.
@@ -72,6 +70,12 @@ impl OperatorDescriptor {
         .await
     }
 
+    /// The cargo package (its crate's name, also `app.kubernetes.io/name`); also its
+    /// kustomize overlay, `deploy/<package>`.
+    pub const fn package(&self) -> &'static str {
+        self.binary.identity.app_name
+    }
+
     /// The binary's file name (also its field manager and event reporter).
     pub fn binary_name(&self) -> &'static str {
         self.binary.identity.manager
@@ -81,7 +85,7 @@ impl OperatorDescriptor {
 impl std::fmt::Debug for OperatorDescriptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OperatorDescriptor")
-            .field("package", &self.package)
+            .field("package", &self.package())
             .field("binary", &self.binary_name())
             .finish_non_exhaustive()
     }

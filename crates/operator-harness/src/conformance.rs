@@ -55,7 +55,7 @@ impl Subject {
         self.operator
             .resources
             .first()
-            .ok_or_else(|| anyhow::anyhow!("{} serves no resource", self.operator.package))
+            .ok_or_else(|| anyhow::anyhow!("{} serves no resource", self.operator.package()))
     }
 
     fn manager(&self) -> &'static str {

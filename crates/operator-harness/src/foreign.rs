@@ -347,7 +347,7 @@ pub async fn foreign_objects_are_never_touched(
     ensure!(!children.is_empty(), "the probe has no children");
     println!(
         "{}: another team takes each of {} child names: {}",
-        operator.package,
+        operator.package(),
         children.len(),
         children
             .iter()

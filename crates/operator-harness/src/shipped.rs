@@ -33,7 +33,7 @@ pub fn shipped_config(operator: &OperatorDescriptor) -> Result<RuntimeConfig> {
     let path = format!(
         "{}/../../deploy/{}/config.yaml",
         env!("CARGO_MANIFEST_DIR"),
-        operator.package
+        operator.package()
     );
     let manifest: serde_json::Value =
         serde_yaml::from_str(&std::fs::read_to_string(&path).context(path.clone())?)?;
@@ -42,7 +42,7 @@ pub fn shipped_config(operator: &OperatorDescriptor) -> Result<RuntimeConfig> {
         .context("the ConfigMap's config.yaml key")?;
     let config = std::env::temp_dir().join(format!(
         "{}-config-{}.yaml",
-        operator.package,
+        operator.package(),
         std::process::id()
     ));
     std::fs::write(&config, file)?;

@@ -51,19 +51,16 @@ pub const ANNOTATIONS: &[ReadAnnotation] = &[
     },
 ];
 
-/// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
-pub const IDENTITY: OperatorIdentity = OperatorIdentity {
-    manager: "payment-service-operator",
-    app_name: "payment-service",
-};
+/// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
+/// reporter), its section of the config file, and the type of its own fields there.
+pub const BINARY: OperatorBinary = operator_core::operator_binary!(
+    "payment-service-operator",
+    "paymentService",
+    OperatorSettings::of::<Settings>()
+);
 
-/// The binary: its identity and its section of the config file.
-pub const BINARY: OperatorBinary = OperatorBinary {
-    identity: IDENTITY,
-    config_section: "paymentService",
-    settings: OperatorSettings::of::<Settings>(),
-    version: env!("CARGO_PKG_VERSION"),
-};
+/// Who the operator is to the API server.
+pub const IDENTITY: OperatorIdentity = BINARY.identity;
 
 /// The operator's own fields of its `paymentService:` config section, beside the workload
 /// defaults every operator reads.
@@ -86,7 +83,6 @@ impl Settings {
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
-    package: "payment-service",
     resources: &[ServedResource {
         api_version: "payments.io/v2",
         plural: "paymentservices",

@@ -45,24 +45,20 @@ use crate::dependencies::{PaymentServiceView, PostgresClusterView, callers_of, u
 use crate::metrics::SagaMetrics;
 use crate::reconcile::SagaOperator;
 
-/// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
-pub const IDENTITY: OperatorIdentity = OperatorIdentity {
-    manager: "saga-orchestrator-operator",
-    app_name: resources::APP_NAME,
-};
+/// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
+/// reporter), its section of the config file, and the type of its own fields there.
+pub const BINARY: OperatorBinary = operator_core::operator_binary!(
+    "saga-orchestrator-operator",
+    "sagaOrchestrator",
+    OperatorSettings::NONE
+);
 
-/// The binary: its identity and its section of the config file.
-pub const BINARY: OperatorBinary = OperatorBinary {
-    identity: IDENTITY,
-    config_section: "sagaOrchestrator",
-    settings: OperatorSettings::NONE,
-    version: env!("CARGO_PKG_VERSION"),
-};
+/// Who the operator is to the API server.
+pub const IDENTITY: OperatorIdentity = BINARY.identity;
 
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
-    package: "saga-orchestrator",
     resources: &[ServedResource {
         api_version: "payments.io/v1",
         plural: "sagaorchestrators",

@@ -47,24 +47,17 @@ pub const ANNOTATIONS: &[ReadAnnotation] = &[ReadAnnotation {
     valid: |_| true,
 }];
 
-/// The operator's field manager, `app.kubernetes.io/managed-by`, and event reporter.
-pub const IDENTITY: OperatorIdentity = OperatorIdentity {
-    manager: "trading-operator",
-    app_name: "trading-algorithm",
-};
+/// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
+/// reporter), its section of the config file, and the type of its own fields there.
+pub const BINARY: OperatorBinary =
+    operator_core::operator_binary!("trading-operator", "trading", OperatorSettings::NONE);
 
-/// The binary: its identity and its section of the config file (seed 002: `trading`).
-pub const BINARY: OperatorBinary = OperatorBinary {
-    identity: IDENTITY,
-    config_section: "trading",
-    settings: OperatorSettings::NONE,
-    version: env!("CARGO_PKG_VERSION"),
-};
+/// Who the operator is to the API server.
+pub const IDENTITY: OperatorIdentity = BINARY.identity;
 
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
-    package: "trading-algorithm",
     resources: &[ServedResource {
         api_version: "fintech.io/v1",
         plural: "tradingalgorithms",

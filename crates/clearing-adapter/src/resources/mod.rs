@@ -22,7 +22,7 @@ use crate::crd::ClearingAdapter;
 /// The port that serves payments (and, by default, metrics and probes).
 pub const HTTP_PORT: i32 = 8080;
 /// `app.kubernetes.io/name` of every adapter pod (seed 001's label, under the product's name).
-pub const APP_NAME: &str = "clearing-adapter";
+pub const APP_NAME: &str = crate::IDENTITY.app_name;
 
 /// The adapter's ConfigMap: `<name>-config`.
 pub fn config_name(adapter: &str) -> String {

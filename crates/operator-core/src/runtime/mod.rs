@@ -54,6 +54,25 @@ pub struct OperatorBinary {
     pub version: &'static str,
 }
 
+/// The [`OperatorBinary`] of the operator crate it is written in: `manager` is its field
+/// manager (also the binary's name and event reporter), the crate's name its
+/// `app.kubernetes.io/name` and package, `section` its section of the config file and
+/// `settings` the type of its own fields there; the crate's version answers `--version`.
+#[macro_export]
+macro_rules! operator_binary {
+    ($manager:literal, $section:literal, $settings:expr $(,)?) => {
+        $crate::runtime::OperatorBinary {
+            identity: $crate::OperatorIdentity {
+                manager: $manager,
+                app_name: env!("CARGO_PKG_NAME"),
+            },
+            config_section: $section,
+            settings: $settings,
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    };
+}
+
 impl OperatorBinary {
     /// The flags of this binary: `--help` and `--version` name it, not operator-core.
     pub fn parse_flags(&self) -> Flags {

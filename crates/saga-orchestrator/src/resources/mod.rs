@@ -26,7 +26,7 @@ use crate::definitions::DefinitionPlan;
 /// The orchestrator's API port.
 pub const HTTP_PORT: i32 = 8080;
 /// `app.kubernetes.io/name` of the orchestrator's pods.
-pub const APP_NAME: &str = "saga-orchestrator";
+pub const APP_NAME: &str = crate::IDENTITY.app_name;
 
 pub fn sagas_name(orchestrator: &str) -> String {
     format!("{orchestrator}-sagas")
