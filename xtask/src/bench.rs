@@ -332,8 +332,8 @@ async fn scenario(
         "change_seconds": change_time.as_secs_f64(),
         "change_reads_per_resource": per(change.reads),
         "change_writes_per_resource": per(change.writes),
-        "change_writes_lower_bound": workload.lower_bound_change.0,
-        "change_writes_vs_lower_bound": per(change.writes) / workload.lower_bound_change.0,
+        "change_writes_lower_bound": workload.change.lower_bound.0,
+        "change_writes_vs_lower_bound": per(change.writes) / workload.change.lower_bound.0,
         "steady_state_reads": steady.reads,
         "steady_state_writes": steady.writes + steady.event_writes,
         "rss_peak_mib": rss_peak,
@@ -583,8 +583,8 @@ fn table(results: &[Value]) -> String {
             operator.package(),
             workload.lower_bound_converge.0,
             workload.lower_bound_converge.1,
-            workload.lower_bound_change.0,
-            workload.lower_bound_change.1,
+            workload.change.lower_bound.0,
+            workload.change.lower_bound.1,
         ));
     }
     md.push_str(&format!(

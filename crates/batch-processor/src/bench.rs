@@ -36,9 +36,9 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
         child: |name| ChildRef::new("batch/v1", "cronjobs", name),
         shown: |cron, n| cron["spec"]["jobTemplate"]["spec"]["parallelism"].as_i64() == Some(n),
         first_target: 3,
+        lower_bound: (2.0, "the CronJob, the status"),
     },
     lower_bound_converge: (2.0, "the CronJob, the status"),
-    lower_bound_change: (2.0, "the CronJob, the status"),
     naive: Some(NaiveBaseline {
         observes: ObservedChild {
             api_version: "batch/v1",
@@ -51,7 +51,7 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
 
 /// The naive pass: the CronJob, and the status of a batch that has not run yet.
 fn naive_pass(resource: &Value, _cron_job: Option<&Value>) -> Result<NaivePass, String> {
-    let bp: BatchProcessor = serde_json::from_value(resource.clone()).map_err(|e| e.to_string())?;
+    let bp: BatchProcessor = NaivePass::resource(resource)?;
     let now = Timestamp::now();
     let cron_job = desired_cron_job(&bp, &WorkloadDefaults::default(), bp.spec.suspend);
     let plan = runs::plan(&bp, &[], None, None, now);

@@ -1,11 +1,10 @@
 //! The load `cargo xtask bench` puts on the operator, and the naive baseline its figures
 //! are compared with: the same builders, every child and the status replaced on every pass.
 
-use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::jiff::Timestamp;
 use operator_core::OptionalChild;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, ObservedChild, SpecChange};
+use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, SpecChange};
 use serde_json::{Value, json, to_value};
 
 use crate::FALLBACK_IMAGE;
@@ -44,21 +43,14 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
         7.0,
         "finalizer, ConfigMap, Deployment, Service, NetworkPolicy, PodDisruptionBudget, 1 status",
     ),
-    lower_bound_change: (2.0, "the Deployment, the status"),
-    naive: Some(NaiveBaseline {
-        observes: ObservedChild::DEPLOYMENT,
-        pass: naive_pass,
-    }),
+    naive: Some(NaiveBaseline::deployment(naive_pass)),
 };
 
 /// The naive pass: the routing from the recorded partner status (no checks), every child,
 /// and the status from the Deployment as observed.
 fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass, String> {
-    let ca: ClearingAdapter =
-        serde_json::from_value(resource.clone()).map_err(|e| e.to_string())?;
-    let status: DeploymentStatus = deployment
-        .and_then(|d| serde_json::from_value(d["status"].clone()).ok())
-        .unwrap_or_default();
+    let ca: ClearingAdapter = NaivePass::resource(resource)?;
+    let status = NaivePass::deployment_status(deployment).unwrap_or_default();
     let workload = Workload {
         exists: true,
         current_replicas: status.replicas.unwrap_or_default(),

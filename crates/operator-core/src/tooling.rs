@@ -37,8 +37,6 @@ pub struct BenchWorkload {
     pub naive: Option<NaiveBaseline>,
     /// Writes strictly needed to converge one resource, and what they are.
     pub lower_bound_converge: (f64, &'static str),
-    /// Writes strictly needed for the spec change, and what they are.
-    pub lower_bound_change: (f64, &'static str),
 }
 
 /// A spec change to a scaling bound, and the child it shows in.
@@ -52,6 +50,8 @@ pub struct SpecChange {
     pub shown: fn(&Value, i64) -> bool,
     /// The first target; later samples use targets above it.
     pub first_target: i64,
+    /// Writes strictly needed for the change, and what they are.
+    pub lower_bound: (f64, &'static str),
 }
 
 impl SpecChange {
@@ -61,6 +61,7 @@ impl SpecChange {
         child: |name| ChildRef::new("apps/v1", "deployments", name),
         shown: |deployment, replicas| deployment["spec"]["replicas"].as_i64() == Some(replicas),
         first_target: 3,
+        lower_bound: (2.0, "the Deployment, the status"),
     };
 }
 
@@ -75,6 +76,16 @@ pub struct NaiveBaseline {
     /// The children (in apply order) and the status of a resource, all as JSON, given the
     /// observed child when it exists.
     pub pass: fn(&Value, Option<&Value>) -> Result<NaivePass, String>,
+}
+
+impl NaiveBaseline {
+    /// A baseline that reads the Deployment named after the resource on every pass.
+    pub const fn deployment(pass: fn(&Value, Option<&Value>) -> Result<NaivePass, String>) -> Self {
+        Self {
+            observes: ObservedChild::DEPLOYMENT,
+            pass,
+        }
+    }
 }
 
 /// The child a naive baseline reads: its kind, and its name for a resource's name.
@@ -104,6 +115,18 @@ pub struct NaivePass {
 }
 
 impl NaivePass {
+    /// The resource a pass is given, typed.
+    pub fn resource<K: serde::de::DeserializeOwned>(resource: &Value) -> Result<K, String> {
+        serde_json::from_value(resource.clone()).map_err(|e| e.to_string())
+    }
+
+    /// The status of the Deployment a pass observed, if it read one that has one.
+    pub fn deployment_status(
+        deployment: Option<&Value>,
+    ) -> Option<k8s_openapi::api::apps::v1::DeploymentStatus> {
+        deployment.and_then(|d| serde_json::from_value(d["status"].clone()).ok())
+    }
+
     /// A pass writing `children` (any serializable objects) and `status`.
     pub fn of<S: serde::Serialize>(
         children: impl IntoIterator<Item = Result<Value, serde_json::Error>>,

@@ -8,7 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use operator_core::OptionalChild;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, ObservedChild, SpecChange};
+use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, SpecChange};
 use serde_json::{Value, json, to_value};
 
 use crate::Settings;
@@ -43,17 +43,13 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
         6.0,
         "Deployment, Service, PodDisruptionBudget, ServiceAccount, NetworkPolicy, 1 status",
     ),
-    lower_bound_change: (2.0, "the Deployment, the status"),
-    naive: Some(NaiveBaseline {
-        observes: ObservedChild::DEPLOYMENT,
-        pass: naive_pass,
-    }),
+    naive: Some(NaiveBaseline::deployment(naive_pass)),
 };
 
 /// The naive pass: the service's Deployment as observed, the rollout planned from it, every
 /// child and the status built as the operator builds them.
 fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass, String> {
-    let ps: PaymentService = serde_json::from_value(resource.clone()).map_err(|e| e.to_string())?;
+    let ps: PaymentService = NaivePass::resource(resource)?;
     let now = Timestamp::now();
     let observed: BTreeMap<_, _> = deployment
         .and_then(|d| serde_json::from_value::<Deployment>(d.clone()).ok())

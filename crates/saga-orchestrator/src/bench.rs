@@ -1,12 +1,11 @@
 //! The load `cargo xtask bench` puts on the operator, and the naive baseline its figures
 //! are compared with: the same builders, every child and the status replaced on every pass.
 
-use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use operator_core::OptionalChild;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, ObservedChild, SpecChange};
+use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, SpecChange};
 use serde_json::{Value, json, to_value};
 
 use crate::crd::SagaOrchestrator;
@@ -51,21 +50,14 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
         11.0,
         "finalizer, 2 ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment, Service, NetworkPolicy, PodDisruptionBudget, 1 status",
     ),
-    lower_bound_change: (2.0, "the Deployment, the status"),
-    naive: Some(NaiveBaseline {
-        observes: ObservedChild::DEPLOYMENT,
-        pass: naive_pass,
-    }),
+    naive: Some(NaiveBaseline::deployment(naive_pass)),
 };
 
 /// The naive pass: the spec's sagas as the only version (nothing in flight), every child,
 /// and the status from the Deployment as observed.
 fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass, String> {
-    let so: SagaOrchestrator =
-        serde_json::from_value(resource.clone()).map_err(|e| e.to_string())?;
-    let status: DeploymentStatus = deployment
-        .and_then(|d| serde_json::from_value(d["status"].clone()).ok())
-        .unwrap_or_default();
+    let so: SagaOrchestrator = NaivePass::resource(resource)?;
+    let status = NaivePass::deployment_status(deployment).unwrap_or_default();
     let observed = Observed {
         replicas: status.replicas.unwrap_or_default(),
         ready_replicas: status.ready_replicas.unwrap_or_default(),

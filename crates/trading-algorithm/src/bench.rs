@@ -46,9 +46,9 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
         },
         shown: |hpa, max| hpa["spec"]["maxReplicas"].as_i64() == Some(max),
         first_target: 6,
+        lower_bound: (2.0, "the HPA, the status"),
     },
     lower_bound_converge: (6.0, "5 children, 1 status"),
-    lower_bound_change: (2.0, "the HPA, the status"),
     naive: Some(NaiveBaseline {
         observes: ObservedChild {
             api_version: "apps/v1",
@@ -62,10 +62,8 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
 /// The naive pass: every child, and the status from the Deployment as observed, with the
 /// algorithm trading (the benchmark's algorithms never report a loss).
 fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass, String> {
-    let ta: TradingAlgorithm =
-        serde_json::from_value(resource.clone()).map_err(|e| e.to_string())?;
-    let deployment: Option<DeploymentStatus> =
-        deployment.and_then(|d| serde_json::from_value(d["status"].clone()).ok());
+    let ta: TradingAlgorithm = NaivePass::resource(resource)?;
+    let deployment: Option<DeploymentStatus> = NaivePass::deployment_status(deployment);
     let children = desired_children(&ta, &WorkloadDefaults::default(), false);
     let trading = Assessment {
         state: TradingState::Trading,
