@@ -12,10 +12,11 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector,
-    SecretKeySelector, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMapVolumeSource, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    ObjectFieldSelector, SecretKeySelector, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
@@ -40,6 +41,18 @@ pub struct WorkloadDefaults {
 }
 
 impl WorkloadDefaults {
+    /// The resources of a workload: the spec's, else the operator's config's
+    /// (`defaultResources`), else the operator's own `fallback`.
+    pub fn resources(
+        &self,
+        spec: Option<&ResourceRequirements>,
+        fallback: fn() -> ResourceRequirements,
+    ) -> ResourceRequirements {
+        spec.or(self.default_resources.as_ref())
+            .cloned()
+            .unwrap_or_else(fallback)
+    }
+
     /// [`Self::monitoring_namespace`] or its default.
     pub fn monitoring_namespace(&self) -> &str {
         self.monitoring_namespace.as_deref().unwrap_or("monitoring")
@@ -250,6 +263,35 @@ pub fn utilization(resource: &str, percent: i32) -> MetricSpec {
             },
         }),
         ..MetricSpec::default()
+    }
+}
+
+/// A named TCP port of a container (`http`, `metrics`): what Services and probes refer to.
+pub fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }
+}
+
+/// Requests of `cpu` and `memory`, and limits of the `limits` given (`("memory", "1Gi")`):
+/// a workload's resources when neither its spec nor the operator's config names any.
+pub fn resource_requests(cpu: &str, memory: &str, limits: &[(&str, &str)]) -> ResourceRequirements {
+    let quantity = |s: &str| Quantity(s.to_string());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), quantity(cpu)),
+            ("memory".into(), quantity(memory)),
+        ])),
+        limits: Some(
+            limits
+                .iter()
+                .map(|(resource, amount)| (resource.to_string(), quantity(amount)))
+                .collect(),
+        ),
+        ..ResourceRequirements::default()
     }
 }
 

@@ -12,8 +12,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EnvVar, HTTPGetAction, KeyToPath, PodAffinityTerm,
-    PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SecretProjection,
+    Affinity, Container, EnvVar, HTTPGetAction, KeyToPath, PodAffinityTerm, PodAntiAffinity,
+    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SecretProjection,
     TopologySpreadConstraint, Volume, VolumeProjection, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -22,8 +22,8 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{
-    CONFIG_HASH_ANNOTATION, config_map_volume, env, env_from_field, read_only_mount, tmp_mount,
-    tmp_volume,
+    CONFIG_HASH_ANNOTATION, config_map_volume, container_port, env, env_from_field,
+    read_only_mount, tmp_mount, tmp_volume,
 };
 use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
 
@@ -173,19 +173,9 @@ pub fn desired_deployment(
     let spec = &ca.spec;
     let labels = child_labels(ca, defaults);
     let health = spec.monitoring.health_check_path.trim_end_matches('/');
-    let mut ports = vec![ContainerPort {
-        name: Some("http".into()),
-        container_port: HTTP_PORT,
-        protocol: Some("TCP".into()),
-        ..ContainerPort::default()
-    }];
+    let mut ports = vec![container_port("http", HTTP_PORT)];
     if spec.monitoring.metrics_port != HTTP_PORT {
-        ports.push(ContainerPort {
-            name: Some("metrics".into()),
-            container_port: spec.monitoring.metrics_port,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        });
+        ports.push(container_port("metrics", spec.monitoring.metrics_port));
     }
     let mut mounts = vec![read_only_mount("config", CONFIG_MOUNT), tmp_mount()];
     let mut volumes = vec![

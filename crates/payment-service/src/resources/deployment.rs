@@ -13,17 +13,18 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SecretVolumeSource, Volume,
+    Container, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements, SecretVolumeSource, Volume,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::apply::short_digest;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::builder::{CONFIG_HASH_ANNOTATION, env, read_only_mount, tmp_mount, tmp_volume};
+use operator_core::builder::{
+    CONFIG_HASH_ANNOTATION, container_port, env, read_only_mount, resource_requests, tmp_mount,
+    tmp_volume,
+};
 use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
 
 use super::{DEFAULT_METRICS_PORT, External, HTTP_PORT, TRACK_LABEL, child_labels};
@@ -41,15 +42,7 @@ pub const TLS_MOUNT: &str = "/etc/payments/tls";
 /// defaultResources`) names resources: a pod without requests is scheduled anywhere and
 /// evicted first. Documented in docs/payment-service.md.
 pub fn fallback_resources() -> ResourceRequirements {
-    let q = |s: &str| Quantity(s.to_string());
-    ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".into(), q("250m")),
-            ("memory".into(), q("512Mi")),
-        ])),
-        limits: Some(BTreeMap::from([("memory".into(), q("1Gi"))])),
-        ..ResourceRequirements::default()
-    }
+    resource_requests("250m", "512Mi", &[("memory", "1Gi")])
 }
 
 pub fn service_env(ps: &PaymentService) -> Vec<EnvVar> {
@@ -116,15 +109,6 @@ pub fn config_hash(env: &[EnvVar], external: &External) -> String {
     short_digest(vars.chain(tls))
 }
 
-fn port(name: &str, port: i32) -> ContainerPort {
-    ContainerPort {
-        name: Some(name.into()),
-        container_port: port,
-        protocol: Some("TCP".into()),
-        ..ContainerPort::default()
-    }
-}
-
 /// The Deployment for one workload of the rollout plan.
 pub fn desired_deployment(
     ps: &PaymentService,
@@ -179,14 +163,12 @@ pub fn desired_deployment(
     let container = Container {
         name: CONTAINER.into(),
         image: Some(workload.revision.image.clone()),
-        ports: Some(vec![port("http", HTTP_PORT), port("metrics", metrics_port)]),
+        ports: Some(vec![
+            container_port("http", HTTP_PORT),
+            container_port("metrics", metrics_port),
+        ]),
         env: Some(env),
-        resources: Some(
-            spec.resources
-                .clone()
-                .or_else(|| defaults.default_resources.clone())
-                .unwrap_or_else(fallback_resources),
-        ),
+        resources: Some(defaults.resources(spec.resources.as_ref(), fallback_resources)),
         liveness_probe: health.liveness.as_ref().map(HttpProbe::probe),
         readiness_probe: health.readiness.as_ref().map(HttpProbe::probe),
         security_context: Some(restricted_container_security()),

@@ -8,17 +8,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
+    Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
     ResourceRequirements,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use operator_core::apply::short_digest;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{
-    CONFIG_HASH_ANNOTATION, config_map_volume, env, env_from_secret, read_only_mount, tmp_mount,
-    tmp_volume,
+    CONFIG_HASH_ANNOTATION, config_map_volume, container_port, env, env_from_secret,
+    read_only_mount, resource_requests, tmp_mount, tmp_volume,
 };
 use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
 use operator_core::probes::tcp_probe;
@@ -33,15 +32,7 @@ pub const DEFINITIONS_MOUNT: &str = "/etc/saga/definitions";
 
 /// What an orchestrator gets when neither its spec nor the operator's config names resources.
 pub fn fallback_resources() -> ResourceRequirements {
-    let q = |s: &str| Quantity(s.to_string());
-    ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".into(), q("250m")),
-            ("memory".into(), q("256Mi")),
-        ])),
-        limits: Some(BTreeMap::from([("memory".into(), q("512Mi"))])),
-        ..ResourceRequirements::default()
-    }
+    resource_requests("250m", "256Mi", &[("memory", "512Mi")])
 }
 
 pub fn orchestrator_env(so: &SagaOrchestrator) -> Vec<EnvVar> {
@@ -89,25 +80,11 @@ pub fn desired_deployment(
     let spec = &so.spec;
     let labels = child_labels(so, defaults);
     let hash = short_digest([plan.active_digest().as_bytes(), secret_version.as_bytes()]);
-    let mut ports = vec![ContainerPort {
-        name: Some("http".into()),
-        container_port: HTTP_PORT,
-        protocol: Some("TCP".into()),
-        ..ContainerPort::default()
-    }];
+    let mut ports = vec![container_port("http", HTTP_PORT)];
     if spec.monitoring.prometheus.enabled {
-        ports.push(ContainerPort {
-            name: Some("metrics".into()),
-            container_port: spec.monitoring.prometheus.port,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        });
+        ports.push(container_port("metrics", spec.monitoring.prometheus.port));
     }
-    let resources = spec
-        .resources
-        .clone()
-        .or_else(|| defaults.default_resources.clone())
-        .unwrap_or_else(fallback_resources);
+    let resources = defaults.resources(spec.resources.as_ref(), fallback_resources);
     Deployment {
         metadata: ObjectMeta {
             name: Some(name.clone()),

@@ -10,16 +10,18 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector,
-    PodSpec, PodTemplateSpec, ResourceRequirements,
+    ConfigMapKeySelector, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec,
+    PodTemplateSpec, ResourceRequirements,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::builder::{config_map_volume, env, read_only_mount, tmp_mount, tmp_volume};
+use operator_core::builder::{
+    config_map_volume, container_port, env, read_only_mount, resource_requests, tmp_mount,
+    tmp_volume,
+};
 use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
 use operator_core::probes::tcp_probe;
 
@@ -36,18 +38,7 @@ pub const CONFIG_HASH_ANNOTATION: &str = "fintech.io/config-hash";
 
 /// Seed 002's `defaultResources`, used when the operator's config names none.
 fn fallback_resources() -> ResourceRequirements {
-    let q = |s: &str| Quantity(s.to_string());
-    ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".into(), q("100m")),
-            ("memory".into(), q("128Mi")),
-        ])),
-        limits: Some(BTreeMap::from([
-            ("cpu".into(), q("500m")),
-            ("memory".into(), q("512Mi")),
-        ])),
-        ..ResourceRequirements::default()
-    }
+    resource_requests("100m", "128Mi", &[("cpu", "500m"), ("memory", "512Mi")])
 }
 
 /// The environment variable a strategy parameter arrives in: `PARAM_` and its name in upper
@@ -151,12 +142,7 @@ pub fn desired_deployment(
     let container = Container {
         name: "algorithm".into(),
         image: Some(image),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: ALGORITHM_PORT,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![container_port("http", ALGORITHM_PORT)]),
         env: Some(algorithm_env(ta)),
         liveness_probe: Some(match health.liveness.as_ref() {
             Some(probe) => probe.probe(),
@@ -166,12 +152,7 @@ pub fn desired_deployment(
             Some(probe) => probe.probe(),
             None => tcp_probe(ALGORITHM_PORT, 5, 10),
         }),
-        resources: Some(
-            defaults
-                .default_resources
-                .clone()
-                .unwrap_or_else(fallback_resources),
-        ),
+        resources: Some(defaults.resources(None, fallback_resources)),
         security_context: Some(restricted_container_security()),
         volume_mounts: Some(vec![read_only_mount("config", "/etc/trading"), tmp_mount()]),
         ..Container::default()
