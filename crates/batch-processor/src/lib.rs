@@ -91,7 +91,6 @@ pub fn controllers(rt: &Runtime) -> Vec<BoxFuture<'static, ()>> {
     let (jobs, job_stream) = rt.cached(batch_jobs, reconcile::compact_job);
     let operator = BatchOperator {
         jobs,
-        defaults: rt.config().workloads.clone(),
         metrics: BatchMetrics::register(rt.metrics()),
     };
     let controller = rt

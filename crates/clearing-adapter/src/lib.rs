@@ -107,7 +107,6 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 pub fn controllers(rt: &Runtime, probe: Arc<dyn PartnerProbe>) -> Vec<BoxFuture<'static, ()>> {
     let settings = rt.config().own.get::<Settings>();
     let operator = AdapterOperator {
-        defaults: rt.config().workloads.clone(),
         image: settings
             .image
             .clone()

@@ -121,7 +121,6 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 /// The controller for `PaymentService`.
 pub fn controllers(rt: &Runtime) -> Vec<BoxFuture<'static, ()>> {
     let operator = PaymentOperator {
-        defaults: rt.config().workloads.clone(),
         settings: rt.config().own.get::<Settings>(),
         metrics: PaymentMetrics::register(rt.metrics()),
     };

@@ -117,7 +117,6 @@ pub fn controllers(rt: &Runtime) -> Vec<BoxFuture<'static, ()>> {
     })
     .boxed();
     let operator = SagaOperator {
-        defaults: rt.config().workloads.clone(),
         services,
         clusters,
         cnpg_served,

@@ -91,7 +91,6 @@ pub fn controllers(rt: &Runtime, stop_timeout: Duration) -> Vec<BoxFuture<'stati
     let (reports, report_stream) = rt.cached(labelled_reports, report::compact);
     let operator = TradingOperator {
         reports,
-        defaults: rt.config().workloads.clone(),
         metrics: TradingMetrics::register(rt.metrics()),
         stop_timeout,
     };

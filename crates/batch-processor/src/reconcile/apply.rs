@@ -19,7 +19,7 @@ pub(super) async fn apply_children(
     ctx: &Ctx,
     plan: &RunPlan,
 ) -> Result<Changes> {
-    let defaults = &ctx.operator.defaults;
+    let defaults = ctx.workloads();
     let mut pass = ctx.children.pass(bp);
     pass.apply(jobs::desired_cron_job(bp, defaults, plan.hold_schedule))
         .await?;

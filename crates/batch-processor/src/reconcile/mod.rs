@@ -14,7 +14,6 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use operator_core::builder::WorkloadDefaults;
 use operator_core::{Context, Result};
 
 use crate::crd::{BatchProcessor, Phase};
@@ -36,7 +35,6 @@ pub const RECORDED_ANNOTATION: &str = "payments.io/recorded";
 pub struct BatchOperator {
     /// Every Job carrying the batch label, status only.
     pub jobs: Store<Job>,
-    pub defaults: WorkloadDefaults,
     pub metrics: BatchMetrics,
 }
 

@@ -85,7 +85,7 @@ pub(super) async fn drain(
         },
         draining: true,
     };
-    let desired = resources::desired_children(&ca, &inputs, &op.defaults, &op.image);
+    let desired = resources::desired_children(&ca, &inputs, ctx.workloads(), &op.image);
     ctx.children
         .of::<k8s_openapi::api::apps::v1::Deployment>()?
         .apply(&*ca, desired.workload.deployment)

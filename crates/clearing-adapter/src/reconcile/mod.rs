@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use operator_core::builder::WorkloadDefaults;
 use operator_core::{Context, Result};
 
 use crate::crd::{ClearingAdapter, Phase};
@@ -37,7 +36,6 @@ pub const FINALIZER: &str = "payments.io/clearing-adapter-drain";
 /// The operator's own part of the reconcile context.
 #[derive(Clone)]
 pub struct AdapterOperator {
-    pub defaults: WorkloadDefaults,
     /// The adapter image.
     pub image: String,
     /// The partner check; `None` when the operator's config switches checks off.
@@ -48,7 +46,6 @@ pub struct AdapterOperator {
 impl std::fmt::Debug for AdapterOperator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdapterOperator")
-            .field("defaults", &self.defaults)
             .field("image", &self.image)
             .field("checks", &self.probe.is_some())
             .finish_non_exhaustive()
@@ -98,7 +95,7 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
         secret_versions: secrets.versions.clone(),
         draining: false,
     };
-    let desired = resources::desired_children(&ca, &inputs, &op.defaults, &op.image);
+    let desired = resources::desired_children(&ca, &inputs, ctx.workloads(), &op.image);
     let (changes, monitor) = apply_children(&ca, &ctx, desired, &workload).await?;
     let refusal = changes.refusal();
 

@@ -109,6 +109,8 @@ pub struct Context<O> {
     notices: Notices,
     /// The time the reconciles read (tests move it past pauses and deadlines).
     clock: crate::Clock,
+    /// What the operator's config gives every workload it builds.
+    workloads: crate::builder::WorkloadDefaults,
 }
 
 impl<O: Debug> Debug for Context<O> {
@@ -151,7 +153,21 @@ impl<O> Context<O> {
             failures: Mutex::default(),
             notices: Notices::default(),
             clock: crate::Clock::default(),
+            workloads: crate::builder::WorkloadDefaults::default(),
         }
+    }
+
+    /// Builds workloads with `workloads` (the operator's config's defaults).
+    #[must_use]
+    pub fn with_workloads(mut self, workloads: crate::builder::WorkloadDefaults) -> Self {
+        self.workloads = workloads;
+        self
+    }
+
+    /// What the operator's config gives every workload: default image, resources, labels,
+    /// the monitoring namespace.
+    pub fn workloads(&self) -> &crate::builder::WorkloadDefaults {
+        &self.workloads
     }
 
     /// Reads time from `clock` instead of the system clock.

@@ -207,6 +207,7 @@ impl Runtime {
         )
         .with_metrics(self.metrics.clone())
         .with_clock(self.config.clock.clone())
+        .with_workloads(self.config.workloads.clone())
     }
 
     /// A controller that stops taking work on shutdown and reports its cache sync to `/readyz`.

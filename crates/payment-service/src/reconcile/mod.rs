@@ -14,7 +14,6 @@ use k8s_openapi::api::batch::v1::CronJob;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use operator_core::apply::controlled_by;
-use operator_core::builder::WorkloadDefaults;
 use operator_core::{Context, Result};
 
 use crate::Settings;
@@ -37,7 +36,6 @@ pub const FINALIZER: &str = "payments.io/cleanup";
 /// The operator's own part of the reconcile context.
 #[derive(Clone, Debug)]
 pub struct PaymentOperator {
-    pub defaults: WorkloadDefaults,
     pub settings: Settings,
     pub metrics: PaymentMetrics,
 }
@@ -70,7 +68,7 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let observed = &deployments.states;
     let plan = rollout::plan(&RolloutInput::of(&ps, observed, now));
     promotion_named(&ps, &ctx, &plan).await;
-    let desired = resources::desired_children(&ps, &plan, &op.defaults, &op.settings, &external);
+    let desired = resources::desired_children(&ps, &plan, ctx.workloads(), &op.settings, &external);
     let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan, &deployments).await?;
     let refusal = changes.refusal();
 

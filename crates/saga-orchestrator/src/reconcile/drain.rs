@@ -28,7 +28,6 @@ pub(super) async fn drain(
     deletion: Deletion,
     ctx: Ctx,
 ) -> Result<Cleanup> {
-    let op = &ctx.operator;
     let now = ctx.now();
     let Some(drain) = Drain::begin(&*so, deletion, &so.spec.drain_timeout, DEFAULT_TIMEOUT, now)
     else {
@@ -63,7 +62,7 @@ pub(super) async fn drain(
     );
     ctx.children
         .of::<ConfigMap>()?
-        .apply(&*so, desired_sagas(&so, &plan, &op.defaults))
+        .apply(&*so, desired_sagas(&so, &plan, ctx.workloads()))
         .await?;
     let mut status = so.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Draining);

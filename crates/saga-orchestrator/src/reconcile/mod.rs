@@ -16,7 +16,6 @@ use std::sync::Arc;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
-use operator_core::builder::WorkloadDefaults;
 use operator_core::{Context, FieldError, Result};
 
 use crate::crd::{Phase, SagaOrchestrator};
@@ -37,7 +36,6 @@ pub const FINALIZER: &str = "payments.io/saga-drain";
 /// The operator's own part of the reconcile context.
 #[derive(Clone, Debug)]
 pub struct SagaOperator {
-    pub defaults: WorkloadDefaults,
     pub services: Store<PaymentServiceView>,
     /// CloudNativePG clusters; watched when that CRD was installed at start (`cnpg_served`).
     pub clusters: Store<PostgresClusterView>,
@@ -96,7 +94,7 @@ async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
     );
     let dependencies = observe::dependencies(&so, op);
 
-    let desired = resources::desired_children(&so, &plan, &secret_version, &op.defaults);
+    let desired = resources::desired_children(&so, &plan, &secret_version, ctx.workloads());
     let (changes, monitor) = apply_children(&so, &ctx, desired, &observed).await?;
     let refusal = changes.refusal();
 

@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use operator_core::builder::WorkloadDefaults;
 use operator_core::{Context, Result};
 
 use crate::crd::{Phase, TradingAlgorithm};
@@ -37,7 +36,6 @@ const STOP_POLL: Duration = Duration::from_secs(2);
 pub struct TradingOperator {
     /// The algorithms' reports (see `report`).
     pub reports: Store<ConfigMap>,
-    pub defaults: WorkloadDefaults,
     pub metrics: TradingMetrics,
     /// How long a deletion waits for pods to stop before it goes ahead anyway.
     pub stop_timeout: Duration,
@@ -61,7 +59,7 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     let (report, report_error) = observe::report(&ta, &ctx).await;
     let assessment = risk::assess(&ta, report.as_ref(), now);
     let state = &assessment.state;
-    let desired = resources::desired_children(&ta, &op.defaults, state.is_stopped());
+    let desired = resources::desired_children(&ta, ctx.workloads(), state.is_stopped());
     let changes = apply_children(&ta, &ctx, desired).await?;
     let refusal = changes.refusal();
 
