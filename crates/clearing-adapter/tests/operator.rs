@@ -218,10 +218,8 @@ async fn when_every_partner_is_down_the_weights_are_kept_and_status_says_so() ->
     probe.set("acme-bank", false);
     probe.set("globex-clearing", false);
     checks(&h, 5).await?;
-    h.eventually("all down", |h| {
-        condition(&h.status(SAMPLE), "BankingPartnersHealthy")["reason"] == "AllPartnersDown"
-    })
-    .await?;
+    h.until_reason(SAMPLE, "BankingPartnersHealthy", "AllPartnersDown")
+        .await?;
     assert_eq!(
         h.weights(SAMPLE),
         json!({"acme-bank": 70, "globex-clearing": 30})
@@ -238,10 +236,7 @@ async fn when_every_partner_is_down_the_weights_are_kept_and_status_says_so() ->
 async fn a_missing_secret_is_named_and_nothing_is_deployed_until_it_exists() -> Result<()> {
     let h = cluster().start().await?;
     h.create_adapter(sample()?).await?;
-    h.eventually("waiting for a Secret", |h| {
-        condition(&h.status(SAMPLE), "Ready")["reason"] == "SecretMissing"
-    })
-    .await?;
+    h.until_reason(SAMPLE, "Ready", "SecretMissing").await?;
     // Every missing Secret is named, so one fix covers them all.
     let ready = condition(&h.status(SAMPLE), "Ready");
     for (name, _) in SAMPLE_SECRETS {
@@ -290,10 +285,7 @@ async fn an_invalid_spec_is_refused_with_the_field_named_and_nothing_applied() -
     adapter["spec"]["config"]["bankingPartners"][0]["headers"] =
         json!({"Authorization": "Bearer inline-token"});
     h.create_adapter(adapter).await?;
-    h.eventually("refused", |h| {
-        condition(&h.status(SAMPLE), "Ready")["reason"] == "InvalidSpec"
-    })
-    .await?;
+    h.until_reason(SAMPLE, "Ready", "InvalidSpec").await?;
     let ready = condition(&h.status(SAMPLE), "Ready");
     let message = ready["message"].as_str().unwrap_or_default();
     assert!(
@@ -356,14 +348,7 @@ async fn a_scale_down_under_high_load_is_refused_until_the_load_drops() -> Resul
     h.adapters()
         .patch(SAMPLE, &PatchParams::default(), &Patch::Merge(&down))
         .await?;
-    h.eventually("refused", |h| {
-        condition(&h.status(SAMPLE), "Ready")["reason"] == "InvalidSpec"
-    })
-    .await?;
-    let message = condition(&h.status(SAMPLE), "Ready")["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let message = h.until_reason(SAMPLE, "Ready", "InvalidSpec").await?;
     assert!(
         message.contains("spec.replicas: cannot scale down from 3 to 2"),
         "{message}"
@@ -428,10 +413,7 @@ async fn deletion_stops_new_payments_waits_for_the_pods_then_releases() -> Resul
             .is_none(),
         "no autoscaler to scale it back"
     );
-    h.eventually("draining", |h| {
-        condition(&h.status(SAMPLE), "Ready")["reason"] == "Draining"
-    })
-    .await?;
+    h.until_reason(SAMPLE, "Ready", "Draining").await?;
     assert!(
         h.get("payments.io/v1", "clearingadapters", SAMPLE)
             .is_some(),
@@ -455,10 +437,7 @@ async fn a_drain_past_its_timeout_is_reported_and_released() -> Result<()> {
     h.adapters()
         .delete(SAMPLE, &DeleteParams::default())
         .await?;
-    h.eventually("draining", |h| {
-        condition(&h.status(SAMPLE), "Ready")["reason"] == "Draining"
-    })
-    .await?;
+    h.until_reason(SAMPLE, "Ready", "Draining").await?;
     h.advance(31);
     h.eventually("released", |h| {
         h.get("payments.io/v1", "clearingadapters", SAMPLE)

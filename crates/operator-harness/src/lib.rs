@@ -278,6 +278,16 @@ impl Harness {
         self.eventually(&format!("{name} Ready"), ready).await
     }
 
+    /// Waits until condition `type_` of the operator's resource `name` has `reason`; returns
+    /// its message.
+    pub async fn until_reason(&self, name: &str, type_: &str, reason: &str) -> Result<String> {
+        let reached = |h: &Self| condition(&h.status_of(name), type_)["reason"] == reason;
+        self.eventually(&format!("{name} {type_} {reason}"), reached)
+            .await?;
+        let message = &condition(&self.status_of(name), type_)["message"];
+        Ok(message.as_str().unwrap_or_default().to_string())
+    }
+
     /// Polls `check` for 15 s at most; the error names what did not happen.
     pub async fn eventually(&self, what: &str, mut check: impl FnMut(&Self) -> bool) -> Result<()> {
         until(what, Duration::from_secs(15), || check(self)).await

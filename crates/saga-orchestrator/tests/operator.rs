@@ -283,14 +283,7 @@ async fn a_missing_persistence_secret_is_named_and_nothing_is_deployed() -> Resu
         .as_object_mut()
         .map(|s| s.remove("compensation"));
     h.create_orchestrator(so).await?;
-    h.eventually("waiting", |h| {
-        condition(&h.status(SAMPLE), "Ready")["reason"] == "SecretMissing"
-    })
-    .await?;
-    let message = condition(&h.status(SAMPLE), "Ready")["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let message = h.until_reason(SAMPLE, "Ready", "SecretMissing").await?;
     assert!(
         message.contains("Secret saga-db-app does not exist"),
         "{message}"
@@ -386,10 +379,8 @@ async fn definitions_whose_configmap_is_someone_elses_are_not_in_force() -> Resu
         .create(&PostParams::default(), &theirs)
         .await?;
     h.create_orchestrator(sample()?).await?;
-    h.eventually("not in force", |h| {
-        condition(&h.status(SAMPLE), "DefinitionsValid")["reason"] == "NotInForce"
-    })
-    .await?;
+    h.until_reason(SAMPLE, "DefinitionsValid", "NotInForce")
+        .await?;
     let valid = condition(&h.status(SAMPLE), "DefinitionsValid");
     assert_eq!(valid["status"], "False");
     assert!(
