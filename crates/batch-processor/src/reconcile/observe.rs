@@ -9,7 +9,6 @@ use kube::api::ListParams;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use operator_core::Result;
-use operator_core::apply::controlled_by;
 
 use super::{Ctx, RECORDED_ANNOTATION};
 use crate::crd::BatchProcessor;
@@ -127,11 +126,7 @@ pub(super) async fn report(bp: &BatchProcessor, ctx: &Ctx, job: &str) -> Result<
 /// When the batch's CronJob last fired (the recorded time when the CronJob says nothing, or
 /// is someone else's: one of that name this batch does not control says nothing of its runs).
 pub(super) async fn last_schedule_time(bp: &BatchProcessor, ctx: &Ctx) -> Result<Option<Time>> {
-    let cron_job = ctx
-        .api_beside::<CronJob, _>(bp)
-        .get_opt(&bp.name_any())
-        .await?
-        .filter(|c| controlled_by(c.meta(), bp));
+    let cron_job = ctx.controlled::<CronJob, _>(bp, &bp.name_any()).await?;
     Ok(cron_job
         .and_then(|c| c.status)
         .and_then(|s| s.last_schedule_time)

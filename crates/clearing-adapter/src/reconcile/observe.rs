@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Resource, ResourceExt};
-use operator_core::apply::controlled_by;
+use kube::ResourceExt;
+use operator_core::apply::get_controlled;
 use operator_core::autoscaling::applies_replicas;
 use operator_core::{FieldError, Result, namespace_of};
 
@@ -40,15 +40,9 @@ pub(super) async fn workload(ca: &ClearingAdapter, ctx: &Ctx) -> Result<Workload
 /// [`workload`] with a bare client: the admission webhook reads the load this way.
 pub(crate) async fn workload_of(ca: &ClearingAdapter, client: &kube::Client) -> Result<Workload> {
     let name = ca.name_any();
-    let namespace = namespace_of(ca);
-    let deployment = Api::<Deployment>::namespaced(client.clone(), namespace)
-        .get_opt(&name)
-        .await?
-        .filter(|d| controlled_by(d.meta(), ca));
-    let hpa = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), namespace)
-        .get_opt(&name)
-        .await?
-        .filter(|h| controlled_by(h.meta(), ca));
+    let _namespace = namespace_of(ca);
+    let deployment = get_controlled::<Deployment, _>(client, ca, &name).await?;
+    let hpa = get_controlled::<HorizontalPodAutoscaler, _>(client, ca, &name).await?;
     let Some(deployment) = deployment else {
         return Ok(Workload::default());
     };

@@ -86,8 +86,8 @@ impl<K> ChildObject for K where
         + 'static
 {
 }
-pub use ownership::controlled_by;
 use ownership::{Holder, compact_managed_fields, contains_all, holder_of, owned_fields_digest};
+pub use ownership::{controlled_by, get_controlled};
 pub use served::{Replicas, ServedWorkload};
 
 /// Annotation on every child: the hash of the desired object last applied.

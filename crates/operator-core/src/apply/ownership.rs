@@ -71,6 +71,28 @@ pub fn controlled_by<O: Resource>(meta: &ObjectMeta, owner: &O) -> bool {
         .any(|r| r.controller == Some(true) && Some(r.uid.as_str()) == uid)
 }
 
+/// The object `name` of kind `C` in `owner`'s namespace, when `owner` controls it: one of that
+/// name that is someone else's says nothing of the owner's (its status, its data), and is
+/// read as absent.
+pub async fn get_controlled<C, O>(
+    client: &kube::Client,
+    owner: &O,
+    name: &str,
+) -> Result<Option<C>, kube::Error>
+where
+    C: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    O: Resource,
+{
+    let namespace = owner.meta().namespace.as_deref().unwrap_or_default();
+    let found = kube::Api::<C>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await?;
+    Ok(found.filter(|c| controlled_by(c.meta(), owner)))
+}
+
 pub(super) fn holder_of<O: Resource<DynamicType = ()>>(meta: &ObjectMeta, owner: &O) -> Holder {
     let owner_uid = owner.meta().uid.as_deref().unwrap_or_default();
     let controller = meta

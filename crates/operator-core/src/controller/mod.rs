@@ -133,6 +133,19 @@ impl<O> Context<O> {
         Api::namespaced(self.client.clone(), namespace_of(owner))
     }
 
+    /// The child `name` of kind `C` beside `owner`, when `owner` controls it (see
+    /// [`crate::apply::get_controlled`]).
+    pub async fn controlled<C, K>(&self, owner: &K, name: &str) -> Result<Option<C>, crate::Error>
+    where
+        C: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+        K: Resource,
+    {
+        Ok(crate::apply::get_controlled(&self.client, owner, name).await?)
+    }
+
     pub fn new(
         client: Client,
         identity: OperatorIdentity,

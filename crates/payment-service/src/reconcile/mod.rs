@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::CronJob;
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
-use operator_core::apply::controlled_by;
+use kube::ResourceExt;
 use operator_core::{Context, Result};
 
 use crate::Settings;
@@ -74,11 +73,8 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
 
     let last_backup = match ps.spec.backup() {
         Some(_) => ctx
-            .api_beside::<CronJob, _>(&*ps)
-            .get_opt(&backup_name(&name))
+            .controlled::<CronJob, _>(&*ps, &backup_name(&name))
             .await?
-            // A CronJob of that name that is someone else's says nothing of our backups.
-            .filter(|c| controlled_by(c.meta(), &*ps))
             .and_then(|c| c.status)
             .and_then(|s| s.last_successful_time),
         None => None,

@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
 use operator_core::Result;
-use operator_core::apply::controlled_by;
 use operator_core::autoscaling::applies_replicas;
 
 use super::{Ctx, SagaOperator};
@@ -46,10 +45,8 @@ async fn own_data(
     name: &str,
 ) -> Result<BTreeMap<String, String>> {
     Ok(ctx
-        .api_beside::<ConfigMap, _>(so)
-        .get_opt(name)
+        .controlled::<ConfigMap, _>(so, name)
         .await?
-        .filter(|cm| controlled_by(cm.meta(), so))
         .and_then(|cm| cm.data)
         .unwrap_or_default())
 }
@@ -59,11 +56,7 @@ pub(super) async fn observe(so: &SagaOrchestrator, ctx: &Ctx) -> Result<Observed
     let held = Held::from_data(&own_data(so, ctx, &sagas_name(&name)).await?);
     let (in_flight, unreadable) =
         definitions::read_in_flight(&own_data(so, ctx, &in_flight_name(&name)).await?);
-    let deployment = ctx
-        .api_beside::<Deployment, _>(so)
-        .get_opt(&name)
-        .await?
-        .filter(|d| controlled_by(d.meta(), so));
+    let deployment = ctx.controlled::<Deployment, _>(so, &name).await?;
     let status = deployment
         .as_ref()
         .and_then(|d| d.status.clone())

@@ -8,7 +8,6 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
-use operator_core::apply::controlled_by;
 use operator_core::finalizer::{Cleanup, Deletion};
 use operator_core::{Result, namespace_of};
 use serde_json::json;
@@ -30,10 +29,7 @@ async fn wind_down(ta: &TradingAlgorithm, ctx: &Ctx) -> Result<Option<Cleanup>> 
     let name = deployment_name(&ta.name_any());
     // Only a Deployment this algorithm controls is scaled: one of that name that is someone
     // else's (refused as a conflict) is never touched.
-    let ours = deployments
-        .get_opt(&name)
-        .await?
-        .filter(|d| controlled_by(d.meta(), ta));
+    let ours = ctx.controlled::<Deployment, _>(ta, &name).await?;
     let remaining = match ours {
         None => 0,
         Some(d) => {

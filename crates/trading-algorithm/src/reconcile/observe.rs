@@ -1,9 +1,8 @@
 //! What a pass reads besides the resource: the algorithm's report and its Deployment's status.
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use operator_core::Result;
-use operator_core::apply::controlled_by;
 
 use super::Ctx;
 use crate::crd::TradingAlgorithm;
@@ -40,10 +39,7 @@ pub(super) async fn deployment_status(
     ta: &TradingAlgorithm,
     ctx: &Ctx,
 ) -> Result<Option<DeploymentStatus>> {
-    Ok(ctx
-        .api_beside::<Deployment, _>(ta)
-        .get_opt(&deployment_name(&ta.name_any()))
-        .await?
-        .filter(|d| controlled_by(d.meta(), ta))
-        .and_then(|d| d.status))
+    let name = deployment_name(&ta.name_any());
+    let deployment = ctx.controlled::<Deployment, _>(ta, &name).await?;
+    Ok(deployment.and_then(|d| d.status))
 }
