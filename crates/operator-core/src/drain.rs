@@ -135,7 +135,7 @@ impl<O> Context<O> {
     ) -> Result<Cleanup, crate::Error>
     where
         K: StatusResource<S>,
-        S: ReportedStatus + serde::Serialize + PartialEq,
+        S: ReportedStatus,
     {
         let now = self.now();
         drain.mark_draining(status.conditions_mut(), message, obj.meta().generation, now);

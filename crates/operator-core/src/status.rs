@@ -37,8 +37,9 @@ impl<K, S> StatusResource<S> for K where
 {
 }
 
-/// What every operator's status has: conditions, a phase, and the generation it describes.
-pub trait ReportedStatus: Clone + Default {
+/// What every operator's status has: conditions, a phase, and the generation it describes;
+/// written as JSON, and compared with what is stored so an unchanged status is not written.
+pub trait ReportedStatus: Clone + Default + Serialize + PartialEq {
     type Phase: Copy + PartialEq;
     fn conditions(&self) -> &[Condition];
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
@@ -241,7 +242,7 @@ mod tests {
     use super::*;
     use crate::error::FieldError;
 
-    #[derive(Clone, Debug, Default, PartialEq)]
+    #[derive(Clone, Debug, Default, PartialEq, Serialize)]
     struct Reported {
         phase: Option<&'static str>,
         conditions: Vec<Condition>,

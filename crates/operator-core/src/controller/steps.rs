@@ -27,7 +27,7 @@ impl<O> Context<O> {
     pub async fn write_status<K, S>(&self, obj: &K, status: &S) -> Result<bool, Error>
     where
         K: StatusResource<S>,
-        S: ReportedStatus + serde::Serialize + PartialEq,
+        S: ReportedStatus,
     {
         let api: Api<K> = Api::namespaced(
             self.client.clone(),
@@ -94,7 +94,7 @@ impl<O> Context<O> {
     ) -> Result<Action, Error>
     where
         K: StatusResource<S>,
-        S: ReportedStatus + serde::Serialize + PartialEq,
+        S: ReportedStatus,
     {
         let status =
             crate::status::refused(obj.status(), &error, obj.meta().generation, never_ran, now);
@@ -117,7 +117,7 @@ impl<O> Context<O> {
     ) -> Option<Result<Action, Error>>
     where
         K: StatusResource<S>,
-        S: ReportedStatus + serde::Serialize + PartialEq,
+        S: ReportedStatus,
     {
         if self.status_writes.is_stale(obj) {
             return Some(Ok(self.resync()));
@@ -146,7 +146,7 @@ impl<O> Context<O> {
     ) -> Result<(), Error>
     where
         K: StatusResource<S>,
-        S: ReportedStatus + serde::Serialize + PartialEq,
+        S: ReportedStatus,
     {
         self.events.changes(obj, changes).await;
         if let Some(refusal) = changes.refusal() {
@@ -210,7 +210,7 @@ impl<O> Context<O> {
     ) -> Result<Action, Error>
     where
         K: StatusResource<S>,
-        S: ReportedStatus + serde::Serialize + PartialEq,
+        S: ReportedStatus,
     {
         let waiting_already = obj
             .status()

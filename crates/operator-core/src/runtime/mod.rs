@@ -42,6 +42,29 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 /// How long the API server may take to answer the first request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A namespaced kind the runtime watches, caches and reconciles.
+pub trait WatchedKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> WatchedKind for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Who an operator binary is.
 #[derive(Clone, Copy, Debug)]
 pub struct OperatorBinary {
@@ -213,13 +236,7 @@ impl Runtime {
     /// A controller that stops taking work on shutdown and reports its cache sync to `/readyz`.
     pub fn controller<K, O>(&self, ctx: Context<O>) -> OperatorController<K, O>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: WatchedKind,
         O: Send + Sync + 'static,
     {
         OperatorController::new(ctx)
@@ -244,13 +261,7 @@ impl Runtime {
         (children, watches): (ChildKinds, ChildWatches),
     ) -> OperatorController<K, O>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: WatchedKind,
         O: Send + Sync + 'static,
     {
         let ctx = self.context(identity, operator).with_children(children);
@@ -266,13 +277,7 @@ impl Runtime {
         compact: impl FnMut(&mut K) + Send + 'static,
     ) -> (Store<K>, BoxStream<'static, Result<K, watcher::Error>>)
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: WatchedKind,
     {
         let (store, writer) = reflector::store();
         let stream = watcher(self.watched_api::<K>(), selection)

@@ -11,8 +11,8 @@ mod status;
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::CronJob;
-use kube::runtime::controller::Action;
 use kube::ResourceExt;
+use kube::runtime::controller::Action;
 use operator_core::{Context, Result};
 
 use crate::Settings;
