@@ -61,12 +61,11 @@ pub use kinds::{
     ChildKinds, ChildKindsBuilder, ChildPass, ChildWatches, KindList, OptionalChild, Prune,
 };
 
-/// A namespaced kind an operator applies, caches and prunes as a child: what every apply
-/// function asks of its type, named once.
-pub trait ChildObject:
+/// A namespaced kind an operator watches and caches (its own resource, a child, a related
+/// object): what every watch and cache asks of its type, named once.
+pub trait WatchedKind:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
-    + Serialize
     + DeserializeOwned
     + Debug
     + Send
@@ -75,10 +74,9 @@ pub trait ChildObject:
 {
 }
 
-impl<K> ChildObject for K where
+impl<K> WatchedKind for K where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
-        + Serialize
         + DeserializeOwned
         + Debug
         + Send
@@ -86,6 +84,11 @@ impl<K> ChildObject for K where
         + 'static
 {
 }
+
+/// A kind an operator applies, caches and prunes as a child: a watched kind it also writes.
+pub trait ChildObject: WatchedKind + Serialize {}
+
+impl<K: WatchedKind + Serialize> ChildObject for K {}
 use ownership::{Holder, compact_managed_fields, contains_all, holder_of, owned_fields_digest};
 pub use ownership::{controlled_by, get_controlled};
 pub use served::{Replicas, ServedWorkload};

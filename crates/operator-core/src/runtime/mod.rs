@@ -26,10 +26,9 @@ use kube::Resource;
 use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::apply::{ChildKinds, ChildKindsBuilder, ChildWatches, OperatorIdentity};
+use crate::apply::{ChildKinds, ChildKindsBuilder, ChildWatches, OperatorIdentity, WatchedKind};
 use crate::controller::{Context, OperatorController};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
@@ -41,29 +40,6 @@ use leader::LeaderElector;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 /// How long the API server may take to answer the first request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A namespaced kind the runtime watches, caches and reconciles.
-pub trait WatchedKind:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + DeserializeOwned
-    + std::fmt::Debug
-    + Send
-    + Sync
-    + 'static
-{
-}
-
-impl<K> WatchedKind for K where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static
-{
-}
 
 /// Who an operator binary is.
 #[derive(Clone, Copy, Debug)]
