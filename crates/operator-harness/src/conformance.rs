@@ -29,6 +29,14 @@ const UNDER_FAULTS: Duration = Duration::from_secs(120);
 /// How long convergence may take without faults.
 const CONVERGE: Duration = Duration::from_secs(60);
 
+/// Objects of one resource, given its name and the resource as JSON.
+pub type ChildrenOf = fn(&str, &Value) -> Vec<ChildRef>;
+
+/// [`ChildrenOf`] for an operator that has none of a sort (keeps nothing, uses nothing found).
+pub fn none(_: &str, _: &Value) -> Vec<ChildRef> {
+    Vec::new()
+}
+
 /// An operator, as the conformance checks exercise it.
 #[derive(Clone, Copy, Debug)]
 pub struct Subject {
@@ -37,14 +45,14 @@ pub struct Subject {
     pub harness: fn() -> HarnessBuilder,
     /// The i-th resource (as JSON, namespace included).
     pub resource: fn(usize) -> Value,
-    /// The children one resource (as JSON) has once converged.
-    pub children: fn(&Value) -> Vec<ChildRef>,
+    /// The children one resource (its name, and it as JSON) has once converged.
+    pub children: ChildrenOf,
     /// The children the operator keeps on purpose after its resource is deleted (released,
     /// not owned: a claim holding backups).
-    pub kept_after_deletion: fn(&Value) -> Vec<ChildRef>,
+    pub kept_after_deletion: ChildrenOf,
     /// Objects the operator uses as it finds them when they exist (an account the user names),
     /// creating them only when missing: not children whose name another team can take.
-    pub used_as_found: fn(&Value) -> Vec<ChildRef>,
+    pub used_as_found: ChildrenOf,
     /// Child kinds (plurals) something besides the operator writes: the simulated workload
     /// controllers update Deployments and autoscalers. The rewrite check skips them.
     pub written_by_others: &'static [&'static str],
@@ -106,7 +114,10 @@ impl Subject {
     /// The kinds of child the resources `0..n` have.
     fn child_kinds(&self, n: usize) -> BTreeSet<(&'static str, &'static str)> {
         (0..n)
-            .flat_map(|i| (self.children)(&(self.resource)(i)))
+            .flat_map(|i| {
+                let resource = (self.resource)(i);
+                (self.children)(&crate::name_of(&resource), &resource)
+            })
             .map(|c| (c.api_version, c.plural))
             .collect()
     }
@@ -139,7 +150,7 @@ impl Subject {
         let mut expected: BTreeMap<String, String> = BTreeMap::new();
         for resource in &resources {
             let uid = resource["metadata"]["uid"].as_str().unwrap_or_default();
-            for child in (self.children)(resource) {
+            for child in (self.children)(&crate::name_of(resource), resource) {
                 expected.insert(format!("{}/{}", child.plural, child.name), uid.to_string());
             }
         }
@@ -343,7 +354,7 @@ pub async fn deletion_leaves_nothing_behind(subject: &Subject) -> Result<()> {
     let resources = subject.resources(&harness)?;
     let kept: BTreeSet<String> = resources
         .iter()
-        .flat_map(|r| (subject.kept_after_deletion)(r))
+        .flat_map(|r| (subject.kept_after_deletion)(&crate::name_of(r), r))
         .map(|c| format!("{}/{}", c.plural, c.name))
         .collect();
     let served = subject.served()?;
@@ -386,7 +397,7 @@ pub async fn another_teams_objects_are_never_touched(subject: &Subject) -> Resul
         &harness.client(),
         subject.operator,
         probe.clone(),
-        &(subject.used_as_found)(&probe),
+        &(subject.used_as_found)(&crate::name_of(&probe), &probe),
         CONVERGE,
     )
     .await?;

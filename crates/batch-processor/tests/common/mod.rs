@@ -9,7 +9,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use operator_core::tooling::ChildRef;
 #[allow(unused_imports)]
 pub use operator_harness::condition;
-use operator_harness::conformance::Subject;
+use operator_harness::conformance::{self, Subject};
 pub use operator_harness::{Harness, HarnessBuilder};
 use serde_json::{Value, json};
 
@@ -121,14 +121,8 @@ pub const CONFORMANCE: Subject = Subject {
     operator: &batch_processor::OPERATOR,
     harness: cluster,
     resource: batch,
-    children: |bp| {
-        vec![ChildRef::new(
-            "batch/v1",
-            "cronjobs",
-            bp["metadata"]["name"].as_str().unwrap_or_default(),
-        )]
-    },
-    kept_after_deletion: |_| Vec::new(),
-    used_as_found: |_| Vec::new(),
+    children: |name, _| vec![ChildRef::new("batch/v1", "cronjobs", name)],
+    kept_after_deletion: conformance::none,
+    used_as_found: conformance::none,
     written_by_others: &["cronjobs", "jobs"],
 };

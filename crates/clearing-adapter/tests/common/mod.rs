@@ -15,7 +15,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use operator_core::tooling::ChildRef;
 #[allow(unused_imports)]
 pub use operator_harness::condition;
-use operator_harness::conformance::Subject;
+use operator_harness::conformance::{self, Subject};
 pub use operator_harness::{Harness, HarnessBuilder};
 use serde_json::{Value, json};
 
@@ -193,15 +193,14 @@ pub const CONFORMANCE: Subject = Subject {
     operator: &clearing_adapter::OPERATOR,
     harness: cluster,
     resource: adapter,
-    children: |ca| {
-        let name = ca["metadata"]["name"].as_str().unwrap_or_default();
+    children: |name, _| {
         vec![
             ChildRef::new("apps/v1", "deployments", name),
             ChildRef::new("v1", "configmaps", format!("{name}-config")),
             ChildRef::new("v1", "services", name),
         ]
     },
-    kept_after_deletion: |_| Vec::new(),
-    used_as_found: |_| Vec::new(),
+    kept_after_deletion: conformance::none,
+    used_as_found: conformance::none,
     written_by_others: &["deployments"],
 };

@@ -172,8 +172,7 @@ pub const CONFORMANCE: Subject = Subject {
     operator: &payment_service::OPERATOR,
     harness: cluster,
     resource: service,
-    children: |ps| {
-        let name = ps["metadata"]["name"].as_str().unwrap_or_default();
+    children: |name, ps| {
         let mut children = vec![
             ChildRef::new("apps/v1", "deployments", name),
             ChildRef::new("v1", "services", name),
@@ -193,8 +192,7 @@ pub const CONFORMANCE: Subject = Subject {
         }
         children
     },
-    kept_after_deletion: |ps| {
-        let name = ps["metadata"]["name"].as_str().unwrap_or_default();
+    kept_after_deletion: |name, ps| {
         if ps["spec"]["backup"]["enabled"] == true {
             let claim = format!("{name}-backups");
             vec![ChildRef::new("v1", "persistentvolumeclaims", claim)]
@@ -203,9 +201,6 @@ pub const CONFORMANCE: Subject = Subject {
         }
     },
     // The account the resource runs as is the user's when it exists.
-    used_as_found: |ps| {
-        let name = ps["metadata"]["name"].as_str().unwrap_or_default();
-        vec![ChildRef::new("v1", "serviceaccounts", name)]
-    },
+    used_as_found: |name, _| vec![ChildRef::new("v1", "serviceaccounts", name)],
     written_by_others: &["deployments", "horizontalpodautoscalers"],
 };

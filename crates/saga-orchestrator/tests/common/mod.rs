@@ -10,7 +10,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use operator_core::tooling::ChildRef;
 #[allow(unused_imports)]
 pub use operator_harness::condition;
-use operator_harness::conformance::Subject;
+use operator_harness::conformance::{self, Subject};
 pub use operator_harness::{Harness, HarnessBuilder};
 use saga_orchestrator::controllers;
 use saga_orchestrator::crd::SagaOrchestrator;
@@ -223,8 +223,7 @@ pub const CONFORMANCE: Subject = Subject {
             "metadata": {"name": "saga-store", "namespace": NS}, "stringData": {"password": "x"}}))
     },
     resource: orchestrator,
-    children: |so| {
-        let name = so["metadata"]["name"].as_str().unwrap_or_default();
+    children: |name, _| {
         vec![
             ChildRef::new("apps/v1", "deployments", name),
             ChildRef::new("v1", "configmaps", format!("{name}-sagas")),
@@ -232,7 +231,7 @@ pub const CONFORMANCE: Subject = Subject {
             ChildRef::new("v1", "services", name),
         ]
     },
-    kept_after_deletion: |_| Vec::new(),
-    used_as_found: |_| Vec::new(),
+    kept_after_deletion: conformance::none,
+    used_as_found: conformance::none,
     written_by_others: &["deployments"],
 };

@@ -9,7 +9,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use operator_core::tooling::ChildRef;
-use operator_harness::conformance::Subject;
+use operator_harness::conformance::{self, Subject};
 pub use operator_harness::{Harness, HarnessBuilder};
 use serde_json::{Value, json};
 use trading_algorithm::controllers;
@@ -121,8 +121,7 @@ pub const CONFORMANCE: Subject = Subject {
     operator: &trading_algorithm::OPERATOR,
     harness: cluster,
     resource: algorithm,
-    children: |ta| {
-        let name = ta["metadata"]["name"].as_str().unwrap_or_default();
+    children: |name, _| {
         [
             ("apps/v1", "deployments", "deployment"),
             ("v1", "configmaps", "config"),
@@ -138,7 +137,7 @@ pub const CONFORMANCE: Subject = Subject {
         })
         .collect()
     },
-    kept_after_deletion: |_| Vec::new(),
-    used_as_found: |_| Vec::new(),
+    kept_after_deletion: conformance::none,
+    used_as_found: conformance::none,
     written_by_others: &["deployments", "horizontalpodautoscalers"],
 };
