@@ -7,28 +7,12 @@ use crate::common::*;
 use anyhow::Result;
 use clearing_adapter::OPERATOR;
 use operator_harness::admission::{AdmissionHarness, merged};
-use serde_json::{Value, json};
+use serde_json::json;
+
+operator_harness::admission_tests!(OPERATOR);
 
 async fn webhook(client: kube::Client) -> Result<AdmissionHarness> {
     AdmissionHarness::start(OPERATOR.admission, client).await
-}
-
-/// A merge patch that replaces the sample's partners with partner `i` changed by `change`.
-fn partner(sample: &Value, i: usize, change: Value) -> Value {
-    let mut partners = sample["spec"]["config"]["bankingPartners"].clone();
-    partners[i] = merged(&partners[i], change);
-    json!({"spec": {"config": {"bankingPartners": partners}}})
-}
-
-#[tokio::test]
-async fn every_rule_is_refused_at_admission_naming_its_field() -> Result<()> {
-    let webhook = webhook(testkit::ApiServer::new().client()).await?;
-    let sample = sample()?;
-    let allowed = webhook
-        .refuses_each(&sample, include_str!("cases/refused.yaml"), Some("hunter2"))
-        .await?;
-    assert!(allowed.warnings.is_empty(), "{:?}", allowed.warnings);
-    Ok(())
 }
 
 #[tokio::test]
@@ -69,41 +53,3 @@ async fn a_scale_down_under_high_load_is_refused_at_the_door_by_edit_and_by_scal
     Ok(())
 }
 
-#[tokio::test]
-async fn one_partner_carrying_all_traffic_is_admitted_with_a_warning() -> Result<()> {
-    let webhook = webhook(testkit::ApiServer::new().client()).await?;
-    let sample = sample()?;
-    let single = merged(&sample, partner(&sample, 1, json!({"weight": 0})));
-    webhook
-        .one_warning(&single, "spec.config.bankingPartners")
-        .await?;
-    Ok(())
-}
-
-#[tokio::test]
-async fn seed_defaults_are_patched_in() -> Result<()> {
-    let webhook = webhook(testkit::ApiServer::new().client()).await?;
-    let sample = sample()?;
-    let bare = merged(
-        &sample,
-        json!({"spec": {"replicas": null, "circuitBreaker": null, "monitoring": null,
-            "config": {"timeout": null}}}),
-    );
-    let spec = webhook.defaulted(&bare).await?["spec"].clone();
-    // Seed 001's Default().
-    assert_eq!(spec["replicas"], 3);
-    assert_eq!(spec["config"]["timeout"], "30s");
-    assert_eq!(
-        spec["circuitBreaker"],
-        json!({"failureThreshold": 5, "successThreshold": 3, "timeout": "60s"})
-    );
-    assert_eq!(
-        spec["monitoring"],
-        json!({"enabled": true, "metricsPort": 8080, "healthCheckPath": "/health"})
-    );
-    assert_eq!(
-        spec["config"]["bankingPartners"],
-        sample["spec"]["config"]["bankingPartners"]
-    );
-    Ok(())
-}

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::annotations::Notices;
-use crate::apply::{ChildKinds, ChildWatches, OperatorIdentity};
+use crate::apply::{ChildKinds, ChildWatches, OperatorIdentity, WatchedKind};
 use crate::error::ReconcileError;
 use crate::events::EventPublisher;
 use crate::metrics::{Metrics, ReconcileResult, ResourceLabels};
@@ -303,10 +303,7 @@ fn resource_labels<K: Resource<DynamicType = ()>>(obj: &K) -> ResourceLabels {
 }
 
 /// Builds and runs the controller for the custom resource `K`.
-pub struct OperatorController<K, O>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
+pub struct OperatorController<K: WatchedKind, O> {
     controller: Controller<K>,
     ctx: Arc<Context<O>>,
     /// Resolves once every cache this controller reads has its first full list.
@@ -316,10 +313,7 @@ where
     leading: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
-impl<K, O> Debug for OperatorController<K, O>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
+impl<K: WatchedKind, O> Debug for OperatorController<K, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OperatorController")
             .field("kind", &K::kind(&()))
@@ -329,13 +323,7 @@ where
 
 impl<K, O> OperatorController<K, O>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: WatchedKind,
     O: Send + Sync + 'static,
 {
     pub fn new(ctx: Context<O>) -> Self {

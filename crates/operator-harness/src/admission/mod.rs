@@ -4,10 +4,14 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use operator_core::OperatorDescriptor;
 use operator_core::admission::{Admitted, Converted, ServingCertificate, WebhookServer};
 use operator_core::readiness::Readiness;
 use serde_json::{Value, json};
 use testkit::tls::LocalCa;
+
+mod cases;
+pub use cases::{AdmissionCases, Change};
 
 /// The answer to one review, as `kubectl` would show it.
 #[derive(Clone, Debug)]
@@ -46,16 +50,30 @@ impl AdmissionHarness {
         Self::start_as(admitted, &[], client, &[]).await
     }
 
-    /// [`Self::start`] on an empty cluster, with the sample of `kind` in
-    /// `deploy/samples/<sample>.yaml` (as JSON) that each test changes to break one rule.
+    /// The operator's webhooks on an empty cluster, with the sample of `kind` in
+    /// `deploy/samples/<sample>.yaml` (as JSON) that each test changes to break one rule. The
+    /// sample is in the version the webhooks admit: converted by the operator's conversion
+    /// first where it is written in another, as the API server does (`matchPolicy: Equivalent`).
     pub async fn with_sample(
-        admitted: &'static [Admitted],
+        operator: &OperatorDescriptor,
         sample: &str,
         kind: &str,
     ) -> Result<(Self, Value)> {
         let client = testkit::ApiServer::new().client();
-        let sample = crate::sample_of_kind(sample, kind)?;
-        Ok((Self::start(admitted, client).await?, sample))
+        let written = crate::sample_of_kind(sample, kind)?;
+        let harness = Self::start(operator.admission, client).await?;
+        let admitted = harness.admitted_for_kind(kind)?;
+        let version = format!("{}/{}", admitted.group, admitted.version);
+        if written["apiVersion"] == version.as_str() {
+            return Ok((harness, written));
+        }
+        let conversion = operator
+            .conversions
+            .iter()
+            .find(|c| c.kind == kind)
+            .with_context(|| format!("{sample} is not in {version} and nothing converts it"))?;
+        let converted = (conversion.convert)(written, &version).map_err(anyhow::Error::msg)?;
+        Ok((harness, converted))
     }
 
     /// [`Self::start`], also converting `converted` on `/convert`, with a certificate that
@@ -153,59 +171,6 @@ impl AdmissionHarness {
             .unwrap_or(Value::Null)
     }
 
-    /// Checks the validating webhook against `sample` and `cases` (YAML, see [`BrokenRule`]):
-    /// the sample is admitted; each case's change merged into it is refused, on create and on
-    /// update, naming its field in the causes and the message, and never repeating `secret`
-    /// (a credential a change writes inline).
-    /// Returns the sample's own answer (its warnings, for the caller to check).
-    pub async fn refuses_each(
-        &self,
-        sample: &Value,
-        cases: &str,
-        secret: Option<&str>,
-    ) -> Result<Answer> {
-        let cases: Vec<BrokenRule> = serde_yaml::from_str(cases).context("the cases' YAML")?;
-        let allowed = self.validate("CREATE", sample, None).await?;
-        anyhow::ensure!(
-            allowed.allowed,
-            "the sample is refused: {}",
-            allowed.message
-        );
-        for case in &cases {
-            let object = case.applied_to(sample)?;
-            let (change, field) = (&case.change, &case.field);
-            for operation in ["CREATE", "UPDATE"] {
-                let old = (operation == "UPDATE").then_some(sample);
-                let answer = self.validate(operation, &object, old).await?;
-                anyhow::ensure!(!answer.allowed, "{operation} {change} was admitted");
-                anyhow::ensure!(
-                    answer.fields.iter().any(|f| f == field) && answer.message.contains(field),
-                    "{change}: the refusal should name {field}, got {:?}: {}",
-                    answer.fields,
-                    answer.message
-                );
-                if let Some(secret) = secret {
-                    anyhow::ensure!(
-                        !answer.message.contains(secret),
-                        "a credential was repeated"
-                    );
-                }
-            }
-        }
-        Ok(allowed)
-    }
-
-    /// Validates creating `object`: it is admitted with exactly one warning, which starts
-    /// with `about` (the field it is about); returns the warning.
-    pub async fn one_warning(&self, object: &Value, about: &str) -> Result<String> {
-        let answer = self.validate("CREATE", object, None).await?;
-        anyhow::ensure!(answer.allowed, "refused: {}", answer.message);
-        match answer.warnings.as_slice() {
-            [warning] if warning.starts_with(about) => Ok(warning.clone()),
-            other => anyhow::bail!("expected one warning about {about}, got {other:?}"),
-        }
-    }
-
     /// `object` as the mutating webhook leaves it: admitted, its defaults patched in.
     pub async fn defaulted(&self, object: &Value) -> Result<Value> {
         let answer = self.mutate(object).await?;
@@ -223,6 +188,13 @@ impl AdmissionHarness {
             Duration::from_secs(10),
         )
         .await?)
+    }
+
+    fn admitted_for_kind(&self, kind: &str) -> Result<&'static Admitted> {
+        self.admitted
+            .iter()
+            .find(|a| a.kind == kind)
+            .with_context(|| format!("no webhook admits {kind}"))
     }
 
     fn admitted_for(&self, object: &Value) -> Result<&'static Admitted> {
@@ -297,33 +269,6 @@ fn review(
             "dryRun": false,
         }
     })
-}
-
-/// One rule of an operator's `validate.rs` and a change to the sample that breaks it: a
-/// merge patch (`null` removes a field), applied at the JSON pointer `at` when given (an
-/// element of a list, which a merge patch cannot reach), else to the whole object.
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct BrokenRule {
-    /// The field the refusal names.
-    pub field: String,
-    #[serde(default)]
-    pub at: Option<String>,
-    pub change: Value,
-}
-
-impl BrokenRule {
-    /// `sample` with the change applied.
-    pub fn applied_to(&self, sample: &Value) -> Result<Value> {
-        let mut object = sample.clone();
-        let target = match &self.at {
-            Some(pointer) => object
-                .pointer_mut(pointer)
-                .with_context(|| format!("{pointer} is not in the sample"))?,
-            None => &mut object,
-        };
-        json_patch::merge(target, &self.change);
-        Ok(object)
-    }
 }
 
 /// `base` with `patch` merged in (RFC 7386: `null` removes a field).
