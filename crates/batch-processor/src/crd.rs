@@ -7,23 +7,14 @@
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 /// A payment batch the operator runs on a schedule, retries, and reports on.
-// The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
-#[allow(clippy::duplicated_attributes)]
-#[serde_with::skip_serializing_none]
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[kube(
+#[operator_core::custom_resource(
     group = "payments.io",
     version = "v1",
     kind = "BatchProcessor",
-    namespaced,
     status = "BatchProcessorStatus",
     shortname = "bp",
-    derive = "PartialEq",
     doc = "A payment batch run on a schedule as an Indexed Job, retried as a whole when it fails, its counts reported in status.",
     printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
     printcolumn(name = "Suspend", type_ = "boolean", json_path = ".spec.suspend"),
@@ -46,14 +37,8 @@ use serde::{Deserialize, Serialize};
         name = "Failed",
         type_ = "integer",
         json_path = ".status.lastRun.paymentsFailed"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
     )
 )]
-#[serde(rename_all = "camelCase")]
 pub struct BatchProcessorSpec {
     /// When the batch runs: a five-field cron schedule (`0 2 * * *`: 2 AM daily) or a macro
     /// such as `@daily`, in `timeZone`.
@@ -113,9 +98,7 @@ pub struct BatchProcessorSpec {
 }
 
 /// A source or destination of payments: a type and that type's block, and no other.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 #[x_kube(validation = Rule::new("self.type == 'sftp' ? has(self.sftpConfig) && !has(self.blobConfig) : has(self.blobConfig) && !has(self.sftpConfig)").message("type sftp takes sftpConfig only, type azureblob takes blobConfig only"))]
 pub struct Location {
     #[serde(rename = "type")]
@@ -125,7 +108,7 @@ pub struct Location {
 }
 
 /// The kinds of place payments are read from or written to.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LocationType {
     Sftp,
@@ -142,8 +125,7 @@ impl LocationType {
 }
 
 /// An SFTP server; the credentials are a Secret's keys, mounted read-only.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct SftpConfig {
     #[schemars(length(min = 1, max = 253))]
     pub host: String,
@@ -159,8 +141,7 @@ pub struct SftpConfig {
 }
 
 /// An Azure Blob Storage container; the credentials are a Secret's keys, mounted read-only.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct BlobConfig {
     #[schemars(length(min = 3, max = 24))]
     pub storage_account: String,
@@ -173,8 +154,7 @@ pub struct BlobConfig {
 
 /// The two retry knobs, side by side: `backoffLimit` retries pods inside one attempt (the
 /// Job's own), `maxAttempts` runs a failed run again as a whole (a new Job).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Retry {
     /// How many times a failed run is run again as a whole, each a new Job, waiting
     /// `backoffSeconds`, doubled per attempt (at most 30 minutes), in between.
@@ -196,7 +176,7 @@ pub struct Retry {
 
 operator_core::default_from_fields!(Retry);
 
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[operator_core::schema(Copy, Default, Eq)]
 pub enum RestartPolicy {
     #[default]
     OnFailure,
@@ -212,7 +192,7 @@ impl RestartPolicy {
     }
 }
 
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[operator_core::schema(Copy, Default, Eq)]
 pub enum ConcurrencyPolicy {
     #[default]
     Forbid,
@@ -229,9 +209,7 @@ impl ConcurrencyPolicy {
 }
 
 /// Metrics and alerting.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Monitoring {
     /// Export the batch's run metrics.
     #[serde(default = "operator_core::defaults::yes")]
@@ -247,7 +225,7 @@ pub struct Monitoring {
 }
 
 /// How a run ended.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 pub enum RunStatus {
     Succeeded,
     Failed,
@@ -263,9 +241,7 @@ impl RunStatus {
 }
 
 /// The last finished attempt of a run, as the seed's status shows it.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct LastRun {
     /// The Job of this attempt.
     pub job: String,
@@ -285,9 +261,7 @@ pub struct LastRun {
 }
 
 /// A run in progress.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct ActiveRun {
     pub job: String,
     pub attempt: i32,
@@ -295,8 +269,7 @@ pub struct ActiveRun {
 }
 
 /// The next attempt of a failed run, waiting out its backoff.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct PendingRetry {
     pub run: String,
     pub attempt: i32,
@@ -305,7 +278,7 @@ pub struct PendingRetry {
 }
 
 /// Lifecycle phase.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 pub enum Phase {
     /// Waiting for the next scheduled run.
     Scheduled,
@@ -320,9 +293,7 @@ pub enum Phase {
 }
 
 /// Observed state, written by the operator.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 pub struct BatchProcessorStatus {
     pub phase: Option<Phase>,
     /// When the CronJob last started a scheduled run.
@@ -393,12 +364,7 @@ pub(crate) mod tests_support {
     fn the_crd_has_the_issues_columns_and_short_name() {
         let crd = serde_json::to_value(BatchProcessor::crd()).unwrap_or_default();
         assert_eq!(crd["spec"]["names"]["shortNames"][0], "bp");
-        let columns: Vec<&str> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["name"].as_str())
-            .collect();
+        let columns = operator_harness::printer_columns(&crd);
         assert_eq!(
             columns,
             [

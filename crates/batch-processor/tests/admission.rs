@@ -50,4 +50,3 @@ async fn where_runs_read_cannot_change_while_a_run_is_active() -> Result<()> {
     assert!(created.allowed);
     Ok(())
 }
-

@@ -2,31 +2,23 @@
 //! the product's name, its fields, defaults and status kept, with credentials only by Secret
 //! reference, the partner health the operator checks, and the seed's `scale` subresource.
 
+use operator_core::validation::DNS_LABEL_PATTERN;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::autoscaling::v2::MetricSpec;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 use operator_core::duration::GoDuration;
 
 /// A clearing adapter: the process that carries payments to banking partners, with its
 /// partner routing table, health checks and automatic drain.
-// The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
-#[allow(clippy::duplicated_attributes)]
-#[serde_with::skip_serializing_none]
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[kube(
+#[operator_core::custom_resource(
     group = "payments.io",
     version = "v1",
     kind = "ClearingAdapter",
-    namespaced,
     status = "ClearingAdapterStatus",
     shortname = "ca",
-    derive = "PartialEq",
     doc = "A clearing adapter connecting the payments engine to its banking partners: routing table, health checks, automatic drain of failing partners, graceful shutdown.",
     scale(
         spec_replicas_path = ".spec.replicas",
@@ -41,14 +33,8 @@ use operator_core::duration::GoDuration;
         name = "Partners Healthy",
         type_ = "string",
         json_path = ".status.partnersHealthy"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
     )
 )]
-#[serde(rename_all = "camelCase")]
 pub struct ClearingAdapterSpec {
     /// Adapter pods (when `autoscaling` is set, the autoscaler's floor unless it names one).
     #[serde(default = "operator_core::defaults::int::<3>")]
@@ -81,7 +67,7 @@ pub struct ClearingAdapterSpec {
 pub const DRAIN_TIMEOUT_SECONDS: u32 = 30;
 
 /// The seed's processor types.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ProcessorType {
     Card,
@@ -102,9 +88,7 @@ impl ProcessorType {
 }
 
 /// The adapter's configuration (seed 001's `PaymentProcessorConfig`).
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 #[x_kube(validation = Rule::new("self.bankingPartners.all(p, self.bankingPartners.exists_one(q, q.name == p.name))").message("bankingPartners: each partner name must be unique"))]
 pub struct AdapterConfig {
     /// The partners payments are routed to, by weight.
@@ -122,15 +106,10 @@ pub struct AdapterConfig {
 }
 
 /// One banking partner or clearing network.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct BankingPartner {
     /// Unique within the adapter; a DNS label (it names the partner's files).
-    #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
     pub name: String,
     /// The partner's base URL; https only.
     #[schemars(length(min = 9, max = 2048), regex(pattern = r"^https://[^\s/?#]+"))]
@@ -158,8 +137,7 @@ fn default_partner_health_path() -> String {
 }
 
 /// A key of a Secret in the adapter's namespace.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Eq, PartialOrd, Ord)]
 pub struct SecretKeyRef {
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
@@ -168,9 +146,7 @@ pub struct SecretKeyRef {
 }
 
 /// TLS towards a partner.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct PartnerTls {
     /// The CA bundle (PEM) that signs the partner's server certificate; the system roots
     /// when not set.
@@ -182,9 +158,7 @@ pub struct PartnerTls {
 }
 
 /// How the adapter authenticates to a partner.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct PartnerAuth {
     #[serde(rename = "type")]
     pub type_: AuthType,
@@ -195,7 +169,7 @@ pub struct PartnerAuth {
     pub header: Option<String>,
 }
 
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 pub enum AuthType {
     Bearer,
     Basic,
@@ -203,8 +177,7 @@ pub enum AuthType {
 }
 
 /// Retries of a failed partner request, with exponential backoff.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct RetryConfig {
     #[serde(default = "operator_core::defaults::int::<3>")]
     #[schemars(range(min = 0, max = 10))]
@@ -216,8 +189,7 @@ pub struct RetryConfig {
 }
 
 /// Requests the adapter sends to partners, at most.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 #[x_kube(validation = Rule::new("self.burstSize >= self.requestsPerSecond").message("rateLimit.burstSize must be at least requestsPerSecond"))]
 pub struct RateLimit {
     #[schemars(range(min = 1, max = 100_000))]
@@ -227,15 +199,14 @@ pub struct RateLimit {
 }
 
 /// Payload encryption with a key held in a Secret.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Encryption {
     pub key_secret_ref: SecretKeyRef,
     #[serde(default)]
     pub algorithm: EncryptionAlgorithm,
 }
 
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[operator_core::schema(Copy, Default, Eq)]
 pub enum EncryptionAlgorithm {
     #[default]
     #[serde(rename = "AES-256-GCM")]
@@ -245,9 +216,7 @@ pub enum EncryptionAlgorithm {
 }
 
 /// The pods' user and groups; the rest of the restricted profile is fixed.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct AdapterSecurityContext {
     #[schemars(range(min = 1, max = 2_147_483_647))]
     pub run_as_user: Option<i64>,
@@ -260,9 +229,7 @@ pub struct AdapterSecurityContext {
 /// Seed 001's business-metric scaling, as a HorizontalPodAutoscaler: its policies become
 /// `metrics` (External or Pods, e.g. pending clearing requests per pod), its cooldown the
 /// scale-down stabilization window.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 #[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed maxReplicas"))]
 pub struct Autoscaling {
     /// The floor; `spec.replicas` when not set.
@@ -284,8 +251,7 @@ pub struct Autoscaling {
 }
 
 /// Seed 001's `CircuitBreakerConfig` and defaults.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct CircuitBreaker {
     /// Failed health checks in a row that drain a partner.
     #[serde(default = "operator_core::defaults::int::<5>")]
@@ -303,8 +269,7 @@ pub struct CircuitBreaker {
 operator_core::default_from_fields!(CircuitBreaker);
 
 /// Seed 001's `MonitoringConfig` and defaults.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Monitoring {
     /// A ServiceMonitor scrapes the adapter (where the Prometheus Operator is installed).
     #[serde(default = "operator_core::defaults::yes")]
@@ -326,7 +291,7 @@ fn default_health_path() -> String {
 operator_core::default_from_fields!(Monitoring);
 
 /// The seed's phases.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 pub enum Phase {
     /// No adapter pod is ready yet.
     Pending,
@@ -339,9 +304,7 @@ pub enum Phase {
 }
 
 /// What the operator last saw of one partner.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct BankingPartnerStatus {
     pub name: String,
     /// The last health check succeeded (absent before the first check, or with checks off).
@@ -362,9 +325,7 @@ pub struct BankingPartnerStatus {
 }
 
 /// Observed state, written by the operator.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 pub struct ClearingAdapterStatus {
     pub phase: Option<Phase>,
     /// Adapter pods that exist (the `scale` subresource's status).
@@ -539,12 +500,7 @@ pub(crate) mod tests_support {
         assert_eq!(scale["specReplicasPath"], ".spec.replicas");
         assert_eq!(scale["statusReplicasPath"], ".status.replicas");
         assert_eq!(scale["labelSelectorPath"], ".status.selector");
-        let columns: Vec<&str> = version["additionalPrinterColumns"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["name"].as_str())
-            .collect();
+        let columns = operator_harness::printer_columns(&crd);
         assert_eq!(
             columns,
             [

@@ -52,4 +52,3 @@ async fn a_scale_down_under_high_load_is_refused_at_the_door_by_edit_and_by_scal
     assert!(webhook.scale(&stored, 3, 2).await?.allowed);
     Ok(())
 }
-

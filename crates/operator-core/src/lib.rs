@@ -42,6 +42,9 @@ pub use apply::{
 pub use controller::{Backoff, Context, ControllerSettings, OperatorController, namespace_of};
 pub use descriptor::OperatorDescriptor;
 pub use error::{Error, FieldError, ReconcileError, RefusedChild, Result};
+/// The attributes every CRD type carries: `#[operator_core::schema]` on a type in a spec or
+/// status, `#[operator_core::custom_resource(group = …, …)]` on a kind's spec.
+pub use operator_macros::{custom_resource, schema};
 
 /// A source of the current time; operators take one so tests can move it (a trading day, a
 /// canary pause, a rollout deadline) without sleeping. Called like a function: `(clock)()`.

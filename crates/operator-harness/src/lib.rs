@@ -343,6 +343,16 @@ pub fn sample_of_kind(name: &str, kind: &str) -> Result<Value> {
     anyhow::bail!("{path} holds no {kind}")
 }
 
+/// The names of a CRD's printer columns (its first version's), as `kubectl get` heads them.
+pub fn printer_columns(crd: &Value) -> Vec<&str> {
+    crd["spec"]["versions"][0]["additionalPrinterColumns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect()
+}
+
 /// The seed sample's object of kind `K` in `deploy/samples/<name>.yaml` as the API server
 /// stores it (generation 1, UID `uid-<name>`): what unit tests of builders and status read.
 pub fn stored<K>(name: &str) -> Result<K>

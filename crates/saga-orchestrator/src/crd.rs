@@ -3,40 +3,26 @@
 //! persistence, and its saga definitions as configuration — versioned, so a running saga
 //! never has its definition changed under it.
 
+use operator_core::validation::DNS_LABEL_PATTERN;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 use operator_core::duration::GoDuration;
 
 /// A saga orchestrator and the sagas it runs.
-// The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
-#[allow(clippy::duplicated_attributes)]
-#[serde_with::skip_serializing_none]
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[kube(
+#[operator_core::custom_resource(
     group = "payments.io",
     version = "v1",
     kind = "SagaOrchestrator",
-    namespaced,
     status = "SagaOrchestratorStatus",
     shortname = "so",
-    derive = "PartialEq",
     doc = "A saga orchestrator: the service that runs distributed payment transactions as sagas, with its versioned saga definitions and its dependencies.",
     printcolumn(name = "Sagas", type_ = "integer", json_path = ".status.sagas"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas")
 )]
-#[serde(rename_all = "camelCase")]
 pub struct SagaOrchestratorSpec {
     /// The orchestrator image.
     #[schemars(length(min = 1, max = 512))]
@@ -70,8 +56,7 @@ pub struct SagaOrchestratorSpec {
 /// `drainTimeout` when the spec leaves it out: five minutes.
 pub const DRAIN_TIMEOUT_MINUTES: u32 = 5;
 
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 #[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed maxReplicas"))]
 pub struct Autoscaling {
     #[schemars(range(min = 1, max = 50))]
@@ -84,16 +69,14 @@ pub struct Autoscaling {
     pub target_cpu: i32,
 }
 
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 pub struct Monitoring {
     #[serde(default)]
     pub prometheus: Prometheus,
 }
 
 /// Prometheus scraping of the orchestrator.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Prometheus {
     #[serde(default = "operator_core::defaults::yes")]
     pub enabled: bool,
@@ -113,7 +96,7 @@ fn default_metrics_path() -> String {
 
 operator_core::default_from_fields!(Prometheus);
 
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum PersistenceType {
     Postgresql,
@@ -121,8 +104,7 @@ pub enum PersistenceType {
 }
 
 /// Where saga instances are kept.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Persistence {
     #[serde(rename = "type")]
     pub type_: PersistenceType,
@@ -136,15 +118,10 @@ pub struct Persistence {
 
 /// One saga: steps run in order; when one fails, the steps before it are compensated in
 /// reverse order — up to the pivot, after which the saga is retried forward instead.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct SagaDefinition {
     /// Unique within the orchestrator; a DNS label.
-    #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
     pub name: String,
     /// The longest one instance may run (Go duration).
     pub timeout: GoDuration,
@@ -155,15 +132,10 @@ pub struct SagaDefinition {
     pub pivot: Option<String>,
 }
 
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct SagaStep {
     /// Unique within the saga; a DNS label.
-    #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
     pub name: String,
     /// The PaymentService in this namespace the step calls.
     #[schemars(length(min = 1, max = 63))]
@@ -178,8 +150,7 @@ pub struct SagaStep {
 }
 
 /// An HTTP call on the step's service.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct HttpCall {
     pub method: HttpMethod,
     /// Path on the service; `{sagaId}` is replaced by the instance's id.
@@ -187,7 +158,7 @@ pub struct HttpCall {
     pub path: String,
 }
 
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 pub enum HttpMethod {
     #[serde(rename = "GET")]
     Get,
@@ -202,8 +173,7 @@ pub enum HttpMethod {
 }
 
 /// Retries of a failed attempt, with exponential backoff from `backoff`.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct StepRetry {
     #[serde(default = "operator_core::defaults::int::<3>")]
     #[schemars(range(min = 1, max = 20))]
@@ -214,7 +184,7 @@ pub struct StepRetry {
 
 operator_core::default_from_fields!(StepRetry);
 
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 pub enum Phase {
     /// No orchestrator pod is ready yet.
     Pending,
@@ -227,8 +197,7 @@ pub enum Phase {
 }
 
 /// One version of one saga the orchestrator holds.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct DefinitionVersion {
     pub saga: String,
     pub version: String,
@@ -240,9 +209,7 @@ pub struct DefinitionVersion {
 }
 
 /// Observed state, written by the operator.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 pub struct SagaOrchestratorStatus {
     pub phase: Option<Phase>,
     #[serde(default)]
@@ -325,12 +292,7 @@ pub(crate) mod tests_support {
         let crd = serde_json::to_value(SagaOrchestrator::crd()).unwrap_or_default();
         assert_eq!(crd["spec"]["names"]["shortNames"][0], "so");
         let version = &crd["spec"]["versions"][0];
-        let columns: Vec<&str> = version["additionalPrinterColumns"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["name"].as_str())
-            .collect();
+        let columns = operator_harness::printer_columns(&crd);
         assert_eq!(columns, ["Sagas", "Phase", "Ready", "Age"]);
         let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
         assert_eq!(spec["definitionHistoryLimit"]["default"], 3);

@@ -42,4 +42,3 @@ async fn a_step_before_the_pivot_without_compensation_is_refused_naming_the_saga
     );
     Ok(())
 }
-

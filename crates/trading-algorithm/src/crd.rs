@@ -4,25 +4,16 @@
 //! `observedGeneration` and the risk-halt record in status.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A trading algorithm the operator runs, scales and guards.
-// The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
-#[allow(clippy::duplicated_attributes)]
-#[serde_with::skip_serializing_none]
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[kube(
+#[operator_core::custom_resource(
     group = "fintech.io",
     version = "v1",
     kind = "TradingAlgorithm",
-    namespaced,
     status = "TradingAlgorithmStatus",
     shortname = "ta",
     shortname = "algo",
-    derive = "PartialEq",
     doc = "A trading algorithm the operator runs, scales and guards against its daily loss limit.",
     printcolumn(
         name = "Strategy",
@@ -37,14 +28,8 @@ use std::collections::BTreeMap;
         type_ = "string",
         description = "The trading day a breach of the daily loss limit halted; empty while not halted (a manual suspend leaves it empty)",
         json_path = ".status.riskHalt.tradingDay"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
     )
 )]
-#[serde(rename_all = "camelCase")]
 pub struct TradingAlgorithmSpec {
     /// Where the algorithm reads prices from, how often, and for which symbols.
     pub market_data: MarketData,
@@ -69,9 +54,7 @@ pub struct TradingAlgorithmSpec {
 }
 
 /// Market data feed settings.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct MarketData {
     /// Exchanges or feeds to read, e.g. NYSE, NASDAQ, CME. At least one.
     #[schemars(length(min = 1))]
@@ -84,9 +67,7 @@ pub struct MarketData {
 }
 
 /// Risk limits.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct RiskLimits {
     /// Largest position the algorithm may hold, in account currency (1,000 to 10,000,000).
     #[schemars(range(min = 1000, max = 10_000_000))]
@@ -100,9 +81,7 @@ pub struct RiskLimits {
 }
 
 /// Replica bounds and autoscaling.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 #[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas"))]
 pub struct ScalingPolicy {
     /// Fewest replicas (1 to 10); the algorithm starts with this many.
@@ -120,7 +99,7 @@ pub struct ScalingPolicy {
 }
 
 /// How fast to scale up; see the operator's README for what each means.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[operator_core::schema(Copy, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScaleUpPolicy {
     Aggressive,
@@ -130,9 +109,7 @@ pub enum ScaleUpPolicy {
 }
 
 /// The strategy the algorithm runs.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct TradingStrategy {
     /// Strategy family.
     pub algorithm: Option<Algorithm>,
@@ -141,7 +118,7 @@ pub struct TradingStrategy {
 }
 
 /// Strategy family.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Algorithm {
     Momentum,
@@ -162,7 +139,7 @@ impl Algorithm {
 }
 
 /// Lifecycle phase.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 pub enum Phase {
     /// Created; no replica is ready yet.
     Pending,
@@ -177,8 +154,7 @@ pub enum Phase {
 }
 
 /// A halt after the daily loss limit was breached.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct RiskHalt {
     /// The UTC trading day (YYYY-MM-DD) of the breach; trading resumes the next day, or when
     /// annotation `fintech.io/resume-trading` is set to `since`.
@@ -191,8 +167,7 @@ pub struct RiskHalt {
 }
 
 /// A halt lifted by a human: which halt, when, and by whom.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct RiskResume {
     /// The UTC trading day of the halt; the guard does not halt again that day.
     pub trading_day: String,
@@ -212,8 +187,7 @@ operator_core::reported_status!(TradingAlgorithmStatus, Phase);
 
 /// The audit record of an algorithm that was deleted: its last reported figures, written to
 /// status (and the operator's log) before the finalizer goes.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct FinalReport {
     /// Trades of the last trading day, as last reported.
     pub total_trades: i64,
@@ -225,9 +199,7 @@ pub struct FinalReport {
 }
 
 /// Observed state, written by the operator.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 pub struct TradingAlgorithmStatus {
     /// Lifecycle phase.
     pub phase: Option<Phase>,

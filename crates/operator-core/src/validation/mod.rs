@@ -226,6 +226,10 @@ pub fn time_zone(value: &str) -> Result<(), String> {
     }
 }
 
+/// A name within a resource's spec that names something else by it (a partner's files, a
+/// saga's steps): an RFC 1123 label, in the CRD schema so the API server names the field.
+pub const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
 /// A five-field cron schedule or a `@` macro, as the CronJob controller accepts: the CRD
 /// schema's first check (the API server names the field); [`cron_schedule`] parses it.
 pub const CRON_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9*/,?LW#A-Za-z-]+( +[0-9*/,?LW#A-Za-z-]+){4})$";

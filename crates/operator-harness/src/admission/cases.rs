@@ -77,11 +77,18 @@ impl AdmissionCases {
     pub async fn check_refused(&self, operator: &OperatorDescriptor) -> Result<()> {
         let (webhook, sample) = self.harness(operator).await?;
         let allowed = webhook.validate("CREATE", &sample, None).await?;
-        anyhow::ensure!(allowed.allowed, "the sample is refused: {}", allowed.message);
+        anyhow::ensure!(
+            allowed.allowed,
+            "the sample is refused: {}",
+            allowed.message
+        );
         for case in &self.refused {
             let object = case.applied_to(&sample)?;
             let change = &case.change;
-            let field = case.field.as_deref().context("a refused change names its field")?;
+            let field = case
+                .field
+                .as_deref()
+                .context("a refused change names its field")?;
             for operation in ["CREATE", "UPDATE"] {
                 let old = (operation == "UPDATE").then_some(&sample);
                 let answer = webhook.validate(operation, &object, old).await?;
@@ -93,7 +100,10 @@ impl AdmissionCases {
                     answer.message
                 );
                 if let Some(secret) = &self.secret {
-                    anyhow::ensure!(!answer.message.contains(secret), "a credential was repeated");
+                    anyhow::ensure!(
+                        !answer.message.contains(secret),
+                        "a credential was repeated"
+                    );
                 }
             }
         }
@@ -104,10 +114,21 @@ impl AdmissionCases {
     pub async fn check_warned(&self, operator: &OperatorDescriptor) -> Result<()> {
         let (webhook, sample) = self.harness(operator).await?;
         for case in &self.warned {
-            let answer = webhook.validate("CREATE", &case.applied_to(&sample)?, None).await?;
-            anyhow::ensure!(answer.allowed, "{} refused: {}", case.change, answer.message);
+            let answer = webhook
+                .validate("CREATE", &case.applied_to(&sample)?, None)
+                .await?;
+            anyhow::ensure!(
+                answer.allowed,
+                "{} refused: {}",
+                case.change,
+                answer.message
+            );
             let matches = answer.warnings.len() == case.warnings.len()
-                && answer.warnings.iter().zip(&case.warnings).all(|(w, s)| w.starts_with(s));
+                && answer
+                    .warnings
+                    .iter()
+                    .zip(&case.warnings)
+                    .all(|(w, s)| w.starts_with(s));
             anyhow::ensure!(
                 matches,
                 "{}: expected warnings {:?}, got {:?}",

@@ -20,9 +20,6 @@ pub use strategy::{
 use k8s_openapi::api::autoscaling::v2::MetricSpec;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 /// Most canary steps a rollout may have (bounds the CEL rule that checks their order).
 pub const MAX_CANARY_STEPS: usize = 10;
@@ -34,18 +31,12 @@ const LABEL_VALUE: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
 pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h)$";
 
 /// A payment microservice the operator runs, upgrades, scales, heals and backs up.
-// The printer columns repeat `type_ = …`, which clippy mistakes for repeated attributes.
-#[allow(clippy::duplicated_attributes)]
-#[serde_with::skip_serializing_none]
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[kube(
+#[operator_core::custom_resource(
     group = "payments.io",
     version = "v2",
     kind = "PaymentService",
-    namespaced,
     status = "PaymentServiceStatus",
     shortname = "ps",
-    derive = "PartialEq",
     doc = "A payment microservice: Deployment, Service, autoscaler, monitoring, disruption budget and backups, with safe upgrades.",
     printcolumn(
         name = "Version",
@@ -57,14 +48,8 @@ pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h)$";
         name = "Available",
         type_ = "integer",
         json_path = ".status.availableReplicas"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
     )
 )]
-#[serde(rename_all = "camelCase")]
 pub struct PaymentServiceSpec {
     /// The service's version, e.g. 1.5.0; also the pods' `version` label.
     #[schemars(length(min = 1, max = 63), regex(pattern = LABEL_VALUE))]
@@ -96,9 +81,7 @@ pub struct PaymentServiceSpec {
 }
 
 /// Horizontal autoscaling (autoscaling/v2).
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 #[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas"))]
 pub struct Autoscaling {
     /// Turns the autoscaler on.
@@ -125,9 +108,7 @@ pub struct Autoscaling {
 pub use operator_core::probes::{HealthCheck, HttpGet, HttpProbe};
 
 /// Backing services and feature flags.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 pub struct ServiceConfig {
     /// The service's database.
     pub database: Option<Database>,
@@ -140,9 +121,7 @@ pub struct ServiceConfig {
 }
 
 /// Database settings.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Database {
     /// The database cluster, e.g. a CloudNativePG Cluster's name.
     #[schemars(length(min = 1))]
@@ -153,8 +132,7 @@ pub struct Database {
 }
 
 /// Messaging settings.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Messaging {
     /// Azure Service Bus namespace.
     #[schemars(length(min = 1))]
@@ -165,8 +143,7 @@ pub struct Messaging {
 }
 
 /// Redis settings.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Redis {
     /// The Redis cluster that holds idempotency keys.
     #[schemars(length(min = 1))]
@@ -174,9 +151,7 @@ pub struct Redis {
 }
 
 /// Feature flags.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 #[x_kube(validation = Rule::new("!self.enableRateLimiting || has(self.rateLimitPerSecond)").message("rateLimitPerSecond is required when enableRateLimiting is true"))]
 pub struct Features {
     /// Reject duplicate payment requests.
@@ -194,9 +169,7 @@ pub struct Features {
 }
 
 /// Metrics and tracing.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 pub struct Monitoring {
     /// Prometheus scraping.
     pub prometheus: Option<Prometheus>,
@@ -206,8 +179,7 @@ pub struct Monitoring {
 
 /// Prometheus scraping: pod annotations, and a ServiceMonitor where the Prometheus Operator
 /// is installed.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Prometheus {
     /// Scrape this service.
     #[serde(default)]
@@ -228,9 +200,7 @@ fn default_metrics_path() -> String {
 }
 
 /// Jaeger tracing.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 #[x_kube(validation = Rule::new("!self.enabled || has(self.jaegerEndpoint)").message("jaegerEndpoint is required when tracing is enabled"))]
 pub struct Tracing {
     /// Export traces.
@@ -245,9 +215,7 @@ pub struct Tracing {
 }
 
 /// TLS, mesh mTLS and the service account.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 pub struct Security {
     /// Serve TLS with a certificate from a Secret.
     pub tls: Option<Tls>,
@@ -258,9 +226,7 @@ pub struct Security {
 }
 
 /// TLS from a `kubernetes.io/tls` Secret, mounted at `/etc/payments/tls`.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 #[x_kube(validation = Rule::new("!self.enabled || has(self.secretName)").message("secretName is required when tls is enabled"))]
 pub struct Tls {
     /// Serve TLS.
@@ -272,8 +238,7 @@ pub struct Tls {
 }
 
 /// Istio mutual TLS.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Mtls {
     /// Inject the Istio sidecar (`sidecar.istio.io/inject: "true"`).
     #[serde(default)]
@@ -281,9 +246,7 @@ pub struct Mtls {
 }
 
 /// The pods' service account.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Rbac {
     /// Create a ServiceAccount for the pods.
     #[serde(default)]
@@ -294,9 +257,7 @@ pub struct Rbac {
 }
 
 /// Scheduled configuration exports.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Backup {
     /// Run the backup CronJob.
     #[serde(default)]
@@ -321,7 +282,7 @@ fn default_schedule() -> String {
 }
 
 /// Lifecycle phase.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[operator_core::schema(Copy, Eq)]
 pub enum Phase {
     /// Created; the first version is not available yet.
     Pending,
@@ -336,7 +297,7 @@ pub enum Phase {
 }
 
 /// The two colours of a blue-green service.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[operator_core::schema(Copy, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Color {
     #[default]
@@ -361,8 +322,7 @@ impl Color {
 }
 
 /// What a rollout moves: the version and its image.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Eq)]
 pub struct Revision {
     pub version: String,
     pub image: String,
@@ -384,9 +344,7 @@ impl std::fmt::Display for Revision {
 }
 
 /// A rollout in progress.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Rollout {
     /// The version being rolled out.
     pub target: Revision,
@@ -402,8 +360,7 @@ pub struct Rollout {
 }
 
 /// A rollout that failed and was rolled back.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct FailedRollout {
     /// The version that failed; it is not tried again until the spec changes.
     pub target: Revision,
@@ -416,9 +373,7 @@ pub struct FailedRollout {
 }
 
 /// Observed state, written by the operator.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 pub struct PaymentServiceStatus {
     /// Lifecycle phase.
     pub phase: Option<Phase>,
@@ -447,9 +402,7 @@ pub struct PaymentServiceStatus {
 
 /// What deleting the service did, written to status (and the operator's log) before the
 /// finalizer goes.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct CleanupReport {
     /// The Deployments stopped and deleted.
     #[serde(default)]

@@ -1,17 +1,11 @@
 //! How a PaymentService rolls out a new version, as v2 says it: a union of `rollingUpdate`,
 //! `canary` and `blueGreen` (v1's shape is in [`super::v1`]).
 
-use kube::KubeSchema;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::{DURATION_PATTERN, MAX_CANARY_STEPS};
 
 /// How new versions are rolled out: exactly one of `rollingUpdate`, `canary` and
 /// `blueGreen` (none given: a rolling update).
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 #[x_kube(validation = Rule::new("(has(self.rollingUpdate) ? 1 : 0) + (has(self.canary) ? 1 : 0) + (has(self.blueGreen) ? 1 : 0) == 1").message("set exactly one of rollingUpdate, canary and blueGreen"))]
 pub struct DeploymentStrategy {
     /// The Deployment's own rolling update.
@@ -64,9 +58,7 @@ impl DeploymentStrategy {
 
 /// A rolling update of the Deployment. No pod is taken down before its replacement is
 /// available (`maxUnavailable` is 0), so a payment service never runs below its count.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Eq, Default)]
 pub struct RollingUpdate {
     /// How many pods above the replica count the update may add at once: a number, or a
     /// percentage of the replicas (`25%`, the default). More is faster and needs more room.
@@ -74,9 +66,7 @@ pub struct RollingUpdate {
 }
 
 /// A canary rollout.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 pub struct Canary {
     /// The steps, in order: each sends `setWeight` percent of the pods to the new version and
     /// holds for `pause`. Weights must increase.
@@ -88,9 +78,7 @@ pub struct Canary {
 }
 
 /// How a canary step is judged: its canary must be available, within this deadline.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Eq, Default)]
 pub struct CanaryAnalysis {
     /// Seconds each step's canary may take to become available before the rollout is rolled
     /// back; default the strategy's `progressDeadlineSeconds`. A small canary should be
@@ -100,9 +88,7 @@ pub struct CanaryAnalysis {
 }
 
 /// A blue-green rollout.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Eq, Default)]
 pub struct BlueGreen {
     /// A Service of this name, created by the operator, selects the new version while it
     /// waits to be switched to, so it can be tried before it takes traffic.
@@ -131,7 +117,7 @@ pub fn increasing_weights_rule() -> String {
 }
 
 /// Rollout strategy.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[operator_core::schema(Copy, Eq, Default)]
 pub enum StrategyType {
     /// The Deployment's own rolling update.
     #[default]
@@ -143,9 +129,7 @@ pub enum StrategyType {
 }
 
 /// One canary step.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct CanaryStep {
     /// Percent of the pods that run the new version (1 to 100).
     #[schemars(range(min = 1, max = 100))]
@@ -155,8 +139,7 @@ pub struct CanaryStep {
 }
 
 /// A pause.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema]
 pub struct Pause {
     /// e.g. `30s`, `5m`, `1h`.
     #[schemars(regex(pattern = DURATION_PATTERN))]

@@ -6,15 +6,12 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps, ServiceReference,
     WebhookClientConfig, WebhookConversion,
 };
-use kube::{CustomResourceExt, KubeSchema};
-use serde::{Deserialize, Serialize};
+use kube::CustomResourceExt;
 
 use super::{CanaryStep, MAX_CANARY_STEPS, PaymentService, StrategyType, increasing_weights_rule};
 
 /// How new versions are rolled out, as v1 says it.
-#[serde_with::skip_serializing_none]
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[operator_core::schema(Default)]
 #[x_kube(validation = Rule::new("self.type != 'Canary' || (has(self.canarySteps) && size(self.canarySteps) > 0)").message("a Canary strategy needs at least one canary step"))]
 pub struct DeploymentStrategy {
     /// RollingUpdate (default), BlueGreen or Canary.
