@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -25,6 +25,7 @@ use operator_core::metrics::Metrics;
 use operator_core::runtime::config::RuntimeConfig;
 use operator_core::runtime::{self, Background, Runtime};
 use operator_core::{Clock, ControllerSettings};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use testkit::{ApiServer, Workloads};
 
@@ -288,6 +289,33 @@ impl Harness {
         Ok(message.as_str().unwrap_or_default().to_string())
     }
 
+    /// Deletes namespace `ns` and waits until it is gone: the operator never holds a
+    /// namespace's deletion. Returns `status.<field>` as the operator's resources there last
+    /// carried it before they went (what the operator recorded while it cleaned up).
+    pub async fn delete_namespace_keeping<T: DeserializeOwned>(
+        &self,
+        ns: &str,
+        field: &str,
+    ) -> Result<T> {
+        let (api_version, plural) = self
+            .resource
+            .clone()
+            .context("no resource of the operator")?;
+        self.server.audit(&api_version, &plural);
+        Api::<Namespace>::all(self.client())
+            .delete(ns, &kube::api::DeleteParams::default())
+            .await?;
+        let gone = |h: &Self| h.server.object("v1", "namespaces", "", ns).is_none();
+        self.eventually(&format!("namespace {ns} gone"), gone)
+            .await?;
+        self.server
+            .audit_trail(&api_version, &plural)
+            .into_iter()
+            .rev()
+            .find_map(|o| serde_json::from_value(o["status"][field].clone()).ok())
+            .with_context(|| format!("status.{field} was written before the finalizer went"))
+    }
+
     /// Polls `check` for 15 s at most; the error names what did not happen.
     pub async fn eventually(&self, what: &str, mut check: impl FnMut(&Self) -> bool) -> Result<()> {
         until(what, Duration::from_secs(15), || check(self)).await
@@ -317,7 +345,7 @@ pub fn name_of(object: &Value) -> String {
 }
 
 /// The seed sample `deploy/samples/<name>.yaml`, as users apply it.
-pub fn sample<T: serde::de::DeserializeOwned>(name: &str) -> Result<T> {
+pub fn sample<T: DeserializeOwned>(name: &str) -> Result<T> {
     let path = format!(
         "{}/../../deploy/samples/{name}.yaml",
         env!("CARGO_MANIFEST_DIR")
@@ -357,7 +385,7 @@ pub fn printer_columns(crd: &Value) -> Vec<&str> {
 /// stores it (generation 1, UID `uid-<name>`): what unit tests of builders and status read.
 pub fn stored<K>(name: &str) -> Result<K>
 where
-    K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+    K: kube::Resource<DynamicType = ()> + DeserializeOwned,
 {
     let mut object: K = serde_json::from_value(sample_of_kind(name, &K::kind(&()))?)?;
     let meta = object.meta_mut();
