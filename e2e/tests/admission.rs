@@ -144,8 +144,8 @@ async fn each_samples_invalid_twin_is_refused_by_its_webhook_through_the_api_ser
             )
             .await?,
         );
-        let kind = descriptor.admission[0].kind;
-        let good = valid(sample, &ns.name, kind)?;
+        let kind = descriptor.admission[0].resource.kind();
+        let good = valid(sample, &ns.name, &kind)?;
         reachable(&ns, &good).await?;
         dry_run(&ns, &good)
             .await
@@ -159,7 +159,7 @@ async fn each_samples_invalid_twin_is_refused_by_its_webhook_through_the_api_ser
         let hook = format!(
             "admission webhook \"validate.{}.{}\" denied the request",
             kind.to_lowercase(),
-            descriptor.admission[0].group
+            descriptor.admission[0].resource.group()
         );
         assert!(
             status.message.contains(&hook),

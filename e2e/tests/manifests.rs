@@ -114,10 +114,8 @@ fn an_operator_overlay_holds_only_what_belongs_to_it() -> Result<()> {
 fn cluster_wide_rights_cover_only_the_operators_own_resources() -> Result<()> {
     for descriptor in OPERATORS {
         let operator = descriptor.package();
-        let group = descriptor.resources[0]
-            .api_version
-            .split_once('/')
-            .map_or("", |(group, _)| group);
+        let group = descriptor.resources[0].resource.group();
+        let group = group.as_str();
         let objects = render(operator)?;
         let cluster_roles: Vec<&Value> = objects
             .iter()
@@ -233,11 +231,8 @@ fn each_operator_is_bound_where_it_works() -> Result<()> {
             .find(|o| o.package() == operator)
             .context("descriptor")?;
         let served = &descriptor.resources[0];
-        let group = served
-            .api_version
-            .split_once('/')
-            .map_or("", |(group, _)| group);
-        let resource = served.plural;
+        let (group, resource) = (served.resource.group(), served.resource.plural());
+        let (group, resource) = (group.as_str(), resource.as_str());
         let (verbs, (child_group, child)) = needs(operator);
         for &verb in verbs {
             assert!(
@@ -469,16 +464,7 @@ fn the_admission_overlays_wire_each_webhook_to_the_operators_server() -> Result<
         let own: BTreeSet<(String, String)> = descriptor
             .resources
             .iter()
-            .map(|r| {
-                (
-                    r.api_version
-                        .split('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                    r.plural.to_string(),
-                )
-            })
+            .map(|r| (r.resource.group(), r.resource.plural()))
             .collect();
         for kind_ in [
             "ValidatingWebhookConfiguration",

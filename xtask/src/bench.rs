@@ -43,13 +43,13 @@ impl Subject {
             .with_context(|| format!("{} serves no resource", self.0.package()))
     }
     /// The i-th custom resource, and its name.
-    fn resource(self, i: usize) -> (Value, String) {
-        let resource = (self.workload().resource)(i);
+    fn resource(self, i: usize) -> Result<(Value, String)> {
+        let resource = self.workload().resource(&self.served()?.resource, i);
         let name = resource["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        (resource, name)
+        Ok((resource, name))
     }
     /// Whether the child the spec change touches shows `target`.
     fn changed(self, server: &ApiServer, name: &str, target: i64) -> bool {
@@ -164,7 +164,7 @@ async fn until_every(
 }
 
 fn all_converged(server: &ApiServer, served: &ServedResource, n: usize) -> bool {
-    let objects = server.objects(served.api_version, served.plural);
+    let objects = server.objects(&served.resource.api_version(), &served.resource.plural());
     objects.len() == n && objects.iter().all(served.converged)
 }
 
@@ -233,11 +233,13 @@ async fn scenario(
     })
     .await?;
 
+    let resources: Vec<(Value, String)> =
+        (0..n).map(|i| subject.resource(i)).collect::<Result<_>>()?;
+    let names: Vec<String> = resources.iter().map(|(_, name)| name.clone()).collect();
     server.reset_stats();
     let started = Instant::now();
-    let names: Vec<String> = (0..n).map(|i| subject.resource(i).1).collect();
-    for i in 0..n {
-        server.create_from_yaml(&subject.resource(i).0.to_string())?;
+    for (resource, _) in &resources {
+        server.create_from_yaml(&resource.to_string())?;
     }
     until("convergence", || all_converged(server, served, n)).await?;
     let converge_time = started.elapsed();
@@ -261,8 +263,8 @@ async fn scenario(
     let target = workload.change.first_target;
     for name in &names {
         server.merge_patch(
-            served.api_version,
-            served.plural,
+            &served.resource.api_version(),
+            &served.resource.plural(),
             ns,
             name,
             (workload.change.patch)(target),
@@ -273,7 +275,7 @@ async fn scenario(
             .iter()
             .all(|name| subject.changed(server, name, target))
             && server
-                .objects(served.api_version, served.plural)
+                .objects(&served.resource.api_version(), &served.resource.plural())
                 .iter()
                 .all(|o| o["status"]["observedGeneration"] == 2)
     })
@@ -302,8 +304,8 @@ async fn scenario(
         };
         let started = Instant::now();
         server.merge_patch(
-            served.api_version,
-            served.plural,
+            &served.resource.api_version(),
+            &served.resource.plural(),
             ns,
             name,
             (workload.change.patch)(target),
@@ -448,9 +450,11 @@ async fn failover(root: &Path, release: &Path, subject: Subject, n: usize) -> Re
         replicas.push((replica, Process(child)));
     }
     until("a leader", || holder().is_some()).await?;
-    let names: Vec<String> = (0..n).map(|i| subject.resource(i).1).collect();
-    for i in 0..n {
-        server.create_from_yaml(&subject.resource(i).0.to_string())?;
+    let resources: Vec<(Value, String)> =
+        (0..n).map(|i| subject.resource(i)).collect::<Result<_>>()?;
+    let names: Vec<String> = resources.iter().map(|(_, name)| name.clone()).collect();
+    for (resource, _) in &resources {
+        server.create_from_yaml(&resource.to_string())?;
     }
     until("convergence", || all_converged(server, served, n)).await?;
     // Let the standby's caches (if it keeps any) catch up, as in a cluster at rest.
@@ -461,8 +465,8 @@ async fn failover(root: &Path, release: &Path, subject: Subject, n: usize) -> Re
     replicas.retain(|(replica, _)| *replica != leader);
     let target = workload.change.first_target + 1;
     server.merge_patch(
-        served.api_version,
-        served.plural,
+        &served.resource.api_version(),
+        &served.resource.plural(),
         ns,
         &names[0],
         (workload.change.patch)(target),

@@ -94,20 +94,20 @@ async fn creates(
     version: Option<&str>,
 ) -> Result<Value> {
     let client = server.client();
-    let plural = operator
+    let served = operator
         .resources
         .first()
-        .map(|r| r.plural)
-        .unwrap_or_default();
+        .with_context(|| format!("{} serves no resource", operator.package()))?;
+    let plural = served.resource.plural();
     let mut samples = Vec::with_capacity(N);
     for i in 0..N {
-        let mut object = (operator.bench.resource)(i);
+        let mut object = operator.bench.resource(&served.resource, i);
         if let (Some(version), Some(converter)) = (version, operator.conversions.first()) {
             object = (converter.convert)(object, version).map_err(anyhow::Error::msg)?;
         }
         let resource: DynamicObject = serde_json::from_value(object.clone())?;
         let started = Instant::now();
-        api(&client, &object, plural)
+        api(&client, &object, &plural)
             .create(&PostParams::default(), &resource)
             .await
             .with_context(|| format!("creating {i}"))?;

@@ -136,7 +136,7 @@ fn summary(server: &ApiServer) -> (Vec<String>, bool) {
     let mut lines = Vec::new();
     let mut converged = true;
     for served in OPERATORS.iter().flat_map(|o| o.resources) {
-        for obj in server.objects(served.api_version, served.plural) {
+        for obj in server.objects(&served.resource.api_version(), &served.resource.plural()) {
             let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
             let name = obj["metadata"]["name"].as_str().unwrap_or_default();
             let uid = &obj["metadata"]["uid"];
@@ -245,7 +245,7 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     if serve {
         println!("\nexport KUBECONFIG={}", kubeconfig.display());
         for served in OPERATORS.iter().flat_map(|o| o.resources) {
-            println!("kubectl get {} -A", served.short_name);
+            println!("kubectl get {} -A", served.resource.short_name());
         }
         for (i, operator) in OPERATORS.iter().enumerate() {
             let binary = operator.binary_name();

@@ -190,11 +190,11 @@ fn api(
     let plural = operators
         .iter()
         .flat_map(|o| o.admission)
-        .find(|a| a.group == group && a.kind == kind)
-        .map(|a| a.plural)
+        .find(|a| a.resource.group() == group && a.resource.kind() == kind)
+        .map(|a| a.resource.plural())
         .with_context(|| format!("no operator serves {group}/{kind}"))?;
     let resource =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &plural);
     let namespace = object["metadata"]["namespace"]
         .as_str()
         .unwrap_or("default");

@@ -143,10 +143,7 @@ pub async fn run(package: &str) -> Result<()> {
         .resources
         .first()
         .with_context(|| format!("{package} serves no resource"))?;
-    let crd = (operator.crds)().into_iter().next().context("no CRD")?;
-    let (group, version) = served.api_version.split_once('/').unwrap_or_default();
-    let gvk = GroupVersionKind::gvk(group, version, &crd.spec.names.kind);
-    let served = ApiResource::from_gvk_with_plural(&gvk, served.plural);
+    let served = served.resource.resource();
     let client = kube::Client::try_default().await?;
     let observed = api_resource(baseline.observes.api_version, baseline.observes.kind);
     let naive = Arc::new(Naive {

@@ -91,7 +91,8 @@ impl Base {
 
 /// `validate.tradingalgorithm.fintech.io` (seed 002's name) and `default.…` for the other.
 fn webhook_name(hook: &str, admitted: &Admitted) -> String {
-    format!("{hook}.{}.{}", admitted.kind.to_lowercase(), admitted.group)
+    let kind = admitted.resource.resource();
+    format!("{hook}.{}.{}", kind.kind.to_lowercase(), kind.group)
 }
 
 /// The files of one operator's overlay, by name.
@@ -127,8 +128,8 @@ pub fn render(operator: &OperatorDescriptor, base: &Base) -> Result<BTreeMap<Str
             "matchConditions": spec_changed,
             "rules": [{
                 "operations": ["CREATE", "UPDATE"],
-                "apiGroups": [admitted.group],
-                "apiVersions": [admitted.version],
+                "apiGroups": [admitted.resource.group()],
+                "apiVersions": [admitted.resource.version()],
                 "resources": resources,
                 "scope": "Namespaced",
             }],
@@ -138,8 +139,9 @@ pub fn render(operator: &OperatorDescriptor, base: &Base) -> Result<BTreeMap<Str
         .admission
         .iter()
         .map(|a| {
-            let mut resources = vec![a.plural.to_string()];
-            resources.extend(a.subresources.iter().map(|s| format!("{}/{s}", a.plural)));
+            let plural = a.resource.plural();
+            let mut resources = vec![plural.clone()];
+            resources.extend(a.subresources.iter().map(|s| format!("{plural}/{s}")));
             hook(webhook_name("validate", a), a, a.validate_path(), resources)
         })
         .collect();
@@ -152,7 +154,7 @@ pub fn render(operator: &OperatorDescriptor, base: &Base) -> Result<BTreeMap<Str
                 webhook_name("default", a),
                 a,
                 a.mutate_path(),
-                vec![a.plural.to_string()],
+                vec![a.resource.plural()],
             );
             h["reinvocationPolicy"] = json!("Never");
             h

@@ -3,16 +3,14 @@
 //! the object.
 
 use kube::core::admission::Operation;
+use operator_core::CrdKind;
 use operator_core::admission::{Admitted, Review, Verdict, check_spec, serde_defaults};
 
 use crate::crd::{ActiveRun, BatchProcessorSpec};
 use crate::validate;
 
 pub const ADMISSION: &[Admitted] = &[Admitted {
-    group: "payments.io",
-    version: "v1",
-    kind: "BatchProcessor",
-    plural: "batchprocessors",
+    resource: CrdKind::of::<crate::crd::BatchProcessor>(),
     subresources: &[],
     validate: |review, _client| Box::pin(std::future::ready(admit(review))),
     default: Some(serde_defaults::<BatchProcessorSpec>),

@@ -17,18 +17,13 @@ use crate::runs;
 pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
     namespace: "payments",
     setup: &[],
-    resource: |i| {
+    spec: || {
         json!({
-            "apiVersion": "payments.io/v1",
-            "kind": "BatchProcessor",
-            "metadata": {"name": format!("batch-{i:04}"), "namespace": "payments"},
-            "spec": {
-                "schedule": "0 2 * * *",
-                "image": "registry.example/batch-processor:1.2.0",
-                "parallelism": 2,
-                "input": {"type": "sftp", "sftpConfig": {"host": "sftp.example", "path": "/in/*.csv", "secretName": "sftp-credentials"}},
-                "output": {"type": "azureblob", "blobConfig": {"storageAccount": "payments", "container": "processed", "secretName": "blob-credentials"}},
-            },
+            "schedule": "0 2 * * *",
+            "image": "registry.example/batch-processor:1.2.0",
+            "parallelism": 2,
+            "input": {"type": "sftp", "sftpConfig": {"host": "sftp.example", "path": "/in/*.csv", "secretName": "sftp-credentials"}},
+            "output": {"type": "azureblob", "blobConfig": {"storageAccount": "payments", "container": "processed", "secretName": "blob-credentials"}},
         })
     },
     change: SpecChange {

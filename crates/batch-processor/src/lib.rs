@@ -57,12 +57,7 @@ pub const IDENTITY: OperatorIdentity = BINARY.identity;
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
-    resources: &[ServedResource {
-        api_version: "payments.io/v1",
-        plural: "batchprocessors",
-        short_name: "bp",
-        converged: is_ready,
-    }],
+    resources: &[ServedResource::of::<BatchProcessor>(is_ready)],
     crds: || vec![BatchProcessor::crd()],
     controllers,
     metrics: |registry| _ = BatchMetrics::register(registry),

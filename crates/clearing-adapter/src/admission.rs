@@ -9,6 +9,7 @@
 use futures::future::BoxFuture;
 use kube::Api;
 use kube::core::admission::Operation;
+use operator_core::CrdKind;
 use operator_core::FieldError;
 use operator_core::admission::{Admitted, Review, Verdict, check_spec, serde_defaults};
 
@@ -17,10 +18,7 @@ use crate::reconcile::observe::workload_of;
 use crate::validate;
 
 pub const ADMISSION: &[Admitted] = &[Admitted {
-    group: "payments.io",
-    version: "v1",
-    kind: "ClearingAdapter",
-    plural: "clearingadapters",
+    resource: CrdKind::of::<ClearingAdapter>(),
     subresources: &["scale"],
     validate: admit,
     default: Some(serde_defaults::<ClearingAdapterSpec>),

@@ -17,25 +17,20 @@ use crate::resources::{Inputs, desired_children};
 pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
     namespace: "payments",
     setup: &[],
-    resource: |i| {
+    spec: || {
         // Loopback only: the benchmark's checks go to a closed local port.
         json!({
-            "apiVersion": "payments.io/v1",
-            "kind": "ClearingAdapter",
-            "metadata": {"name": format!("adapter-{i:04}"), "namespace": "payments"},
-            "spec": {
-                "replicas": 2,
-                "processorType": "card",
-                "config": {
-                    "bankingPartners": [
-                        {"name": "primary", "endpoint": "https://127.0.0.1:9", "weight": 80},
-                        {"name": "secondary", "endpoint": "https://127.0.0.1:9", "weight": 20},
-                    ],
-                    "healthCheckInterval": "10m",
-                    "timeout": "1s",
-                },
-                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+            "replicas": 2,
+            "processorType": "card",
+            "config": {
+                "bankingPartners": [
+                    {"name": "primary", "endpoint": "https://127.0.0.1:9", "weight": 80},
+                    {"name": "secondary", "endpoint": "https://127.0.0.1:9", "weight": 20},
+                ],
+                "healthCheckInterval": "10m",
+                "timeout": "1s",
             },
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
         })
     },
     change: SpecChange::REPLICAS,

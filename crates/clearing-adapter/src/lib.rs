@@ -77,12 +77,9 @@ operator_core::default_from_fields!(Settings);
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
-    resources: &[ServedResource {
-        api_version: "payments.io/v1",
-        plural: "clearingadapters",
-        short_name: "ca",
-        converged: |ca| is_ready(ca) && ca["status"]["phase"] == "Running",
-    }],
+    resources: &[ServedResource::of::<ClearingAdapter>(|ca| {
+        is_ready(ca) && ca["status"]["phase"] == "Running"
+    })],
     crds: || vec![ClearingAdapter::crd()],
     controllers: |rt| controllers(rt, Arc::new(HttpsProbe)),
     metrics: |registry| _ = AdapterMetrics::register(registry),

@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 
+use crate::crd_kind::CrdKind;
 use crate::metrics::Metrics;
 use crate::runtime::config::RuntimeConfig;
 use crate::runtime::{OperatorBinary, Runtime, RuntimeError, run, shutdown_signal, telemetry};
@@ -94,14 +95,20 @@ impl std::fmt::Debug for OperatorDescriptor {
 /// A custom resource an operator serves, and what "converged" means for one object of it.
 #[derive(Clone, Copy, Debug)]
 pub struct ServedResource {
-    /// `payments.io/v1`.
-    pub api_version: &'static str,
-    /// `paymentservices`.
-    pub plural: &'static str,
-    /// `kubectl get <short name>`.
-    pub short_name: &'static str,
+    /// The kind, as its type declares it.
+    pub resource: CrdKind,
     /// Whether the object (as JSON) has converged: its status says it runs as specified.
     pub converged: fn(&Value) -> bool,
+}
+
+impl ServedResource {
+    /// The custom resource type `K`, converged when `converged` says so.
+    pub const fn of<K: kube::CustomResourceExt>(converged: fn(&Value) -> bool) -> Self {
+        Self {
+            resource: CrdKind::of::<K>(),
+            converged,
+        }
+    }
 }
 
 /// Whether a status (as JSON) has `Ready=True`.

@@ -15,6 +15,7 @@ pub mod autoscaling;
 pub mod builder;
 pub mod conditions;
 pub mod controller;
+pub mod crd_kind;
 pub mod credentials;
 pub mod defaults;
 pub mod descriptor;
@@ -40,6 +41,7 @@ pub use apply::{
     OperatorIdentity, OptionalChild, Prune,
 };
 pub use controller::{Backoff, Context, ControllerSettings, OperatorController, namespace_of};
+pub use crd_kind::CrdKind;
 pub use descriptor::OperatorDescriptor;
 pub use error::{Error, FieldError, ReconcileError, RefusedChild, Result};
 /// The attributes every CRD type carries: `#[operator_core::schema]` on a type in a spec or

@@ -1,6 +1,7 @@
 //! What the project's tooling (not the operator's binary) needs of an operator: the load
 //! `cargo xtask bench` puts on it, and the naive baseline its figures are compared with.
 
+use crate::crd_kind::CrdKind;
 use serde_json::Value;
 
 /// A child object, by API and name.
@@ -29,14 +30,28 @@ pub struct BenchWorkload {
     pub namespace: &'static str,
     /// Objects (YAML) created in that namespace first: the Secrets the resources reference.
     pub setup: &'static [&'static str],
-    /// The i-th resource, as JSON.
-    pub resource: fn(usize) -> Value,
+    /// The spec of every resource, as JSON.
+    pub spec: fn() -> Value,
     /// The spec change whose effect on a child is timed.
     pub change: SpecChange,
     /// The baseline its figures are compared with; `None` benches the operator alone.
     pub naive: Option<NaiveBaseline>,
     /// Writes strictly needed to converge one resource, and what they are.
     pub lower_bound_converge: (f64, &'static str),
+}
+
+impl BenchWorkload {
+    /// The i-th resource of `kind`: named `<short name>-<i>` (`ps-0042`), in the namespace,
+    /// with the spec.
+    pub fn resource(&self, kind: &CrdKind, i: usize) -> Value {
+        let resource = kind.resource();
+        serde_json::json!({
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": {"name": format!("{}-{i:04}", kind.short_name()), "namespace": self.namespace},
+            "spec": (self.spec)(),
+        })
+    }
 }
 
 /// A spec change to a scaling bound, and the child it shows in.

@@ -128,10 +128,7 @@ async fn the_leader_and_the_standby_both_serve_admission() -> Result<()> {
 
 /// Widgets admitted up to size 10, with a warning above 5 and a label the mutating webhook adds.
 const WIDGETS: &[Admitted] = &[Admitted {
-    group: "example.io",
-    version: "v1",
-    kind: "Widget",
-    plural: "widgets",
+    resource: operator_core::CrdKind::of::<Widget>(),
     subresources: &[],
     validate: |review, _| {
         Box::pin(std::future::ready(check_spec(

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+
 use operator_core::descriptor::ServedResource;
 use operator_core::tooling::ChildRef;
 use operator_core::{Backoff, ControllerSettings, OperatorDescriptor};
@@ -95,7 +95,8 @@ impl Subject {
     /// The resources that exist, as JSON.
     pub fn resources(&self, harness: &Harness) -> Result<Vec<Value>> {
         let served = self.served()?;
-        Ok(harness.server.objects(served.api_version, served.plural))
+        let kind = served.resource.resource();
+        Ok(harness.server.objects(&kind.api_version, &kind.plural))
     }
 
     /// How many resources have converged.
@@ -194,19 +195,13 @@ fn dynamic_api(
     served: &ServedResource,
     resource: &Value,
 ) -> Result<Api<DynamicObject>> {
-    let (group, version) = served
-        .api_version
-        .split_once('/')
-        .unwrap_or(("", served.api_version));
-    let kind = resource["kind"].as_str().unwrap_or_default();
-    let gvk = GroupVersionKind::gvk(group, version, kind);
     let namespace = resource["metadata"]["namespace"]
         .as_str()
         .unwrap_or("default");
     Ok(Api::namespaced_with(
         harness.client(),
         namespace,
-        &ApiResource::from_gvk_with_plural(&gvk, served.plural),
+        &served.resource.resource(),
     ))
 }
 

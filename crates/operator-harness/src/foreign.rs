@@ -293,11 +293,12 @@ pub async fn foreign_objects_are_never_touched(
         .as_str()
         .context("the probe names its namespace")?
         .to_string();
+    let kind = served.resource.resource();
     let resources = api_of(
         client,
-        probe["apiVersion"].as_str().unwrap_or(served.api_version),
+        probe["apiVersion"].as_str().unwrap_or(&kind.api_version),
         probe["kind"].as_str().unwrap_or_default(),
-        served.plural,
+        &kind.plural,
         &namespace,
     );
     let get = |name: String| {

@@ -21,21 +21,16 @@ use crate::rollout::{self, RolloutInput};
 pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
     namespace: "payments",
     setup: &[],
-    resource: |i| {
+    spec: || {
         json!({
-            "apiVersion": "payments.io/v2",
-            "kind": "PaymentService",
-            "metadata": {"name": format!("svc-{i:04}"), "namespace": "payments"},
-            "spec": {
-                "version": "1.0.0",
-                "image": "registry.example/payments:1.0.0",
-                "replicas": 2,
-                "config": {
-                    "database": {"clusterName": "db", "poolSize": 10},
-                    "features": {"enableIdempotencyCheck": true},
-                },
-                "security": {"rbac": {"enabled": true}},
+            "version": "1.0.0",
+            "image": "registry.example/payments:1.0.0",
+            "replicas": 2,
+            "config": {
+                "database": {"clusterName": "db", "poolSize": 10},
+                "features": {"enableIdempotencyCheck": true},
             },
+            "security": {"rbac": {"enabled": true}},
         })
     },
     change: SpecChange::REPLICAS,

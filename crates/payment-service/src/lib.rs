@@ -83,12 +83,9 @@ impl Settings {
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
-    resources: &[ServedResource {
-        api_version: "payments.io/v2",
-        plural: "paymentservices",
-        short_name: "ps",
-        converged: |ps| is_ready(ps) && ps["status"]["phase"] == "Running",
-    }],
+    resources: &[ServedResource::of::<PaymentService>(|ps| {
+        is_ready(ps) && ps["status"]["phase"] == "Running"
+    })],
     crds: || vec![crd::v1::crd()],
     controllers,
     metrics: |registry| _ = PaymentMetrics::register(registry),

@@ -4,16 +4,14 @@
 //! Reconcile still keeps the last valid definitions in force when an invalid one gets
 //! through (the webhook down, or `failurePolicy` changed).
 
+use operator_core::CrdKind;
 use operator_core::admission::{Admitted, check_spec, serde_defaults};
 
 use crate::crd::SagaOrchestratorSpec;
 use crate::validate;
 
 pub const ADMISSION: &[Admitted] = &[Admitted {
-    group: "payments.io",
-    version: "v1",
-    kind: "SagaOrchestrator",
-    plural: "sagaorchestrators",
+    resource: CrdKind::of::<crate::crd::SagaOrchestrator>(),
     subresources: &[],
     validate: |review, _client| {
         Box::pin(std::future::ready(check_spec(

@@ -20,29 +20,24 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
     setup: &[
         "apiVersion: v1\nkind: Secret\nmetadata: {name: saga-store, namespace: payments}\nstringData: {password: bench}\n",
     ],
-    resource: |i| {
+    spec: || {
         json!({
-            "apiVersion": "payments.io/v1",
-            "kind": "SagaOrchestrator",
-            "metadata": {"name": format!("saga-{i:04}"), "namespace": "payments"},
-            "spec": {
-                "image": "registry.example/saga-orchestrator:1.0.0",
-                "version": "1.0.0",
-                "replicas": 2,
-                "persistence": {"type": "redis", "clusterName": "saga-store", "secretName": "saga-store"},
-                "sagas": [{
-                    "name": "refund",
-                    "timeout": "1m",
-                    "steps": [
-                        {"name": "debit", "service": "ledger", "timeout": "5s",
-                         "action": {"method": "POST", "path": "/debit"},
-                         "compensation": {"method": "POST", "path": "/credit"}},
-                        {"name": "notify", "service": "notifier", "timeout": "5s",
-                         "action": {"method": "POST", "path": "/notify"},
-                         "compensation": {"method": "DELETE", "path": "/notify"}},
-                    ],
-                }],
-            },
+            "image": "registry.example/saga-orchestrator:1.0.0",
+            "version": "1.0.0",
+            "replicas": 2,
+            "persistence": {"type": "redis", "clusterName": "saga-store", "secretName": "saga-store"},
+            "sagas": [{
+                "name": "refund",
+                "timeout": "1m",
+                "steps": [
+                    {"name": "debit", "service": "ledger", "timeout": "5s",
+                     "action": {"method": "POST", "path": "/debit"},
+                     "compensation": {"method": "POST", "path": "/credit"}},
+                    {"name": "notify", "service": "notifier", "timeout": "5s",
+                     "action": {"method": "POST", "path": "/notify"},
+                     "compensation": {"method": "DELETE", "path": "/notify"}},
+                ],
+            }],
         })
     },
     change: SpecChange::REPLICAS,

@@ -59,12 +59,9 @@ pub const IDENTITY: OperatorIdentity = BINARY.identity;
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
-    resources: &[ServedResource {
-        api_version: "payments.io/v1",
-        plural: "sagaorchestrators",
-        short_name: "so",
-        converged: |so| is_ready(so) && so["status"]["phase"] == "Running",
-    }],
+    resources: &[ServedResource::of::<SagaOrchestrator>(|so| {
+        is_ready(so) && so["status"]["phase"] == "Running"
+    })],
     crds: || vec![SagaOrchestrator::crd()],
     controllers,
     metrics: |registry| _ = SagaMetrics::register(registry),

@@ -1,6 +1,7 @@
 //! The TradingAlgorithm's admission webhooks (seed 002's `validate.tradingalgorithm.fintech.io`):
 //! `validate.rs`'s rules at the door, and the spec's defaults written into the object.
 
+use operator_core::CrdKind;
 use operator_core::FieldError;
 use operator_core::admission::{Admitted, check_spec, fill_spec};
 use serde_json::Value;
@@ -10,10 +11,7 @@ use crate::resources::hpa::DEFAULT_TARGET_CPU;
 use crate::validate;
 
 pub const ADMISSION: &[Admitted] = &[Admitted {
-    group: "fintech.io",
-    version: "v1",
-    kind: "TradingAlgorithm",
-    plural: "tradingalgorithms",
+    resource: CrdKind::of::<crate::crd::TradingAlgorithm>(),
     subresources: &[],
     validate: |review, _client| {
         Box::pin(std::future::ready(check_spec(

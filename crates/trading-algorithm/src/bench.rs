@@ -18,21 +18,16 @@ use crate::risk::{Assessment, Resume, TradingState};
 pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
     namespace: "trading-platform",
     setup: &[],
-    resource: |i| {
+    spec: || {
         json!({
-            "apiVersion": "fintech.io/v1",
-            "kind": "TradingAlgorithm",
-            "metadata": {"name": format!("algo-{i:04}"), "namespace": "trading-platform"},
-            "spec": {
-                "marketData": {
-                    "sources": ["NYSE", "NASDAQ"],
-                    "updateFrequency": "100ms",
-                    "symbols": ["AAPL", "MSFT"],
-                },
-                "riskLimits": {"maxPositionSize": 1_000_000, "dailyLossLimit": 50_000},
-                "scalingPolicy": {"minReplicas": 2, "maxReplicas": 5, "scaleUpPolicy": "moderate"},
-                "tradingStrategy": {"algorithm": "momentum", "parameters": {"lookbackPeriod": "10m"}},
+            "marketData": {
+                "sources": ["NYSE", "NASDAQ"],
+                "updateFrequency": "100ms",
+                "symbols": ["AAPL", "MSFT"],
             },
+            "riskLimits": {"maxPositionSize": 1_000_000, "dailyLossLimit": 50_000},
+            "scalingPolicy": {"minReplicas": 2, "maxReplicas": 5, "scaleUpPolicy": "moderate"},
+            "tradingStrategy": {"algorithm": "momentum", "parameters": {"lookbackPeriod": "10m"}},
         })
     },
     change: SpecChange {

@@ -58,12 +58,9 @@ pub const IDENTITY: OperatorIdentity = BINARY.identity;
 /// The operator, as its binary and the project's tooling run it.
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
-    resources: &[ServedResource {
-        api_version: "fintech.io/v1",
-        plural: "tradingalgorithms",
-        short_name: "ta",
-        converged: |ta| is_ready(ta) && ta["status"]["phase"] == "Active",
-    }],
+    resources: &[ServedResource::of::<TradingAlgorithm>(|ta| {
+        is_ready(ta) && ta["status"]["phase"] == "Active"
+    })],
     crds: || vec![TradingAlgorithm::crd()],
     controllers: |rt| controllers(rt, STOP_TIMEOUT),
     metrics: |registry| _ = TradingMetrics::register(registry),

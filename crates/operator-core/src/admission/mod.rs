@@ -25,6 +25,7 @@ use kube::core::{DynamicObject, Status};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::crd_kind::CrdKind;
 use crate::error::FieldError;
 pub use defaults::additions;
 pub use metrics::WebhookMetrics;
@@ -51,14 +52,8 @@ pub type Defaulting = fn(&Value) -> Result<Value, FieldError>;
 /// One kind an operator admits.
 #[derive(Clone, Copy, Debug)]
 pub struct Admitted {
-    /// `payments.io`.
-    pub group: &'static str,
-    /// `v1`.
-    pub version: &'static str,
-    /// `PaymentService`.
-    pub kind: &'static str,
-    /// `paymentservices`.
-    pub plural: &'static str,
+    /// The kind, as its type declares it.
+    pub resource: CrdKind,
     /// Subresources whose writes are also validated (`scale`, whose replicas a validation
     /// may refuse), beside the resource itself.
     pub subresources: &'static [&'static str],
@@ -78,16 +73,13 @@ impl Admitted {
     }
 
     fn path_suffix(&self) -> String {
+        let resource = self.resource.resource();
         format!(
             "{}-{}-{}",
-            self.group.replace('.', "-"),
-            self.version,
-            self.kind.to_lowercase()
+            resource.group.replace('.', "-"),
+            resource.version,
+            resource.kind.to_lowercase()
         )
-    }
-
-    fn api_version(&self) -> String {
-        format!("{}/{}", self.group, self.version)
     }
 }
 
@@ -300,9 +292,10 @@ async fn review_answer(
     let response = AdmissionResponse::from(&request);
     let resource = &request.resource;
     let sub_resource = request.sub_resource.as_deref().filter(|s| !s.is_empty());
-    if resource.group != admitted.group
-        || resource.version != admitted.version
-        || resource.resource != admitted.plural
+    let admits = admitted.resource.resource();
+    if resource.group != admits.group
+        || resource.version != admits.version
+        || resource.resource != admits.plural
         || sub_resource.is_some_and(|s| !admitted.subresources.contains(&s))
     {
         let asked = match sub_resource {
@@ -312,8 +305,8 @@ async fn review_answer(
         return response
             .deny(format!(
                 "this webhook admits {} ({}), not {}/{} {asked}: check the webhook configuration's rules",
-                admitted.plural,
-                admitted.api_version(),
+                admits.plural,
+                admits.api_version,
                 resource.group,
                 resource.version,
             ))
@@ -367,7 +360,7 @@ async fn validated(
     }
     let message = format!(
         "{} {:?} is invalid: {}",
-        admitted.kind,
+        admitted.resource.kind(),
         review.name,
         crate::error::SpecErrors(verdict.errors.clone())
     );
@@ -376,8 +369,8 @@ async fn validated(
         .with_code(422)
         .with_details(StatusDetails {
             name: review.name.clone(),
-            group: admitted.group.to_string(),
-            kind: admitted.kind.to_string(),
+            group: admitted.resource.group(),
+            kind: admitted.resource.kind(),
             causes: verdict
                 .errors
                 .iter()

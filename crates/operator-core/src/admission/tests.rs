@@ -12,7 +12,8 @@ use super::*;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
-#[derive(Deserialize, Serialize)]
+#[derive(kube::CustomResource, schemars::JsonSchema, Deserialize, Serialize, Clone, Debug)]
+#[kube(group = "example.io", version = "v1", kind = "Widget", namespaced)]
 #[serde(rename_all = "camelCase")]
 struct WidgetSpec {
     #[serde(default = "three")]
@@ -26,10 +27,7 @@ fn three() -> i32 {
 }
 
 const WIDGETS: &[Admitted] = &[Admitted {
-    group: "example.io",
-    version: "v1",
-    kind: "Widget",
-    plural: "widgets",
+    resource: CrdKind::of::<Widget>(),
     subresources: &["scale"],
     validate: |review, _client| {
         Box::pin(async move {

@@ -63,7 +63,7 @@ impl AdmissionHarness {
         let written = crate::sample_of_kind(sample, kind)?;
         let harness = Self::start(operator.admission, client).await?;
         let admitted = harness.admitted_for_kind(kind)?;
-        let version = format!("{}/{}", admitted.group, admitted.version);
+        let version = admitted.resource.api_version();
         if written["apiVersion"] == version.as_str() {
             return Ok((harness, written));
         }
@@ -193,7 +193,7 @@ impl AdmissionHarness {
     fn admitted_for_kind(&self, kind: &str) -> Result<&'static Admitted> {
         self.admitted
             .iter()
-            .find(|a| a.kind == kind)
+            .find(|a| a.resource.kind() == kind)
             .with_context(|| format!("no webhook admits {kind}"))
     }
 
@@ -202,7 +202,7 @@ impl AdmissionHarness {
         let kind = object["kind"].as_str().unwrap_or_default();
         self.admitted
             .iter()
-            .find(|a| format!("{}/{}", a.group, a.version) == api_version && a.kind == kind)
+            .find(|a| a.resource.api_version() == api_version && a.resource.kind() == kind)
             .with_context(|| format!("no webhook admits {api_version} {kind}"))
     }
 
@@ -252,6 +252,7 @@ fn review(
     old: Option<&Value>,
     sub_resource: Option<&str>,
 ) -> Value {
+    let admitted = admitted.resource.resource();
     json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
