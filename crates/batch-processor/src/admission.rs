@@ -3,23 +3,18 @@
 //! the object.
 
 use kube::core::admission::Operation;
-use operator_core::CrdKind;
-use operator_core::admission::{Admitted, Review, Verdict, check_spec, serde_defaults};
+use operator_core::admission::{Admitted, Review, Verdict, check_spec};
 
-use crate::crd::{ActiveRun, BatchProcessorSpec};
+use crate::crd::{ActiveRun, BatchProcessor, BatchProcessorSpec};
 use crate::validate;
 
 pub const ADMISSION: &[Admitted] = &[Admitted {
-    resource: CrdKind::of::<crate::crd::BatchProcessor>(),
-    subresources: &[],
     validate: |review, _client| Box::pin(std::future::ready(admit(review))),
-    default: Some(serde_defaults::<BatchProcessorSpec>),
+    ..Admitted::of::<BatchProcessor>()
 }];
 
 fn admit(review: &Review) -> Verdict {
-    let verdict = check_spec(review, |name, spec: &BatchProcessorSpec| {
-        (validate::validate(name, spec), validate::warnings(spec))
-    });
+    let verdict = check_spec::<BatchProcessorSpec>(review);
     if !verdict.errors.is_empty() || review.operation != Operation::Update {
         return verdict;
     }

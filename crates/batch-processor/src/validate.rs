@@ -5,7 +5,7 @@
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use operator_core::FieldError;
-use operator_core::validation::{self, FieldErrors};
+use operator_core::validation::{self, FieldErrors, SpecRules};
 
 use crate::crd::{ActiveRun, BatchProcessorSpec, BlobConfig, Location, LocationType, SftpConfig};
 
@@ -17,73 +17,87 @@ pub const LONGEST_JOB_SUFFIX: &str = "-now-00000000-retry-10";
 #[cfg(test)]
 pub const MAX_NAME_LENGTH: usize = 63 - LONGEST_JOB_SUFFIX.len();
 
-/// Every problem with a resource's name and spec; empty when it can be realised.
-pub fn validate(name: &str, spec: &BatchProcessorSpec) -> Vec<FieldError> {
-    let mut errors = FieldErrors::default();
-    errors.push(
-        "metadata.name",
-        validation::resource_name(name, LONGEST_JOB_SUFFIX),
-    );
-    errors.push("spec.schedule", validation::cron_schedule(&spec.schedule));
-    errors.push("spec.image", validation::image_reference(&spec.image));
-    if let Some(resources) = &spec.resources {
-        validation::resource_requirements(&mut errors, "spec.resources", resources);
-    }
-    errors.in_range("spec.batchSize", spec.batch_size, 1..=1_000_000);
-    errors.in_range("spec.parallelism", spec.parallelism, 1..=100);
-    location(&mut errors, "spec.input", &spec.input);
-    location(&mut errors, "spec.output", &spec.output);
-    if let Some(dead_letter) = &spec.dead_letter {
-        blob(&mut errors, "spec.deadLetter", dead_letter);
-    }
-    let retry = &spec.retry;
-    errors.in_range("spec.retry.maxAttempts", retry.max_attempts, 0..=10);
-    errors.in_range("spec.retry.backoffLimit", retry.backoff_limit, 0..=20);
-    errors.in_range("spec.retry.backoffSeconds", retry.backoff_seconds, 1..=1800);
-    for (field, limit) in [
-        (
-            "spec.successfulJobsHistoryLimit",
-            spec.successful_jobs_history_limit,
-        ),
-        (
-            "spec.failedJobsHistoryLimit",
-            spec.failed_jobs_history_limit,
-        ),
-    ] {
-        errors.in_range(field, limit, 0..=100);
-    }
-    if let Some(zone) = &spec.time_zone {
-        errors.push("spec.timeZone", validation::time_zone(zone));
-    }
-    if let Some(deadline) = spec.active_deadline_seconds {
-        errors.check(
-            (60..=604_800).contains(&deadline),
-            "spec.activeDeadlineSeconds",
-            format!("must be between 60 and 604800 (a week), got {deadline}"),
-        );
-    }
-    if let Some(threshold) = &spec.failed_payments_threshold {
+impl SpecRules for BatchProcessorSpec {
+    /// Every problem with a resource's name and spec; empty when it can be realised.
+    fn errors(&self, name: &str) -> Vec<FieldError> {
+        let mut errors = FieldErrors::default();
         errors.push(
-            "spec.failedPaymentsThreshold",
-            FailedPaymentsThreshold::parse(threshold),
+            "metadata.name",
+            validation::resource_name(name, LONGEST_JOB_SUFFIX),
         );
+        errors.push("spec.schedule", validation::cron_schedule(&self.schedule));
+        errors.push("spec.image", validation::image_reference(&self.image));
+        if let Some(resources) = &self.resources {
+            validation::resource_requirements(&mut errors, "spec.resources", resources);
+        }
+        errors.in_range("spec.batchSize", self.batch_size, 1..=1_000_000);
+        errors.in_range("spec.parallelism", self.parallelism, 1..=100);
+        location(&mut errors, "spec.input", &self.input);
+        location(&mut errors, "spec.output", &self.output);
+        if let Some(dead_letter) = &self.dead_letter {
+            blob(&mut errors, "spec.deadLetter", dead_letter);
+        }
+        let retry = &self.retry;
+        errors.in_range("spec.retry.maxAttempts", retry.max_attempts, 0..=10);
+        errors.in_range("spec.retry.backoffLimit", retry.backoff_limit, 0..=20);
+        errors.in_range("spec.retry.backoffSeconds", retry.backoff_seconds, 1..=1800);
+        for (field, limit) in [
+            (
+                "spec.successfulJobsHistoryLimit",
+                self.successful_jobs_history_limit,
+            ),
+            (
+                "spec.failedJobsHistoryLimit",
+                self.failed_jobs_history_limit,
+            ),
+        ] {
+            errors.in_range(field, limit, 0..=100);
+        }
+        if let Some(zone) = &self.time_zone {
+            errors.push("spec.timeZone", validation::time_zone(zone));
+        }
+        if let Some(deadline) = self.active_deadline_seconds {
+            errors.check(
+                (60..=604_800).contains(&deadline),
+                "spec.activeDeadlineSeconds",
+                format!("must be between 60 and 604800 (a week), got {deadline}"),
+            );
+        }
+        if let Some(threshold) = &self.failed_payments_threshold {
+            errors.push(
+                "spec.failedPaymentsThreshold",
+                FailedPaymentsThreshold::parse(threshold),
+            );
+        }
+        if let Some(email) = self
+            .monitoring
+            .as_ref()
+            .and_then(|m| m.alert_email.as_ref())
+        {
+            let parts: Vec<&str> = email.split('@').collect();
+            errors.check(
+                parts.len() == 2
+                    && !parts[0].is_empty()
+                    && parts[1].contains('.')
+                    && !email.contains(char::is_whitespace),
+                "spec.monitoring.alertEmail",
+                format!("must be an email address such as ops@example.com, got {email:?}"),
+            );
+        }
+        errors.into_vec()
     }
-    if let Some(email) = spec
-        .monitoring
-        .as_ref()
-        .and_then(|m| m.alert_email.as_ref())
-    {
-        let parts: Vec<&str> = email.split('@').collect();
-        errors.check(
-            parts.len() == 2
-                && !parts[0].is_empty()
-                && parts[1].contains('.')
-                && !email.contains(char::is_whitespace),
-            "spec.monitoring.alertEmail",
-            format!("must be an email address such as ops@example.com, got {email:?}"),
-        );
+
+    /// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
+    fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.dead_letter.is_none() {
+            warnings.push(
+                "spec.deadLetter is not set: payments a run fails to process are kept nowhere for a replay"
+                    .to_string(),
+            );
+        }
+        warnings
     }
-    errors.into_vec()
 }
 
 fn location(errors: &mut FieldErrors, field: &str, location: &Location) {
@@ -234,18 +248,6 @@ pub fn validate_update(
     errors.into_vec()
 }
 
-/// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
-pub fn warnings(spec: &BatchProcessorSpec) -> Vec<String> {
-    let mut warnings = Vec::new();
-    if spec.dead_letter.is_none() {
-        warnings.push(
-            "spec.deadLetter is not set: payments a run fails to process are kept nowhere for a replay"
-                .to_string(),
-        );
-    }
-    warnings
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,7 +255,7 @@ mod tests {
     use operator_core::validation::fields;
 
     fn errors_of(name: &str, spec: &BatchProcessorSpec) -> Vec<String> {
-        fields(&validate(name, spec))
+        fields(&spec.errors(name))
             .into_iter()
             .map(String::from)
             .collect()
@@ -261,7 +263,7 @@ mod tests {
 
     #[test]
     fn the_seed_example_is_valid() {
-        assert_eq!(validate("daily-payment-batch", &seed_spec()), vec![]);
+        assert_eq!(seed_spec().errors("daily-payment-batch"), vec![]);
     }
 
     #[test]
@@ -341,7 +343,7 @@ mod tests {
     #[test]
     fn a_name_leaves_room_for_the_longest_job_name() {
         let spec = seed_spec();
-        assert_eq!(validate(&"a".repeat(MAX_NAME_LENGTH), &spec), vec![]);
+        assert_eq!(spec.errors(&"a".repeat(MAX_NAME_LENGTH)), vec![]);
         assert_eq!(
             errors_of(&"a".repeat(MAX_NAME_LENGTH + 1), &spec),
             vec!["metadata.name"]

@@ -9,19 +9,17 @@
 use futures::future::BoxFuture;
 use kube::Api;
 use kube::core::admission::Operation;
-use operator_core::CrdKind;
 use operator_core::FieldError;
-use operator_core::admission::{Admitted, Review, Verdict, check_spec, serde_defaults};
+use operator_core::admission::{Admitted, Review, Verdict, check_spec};
 
 use crate::crd::{ClearingAdapter, ClearingAdapterSpec};
 use crate::reconcile::observe::workload_of;
 use crate::validate;
 
 pub const ADMISSION: &[Admitted] = &[Admitted {
-    resource: CrdKind::of::<ClearingAdapter>(),
     subresources: &["scale"],
     validate: admit,
-    default: Some(serde_defaults::<ClearingAdapterSpec>),
+    ..Admitted::of::<ClearingAdapter>()
 }];
 
 fn admit<'a>(review: &'a Review, client: &'a kube::Client) -> BoxFuture<'a, Verdict> {
@@ -29,9 +27,7 @@ fn admit<'a>(review: &'a Review, client: &'a kube::Client) -> BoxFuture<'a, Verd
         if review.sub_resource.as_deref() == Some("scale") {
             return scaled(review, client).await;
         }
-        let verdict = check_spec(review, |name, spec: &ClearingAdapterSpec| {
-            (validate::validate(name, spec), validate::warnings(spec))
-        });
+        let verdict = check_spec::<ClearingAdapterSpec>(review);
         if !verdict.errors.is_empty() || review.operation != Operation::Update {
             return verdict;
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use operator_core::FieldError;
 use operator_core::credentials::{is_credential_name, url_credentials};
-use operator_core::validation::{self, FieldErrors};
+use operator_core::validation::{self, FieldErrors, SpecRules};
 
 use crate::crd::{AdapterConfig, Autoscaling, BankingPartner, CircuitBreaker, ClearingAdapterSpec};
 
@@ -19,47 +19,67 @@ pub const LONGEST_SUFFIX: &str = "-config";
 /// Health checks are never more frequent than this, whatever the spec says.
 pub const MIN_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Every problem with a resource's name and spec; empty when it can be realised.
-pub fn validate(name: &str, spec: &ClearingAdapterSpec) -> Vec<FieldError> {
-    let mut errors = FieldErrors::default();
-    errors.push(
-        "metadata.name",
-        validation::resource_name(name, LONGEST_SUFFIX),
-    );
-    errors.in_range("spec.replicas", spec.replicas, 1..=100);
-    partners(&mut errors, &spec.config.banking_partners);
+impl SpecRules for ClearingAdapterSpec {
+    /// Every problem with a resource's name and spec; empty when it can be realised.
+    fn errors(&self, name: &str) -> Vec<FieldError> {
+        let mut errors = FieldErrors::default();
+        errors.push(
+            "metadata.name",
+            validation::resource_name(name, LONGEST_SUFFIX),
+        );
+        errors.in_range("spec.replicas", self.replicas, 1..=100);
+        partners(&mut errors, &self.config.banking_partners);
 
-    config(&mut errors, &spec.config);
+        config(&mut errors, &self.config);
 
-    let memory = spec
-        .resources
-        .requests
-        .as_ref()
-        .and_then(|r| r.get("memory"));
-    errors.check(
-        memory.is_some(),
-        "spec.resources.requests.memory",
-        "must be specified (the seed's rule: an adapter without a memory request is the first evicted), e.g. 256Mi",
-    );
-    validation::resource_requirements(&mut errors, "spec.resources", &spec.resources);
+        let memory = self
+            .resources
+            .requests
+            .as_ref()
+            .and_then(|r| r.get("memory"));
+        errors.check(
+            memory.is_some(),
+            "spec.resources.requests.memory",
+            "must be specified (the seed's rule: an adapter without a memory request is the first evicted), e.g. 256Mi",
+        );
+        validation::resource_requirements(&mut errors, "spec.resources", &self.resources);
 
-    breaker(&mut errors, &spec.circuit_breaker);
-    errors.push(
-        "spec.drainTimeout",
-        validation::drain_timeout(&spec.drain_timeout),
-    );
-    errors.check(
-        (1024..=65535).contains(&spec.monitoring.metrics_port),
-        "spec.monitoring.metricsPort",
-        format!(
-            "must be between 1024 and 65535, got {}",
-            spec.monitoring.metrics_port
-        ),
-    );
-    if let Some(autoscaling) = &spec.autoscaling {
-        self::autoscaling(&mut errors, spec, autoscaling);
+        breaker(&mut errors, &self.circuit_breaker);
+        errors.push(
+            "spec.drainTimeout",
+            validation::drain_timeout(&self.drain_timeout),
+        );
+        errors.check(
+            (1024..=65535).contains(&self.monitoring.metrics_port),
+            "spec.monitoring.metricsPort",
+            format!(
+                "must be between 1024 and 65535, got {}",
+                self.monitoring.metrics_port
+            ),
+        );
+        if let Some(autoscaling) = &self.autoscaling {
+            self::autoscaling(&mut errors, self, autoscaling);
+        }
+        errors.into_vec()
     }
-    errors.into_vec()
+
+    /// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
+    fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let carrying = self
+            .config
+            .banking_partners
+            .iter()
+            .filter(|p| p.weight > 0)
+            .count();
+        if carrying == 1 {
+            warnings.push(
+                "spec.config.bankingPartners: one partner carries all traffic; when it fails there is none to fail over to"
+                    .to_string(),
+            );
+        }
+        warnings
+    }
 }
 
 /// Timeouts, health checks, retries, rate limit and encryption of `spec.config`.
@@ -336,24 +356,6 @@ pub fn validate_update(old_floor: i32, new: &ClearingAdapterSpec, load: &Load) -
         );
     }
     errors.into_vec()
-}
-
-/// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
-pub fn warnings(spec: &ClearingAdapterSpec) -> Vec<String> {
-    let mut warnings = Vec::new();
-    let carrying = spec
-        .config
-        .banking_partners
-        .iter()
-        .filter(|p| p.weight > 0)
-        .count();
-    if carrying == 1 {
-        warnings.push(
-            "spec.config.bankingPartners: one partner carries all traffic; when it fails there is none to fail over to"
-                .to_string(),
-        );
-    }
-    warnings
 }
 
 #[cfg(test)]

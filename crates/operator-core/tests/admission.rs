@@ -6,10 +6,11 @@ use std::time::Duration;
 use crate::common::*;
 use anyhow::{Context as _, Result};
 use operator_core::FieldError;
-use operator_core::admission::{Admitted, check_spec};
+use operator_core::admission::Admitted;
 use operator_core::metrics::Metrics;
 use operator_core::runtime::config::WebhookConfig;
 use operator_core::runtime::{self, Background};
+use operator_core::validation::SpecRules;
 use serde_json::json;
 use testkit::tls::LocalCa;
 
@@ -128,30 +129,29 @@ async fn the_leader_and_the_standby_both_serve_admission() -> Result<()> {
 
 /// Widgets admitted up to size 10, with a warning above 5 and a label the mutating webhook adds.
 const WIDGETS: &[Admitted] = &[Admitted {
-    resource: operator_core::CrdKind::of::<Widget>(),
-    subresources: &[],
-    validate: |review, _| {
-        Box::pin(std::future::ready(check_spec(
-            review,
-            |_, spec: &WidgetSpec| {
-                let errors = (spec.size > 10)
-                    .then(|| FieldError::new("spec.size", "must be at most 10"))
-                    .into_iter()
-                    .collect();
-                let warnings = (spec.size > 5)
-                    .then(|| "spec.size above 5 is slow".to_string())
-                    .into_iter()
-                    .collect();
-                (errors, warnings)
-            },
-        )))
-    },
     default: Some(|object| {
         let mut object = object.clone();
         object["metadata"]["labels"]["example.io/sized"] = json!("true");
         Ok(object)
     }),
+    ..Admitted::of::<Widget>()
 }];
+
+impl SpecRules for WidgetSpec {
+    fn errors(&self, _name: &str) -> Vec<FieldError> {
+        (self.size > 10)
+            .then(|| FieldError::new("spec.size", "must be at most 10"))
+            .into_iter()
+            .collect()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        (self.size > 5)
+            .then(|| "spec.size above 5 is slow".to_string())
+            .into_iter()
+            .collect()
+    }
+}
 
 /// A webhook server for `WIDGETS` with a certificate for `names`, and the
 /// configurations that send widget writes in `default` to it (by URL, or by Service when

@@ -6,7 +6,7 @@
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use operator_core::FieldError;
-use operator_core::validation::{self, FieldErrors};
+use operator_core::validation::{self, FieldErrors, SpecRules};
 
 use crate::crd::{Autoscaling, Backup, DeploymentStrategy, HttpProbe, PaymentServiceSpec};
 use crate::resources::BACKUP_SUFFIX;
@@ -16,55 +16,69 @@ pub const MAX_NAME_LENGTH: usize = 63 - "-canary".len();
 /// Longest name with backups on: a CronJob's name may have at most 52 characters.
 pub const MAX_NAME_LENGTH_WITH_BACKUP: usize = 52 - BACKUP_SUFFIX.len();
 
-/// Every problem with a resource's name and spec; empty when it can be realised.
-pub fn validate(name: &str, spec: &PaymentServiceSpec) -> Vec<FieldError> {
-    let mut errors = FieldErrors::default();
+impl SpecRules for PaymentServiceSpec {
+    /// Every problem with a resource's name and spec; empty when it can be realised.
+    fn errors(&self, name: &str) -> Vec<FieldError> {
+        let mut errors = FieldErrors::default();
 
-    let max_name = if spec.backup().is_some() {
-        MAX_NAME_LENGTH_WITH_BACKUP
-    } else {
-        MAX_NAME_LENGTH
-    };
-    errors.push(
-        "metadata.name",
-        validation::resource_name(name, &"-".repeat(63 - max_name)),
-    );
-    errors.push(
-        "spec.version",
-        validation::label_value(&spec.version, false),
-    );
-    errors.push("spec.image", validation::image_reference(&spec.image));
-    if let Some(resources) = &spec.resources {
-        validation::resource_requirements(&mut errors, "spec.resources", resources);
-    }
-    errors.in_range("spec.replicas", spec.replicas, 0..=1000);
+        let max_name = if self.backup().is_some() {
+            MAX_NAME_LENGTH_WITH_BACKUP
+        } else {
+            MAX_NAME_LENGTH
+        };
+        errors.push(
+            "metadata.name",
+            validation::resource_name(name, &"-".repeat(63 - max_name)),
+        );
+        errors.push(
+            "spec.version",
+            validation::label_value(&self.version, false),
+        );
+        errors.push("spec.image", validation::image_reference(&self.image));
+        if let Some(resources) = &self.resources {
+            validation::resource_requirements(&mut errors, "spec.resources", resources);
+        }
+        errors.in_range("spec.replicas", self.replicas, 0..=1000);
 
-    if let Some(a) = &spec.autoscaling {
-        autoscaling(&mut errors, a);
-    }
+        if let Some(a) = &self.autoscaling {
+            autoscaling(&mut errors, a);
+        }
 
-    if let Some(h) = &spec.health_check {
-        for (field, probe) in [("liveness", &h.liveness), ("readiness", &h.readiness)] {
-            if let Some(p) = probe {
-                check_probe(&mut errors, field, p);
+        if let Some(h) = &self.health_check {
+            for (field, probe) in [("liveness", &h.liveness), ("readiness", &h.readiness)] {
+                if let Some(p) = probe {
+                    check_probe(&mut errors, field, p);
+                }
             }
         }
+
+        config(&mut errors, self);
+
+        monitoring(&mut errors, self);
+
+        security(&mut errors, self);
+
+        if let Some(s) = &self.deployment_strategy {
+            strategy(&mut errors, name, s);
+        }
+
+        if let Some(b) = &self.backup {
+            backup(&mut errors, b);
+        }
+        errors.into_vec()
     }
 
-    config(&mut errors, spec);
-
-    monitoring(&mut errors, spec);
-
-    security(&mut errors, spec);
-
-    if let Some(s) = &spec.deployment_strategy {
-        strategy(&mut errors, name, s);
+    /// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
+    fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.replicas == 1 {
+            warnings.push(
+                "spec.replicas is 1: a node drain or a crash stops payments until the pod is back; use at least 2"
+                    .to_string(),
+            );
+        }
+        warnings
     }
-
-    if let Some(b) = &spec.backup {
-        backup(&mut errors, b);
-    }
-    errors.into_vec()
 }
 
 /// The autoscaler's bounds and targets.
@@ -314,18 +328,6 @@ fn check_probe(errors: &mut FieldErrors, which: &str, probe: &HttpProbe) {
     );
 }
 
-/// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
-pub fn warnings(spec: &PaymentServiceSpec) -> Vec<String> {
-    let mut warnings = Vec::new();
-    if spec.replicas == 1 {
-        warnings.push(
-            "spec.replicas is 1: a node drain or a crash stops payments until the pod is back; use at least 2"
-                .to_string(),
-        );
-    }
-    warnings
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,7 +337,7 @@ mod tests {
 
     #[test]
     fn the_seed_example_is_valid() {
-        assert_eq!(validate("payment-initiation-service", &spec()), vec![]);
+        assert_eq!(spec().errors("payment-initiation-service"), vec![]);
     }
 
     /// What a real API server (or the container runtime) would refuse later is refused here,
@@ -358,7 +360,7 @@ mod tests {
             }))
             .unwrap(),
         );
-        let errors = validate("payment-initiation-service", &s);
+        let errors = s.errors("payment-initiation-service");
         assert_eq!(
             fields(&errors),
             [
@@ -398,7 +400,7 @@ mod tests {
             None,
         ));
         assert_eq!(
-            fields(&validate("svc", &s)),
+            fields(&s.errors("svc")),
             vec![
                 "spec.deploymentStrategy.canary.steps[0].pause.duration",
                 "spec.deploymentStrategy.canary.steps[1].setWeight",
@@ -417,7 +419,7 @@ mod tests {
             time_zone: None,
         });
         let long = "a".repeat(MAX_NAME_LENGTH_WITH_BACKUP + 1);
-        let errors = validate(&long, &s);
+        let errors = s.errors(&long);
         assert_eq!(
             fields(&errors),
             vec!["metadata.name", "spec.backup.schedule"]
@@ -438,7 +440,7 @@ mod tests {
             t.sampling_rate = Some(1.5);
         }
         assert_eq!(
-            fields(&validate("svc", &s)),
+            fields(&s.errors("svc")),
             vec![
                 "spec.autoscaling.minReplicas",
                 "spec.monitoring.tracing.samplingRate"

@@ -4,24 +4,24 @@
 //! Reconcile still keeps the last valid definitions in force when an invalid one gets
 //! through (the webhook down, or `failurePolicy` changed).
 
-use operator_core::CrdKind;
-use operator_core::admission::{Admitted, check_spec, serde_defaults};
+use operator_core::admission::{Admitted, Review, Verdict, check_spec};
 
-use crate::crd::SagaOrchestratorSpec;
+use crate::crd::{SagaOrchestrator, SagaOrchestratorSpec};
 use crate::validate;
 
 pub const ADMISSION: &[Admitted] = &[Admitted {
-    resource: CrdKind::of::<crate::crd::SagaOrchestrator>(),
-    subresources: &[],
-    validate: |review, _client| {
-        Box::pin(std::future::ready(check_spec(
-            review,
-            |name, spec: &SagaOrchestratorSpec| {
-                let mut errors = validate::validate(name, spec);
-                errors.extend(validate::validate_definitions(&spec.sagas));
-                (errors, validate::warnings(spec))
-            },
-        )))
-    },
-    default: Some(serde_defaults::<SagaOrchestratorSpec>),
+    validate: |review, _client| Box::pin(std::future::ready(admit(review))),
+    ..Admitted::of::<SagaOrchestrator>()
 }];
+
+/// The spec's rules, and the saga definitions' (which the reconcile checks on their own, to
+/// keep running the last valid ones).
+fn admit(review: &Review) -> Verdict {
+    let mut verdict = check_spec::<SagaOrchestratorSpec>(review);
+    if let Ok(spec) = review.spec::<SagaOrchestratorSpec>() {
+        verdict
+            .errors
+            .extend(validate::validate_definitions(&spec.sagas));
+    }
+    verdict
+}

@@ -8,66 +8,80 @@ use std::time::Duration;
 
 use operator_core::FieldError;
 use operator_core::duration::GoDuration;
-use operator_core::validation::{self, FieldErrors};
+use operator_core::validation::{self, FieldErrors, SpecRules};
 
 use crate::crd::{SagaDefinition, SagaOrchestratorSpec};
 
 /// The longest suffix a child adds to the orchestrator's name (`<name>-inflight`).
 pub const LONGEST_SUFFIX: &str = "-inflight";
 
-/// Problems that refuse the whole spec.
-pub fn validate(name: &str, spec: &SagaOrchestratorSpec) -> Vec<FieldError> {
-    let mut errors = FieldErrors::default();
-    errors.push(
-        "metadata.name",
-        validation::resource_name(name, LONGEST_SUFFIX),
-    );
-    errors.push("spec.image", validation::image_reference(&spec.image));
-    if let Some(resources) = &spec.resources {
-        validation::resource_requirements(&mut errors, "spec.resources", resources);
-    }
-    errors.push(
-        "spec.version",
-        validation::label_value(&spec.version, false),
-    );
-    errors.in_range("spec.replicas", spec.replicas, 1..=50);
-    if let Some(a) = &spec.autoscaling {
+impl SpecRules for SagaOrchestratorSpec {
+    /// Problems that refuse the whole spec.
+    fn errors(&self, name: &str) -> Vec<FieldError> {
+        let mut errors = FieldErrors::default();
+        errors.push(
+            "metadata.name",
+            validation::resource_name(name, LONGEST_SUFFIX),
+        );
+        errors.push("spec.image", validation::image_reference(&self.image));
+        if let Some(resources) = &self.resources {
+            validation::resource_requirements(&mut errors, "spec.resources", resources);
+        }
+        errors.push(
+            "spec.version",
+            validation::label_value(&self.version, false),
+        );
+        errors.in_range("spec.replicas", self.replicas, 1..=50);
+        if let Some(a) = &self.autoscaling {
+            errors.check(
+                1 <= a.min_replicas && a.min_replicas <= a.max_replicas && a.max_replicas <= 50,
+                "spec.autoscaling",
+                format!(
+                    "needs 1 <= minReplicas <= maxReplicas <= 50, got {} and {}",
+                    a.min_replicas, a.max_replicas
+                ),
+            );
+        }
         errors.check(
-            1 <= a.min_replicas && a.min_replicas <= a.max_replicas && a.max_replicas <= 50,
-            "spec.autoscaling",
+            self.monitoring.prometheus.port != 8080,
+            "spec.monitoring.prometheus.port",
+            "port 8080 serves the orchestrator's API; choose another metrics port",
+        );
+        let persistence = &self.persistence;
+        errors.push(
+            "spec.persistence.clusterName",
+            validation::resource_name(&persistence.cluster_name, "-rw"),
+        );
+        errors.push(
+            "spec.persistence.secretName",
+            validation::dns_subdomain(&persistence.secret_name),
+        );
+        errors.check(
+            (1..=20).contains(&self.definition_history_limit),
+            "spec.definitionHistoryLimit",
             format!(
-                "needs 1 <= minReplicas <= maxReplicas <= 50, got {} and {}",
-                a.min_replicas, a.max_replicas
+                "must be between 1 and 20, got {}",
+                self.definition_history_limit
             ),
         );
+        errors.push(
+            "spec.drainTimeout",
+            validation::drain_timeout(&self.drain_timeout),
+        );
+        errors.into_vec()
     }
-    errors.check(
-        spec.monitoring.prometheus.port != 8080,
-        "spec.monitoring.prometheus.port",
-        "port 8080 serves the orchestrator's API; choose another metrics port",
-    );
-    let persistence = &spec.persistence;
-    errors.push(
-        "spec.persistence.clusterName",
-        validation::resource_name(&persistence.cluster_name, "-rw"),
-    );
-    errors.push(
-        "spec.persistence.secretName",
-        validation::dns_subdomain(&persistence.secret_name),
-    );
-    errors.check(
-        (1..=20).contains(&spec.definition_history_limit),
-        "spec.definitionHistoryLimit",
-        format!(
-            "must be between 1 and 20, got {}",
-            spec.definition_history_limit
-        ),
-    );
-    errors.push(
-        "spec.drainTimeout",
-        validation::drain_timeout(&spec.drain_timeout),
-    );
-    errors.into_vec()
+
+    /// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
+    fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.replicas == 1 && self.autoscaling.is_none() {
+            warnings.push(
+                "spec.replicas is 1: sagas in flight pause whenever the orchestrator restarts; use at least 2"
+                    .to_string(),
+            );
+        }
+        warnings
+    }
 }
 
 /// Problems with the saga definitions, each naming the saga and the step.
@@ -186,18 +200,6 @@ fn duration(
     };
     let read = validation::positive_duration(value).map_err(|e| format!("{whose}: {e}"));
     errors.push(field, read)
-}
-
-/// Valid but risky: what the webhook answers with a warning that `kubectl` shows.
-pub fn warnings(spec: &SagaOrchestratorSpec) -> Vec<String> {
-    let mut warnings = Vec::new();
-    if spec.replicas == 1 && spec.autoscaling.is_none() {
-        warnings.push(
-            "spec.replicas is 1: sagas in flight pause whenever the orchestrator restarts; use at least 2"
-                .to_string(),
-        );
-    }
-    warnings
 }
 
 #[cfg(test)]

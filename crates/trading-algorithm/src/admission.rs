@@ -1,27 +1,16 @@
 //! The TradingAlgorithm's admission webhooks (seed 002's `validate.tradingalgorithm.fintech.io`):
 //! `validate.rs`'s rules at the door, and the spec's defaults written into the object.
 
-use operator_core::CrdKind;
 use operator_core::FieldError;
-use operator_core::admission::{Admitted, check_spec, fill_spec};
+use operator_core::admission::{Admitted, fill_spec};
 use serde_json::Value;
 
-use crate::crd::TradingAlgorithmSpec;
+use crate::crd::{TradingAlgorithm, TradingAlgorithmSpec};
 use crate::resources::hpa::DEFAULT_TARGET_CPU;
-use crate::validate;
 
 pub const ADMISSION: &[Admitted] = &[Admitted {
-    resource: CrdKind::of::<crate::crd::TradingAlgorithm>(),
-    subresources: &[],
-    validate: |review, _client| {
-        Box::pin(std::future::ready(check_spec(
-            review,
-            |name, spec: &TradingAlgorithmSpec| {
-                (validate::validate(name, spec), validate::warnings(spec))
-            },
-        )))
-    },
     default: Some(defaults),
+    ..Admitted::of::<TradingAlgorithm>()
 }];
 
 /// The autoscaler's target and scale-up policy as the operator applies them when unset, so

@@ -14,11 +14,12 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
+use operator_core::validation::SpecRules;
 use operator_core::{Context, Result};
 
 use crate::crd::{BatchProcessor, Phase};
 use crate::metrics::BatchMetrics;
-use crate::{runs, validate};
+use crate::runs;
 
 use apply::{apply_children, delete_history, mark_recorded};
 use events::announce;
@@ -43,7 +44,7 @@ pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
     let now = ctx.now();
     let name = bp.name_any();
-    let errors = validate::validate(&name, &bp.spec);
+    let errors = bp.spec.errors(&name);
     let started = ctx.start_pass(&*bp, crate::ANNOTATIONS, errors, Phase::Invalid, now);
     if let Some(end) = started.await {
         return end;

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
+use operator_core::validation::SpecRules;
 use operator_core::{Context, Result};
 
 use crate::crd::{ClearingAdapter, Phase};
@@ -63,7 +64,7 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
     let now = ctx.now();
     // The floor a spec may not drop below under load is the one applied: read first.
     let workload = observe::workload(&ca, &ctx).await?;
-    let mut errors = validate::validate(&ca.name_any(), &ca.spec);
+    let mut errors = ca.spec.errors(&ca.name_any());
     if let Some(floor) = workload.applied_floor {
         errors.extend(validate::validate_update(floor, &ca.spec, &workload.load));
     }

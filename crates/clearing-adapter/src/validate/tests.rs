@@ -14,12 +14,12 @@ fn fields(errors: &[FieldError]) -> Vec<&str> {
 fn with(change: impl FnOnce(&mut ClearingAdapterSpec)) -> Vec<FieldError> {
     let mut spec = sample_spec();
     change(&mut spec);
-    validate("card-clearing", &spec)
+    spec.errors("card-clearing")
 }
 
 #[test]
 fn the_sample_is_valid() {
-    assert_eq!(validate("card-clearing", &sample_spec()), Vec::new());
+    assert_eq!(sample_spec().errors("card-clearing"), Vec::new());
 }
 
 #[test]
@@ -222,8 +222,8 @@ fn autoscaling_takes_business_metrics_and_a_sane_range() {
 #[test]
 fn a_name_leaves_room_for_the_config_map_suffix() {
     let spec = sample_spec();
-    assert_eq!(validate(&"a".repeat(56), &spec), Vec::new());
-    assert_eq!(fields(&validate(&"a".repeat(57), &spec)), ["metadata.name"]);
+    assert_eq!(spec.errors(&"a".repeat(56)), Vec::new());
+    assert_eq!(fields(&spec.errors(&"a".repeat(57))), ["metadata.name"]);
 }
 
 #[test]

@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::crd_kind::CrdKind;
 use crate::error::FieldError;
+use crate::validation::SpecRules;
 pub use defaults::additions;
 pub use metrics::WebhookMetrics;
 pub use server::{WebhookServer, WebhookServerError};
@@ -62,6 +63,22 @@ pub struct Admitted {
 }
 
 impl Admitted {
+    /// The custom resource `K`: its spec checked by its rules ([`check_spec`]) and its
+    /// serde defaults patched in ([`serde_defaults`]). An operator with more to check (an
+    /// update against the old object, a subresource) sets those fields over this.
+    pub const fn of<K>() -> Self
+    where
+        K: kube::CustomResourceExt + kube::core::object::HasSpec,
+        K::Spec: SpecRules + DeserializeOwned + serde::Serialize,
+    {
+        Self {
+            resource: CrdKind::of::<K>(),
+            subresources: &[],
+            validate: checked_spec::<K::Spec>,
+            default: Some(serde_defaults::<K::Spec>),
+        }
+    }
+
     /// `/validate-payments-io-v1-paymentservice`.
     pub fn validate_path(&self) -> String {
         format!("/validate-{}", self.path_suffix())
@@ -111,20 +128,21 @@ impl Review {
     }
 }
 
-/// A validation of the new object's spec by an operator's pure rules (`validate.rs`), which
-/// return the errors and the warnings; a spec that does not even parse is refused naming
-/// the field.
-pub fn check_spec<S: DeserializeOwned>(
-    review: &Review,
-    rules: impl FnOnce(&str, &S) -> (Vec<FieldError>, Vec<String>),
-) -> Verdict {
+/// A validation of the new object's spec by the operator's rules (`validate.rs`): their
+/// errors and warnings; a spec that does not even parse is refused naming the field.
+pub fn check_spec<S: SpecRules + DeserializeOwned>(review: &Review) -> Verdict {
     match review.spec::<S>() {
-        Ok(spec) => {
-            let (errors, warnings) = rules(&review.name, &spec);
-            Verdict::from_errors(errors, warnings)
-        }
+        Ok(spec) => Verdict::from_errors(spec.errors(&review.name), spec.warnings()),
         Err(verdict) => verdict,
     }
+}
+
+/// [`check_spec`] as a [`Validate`].
+fn checked_spec<'a, S: SpecRules + DeserializeOwned>(
+    review: &'a Review,
+    _client: &'a kube::Client,
+) -> BoxFuture<'a, Verdict> {
+    Box::pin(std::future::ready(check_spec::<S>(review)))
 }
 
 fn typed_spec<S: DeserializeOwned>(object: Option<&Value>) -> Result<S, Verdict> {

@@ -20,6 +20,20 @@ pub use container::{
 /// The longest drain a deletion waits for (a finalizer's bounded work): an hour.
 pub const MAX_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// The rules of an operator's `validate.rs` for its spec: what the admission webhook checks
+/// at the door and every reconcile checks again (a spec written before a rule existed, or
+/// while the webhook was down, still cannot run).
+pub trait SpecRules {
+    /// Every field that breaks a rule, named, and what to write instead. `name` is the
+    /// resource's: its children's names grow from it.
+    fn errors(&self, name: &str) -> Vec<FieldError>;
+
+    /// What is valid but risky (a single replica, no stop-loss), for the user to reconsider.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
 /// Every problem found in one spec, each with its field.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldErrors(Vec<FieldError>);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use k8s_openapi::api::batch::v1::CronJob;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
+use operator_core::validation::SpecRules;
 use operator_core::{Context, Result};
 
 use crate::Settings;
@@ -20,7 +21,6 @@ use crate::crd::{PaymentService, Phase};
 use crate::metrics::PaymentMetrics;
 use crate::resources::{self, backup_name};
 use crate::rollout::{self, PROMOTE_ANNOTATION, RolloutInput, RolloutPlan};
-use crate::validate;
 
 use apply::apply_children;
 use cleanup::cleanup;
@@ -49,7 +49,7 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
     let now = ctx.now();
     let name = ps.name_any();
-    let errors = validate::validate(&name, &ps.spec);
+    let errors = ps.spec.errors(&name);
     let started = ctx.start_pass(&*ps, crate::ANNOTATIONS, errors, Phase::Failed, now);
     if let Some(end) = started.await {
         return end;

@@ -368,7 +368,7 @@ pub(crate) mod tests {
         /// plan asks for selects its own pods and only runs versions the spec or status named.
         #[test]
         fn any_valid_spec_builds(s in arb_spec()) {
-            prop_assume!(crate::validate::validate("svc", &s).is_empty());
+            prop_assume!(operator_core::validation::SpecRules::errors(&s, "svc").is_empty());
             let ps = service(s);
             let plan = first_plan(&ps);
             let children = desired_children(&ps, &plan, &WorkloadDefaults::default(), &Settings::default(), &External::default());

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
+use operator_core::validation::SpecRules;
 use operator_core::{Context, FieldError, Result};
 
 use crate::crd::{Phase, SagaOrchestrator};
@@ -52,7 +53,7 @@ pub async fn reconcile(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
 async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
     let now = ctx.now();
-    let errors = validate::validate(&so.name_any(), &so.spec);
+    let errors = so.spec.errors(&so.name_any());
     if let Some(end) = ctx.start_pass(&*so, &[], errors, Phase::Failed, now).await {
         return end;
     }

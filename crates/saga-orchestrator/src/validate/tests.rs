@@ -19,7 +19,7 @@ fn definitions(change: impl FnOnce(&mut Vec<SagaDefinition>)) -> Vec<FieldError>
 #[test]
 fn the_sample_is_valid() {
     let spec = sample_spec();
-    assert_eq!(validate("payment-saga", &spec), Vec::new());
+    assert_eq!(spec.errors("payment-saga"), Vec::new());
     assert_eq!(validate_definitions(&spec.sagas), Vec::new());
 }
 
@@ -110,7 +110,7 @@ fn spec_level_rules_refuse_the_whole_spec() {
     spec.definition_history_limit = 0;
     spec.drain_timeout = "soon".into();
     assert_eq!(
-        fields(&validate("payment-saga", &spec)),
+        fields(&spec.errors("payment-saga")),
         [
             "spec.persistence.secretName",
             "spec.definitionHistoryLimit",
@@ -118,7 +118,7 @@ fn spec_level_rules_refuse_the_whole_spec() {
         ]
     );
     assert_eq!(
-        fields(&validate(&"a".repeat(60), &sample_spec())),
+        fields(&sample_spec().errors(&"a".repeat(60))),
         ["metadata.name"]
     );
 }

@@ -14,11 +14,12 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
+use operator_core::validation::SpecRules;
 use operator_core::{Context, Result};
 
 use crate::crd::{Phase, TradingAlgorithm};
 use crate::metrics::TradingMetrics;
-use crate::{resources, risk, validate};
+use crate::{resources, risk};
 
 use apply::apply_children;
 use cleanup::stop_trading;
@@ -50,7 +51,7 @@ pub async fn reconcile(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
 async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
     let op = &ctx.operator;
     let now = ctx.now();
-    let errors = validate::validate(&ta.name_any(), &ta.spec);
+    let errors = ta.spec.errors(&ta.name_any());
     let started = ctx.start_pass(&*ta, crate::ANNOTATIONS, errors, Phase::Error, now);
     if let Some(end) = started.await {
         return end;

@@ -262,7 +262,7 @@ pub(crate) mod tests {
         fn valid_specs_build_consistent_children(spec in arbitrary_spec(), suspended in any::<bool>()) {
             let mut ta = TradingAlgorithm::new("algo", spec);
             ta.metadata.namespace = Some("ns".into());
-            prop_assume!(crate::validate::validate("algo", &ta.spec).is_empty());
+            prop_assume!(operator_core::validation::SpecRules::errors(&ta.spec, "algo").is_empty());
             let children = desired_children(&ta, &WorkloadDefaults::default(), suspended);
             let deployment_spec = children.deployment.spec.clone().unwrap_or_default();
             let selector = deployment_spec.selector.match_labels.clone().unwrap_or_default();

@@ -2,7 +2,8 @@ use super::*;
 use crate::crd::tests_support::seed;
 use crate::crd::{BatchProcessorSpec, BlobConfig, LocationType};
 use crate::runs::{Cause, StartRun, retry_job_name, run_now_job_name};
-use crate::validate::{MAX_NAME_LENGTH, validate};
+use crate::validate::MAX_NAME_LENGTH;
+use operator_core::validation::SpecRules;
 use proptest::prelude::*;
 
 fn pod_spec(job: &JobSpec) -> PodSpec {
@@ -179,7 +180,7 @@ fn other_pairings_of_input_and_output_get_prefixed_names() {
     bp.spec.output.type_ = LocationType::Sftp;
     bp.spec.output.blob_config = None;
     bp.spec.output.sftp_config = sftp;
-    assert_eq!(validate("daily-payment-batch", &bp.spec), vec![]);
+    assert_eq!(bp.spec.errors("daily-payment-batch"), vec![]);
     let cron = desired_cron_job(&bp, &WorkloadDefaults::default(), false);
     let env = env_of(
         &cron
@@ -227,7 +228,7 @@ proptest! {
     #[test]
     fn any_valid_spec_builds_a_sound_job(spec in arb_spec(), name_len in 1..=MAX_NAME_LENGTH) {
         let name = "b".repeat(name_len);
-        prop_assume!(validate(&name, &spec).is_empty());
+        prop_assume!(spec.errors(&name).is_empty());
         let mut bp = seed();
         bp.metadata.name = Some(name.clone());
         bp.spec = spec.clone();
