@@ -130,7 +130,7 @@ async fn each_samples_invalid_twin_is_refused_by_its_webhook_through_the_api_ser
         );
         // The samples are written in v1 (the seed's shape): the API server converts them to
         // the stored v2 through the payment-service operator's conversion webhook.
-        if !descriptor.conversions.is_empty() {
+        if descriptor.resources.iter().any(|r| r.convert.is_some()) {
             conversion =
                 Some(route_conversion(&ns.client, PAYMENT_SERVICES, address, &certificate).await?);
         }

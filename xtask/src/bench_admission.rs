@@ -48,7 +48,7 @@ async fn cluster(
 ) -> Result<(ApiServer, Option<tokio::sync::watch::Sender<bool>>)> {
     let server = ApiServer::new();
     let ca = DemoCa::new()?;
-    for crd in (operator.crds)() {
+    for crd in operator.crds() {
         ca.install_crd(&server, serde_json::to_value(crd)?)?;
     }
     server
@@ -74,7 +74,7 @@ async fn cluster(
         server.client(),
         ServingCertificate::in_dir(&dir),
     )
-    .converting(operator.conversions);
+    .converting(operator.resources);
     tokio::spawn(webhook_server.serve(listener, Readiness::default(), stop_rx));
     Ok((server, Some(stop)))
 }
@@ -102,8 +102,8 @@ async fn creates(
     let mut samples = Vec::with_capacity(N);
     for i in 0..N {
         let mut object = operator.bench.resource(&served.resource, i);
-        if let (Some(version), Some(converter)) = (version, operator.conversions.first()) {
-            object = (converter.convert)(object, version).map_err(anyhow::Error::msg)?;
+        if let (Some(version), Some(convert)) = (version, served.convert) {
+            object = convert(object, version).map_err(anyhow::Error::msg)?;
         }
         let resource: DynamicObject = serde_json::from_value(object.clone())?;
         let started = Instant::now();
@@ -130,9 +130,10 @@ pub async fn run(
         let with = creates(&admitted, operator, None).await?;
         let mut row =
             json!({"operator": operator.package(), "n": N, "without": without, "with": with});
-        if let Some(converter) = operator.conversions.first() {
+        let converted = operator.resources.iter().find(|r| r.convert.is_some());
+        if let Some(converted) = converted {
             let (converting, _stop) = cluster(root, operator, true).await?;
-            let old = format!("{}/v1", converter.group);
+            let old = format!("{}/v1", converted.resource.group());
             row["with_conversion"] = creates(&converting, operator, Some(&old)).await?;
         }
         rows.push(row);

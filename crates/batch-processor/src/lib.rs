@@ -23,7 +23,6 @@ pub use runs::{retry_job_name, run_now_job_name};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use kube::CustomResourceExt;
 use kube::runtime::watcher;
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::PrometheusRule;
@@ -58,11 +57,9 @@ pub const IDENTITY: OperatorIdentity = BINARY.identity;
 pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
     resources: &[ServedResource::of::<BatchProcessor>(is_ready)],
-    crds: || vec![BatchProcessor::crd()],
     controllers,
     metrics: |registry| _ = BatchMetrics::register(registry),
     admission: admission::ADMISSION,
-    conversions: &[],
     demo_settings: "",
     bench: bench::WORKLOAD,
 };

@@ -28,7 +28,6 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::CustomResourceExt;
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::ServiceMonitor;
 use operator_core::runtime::config::OperatorSettings;
@@ -80,12 +79,10 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     resources: &[ServedResource::of::<ClearingAdapter>(|ca| {
         is_ready(ca) && ca["status"]["phase"] == "Running"
     })],
-    crds: || vec![ClearingAdapter::crd()],
     controllers: |rt| controllers(rt, Arc::new(HttpsProbe)),
     metrics: |registry| _ = AdapterMetrics::register(registry),
     // The demo's partners are the sample's, which only exist on paper: no check is sent.
     admission: admission::ADMISSION,
-    conversions: &[],
     demo_settings: "partnerHealthChecks: false",
     bench: bench::WORKLOAD,
 };

@@ -2,13 +2,16 @@
 //! short name are said once, in the type's `#[operator_core::custom_resource(…)]`; what serves,
 //! admits, benches or tests the kind reads them from here, so they cannot drift apart.
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use kube::core::ApiResource;
+use serde_json::Value;
 
 #[derive(Clone, Copy)]
 pub struct CrdKind {
     resource: fn() -> ApiResource,
     short_names: fn() -> &'static [&'static str],
+    crd: fn() -> CustomResourceDefinition,
 }
 
 impl CrdKind {
@@ -17,7 +20,13 @@ impl CrdKind {
         Self {
             resource: K::api_resource,
             short_names: K::shortnames,
+            crd: K::crd,
         }
+    }
+
+    /// Its CRD: the derive's, or what [`ServedResource::in_versions`] put in its place.
+    pub fn crd(&self) -> CustomResourceDefinition {
+        (self.crd)()
     }
 
     /// Group, version, `apiVersion`, kind and plural.
@@ -62,5 +71,44 @@ impl std::fmt::Debug for CrdKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let resource = self.resource();
         write!(f, "{} {}", resource.api_version, resource.kind)
+    }
+}
+
+/// Converts one whole object into the `apiVersion` given; the error says why it cannot be.
+pub type Convert = fn(Value, &str) -> Result<Value, String>;
+
+/// A custom resource an operator serves: its kind, what "converged" means for one object of
+/// it, and, where its CRD serves several versions, how the conversion webhook converts
+/// between them.
+#[derive(Clone, Copy, Debug)]
+pub struct ServedResource {
+    /// The kind, as its type declares it.
+    pub resource: CrdKind,
+    /// Whether the object (as JSON) has converged: its status says it runs as specified.
+    pub converged: fn(&Value) -> bool,
+    /// The conversion between its versions, on the webhook's `/convert`.
+    pub convert: Option<Convert>,
+}
+
+impl ServedResource {
+    /// The custom resource type `K`, converged when `converged` says so.
+    pub const fn of<K: CustomResourceExt>(converged: fn(&Value) -> bool) -> Self {
+        Self {
+            resource: CrdKind::of::<K>(),
+            converged,
+            convert: None,
+        }
+    }
+
+    /// Served in several versions: `crd` writes the CRD (the derive's has one version), and
+    /// `convert` converts between them.
+    pub const fn in_versions(
+        mut self,
+        crd: fn() -> CustomResourceDefinition,
+        convert: Convert,
+    ) -> Self {
+        self.resource.crd = crd;
+        self.convert = Some(convert);
+        self
     }
 }

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 
-use crate::crd_kind::CrdKind;
+pub use crate::crd_kind::ServedResource;
 use crate::metrics::Metrics;
 use crate::runtime::config::RuntimeConfig;
 use crate::runtime::{OperatorBinary, Runtime, RuntimeError, run, shutdown_signal, telemetry};
@@ -22,12 +22,8 @@ pub struct OperatorDescriptor {
     pub binary: OperatorBinary,
     /// The custom resources it serves.
     pub resources: &'static [ServedResource],
-    /// Its CRDs, generated from its types.
-    pub crds: fn() -> Vec<CustomResourceDefinition>,
     /// What its admission webhooks admit: a validating and a mutating webhook per kind.
     pub admission: &'static [crate::admission::Admitted],
-    /// The kinds its conversion webhook converts between their CRD's versions.
-    pub conversions: &'static [crate::admission::Converted],
     /// Its controllers, as the binary runs them.
     pub controllers: fn(&Runtime) -> Vec<BoxFuture<'static, ()>>,
     /// Registers its domain series (what its alerts may read) on a registry.
@@ -61,11 +57,10 @@ impl OperatorDescriptor {
             tracing::info!("shutdown requested");
             stop_tx.send_replace(true);
         });
-        let (controllers, admitted, converted) =
-            (self.controllers, self.admission, self.conversions);
+        let (controllers, admitted, served) = (self.controllers, self.admission, self.resources);
         run(client, config, Metrics::new(), stop_rx, move |runtime| {
             let mut services = controllers(runtime);
-            services.extend(runtime.admission_webhooks(admitted, converted));
+            services.extend(runtime.admission_webhooks(admitted, served));
             services
         })
         .await
@@ -75,6 +70,11 @@ impl OperatorDescriptor {
     /// kustomize overlay, `deploy/<package>`.
     pub const fn package(&self) -> &'static str {
         self.binary.identity.app_name
+    }
+
+    /// Its CRDs, one per kind it serves.
+    pub fn crds(&self) -> Vec<CustomResourceDefinition> {
+        self.resources.iter().map(|r| r.resource.crd()).collect()
     }
 
     /// The binary's file name (also its field manager and event reporter).
@@ -89,25 +89,6 @@ impl std::fmt::Debug for OperatorDescriptor {
             .field("package", &self.package())
             .field("binary", &self.binary_name())
             .finish_non_exhaustive()
-    }
-}
-
-/// A custom resource an operator serves, and what "converged" means for one object of it.
-#[derive(Clone, Copy, Debug)]
-pub struct ServedResource {
-    /// The kind, as its type declares it.
-    pub resource: CrdKind,
-    /// Whether the object (as JSON) has converged: its status says it runs as specified.
-    pub converged: fn(&Value) -> bool,
-}
-
-impl ServedResource {
-    /// The custom resource type `K`, converged when `converged` says so.
-    pub const fn of<K: kube::CustomResourceExt>(converged: fn(&Value) -> bool) -> Self {
-        Self {
-            resource: CrdKind::of::<K>(),
-            converged,
-        }
     }
 }
 

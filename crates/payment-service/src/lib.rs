@@ -23,7 +23,6 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service, ServiceAccount}
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use operator_core::admission::Converted;
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
@@ -85,18 +84,13 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     binary: BINARY,
     resources: &[ServedResource::of::<PaymentService>(|ps| {
         is_ready(ps) && ps["status"]["phase"] == "Running"
+    })
+    .in_versions(crd::v1::crd, |object, version| {
+        crd::conversion::convert(object, version).map_err(|e| e.to_string())
     })],
-    crds: || vec![crd::v1::crd()],
     controllers,
     metrics: |registry| _ = PaymentMetrics::register(registry),
     admission: admission::ADMISSION,
-    conversions: &[Converted {
-        group: "payments.io",
-        kind: "PaymentService",
-        convert: |object, version| {
-            crd::conversion::convert(object, version).map_err(|e| e.to_string())
-        },
-    }],
     demo_settings: "",
     bench: bench::WORKLOAD,
 };

@@ -26,7 +26,7 @@ async fn the_seed_written_in_v1_is_stored_in_v2_and_read_in_both() -> Result<()>
     let server = testkit::ApiServer::new();
     let webhook = AdmissionHarness::start_as(
         payment_service::OPERATOR.admission,
-        payment_service::OPERATOR.conversions,
+        payment_service::OPERATOR.resources,
         server.client(),
         &[&format!("{WEBHOOK_SERVICE}.{WEBHOOK_NAMESPACE}.svc")],
     )

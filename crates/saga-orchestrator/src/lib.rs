@@ -33,7 +33,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{CustomResourceExt, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::ServiceMonitor;
 use operator_core::runtime::config::OperatorSettings;
@@ -62,11 +62,9 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     resources: &[ServedResource::of::<SagaOrchestrator>(|so| {
         is_ready(so) && so["status"]["phase"] == "Running"
     })],
-    crds: || vec![SagaOrchestrator::crd()],
     controllers,
     metrics: |registry| _ = SagaMetrics::register(registry),
     admission: admission::ADMISSION,
-    conversions: &[],
     demo_settings: "",
     bench: bench::WORKLOAD,
 };

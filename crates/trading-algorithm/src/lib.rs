@@ -27,7 +27,6 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::CustomResourceExt;
 use kube::runtime::watcher;
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::runtime::config::OperatorSettings;
@@ -61,11 +60,9 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     resources: &[ServedResource::of::<TradingAlgorithm>(|ta| {
         is_ready(ta) && ta["status"]["phase"] == "Active"
     })],
-    crds: || vec![TradingAlgorithm::crd()],
     controllers: |rt| controllers(rt, STOP_TIMEOUT),
     metrics: |registry| _ = TradingMetrics::register(registry),
     admission: admission::ADMISSION,
-    conversions: &[],
     demo_settings: "",
     bench: bench::WORKLOAD,
 };

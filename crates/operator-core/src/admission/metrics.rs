@@ -156,18 +156,31 @@ mod tests {
     use serde_json::json;
 
     use super::Outcome;
-    use crate::admission::{Converted, convert_review};
+    use crate::admission::convert_review;
+    use crate::crd_kind::ServedResource;
 
-    const WIDGETS: &[Converted] = &[Converted {
-        group: "example.io",
-        kind: "Widget",
-        convert: |mut object, version| {
+    #[derive(
+        kube::CustomResource,
+        schemars::JsonSchema,
+        serde::Deserialize,
+        serde::Serialize,
+        Clone,
+        Debug,
+    )]
+    #[kube(group = "example.io", version = "v1", kind = "Widget", namespaced)]
+    struct WidgetSpec {
+        size: i64,
+    }
+
+    const WIDGETS: &[ServedResource] = &[ServedResource {
+        convert: Some(|mut object, version| {
             if object["spec"]["size"].as_i64().is_some_and(|s| s < 0) {
                 return Err("spec.size is negative".into());
             }
             object["apiVersion"] = json!(version);
             Ok(object)
-        },
+        }),
+        ..ServedResource::of::<Widget>(|_| true)
     }];
 
     fn conversion(size: i64) -> Vec<u8> {

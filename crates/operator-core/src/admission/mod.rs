@@ -25,7 +25,7 @@ use kube::core::{DynamicObject, Status};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::crd_kind::CrdKind;
+use crate::crd_kind::{CrdKind, ServedResource};
 use crate::error::FieldError;
 use crate::validation::SpecRules;
 pub use defaults::additions;
@@ -187,20 +187,9 @@ impl Verdict {
     }
 }
 
-/// A kind whose CRD serves several versions, converted by the webhook's `/convert`.
-#[derive(Clone, Copy, Debug)]
-pub struct Converted {
-    /// `payments.io`.
-    pub group: &'static str,
-    /// `PaymentService`.
-    pub kind: &'static str,
-    /// One whole object into the `apiVersion` given; the error says why it cannot be.
-    pub convert: fn(Value, &str) -> Result<Value, String>,
-}
-
 /// Answers one ConversionReview body, as JSON: every object converted, or a failure that
 /// names the object and why. A body that cannot be read gets a failure, never a panic.
-pub fn convert_review(converted: &[Converted], body: &[u8]) -> Value {
+pub fn convert_review(served: &[ServedResource], body: &[u8]) -> Value {
     use kube::core::conversion::{ConversionRequest, ConversionResponse, ConversionReview};
     let failure = |message: String| Status::failure(&message, "Invalid").with_code(422);
     let review = match serde_json::from_slice::<ConversionReview>(body) {
@@ -236,14 +225,15 @@ pub fn convert_review(converted: &[Converted], body: &[u8]) -> Value {
                     .map_or("", |(g, _)| g);
                 let kind = object["kind"].as_str().unwrap_or_default().to_string();
                 let group = group.to_string();
-                let Some(converter) = converted
+                let Some(convert) = served
                     .iter()
-                    .find(|c| c.group == group && c.kind == kind)
+                    .find(|s| s.resource.group() == group && s.resource.kind() == kind)
+                    .and_then(|s| s.convert)
                 else {
                     failed = Some(format!("this webhook converts no {group} {kind}"));
                     break;
                 };
-                match (converter.convert)(object, &desired) {
+                match convert(object, &desired) {
                     Ok(object) => done.push(object),
                     Err(why) => {
                         failed = Some(format!("{kind} {name:?}: {why}"));

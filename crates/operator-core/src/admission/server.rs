@@ -19,9 +19,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::metrics::{Outcome, WebhookMetrics};
-use super::{
-    Admitted, Converted, Hook, MAX_REVIEW_BYTES, ServingCertificate, answer, convert_review,
-};
+use super::{Admitted, Hook, MAX_REVIEW_BYTES, ServingCertificate, answer, convert_review};
+use crate::crd_kind::ServedResource;
 use crate::readiness::Readiness;
 use crate::serving::serve_upgraded;
 
@@ -47,7 +46,7 @@ pub enum WebhookServerError {
 #[derive(Clone)]
 pub struct WebhookServer {
     admitted: &'static [Admitted],
-    converted: &'static [Converted],
+    converted: &'static [ServedResource],
     client: kube::Client,
     certificate: ServingCertificate,
     poll: Duration,
@@ -87,10 +86,10 @@ impl WebhookServer {
         self
     }
 
-    /// Also converts `converted` between their versions, on `/convert`.
+    /// Also converts those of `served` that serve several versions, on `/convert`.
     #[must_use]
-    pub fn converting(mut self, converted: &'static [Converted]) -> Self {
-        self.converted = converted;
+    pub fn converting(mut self, served: &'static [ServedResource]) -> Self {
+        self.converted = served;
         self
     }
 
@@ -122,7 +121,7 @@ impl WebhookServer {
                 }
             }
         }
-        if !self.converted.is_empty() {
+        if self.converted.iter().any(|s| s.convert.is_some()) {
             let converted = self.converted;
             router = self.route(router, "/convert", Outcome::of_conversion, move |body| {
                 std::future::ready(convert_review(converted, &body))

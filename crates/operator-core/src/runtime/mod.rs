@@ -167,26 +167,27 @@ impl Runtime {
         }
     }
 
-    /// The admission webhooks for `admitted` and the conversion webhook for `converted`,
+    /// The admission webhooks for `admitted` and the conversion webhook for those of `served`
+    /// that serve several versions,
     /// served over TLS on every replica (leader or not) until shutdown; `None` when
     /// `--webhook-bind-address=0` or there is nothing to serve. A failure to listen is
     /// reported on `/readyz`.
     pub fn admission_webhooks(
         &self,
         admitted: &'static [crate::admission::Admitted],
-        converted: &'static [crate::admission::Converted],
+        served: &'static [crate::crd_kind::ServedResource],
     ) -> Option<BoxFuture<'static, ()>> {
         let webhook = self
             .config
             .webhook
             .clone()
-            .filter(|_| !admitted.is_empty() || !converted.is_empty())?;
+            .filter(|_| !admitted.is_empty() || served.iter().any(|s| s.convert.is_some()))?;
         let server = crate::admission::WebhookServer::new(
             admitted,
             self.client(),
             crate::admission::ServingCertificate::in_dir(webhook.cert_dir),
         )
-        .converting(converted)
+        .converting(served)
         .recording(crate::admission::WebhookMetrics::register(&self.metrics));
         let (readiness, stop) = (self.readiness.clone(), self.stop.clone());
         Some(Box::pin(async move {

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use operator_core::OperatorDescriptor;
-use operator_core::admission::{Admitted, Converted, ServingCertificate, WebhookServer};
+use operator_core::admission::{Admitted, ServingCertificate, WebhookServer};
+use operator_core::descriptor::ServedResource;
 use operator_core::readiness::Readiness;
 use serde_json::{Value, json};
 use testkit::tls::LocalCa;
@@ -67,20 +68,22 @@ impl AdmissionHarness {
         if written["apiVersion"] == version.as_str() {
             return Ok((harness, written));
         }
-        let conversion = operator
-            .conversions
+        let convert = operator
+            .resources
             .iter()
-            .find(|c| c.kind == kind)
+            .find(|r| r.resource.kind() == kind)
+            .and_then(|r| r.convert)
             .with_context(|| format!("{sample} is not in {version} and nothing converts it"))?;
-        let converted = (conversion.convert)(written, &version).map_err(anyhow::Error::msg)?;
+        let converted = convert(written, &version).map_err(anyhow::Error::msg)?;
         Ok((harness, converted))
     }
 
-    /// [`Self::start`], also converting `converted` on `/convert`, with a certificate that
-    /// also holds `names` (the webhook Service's DNS name, for a routed Service).
+    /// [`Self::start`], also converting those of `served` that serve several versions on
+    /// `/convert`, with a certificate that also holds `names` (the webhook Service's DNS
+    /// name, for a routed Service).
     pub async fn start_as(
         admitted: &'static [Admitted],
-        converted: &'static [Converted],
+        served: &'static [ServedResource],
         client: kube::Client,
         names: &[&str],
     ) -> Result<Self> {
@@ -98,7 +101,7 @@ impl AdmissionHarness {
         let port = listener.local_addr()?.port();
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let server = WebhookServer::new(admitted, client, ServingCertificate::in_dir(&dir))
-            .converting(converted);
+            .converting(served);
         tokio::spawn(server.serve(listener, Readiness::default(), stop_rx));
         Ok(Self {
             admitted,
