@@ -287,7 +287,7 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_applied() -> Resu
     mismatched["spec"]["input"]["blobConfig"] =
         json!({"storageAccount": "acct", "container": "box", "secretName": "s"});
     let refused = h
-        .create_batch(mismatched)
+        .create_as::<BatchProcessor>(mismatched)
         .await
         .err()
         .map(|e| e.to_string());
@@ -301,7 +301,11 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_applied() -> Resu
     // A schedule that is not five fields: refused at admission, the field named.
     let mut daily = seed()?;
     daily["spec"]["schedule"] = json!("daily at two");
-    let refused = h.create_batch(daily).await.err().map(|e| e.to_string());
+    let refused = h
+        .create_as::<BatchProcessor>(daily)
+        .await
+        .err()
+        .map(|e| e.to_string());
     assert!(
         refused
             .as_deref()
@@ -312,7 +316,7 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_applied() -> Resu
     // A schedule the schema cannot check: refused by the operator, field named.
     let mut bad = seed()?;
     bad["spec"]["schedule"] = json!("61 2 * * *");
-    h.create_batch(bad).await?;
+    h.create_as::<BatchProcessor>(bad).await?;
     h.eventually("refused", |h| h.status(SEED)["phase"] == "Invalid")
         .await?;
     let ready = condition(&h.status(SEED), "Ready");

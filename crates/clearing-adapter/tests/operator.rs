@@ -5,7 +5,8 @@
 use crate::common::*;
 use anyhow::Result;
 use clearing_adapter::FINALIZER;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 fn child(h: &Harness, api_version: &str, plural: &str, name: &str) -> Value {
@@ -235,7 +236,7 @@ async fn when_every_partner_is_down_the_weights_are_kept_and_status_says_so() ->
 #[tokio::test]
 async fn a_missing_secret_is_named_and_nothing_is_deployed_until_it_exists() -> Result<()> {
     let h = cluster().start().await?;
-    h.create_adapter(sample()?).await?;
+    h.create_as::<ClearingAdapter>(sample()?).await?;
     h.until_reason(SAMPLE, "Ready", "SecretMissing").await?;
     // Every missing Secret is named, so one fix covers them all.
     let ready = condition(&h.status(SAMPLE), "Ready");
@@ -262,15 +263,8 @@ async fn a_missing_secret_is_named_and_nothing_is_deployed_until_it_exists() -> 
 async fn a_rotated_partner_certificate_rolls_the_pods() -> Result<()> {
     let h = start_with(ScriptedProbe::default(), sample()?).await?;
     let hash = h.config_hash(SAMPLE);
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(h.client(), NS);
     let rotated = json!({"data": {"ca.crt": "cm90YXRlZA=="}});
-    secrets
-        .patch(
-            "globex-clearing-ca",
-            &PatchParams::default(),
-            &Patch::Merge(&rotated),
-        )
-        .await?;
+    h.merge::<Secret>(NS, "globex-clearing-ca", rotated).await?;
     h.poke(SAMPLE, 1).await?;
     h.eventually("new config hash", |h| h.config_hash(SAMPLE) != hash)
         .await?;
@@ -284,7 +278,7 @@ async fn an_invalid_spec_is_refused_with_the_field_named_and_nothing_applied() -
     let mut adapter = sample()?;
     adapter["spec"]["config"]["bankingPartners"][0]["headers"] =
         json!({"Authorization": "Bearer inline-token"});
-    h.create_adapter(adapter).await?;
+    h.create_as::<ClearingAdapter>(adapter).await?;
     h.until_reason(SAMPLE, "Ready", "InvalidSpec").await?;
     let ready = condition(&h.status(SAMPLE), "Ready");
     let message = ready["message"].as_str().unwrap_or_default();

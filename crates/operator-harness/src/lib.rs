@@ -20,7 +20,8 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use operator_core::metrics::Metrics;
 use operator_core::runtime::config::RuntimeConfig;
 use operator_core::runtime::{self, Background, Runtime};
@@ -289,6 +290,46 @@ impl Harness {
         Ok(message.as_str().unwrap_or_default().to_string())
     }
 
+    /// Creates `object` (JSON of the namespaced kind `K`, in the namespace it names), as
+    /// `kubectl create` does; returns what the API server stored.
+    pub async fn create_as<K: NamespacedKind>(&self, object: Value) -> Result<K> {
+        let object: K = serde_json::from_value(object)?;
+        let api: Api<K> = Api::namespaced(self.client(), &object.namespace().unwrap_or_default());
+        Ok(api.create(&PostParams::default(), &object).await?)
+    }
+
+    /// [`Self::create_as`] the operator's resource, then waits until it is Ready.
+    pub async fn create_ready<K: NamespacedKind>(&self, object: Value) -> Result<K> {
+        let created: K = self.create_as(object).await?;
+        self.ready(&created.name_any()).await?;
+        Ok(created)
+    }
+
+    /// Merge-patches `name` of kind `K` in `ns` (`null` removes a field), as
+    /// `kubectl patch --type merge` does.
+    pub async fn merge<K: NamespacedKind>(&self, ns: &str, name: &str, patch: Value) -> Result<K> {
+        let api: Api<K> = Api::namespaced(self.client(), ns);
+        Ok(api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?)
+    }
+
+    /// Deletes the operator's resource `name` of kind `K` in `ns` and waits until it is gone
+    /// (its finalizer, if any, released).
+    pub async fn delete_until_gone<K: NamespacedKind>(&self, ns: &str, name: &str) -> Result<()> {
+        let api: Api<K> = Api::namespaced(self.client(), ns);
+        api.delete(name, &kube::api::DeleteParams::default())
+            .await?;
+        let kind = K::kind(&());
+        let gone = |h: &Self| {
+            let plural = K::plural(&());
+            h.server
+                .object(&K::api_version(&()), &plural, ns, name)
+                .is_none()
+        };
+        self.eventually(&format!("{kind} {name} gone"), gone).await
+    }
+
     /// Deletes namespace `ns` and waits until it is gone: the operator never holds a
     /// namespace's deletion. Returns `status.<field>` as the operator's resources there last
     /// carried it before they went (what the operator recorded while it cleaned up).
@@ -369,6 +410,34 @@ pub fn sample_of_kind(name: &str, kind: &str) -> Result<Value> {
         }
     }
     anyhow::bail!("{path} holds no {kind}")
+}
+
+/// A namespaced kind a test creates, patches and deletes.
+pub trait NamespacedKind:
+    kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + DeserializeOwned
+    + serde::Serialize
+{
+}
+
+impl<K> NamespacedKind for K where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + serde::Serialize
+{
+}
+
+/// The value of environment variable `name` of a Deployment's first container (JSON).
+pub fn env_value<'a>(deployment: &'a Value, name: &str) -> Option<&'a str> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
 }
 
 /// The names of a CRD's printer columns (its first version's), as `kubectl get` heads them.

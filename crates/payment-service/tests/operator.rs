@@ -328,13 +328,9 @@ async fn a_configuration_change_rolls_the_pods() -> Result<()> {
     h.eventually("new config hash", |h| hash(h) != before)
         .await?;
     let d = h.deployment(SEED).context("deployment")?;
-    let env = d["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        env.iter()
-            .any(|e| e["name"] == "RATE_LIMIT_PER_SECOND" && e["value"] == "2000")
+    assert_eq!(
+        operator_harness::env_value(&d, "RATE_LIMIT_PER_SECOND"),
+        Some("2000")
     );
     Ok(())
 }

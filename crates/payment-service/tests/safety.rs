@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 use operator_core::monitoring::ServiceMonitor;
 use payment_service::crd::{CleanupReport, PaymentService};
 use serde_json::{Value, json};
@@ -95,13 +95,10 @@ async fn another_teams_service_and_account_are_never_taken_over() -> Result<()> 
     assert_eq!(status_of(&h, "ledger-api")["observedGeneration"], 1);
 
     // Deleting the PaymentService leaves both where they were.
-    h.services()
-        .delete("ledger-api", &DeleteParams::default())
+    h.delete_until_gone::<PaymentService>(NS, "ledger-api")
         .await?;
-    h.eventually("the PaymentService and its own children gone", |h| {
-        h.get("payments.io/v2", "paymentservices", "ledger-api")
-            .is_none()
-            && h.deployment("ledger-api").is_none()
+    h.eventually("its own children gone", |h| {
+        h.deployment("ledger-api").is_none()
     })
     .await?;
     assert!(services.get_opt("ledger-api").await?.is_some());

@@ -240,7 +240,7 @@ async fn dependencies_ready_follows_the_cloudnativepg_cluster_when_installed() -
     for s in SERVICES {
         h.payment_service(s, true).await?;
     }
-    h.create_orchestrator(sample()?).await?;
+    h.create_as::<SagaOrchestrator>(sample()?).await?;
     let deps = |h: &Harness| condition(&h.status(SAMPLE), "DependenciesReady");
     h.eventually("cluster missing", |h| {
         deps(h)["message"]
@@ -282,7 +282,7 @@ async fn a_missing_persistence_secret_is_named_and_nothing_is_deployed() -> Resu
     so["spec"]["sagas"][0]["steps"][0]
         .as_object_mut()
         .map(|s| s.remove("compensation"));
-    h.create_orchestrator(so).await?;
+    h.create_as::<SagaOrchestrator>(so).await?;
     let message = h.until_reason(SAMPLE, "Ready", "SecretMissing").await?;
     assert!(
         message.contains("Secret saga-db-app does not exist"),
@@ -378,7 +378,7 @@ async fn definitions_whose_configmap_is_someone_elses_are_not_in_force() -> Resu
     Api::namespaced(h.client(), NS)
         .create(&PostParams::default(), &theirs)
         .await?;
-    h.create_orchestrator(sample()?).await?;
+    h.create_as::<SagaOrchestrator>(sample()?).await?;
     h.until_reason(SAMPLE, "DefinitionsValid", "NotInForce")
         .await?;
     let valid = condition(&h.status(SAMPLE), "DefinitionsValid");

@@ -7,6 +7,7 @@ use operator_harness::condition;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -163,13 +164,9 @@ async fn the_seeds_task_4_patch_updates_hpa_and_config_and_rolls_pods() -> Resul
         before["metadata"]["uid"], after["metadata"]["uid"],
         "updated in place"
     );
-    let env = after["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        env.iter()
-            .any(|e| e["name"] == "MAX_POSITION_SIZE" && e["value"] == "7500000")
+    assert_eq!(
+        operator_harness::env_value(&after, "MAX_POSITION_SIZE"),
+        Some("7500000")
     );
     Ok(())
 }
@@ -388,15 +385,9 @@ async fn a_malformed_report_never_clears_a_breach() -> Result<()> {
         phase(h, "momentum-trader-prod") == "Suspended"
     })
     .await?;
-    let reports: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(h.client(), NS);
     for bad in ["NaN", "inf", "0x10"] {
         let patch = json!({"data": {"dailyPnL": bad}});
-        reports
-            .patch(
-                "momentum-trader-prod-report",
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+        h.merge::<ConfigMap>(NS, "momentum-trader-prod-report", patch)
             .await?;
         h.eventually("said unreadable", |h| {
             h.events("InvalidReport").iter().any(|e| {
@@ -472,14 +463,8 @@ async fn deletion_stops_trading_reports_and_leaves_nothing_behind() -> Result<()
         Some(json!(["fintech.io/trading-algorithm-cleanup"]))
     );
 
-    h.algorithms()
-        .delete("momentum-trader-prod", &DeleteParams::default())
+    h.delete_until_gone::<TradingAlgorithm>(NS, "momentum-trader-prod")
         .await?;
-    h.eventually("gone", |h| {
-        h.get("fintech.io/v1", "tradingalgorithms", "momentum-trader-prod")
-            .is_none()
-    })
-    .await?;
     let stopped = h.events("TradingStopped");
     assert!(stopped.iter().any(|e| {
         e["note"]

@@ -6,7 +6,7 @@ use operator_harness::condition;
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 use trading_algorithm::crd::FinalReport;
 
@@ -67,14 +67,8 @@ async fn a_service_of_that_name_belonging_to_someone_else_is_left_alone() -> Res
     );
 
     // Deleting the algorithm leaves the Service.
-    h.algorithms()
-        .delete("momentum-trader-prod", &DeleteParams::default())
+    h.delete_until_gone::<TradingAlgorithm>(NS, "momentum-trader-prod")
         .await?;
-    h.eventually("gone", |h| {
-        h.get("fintech.io/v1", "tradingalgorithms", "momentum-trader-prod")
-            .is_none()
-    })
-    .await?;
     assert!(
         services
             .get_opt("momentum-trader-prod-service")

@@ -3,9 +3,9 @@
 
 use anyhow::{Context as _, Result};
 use batch_processor::controllers;
-use batch_processor::crd::BatchProcessor;
+pub use batch_processor::crd::BatchProcessor;
 use kube::CustomResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use operator_core::tooling::ChildRef;
 #[allow(unused_imports)]
 pub use operator_harness::condition;
@@ -41,16 +41,13 @@ pub fn seed() -> Result<Value> {
 /// A running operator with `batch` created and Ready.
 pub async fn start_with(batch: Value) -> Result<Harness> {
     let h = start().await?;
-    let name = operator_harness::name_of(&batch);
-    h.create_batch(batch).await?;
-    h.ready(&name).await?;
+    h.create_ready::<BatchProcessor>(batch).await?;
     Ok(h)
 }
 
 /// The BatchProcessor view of a harness.
 pub trait Batches {
     fn batches(&self) -> Api<BatchProcessor>;
-    async fn create_batch(&self, batch: Value) -> Result<BatchProcessor>;
     fn status(&self, name: &str) -> Value;
     fn jobs_of(&self, batch: &str) -> Vec<Value>;
     /// Starts a scheduled run now, as the CronJob controller would at its time.
@@ -62,11 +59,6 @@ pub trait Batches {
 impl Batches for Harness {
     fn batches(&self) -> Api<BatchProcessor> {
         Api::namespaced(self.client(), NS)
-    }
-
-    async fn create_batch(&self, batch: Value) -> Result<BatchProcessor> {
-        let bp: BatchProcessor = serde_json::from_value(batch)?;
-        Ok(self.batches().create(&PostParams::default(), &bp).await?)
     }
 
     fn status(&self, name: &str) -> Value {

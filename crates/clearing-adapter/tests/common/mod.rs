@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Result;
 use clearing_adapter::controllers;
-use clearing_adapter::crd::ClearingAdapter;
+pub use clearing_adapter::crd::ClearingAdapter;
 use clearing_adapter::health::{PartnerProbe, ProbeTarget, Verdict};
 use futures::future::BoxFuture;
 use kube::CustomResourceExt;
@@ -105,16 +105,13 @@ pub fn sample() -> Result<Value> {
 pub async fn start_with(probe: ScriptedProbe, adapter: Value) -> Result<Harness> {
     let h = cluster_with(probe).start().await?;
     h.create_secrets().await?;
-    let name = operator_harness::name_of(&adapter);
-    h.create_adapter(adapter).await?;
-    h.ready(&name).await?;
+    h.create_ready::<ClearingAdapter>(adapter).await?;
     Ok(h)
 }
 
 /// The ClearingAdapter view of a harness.
 pub trait Adapters {
     fn adapters(&self) -> Api<ClearingAdapter>;
-    async fn create_adapter(&self, adapter: Value) -> Result<ClearingAdapter>;
     async fn create_secrets(&self) -> Result<()>;
     fn status(&self, name: &str) -> Value;
     /// `weights.json` of the adapter's routing table.
@@ -127,11 +124,6 @@ pub trait Adapters {
 impl Adapters for Harness {
     fn adapters(&self) -> Api<ClearingAdapter> {
         Api::namespaced(self.client(), NS)
-    }
-
-    async fn create_adapter(&self, adapter: Value) -> Result<ClearingAdapter> {
-        let ca: ClearingAdapter = serde_json::from_value(adapter)?;
-        Ok(self.adapters().create(&PostParams::default(), &ca).await?)
     }
 
     async fn create_secrets(&self) -> Result<()> {

@@ -10,7 +10,7 @@ use operator_core::tooling::ChildRef;
 use operator_harness::conformance::Subject;
 pub use operator_harness::{Harness, HarnessBuilder, condition};
 use payment_service::controllers;
-use payment_service::crd::PaymentService;
+pub use payment_service::crd::PaymentService;
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -13,7 +13,7 @@ pub use operator_harness::condition;
 use operator_harness::conformance::{self, Subject};
 pub use operator_harness::{Harness, HarnessBuilder};
 use saga_orchestrator::controllers;
-use saga_orchestrator::crd::SagaOrchestrator;
+pub use saga_orchestrator::crd::SagaOrchestrator;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -88,7 +88,6 @@ fn payment_services(h: &Harness) -> Api<DynamicObject> {
 /// The SagaOrchestrator view of a harness.
 pub trait Sagas {
     fn orchestrators(&self) -> Api<SagaOrchestrator>;
-    async fn create_orchestrator(&self, so: Value) -> Result<()>;
     async fn create_secret(&self) -> Result<()>;
     /// A PaymentService named `name`, its status Ready or not (as its operator would say).
     async fn payment_service(&self, name: &str, ready: bool) -> Result<()>;
@@ -104,14 +103,6 @@ pub trait Sagas {
 impl Sagas for Harness {
     fn orchestrators(&self) -> Api<SagaOrchestrator> {
         Api::namespaced(self.client(), NS)
-    }
-
-    async fn create_orchestrator(&self, so: Value) -> Result<()> {
-        let so: SagaOrchestrator = serde_json::from_value(so)?;
-        self.orchestrators()
-            .create(&PostParams::default(), &so)
-            .await?;
-        Ok(())
     }
 
     async fn create_secret(&self) -> Result<()> {
@@ -189,7 +180,7 @@ pub async fn start_sample(services_ready: bool) -> Result<Harness> {
     for s in SERVICES {
         h.payment_service(s, services_ready).await?;
     }
-    h.create_orchestrator(sample()?).await?;
+    h.create_as::<SagaOrchestrator>(sample()?).await?;
     h.eventually("Ready", |h| {
         condition(&h.status(SAMPLE), "Ready")["status"] == "True"
     })

@@ -13,7 +13,7 @@ use operator_harness::conformance::{self, Subject};
 pub use operator_harness::{Harness, HarnessBuilder};
 use serde_json::{Value, json};
 use trading_algorithm::controllers;
-use trading_algorithm::crd::TradingAlgorithm;
+pub use trading_algorithm::crd::TradingAlgorithm;
 
 pub const NS: &str = "trading-platform";
 
