@@ -266,6 +266,20 @@ pub fn utilization(resource: &str, percent: i32) -> MetricSpec {
     }
 }
 
+/// What an autoscaler scales on: CPU and memory utilization where a target is given, then
+/// the resource's own metrics (External, Pods), in that order.
+pub fn scaling_metrics(
+    cpu: Option<i32>,
+    memory: Option<i32>,
+    own: &[MetricSpec],
+) -> Vec<MetricSpec> {
+    [("cpu", cpu), ("memory", memory)]
+        .into_iter()
+        .filter_map(|(resource, percent)| percent.map(|p| utilization(resource, p)))
+        .chain(own.iter().cloned())
+        .collect()
+}
+
 /// A named TCP port of a container (`http`, `metrics`): what Services and probes refer to.
 pub fn container_port(name: &str, port: i32) -> ContainerPort {
     ContainerPort {

@@ -431,13 +431,16 @@ impl<K> NamespacedKind for K where
 {
 }
 
-/// The value of environment variable `name` of a Deployment's first container (JSON).
-pub fn env_value<'a>(deployment: &'a Value, name: &str) -> Option<&'a str> {
+/// The value of environment variable `name` of a Deployment's first container (typed or
+/// JSON).
+pub fn env_value(deployment: &impl serde::Serialize, name: &str) -> Option<String> {
+    let deployment = serde_json::to_value(deployment).ok()?;
     deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()?
         .iter()
         .find(|e| e["name"] == name)?["value"]
         .as_str()
+        .map(str::to_string)
 }
 
 /// The names of a CRD's printer columns (its first version's), as `kubectl get` heads them.

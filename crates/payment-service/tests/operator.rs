@@ -329,7 +329,7 @@ async fn a_configuration_change_rolls_the_pods() -> Result<()> {
         .await?;
     let d = h.deployment(SEED).context("deployment")?;
     assert_eq!(
-        operator_harness::env_value(&d, "RATE_LIMIT_PER_SECOND"),
+        operator_harness::env_value(&d, "RATE_LIMIT_PER_SECOND").as_deref(),
         Some("2000")
     );
     Ok(())

@@ -165,7 +165,7 @@ async fn the_seeds_task_4_patch_updates_hpa_and_config_and_rolls_pods() -> Resul
         "updated in place"
     );
     assert_eq!(
-        operator_harness::env_value(&after, "MAX_POSITION_SIZE"),
+        operator_harness::env_value(&after, "MAX_POSITION_SIZE").as_deref(),
         Some("7500000")
     );
     Ok(())

@@ -11,7 +11,7 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use kube::ResourceExt;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::builder::{Scaling, deployment_autoscaler, meta, utilization};
+use operator_core::builder::{Scaling, deployment_autoscaler, meta, scaling_metrics};
 
 use super::child_labels;
 use crate::crd::{Autoscaling, ClearingAdapter};
@@ -24,11 +24,8 @@ pub fn desired_hpa(
     autoscaling: &Autoscaling,
     defaults: &WorkloadDefaults,
 ) -> HorizontalPodAutoscaler {
-    let mut metrics = Vec::new();
-    if let Some(cpu) = autoscaling.target_cpu_utilization_percentage {
-        metrics.push(utilization("cpu", cpu));
-    }
-    metrics.extend(autoscaling.metrics.iter().cloned());
+    let cpu = autoscaling.target_cpu_utilization_percentage;
+    let metrics = scaling_metrics(cpu, None, &autoscaling.metrics);
     let cooldown = autoscaling
         .cooldown_period
         .or(Duration::from_secs(300))

@@ -63,7 +63,6 @@ pub(super) async fn cleanup(
     deletion: Deletion,
     ctx: Ctx,
 ) -> Result<Cleanup> {
-    let _op = &ctx.operator;
     let name = ps.name_any();
     // A pass that finds the record already written (a cached copy from before the release,
     // or a restart) has nothing left to do but release: the work and its event happened.

@@ -299,15 +299,6 @@ mod tests {
             .unwrap_or_default()
     }
 
-    fn env_value(d: &Deployment, name: &str) -> Option<String> {
-        pod(d).containers[0]
-            .env
-            .iter()
-            .flatten()
-            .find(|e| e.name == name)
-            .and_then(|e| e.value.clone())
-    }
-
     #[test]
     fn a_service_that_names_no_resources_gets_the_operators_defaults() {
         let mut bare = spec();
@@ -346,7 +337,11 @@ mod tests {
             ),
             ("JAEGER_SAMPLING_RATE", "0.10"),
         ] {
-            assert_eq!(env_value(&d, name).as_deref(), Some(value), "{name}");
+            assert_eq!(
+                operator_harness::env_value(&d, name).as_deref(),
+                Some(value),
+                "{name}"
+            );
         }
         let c = &pod(&d).containers[0];
         let ports: Vec<_> = c

@@ -5,7 +5,7 @@
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::ResourceExt;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::builder::{Scaling, deployment_autoscaler, meta, utilization};
+use operator_core::builder::{Scaling, deployment_autoscaler, meta, scaling_metrics};
 
 use super::child_labels;
 use crate::crd::{Autoscaling, PaymentService};
@@ -17,14 +17,11 @@ pub fn desired_hpa(
     target: &str,
     defaults: &WorkloadDefaults,
 ) -> HorizontalPodAutoscaler {
-    let mut metrics = Vec::new();
-    if let Some(cpu) = autoscaling.target_cpu_utilization_percentage {
-        metrics.push(utilization("cpu", cpu));
-    }
-    if let Some(memory) = autoscaling.target_memory_utilization_percentage {
-        metrics.push(utilization("memory", memory));
-    }
-    metrics.extend(autoscaling.metrics.iter().cloned());
+    let metrics = scaling_metrics(
+        autoscaling.target_cpu_utilization_percentage,
+        autoscaling.target_memory_utilization_percentage,
+        &autoscaling.metrics,
+    );
     let scaling = Scaling {
         min_replicas: ps.spec.min_replicas(),
         max_replicas: autoscaling.max_replicas,

@@ -86,7 +86,6 @@ pub(super) async fn stop_trading(
     deletion: Deletion,
     ctx: Ctx,
 ) -> Result<Cleanup> {
-    let _op = &ctx.operator;
     // A pass that finds the final report already written (a cached copy from before the
     // release, or a restart) has nothing left to do but release.
     let status = ta.status.clone().unwrap_or_default();

@@ -218,37 +218,38 @@ mod tests {
             .unwrap_or_default()
     }
 
-    fn env_value(c: &Container, name: &str) -> Option<String> {
-        c.env
-            .iter()
-            .flatten()
-            .find(|e| e.name == name)
-            .and_then(|e| e.value.clone())
-    }
-
     #[test]
     fn the_algorithm_container_carries_the_spec() {
         let d = desired_deployment(&sample(), &WorkloadDefaults::default(), "h1", false);
         let c = container(&d);
         assert_eq!(c.name, "algorithm");
         assert_eq!(c.image.as_deref(), Some(FALLBACK_IMAGE));
-        assert_eq!(env_value(&c, "STRATEGY").as_deref(), Some("momentum"));
         assert_eq!(
-            env_value(&c, "SYMBOLS").as_deref(),
+            operator_harness::env_value(&d, "STRATEGY").as_deref(),
+            Some("momentum")
+        );
+        assert_eq!(
+            operator_harness::env_value(&d, "SYMBOLS").as_deref(),
             Some("AAPL,GOOGL,MSFT,AMZN,TSLA")
         );
         assert_eq!(
-            env_value(&c, "MARKET_DATA_SOURCES").as_deref(),
+            operator_harness::env_value(&d, "MARKET_DATA_SOURCES").as_deref(),
             Some("NYSE,NASDAQ")
         );
-        assert_eq!(env_value(&c, "UPDATE_FREQUENCY").as_deref(), Some("50ms"));
         assert_eq!(
-            env_value(&c, "MAX_POSITION_SIZE").as_deref(),
+            operator_harness::env_value(&d, "UPDATE_FREQUENCY").as_deref(),
+            Some("50ms")
+        );
+        assert_eq!(
+            operator_harness::env_value(&d, "MAX_POSITION_SIZE").as_deref(),
             Some("5000000")
         );
-        assert_eq!(env_value(&c, "DAILY_LOSS_LIMIT").as_deref(), Some("100000"));
         assert_eq!(
-            env_value(&c, "STOP_LOSS_PERCENTAGE").as_deref(),
+            operator_harness::env_value(&d, "DAILY_LOSS_LIMIT").as_deref(),
+            Some("100000")
+        );
+        assert_eq!(
+            operator_harness::env_value(&d, "STOP_LOSS_PERCENTAGE").as_deref(),
             Some("0.03")
         );
         let param = c
