@@ -98,7 +98,8 @@ pub fn work_dir() -> PathBuf {
     target.join("e2e")
 }
 
-fn binary(op: &Operator) -> Result<PathBuf> {
+/// The operator's built binary.
+pub fn binary(op: &Operator) -> Result<PathBuf> {
     let dir = std::env::var("E2E_BIN_DIR").map_or_else(
         |_| {
             let target = std::env::var("CARGO_TARGET_DIR").map_or_else(

@@ -8,6 +8,7 @@ mod conformance;
 mod foreign;
 mod manifests;
 mod operator_core;
+mod out_of_cluster;
 mod payment_service;
 mod saga_orchestrator;
 mod trading_algorithm;

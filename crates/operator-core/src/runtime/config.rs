@@ -27,14 +27,18 @@ pub struct Flags {
     /// Elect a leader through a coordination.k8s.io/v1 Lease; only the leader reconciles.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub leader_elect: Option<bool>,
-    /// Address of /healthz and /readyz ([host]:port, or 0 to disable). Default :8081.
+    /// Address of /healthz and /readyz ([host]:port, or 0 to disable). Default :8081 in a
+    /// cluster; out of one, a free port on 127.0.0.1 (logged), so several operators run side
+    /// by side on a workstation.
     #[arg(long)]
     pub health_probe_bind_address: Option<String>,
-    /// Address of /metrics ([host]:port, or 0 to disable). Default :8080.
+    /// Address of /metrics ([host]:port, or 0 to disable). Default :8080 in a cluster; out of
+    /// one, the health endpoints' port.
     #[arg(long)]
     pub metrics_bind_address: Option<String>,
     /// Address of the admission webhooks, served over TLS on every replica ([host]:port, or 0
-    /// to disable). Default :9443.
+    /// to disable). Default :9443 in a cluster; off out of one (the API server could not reach
+    /// a workstation), unless this flag or the config file's operator.webhook asks for it.
     #[arg(long)]
     pub webhook_bind_address: Option<String>,
     /// Directory holding the webhook's `tls.crt` and `tls.key` (a mounted Secret; reloaded
@@ -340,6 +344,9 @@ pub struct LeaderElectionConfig {
 }
 
 /// Where cert-manager's Secret is mounted, as controller-runtime names it.
+/// Where the health and metrics endpoints listen out of a cluster: a free loopback port.
+const OUT_OF_CLUSTER_ADMIN: &str = "127.0.0.1:0";
+
 pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs";
 
 /// The admission webhook server's address and certificate directory.
@@ -413,6 +420,13 @@ impl RuntimeConfig {
                 })?;
         }
         controller.namespace = env("WATCH_NAMESPACE");
+        // Every pod gets KUBERNETES_SERVICE_HOST; a process on a workstation does not.
+        let in_cluster = env("KUBERNETES_SERVICE_HOST").is_some();
+        let (health_default, metrics_default) = if in_cluster {
+            (":8081", ":8080")
+        } else {
+            (OUT_OF_CLUSTER_ADMIN, OUT_OF_CLUSTER_ADMIN)
+        };
 
         let endpoint = |flag: &Option<String>,
                         flag_name: &str,
@@ -437,16 +451,21 @@ impl RuntimeConfig {
             "--health-probe-bind-address",
             &op.health,
             "health",
-            ":8081",
+            health_default,
         )?;
         let metrics_address = endpoint(
             &flags.metrics_bind_address,
             "--metrics-bind-address",
             &op.metrics,
             "metrics",
-            ":8080",
+            metrics_default,
         )?;
 
+        let asked_for_webhook = flags.webhook_bind_address.is_some()
+            || op
+                .webhook
+                .as_ref()
+                .is_some_and(|w| w.enabled == Some(true) || w.bind_address.is_some());
         let webhook = endpoint(
             &flags.webhook_bind_address,
             "--webhook-bind-address",
@@ -454,6 +473,7 @@ impl RuntimeConfig {
             "webhook",
             ":9443",
         )?
+        .filter(|_| in_cluster || asked_for_webhook)
         .map(|address| WebhookConfig {
             address,
             cert_dir: flags.webhook_cert_dir.clone(),
@@ -547,14 +567,40 @@ trading:
         None
     }
 
+    fn in_a_pod(k: &str) -> Option<String> {
+        (k == "KUBERNETES_SERVICE_HOST").then(|| "10.96.0.1".to_string())
+    }
+
     #[test]
     fn defaults_follow_the_seed_deployment() -> Result<(), ConfigError> {
-        let c = RuntimeConfig::resolve(&Flags::default(), &TRADING, no_env)?;
+        let c = RuntimeConfig::resolve(&Flags::default(), &TRADING, in_a_pod)?;
         assert_eq!(c.health_address, "0.0.0.0:8081".parse().ok());
         assert_eq!(c.metrics_address, "0.0.0.0:8080".parse().ok());
+        assert_eq!(c.webhook.map(|w| w.address), "0.0.0.0:9443".parse().ok());
         assert_eq!(c.controller.resync, Duration::from_secs(30));
         assert_eq!(c.leader_election, None);
         assert_eq!(c.log_format, LogFormat::Json);
+        Ok(())
+    }
+
+    /// On a workstation (no KUBERNETES_SERVICE_HOST) nothing binds a fixed port: the health
+    /// and metrics endpoints share a free loopback port and the webhooks are off unless asked
+    /// for, so several operators run side by side.
+    #[test]
+    fn out_of_a_cluster_nothing_takes_a_fixed_port() -> Result<(), ConfigError> {
+        let c = RuntimeConfig::resolve(&Flags::default(), &TRADING, no_env)?;
+        let loopback = "127.0.0.1:0".parse().ok();
+        assert_eq!((c.health_address, c.metrics_address), (loopback, loopback));
+        assert_eq!(c.webhook, None);
+
+        let asked = flags(&["--webhook-bind-address", "127.0.0.1:9443"]);
+        let c = RuntimeConfig::resolve(&asked, &TRADING, no_env)?;
+        assert_eq!(c.webhook.map(|w| w.address), "127.0.0.1:9443".parse().ok());
+
+        let path = write("webhook-on", "operator:\n  webhook:\n    enabled: true\n");
+        let from_file = flags(&["--config", path.to_str().unwrap_or_default()]);
+        let c = RuntimeConfig::resolve(&from_file, &TRADING, no_env)?;
+        assert_eq!(c.webhook.map(|w| w.address), "0.0.0.0:9443".parse().ok());
         Ok(())
     }
 

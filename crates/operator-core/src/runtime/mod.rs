@@ -352,7 +352,15 @@ where
             .await
             .map_err(|source| RuntimeError::Bind { address, source })?;
         let bound = listener.local_addr().unwrap_or(address);
-        tracing::info!(address = %bound, "admin endpoints listening");
+        let serves = match (
+            config.health_address == Some(address),
+            config.metrics_address == Some(address),
+        ) {
+            (true, true) => "/healthz /readyz /metrics",
+            (true, false) => "/healthz /readyz",
+            _ => "/metrics",
+        };
+        tracing::info!(address = %bound, serves, "admin endpoints listening");
         tasks
             .0
             .push(tokio::spawn(serving::serve(listener, router, stop.clone())).abort_handle());
