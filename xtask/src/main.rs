@@ -101,3 +101,19 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The LICENSE file is the license every crate's manifest names (`license.workspace`).
+    #[test]
+    fn the_license_file_is_the_one_cargo_names() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+        let license = std::fs::read_to_string(root.join("LICENSE")).unwrap_or_default();
+        assert!(manifest.contains("license = \"Apache-2.0\""));
+        assert!(
+            license.contains("Apache License") && license.contains("Version 2.0, January 2004"),
+            "LICENSE is not the Apache License 2.0"
+        );
+    }
+}

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod config;
 pub mod leader;
 pub mod telemetry;
+pub mod versions;
 
 use std::future::Future;
 use std::time::Duration;
@@ -95,6 +96,8 @@ pub enum RuntimeError {
     ClientConfig(String),
     #[error("the API server did not answer: {0}")]
     Unreachable(String),
+    #[error("{0}")]
+    UntestedServer(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: std::net::SocketAddr,
@@ -365,10 +368,16 @@ where
             .0
             .push(tokio::spawn(serving::serve(listener, router, stop.clone())).abort_handle());
     }
-    tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version())
+    let server = tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version())
         .await
         .map_err(|_| RuntimeError::Unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
         .map_err(|e| RuntimeError::Unreachable(e.to_string()))?;
+    match versions::check(&server).map_err(RuntimeError::UntestedServer)? {
+        versions::ServerVersion::Tested => {
+            tracing::info!(version = %server.git_version, "connected to the API server");
+        }
+        versions::ServerVersion::Newer(warning) => tracing::warn!("{warning}"),
+    }
     readiness.set_connected();
 
     // Leadership, as the campaign publishes it; `release` tells the campaign to give the
