@@ -6,8 +6,7 @@
 //! 127.0.0.1 with the test's CA bundle instead of the Service cert-manager fills in (the
 //! process runs outside the cluster); the namespace selector names the test's namespace; the
 //! names get the namespace as a suffix (configurations are cluster-wide and tests run side by
-//! side); and `matchConditions` are dropped on servers older than 1.28 (the 1.24 control
-//! plane of `cargo xtask e2e --local` does not know the field).
+//! side). Everything else, `matchConditions` included, is installed as shipped.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,8 +69,6 @@ pub async fn install(
     address: SocketAddr,
     certificate: &WebhookCertificate,
 ) -> Result<InstalledWebhooks> {
-    let version = client.apiserver_version().await?;
-    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap_or(0);
     let ca_bundle = serde_json::to_value(ByteString(certificate.ca.pem().as_bytes().to_vec()))?;
     let mut installed = InstalledWebhooks {
         client: client.clone(),
@@ -101,11 +98,6 @@ pub async fn install(
                 json!({"url": format!("https://{address}{path}"), "caBundle": ca_bundle});
             hook["namespaceSelector"] = json!({"matchExpressions": [
                 {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [namespace]}]});
-            if minor < 28
-                && let Some(h) = hook.as_object_mut()
-            {
-                h.remove("matchConditions");
-            }
         }
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(&kind));
         let object: DynamicObject = serde_json::from_value(config)?;
