@@ -24,12 +24,7 @@ async fn replica(
     identity: &str,
     ca: &LocalCa,
 ) -> Result<(Background, std::net::SocketAddr)> {
-    let dir =
-        std::env::temp_dir().join(format!("webhook-replica-{identity}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let issued = ca.server_certificate(&[])?;
-    std::fs::write(dir.join("tls.crt"), issued.cert_pem)?;
-    std::fs::write(dir.join("tls.key"), issued.key_pem)?;
+    let dir = ca.serving_directory(&[])?;
     let address = free_port().await?;
     let mut config = leader_elected_config(identity);
     config.webhook = Some(WebhookConfig {
@@ -164,15 +159,7 @@ struct Served {
 
 async fn serve_widgets(server: &testkit::ApiServer, names: &[&str]) -> Result<Served> {
     let ca = LocalCa::new(&format!("testkit webhook CA {}", rand_suffix()))?;
-    let issued = ca.server_certificate(names)?;
-    let dir = std::env::temp_dir().join(format!(
-        "testkit-webhook-{}-{:08x}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("tls.crt"), issued.cert_pem)?;
-    std::fs::write(dir.join("tls.key"), issued.key_pem)?;
+    let dir = ca.serving_directory(names)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);

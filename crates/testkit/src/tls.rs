@@ -53,6 +53,22 @@ impl LocalCa {
         })
     }
 
+    /// A fresh directory under the system's temporary one holding a server certificate for
+    /// `names` that this CA signed, as `tls.crt` and `tls.key`: what a mounted Secret gives a
+    /// webhook server. The caller removes it when done.
+    pub fn serving_directory(&self, names: &[&str]) -> std::io::Result<std::path::PathBuf> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("serving-certs-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let issued = self
+            .server_certificate(names)
+            .map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("tls.crt"), issued.cert_pem)?;
+        std::fs::write(dir.join("tls.key"), issued.key_pem)?;
+        Ok(dir)
+    }
+
     /// A client certificate with `common_name`.
     pub fn client_certificate(&self, common_name: &str) -> Result<IssuedCertificate, rcgen::Error> {
         let key = KeyPair::generate()?;

@@ -88,15 +88,7 @@ impl AdmissionHarness {
         names: &[&str],
     ) -> Result<Self> {
         let ca = LocalCa::new("admission test CA")?;
-        let issued = ca.server_certificate(names)?;
-        let dir = std::env::temp_dir().join(format!(
-            "admission-harness-{}-{:016x}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("tls.crt"), issued.cert_pem)?;
-        std::fs::write(dir.join("tls.key"), issued.key_pem)?;
+        let dir = ca.serving_directory(names)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -241,11 +233,6 @@ impl AdmissionHarness {
             patched: response.get("patch").cloned(),
         })
     }
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
 fn review(
