@@ -46,7 +46,7 @@ pub enum WebhookServerError {
 #[derive(Clone)]
 pub struct WebhookServer {
     admitted: &'static [Admitted],
-    converted: &'static [ServedResource],
+    served: &'static [ServedResource],
     client: kube::Client,
     certificate: ServingCertificate,
     poll: Duration,
@@ -57,7 +57,7 @@ impl std::fmt::Debug for WebhookServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookServer")
             .field("admitted", &self.admitted.len())
-            .field("converted", &self.converted.len())
+            .field("served", &self.served.len())
             .field("certificate", &self.certificate.dir())
             .finish_non_exhaustive()
     }
@@ -71,7 +71,7 @@ impl WebhookServer {
     ) -> Self {
         Self {
             admitted,
-            converted: &[],
+            served: &[],
             client,
             certificate,
             poll: CERTIFICATE_POLL,
@@ -89,7 +89,7 @@ impl WebhookServer {
     /// Also converts those of `served` that serve several versions, on `/convert`.
     #[must_use]
     pub fn converting(mut self, served: &'static [ServedResource]) -> Self {
-        self.converted = served;
+        self.served = served;
         self
     }
 
@@ -121,10 +121,10 @@ impl WebhookServer {
                 }
             }
         }
-        if self.converted.iter().any(|s| s.convert.is_some()) {
-            let converted = self.converted;
+        if self.served.iter().any(|s| s.convert.is_some()) {
+            let served = self.served;
             router = self.route(router, "/convert", Outcome::of_conversion, move |body| {
-                std::future::ready(convert_review(converted, &body))
+                std::future::ready(convert_review(served, &body))
             });
         }
         router.layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))

@@ -343,10 +343,10 @@ pub struct LeaderElectionConfig {
     pub retry_period: Duration,
 }
 
-/// Where cert-manager's Secret is mounted, as controller-runtime names it.
 /// Where the health and metrics endpoints listen out of a cluster: a free loopback port.
 const OUT_OF_CLUSTER_ADMIN: &str = "127.0.0.1:0";
 
+/// Where cert-manager's Secret is mounted, as controller-runtime names it.
 pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs";
 
 /// The admission webhook server's address and certificate directory.

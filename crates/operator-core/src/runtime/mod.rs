@@ -171,9 +171,8 @@ impl Runtime {
     }
 
     /// The admission webhooks for `admitted` and the conversion webhook for those of `served`
-    /// that serve several versions,
-    /// served over TLS on every replica (leader or not) until shutdown; `None` when
-    /// `--webhook-bind-address=0` or there is nothing to serve. A failure to listen is
+    /// that serve several versions, over TLS on every replica (leader or not) until shutdown;
+    /// `None` when the webhooks are off or there is nothing to serve. A failure to listen is
     /// reported on `/readyz`.
     pub fn admission_webhooks(
         &self,
