@@ -178,10 +178,11 @@ fn prune_at(value: &mut Value, schema: &Value, root: bool) {
     }
 }
 
-/// Every way `value` breaks `schema` (after pruning and defaulting), including CEL rules.
-pub fn validate(value: &Value, schema: &Value) -> Vec<Cause> {
+/// Every way `value` breaks `schema` (after pruning and defaulting), including CEL rules;
+/// on an update, `old` is the stored object, which transition rules read as `oldSelf`.
+pub fn validate(value: &Value, schema: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
-    validate_at(value, schema, "", true, &mut causes);
+    validate_at(value, old, schema, "", true, &mut causes);
     causes
 }
 
@@ -216,7 +217,17 @@ fn type_matches(value: &Value, schema: &Value) -> bool {
     }
 }
 
-fn validate_at(value: &Value, schema: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) {
+/// `old` is the value at the same place in the stored object, where there is one: object
+/// properties correlate by name; list items do not (the API server correlates only the
+/// items of `map` lists, by key, which no CRD of ours needs).
+fn validate_at(
+    value: &Value,
+    old: Option<&Value>,
+    schema: &Value,
+    path: &str,
+    root: bool,
+    causes: &mut Vec<Cause>,
+) {
     if value.is_null() {
         if !is_true(schema, "nullable") {
             causes.push(invalid(path, value, "must not be null".into()));
@@ -246,19 +257,26 @@ fn validate_at(value: &Value, schema: &Value, path: &str, root: bool, causes: &m
     }
     validate_bounds(value, schema, path, causes);
     match value {
-        Value::Object(map) => validate_object(map, schema, path, root, causes),
+        Value::Object(map) => validate_object(map, old, schema, path, root, causes),
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
-                    validate_at(item, item_schema, &format!("{path}[{i}]"), false, causes);
+                    let at = format!("{path}[{i}]");
+                    validate_at(item, None, item_schema, &at, false, causes);
                 }
             }
         }
         _ => {}
     }
     if let Some(rules) = schema["x-kubernetes-validations"].as_array() {
+        let checked = rules::Checked {
+            value,
+            old,
+            path,
+            type_name: schema["type"].as_str().unwrap_or("object"),
+        };
         for rule in rules {
-            if let Some(cause) = rules::check_rule(rule, value, path) {
+            if let Some(cause) = rules::check_rule(rule, &checked) {
                 causes.push(cause);
             }
         }
@@ -267,6 +285,7 @@ fn validate_at(value: &Value, schema: &Value, path: &str, root: bool, causes: &m
 
 fn validate_object(
     map: &Map<String, Value>,
+    old: Option<&Value>,
     schema: &Value,
     path: &str,
     root: bool,
@@ -291,7 +310,8 @@ fn validate_object(
             .and_then(|p| p.get(name))
             .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()));
         if let Some(sub) = sub {
-            validate_at(v, sub, &join(path, name), false, causes);
+            let was = old.and_then(|o| o.get(name));
+            validate_at(v, was, sub, &join(path, name), false, causes);
         }
     }
 }
@@ -449,13 +469,13 @@ mod tests {
         assert!(obj["spec"].get("unknown").is_none() && obj.get("extra").is_none());
         assert_eq!(obj["spec"]["free"]["any"]["thing"], 1, "preserved");
         assert_eq!(obj["spec"]["policy"], "moderate", "defaulted");
-        assert!(validate(&obj, &schema()).is_empty());
+        assert!(validate(&obj, &schema(), None).is_empty());
     }
 
     #[test]
     fn each_violation_names_its_field() {
         let obj = json!({"spec": {"sources": [], "frequency": "5h", "size": 500, "policy": "wild", "port": 1.5}});
-        let causes = validate(&obj, &schema());
+        let causes = validate(&obj, &schema(), None);
         assert_eq!(
             fields(&causes),
             vec![
@@ -467,7 +487,7 @@ mod tests {
             ]
         );
         assert!(causes[3].message.contains("greater than or equal to 1000"));
-        let missing = validate(&json!({"spec": {}}), &schema());
+        let missing = validate(&json!({"spec": {}}), &schema(), None);
         assert_eq!(fields(&missing), vec!["spec.sources"]);
     }
 

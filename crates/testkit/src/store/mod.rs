@@ -493,8 +493,14 @@ impl Store {
     }
 
     /// Prunes, defaults and validates a custom resource against its CRD's schema, with the
-    /// mutating webhooks' patches applied after the defaults.
-    fn conform(&mut self, rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
+    /// mutating webhooks' patches applied after the defaults; `old` is the stored object on
+    /// an update, for the schema's transition rules.
+    fn conform(
+        &mut self,
+        rt: &ResourceType,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
         if rt.kind == "Secret" && rt.group.is_empty() {
             fold_string_data(obj);
         }
@@ -521,7 +527,7 @@ impl Store {
             Self::patched(obj, patches)?;
             schema::prune_and_default(obj, openapi);
         }
-        let causes = schema::validate(obj, openapi);
+        let causes = schema::validate(obj, openapi, old);
         if causes.is_empty() {
             return Ok(());
         }
@@ -647,7 +653,7 @@ impl Store {
         if rt.kind == "CustomResourceDefinition" {
             self.install_crd(&mut body)?;
         }
-        self.conform(rt, &mut body)?;
+        self.conform(rt, &mut body, None)?;
         let scope = scope_of(rt, None);
         let fields = fieldpath::fields_of(&body, &rt.lists, scope);
         let mut entries = Vec::new();
@@ -737,7 +743,7 @@ impl Store {
                 ));
             }
         }
-        self.conform(rt, &mut new)?;
+        self.conform(rt, &mut new, Some(old))?;
         if rt.generation && spec_part(old) != spec_part(&new) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             new["metadata"]["generation"] = json!(generation);

@@ -20,12 +20,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Service};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy, WatchEvent,
     WatchParams,
 };
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::core::DynamicObject;
 use serde_json::{Value, json};
 
 /// Where a case runs: a client with the rights of a cluster admin, and a namespace of its own.
@@ -70,6 +69,7 @@ macro_rules! conformance_cases {
         $run!(dry_run_writes_nothing);
         $run!(openapi_v2_describes_builtin_and_custom_kinds);
         $run!(crds_make_kinds_servable_validated_pruned_and_defaulted);
+        $run!(transition_rules_judge_an_update_by_the_old_object);
         $run!(watch_delivers_changes_from_a_resource_version);
         $run!(tables_for_kubectl_get_and_get_watch);
         $run!(deletion_preconditions_and_collections);
@@ -79,6 +79,14 @@ macro_rules! conformance_cases {
         $run!(container_resources_are_read_and_limits_hold);
     };
 }
+
+mod crds;
+use crds::install_gadgets;
+pub use crds::{
+    crds_make_kinds_servable_validated_pruned_and_defaulted,
+    openapi_v2_describes_builtin_and_custom_kinds,
+    transition_rules_judge_an_update_by_the_old_object,
+};
 
 fn configmap(name: &str, data: Value) -> Result<ConfigMap> {
     Ok(serde_json::from_value(json!({
@@ -756,152 +764,6 @@ pub async fn dry_run_writes_nothing(b: &Backend) -> Result<()> {
     );
     ensure!(after.data == before.data);
     Ok(())
-}
-
-/// A CRD of the case's own (CRD names are cluster-wide): `gadgets.<namespace>.example.io`.
-fn gadget_crd(b: &Backend, schema: Value) -> Result<(CustomResourceDefinition, ApiResource)> {
-    let group = format!("{}.example.io", b.namespace);
-    let crd = serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("gadgets.{group}")},
-        "spec": {
-            "group": group, "scope": "Namespaced",
-            "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget", "shortNames": ["gd"]},
-            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
-                "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}],
-                "schema": {"openAPIV3Schema": schema}}]
-        }
-    }))?;
-    let gvk = GroupVersionKind::gvk(&group, "v1", "Gadget");
-    Ok((crd, ApiResource::from_gvk_with_plural(&gvk, "gadgets")))
-}
-
-/// Installs the case's CRD and waits until its kind is served.
-async fn install_gadgets(
-    b: &Backend,
-    schema: Value,
-) -> Result<(Api<CustomResourceDefinition>, String, Api<DynamicObject>)> {
-    let crds: Api<CustomResourceDefinition> = Api::all(b.client.clone());
-    let (crd, ar) = gadget_crd(b, schema)?;
-    let name = crd.metadata.name.clone().unwrap_or_default();
-    crds.create(&PostParams::default(), &crd).await?;
-    eventually("the CRD is established", || async {
-        let crd = crds.get(&name).await?;
-        Ok(crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True"))
-    })
-    .await?;
-    let gadgets: Api<DynamicObject> = Api::namespaced_with(b.client.clone(), &b.namespace, &ar);
-    eventually("the kind is served", || async {
-        Ok(gadgets.list(&ListParams::default()).await.is_ok())
-    })
-    .await?;
-    Ok((crds, name, gadgets))
-}
-
-pub async fn crds_make_kinds_servable_validated_pruned_and_defaulted(b: &Backend) -> Result<()> {
-    let schema = json!({"type": "object", "properties": {
-        "spec": {"type": "object", "required": ["size"], "properties": {
-            "size": {"type": "integer", "minimum": 1, "maximum": 10},
-            "mode": {"type": "string", "enum": ["fast", "safe"], "default": "safe"},
-        }, "x-kubernetes-validations": [{"rule": "self.size != 7", "message": "size 7 is unlucky"}]},
-        "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
-    }});
-    let (crds, crd_name, gadgets) = install_gadgets(b, schema).await?;
-    let group = format!("{}.example.io", b.namespace);
-    let gadget = |name: &str, spec: Value| -> Result<DynamicObject> {
-        Ok(serde_json::from_value(
-            json!({"apiVersion": format!("{group}/v1"), "kind": "Gadget", "metadata": {"name": name}, "spec": spec, "status": {"ready": true}}),
-        )?)
-    };
-    let created = gadgets
-        .create(
-            &PostParams::default(),
-            &gadget("g", json!({"size": 2, "unknown": "dropped"}))?,
-        )
-        .await?;
-    ensure!(created.data["spec"]["size"] == 2);
-    ensure!(
-        created.data["spec"]["mode"] == "safe",
-        "defaulted: {}",
-        created.data
-    );
-    ensure!(
-        created.data["spec"].get("unknown").is_none(),
-        "pruned: {}",
-        created.data
-    );
-    ensure!(
-        created.data.get("status").is_none(),
-        "status is a subresource: {}",
-        created.data
-    );
-    ensure!(created.metadata.generation == Some(1));
-
-    for (spec, field) in [
-        (json!({"size": 11}), "spec.size"),
-        (json!({"size": 2, "mode": "reckless"}), "spec.mode"),
-        (json!({}), "spec.size"),
-        (json!({"size": 7}), "spec"),
-    ] {
-        match gadgets
-            .create(&PostParams::default(), &gadget("bad", spec.clone())?)
-            .await
-        {
-            Err(kube::Error::Api(s)) if s.code == 422 => {
-                ensure!(s.message.contains(field), "{spec}: {}", s.message);
-            }
-            other => bail!("{spec}: expected 422 naming {field}, got {other:?}"),
-        }
-    }
-    crds.delete(&crd_name, &DeleteParams::default()).await?;
-    eventually("the CRD goes", || async {
-        Ok(crds.get_opt(&crd_name).await?.is_none())
-    })
-    .await
-}
-
-pub async fn openapi_v2_describes_builtin_and_custom_kinds(b: &Backend) -> Result<()> {
-    let (crds, crd_name, _) = install_gadgets(b, json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}})).await?;
-    let group = format!("{}.example.io", b.namespace);
-    let reversed: Vec<&str> = group.split('.').rev().collect();
-    let definition = format!("{}.v1.Gadget", reversed.join("."));
-    let mut seen = Vec::new();
-    for _ in 0..100 {
-        let text = b
-            .client
-            .request_text(http::Request::get("/openapi/v2").body(Vec::new())?)
-            .await?;
-        let doc: Value = serde_json::from_str(&text)?;
-        let defs = doc["definitions"].as_object().cloned().unwrap_or_default();
-        ensure!(
-            defs.contains_key("io.k8s.api.core.v1.ConfigMap"),
-            "no ConfigMap definition"
-        );
-        ensure!(
-            defs["io.k8s.api.apps.v1.Deployment"]["properties"]["spec"].is_object(),
-            "no Deployment spec"
-        );
-        let described = defs.get(&definition).is_some_and(|d| {
-            d["x-kubernetes-group-version-kind"][0]["kind"] == "Gadget"
-                && d["properties"]["spec"].is_object()
-        });
-        if described {
-            crds.delete(&crd_name, &DeleteParams::default()).await?;
-            return Ok(());
-        }
-        seen = defs
-            .keys()
-            .filter(|k| k.contains("Gadget"))
-            .cloned()
-            .collect();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    bail!("/openapi/v2 never described {definition}; Gadget definitions seen: {seen:?}")
 }
 
 pub async fn watch_delivers_changes_from_a_resource_version(b: &Backend) -> Result<()> {
