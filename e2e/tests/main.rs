@@ -12,3 +12,4 @@ mod out_of_cluster;
 mod payment_service;
 mod saga_orchestrator;
 mod trading_algorithm;
+mod transition_rules;

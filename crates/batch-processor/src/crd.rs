@@ -37,7 +37,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
         name = "Failed",
         type_ = "integer",
         json_path = ".status.lastRun.paymentsFailed"
-    )
+    ),
+    validation = fixed_while_a_run_is_active("input"),
+    validation = fixed_while_a_run_is_active("output")
 )]
 pub struct BatchProcessorSpec {
     /// When the batch runs: a five-field cron schedule (`0 2 * * *`: 2 AM daily) or a macro
@@ -95,6 +97,25 @@ pub struct BatchProcessorSpec {
     pub failed_payments_threshold: Option<IntOrString>,
     /// Where the batch writes the payments it could not process.
     pub dead_letter: Option<BlobConfig>,
+}
+
+/// Where runs read (`input`) or write (`output`) cannot change type while a run is active,
+/// because that run's files would be left half-processed in the old location with nothing
+/// to finish them; it can once the run has ended. A rule of the API server's (it reads the
+/// stored status), so it holds with the webhook down.
+fn fixed_while_a_run_is_active(location: &str) -> kube::core::Rule {
+    let (was, is) = (
+        format!("oldSelf.spec.{location}.type"),
+        format!("self.spec.{location}.type"),
+    );
+    kube::core::Rule::new(format!(
+        "!has(oldSelf.status) || !has(oldSelf.status.activeRun) || {is} == {was}"
+    ))
+    .field_path(format!(".spec.{location}.type"))
+    .reason(kube::core::Reason::FieldValueForbidden)
+    .message(kube::core::Message::Expression(format!(
+        "'cannot change from %s to %s while run %s is active; wait for it to finish (or suspend the processor and let it end) and apply the change again'.format([{was}, {is}, oldSelf.status.activeRun.job])"
+    )))
 }
 
 /// A source or destination of payments: a type and that type's block, and no other.
@@ -263,6 +284,8 @@ pub struct LastRun {
 /// A run in progress.
 #[operator_core::schema]
 pub struct ActiveRun {
+    /// The Job of the current attempt (a Job name: at most 63 characters).
+    #[schemars(length(max = 63))]
     pub job: String,
     pub attempt: i32,
     pub start_time: Option<Time>,

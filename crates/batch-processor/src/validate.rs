@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use operator_core::FieldError;
 use operator_core::validation::{self, FieldErrors, SpecRules};
 
-use crate::crd::{ActiveRun, BatchProcessorSpec, BlobConfig, Location, LocationType, SftpConfig};
+use crate::crd::{BatchProcessorSpec, BlobConfig, Location, LocationType, SftpConfig};
 
 /// The longest suffix a Job adds to the batch's name: the 10th retry of a run-now run,
 /// `<name>-now-<8 hex>-retry-10`. A Job's name is also its pods' `job-name` label value, so
@@ -216,36 +216,6 @@ impl FailedPaymentsThreshold {
             }
         }
     }
-}
-
-/// On an update: where runs read and write (`spec.input.type`, `spec.output.type`) cannot
-/// change while a run is active, because that run's files would be left half-processed in
-/// the old location with nothing to finish them. It can once the run has ended.
-pub fn validate_update(
-    old: &BatchProcessorSpec,
-    new: &BatchProcessorSpec,
-    active: Option<&ActiveRun>,
-) -> Vec<FieldError> {
-    let mut errors = FieldErrors::default();
-    let Some(run) = active else {
-        return errors.into_vec();
-    };
-    for (field, was, is) in [
-        ("spec.input.type", old.input.type_, new.input.type_),
-        ("spec.output.type", old.output.type_, new.output.type_),
-    ] {
-        errors.check(
-            was == is,
-            field,
-            format!(
-                "cannot change from {} to {} while run {} is active; wait for it to finish (or suspend the processor and let it end) and apply the change again",
-                was.as_str(),
-                is.as_str(),
-                run.job
-            ),
-        );
-    }
-    errors.into_vec()
 }
 
 #[cfg(test)]

@@ -367,3 +367,43 @@ async fn many_finished_runs_leave_flat_state() -> Result<()> {
     assert!(status.len() < 4096, "{} bytes of status", status.len());
     Ok(())
 }
+
+/// The API server refuses it (the CRD's transition rule reads the stored `activeRun`), so the
+/// rule holds with no webhook installed, as here.
+#[tokio::test]
+async fn where_runs_read_cannot_change_while_a_run_is_active() -> Result<()> {
+    let h = start_with(seed()?).await?;
+    h.workloads.set_default_job_outcome(JobOutcome::Hold);
+    let run = h.trigger(SEED)?;
+    h.eventually("the run active", |h| {
+        h.status(SEED)["activeRun"]["job"] == run.as_str()
+    })
+    .await?;
+    let to_blob = json!({"spec": {"input": {"type": "azureblob", "sftpConfig": null,
+        "blobConfig": {"storageAccount": "incomingpayments", "container": "incoming", "secretName": "blob-credentials"}}}});
+    let refused = h
+        .merge::<BatchProcessor>(NS, SEED, to_blob.clone())
+        .await
+        .expect_err("refused while the run is active");
+    let message = refused.to_string();
+    assert!(
+        message.contains("spec.input.type: Forbidden: cannot change from sftp to azureblob")
+            && message.contains(&format!("while run {run} is active")),
+        "{message}"
+    );
+    assert_eq!(
+        h.batches().get(SEED).await?.spec.input.type_.as_str(),
+        "sftp",
+        "nothing was stored"
+    );
+
+    h.workloads.set_job_outcome(NS, &run, JobOutcome::Succeed);
+    h.eventually("the run ended", |h| h.status(SEED)["activeRun"].is_null())
+        .await?;
+    h.merge::<BatchProcessor>(NS, SEED, to_blob).await?;
+    assert_eq!(
+        h.batches().get(SEED).await?.spec.input.type_.as_str(),
+        "azureblob"
+    );
+    Ok(())
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use kube::api::{Api, DeleteParams, PostParams};
+use payment_service::crd::PaymentService;
 use serde_json::{Value, json};
 use testkit::Verb;
 
@@ -688,7 +689,7 @@ async fn the_schema_refuses_what_is_plainly_invalid() -> Result<()> {
         // As v2 says it: the version the operator's client writes.
         let mut ps = serde_json::to_value(seed_sample()?)?;
         json_patch::merge(&mut ps["spec"], &edit);
-        let ps: payment_service::crd::PaymentService = serde_json::from_value(ps)?;
+        let ps: PaymentService = serde_json::from_value(ps)?;
         let err = h
             .services()
             .create(&PostParams::default(), &ps)
@@ -798,5 +799,43 @@ async fn annotations_it_cannot_act_on_are_named_once() -> Result<()> {
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(h.events("AnnotationIgnored").len(), 2, "said once");
+    Ok(())
+}
+
+/// Lowering retention while backups run would have the next run delete the exports older
+/// than the new limit: the API server refuses it (a CRD transition rule, no webhook here),
+/// and the deliberate path — disable, lower, enable — goes through.
+#[tokio::test]
+async fn backup_retention_only_grows_while_backups_are_enabled() -> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&seed_sample()?).await?;
+    let retention = |days: i32| json!({"spec": {"backup": {"retention": days}}});
+    let refused = h
+        .merge::<PaymentService>(NS, SEED, retention(7))
+        .await
+        .expect_err("refused while backups are enabled")
+        .to_string();
+    assert!(
+        refused.contains("spec.backup.retention: Forbidden: cannot fall from 30 to 7 days while backups are enabled")
+            && refused.contains("set spec.backup.enabled to false first"),
+        "{refused}"
+    );
+    let cron = |h: &Harness| h.get("batch/v1", "cronjobs", &format!("{SEED}-backup"));
+    let kept = |h: &Harness| {
+        let job = cron(h).unwrap_or_default()["spec"]["jobTemplate"].clone();
+        operator_harness::env_value(&job, "RETENTION_DAYS")
+    };
+    assert_eq!(kept(&h).as_deref(), Some("30"));
+
+    h.merge::<PaymentService>(NS, SEED, retention(90)).await?;
+    let disabled = json!({"spec": {"backup": {"enabled": false}}});
+    h.merge::<PaymentService>(NS, SEED, disabled).await?;
+    h.merge::<PaymentService>(NS, SEED, retention(7)).await?;
+    let enabled = json!({"spec": {"backup": {"enabled": true}}});
+    h.merge::<PaymentService>(NS, SEED, enabled).await?;
+    h.eventually("the backup keeps 7 days", |h| {
+        kept(h).as_deref() == Some("7")
+    })
+    .await?;
     Ok(())
 }

@@ -106,7 +106,12 @@ pub enum PersistenceType {
 /// Where saga instances are kept.
 #[operator_core::schema]
 pub struct Persistence {
+    /// Fixed once created: running sagas are kept in this store, and another would not
+    /// know them (enforced by the API server itself).
     #[serde(rename = "type")]
+    #[x_kube(validation = Rule::new("self == oldSelf")
+        .reason(Reason::FieldValueForbidden)
+        .message(Message::Expression("'cannot change from %s to %s: running sagas are kept in the %s store and a new store would not know them; create a new SagaOrchestrator on the new store, then delete this one (its deletion waits for running sagas)'.format([oldSelf, self, oldSelf])".into())))]
     pub type_: PersistenceType,
     /// The CloudNativePG `Cluster` (postgresql) or the Redis database's Service (redis).
     #[schemars(length(min = 1, max = 63))]

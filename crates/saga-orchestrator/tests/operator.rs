@@ -395,3 +395,34 @@ async fn definitions_whose_configmap_is_someone_elses_are_not_in_force() -> Resu
     );
     Ok(())
 }
+
+/// Running sagas live in the persistence store: the API server refuses to switch it (a CRD
+/// transition rule, no webhook here) and the orchestrator keeps its store.
+#[tokio::test]
+async fn the_persistence_store_cannot_change_under_running_sagas() -> Result<()> {
+    let h = start_sample(true).await?;
+    let refused = h
+        .merge::<SagaOrchestrator>(
+            NS,
+            SAMPLE,
+            json!({"spec": {"persistence": {"type": "redis"}}}),
+        )
+        .await
+        .expect_err("the store is fixed")
+        .to_string();
+    assert!(
+        refused
+            .contains("spec.persistence.type: Forbidden: cannot change from postgresql to redis")
+            && refused.contains("create a new SagaOrchestrator on the new store"),
+        "{refused}"
+    );
+    let stored: SagaOrchestrator = Api::namespaced(h.client(), NS).get(SAMPLE).await?;
+    assert_eq!(
+        serde_json::to_value(stored.spec.persistence.type_)?,
+        "postgresql"
+    );
+    // The rest of the spec still changes.
+    h.merge::<SagaOrchestrator>(NS, SAMPLE, json!({"spec": {"replicas": 3}}))
+        .await?;
+    Ok(())
+}

@@ -256,8 +256,14 @@ pub struct Rbac {
     pub service_account_name: Option<String>,
 }
 
-/// Scheduled configuration exports.
+/// Scheduled configuration exports. While they run, `retention` only grows: lowering it
+/// would have the next run delete every export older than the new limit, so it takes a
+/// deliberate step (disable, lower, enable), enforced by the API server itself.
 #[operator_core::schema]
+#[x_kube(validation = Rule::new("!oldSelf.enabled || self.retention >= oldSelf.retention")
+    .field_path(".retention")
+    .reason(Reason::FieldValueForbidden)
+    .message(Message::Expression("'cannot fall from %d to %d days while backups are enabled: the next run would delete every export older than %d days. To lower it, set spec.backup.enabled to false first, then lower retention and enable again'.format([oldSelf.retention, self.retention, self.retention])".into())))]
 pub struct Backup {
     /// Run the backup CronJob.
     #[serde(default)]
@@ -267,8 +273,7 @@ pub struct Backup {
     #[serde(default = "default_schedule")]
     #[schemars(regex(pattern = operator_core::validation::CRON_PATTERN))]
     pub schedule: String,
-    /// IANA time zone of the schedule (e.g. `Europe/London`); set on the CronJob only when
-    /// given (CronJob `timeZone` needs Kubernetes 1.25 or later).
+    /// IANA time zone of the schedule (e.g. `Europe/London`), set on the CronJob when given.
     #[schemars(length(min = 1, max = 64))]
     pub time_zone: Option<String>,
     /// Days an export is kept. Default 30.
