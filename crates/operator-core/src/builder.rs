@@ -38,6 +38,11 @@ pub struct WorkloadDefaults {
     /// The namespace Prometheus scrapes from: each workload's NetworkPolicy lets it reach the
     /// metrics port. Default `monitoring`.
     pub monitoring_namespace: Option<String>,
+    /// The user (and group, and `fsGroup`) every workload pod runs as when its spec names
+    /// none. Unset, the default: the image's own non-root user, or on OpenShift the one the
+    /// namespace's range assigns. Set it (65532 is distroless' `nonroot`) on a cluster without
+    /// such an assignment for images whose default user is root.
+    pub run_as_user: Option<i64>,
 }
 
 impl WorkloadDefaults {

@@ -4,6 +4,7 @@
 //!   dropped watches) with every child present once and none orphaned;
 //! - a crash in the middle of convergence leaves nothing a new operator rewrites;
 //! - a converged resync writes nothing;
+//! - every pod the children would start is restricted (Pod Security and OpenShift's SCC);
 //! - deleting every resource leaves behind only what the operator keeps on purpose;
 //! - another team's object with a child's name is never touched ([`crate::foreign`]).
 //!
@@ -341,6 +342,29 @@ pub async fn converged_resync_writes_nothing(subject: &Subject) -> Result<()> {
     harness.stop_operator().await
 }
 
+/// Every pod the children would start runs under the restricted Pod Security Standard and
+/// OpenShift's `restricted-v2` SCC ([`crate::pod_security::restricted_violations`]).
+pub async fn every_pod_is_restricted(subject: &Subject) -> Result<()> {
+    let mut harness = converged(subject, 3).await?;
+    let mut templates = 0;
+    for (api_version, plural, path) in crate::pod_security::POD_TEMPLATES {
+        for child in harness.server.objects(api_version, plural) {
+            let Some(pod) = child.pointer(path) else {
+                continue;
+            };
+            templates += 1;
+            let violations = crate::pod_security::restricted_violations(pod);
+            ensure!(
+                violations.is_empty(),
+                "{plural}/{}: {violations:?}",
+                crate::name_of(&child)
+            );
+        }
+    }
+    ensure!(templates > 0, "no child starts a pod");
+    harness.stop_operator().await
+}
+
 /// Deleting every resource removes every child, except what the operator keeps on purpose,
 /// which is released (no owner left to delete it with).
 pub async fn deletion_leaves_nothing_behind(subject: &Subject) -> Result<()> {
@@ -423,6 +447,11 @@ macro_rules! conformance_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn conformance_another_teams_objects_are_never_touched() -> anyhow::Result<()> {
             $crate::conformance::another_teams_objects_are_never_touched(&$subject).await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_every_pod_is_restricted() -> anyhow::Result<()> {
+            $crate::conformance::every_pod_is_restricted(&$subject).await
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

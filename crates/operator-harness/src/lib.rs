@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod conformance;
 pub mod foreign;
+pub mod pod_security;
 pub mod shipped;
 
 use std::sync::Arc;

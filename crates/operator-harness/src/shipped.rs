@@ -5,11 +5,28 @@ use operator_core::OperatorDescriptor;
 use operator_core::runtime::config::{Flags, RuntimeConfig};
 
 /// The operator's binary at `path` as it ships: it answers `--version` with its own name and
-/// `version` ([`check_version`]), and reads the config file deploy/ gives it
+/// `version` ([`check_version`]), its pod is restricted ([`check_pod_security`]), and it reads the config file deploy/ gives it
 /// ([`shipped_config`]), which is returned for the operator's own checks.
 pub fn shipped(operator: &OperatorDescriptor, path: &str, version: &str) -> Result<RuntimeConfig> {
     check_version(path, operator, version)?;
+    check_pod_security(operator)?;
     shipped_config(operator)
+}
+
+/// `deploy/<package>/deployment.yaml`'s pod is restricted, for Pod Security and OpenShift's
+/// SCC alike ([`crate::pod_security::restricted_violations`]).
+pub fn check_pod_security(operator: &OperatorDescriptor) -> Result<()> {
+    let path = format!(
+        "{}/../../deploy/{}/deployment.yaml",
+        env!("CARGO_MANIFEST_DIR"),
+        operator.package()
+    );
+    let deployment: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&path).context(path.clone())?)?;
+    let violations =
+        crate::pod_security::restricted_violations(&deployment["spec"]["template"]["spec"]);
+    ensure!(violations.is_empty(), "{path}: {violations:?}");
+    Ok(())
 }
 
 /// The binary at `path` answers `--version` with its own name (not the shared crate's) and

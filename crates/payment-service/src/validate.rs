@@ -137,10 +137,10 @@ fn config(errors: &mut FieldErrors, spec: &PaymentServiceSpec) {
 fn monitoring(errors: &mut FieldErrors, spec: &PaymentServiceSpec) {
     if let Some(p) = spec.monitoring.as_ref().and_then(|m| m.prometheus.as_ref()) {
         errors.check(
-            (1..=65535).contains(&p.port) && p.port != 8080,
+            (1024..=65535).contains(&p.port) && p.port != 8080,
             "spec.monitoring.prometheus.port",
             format!(
-                "must be a port other than 8080 (which serves traffic), got {}",
+                "must be a port from 1024 to 65535 (the pods cannot bind a lower one) other than 8080 (which serves traffic), got {}",
                 p.port
             ),
         );

@@ -23,6 +23,9 @@ operator_harness::shipped_binary_test!(
     |config| {
         let settings = config.own.get::<payment_service::Settings>();
         assert!(settings.backup_image.is_some());
+        // The default backup image runs as root: the shipped config names a user (README,
+        // "OpenShift", says to remove it there).
+        assert_eq!(config.workloads.run_as_user, Some(65532));
     }
 );
 

@@ -156,7 +156,7 @@ fn job_spec(bp: &BatchProcessor, defaults: &WorkloadDefaults, run: Option<&Start
         }),
         spec: Some(PodSpec {
             restart_policy: Some(spec.retry.restart_policy.as_str().into()),
-            security_context: Some(restricted_pod_security()),
+            security_context: Some(restricted_pod_security(defaults.run_as_user)),
             // The workers talk to SFTP and Blob Storage, never to the API server.
             automount_service_account_token: Some(false),
             containers: vec![worker],

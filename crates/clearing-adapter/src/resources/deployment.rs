@@ -186,14 +186,12 @@ pub fn desired_deployment(
         mounts.push(read_only_mount("secrets", SECRETS_MOUNT));
         volumes.push(secrets);
     }
-    let mut pod_security = restricted_pod_security();
+    let mut pod_security = restricted_pod_security(defaults.run_as_user);
     if let Some(own) = &spec.security_context {
         pod_security.run_as_user = own.run_as_user.or(pod_security.run_as_user);
         pod_security.run_as_group = own.run_as_group.or(pod_security.run_as_group);
         pod_security.fs_group = own.fs_group.or(pod_security.fs_group);
     }
-    let mut container_security = restricted_container_security();
-    container_security.run_as_user = pod_security.run_as_user;
     let drain_seconds = spec.drain_timeout.or(Duration::from_secs(30)).as_secs() as i64;
     let (affinity, topology_spread_constraints) = spread(ca);
     let replicas = if draining {
@@ -254,7 +252,7 @@ pub fn desired_deployment(
                         liveness_probe: Some(http_probe(format!("{health}/live"), 30, 10, 5)),
                         readiness_probe: Some(http_probe(format!("{health}/ready"), 5, 5, 3)),
                         volume_mounts: Some(mounts),
-                        security_context: Some(container_security),
+                        security_context: Some(restricted_container_security()),
                         ..Container::default()
                     }],
                     volumes: Some(volumes),

@@ -753,7 +753,7 @@ trading:
             (
                 "payments:\n  backupImg: x\n",
                 "payments.backupImg",
-                "expected one of defaultImage, defaultResources, defaultLabels, monitoringNamespace, backupImage, retries",
+                "expected one of defaultImage, defaultResources, defaultLabels, monitoringNamespace, runAsUser, backupImage, retries",
             ),
             (
                 "payments:\n  defaultLabels: 3\n",

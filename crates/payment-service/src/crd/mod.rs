@@ -184,9 +184,10 @@ pub struct Prometheus {
     /// Scrape this service.
     #[serde(default)]
     pub enabled: bool,
-    /// The metrics port (not 8080, which serves traffic). Default 8081.
+    /// The metrics port: 1024 or above (the pods hold no capability to bind a lower one) and
+    /// not 8080, which serves traffic. Default 8081.
     #[serde(default = "operator_core::defaults::int::<8081>")]
-    #[schemars(range(min = 1, max = 65535))]
+    #[schemars(range(min = 1024, max = 65535))]
     #[x_kube(validation = Rule::new("self != 8080").message("port 8080 serves traffic; choose another metrics port"))]
     pub port: i32,
     /// The metrics path. Default /actuator/prometheus.

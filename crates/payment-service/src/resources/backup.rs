@@ -107,7 +107,7 @@ pub fn desired_backup(
                             containers: vec![container],
                             restart_policy: Some("OnFailure".into()),
                             service_account_name: Some(name.clone()),
-                            security_context: Some(restricted_pod_security()),
+                            security_context: Some(restricted_pod_security(defaults.run_as_user)),
                             volumes: Some(vec![
                                 Volume {
                                     name: "backups".into(),

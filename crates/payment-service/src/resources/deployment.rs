@@ -213,7 +213,7 @@ pub fn desired_deployment(
                     service_account_name: spec.service_account(&name),
                     // The service does not talk to the Kubernetes API.
                     automount_service_account_token: Some(false),
-                    security_context: Some(restricted_pod_security()),
+                    security_context: Some(restricted_pod_security(defaults.run_as_user)),
                     volumes: Some(volumes),
                     ..PodSpec::default()
                 }),

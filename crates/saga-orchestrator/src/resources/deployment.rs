@@ -126,7 +126,7 @@ pub fn desired_deployment(
                         config_map_volume("definitions", sagas_name(&name)),
                         tmp_volume(),
                     ]),
-                    security_context: Some(restricted_pod_security()),
+                    security_context: Some(restricted_pod_security(defaults.run_as_user)),
                     ..PodSpec::default()
                 }),
             },

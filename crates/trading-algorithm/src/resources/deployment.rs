@@ -191,7 +191,7 @@ pub fn desired_deployment(
                     // A token only for an algorithm whose spec names an account to use it.
                     service_account_name: ta.spec.service_account_name.clone(),
                     automount_service_account_token: Some(ta.spec.service_account_name.is_some()),
-                    security_context: Some(restricted_pod_security()),
+                    security_context: Some(restricted_pod_security(defaults.run_as_user)),
                     volumes: Some(vec![
                         config_map_volume("config", config_name(&name)),
                         tmp_volume(),

@@ -48,7 +48,7 @@ fn the_cron_job_runs_the_seeds_batch_as_specified() {
     let pod = pod_spec(&job);
     assert_eq!(pod.restart_policy.as_deref(), Some("OnFailure"));
     assert_eq!(pod.automount_service_account_token, Some(false));
-    assert_eq!(pod.security_context, Some(restricted_pod_security()));
+    assert_eq!(pod.security_context, Some(restricted_pod_security(None)));
     let worker = &pod.containers[0];
     assert_eq!(worker.name, WORKER_CONTAINER);
     assert_eq!(
