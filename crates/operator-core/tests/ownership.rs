@@ -2,6 +2,7 @@
 //! costs no request even when something else keeps rewriting it (an HPA's status).
 
 use crate::common::*;
+use operator_core::runtime::lists::InitialLists;
 
 use std::time::Duration;
 
@@ -102,7 +103,8 @@ async fn an_object_controlled_by_another_owner_is_never_adopted() -> Result<()> 
     let before = stored(&server, "w-config")?;
 
     // Cached (the object carries this operator's label, so the cache holds it) and uncached.
-    let (cached, watch) = Children::<ConfigMap>::watched(server.client(), IDENTITY, None);
+    let (cached, watch) =
+        Children::<ConfigMap>::watched(server.client(), IDENTITY, None, InitialLists::Streamed);
     tokio::spawn(watch_forever(watch));
     cached.wait_until_ready().await;
     for children in [
@@ -236,8 +238,12 @@ fn desired_hpa(owner: &Widget) -> Result<HorizontalPodAutoscaler> {
 async fn a_child_rewritten_by_its_controller_costs_no_apply_when_converged() -> Result<()> {
     let server = server_with_crd().await?;
     let owner = create_widget(&server, "w", 3).await?;
-    let (hpas, watch) =
-        Children::<HorizontalPodAutoscaler>::watched(server.client(), IDENTITY, None);
+    let (hpas, watch) = Children::<HorizontalPodAutoscaler>::watched(
+        server.client(),
+        IDENTITY,
+        None,
+        InitialLists::Streamed,
+    );
     tokio::spawn(watch_forever(watch));
     hpas.wait_until_ready().await;
     assert_eq!(
