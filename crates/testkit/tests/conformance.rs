@@ -355,33 +355,6 @@ async fn kube_controller_reconciles_every_object() -> Result<()> {
 }
 
 #[tokio::test]
-async fn streaming_list_watch_sends_initial_events_then_a_bookmark() -> Result<()> {
-    let server = ApiServer::new();
-    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
-    for name in ["a", "b"] {
-        cms.create(&PostParams::default(), &configmap(name, json!({}))?)
-            .await?;
-    }
-    let mut events = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
-    let mut initial = Vec::new();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.try_next()).await?? {
-            Some(watcher::Event::InitApply(cm)) => initial.extend(cm.metadata.name),
-            Some(watcher::Event::InitDone) => break,
-            Some(_) => {}
-            None => anyhow::bail!("stream ended"),
-        }
-    }
-    initial.sort();
-    assert_eq!(initial, vec!["a", "b"]);
-    assert!(
-        server.stats().count(Verb::List, "configmaps") == 0,
-        "no LIST: the watch streamed the state"
-    );
-    Ok(())
-}
-
-#[tokio::test]
 async fn injected_latency_and_conflicts() -> Result<()> {
     let server = ApiServer::new();
     server.set_faults(Faults {

@@ -71,6 +71,7 @@ macro_rules! conformance_cases {
         $run!(crds_make_kinds_servable_validated_pruned_and_defaulted);
         $run!(transition_rules_judge_an_update_by_the_old_object);
         $run!(watch_delivers_changes_from_a_resource_version);
+        $run!(a_streaming_list_sends_the_objects_then_a_bookmark);
         $run!(tables_for_kubectl_get_and_get_watch);
         $run!(deletion_preconditions_and_collections);
         $run!(secret_string_data_is_stored_as_data);
@@ -764,6 +765,48 @@ pub async fn dry_run_writes_nothing(b: &Backend) -> Result<()> {
     );
     ensure!(after.data == before.data);
     Ok(())
+}
+
+/// A streaming list (`sendInitialEvents`, what every watch of the operators asks for on a
+/// server that offers it): each current object as ADDED, then a bookmark marked
+/// `k8s.io/initial-events-end`, then changes as they happen — no LIST.
+pub async fn a_streaming_list_sends_the_objects_then_a_bookmark(b: &Backend) -> Result<()> {
+    let cms: Api<ConfigMap> = b.api();
+    for name in ["s1", "s2", "s3"] {
+        cms.create(&PostParams::default(), &configmap(name, json!({}))?)
+            .await?;
+    }
+    let params = WatchParams::streaming_lists().timeout(20);
+    let mut stream = cms.watch(&params, "").await?.boxed();
+    let mut initial = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.try_next()).await?? {
+            Some(WatchEvent::Added(cm)) => initial.extend(cm.metadata.name),
+            Some(WatchEvent::Bookmark(mark)) => {
+                let end = mark.metadata.annotations.get("k8s.io/initial-events-end");
+                if end.map(String::as_str) == Some("true") {
+                    break;
+                }
+            }
+            other => bail!("unexpected before the end of the initial events: {other:?}"),
+        }
+    }
+    initial.sort();
+    ensure!(
+        initial.iter().filter(|n| n.starts_with('s')).count() == 3,
+        "{initial:?}"
+    );
+    cms.create(&PostParams::default(), &configmap("s4", json!({}))?)
+        .await?;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.try_next()).await?? {
+            Some(WatchEvent::Added(cm)) if cm.metadata.name.as_deref() == Some("s4") => {
+                return Ok(());
+            }
+            Some(WatchEvent::Bookmark(_) | WatchEvent::Added(_)) => {}
+            other => bail!("unexpected after the initial events: {other:?}"),
+        }
+    }
 }
 
 pub async fn watch_delivers_changes_from_a_resource_version(b: &Backend) -> Result<()> {
