@@ -16,17 +16,27 @@ pub fn shipped(operator: &OperatorDescriptor, path: &str, version: &str) -> Resu
 /// `deploy/<package>/deployment.yaml`'s pod is restricted, for Pod Security and OpenShift's
 /// SCC alike ([`crate::pod_security::restricted_violations`]).
 pub fn check_pod_security(operator: &OperatorDescriptor) -> Result<()> {
+    let deployment = shipped_manifest(operator, "deployment.yaml")?;
+    let violations =
+        crate::pod_security::restricted_violations(&deployment["spec"]["template"]["spec"]);
+    ensure!(
+        violations.is_empty(),
+        "deploy/{}/deployment.yaml: {violations:?}",
+        operator.package()
+    );
+    Ok(())
+}
+
+/// `deploy/<package>/<file>`, one YAML document.
+fn shipped_manifest(operator: &OperatorDescriptor, file: &str) -> Result<serde_json::Value> {
     let path = format!(
-        "{}/../../deploy/{}/deployment.yaml",
+        "{}/../../deploy/{}/{file}",
         env!("CARGO_MANIFEST_DIR"),
         operator.package()
     );
-    let deployment: serde_json::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&path).context(path.clone())?)?;
-    let violations =
-        crate::pod_security::restricted_violations(&deployment["spec"]["template"]["spec"]);
-    ensure!(violations.is_empty(), "{path}: {violations:?}");
-    Ok(())
+    Ok(serde_yaml::from_str(
+        &std::fs::read_to_string(&path).context(path.clone())?,
+    )?)
 }
 
 /// The binary at `path` answers `--version` with its own name (not the shared crate's) and
@@ -47,13 +57,7 @@ pub fn check_version(path: &str, operator: &OperatorDescriptor, version: &str) -
 /// is in its pod (`POD_NAMESPACE=payments-system`), with leader election on its own lease
 /// (`<binary>-leader`).
 pub fn shipped_config(operator: &OperatorDescriptor) -> Result<RuntimeConfig> {
-    let path = format!(
-        "{}/../../deploy/{}/config.yaml",
-        env!("CARGO_MANIFEST_DIR"),
-        operator.package()
-    );
-    let manifest: serde_json::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&path).context(path.clone())?)?;
+    let manifest = shipped_manifest(operator, "config.yaml")?;
     let file = manifest["data"]["config.yaml"]
         .as_str()
         .context("the ConfigMap's config.yaml key")?;
