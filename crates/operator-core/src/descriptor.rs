@@ -3,7 +3,6 @@
 //! `cargo xtask crds`, `demo`, `bench` and the e2e suite iterate the one list of them in
 //! `xtask`, so a new operator is wired into all of them by adding it there.
 
-use crate::runtime::lists::InitialLists;
 use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
@@ -58,15 +57,6 @@ impl OperatorDescriptor {
             tracing::info!("shutdown requested");
             stop_tx.send_replace(true);
         });
-        let mut config = config;
-        if let Some(primary) = self.resources.first() {
-            config.controller.initial_lists = InitialLists::discover(
-                &client,
-                &primary.resource.resource(),
-                config.controller.namespace.as_deref(),
-            )
-            .await;
-        }
         let (controllers, admitted, served) = (self.controllers, self.admission, self.resources);
         run(client, config, Metrics::new(), stop_rx, move |runtime| {
             let mut services = controllers(runtime);

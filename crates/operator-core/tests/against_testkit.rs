@@ -477,23 +477,3 @@ async fn a_stale_copy_of_a_released_object_ends_quietly() -> Result<()> {
     );
     Ok(())
 }
-
-/// A server that streams initial lists is asked once and they are streamed; one that cannot
-/// be asked (here: nothing listening) gets paged lists.
-#[tokio::test]
-async fn initial_lists_are_streamed_where_the_server_offers_it() -> Result<()> {
-    use operator_core::runtime::lists::InitialLists;
-    let server = ApiServer::new();
-    let config_maps = kube::core::ApiResource::erase::<ConfigMap>(&());
-    assert_eq!(
-        InitialLists::discover(&server.client(), &config_maps, Some("default")).await,
-        InitialLists::Streamed
-    );
-    let nowhere = kube::Config::new("https://127.0.0.1:9".parse()?);
-    let unreachable = kube::Client::try_from(nowhere)?;
-    assert_eq!(
-        InitialLists::discover(&unreachable, &config_maps, None).await,
-        InitialLists::Paged
-    );
-    Ok(())
-}

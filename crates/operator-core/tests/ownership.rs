@@ -2,7 +2,6 @@
 //! costs no request even when something else keeps rewriting it (an HPA's status).
 
 use crate::common::*;
-use operator_core::runtime::lists::InitialLists;
 
 use std::time::Duration;
 
@@ -103,8 +102,7 @@ async fn an_object_controlled_by_another_owner_is_never_adopted() -> Result<()> 
     let before = stored(&server, "w-config")?;
 
     // Cached (the object carries this operator's label, so the cache holds it) and uncached.
-    let (cached, watch) =
-        Children::<ConfigMap>::watched(server.client(), IDENTITY, None, InitialLists::Streamed);
+    let (cached, watch) = Children::<ConfigMap>::watched(server.client(), IDENTITY, None);
     tokio::spawn(watch_forever(watch));
     cached.wait_until_ready().await;
     for children in [
@@ -238,12 +236,8 @@ fn desired_hpa(owner: &Widget) -> Result<HorizontalPodAutoscaler> {
 async fn a_child_rewritten_by_its_controller_costs_no_apply_when_converged() -> Result<()> {
     let server = server_with_crd().await?;
     let owner = create_widget(&server, "w", 3).await?;
-    let (hpas, watch) = Children::<HorizontalPodAutoscaler>::watched(
-        server.client(),
-        IDENTITY,
-        None,
-        InitialLists::Streamed,
-    );
+    let (hpas, watch) =
+        Children::<HorizontalPodAutoscaler>::watched(server.client(), IDENTITY, None);
     tokio::spawn(watch_forever(watch));
     hpas.wait_until_ready().await;
     assert_eq!(

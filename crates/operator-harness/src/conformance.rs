@@ -218,7 +218,7 @@ pub async fn converge_under_faults(subject: &Subject, n: usize, seed: u64) -> Re
             max: Duration::from_secs(2),
             jitter: 0.2,
         },
-        ..ControllerSettings::default()
+        namespace: None,
     };
     let mut harness = (subject.harness)().settings(settings).prepare().await?;
     subject.create(&harness, n).await?;

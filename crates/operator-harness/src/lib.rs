@@ -12,7 +12,6 @@ pub mod foreign;
 pub mod pod_security;
 pub mod shipped;
 
-use operator_core::runtime::lists::InitialLists;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -176,10 +175,8 @@ impl Harness {
             crds: Vec::new(),
             namespaces: Vec::new(),
             objects: Vec::new(),
-            // Streamed, as an operator fills its caches on every server it supports.
             settings: ControllerSettings {
                 resync: Duration::from_millis(300),
-                initial_lists: InitialLists::Streamed,
                 ..ControllerSettings::default()
             },
             controllers: Arc::new(controllers),

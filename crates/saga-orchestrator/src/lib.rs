@@ -89,7 +89,6 @@ pub fn controllers(rt: &Runtime) -> Vec<BoxFuture<'static, ()>> {
     let (clusters, cluster_writer) = reflector::store();
     let client = rt.client();
     let cluster_api = rt.watched_api::<PostgresClusterView>();
-    let initial_lists = rt.config().controller.initial_lists;
     let cnpg_served = Arc::new(AtomicBool::new(false));
     let mark_served = cnpg_served.clone();
     let mut writer = Some(cluster_writer);
@@ -103,7 +102,7 @@ pub fn controllers(rt: &Runtime) -> Vec<BoxFuture<'static, ()>> {
     .flat_map(move |served| match (served, writer.take()) {
         (true, Some(writer)) => {
             mark_served.store(true, Ordering::SeqCst);
-            watcher(cluster_api.clone(), initial_lists.watcher())
+            watcher(cluster_api.clone(), watcher::Config::default())
                 .default_backoff()
                 .reflect(writer)
                 .touched_objects()

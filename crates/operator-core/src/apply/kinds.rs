@@ -16,7 +16,6 @@
 //! let changes = pass.finish().await?;               // applies nothing more, prunes the rest
 //! ```
 
-use crate::runtime::lists::InitialLists;
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
@@ -207,7 +206,6 @@ pub struct ChildKindsBuilder {
     client: Client,
     identity: OperatorIdentity,
     namespace: Option<String>,
-    initial_lists: InitialLists,
     kinds: Vec<Arc<dyn DeclaredKind>>,
     watches: ChildWatches,
 }
@@ -219,13 +217,6 @@ impl Debug for ChildKindsBuilder {
 }
 
 impl ChildKindsBuilder {
-    /// How the children's watches fill their caches (paged unless set).
-    #[must_use]
-    pub fn with_initial_lists(mut self, lists: InitialLists) -> Self {
-        self.initial_lists = lists;
-        self
-    }
-
     /// A kind the operator always may create: watched as metadata (this operator's children
     /// only), triggering its owner, pruned per `prune`.
     #[must_use]
@@ -237,7 +228,6 @@ impl ChildKindsBuilder {
             self.client.clone(),
             self.identity,
             self.namespace.as_deref(),
-            self.initial_lists,
         );
         let cache = watch.cache;
         self.watches.synced.push(
@@ -337,7 +327,6 @@ impl ChildKinds {
             client,
             identity,
             namespace: namespace.map(String::from),
-            initial_lists: InitialLists::default(),
             kinds: Vec::new(),
             watches: ChildWatches {
                 streams: Vec::new(),

@@ -34,7 +34,6 @@
 //! an edit of labels or annotations fails the subset check: each is repaired on the next
 //! reconcile.
 
-use crate::runtime::lists::InitialLists;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -306,14 +305,13 @@ where
         client: Client,
         identity: OperatorIdentity,
         namespace: Option<&str>,
-        lists: InitialLists,
     ) -> (Self, ChildWatch<K>) {
         let api: Api<PartialObjectMeta<K>> = match namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
         let (reader, writer) = reflector::store();
-        let config = lists.apply(watcher::Config::default().labels(&identity.managed_selector()));
+        let config = watcher::Config::default().labels(&identity.managed_selector());
         let manager = identity.manager;
         let stream = watcher(api, config)
             .default_backoff()

@@ -3,7 +3,6 @@
 //! per-object exponential backoff with jitter on errors, bounded concurrency, and a
 //! reconcile [`Context`].
 
-use crate::runtime::lists::InitialLists;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
@@ -78,8 +77,6 @@ pub struct ControllerSettings {
     pub backoff: Backoff,
     /// Watch one namespace (`WATCH_NAMESPACE`), or all when `None`.
     pub namespace: Option<String>,
-    /// How every watch fills its cache (decided at start).
-    pub initial_lists: InitialLists,
 }
 
 impl Default for ControllerSettings {
@@ -89,7 +86,6 @@ impl Default for ControllerSettings {
             concurrency: 8,
             backoff: Backoff::default(),
             namespace: None,
-            initial_lists: InitialLists::default(),
         }
     }
 }
@@ -336,8 +332,7 @@ where
             None => Api::all(ctx.client.clone()),
         };
         let config = controller::Config::default().concurrency(ctx.settings.concurrency);
-        let controller =
-            Controller::new(api, ctx.settings.initial_lists.watcher()).with_config(config);
+        let controller = Controller::new(api, watcher::Config::default()).with_config(config);
         let store = controller.store();
         let main_synced = async move {
             let _ = store.wait_until_ready().await;

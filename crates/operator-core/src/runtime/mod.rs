@@ -14,7 +14,6 @@
 pub mod admin;
 pub mod config;
 pub mod leader;
-pub mod lists;
 pub mod telemetry;
 pub mod versions;
 
@@ -229,7 +228,6 @@ impl Runtime {
     /// operator watches.
     pub fn child_kinds(&self, identity: OperatorIdentity) -> ChildKindsBuilder {
         ChildKinds::builder(self.client(), identity, self.namespace())
-            .with_initial_lists(self.config.controller.initial_lists)
     }
 
     /// The controller of `K` as every operator runs it: its context carries the operator's
@@ -261,7 +259,6 @@ impl Runtime {
         K: WatchedKind,
     {
         let (store, writer) = reflector::store();
-        let selection = self.config.controller.initial_lists.apply(selection);
         let stream = watcher(self.watched_api::<K>(), selection)
             .default_backoff()
             .modify(compact)
