@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use operator_core::OperatorDescriptor;
@@ -247,6 +249,31 @@ impl TestNamespace {
         })
     }
 
+    /// Another replica holds this test's Lease of `op` for an hour: a replica started with
+    /// leader election stands by, its caches filled, reconciling nothing.
+    pub async fn hold_lease(&self, op: &Operator, holder: &str) -> Result<()> {
+        let home = installed(op)?.home;
+        let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+        let lease = Lease {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!("{}-{}", op.binary, self.name)),
+                ..Default::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                lease_duration_seconds: Some(3600),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                ..LeaseSpec::default()
+            }),
+        };
+        Api::<Lease>::namespaced(self.client.clone(), &home)
+            .create(&PostParams::default(), &lease)
+            .await
+            .with_context(|| format!("holding the Lease of {} in {home}", op.binary))?;
+        Ok(())
+    }
+
     /// A kubeconfig for the ServiceAccount `home/account` on the cluster under test.
     /// A client authenticated as ServiceAccount `home/account` (a TokenRequest token): what
     /// that account's pods may do, checked by the API server's RBAC.
@@ -310,6 +337,16 @@ pub struct OperatorProcess {
 
 impl OperatorProcess {
     /// SIGKILL: a crash, nothing released.
+    /// Its peak resident memory so far, in KiB (`VmHWM`), where /proc tells.
+    pub fn peak_memory_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     pub fn kill(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
             child.kill()?;

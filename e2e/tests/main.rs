@@ -6,6 +6,7 @@ mod batch_processor;
 mod clearing_adapter;
 mod conformance;
 mod foreign;
+mod initial_lists;
 mod manifests;
 mod operator_core;
 mod out_of_cluster;

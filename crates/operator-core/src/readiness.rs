@@ -3,6 +3,29 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use kube::runtime::reflector::Store;
+use kube::runtime::reflector::store::WriterDropped;
+
+/// How often [`cache_filled`] looks again.
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
+
+/// Waits until `cache` holds its first full list. kube's readiness signal keeps the waker of
+/// its last poller only, and a controller's own runner waits on its store too, so a second
+/// waiter may never be woken (an operator that started with objects never reported ready):
+/// this one looks again every 100 ms instead of trusting the wake-up.
+pub async fn cache_filled<K>(cache: &Store<K>) -> Result<(), WriterDropped>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        if let Ok(filled) = tokio::time::timeout(LOOK_AGAIN, cache.wait_until_ready()).await {
+            return filled;
+        }
+    }
+}
 
 /// What `/readyz` reports. Cheap to clone; clones share state.
 #[derive(Clone, Debug, Default)]

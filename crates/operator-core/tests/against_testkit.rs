@@ -477,3 +477,41 @@ async fn a_stale_copy_of_a_released_object_ends_quietly() -> Result<()> {
     );
     Ok(())
 }
+
+/// A cache's readiness is seen by a waiter beside the controller's own runner: kube's signal
+/// wakes only the last poller, which left an operator that started with objects never ready.
+#[tokio::test]
+async fn a_cache_is_seen_filled_by_every_waiter() -> Result<()> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let server = ApiServer::new();
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    for name in ["a", "b", "c"] {
+        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+        cms.create(&PostParams::default(), &cm).await?;
+    }
+    let (store, writer) = reflector::store::<ConfigMap>();
+    let ours = tokio::spawn({
+        let store = store.clone();
+        async move { operator_core::readiness::cache_filled(&store).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The controller's runner waits after us, taking the only waker.
+    let runner = tokio::spawn({
+        let store = store.clone();
+        async move { store.wait_until_ready().await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let filling = tokio::spawn(
+        watcher(cms, watcher::Config::default())
+            .reflect(writer)
+            .for_each(|_| std::future::ready(())),
+    );
+    tokio::time::timeout(Duration::from_secs(5), ours).await???;
+    assert_eq!(store.state().len(), 3);
+    // The runner holds the one waker and nothing else wakes this stand-in (kube's runner is
+    // woken by its watch events): it is left waiting, as ours was before it looked again.
+    runner.abort();
+    filling.abort();
+    Ok(())
+}

@@ -232,7 +232,7 @@ impl ChildKindsBuilder {
         let cache = watch.cache;
         self.watches.synced.push(
             async move {
-                let _ = cache.wait_until_ready().await;
+                let _ = crate::readiness::cache_filled(&cache).await;
             }
             .boxed(),
         );

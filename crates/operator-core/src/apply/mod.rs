@@ -713,7 +713,7 @@ where
     /// Waits until the metadata cache has its first full list (no-op when uncached).
     pub async fn wait_until_ready(&self) {
         if let Some(cache) = &self.cache
-            && let Err(error) = cache.wait_until_ready().await
+            && let Err(error) = crate::readiness::cache_filled(cache).await
         {
             tracing::warn!(%error, "child cache writer dropped before it was ready");
         }

@@ -335,7 +335,7 @@ where
         let controller = Controller::new(api, watcher::Config::default()).with_config(config);
         let store = controller.store();
         let main_synced = async move {
-            let _ = store.wait_until_ready().await;
+            let _ = crate::readiness::cache_filled(&store).await;
         };
         Self {
             controller,
@@ -438,8 +438,10 @@ where
         let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
         let synced = futures::future::join_all(self.caches_synced);
         let readiness = self.readiness;
+        let (store, kind) = (self.controller.store(), K::kind(&()).into_owned());
         tokio::spawn(async move {
             synced.await;
+            tracing::info!(kind = %kind, objects = store.state().len(), "caches synced");
             if let Some(readiness) = readiness {
                 readiness.controller_synced();
             }
