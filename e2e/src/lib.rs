@@ -9,6 +9,7 @@
 
 pub mod admission;
 pub mod apiserver;
+pub mod image;
 pub mod manifests;
 pub mod operator;
 pub mod scenario;

@@ -18,6 +18,7 @@ use operator_core::OperatorDescriptor;
 use serde_json::Value;
 
 use crate::TestNamespace;
+use crate::image::{Launch, program_pid};
 use crate::manifests::render;
 
 /// An operator as deploy/ installs it.
@@ -211,15 +212,16 @@ impl TestNamespace {
         )?;
         let log = dir.join(format!("{}-{replica}.log", op.binary));
         let file = std::fs::File::create(&log)?;
-        let mut command = Command::new(binary(op)?);
+        let launch = Launch::of(op.binary, || binary(op), &work_dir())?;
+        let mut command = launch.command(op.binary);
         command
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", launch.path(&kubeconfig)?)
             .env("WATCH_NAMESPACE", &self.name)
             .env("POD_NAMESPACE", &installed.home)
             .env("POD_NAME", replica)
             .env("RUST_LOG", "info")
             .arg("--config")
-            .arg(&config)
+            .arg(launch.path(&config)?)
             .args([
                 "--health-probe-bind-address",
                 "0",
@@ -232,7 +234,7 @@ impl TestNamespace {
             Some((address, certs)) => command
                 .arg(format!("--webhook-bind-address={address}"))
                 .arg("--webhook-cert-dir")
-                .arg(certs),
+                .arg(launch.path(certs)?),
             None => command.arg("--webhook-bind-address=0"),
         };
         if leader_elect {
@@ -336,10 +338,9 @@ pub struct OperatorProcess {
 }
 
 impl OperatorProcess {
-    /// SIGKILL: a crash, nothing released.
     /// Its peak resident memory so far, in KiB (`VmHWM`), where /proc tells.
     pub fn peak_memory_kib(&self) -> Option<u64> {
-        let pid = self.child.as_ref()?.id();
+        let pid = program_pid(self.child.as_ref()?.id());
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         status
             .lines()
@@ -347,6 +348,7 @@ impl OperatorProcess {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// SIGKILL: a crash, nothing released (a sandbox takes its program with it).
     pub fn kill(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
             child.kill()?;
@@ -360,8 +362,9 @@ impl OperatorProcess {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
+        // To the operator itself: a sandbox does not pass signals on.
         Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &program_pid(child.id()).to_string()])
             .status()?;
         let deadline = tokio::time::Instant::now() + limit;
         loop {

@@ -611,9 +611,7 @@ pub fn build_and_run(root: &Path) -> Result<()> {
     if !status.success() {
         bail!("release build failed");
     }
-    let release = std::env::var("CARGO_TARGET_DIR")
-        .map_or_else(|_| root.join("target"), PathBuf::from)
-        .join("release");
+    let release = crate::target_dir(root).join("release");
     let status = Command::new(release.join("xtask"))
         .arg("bench-run")
         .current_dir(root)

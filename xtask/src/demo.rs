@@ -5,7 +5,7 @@
 //! against it exactly as they would run against a cluster (`KUBECONFIG`), and prints what
 //! converged. `--serve` keeps everything running for kubectl until Ctrl-C.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -84,8 +84,7 @@ fn start_operators(
     serve: bool,
     webhooks: &[demo_admission::Webhooks],
 ) -> Result<Operators> {
-    let target =
-        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let target = crate::target_dir(root);
     let logs = target.join("demo");
     let mut children = Vec::new();
     for ((i, operator), webhook) in OPERATORS.iter().enumerate().zip(webhooks) {
@@ -192,8 +191,7 @@ pub async fn run(root: &Path, serve: bool) -> Result<()> {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let target =
-        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let target = crate::target_dir(root);
     std::fs::create_dir_all(target.join("demo"))?;
     let webhooks = demo_admission::install(root, &server, &target.join("demo"), &ca, OPERATORS)?;
     let kubeconfig = target.join("demo").join("kubeconfig");

@@ -5,7 +5,8 @@
 //! it runs against the cluster `KUBECONFIG` names, and only with `E2E_CLUSTER=1` (so a
 //! developer's cluster is never touched by accident). Either way it installs deploy/ as a user
 //! would (`kubectl apply -k` of the CRDs, the namespaces and each operator), builds the
-//! operator binaries, and runs `cargo test -p e2e` one test at a time (the writes a converged
+//! operators' images and unpacks them (every operator runs from its image, see
+//! `e2e::image`), and runs `cargo test -p e2e` one test at a time (the writes a converged
 //! operator makes are read from the API server's own counters, which other tests would move).
 
 use std::path::{Path, PathBuf};
@@ -96,6 +97,10 @@ fn install(root: &Path, kubeconfig: &Path) -> Result<()> {
 
 fn suite(root: &Path, kubeconfig: &Path) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The operators run from their images; the out-of-cluster scenario runs the built
+    // binaries, as README's `cargo run` does.
+    crate::images::build(root, &crate::images::Options::parse(&[])?)?;
+    crate::images::verify::run(root)?;
     run(
         Command::new(&cargo)
             .current_dir(root)
@@ -109,6 +114,7 @@ fn suite(root: &Path, kubeconfig: &Path) -> Result<()> {
         Command::new(&cargo)
             .current_dir(root)
             .env("E2E_CLUSTER", "1")
+            .env("E2E_IMAGES", crate::images::verify::unpacked_dir(root))
             .env("SIM_JOB_TERMINATION_MESSAGE", WORKER_REPORT)
             .env("KUBECONFIG", kubeconfig)
             .args([

@@ -5,6 +5,8 @@
 //!   check that the checked-in files are current (CI runs the check).
 //! - `demo [--serve]`: run the operators on the in-memory API server with the samples.
 //! - `bench`: measure the operators against a naive baseline (report in `target/bench/`).
+//! - `images [--registry R] [--tag T] | images --verify`: one OCI image per operator, built
+//!   without a container engine; `--verify` unpacks and runs each (see `images`).
 //! - `e2e [--local]`: the end-to-end suite against a real API server (`--local`: the real
 //!   control plane of `../shared/realcp`, started and stopped around the run).
 
@@ -14,6 +16,7 @@ mod crds;
 mod demo;
 mod demo_admission;
 mod e2e;
+mod images;
 mod naive;
 mod webhooks;
 
@@ -33,7 +36,7 @@ pub const OPERATORS: &[OperatorDescriptor] = &[
     saga_orchestrator::OPERATOR,
 ];
 
-const USAGE: &str = "usage: cargo xtask crds [--check] | demo [--serve] | bench | e2e [--local]";
+const USAGE: &str = "usage: cargo xtask crds [--check] | demo [--serve] | bench | images [--registry R] [--tag T] | images --verify | e2e [--local]";
 
 fn workspace_root() -> Result<PathBuf> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -77,12 +80,19 @@ fn run(args: &[String]) -> Result<()> {
         ["demo"] => tokio_runtime()?.block_on(demo::run(&root, false)),
         ["demo", "--serve"] => tokio_runtime()?.block_on(demo::run(&root, true)),
         ["bench"] => bench::build_and_run(&root),
+        ["images", "--verify"] => images::verify::run(&root),
+        ["images", flags @ ..] => images::build(&root, &images::Options::parse(flags)?),
         ["e2e"] => e2e::run_suite(&root, false),
         ["e2e", "--local"] => e2e::run_suite(&root, true),
         ["bench-run"] => tokio_runtime()?.block_on(bench::run(&root)),
         ["naive-operator", operator] => tokio_runtime()?.block_on(naive::run(operator)),
         _ => bail!("{USAGE}"),
     }
+}
+
+/// The target folder: `CARGO_TARGET_DIR`, else the workspace's `target/`.
+pub fn target_dir(root: &std::path::Path) -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from)
 }
 
 fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
