@@ -121,3 +121,47 @@ pub fn program_pid(pid: u32) -> u32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_sees_the_work_folder_under_given_and_nothing_else() {
+        let image = Launch::Image {
+            rootfs: "/images/op/rootfs".into(),
+            work: "/target/e2e".into(),
+        };
+        assert_eq!(
+            image
+                .path(Path::new("/target/e2e/ns/op.kubeconfig"))
+                .unwrap(),
+            Path::new("/tmp/given/ns/op.kubeconfig")
+        );
+        assert!(image.path(Path::new("/root/.kube/config")).is_err());
+        let built = Launch::Built("/target/debug/op".into());
+        assert_eq!(
+            built.path(Path::new("/root/.kube/config")).unwrap(),
+            Path::new("/root/.kube/config")
+        );
+    }
+
+    #[test]
+    fn signals_go_to_the_innermost_process() -> Result<()> {
+        let mut shell = Command::new("sh").args(["-c", "sleep 30; true"]).spawn()?;
+        let mut inner = shell.id();
+        for _ in 0..100 {
+            inner = program_pid(shell.id());
+            if inner != shell.id() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{inner}/comm")).unwrap_or_default();
+        Command::new("kill").arg(inner.to_string()).status()?;
+        shell.kill()?;
+        shell.wait()?;
+        assert_eq!(comm.trim(), "sleep");
+        Ok(())
+    }
+}

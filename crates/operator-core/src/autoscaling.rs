@@ -13,38 +13,54 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 
-/// Whether `manager`'s apply owns the Deployment's `spec.replicas`.
-pub fn applies_replicas(d: &Deployment, manager: &str) -> bool {
-    d.managed_fields().iter().any(|m| {
+/// The `replicas` the operator's own apply holds on one Deployment, as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldReplicas {
+    /// The Deployment's UID: the hand-over claims the field on this object only, never on
+    /// another created under the same name since it was observed.
+    pub uid: String,
+    /// How many it has.
+    pub current: i32,
+}
+
+/// What `manager`'s apply holds of `d`'s `spec.replicas` (now `current`): `None` when its
+/// apply does not own them.
+pub fn held_replicas(d: &Deployment, manager: &str, current: i32) -> Option<HeldReplicas> {
+    let applies = d.managed_fields().iter().any(|m| {
         m.manager.as_deref() == Some(manager)
             && m.operation.as_deref() == Some("Apply")
             && m.fields_v1
                 .as_ref()
                 .is_some_and(|f| f.0["f:spec"].get("f:replicas").is_some())
+    });
+    Some(HeldReplicas {
+        uid: d.uid()?,
+        current,
     })
+    .filter(|_| applies)
 }
 
 /// Before `desired` is applied: when it leaves `replicas` to an autoscaler while the
-/// operator's own apply still owns them (`operator_owns`, see [`applies_replicas`]), claims
-/// them at their `current` value for `<manager>-handover`, so the apply that leaves the field
-/// out does not drop it. Otherwise nothing is sent.
+/// operator's own apply still holds them (`held`, see [`held_replicas`]), claims them at
+/// their current value for `<manager>-handover`, on the observed Deployment only (its UID
+/// is a precondition), so the apply that leaves the field out does not drop it. Otherwise
+/// nothing is sent.
 pub async fn hand_replicas_to_autoscaler(
     deployments: &Api<Deployment>,
     manager: &str,
     desired: &Deployment,
-    operator_owns: bool,
-    current: i32,
+    held: Option<&HeldReplicas>,
 ) -> Result<()> {
     let autoscaled = desired.spec.as_ref().is_some_and(|s| s.replicas.is_none());
-    if !(autoscaled && operator_owns) {
+    let Some(held) = held.filter(|_| autoscaled) else {
         return Ok(());
-    }
+    };
     let name = desired.name_any();
     let claim = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {"replicas": current},
+        "metadata": {"name": name, "uid": held.uid},
+        "spec": {"replicas": held.current},
     });
     let handover = format!("{manager}-handover");
     deployments

@@ -62,6 +62,11 @@ impl WorkloadDefaults {
     pub fn monitoring_namespace(&self) -> &str {
         self.monitoring_namespace.as_deref().unwrap_or("monitoring")
     }
+
+    /// The restricted security context of a workload pod, as [`Self::run_as_user`] says.
+    pub fn pod_security(&self) -> k8s_openapi::api::core::v1::PodSecurityContext {
+        crate::pod_security::restricted_pod_security(self.run_as_user)
+    }
 }
 
 /// Label keys and values, sorted (as the API server returns them).

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use operator_core::apply::ADOPT_ANNOTATION;
+use operator_core::autoscaling::{hand_replicas_to_autoscaler, held_replicas};
 use operator_core::{Applied, Children, Error, Foreign};
 use serde_json::{Value, json};
 use testkit::ApiServer;
@@ -368,5 +370,84 @@ async fn a_hand_over_to_no_one_is_named_in_the_conflict() -> Result<()> {
         )) && message.contains("Widget/w"),
         "{message}"
     );
+    Ok(())
+}
+
+fn deployment(name: &str, replicas: Option<i32>) -> Result<Deployment> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
+            },
+        },
+    }))?)
+}
+
+/// The hand-over of `replicas` to an autoscaler claims them on the Deployment the operator
+/// observed holding them, and on no other: one deleted and created again under the same name
+/// by someone else keeps its replicas and its managers.
+#[tokio::test]
+async fn a_hand_over_claims_replicas_only_on_the_deployment_observed() -> Result<()> {
+    let server = ApiServer::new();
+    let deployments: Api<Deployment> = Api::default_namespaced(server.client());
+    let manager = IDENTITY.manager;
+    let applied = deployments
+        .patch(
+            "pay",
+            &PatchParams::apply(manager),
+            &Patch::Apply(deployment("pay", Some(4))?),
+        )
+        .await?;
+    let held = held_replicas(&applied, manager, 4).context("the operator's apply holds them")?;
+    let autoscaled = deployment("pay", None)?;
+
+    // Someone else's Deployment now has the name, its replicas left to the default (so no
+    // manager would object to a claim).
+    deployments.delete("pay", &Default::default()).await?;
+    let foreign = deployments
+        .create(&PostParams::default(), &deployment("pay", None)?)
+        .await?;
+    let refused =
+        hand_replicas_to_autoscaler(&deployments, manager, &autoscaled, Some(&held)).await;
+    assert!(
+        refused.is_err(),
+        "the claim must not land on another object"
+    );
+    let after = deployments.get("pay").await?;
+    assert_eq!(
+        after.spec.and_then(|s| s.replicas),
+        foreign.spec.and_then(|s| s.replicas)
+    );
+    assert_eq!(
+        after.metadata.managed_fields,
+        foreign.metadata.managed_fields
+    );
+
+    // On the Deployment it observed, the claim keeps the replicas when the operator's apply
+    // leaves them out.
+    let ours = deployments
+        .patch(
+            "pay",
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(deployment("pay", Some(4))?),
+        )
+        .await?;
+    let held = held_replicas(&ours, manager, 4).context("held again")?;
+    hand_replicas_to_autoscaler(&deployments, manager, &autoscaled, Some(&held)).await?;
+    deployments
+        .patch(
+            "pay",
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&autoscaled),
+        )
+        .await?;
+    let handed = deployments.get("pay").await?;
+    assert_eq!(handed.spec.and_then(|s| s.replicas), Some(4));
     Ok(())
 }

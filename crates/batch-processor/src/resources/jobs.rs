@@ -13,7 +13,7 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{env, env_from_field, tmp_mount, tmp_volume};
-use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
+use operator_core::pod_security::restricted_container_security;
 
 use super::{ATTEMPT_LABEL, BATCH_LABEL, RUN_LABEL, WORKER_CONTAINER, child_labels};
 use crate::crd::{BatchProcessor, BlobConfig, Location, SftpConfig};
@@ -156,7 +156,7 @@ fn job_spec(bp: &BatchProcessor, defaults: &WorkloadDefaults, run: Option<&Start
         }),
         spec: Some(PodSpec {
             restart_policy: Some(spec.retry.restart_policy.as_str().into()),
-            security_context: Some(restricted_pod_security(defaults.run_as_user)),
+            security_context: Some(defaults.pod_security()),
             // The workers talk to SFTP and Blob Storage, never to the API server.
             automount_service_account_token: Some(false),
             containers: vec![worker],

@@ -1,7 +1,6 @@
 //! Apply and prune: the routing table before the pods that read it, then the served
 //! workload (the autoscaler's hand-over before a Deployment leaves its replicas to it).
 
-use operator_core::apply::Replicas;
 use operator_core::{Changes, OptionalChild, Result};
 
 use super::{Ctx, Workload};
@@ -16,10 +15,8 @@ pub(super) async fn apply_children(
 ) -> Result<(Changes, OptionalChild)> {
     let mut pass = ctx.children.pass(ca);
     pass.apply(desired.config_map).await?;
-    let replicas = Replicas {
-        operator_owns: workload.operator_owns_replicas,
-        current: workload.current_replicas,
-    };
-    let monitor = pass.apply_served(desired.workload, replicas).await?;
+    let monitor = pass
+        .apply_served(desired.workload, workload.held_replicas.as_ref())
+        .await?;
     Ok((pass.finish().await?, monitor))
 }

@@ -8,7 +8,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use operator_core::apply::get_controlled;
-use operator_core::autoscaling::applies_replicas;
+use operator_core::autoscaling::{HeldReplicas, held_replicas};
 use operator_core::{FieldError, Result, namespace_of};
 
 use super::Ctx;
@@ -29,8 +29,8 @@ pub struct Workload {
     /// `replicas` without one; `None` before the first apply.
     pub applied_floor: Option<i32>,
     pub load: Load,
-    /// The operator's apply owns `replicas` (to hand over when autoscaling starts).
-    pub operator_owns_replicas: bool,
+    /// The `replicas` the operator's apply holds (to hand over when autoscaling starts).
+    pub held_replicas: Option<HeldReplicas>,
 }
 
 pub(super) async fn workload(ca: &ClearingAdapter, ctx: &Ctx) -> Result<Workload> {
@@ -100,7 +100,7 @@ pub(crate) async fn workload_of(ca: &ClearingAdapter, client: &kube::Client) -> 
                 .and_then(|h| h.status.as_ref())
                 .map(|s| s.desired_replicas),
         },
-        operator_owns_replicas: applies_replicas(&deployment, crate::IDENTITY.manager),
+        held_replicas: held_replicas(&deployment, crate::IDENTITY.manager, current_replicas),
     })
 }
 

@@ -25,7 +25,7 @@ use operator_core::builder::{
     CONFIG_HASH_ANNOTATION, config_map_volume, container_port, env, env_from_field,
     read_only_mount, tmp_mount, tmp_volume,
 };
-use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
+use operator_core::pod_security::restricted_container_security;
 
 use super::{HTTP_PORT, child_labels, config_name, selector};
 use crate::crd::ClearingAdapter;
@@ -186,7 +186,7 @@ pub fn desired_deployment(
         mounts.push(read_only_mount("secrets", SECRETS_MOUNT));
         volumes.push(secrets);
     }
-    let mut pod_security = restricted_pod_security(defaults.run_as_user);
+    let mut pod_security = defaults.pod_security();
     if let Some(own) = &spec.security_context {
         pod_security.run_as_user = own.run_as_user.or(pod_security.run_as_user);
         pod_security.run_as_group = own.run_as_group.or(pod_security.run_as_group);

@@ -91,7 +91,7 @@ pub trait ChildObject: WatchedKind + Serialize {}
 impl<K: WatchedKind + Serialize> ChildObject for K {}
 use ownership::{Holder, compact_managed_fields, contains_all, holder_of, owned_fields_digest};
 pub use ownership::{controlled_by, get_controlled};
-pub use served::{Replicas, ServedWorkload};
+pub use served::ServedWorkload;
 
 /// Annotation on every child: the hash of the desired object last applied.
 pub const DESIRED_HASH_ANNOTATION: &str = "payments-engine.io/desired-hash";

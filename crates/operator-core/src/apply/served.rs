@@ -11,7 +11,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Resource;
 
 use super::kinds::{ChildPass, OptionalChild};
-use crate::autoscaling::hand_replicas_to_autoscaler;
+use crate::autoscaling::{HeldReplicas, hand_replicas_to_autoscaler};
 use crate::error::Result;
 use crate::monitoring::ServiceMonitor;
 
@@ -43,34 +43,18 @@ impl ServedWorkload {
     }
 }
 
-/// Who holds the Deployment's replicas now, as observed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Replicas {
-    /// The operator's own apply sets them (see [`crate::autoscaling::applies_replicas`]).
-    pub operator_owns: bool,
-    /// How many the Deployment has.
-    pub current: i32,
-}
-
 impl<O: Resource<DynamicType = ()>> ChildPass<'_, O> {
-    /// Applies `workload`'s children in order, handing `replicas` to the autoscaler first
-    /// when the Deployment leaves them to it; returns what became of the ServiceMonitor.
+    /// Applies `workload`'s children in order, handing the `replicas` the operator holds
+    /// (`held`, as observed) to the autoscaler first when the Deployment leaves them to it;
+    /// returns what became of the ServiceMonitor.
     pub async fn apply_served(
         &mut self,
         workload: ServedWorkload,
-        replicas: Replicas,
+        held: Option<&HeldReplicas>,
     ) -> Result<OptionalChild> {
         let deployments = self.api_beside_owner::<Deployment>();
-        let manager = self.manager();
-        let desired = &workload.deployment;
-        hand_replicas_to_autoscaler(
-            &deployments,
-            manager,
-            desired,
-            replicas.operator_owns,
-            replicas.current,
-        )
-        .await?;
+        hand_replicas_to_autoscaler(&deployments, self.manager(), &workload.deployment, held)
+            .await?;
         self.apply(workload.deployment).await?;
         self.apply(workload.service).await?;
         self.apply(workload.network_policy).await?;

@@ -433,8 +433,9 @@ where
         E: ReconcileError,
         K::DynamicType: Eq + Hash + Clone + Debug + Unpin,
     {
-        // One task waits for the caches (kube's readiness signal wakes one waiter reliably, so
-        // it is awaited once) and tells readiness and the sweeper.
+        // One task waits for the caches (each wait is `readiness::cache_filled`, which looks
+        // again rather than trust kube's signal to wake every waiter) and tells readiness and
+        // the sweeper.
         let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
         let synced = futures::future::join_all(self.caches_synced);
         let readiness = self.readiness;

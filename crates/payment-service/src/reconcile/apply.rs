@@ -31,11 +31,8 @@ pub(super) async fn apply_children(
     let deployments = ctx.api_beside::<Deployment, _>(ps);
     for d in desired.deployments {
         let name = d.name_any();
-        if let Some(state) = observed.states.get(&name) {
-            let owns = observed.replicas_owned.contains(&name);
-            let manager = ctx.identity.manager;
-            hand_replicas_to_autoscaler(&deployments, manager, &d, owns, state.replicas).await?;
-        }
+        let held = observed.replicas_held.get(&name);
+        hand_replicas_to_autoscaler(&deployments, ctx.identity.manager, &d, held).await?;
         pass.apply(d).await?;
     }
     pass.apply(desired.service).await?;

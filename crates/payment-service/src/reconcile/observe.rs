@@ -1,12 +1,12 @@
 //! Observe: what the pass reads before it builds anything — the Secrets the spec names,
 //! and the service's Deployments as the rollout sees them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Resource, ResourceExt};
-use operator_core::autoscaling::applies_replicas;
+use operator_core::autoscaling::{HeldReplicas, held_replicas};
 use operator_core::{FieldError, Result, namespace_of};
 
 use super::Ctx;
@@ -41,11 +41,11 @@ pub(super) async fn external_inputs(
     }
 }
 
-/// The service's Deployments: what the rollout sees, and which of them have `replicas`
-/// owned by this operator's apply (from their managed fields).
+/// The service's Deployments: what the rollout sees, and the `replicas` this operator's
+/// apply holds on them (from their managed fields).
 pub(super) struct ObservedDeployments {
     pub(super) states: BTreeMap<String, DeploymentState>,
-    pub(super) replicas_owned: BTreeSet<String>,
+    pub(super) replicas_held: BTreeMap<String, HeldReplicas>,
 }
 
 /// One GET per Deployment the service has (one, or two during a rollout), named by the
@@ -65,10 +65,15 @@ pub(super) async fn observe_deployments(
         }
     }
     Ok(ObservedDeployments {
-        replicas_owned: ours
+        replicas_held: ours
             .iter()
-            .filter(|d| applies_replicas(d, ctx.identity.manager))
-            .map(ResourceExt::name_any)
+            .filter_map(|d| {
+                let current = deployment_state(d).replicas;
+                Some((
+                    d.name_any(),
+                    held_replicas(d, ctx.identity.manager, current)?,
+                ))
+            })
             .collect(),
         states: ours
             .iter()

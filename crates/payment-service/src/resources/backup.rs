@@ -21,7 +21,7 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{self, Labels, env, mount, tmp_mount, tmp_volume};
-use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
+use operator_core::pod_security::restricted_container_security;
 
 use super::{backup_name, backup_volume_name, child_labels};
 use crate::crd::{Backup, PaymentService};
@@ -107,7 +107,7 @@ pub fn desired_backup(
                             containers: vec![container],
                             restart_policy: Some("OnFailure".into()),
                             service_account_name: Some(name.clone()),
-                            security_context: Some(restricted_pod_security(defaults.run_as_user)),
+                            security_context: Some(defaults.pod_security()),
                             volumes: Some(vec![
                                 Volume {
                                     name: "backups".into(),

@@ -25,7 +25,7 @@ use operator_core::builder::{
     CONFIG_HASH_ANNOTATION, container_port, env, read_only_mount, resource_requests, tmp_mount,
     tmp_volume,
 };
-use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
+use operator_core::pod_security::restricted_container_security;
 
 use super::{DEFAULT_METRICS_PORT, External, HTTP_PORT, TRACK_LABEL, child_labels};
 use crate::crd::{HttpProbe, PaymentService};
@@ -213,7 +213,7 @@ pub fn desired_deployment(
                     service_account_name: spec.service_account(&name),
                     // The service does not talk to the Kubernetes API.
                     automount_service_account_token: Some(false),
-                    security_context: Some(restricted_pod_security(defaults.run_as_user)),
+                    security_context: Some(defaults.pod_security()),
                     volumes: Some(volumes),
                     ..PodSpec::default()
                 }),

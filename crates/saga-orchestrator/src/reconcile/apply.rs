@@ -2,7 +2,6 @@
 //! them, then the served workload (the autoscaler's hand-over before the Deployment leaves
 //! its replicas to it).
 
-use operator_core::apply::Replicas;
 use operator_core::{Changes, OptionalChild, Result};
 
 use super::{Ctx, Observed};
@@ -21,10 +20,8 @@ pub(super) async fn apply_children(
     pass.apply(desired.service_account).await?;
     pass.apply(desired.role).await?;
     pass.apply(desired.role_binding).await?;
-    let replicas = Replicas {
-        operator_owns: observed.operator_owns_replicas,
-        current: observed.replicas,
-    };
-    let monitor = pass.apply_served(desired.workload, replicas).await?;
+    let monitor = pass
+        .apply_served(desired.workload, observed.held_replicas.as_ref())
+        .await?;
     Ok((pass.finish().await?, monitor))
 }

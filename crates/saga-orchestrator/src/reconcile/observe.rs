@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use operator_core::Result;
-use operator_core::autoscaling::applies_replicas;
+use operator_core::autoscaling::{HeldReplicas, held_replicas};
 
 use super::{Ctx, SagaOperator};
 use crate::crd::{PersistenceType, SagaOrchestrator};
@@ -26,7 +26,7 @@ pub struct Observed {
     pub unreadable: Vec<String>,
     pub replicas: i32,
     pub ready_replicas: i32,
-    pub operator_owns_replicas: bool,
+    pub held_replicas: Option<HeldReplicas>,
 }
 
 /// The persistence Secret's resourceVersion; `None` when it does not exist.
@@ -67,9 +67,9 @@ pub(super) async fn observe(so: &SagaOrchestrator, ctx: &Ctx) -> Result<Observed
         unreadable,
         replicas: status.replicas.unwrap_or_default(),
         ready_replicas: status.ready_replicas.unwrap_or_default(),
-        operator_owns_replicas: deployment
-            .as_ref()
-            .is_some_and(|d| applies_replicas(d, ctx.identity.manager)),
+        held_replicas: deployment.as_ref().and_then(|d| {
+            held_replicas(d, ctx.identity.manager, status.replicas.unwrap_or_default())
+        }),
     })
 }
 

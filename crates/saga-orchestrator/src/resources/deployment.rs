@@ -19,7 +19,7 @@ use operator_core::builder::{
     CONFIG_HASH_ANNOTATION, config_map_volume, container_port, env, env_from_secret,
     read_only_mount, resource_requests, tmp_mount, tmp_volume,
 };
-use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
+use operator_core::pod_security::restricted_container_security;
 use operator_core::probes::tcp_probe;
 
 use super::{HTTP_PORT, child_labels, in_flight_name, sagas_name, selector};
@@ -126,7 +126,7 @@ pub fn desired_deployment(
                         config_map_volume("definitions", sagas_name(&name)),
                         tmp_volume(),
                     ]),
-                    security_context: Some(restricted_pod_security(defaults.run_as_user)),
+                    security_context: Some(defaults.pod_security()),
                     ..PodSpec::default()
                 }),
             },

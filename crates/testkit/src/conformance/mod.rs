@@ -989,9 +989,10 @@ pub async fn secret_string_data_is_stored_as_data(b: &Backend) -> Result<()> {
     Ok(())
 }
 
-/// A patch that carries `metadata.uid` applies only to the object with that UID: one
-/// recreated under the same name refuses it (422, the UID is immutable), so an operator that read an object and then
-/// scales or releases it never writes to a replacement that is someone else's.
+/// A patch or apply that carries `metadata.uid` applies only to the object with that UID:
+/// one recreated under the same name refuses it (422, the UID is immutable), so an operator
+/// that read an object and then scales, claims or releases it never writes to a replacement
+/// that is someone else's.
 pub async fn a_patch_naming_a_uid_applies_only_to_that_object(b: &Backend) -> Result<()> {
     let deployments: Api<Deployment> = b.api();
     let first = deployments
@@ -1037,9 +1038,33 @@ pub async fn a_patch_naming_a_uid_applies_only_to_that_object(b: &Backend) -> Re
         api_error(refused).map(|e| e.0) == Some(422),
         "a patch naming the old UID is refused"
     );
+    // So is a server-side apply, even of a field no manager of the replacement holds.
+    let claim = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "uid-bound", "uid": uid, "labels": {"claimed": "yes"}},
+    });
+    let claimed = deployments
+        .patch(
+            "uid-bound",
+            &PatchParams::apply("handover"),
+            &Patch::Apply(&claim),
+        )
+        .await;
+    let status = api_error(claimed);
+    ensure!(
+        status.as_ref().map(|e| e.0) == Some(422),
+        "an apply naming the old UID is refused with 422, got {status:?}"
+    );
     let now = deployments.get("uid-bound").await?;
     ensure!(
-        now.spec.and_then(|s| s.replicas) == Some(7) && now.metadata.uid == second.metadata.uid,
+        now.spec.and_then(|s| s.replicas) == Some(7)
+            && now.metadata.uid == second.metadata.uid
+            && !now
+                .metadata
+                .labels
+                .unwrap_or_default()
+                .contains_key("claimed"),
         "the replacement is untouched"
     );
     Ok(())

@@ -22,7 +22,7 @@ use operator_core::builder::{
     config_map_volume, container_port, env, read_only_mount, resource_requests, tmp_mount,
     tmp_volume,
 };
-use operator_core::pod_security::{restricted_container_security, restricted_pod_security};
+use operator_core::pod_security::restricted_container_security;
 use operator_core::probes::tcp_probe;
 
 use super::config_map::parameter_key;
@@ -191,7 +191,7 @@ pub fn desired_deployment(
                     // A token only for an algorithm whose spec names an account to use it.
                     service_account_name: ta.spec.service_account_name.clone(),
                     automount_service_account_token: Some(ta.spec.service_account_name.is_some()),
-                    security_context: Some(restricted_pod_security(defaults.run_as_user)),
+                    security_context: Some(defaults.pod_security()),
                     volumes: Some(vec![
                         config_map_volume("config", config_name(&name)),
                         tmp_volume(),

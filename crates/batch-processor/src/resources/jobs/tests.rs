@@ -3,6 +3,7 @@ use crate::crd::tests_support::seed;
 use crate::crd::{BatchProcessorSpec, BlobConfig, LocationType};
 use crate::runs::{Cause, StartRun, retry_job_name, run_now_job_name};
 use crate::validate::MAX_NAME_LENGTH;
+use operator_core::pod_security::restricted_pod_security;
 use operator_core::validation::SpecRules;
 use proptest::prelude::*;
 
