@@ -17,5 +17,6 @@ for archive in target/images/*.tar; do
   kind load image-archive "$archive" --name "$cluster"
 done
 E2E_CLUSTER=1 cargo xtask e2e
-kubectl wait --for=condition=Available deployment --all --all-namespaces --timeout=180s
+# The operators deploy/ installed (each Deployment labelled component=controller).
+kubectl wait --for=condition=Available deployment --all-namespaces -l component=controller --timeout=180s
 if [ "${KEEP_CLUSTER:-0}" != 1 ]; then kind delete cluster --name "$cluster"; fi

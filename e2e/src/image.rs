@@ -50,6 +50,15 @@ pub fn sandbox(rootfs: &Path, given: Option<&Path>, program: &str) -> Command {
     command
 }
 
+/// What the operators of this run are, for figures the suite prints.
+pub fn which_build() -> &'static str {
+    if std::env::var_os("E2E_IMAGES").is_some() {
+        "release build, run from its image"
+    } else {
+        "debug build"
+    }
+}
+
 /// How the suite starts one operator binary.
 #[derive(Debug)]
 pub enum Launch {

@@ -78,9 +78,10 @@ async fn an_operator_starts_against_5000_resources_listing_them_in_pages() -> Re
     );
     standby.assert_no_rbac_denials()?;
     println!(
-        "trading-algorithm: {COUNT} resources cached in {pages} pages {:.1}s after start; peak RSS {} MiB (debug build)",
+        "trading-algorithm: {COUNT} resources cached in {pages} pages {:.1}s after start; peak RSS {} MiB ({})",
         synced.as_secs_f64(),
-        standby.peak_memory_kib().unwrap_or_default() / 1024
+        standby.peak_memory_kib().unwrap_or_default() / 1024,
+        e2e::image::which_build()
     );
     drop(standby);
     ns.cleanup().await

@@ -94,6 +94,28 @@ fn git(root: &Path, args: &[&str]) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// A git remote as an image may name its source: a network address without credentials
+/// (`https://token@host/…` loses the token); a local path names nothing a user can open.
+fn public_source(remote: &str) -> Option<String> {
+    if let Some((scheme, rest)) = remote.split_once("://") {
+        if !matches!(scheme, "https" | "http" | "ssh" | "git") {
+            return None;
+        }
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        return Some(format!("{scheme}://{host}/{path}"));
+    }
+    // scp-like `git@host:org/repo.git`.
+    let (user_host, path) = remote.split_once(':')?;
+    let host = user_host
+        .rsplit_once('@')
+        .map_or(user_host, |(_, host)| host);
+    (!host.is_empty() && !host.contains('/') && !path.is_empty())
+        .then(|| format!("https://{host}/{}", path.trim_start_matches('/')))
+}
+
 /// What every image of one build says of its source.
 struct Provenance {
     revision: String,
@@ -117,7 +139,7 @@ impl Provenance {
             .to_string();
         Ok(Self {
             revision: git(root, &["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into()),
-            source: git(root, &["remote", "get-url", "origin"]),
+            source: git(root, &["remote", "get-url", "origin"]).and_then(|r| public_source(&r)),
             epoch,
             created,
         })
@@ -253,6 +275,21 @@ mod tests {
         assert_eq!(told.tag, "rc1");
         assert!(Options::parse(&["--tag"]).is_err());
         assert!(Options::parse(&["--push", "x"]).is_err());
+    }
+
+    #[test]
+    fn an_image_names_a_network_source_without_credentials_and_no_local_path() {
+        assert_eq!(
+            public_source("https://x-token:secret@github.com/acme/ops.git").as_deref(),
+            Some("https://github.com/acme/ops.git")
+        );
+        assert_eq!(
+            public_source("git@github.com:acme/ops.git").as_deref(),
+            Some("https://github.com/acme/ops.git")
+        );
+        assert_eq!(public_source("/work/main"), None);
+        assert_eq!(public_source("../main"), None);
+        assert_eq!(public_source("file:///work/main"), None);
     }
 
     /// The Dockerfile, for teams with an engine, builds every operator the workspace ships,
