@@ -33,11 +33,13 @@ pub fn held_replicas(d: &Deployment, manager: &str, current: i32) -> Option<Held
                 .as_ref()
                 .is_some_and(|f| f.0["f:spec"].get("f:replicas").is_some())
     });
+    if !applies {
+        return None;
+    }
     Some(HeldReplicas {
         uid: d.uid()?,
         current,
     })
-    .filter(|_| applies)
 }
 
 /// Before `desired` is applied: when it leaves `replicas` to an autoscaler while the

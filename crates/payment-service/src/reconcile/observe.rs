@@ -64,21 +64,18 @@ pub(super) async fn observe_deployments(
             ours.push(d);
         }
     }
+    let mut states = BTreeMap::new();
+    let mut replicas_held = BTreeMap::new();
+    for d in &ours {
+        let state = deployment_state(d);
+        if let Some(held) = held_replicas(d, ctx.identity.manager, state.replicas) {
+            replicas_held.insert(d.name_any(), held);
+        }
+        states.insert(d.name_any(), state);
+    }
     Ok(ObservedDeployments {
-        replicas_held: ours
-            .iter()
-            .filter_map(|d| {
-                let current = deployment_state(d).replicas;
-                Some((
-                    d.name_any(),
-                    held_replicas(d, ctx.identity.manager, current)?,
-                ))
-            })
-            .collect(),
-        states: ours
-            .iter()
-            .map(|d| (d.name_any(), deployment_state(d)))
-            .collect(),
+        states,
+        replicas_held,
     })
 }
 
