@@ -1,6 +1,6 @@
 //! Admission webhooks as the real API server calls them: an operator process serves its
 //! webhooks on 127.0.0.1 with a certificate generated for the test, and the Validating and
-//! Mutating WebhookConfigurations of deploy/admission/<operator> are installed pointing at it.
+//! Mutating WebhookConfigurations of deploy/<operator> are installed pointing at it.
 //!
 //! What changes from the shipped configurations, and why: `clientConfig` is a URL on
 //! 127.0.0.1 with the test's CA bundle instead of the Service cert-manager fills in (the
@@ -60,7 +60,7 @@ fn resource(kind: &str) -> ApiResource {
     )
 }
 
-/// Installs deploy/admission/<package>'s webhook configurations for namespace `namespace`,
+/// Installs deploy/<package>'s webhook configurations for namespace `namespace`,
 /// calling the server at `address` that presents a certificate `certificate` signed.
 pub async fn install(
     client: &kube::Client,
@@ -74,15 +74,12 @@ pub async fn install(
         client: client.clone(),
         installed: Vec::new(),
     };
-    for mut config in render(&format!("admission/{package}"))?
-        .into_iter()
-        .filter(|o| {
-            matches!(
-                o["kind"].as_str(),
-                Some("ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration")
-            )
-        })
-    {
+    for mut config in render(package)?.into_iter().filter(|o| {
+        matches!(
+            o["kind"].as_str(),
+            Some("ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration")
+        )
+    }) {
         let kind = config["kind"].as_str().unwrap_or_default().to_string();
         let name = format!(
             "{}-{namespace}",
@@ -127,19 +124,113 @@ impl InstalledWebhooks {
     }
 }
 
+/// The shipped webhook configurations of one operator, as installed, pointed at an
+/// operator process for one test; [`Self::restore`] puts back what was installed.
+pub struct RoutedWebhooks {
+    client: kube::Client,
+    before: Vec<(ApiResource, Value)>,
+}
+
+/// Points the installed configurations of deploy/<package> (their names as installed, the
+/// CA left to the operator) at the server on `address`, for writes in `namespace` only.
+pub async fn route_installed(
+    client: &kube::Client,
+    package: &str,
+    namespace: &str,
+    address: SocketAddr,
+) -> Result<RoutedWebhooks> {
+    let mut routed = RoutedWebhooks {
+        client: client.clone(),
+        before: Vec::new(),
+    };
+    for shipped in render(package)?.into_iter().filter(|o| {
+        o["kind"]
+            .as_str()
+            .is_some_and(|k| k.ends_with("WebhookConfiguration"))
+    }) {
+        let resource = resource(shipped["kind"].as_str().unwrap_or_default());
+        let name = shipped["metadata"]["name"].as_str().unwrap_or_default();
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let installed = serde_json::to_value(
+            api.get(name)
+                .await
+                .with_context(|| format!("{name}: deploy/{package} installs it"))?,
+        )?;
+        let mut routed_config = installed.clone();
+        for hook in routed_config["webhooks"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            let path = hook["clientConfig"]["service"]["path"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            hook["clientConfig"] = json!({"url": format!("https://{address}{path}")});
+            hook["namespaceSelector"] = json!({"matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [namespace]}]});
+        }
+        api.replace(
+            name,
+            &PostParams::default(),
+            &serde_json::from_value(routed_config)?,
+        )
+        .await
+        .with_context(|| format!("routing {name}"))?;
+        routed.before.push((resource, installed));
+    }
+    Ok(routed)
+}
+
+impl std::fmt::Debug for RoutedWebhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoutedWebhooks")
+            .field("before", &self.before.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RoutedWebhooks {
+    /// Puts back the webhooks as installed (their CA bundles included).
+    pub async fn restore(self) -> Result<()> {
+        for (resource, before) in self.before {
+            let name = before["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+            let mut current = serde_json::to_value(api.get(&name).await?)?;
+            current["webhooks"] = before["webhooks"].clone();
+            api.replace(
+                &name,
+                &PostParams::default(),
+                &serde_json::from_value(current)?,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Points CRD `crd`'s conversion webhook at the server on `address` (an operator process
-/// serving `/convert`), trusting `certificate`'s CA, as deploy/admission does through its
-/// Service; returns the client config it replaced, for [`restore_conversion`].
+/// serving `/convert`), trusting `certificate`'s CA (or, with `None`, whatever CA the
+/// operator writes there itself), as deploy/ does through its Service; returns the client
+/// config it replaced, for [`restore_conversion`].
 pub async fn route_conversion(
     client: &kube::Client,
     crd: &str,
     address: SocketAddr,
-    certificate: &WebhookCertificate,
+    certificate: Option<&WebhookCertificate>,
 ) -> Result<Value> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let before = serde_json::to_value(crds.get(crd).await?)?["spec"]["conversion"]["webhook"]["clientConfig"].clone();
-    let ca_bundle = serde_json::to_value(ByteString(certificate.ca.pem().as_bytes().to_vec()))?;
+    let ca_bundle = match certificate {
+        Some(certificate) => {
+            serde_json::to_value(ByteString(certificate.ca.pem().as_bytes().to_vec()))?
+        }
+        None => Value::Null,
+    };
     let patch = json!({"spec": {"conversion": {"webhook": {"clientConfig": {
         "service": null, "url": format!("https://{address}/convert"), "caBundle": ca_bundle}}}}});
     crds.patch(

@@ -40,6 +40,18 @@ impl Operator {
     }
 }
 
+/// How an operator process serves its admission webhooks.
+#[derive(Clone, Copy, Debug)]
+pub enum Webhooks<'a> {
+    Off,
+    /// On this address on 127.0.0.1, presenting the certificate in this directory (as
+    /// deploy/admission/<operator> does with cert-manager's).
+    Files(std::net::SocketAddr, &'a Path),
+    /// On this address on 127.0.0.1, with the certificate the operator issues itself (as
+    /// deploy/<operator> does), for its Service's names and 127.0.0.1.
+    OwnCertificate(std::net::SocketAddr),
+}
+
 /// What deploy/<overlay> says about the operator's identity and home.
 struct Installed {
     objects: Vec<Value>,
@@ -174,18 +186,17 @@ impl TestNamespace {
         replica: &str,
         leader_elect: bool,
     ) -> Result<OperatorProcess> {
-        self.start_operator_with(op, replica, leader_elect, None)
+        self.start_operator_with(op, replica, leader_elect, Webhooks::Off)
             .await
     }
 
-    /// [`Self::start_operator`], serving its admission webhooks on `webhook` (an address on
-    /// 127.0.0.1 and the directory of its certificate) as deploy/admission/<operator> does.
+    /// [`Self::start_operator`], serving its admission webhooks as `webhooks` says.
     pub async fn start_operator_with(
         &self,
         op: &Operator,
         replica: &str,
         leader_elect: bool,
-        webhook: Option<(std::net::SocketAddr, &Path)>,
+        webhooks: Webhooks<'_>,
     ) -> Result<OperatorProcess> {
         let installed = installed(op)?;
         let dir = work_dir().join(&self.name);
@@ -200,16 +211,22 @@ impl TestNamespace {
         // test's own (tests run operators side by side in one home namespace).
         let config = dir.join(format!("{}-config.yaml", op.binary));
         let lease = format!("{}-{}", op.binary, self.name);
-        std::fs::write(
-            &config,
-            installed
-                .config
-                .replace("reconcileInterval: \"30s\"", "reconcileInterval: \"5s\"")
-                .replace(
-                    &format!("id: \"{}-leader\"", op.binary),
-                    &format!("id: \"{lease}\""),
-                ),
-        )?;
+        let mut config_text = installed
+            .config
+            .replace("reconcileInterval: \"30s\"", "reconcileInterval: \"5s\"")
+            .replace(
+                &format!("id: \"{}-leader\"", op.binary),
+                &format!("id: \"{lease}\""),
+            );
+        if let Webhooks::OwnCertificate(_) = webhooks {
+            // The API server calls it on 127.0.0.1 (a URL), not through its Service.
+            config_text = config_text.replacen(
+                "operator:\n",
+                "operator:\n  webhook:\n    hosts: [\"127.0.0.1\"]\n",
+                1,
+            );
+        }
+        std::fs::write(&config, config_text)?;
         let log = dir.join(format!("{}-{replica}.log", op.binary));
         let file = std::fs::File::create(&log)?;
         let launch = Launch::of(op.binary, || binary(op), &work_dir())?;
@@ -230,12 +247,15 @@ impl TestNamespace {
             ])
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file));
-        match webhook {
-            Some((address, certs)) => command
+        match webhooks {
+            Webhooks::Files(address, certs) => command
                 .arg(format!("--webhook-bind-address={address}"))
                 .arg("--webhook-cert-dir")
                 .arg(launch.path(certs)?),
-            None => command.arg("--webhook-bind-address=0"),
+            Webhooks::OwnCertificate(address) => {
+                command.arg(format!("--webhook-bind-address={address}"))
+            }
+            Webhooks::Off => command.arg("--webhook-bind-address=0"),
         };
         if leader_elect {
             command.arg("--leader-elect");

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use e2e::admission::{
     WebhookCertificate, free_address, install, invalid_twin, restore_conversion, route_conversion,
 };
-use e2e::operator::Operator;
+use e2e::operator::{Operator, Webhooks};
 use e2e::scenario::lease_holder;
 use e2e::{TestNamespace, until};
 use kube::api::{Api, DynamicObject, PostParams};
@@ -20,7 +20,7 @@ use payment_service::crd::conversion::{V2, convert};
 use serde_json::{Value, json};
 
 /// Each operator, its sample and the field its invalid twin gets wrong.
-const TWINS: [(&OperatorDescriptor, &str, &str); 5] = [
+pub(crate) const TWINS: [(&OperatorDescriptor, &str, &str); 5] = [
     (
         &payment_service::OPERATOR,
         "payment-initiation-service",
@@ -59,7 +59,7 @@ fn api(ns: &TestNamespace, object: &Value) -> Api<DynamicObject> {
 }
 
 /// The sample made valid again: the twin with the one change undone, read from the sample.
-fn valid(name: &str, namespace: &str, kind: &str) -> Result<Value> {
+pub(crate) fn valid(name: &str, namespace: &str, kind: &str) -> Result<Value> {
     let path = e2e::manifests::deploy_dir()
         .join("samples")
         .join(format!("{name}.yaml"));
@@ -75,7 +75,10 @@ fn valid(name: &str, namespace: &str, kind: &str) -> Result<Value> {
 }
 
 /// A server-side dry run of creating `object`: admission runs in full, nothing is stored.
-async fn dry_run(ns: &TestNamespace, object: &Value) -> Result<DynamicObject, kube::Error> {
+pub(crate) async fn dry_run(
+    ns: &TestNamespace,
+    object: &Value,
+) -> Result<DynamicObject, kube::Error> {
     let params = PostParams {
         dry_run: true,
         ..PostParams::default()
@@ -91,7 +94,7 @@ async fn dry_run(ns: &TestNamespace, object: &Value) -> Result<DynamicObject, ku
 }
 
 /// Waits until the API server reaches the webhook (its process is up and listening).
-async fn reachable(ns: &TestNamespace, object: &Value) -> Result<()> {
+pub(crate) async fn reachable(ns: &TestNamespace, object: &Value) -> Result<()> {
     until(
         "the webhook answers the API server",
         Duration::from_secs(60),
@@ -125,14 +128,20 @@ async fn each_samples_invalid_twin_is_refused_by_its_webhook_through_the_api_ser
         ns.grant(&operator).await?;
         let address = free_address()?;
         processes.push(
-            ns.start_operator_with(&operator, "a", false, Some((address, &certificate.dir)))
-                .await?,
+            ns.start_operator_with(
+                &operator,
+                "a",
+                false,
+                Webhooks::Files(address, &certificate.dir),
+            )
+            .await?,
         );
         // The samples are written in v1 (the seed's shape): the API server converts them to
         // the stored v2 through the payment-service operator's conversion webhook.
         if descriptor.resources.iter().any(|r| r.convert.is_some()) {
-            conversion =
-                Some(route_conversion(&ns.client, PAYMENT_SERVICES, address, &certificate).await?);
+            conversion = Some(
+                route_conversion(&ns.client, PAYMENT_SERVICES, address, Some(&certificate)).await?,
+            );
         }
         webhooks.push(
             install(
@@ -321,7 +330,12 @@ async fn a_standby_replica_answers_admission() -> Result<()> {
     let certificate = WebhookCertificate::new(&ns.name)?;
     let (a_address, b_address) = (free_address()?, free_address()?);
     let mut a = ns
-        .start_operator_with(&operator, "a", true, Some((a_address, &certificate.dir)))
+        .start_operator_with(
+            &operator,
+            "a",
+            true,
+            Webhooks::Files(a_address, &certificate.dir),
+        )
         .await?;
     until("a leads", Duration::from_secs(60), || async {
         Ok(lease_holder(&ns.client, &a.home, &a.lease)
@@ -330,7 +344,12 @@ async fn a_standby_replica_answers_admission() -> Result<()> {
     })
     .await?;
     let mut b = ns
-        .start_operator_with(&operator, "b", true, Some((b_address, &certificate.dir)))
+        .start_operator_with(
+            &operator,
+            "b",
+            true,
+            Webhooks::Files(b_address, &certificate.dir),
+        )
         .await?;
     // The API server is sent only to b, which stands by.
     let webhooks = install(

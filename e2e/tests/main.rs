@@ -10,6 +10,7 @@ mod initial_lists;
 mod manifests;
 mod operator_core;
 mod out_of_cluster;
+mod own_certificate;
 mod payment_service;
 mod saga_orchestrator;
 mod trading_algorithm;

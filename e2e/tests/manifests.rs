@@ -84,7 +84,13 @@ fn an_operator_overlay_holds_only_what_belongs_to_it() -> Result<()> {
                 kind(&o),
                 name(&o)
             );
-            if matches!(kind(&o), "ClusterRole" | "ClusterRoleBinding") {
+            if matches!(
+                kind(&o),
+                "ClusterRole"
+                    | "ClusterRoleBinding"
+                    | "ValidatingWebhookConfiguration"
+                    | "MutatingWebhookConfiguration"
+            ) {
                 continue;
             }
             assert!(
@@ -109,7 +115,9 @@ fn an_operator_overlay_holds_only_what_belongs_to_it() -> Result<()> {
 }
 
 /// Cluster-wide, an operator may hold only its rights over its own resources (so a namespace
-/// deletion can never strand its finalizer) and reading namespaces; nothing over children.
+/// deletion can never strand its finalizer), reading namespaces, and reading and patching
+/// its own webhook configurations and converting CRDs by name (the CA bundle); nothing over
+/// children.
 #[test]
 fn cluster_wide_rights_cover_only_the_operators_own_resources() -> Result<()> {
     for descriptor in OPERATORS {
@@ -117,18 +125,45 @@ fn cluster_wide_rights_cover_only_the_operators_own_resources() -> Result<()> {
         let group = descriptor.resources[0].resource.group();
         let group = group.as_str();
         let objects = render(operator)?;
+        let names = operator_core::admission::WebhookNames::of(&descriptor.binary.identity);
+        let converted: Vec<String> = descriptor
+            .resources
+            .iter()
+            .filter(|r| r.convert.is_some())
+            .map(|r| r.resource.crd_name())
+            .collect();
         let cluster_roles: Vec<&Value> = objects
             .iter()
             .filter(|o| kind(o) == "ClusterRole")
             .collect();
-        assert_eq!(cluster_roles.len(), 1, "deploy/{operator}");
-        for rule in cluster_roles[0]["rules"].as_array().into_iter().flatten() {
+        assert_eq!(cluster_roles.len(), 2, "deploy/{operator}");
+        for rule in cluster_roles
+            .iter()
+            .flat_map(|r| r["rules"].as_array().into_iter().flatten())
+        {
             let groups = strings(&rule["apiGroups"]);
             let resources = strings(&rule["resources"]);
             let verbs = strings(&rule["verbs"]);
+            let named = strings(&rule["resourceNames"]);
             let own = groups == [group];
             let namespaces = groups == [""] && resources == ["namespaces"] && verbs == ["get"];
-            assert!(own || namespaces, "deploy/{operator}: cluster-wide {rule}");
+            let ca_bundle = verbs == ["get", "patch"]
+                && match (groups.as_slice(), resources.as_slice()) {
+                    (["admissionregistration.k8s.io"], ["validatingwebhookconfigurations"]) => {
+                        named == [names.validating.as_str()]
+                    }
+                    (["admissionregistration.k8s.io"], ["mutatingwebhookconfigurations"]) => {
+                        named == [names.mutating.as_str()]
+                    }
+                    (["apiextensions.k8s.io"], ["customresourcedefinitions"]) => {
+                        !named.is_empty() && named.iter().all(|n| converted.iter().any(|c| c == n))
+                    }
+                    _ => false,
+                };
+            assert!(
+                own || namespaces || ca_bundle,
+                "deploy/{operator}: cluster-wide {rule}"
+            );
             assert!(
                 !verbs
                     .iter()
@@ -298,10 +333,16 @@ fn rbac_grants_only_the_verbs_the_code_uses() -> Result<()> {
                     }
                 }
                 if verbs.contains(&"update") {
+                    // The webhook certificate's Secret is replaced as read (its
+                    // resourceVersion makes concurrent renewals conflict): that one only.
+                    let certificate = resources == ["secrets"]
+                        && strings(&rule["resourceNames"]).len() == 1
+                        && verbs == ["get", "update"];
                     assert!(
-                        resources
-                            .iter()
-                            .all(|r| r.ends_with("/finalizers") || *r == "leases"),
+                        certificate
+                            || resources
+                                .iter()
+                                .all(|r| r.ends_with("/finalizers") || *r == "leases"),
                         "deploy/{operator} {}: update on {resources:?}",
                         name(role)
                     );
@@ -369,64 +410,80 @@ fn every_alert_reads_exported_metrics_and_links_its_runbook() -> Result<()> {
     Ok(())
 }
 
-/// `deploy/admission/<operator>`: the operator with its webhooks on, as cert-manager users
-/// install it. Every webhook fails closed, has no side effects, speaks admission/v1, matches
-/// only the operator's own kinds in the namespace it serves, reaches a path the operator
-/// serves through a Service that selects its pods on a port the pod opens, and trusts the CA
-/// cert-manager injects from the Certificate whose Secret the pod mounts.
+/// `deploy/<operator>` (the operator issues its own webhook certificate) and
+/// `deploy/admission/<operator>` (cert-manager issues it): the operator with its webhooks
+/// on. Every webhook fails closed, has no side effects, speaks admission/v1, matches only
+/// the operator's own kinds in the namespace it serves, and reaches a path the operator
+/// serves through a Service that selects its pods on a port the pod opens. By default the
+/// operator may keep exactly its certificate's Secret and the configurations carry no CA
+/// (it writes its own); with cert-manager the pod mounts the Certificate's Secret and the
+/// configurations trust the CA cert-manager injects from it.
 #[test]
-fn the_admission_overlays_wire_each_webhook_to_the_operators_server() -> Result<()> {
-    for descriptor in OPERATORS {
+fn the_webhook_objects_wire_each_webhook_to_the_operators_server() -> Result<()> {
+    for (descriptor, cert_manager) in OPERATORS.iter().flat_map(|d| [(d, false), (d, true)]) {
         let operator = descriptor.package();
-        let base = render(operator)?;
-        let objects = render(&format!("admission/{operator}"))?;
+        let dir = if cert_manager {
+            format!("admission/{operator}")
+        } else {
+            operator.to_string()
+        };
+        let objects = render(&dir)?;
         let find = |kind_: &'static str| objects.iter().filter(move |o| kind(o) == kind_);
         let deployment = find("Deployment").next().context("a Deployment")?;
-        let base_deployment = base
-            .iter()
-            .find(|o| kind(o) == "Deployment")
-            .context("base")?;
         let container = &deployment["spec"]["template"]["spec"]["containers"][0];
         let args = strings(&container["args"]);
         assert!(
             args.contains(&"--webhook-bind-address=:9443"),
-            "{operator}: {args:?}"
+            "{dir}: {args:?}"
         );
-        assert!(
-            strings(&base_deployment["spec"]["template"]["spec"]["containers"][0]["args"])
-                .contains(&"--webhook-bind-address=0"),
-            "{operator}: the base runs without webhooks (it has no certificate)"
-        );
-        let certificate = find("Certificate").next().context("a Certificate")?;
-        let secret = certificate["spec"]["secretName"]
-            .as_str()
-            .unwrap_or_default();
-        let volumes = deployment["spec"]["template"]["spec"]["volumes"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let cert_volume = volumes
-            .iter()
-            .find(|v| v["secret"]["secretName"] == secret)
-            .with_context(|| format!("{operator}: the pod mounts Secret {secret}"))?;
-        let mounted = container["volumeMounts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| m["name"] == cert_volume["name"])
-            .and_then(|m| m["mountPath"].as_str())
-            .unwrap_or_default();
-        assert!(
-            args.contains(&format!("--webhook-cert-dir={mounted}").as_str()),
-            "{operator}: {args:?}"
-        );
+        let names = operator_core::admission::WebhookNames::of(&descriptor.binary.identity);
+        let certificate = find("Certificate").next();
+        if let Some(certificate) = certificate.filter(|_| cert_manager) {
+            let secret = certificate["spec"]["secretName"]
+                .as_str()
+                .unwrap_or_default();
+            let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let cert_volume = volumes
+                .iter()
+                .find(|v| v["secret"]["secretName"] == secret)
+                .with_context(|| format!("{dir}: the pod mounts Secret {secret}"))?;
+            let mounted = container["volumeMounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["name"] == cert_volume["name"])
+                .and_then(|m| m["mountPath"].as_str())
+                .unwrap_or_default();
+            assert!(
+                args.contains(&format!("--webhook-cert-dir={mounted}").as_str()),
+                "{dir}: {args:?}"
+            );
+        } else {
+            assert!(!cert_manager, "{dir}: a Certificate");
+            assert!(
+                !args.iter().any(|a| a.starts_with("--webhook-cert-dir")),
+                "{dir}: the operator issues its own certificate: {args:?}"
+            );
+            let keeps_secret = find("Role").any(|role| {
+                namespace(role) == namespace(deployment)
+                    && role["rules"].as_array().into_iter().flatten().any(|r| {
+                        strings(&r["resources"]) == ["secrets"]
+                            && strings(&r["resourceNames"]) == [names.secret.as_str()]
+                            && strings(&r["verbs"]) == ["get", "update"]
+                    })
+            });
+            assert!(keeps_secret, "{dir}: may keep Secret {}", names.secret);
+        }
         assert!(
             container["ports"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .any(|p| p["name"] == "webhook" && p["containerPort"] == 9443),
-            "{operator}: the pod opens the webhook port"
+            "{dir}: the pod opens the webhook port"
         );
         let service = find("Service")
             .find(|s| s["spec"]["ports"][0]["targetPort"] == "webhook")
@@ -473,10 +530,23 @@ fn the_admission_overlays_wire_each_webhook_to_the_operators_server() -> Result<
             let config = find(kind_)
                 .next()
                 .with_context(|| format!("{operator}: a {kind_}"))?;
+            let injected = &config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"];
+            match certificate.filter(|_| cert_manager) {
+                Some(certificate) => assert_eq!(
+                    *injected,
+                    format!("{}/{}", namespace(certificate), name(certificate)),
+                    "{dir}: {kind_} trusts the CA of the Certificate"
+                ),
+                None => assert_eq!(*injected, Value::Null, "{dir}: the operator writes its CA"),
+            }
+            let expected_name = match kind_ {
+                "ValidatingWebhookConfiguration" => &names.validating,
+                _ => &names.mutating,
+            };
             assert_eq!(
-                config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
-                format!("{}/{}", namespace(certificate), name(certificate)),
-                "{operator}: {kind_} trusts the CA of the Certificate"
+                name(config),
+                expected_name,
+                "{dir}: where the operator writes its CA"
             );
             let hooks = config["webhooks"].as_array().cloned().unwrap_or_default();
             assert_eq!(

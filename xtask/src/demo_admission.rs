@@ -1,7 +1,7 @@
 //! The demo's admission webhooks, wired as in a cluster with cert-manager: each operator
 //! serves its webhooks with a certificate for its webhook Service's DNS name, issued by a CA
 //! made for the demo; the Validating and Mutating WebhookConfigurations of
-//! `deploy/admission/<operator>` are installed with that CA injected (cert-manager's CA
+//! `deploy/<operator>` are installed with that CA injected (cert-manager's CA
 //! injector's job), and testkit routes each Service to the operator's local port. The
 //! samples then go in through admission, and each sample's invalid twin
 //! (`deploy/samples/invalid/`) must be refused by its webhook.
@@ -70,7 +70,7 @@ impl DemoCa {
         Ok(())
     }
 
-    /// Wires `operator`'s webhooks as `deploy/admission/<operator>` does in a cluster: its
+    /// Wires `operator`'s webhooks as `deploy/admission/<operator>` (cert-manager) does: its
     /// Service's certificate issued into `cert_dir`, the Service routed to a free loopback
     /// address (returned: the operator serves there), and its Validating and Mutating
     /// WebhookConfigurations installed with this CA injected.
@@ -83,7 +83,7 @@ impl DemoCa {
     ) -> Result<SocketAddr> {
         let objects = documents(
             &root
-                .join("deploy/admission")
+                .join("deploy")
                 .join(operator.package())
                 .join("webhooks.yaml"),
         )?;

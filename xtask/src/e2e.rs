@@ -3,10 +3,11 @@
 //! With `--local` it starts the real control plane of `../shared/realcp` (or the folder
 //! `REALCP_DIR` names) from an empty etcd, and stops it afterwards, pass or fail. Without it,
 //! it runs against the cluster `KUBECONFIG` names, and only with `E2E_CLUSTER=1` (so a
-//! developer's cluster is never touched by accident). Either way it installs deploy/ as a user
-//! would (`kubectl apply -k` of the CRDs, the namespaces and each operator), builds the
-//! operators' images and unpacks them (every operator runs from its image, see
-//! `e2e::image`), and runs `cargo test -p e2e` one test at a time (the writes a converged
+//! developer's cluster is never touched by accident). Either way it builds the release
+//! (`cargo xtask release`: the images, and `dist/install.yaml` pinning them by digest),
+//! installs it as a user would (`kubectl apply --server-side -f dist/install.yaml`, then
+//! waits for the CRDs and the five operators' Deployments), unpacks the images (every
+//! operator runs from its image, see `e2e::image`), and runs `cargo test -p e2e` one test at a time (the writes a converged
 //! operator makes are read from the API server's own counters, which other tests would move).
 
 use std::path::{Path, PathBuf};
@@ -14,9 +15,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-
-/// What deploy/ installs before the operators' overlays.
-const INSTALL_FIRST: [&str; 2] = ["crds", "namespaces"];
 
 fn run(command: &mut Command, what: &str) -> Result<()> {
     let status = command
@@ -67,39 +65,75 @@ fn start_realcp(script: &Path) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-fn install(root: &Path, kubeconfig: &Path) -> Result<()> {
-    let overlays = crate::OPERATORS.iter().map(|o| o.package());
-    for dir in INSTALL_FIRST.into_iter().chain(overlays) {
+/// Installs the release as a user would: `kubectl apply --server-side -f dist/install.yaml`,
+/// then waits for the CRDs to be established and for the five operators' Deployments (pods
+/// the stand-in kubelet makes Ready; nothing runs in them on the real control plane) to be
+/// Available.
+fn install(install_yaml: &Path, kubeconfig: &Path) -> Result<()> {
+    let kubectl = |args: &[&str]| {
+        let mut command = Command::new("kubectl");
+        command.env("KUBECONFIG", kubeconfig).args(args);
+        command
+    };
+    let file = install_yaml.to_string_lossy();
+    run(
+        &mut kubectl(&["apply", "--server-side", "-f", &file]),
+        "kubectl apply --server-side -f dist/install.yaml",
+    )?;
+    run(
+        &mut kubectl(&[
+            "wait",
+            "--for",
+            "condition=Established",
+            "--timeout",
+            "60s",
+            "crd",
+            "--all",
+        ]),
+        "waiting for the CRDs to be established",
+    )?;
+    for operator in crate::OPERATORS {
+        let deployment = format!("deployment/{}-controller", operator.binary_name());
+        let namespace = operator_namespace(install_yaml, operator.binary_name())?;
         run(
-            Command::new("kubectl")
-                .env("KUBECONFIG", kubeconfig)
-                .args(["apply", "-k"])
-                .arg(root.join("deploy").join(dir)),
-            &format!("kubectl apply -k deploy/{dir}"),
+            &mut kubectl(&[
+                "wait",
+                "--for",
+                "condition=Available",
+                "--timeout",
+                "120s",
+                "-n",
+                &namespace,
+                &deployment,
+            ]),
+            &format!("waiting for {deployment} to be Available"),
         )?;
-        if dir == "crds" {
-            run(
-                Command::new("kubectl").env("KUBECONFIG", kubeconfig).args([
-                    "wait",
-                    "--for",
-                    "condition=Established",
-                    "--timeout",
-                    "60s",
-                    "crd",
-                    "--all",
-                ]),
-                "waiting for the CRDs to be established",
-            )?;
-        }
     }
     Ok(())
 }
 
+/// The namespace of `<binary>-controller` in the install file.
+fn operator_namespace(install_yaml: &Path, binary: &str) -> Result<String> {
+    let text = std::fs::read_to_string(install_yaml)?;
+    let name = format!("{binary}-controller");
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let object: serde_json::Value = serde::Deserialize::deserialize(document)?;
+        if object["kind"] == "Deployment" && object["metadata"]["name"] == name.as_str() {
+            return object["metadata"]["namespace"]
+                .as_str()
+                .map(String::from)
+                .context("the Deployment names no namespace");
+        }
+    }
+    bail!("{} holds no Deployment {name}", install_yaml.display())
+}
+
 fn suite(root: &Path, kubeconfig: &Path) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // The operators run from their images; the out-of-cluster scenario runs the built
-    // binaries, as README's `cargo run` does.
-    crate::images::build(root, &crate::images::Options::parse(&[])?)?;
+    // The release (its images built first) is what gets installed; the operators run from
+    // those images; the out-of-cluster scenario runs the built binaries, as README's
+    // `cargo run` does.
+    let install_yaml = crate::release::run(root, &crate::images::Options::parse(&[])?)?;
     crate::images::verify::run(root)?;
     run(
         Command::new(&cargo)
@@ -108,7 +142,7 @@ fn suite(root: &Path, kubeconfig: &Path) -> Result<()> {
             .args(crate::OPERATORS.iter().flat_map(|o| ["-p", o.package()])),
         "building the operators",
     )?;
-    install(root, kubeconfig)?;
+    install(&install_yaml, kubeconfig)?;
     let started = Instant::now();
     let result = run(
         Command::new(&cargo)

@@ -1,12 +1,15 @@
 //! Project chores, run as `cargo xtask <command>`:
 //!
 //! - `crds [--check]`: write one YAML per CRD into `deploy/crds/` from the CRD types, and each
-//!   operator's admission overlay into `deploy/admission/<package>/`, or
+//!   each operator's webhook objects into `deploy/<package>/webhooks.yaml` and its
+//!   cert-manager overlay into `deploy/admission/<package>/`, or
 //!   check that the checked-in files are current (CI runs the check).
 //! - `demo [--serve]`: run the operators on the in-memory API server with the samples.
 //! - `bench`: measure the operators against a naive baseline (report in `target/bench/`).
 //! - `images [--registry R] [--tag T] | images --verify`: one OCI image per operator, built
 //!   without a container engine; `--verify` unpacks and runs each (see `images`).
+//! - `release [--registry R] [--tag T]`: the images, and `dist/install.yaml` (everything,
+//!   images pinned by digest) and `dist/<package>.yaml` (see `release`).
 //! - `e2e [--local]`: the end-to-end suite against a real API server (`--local`: the real
 //!   control plane of `../shared/realcp`, started and stopped around the run).
 
@@ -18,6 +21,7 @@ mod demo_admission;
 mod e2e;
 mod images;
 mod naive;
+mod release;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -36,7 +40,7 @@ pub const OPERATORS: &[OperatorDescriptor] = &[
     saga_orchestrator::OPERATOR,
 ];
 
-const USAGE: &str = "usage: cargo xtask crds [--check] | demo [--serve] | bench | images [--registry R] [--tag T] | images --verify | e2e [--local]";
+const USAGE: &str = "usage: cargo xtask crds [--check] | demo [--serve] | bench | images [--registry R] [--tag T] | images --verify | release [--registry R] [--tag T] | e2e [--local]";
 
 fn workspace_root() -> Result<PathBuf> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -82,6 +86,7 @@ fn run(args: &[String]) -> Result<()> {
         ["bench"] => bench::build_and_run(&root),
         ["images", "--verify"] => images::verify::run(&root),
         ["images", flags @ ..] => images::build(&root, &images::Options::parse(flags)?),
+        ["release", flags @ ..] => release::run(&root, &images::Options::parse(flags)?).map(|_| ()),
         ["e2e"] => e2e::run_suite(&root, false),
         ["e2e", "--local"] => e2e::run_suite(&root, true),
         ["bench-run"] => tokio_runtime()?.block_on(bench::run(&root)),

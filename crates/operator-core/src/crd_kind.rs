@@ -59,6 +59,12 @@ impl CrdKind {
         self.resource().plural
     }
 
+    /// `paymentservices.payments.io`, its CRD's name.
+    pub fn crd_name(&self) -> String {
+        let resource = self.resource();
+        format!("{}.{}", resource.plural, resource.group)
+    }
+
     /// `ps`, as in `kubectl get ps` (the plural where the kind has none).
     pub fn short_name(&self) -> String {
         (self.short_names)()

@@ -8,13 +8,13 @@ use anyhow::{Context as _, Result};
 use operator_core::FieldError;
 use operator_core::admission::Admitted;
 use operator_core::metrics::Metrics;
-use operator_core::runtime::config::WebhookConfig;
+use operator_core::runtime::config::{WebhookCertificate, WebhookConfig};
 use operator_core::runtime::{self, Background};
 use operator_core::validation::SpecRules;
 use serde_json::json;
 use testkit::tls::LocalCa;
 
-async fn free_port() -> Result<std::net::SocketAddr> {
+pub(crate) async fn free_port() -> Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     Ok(listener.local_addr()?)
 }
@@ -29,7 +29,7 @@ async fn replica(
     let mut config = leader_elected_config(identity);
     config.webhook = Some(WebhookConfig {
         address,
-        cert_dir: dir,
+        certificate: WebhookCertificate::Files(dir),
     });
     let background = runtime::spawn(server.client(), config, Metrics::new(), |rt| {
         rt.admission_webhooks(WIDGETS, &[]).into_iter().collect()
@@ -39,6 +39,15 @@ async fn replica(
 
 async fn review(
     ca: &LocalCa,
+    address: std::net::SocketAddr,
+    size: i32,
+) -> Result<serde_json::Value> {
+    review_trusting(ca.pem().as_bytes(), address, size).await
+}
+
+/// A review of a widget of `size`, sent to `address` trusting only the CAs of `ca_pem`.
+pub(crate) async fn review_trusting(
+    ca_pem: &[u8],
     address: std::net::SocketAddr,
     size: i32,
 ) -> Result<serde_json::Value> {
@@ -62,7 +71,7 @@ async fn review(
     while tokio::time::Instant::now() < deadline {
         match testkit::webhook::call(
             &url,
-            ca.pem().as_bytes(),
+            ca_pem,
             serde_json::to_vec(&body)?,
             Duration::from_secs(5),
         )
@@ -123,7 +132,7 @@ async fn the_leader_and_the_standby_both_serve_admission() -> Result<()> {
 }
 
 /// Widgets admitted up to size 10, with a warning above 5 and a label the mutating webhook adds.
-const WIDGETS: &[Admitted] = &[Admitted {
+pub(crate) const WIDGETS: &[Admitted] = &[Admitted {
     default: Some(|object| {
         let mut object = object.clone();
         object["metadata"]["labels"]["example.io/sized"] = json!("true");
@@ -398,7 +407,7 @@ async fn idle_connections_cannot_starve_admission_or_readiness() -> Result<()> {
     let mut config = leader_elected_config("starved");
     config.webhook = Some(WebhookConfig {
         address: webhook,
-        cert_dir: dir,
+        certificate: WebhookCertificate::Files(dir),
     });
     config.health_address = Some(health);
     let (stop, task) = runtime::spawn(server.client(), config, Metrics::new(), |rt| {

@@ -9,3 +9,4 @@ mod memory;
 mod operator_errors;
 mod ownership;
 mod runtime;
+mod webhook_certificates;

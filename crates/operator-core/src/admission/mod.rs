@@ -11,8 +11,10 @@
 //! Validating/MutatingWebhookConfigurations name:
 //! `/validate-<group with dots as dashes>-<version>-<kind in lower case>` and `/mutate-…`.
 
+pub mod certificates;
 mod defaults;
 mod metrics;
+pub mod self_managed;
 pub mod server;
 mod tls;
 
@@ -30,6 +32,7 @@ use crate::error::FieldError;
 use crate::validation::SpecRules;
 pub use defaults::additions;
 pub use metrics::WebhookMetrics;
+pub use self_managed::{CertificateKeeper, SelfManagedCertificates, WebhookNames};
 pub use server::{WebhookServer, WebhookServerError};
 pub use tls::{CertificateError, ServingCertificate};
 

@@ -1,6 +1,7 @@
 //! The webhook server: HTTPS on `--webhook-bind-address` (`:9443`), on every replica, with
 //! the admin server's connection limits, a body limit, a per-review timeout, and the
-//! certificate re-read every [`CERTIFICATE_POLL`]. While no valid certificate is loaded,
+//! certificate re-read every [`CERTIFICATE_POLL`] (files) or kept by the operator itself
+//! ([`CertificateKeeper`]). While no valid certificate is loaded,
 //! `/readyz` fails with the reason, so the Service sends the API server to no replica that
 //! cannot answer. Every request is counted ([`WebhookMetrics`]).
 
@@ -19,6 +20,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::metrics::{Outcome, WebhookMetrics};
+use super::self_managed::CertificateKeeper;
 use super::{Admitted, Hook, MAX_REVIEW_BYTES, ServingCertificate, answer, convert_review};
 use crate::crd_kind::ServedResource;
 use crate::readiness::Readiness;
@@ -50,6 +52,8 @@ pub struct WebhookServer {
     client: kube::Client,
     certificate: ServingCertificate,
     poll: Duration,
+    /// Issues and renews the certificate, instead of reading it from files.
+    keeper: Option<(CertificateKeeper, watch::Receiver<bool>)>,
     metrics: WebhookMetrics,
 }
 
@@ -75,6 +79,7 @@ impl WebhookServer {
             client,
             certificate,
             poll: CERTIFICATE_POLL,
+            keeper: None,
             metrics: WebhookMetrics::default(),
         }
     }
@@ -90,6 +95,14 @@ impl WebhookServer {
     #[must_use]
     pub fn converting(mut self, served: &'static [ServedResource]) -> Self {
         self.served = served;
+        self
+    }
+
+    /// Serves the certificate `keeper` issues and renews (writing its CA into the webhook
+    /// configurations while `leading`), not files.
+    #[must_use]
+    pub fn keeping(mut self, keeper: CertificateKeeper, leading: watch::Receiver<bool>) -> Self {
+        self.keeper = Some((keeper, leading));
         self
     }
 
@@ -191,25 +204,32 @@ impl WebhookServer {
     ) -> Result<(), WebhookServerError> {
         let tls = tokio_rustls::TlsAcceptor::from(self.certificate.server_config()?);
         let (certificate, poll) = (self.certificate.clone(), self.poll);
-        // Loaded before the first connection is accepted, then re-read as it changes.
-        let check = move |certificate: &ServingCertificate| match certificate.reload() {
-            Ok(true) => {
-                tracing::info!(dir = %certificate.dir().display(), "webhook certificate loaded");
-                readiness.set_problem(None);
+        let watcher = match self.keeper.clone() {
+            Some((keeper, leading)) => {
+                tokio::spawn(keeper.keep(certificate, readiness.clone(), leading))
             }
-            Ok(false) => {}
-            Err(error) => {
-                tracing::error!(%error, "webhook certificate unusable; admission reviews fail until it is fixed");
-                readiness.set_problem(Some(format!("webhook certificate: {error}")));
+            None => {
+                // Loaded before the first connection is accepted, then re-read as it changes.
+                let check = move |certificate: &ServingCertificate| match certificate.reload() {
+                    Ok(true) => {
+                        tracing::info!(dir = ?certificate.dir(), "webhook certificate loaded");
+                        readiness.set_problem(None);
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "webhook certificate unusable; admission reviews fail until it is fixed");
+                        readiness.set_problem(Some(format!("webhook certificate: {error}")));
+                    }
+                };
+                check(&certificate);
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(poll).await;
+                        check(&certificate);
+                    }
+                })
             }
         };
-        check(&certificate);
-        let watcher = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(poll).await;
-                check(&certificate);
-            }
-        });
         let served = serve_upgraded(listener, self.router(), stop, move |stream| {
             let tls = tls.clone();
             async move { tls.accept(stream).await.ok() }

@@ -1,6 +1,7 @@
 //! The webhook's serving certificate: `tls.crt` and `tls.key` from a directory (the mounted
-//! Secret cert-manager keeps renewed), swapped in while connections keep being served when
-//! the files change.
+//! Secret cert-manager keeps renewed) or from the operator's own Secret
+//! ([`super::certificates`]), swapped in while connections keep being served when they
+//! change.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -18,10 +19,10 @@ pub enum CertificateError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} holds no PEM certificate")]
-    NoCertificate { path: PathBuf },
-    #[error("{path} holds no usable PEM private key: {message}")]
-    BadKey { path: PathBuf, message: String },
+    #[error("{origin} holds no PEM certificate")]
+    NoCertificate { origin: String },
+    #[error("{origin} holds no usable PEM private key: {message}")]
+    BadKey { origin: String, message: String },
 }
 
 /// The files as last read, and the key they make.
@@ -34,7 +35,8 @@ struct Loaded {
 /// The certificate the server presents; cheap to clone, clones share it.
 #[derive(Clone, Debug)]
 pub struct ServingCertificate {
-    dir: PathBuf,
+    /// Where the files are; `None` when the operator issues the certificate itself.
+    dir: Option<PathBuf>,
     current: Arc<RwLock<Option<Loaded>>>,
 }
 
@@ -42,20 +44,40 @@ impl ServingCertificate {
     /// Nothing loaded yet; [`Self::reload`] reads the files.
     pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
         Self {
-            dir: dir.into(),
+            dir: Some(dir.into()),
             current: Arc::default(),
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Nothing loaded yet; [`Self::install`] gives it the certificate the operator issued.
+    pub fn issued_by_operator() -> Self {
+        Self {
+            dir: None,
+            current: Arc::default(),
+        }
+    }
+
+    /// Whether a certificate is being served.
+    pub fn is_loaded(&self) -> bool {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// The directory the files are read from, if they are.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// Reads the files again; returns whether the certificate changed. On error the
     /// certificate loaded before (if any) stays in use.
     pub fn reload(&self) -> Result<bool, CertificateError> {
-        let cert_path = self.dir.join("tls.crt");
-        let key_path = self.dir.join("tls.key");
+        let Some(dir) = &self.dir else {
+            return Ok(false);
+        };
+        let cert_path = dir.join("tls.crt");
+        let key_path = dir.join("tls.key");
         let read = |path: &Path| {
             std::fs::read(path).map_err(|source| CertificateError::Unreadable {
                 path: path.to_path_buf(),
@@ -63,6 +85,22 @@ impl ServingCertificate {
             })
         };
         let files = (read(&cert_path)?, read(&key_path)?);
+        self.install(
+            files,
+            &cert_path.display().to_string(),
+            &key_path.display().to_string(),
+        )
+    }
+
+    /// Serves `cert_pem` (the chain) with `key_pem` from the next handshake on; returns
+    /// whether they differ from what was served. On error what was served stays.
+    /// `cert_origin` and `key_origin` name where they came from, for the error.
+    pub fn install(
+        &self,
+        files: (Vec<u8>, Vec<u8>),
+        cert_origin: &str,
+        key_origin: &str,
+    ) -> Result<bool, CertificateError> {
         if self
             .current
             .read()
@@ -76,10 +114,12 @@ impl ServingCertificate {
             .filter_map(Result::ok)
             .collect();
         if chain.is_empty() {
-            return Err(CertificateError::NoCertificate { path: cert_path });
+            return Err(CertificateError::NoCertificate {
+                origin: cert_origin.to_string(),
+            });
         }
         let bad_key = |message: String| CertificateError::BadKey {
-            path: key_path.clone(),
+            origin: key_origin.to_string(),
             message,
         };
         let key = PrivateKeyDer::from_pem_slice(&files.1).map_err(|e| bad_key(e.to_string()))?;
@@ -88,7 +128,7 @@ impl ServingCertificate {
         let key = Arc::new(CertifiedKey::new(chain, signing));
         key.keys_match().map_err(|e| {
             bad_key(format!(
-                "it does not belong to the certificate in tls.crt ({e})"
+                "it does not belong to the certificate in {cert_origin} ({e})"
             ))
         })?;
         *self

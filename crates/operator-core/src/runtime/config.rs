@@ -41,10 +41,11 @@ pub struct Flags {
     /// a workstation), unless this flag or the config file's operator.webhook asks for it.
     #[arg(long)]
     pub webhook_bind_address: Option<String>,
-    /// Directory holding the webhook's `tls.crt` and `tls.key` (a mounted Secret; reloaded
-    /// when they change).
-    #[arg(long, default_value = DEFAULT_WEBHOOK_CERT_DIR)]
-    pub webhook_cert_dir: PathBuf,
+    /// Directory holding the webhook's `tls.crt` and `tls.key` (a Secret cert-manager or you
+    /// keep, mounted; reloaded when they change). Without it the operator issues and renews
+    /// its own certificate in the Secret `<binary>-webhook-certificate` of its namespace.
+    #[arg(long)]
+    pub webhook_cert_dir: Option<PathBuf>,
     /// YAML configuration file (reconcileInterval, leaderElection, metrics, health, workload defaults).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -76,6 +77,17 @@ struct EndpointSection {
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WebhookSection {
+    bind_address: Option<String>,
+    enabled: Option<bool>,
+    /// Names the operator's own serving certificate carries beside its Service's (an
+    /// address the API server calls when the configurations name a URL).
+    #[serde(default)]
+    hosts: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct OperatorSection {
     name: Option<String>,
     namespace: Option<String>,
@@ -83,7 +95,7 @@ struct OperatorSection {
     leader_election: Option<LeaderElectionSection>,
     metrics: Option<EndpointSection>,
     health: Option<EndpointSection>,
-    webhook: Option<EndpointSection>,
+    webhook: Option<WebhookSection>,
 }
 
 /// An operator's own fields in its config section, as the type its binary declares
@@ -346,14 +358,23 @@ pub struct LeaderElectionConfig {
 /// Where the health and metrics endpoints listen out of a cluster: a free loopback port.
 const OUT_OF_CLUSTER_ADMIN: &str = "127.0.0.1:0";
 
-/// Where cert-manager's Secret is mounted, as controller-runtime names it.
+/// Where deploy/admission's overlay mounts cert-manager's Secret, as controller-runtime names it.
 pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs";
 
-/// The admission webhook server's address and certificate directory.
+/// The admission webhook server's address and where its certificate comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookConfig {
     pub address: SocketAddr,
-    pub cert_dir: PathBuf,
+    pub certificate: WebhookCertificate,
+}
+
+/// Where the webhook server's certificate comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookCertificate {
+    /// `tls.crt` and `tls.key` in this directory (`--webhook-cert-dir`).
+    Files(PathBuf),
+    /// Issued and renewed by the operator (the default).
+    SelfManaged(crate::admission::SelfManagedCertificates),
 }
 
 /// Everything a running operator needs, resolved.
@@ -466,18 +487,43 @@ impl RuntimeConfig {
                 .webhook
                 .as_ref()
                 .is_some_and(|w| w.enabled == Some(true) || w.bind_address.is_some());
-        let webhook = endpoint(
+        let webhook_section = op.webhook.clone().unwrap_or_default();
+        let webhook_endpoint = EndpointSection {
+            bind_address: webhook_section.bind_address.clone(),
+            enabled: webhook_section.enabled,
+        };
+        let webhook = match endpoint(
             &flags.webhook_bind_address,
             "--webhook-bind-address",
-            &op.webhook,
+            &Some(webhook_endpoint),
             "webhook",
             ":9443",
         )?
         .filter(|_| in_cluster || asked_for_webhook)
-        .map(|address| WebhookConfig {
-            address,
-            cert_dir: flags.webhook_cert_dir.clone(),
-        });
+        {
+            None => None,
+            Some(address) => {
+                let certificate = match &flags.webhook_cert_dir {
+                    Some(dir) => WebhookCertificate::Files(dir.clone()),
+                    None => {
+                        let namespace = env("POD_NAMESPACE").or_else(|| op.namespace.clone()).ok_or_else(|| {
+                            invalid("POD_NAMESPACE", "the webhook's own certificate lives in a Secret of the operator's namespace: set POD_NAMESPACE (from the downward API) or operator.namespace, or pass --webhook-cert-dir")
+                        })?;
+                        WebhookCertificate::SelfManaged(
+                            crate::admission::SelfManagedCertificates::new(
+                                binary.identity,
+                                &namespace,
+                                &webhook_section.hosts,
+                            ),
+                        )
+                    }
+                };
+                Some(WebhookConfig {
+                    address,
+                    certificate,
+                })
+            }
+        };
 
         let election = op.leader_election.clone().unwrap_or_default();
         let elect = flags.leader_elect.or(election.enabled).unwrap_or(false);
@@ -568,7 +614,11 @@ trading:
     }
 
     fn in_a_pod(k: &str) -> Option<String> {
-        (k == "KUBERNETES_SERVICE_HOST").then(|| "10.96.0.1".to_string())
+        match k {
+            "KUBERNETES_SERVICE_HOST" => Some("10.96.0.1".to_string()),
+            "POD_NAMESPACE" => Some("trading-platform".to_string()),
+            _ => None,
+        }
     }
 
     #[test]
@@ -593,14 +643,69 @@ trading:
         assert_eq!((c.health_address, c.metrics_address), (loopback, loopback));
         assert_eq!(c.webhook, None);
 
-        let asked = flags(&["--webhook-bind-address", "127.0.0.1:9443"]);
+        let asked = flags(&[
+            "--webhook-bind-address",
+            "127.0.0.1:9443",
+            "--webhook-cert-dir",
+            "/certs",
+        ]);
         let c = RuntimeConfig::resolve(&asked, &TRADING, no_env)?;
-        assert_eq!(c.webhook.map(|w| w.address), "127.0.0.1:9443".parse().ok());
+        let webhook = c.webhook.expect("asked for");
+        assert_eq!(webhook.address, "127.0.0.1:9443".parse().ok().unwrap());
+        assert_eq!(
+            webhook.certificate,
+            WebhookCertificate::Files("/certs".into())
+        );
 
-        let path = write("webhook-on", "operator:\n  webhook:\n    enabled: true\n");
+        let path = write(
+            "webhook-on",
+            "operator:\n  namespace: trading-platform\n  webhook:\n    enabled: true\n",
+        );
         let from_file = flags(&["--config", path.to_str().unwrap_or_default()]);
         let c = RuntimeConfig::resolve(&from_file, &TRADING, no_env)?;
         assert_eq!(c.webhook.map(|w| w.address), "0.0.0.0:9443".parse().ok());
+        Ok(())
+    }
+
+    /// Without --webhook-cert-dir the operator issues its own certificate, for its Service's
+    /// names and those the config adds, in a Secret of its namespace: which it must know.
+    #[test]
+    fn by_default_the_webhook_certificate_is_the_operators_own() -> Result<(), ConfigError> {
+        let c = RuntimeConfig::resolve(&Flags::default(), &TRADING, in_a_pod)?;
+        let Some(WebhookConfig {
+            certificate: WebhookCertificate::SelfManaged(own),
+            ..
+        }) = c.webhook
+        else {
+            panic!("expected the operator's own certificate: {:?}", c.webhook);
+        };
+        assert_eq!(own.namespace, "trading-platform");
+        assert_eq!(own.names.secret, "trading-operator-webhook-certificate");
+        assert_eq!(
+            own.hosts,
+            [
+                "trading-operator-webhook.trading-platform.svc",
+                "trading-operator-webhook.trading-platform.svc.cluster.local"
+            ]
+        );
+
+        let path = write(
+            "webhook-hosts",
+            "operator:\n  webhook:\n    hosts: [\"127.0.0.1\"]\n",
+        );
+        let c = RuntimeConfig::resolve(
+            &flags(&["--config", path.to_str().unwrap_or_default()]),
+            &TRADING,
+            in_a_pod,
+        )?;
+        let Some(WebhookCertificate::SelfManaged(own)) = c.webhook.map(|w| w.certificate) else {
+            panic!("expected the operator's own certificate");
+        };
+        assert_eq!(own.hosts.last().map(String::as_str), Some("127.0.0.1"));
+
+        let asked = flags(&["--webhook-bind-address", "127.0.0.1:9443"]);
+        let error = RuntimeConfig::resolve(&asked, &TRADING, no_env).unwrap_err();
+        assert!(error.to_string().contains("POD_NAMESPACE"), "{error}");
         Ok(())
     }
 

@@ -184,13 +184,25 @@ impl Runtime {
             .webhook
             .clone()
             .filter(|_| !admitted.is_empty() || served.iter().any(|s| s.convert.is_some()))?;
-        let server = crate::admission::WebhookServer::new(
-            admitted,
-            self.client(),
-            crate::admission::ServingCertificate::in_dir(webhook.cert_dir),
-        )
-        .converting(served)
-        .recording(crate::admission::WebhookMetrics::register(&self.metrics));
+        use crate::admission::{CertificateKeeper, ServingCertificate, WebhookServer};
+        let (certificate, keeper) = match webhook.certificate {
+            config::WebhookCertificate::Files(dir) => (ServingCertificate::in_dir(dir), None),
+            config::WebhookCertificate::SelfManaged(own) => {
+                let converted = served
+                    .iter()
+                    .filter(|s| s.convert.is_some())
+                    .map(|s| s.resource.crd_name())
+                    .collect();
+                let keeper = CertificateKeeper::new(self.client(), own, converted);
+                (ServingCertificate::issued_by_operator(), Some(keeper))
+            }
+        };
+        let mut server = WebhookServer::new(admitted, self.client(), certificate)
+            .converting(served)
+            .recording(crate::admission::WebhookMetrics::register(&self.metrics));
+        if let Some(keeper) = keeper {
+            server = server.keeping(keeper, self.leading());
+        }
         let (readiness, stop) = (self.readiness.clone(), self.stop.clone());
         Some(Box::pin(async move {
             if let Err(error) = server.run(webhook.address, readiness, stop).await {

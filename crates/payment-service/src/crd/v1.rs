@@ -33,7 +33,8 @@ pub struct DeploymentStrategy {
 pub const DEPRECATION: &str = "payments.io/v1 PaymentService is deprecated: use payments.io/v2, where deploymentStrategy is one of rollingUpdate, canary and blueGreen";
 
 /// Where the API server sends ConversionReviews: the operator's webhook Service, as
-/// deploy/admission/payment-service installs it (cert-manager injects the CA).
+/// deploy/payment-service installs it. The operator writes the CA of its own certificate
+/// into the CRD; with deploy/admission/payment-service, cert-manager injects it instead.
 pub const WEBHOOK_NAMESPACE: &str = "payments-system";
 pub const WEBHOOK_SERVICE: &str = "payment-service-operator-webhook";
 pub const WEBHOOK_CERTIFICATE: &str = "payment-service-operator-webhook-cert";
