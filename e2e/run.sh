@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs the end-to-end suite against a kind cluster (a workstation with Docker and kind).
-# The operator images `cargo xtask images` builds are loaded into the nodes, so deploy/'s
-# Deployments (which `cargo xtask e2e` installs unchanged) run them as pods; the suite then
-# runs every scenario, each operator as its own ServiceAccount, and the installed operators
-# must be Available. Without Docker, `cargo xtask e2e --local` uses ../shared/realcp (no
+# The operator images `cargo xtask images` builds are loaded into the nodes, so the
+# Deployments of dist/install.yaml (which `cargo xtask e2e` builds with `cargo xtask release`
+# and installs unchanged, images pinned by digest) run them as pods, each issuing its own
+# webhook certificate; the suite then runs every scenario, each operator as its own
+# ServiceAccount, and the installed operators must be Available. Untested here (no
+# container engine on the development machine): whether kind's containerd resolves the
+# pinned `name:tag@sha256:` references of loaded archives, and the admission scenarios,
+# which route webhooks to 127.0.0.1 (the host's loopback is not the kind node's). Without Docker, `cargo xtask e2e --local` uses ../shared/realcp (no
 # container runtime there: the operators run from their unpacked images instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
