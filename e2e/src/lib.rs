@@ -11,6 +11,7 @@ pub mod admission;
 pub mod apiserver;
 pub mod image;
 pub mod manifests;
+pub mod monitoring;
 pub mod operator;
 pub mod scenario;
 

@@ -12,14 +12,17 @@ pub fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
 }
 
-/// Every folder under `deploy/` that holds a `kustomization.yaml`, relative to it, sorted.
+/// Every folder under `deploy/` that holds a `kustomization.yaml`, relative to it, sorted;
+/// kustomize Components (parts other kustomizations include, never installed alone) left out.
 pub fn kustomizations() -> Result<Vec<String>> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
         for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
             let path = entry?.path();
             if path.is_dir() {
                 walk(root, &path, out)?;
-            } else if path.file_name().is_some_and(|n| n == "kustomization.yaml") {
+            } else if path.file_name().is_some_and(|n| n == "kustomization.yaml")
+                && !is_component(&path)?
+            {
                 let rel = dir.strip_prefix(root).unwrap_or(dir);
                 out.push(rel.to_string_lossy().into_owned());
             }
@@ -31,6 +34,11 @@ pub fn kustomizations() -> Result<Vec<String>> {
     walk(&root, &root, &mut found)?;
     found.sort();
     Ok(found)
+}
+
+fn is_component(kustomization: &Path) -> Result<bool> {
+    let text = std::fs::read_to_string(kustomization)?;
+    Ok(text.lines().any(|line| line.trim() == "kind: Component"))
 }
 
 /// The objects `kubectl kustomize deploy/<dir>` renders.

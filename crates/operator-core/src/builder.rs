@@ -43,6 +43,9 @@ pub struct WorkloadDefaults {
     /// namespace's range assigns. Set it (65532 is distroless' `nonroot`) on a cluster without
     /// such an assignment for images whose default user is root.
     pub run_as_user: Option<i64>,
+    /// Where the `runbook_url` of every alert the operator writes points: `<base>#<section>`.
+    /// Default [`crate::monitoring::RUNBOOK_BASE`], the base deploy/monitoring's rules use.
+    pub runbook_base: Option<String>,
 }
 
 impl WorkloadDefaults {
@@ -61,6 +64,15 @@ impl WorkloadDefaults {
     /// [`Self::monitoring_namespace`] or its default.
     pub fn monitoring_namespace(&self) -> &str {
         self.monitoring_namespace.as_deref().unwrap_or("monitoring")
+    }
+
+    /// The link to one section of the runbooks, under [`Self::runbook_base`] or its default.
+    pub fn runbook(&self, section: &str) -> String {
+        let base = self.runbook_base.as_deref();
+        format!(
+            "{}#{section}",
+            base.unwrap_or(crate::monitoring::RUNBOOK_BASE)
+        )
     }
 
     /// The restricted security context of a workload pod, as [`Self::run_as_user`] says.

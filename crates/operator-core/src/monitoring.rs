@@ -12,6 +12,11 @@ use kube::api::ObjectMeta;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The runbooks every alert links to, as published with the project: the default base of
+/// deploy/monitoring's `runbook_url`s and of the alerts an operator writes.
+pub const RUNBOOK_BASE: &str =
+    "https://github.com/payments-engine/operators/blob/main/docs/runbooks.md";
+
 /// How the Prometheus Operator finds a Service and scrapes it.
 #[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(

@@ -16,9 +16,6 @@ use operator_core::monitoring::{AlertRule, PrometheusRule, PrometheusRuleSpec, R
 use super::child_labels;
 use crate::crd::{BatchProcessor, Monitoring};
 
-/// Where the alerts' runbooks live, as the operators' own alerts name them.
-const RUNBOOKS: &str = "docs/runbooks.md";
-
 pub fn alerts_name(batch: &str) -> String {
     format!("{batch}-alerts")
 }
@@ -69,7 +66,7 @@ pub fn desired_alerts(
     let annotations = |summary: String, runbook: &str| {
         BTreeMap::from([
             ("summary".to_string(), summary),
-            ("runbook_url".to_string(), format!("{RUNBOOKS}#{runbook}")),
+            ("runbook_url".to_string(), defaults.runbook(runbook)),
         ])
     };
     let rules = vec![
@@ -167,7 +164,20 @@ mod tests {
                 r.labels.get("alert_email").map(String::as_str),
                 Some("ops@payments.io")
             );
-            assert!(r.annotations["runbook_url"].starts_with("docs/runbooks.md#batch-run-"));
+            assert!(r.annotations["runbook_url"].starts_with(&format!(
+                "{}#batch-run-",
+                operator_core::monitoring::RUNBOOK_BASE
+            )));
         }
+        // The operator's config moves the links, as deploy/monitoring's component moves its own.
+        let own = WorkloadDefaults {
+            runbook_base: Some("https://wiki.example.internal/runbooks".into()),
+            ..WorkloadDefaults::default()
+        };
+        let rule = desired_alerts(&bp, &monitoring, &own);
+        assert_eq!(
+            rule.spec.groups[0].rules[0].annotations["runbook_url"],
+            "https://wiki.example.internal/runbooks#batch-run-failed"
+        );
     }
 }

@@ -858,7 +858,7 @@ trading:
             (
                 "payments:\n  backupImg: x\n",
                 "payments.backupImg",
-                "expected one of defaultImage, defaultResources, defaultLabels, monitoringNamespace, runAsUser, backupImage, retries",
+                "expected one of defaultImage, defaultResources, defaultLabels, monitoringNamespace, runAsUser, runbookBase, backupImage, retries",
             ),
             (
                 "payments:\n  defaultLabels: 3\n",
