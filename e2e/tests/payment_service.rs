@@ -197,9 +197,10 @@ async fn the_seed_example_converges_takes_updates_repairs_drift_goes_quiet_and_d
     ns.cleanup().await
 }
 
+/// An upgrade lands; a version whose pods never become ready is rolled back at its progress
+/// deadline; a version whose pods crash-loop is rolled back at once, long before its deadline.
 #[tokio::test]
-async fn an_upgrade_lands_and_a_version_whose_pods_never_become_ready_is_rolled_back() -> Result<()>
-{
+async fn an_upgrade_lands_and_failing_versions_are_rolled_back() -> Result<()> {
     let Some(ns) = prepared("ps-upgrade").await? else {
         return Ok(());
     };
@@ -214,14 +215,17 @@ async fn an_upgrade_lands_and_a_version_whose_pods_never_become_ready_is_rolled_
     .await?;
     ready(&ns, "Ready").await?;
     let services = ns.api(PAYMENT_SERVICE);
-    let upgrade = |version: &str| json!({"spec": {"version": version, "image": format!("acr.azurecr.io/payment-initiation-service:{version}")}});
-    services
-        .patch(
-            SEED,
-            &PatchParams::default(),
-            &Patch::Merge(upgrade("1.6.0")),
-        )
-        .await?;
+    let upgrade = |version: &str| {
+        let image = format!("acr.azurecr.io/payment-initiation-service:{version}");
+        let patch = json!({"spec": {"version": version, "image": image}});
+        let services = services.clone();
+        async move {
+            services
+                .patch(SEED, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+        }
+    };
+    upgrade("1.6.0").await?;
     ns.status_until(
         PAYMENT_SERVICE,
         SEED,
@@ -230,47 +234,73 @@ async fn an_upgrade_lands_and_a_version_whose_pods_never_become_ready_is_rolled_
         |s| s["currentVersion"] == "1.6.0" && s["phase"] == "Running",
     )
     .await?;
-
-    // The stand-in kubelet never readies a pod whose image names `crash`.
-    services
-        .patch(
-            SEED,
-            &PatchParams::default(),
-            &Patch::Merge(upgrade("1.7.0-crash")),
-        )
-        .await?;
-    let status = ns
-        .status_until(
+    let rolled_back = |version: &'static str, within: u64| {
+        ns.status_until(
             PAYMENT_SERVICE,
             SEED,
             "rolled back",
-            Duration::from_secs(150),
-            |s| {
-                s["failedRollout"]["target"]["version"] == "1.7.0-crash"
+            Duration::from_secs(within),
+            move |s| {
+                s["failedRollout"]["target"]["version"] == version
                     && s["currentVersion"] == "1.6.0"
                     && condition(s, "Degraded")["reason"] == "RolledBack"
             },
         )
-        .await?;
+    };
+    let deployments: Api<Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
+    let back_on_the_serving_version = || {
+        until(
+            "the Deployment back on 1.6.0",
+            Duration::from_secs(60),
+            || async {
+                let image = deployments
+                    .get(SEED)
+                    .await?
+                    .spec
+                    .and_then(|s| s.template.spec)
+                    .and_then(|p| p.containers.first().and_then(|c| c.image.clone()));
+                Ok(image.filter(|i| i.ends_with(":1.6.0")))
+            },
+        )
+    };
+
+    // The stand-in kubelet cannot pull an image whose name says `missing`: never ready, no
+    // crash, so the progress deadline (15 s) decides.
+    upgrade("1.7.0-missing").await?;
+    let status = rolled_back("1.7.0-missing", 150).await?;
     assert_eq!(
         status["currentImage"],
         "acr.azurecr.io/payment-initiation-service:1.6.0"
     );
-    let deployments: Api<Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
-    until(
-        "the Deployment back on 1.6.0",
-        Duration::from_secs(60),
-        || async {
-            let image = deployments
-                .get(SEED)
-                .await?
-                .spec
-                .and_then(|s| s.template.spec)
-                .and_then(|p| p.containers.first().and_then(|c| c.image.clone()));
-            Ok(image.filter(|i| i.ends_with(":1.6.0")))
-        },
-    )
-    .await?;
+    let message = status["failedRollout"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("progressDeadlineSeconds"), "{message}");
+    back_on_the_serving_version().await?;
+
+    // Its pods crash-loop (the stand-in kubelet's `crash` images): rolled back within a
+    // minute, though the deadline is the default 600 s.
+    services
+        .patch(
+            SEED,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"deploymentStrategy": {"progressDeadlineSeconds": 600}}}),
+            ),
+        )
+        .await?;
+    let started = Instant::now();
+    upgrade("1.8.0-crash").await?;
+    let status = rolled_back("1.8.0-crash", 60).await?;
+    println!(
+        "payment-service: crash-looping version rolled back {:.1}s after the upgrade",
+        started.elapsed().as_secs_f64()
+    );
+    let message = status["failedRollout"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("CrashLoopBackOff"), "{message}");
+    back_on_the_serving_version().await?;
     operator.assert_no_rbac_denials()?;
     // The namespace goes while the operator runs: its finalizers need it.
     ns.cleanup().await

@@ -1,6 +1,7 @@
-//! `payment_service_rollouts_total{namespace, strategy, result}`: how rollouts end, so a
-//! rolled-back upgrade can page someone. Labels are bounded: namespace, three strategies and
-//! three results (`completed`, `rolled_back`, `failed` when a first version never came up).
+//! `payment_service_rollouts_total{namespace, strategy, result, cause}`: how rollouts end, so
+//! a rolled-back upgrade can page someone. Labels are bounded: namespace, three strategies,
+//! three results (`completed`, `rolled_back`, `failed` when a first version never came up) and
+//! three causes (`none` for a completed one, `crash_loop`, `deadline`).
 //! And `payment_service_last_backup_timestamp_seconds{namespace, name}`, a per-resource gauge
 //! (removed with the service) the stale-backup alert reads.
 
@@ -10,20 +11,22 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use crate::crd::{PaymentService, StrategyType};
+use crate::rollout::FailureCause;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RolloutLabels {
     namespace: String,
     strategy: &'static str,
     result: &'static str,
+    cause: &'static str,
 }
 
-/// How a rollout ended.
+/// How a rollout ended, and why when it failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RolloutResult {
     Completed,
-    RolledBack,
-    Failed,
+    RolledBack(FailureCause),
+    Failed(FailureCause),
 }
 
 #[derive(Clone, Debug)]
@@ -61,8 +64,12 @@ impl PaymentMetrics {
             },
             result: match result {
                 RolloutResult::Completed => "completed",
-                RolloutResult::RolledBack => "rolled_back",
-                RolloutResult::Failed => "failed",
+                RolloutResult::RolledBack(_) => "rolled_back",
+                RolloutResult::Failed(_) => "failed",
+            },
+            cause: match result {
+                RolloutResult::Completed => "none",
+                RolloutResult::RolledBack(cause) | RolloutResult::Failed(cause) => cause.as_str(),
             },
         };
         self.rollouts.get_or_create(&labels).inc();

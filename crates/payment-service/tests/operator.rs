@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use payment_service::crd::PaymentService;
 use serde_json::{Value, json};
 use testkit::Verb;
@@ -243,7 +244,7 @@ async fn a_failed_upgrade_rolls_back_and_is_not_retried_until_the_spec_changes()
     assert_eq!(warning.len(), 1);
     assert_eq!(warning[0]["type"], "Warning");
     assert!(h.metrics().encode().contains(
-        r#"payment_service_rollouts_total{namespace="payments",strategy="RollingUpdate",result="rolled_back"} 1"#
+        r#"payment_service_rollouts_total{namespace="payments",strategy="RollingUpdate",result="rolled_back",cause="deadline"} 1"#
     ));
 
     // Resyncs do not try 1.6.0 again.
@@ -256,6 +257,69 @@ async fn a_failed_upgrade_rolls_back_and_is_not_retried_until_the_spec_changes()
     h.eventually("1.6.1 current", |h| h.status()["currentVersion"] == "1.6.1")
         .await?;
     assert_eq!(h.condition("Degraded")["status"], "False");
+    Ok(())
+}
+
+fn name_of_pod(pod: &Pod) -> String {
+    pod.metadata.name.clone().unwrap_or_default()
+}
+
+/// A pod of the new version in CrashLoopBackOff fails the rollout at once: no clock advance,
+/// the deadline (120 s) far away.
+#[tokio::test]
+async fn an_upgrade_whose_pods_crash_loop_is_rolled_back_without_waiting_for_its_deadline()
+-> Result<()> {
+    let h = start(Setup::default()).await?;
+    h.create_running(&sample_with(rolling_update)?).await?;
+    h.workloads.stall_rollouts(NS, SEED, true);
+    h.patch_spec(upgrade("1.6.0")).await?;
+    h.eventually("rolling", |h| h.image_of(SEED).as_deref() == Some(IMAGE_16))
+        .await?;
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "payment-initiation-service-6d4f-x", "namespace": NS,
+                     "labels": {"app": SEED, "version": "1.6.0"}},
+        "spec": {"containers": [{"name": "payment-service", "image": IMAGE_16}]},
+        "status": {"containerStatuses": [{
+            "name": "payment-service", "image": IMAGE_16, "imageID": "", "ready": false,
+            "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}
+        }]}
+    }))?;
+    // Status is the kubelet's to write: created first, then its status subresource.
+    let pods = Api::<Pod>::namespaced(h.client(), NS);
+    pods.create(&PostParams::default(), &pod).await?;
+    let status = json!({"status": pod.status});
+    pods.patch_status(
+        &name_of_pod(&pod),
+        &PatchParams::default(),
+        &Patch::Merge(&status),
+    )
+    .await?;
+    h.eventually("rolled back", |h| {
+        h.image_of(SEED).as_deref() == Some(IMAGE_15)
+    })
+    .await?;
+    h.eventually("the failure recorded", |h| {
+        h.status()["failedRollout"]["message"].is_string()
+    })
+    .await?;
+    let failed = h.status()["failedRollout"]["message"].clone();
+    assert_eq!(
+        failed,
+        "pod payment-initiation-service-6d4f-x crash-loops: container payment-service is in CrashLoopBackOff after 4 restarts, last exit code 137 (OOMKilled)"
+    );
+    let warning = h.events("RolledBack");
+    assert_eq!(warning.len(), 1);
+    assert_eq!(warning[0]["type"], "Warning");
+    assert!(
+        warning[0]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("CrashLoopBackOff") && n.contains("rolled back to 1.5.0")),
+        "{warning:?}"
+    );
+    assert!(h.metrics().encode().contains(
+        r#"payment_service_rollouts_total{namespace="payments",strategy="RollingUpdate",result="rolled_back",cause="crash_loop"} 1"#
+    ));
     Ok(())
 }
 
@@ -580,11 +644,7 @@ async fn a_held_blue_green_rollout_is_previewed_and_switches_on_promotion() -> R
 
     let promote = json!({"metadata": {"annotations": {"payments.io/promote": "1.6.0"}}});
     h.services()
-        .patch(
-            SEED,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&promote),
-        )
+        .patch(SEED, &PatchParams::default(), &Patch::Merge(&promote))
         .await?;
     h.eventually("switched", |h| {
         h.status()["activeColor"] == "green" && h.status()["currentVersion"] == "1.6.0"
@@ -772,11 +832,7 @@ async fn annotations_it_cannot_act_on_are_named_once() -> Result<()> {
         "payments.io/run-now": "1",
     }}});
     h.services()
-        .patch(
-            SEED,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&annotate),
-        )
+        .patch(SEED, &PatchParams::default(), &Patch::Merge(&annotate))
         .await?;
     let named = h
         .eventually("both named", |h| h.events("AnnotationIgnored").len() == 2)

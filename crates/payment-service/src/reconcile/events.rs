@@ -68,8 +68,8 @@ pub(super) async fn announce(
 fn ended(t: &Transition) -> Option<RolloutResult> {
     match t {
         Transition::Completed(_) => Some(RolloutResult::Completed),
-        Transition::RolledBack { .. } => Some(RolloutResult::RolledBack),
-        Transition::FirstVersionFailed { .. } => Some(RolloutResult::Failed),
+        Transition::RolledBack { cause, .. } => Some(RolloutResult::RolledBack(*cause)),
+        Transition::FirstVersionFailed { cause, .. } => Some(RolloutResult::Failed(*cause)),
         _ => None,
     }
 }
@@ -126,7 +126,9 @@ fn rollout_event(t: &Transition, plan: &RolloutPlan) -> (Reason, &'static str, S
             "Rollout",
             format!("version {} is available and serving", target.version),
         ),
-        Transition::RolledBack { failed, to, why } => (
+        Transition::RolledBack {
+            failed, to, why, ..
+        } => (
             operator_core::reason!("RolledBack"),
             "Rollback",
             format!(
@@ -134,7 +136,7 @@ fn rollout_event(t: &Transition, plan: &RolloutPlan) -> (Reason, &'static str, S
                 failed.version, to.version
             ),
         ),
-        Transition::FirstVersionFailed { failed, why } => (
+        Transition::FirstVersionFailed { failed, why, .. } => (
             operator_core::reason!("RolloutFailed"),
             "Rollout",
             format!(

@@ -88,7 +88,9 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     }
     announce(&ps, &ctx, &plan, &next).await;
     ctx.end_pass(&*ps, &mut next, &changes, now).await?;
-    let then = match plan.requeue_after {
+    // While a rollout is in progress, look again soon: its pods may start to crash-loop.
+    let look_again = plan.rollout.as_ref().map(|_| rollout::CRASH_CHECK_INTERVAL);
+    let then = match plan.requeue_after.into_iter().chain(look_again).min() {
         Some(after) if after < ctx.settings().resync => Action::requeue(after),
         _ => ctx.resync(),
     };

@@ -1,10 +1,12 @@
 //! Observe: what the pass reads before it builds anything — the Secrets the spec names,
-//! and the service's Deployments as the rollout sees them.
+//! and the service's Deployments as the rollout sees them (with, while a rollout is in
+//! progress, whether the new version's pods crash-loop).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::ListParams;
 use kube::{Resource, ResourceExt};
 use operator_core::autoscaling::{HeldReplicas, held_replicas};
 use operator_core::{FieldError, Result, namespace_of};
@@ -64,10 +66,18 @@ pub(super) async fn observe_deployments(
             ours.push(d);
         }
     }
+    let crash_loops = match ps.status.as_ref().and_then(|s| s.rollout.as_ref()) {
+        Some(_) => crash_looping_pods(ps, ctx).await?,
+        None => Vec::new(),
+    };
     let mut states = BTreeMap::new();
     let mut replicas_held = BTreeMap::new();
     for d in &ours {
-        let state = deployment_state(d);
+        let mut state = deployment_state(d);
+        state.crash_loop = crash_loops
+            .iter()
+            .find(|(revision, _)| state.revision.as_ref() == Some(revision))
+            .map(|(_, why)| why.clone());
         if let Some(held) = held_replicas(d, ctx.identity.manager, state.replicas) {
             replicas_held.insert(d.name_any(), held);
         }
@@ -77,6 +87,72 @@ pub(super) async fn observe_deployments(
         states,
         replicas_held,
     })
+}
+
+/// The service's pods that crash-loop, with the revision each runs: one LIST by the
+/// service's `app` label, made only while a rollout is in progress (the reconcile looks again
+/// every [`crate::rollout::CRASH_CHECK_INTERVAL`] meanwhile).
+async fn crash_looping_pods(ps: &PaymentService, ctx: &Ctx) -> Result<Vec<(Revision, String)>> {
+    let selector = resources::selector(ps)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods = ctx
+        .api_beside::<Pod, _>(ps)
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    Ok(pods.items.iter().filter_map(crash_loop).collect())
+}
+
+/// Restarts of one container that make a crash loop even while it is briefly running.
+const CRASH_LOOP_RESTARTS: i32 = 3;
+
+/// Whether the service container of `pod` crash-loops (waiting in `CrashLoopBackOff`, or
+/// restarted [`CRASH_LOOP_RESTARTS`] times), with the revision the pod runs and what a human
+/// is told.
+pub fn crash_loop(pod: &Pod) -> Option<(Revision, String)> {
+    let spec = pod.spec.as_ref()?;
+    let image = spec
+        .containers
+        .iter()
+        .find(|c| c.name == resources::deployment::CONTAINER)?
+        .image
+        .clone()?;
+    let version = pod.labels().get("version")?.clone();
+    let status = pod
+        .status
+        .as_ref()?
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == resources::deployment::CONTAINER)?;
+    let waiting = status.state.as_ref().and_then(|s| s.waiting.as_ref());
+    let backing_off = waiting.and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff");
+    if !backing_off && status.restart_count < CRASH_LOOP_RESTARTS {
+        return None;
+    }
+    let last_exit = status
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| match t.reason.as_deref() {
+            Some(reason) => format!(", last exit code {} ({reason})", t.exit_code),
+            None => format!(", last exit code {}", t.exit_code),
+        })
+        .unwrap_or_default();
+    let state = if backing_off {
+        "in CrashLoopBackOff"
+    } else {
+        "crash-looping"
+    };
+    let why = format!(
+        "pod {} crash-loops: container {} is {state} after {} restarts{last_exit}",
+        pod.name_any(),
+        status.name,
+        status.restart_count
+    );
+    Some((Revision { version, image }, why))
 }
 
 /// What a rollout needs to know about one Deployment.
@@ -108,5 +184,66 @@ pub fn deployment_state(d: &Deployment) -> DeploymentState {
                 && c.status == "False"
                 && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
         }),
+        crash_loop: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A pod of `pay` running version 1.6.0, its service container in `state` after
+    /// `restarts` restarts, beside a sidecar that crash-loops on its own.
+    fn pod(state: serde_json::Value, restarts: i32) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "pay-7f9c-x", "labels": {"app": "pay", "version": "1.6.0"}},
+            "spec": {"containers": [
+                {"name": "istio-proxy", "image": "istio/proxyv2"},
+                {"name": resources::deployment::CONTAINER, "image": "pay:1.6.0"},
+            ]},
+            "status": {"containerStatuses": [
+                {"name": "istio-proxy", "image": "istio/proxyv2", "imageID": "", "ready": false,
+                 "restartCount": 9, "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+                {"name": resources::deployment::CONTAINER, "image": "pay:1.6.0", "imageID": "",
+                 "ready": false, "restartCount": restarts, "state": state,
+                 "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}},
+            ]},
+        }))
+        .unwrap_or_default()
+    }
+
+    fn revision() -> Revision {
+        Revision {
+            version: "1.6.0".into(),
+            image: "pay:1.6.0".into(),
+        }
+    }
+
+    #[test]
+    fn a_service_container_backing_off_is_a_crash_loop_of_its_revision() {
+        let found = crash_loop(&pod(json!({"waiting": {"reason": "CrashLoopBackOff"}}), 2));
+        assert_eq!(
+            found,
+            Some((
+                revision(),
+                "pod pay-7f9c-x crash-loops: container payment-service is in CrashLoopBackOff after 2 restarts, last exit code 1 (Error)".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn three_restarts_are_a_crash_loop_even_while_it_runs_between_them() {
+        let found = crash_loop(&pod(json!({"running": {}}), 3));
+        assert!(found.is_some_and(|(_, why)| why.contains("is crash-looping after 3 restarts")));
+    }
+
+    #[test]
+    fn a_restart_or_two_or_a_sidecar_crash_is_not() {
+        assert_eq!(crash_loop(&pod(json!({"running": {}}), 2)), None);
+        let mut unlabelled = pod(json!({"waiting": {"reason": "CrashLoopBackOff"}}), 5);
+        unlabelled.metadata.labels = None;
+        assert_eq!(crash_loop(&unlabelled), None, "not a pod of a version");
     }
 }

@@ -8,8 +8,8 @@ use operator_core::duration::go_duration;
 use crate::crd::{Revision, Rollout, StrategyType};
 
 use super::{
-    Replicas, RolloutInput, RolloutPlan, Track, Transition, Workload, complete, elapsed, overdue,
-    remaining, roll_back,
+    Overdue, Replicas, RolloutInput, RolloutPlan, Track, Transition, Workload, complete, elapsed,
+    overdue, remaining, roll_back,
 };
 
 /// Replicas of the stable and the canary Deployment at `weight` percent.
@@ -90,7 +90,7 @@ pub(super) fn canary(
         let canary_ready =
             canary_state.is_complete(target) && canary_state.replicas >= canary_replicas;
         if !canary_ready {
-            if let Some(why) = overdue(
+            if let Some(failure) = overdue(
                 &canary_state,
                 target,
                 &step_started,
@@ -103,12 +103,13 @@ pub(super) fn canary(
                     replicas: full,
                 });
                 let why = format!(
-                    "canary step {} of {} ({}%): {why}",
+                    "canary step {} of {} ({}%): {}",
                     step + 1,
                     steps.len(),
-                    weight_at(step)
+                    weight_at(step),
+                    failure.why
                 );
-                roll_back(plan, input, stable, target, why);
+                roll_back(plan, input, stable, target, Overdue { why, ..failure });
                 return;
             }
             plan.requeue_after = remaining(&step_started, input.now, step_deadline);
@@ -176,13 +177,14 @@ pub(super) fn canary(
             complete(plan, target);
             return;
         }
-        if let Some(why) = overdue(&stable_state, target, &step_started, input.now, deadline) {
+        if let Some(failure) = overdue(&stable_state, target, &step_started, input.now, deadline) {
             plan.workloads.push(Workload {
                 track: Track::Stable,
                 revision: stable.clone(),
                 replicas: full,
             });
-            roll_back(plan, input, stable, target, format!("promotion: {why}"));
+            let why = format!("promotion: {}", failure.why);
+            roll_back(plan, input, stable, target, Overdue { why, ..failure });
             return;
         }
         let (_, last_canary) = canary_split(full, stable_state.replicas, weight_at(step));

@@ -14,8 +14,9 @@
 //!   colour goes.
 //!
 //! A rollout that is not available within `progressDeadlineSeconds` (of its start, or of the
-//! canary step) — a failing readiness probe, a crash loop, an image that does not pull — is
-//! rolled back to the last version that was, and is not tried again until the spec changes.
+//! canary step) — a failing readiness probe, an image that does not pull — is rolled back to
+//! the last version that was, and is not tried again until the spec changes. A rollout whose
+//! pods crash-loop is rolled back as soon as that is seen, without waiting for the deadline.
 //! What triggers a rollout is a new `version` or `image`; other changes (configuration,
 //! resources, probes) roll the serving Deployment in place.
 
@@ -31,10 +32,13 @@ use crate::crd::{
 };
 
 mod canary;
+mod failure;
 #[cfg(test)]
 mod tests;
 
 use canary::canary;
+use failure::overdue;
+pub use failure::{CRASH_CHECK_INTERVAL, FailureCause, Overdue};
 
 /// Which part a Deployment plays; also the value of its pods' `payments.io/track` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +99,9 @@ pub struct DeploymentState {
     pub available_replicas: i32,
     /// Its own `Progressing=False/ProgressDeadlineExceeded`.
     pub deadline_exceeded: bool,
+    /// A pod of [`Self::revision`] crash-looping, in words; only looked for while a rollout
+    /// is in progress.
+    pub crash_loop: Option<String>,
 }
 
 impl DeploymentState {
@@ -135,11 +142,13 @@ pub enum Transition {
         failed: Revision,
         to: Revision,
         why: String,
+        cause: FailureCause,
     },
     /// The first version never became available: there is nothing to roll back to.
     FirstVersionFailed {
         failed: Revision,
         why: String,
+        cause: FailureCause,
     },
 }
 
@@ -320,11 +329,12 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
                     input.now,
                     deadline,
                 ) {
-                    Some(why) => {
+                    Some(Overdue { cause, why }) => {
                         plan.failed = Some(failure(&target, input, &why));
                         plan.transitions.push(Transition::FirstVersionFailed {
                             failed: target,
                             why,
+                            cause,
                         });
                     }
                     None => {
@@ -360,34 +370,6 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
 }
 
 /// Why a rollout of `target` on a Deployment counts as failed, if it does.
-fn overdue(
-    state: &DeploymentState,
-    target: &Revision,
-    since: &Time,
-    now: Timestamp,
-    deadline: Duration,
-) -> Option<String> {
-    if state.is_complete(target) {
-        return None;
-    }
-    let available = format!(
-        "{} of {} replicas available",
-        state.available_replicas.min(state.replicas),
-        state.replicas
-    );
-    if state.reports_deadline_exceeded(target) {
-        return Some(format!(
-            "the Deployment reports ProgressDeadlineExceeded ({available})"
-        ));
-    }
-    (elapsed(since, now) > deadline).then(|| {
-        format!(
-            "not available within progressDeadlineSeconds ({}s): {available}",
-            deadline.as_secs()
-        )
-    })
-}
-
 fn remaining(since: &Time, now: Timestamp, wait: Duration) -> Option<Duration> {
     Some(wait.saturating_sub(elapsed(since, now)) + Duration::from_secs(1))
 }
@@ -406,7 +388,7 @@ fn roll_back(
     input: &RolloutInput<'_>,
     stable: &Revision,
     target: &Revision,
-    why: String,
+    Overdue { cause, why }: Overdue,
 ) {
     plan.failed = Some(failure(target, input, &why));
     plan.rollout = None;
@@ -414,6 +396,7 @@ fn roll_back(
         failed: target.clone(),
         to: stable.clone(),
         why,
+        cause,
     });
 }
 

@@ -5,6 +5,8 @@ use crate::crd::{CanaryStep, DeploymentStrategy, Pause};
 use crate::resources::tests::spec;
 use crate::rollout::canary::canary_split;
 
+mod crash_loops;
+
 const NAME: &str = "pay";
 
 fn rev(version: &str) -> Revision {
@@ -52,6 +54,7 @@ fn ready(revision: &Revision, replicas: i32) -> DeploymentState {
         updated_replicas: replicas,
         available_replicas: replicas,
         deadline_exceeded: false,
+        crash_loop: None,
     }
 }
 
