@@ -214,15 +214,20 @@ async fn an_upgrade_moves_current_version_only_once_the_new_version_is_available
     Ok(())
 }
 
-#[tokio::test]
-async fn a_failed_upgrade_rolls_back_and_is_not_retried_until_the_spec_changes() -> Result<()> {
+/// 1.5.0 serving with RollingUpdate, 1.6.0 rolling out and never becoming available.
+async fn upgrade_that_stalls() -> Result<Harness> {
     let h = start(Setup::default()).await?;
     h.create_running(&sample_with(rolling_update)?).await?;
-
     h.workloads.stall_rollouts(NS, SEED, true);
     h.patch_spec(upgrade("1.6.0")).await?;
     h.eventually("rolling", |h| h.image_of(SEED).as_deref() == Some(IMAGE_16))
         .await?;
+    Ok(h)
+}
+
+#[tokio::test]
+async fn a_failed_upgrade_rolls_back_and_is_not_retried_until_the_spec_changes() -> Result<()> {
+    let h = upgrade_that_stalls().await?;
     h.advance(121);
     h.eventually("rolled back", |h| {
         h.image_of(SEED).as_deref() == Some(IMAGE_15)
@@ -269,12 +274,7 @@ fn name_of_pod(pod: &Pod) -> String {
 #[tokio::test]
 async fn an_upgrade_whose_pods_crash_loop_is_rolled_back_without_waiting_for_its_deadline()
 -> Result<()> {
-    let h = start(Setup::default()).await?;
-    h.create_running(&sample_with(rolling_update)?).await?;
-    h.workloads.stall_rollouts(NS, SEED, true);
-    h.patch_spec(upgrade("1.6.0")).await?;
-    h.eventually("rolling", |h| h.image_of(SEED).as_deref() == Some(IMAGE_16))
-        .await?;
+    let h = upgrade_that_stalls().await?;
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "payment-initiation-service-6d4f-x", "namespace": NS,
                      "labels": {"app": SEED, "version": "1.6.0"}},
