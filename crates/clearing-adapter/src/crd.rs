@@ -282,10 +282,24 @@ pub struct Monitoring {
     #[serde(default = "default_health_path")]
     #[schemars(length(min = 1, max = 256), regex(pattern = r"^/\S*$"))]
     pub health_check_path: String,
+    /// Seed 001's threshold: below this share of successful payments over `metricsWindow`
+    /// (from the adapter's own `payment_processor_transactions_total`, read from the
+    /// operator's Prometheus), the adapter is `Failed` with reason `LowSuccessRate`.
+    #[serde(default = "default_min_success_rate")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub min_success_rate: f64,
+    /// The window `status.metrics`' success rate and average response time are computed
+    /// over (Go duration). They are read again every 30 s, or every window when it is shorter.
+    #[serde(default = "operator_core::defaults::minutes::<5>")]
+    pub metrics_window: GoDuration,
 }
 
 fn default_health_path() -> String {
     "/health".into()
+}
+
+fn default_min_success_rate() -> f64 {
+    0.95
 }
 
 operator_core::default_from_fields!(Monitoring);
@@ -343,7 +357,27 @@ pub struct ClearingAdapterStatus {
     pub banking_partner_status: Vec<BankingPartnerStatus>,
     /// Partners passing their health check, of all (`2/3`).
     pub partners_healthy: Option<String>,
+    /// Seed 001's business metrics, as the operator last read them from Prometheus.
+    pub metrics: Option<ProcessorMetrics>,
     pub observed_generation: Option<i64>,
+}
+
+/// What the adapter's pods report of the payments they carry (seed 001's `ProcessorMetrics`).
+#[operator_core::schema]
+pub struct ProcessorMetrics {
+    /// Payments finished since the pods started counting (every status).
+    pub total_transactions: i64,
+    /// Of them, those with `status="success"`.
+    pub successful_transactions: i64,
+    pub failed_transactions: i64,
+    /// Mean time to clear one payment over `metricsWindow` (`120ms`); absent without traffic
+    /// or without the duration histogram.
+    pub average_response_time: Option<String>,
+    /// Successful payments of all over `metricsWindow`, to four decimals; absent without
+    /// traffic in the window.
+    pub success_rate: Option<f64>,
+    /// When the operator read these figures.
+    pub last_read: Option<Time>,
 }
 
 operator_core::reported_status!(ClearingAdapterStatus, Phase);

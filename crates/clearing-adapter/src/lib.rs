@@ -30,6 +30,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::ServiceMonitor;
+use operator_core::prometheus::{MetricsQuery, Prometheus};
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
 use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity};
@@ -39,6 +40,7 @@ use crate::crd::ClearingAdapter;
 use crate::health::{HttpsProbe, PartnerProbe};
 use crate::metrics::AdapterMetrics;
 use crate::reconcile::AdapterOperator;
+use crate::reconcile::business::LastReads;
 
 /// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
 /// reporter), its section of the config file, and the type of its own fields there.
@@ -79,7 +81,11 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     resources: &[ServedResource::of::<ClearingAdapter>(|ca| {
         is_ready(ca) && ca["status"]["phase"] == "Running"
     })],
-    controllers: |rt| controllers(rt, Arc::new(HttpsProbe)),
+    controllers: |rt| {
+        let prometheus = rt.config().prometheus.clone().map(Prometheus::new);
+        let prometheus = prometheus.map(|p| Arc::new(p) as Arc<dyn MetricsQuery>);
+        controllers(rt, Arc::new(HttpsProbe), prometheus)
+    },
     metrics: |registry| _ = AdapterMetrics::register(registry),
     // The demo's partners are the sample's, which only exist on paper: no check is sent.
     admission: admission::ADMISSION,
@@ -97,8 +103,13 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
         .build()
 }
 
-/// The controller for `ClearingAdapter`, checking partners with `probe` (tests script it).
-pub fn controllers(rt: &Runtime, probe: Arc<dyn PartnerProbe>) -> Vec<BoxFuture<'static, ()>> {
+/// The controller for `ClearingAdapter`, checking partners with `probe` and reading the
+/// adapters' payments from `prometheus` (tests script both).
+pub fn controllers(
+    rt: &Runtime,
+    probe: Arc<dyn PartnerProbe>,
+    prometheus: Option<Arc<dyn MetricsQuery>>,
+) -> Vec<BoxFuture<'static, ()>> {
     let settings = rt.config().own.get::<Settings>();
     let operator = AdapterOperator {
         image: settings
@@ -106,6 +117,8 @@ pub fn controllers(rt: &Runtime, probe: Arc<dyn PartnerProbe>) -> Vec<BoxFuture<
             .clone()
             .unwrap_or_else(|| FALLBACK_IMAGE.to_string()),
         probe: settings.partner_health_checks.then_some(probe),
+        prometheus,
+        last_reads: LastReads::default(),
         metrics: AdapterMetrics::register(rt.metrics()),
     };
     let controller =

@@ -11,7 +11,9 @@ use operator_core::FieldError;
 use operator_core::credentials::{is_credential_name, url_credentials};
 use operator_core::validation::{self, FieldErrors, SpecRules};
 
-use crate::crd::{AdapterConfig, Autoscaling, BankingPartner, CircuitBreaker, ClearingAdapterSpec};
+use crate::crd::{
+    AdapterConfig, Autoscaling, BankingPartner, CircuitBreaker, ClearingAdapterSpec, Monitoring,
+};
 
 /// The longest suffix a child adds to the adapter's name (`<name>-config`).
 pub const LONGEST_SUFFIX: &str = "-config";
@@ -57,6 +59,7 @@ impl SpecRules for ClearingAdapterSpec {
                 self.monitoring.metrics_port
             ),
         );
+        monitoring(&mut errors, &self.monitoring);
         if let Some(autoscaling) = &self.autoscaling {
             self::autoscaling(&mut errors, self, autoscaling);
         }
@@ -81,6 +84,34 @@ impl SpecRules for ClearingAdapterSpec {
         warnings
     }
 }
+
+/// The business-metrics judgement of `spec.monitoring`: a window Prometheus can compute a
+/// rate over (two scrapes at the least), and a threshold that is a share.
+fn monitoring(errors: &mut FieldErrors, monitoring: &Monitoring) {
+    let rate = monitoring.min_success_rate;
+    errors.check(
+        (0.0..=1.0).contains(&rate),
+        "spec.monitoring.minSuccessRate",
+        format!("must be a share between 0 and 1 (0.95 for 95%), got {rate}"),
+    );
+    let window = errors.push(
+        "spec.monitoring.metricsWindow",
+        monitoring.metrics_window.read(),
+    );
+    if let Some(window) = window {
+        errors.check(
+            (MIN_METRICS_WINDOW..=MAX_METRICS_WINDOW).contains(&window),
+            "spec.monitoring.metricsWindow",
+            format!(
+                "must be between 10s (two scrapes at the least) and 24h, got {:?}",
+                monitoring.metrics_window.as_str()
+            ),
+        );
+    }
+}
+
+const MIN_METRICS_WINDOW: Duration = Duration::from_secs(10);
+const MAX_METRICS_WINDOW: Duration = Duration::from_secs(86_400);
 
 /// Timeouts, health checks, retries, rate limit and encryption of `spec.config`.
 fn config(errors: &mut FieldErrors, config: &AdapterConfig) {

@@ -7,3 +7,4 @@ mod deploy;
 mod faults;
 mod health;
 mod operator;
+mod payments;

@@ -29,6 +29,7 @@ pub mod monitoring;
 pub mod network_policy;
 pub mod pod_security;
 pub mod probes;
+pub mod prometheus;
 pub mod readiness;
 pub mod runtime;
 pub mod serving;

@@ -34,6 +34,7 @@ pub(super) async fn drain(
 ) -> Result<Cleanup> {
     let op = &ctx.operator;
     let now = ctx.now();
+    op.last_reads.forget(&ca);
     let Some(drain) = Drain::begin(&*ca, deletion, &ca.spec.drain_timeout, DEFAULT_TIMEOUT, now)
     else {
         return Ok(Cleanup::Done);

@@ -1,17 +1,52 @@
-//! What a pass tells a human: children changed, each partner drained or restored, and
-//! every partner down.
+//! What a pass tells a human: children changed, each partner drained or restored, every
+//! partner down, and the payments' success rate falling below its minimum or recovering.
 
 use kube::ResourceExt;
 
+use super::business::PAYMENTS_SUCCEEDING;
 use super::{Ctx, status};
-use crate::crd::ClearingAdapter;
+use crate::crd::{ClearingAdapter, ClearingAdapterStatus};
 use crate::partners::{PartnerPlan, Transition};
 use crate::resources;
 
-/// Events: what the pass created or changed, each partner drained or restored, and every
-/// partner down.
-pub(super) async fn announce(ca: &ClearingAdapter, ctx: &Ctx, plan: &PartnerPlan) {
+/// Events: what the pass created or changed, each partner drained or restored, every
+/// partner down, and the success rate crossing `minSuccessRate` either way.
+pub(super) async fn announce(
+    ca: &ClearingAdapter,
+    ctx: &Ctx,
+    plan: &PartnerPlan,
+    next: &ClearingAdapterStatus,
+) {
     let events = &ctx.events;
+    let succeeding = |s: Option<&ClearingAdapterStatus>| {
+        s.and_then(|s| operator_core::conditions::find(&s.conditions, PAYMENTS_SUCCEEDING))
+            .map(|c| (c.status.clone(), c.message.clone()))
+    };
+    match (succeeding(ca.status.as_ref()), succeeding(Some(next))) {
+        (before, Some((now, message)))
+            if now == "False" && before.as_ref().is_none_or(|b| b.0 != "False") =>
+        {
+            events
+                .warning(
+                    ca,
+                    operator_core::reason!("LowSuccessRate"),
+                    "Judge",
+                    message,
+                )
+                .await;
+        }
+        (Some((before, _)), Some((now, message))) if before == "False" && now == "True" => {
+            events
+                .normal(
+                    ca,
+                    operator_core::reason!("SuccessRateRecovered"),
+                    "Judge",
+                    message,
+                )
+                .await;
+        }
+        _ => {}
+    }
     for t in &plan.transitions {
         match t {
             Transition::Drained {

@@ -1,10 +1,12 @@
 //! The reconcile pipeline: fetch → validate (the spec, and a scale-down against the observed
 //! load) → observe the Deployment, autoscaler and referenced Secrets → check the partners
 //! when due → decide the routing weights ([`crate::partners`]) → build every child (pure) →
-//! apply and prune → status, events and metrics from what was applied and observed. On
-//! deletion, the drain ([`drain`]) runs before the finalizer goes.
+//! apply and prune → read the payments' figures when due ([`business`]) → status, events and
+//! metrics from what was applied and observed. On deletion, the drain ([`drain`]) runs before
+//! the finalizer goes.
 
 mod apply;
+pub mod business;
 mod checks;
 mod drain;
 mod events;
@@ -25,6 +27,8 @@ use crate::metrics::AdapterMetrics;
 use crate::partners::{self};
 use crate::resources::{self, Inputs};
 use crate::validate;
+use business::LastReads;
+use operator_core::prometheus::MetricsQuery;
 
 use apply::apply_children;
 use events::announce;
@@ -41,6 +45,9 @@ pub struct AdapterOperator {
     pub image: String,
     /// The partner check; `None` when the operator's config switches checks off.
     pub probe: Option<Arc<dyn PartnerProbe>>,
+    /// Where the adapters' payments are read; `None` without `operator.prometheus`.
+    pub prometheus: Option<Arc<dyn MetricsQuery>>,
+    pub last_reads: LastReads,
     pub metrics: AdapterMetrics,
 }
 
@@ -49,6 +56,7 @@ impl std::fmt::Debug for AdapterOperator {
         f.debug_struct("AdapterOperator")
             .field("image", &self.image)
             .field("checks", &self.probe.is_some())
+            .field("prometheus", &self.prometheus.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +107,9 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
     let desired = resources::desired_children(&ca, &inputs, ctx.workloads(), &op.image);
     let (changes, monitor) = apply_children(&ca, &ctx, desired, &workload).await?;
     let refusal = changes.refusal();
+    let prometheus = op.prometheus.as_deref();
+    let ready = workload.ready_replicas;
+    let payments = business::read(prometheus, &op.last_reads, &ca, ready, now).await;
 
     let mut next = observed_status(
         &ca,
@@ -107,10 +118,11 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
         Checks {
             enabled: op.probe.is_some(),
             monitor,
+            payments,
         },
         now,
     );
-    announce(&ca, &ctx, &plan).await;
+    announce(&ca, &ctx, &plan, &next).await;
     ctx.end_pass(&*ca, &mut next, &changes, now).await?;
     let failed = verdicts
         .iter()
@@ -120,11 +132,16 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
     let checked = verdicts.as_ref().map_or(0, |v| v.len());
     op.metrics.observe(&ca, &plan, checked, failed);
     let resync = ctx.settings().resync;
-    let due = op
+    let checks_due = op
         .probe
         .as_ref()
         .map(|_| checks::next_due(&ca.spec, &plan.statuses, now));
-    let then = match due {
+    let payments_due = op
+        .prometheus
+        .as_ref()
+        .filter(|_| ca.spec.monitoring.enabled && ready > 0)
+        .map(|_| op.last_reads.due_in(&ca, now));
+    let then = match checks_due.into_iter().chain(payments_due).min() {
         Some(after) if after < resync => Action::requeue(after.max(Duration::from_secs(1))),
         _ => ctx.resync(),
     };

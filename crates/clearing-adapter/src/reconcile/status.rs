@@ -1,12 +1,14 @@
 //! The status a pass reports, from what it applied and observed: phase, replicas and the
-//! scale selector, the partners' state, and the Ready, Available and BankingPartnersHealthy
-//! conditions, each saying what is true and what to do about it.
+//! scale selector, the partners' state, the payments' figures, and the Ready, Available,
+//! BankingPartnersHealthy and PaymentsSucceeding conditions, each saying what is true and what
+//! to do about it.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 use operator_core::conditions::{ConditionStatus, Observed, set_condition};
 
+use super::business::{self, PAYMENTS_SUCCEEDING, Reading};
 use super::observe::Workload;
 use crate::crd::{ClearingAdapter, ClearingAdapterStatus, Phase};
 use crate::partners::PartnerPlan;
@@ -16,11 +18,13 @@ use operator_core::OptionalChild;
 pub const PARTNERS_HEALTHY: &str = "BankingPartnersHealthy";
 
 /// What the pass knows about its checks and scraping.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Checks {
     /// The operator checks partners (its config can switch that off).
     pub enabled: bool,
     pub monitor: OptionalChild,
+    /// What it read of the adapter's payments.
+    pub payments: Reading,
 }
 
 fn partners_condition(plan: &PartnerPlan, enabled: bool) -> Observed<'static> {
@@ -121,13 +125,9 @@ pub fn observed_status(
         .healthy_count()
         .map(|(healthy, total)| format!("{healthy}/{total}"));
     status.observed_generation = generation;
-    status.phase = Some(if workload.stalled.is_some() {
-        Phase::Failed
-    } else if workload.ready_replicas == 0 {
-        Phase::Pending
-    } else {
-        Phase::Running
-    });
+    if let Reading::Read(metrics) = &checks.payments {
+        status.metrics = Some(metrics.clone());
+    }
 
     let name = ca.name_any();
     let ready = match &workload.stalled {
@@ -186,6 +186,18 @@ pub fn observed_status(
         generation,
         now,
     );
+    if let Some(judged) = business::judged(ca, &checks.payments) {
+        set_condition(&mut status.conditions, judged, generation, now);
+    }
+    let failing_payments = operator_core::conditions::find(&status.conditions, PAYMENTS_SUCCEEDING)
+        .is_some_and(|c| c.status == "False");
+    status.phase = Some(if workload.stalled.is_some() || failing_payments {
+        Phase::Failed
+    } else if workload.ready_replicas == 0 {
+        Phase::Pending
+    } else {
+        Phase::Running
+    });
     // lastUpdateTime moves only with the rest of the status: a converged adapter costs no write.
     let before = ca.status.clone().unwrap_or_default();
     status.last_update_time = before.last_update_time.clone();

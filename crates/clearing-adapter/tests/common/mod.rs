@@ -12,6 +12,7 @@ use clearing_adapter::health::{PartnerProbe, ProbeTarget, Verdict};
 use futures::future::BoxFuture;
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use operator_core::prometheus::MetricsQuery;
 use operator_core::tooling::ChildRef;
 #[allow(unused_imports)]
 pub use operator_harness::condition;
@@ -70,7 +71,15 @@ impl PartnerProbe for ScriptedProbe {
 }
 
 pub fn cluster_with(probe: ScriptedProbe) -> HarnessBuilder {
-    Harness::builder(move |rt| controllers(rt, Arc::new(probe.clone())))
+    cluster_reading(probe, None)
+}
+
+/// A cluster whose operator reads the adapters' payments from `prometheus`.
+pub fn cluster_reading(
+    probe: ScriptedProbe,
+    prometheus: Option<Arc<dyn MetricsQuery>>,
+) -> HarnessBuilder {
+    Harness::builder(move |rt| controllers(rt, Arc::new(probe.clone()), prometheus.clone()))
         .crd(ClearingAdapter::crd())
         .namespace(NS)
         .resource("payments.io/v1", "clearingadapters")

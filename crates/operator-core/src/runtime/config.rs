@@ -88,6 +88,15 @@ struct WebhookSection {
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PrometheusSection {
+    url: String,
+    bearer_token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    timeout: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct OperatorSection {
     name: Option<String>,
     namespace: Option<String>,
@@ -96,6 +105,7 @@ struct OperatorSection {
     metrics: Option<EndpointSection>,
     health: Option<EndpointSection>,
     webhook: Option<WebhookSection>,
+    prometheus: Option<PrometheusSection>,
 }
 
 /// An operator's own fields in its config section, as the type its binary declares
@@ -388,6 +398,9 @@ pub struct RuntimeConfig {
     pub log_format: LogFormat,
     pub controller: ControllerSettings,
     pub workloads: WorkloadDefaults,
+    /// Where the operator reads its workloads' metrics (`operator.prometheus`); what it
+    /// judges by them is off without it.
+    pub prometheus: Option<crate::prometheus::PrometheusSettings>,
     /// The operator's own fields of its section: `own.get::<its settings type>()`.
     pub own: OwnSettings,
     /// The time every reconcile reads: the system clock, or a test's that it moves.
@@ -406,6 +419,7 @@ impl RuntimeConfig {
             log_format: LogFormat::Text,
             controller,
             workloads: WorkloadDefaults::default(),
+            prometheus: None,
             own: OwnSettings::default(),
             clock: crate::Clock::default(),
         }
@@ -544,6 +558,10 @@ impl RuntimeConfig {
         } else {
             None
         };
+        let prometheus = match &op.prometheus {
+            Some(section) => Some(prometheus_settings(section)?),
+            None => None,
+        };
         Ok(Self {
             leader_election,
             health_address,
@@ -552,10 +570,39 @@ impl RuntimeConfig {
             log_format: flags.log_format.unwrap_or_default(),
             controller,
             workloads: file.workloads,
+            prometheus,
             own: file.own,
             clock: crate::Clock::default(),
         })
     }
+}
+
+fn prometheus_settings(
+    section: &PrometheusSection,
+) -> Result<crate::prometheus::PrometheusSettings, ConfigError> {
+    use crate::prometheus::PrometheusSettings;
+    let timeout = match &section.timeout {
+        None => PrometheusSettings::TIMEOUT,
+        Some(text) => crate::duration::go_duration(text)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                invalid(
+                    "operator.prometheus.timeout",
+                    format!("invalid duration {text:?}: expected e.g. 5s"),
+                )
+            })?,
+    };
+    let settings = PrometheusSettings {
+        url: section.url.clone(),
+        bearer_token_file: section.bearer_token_file.clone(),
+        ca_file: section.ca_file.clone(),
+        timeout,
+    };
+    settings
+        .check()
+        .map_err(|why| invalid("operator.prometheus", why))?;
+    Ok(settings)
 }
 
 #[cfg(test)]
@@ -888,6 +935,56 @@ trading:
             .map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("trading.backupImage")));
         let _ = std::fs::remove_file(path);
+        Ok(())
+    }
+
+    #[test]
+    fn prometheus_is_optional_and_a_setting_that_cannot_work_stops_the_start()
+    -> Result<(), ConfigError> {
+        let none = RuntimeConfig::resolve(&Flags::default(), &TRADING, no_env)?;
+        assert_eq!(none.prometheus, None);
+        let path = write(
+            "prometheus",
+            "operator:\n  prometheus:\n    url: http://prometheus.monitoring:9090\n    bearerTokenFile: /var/run/secrets/tokens/prometheus\n    timeout: 2s\n",
+        );
+        let f = flags(&["--config", path.to_str().unwrap_or_default()]);
+        let c = RuntimeConfig::resolve(&f, &TRADING, no_env)?;
+        let _ = std::fs::remove_file(path);
+        assert_eq!(
+            c.prometheus,
+            Some(crate::prometheus::PrometheusSettings {
+                url: "http://prometheus.monitoring:9090".into(),
+                bearer_token_file: Some("/var/run/secrets/tokens/prometheus".into()),
+                ca_file: None,
+                timeout: Duration::from_secs(2),
+            })
+        );
+        for (i, (content, named)) in [
+            ("url: prometheus:9090", "operator.prometheus"),
+            (
+                "url: http://p:9090\n    timeout: soon",
+                "operator.prometheus.timeout",
+            ),
+            (
+                "url: https://p\n    caFile: /nonexistent/ca.pem",
+                "/nonexistent/ca.pem",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let path = write(
+                &format!("prometheus-bad{i}"),
+                &format!("operator:\n  prometheus:\n    {content}\n"),
+            );
+            let f = flags(&["--config", path.to_str().unwrap_or_default()]);
+            let err = RuntimeConfig::resolve(&f, &TRADING, no_env)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let _ = std::fs::remove_file(path);
+            assert!(err.contains(named), "{content}: {err}");
+        }
         Ok(())
     }
 
