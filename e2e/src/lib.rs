@@ -13,6 +13,7 @@ pub mod image;
 pub mod manifests;
 pub mod monitoring;
 pub mod operator;
+pub mod prometheus;
 pub mod scenario;
 
 use std::future::Future;

@@ -44,7 +44,7 @@ fn unit_tests_path(operator: &str) -> PathBuf {
 /// `promtool check rules` on the operator's rendered rules, then `promtool test rules` on its
 /// `alerts.test.yaml`, in a scratch folder where the rules are the `rules.yaml` it names.
 pub fn promtool_test(operator: &str) -> Result<()> {
-    let promtool = promtool()?;
+    let promtool = debian_tool("promtool")?;
     let dir = std::env::temp_dir().join(format!("promtool-{}-{operator}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let rules = serde_yaml::to_string(&rule_file(operator)?)?;
@@ -72,10 +72,11 @@ fn run(promtool: &Path, dir: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// `promtool`, installed from Debian's `prometheus` package on first use where it is missing
-/// (as ../shared/realcp installs etcd), so `cargo test` needs no set-up step of its own.
-pub fn promtool() -> Result<PathBuf> {
-    if let Some(found) = on_path("promtool") {
+/// `promtool` or the `prometheus` server, installed from Debian's `prometheus` package on
+/// first use where it is missing (as ../shared/realcp installs etcd), so `cargo test` needs no
+/// set-up step of its own.
+pub fn debian_tool(program: &str) -> Result<PathBuf> {
+    if let Some(found) = on_path(program) {
         return Ok(found);
     }
     let root = Command::new("id")
@@ -98,10 +99,10 @@ pub fn promtool() -> Result<PathBuf> {
     };
     let installed = apt(&["install", "-y", "-qq", "prometheus"])
         || (apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "prometheus"]));
-    match on_path("promtool") {
+    match on_path(program) {
         Some(found) if installed => Ok(found),
         _ => bail!(
-            "promtool is not installed and Debian's `prometheus` package could not be installed \
+            "{program} is not installed and Debian's `prometheus` package could not be installed \
              (apt-get install prometheus, as root or with sudo)"
         ),
     }

@@ -198,6 +198,20 @@ impl TestNamespace {
         leader_elect: bool,
         webhooks: Webhooks<'_>,
     ) -> Result<OperatorProcess> {
+        self.start_operator_configured(op, replica, leader_elect, webhooks, "")
+            .await
+    }
+
+    /// [`Self::start_operator_with`], its config file's `operator:` section also holding
+    /// `operator_yaml` (lines indented by two spaces, e.g. `  prometheus:\n    url: …\n`).
+    pub async fn start_operator_configured(
+        &self,
+        op: &Operator,
+        replica: &str,
+        leader_elect: bool,
+        webhooks: Webhooks<'_>,
+        operator_yaml: &str,
+    ) -> Result<OperatorProcess> {
         let installed = installed(op)?;
         let dir = work_dir().join(&self.name);
         std::fs::create_dir_all(&dir)?;
@@ -218,6 +232,8 @@ impl TestNamespace {
                 &format!("id: \"{}-leader\"", op.binary),
                 &format!("id: \"{lease}\""),
             );
+        config_text =
+            config_text.replacen("operator:\n", &format!("operator:\n{operator_yaml}"), 1);
         if let Webhooks::OwnCertificate(_) = webhooks {
             // The API server calls it on 127.0.0.1 (a URL), not through its Service.
             config_text = config_text.replacen(

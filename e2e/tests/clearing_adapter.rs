@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use e2e::TestNamespace;
-use e2e::operator::{Operator, OperatorProcess};
+use e2e::operator::{Operator, OperatorProcess, Webhooks};
+use e2e::prometheus::{RealPrometheus, Target, WorkloadStandIn};
 use e2e::scenario::{CLEARING_ADAPTER, condition, is_true, writes_over};
 use e2e::until;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -41,6 +42,16 @@ async fn weights(cms: &Api<ConfigMap>) -> Result<Value> {
         .and_then(|d| d.get("weights.json").cloned())
         .context("weights.json")?;
     Ok(serde_json::from_str(&text)?)
+}
+
+/// How many events of `reason` the namespace holds.
+async fn events_of(ns: &TestNamespace, reason: &str) -> Result<usize> {
+    let events: Api<Event> = Api::namespaced(ns.client.clone(), &ns.name);
+    let listed = events.list(&Default::default()).await?.items;
+    Ok(listed
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .count())
 }
 
 /// The two partners' local stand-ins.
@@ -256,17 +267,79 @@ async fn partners_drain_and_recover_kubectl_scales_and_deletion_drains() -> Resu
         Duration::from_secs(60),
     )
     .await?;
-    let events: Api<Event> = Api::namespaced(ns.client.clone(), &ns.name);
-    let drained = events
-        .list(&Default::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Drained"))
-        .count();
+    let drained = events_of(&ns, "Drained").await?;
     assert!(drained >= 1, "no Drained event before the release");
     operator.assert_no_rbac_denials()?;
     operator.kill()?;
+    ns.cleanup().await
+}
+
+/// Seed 001's judgement with a real Prometheus on loopback scraping the adapter's stand-in
+/// workload every second: at 99% success the figures fill `status.metrics`; at 90% the
+/// adapter goes `Failed`/`LowSuccessRate` with a Warning event; back at 99.5% it recovers.
+#[tokio::test]
+async fn a_success_rate_read_from_prometheus_fails_the_adapter_until_it_recovers() -> Result<()> {
+    let Some(ns) = e2e::cluster("ca-payments").await? else {
+        return Ok(());
+    };
+    ns.grant(&OPERATOR).await?;
+    let partners = partners_in(&ns).await?;
+    let workload = WorkloadStandIn::start(100.0, 0.99).await?;
+    let labels = vec![
+        ("namespace".to_string(), ns.name.clone()),
+        ("service".to_string(), SAMPLE.to_string()),
+    ];
+    let target = Target {
+        address: workload.address,
+        labels,
+    };
+    let prometheus = RealPrometheus::start(&ns.name, &[target]).await?;
+    let reading = format!("  prometheus:\n    url: \"{}\"\n", prometheus.url);
+    let operator = ns
+        .start_operator_configured(&OPERATOR, "a", false, Webhooks::Off, &reading)
+        .await?;
+    let at_partners = at_stand_ins(&partners);
+    ns.create_sample(CLEARING_ADAPTER, SAMPLE, |ca| {
+        at_partners(ca);
+        ca["spec"]["monitoring"]["metricsWindow"] = json!("10s");
+    })
+    .await?;
+    let started = Instant::now();
+    let judged = |reason: &'static str, phase: &'static str| {
+        ns.status_until(
+            CLEARING_ADAPTER,
+            SAMPLE,
+            reason,
+            Duration::from_secs(90),
+            move |s| condition(s, "PaymentsSucceeding")["reason"] == reason && s["phase"] == phase,
+        )
+    };
+    let status = judged("SuccessRateMet", "Running").await?;
+    let metrics = &status["metrics"];
+    let rate = metrics["successRate"].as_f64().unwrap_or_default();
+    assert!((0.98..=1.0).contains(&rate), "{metrics}");
+    assert!(
+        metrics["totalTransactions"].as_i64().unwrap_or_default() > 0,
+        "{metrics}"
+    );
+    assert_eq!(metrics["averageResponseTime"], "85ms");
+
+    workload.set_success_ratio(0.9);
+    let status = judged("LowSuccessRate", "Failed").await?;
+    println!(
+        "clearing-adapter: judged from a real Prometheus, Failed {:.1}s after the start",
+        started.elapsed().as_secs_f64()
+    );
+    let rate = status["metrics"]["successRate"]
+        .as_f64()
+        .unwrap_or_default();
+    assert!(rate < 0.95, "{status}");
+    let low = events_of(&ns, "LowSuccessRate").await?;
+    ensure!(low == 1, "{low} LowSuccessRate events");
+
+    workload.set_success_ratio(0.995);
+    judged("SuccessRateMet", "Running").await?;
+    operator.assert_no_rbac_denials()?;
     ns.cleanup().await
 }
 

@@ -56,6 +56,13 @@ async fn reading(script: &Script, reads: &LastReads, ca: &ClearingAdapter, now: 
     read(Some(script as &dyn MetricsQuery), reads, ca, 2, at(now)).await
 }
 
+/// The condition the sample gets from `script` read once: status, reason and message.
+async fn verdict(script: Script) -> Option<(ConditionStatus, &'static str, String)> {
+    let ca = sample();
+    let read = reading(&script, &LastReads::default(), &ca, 0).await;
+    judged(&ca, &read).map(|c| (c.status, c.reason.as_str(), c.message))
+}
+
 #[tokio::test]
 async fn the_figures_are_read_and_a_healthy_success_rate_is_met() {
     let script = Script {
@@ -100,11 +107,8 @@ async fn a_success_rate_below_the_minimum_is_low() {
         rate: Some(0.9),
         ..Script::default()
     };
-    let ca = sample();
-    let read = reading(&script, &LastReads::default(), &ca, 0).await;
-    let judged = judged(&ca, &read).map(|c| (c.status, c.reason.as_str(), c.message));
     assert_eq!(
-        judged,
+        verdict(script).await,
         Some((
             ConditionStatus::False,
             "LowSuccessRate",
@@ -134,11 +138,8 @@ async fn a_prometheus_that_fails_is_unknown_and_says_what_to_check() {
         down: true,
         ..Script::default()
     };
-    let ca = sample();
-    let read = reading(&script, &LastReads::default(), &ca, 0).await;
-    let judged = judged(&ca, &read).map(|c| (c.status, c.reason.as_str(), c.message));
     assert_eq!(
-        judged,
+        verdict(script).await,
         Some((
             ConditionStatus::Unknown,
             "MetricsUnavailable",
