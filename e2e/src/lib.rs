@@ -15,6 +15,7 @@ pub mod monitoring;
 pub mod operator;
 pub mod prometheus;
 pub mod scenario;
+pub mod scrape;
 
 use std::future::Future;
 use std::time::Duration;

@@ -198,12 +198,14 @@ impl TestNamespace {
         leader_elect: bool,
         webhooks: Webhooks<'_>,
     ) -> Result<OperatorProcess> {
-        self.start_operator_configured(op, replica, leader_elect, webhooks, "")
+        self.start_operator_configured(op, replica, leader_elect, webhooks, "", &[])
             .await
     }
 
     /// [`Self::start_operator_with`], its config file's `operator:` section also holding
-    /// `operator_yaml` (lines indented by two spaces, e.g. `  prometheus:\n    url: …\n`).
+    /// `operator_yaml` (lines indented by two spaces, e.g. `  prometheus:\n    url: …\n`), and
+    /// `args` added to its command line (one naming `--metrics-bind-address` replaces the
+    /// default, which turns /metrics off).
     pub async fn start_operator_configured(
         &self,
         op: &Operator,
@@ -211,6 +213,7 @@ impl TestNamespace {
         leader_elect: bool,
         webhooks: Webhooks<'_>,
         operator_yaml: &str,
+        args: &[&str],
     ) -> Result<OperatorProcess> {
         let installed = installed(op)?;
         let dir = work_dir().join(&self.name);
@@ -255,12 +258,12 @@ impl TestNamespace {
             .env("RUST_LOG", "info")
             .arg("--config")
             .arg(launch.path(&config)?)
-            .args([
-                "--health-probe-bind-address",
-                "0",
-                "--metrics-bind-address",
-                "0",
-            ])
+            .args(["--health-probe-bind-address", "0"])
+            .args(args);
+        if !args.iter().any(|a| a.starts_with("--metrics-bind-address")) {
+            command.args(["--metrics-bind-address", "0"]);
+        }
+        command
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file));
         match webhooks {

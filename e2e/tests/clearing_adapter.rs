@@ -296,7 +296,7 @@ async fn a_success_rate_read_from_prometheus_fails_the_adapter_until_it_recovers
     let prometheus = RealPrometheus::start(&ns.name, &[target]).await?;
     let reading = format!("  prometheus:\n    url: \"{}\"\n", prometheus.url);
     let operator = ns
-        .start_operator_configured(&OPERATOR, "a", false, Webhooks::Off, &reading)
+        .start_operator_configured(&OPERATOR, "a", false, Webhooks::Off, &reading, &[])
         .await?;
     let at_partners = at_stand_ins(&partners);
     ns.create_sample(CLEARING_ADAPTER, SAMPLE, |ca| {

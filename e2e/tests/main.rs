@@ -8,6 +8,7 @@ mod conformance;
 mod foreign;
 mod initial_lists;
 mod manifests;
+mod metrics_access;
 mod monitoring;
 mod operator_core;
 mod out_of_cluster;

@@ -115,9 +115,11 @@ fn an_operator_overlay_holds_only_what_belongs_to_it() -> Result<()> {
 }
 
 /// Cluster-wide, an operator may hold only its rights over its own resources (so a namespace
-/// deletion can never strand its finalizer), reading namespaces, and reading and patching
-/// its own webhook configurations and converting CRDs by name (the CA bundle); nothing over
-/// children.
+/// deletion can never strand its finalizer), reading namespaces, reading and patching its own
+/// webhook configurations and converting CRDs by name (the CA bundle), and asking who a
+/// scraper is and whether it may get /metrics (reviews, which read and write nothing);
+/// nothing over children. The metrics-reader ClusterRole it ships is for Prometheus, bound to
+/// nobody by deploy/<operator>.
 #[test]
 fn cluster_wide_rights_cover_only_the_operators_own_resources() -> Result<()> {
     for descriptor in OPERATORS {
@@ -136,9 +138,26 @@ fn cluster_wide_rights_cover_only_the_operators_own_resources() -> Result<()> {
             .iter()
             .filter(|o| kind(o) == "ClusterRole")
             .collect();
-        assert_eq!(cluster_roles.len(), 2, "deploy/{operator}");
+        assert_eq!(cluster_roles.len(), 4, "deploy/{operator}");
+        let reader = format!("{}-metrics-reader", descriptor.binary_name());
+        let bound: Vec<&str> = objects
+            .iter()
+            .filter(|o| kind(o) == "ClusterRoleBinding")
+            .filter_map(|b| b["roleRef"]["name"].as_str())
+            .collect();
+        assert!(
+            !bound.contains(&reader.as_str()),
+            "deploy/{operator} binds {reader}"
+        );
+        for role in cluster_roles.iter().filter(|r| name(r) == reader) {
+            assert_eq!(
+                role["rules"],
+                serde_json::json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])
+            );
+        }
         for rule in cluster_roles
             .iter()
+            .filter(|r| name(r) != reader)
             .flat_map(|r| r["rules"].as_array().into_iter().flatten())
         {
             let groups = strings(&rule["apiGroups"]);
@@ -160,14 +179,21 @@ fn cluster_wide_rights_cover_only_the_operators_own_resources() -> Result<()> {
                     }
                     _ => false,
                 };
+            let reviews = verbs == ["create"]
+                && matches!(
+                    (groups.as_slice(), resources.as_slice()),
+                    (["authentication.k8s.io"], ["tokenreviews"])
+                        | (["authorization.k8s.io"], ["subjectaccessreviews"])
+                );
             assert!(
-                own || namespaces || ca_bundle,
+                own || namespaces || ca_bundle || reviews,
                 "deploy/{operator}: cluster-wide {rule}"
             );
             assert!(
-                !verbs
-                    .iter()
-                    .any(|v| matches!(*v, "create" | "delete" | "deletecollection"))
+                reviews
+                    || !verbs
+                        .iter()
+                        .any(|v| matches!(*v, "create" | "delete" | "deletecollection"))
             );
         }
     }

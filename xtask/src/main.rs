@@ -20,6 +20,7 @@ mod demo;
 mod demo_admission;
 mod e2e;
 mod images;
+mod metrics_access;
 mod naive;
 mod release;
 mod webhooks;

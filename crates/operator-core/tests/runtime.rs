@@ -297,17 +297,19 @@ async fn readyz_waits_for_the_leaders_caches() -> Result<()> {
     let server = server_with_crd().await?;
     let readiness = Readiness::default();
     let probe = |readiness: Readiness| async move {
-        let routers = admin::routers(
+        let endpoints = admin::endpoints(
             Some(([127, 0, 0, 1], 8081).into()),
             None,
             readiness,
             Metrics::new(),
+            None,
         );
-        let (_, router) = routers
+        let endpoint = endpoints
             .into_iter()
             .next()
             .ok_or_else(|| anyhow::anyhow!("no router"))?;
-        let response = router
+        let response = endpoint
+            .router
             .oneshot(http::Request::get("/readyz").body(axum::body::Body::empty())?)
             .await?;
         anyhow::Ok(response.status().as_u16())

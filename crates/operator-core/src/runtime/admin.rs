@@ -1,6 +1,7 @@
 //! The admin HTTP endpoints: `/healthz` (the process is alive), `/readyz` (connected to the
 //! API server and, on the leader, every controller's cache synced; a standby is ready; see
-//! [`Readiness`]), and `/metrics` (OpenMetrics text), served with the limits of
+//! [`Readiness`]), and `/metrics` (OpenMetrics text; with `--metrics-secure`, over HTTPS to
+//! reviewed tokens only, see [`super::metrics_access`]), served with the limits of
 //! [`crate::serving`].
 
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use super::metrics_access::MetricsAccess;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 #[cfg(test)]
@@ -45,22 +47,49 @@ fn metrics_routes(metrics: Metrics) -> Router {
     )
 }
 
-/// The routers to serve: one per address (health and metrics may share one).
-pub fn routers(
+/// One listener of the admin endpoints.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub address: SocketAddr,
+    pub router: Router,
+    /// Served over TLS: `/metrics` behind its review.
+    pub secure: bool,
+    pub serves: &'static str,
+}
+
+/// The listeners to serve: health and metrics share one at the same address, unless
+/// `secured` puts `/metrics` behind its review on one of its own.
+pub fn endpoints(
     health: Option<SocketAddr>,
     metrics_address: Option<SocketAddr>,
     readiness: Readiness,
     metrics: Metrics,
-) -> Vec<(SocketAddr, Router)> {
-    match (health, metrics_address) {
-        (Some(h), Some(m)) if h == m => {
-            vec![(h, health_routes(readiness).merge(metrics_routes(metrics)))]
+    secured: Option<MetricsAccess>,
+) -> Vec<Endpoint> {
+    let endpoint = |address, router, secure, serves| Endpoint {
+        address,
+        router,
+        secure,
+        serves,
+    };
+    match (health, metrics_address, secured) {
+        (Some(h), Some(m), None) if h == m => vec![endpoint(
+            h,
+            health_routes(readiness).merge(metrics_routes(metrics)),
+            false,
+            "/healthz /readyz /metrics",
+        )],
+        (h, m, secured) => {
+            let secure = secured.is_some();
+            let metrics_router = match secured {
+                Some(access) => access.guard(metrics_routes(metrics)),
+                None => metrics_routes(metrics),
+            };
+            h.map(|a| endpoint(a, health_routes(readiness), false, "/healthz /readyz"))
+                .into_iter()
+                .chain(m.map(|a| endpoint(a, metrics_router, secure, "/metrics")))
+                .collect()
         }
-        (h, m) => h
-            .map(|a| (a, health_routes(readiness)))
-            .into_iter()
-            .chain(m.map(|a| (a, metrics_routes(metrics))))
-            .collect(),
     }
 }
 
@@ -77,10 +106,16 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
-        let (_, router) = routers(Some(addr), Some(addr), Readiness::default(), Metrics::new())
-            .into_iter()
-            .next()
-            .ok_or_else(|| std::io::Error::other("no router"))?;
+        let Endpoint { router, .. } = endpoints(
+            Some(addr),
+            Some(addr),
+            Readiness::default(),
+            Metrics::new(),
+            None,
+        )
+        .into_iter()
+        .next()
+        .ok_or_else(|| std::io::Error::other("no router"))?;
         tokio::spawn(serve(listener, router, stop_rx));
         Ok((addr, stop))
     }

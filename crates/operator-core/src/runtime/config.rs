@@ -36,6 +36,11 @@ pub struct Flags {
     /// one, the health endpoints' port.
     #[arg(long)]
     pub metrics_bind_address: Option<String>,
+    /// Serve /metrics over HTTPS to authenticated, authorized scrapers only (a TokenReview and
+    /// a SubjectAccessReview of `get /metrics` per token, kept a minute). Default true in a
+    /// cluster, false out of one; `--metrics-secure=false` for local runs in a pod.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_secure: Option<bool>,
     /// Address of the admission webhooks, served over TLS on every replica ([host]:port, or 0
     /// to disable). Default :9443 in a cluster; off out of one (the API server could not reach
     /// a workstation), unless this flag or the config file's operator.webhook asks for it.
@@ -393,6 +398,8 @@ pub struct RuntimeConfig {
     pub leader_election: Option<LeaderElectionConfig>,
     pub health_address: Option<SocketAddr>,
     pub metrics_address: Option<SocketAddr>,
+    /// `/metrics` over HTTPS for reviewed tokens only, on its own listener.
+    pub metrics_secure: bool,
     /// Where the admission webhooks listen, and the directory of their certificate.
     pub webhook: Option<WebhookConfig>,
     pub log_format: LogFormat,
@@ -415,6 +422,7 @@ impl RuntimeConfig {
             leader_election: None,
             health_address: None,
             metrics_address: None,
+            metrics_secure: false,
             webhook: None,
             log_format: LogFormat::Text,
             controller,
@@ -495,6 +503,15 @@ impl RuntimeConfig {
             "metrics",
             metrics_default,
         )?;
+        let metrics_secure = flags.metrics_secure.unwrap_or(in_cluster);
+        if metrics_secure
+            && metrics_address.is_some_and(|m| m.port() != 0 && Some(m) == health_address)
+        {
+            return Err(invalid(
+                "--metrics-bind-address",
+                "with --metrics-secure, /metrics is served over HTTPS on a listener of its own: give it another address than the health endpoints'",
+            ));
+        }
 
         let asked_for_webhook = flags.webhook_bind_address.is_some()
             || op
@@ -566,6 +583,7 @@ impl RuntimeConfig {
             leader_election,
             health_address,
             metrics_address,
+            metrics_secure,
             webhook,
             log_format: flags.log_format.unwrap_or_default(),
             controller,
@@ -677,6 +695,31 @@ trading:
         assert_eq!(c.controller.resync, Duration::from_secs(30));
         assert_eq!(c.leader_election, None);
         assert_eq!(c.log_format, LogFormat::Json);
+        Ok(())
+    }
+
+    /// Scrapes are reviewed by default in a pod, not on a workstation; either way the flag
+    /// decides, and a secured /metrics cannot share the health endpoints' port.
+    #[test]
+    fn metrics_are_secured_in_a_pod_unless_the_flag_says_otherwise() -> Result<(), ConfigError> {
+        let pod = RuntimeConfig::resolve(&Flags::default(), &TRADING, in_a_pod)?;
+        assert!(pod.metrics_secure);
+        let local = flags(&["--metrics-secure=false"]);
+        assert!(!RuntimeConfig::resolve(&local, &TRADING, in_a_pod)?.metrics_secure);
+        let workstation = RuntimeConfig::resolve(&Flags::default(), &TRADING, no_env)?;
+        assert!(!workstation.metrics_secure);
+        let asked = flags(&["--metrics-secure"]);
+        let secured = RuntimeConfig::resolve(&asked, &TRADING, no_env)?;
+        assert!(secured.metrics_secure, "free ports: two listeners");
+        let shared = flags(&[
+            "--metrics-secure",
+            "--metrics-bind-address=:8080",
+            "--health-probe-bind-address=:8080",
+        ]);
+        let err = RuntimeConfig::resolve(&shared, &TRADING, no_env)
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("--metrics-bind-address")));
         Ok(())
     }
 

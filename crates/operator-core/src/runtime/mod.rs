@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod config;
 pub mod leader;
+pub mod metrics_access;
 pub mod telemetry;
 pub mod versions;
 
@@ -356,28 +357,44 @@ where
     );
     let readiness = Readiness::default();
     let mut tasks = Tasks(Vec::new());
-    for (address, router) in admin::routers(
+    let secured = config
+        .metrics_secure
+        .then(|| metrics_access::MetricsAccess::new(client.clone()));
+    for endpoint in admin::endpoints(
         config.health_address,
         config.metrics_address,
         readiness.clone(),
         metrics.clone(),
+        secured,
     ) {
+        let address = endpoint.address;
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|source| RuntimeError::Bind { address, source })?;
         let bound = listener.local_addr().unwrap_or(address);
-        let serves = match (
-            config.health_address == Some(address),
-            config.metrics_address == Some(address),
-        ) {
-            (true, true) => "/healthz /readyz /metrics",
-            (true, false) => "/healthz /readyz",
-            _ => "/metrics",
+        let serves = endpoint.serves;
+        tracing::info!(address = %bound, serves, secure = endpoint.secure, "admin endpoints listening");
+        let served = if endpoint.secure {
+            let tls = metrics_access::serving_certificate()
+                .and_then(|c| c.server_config().map_err(|e| e.to_string()))
+                .map_err(|why| RuntimeError::Bind {
+                    address,
+                    source: std::io::Error::other(format!("the metrics certificate: {why}")),
+                })?;
+            let tls = tokio_rustls::TlsAcceptor::from(tls);
+            tokio::spawn(serving::serve_upgraded(
+                listener,
+                endpoint.router,
+                stop.clone(),
+                move |stream| {
+                    let tls = tls.clone();
+                    async move { tls.accept(stream).await.ok() }
+                },
+            ))
+        } else {
+            tokio::spawn(serving::serve(listener, endpoint.router, stop.clone()))
         };
-        tracing::info!(address = %bound, serves, "admin endpoints listening");
-        tasks
-            .0
-            .push(tokio::spawn(serving::serve(listener, router, stop.clone())).abort_handle());
+        tasks.0.push(served.abort_handle());
     }
     let server = tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version())
         .await
