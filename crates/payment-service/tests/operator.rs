@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use payment_service::crd::PaymentService;
@@ -265,34 +266,87 @@ async fn a_failed_upgrade_rolls_back_and_is_not_retried_until_the_spec_changes()
     Ok(())
 }
 
-fn name_of_pod(pod: &Pod) -> String {
-    pod.metadata.name.clone().unwrap_or_default()
+/// A pod of version 1.6.0 whose service container is in CrashLoopBackOff, controlled by
+/// `owner` (kind, name, uid). Status is the kubelet's to write: created first, then its
+/// status subresource.
+async fn crash_looping_pod(
+    h: &Harness,
+    name: &str,
+    owner: Option<(&str, &str, &str)>,
+) -> Result<()> {
+    let owners: Vec<Value> = owner
+        .into_iter()
+        .map(|(kind, name, uid)| {
+            json!({"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": true})
+        })
+        .collect();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": NS, "ownerReferences": owners,
+                     "labels": {"app": SEED, "version": "1.6.0"}},
+        "spec": {"containers": [{"name": "payment-service", "image": IMAGE_16}]},
+    }))?;
+    let pods = Api::<Pod>::namespaced(h.client(), NS);
+    pods.create(&PostParams::default(), &pod).await?;
+    let status = json!({"status": {"containerStatuses": [{
+        "name": "payment-service", "image": IMAGE_16, "imageID": "", "ready": false,
+        "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}
+    }]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    Ok(())
+}
+
+/// A ReplicaSet named `name` controlled by `owner_uid` (testkit runs no ReplicaSet
+/// controller: the test stands in for the Deployment controller), and its uid.
+async fn replica_set(h: &Harness, name: &str, owner_uid: &str) -> Result<String> {
+    let set: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": NS, "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": SEED, "uid": owner_uid, "controller": true}
+        ]},
+        "spec": {"selector": {"matchLabels": {"app": SEED}},
+                 "template": {"metadata": {"labels": {"app": SEED}},
+                              "spec": {"containers": [{"name": "payment-service", "image": IMAGE_16}]}}},
+    }))?;
+    let created = Api::<ReplicaSet>::namespaced(h.client(), NS)
+        .create(&PostParams::default(), &set)
+        .await?;
+    created
+        .metadata
+        .uid
+        .context("a created ReplicaSet has a uid")
+}
+
+/// Another team's pods that crash-loop with the service's labels, version and image: one
+/// with no owner, one under a ReplicaSet of a Deployment that is not the service's.
+async fn foreign_crash_loops(h: &Harness) -> Result<()> {
+    crash_looping_pod(h, "payment-initiation-service-0-stray", None).await?;
+    let theirs = replica_set(h, "payment-initiation-service-0", "uid-of-their-deployment").await?;
+    crash_looping_pod(
+        h,
+        "payment-initiation-service-0-theirs",
+        Some(("ReplicaSet", "payment-initiation-service-0", &theirs)),
+    )
+    .await
 }
 
 /// A pod of the new version in CrashLoopBackOff fails the rollout at once: no clock advance,
-/// the deadline (120 s) far away.
+/// the deadline (120 s) far away. Only the service's own pods count (another team's
+/// crash-looping pods under the same labels, named to be listed first, are not read).
 #[tokio::test]
 async fn an_upgrade_whose_pods_crash_loop_is_rolled_back_without_waiting_for_its_deadline()
 -> Result<()> {
     let h = upgrade_that_stalls().await?;
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "payment-initiation-service-6d4f-x", "namespace": NS,
-                     "labels": {"app": SEED, "version": "1.6.0"}},
-        "spec": {"containers": [{"name": "payment-service", "image": IMAGE_16}]},
-        "status": {"containerStatuses": [{
-            "name": "payment-service", "image": IMAGE_16, "imageID": "", "ready": false,
-            "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-            "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}
-        }]}
-    }))?;
-    // Status is the kubelet's to write: created first, then its status subresource.
-    let pods = Api::<Pod>::namespaced(h.client(), NS);
-    pods.create(&PostParams::default(), &pod).await?;
-    let status = json!({"status": pod.status});
-    pods.patch_status(
-        &name_of_pod(&pod),
-        &PatchParams::default(),
-        &Patch::Merge(&status),
+    foreign_crash_loops(&h).await?;
+    let deployment_uid = h.deployment(SEED).context("the Deployment")?["metadata"]["uid"]
+        .as_str()
+        .context("a uid")?
+        .to_owned();
+    let ours = replica_set(&h, "payment-initiation-service-6d4f", &deployment_uid).await?;
+    crash_looping_pod(
+        &h,
+        "payment-initiation-service-6d4f-x",
+        Some(("ReplicaSet", "payment-initiation-service-6d4f", &ours)),
     )
     .await?;
     h.eventually("rolled back", |h| {
@@ -320,6 +374,40 @@ async fn an_upgrade_whose_pods_crash_loop_is_rolled_back_without_waiting_for_its
     assert!(h.metrics().encode().contains(
         r#"payment_service_rollouts_total{namespace="payments",strategy="RollingUpdate",result="rolled_back",cause="crash_loop"} 1"#
     ));
+    Ok(())
+}
+
+/// Pods that only look like the service's (labels, version, image, container name) never
+/// roll it back: the upgrade waits for its own deadline.
+#[tokio::test]
+async fn another_teams_crash_looping_pods_never_roll_the_service_back() -> Result<()> {
+    let h = upgrade_that_stalls().await?;
+    h.eventually("a rollout in progress", |h| {
+        h.status()["rollout"].is_object()
+    })
+    .await?;
+    foreign_crash_loops(&h).await?;
+    h.server.reset_stats();
+    // Every pass of a rollout lists the pods (resync is 300 ms here); the ReplicaSet of
+    // their pod is read and found not to be the service's.
+    h.eventually("two passes saw the pods", |h| {
+        let stats = h.server.stats();
+        stats.count(Verb::List, "pods") >= 2 && stats.count(Verb::Get, "replicasets") >= 2
+    })
+    .await?;
+    assert_eq!(
+        h.image_of(SEED).as_deref(),
+        Some(IMAGE_16),
+        "not rolled back"
+    );
+    h.advance(121);
+    h.eventually("rolled back at the deadline", |h| {
+        h.status()["failedRollout"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("progressDeadlineSeconds"))
+    })
+    .await?;
+    assert!(h.metrics().encode().contains(r#"cause="deadline"} 1"#));
     Ok(())
 }
 

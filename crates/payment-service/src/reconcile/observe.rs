@@ -2,9 +2,9 @@
 //! and the service's Deployments as the rollout sees them (with, while a rollout is in
 //! progress, whether the new version's pods crash-loop).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::ListParams;
 use kube::{Resource, ResourceExt};
@@ -67,7 +67,7 @@ pub(super) async fn observe_deployments(
         }
     }
     let crash_loops = match ps.status.as_ref().and_then(|s| s.rollout.as_ref()) {
-        Some(_) => crash_looping_pods(ps, ctx).await?,
+        Some(_) => crash_looping_pods(ps, ctx, &ours).await?,
         None => Vec::new(),
     };
     let mut states = BTreeMap::new();
@@ -91,8 +91,15 @@ pub(super) async fn observe_deployments(
 
 /// The service's pods that crash-loop, with the revision each runs: one LIST by the
 /// service's `app` label, made only while a rollout is in progress (the reconcile looks again
-/// every [`crate::rollout::CRASH_CHECK_INTERVAL`] meanwhile).
-async fn crash_looping_pods(ps: &PaymentService, ctx: &Ctx) -> Result<Vec<(Revision, String)>> {
+/// every [`crate::rollout::CRASH_CHECK_INTERVAL`] meanwhile). A label is not ownership: a
+/// crash-looping pod counts only when its ReplicaSet is controlled by one of the service's
+/// own Deployments (one GET per ReplicaSet, and only when a pod crash-loops), so another
+/// team's pods that share the labels never roll this service back.
+async fn crash_looping_pods(
+    ps: &PaymentService,
+    ctx: &Ctx,
+    ours: &[Deployment],
+) -> Result<Vec<(Revision, String)>> {
     let selector = resources::selector(ps)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -102,7 +109,42 @@ async fn crash_looping_pods(ps: &PaymentService, ctx: &Ctx) -> Result<Vec<(Revis
         .api_beside::<Pod, _>(ps)
         .list(&ListParams::default().labels(&selector))
         .await?;
-    Ok(pods.items.iter().filter_map(crash_loop).collect())
+    let looping: Vec<_> = pods
+        .items
+        .iter()
+        .filter_map(|pod| Some((replica_set_of(pod)?, crash_loop(pod)?)))
+        .collect();
+    let deployments: BTreeSet<&str> = ours
+        .iter()
+        .filter_map(|d| d.meta().uid.as_deref())
+        .collect();
+    let replica_sets = ctx.api_beside::<ReplicaSet, _>(ps);
+    let mut owned = BTreeSet::new();
+    for (name, uid) in looping.iter().map(|(set, _)| set).collect::<BTreeSet<_>>() {
+        let Some(set) = replica_sets.get_metadata_opt(name).await? else {
+            continue;
+        };
+        let controlled_by_ours = set
+            .owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && deployments.contains(o.uid.as_str()));
+        if set.metadata.uid.as_deref() == Some(uid) && controlled_by_ours {
+            owned.insert(uid.clone());
+        }
+    }
+    Ok(looping
+        .into_iter()
+        .filter(|((_, uid), _)| owned.contains(uid))
+        .map(|(_, found)| found)
+        .collect())
+}
+
+/// The ReplicaSet that controls `pod`: its name and uid.
+fn replica_set_of(pod: &Pod) -> Option<(String, String)> {
+    pod.owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true) && o.kind == "ReplicaSet")
+        .map(|o| (o.name.clone(), o.uid.clone()))
 }
 
 /// Restarts of one container that make a crash loop even while it is briefly running.
