@@ -8,7 +8,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use serde_json::Value;
 
 pub use crate::crd_kind::ServedResource;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RestClientLayer};
 use crate::runtime::config::RuntimeConfig;
 use crate::runtime::{OperatorBinary, Runtime, RuntimeError, run, shutdown_signal, telemetry};
 use crate::tooling::BenchWorkload;
@@ -48,9 +48,15 @@ impl OperatorDescriptor {
         let flags = binary.parse_flags();
         let config = RuntimeConfig::resolve(&flags, &binary, |k| std::env::var(k).ok())?;
         let _telemetry = telemetry::init(binary.identity.manager, config.log_format)?;
-        let client = kube::Client::try_default()
+        let metrics = Metrics::new();
+        let kubeconfig = kube::Config::infer()
             .await
             .map_err(|e| RuntimeError::ClientConfig(e.to_string()))?;
+        let requests = RestClientLayer::new(&metrics, &kubeconfig.cluster_url);
+        let client = kube::client::ClientBuilder::try_from(kubeconfig)
+            .map_err(|e| RuntimeError::ClientConfig(e.to_string()))?
+            .with_layer(&requests)
+            .build();
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
             shutdown_signal().await;
@@ -58,7 +64,7 @@ impl OperatorDescriptor {
             stop_tx.send_replace(true);
         });
         let (controllers, admitted, served) = (self.controllers, self.admission, self.resources);
-        run(client, config, Metrics::new(), stop_rx, move |runtime| {
+        run(client, config, metrics, stop_rx, move |runtime| {
             let mut services = controllers(runtime);
             services.extend(runtime.admission_webhooks(admitted, served));
             services

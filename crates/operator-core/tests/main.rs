@@ -10,3 +10,4 @@ mod operator_errors;
 mod ownership;
 mod runtime;
 mod webhook_certificates;
+mod workqueue;

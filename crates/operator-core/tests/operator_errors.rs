@@ -48,11 +48,25 @@ impl ReconcileError for GadgetError {
 struct Gadgets {
     /// How many passes still find the pricing service down.
     outage: Arc<AtomicUsize>,
+    /// How many passes of a widget of the unlucky size still panic.
+    panics: Arc<AtomicUsize>,
 }
+
+/// The size whose reconcile has a bug.
+const UNLUCKY: i32 = 13;
 
 async fn reconcile(widget: Arc<Widget>, ctx: Arc<Context<Gadgets>>) -> Result<Action, GadgetError> {
     if widget.spec.size < 0 {
         return Err(GadgetError::NegativeSize(widget.spec.size));
+    }
+    if widget.spec.size == UNLUCKY
+        && ctx
+            .operator
+            .panics
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        panic!("index out of bounds: the len is 13 but the index is 13");
     }
     let down = &ctx.operator.outage;
     if down
@@ -68,6 +82,10 @@ async fn reconcile(widget: Arc<Widget>, ctx: Arc<Context<Gadgets>>) -> Result<Ac
 }
 
 fn start(server: &ApiServer, outage: usize) -> Metrics {
+    start_with(server, outage, 0)
+}
+
+fn start_with(server: &ApiServer, outage: usize, panics: usize) -> Metrics {
     let client = server.client();
     let (children, watches) = widget_children(client.clone(), None);
     let metrics = Metrics::new();
@@ -82,6 +100,7 @@ fn start(server: &ApiServer, outage: usize) -> Metrics {
     };
     let gadgets = Gadgets {
         outage: Arc::new(AtomicUsize::new(outage)),
+        panics: Arc::new(AtomicUsize::new(panics)),
     };
     let ctx = Context::new(client, IDENTITY, settings, gadgets)
         .with_children(children)
@@ -148,5 +167,51 @@ async fn an_operators_transient_error_warns_once_then_recovers() -> Result<()> {
     assert!(metrics.encode().contains(
         r#"operator_reconcile_errors_by_reason_total{controller="widget",reason="PricingUnavailable"} 3"#
     ));
+    Ok(())
+}
+
+/// A reconcile that panics is a bug in the operator: it is caught (the other objects keep
+/// being reconciled), reported once as a Warning that says so, counted as controller-runtime
+/// counts it, and retried with backoff until it passes.
+#[tokio::test]
+async fn a_panicking_reconcile_is_caught_reported_and_retried_while_others_go_on() -> Result<()> {
+    let server = server_with_crd().await?;
+    let metrics = start_with(&server, 0, 2);
+    create_widget(&server, "unlucky", UNLUCKY).await?;
+    create_widget(&server, "fine", 1).await?;
+    eventually("the fine widget's child", || {
+        server
+            .object("v1", "configmaps", "default", "fine-config")
+            .is_some()
+    })
+    .await?;
+    eventually("the unlucky widget's child, after two panics", || {
+        server
+            .object("v1", "configmaps", "default", "unlucky-config")
+            .is_some()
+    })
+    .await?;
+    eventually("the recovery", || !events(&server, "Recovered").is_empty()).await?;
+    let warnings = events(&server, "ReconcilePanicked");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let note = warnings[0]["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("index out of bounds") && note.contains("defect in the operator"),
+        "{note}"
+    );
+    let exposition = metrics.encode();
+    for expected in [
+        r#"controller_runtime_reconcile_panics_total{controller="widget"} 2"#,
+        r#"workqueue_retries_total{name="widget",controller="widget"} 2"#,
+        r#"controller_runtime_max_concurrent_reconciles{controller="widget"} 8"#,
+        r#"workqueue_depth{name="widget",controller="widget"} 0"#,
+        r#"controller_runtime_active_workers{controller="widget"} 0"#,
+        r#"operator_reconcile_errors_by_reason_total{controller="widget",reason="ReconcilePanicked"} 2"#,
+    ] {
+        assert!(
+            exposition.contains(expected),
+            "missing {expected} in\n{exposition}"
+        );
+    }
     Ok(())
 }

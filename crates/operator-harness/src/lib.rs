@@ -23,13 +23,14 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use operator_core::metrics::Metrics;
+use operator_core::metrics::{Metrics, RestClientLayer};
 use operator_core::runtime::config::RuntimeConfig;
 use operator_core::runtime::{self, Background, Runtime};
 use operator_core::{Clock, ControllerSettings};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use testkit::{ApiServer, Workloads};
+use tower::Layer as _;
 
 /// An operator's controllers, built with the clock the harness moves.
 pub type Controllers = Arc<dyn Fn(&Runtime) -> Vec<BoxFuture<'static, ()>> + Send + Sync>;
@@ -191,8 +192,12 @@ impl Harness {
         self.metrics = Metrics::new();
         let mut config = RuntimeConfig::standalone(self.settings.clone());
         config.clock = clock;
+        // The operator's requests are recorded as a deployed operator's are.
+        let requests =
+            RestClientLayer::new(&self.metrics, &"http://testkit".parse().expect("a URL"));
+        let client = kube::Client::new(requests.layer(self.server.clone()), "default");
         self.running = Some(runtime::spawn(
-            self.server.client(),
+            client,
             config,
             self.metrics.clone(),
             move |rt| controllers(rt),

@@ -14,13 +14,12 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 use rand::Rng;
 use serde::de::DeserializeOwned;
-use tracing::Instrument;
 
 use crate::annotations::Notices;
 use crate::apply::{ChildKinds, ChildWatches, OperatorIdentity, WatchedKind};
@@ -31,7 +30,9 @@ use crate::readiness::Readiness;
 use crate::status::StatusWrites;
 
 mod steps;
+mod worker;
 pub use steps::SECRET_POLL;
+pub use worker::Failure;
 
 /// Retry delays after failed reconciles of one object: `base · 2^(failures−1)`, capped at
 /// `max`, each multiplied by a random factor in `[1 − jitter, 1 + jitter]` so objects that
@@ -311,6 +312,8 @@ pub struct OperatorController<K: WatchedKind, O> {
     readiness: Option<Readiness>,
     /// Reconcile only while this says the replica leads (`None`: always).
     leading: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Resolves when the controller is to stop taking work.
+    stopping: Option<worker::Stopping>,
 }
 
 impl<K: WatchedKind, O> Debug for OperatorController<K, O> {
@@ -331,8 +334,8 @@ where
             Some(ns) => Api::namespaced(ctx.client.clone(), ns),
             None => Api::all(ctx.client.clone()),
         };
-        let config = controller::Config::default().concurrency(ctx.settings.concurrency);
-        let controller = Controller::new(api, watcher::Config::default()).with_config(config);
+        // Unbounded here: the workers bound concurrency (see `worker`).
+        let controller = Controller::new(api, watcher::Config::default());
         let store = controller.store();
         let main_synced = async move {
             let _ = crate::readiness::cache_filled(&store).await;
@@ -343,6 +346,7 @@ where
             caches_synced: vec![main_synced.boxed()],
             readiness: None,
             leading: None,
+            stopping: None,
         }
     }
 
@@ -408,7 +412,9 @@ where
     /// Stops taking new work when `signal` completes; reconciles in flight finish.
     #[must_use]
     pub fn shutdown_on(mut self, signal: impl Future<Output = ()> + Send + Sync + 'static) -> Self {
-        self.controller = self.controller.graceful_shutdown_on(signal);
+        let stopping = signal.boxed().shared();
+        self.controller = self.controller.graceful_shutdown_on(stopping.clone());
+        self.stopping = Some(stopping);
         self
     }
 
@@ -422,10 +428,9 @@ where
         self.controller.store()
     }
 
-    /// Runs until shutdown. Each reconcile runs in a span (`controller`, `object`,
-    /// `namespace`, `reconcile_id`) and is counted in the `controller_runtime_*` metrics.
-    /// Every error is logged and, with its reason, published as a Warning event on the
-    /// object; the object is retried per [`Context::retry_after`].
+    /// Runs until shutdown, reconciling each due object on one of
+    /// [`ControllerSettings::concurrency`] workers (see `worker`); a failed object is retried
+    /// per [`Context::retry_after`].
     pub async fn run<F, Fut, E>(self, reconcile: F)
     where
         F: Fn(Arc<K>, Arc<Context<O>>) -> Fut + Send + Sync + 'static,
@@ -456,69 +461,27 @@ where
             controller_name.clone(),
         ));
         let _stop_sweeping = AbortOnDrop(sweeper.abort_handle());
+        let concurrency = self.ctx.settings.concurrency.max(1);
+        self.ctx
+            .metrics
+            .declare_controller(&controller_name, concurrency);
+        let workers = Arc::new(worker::Workers {
+            controller: controller_name.clone(),
+            permits: Arc::new(tokio::sync::Semaphore::new(usize::from(concurrency))),
+            stopping: self.stopping,
+            leading: self.leading,
+        });
         let reconcile = Arc::new(reconcile);
         let name = controller_name.clone();
-        let leading = self.leading;
         self.controller
             .run(
                 move |obj: Arc<K>, ctx: Arc<Context<O>>| {
-                    let reconcile = reconcile.clone();
-                    let standing_by = leading.as_ref().is_some_and(|l| !*l.borrow());
-                    let span = tracing::info_span!(
-                        "reconcile",
-                        controller = %name,
-                        object = %obj.meta().name.as_deref().unwrap_or_default(),
-                        namespace = %obj.meta().namespace.as_deref().unwrap_or_default(),
-                        reconcile_id = %format!("{:016x}", rand::random::<u64>()),
-                    );
-                    let name = name.clone();
-                    async move {
-                        if standing_by {
-                            // The leader reconciles; this replica only keeps its caches.
-                            return Ok(Action::await_change());
-                        }
-                        let uid = obj.meta().uid.clone().unwrap_or_default();
-                        let timer = ctx.metrics.reconcile_started(&name);
-                        let result = reconcile(obj.clone(), ctx.clone()).await;
-                        drop(timer);
-                        match &result {
-                            Ok(action) => {
-                                ctx.metrics.record_result(&name, ctx.classify(action));
-                                let ended = ctx.succeeded(&uid);
-                                if ended > 0 {
-                                    let note =
-                                        format!("reconciled again after {ended} failed attempts");
-                                    ctx.events
-                                        .normal(&*obj, crate::reason!("Recovered"), "Reconcile", note)
-                                        .await;
-                                }
-                            }
-                            Err(error) => {
-                                ctx.metrics.record_result(&name, ReconcileResult::Error);
-                                ctx.metrics.record_error_reason(&name, error.reason().as_str());
-                                tracing::warn!(reason = error.reason().as_str(), %error, "reconcile failed");
-                                // A spec error is the user's to fix: say so every time it is
-                                // found (events fold repeats). A transient one: once, when it
-                                // starts, and once more when it clears.
-                                let failures = ctx.failed(&uid);
-                                if error.is_spec_error() || failures == 1 {
-                                    ctx.events
-                                        .warning(
-                                            &*obj,
-                                            error.reason(),
-                                            "Reconcile",
-                                            error.to_string(),
-                                        )
-                                        .await;
-                                }
-                            }
-                        }
-                        result
-                    }
-                    .instrument(span)
+                    let (workers, reconcile) = (workers.clone(), reconcile.clone());
+                    async move { workers.reconcile(obj, ctx, &*reconcile).await }
                 },
-                |obj: Arc<K>, error: &E, ctx: Arc<Context<O>>| {
+                move |obj: Arc<K>, error: &Failure<E>, ctx: Arc<Context<O>>| {
                     let uid = obj.meta().uid.clone().unwrap_or_default();
+                    ctx.metrics.record_retry(&name);
                     Action::requeue(ctx.retry_after(&uid, error))
                 },
                 self.ctx,

@@ -13,7 +13,11 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 mod resource_gauge;
+mod rest_client;
+mod workqueue;
 pub use resource_gauge::{GaugeKind, ResourceGauge, ResourceGaugeF64};
+pub use rest_client::RestClientLayer;
+pub use workqueue::{Queued, ReconcileTimer};
 
 /// How a reconcile ended, as `controller_runtime_reconcile_total{result}` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +90,8 @@ pub struct Metrics {
     series: Arc<Mutex<std::collections::BTreeSet<String>>>,
     /// Operators' removals of their own per-resource series, run when a resource is gone.
     gone_hooks: Arc<Mutex<Vec<GoneHook>>>,
+    workqueue: workqueue::WorkQueueMetrics,
+    rest_client: rest_client::RestClientMetrics,
 }
 
 /// Removes an operator's per-resource series of one resource.
@@ -142,6 +148,8 @@ impl Metrics {
             ready_resources: Arc::default(),
             series: Arc::default(),
             gone_hooks: Arc::default(),
+            workqueue: workqueue::WorkQueueMetrics::new(),
+            rest_client: rest_client::RestClientMetrics::new(),
         };
         metrics.register(
             "controller_runtime_reconcile",
@@ -178,7 +186,17 @@ impl Metrics {
             "Whether each custom resource's Ready condition is True (1) or not (0), as its status last said; removed with the resource",
             metrics.ready.clone(),
         );
+        metrics.workqueue.register(&metrics);
+        metrics.rest_client.register(&metrics);
         metrics
+    }
+
+    /// Registers a collector that encodes its own series at each scrape.
+    fn register_collector(&self, collector: Box<dyn Collector>) {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register_collector(collector);
     }
 
     /// Registers an operator's own metric (e.g. `trading_algorithm_daily_pnl`).
@@ -196,19 +214,6 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .register(name, help, metric);
-    }
-
-    /// A reconcile of `controller` started; the returned guard records it when dropped.
-    pub fn reconcile_started(&self, controller: &str) -> ReconcileTimer {
-        let labels = ControllerLabels {
-            controller: controller.to_string(),
-        };
-        self.active_workers.get_or_create(&labels).inc();
-        ReconcileTimer {
-            metrics: self.clone(),
-            labels,
-            start: std::time::Instant::now(),
-        }
     }
 
     pub fn record_result(&self, controller: &str, result: ReconcileResult) {
@@ -331,6 +336,7 @@ impl Metrics {
             ]
             .map(String::from),
         );
+        names.extend(workqueue::COLLECTED_SERIES.map(String::from));
         names
     }
 
@@ -385,28 +391,6 @@ pub fn promql_metric_names(expr: &str) -> std::collections::BTreeSet<String> {
         .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
         .filter(|t| !KEYWORDS.contains(&t.to_lowercase().as_str()))
         .collect()
-}
-
-/// Records a reconcile's duration and frees its worker slot when dropped, so a panicking or
-/// cancelled reconcile is still accounted for.
-#[derive(Debug)]
-pub struct ReconcileTimer {
-    metrics: Metrics,
-    labels: ControllerLabels,
-    start: std::time::Instant,
-}
-
-impl Drop for ReconcileTimer {
-    fn drop(&mut self) {
-        self.metrics
-            .active_workers
-            .get_or_create(&self.labels)
-            .dec();
-        self.metrics
-            .reconcile_time
-            .get_or_create(&self.labels)
-            .observe(self.start.elapsed().as_secs_f64());
-    }
 }
 
 /// `process_*` metrics from `/proc/self` (Linux; absent elsewhere).
@@ -473,7 +457,7 @@ mod tests {
     fn names_and_labels_are_the_ones_dashboards_use() {
         let m = Metrics::new();
         {
-            let _timer = m.reconcile_started("tradingalgorithm");
+            let _timer = m.queued("tradingalgorithm").start();
         }
         m.record_result("tradingalgorithm", ReconcileResult::Success);
         m.record_result("tradingalgorithm", ReconcileResult::Error);
