@@ -9,6 +9,7 @@
 
 pub mod admission;
 pub mod apiserver;
+pub mod dashboards;
 pub mod image;
 pub mod manifests;
 pub mod monitoring;

@@ -205,7 +205,7 @@ impl TestNamespace {
     /// [`Self::start_operator_with`], its config file's `operator:` section also holding
     /// `operator_yaml` (lines indented by two spaces, e.g. `  prometheus:\n    url: …\n`), and
     /// `args` added to its command line (one naming `--metrics-bind-address` replaces the
-    /// default, which turns /metrics off).
+    /// default, a free loopback port).
     pub async fn start_operator_configured(
         &self,
         op: &Operator,
@@ -260,9 +260,22 @@ impl TestNamespace {
             .arg(launch.path(&config)?)
             .args(["--health-probe-bind-address", "0"])
             .args(args);
-        if !args.iter().any(|a| a.starts_with("--metrics-bind-address")) {
-            command.args(["--metrics-bind-address", "0"]);
-        }
+        // /metrics on a free loopback port, unless `args` says where: a test may scrape it.
+        let metrics = match args
+            .iter()
+            .position(|a| a.starts_with("--metrics-bind-address"))
+        {
+            Some(i) => args[i]
+                .split_once('=')
+                .map(|(_, v)| v)
+                .or_else(|| args.get(i + 1).copied())
+                .and_then(|v| v.parse().ok()),
+            None => {
+                let address = crate::admission::free_address()?;
+                command.arg(format!("--metrics-bind-address={address}"));
+                Some(address)
+            }
+        };
         command
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file));
@@ -287,6 +300,7 @@ impl TestNamespace {
             log,
             lease,
             home: installed.home,
+            metrics,
         })
     }
 
@@ -374,6 +388,8 @@ pub struct OperatorProcess {
     pub lease: String,
     /// The namespace of the Lease.
     pub home: String,
+    /// Where it serves /metrics (plain HTTP out of a pod), if it does.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl OperatorProcess {

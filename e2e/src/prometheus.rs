@@ -35,22 +35,44 @@ pub struct RealPrometheus {
 impl RealPrometheus {
     /// Starts Prometheus scraping `targets` every second, and waits until it is ready.
     pub async fn start(name: &str, targets: &[Target]) -> Result<Self> {
+        Self::start_with_rules(name, targets, None).await
+    }
+
+    /// [`Self::start`], evaluating the groups of `rules` (a rule file, see
+    /// [`crate::monitoring::rule_file`]) every second. A target's `job` label names its job;
+    /// its own labels are kept over the target's (`honor_labels`, as deploy/monitoring's
+    /// ServiceMonitors do).
+    pub async fn start_with_rules(
+        name: &str,
+        targets: &[Target],
+        rules: Option<&serde_json::Value>,
+    ) -> Result<Self> {
         let binary = debian_tool("prometheus")?;
         let port = free_address()?.port();
         let dir = std::env::temp_dir().join(format!("prometheus-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let mut config = String::from(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
-        );
+        let mut config =
+            String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n");
+        if let Some(rules) = rules {
+            std::fs::write(dir.join("rules.yml"), serde_yaml::to_string(rules)?)?;
+            config.push_str("rule_files: [rules.yml]\n");
+        }
+        config.push_str("scrape_configs:\n");
         for (i, target) in targets.iter().enumerate() {
+            let job = target
+                .labels
+                .iter()
+                .find(|(k, _)| k == "job")
+                .map_or_else(|| format!("target-{i}"), |(_, v)| v.clone());
             let labels: Vec<String> = target
                 .labels
                 .iter()
+                .filter(|(k, _)| k != "job")
                 .map(|(k, v)| format!("{k}: {v:?}"))
                 .collect();
             config.push_str(&format!(
-                "  - job_name: target-{i}\n    static_configs:\n      - targets: [\"{}\"]\n        labels: {{{}}}\n",
+                "  - job_name: {job:?}\n    honor_labels: true\n    static_configs:\n      - targets: [\"{}\"]\n        labels: {{{}}}\n",
                 target.address,
                 labels.join(", ")
             ));

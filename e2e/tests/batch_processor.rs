@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use batch_processor::{retry_job_name, run_now_job_name};
+use e2e::dashboards::every_panel_shows;
 use e2e::operator::{Operator, OperatorProcess};
 use e2e::scenario::{BATCH_PROCESSOR, condition, is_true, writes_over};
 use e2e::{TestNamespace, until};
@@ -59,7 +60,7 @@ async fn ready_batch(test: &str, image: &str) -> Result<Option<(TestNamespace, O
     let Some(ns) = prepared(test).await? else {
         return Ok(None);
     };
-    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    let operator = ns.start_operator(&OPERATOR, "a", true).await?;
     ns.create_sample(BATCH_PROCESSOR, SEED, |b| small(b, image))
         .await?;
     ns.status_until(
@@ -118,6 +119,8 @@ async fn a_run_now_succeeds_with_the_workers_counts_goes_quiet_and_deletes_clean
     }
     assert!(is_true(&status, "LastRunSucceeded"), "{status}");
     assert_eq!(status["lastRunNow"], "e2e-1");
+    // The dashboard shows the run, and the fleet's shows the operator.
+    every_panel_shows(&batch_processor::OPERATOR, &operator, &ns.name, &[]).await?;
 
     let quiet = writes_over(
         &ns.client,

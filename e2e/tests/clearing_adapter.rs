@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use e2e::TestNamespace;
+use e2e::dashboards::every_panel_shows;
 use e2e::operator::{Operator, OperatorProcess, Webhooks};
 use e2e::prometheus::{RealPrometheus, Target, WorkloadStandIn};
 use e2e::scenario::{CLEARING_ADAPTER, condition, is_true, writes_over};
@@ -293,10 +294,10 @@ async fn a_success_rate_read_from_prometheus_fails_the_adapter_until_it_recovers
         address: workload.address,
         labels,
     };
-    let prometheus = RealPrometheus::start(&ns.name, &[target]).await?;
+    let prometheus = RealPrometheus::start(&ns.name, std::slice::from_ref(&target)).await?;
     let reading = format!("  prometheus:\n    url: \"{}\"\n", prometheus.url);
     let operator = ns
-        .start_operator_configured(&OPERATOR, "a", false, Webhooks::Off, &reading, &[])
+        .start_operator_configured(&OPERATOR, "a", true, Webhooks::Off, &reading, &[])
         .await?;
     let at_partners = at_stand_ins(&partners);
     ns.create_sample(CLEARING_ADAPTER, SAMPLE, |ca| {
@@ -339,6 +340,8 @@ async fn a_success_rate_read_from_prometheus_fails_the_adapter_until_it_recovers
 
     workload.set_success_ratio(0.995);
     judged("SuccessRateMet", "Running").await?;
+    // Seed 001's dashboard panels (its recording rules over the workload) and the partners'.
+    every_panel_shows(&clearing_adapter::OPERATOR, &operator, &ns.name, &[target]).await?;
     operator.assert_no_rbac_denials()?;
     ns.cleanup().await
 }

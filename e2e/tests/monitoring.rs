@@ -192,3 +192,63 @@ fn an_overlay_points_the_runbook_links_at_its_own_base() -> Result<()> {
     }
     Ok(())
 }
+
+/// Every dashboard ships as its JSON file and as a ConfigMap Grafana's sidecar loads (label
+/// `grafana_dashboard: "1"`, the same JSON); every panel has queries, and each series a query
+/// reads is one the operator exports, one of its recording rules, or a workload's documented
+/// series. (That each panel answers with series is proven against a real Prometheus in each
+/// operator's scenario, `e2e::dashboards::every_panel_shows`.)
+#[test]
+fn every_dashboard_ships_for_the_sidecar_and_reads_series_that_exist() -> Result<()> {
+    let config_maps = render("monitoring/dashboards")?;
+    let mut shipped = BTreeSet::new();
+    for cm in &config_maps {
+        assert_eq!(kind(cm), "ConfigMap");
+        assert_eq!(
+            cm["metadata"]["labels"]["grafana_dashboard"], "1",
+            "{}",
+            cm["metadata"]
+        );
+        for (file, json) in cm["data"].as_object().into_iter().flatten() {
+            let name = file.trim_end_matches(".json");
+            let embedded: Value = serde_json::from_str(json.as_str().unwrap_or_default())?;
+            assert_eq!(embedded, e2e::dashboards::dashboard(name)?, "{file}");
+            shipped.insert(name.to_string());
+        }
+    }
+    let expected: BTreeSet<String> = OPERATORS
+        .iter()
+        .map(|o| o.package().to_string())
+        .chain(["fleet".to_string()])
+        .collect();
+    assert_eq!(shipped, expected);
+    for name in &expected {
+        let dashboard = e2e::dashboards::dashboard(name)?;
+        let metrics = Metrics::new();
+        let mut recorded = BTreeSet::new();
+        for descriptor in OPERATORS
+            .iter()
+            .filter(|o| o.package() == name || name == "fleet")
+        {
+            (descriptor.metrics)(&metrics);
+            let file = rule_file(descriptor.package())?;
+            recorded.extend(rules(&file).filter_map(|r| r["record"].as_str().map(String::from)));
+        }
+        let exported = metrics.series_names();
+        let panels = operator_core::dashboard::queries(&dashboard);
+        assert!(panels.len() >= 14, "{name}: {} panels", panels.len());
+        for (title, exprs) in panels {
+            assert!(!exprs.is_empty(), "{name}: panel {title:?} has no query");
+            for metric in exprs.iter().flat_map(|e| promql_metric_names(e)) {
+                let external = EXTERNAL_SERIES
+                    .iter()
+                    .any(|(_, series)| series.contains(&metric.as_str()));
+                assert!(
+                    exported.contains(&metric) || recorded.contains(&metric) || external,
+                    "{name}: panel {title:?} reads {metric}, which nothing named exports"
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use e2e::dashboards::every_panel_shows;
 use e2e::operator::Operator;
 use e2e::scenario::{PAYMENT_SERVICE, condition, is_true, lease_holder, writes_over};
 use e2e::{TestNamespace, until};
@@ -199,12 +200,13 @@ async fn the_seed_example_converges_takes_updates_repairs_drift_goes_quiet_and_d
 
 /// An upgrade lands; a version whose pods never become ready is rolled back at its progress
 /// deadline; a version whose pods crash-loop is rolled back at once, long before its deadline.
+/// Every panel of the operator's dashboard, and of the fleet's, shows them.
 #[tokio::test]
 async fn an_upgrade_lands_and_failing_versions_are_rolled_back() -> Result<()> {
     let Some(ns) = prepared("ps-upgrade").await? else {
         return Ok(());
     };
-    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    let operator = ns.start_operator(&OPERATOR, "a", true).await?;
     ns.create_sample(PAYMENT_SERVICE, SEED, |ps| {
         ps["spec"]["deploymentStrategy"] =
             json!({"type": "RollingUpdate", "progressDeadlineSeconds": 15});
@@ -303,6 +305,8 @@ async fn an_upgrade_lands_and_failing_versions_are_rolled_back() -> Result<()> {
         .unwrap_or_default();
     assert!(message.contains("CrashLoopBackOff"), "{message}");
     back_on_the_serving_version().await?;
+    // The dashboard shows the rollouts, and the fleet's shows the operator.
+    every_panel_shows(&payment_service::OPERATOR, &operator, &ns.name, &[]).await?;
     operator.assert_no_rbac_denials()?;
     // The namespace goes while the operator runs: its finalizers need it.
     ns.cleanup().await

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use e2e::TestNamespace;
+use e2e::dashboards::every_panel_shows;
 use e2e::operator::{Operator, OperatorProcess};
 use e2e::scenario::{PAYMENT_SERVICE, SAGA_ORCHESTRATOR, condition, is_true, writes_over};
 use e2e::until;
@@ -75,7 +76,7 @@ async fn saga_sample(test: &str) -> Result<Option<(TestNamespace, OperatorProces
     };
     ns.grant(&OPERATOR).await?;
     dependencies_in(&ns).await?;
-    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    let operator = ns.start_operator(&OPERATOR, "a", true).await?;
     ns.create_sample(SAGA_ORCHESTRATOR, SAMPLE, small).await?;
     ns.status_until(
         SAGA_ORCHESTRATOR,
@@ -214,6 +215,8 @@ async fn definitions_version_dependencies_follow_and_deletion_waits_for_running_
     .await?;
     println!("saga-orchestrator: writes over two converged resyncs: {quiet:?}");
     assert!(quiet.is_empty(), "a converged operator wrote: {quiet:?}");
+    // The dashboard shows the definitions, the dependencies and the sagas in flight.
+    every_panel_shows(&saga_orchestrator::OPERATOR, &operator, &ns.name, &[]).await?;
 
     // Deletion waits for the two running sagas, with no new one started.
     ns.api(SAGA_ORCHESTRATOR)
@@ -310,7 +313,7 @@ async fn another_teams_objects_are_never_touched() -> Result<()> {
     };
     ns.grant(&OPERATOR).await?;
     dependencies_in(&ns).await?;
-    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    let operator = ns.start_operator(&OPERATOR, "a", true).await?;
     let probe = ns.sample_json(SAGA_ORCHESTRATOR, SAMPLE, small)?;
     crate::foreign::never_touched(ns, operator, &saga_orchestrator::OPERATOR, probe, &[]).await
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use e2e::dashboards::every_panel_shows;
 use e2e::operator::Operator;
 use e2e::scenario::{TRADING_ALGORITHM, condition, is_true, lease_holder, writes_over};
 use e2e::{TestNamespace, until};
@@ -150,14 +151,15 @@ async fn the_seed_example_converges_takes_updates_repairs_drift_goes_quiet_and_d
 }
 
 /// Seed 002's risk guard: a report past the daily loss limit halts trading (scaled to zero);
-/// the resume annotation naming that halt (its `since`) brings it back.
+/// the resume annotation naming that halt (its `since`) brings it back. Every panel of the
+/// operator's dashboard, and of the fleet's, shows it.
 #[tokio::test]
 async fn a_breach_of_the_loss_limit_halts_trading_and_the_resume_annotation_restarts_it()
 -> Result<()> {
     let Some(ns) = prepared("ta-risk").await? else {
         return Ok(());
     };
-    let operator = ns.start_operator(&OPERATOR, "a", false).await?;
+    let operator = ns.start_operator(&OPERATOR, "a", true).await?;
     ns.create_sample(TRADING_ALGORITHM, SEED, |_| {}).await?;
     active(&ns, "Active").await?;
     let day = k8s_openapi::jiff::Timestamp::now()
@@ -216,6 +218,8 @@ async fn a_breach_of_the_loss_limit_halts_trading_and_the_resume_annotation_rest
             .filter(|s| s.replicas.is_some_and(|r| r > 0)))
     })
     .await?;
+    // Seed 002's dashboard shows the algorithm, its P&L against its limit and its trades.
+    every_panel_shows(&trading_algorithm::OPERATOR, &operator, &ns.name, &[]).await?;
     operator.assert_no_rbac_denials()?;
     ns.cleanup().await
 }

@@ -1,9 +1,10 @@
 //! Project chores, run as `cargo xtask <command>`:
 //!
-//! - `crds [--check]`: write one YAML per CRD into `deploy/crds/` from the CRD types, and each
-//!   each operator's webhook objects into `deploy/<package>/webhooks.yaml` and its
-//!   cert-manager overlay into `deploy/admission/<package>/`, or
-//!   check that the checked-in files are current (CI runs the check).
+//! - `crds [--check]`: write one YAML per CRD into `deploy/crds/` from the CRD types, each
+//!   operator's webhook objects into `deploy/<package>/webhooks.yaml` (and metrics access
+//!   into `metrics-access.yaml`), its cert-manager overlay into `deploy/admission/<package>/`
+//!   and the Grafana dashboards into `deploy/monitoring/dashboards/`, or check that the
+//!   checked-in files are current (CI runs the check).
 //! - `demo [--serve]`: run the operators on the in-memory API server with the samples.
 //! - `bench`: measure the operators against a naive baseline (report in `target/bench/`).
 //! - `images [--registry R] [--tag T] | images --verify`: one OCI image per operator, built
@@ -16,6 +17,7 @@
 mod bench;
 mod bench_admission;
 mod crds;
+mod dashboards;
 mod demo;
 mod demo_admission;
 mod e2e;
@@ -71,7 +73,7 @@ fn run(args: &[String]) -> Result<()> {
             let mut stale = crds::check(&root.join(crds::DIR), &crds::all())?;
             stale.extend(webhooks::check(&root)?);
             if stale.is_empty() {
-                println!("deploy/crds and the webhook overlays are current");
+                println!("deploy/crds, the webhook overlays and the dashboards are current");
                 return Ok(());
             }
             for problem in &stale {

@@ -314,9 +314,10 @@ pub fn render(operator: &OperatorDescriptor, base: &Base) -> Result<BTreeMap<Str
     ]))
 }
 
-/// Every webhook file of every operator, by path under the workspace root.
+/// Every generated file of deploy/ but the CRDs, by path under the workspace root: each
+/// operator's webhooks and metrics access, and the dashboards.
 fn all(root: &Path) -> Result<BTreeMap<PathBuf, String>> {
-    let mut files = BTreeMap::new();
+    let mut files = crate::dashboards::all()?;
     for operator in crate::OPERATORS {
         let base = Base::read(root, operator.package())?;
         let metrics_access = crate::metrics_access::render(operator, &base)?;

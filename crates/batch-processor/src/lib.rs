@@ -59,6 +59,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     resources: &[ServedResource::of::<BatchProcessor>(is_ready)],
     controllers,
     metrics: |registry| _ = BatchMetrics::register(registry),
+    dashboard: metrics::DASHBOARD,
     admission: admission::ADMISSION,
     demo_settings: "",
     bench: bench::WORKLOAD,

@@ -87,6 +87,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
         controllers(rt, Arc::new(HttpsProbe), prometheus)
     },
     metrics: |registry| _ = AdapterMetrics::register(registry),
+    dashboard: metrics::DASHBOARD,
     // The demo's partners are the sample's, which only exist on paper: no check is sent.
     admission: admission::ADMISSION,
     demo_settings: "partnerHealthChecks: false",

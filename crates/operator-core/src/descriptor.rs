@@ -28,6 +28,9 @@ pub struct OperatorDescriptor {
     pub controllers: fn(&Runtime) -> Vec<BoxFuture<'static, ()>>,
     /// Registers its domain series (what its alerts may read) on a registry.
     pub metrics: fn(&Metrics),
+    /// The rows of its Grafana dashboard after the controller rows every operator has
+    /// ([`crate::dashboard::CONTROLLER_ROWS`]): what its domain series show.
+    pub dashboard: &'static [crate::dashboard::Row],
     /// Its section of the config file in `cargo xtask demo` (YAML, empty for none): what
     /// the in-memory demo cannot do (reach a sample's partners) is switched off here.
     pub demo_settings: &'static str,

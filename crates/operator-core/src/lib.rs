@@ -17,6 +17,7 @@ pub mod conditions;
 pub mod controller;
 pub mod crd_kind;
 pub mod credentials;
+pub mod dashboard;
 pub mod defaults;
 pub mod descriptor;
 pub mod drain;

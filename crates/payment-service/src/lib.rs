@@ -90,6 +90,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     })],
     controllers,
     metrics: |registry| _ = PaymentMetrics::register(registry),
+    dashboard: metrics::DASHBOARD,
     admission: admission::ADMISSION,
     demo_settings: "",
     bench: bench::WORKLOAD,

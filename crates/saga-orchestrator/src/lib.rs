@@ -64,6 +64,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     })],
     controllers,
     metrics: |registry| _ = SagaMetrics::register(registry),
+    dashboard: metrics::DASHBOARD,
     admission: admission::ADMISSION,
     demo_settings: "",
     bench: bench::WORKLOAD,

@@ -62,6 +62,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     })],
     controllers: |rt| controllers(rt, STOP_TIMEOUT),
     metrics: |registry| _ = TradingMetrics::register(registry),
+    dashboard: metrics::DASHBOARD,
     admission: admission::ADMISSION,
     demo_settings: "",
     bench: bench::WORKLOAD,
