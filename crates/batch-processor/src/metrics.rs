@@ -12,50 +12,51 @@ use prometheus_client::metrics::family::Family;
 
 use crate::crd::{BatchProcessor, BatchProcessorStatus, RunStatus};
 use crate::runs::Outcome;
-use operator_core::dashboard::{Panel, PanelKind, Query, Row};
+use operator_core::dashboard::PanelKind::{Table, TimeSeries};
+use operator_core::dashboard::{Row, panel, q};
 
 /// Each batch's runs: how they ended, what the last one processed, when one was last
 /// scheduled.
 pub const DASHBOARD: &[Row] = &[Row {
     title: "Batches",
     panels: &[
-        Panel {
-            title: "Finished attempts by result (1h)",
-            kind: PanelKind::TimeSeries,
-            unit: "short",
-            queries: &[Query {
-                expr: r#"sum by (result) (increase(batch_processor_runs_total{job=~"$job"}[1h]))"#,
-                legend: "{{result}}",
-            }],
-        },
-        Panel {
-            title: "Last run's payments",
-            kind: PanelKind::Table,
-            unit: "short",
-            queries: &[Query {
-                expr: r#"max by (namespace, name, result) (batch_processor_last_run_payments{namespace=~"$namespace"})"#,
-                legend: "{{namespace}}/{{name}} {{result}}",
-            }],
-        },
-        Panel {
-            title: "Last run: duration, outcome, since scheduled",
-            kind: PanelKind::Table,
-            unit: "s",
-            queries: &[
-                Query {
-                    expr: r#"max by (namespace, name) (batch_processor_last_run_duration_seconds{namespace=~"$namespace"})"#,
-                    legend: "{{namespace}}/{{name}} seconds",
-                },
-                Query {
-                    expr: r#"max by (namespace, name) (batch_processor_last_run_failed{namespace=~"$namespace"})"#,
-                    legend: "{{namespace}}/{{name}} failed",
-                },
-                Query {
-                    expr: r#"time() - max by (namespace, name) (batch_processor_last_schedule_timestamp_seconds{namespace=~"$namespace"})"#,
-                    legend: "{{namespace}}/{{name}} since scheduled",
-                },
+        panel(
+            "Finished attempts by result (1h)",
+            TimeSeries,
+            "short",
+            &[q(
+                r#"sum by (result) (increase(batch_processor_runs_total{job=~"$job"}[1h]))"#,
+                "{{result}}",
+            )],
+        ),
+        panel(
+            "Last run's payments",
+            Table,
+            "short",
+            &[q(
+                r#"max by (namespace, name, result) (batch_processor_last_run_payments{namespace=~"$namespace"})"#,
+                "{{namespace}}/{{name}} {{result}}",
+            )],
+        ),
+        panel(
+            "Last run: duration, outcome, since scheduled",
+            Table,
+            "s",
+            &[
+                q(
+                    r#"max by (namespace, name) (batch_processor_last_run_duration_seconds{namespace=~"$namespace"})"#,
+                    "{{namespace}}/{{name}} seconds",
+                ),
+                q(
+                    r#"max by (namespace, name) (batch_processor_last_run_failed{namespace=~"$namespace"})"#,
+                    "{{namespace}}/{{name}} failed",
+                ),
+                q(
+                    r#"time() - max by (namespace, name) (batch_processor_last_schedule_timestamp_seconds{namespace=~"$namespace"})"#,
+                    "{{namespace}}/{{name}} since scheduled",
+                ),
             ],
-        },
+        ),
     ],
 }];
 

@@ -13,7 +13,8 @@ use prometheus_client::metrics::family::Family;
 
 use crate::crd::ClearingAdapter;
 use crate::partners::{PartnerPlan, Transition};
-use operator_core::dashboard::{Panel, PanelKind, Query, Row};
+use operator_core::dashboard::PanelKind::{Stat, Table, TimeSeries};
+use operator_core::dashboard::{Row, panel, q};
 
 /// Seed 001's payment panels (from deploy/monitoring's recording rules over what an adapter
 /// image exports, docs/clearing-adapter.md), then each adapter's partners.
@@ -21,99 +22,99 @@ pub const DASHBOARD: &[Row] = &[
     Row {
         title: "Payments",
         panels: &[
-            Panel {
-                title: "Payment processing rate",
-                kind: PanelKind::TimeSeries,
-                unit: "ops",
-                queries: &[Query {
-                    expr: r#"payment:processing_rate{namespace=~"$namespace"}"#,
-                    legend: "{{namespace}}/{{service}}",
-                }],
-            },
-            Panel {
-                title: "Success rate",
-                kind: PanelKind::Stat,
-                unit: "percentunit",
-                queries: &[Query {
-                    expr: r#"payment:success_rate{namespace=~"$namespace"}"#,
-                    legend: "{{namespace}}/{{service}}",
-                }],
-            },
-            Panel {
-                title: "Latency percentiles",
-                kind: PanelKind::TimeSeries,
-                unit: "s",
-                queries: &[
-                    Query {
-                        expr: r#"payment:latency_p99{namespace=~"$namespace"}"#,
-                        legend: "{{service}} p99",
-                    },
-                    Query {
-                        expr: r#"payment:latency_p95{namespace=~"$namespace"}"#,
-                        legend: "{{service}} p95",
-                    },
-                    Query {
-                        expr: r#"payment:latency_p50{namespace=~"$namespace"}"#,
-                        legend: "{{service}} p50",
-                    },
+            panel(
+                "Payment processing rate",
+                TimeSeries,
+                "ops",
+                &[q(
+                    r#"payment:processing_rate{namespace=~"$namespace"}"#,
+                    "{{namespace}}/{{service}}",
+                )],
+            ),
+            panel(
+                "Success rate",
+                Stat,
+                "percentunit",
+                &[q(
+                    r#"payment:success_rate{namespace=~"$namespace"}"#,
+                    "{{namespace}}/{{service}}",
+                )],
+            ),
+            panel(
+                "Latency percentiles",
+                TimeSeries,
+                "s",
+                &[
+                    q(
+                        r#"payment:latency_p99{namespace=~"$namespace"}"#,
+                        "{{service}} p99",
+                    ),
+                    q(
+                        r#"payment:latency_p95{namespace=~"$namespace"}"#,
+                        "{{service}} p95",
+                    ),
+                    q(
+                        r#"payment:latency_p50{namespace=~"$namespace"}"#,
+                        "{{service}} p50",
+                    ),
                 ],
-            },
-            Panel {
-                title: "Failed payments",
-                kind: PanelKind::TimeSeries,
-                unit: "ops",
-                queries: &[Query {
-                    expr: r#"sum by (namespace, service) (rate(payment_processor_transactions_total{status!="success", namespace=~"$namespace"}[$__rate_interval]))"#,
-                    legend: "{{namespace}}/{{service}}",
-                }],
-            },
+            ),
+            panel(
+                "Failed payments",
+                TimeSeries,
+                "ops",
+                &[q(
+                    r#"sum by (namespace, service) (rate(payment_processor_transactions_total{status!="success", namespace=~"$namespace"}[$__rate_interval]))"#,
+                    "{{namespace}}/{{service}}",
+                )],
+            ),
         ],
     },
     Row {
         title: "Partners",
         panels: &[
-            Panel {
-                title: "Partner health",
-                kind: PanelKind::Table,
-                unit: "short",
-                queries: &[Query {
-                    expr: r#"max by (namespace, name, partner) (clearing_adapter_partner_healthy{namespace=~"$namespace"})"#,
-                    legend: "{{name}} {{partner}}",
-                }],
-            },
-            Panel {
-                title: "Effective weights",
-                kind: PanelKind::TimeSeries,
-                unit: "short",
-                queries: &[Query {
-                    expr: r#"clearing_adapter_partner_effective_weight{namespace=~"$namespace"}"#,
-                    legend: "{{name}} {{partner}}",
-                }],
-            },
-            Panel {
-                title: "Health checks",
-                kind: PanelKind::TimeSeries,
-                unit: "ops",
-                queries: &[Query {
-                    expr: r#"sum by (result) (rate(clearing_adapter_partner_checks_total{job=~"$job"}[$__rate_interval]))"#,
-                    legend: "{{result}}",
-                }],
-            },
-            Panel {
-                title: "Drained partners",
-                kind: PanelKind::TimeSeries,
-                unit: "short",
-                queries: &[
-                    Query {
-                        expr: r#"clearing_adapter_partner_drained{namespace=~"$namespace"}"#,
-                        legend: "{{name}} {{partner}} drained",
-                    },
-                    Query {
-                        expr: r#"clearing_adapter_partners_all_down{namespace=~"$namespace"}"#,
-                        legend: "{{name}} all down",
-                    },
+            panel(
+                "Partner health",
+                Table,
+                "short",
+                &[q(
+                    r#"max by (namespace, name, partner) (clearing_adapter_partner_healthy{namespace=~"$namespace"})"#,
+                    "{{name}} {{partner}}",
+                )],
+            ),
+            panel(
+                "Effective weights",
+                TimeSeries,
+                "short",
+                &[q(
+                    r#"clearing_adapter_partner_effective_weight{namespace=~"$namespace"}"#,
+                    "{{name}} {{partner}}",
+                )],
+            ),
+            panel(
+                "Health checks",
+                TimeSeries,
+                "ops",
+                &[q(
+                    r#"sum by (result) (rate(clearing_adapter_partner_checks_total{job=~"$job"}[$__rate_interval]))"#,
+                    "{{result}}",
+                )],
+            ),
+            panel(
+                "Drained partners",
+                TimeSeries,
+                "short",
+                &[
+                    q(
+                        r#"clearing_adapter_partner_drained{namespace=~"$namespace"}"#,
+                        "{{name}} {{partner}} drained",
+                    ),
+                    q(
+                        r#"clearing_adapter_partners_all_down{namespace=~"$namespace"}"#,
+                        "{{name}} all down",
+                    ),
                 ],
-            },
+            ),
         ],
     },
 ];

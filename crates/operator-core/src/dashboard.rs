@@ -40,11 +40,13 @@ pub struct Row {
     pub panels: &'static [Panel],
 }
 
-const fn q(expr: &'static str, legend: &'static str) -> Query {
+/// A query and its legend.
+pub const fn q(expr: &'static str, legend: &'static str) -> Query {
     Query { expr, legend }
 }
 
-const fn panel(
+/// A panel.
+pub const fn panel(
     title: &'static str,
     kind: PanelKind,
     unit: &'static str,

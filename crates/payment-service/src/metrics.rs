@@ -12,20 +12,21 @@ use prometheus_client::metrics::family::Family;
 
 use crate::crd::{PaymentService, StrategyType};
 use crate::rollout::FailureCause;
-use operator_core::dashboard::{Panel, PanelKind, Query, Row};
+use operator_core::dashboard::PanelKind::TimeSeries;
+use operator_core::dashboard::{Row, panel, q};
 
 /// How each service's rollouts ended.
 pub const DASHBOARD: &[Row] = &[Row {
     title: "Rollouts",
-    panels: &[Panel {
-        title: "Rollouts by result and cause (1h)",
-        kind: PanelKind::TimeSeries,
-        unit: "short",
-        queries: &[Query {
-            expr: r#"sum by (namespace, result, cause) (increase(payment_service_rollouts_total{namespace=~"$namespace"}[1h]))"#,
-            legend: "{{namespace}} {{result}} {{cause}}",
-        }],
-    }],
+    panels: &[panel(
+        "Rollouts by result and cause (1h)",
+        TimeSeries,
+        "short",
+        &[q(
+            r#"sum by (namespace, result, cause) (increase(payment_service_rollouts_total{namespace=~"$namespace"}[1h]))"#,
+            "{{namespace}} {{result}} {{cause}}",
+        )],
+    )],
 }];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -8,45 +8,46 @@ use operator_core::metrics::{Metrics, ResourceGauge};
 
 use crate::crd::{SagaOrchestrator, SagaOrchestratorStatus};
 use crate::definitions::InFlight;
-use operator_core::dashboard::{Panel, PanelKind, Query, Row};
+use operator_core::dashboard::PanelKind::{Table, TimeSeries};
+use operator_core::dashboard::{Row, panel, q};
 
 /// Each orchestrator's definitions, the services its steps call, and its sagas in flight.
 pub const DASHBOARD: &[Row] = &[Row {
     title: "Sagas",
     panels: &[
-        Panel {
-            title: "Definitions valid and dependencies ready",
-            kind: PanelKind::Table,
-            unit: "short",
-            queries: &[
-                Query {
-                    expr: r#"max by (namespace, name) (saga_orchestrator_definitions_valid{namespace=~"$namespace"})"#,
-                    legend: "{{namespace}}/{{name}} definitions valid",
-                },
-                Query {
-                    expr: r#"max by (namespace, name) (saga_orchestrator_dependencies_ready{namespace=~"$namespace"})"#,
-                    legend: "{{namespace}}/{{name}} dependencies ready",
-                },
+        panel(
+            "Definitions valid and dependencies ready",
+            Table,
+            "short",
+            &[
+                q(
+                    r#"max by (namespace, name) (saga_orchestrator_definitions_valid{namespace=~"$namespace"})"#,
+                    "{{namespace}}/{{name}} definitions valid",
+                ),
+                q(
+                    r#"max by (namespace, name) (saga_orchestrator_dependencies_ready{namespace=~"$namespace"})"#,
+                    "{{namespace}}/{{name}} dependencies ready",
+                ),
             ],
-        },
-        Panel {
-            title: "Sagas in flight",
-            kind: PanelKind::TimeSeries,
-            unit: "short",
-            queries: &[Query {
-                expr: r#"saga_orchestrator_instances_in_flight{namespace=~"$namespace"}"#,
-                legend: "{{namespace}}/{{name}}",
-            }],
-        },
-        Panel {
-            title: "Definition versions by state",
-            kind: PanelKind::TimeSeries,
-            unit: "short",
-            queries: &[Query {
-                expr: r#"saga_orchestrator_definition_versions{namespace=~"$namespace"}"#,
-                legend: "{{namespace}}/{{name}} {{state}}",
-            }],
-        },
+        ),
+        panel(
+            "Sagas in flight",
+            TimeSeries,
+            "short",
+            &[q(
+                r#"saga_orchestrator_instances_in_flight{namespace=~"$namespace"}"#,
+                "{{namespace}}/{{name}}",
+            )],
+        ),
+        panel(
+            "Definition versions by state",
+            TimeSeries,
+            "short",
+            &[q(
+                r#"saga_orchestrator_definition_versions{namespace=~"$namespace"}"#,
+                "{{namespace}}/{{name}} {{state}}",
+            )],
+        ),
     ],
 }];
 

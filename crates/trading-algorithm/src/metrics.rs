@@ -9,55 +9,56 @@ use operator_core::metrics::{Metrics, ResourceGauge, ResourceGaugeF64};
 use crate::crd::TradingAlgorithm;
 use crate::report::Report;
 use crate::risk::TradingState;
-use operator_core::dashboard::{Panel, PanelKind, Query, Row};
+use operator_core::dashboard::PanelKind::{Stat, Table, TimeSeries};
+use operator_core::dashboard::{Row, panel, q};
 
 /// Seed 002's dashboard: how many algorithms run, and each one's trading day against its
 /// loss limit.
 pub const DASHBOARD: &[Row] = &[Row {
     title: "Trading",
     panels: &[
-        Panel {
-            title: "Trading algorithms",
-            kind: PanelKind::Stat,
-            unit: "short",
-            queries: &[Query {
-                expr: r#"count(operator_resource_ready{controller="tradingalgorithm", namespace=~"$namespace"})"#,
-                legend: "algorithms",
-            }],
-        },
-        Panel {
-            title: "Daily P&L against the loss limit",
-            kind: PanelKind::TimeSeries,
-            unit: "currencyUSD",
-            queries: &[
-                Query {
-                    expr: r#"trading_algorithm_daily_pnl{namespace=~"$namespace"}"#,
-                    legend: "{{namespace}}/{{name}} P&L",
-                },
-                Query {
-                    expr: r#"-trading_algorithm_daily_loss_limit{namespace=~"$namespace"}"#,
-                    legend: "{{namespace}}/{{name}} halts at",
-                },
+        panel(
+            "Trading algorithms",
+            Stat,
+            "short",
+            &[q(
+                r#"count(operator_resource_ready{controller="tradingalgorithm", namespace=~"$namespace"})"#,
+                "algorithms",
+            )],
+        ),
+        panel(
+            "Daily P&L against the loss limit",
+            TimeSeries,
+            "currencyUSD",
+            &[
+                q(
+                    r#"trading_algorithm_daily_pnl{namespace=~"$namespace"}"#,
+                    "{{namespace}}/{{name}} P&L",
+                ),
+                q(
+                    r#"-trading_algorithm_daily_loss_limit{namespace=~"$namespace"}"#,
+                    "{{namespace}}/{{name}} halts at",
+                ),
             ],
-        },
-        Panel {
-            title: "Trades today",
-            kind: PanelKind::TimeSeries,
-            unit: "short",
-            queries: &[Query {
-                expr: r#"trading_algorithm_total_trades{namespace=~"$namespace"}"#,
-                legend: "{{namespace}}/{{name}}",
-            }],
-        },
-        Panel {
-            title: "Halted by the risk guard",
-            kind: PanelKind::Table,
-            unit: "short",
-            queries: &[Query {
-                expr: r#"max by (namespace, name) (trading_algorithm_risk_halted{namespace=~"$namespace"})"#,
-                legend: "{{namespace}}/{{name}}",
-            }],
-        },
+        ),
+        panel(
+            "Trades today",
+            TimeSeries,
+            "short",
+            &[q(
+                r#"trading_algorithm_total_trades{namespace=~"$namespace"}"#,
+                "{{namespace}}/{{name}}",
+            )],
+        ),
+        panel(
+            "Halted by the risk guard",
+            Table,
+            "short",
+            &[q(
+                r#"max by (namespace, name) (trading_algorithm_risk_halted{namespace=~"$namespace"})"#,
+                "{{namespace}}/{{name}}",
+            )],
+        ),
     ],
 }];
 
