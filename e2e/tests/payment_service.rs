@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use e2e::dashboards::every_panel_shows;
-use e2e::operator::Operator;
+use e2e::operator::{Operator, Webhooks};
+use e2e::prometheus::{RealPrometheus, Target, WorkloadStandIn};
 use e2e::scenario::{PAYMENT_SERVICE, condition, is_true, lease_holder, writes_over};
 use e2e::{TestNamespace, until};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -309,6 +310,106 @@ async fn an_upgrade_lands_and_failing_versions_are_rolled_back() -> Result<()> {
     every_panel_shows(&payment_service::OPERATOR, &operator, &ns.name, &[]).await?;
     operator.assert_no_rbac_denials()?;
     // The namespace goes while the operator runs: its finalizers need it.
+    ns.cleanup().await
+}
+
+/// A canary judged by a success rate read from a real Prometheus (scraping a stand-in
+/// workload every second): at 99% success every step passes and the version is promoted; at
+/// 50% the first step's analysis fails it and it is rolled back.
+#[tokio::test]
+async fn a_canary_is_promoted_when_its_analysis_passes_and_rolled_back_when_it_fails() -> Result<()>
+{
+    let Some(ns) = prepared("ps-analysis").await? else {
+        return Ok(());
+    };
+    let workload = WorkloadStandIn::start(100.0, 0.99).await?;
+    let target = Target {
+        address: workload.address,
+        labels: vec![
+            ("namespace".to_string(), ns.name.clone()),
+            ("service".to_string(), SEED.to_string()),
+        ],
+    };
+    let prometheus = RealPrometheus::start(&ns.name, &[target]).await?;
+    let reading = format!("  prometheus:\n    url: \"{}\"\n", prometheus.url);
+    let operator = ns
+        .start_operator_configured(&OPERATOR, "a", false, Webhooks::Off, &reading, &[])
+        .await?;
+    let rate = |status: &str| {
+        format!(
+            "sum(rate(payment_processor_transactions_total{{namespace=\"{{{{namespace}}}}\",service=\"{{{{service}}}}\"{status}}}[10s]))"
+        )
+    };
+    let success_rate = format!("{} / {}", rate(",status=\"success\""), rate(""));
+    ns.create_sample(PAYMENT_SERVICE, SEED, |ps| {
+        ps["spec"]["deploymentStrategy"] = json!({
+            "type": "Canary",
+            "progressDeadlineSeconds": 120,
+            "canarySteps": [{"setWeight": 25}, {"setWeight": 50}],
+        });
+        ps["spec"]["autoscaling"]["enabled"] = json!(false);
+        ps["spec"]["replicas"] = json!(2);
+        stored(ps);
+        ps["spec"]["deploymentStrategy"]["canary"]["analysis"] = json!({"metrics": [{
+            "name": "success-rate",
+            "query": success_rate,
+            "successCondition": "result >= 0.95",
+            "interval": "5s",
+        }]});
+    })
+    .await?;
+    ready(&ns, "Ready").await?;
+    let upgrade = |version: &str| {
+        let image = format!("acr.azurecr.io/payment-initiation-service:{version}");
+        let patch = json!({"spec": {"version": version, "image": image}});
+        let services = ns.api(PAYMENT_SERVICE);
+        async move {
+            services
+                .patch(SEED, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+        }
+    };
+
+    let started = Instant::now();
+    upgrade("1.6.0").await?;
+    let status = ns
+        .status_until(
+            PAYMENT_SERVICE,
+            SEED,
+            "1.6.0 promoted",
+            Duration::from_secs(150),
+            |s| s["currentVersion"] == "1.6.0" && s["rollout"].is_null(),
+        )
+        .await?;
+    assert!(status["failedRollout"].is_null(), "{status}");
+    println!(
+        "payment-service: canary promoted on its analysis in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Half the payments fail; the 10 s window forgets the good ones before the upgrade.
+    workload.set_success_ratio(0.5);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    upgrade("1.7.0").await?;
+    let status = ns
+        .status_until(
+            PAYMENT_SERVICE,
+            SEED,
+            "1.7.0 rolled back",
+            Duration::from_secs(120),
+            |s| s["failedRollout"]["target"]["version"] == "1.7.0",
+        )
+        .await?;
+    let message = status["failedRollout"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("canary step 1 of 2")
+            && message.contains("analysis metric success-rate failed"),
+        "{message}"
+    );
+    assert_eq!(status["currentVersion"], "1.6.0");
+    operator.assert_no_rbac_denials()?;
     ns.cleanup().await
 }
 

@@ -30,7 +30,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use operator_core::descriptor::{ServedResource, is_ready};
 use operator_core::monitoring::ServiceMonitor;
-use operator_core::prometheus::{MetricsQuery, Prometheus};
+use operator_core::prometheus::MetricsQuery;
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
 use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity};
@@ -81,11 +81,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     resources: &[ServedResource::of::<ClearingAdapter>(|ca| {
         is_ready(ca) && ca["status"]["phase"] == "Running"
     })],
-    controllers: |rt| {
-        let prometheus = rt.config().prometheus.clone().map(Prometheus::new);
-        let prometheus = prometheus.map(|p| Arc::new(p) as Arc<dyn MetricsQuery>);
-        controllers(rt, Arc::new(HttpsProbe), prometheus)
-    },
+    controllers: |rt| controllers(rt, Arc::new(HttpsProbe), rt.prometheus()),
     metrics: |registry| _ = AdapterMetrics::register(registry),
     dashboard: metrics::DASHBOARD,
     // The demo's partners are the sample's, which only exist on paper: no check is sent.

@@ -10,6 +10,7 @@ pub mod admission;
 pub mod conformance;
 pub mod foreign;
 pub mod pod_security;
+pub mod prometheus;
 pub mod shipped;
 
 use std::sync::Arc;

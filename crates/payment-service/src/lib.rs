@@ -14,6 +14,8 @@ mod resources;
 mod rollout;
 mod validate;
 
+use std::sync::Arc;
+
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -24,6 +26,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use operator_core::descriptor::{ServedResource, is_ready};
+use operator_core::prometheus::MetricsQuery;
 use operator_core::runtime::config::OperatorSettings;
 use operator_core::runtime::{OperatorBinary, Runtime};
 use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity, Prune};
@@ -88,7 +91,7 @@ pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
     .in_versions(crd::v1::crd, |object, version| {
         crd::conversion::convert(object, version).map_err(|e| e.to_string())
     })],
-    controllers,
+    controllers: |rt| controllers(rt, rt.prometheus()),
     metrics: |registry| _ = PaymentMetrics::register(registry),
     dashboard: metrics::DASHBOARD,
     admission: admission::ADMISSION,
@@ -111,10 +114,14 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
 }
 
 /// The controller for `PaymentService`.
-pub fn controllers(rt: &Runtime) -> Vec<BoxFuture<'static, ()>> {
+pub fn controllers(
+    rt: &Runtime,
+    prometheus: Option<Arc<dyn MetricsQuery>>,
+) -> Vec<BoxFuture<'static, ()>> {
     let operator = PaymentOperator {
         settings: rt.config().own.get::<Settings>(),
         metrics: PaymentMetrics::register(rt.metrics()),
+        prometheus,
     };
     let controller =
         rt.operator_controller::<PaymentService, _>(IDENTITY, operator, child_kinds(rt));

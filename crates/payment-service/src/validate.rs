@@ -8,8 +8,12 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use operator_core::FieldError;
 use operator_core::validation::{self, FieldErrors, SpecRules};
 
-use crate::crd::{Autoscaling, Backup, DeploymentStrategy, HttpProbe, PaymentServiceSpec};
+use crate::crd::{
+    Autoscaling, Backup, CanaryAnalysis, DeploymentStrategy, HttpProbe, MAX_ANALYSIS_METRICS,
+    PaymentServiceSpec,
+};
 use crate::resources::BACKUP_SUFFIX;
+use crate::rollout::analysis::SuccessCondition;
 
 /// Longest name whose children (`<name>-canary`, `<name>-green`) are DNS labels.
 pub const MAX_NAME_LENGTH: usize = 63 - "-canary".len();
@@ -264,16 +268,8 @@ fn strategy(errors: &mut FieldErrors, name: &str, s: &DeploymentStrategy) {
                 );
             }
         }
-        if let Some(d) = canary
-            .analysis
-            .as_ref()
-            .and_then(|a| a.step_deadline_seconds)
-        {
-            errors.check(
-                (1..=86400).contains(&d),
-                &format!("{field}.canary.analysis.stepDeadlineSeconds"),
-                format!("must be between 1 and 86400, got {d}"),
-            );
+        if let Some(a) = &canary.analysis {
+            analysis(errors, &format!("{field}.canary.analysis"), a);
         }
     }
     if let Some(preview) = s
@@ -299,6 +295,66 @@ fn strategy(errors: &mut FieldErrors, name: &str, s: &DeploymentStrategy) {
             &format!("{field}.progressDeadlineSeconds"),
             format!("must be between 1 and 86400, got {d}"),
         );
+    }
+}
+
+fn analysis(errors: &mut FieldErrors, field: &str, a: &CanaryAnalysis) {
+    if let Some(d) = a.step_deadline_seconds {
+        errors.check(
+            (1..=86400).contains(&d),
+            &format!("{field}.stepDeadlineSeconds"),
+            format!("must be between 1 and 86400, got {d}"),
+        );
+    }
+    let metrics = a.metrics.as_deref().unwrap_or_default();
+    errors.check(
+        metrics.len() <= MAX_ANALYSIS_METRICS,
+        &format!("{field}.metrics"),
+        format!(
+            "at most {MAX_ANALYSIS_METRICS} metrics, got {}",
+            metrics.len()
+        ),
+    );
+    for (i, m) in metrics.iter().enumerate() {
+        let at = format!("{field}.metrics[{i}]");
+        errors.push(
+            &format!("{at}.name"),
+            validation::resource_name(&m.name, ""),
+        );
+        errors.check(
+            metrics[..i].iter().all(|other| other.name != m.name),
+            &format!("{at}.name"),
+            format!(
+                "{:?} names another metric too: give each its own name",
+                m.name
+            ),
+        );
+        errors.check(
+            !m.query.trim().is_empty() && m.query.len() <= 4096,
+            &format!("{at}.query"),
+            "must be a PromQL query of 1 to 4096 characters",
+        );
+        errors.check(
+            SuccessCondition::parse(&m.success_condition).is_some(),
+            &format!("{at}.successCondition"),
+            format!(
+                "{:?} does not read: write `result`, a comparison (<, <=, >, >=, ==, !=) and a number, e.g. `result >= 0.99`",
+                m.success_condition
+            ),
+        );
+        if let Some(interval) = &m.interval {
+            errors.push(
+                &format!("{at}.interval"),
+                validation::duration(interval, &["s", "m", "h"]),
+            );
+        }
+        if let Some(limit) = m.failure_limit {
+            errors.check(
+                (0..=100).contains(&limit),
+                &format!("{at}.failureLimit"),
+                format!("must be between 0 and 100, got {limit}"),
+            );
+        }
     }
 }
 
@@ -405,6 +461,44 @@ mod tests {
                 "spec.deploymentStrategy.canary.steps[0].pause.duration",
                 "spec.deploymentStrategy.canary.steps[1].setWeight",
                 "spec.deploymentStrategy.canary.steps[2].setWeight",
+            ]
+        );
+    }
+
+    #[test]
+    fn analysis_metrics_need_unique_names_a_condition_that_reads_and_an_interval() {
+        let mut s = spec();
+        let metric = |name: &str, condition: &str, interval: &str| crate::crd::AnalysisMetric {
+            name: name.into(),
+            query: "payment:success_rate".into(),
+            success_condition: condition.into(),
+            interval: Some(interval.into()),
+            failure_limit: Some(1),
+        };
+        let mut strategy = DeploymentStrategy::of(
+            crate::crd::StrategyType::Canary,
+            vec![CanaryStep {
+                set_weight: 50,
+                pause: None,
+            }],
+            None,
+        );
+        if let Some(c) = strategy.canary.as_mut() {
+            c.analysis = Some(CanaryAnalysis {
+                step_deadline_seconds: None,
+                metrics: Some(vec![
+                    metric("success-rate", "result >= 0.99", "30s"),
+                    metric("success-rate", "result is high", "soon"),
+                ]),
+            });
+        }
+        s.deployment_strategy = Some(strategy);
+        assert_eq!(
+            fields(&s.errors("svc")),
+            vec![
+                "spec.deploymentStrategy.canary.analysis.metrics[1].name",
+                "spec.deploymentStrategy.canary.analysis.metrics[1].successCondition",
+                "spec.deploymentStrategy.canary.analysis.metrics[1].interval",
             ]
         );
     }

@@ -2,6 +2,7 @@
 //! (each links the whole dependency tree), which keeps a clean build small and fast.
 
 mod admission;
+mod canary_analysis;
 mod common;
 mod deploy;
 mod faults;

@@ -19,6 +19,7 @@ pub mod telemetry;
 pub mod versions;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -138,6 +139,12 @@ impl Runtime {
 
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
+    }
+
+    /// The Prometheus the config names (`operator.prometheus`), to query; none when unset.
+    pub fn prometheus(&self) -> Option<Arc<dyn crate::prometheus::MetricsQuery>> {
+        let settings = self.config().prometheus.clone()?;
+        Some(Arc::new(crate::prometheus::Prometheus::new(settings)))
     }
 
     pub fn metrics(&self) -> &Metrics {

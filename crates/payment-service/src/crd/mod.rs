@@ -13,8 +13,9 @@ mod strategy;
 pub mod v1;
 
 pub use strategy::{
-    BlueGreen, Canary, CanaryAnalysis, CanaryStep, DeploymentStrategy, Pause, RollingUpdate,
-    StrategyType, increasing_weights_rule,
+    AnalysisMetric, BlueGreen, Canary, CanaryAnalysis, CanaryStep, DeploymentStrategy,
+    MAX_ANALYSIS_METRICS, Pause, RollingUpdate, SUCCESS_CONDITION_PATTERN, StrategyType,
+    increasing_weights_rule,
 };
 
 use k8s_openapi::api::autoscaling::v2::MetricSpec;
@@ -363,6 +364,29 @@ pub struct Rollout {
     pub step: Option<i32>,
     /// Canary: when the current step started.
     pub step_started_at: Option<Time>,
+    /// Canary: how each analysis metric has measured in the current step.
+    pub analysis: Option<Vec<MetricAnalysis>>,
+}
+
+/// One analysis metric's measurements in the current canary step.
+#[operator_core::schema(Eq, Default)]
+pub struct MetricAnalysis {
+    /// The metric's name.
+    pub name: String,
+    /// Measurements that met the success condition.
+    pub successful: i32,
+    /// Measurements that did not.
+    pub failed: i32,
+    /// Measurements that could not be judged (Prometheus unreachable, no series).
+    pub inconclusive: i32,
+    /// How the last measurement went: `Successful`, `Failed` or `Inconclusive`.
+    pub phase: String,
+    /// The last value measured.
+    pub value: Option<String>,
+    /// What the last measurement found, in words.
+    pub message: Option<String>,
+    /// When it was last measured.
+    pub measured_at: Option<Time>,
 }
 
 /// A rollout that failed and was rolled back.
@@ -471,6 +495,16 @@ impl PaymentServiceSpec {
             .as_ref()
             .and_then(|s| s.progress_deadline_seconds)
             .unwrap_or(600)
+    }
+
+    /// The canary's analysis metrics (none unless the strategy is a canary with metrics).
+    pub fn analysis_metrics(&self) -> &[AnalysisMetric] {
+        self.deployment_strategy
+            .as_ref()
+            .and_then(|s| s.canary.as_ref())
+            .and_then(|c| c.analysis.as_ref())
+            .and_then(|a| a.metrics.as_deref())
+            .unwrap_or_default()
     }
 
     pub fn canary_steps(&self) -> &[CanaryStep] {

@@ -77,7 +77,8 @@ pub struct Canary {
     pub analysis: Option<CanaryAnalysis>,
 }
 
-/// How a canary step is judged: its canary must be available, within this deadline.
+/// How a canary step is judged: its canary must be available within a deadline, then pass
+/// every metric (Argo Rollouts' AnalysisTemplate is the model).
 #[operator_core::schema(Eq, Default)]
 pub struct CanaryAnalysis {
     /// Seconds each step's canary may take to become available before the rollout is rolled
@@ -85,6 +86,46 @@ pub struct CanaryAnalysis {
     /// available quickly: a short deadline fails a bad version fast.
     #[schemars(range(min = 1, max = 86400))]
     pub step_deadline_seconds: Option<i32>,
+    /// Measurements from Prometheus (the operator's `operator.prometheus`) that judge each
+    /// step once its canary is available: a step moves on only when every metric has passed
+    /// at least once in it; a metric failing more than its `failureLimit` rolls the version
+    /// back; an answer that cannot be judged (Prometheus down, no series) holds the step.
+    #[schemars(length(max = MAX_ANALYSIS_METRICS))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))").message("analysis metric names must be unique"))]
+    pub metrics: Option<Vec<AnalysisMetric>>,
+}
+
+/// The most metrics a canary analysis may hold.
+pub const MAX_ANALYSIS_METRICS: usize = 10;
+
+/// What a metric's `successCondition` looks like: `result` compared with a number.
+pub const SUCCESS_CONDITION_PATTERN: &str = r"^result *(<|<=|>|>=|==|!=) *-?[0-9]+(\.[0-9]+)?$";
+
+/// One measurement of a canary, repeated every `interval` while its step lasts.
+#[operator_core::schema(Eq)]
+pub struct AnalysisMetric {
+    /// Its name in status and events.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// A PromQL query whose answer is one number (the first series counts). `{{namespace}}`,
+    /// `{{service}}` and `{{version}}` are replaced by the service's namespace, its name and
+    /// the version under test.
+    #[schemars(length(min = 1, max = 4096))]
+    pub query: String,
+    /// When a measurement passes: `result` compared with a number, e.g. `result >= 0.99` or
+    /// `result < 0.5`.
+    #[schemars(regex(pattern = SUCCESS_CONDITION_PATTERN))]
+    pub success_condition: String,
+    /// How often to measure while the step lasts, e.g. `30s` (the default), `1m`.
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub interval: Option<String>,
+    /// How many failed measurements a step survives; one more rolls the version back.
+    /// Default 0: the first failure does.
+    #[schemars(range(min = 0, max = 100))]
+    pub failure_limit: Option<i32>,
 }
 
 /// A blue-green rollout.

@@ -78,7 +78,9 @@ fn ended(t: &Transition) -> Option<RolloutResult> {
 fn failed(t: &Transition) -> bool {
     matches!(
         t,
-        Transition::RolledBack { .. } | Transition::FirstVersionFailed { .. }
+        Transition::RolledBack { .. }
+            | Transition::FirstVersionFailed { .. }
+            | Transition::AnalysisInconclusive { .. }
     )
 }
 
@@ -134,6 +136,13 @@ fn rollout_event(t: &Transition, plan: &RolloutPlan) -> (Reason, &'static str, S
             format!(
                 "version {} failed: {why}; rolled back to {}. It is not retried until the spec changes",
                 failed.version, to.version
+            ),
+        ),
+        Transition::AnalysisInconclusive { metric, why } => (
+            operator_core::reason!("AnalysisInconclusive"),
+            "Rollout",
+            format!(
+                "canary analysis metric {metric} cannot be judged: {why}. The step holds (it is never promoted on an answer it cannot judge) until the metric reads; fix the query or Prometheus, or change the spec"
             ),
         ),
         Transition::FirstVersionFailed { failed, why, .. } => (

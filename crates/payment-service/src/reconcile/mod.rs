@@ -13,6 +13,7 @@ use std::sync::Arc;
 use k8s_openapi::api::batch::v1::CronJob;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
+use operator_core::prometheus::MetricsQuery;
 use operator_core::validation::SpecRules;
 use operator_core::{Context, Result};
 
@@ -26,17 +27,29 @@ use apply::apply_children;
 use cleanup::cleanup;
 use events::announce;
 pub use observe::deployment_state;
-use observe::{external_inputs, observe_deployments};
+use observe::{external_inputs, measure_canary, observe_deployments};
 pub use status::observed_status;
 
 /// The finalizer seed 000 names.
 pub const FINALIZER: &str = "payments.io/cleanup";
 
 /// The operator's own part of the reconcile context.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PaymentOperator {
     pub settings: Settings,
     pub metrics: PaymentMetrics,
+    /// Where canary analysis metrics are read (`operator.prometheus`); none: they cannot be
+    /// judged, and a canary with metrics holds.
+    pub prometheus: Option<Arc<dyn MetricsQuery>>,
+}
+
+impl std::fmt::Debug for PaymentOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentOperator")
+            .field("settings", &self.settings)
+            .field("prometheus", &self.prometheus.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 type Ctx = Arc<Context<PaymentOperator>>;
@@ -65,7 +78,11 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
 
     let deployments = observe_deployments(&ps, &ctx).await?;
     let observed = &deployments.states;
-    let plan = rollout::plan(&RolloutInput::of(&ps, observed, now));
+    let measurements = measure_canary(&ps, op.prometheus.as_deref(), observed, now).await;
+    let plan = rollout::plan(&RolloutInput {
+        measurements: &measurements,
+        ..RolloutInput::of(&ps, observed, now)
+    });
     promotion_named(&ps, &ctx, &plan).await;
     let desired = resources::desired_children(&ps, &plan, ctx.workloads(), &op.settings, &external);
     let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan, &deployments).await?;

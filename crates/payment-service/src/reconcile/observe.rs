@@ -1,20 +1,23 @@
 //! Observe: what the pass reads before it builds anything — the Secrets the spec names,
-//! and the service's Deployments as the rollout sees them (with, while a rollout is in
-//! progress, whether the new version's pods crash-loop).
+//! the service's Deployments as the rollout sees them (with, while a rollout is in progress,
+//! whether the new version's pods crash-loop), and a canary's analysis metrics when due.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::{Resource, ResourceExt};
 use operator_core::autoscaling::{HeldReplicas, held_replicas};
+use operator_core::prometheus::MetricsQuery;
 use operator_core::{FieldError, Result, namespace_of};
 
 use super::Ctx;
-use crate::crd::{PaymentService, Revision};
+use crate::crd::{PaymentService, Revision, StrategyType};
 use crate::resources::{self, External};
-use crate::rollout::DeploymentState;
+use crate::rollout::analysis::{self, Measurement};
+use crate::rollout::{DeploymentState, Track};
 
 /// What the pods depend on outside the spec: the TLS Secret's version. A missing Secret is
 /// the user's to fix (the pods could not start), returned as a field error.
@@ -228,6 +231,56 @@ pub fn deployment_state(d: &Deployment) -> DeploymentState {
         }),
         crash_loop: None,
     }
+}
+
+/// The canary's analysis metrics that are due, read from Prometheus: only while a canary
+/// step is in progress and its canary Deployment is available (nothing waits on an answer
+/// otherwise), each at most once per its `interval`.
+pub(super) async fn measure_canary(
+    ps: &PaymentService,
+    prometheus: Option<&dyn MetricsQuery>,
+    deployments: &BTreeMap<String, DeploymentState>,
+    now: Timestamp,
+) -> Vec<Measurement> {
+    let metrics = ps.spec.analysis_metrics();
+    let Some(rollout) = ps.status.as_ref().and_then(|s| s.rollout.as_ref()) else {
+        return Vec::new();
+    };
+    let stepping = usize::try_from(rollout.step.unwrap_or(0))
+        .is_ok_and(|step| step < ps.spec.canary_steps().len());
+    let name = ps.name_any();
+    let canary_available = deployments
+        .get(&Track::Canary.deployment_name(&name))
+        .is_some_and(|d| d.is_complete(&rollout.target));
+    if metrics.is_empty()
+        || rollout.strategy != StrategyType::Canary
+        || !stepping
+        || !canary_available
+    {
+        return Vec::new();
+    }
+    let recorded = rollout.analysis.as_deref().unwrap_or_default();
+    let mut measurements = Vec::new();
+    for metric in metrics.iter().filter(|m| analysis::due(m, recorded, now)) {
+        let reading = match prometheus {
+            None => Err("Prometheus is not configured: set operator.prometheus.url in the operator's config".to_string()),
+            Some(prometheus) => {
+                let promql = analysis::query(metric, namespace_of(ps), &name, &rollout.target);
+                match prometheus.query(&promql).await {
+                    Ok(samples) => samples
+                        .first()
+                        .map(|s| s.value)
+                        .ok_or_else(|| format!("the query returned no series: {promql}")),
+                    Err(error) => Err(error.to_string()),
+                }
+            }
+        };
+        measurements.push(Measurement {
+            metric: metric.name.clone(),
+            reading,
+        });
+    }
+    measurements
 }
 
 #[cfg(test)]

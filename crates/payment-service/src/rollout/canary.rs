@@ -7,9 +7,10 @@ use operator_core::duration::go_duration;
 
 use crate::crd::{Revision, Rollout, StrategyType};
 
+use super::analysis::{self, Verdict};
 use super::{
-    Overdue, Replicas, RolloutInput, RolloutPlan, Track, Transition, Workload, complete, elapsed,
-    overdue, remaining, roll_back,
+    FailureCause, Overdue, Replicas, RolloutInput, RolloutPlan, Track, Transition, Workload,
+    complete, elapsed, overdue, remaining, roll_back,
 };
 
 /// Replicas of the stable and the canary Deployment at `weight` percent.
@@ -47,7 +48,7 @@ fn ceil_div(a: i32, b: i32) -> i32 {
     a / b + i32::from(a % b != 0)
 }
 
-// Over 120 lines on purpose: the canary's state machine (start, step, pause, analyse,
+// Over 120 lines on purpose: the canary's state machine (start, step, analyse, pause,
 // promote, roll back) reads as one sequence of steps; splitting it hides the order.
 pub(super) fn canary(
     plan: &mut RolloutPlan,
@@ -115,6 +116,37 @@ pub(super) fn canary(
             plan.requeue_after = remaining(&step_started, input.now, step_deadline);
             break;
         }
+        // With analysis metrics, the step also needs each of them passed, and fails with any.
+        let metrics = input.spec.analysis_metrics();
+        if !metrics.is_empty() {
+            let recorded = rollout.analysis.as_deref().unwrap_or_default();
+            let judged = analysis::judge(metrics, recorded, input.measurements, input.now);
+            plan.transitions.extend(judged.transitions);
+            rollout.analysis = Some(judged.results);
+            match judged.verdict {
+                Verdict::Failed(why) => {
+                    plan.workloads.push(Workload {
+                        track: Track::Stable,
+                        revision: stable.clone(),
+                        replicas: full,
+                    });
+                    let why = format!(
+                        "canary step {} of {} ({}%): {why}",
+                        step + 1,
+                        steps.len(),
+                        weight_at(step)
+                    );
+                    let cause = FailureCause::Analysis;
+                    roll_back(plan, input, stable, target, Overdue { cause, why });
+                    return;
+                }
+                Verdict::Pending(next) => {
+                    plan.requeue_after = Some(next);
+                    break;
+                }
+                Verdict::Passed => {}
+            }
+        }
         let pause = steps[step]
             .pause
             .as_ref()
@@ -126,6 +158,7 @@ pub(super) fn canary(
         }
         step += 1;
         step_started = Time(input.now);
+        rollout.analysis = None;
         if step < steps.len() {
             plan.transitions.push(Transition::CanaryStep {
                 step: step + 1,

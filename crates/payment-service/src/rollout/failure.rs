@@ -1,5 +1,6 @@
 //! How a rollout fails: its pods crash-loop (seen at once, while a pass looks at the pods
-//! every [`CRASH_CHECK_INTERVAL`]), or it is not available by its deadline.
+//! every [`CRASH_CHECK_INTERVAL`]), it is not available by its deadline, or a canary's
+//! analysis fails it ([`super::analysis`]).
 
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub enum FailureCause {
     CrashLoop,
     /// Not available within `progressDeadlineSeconds`.
     Deadline,
+    /// A canary analysis metric failed more than its `failureLimit`.
+    Analysis,
 }
 
 impl FailureCause {
@@ -27,6 +30,7 @@ impl FailureCause {
         match self {
             Self::CrashLoop => "crash_loop",
             Self::Deadline => "deadline",
+            Self::Analysis => "analysis",
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::crd::{
     Rollout, StrategyType,
 };
 
+pub mod analysis;
 mod canary;
 mod failure;
 #[cfg(test)]
@@ -144,6 +145,11 @@ pub enum Transition {
         why: String,
         cause: FailureCause,
     },
+    /// A canary analysis metric could not be judged: the step holds until it can.
+    AnalysisInconclusive {
+        metric: String,
+        why: String,
+    },
     /// The first version never became available: there is nothing to roll back to.
     FirstVersionFailed {
         failed: Revision,
@@ -168,6 +174,8 @@ pub struct RolloutInput<'a> {
     /// The version the annotation [`PROMOTE_ANNOTATION`] names: a blue-green rollout with
     /// `autoPromote: false` switches only to it.
     pub promoted: Option<&'a str>,
+    /// This pass's readings of the canary's analysis metrics (only those due).
+    pub measurements: &'a [analysis::Measurement],
 }
 
 /// What a user sets to let a held blue-green rollout switch: the version to switch to.
@@ -197,6 +205,7 @@ impl<'a> RolloutInput<'a> {
                 .as_ref()
                 .and_then(|a| a.get(PROMOTE_ANNOTATION))
                 .map(String::as_str),
+            measurements: &[],
         }
     }
 }
@@ -300,6 +309,7 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
             started_at: Time(input.now),
             step: (strategy == StrategyType::Canary).then_some(0),
             step_started_at: (strategy == StrategyType::Canary).then_some(Time(input.now)),
+            analysis: None,
         }
     };
 

@@ -5,6 +5,7 @@ use crate::crd::{CanaryStep, DeploymentStrategy, Pause};
 use crate::resources::tests::spec;
 use crate::rollout::canary::canary_split;
 
+mod canary_analysis;
 mod crash_loops;
 
 const NAME: &str = "pay";
@@ -73,6 +74,8 @@ struct World {
     deployments: BTreeMap<String, DeploymentState>,
     /// The `payments.io/promote` annotation.
     promoted: Option<String>,
+    /// The analysis readings the next pass gets (then cleared).
+    measurements: Vec<analysis::Measurement>,
 }
 
 impl World {
@@ -93,6 +96,7 @@ impl World {
             spec,
             generation: 1,
             promoted: None,
+            measurements: Vec::new(),
         }
     }
 
@@ -115,6 +119,7 @@ impl World {
             deployments: &self.deployments,
             now,
             promoted: self.promoted.as_deref(),
+            measurements: &std::mem::take(&mut self.measurements),
         });
         self.status.current_version = plan.stable.as_ref().map(|s| s.version.clone());
         self.status.current_image = plan.stable.as_ref().map(|s| s.image.clone());
@@ -396,6 +401,7 @@ fn a_canary_analysis_deadline_fails_a_step_sooner_than_the_rollout_deadline() {
     {
         c.analysis = Some(crate::crd::CanaryAnalysis {
             step_deadline_seconds: Some(30),
+            metrics: None,
         });
     }
     w.upgrade("1.6.0");

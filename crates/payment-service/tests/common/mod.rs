@@ -6,12 +6,14 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use operator_core::monitoring::ServiceMonitor;
+use operator_core::prometheus::MetricsQuery;
 use operator_core::tooling::ChildRef;
 use operator_harness::conformance::Subject;
 pub use operator_harness::{Harness, HarnessBuilder, condition};
 use payment_service::controllers;
 pub use payment_service::crd::PaymentService;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const NS: &str = "payments";
@@ -31,7 +33,12 @@ pub struct Setup {
 
 /// The cluster: the CRD and the namespace; the operator's clock is the harness's.
 pub fn cluster() -> HarnessBuilder {
-    Harness::builder(controllers)
+    cluster_reading(None)
+}
+
+/// [`cluster`], the operator reading canary analysis metrics from `prometheus`.
+pub fn cluster_reading(prometheus: Option<Arc<dyn MetricsQuery>>) -> HarnessBuilder {
+    Harness::builder(move |rt| controllers(rt, prometheus.clone()))
         .crd(PaymentService::crd())
         .namespace(NS)
         .resource("payments.io/v2", "paymentservices")

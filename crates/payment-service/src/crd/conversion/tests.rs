@@ -3,7 +3,9 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::crd::{BlueGreen, Canary, CanaryAnalysis, CanaryStep, Pause, RollingUpdate};
+use crate::crd::{
+    AnalysisMetric, BlueGreen, Canary, CanaryAnalysis, CanaryStep, Pause, RollingUpdate,
+};
 
 fn steps() -> impl Strategy<Value = Vec<CanaryStep>> {
     prop::collection::btree_set(1..=100i32, 0..=4).prop_flat_map(|weights| {
@@ -53,22 +55,34 @@ fn v1_strategy() -> impl Strategy<Value = v1::DeploymentStrategy> {
 }
 
 fn v2_strategy() -> impl Strategy<Value = DeploymentStrategy> {
-    let canary = (steps(), prop::option::of(prop::option::of(1..=3600i32))).prop_map(
-        |(mut steps, analysis)| {
-            if steps.is_empty() {
-                steps.push(CanaryStep {
-                    set_weight: 100,
-                    pause: None,
-                });
-            }
-            Canary {
-                steps,
-                analysis: analysis.map(|step_deadline_seconds| CanaryAnalysis {
-                    step_deadline_seconds,
-                }),
-            }
+    let metric = ("[a-z]{1,8}", 0.0..1.0f64, prop::option::of(0..=3i32)).prop_map(
+        |(name, threshold, failure_limit)| AnalysisMetric {
+            query: format!("payment:success_rate{{service=\"{{{{service}}}}\",m=\"{name}\"}}"),
+            name,
+            success_condition: format!("result >= {threshold:.2}"),
+            interval: Some("30s".into()),
+            failure_limit,
         },
     );
+    let analysis = (
+        prop::option::of(1..=3600i32),
+        prop::option::of(prop::collection::vec(metric, 0..3)),
+    );
+    let canary = (steps(), prop::option::of(analysis)).prop_map(|(mut steps, analysis)| {
+        if steps.is_empty() {
+            steps.push(CanaryStep {
+                set_weight: 100,
+                pause: None,
+            });
+        }
+        Canary {
+            steps,
+            analysis: analysis.map(|(step_deadline_seconds, metrics)| CanaryAnalysis {
+                step_deadline_seconds,
+                metrics,
+            }),
+        }
+    });
     let blue_green = (
         prop::option::of("[a-z][a-z0-9-]{0,20}[a-z0-9]"),
         prop::option::of(any::<bool>()),
