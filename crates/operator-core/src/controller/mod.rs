@@ -254,6 +254,17 @@ impl<O> Context<O> {
         Action::requeue(self.settings.resync)
     }
 
+    /// The `action` to schedule: a resync lands anywhere within ±10% of the interval, so
+    /// objects that converged together (a start, a relist) drift apart instead of resyncing
+    /// in one burst every interval.
+    fn spread(&self, action: Action) -> Action {
+        if action == self.resync() {
+            Action::requeue(spread_resync(self.settings.resync, &mut rand::rng()))
+        } else {
+            action
+        }
+    }
+
     pub fn settings(&self) -> &ControllerSettings {
         &self.settings
     }
@@ -540,6 +551,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The resync interval scaled by a random factor in [0.9, 1.1].
+fn spread_resync(interval: Duration, rng: &mut impl Rng) -> Duration {
+    interval.mul_f64(rng.random_range(0.9..=1.1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,5 +592,27 @@ mod tests {
             delays.iter().any(|d| *d != delays[0]),
             "jitter spreads retries"
         );
+    }
+
+    #[test]
+    fn resyncs_of_objects_that_converged_together_drift_apart() {
+        let interval = Duration::from_secs(10);
+        let mut rng = StdRng::seed_from_u64(7);
+        // 1,000 objects converge in the same instant, then resync 20 times.
+        let mut due = vec![Duration::ZERO; 1000];
+        for _ in 0..20 {
+            for at in &mut due {
+                let next = spread_resync(interval, &mut rng);
+                assert!(next >= interval.mul_f64(0.9) && next <= interval.mul_f64(1.1));
+                *at += next;
+            }
+        }
+        // Where in the interval each one now falls: no second of it holds a burst.
+        let mut per_second = [0usize; 10];
+        for at in &due {
+            per_second[(at.as_secs_f64() % 10.0) as usize] += 1;
+        }
+        let busiest = per_second.iter().max().copied().unwrap_or_default();
+        assert!(busiest < 250, "{per_second:?}");
     }
 }

@@ -147,9 +147,12 @@ impl Workers {
             }
         };
         drop(timer);
+        let result = result.map(|action| {
+            ctx.metrics.record_result(name, ctx.classify(&action));
+            ctx.spread(action)
+        });
         match &result {
-            Ok(action) => {
-                ctx.metrics.record_result(name, ctx.classify(action));
+            Ok(_) => {
                 let ended = ctx.succeeded(&uid);
                 if ended > 0 {
                     let note = format!("reconciled again after {ended} failed attempts");
