@@ -165,7 +165,7 @@ async fn until_every(
 
 fn all_converged(server: &ApiServer, served: &ServedResource, n: usize) -> bool {
     let objects = server.objects(&served.resource.api_version(), &served.resource.plural());
-    objects.len() == n && objects.iter().all(served.converged)
+    objects.len() == n && objects.iter().all(|o| served.converged.check(o))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use operator_core::descriptor::is_ready;
+use operator_core::descriptor::Converged;
 use testkit::ApiServer;
 
 use crate::{OPERATORS, demo_admission};
@@ -140,8 +140,8 @@ fn summary(server: &ApiServer) -> (Vec<String>, bool) {
             let name = obj["metadata"]["name"].as_str().unwrap_or_default();
             let uid = &obj["metadata"]["uid"];
             let phase = obj["status"]["phase"].as_str().unwrap_or("-");
-            let ready = is_ready(&obj);
-            converged &= (served.converged)(&obj);
+            let ready = Converged::Ready.check(&obj);
+            converged &= served.converged.check(&obj);
             let children: Vec<String> = CHILD_KINDS
                 .iter()
                 .flat_map(|(v, p)| server.objects(v, p))

@@ -24,11 +24,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::runtime::watcher;
-use operator_core::descriptor::{ServedResource, is_ready};
+use operator_core::descriptor::{Converged, ServedResource};
 use operator_core::monitoring::PrometheusRule;
+use operator_core::runtime::Runtime;
 use operator_core::runtime::config::OperatorSettings;
-use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity, Prune};
+use operator_core::{ChildKinds, ChildWatches, Prune};
 
 use crate::crd::BatchProcessor;
 use crate::metrics::BatchMetrics;
@@ -42,28 +42,12 @@ pub const ANNOTATIONS: &[ReadAnnotation] = &[ReadAnnotation {
     valid: |v| !v.trim().is_empty(),
 }];
 
-/// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
-/// reporter), its section of the config file, and the type of its own fields there.
-pub const BINARY: OperatorBinary = operator_core::operator_binary!(
-    "batch-processor-operator",
-    "batchProcessor",
-    OperatorSettings::NONE
-);
-
-/// Who the operator is to the API server.
-pub const IDENTITY: OperatorIdentity = BINARY.identity;
-
-/// The operator, as its binary and the project's tooling run it.
-pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
-    binary: BINARY,
-    resources: &[ServedResource::of::<BatchProcessor>(is_ready)],
-    controllers,
-    metrics: |registry| _ = BatchMetrics::register(registry),
-    dashboard: metrics::DASHBOARD,
-    admission: admission::ADMISSION,
-    demo_settings: "",
-    bench: bench::WORKLOAD,
-};
+operator_core::operator! {
+    binary: ("batch-processor-operator", "batchProcessor", OperatorSettings::NONE),
+    resources: &[ServedResource::of::<BatchProcessor>(Converged::Ready)],
+    controllers: controllers,
+    metrics: BatchMetrics,
+}
 
 /// The child kinds of a BatchProcessor, declared once. The operator's own Jobs (retries,
 /// run-now) are never pruned by a pass — the history limits delete them — and the

@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 use crate::crd::{BatchProcessor, BatchProcessorStatus, RunStatus};
 use crate::runs::Outcome;
 use operator_core::dashboard::PanelKind::{Table, TimeSeries};
-use operator_core::dashboard::{Row, panel, q};
+use operator_core::dashboard::{Row, panel, per_resource, per_resource_by, q};
 
 /// Each batch's runs: how they ended, what the last one processed, when one was last
 /// scheduled.
@@ -33,9 +33,10 @@ pub const DASHBOARD: &[Row] = &[Row {
             "Last run's payments",
             Table,
             "short",
-            &[q(
-                r#"max by (namespace, name, result) (batch_processor_last_run_payments{namespace=~"$namespace"})"#,
-                "{{namespace}}/{{name}} {{result}}",
+            &[per_resource_by(
+                "batch_processor_last_run_payments",
+                "result",
+                "",
             )],
         ),
         panel(
@@ -43,14 +44,8 @@ pub const DASHBOARD: &[Row] = &[Row {
             Table,
             "s",
             &[
-                q(
-                    r#"max by (namespace, name) (batch_processor_last_run_duration_seconds{namespace=~"$namespace"})"#,
-                    "{{namespace}}/{{name}} seconds",
-                ),
-                q(
-                    r#"max by (namespace, name) (batch_processor_last_run_failed{namespace=~"$namespace"})"#,
-                    "{{namespace}}/{{name}} failed",
-                ),
+                per_resource("batch_processor_last_run_duration_seconds", "seconds"),
+                per_resource("batch_processor_last_run_failed", "failed"),
                 q(
                     r#"time() - max by (namespace, name) (batch_processor_last_schedule_timestamp_seconds{namespace=~"$namespace"})"#,
                     "{{namespace}}/{{name}} since scheduled",

@@ -20,16 +20,9 @@ pub const MAX_NAME_LENGTH: usize = 63 - LONGEST_JOB_SUFFIX.len();
 impl SpecRules for BatchProcessorSpec {
     /// Every problem with a resource's name and spec; empty when it can be realised.
     fn errors(&self, name: &str) -> Vec<FieldError> {
-        let mut errors = FieldErrors::default();
-        errors.push(
-            "metadata.name",
-            validation::resource_name(name, LONGEST_JOB_SUFFIX),
-        );
+        let mut errors = FieldErrors::for_resource(name, LONGEST_JOB_SUFFIX);
         errors.push("spec.schedule", validation::cron_schedule(&self.schedule));
-        errors.push("spec.image", validation::image_reference(&self.image));
-        if let Some(resources) = &self.resources {
-            validation::resource_requirements(&mut errors, "spec.resources", resources);
-        }
+        errors.container(&self.image, self.resources.as_ref());
         errors.in_range("spec.batchSize", self.batch_size, 1..=1_000_000);
         errors.in_range("spec.parallelism", self.parallelism, 1..=100);
         location(&mut errors, "spec.input", &self.input);

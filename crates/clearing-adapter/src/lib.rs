@@ -28,12 +28,12 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use operator_core::descriptor::{ServedResource, is_ready};
+use operator_core::descriptor::{Converged, ServedResource};
 use operator_core::monitoring::ServiceMonitor;
 use operator_core::prometheus::MetricsQuery;
+use operator_core::runtime::Runtime;
 use operator_core::runtime::config::OperatorSettings;
-use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity};
+use operator_core::{ChildKinds, ChildWatches};
 use serde::Deserialize;
 
 use crate::crd::ClearingAdapter;
@@ -42,16 +42,13 @@ use crate::metrics::AdapterMetrics;
 use crate::reconcile::AdapterOperator;
 use crate::reconcile::business::LastReads;
 
-/// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
-/// reporter), its section of the config file, and the type of its own fields there.
-pub const BINARY: OperatorBinary = operator_core::operator_binary!(
-    "clearing-adapter-operator",
-    "clearingAdapter",
-    OperatorSettings::of::<Settings>()
-);
-
-/// Who the operator is to the API server.
-pub const IDENTITY: OperatorIdentity = BINARY.identity;
+operator_core::operator! {
+    binary: ("clearing-adapter-operator", "clearingAdapter", OperatorSettings::of::<Settings>()),
+    resources: &[ServedResource::of::<ClearingAdapter>(Converged::ReadyIn("Running"))],
+    controllers: |rt| controllers(rt, Arc::new(HttpsProbe), rt.prometheus()),
+    metrics: AdapterMetrics,
+    demo_settings: "partnerHealthChecks: false",
+}
 
 /// The adapter image when the config names none: the adapter release this operator ships with.
 pub const FALLBACK_IMAGE: &str = concat!(
@@ -74,21 +71,6 @@ pub struct Settings {
 }
 
 operator_core::default_from_fields!(Settings);
-
-/// The operator, as its binary and the project's tooling run it.
-pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
-    binary: BINARY,
-    resources: &[ServedResource::of::<ClearingAdapter>(|ca| {
-        is_ready(ca) && ca["status"]["phase"] == "Running"
-    })],
-    controllers: |rt| controllers(rt, Arc::new(HttpsProbe), rt.prometheus()),
-    metrics: |registry| _ = AdapterMetrics::register(registry),
-    dashboard: metrics::DASHBOARD,
-    // The demo's partners are the sample's, which only exist on paper: no check is sent.
-    admission: admission::ADMISSION,
-    demo_settings: "partnerHealthChecks: false",
-    bench: bench::WORKLOAD,
-};
 
 /// The child kinds of a ClearingAdapter, declared once: watched as metadata, owned, pruned.
 /// ServiceMonitors exist only where the Prometheus Operator is installed.

@@ -14,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use crate::crd::ClearingAdapter;
 use crate::partners::{PartnerPlan, Transition};
 use operator_core::dashboard::PanelKind::{Stat, Table, TimeSeries};
-use operator_core::dashboard::{Row, panel, q};
+use operator_core::dashboard::{Row, panel, per_resource, per_resource_by, q};
 
 /// Seed 001's payment panels (from deploy/monitoring's recording rules over what an adapter
 /// image exports, docs/clearing-adapter.md), then each adapter's partners.
@@ -77,18 +77,19 @@ pub const DASHBOARD: &[Row] = &[
                 "Partner health",
                 Table,
                 "short",
-                &[q(
-                    r#"max by (namespace, name, partner) (clearing_adapter_partner_healthy{namespace=~"$namespace"})"#,
-                    "{{name}} {{partner}}",
+                &[per_resource_by(
+                    "clearing_adapter_partner_healthy",
+                    "partner",
+                    "",
                 )],
             ),
             panel(
                 "Effective weights",
                 TimeSeries,
                 "short",
-                &[q(
-                    r#"clearing_adapter_partner_effective_weight{namespace=~"$namespace"}"#,
-                    "{{name}} {{partner}}",
+                &[per_resource(
+                    "clearing_adapter_partner_effective_weight",
+                    "{{partner}}",
                 )],
             ),
             panel(
@@ -105,14 +106,8 @@ pub const DASHBOARD: &[Row] = &[
                 TimeSeries,
                 "short",
                 &[
-                    q(
-                        r#"clearing_adapter_partner_drained{namespace=~"$namespace"}"#,
-                        "{{name}} {{partner}} drained",
-                    ),
-                    q(
-                        r#"clearing_adapter_partners_all_down{namespace=~"$namespace"}"#,
-                        "{{name}} all down",
-                    ),
+                    per_resource("clearing_adapter_partner_drained", "{{partner}} drained"),
+                    per_resource("clearing_adapter_partners_all_down", "all down"),
                 ],
             ),
         ],

@@ -24,11 +24,7 @@ pub const MIN_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 impl SpecRules for ClearingAdapterSpec {
     /// Every problem with a resource's name and spec; empty when it can be realised.
     fn errors(&self, name: &str) -> Vec<FieldError> {
-        let mut errors = FieldErrors::default();
-        errors.push(
-            "metadata.name",
-            validation::resource_name(name, LONGEST_SUFFIX),
-        );
+        let mut errors = FieldErrors::for_resource(name, LONGEST_SUFFIX);
         errors.in_range("spec.replicas", self.replicas, 1..=100);
         partners(&mut errors, &self.config.banking_partners);
 

@@ -1,11 +1,15 @@
-//! Pure builders for the children every operator writes the same way: metadata, a Service
-//! of named ports, a disruption budget, an autoscaler on a Deployment. An operator's
+//! Pure builders for the children every operator writes the same way: metadata, a
+//! Deployment and its pod template, a Service of named ports, a disruption budget, an
+//! autoscaler on a Deployment. An operator's
 //! `resources/` builder then states only its domain (which ports, which floor, which
 //! metrics). The selector is always passed in: a Deployment's selector cannot change, so
 //! each operator keeps the one its pods have carried from the start.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
     HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource,
@@ -13,7 +17,8 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ObjectFieldSelector, SecretKeySelector, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, SecretKeySelector, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -49,6 +54,14 @@ pub struct WorkloadDefaults {
 }
 
 impl WorkloadDefaults {
+    /// Labels of a child: the operator's `defaultLabels`, then the resource's `own` (which
+    /// win). The standard `app.kubernetes.io/*` ones are added when it is applied.
+    pub fn labels<K: Into<String>>(&self, own: impl IntoIterator<Item = (K, String)>) -> Labels {
+        let mut labels = self.default_labels.clone();
+        labels.extend(own.into_iter().map(|(k, v)| (k.into(), v)));
+        labels
+    }
+
     /// The resources of a workload: the spec's, else the operator's config's
     /// (`defaultResources`), else the operator's own `fallback`.
     pub fn resources(
@@ -182,6 +195,12 @@ pub fn read_only_mount(name: &str, path: &str) -> VolumeMount {
     }
 }
 
+/// The pods of one resource by the seeds' `app` label (its name): what PaymentService and
+/// TradingAlgorithm pods have carried from the start.
+pub fn app_selector(name: &str) -> Labels {
+    Labels::from([("app".to_string(), name.to_string())])
+}
+
 /// The pods of one resource: `app.kubernetes.io/name` (the operand) and
 /// `app.kubernetes.io/instance` (the resource's name).
 pub fn instance_selector(app_name: &str, instance: &str) -> Labels {
@@ -204,6 +223,66 @@ pub fn named_port(name: &str, port: i32) -> ServicePort {
         protocol: Some("TCP".into()),
         ..ServicePort::default()
     }
+}
+
+/// A Deployment: its metadata and spec (see [`deployment_spec`]).
+pub fn deployment(meta: ObjectMeta, spec: DeploymentSpec) -> Deployment {
+    Deployment {
+        metadata: meta,
+        spec: Some(spec),
+        ..Deployment::default()
+    }
+}
+
+/// What a Deployment runs: `replicas` pods (`None` while an autoscaler owns the count) from
+/// `template`, selected by `selector` (immutable: the one the pods have always carried),
+/// replaced as `strategy` says (`None`: Kubernetes' default).
+pub fn deployment_spec(
+    replicas: Option<i32>,
+    selector: Labels,
+    strategy: Option<DeploymentStrategy>,
+    template: PodTemplateSpec,
+) -> DeploymentSpec {
+    DeploymentSpec {
+        replicas,
+        selector: LabelSelector {
+            match_labels: Some(selector),
+            ..LabelSelector::default()
+        },
+        strategy,
+        template,
+        ..DeploymentSpec::default()
+    }
+}
+
+/// A rolling update that starts at most `max_surge` pods beyond the count and lets at most
+/// `max_unavailable` be missing while it rolls.
+pub fn rolling_update(max_surge: IntOrString, max_unavailable: IntOrString) -> DeploymentStrategy {
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(max_surge),
+            max_unavailable: Some(max_unavailable),
+        }),
+    }
+}
+
+/// A pod template: the pods' labels and annotations (see [`config_hash`]), and the pod.
+pub fn pod_template(labels: Labels, annotations: Labels, spec: PodSpec) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(spec),
+    }
+}
+
+/// The pod annotations that carry `hash`, the hash of what the pods were started with
+/// ([`CONFIG_HASH_ANNOTATION`]).
+pub fn config_hash(hash: impl Into<String>) -> Labels {
+    BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), hash.into())])
 }
 
 /// A ClusterIP Service in front of the pods `selector` selects: reachable inside the

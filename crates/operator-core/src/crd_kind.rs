@@ -90,15 +90,15 @@ pub type Convert = fn(Value, &str) -> Result<Value, String>;
 pub struct ServedResource {
     /// The kind, as its type declares it.
     pub resource: CrdKind,
-    /// Whether the object (as JSON) has converged: its status says it runs as specified.
-    pub converged: fn(&Value) -> bool,
+    /// When an object of it has converged: its status says it runs as specified.
+    pub converged: Converged,
     /// The conversion between its versions, on the webhook's `/convert`.
     pub convert: Option<Convert>,
 }
 
 impl ServedResource {
     /// The custom resource type `K`, converged when `converged` says so.
-    pub const fn of<K: CustomResourceExt>(converged: fn(&Value) -> bool) -> Self {
+    pub const fn of<K: CustomResourceExt>(converged: Converged) -> Self {
         Self {
             resource: CrdKind::of::<K>(),
             converged,
@@ -116,5 +116,29 @@ impl ServedResource {
         self.resource.crd = crd;
         self.convert = Some(convert);
         self
+    }
+}
+
+/// What "converged" means for an object of a served kind, read from its status as JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Converged {
+    /// Its `Ready` condition is `True`.
+    Ready,
+    /// Its `Ready` condition is `True` and its `phase` is this one.
+    ReadyIn(&'static str),
+}
+
+impl Converged {
+    /// Whether `obj` (as JSON) has converged.
+    pub fn check(self, obj: &Value) -> bool {
+        let ready = obj["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        match self {
+            Self::Ready => ready,
+            Self::ReadyIn(phase) => ready && obj["status"]["phase"] == phase,
+        }
     }
 }

@@ -19,8 +19,51 @@ pub enum PanelKind {
 /// One PromQL query of a panel, and the legend of its series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Query {
-    pub expr: &'static str,
+    pub expr: Expr,
     pub legend: &'static str,
+}
+
+/// What a query asks Prometheus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expr {
+    /// PromQL as written.
+    PromQl(&'static str),
+    /// An operator's per-resource series (labelled `namespace` and `name`, and `by` where it
+    /// has one more, such as `partner`) in the dashboard's namespaces, one series per resource
+    /// however many replicas export it.
+    PerResource {
+        metric: &'static str,
+        by: Option<&'static str>,
+    },
+}
+
+impl Query {
+    /// The PromQL Grafana sends.
+    pub fn promql(&self) -> String {
+        match self.expr {
+            Expr::PromQl(expr) => expr.to_string(),
+            Expr::PerResource { metric, by } => {
+                let by = by.map(|label| format!(", {label}")).unwrap_or_default();
+                format!(r#"max by (namespace, name{by}) ({metric}{{namespace=~"$namespace"}})"#)
+            }
+        }
+    }
+
+    /// The legend Grafana shows: a per-resource series is named `<namespace>/<name>`, then
+    /// its extra label, then what the query calls it.
+    pub fn legend(&self) -> String {
+        match self.expr {
+            Expr::PromQl(_) => self.legend.to_string(),
+            Expr::PerResource { by, .. } => {
+                let by = by
+                    .map(|label| format!(" {{{{{label}}}}}"))
+                    .unwrap_or_default();
+                format!("{{{{namespace}}}}/{{{{name}}}}{by} {}", self.legend)
+                    .trim_end()
+                    .to_string()
+            }
+        }
+    }
 }
 
 /// One panel: a title, how it shows, the unit of its values (Grafana's unit ids: `s`,
@@ -42,7 +85,30 @@ pub struct Row {
 
 /// A query and its legend.
 pub const fn q(expr: &'static str, legend: &'static str) -> Query {
-    Query { expr, legend }
+    Query {
+        expr: Expr::PromQl(expr),
+        legend,
+    }
+}
+
+/// An operator's per-resource series ([`Expr::PerResource`]); `what` follows the resource in
+/// the legend.
+pub const fn per_resource(metric: &'static str, what: &'static str) -> Query {
+    Query {
+        expr: Expr::PerResource { metric, by: None },
+        legend: what,
+    }
+}
+
+/// A per-resource series with one more label, `by` ([`Expr::PerResource`]).
+pub const fn per_resource_by(metric: &'static str, by: &'static str, what: &'static str) -> Query {
+    Query {
+        expr: Expr::PerResource {
+            metric,
+            by: Some(by),
+        },
+        legend: what,
+    }
 }
 
 /// A panel.
@@ -355,8 +421,8 @@ fn render_panel(p: &Panel, id: usize, x: u32, y: u32, width: u32) -> Value {
             json!({
                 "refId": char::from(b'A' + i as u8).to_string(),
                 "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                "expr": query.expr,
-                "legendFormat": query.legend,
+                "expr": query.promql(),
+                "legendFormat": query.legend(),
                 "instant": p.kind == Table,
                 "format": if p.kind == Table { "table" } else { "time_series" },
             })
@@ -500,12 +566,28 @@ mod tests {
     }
 
     #[test]
+    fn a_per_resource_series_is_one_per_resource_in_the_chosen_namespaces() {
+        let q = per_resource("widget_size", "size");
+        assert_eq!(
+            q.promql(),
+            r#"max by (namespace, name) (widget_size{namespace=~"$namespace"})"#
+        );
+        assert_eq!(q.legend(), "{{namespace}}/{{name}} size");
+        let q = per_resource_by("widget_part_up", "part", "");
+        assert_eq!(
+            q.promql(),
+            r#"max by (namespace, name, part) (widget_part_up{namespace=~"$namespace"})"#
+        );
+        assert_eq!(q.legend(), "{{namespace}}/{{name}} {{part}}");
+    }
+
+    #[test]
     fn the_controller_panels_read_only_series_the_runtime_exports() {
         let exported = Metrics::new().series_names();
         for row in CONTROLLER_ROWS {
             for p in row.panels {
                 for query in p.queries {
-                    for name in promql_metric_names(query.expr) {
+                    for name in promql_metric_names(&query.promql()) {
                         assert!(
                             exported.contains(&name),
                             "{}: {name} is not exported",

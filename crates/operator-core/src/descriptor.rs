@@ -5,9 +5,8 @@
 
 use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use serde_json::Value;
 
-pub use crate::crd_kind::ServedResource;
+pub use crate::crd_kind::{Converged, ServedResource};
 use crate::metrics::{Metrics, RestClientLayer};
 use crate::runtime::config::RuntimeConfig;
 use crate::runtime::{OperatorBinary, Runtime, RuntimeError, run, shutdown_signal, telemetry};
@@ -36,6 +35,44 @@ pub struct OperatorDescriptor {
     pub demo_settings: &'static str,
     /// The load `cargo xtask bench` puts on it.
     pub bench: BenchWorkload,
+}
+
+/// Declares an operator crate's `BINARY` (`binary: (field manager, config section, the type
+/// of its own fields there)`; see [`crate::operator_binary!`]), `IDENTITY` and `OPERATOR`. The rest of
+/// the descriptor comes from the crate's layout, the same in every operator:
+/// `metrics::DASHBOARD`, `admission::ADMISSION` and `bench::WORKLOAD`; `metrics` names the
+/// type in `metrics.rs` whose `register` adds the domain series.
+#[macro_export]
+macro_rules! operator {
+    (
+        binary: ($manager:literal, $section:literal, $settings:expr $(,)?),
+        resources: $resources:expr,
+        controllers: $controllers:expr,
+        metrics: $metrics:ty
+        $(, demo_settings: $demo:literal)? $(,)?
+    ) => {
+        /// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
+        /// reporter), its section of the config file, and the type of its own fields there.
+        pub const BINARY: $crate::runtime::OperatorBinary =
+            $crate::operator_binary!($manager, $section, $settings);
+
+        /// Who the operator is to the API server.
+        pub const IDENTITY: $crate::OperatorIdentity = BINARY.identity;
+
+        /// The operator, as its binary and the project's tooling run it.
+        pub const OPERATOR: $crate::OperatorDescriptor = $crate::OperatorDescriptor {
+            binary: BINARY,
+            resources: $resources,
+            controllers: $controllers,
+            metrics: |registry| _ = <$metrics>::register(registry),
+            dashboard: metrics::DASHBOARD,
+            admission: admission::ADMISSION,
+            demo_settings: $crate::operator!(@demo $($demo)?),
+            bench: bench::WORKLOAD,
+        };
+    };
+    (@demo) => { "" };
+    (@demo $demo:literal) => { $demo };
 }
 
 impl OperatorDescriptor {
@@ -99,13 +136,4 @@ impl std::fmt::Debug for OperatorDescriptor {
             .field("binary", &self.binary_name())
             .finish_non_exhaustive()
     }
-}
-
-/// Whether a status (as JSON) has `Ready=True`.
-pub fn is_ready(obj: &Value) -> bool {
-    obj["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }

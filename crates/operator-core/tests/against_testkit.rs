@@ -129,10 +129,7 @@ async fn converged_children_cost_no_write_and_drift_is_repaired() -> Result<()> 
         .metadata
         .labels
         .unwrap_or_default();
-    assert_eq!(
-        labels.get("app.kubernetes.io/part-of").map(String::as_str),
-        Some("payments-engine")
-    );
+    assert_eq!(labels["app.kubernetes.io/part-of"], "payments-engine");
 
     // Someone deletes the child: it comes back.
     cms.delete("w-config", &DeleteParams::default()).await?;

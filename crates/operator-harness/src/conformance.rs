@@ -107,7 +107,7 @@ impl Subject {
                 .resources(harness)
                 .unwrap_or_default()
                 .iter()
-                .filter(|r| (served.converged)(r))
+                .filter(|r| served.converged.check(r))
                 .count(),
             Err(_) => 0,
         }

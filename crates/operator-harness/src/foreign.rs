@@ -323,7 +323,7 @@ pub async fn foreign_objects_are_never_touched(
     until_nothing_missing("the probe converging", stage, || async {
         let now = get(probe_name.clone()).await?;
         Ok(
-            (!now.as_ref().is_some_and(|p| (served.converged)(p))).then(|| {
+            (!now.as_ref().is_some_and(|p| served.converged.check(p))).then(|| {
                 format!(
                     "status {}",
                     now.map_or(Value::Null, |p| p["status"].clone())

@@ -25,11 +25,11 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service, ServiceAccount}
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use operator_core::descriptor::{ServedResource, is_ready};
+use operator_core::descriptor::{Converged, ServedResource};
 use operator_core::prometheus::MetricsQuery;
+use operator_core::runtime::Runtime;
 use operator_core::runtime::config::OperatorSettings;
-use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity, Prune};
+use operator_core::{ChildKinds, ChildWatches, Prune};
 use serde::Deserialize;
 
 use crate::crd::PaymentService;
@@ -53,16 +53,15 @@ pub const ANNOTATIONS: &[ReadAnnotation] = &[
     },
 ];
 
-/// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
-/// reporter), its section of the config file, and the type of its own fields there.
-pub const BINARY: OperatorBinary = operator_core::operator_binary!(
-    "payment-service-operator",
-    "paymentService",
-    OperatorSettings::of::<Settings>()
-);
-
-/// Who the operator is to the API server.
-pub const IDENTITY: OperatorIdentity = BINARY.identity;
+operator_core::operator! {
+    binary: ("payment-service-operator", "paymentService", OperatorSettings::of::<Settings>()),
+    resources: &[ServedResource::of::<PaymentService>(Converged::ReadyIn("Running"))
+        .in_versions(crd::v1::crd, |object, version| {
+            crd::conversion::convert(object, version).map_err(|e| e.to_string())
+        })],
+    controllers: |rt| controllers(rt, rt.prometheus()),
+    metrics: PaymentMetrics,
+}
 
 /// The operator's own fields of its `paymentService:` config section, beside the workload
 /// defaults every operator reads.
@@ -81,23 +80,6 @@ impl Settings {
             .unwrap_or(resources::backup::FALLBACK_BACKUP_IMAGE)
     }
 }
-
-/// The operator, as its binary and the project's tooling run it.
-pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
-    binary: BINARY,
-    resources: &[ServedResource::of::<PaymentService>(|ps| {
-        is_ready(ps) && ps["status"]["phase"] == "Running"
-    })
-    .in_versions(crd::v1::crd, |object, version| {
-        crd::conversion::convert(object, version).map_err(|e| e.to_string())
-    })],
-    controllers: |rt| controllers(rt, rt.prometheus()),
-    metrics: |registry| _ = PaymentMetrics::register(registry),
-    dashboard: metrics::DASHBOARD,
-    admission: admission::ADMISSION,
-    demo_settings: "",
-    bench: bench::WORKLOAD,
-};
 
 /// The child kinds of a PaymentService, declared once: watched as metadata, owned, pruned.
 /// The backup claim is never pruned (it holds the exports); ServiceMonitors exist only

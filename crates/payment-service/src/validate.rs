@@ -23,25 +23,17 @@ pub const MAX_NAME_LENGTH_WITH_BACKUP: usize = 52 - BACKUP_SUFFIX.len();
 impl SpecRules for PaymentServiceSpec {
     /// Every problem with a resource's name and spec; empty when it can be realised.
     fn errors(&self, name: &str) -> Vec<FieldError> {
-        let mut errors = FieldErrors::default();
-
         let max_name = if self.backup().is_some() {
             MAX_NAME_LENGTH_WITH_BACKUP
         } else {
             MAX_NAME_LENGTH
         };
-        errors.push(
-            "metadata.name",
-            validation::resource_name(name, &"-".repeat(63 - max_name)),
-        );
+        let mut errors = FieldErrors::for_resource(name, &"-".repeat(63 - max_name));
         errors.push(
             "spec.version",
             validation::label_value(&self.version, false),
         );
-        errors.push("spec.image", validation::image_reference(&self.image));
-        if let Some(resources) = &self.resources {
-            validation::resource_requirements(&mut errors, "spec.resources", resources);
-        }
+        errors.container(&self.image, self.resources.as_ref());
         errors.in_range("spec.replicas", self.replicas, 0..=1000);
 
         if let Some(a) = &self.autoscaling {

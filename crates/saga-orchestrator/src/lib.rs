@@ -34,41 +34,23 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
-use operator_core::descriptor::{ServedResource, is_ready};
+use operator_core::descriptor::{Converged, ServedResource};
 use operator_core::monitoring::ServiceMonitor;
+use operator_core::runtime::Runtime;
 use operator_core::runtime::config::OperatorSettings;
-use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity};
+use operator_core::{ChildKinds, ChildWatches};
 
 use crate::crd::SagaOrchestrator;
 use crate::dependencies::{PaymentServiceView, PostgresClusterView, callers_of, users_of};
 use crate::metrics::SagaMetrics;
 use crate::reconcile::SagaOperator;
 
-/// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
-/// reporter), its section of the config file, and the type of its own fields there.
-pub const BINARY: OperatorBinary = operator_core::operator_binary!(
-    "saga-orchestrator-operator",
-    "sagaOrchestrator",
-    OperatorSettings::NONE
-);
-
-/// Who the operator is to the API server.
-pub const IDENTITY: OperatorIdentity = BINARY.identity;
-
-/// The operator, as its binary and the project's tooling run it.
-pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
-    binary: BINARY,
-    resources: &[ServedResource::of::<SagaOrchestrator>(|so| {
-        is_ready(so) && so["status"]["phase"] == "Running"
-    })],
-    controllers,
-    metrics: |registry| _ = SagaMetrics::register(registry),
-    dashboard: metrics::DASHBOARD,
-    admission: admission::ADMISSION,
-    demo_settings: "",
-    bench: bench::WORKLOAD,
-};
+operator_core::operator! {
+    binary: ("saga-orchestrator-operator", "sagaOrchestrator", OperatorSettings::NONE),
+    resources: &[ServedResource::of::<SagaOrchestrator>(Converged::ReadyIn("Running"))],
+    controllers: controllers,
+    metrics: SagaMetrics,
+}
 
 /// The child kinds of a SagaOrchestrator, declared once: watched as metadata, owned, pruned.
 /// ServiceMonitors exist only where the Prometheus Operator is installed.

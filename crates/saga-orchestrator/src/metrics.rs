@@ -9,7 +9,7 @@ use operator_core::metrics::{Metrics, ResourceGauge};
 use crate::crd::{SagaOrchestrator, SagaOrchestratorStatus};
 use crate::definitions::InFlight;
 use operator_core::dashboard::PanelKind::{Table, TimeSeries};
-use operator_core::dashboard::{Row, panel, q};
+use operator_core::dashboard::{Row, panel, per_resource};
 
 /// Each orchestrator's definitions, the services its steps call, and its sagas in flight.
 pub const DASHBOARD: &[Row] = &[Row {
@@ -20,32 +20,23 @@ pub const DASHBOARD: &[Row] = &[Row {
             Table,
             "short",
             &[
-                q(
-                    r#"max by (namespace, name) (saga_orchestrator_definitions_valid{namespace=~"$namespace"})"#,
-                    "{{namespace}}/{{name}} definitions valid",
-                ),
-                q(
-                    r#"max by (namespace, name) (saga_orchestrator_dependencies_ready{namespace=~"$namespace"})"#,
-                    "{{namespace}}/{{name}} dependencies ready",
-                ),
+                per_resource("saga_orchestrator_definitions_valid", "definitions valid"),
+                per_resource("saga_orchestrator_dependencies_ready", "dependencies ready"),
             ],
         ),
         panel(
             "Sagas in flight",
             TimeSeries,
             "short",
-            &[q(
-                r#"saga_orchestrator_instances_in_flight{namespace=~"$namespace"}"#,
-                "{{namespace}}/{{name}}",
-            )],
+            &[per_resource("saga_orchestrator_instances_in_flight", "")],
         ),
         panel(
             "Definition versions by state",
             TimeSeries,
             "short",
-            &[q(
-                r#"saga_orchestrator_definition_versions{namespace=~"$namespace"}"#,
-                "{{namespace}}/{{name}} {{state}}",
+            &[per_resource(
+                "saga_orchestrator_definition_versions",
+                "{{state}}",
             )],
         ),
     ],

@@ -18,15 +18,8 @@ pub const LONGEST_SUFFIX: &str = "-inflight";
 impl SpecRules for SagaOrchestratorSpec {
     /// Problems that refuse the whole spec.
     fn errors(&self, name: &str) -> Vec<FieldError> {
-        let mut errors = FieldErrors::default();
-        errors.push(
-            "metadata.name",
-            validation::resource_name(name, LONGEST_SUFFIX),
-        );
-        errors.push("spec.image", validation::image_reference(&self.image));
-        if let Some(resources) = &self.resources {
-            validation::resource_requirements(&mut errors, "spec.resources", resources);
-        }
+        let mut errors = FieldErrors::for_resource(name, LONGEST_SUFFIX);
+        errors.container(&self.image, self.resources.as_ref());
         errors.push(
             "spec.version",
             validation::label_value(&self.version, false),

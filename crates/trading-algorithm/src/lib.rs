@@ -28,10 +28,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::watcher;
-use operator_core::descriptor::{ServedResource, is_ready};
+use operator_core::descriptor::{Converged, ServedResource};
+use operator_core::runtime::Runtime;
 use operator_core::runtime::config::OperatorSettings;
-use operator_core::runtime::{OperatorBinary, Runtime};
-use operator_core::{ChildKinds, ChildWatches, OperatorDescriptor, OperatorIdentity};
+use operator_core::{ChildKinds, ChildWatches};
 
 use crate::crd::TradingAlgorithm;
 use crate::metrics::TradingMetrics;
@@ -46,27 +46,12 @@ pub const ANNOTATIONS: &[ReadAnnotation] = &[ReadAnnotation {
     valid: |_| true,
 }];
 
-/// The binary: its field manager (also `app.kubernetes.io/managed-by` and the event
-/// reporter), its section of the config file, and the type of its own fields there.
-pub const BINARY: OperatorBinary =
-    operator_core::operator_binary!("trading-operator", "trading", OperatorSettings::NONE);
-
-/// Who the operator is to the API server.
-pub const IDENTITY: OperatorIdentity = BINARY.identity;
-
-/// The operator, as its binary and the project's tooling run it.
-pub const OPERATOR: OperatorDescriptor = OperatorDescriptor {
-    binary: BINARY,
-    resources: &[ServedResource::of::<TradingAlgorithm>(|ta| {
-        is_ready(ta) && ta["status"]["phase"] == "Active"
-    })],
+operator_core::operator! {
+    binary: ("trading-operator", "trading", OperatorSettings::NONE),
+    resources: &[ServedResource::of::<TradingAlgorithm>(Converged::ReadyIn("Active"))],
     controllers: |rt| controllers(rt, STOP_TIMEOUT),
-    metrics: |registry| _ = TradingMetrics::register(registry),
-    dashboard: metrics::DASHBOARD,
-    admission: admission::ADMISSION,
-    demo_settings: "",
-    bench: bench::WORKLOAD,
-};
+    metrics: TradingMetrics,
+}
 
 /// How long a deletion waits for the algorithm's pods to stop before it goes ahead anyway.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);

@@ -10,7 +10,7 @@ use crate::crd::TradingAlgorithm;
 use crate::report::Report;
 use crate::risk::TradingState;
 use operator_core::dashboard::PanelKind::{Stat, Table, TimeSeries};
-use operator_core::dashboard::{Row, panel, q};
+use operator_core::dashboard::{Row, panel, per_resource, q};
 
 /// Seed 002's dashboard: how many algorithms run, and each one's trading day against its
 /// loss limit.
@@ -31,10 +31,7 @@ pub const DASHBOARD: &[Row] = &[Row {
             TimeSeries,
             "currencyUSD",
             &[
-                q(
-                    r#"trading_algorithm_daily_pnl{namespace=~"$namespace"}"#,
-                    "{{namespace}}/{{name}} P&L",
-                ),
+                per_resource("trading_algorithm_daily_pnl", "P&L"),
                 q(
                     r#"-trading_algorithm_daily_loss_limit{namespace=~"$namespace"}"#,
                     "{{namespace}}/{{name}} halts at",
@@ -45,19 +42,13 @@ pub const DASHBOARD: &[Row] = &[Row {
             "Trades today",
             TimeSeries,
             "short",
-            &[q(
-                r#"trading_algorithm_total_trades{namespace=~"$namespace"}"#,
-                "{{namespace}}/{{name}}",
-            )],
+            &[per_resource("trading_algorithm_total_trades", "")],
         ),
         panel(
             "Halted by the risk guard",
             Table,
             "short",
-            &[q(
-                r#"max by (namespace, name) (trading_algorithm_risk_halted{namespace=~"$namespace"})"#,
-                "{{namespace}}/{{name}}",
-            )],
+            &[per_resource("trading_algorithm_risk_halted", "")],
         ),
     ],
 }];

@@ -22,12 +22,7 @@ const LONGEST_CHILD_SUFFIX: &str = "-deployment";
 impl SpecRules for TradingAlgorithmSpec {
     /// Every problem with a resource's name and spec; empty when it can be realised.
     fn errors(&self, name: &str) -> Vec<FieldError> {
-        let mut errors = FieldErrors::default();
-
-        errors.push(
-            "metadata.name",
-            validation::resource_name(name, LONGEST_CHILD_SUFFIX),
-        );
+        let mut errors = FieldErrors::for_resource(name, LONGEST_CHILD_SUFFIX);
 
         let md = &self.market_data;
         errors.check(

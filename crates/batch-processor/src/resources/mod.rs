@@ -23,7 +23,5 @@ pub const WORKER_CONTAINER: &str = "worker";
 /// Labels on every child (the standard `app.kubernetes.io/*` ones are added when applied):
 /// the operator's `defaultLabels`, then the batch's own.
 pub fn child_labels(bp: &BatchProcessor, defaults: &WorkloadDefaults) -> BTreeMap<String, String> {
-    let mut labels = defaults.default_labels.clone();
-    labels.insert(BATCH_LABEL.into(), bp.name_any());
-    labels
+    defaults.labels([(BATCH_LABEL, bp.name_any())])
 }

@@ -160,10 +160,7 @@ mod tests {
         );
         assert!(rules[1].expr.ends_with("} > 172800"), "{}", rules[1].expr);
         for r in rules {
-            assert_eq!(
-                r.labels.get("alert_email").map(String::as_str),
-                Some("ops@payments.io")
-            );
+            assert_eq!(r.labels["alert_email"], "ops@payments.io");
             assert!(r.annotations["runbook_url"].starts_with(&format!(
                 "{}#batch-run-",
                 operator_core::monitoring::RUNBOOK_BASE

@@ -8,13 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     Affinity, Container, EnvVar, HTTPGetAction, KeyToPath, PodAffinityTerm, PodAntiAffinity,
-    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SecretProjection,
-    TopologySpreadConstraint, Volume, VolumeProjection, WeightedPodAffinityTerm,
+    PodSpec, Probe, ProjectedVolumeSource, SecretProjection, TopologySpreadConstraint, Volume,
+    VolumeProjection, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -22,8 +20,8 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{
-    CONFIG_HASH_ANNOTATION, config_map_volume, container_port, env, env_from_field,
-    read_only_mount, tmp_mount, tmp_volume,
+    CONFIG_HASH_ANNOTATION, config_map_volume, container_port, deployment, deployment_spec, env,
+    env_from_field, meta, pod_template, read_only_mount, rolling_update, tmp_mount, tmp_volume,
 };
 use operator_core::pod_security::restricted_container_security;
 
@@ -213,60 +211,40 @@ pub fn desired_deployment(
         ),
         ("prometheus.io/path".to_string(), "/metrics".to_string()),
     ]);
-    Deployment {
-        metadata: ObjectMeta {
-            name: Some(ca.name_any()),
-            labels: Some(labels.clone()),
-            annotations: Some(BTreeMap::from([(
-                "payments.io/processor-type".to_string(),
-                spec.processor_type.as_str().to_string(),
-            )])),
-            ..ObjectMeta::default()
-        },
-        spec: Some(DeploymentSpec {
-            replicas,
-            selector: LabelSelector {
-                match_labels: Some(selector(ca)),
-                ..LabelSelector::default()
-            },
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_unavailable: Some(IntOrString::String("25%".into())),
-                    max_surge: Some(IntOrString::String("25%".into())),
-                }),
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    annotations: Some(annotations),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: CONTAINER.into(),
-                        image: Some(image.into()),
-                        ports: Some(ports),
-                        env: Some(adapter_env(ca)),
-                        resources: Some(spec.resources.clone()),
-                        liveness_probe: Some(http_probe(format!("{health}/live"), 30, 10, 5)),
-                        readiness_probe: Some(http_probe(format!("{health}/ready"), 5, 5, 3)),
-                        volume_mounts: Some(mounts),
-                        security_context: Some(restricted_container_security()),
-                        ..Container::default()
-                    }],
-                    volumes: Some(volumes),
-                    security_context: Some(pod_security),
-                    automount_service_account_token: Some(false),
-                    // The pods finish in-flight payments within the drain timeout.
-                    termination_grace_period_seconds: Some(drain_seconds.max(30) + 5),
-                    affinity,
-                    topology_spread_constraints,
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
-        }),
-        ..Deployment::default()
-    }
+    let pod = PodSpec {
+        containers: vec![Container {
+            name: CONTAINER.into(),
+            image: Some(image.into()),
+            ports: Some(ports),
+            env: Some(adapter_env(ca)),
+            resources: Some(spec.resources.clone()),
+            liveness_probe: Some(http_probe(format!("{health}/live"), 30, 10, 5)),
+            readiness_probe: Some(http_probe(format!("{health}/ready"), 5, 5, 3)),
+            volume_mounts: Some(mounts),
+            security_context: Some(restricted_container_security()),
+            ..Container::default()
+        }],
+        volumes: Some(volumes),
+        security_context: Some(pod_security),
+        automount_service_account_token: Some(false),
+        // The pods finish in-flight payments within the drain timeout.
+        termination_grace_period_seconds: Some(drain_seconds.max(30) + 5),
+        affinity,
+        topology_spread_constraints,
+        ..PodSpec::default()
+    };
+    let metadata = ObjectMeta {
+        annotations: Some(BTreeMap::from([(
+            "payments.io/processor-type".to_string(),
+            spec.processor_type.as_str().to_string(),
+        )])),
+        ..meta(ca.name_any(), labels.clone())
+    };
+    let quarter = || IntOrString::String("25%".into());
+    let strategy = rolling_update(quarter(), quarter());
+    let template = pod_template(labels, annotations, pod);
+    deployment(
+        metadata,
+        deployment_spec(replicas, selector(ca), Some(strategy), template),
+    )
 }

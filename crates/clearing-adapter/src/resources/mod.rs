@@ -47,17 +47,12 @@ pub fn selector_string(ca: &ClearingAdapter) -> String {
 /// Labels of every child and pod: the operator's `defaultLabels`, the selector, and the
 /// seed's component (the processor type) and part-of.
 pub fn child_labels(ca: &ClearingAdapter, defaults: &WorkloadDefaults) -> BTreeMap<String, String> {
-    let mut labels = defaults.default_labels.clone();
-    labels.extend(selector(ca));
-    labels.insert(
-        "app.kubernetes.io/component".into(),
-        ca.spec.processor_type.as_str().into(),
-    );
-    labels.insert(
-        "app.kubernetes.io/part-of".into(),
-        operator_core::apply::PART_OF.into(),
-    );
-    labels
+    let component = ca.spec.processor_type.as_str().to_string();
+    let part_of = operator_core::apply::PART_OF.to_string();
+    defaults.labels(selector(ca).into_iter().chain([
+        ("app.kubernetes.io/component".to_string(), component),
+        ("app.kubernetes.io/part-of".to_string(), part_of),
+    ]))
 }
 
 /// Everything one adapter should have this pass.

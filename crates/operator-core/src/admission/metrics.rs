@@ -153,6 +153,7 @@ impl WebhookMetrics {
 
 #[cfg(test)]
 mod tests {
+    use crate::descriptor::Converged;
     use serde_json::json;
 
     use super::Outcome;
@@ -180,7 +181,7 @@ mod tests {
             object["apiVersion"] = json!(version);
             Ok(object)
         }),
-        ..ServedResource::of::<Widget>(|_| true)
+        ..ServedResource::of::<Widget>(Converged::Ready)
     }];
 
     fn conversion(size: i64) -> Vec<u8> {

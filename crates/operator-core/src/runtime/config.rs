@@ -471,32 +471,14 @@ impl RuntimeConfig {
             (OUT_OF_CLUSTER_ADMIN, OUT_OF_CLUSTER_ADMIN)
         };
 
-        let endpoint = |flag: &Option<String>,
-                        flag_name: &str,
-                        section: &Option<EndpointSection>,
-                        field: &str,
-                        default: &str| {
-            if let Some(value) = flag {
-                return parse_bind_address(value).map_err(|m| invalid(flag_name, m));
-            }
-            let section = section.clone().unwrap_or_default();
-            if section.enabled == Some(false) {
-                return Ok(None);
-            }
-            match section.bind_address {
-                Some(value) => parse_bind_address(&value)
-                    .map_err(|m| invalid(&format!("operator.{field}.bindAddress"), m)),
-                None => parse_bind_address(default).map_err(|m| invalid(flag_name, m)),
-            }
-        };
-        let health_address = endpoint(
+        let health_address = bind_address(
             &flags.health_probe_bind_address,
             "--health-probe-bind-address",
             &op.health,
             "health",
             health_default,
         )?;
-        let metrics_address = endpoint(
+        let metrics_address = bind_address(
             &flags.metrics_bind_address,
             "--metrics-bind-address",
             &op.metrics,
@@ -513,68 +495,9 @@ impl RuntimeConfig {
             ));
         }
 
-        let asked_for_webhook = flags.webhook_bind_address.is_some()
-            || op
-                .webhook
-                .as_ref()
-                .is_some_and(|w| w.enabled == Some(true) || w.bind_address.is_some());
-        let webhook_section = op.webhook.clone().unwrap_or_default();
-        let webhook_endpoint = EndpointSection {
-            bind_address: webhook_section.bind_address.clone(),
-            enabled: webhook_section.enabled,
-        };
-        let webhook = match endpoint(
-            &flags.webhook_bind_address,
-            "--webhook-bind-address",
-            &Some(webhook_endpoint),
-            "webhook",
-            ":9443",
-        )?
-        .filter(|_| in_cluster || asked_for_webhook)
-        {
-            None => None,
-            Some(address) => {
-                let certificate = match &flags.webhook_cert_dir {
-                    Some(dir) => WebhookCertificate::Files(dir.clone()),
-                    None => {
-                        let namespace = env("POD_NAMESPACE").or_else(|| op.namespace.clone()).ok_or_else(|| {
-                            invalid("POD_NAMESPACE", "the webhook's own certificate lives in a Secret of the operator's namespace: set POD_NAMESPACE (from the downward API) or operator.namespace, or pass --webhook-cert-dir")
-                        })?;
-                        WebhookCertificate::SelfManaged(
-                            crate::admission::SelfManagedCertificates::new(
-                                binary.identity,
-                                &namespace,
-                                &webhook_section.hosts,
-                            ),
-                        )
-                    }
-                };
-                Some(WebhookConfig {
-                    address,
-                    certificate,
-                })
-            }
-        };
+        let webhook = webhook_config(flags, op, binary, in_cluster, &env)?;
 
-        let election = op.leader_election.clone().unwrap_or_default();
-        let elect = flags.leader_elect.or(election.enabled).unwrap_or(false);
-        let leader_election = if elect {
-            let namespace = env("POD_NAMESPACE")
-                .or_else(|| op.namespace.clone())
-                .ok_or_else(|| invalid("POD_NAMESPACE", "leader election needs the namespace of its Lease: set POD_NAMESPACE (from the downward API) or operator.namespace"))?;
-            let identity = env("POD_NAME")
-                .unwrap_or_else(|| format!("{manager}-{:08x}", rand::random::<u32>()));
-            Some(LeaderElectionConfig {
-                lease_name: election.id.unwrap_or_else(|| format!("{manager}-leader")),
-                namespace,
-                identity,
-                lease_duration: Duration::from_secs(15),
-                renew_deadline: Duration::from_secs(10),
-                retry_period: Duration::from_secs(2),
-            })
-        } else {
-            None
-        };
+        let leader_election = leader_election_config(flags, op, manager, &env)?;
         let prometheus = match &op.prometheus {
             Some(section) => Some(prometheus_settings(section)?),
             None => None,
@@ -593,6 +516,105 @@ impl RuntimeConfig {
             clock: crate::Clock::default(),
         })
     }
+}
+
+/// An endpoint's address: its flag, else its section's `bindAddress` (`None` when the
+/// section disables it), else `default`.
+fn bind_address(
+    flag: &Option<String>,
+    flag_name: &str,
+    section: &Option<EndpointSection>,
+    field: &str,
+    default: &str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    if let Some(value) = flag {
+        return parse_bind_address(value).map_err(|m| invalid(flag_name, m));
+    }
+    let section = section.clone().unwrap_or_default();
+    if section.enabled == Some(false) {
+        return Ok(None);
+    }
+    match section.bind_address {
+        Some(value) => parse_bind_address(&value)
+            .map_err(|m| invalid(&format!("operator.{field}.bindAddress"), m)),
+        None => parse_bind_address(default).map_err(|m| invalid(flag_name, m)),
+    }
+}
+
+/// The admission webhook's listener and certificate: served in a cluster, or wherever the
+/// flags or the file ask for it.
+fn webhook_config(
+    flags: &Flags,
+    op: &OperatorSection,
+    binary: &OperatorBinary,
+    in_cluster: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<WebhookConfig>, ConfigError> {
+    let asked_for_webhook = flags.webhook_bind_address.is_some()
+        || op
+            .webhook
+            .as_ref()
+            .is_some_and(|w| w.enabled == Some(true) || w.bind_address.is_some());
+    let webhook_section = op.webhook.clone().unwrap_or_default();
+    let webhook_endpoint = EndpointSection {
+        bind_address: webhook_section.bind_address.clone(),
+        enabled: webhook_section.enabled,
+    };
+    let address = bind_address(
+        &flags.webhook_bind_address,
+        "--webhook-bind-address",
+        &Some(webhook_endpoint),
+        "webhook",
+        ":9443",
+    )?
+    .filter(|_| in_cluster || asked_for_webhook);
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    let certificate = match &flags.webhook_cert_dir {
+        Some(dir) => WebhookCertificate::Files(dir.clone()),
+        None => {
+            let namespace = env("POD_NAMESPACE").or_else(|| op.namespace.clone()).ok_or_else(|| {
+                invalid("POD_NAMESPACE", "the webhook's own certificate lives in a Secret of the operator's namespace: set POD_NAMESPACE (from the downward API) or operator.namespace, or pass --webhook-cert-dir")
+            })?;
+            WebhookCertificate::SelfManaged(crate::admission::SelfManagedCertificates::new(
+                binary.identity,
+                &namespace,
+                &webhook_section.hosts,
+            ))
+        }
+    };
+    Ok(Some(WebhookConfig {
+        address,
+        certificate,
+    }))
+}
+
+/// The Lease this replica campaigns for, when leader election is on.
+fn leader_election_config(
+    flags: &Flags,
+    op: &OperatorSection,
+    manager: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<LeaderElectionConfig>, ConfigError> {
+    let election = op.leader_election.clone().unwrap_or_default();
+    let elect = flags.leader_elect.or(election.enabled).unwrap_or(false);
+    if !elect {
+        return Ok(None);
+    }
+    let namespace = env("POD_NAMESPACE")
+        .or_else(|| op.namespace.clone())
+        .ok_or_else(|| invalid("POD_NAMESPACE", "leader election needs the namespace of its Lease: set POD_NAMESPACE (from the downward API) or operator.namespace"))?;
+    let identity =
+        env("POD_NAME").unwrap_or_else(|| format!("{manager}-{:08x}", rand::random::<u32>()));
+    Ok(Some(LeaderElectionConfig {
+        lease_name: election.id.unwrap_or_else(|| format!("{manager}-leader")),
+        namespace,
+        identity,
+        lease_duration: Duration::from_secs(15),
+        renew_deadline: Duration::from_secs(10),
+        retry_period: Duration::from_secs(2),
+    }))
 }
 
 fn prometheus_settings(

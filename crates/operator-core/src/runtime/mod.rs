@@ -363,56 +363,8 @@ where
         "operator starting"
     );
     let readiness = Readiness::default();
-    let mut tasks = Tasks(Vec::new());
-    let secured = config
-        .metrics_secure
-        .then(|| metrics_access::MetricsAccess::new(client.clone()));
-    for endpoint in admin::endpoints(
-        config.health_address,
-        config.metrics_address,
-        readiness.clone(),
-        metrics.clone(),
-        secured,
-    ) {
-        let address = endpoint.address;
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|source| RuntimeError::Bind { address, source })?;
-        let bound = listener.local_addr().unwrap_or(address);
-        let serves = endpoint.serves;
-        tracing::info!(address = %bound, serves, secure = endpoint.secure, "admin endpoints listening");
-        let served = if endpoint.secure {
-            let tls = metrics_access::serving_certificate()
-                .and_then(|c| c.server_config().map_err(|e| e.to_string()))
-                .map_err(|why| RuntimeError::Bind {
-                    address,
-                    source: std::io::Error::other(format!("the metrics certificate: {why}")),
-                })?;
-            let tls = tokio_rustls::TlsAcceptor::from(tls);
-            tokio::spawn(serving::serve_upgraded(
-                listener,
-                endpoint.router,
-                stop.clone(),
-                move |stream| {
-                    let tls = tls.clone();
-                    async move { tls.accept(stream).await.ok() }
-                },
-            ))
-        } else {
-            tokio::spawn(serving::serve(listener, endpoint.router, stop.clone()))
-        };
-        tasks.0.push(served.abort_handle());
-    }
-    let server = tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version())
-        .await
-        .map_err(|_| RuntimeError::Unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-        .map_err(|e| RuntimeError::Unreachable(e.to_string()))?;
-    match versions::check(&server).map_err(RuntimeError::UntestedServer)? {
-        versions::ServerVersion::Tested => {
-            tracing::info!(version = %server.git_version, "connected to the API server");
-        }
-        versions::ServerVersion::Newer(warning) => tracing::warn!("{warning}"),
-    }
+    let mut tasks = serve_admin_endpoints(&client, &config, &readiness, &metrics, &stop).await?;
+    connect(&client).await?;
     readiness.set_connected();
 
     // Leadership, as the campaign publishes it; `release` tells the campaign to give the
@@ -493,6 +445,75 @@ where
         (Ok(()), Some(lease)) if lost_lease => Err(leader::LeaseError::Lost(lease).into()),
         (result, _) => result,
     }
+}
+
+/// Serves health, readiness and metrics (with TLS and token review when `metricsSecure` is
+/// on) until `stop`; the tasks stop when dropped.
+async fn serve_admin_endpoints(
+    client: &kube::Client,
+    config: &RuntimeConfig,
+    readiness: &Readiness,
+    metrics: &Metrics,
+    stop: &watch::Receiver<bool>,
+) -> Result<Tasks, RuntimeError> {
+    // Dropped on an error: what already serves stops.
+    let mut tasks = Tasks(Vec::new());
+    let secured = config
+        .metrics_secure
+        .then(|| metrics_access::MetricsAccess::new(client.clone()));
+    for endpoint in admin::endpoints(
+        config.health_address,
+        config.metrics_address,
+        readiness.clone(),
+        metrics.clone(),
+        secured,
+    ) {
+        let address = endpoint.address;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| RuntimeError::Bind { address, source })?;
+        let bound = listener.local_addr().unwrap_or(address);
+        let serves = endpoint.serves;
+        tracing::info!(address = %bound, serves, secure = endpoint.secure, "admin endpoints listening");
+        let served = if endpoint.secure {
+            let tls = metrics_access::serving_certificate()
+                .and_then(|c| c.server_config().map_err(|e| e.to_string()))
+                .map_err(|why| RuntimeError::Bind {
+                    address,
+                    source: std::io::Error::other(format!("the metrics certificate: {why}")),
+                })?;
+            let tls = tokio_rustls::TlsAcceptor::from(tls);
+            tokio::spawn(serving::serve_upgraded(
+                listener,
+                endpoint.router,
+                stop.clone(),
+                move |stream| {
+                    let tls = tls.clone();
+                    async move { tls.accept(stream).await.ok() }
+                },
+            ))
+        } else {
+            tokio::spawn(serving::serve(listener, endpoint.router, stop.clone()))
+        };
+        tasks.0.push(served.abort_handle());
+    }
+    Ok(tasks)
+}
+
+/// Asks the API server its version, within CONNECT_TIMEOUT: refuses a version the
+/// operator was not tested on, warns on a newer one.
+async fn connect(client: &kube::Client) -> Result<(), RuntimeError> {
+    let server = tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version())
+        .await
+        .map_err(|_| RuntimeError::Unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|e| RuntimeError::Unreachable(e.to_string()))?;
+    match versions::check(&server).map_err(RuntimeError::UntestedServer)? {
+        versions::ServerVersion::Tested => {
+            tracing::info!(version = %server.git_version, "connected to the API server");
+        }
+        versions::ServerVersion::Newer(warning) => tracing::warn!("{warning}"),
+    }
+    Ok(())
 }
 
 /// On SIGTERM the controllers stop taking work and let reconciles in flight finish, for

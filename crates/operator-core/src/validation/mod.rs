@@ -6,6 +6,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use regex::Regex;
 
 use crate::FieldError;
@@ -39,6 +40,23 @@ pub trait SpecRules {
 pub struct FieldErrors(Vec<FieldError>);
 
 impl FieldErrors {
+    /// Starts a spec's checks with its resource's name (see [`resource_name`]): the first
+    /// rule of every operator, since every child's name grows from it.
+    pub fn for_resource(name: &str, longest_suffix: &str) -> Self {
+        let mut errors = Self::default();
+        errors.push("metadata.name", resource_name(name, longest_suffix));
+        errors
+    }
+
+    /// Checks the container a spec describes: `spec.image` and, when given,
+    /// `spec.resources`.
+    pub fn container(&mut self, image: &str, resources: Option<&ResourceRequirements>) {
+        self.push("spec.image", image_reference(image));
+        if let Some(resources) = resources {
+            resource_requirements(self, "spec.resources", resources);
+        }
+    }
+
     /// Records `message` for `field` unless `ok`.
     pub fn check(&mut self, ok: bool, field: &str, message: impl Into<String>) {
         if !ok {

@@ -298,11 +298,8 @@ mod tests {
             .flatten()
             .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
             .collect();
-        assert_eq!(env.get("RETENTION_DAYS").map(String::as_str), Some("30"));
-        assert_eq!(
-            env.get("SERVICE").map(String::as_str),
-            Some("payment-initiation-service")
-        );
+        assert_eq!(env["RETENTION_DAYS"], "30");
+        assert_eq!(env["SERVICE"], "payment-initiation-service");
         assert_eq!(
             pod.service_account_name.as_deref(),
             Some("payment-initiation-service-backup")

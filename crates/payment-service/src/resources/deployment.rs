@@ -9,21 +9,17 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements, SecretVolumeSource, Volume,
+    Container, EnvVar, PodSpec, ResourceRequirements, SecretVolumeSource, Volume,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use kube::api::ObjectMeta;
 use operator_core::apply::short_digest;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{
-    CONFIG_HASH_ANNOTATION, container_port, env, read_only_mount, resource_requests, tmp_mount,
-    tmp_volume,
+    CONFIG_HASH_ANNOTATION, container_port, deployment, deployment_spec, env, meta, pod_template,
+    read_only_mount, resource_requests, rolling_update, tmp_mount, tmp_volume,
 };
 use operator_core::pod_security::restricted_container_security;
 
@@ -176,52 +172,31 @@ pub fn desired_deployment(
         ..Container::default()
     };
 
-    Deployment {
-        metadata: ObjectMeta {
-            name: Some(workload.track.deployment_name(&name)),
-            labels: Some(labels),
-            ..ObjectMeta::default()
-        },
-        spec: Some(DeploymentSpec {
-            replicas: match workload.replicas {
-                Replicas::Fixed(n) => Some(n),
-                Replicas::Autoscaled => None,
-            },
-            selector: LabelSelector {
-                match_labels: Some(selector),
-                ..LabelSelector::default()
-            },
-            // New pods come up before old ones go: a payment service never drops below its
-            // replica count during a rollout.
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(spec.max_surge()),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
-            }),
+    let pod = PodSpec {
+        containers: vec![container],
+        service_account_name: spec.service_account(&name),
+        // The service does not talk to the Kubernetes API.
+        automount_service_account_token: Some(false),
+        security_context: Some(defaults.pod_security()),
+        volumes: Some(volumes),
+        ..PodSpec::default()
+    };
+    let replicas = match workload.replicas {
+        Replicas::Fixed(n) => Some(n),
+        Replicas::Autoscaled => None,
+    };
+    // New pods come up before old ones go: a payment service never drops below its replica
+    // count during a rollout.
+    let strategy = rolling_update(spec.max_surge(), IntOrString::Int(0));
+    let template = pod_template(pod_labels, pod_annotations, pod);
+    deployment(
+        meta(workload.track.deployment_name(&name), labels),
+        DeploymentSpec {
             progress_deadline_seconds: Some(spec.progress_deadline_seconds()),
             revision_history_limit: Some(5),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: Some(pod_annotations),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    service_account_name: spec.service_account(&name),
-                    // The service does not talk to the Kubernetes API.
-                    automount_service_account_token: Some(false),
-                    security_context: Some(defaults.pod_security()),
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
-        }),
-        ..Deployment::default()
-    }
+            ..deployment_spec(replicas, selector, Some(strategy), template)
+        },
+    )
 }
 
 #[cfg(test)]
@@ -368,20 +343,11 @@ mod tests {
             .metadata
             .unwrap_or_default();
         let annotations = template.annotations.unwrap_or_default();
-        assert_eq!(
-            annotations.get("prometheus.io/port").map(String::as_str),
-            Some("8081")
-        );
-        assert_eq!(
-            annotations.get("prometheus.io/path").map(String::as_str),
-            Some("/actuator/prometheus")
-        );
+        assert_eq!(annotations["prometheus.io/port"], "8081");
+        assert_eq!(annotations["prometheus.io/path"], "/actuator/prometheus");
         let labels = template.labels.unwrap_or_default();
-        assert_eq!(labels.get("version").map(String::as_str), Some("1.5.0"));
-        assert_eq!(
-            labels.get("sidecar.istio.io/inject").map(String::as_str),
-            Some("true")
-        );
+        assert_eq!(labels["version"], "1.5.0");
+        assert_eq!(labels["sidecar.istio.io/inject"], "true");
         assert_eq!(
             pod(&d).service_account_name.as_deref(),
             Some("payment-gateway-sa")
@@ -418,10 +384,7 @@ mod tests {
             .match_labels
             .unwrap_or_default();
         assert_eq!(selector.get(TRACK_LABEL).map(String::as_str), Some("green"));
-        assert_eq!(
-            selector.get("app").map(String::as_str),
-            Some("payment-initiation-service")
-        );
+        assert_eq!(selector["app"], "payment-initiation-service");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
-use operator_core::builder::WorkloadDefaults;
+use operator_core::builder::{Labels, WorkloadDefaults, app_selector};
 
 use crate::Settings;
 use crate::crd::PaymentService;
@@ -45,14 +45,12 @@ pub fn backup_volume_name(service: &str) -> String {
 /// Labels on every child (the standard `app.kubernetes.io/*` ones are added when applied):
 /// the operator's `defaultLabels`, then the seed's `app`.
 pub fn child_labels(ps: &PaymentService, defaults: &WorkloadDefaults) -> BTreeMap<String, String> {
-    let mut labels = defaults.default_labels.clone();
-    labels.insert("app".into(), ps.name_any());
-    labels
+    defaults.labels(selector(ps))
 }
 
 /// The label that selects every pod of a service, whatever its track.
-pub fn selector(ps: &PaymentService) -> BTreeMap<String, String> {
-    BTreeMap::from([("app".to_string(), ps.name_any())])
+pub fn selector(ps: &PaymentService) -> Labels {
+    app_selector(&ps.name_any())
 }
 
 /// Everything one `PaymentService` should have this pass.

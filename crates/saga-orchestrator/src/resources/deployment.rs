@@ -4,20 +4,16 @@
 //! security, and a config hash of the current definitions and the Secret's version — a new
 //! definition version or rotated credentials roll the pods; dropping an old version does not.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
-    ResourceRequirements,
+    Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, ResourceRequirements,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use operator_core::apply::short_digest;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{
-    CONFIG_HASH_ANNOTATION, config_map_volume, container_port, env, env_from_secret,
-    read_only_mount, resource_requests, tmp_mount, tmp_volume,
+    config_hash, config_map_volume, container_port, deployment, deployment_spec, env,
+    env_from_secret, meta, pod_template, read_only_mount, resource_requests, tmp_mount, tmp_volume,
 };
 use operator_core::pod_security::restricted_container_security;
 use operator_core::probes::tcp_probe;
@@ -85,53 +81,36 @@ pub fn desired_deployment(
         ports.push(container_port("metrics", spec.monitoring.prometheus.port));
     }
     let resources = defaults.resources(spec.resources.as_ref(), fallback_resources);
-    Deployment {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            labels: Some(labels.clone()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(DeploymentSpec {
-            replicas: spec.autoscaling.is_none().then_some(spec.replicas),
-            selector: LabelSelector {
-                match_labels: Some(selector(so)),
-                ..LabelSelector::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), hash)])),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(name.clone()),
-                    // The token writes `<name>-inflight`, the one thing its Role allows.
-                    automount_service_account_token: Some(true),
-                    containers: vec![Container {
-                        name: CONTAINER.into(),
-                        image: Some(spec.image.clone()),
-                        ports: Some(ports),
-                        env: Some(orchestrator_env(so)),
-                        resources: Some(resources),
-                        readiness_probe: Some(tcp_probe(HTTP_PORT, 5, 5)),
-                        liveness_probe: Some(tcp_probe(HTTP_PORT, 30, 10)),
-                        volume_mounts: Some(vec![
-                            read_only_mount("definitions", DEFINITIONS_MOUNT),
-                            tmp_mount(),
-                        ]),
-                        security_context: Some(restricted_container_security()),
-                        ..Container::default()
-                    }],
-                    volumes: Some(vec![
-                        config_map_volume("definitions", sagas_name(&name)),
-                        tmp_volume(),
-                    ]),
-                    security_context: Some(defaults.pod_security()),
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
-        }),
-        ..Deployment::default()
-    }
+    let pod = PodSpec {
+        service_account_name: Some(name.clone()),
+        // The token writes `<name>-inflight`, the one thing its Role allows.
+        automount_service_account_token: Some(true),
+        containers: vec![Container {
+            name: CONTAINER.into(),
+            image: Some(spec.image.clone()),
+            ports: Some(ports),
+            env: Some(orchestrator_env(so)),
+            resources: Some(resources),
+            readiness_probe: Some(tcp_probe(HTTP_PORT, 5, 5)),
+            liveness_probe: Some(tcp_probe(HTTP_PORT, 30, 10)),
+            volume_mounts: Some(vec![
+                read_only_mount("definitions", DEFINITIONS_MOUNT),
+                tmp_mount(),
+            ]),
+            security_context: Some(restricted_container_security()),
+            ..Container::default()
+        }],
+        volumes: Some(vec![
+            config_map_volume("definitions", sagas_name(&name)),
+            tmp_volume(),
+        ]),
+        security_context: Some(defaults.pod_security()),
+        ..PodSpec::default()
+    };
+    let replicas = spec.autoscaling.is_none().then_some(spec.replicas);
+    let template = pod_template(labels.clone(), config_hash(hash), pod);
+    deployment(
+        meta(name, labels),
+        deployment_spec(replicas, selector(so), None, template),
+    )
 }

@@ -46,10 +46,11 @@ pub fn child_labels(
     so: &SagaOrchestrator,
     defaults: &WorkloadDefaults,
 ) -> BTreeMap<String, String> {
-    let mut labels = defaults.default_labels.clone();
-    labels.extend(selector(so));
-    labels.insert("app.kubernetes.io/version".into(), so.spec.version.clone());
-    labels
+    let version = (
+        "app.kubernetes.io/version".to_string(),
+        so.spec.version.clone(),
+    );
+    defaults.labels(selector(so).into_iter().chain([version]))
 }
 
 fn meta(name: String, so: &SagaOrchestrator, defaults: &WorkloadDefaults) -> ObjectMeta {

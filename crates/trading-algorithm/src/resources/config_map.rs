@@ -70,10 +70,7 @@ mod tests {
     fn parameters_and_limits_are_in_the_config() {
         let cm = desired_config(&sample(), &WorkloadDefaults::default());
         let data = cm.data.unwrap_or_default();
-        assert_eq!(
-            data.get("parameters.lookbackPeriod").map(String::as_str),
-            Some("10m")
-        );
+        assert_eq!(data["parameters.lookbackPeriod"], "10m");
         let doc: serde_json::Value = serde_json::from_str(&data[CONFIG_KEY]).unwrap_or_default();
         assert_eq!(doc["riskLimits"]["maxPositionSize"], 5_000_000);
         assert_eq!(doc["marketData"]["sources"], json!(["NYSE", "NASDAQ"]));

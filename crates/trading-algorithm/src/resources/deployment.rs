@@ -6,21 +6,17 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMapKeySelector, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, ResourceRequirements,
+    ResourceRequirements,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::builder::{
-    config_map_volume, container_port, env, read_only_mount, resource_requests, tmp_mount,
-    tmp_volume,
+    config_map_volume, container_port, deployment, deployment_spec, env, meta, pod_template,
+    read_only_mount, resource_requests, rolling_update, tmp_mount, tmp_volume,
 };
 use operator_core::pod_security::restricted_container_security;
 use operator_core::probes::tcp_probe;
@@ -33,7 +29,8 @@ use crate::crd::TradingAlgorithm;
 /// as a non-root user on port 8080, so it starts under the restricted security context
 /// every algorithm gets (seed 002's `nginx:1.21` runs as root and cannot).
 pub const FALLBACK_IMAGE: &str = "docker.io/nginxinc/nginx-unprivileged:1.27-alpine";
-/// Pod-template annotation carrying the configuration hash.
+/// Pod-template annotation carrying the configuration hash: in seed 002's group, not
+/// operator-core's `payments.io` one (renaming it would roll every algorithm's pods).
 pub const CONFIG_HASH_ANNOTATION: &str = "fintech.io/config-hash";
 
 /// Seed 002's `defaultResources`, used when the operator's config names none.
@@ -157,52 +154,31 @@ pub fn desired_deployment(
         volume_mounts: Some(vec![read_only_mount("config", "/etc/trading"), tmp_mount()]),
         ..Container::default()
     };
-    Deployment {
-        metadata: ObjectMeta {
-            name: Some(deployment_name(&name)),
-            labels: Some(child_labels(ta, defaults)),
-            ..ObjectMeta::default()
-        },
-        spec: Some(DeploymentSpec {
-            replicas: suspended.then_some(0),
-            selector: LabelSelector {
-                match_labels: Some(selector(ta)),
-                ..LabelSelector::default()
-            },
-            // Never drop below the running capacity while rolling: surge one, then retire one.
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::Int(1)),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([(
-                        CONFIG_HASH_ANNOTATION.to_string(),
-                        config_hash.to_string(),
-                    )])),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    // A token only for an algorithm whose spec names an account to use it.
-                    service_account_name: ta.spec.service_account_name.clone(),
-                    automount_service_account_token: Some(ta.spec.service_account_name.is_some()),
-                    security_context: Some(defaults.pod_security()),
-                    volumes: Some(vec![
-                        config_map_volume("config", config_name(&name)),
-                        tmp_volume(),
-                    ]),
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
-        }),
-        ..Deployment::default()
-    }
+    let pod = PodSpec {
+        containers: vec![container],
+        // A token only for an algorithm whose spec names an account to use it.
+        service_account_name: ta.spec.service_account_name.clone(),
+        automount_service_account_token: Some(ta.spec.service_account_name.is_some()),
+        security_context: Some(defaults.pod_security()),
+        volumes: Some(vec![
+            config_map_volume("config", config_name(&name)),
+            tmp_volume(),
+        ]),
+        ..PodSpec::default()
+    };
+    let hash = BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), config_hash.to_string())]);
+    let template = pod_template(pod_labels, hash, pod);
+    // Never drop below the running capacity while rolling: surge one, then retire one.
+    let strategy = rolling_update(IntOrString::Int(1), IntOrString::Int(0));
+    deployment(
+        meta(deployment_name(&name), child_labels(ta, defaults)),
+        deployment_spec(
+            suspended.then_some(0),
+            selector(ta),
+            Some(strategy),
+            template,
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -276,14 +252,8 @@ mod tests {
             .metadata
             .and_then(|m| m.labels)
             .unwrap_or_default();
-        assert_eq!(
-            pod_labels.get("app").map(String::as_str),
-            Some("momentum-trader-prod")
-        );
-        assert_eq!(
-            pod_labels.get("fintech.io/strategy").map(String::as_str),
-            Some("momentum")
-        );
+        assert_eq!(pod_labels["app"], "momentum-trader-prod");
+        assert_eq!(pod_labels["fintech.io/strategy"], "momentum");
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod service;
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
-use operator_core::builder::WorkloadDefaults;
+use operator_core::builder::{Labels, WorkloadDefaults, app_selector};
 
 use crate::crd::TradingAlgorithm;
 
@@ -48,15 +48,15 @@ pub fn child_labels(
     ta: &TradingAlgorithm,
     defaults: &WorkloadDefaults,
 ) -> BTreeMap<String, String> {
-    let mut labels = defaults.default_labels.clone();
-    labels.insert("fintech.io/component".into(), "trading-algorithm".into());
-    labels.insert("fintech.io/instance".into(), ta.name_any());
-    labels
+    defaults.labels([
+        ("fintech.io/component", "trading-algorithm".to_string()),
+        ("fintech.io/instance", ta.name_any()),
+    ])
 }
 
 /// The label that selects an algorithm's pods.
-pub fn selector(ta: &TradingAlgorithm) -> BTreeMap<String, String> {
-    BTreeMap::from([("app".to_string(), ta.name_any())])
+pub fn selector(ta: &TradingAlgorithm) -> Labels {
+    app_selector(&ta.name_any())
 }
 
 /// Everything one `TradingAlgorithm` should have, as built from its spec.
@@ -170,14 +170,8 @@ pub(crate) mod tests {
                 .and_then(|h| h.metadata.labels.clone()),
         ] {
             let labels = labels.clone().unwrap_or_default();
-            assert_eq!(
-                labels.get("fintech.io/component").map(String::as_str),
-                Some("trading-algorithm")
-            );
-            assert_eq!(
-                labels.get("fintech.io/instance").map(String::as_str),
-                Some("momentum-trader-prod")
-            );
+            assert_eq!(labels["fintech.io/component"], "trading-algorithm");
+            assert_eq!(labels["fintech.io/instance"], "momentum-trader-prod");
         }
     }
 
