@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use e2e::apiserver::{delta, request_totals, writes};
 use e2e::dashboards::every_panel_shows;
 use e2e::operator::{Operator, Webhooks};
 use e2e::prometheus::{RealPrometheus, Target, WorkloadStandIn};
@@ -14,6 +15,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kubectl_payments::{kinds, pause, status};
 use operator_core::tooling::ChildRef;
 use payment_service::crd::conversion::{V2, convert};
 use serde_json::{Value, json};
@@ -177,6 +179,8 @@ async fn the_seed_example_converges_takes_updates_repairs_drift_goes_quiet_and_d
     println!("payment-service: writes over two converged resyncs: {quiet:?}");
     assert!(quiet.is_empty(), "a converged operator wrote: {quiet:?}");
 
+    paused_then_resumed(&ns, &hpas).await?;
+
     // Deletion runs the finalizer and leaves nothing of the service behind (the backup claim
     // is kept on purpose, without an owner).
     services.delete(SEED, &DeleteParams::default()).await?;
@@ -197,6 +201,61 @@ async fn the_seed_example_converges_takes_updates_repairs_drift_goes_quiet_and_d
     operator.assert_no_rbac_denials()?;
     // The namespace goes while the operator runs: its finalizers need it.
     ns.cleanup().await
+}
+
+/// `kubectl payments` on the real API server: `status` lists the service Ready; `pause`
+/// returns once the status names it as who paused, and a spec change then reaches no child
+/// (the API server counts no write to any child kind); `resume` lands the change.
+async fn paused_then_resumed(
+    ns: &TestNamespace,
+    hpas: &Api<HorizontalPodAutoscaler>,
+) -> Result<()> {
+    let rows = status::rows(&ns.client, Some(&ns.name)).await?;
+    let listed: Vec<_> = rows
+        .iter()
+        .map(|r| (r.kind.as_str(), r.name.as_str(), r.ready.as_str()))
+        .collect();
+    assert_eq!(listed, [("PaymentService", SEED, "True")], "{rows:?}");
+
+    let (kind, name) = kinds::target(&format!("ps/{SEED}"))?;
+    let wait = Duration::from_secs(30);
+    let answer = pause::set(&ns.client, &kind, &ns.name, &name, true, wait).await?;
+    assert!(answer.contains("by kubectl-payments at "), "{answer}");
+
+    let children: Vec<_> = OPERATOR_WRITES
+        .into_iter()
+        .filter(|(_, resource, _)| !["paymentservices", "events"].contains(resource))
+        .collect();
+    let admin = ns.client.clone();
+    let before = writes(&request_totals(&admin).await?, &children);
+    let change = Patch::Merge(json!({"spec": {"autoscaling": {"maxReplicas": 14}}}));
+    ns.api(PAYMENT_SERVICE)
+        .patch(SEED, &PatchParams::default(), &change)
+        .await?;
+    // Two resync periods (5 s each here).
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let written = delta(&before, &writes(&request_totals(&admin).await?, &children));
+    println!("payment-service: child writes while paused: {written:?}");
+    assert!(
+        written.is_empty(),
+        "a paused resource's children were written: {written:?}"
+    );
+    let max = hpas.get(SEED).await?.spec.map(|s| s.max_replicas);
+    assert_eq!(
+        max,
+        Some(12),
+        "the change reached the autoscaler while paused"
+    );
+
+    let answer = pause::set(&ns.client, &kind, &ns.name, &name, false, wait).await?;
+    println!("payment-service: {answer}");
+    until(
+        "maxReplicas 14 once resumed",
+        Duration::from_secs(60),
+        || async { Ok(hpas.get(SEED).await?.spec.filter(|s| s.max_replicas == 14)) },
+    )
+    .await
+    .map(drop)
 }
 
 /// An upgrade lands; a version whose pods never become ready is rolled back at its progress

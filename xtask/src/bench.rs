@@ -168,6 +168,26 @@ fn all_converged(server: &ApiServer, served: &ServedResource, n: usize) -> bool 
     objects.len() == n && objects.iter().all(|o| served.converged.check(o))
 }
 
+/// Requests per verb and resource (those `keep` selects), divided by `per`: where a figure
+/// in the table comes from.
+fn by_request(
+    stats: &RequestStats,
+    per: f64,
+    keep: impl Fn(&Verb) -> bool,
+) -> serde_json::Map<String, Value> {
+    stats
+        .by
+        .iter()
+        .filter(|((verb, _), _)| keep(verb))
+        .map(|((verb, resource), c)| {
+            (
+                format!("{verb:?} {resource}"),
+                json!(c.requests as f64 / per),
+            )
+        })
+        .collect()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
@@ -245,17 +265,7 @@ async fn scenario(
     let converge_time = started.elapsed();
     let converge_stats = server.stats();
     let converge = cost(&converge_stats);
-    let converge_breakdown: serde_json::Map<String, Value> = converge_stats
-        .by
-        .iter()
-        .filter(|((verb, _), _)| verb.is_write())
-        .map(|((verb, resource), c)| {
-            (
-                format!("{verb:?} {resource}"),
-                json!(c.requests as f64 / n as f64),
-            )
-        })
-        .collect();
+    let converge_breakdown = by_request(&converge_stats, n as f64, |verb| verb.is_write());
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     server.reset_stats();
@@ -286,7 +296,9 @@ async fn scenario(
     tokio::time::sleep(Duration::from_secs(3)).await;
     server.reset_stats();
     tokio::time::sleep(RESYNC + Duration::from_secs(1)).await;
-    let steady = cost(&server.stats());
+    let steady_stats = server.stats();
+    let steady = cost(&steady_stats);
+    let steady_breakdown = by_request(&steady_stats, 1.0, |_| true);
     let (rss_settled, rss_peak) = process.memory();
 
     let mut latencies = Vec::new();
@@ -338,6 +350,7 @@ async fn scenario(
         "change_writes_vs_lower_bound": per(change.writes) / workload.change.lower_bound.0,
         "steady_state_reads": steady.reads,
         "steady_state_writes": steady.writes + steady.event_writes,
+        "steady_state_requests_by_request": steady_breakdown,
         "rss_peak_mib": rss_peak,
         "rss_settled_mib": rss_settled,
         "latency_p50_ms": percentile(&latencies, 0.5),

@@ -122,7 +122,8 @@ async fn creates(
 /// The webhook's own time per review, from its latency histogram (every webhook path
 /// together): the share answered within 2 ms, and the bucket its p99 falls in.
 fn webhook_time(exposition: &str) -> Value {
-    const HISTOGRAM: &str = "controller_runtime_webhook_latency_seconds";
+    const COUNT: &str = "controller_runtime_webhook_latency_seconds_count";
+    const BUCKET: &str = "controller_runtime_webhook_latency_seconds_bucket";
     let mut buckets: std::collections::BTreeMap<u64, f64> = Default::default();
     let mut count = 0.0;
     for line in exposition.lines() {
@@ -130,9 +131,9 @@ fn webhook_time(exposition: &str) -> Value {
             continue;
         };
         let value: f64 = value.parse().unwrap_or(0.0);
-        if series.starts_with(&format!("{HISTOGRAM}_count")) {
+        if series.starts_with(COUNT) {
             count += value;
-        } else if series.starts_with(&format!("{HISTOGRAM}_bucket"))
+        } else if series.starts_with(BUCKET)
             && let Some(le) = series
                 .split("le=\"")
                 .nth(1)

@@ -131,11 +131,7 @@ pub enum Converged {
 impl Converged {
     /// Whether `obj` (as JSON) has converged.
     pub fn check(self, obj: &Value) -> bool {
-        let ready = obj["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let ready = crate::conditions::reports_ready(&obj["status"]);
         match self {
             Self::Ready => ready,
             Self::ReadyIn(phase) => ready && obj["status"]["phase"] == phase,

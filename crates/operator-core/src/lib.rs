@@ -28,6 +28,7 @@ pub mod finalizer;
 pub mod metrics;
 pub mod monitoring;
 pub mod network_policy;
+pub mod pause;
 pub mod pod_security;
 pub mod probes;
 pub mod prometheus;

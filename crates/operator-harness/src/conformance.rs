@@ -5,6 +5,7 @@
 //! - a crash in the middle of convergence leaves nothing a new operator rewrites;
 //! - a converged resync writes nothing;
 //! - every pod the children would start is restricted (Pod Security and OpenShift's SCC);
+//! - a paused resource's children get no write until it is resumed;
 //! - deleting every resource leaves behind only what the operator keeps on purpose;
 //! - another team's object with a child's name is never touched ([`crate::foreign`]).
 //!
@@ -18,9 +19,10 @@ use anyhow::{Result, ensure};
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 
 use operator_core::descriptor::ServedResource;
+use operator_core::pause::{PAUSE_ANNOTATION, PAUSED};
 use operator_core::tooling::ChildRef;
 use operator_core::{Backoff, ControllerSettings, OperatorDescriptor};
-use serde_json::Value;
+use serde_json::{Value, json};
 use testkit::Faults;
 
 use crate::{Harness, HarnessBuilder, until};
@@ -342,6 +344,80 @@ pub async fn converged_resync_writes_nothing(subject: &Subject) -> Result<()> {
     harness.stop_operator().await
 }
 
+/// A paused resource (`payments.io/paused: "true"`, [`operator_core::pause`]) says so in
+/// status, and a spec change reaches none of its children while it stays paused; removing
+/// the annotation applies the change and drops the condition.
+pub async fn a_paused_resource_gets_no_child_writes(subject: &Subject) -> Result<()> {
+    let mut harness = converged(subject, 3).await?;
+    let kind = subject.served()?.resource.resource();
+    let resource = (subject.resource)(0);
+    let name = crate::name_of(&resource);
+    let namespace = resource["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default();
+    let patch = |patch: Value| {
+        harness
+            .server
+            .merge_patch(&kind.api_version, &kind.plural, namespace, &name, patch)
+    };
+    let paused = || {
+        harness
+            .server
+            .object(&kind.api_version, &kind.plural, namespace, &name)
+            .and_then(|o| {
+                o["status"]["conditions"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["type"] == PAUSED)
+                    .map(|c| c["status"].clone())
+            })
+    };
+    let annotate =
+        |value: Value| patch(json!({"metadata": {"annotations": {PAUSE_ANNOTATION: value}}}));
+    annotate(json!("true"))?;
+    until("Paused=True in status", CONVERGE, || {
+        paused() == Some(json!("True"))
+    })
+    .await?;
+
+    let change = subject.operator.bench.change;
+    let target = change.first_target;
+    let child = (change.child)(&name);
+    let shown = || {
+        harness
+            .server
+            .object(child.api_version, child.plural, namespace, &child.name)
+            .is_some_and(|c| (change.shown)(&c, target))
+    };
+    harness.server.reset_stats();
+    patch((change.patch)(target))?;
+    // Several resync intervals of the harness (300 ms).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = harness.server.stats();
+    let child_writes: Vec<_> = stats
+        .by
+        .iter()
+        .filter(|((verb, plural), c)| {
+            verb.is_write() && c.requests > 0 && *plural != kind.plural && plural != "events"
+        })
+        .collect();
+    ensure!(
+        child_writes.is_empty(),
+        "a paused resource's children were written: {child_writes:?}"
+    );
+    ensure!(
+        !shown(),
+        "the spec change reached {}/{} while paused",
+        child.plural,
+        child.name
+    );
+
+    annotate(Value::Null)?;
+    until("the change applied once resumed", CONVERGE, shown).await?;
+    until("Paused gone from status", CONVERGE, || paused().is_none()).await?;
+    harness.stop_operator().await
+}
+
 /// Every pod the children would start runs under the restricted Pod Security Standard and
 /// OpenShift's `restricted-v2` SCC ([`crate::pod_security::restricted_violations`]).
 pub async fn every_pod_is_restricted(subject: &Subject) -> Result<()> {
@@ -447,6 +523,11 @@ macro_rules! conformance_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn conformance_another_teams_objects_are_never_touched() -> anyhow::Result<()> {
             $crate::conformance::another_teams_objects_are_never_touched(&$subject).await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_a_paused_resource_gets_no_child_writes() -> anyhow::Result<()> {
+            $crate::conformance::a_paused_resource_gets_no_child_writes(&$subject).await
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,11 +66,7 @@ foreign_view!(
 
 /// Whether a PaymentService says it is Ready.
 pub fn service_ready(ps: &PaymentServiceView) -> bool {
-    ps.status["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    operator_core::conditions::reports_ready(&ps.status)
 }
 
 /// Whether a CloudNativePG cluster has every instance ready.

@@ -18,10 +18,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use operator_core::builder::WorkloadDefaults;
+use operator_core::builder::{self, WorkloadDefaults};
 use operator_core::builder::{
-    CONFIG_HASH_ANNOTATION, config_map_volume, container_port, deployment, deployment_spec, env,
-    env_from_field, meta, pod_template, read_only_mount, rolling_update, tmp_mount, tmp_volume,
+    config_map_volume, container_port, deployment, deployment_spec, env, env_from_field, meta,
+    pod_template, read_only_mount, rolling_update, tmp_mount, tmp_volume,
 };
 use operator_core::pod_security::restricted_container_security;
 
@@ -199,8 +199,8 @@ pub fn desired_deployment(
     } else {
         Some(spec.replicas)
     };
-    let annotations = BTreeMap::from([
-        (CONFIG_HASH_ANNOTATION.to_string(), config_hash.to_string()),
+    let mut annotations = builder::config_hash(config_hash);
+    annotations.extend([
         (
             "prometheus.io/scrape".to_string(),
             spec.monitoring.enabled.to_string(),

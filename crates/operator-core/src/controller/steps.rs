@@ -16,8 +16,10 @@ use serde::de::DeserializeOwned;
 use super::{Context, resource_labels};
 use crate::Changes;
 use crate::annotations::{self, ReadAnnotation};
+use crate::conditions;
 use crate::error::Error;
 use crate::finalizer::{Cleanup, Deletion, with_finalizer};
+use crate::pause;
 use crate::status::{ReportedStatus, StatusResource};
 
 impl<O> Context<O> {
@@ -33,9 +35,24 @@ impl<O> Context<O> {
             self.client.clone(),
             obj.meta().namespace.as_deref().unwrap_or_default(),
         );
+        // A pass of a resource that is no longer paused drops the condition, whichever path
+        // wrote its status.
+        let paused_before = conditions::find(status.conditions(), pause::PAUSED).is_some();
+        let resumed = (paused_before && !pause::requested(obj.meta())).then(|| {
+            let mut resumed = status.clone();
+            conditions::remove(resumed.conditions_mut(), pause::PAUSED);
+            resumed
+        });
+        let status = resumed.as_ref().unwrap_or(status);
         let written = self.status_writes.patch(&api, obj, status).await?;
-        let ready = crate::conditions::is_true(status.conditions(), "Ready");
+        let ready = conditions::is_true(status.conditions(), "Ready");
         self.metrics.set_resource_ready(resource_labels(obj), ready);
+        if written && resumed.is_some() {
+            let note = "resumed: annotation payments.io/paused is gone or \"false\"";
+            self.events
+                .normal(obj, crate::reason!("ReconciliationResumed"), "Resume", note)
+                .await;
+        }
         Ok(written)
     }
 
@@ -58,7 +75,8 @@ impl<O> Context<O> {
         K: Resource<DynamicType = ()>,
     {
         let kind = K::kind(&());
-        for ignored in annotations::ignored(obj.annotations(), &kind, read) {
+        let read: Vec<ReadAnnotation> = read.iter().copied().chain([pause::READ]).collect();
+        for ignored in annotations::ignored(obj.annotations(), &kind, &read) {
             let note = format!(
                 "annotation {}={} is ignored: {}",
                 ignored.key, ignored.value, ignored.why
@@ -105,7 +123,8 @@ impl<O> Context<O> {
     /// The start of every pass, before anything is read or written: a pass that would see
     /// its own last status write not yet in the cache waits for the resync (it would act on
     /// old news); the annotations of `obj` its operator ignores are warned of
-    /// ([`Context::check_annotations`]); a spec with `errors` is refused ([`Context::refuse`]).
+    /// ([`Context::check_annotations`]); a paused resource gets its `Paused` status and
+    /// nothing else ([`crate::pause`]); a spec with `errors` is refused ([`Context::refuse`]).
     /// `Some` ends the pass with what it holds.
     pub async fn start_pass<K, S>(
         &self,
@@ -123,6 +142,9 @@ impl<O> Context<O> {
             return Some(Ok(self.resync()));
         }
         self.check_annotations(obj, read).await;
+        if pause::requested(obj.meta()) {
+            return Some(self.hold(obj, now).await);
+        }
         if errors.is_empty() {
             return None;
         }
@@ -130,6 +152,29 @@ impl<O> Context<O> {
             self.refuse(obj, Error::invalid_spec(errors), never_ran, now)
                 .await,
         )
+    }
+
+    /// A paused resource's pass: `Paused=True` in status (one Normal event when it starts),
+    /// no write to a child, and no resync: the annotation's removal is a change that wakes it.
+    async fn hold<K, S>(&self, obj: &K, now: jiff::Timestamp) -> Result<Action, Error>
+    where
+        K: StatusResource<S>,
+        S: ReportedStatus,
+    {
+        let already = obj
+            .status()
+            .is_some_and(|s| conditions::is_true(s.conditions(), pause::PAUSED));
+        let status = pause::paused_status(obj.status(), obj.meta(), now);
+        self.write_status(obj, &status).await?;
+        if !already {
+            let note = conditions::find(status.conditions(), pause::PAUSED)
+                .map(|c| c.message.clone())
+                .unwrap_or_default();
+            self.events
+                .normal(obj, crate::reason!("ReconciliationPaused"), "Pause", note)
+                .await;
+        }
+        Ok(Action::await_change())
     }
 
     /// The end of every pass that applied: what it created, changed and pruned is announced
@@ -214,7 +259,7 @@ impl<O> Context<O> {
     {
         let waiting_already = obj
             .status()
-            .and_then(|s| crate::conditions::find(s.conditions(), "Ready"))
+            .and_then(|s| conditions::find(s.conditions(), "Ready"))
             .is_some_and(|c| c.reason == "SecretMissing");
         let missing = crate::error::SpecErrors(missing.to_vec()).to_string();
         let status = crate::status::not_ready(

@@ -16,10 +16,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use operator_core::apply::short_digest;
-use operator_core::builder::WorkloadDefaults;
+use operator_core::builder::{self, WorkloadDefaults};
 use operator_core::builder::{
-    CONFIG_HASH_ANNOTATION, container_port, deployment, deployment_spec, env, meta, pod_template,
-    read_only_mount, resource_requests, rolling_update, tmp_mount, tmp_volume,
+    container_port, deployment, deployment_spec, env, meta, pod_template, read_only_mount,
+    resource_requests, rolling_update, tmp_mount, tmp_volume,
 };
 use operator_core::pod_security::restricted_container_security;
 
@@ -129,10 +129,7 @@ pub fn desired_deployment(
     }
 
     let env = service_env(ps);
-    let mut pod_annotations = BTreeMap::from([(
-        CONFIG_HASH_ANNOTATION.to_string(),
-        config_hash(&env, external),
-    )]);
+    let mut pod_annotations = builder::config_hash(config_hash(&env, external));
     let metrics_port = spec.prometheus().map_or(DEFAULT_METRICS_PORT, |p| p.port);
     if let Some(p) = spec.prometheus() {
         pod_annotations.insert("prometheus.io/scrape".into(), "true".into());

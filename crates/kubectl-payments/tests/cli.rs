@@ -1,0 +1,127 @@
+//! `kubectl payments` against a running operator on testkit: `status` shows what the
+//! resource's status says and the last Warning about it; `pause` returns once the operator
+//! reports `Paused` (naming this tool), and a spec change then reaches no child until
+//! `resume`.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use batch_processor::crd::BatchProcessor;
+use kube::CustomResourceExt;
+use kubectl_payments::{CliError, kinds, pause, status};
+use operator_harness::Harness;
+use serde_json::json;
+
+const NS: &str = "payments";
+const SEED: &str = "daily-payment-batch";
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn running_batch() -> Result<Harness> {
+    let harness = Harness::builder(batch_processor::controllers)
+        .crd(BatchProcessor::crd())
+        .namespace(NS)
+        .resource("payments.io/v1", "batchprocessors")
+        .start()
+        .await?;
+    harness
+        .create_ready::<BatchProcessor>(operator_harness::sample(SEED)?)
+        .await?;
+    Ok(harness)
+}
+
+fn schedule(harness: &Harness) -> String {
+    let cronjob = harness
+        .get("batch/v1", "cronjobs", SEED)
+        .unwrap_or_default();
+    cronjob["spec"]["schedule"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_each_resource_with_its_readiness_and_last_warning() -> Result<()> {
+    let harness = running_batch().await?;
+    let client = harness.client();
+    let rows = status::rows(&client, None).await?;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(
+        (row.kind.as_str(), row.name.as_str(), row.ready.as_str()),
+        ("BatchProcessor", SEED, "True")
+    );
+    assert_eq!(row.namespace, NS);
+
+    // An annotation the operator cannot use is warned of; status shows that Warning.
+    harness
+        .merge::<BatchProcessor>(
+            NS,
+            SEED,
+            json!({"metadata": {"annotations": {"payments.io/paused": "maybe"}}}),
+        )
+        .await?;
+    harness
+        .eventually("the AnnotationIgnored warning", |h| {
+            !h.events("AnnotationIgnored").is_empty()
+        })
+        .await?;
+    let rows = status::rows(&client, Some(NS)).await?;
+    let warning = rows[0].last_warning.clone().expect("a last warning");
+    assert_eq!(warning.reason, "AnnotationIgnored");
+    assert!(
+        warning.note.contains("payments.io/paused=maybe"),
+        "{}",
+        warning.note
+    );
+    let table = status::table(&rows, false);
+    assert!(table.contains("last warning"), "{table}");
+    assert!(status::rows(&client, Some("elsewhere")).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_every_change_until_resume() -> Result<()> {
+    let harness = running_batch().await?;
+    let client = harness.client();
+    let (kind, name) = kinds::target(&format!("bp/{SEED}"))?;
+    let before = schedule(&harness);
+
+    let answer = pause::set(&client, &kind, NS, &name, true, WAIT).await?;
+    assert!(
+        answer.contains("paused by kubectl-payments at "),
+        "{answer}"
+    );
+
+    harness
+        .merge::<BatchProcessor>(NS, SEED, json!({"spec": {"schedule": "15 3 * * *"}}))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        schedule(&harness),
+        before,
+        "the change reached the CronJob while paused"
+    );
+    let rows = status::rows(&client, Some(NS)).await?;
+    assert!(rows[0].paused.is_some(), "{rows:?}");
+
+    let answer = pause::set(&client, &kind, NS, &name, false, WAIT).await?;
+    assert!(answer.starts_with("resumed: Ready="), "{answer}");
+    harness
+        .eventually("the change applied once resumed", |h| {
+            schedule(h) == "15 3 * * *"
+        })
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pausing_what_does_not_exist_says_so() -> Result<()> {
+    let harness = running_batch().await?;
+    let (kind, _) = kinds::target("bp/x")?;
+    let error = pause::set(&harness.client(), &kind, NS, "nope", true, WAIT)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CliError::NotFound { .. }), "{error}");
+    assert_eq!(error.to_string(), "BatchProcessor payments/nope not found");
+    Ok(())
+}
