@@ -346,7 +346,8 @@ pub async fn converged_resync_writes_nothing(subject: &Subject) -> Result<()> {
 
 /// A paused resource (`payments.io/paused: "true"`, [`operator_core::pause`]) says so in
 /// status, and a spec change reaches none of its children while it stays paused; removing
-/// the annotation applies the change and drops the condition.
+/// the annotation applies the change and drops the condition; deleting a paused resource
+/// still runs its finalizer.
 pub async fn a_paused_resource_gets_no_child_writes(subject: &Subject) -> Result<()> {
     let mut harness = converged(subject, 3).await?;
     let kind = subject.served()?.resource.resource();
@@ -415,6 +416,22 @@ pub async fn a_paused_resource_gets_no_child_writes(subject: &Subject) -> Result
     annotate(Value::Null)?;
     until("the change applied once resumed", CONVERGE, shown).await?;
     until("Paused gone from status", CONVERGE, || paused().is_none()).await?;
+
+    // Deleting a paused resource still runs its finalizer: a pause never holds up a
+    // namespace's deletion.
+    annotate(json!("true"))?;
+    until("Paused=True again", CONVERGE, || {
+        paused() == Some(json!("True"))
+    })
+    .await?;
+    subject
+        .api_for(&harness, &resource)?
+        .delete(&name, &DeleteParams::default())
+        .await?;
+    until("the paused resource gone", CONVERGE, || {
+        subject.resources(&harness).is_ok_and(|r| r.len() == 2)
+    })
+    .await?;
     harness.stop_operator().await
 }
 
