@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kubectl_payments::{kinds, pause, status};
+use kubectl_payments::{kinds, pause, status, why};
 use operator_core::tooling::ChildRef;
 use payment_service::crd::conversion::{V2, convert};
 use serde_json::{Value, json};
@@ -203,7 +203,8 @@ async fn the_seed_example_converges_takes_updates_repairs_drift_goes_quiet_and_d
     ns.cleanup().await
 }
 
-/// `kubectl payments` on the real API server: `status` lists the service Ready; `pause`
+/// `kubectl payments` on the real API server: `status` lists the service Ready, `why` its
+/// children and no advice; `pause`
 /// returns once the status names it as who paused, and a spec change then reaches no child
 /// (the API server counts no write to any child kind); `resume` lands the change.
 async fn paused_then_resumed(
@@ -218,6 +219,15 @@ async fn paused_then_resumed(
     assert_eq!(listed, [("PaymentService", SEED, "True")], "{rows:?}");
 
     let (kind, name) = kinds::target(&format!("ps/{SEED}"))?;
+    let why = why::explain(&ns.client, &kind, &ns.name, &name).await?;
+    for line in [
+        format!("  Deployment/{SEED}: "),
+        format!("  HorizontalPodAutoscaler/{SEED}: "),
+        format!("  CronJob/{SEED}-backup: "),
+        "Ready: nothing to do.".to_string(),
+    ] {
+        assert!(why.contains(&line), "{line:?} in {why}");
+    }
     let wait = Duration::from_secs(30);
     let answer = pause::set(&ns.client, &kind, &ns.name, &name, true, wait).await?;
     assert!(answer.contains("by kubectl-payments at "), "{answer}");

@@ -1,6 +1,7 @@
 //! `kubectl payments`: a kubectl plugin (a `kubectl-payments` binary on PATH) for the five
 //! payments kinds. `status` shows every PaymentService, BatchProcessor, ClearingAdapter,
 //! SagaOrchestrator and TradingAlgorithm with what its status says and what to do;
+//! `why` explains one (conditions, recent events, children, one sentence of advice);
 //! `pause`/`resume` set the annotation every operator honours ([`operator_core::pause`]) and
 //! wait for the operator to say it acted. It writes only what a user could with kubectl: no
 //! second path into an operator.
@@ -8,6 +9,7 @@
 pub mod kinds;
 pub mod pause;
 pub mod status;
+pub mod why;
 
 use std::time::Duration;
 

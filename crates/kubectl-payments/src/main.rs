@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kubectl_payments::{CliError, kinds, pause, status};
+use kubectl_payments::{CliError, kinds, pause, status, why};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +30,11 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// One resource's conditions, recent events and children, and what to do.
+    Why {
+        /// KIND/NAME, KIND as kubectl names it (ps, paymentservice, PaymentService).
+        target: String,
+    },
     /// Stops the operator's writes to KIND/NAME's children (annotation payments.io/paused).
     Pause(Target),
     /// Lets the operator act on KIND/NAME again.
@@ -53,8 +58,15 @@ enum Output {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
-    let cli = Cli::parse();
+async fn main() {
+    // The error alone, as kubectl prints one: a user has no use for a backtrace.
+    if let Err(error) = run(Cli::parse()).await {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     let client = kube::Client::try_default().await?;
     let namespace = cli
         .namespace
@@ -74,6 +86,10 @@ async fn main() -> Result<()> {
                 }
             };
             print!("{text}");
+        }
+        Command::Why { target } => {
+            let (kind, name) = kinds::target(&target)?;
+            print!("{}", why::explain(&client, &kind, &namespace, &name).await?);
         }
         Command::Pause(target) => toggle(&client, &namespace, target, true).await?,
         Command::Resume(target) => toggle(&client, &namespace, target, false).await?,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use batch_processor::crd::BatchProcessor;
 use kube::CustomResourceExt;
-use kubectl_payments::{CliError, kinds, pause, status};
+use kubectl_payments::{CliError, kinds, pause, status, why};
 use operator_harness::Harness;
 use serde_json::json;
 
@@ -123,5 +123,28 @@ async fn pausing_what_does_not_exist_says_so() -> Result<()> {
         .unwrap_err();
     assert!(matches!(error, CliError::NotFound { .. }), "{error}");
     assert_eq!(error.to_string(), "BatchProcessor payments/nope not found");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn why_shows_conditions_events_children_and_advice() -> Result<()> {
+    let harness = running_batch().await?;
+    let (kind, name) = kinds::target(&format!("batchprocessor/{SEED}"))?;
+    let text = why::explain(&harness.client(), &kind, NS, &name).await?;
+    assert!(
+        text.starts_with(&format!("BatchProcessor {NS}/{SEED}")),
+        "{text}"
+    );
+    assert!(text.contains("  Ready=True "), "{text}");
+    assert!(
+        text.contains(&format!("  CronJob/{SEED}: not scheduled yet")),
+        "{text}"
+    );
+    assert!(text.contains(" Normal "), "the operator's events: {text}");
+    assert!(text.trim_end().ends_with("Ready: nothing to do."), "{text}");
+
+    let (kind, _) = kinds::target("bp/x")?;
+    let missing = why::explain(&harness.client(), &kind, NS, "nope").await;
+    assert!(matches!(missing, Err(CliError::NotFound { .. })));
     Ok(())
 }
