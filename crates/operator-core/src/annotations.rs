@@ -8,9 +8,38 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 /// The annotation prefixes of the product: an annotation under one of them on a resource is
 /// addressed to an operator.
 pub const PRODUCT_PREFIXES: &[&str] = &["payments.io/", "fintech.io/", "payments-engine.io/"];
+
+/// Who last wrote annotation `key` and when: the field manager (`kubectl-annotate`,
+/// `kubectl-payments`, …) of the managed-fields entry that holds it, the latest if several
+/// do. `None` where the API server recorded none (the entry was dropped, or never kept).
+pub fn written_by(meta: &ObjectMeta, key: &str) -> Option<(String, Option<jiff::Timestamp>)> {
+    let field = format!("f:{key}");
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| {
+            entry.fields_v1.as_ref().is_some_and(|fields| {
+                fields.0["f:metadata"]["f:annotations"]
+                    .as_object()
+                    .is_some_and(|a| a.contains_key(&field))
+            })
+        })
+        .max_by_key(|entry| entry.time.as_ref().map(|t| t.0))
+        .map(|entry| {
+            (
+                entry
+                    .manager
+                    .clone()
+                    .unwrap_or_else(|| "an unnamed client".into()),
+                entry.time.as_ref().map(|t| t.0),
+            )
+        })
+}
 
 /// An annotation an operator reads on its resource, and which values it can use.
 #[derive(Clone, Copy, Debug)]

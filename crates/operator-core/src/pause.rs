@@ -6,10 +6,10 @@
 //! drops the condition. Deletion still runs the finalizer: a paused resource never holds up
 //! its namespace's deletion.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::annotations::ReadAnnotation;
+use crate::annotations::{self, ReadAnnotation};
 use crate::conditions::{ConditionStatus, Observed, set_condition};
 use crate::status::ReportedStatus;
 
@@ -34,34 +34,6 @@ pub fn requested(meta: &ObjectMeta) -> bool {
         .is_some_and(|v| v == "true")
 }
 
-/// Who set the pause annotation and when: the field manager (`kubectl-annotate`,
-/// `kubectl-payments`, …) whose managed-fields entry holds it, the latest if several do.
-pub fn set_by(meta: &ObjectMeta) -> Option<(String, Option<Timestamp>)> {
-    let key = format!("f:{PAUSE_ANNOTATION}");
-    meta.managed_fields
-        .iter()
-        .flatten()
-        .filter(|entry| holds(entry, &key))
-        .max_by_key(|entry| entry.time.as_ref().map(|t| t.0))
-        .map(|entry| {
-            (
-                entry
-                    .manager
-                    .clone()
-                    .unwrap_or_else(|| "an unnamed client".into()),
-                entry.time.as_ref().map(|t| t.0),
-            )
-        })
-}
-
-fn holds(entry: &ManagedFieldsEntry, key: &str) -> bool {
-    entry.fields_v1.as_ref().is_some_and(|fields| {
-        fields.0["f:metadata"]["f:annotations"]
-            .as_object()
-            .is_some_and(|a| a.contains_key(key))
-    })
-}
-
 /// `current` with `Paused=True` saying who paused it, when, and how to resume. Everything
 /// else stays as the last pass left it (phase, Ready, `observedGeneration`): that is what
 /// still runs, and a spec changed since shows as a generation not yet observed.
@@ -71,7 +43,7 @@ pub fn paused_status<S: ReportedStatus>(
     now: Timestamp,
 ) -> S {
     let mut status = current.cloned().unwrap_or_default();
-    let who = match set_by(meta) {
+    let who = match annotations::written_by(meta, PAUSE_ANNOTATION) {
         Some((manager, Some(at))) => format!(" by {manager} at {at}"),
         Some((manager, None)) => format!(" by {manager}"),
         None => String::new(),
@@ -99,7 +71,9 @@ pub fn paused_status<S: ReportedStatus>(
 mod tests {
     use std::collections::BTreeMap;
 
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, FieldsV1, Time};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        Condition, FieldsV1, ManagedFieldsEntry, Time,
+    };
     use serde_json::json;
 
     use super::*;
@@ -154,7 +128,7 @@ mod tests {
                 json!({"f:payments.io/paused": {}}),
             ),
         ]);
-        let (who, at) = set_by(&meta).unwrap();
+        let (who, at) = annotations::written_by(&meta, PAUSE_ANNOTATION).unwrap();
         assert_eq!(who, "kubectl-annotate");
         assert_eq!(at.unwrap().to_string(), "2026-12-02T09:30:00Z");
 

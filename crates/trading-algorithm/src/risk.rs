@@ -72,17 +72,8 @@ pub struct Assessment {
 /// The field manager that last wrote the resume annotation: who resumed, as the API server
 /// recorded it.
 fn resumed_by(ta: &TradingAlgorithm) -> String {
-    let key = format!("f:{RESUME_ANNOTATION}");
-    ta.managed_fields()
-        .iter()
-        .filter(|m| {
-            m.fields_v1
-                .as_ref()
-                .is_some_and(|f| f.0["f:metadata"]["f:annotations"].get(&key).is_some())
-        })
-        .max_by_key(|m| m.time.as_ref().map(|t| t.0))
-        .and_then(|m| m.manager.clone())
-        .unwrap_or_else(|| "unknown".into())
+    operator_core::annotations::written_by(&ta.metadata, RESUME_ANNOTATION)
+        .map_or_else(|| "unknown".into(), |(manager, _)| manager)
 }
 
 /// Whether the annotation's value names the instant `since`.
