@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kubectl_payments::{kinds, pause, status, why};
+use kubectl_payments::{kinds, pause, request, status, why};
 use operator_core::tooling::ChildRef;
 use payment_service::crd::conversion::{V2, convert};
 use serde_json::{Value, json};
@@ -229,7 +229,12 @@ async fn paused_then_resumed(
         assert!(why.contains(&line), "{line:?} in {why}");
     }
     let wait = Duration::from_secs(30);
-    let answer = pause::set(&ns.client, &kind, &ns.name, &name, true, wait).await?;
+    let target = request::Target {
+        kind: &kind,
+        namespace: &ns.name,
+        name: &name,
+    };
+    let answer = pause::set(&ns.client, target, true, wait).await?;
     assert!(answer.contains("by kubectl-payments at "), "{answer}");
 
     let children: Vec<_> = OPERATOR_WRITES
@@ -257,7 +262,7 @@ async fn paused_then_resumed(
         "the change reached the autoscaler while paused"
     );
 
-    let answer = pause::set(&ns.client, &kind, &ns.name, &name, false, wait).await?;
+    let answer = pause::set(&ns.client, target, false, wait).await?;
     println!("payment-service: {answer}");
     until(
         "maxReplicas 14 once resumed",

@@ -18,6 +18,7 @@ mod resources;
 mod runs;
 mod validate;
 
+pub use reconcile::RUN_NOW_ANNOTATION;
 pub use runs::{retry_job_name, run_now_job_name};
 
 use futures::FutureExt;
@@ -37,7 +38,7 @@ use operator_core::annotations::ReadAnnotation;
 
 /// The annotations a BatchProcessor's operator reads (see docs/batch-processor.md).
 pub const ANNOTATIONS: &[ReadAnnotation] = &[ReadAnnotation {
-    key: reconcile::RUN_NOW_ANNOTATION,
+    key: RUN_NOW_ANNOTATION,
     accepts: "any new, non-empty value (such as $(date +%s)); each value starts one run",
     valid: |v| !v.trim().is_empty(),
 }];

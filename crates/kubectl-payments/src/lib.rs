@@ -2,12 +2,15 @@
 //! payments kinds. `status` shows every PaymentService, BatchProcessor, ClearingAdapter,
 //! SagaOrchestrator and TradingAlgorithm with what its status says and what to do;
 //! `why` explains one (conditions, recent events, children, one sentence of advice);
-//! `pause`/`resume` set the annotation every operator honours ([`operator_core::pause`]) and
-//! wait for the operator to say it acted. It writes only what a user could with kubectl: no
+//! `pause`/`resume` set the annotation every operator honours ([`operator_core::pause`]),
+//! `run-now` and `resume-trading` their kinds' own, and each waits for the operator to say
+//! it acted. It writes only what a user could with kubectl: no
 //! second path into an operator.
 
+pub mod actions;
 pub mod kinds;
 pub mod pause;
+pub mod request;
 pub mod status;
 pub mod why;
 
@@ -33,6 +36,8 @@ pub enum CliError {
         .waited.as_secs()
     )]
     NoAnswer { what: String, waited: Duration },
+    #[error("{0}")]
+    NothingToDo(String),
     #[error("the API server refused: {0}")]
     Api(#[from] kube::Error),
     #[error("could not print: {0}")]

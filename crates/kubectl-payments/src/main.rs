@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kubectl_payments::{CliError, kinds, pause, status, why};
+use kubectl_payments::{CliError, actions, kinds, pause, request, status, why};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +39,10 @@ enum Command {
     Pause(Target),
     /// Lets the operator act on KIND/NAME again.
     Resume(Target),
+    /// Starts a run of a BatchProcessor now (bp/NAME; annotation payments.io/run-now).
+    RunNow(Target),
+    /// Lifts a TradingAlgorithm's risk halt (ta/NAME; annotation fintech.io/resume-trading).
+    ResumeTrading(Target),
 }
 
 #[derive(Args, Debug)]
@@ -91,22 +95,44 @@ async fn run(cli: Cli) -> Result<()> {
             let (kind, name) = kinds::target(&target)?;
             print!("{}", why::explain(&client, &kind, &namespace, &name).await?);
         }
-        Command::Pause(target) => toggle(&client, &namespace, target, true).await?,
-        Command::Resume(target) => toggle(&client, &namespace, target, false).await?,
+        Command::Pause(target) => request(&client, &namespace, target, Action::Pause).await?,
+        Command::Resume(target) => request(&client, &namespace, target, Action::Resume).await?,
+        Command::RunNow(target) => request(&client, &namespace, target, Action::RunNow).await?,
+        Command::ResumeTrading(target) => {
+            request(&client, &namespace, target, Action::ResumeTrading).await?;
+        }
     }
     Ok(())
 }
 
-/// Pauses or resumes one resource and prints the operator's answer.
-async fn toggle(
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    Pause,
+    Resume,
+    RunNow,
+    ResumeTrading,
+}
+
+/// Makes one request of the operator and prints its answer.
+async fn request(
     client: &kube::Client,
     namespace: &str,
     target: Target,
-    paused: bool,
+    action: Action,
 ) -> Result<()> {
     let (kind, name) = kinds::target(&target.target)?;
     let wait = Duration::from_secs(target.timeout);
-    let answer = pause::set(client, &kind, namespace, &name, paused, wait).await?;
+    let on = request::Target {
+        kind: &kind,
+        namespace,
+        name: &name,
+    };
+    let answer = match action {
+        Action::Pause => pause::set(client, on, true, wait).await?,
+        Action::Resume => pause::set(client, on, false, wait).await?,
+        Action::RunNow => actions::run_now(client, on, wait).await?,
+        Action::ResumeTrading => actions::resume_trading(client, on, wait).await?,
+    };
     println!("{}/{name}: {answer}", kind.resource.kind);
     Ok(())
 }

@@ -1,60 +1,33 @@
 //! `kubectl payments pause|resume KIND/NAME`: sets or removes `payments.io/paused` (the
 //! annotation every operator honours), then waits for the operator's answer in status.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::Client;
-use kube::api::{Patch, PatchParams};
 use operator_core::pause::{PAUSE_ANNOTATION, PAUSED};
 use serde_json::{Value, json};
 
-use crate::kinds::Kind;
-use crate::{CliError, FIELD_MANAGER};
-
-/// How often the status is read while waiting.
-const LOOK_AGAIN: Duration = Duration::from_millis(500);
+use crate::CliError;
+use crate::request::Target;
 
 /// Pauses (`paused`) or resumes one resource and returns what the operator then reported:
 /// the `Paused` condition's message, or, resumed, its Ready condition.
 pub async fn set(
     client: &Client,
-    kind: &Kind,
-    namespace: &str,
-    name: &str,
+    target: Target<'_>,
     paused: bool,
     wait: Duration,
 ) -> Result<String, CliError> {
-    let api = kind.api(client, Some(namespace));
-    let value = if paused { json!("true") } else { Value::Null };
-    let patch = json!({"metadata": {"annotations": {PAUSE_ANNOTATION: value}}});
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
+    let (value, what) = if paused {
+        (json!("true"), "pause")
+    } else {
+        (Value::Null, "resume")
     };
-    let not_found = || CliError::NotFound {
-        kind: kind.resource.kind.clone(),
-        namespace: namespace.into(),
-        name: name.into(),
-    };
-    match api.patch(name, &params, &Patch::Merge(&patch)).await {
-        Err(kube::Error::Api(s)) if s.code == 404 => return Err(not_found()),
-        other => other?,
-    };
-    let started = Instant::now();
-    loop {
-        let object = api.get_opt(name).await?.ok_or_else(not_found)?;
-        if let Some(answer) = answered(&object.data["status"], paused) {
-            return Ok(answer);
-        }
-        if started.elapsed() >= wait {
-            let what = if paused { "pause" } else { "resume" };
-            return Err(CliError::NoAnswer {
-                what: format!("{what} {}/{name}", kind.resource.kind),
-                waited: wait,
-            });
-        }
-        tokio::time::sleep(LOOK_AGAIN).await;
-    }
+    target
+        .annotate_and_wait(client, PAUSE_ANNOTATION, value, what, wait, |status| {
+            answered(status, paused)
+        })
+        .await
 }
 
 /// The operator's answer in `status`, once there is one.

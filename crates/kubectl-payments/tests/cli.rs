@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Result;
 use batch_processor::crd::BatchProcessor;
 use kube::CustomResourceExt;
-use kubectl_payments::{CliError, kinds, pause, status, why};
+use kubectl_payments::request::Target;
+use kubectl_payments::{CliError, actions, kinds, pause, status, why};
 use operator_harness::Harness;
 use serde_json::json;
 
@@ -86,7 +87,12 @@ async fn pause_holds_every_change_until_resume() -> Result<()> {
     let (kind, name) = kinds::target(&format!("bp/{SEED}"))?;
     let before = schedule(&harness);
 
-    let answer = pause::set(&client, &kind, NS, &name, true, WAIT).await?;
+    let target = Target {
+        kind: &kind,
+        namespace: NS,
+        name: &name,
+    };
+    let answer = pause::set(&client, target, true, WAIT).await?;
     assert!(
         answer.contains("paused by kubectl-payments at "),
         "{answer}"
@@ -104,7 +110,7 @@ async fn pause_holds_every_change_until_resume() -> Result<()> {
     let rows = status::rows(&client, Some(NS)).await?;
     assert!(rows[0].paused.is_some(), "{rows:?}");
 
-    let answer = pause::set(&client, &kind, NS, &name, false, WAIT).await?;
+    let answer = pause::set(&client, target, false, WAIT).await?;
     assert!(answer.starts_with("resumed: Ready="), "{answer}");
     harness
         .eventually("the change applied once resumed", |h| {
@@ -118,7 +124,12 @@ async fn pause_holds_every_change_until_resume() -> Result<()> {
 async fn pausing_what_does_not_exist_says_so() -> Result<()> {
     let harness = running_batch().await?;
     let (kind, _) = kinds::target("bp/x")?;
-    let error = pause::set(&harness.client(), &kind, NS, "nope", true, WAIT)
+    let target = Target {
+        kind: &kind,
+        namespace: NS,
+        name: "nope",
+    };
+    let error = pause::set(&harness.client(), target, true, WAIT)
         .await
         .unwrap_err();
     assert!(matches!(error, CliError::NotFound { .. }), "{error}");
@@ -146,5 +157,36 @@ async fn why_shows_conditions_events_children_and_advice() -> Result<()> {
     let (kind, _) = kinds::target("bp/x")?;
     let missing = why::explain(&harness.client(), &kind, NS, "nope").await;
     assert!(matches!(missing, Err(CliError::NotFound { .. })));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_now_returns_the_job_the_operator_started() -> Result<()> {
+    let harness = running_batch().await?;
+    let (kind, name) = kinds::target(&format!("bp/{SEED}"))?;
+    let target = Target {
+        kind: &kind,
+        namespace: NS,
+        name: &name,
+    };
+    let answer = actions::run_now(&harness.client(), target, WAIT).await?;
+    let job = answer
+        .strip_prefix("started Job ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_default();
+    assert!(harness.get("batch/v1", "jobs", job).is_some(), "{answer}");
+
+    // Trading has nothing to resume when it is not halted, and says so.
+    let (kind, _) = kinds::target("ta/x")?;
+    let target = Target {
+        kind: &kind,
+        namespace: NS,
+        name: &name,
+    };
+    let refused = actions::resume_trading(&harness.client(), target, WAIT).await;
+    assert!(
+        matches!(refused, Err(CliError::NotFound { .. })),
+        "{refused:?}"
+    );
     Ok(())
 }

@@ -16,7 +16,7 @@ mod risk;
 mod validate;
 
 pub use resources::deployment::FALLBACK_IMAGE;
-pub use risk::trading_day;
+pub use risk::{RESUME_ANNOTATION, trading_day};
 
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ use operator_core::annotations::ReadAnnotation;
 /// The annotations a TradingAlgorithm's operator reads (see docs/trading-algorithm.md). The
 /// resume's value is judged against the halt it names, in the risk guard.
 pub const ANNOTATIONS: &[ReadAnnotation] = &[ReadAnnotation {
-    key: risk::RESUME_ANNOTATION,
+    key: RESUME_ANNOTATION,
     accepts: "the since of the halt it lifts (status.riskHalt.since)",
     valid: |_| true,
 }];

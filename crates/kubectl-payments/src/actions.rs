@@ -1,0 +1,157 @@
+//! The Day-2 requests of one kind, each the annotation its operator already honours:
+//! `run-now` (BatchProcessor, `payments.io/run-now`) and `resume-trading` (TradingAlgorithm,
+//! `fintech.io/resume-trading`).
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use serde_json::{Value, json};
+
+use crate::CliError;
+use crate::request::Target;
+
+/// Starts a run of a BatchProcessor now, with a fresh value (the current second), and
+/// returns the Job the operator started for it.
+pub async fn run_now(
+    client: &Client,
+    target: Target<'_>,
+    wait: Duration,
+) -> Result<String, CliError> {
+    only(target, "BatchProcessor", "run-now")?;
+    let value = Timestamp::now().as_second().to_string();
+    target
+        .annotate_and_wait(
+            client,
+            batch_processor::RUN_NOW_ANNOTATION,
+            json!(value),
+            "start a run of",
+            wait,
+            |status| run_started(status, target.name, &value),
+        )
+        .await
+}
+
+/// The operator's answer to run-now `value` on batch `name`: it handled the value, and
+/// started a run.
+fn run_started(status: &Value, name: &str, value: &str) -> Option<String> {
+    if status["lastRunNow"] != value {
+        return None;
+    }
+    let started = status["runNowValues"]
+        .as_array()
+        .is_some_and(|values| values.iter().any(|v| v == value));
+    Some(if started {
+        let job = batch_processor::run_now_job_name(name, value);
+        format!(
+            "started Job {job} for {}={value}",
+            batch_processor::RUN_NOW_ANNOTATION
+        )
+    } else {
+        format!(
+            "{}={value} was not run: a run was already started for it",
+            batch_processor::RUN_NOW_ANNOTATION
+        )
+    })
+}
+
+/// Lifts a TradingAlgorithm's risk halt: names the halt that is on (its `since`), and
+/// returns when and by whom the operator says it resumed.
+pub async fn resume_trading(
+    client: &Client,
+    target: Target<'_>,
+    wait: Duration,
+) -> Result<String, CliError> {
+    only(target, "TradingAlgorithm", "resume-trading")?;
+    let status = target.get(client).await?.data["status"].take();
+    let Some(since) = status["riskHalt"]["since"].as_str().map(String::from) else {
+        return Err(CliError::NothingToDo(format!(
+            "TradingAlgorithm {}/{} is not halted (status.riskHalt is empty): nothing to resume",
+            target.namespace, target.name
+        )));
+    };
+    target
+        .annotate_and_wait(
+            client,
+            trading_algorithm::RESUME_ANNOTATION,
+            json!(since),
+            "resume trading of",
+            wait,
+            |status| resumed(status, &since),
+        )
+        .await
+}
+
+/// The operator's answer to lifting the halt that began at `since`.
+fn resumed(status: &Value, since: &str) -> Option<String> {
+    let resume = &status["riskResume"];
+    (resume["haltedSince"] == since).then(|| {
+        format!(
+            "trading resumed at {} by {} (halted since {since})",
+            resume["resumedAt"].as_str().unwrap_or_default(),
+            resume["resumedBy"].as_str().unwrap_or("unknown")
+        )
+    })
+}
+
+/// Refuses an action on a kind whose operator has no such request.
+fn only(target: Target<'_>, kind: &str, action: &str) -> Result<(), CliError> {
+    if target.kind.resource.kind == kind {
+        Ok(())
+    } else {
+        Err(CliError::NothingToDo(format!(
+            "{action} is a {kind} request; {} {} has none",
+            target.kind.resource.kind, target.name
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_now_is_answered_once_its_value_is_handled() {
+        let before = json!({"lastRunNow": "1"});
+        assert_eq!(run_started(&before, "b", "2"), None);
+        let started = json!({"lastRunNow": "2", "runNowValues": ["1", "2"]});
+        let job = batch_processor::run_now_job_name("b", "2");
+        assert_eq!(
+            run_started(&started, "b", "2"),
+            Some(format!("started Job {job} for payments.io/run-now=2"))
+        );
+        let reused = json!({"lastRunNow": "2", "runNowValues": ["1"]});
+        assert!(run_started(&reused, "b", "2").is_some_and(|a| a.contains("was not run")));
+    }
+
+    #[test]
+    fn a_resume_is_answered_by_the_resume_of_that_halt() {
+        let since = "2026-12-07T10:00:00Z";
+        let halted = json!({"riskHalt": {"since": since}});
+        assert_eq!(resumed(&halted, since), None);
+        let lifted = json!({"riskResume": {"haltedSince": since, "resumedAt": "2026-12-07T10:05:00Z", "resumedBy": "kubectl-payments"}});
+        assert_eq!(
+            resumed(&lifted, since).as_deref(),
+            Some(
+                "trading resumed at 2026-12-07T10:05:00Z by kubectl-payments (halted since 2026-12-07T10:00:00Z)"
+            )
+        );
+    }
+
+    #[test]
+    fn an_action_of_another_kind_is_refused() {
+        let (kind, _) = crate::kinds::target("ps/x").unwrap();
+        let target = Target {
+            kind: &kind,
+            namespace: "payments",
+            name: "x",
+        };
+        let error = only(target, "BatchProcessor", "run-now")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "run-now is a BatchProcessor request; PaymentService x has none"
+        );
+    }
+}
