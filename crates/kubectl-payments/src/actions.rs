@@ -1,6 +1,6 @@
 //! The Day-2 requests of one kind, each the annotation its operator already honours:
-//! `run-now` (BatchProcessor, `payments.io/run-now`) and `resume-trading` (TradingAlgorithm,
-//! `fintech.io/resume-trading`).
+//! `promote` (PaymentService, `payments.io/promote`), `run-now` (BatchProcessor,
+//! `payments.io/run-now`) and `resume-trading` (TradingAlgorithm, `fintech.io/resume-trading`).
 
 use std::time::Duration;
 
@@ -10,6 +10,51 @@ use serde_json::{Value, json};
 
 use crate::CliError;
 use crate::request::Target;
+
+/// Switches a PaymentService's held blue-green rollout to the version waiting on the idle
+/// colour, and returns once that version serves.
+pub async fn promote(
+    client: &Client,
+    target: Target<'_>,
+    wait: Duration,
+) -> Result<String, CliError> {
+    only(target, "PaymentService", "promote")?;
+    let status = target.get(client).await?.data["status"].take();
+    let version = waiting_version(&status).ok_or_else(|| {
+        CliError::NothingToDo(format!(
+            "PaymentService {}/{} has no version waiting for promotion (its Progressing condition is not AwaitingPromotion)",
+            target.namespace, target.name
+        ))
+    })?;
+    target
+        .annotate_and_wait(
+            client,
+            payment_service::PROMOTE_ANNOTATION,
+            json!(version),
+            "promote",
+            wait,
+            |status| {
+                (status["currentVersion"] == version.as_str())
+                    .then(|| format!("version {version} is serving"))
+            },
+        )
+        .await
+}
+
+/// The version a held blue-green rollout waits to be promoted to.
+fn waiting_version(status: &Value) -> Option<String> {
+    let awaiting = status["conditions"]
+        .as_array()?
+        .iter()
+        .any(|c| c["type"] == "Progressing" && c["reason"] == "AwaitingPromotion");
+    awaiting
+        .then(|| {
+            status["rollout"]["target"]["version"]
+                .as_str()
+                .map(String::from)
+        })
+        .flatten()
+}
 
 /// Starts a run of a BatchProcessor now, with a fresh value (the current second), and
 /// returns the Job the operator started for it.
@@ -136,6 +181,17 @@ mod tests {
                 "trading resumed at 2026-12-07T10:05:00Z by kubectl-payments (halted since 2026-12-07T10:00:00Z)"
             )
         );
+    }
+
+    #[test]
+    fn only_a_rollout_awaiting_promotion_has_a_version_to_promote() {
+        let held = json!({"rollout": {"target": {"version": "1.6.0"}},
+            "conditions": [{"type": "Progressing", "reason": "AwaitingPromotion"}]});
+        assert_eq!(waiting_version(&held).as_deref(), Some("1.6.0"));
+        let rolling = json!({"rollout": {"target": {"version": "1.6.0"}},
+            "conditions": [{"type": "Progressing", "reason": "RollingUpdate"}]});
+        assert_eq!(waiting_version(&rolling), None);
+        assert_eq!(waiting_version(&Value::Null), None);
     }
 
     #[test]

@@ -39,6 +39,9 @@ enum Command {
     Pause(Target),
     /// Lets the operator act on KIND/NAME again.
     Resume(Target),
+    /// Switches a PaymentService's held blue-green rollout to the version waiting for it
+    /// (ps/NAME; annotation payments.io/promote).
+    Promote(Target),
     /// Starts a run of a BatchProcessor now (bp/NAME; annotation payments.io/run-now).
     RunNow(Target),
     /// Lifts a TradingAlgorithm's risk halt (ta/NAME; annotation fintech.io/resume-trading).
@@ -97,6 +100,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Pause(target) => request(&client, &namespace, target, Action::Pause).await?,
         Command::Resume(target) => request(&client, &namespace, target, Action::Resume).await?,
+        Command::Promote(target) => request(&client, &namespace, target, Action::Promote).await?,
         Command::RunNow(target) => request(&client, &namespace, target, Action::RunNow).await?,
         Command::ResumeTrading(target) => {
             request(&client, &namespace, target, Action::ResumeTrading).await?;
@@ -109,6 +113,7 @@ async fn run(cli: Cli) -> Result<()> {
 enum Action {
     Pause,
     Resume,
+    Promote,
     RunNow,
     ResumeTrading,
 }
@@ -130,6 +135,7 @@ async fn request(
     let answer = match action {
         Action::Pause => pause::set(client, on, true, wait).await?,
         Action::Resume => pause::set(client, on, false, wait).await?,
+        Action::Promote => actions::promote(client, on, wait).await?,
         Action::RunNow => actions::run_now(client, on, wait).await?,
         Action::ResumeTrading => actions::resume_trading(client, on, wait).await?,
     };

@@ -14,6 +14,8 @@ mod resources;
 mod rollout;
 mod validate;
 
+pub use rollout::PROMOTE_ANNOTATION;
+
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -42,7 +44,7 @@ use operator_core::monitoring::ServiceMonitor;
 /// one the conversion webhook writes to keep a v1 object's fields through v2.
 pub const ANNOTATIONS: &[ReadAnnotation] = &[
     ReadAnnotation {
-        key: rollout::PROMOTE_ANNOTATION,
+        key: PROMOTE_ANNOTATION,
         accepts: "the version waiting on the idle colour (a label value, such as 1.5.0)",
         valid: |v| operator_core::validation::label_value(v, false).is_ok(),
     },
