@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::CliError;
 use crate::request::Target;
+use crate::status::condition;
 
 /// Switches a PaymentService's held blue-green rollout to the version waiting on the idle
 /// colour, and returns once that version serves.
@@ -43,10 +44,7 @@ pub async fn promote(
 
 /// The version a held blue-green rollout waits to be promoted to.
 fn waiting_version(status: &Value) -> Option<String> {
-    let awaiting = status["conditions"]
-        .as_array()?
-        .iter()
-        .any(|c| c["type"] == "Progressing" && c["reason"] == "AwaitingPromotion");
+    let awaiting = condition(status, "Progressing")?["reason"] == "AwaitingPromotion";
     awaiting
         .then(|| {
             status["rollout"]["target"]["version"]

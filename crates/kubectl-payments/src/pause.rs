@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::CliError;
 use crate::request::Target;
+use crate::status::condition;
 
 /// Pauses (`paused`) or resumes one resource and returns what the operator then reported:
 /// the `Paused` condition's message, or, resumed, its Ready condition.
@@ -32,11 +33,7 @@ pub async fn set(
 
 /// The operator's answer in `status`, once there is one.
 fn answered(status: &Value, paused: bool) -> Option<String> {
-    let condition = |type_: &str| {
-        status["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
-    };
+    let condition = |type_: &str| condition(status, type_);
     match (paused, condition(PAUSED)) {
         (true, Some(c)) if c["status"] == "True" => Some(c["message"].as_str()?.to_string()),
         (false, None) => {

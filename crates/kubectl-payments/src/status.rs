@@ -80,12 +80,7 @@ pub fn row(
     status: &Value,
     last_warning: Option<Warning>,
 ) -> Row {
-    let condition = |type_: &str| {
-        status["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
-            .cloned()
-    };
+    let condition = |type_: &str| condition(status, type_).cloned();
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let ready = condition("Ready").unwrap_or_default();
     let paused = condition(PAUSED).filter(|c| c["status"] == "True");
@@ -100,6 +95,27 @@ pub fn row(
         paused: paused.map(|c| text(&c["message"])),
         last_warning,
     }
+}
+
+/// Condition `type_` of a status read as JSON.
+pub fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+/// When an event last happened: the latest of its series' last observation, its time and
+/// its deprecated timestamp (each writer sets a different one).
+pub fn event_time(event: &Event) -> Option<Timestamp> {
+    [
+        event.series.as_ref().map(|s| s.last_observed_time.0),
+        event.event_time.as_ref().map(|t| t.0),
+        event.deprecated_last_timestamp.as_ref().map(|t| t.0),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
 }
 
 /// The newest Warning event about each object (by uid) in scope.
@@ -119,14 +135,7 @@ async fn last_warnings(
         let Some(uid) = event.regarding.as_ref().and_then(|r| r.uid.clone()) else {
             continue;
         };
-        let at = [
-            event.series.as_ref().map(|s| s.last_observed_time.0),
-            event.event_time.as_ref().map(|t| t.0),
-            event.deprecated_last_timestamp.as_ref().map(|t| t.0),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
+        let at = event_time(&event);
         let warning = Warning {
             reason: event.reason.unwrap_or_default(),
             note: event.note.unwrap_or_default(),

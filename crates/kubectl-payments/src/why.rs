@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::CliError;
 use crate::kinds::Kind;
+use crate::status::{condition, event_time};
 
 /// The kinds an operator of the product creates for its resources, looked through for the
 /// ones this resource controls.
@@ -123,11 +124,7 @@ fn text(v: &Value) -> &str {
 
 /// One sentence: what the status says to do.
 pub fn advice(status: &Value) -> String {
-    let condition = |type_: &str| {
-        status["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
-    };
+    let condition = |type_: &str| condition(status, type_);
     if let Some(paused) = condition(PAUSED).filter(|c| c["status"] == "True") {
         return format!("Paused: {}.", text(&paused["message"]));
     }
@@ -152,14 +149,7 @@ async fn events(client: &Client, namespace: &str, uid: &str) -> Result<Vec<Strin
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid))
         .map(|e| {
-            let at = [
-                e.series.as_ref().map(|s| s.last_observed_time.0),
-                e.event_time.as_ref().map(|t| t.0),
-                e.deprecated_last_timestamp.as_ref().map(|t| t.0),
-            ]
-            .into_iter()
-            .flatten()
-            .max();
+            let at = event_time(&e);
             let when = at.map(|t| t.to_string()).unwrap_or_default();
             let line = format!(
                 "{when} {} {}: {}",
