@@ -52,12 +52,14 @@ operator_core::operator! {
 
 /// The child kinds of a BatchProcessor, declared once. The operator's own Jobs (retries,
 /// run-now) are never pruned by a pass — the history limits delete them — and the
-/// PrometheusRule exists only where the Prometheus Operator is installed.
+/// PrometheusRule exists only where the Prometheus Operator is installed. The CronJob's state
+/// (when it last fired) is cached too, for the pass to read.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
     rt.child_kinds(IDENTITY)
         .kind::<CronJob>(Prune::Yes)
         .kind::<Job>(Prune::Never)
         .optional_kind::<PrometheusRule>()
+        .observed::<CronJob>()
         .build()
 }
 

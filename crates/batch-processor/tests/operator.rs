@@ -407,3 +407,38 @@ async fn where_runs_read_cannot_change_while_a_run_is_active() -> Result<()> {
     );
     Ok(())
 }
+
+/// When the CronJob last fired comes from the operator's cache of its CronJobs: a converged
+/// resync sends no request for it, and a firing still reaches the status.
+#[tokio::test]
+async fn a_converged_resync_reads_the_cron_job_without_a_request() -> Result<()> {
+    let h = start_with(seed()?).await?;
+    // Let the last status writes and their echoes settle, then watch several resyncs (300 ms).
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    h.server.reset_stats();
+    let before = h.reconciles();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let stats = h.server.stats();
+    assert!(h.reconciles() >= before + 3, "the resyncs did run");
+    assert_eq!(
+        stats.count(testkit::Verb::Get, "cronjobs"),
+        0,
+        "the CronJob read from the cache: {stats:?}"
+    );
+    assert_eq!(stats.writes(), 0, "{stats:?}");
+
+    // The CronJob controller records a firing.
+    let fired = "2026-12-07T02:00:00Z";
+    kube::Api::<k8s_openapi::api::batch::v1::CronJob>::namespaced(h.client(), NS)
+        .patch_status(
+            SEED,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"status": {"lastScheduleTime": fired}})),
+        )
+        .await?;
+    h.eventually("the firing in status", |h| {
+        h.status(SEED)["lastScheduleTime"] == fired
+    })
+    .await?;
+    Ok(())
+}

@@ -73,12 +73,15 @@ pub struct Settings {
 operator_core::default_from_fields!(Settings);
 
 /// The child kinds of a ClearingAdapter, declared once: watched as metadata, owned, pruned.
-/// ServiceMonitors exist only where the Prometheus Operator is installed.
+/// ServiceMonitors exist only where the Prometheus Operator is installed. The Deployment's
+/// and autoscaler's state (pods, load) is cached too, for the pass to read.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
     rt.child_kinds(IDENTITY)
         .kinds::<(ConfigMap, Deployment, Service, NetworkPolicy)>()
         .kinds::<(HorizontalPodAutoscaler, PodDisruptionBudget)>()
         .optional_kind::<ServiceMonitor>()
+        .observed::<Deployment>()
+        .observed::<HorizontalPodAutoscaler>()
         .build()
 }
 

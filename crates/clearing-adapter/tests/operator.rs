@@ -448,3 +448,31 @@ async fn a_drain_past_its_timeout_is_reported_and_released() -> Result<()> {
     );
     Ok(())
 }
+
+/// The adapter's pods and load come from the operator's caches: a converged resync sends no
+/// request for its Deployment or autoscaler.
+#[tokio::test]
+async fn a_converged_resync_reads_the_workload_without_a_request() -> Result<()> {
+    let h = start_with(ScriptedProbe::default(), sample()?).await?;
+    h.ready(SAMPLE).await?;
+    assert!(
+        h.get("autoscaling/v2", "horizontalpodautoscalers", SAMPLE)
+            .is_some(),
+        "the sample is autoscaled"
+    );
+    // Let the last status writes and their echoes settle, then watch several resyncs (300 ms).
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    h.server.reset_stats();
+    let before = h.reconciles();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let stats = h.server.stats();
+    assert!(h.reconciles() >= before + 3, "the resyncs did run");
+    for plural in ["deployments", "horizontalpodautoscalers"] {
+        assert_eq!(
+            stats.count(testkit::Verb::Get, plural),
+            0,
+            "{plural} read from the cache: {stats:?}"
+        );
+    }
+    Ok(())
+}

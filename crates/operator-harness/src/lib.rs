@@ -235,6 +235,17 @@ impl Harness {
         &self.metrics
     }
 
+    /// How many reconciles the operator has finished, whatever their result (the sum of
+    /// `controller_runtime_reconcile_total`): proof that resyncs ran.
+    pub fn reconciles(&self) -> u64 {
+        self.metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("controller_runtime_reconcile_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     pub fn client(&self) -> kube::Client {
         self.server.client()
     }

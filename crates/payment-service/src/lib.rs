@@ -85,7 +85,8 @@ impl Settings {
 
 /// The child kinds of a PaymentService, declared once: watched as metadata, owned, pruned.
 /// The backup claim is never pruned (it holds the exports); ServiceMonitors exist only
-/// where the Prometheus Operator is installed.
+/// where the Prometheus Operator is installed. The backup CronJob's state (its last
+/// successful run) is cached too, for the pass to read.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
     rt.child_kinds(IDENTITY)
         .kinds::<(Deployment, Service, HorizontalPodAutoscaler)>()
@@ -94,6 +95,7 @@ pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
         .kind::<PersistentVolumeClaim>(Prune::Never)
         .kind::<NetworkPolicy>(Prune::Yes)
         .optional_kind::<ServiceMonitor>()
+        .observed::<CronJob>()
         .build()
 }
 

@@ -53,13 +53,17 @@ operator_core::operator! {
 }
 
 /// The child kinds of a SagaOrchestrator, declared once: watched as metadata, owned, pruned.
-/// ServiceMonitors exist only where the Prometheus Operator is installed.
+/// ServiceMonitors exist only where the Prometheus Operator is installed. The Deployment's
+/// state (its pods) is cached too, for the pass to read; the ConfigMaps the orchestrator
+/// keeps its own records in are read from the API server, never from a cache that may lag
+/// its last write.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
     rt.child_kinds(IDENTITY)
         .kinds::<(ConfigMap, ServiceAccount, Role, RoleBinding)>()
         .kinds::<(Deployment, Service)>()
         .kinds::<(NetworkPolicy, HorizontalPodAutoscaler, PodDisruptionBudget)>()
         .optional_kind::<ServiceMonitor>()
+        .observed::<Deployment>()
         .build()
 }
 

@@ -57,10 +57,12 @@ operator_core::operator! {
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The child kinds of a TradingAlgorithm, declared once: watched as metadata, owned, pruned.
+/// The Deployment's state (its pods) is cached too, for the pass to read.
 pub fn child_kinds(rt: &Runtime) -> (ChildKinds, ChildWatches) {
     rt.child_kinds(IDENTITY)
         .kinds::<(Deployment, ConfigMap, Service)>()
         .kinds::<(HorizontalPodAutoscaler, NetworkPolicy)>()
+        .observed::<Deployment>()
         .build()
 }
 

@@ -33,18 +33,28 @@ pub struct Workload {
     pub held_replicas: Option<HeldReplicas>,
 }
 
+/// The workload as the operator's caches hold it (no request once they do).
 pub(super) async fn workload(ca: &ClearingAdapter, ctx: &Ctx) -> Result<Workload> {
-    workload_of(ca, &ctx.client).await
+    let name = ca.name_any();
+    let deployment = ctx.controlled::<Deployment, _>(ca, &name).await?;
+    let hpa = ctx
+        .controlled::<HorizontalPodAutoscaler, _>(ca, &name)
+        .await?;
+    Ok(workload_from(deployment, hpa))
 }
 
-/// [`workload`] with a bare client: the admission webhook reads the load this way.
+/// [`workload`] with a bare client: the admission webhook reads the load this way, fresh
+/// from the API server.
 pub(crate) async fn workload_of(ca: &ClearingAdapter, client: &kube::Client) -> Result<Workload> {
     let name = ca.name_any();
-    let _namespace = namespace_of(ca);
     let deployment = get_controlled::<Deployment, _>(client, ca, &name).await?;
     let hpa = get_controlled::<HorizontalPodAutoscaler, _>(client, ca, &name).await?;
+    Ok(workload_from(deployment, hpa))
+}
+
+fn workload_from(deployment: Option<Deployment>, hpa: Option<HorizontalPodAutoscaler>) -> Workload {
     let Some(deployment) = deployment else {
-        return Ok(Workload::default());
+        return Workload::default();
     };
     let status = deployment.status.clone().unwrap_or_default();
     let condition = |type_: &str| {
@@ -86,7 +96,7 @@ pub(crate) async fn workload_of(ca: &ClearingAdapter, client: &kube::Client) -> 
         None => deployment.spec.as_ref().and_then(|s| s.replicas),
     };
     let current_replicas = status.replicas.unwrap_or_default();
-    Ok(Workload {
+    Workload {
         exists: true,
         current_replicas,
         ready_replicas: status.ready_replicas.unwrap_or_default(),
@@ -101,7 +111,7 @@ pub(crate) async fn workload_of(ca: &ClearingAdapter, client: &kube::Client) -> 
                 .map(|s| s.desired_replicas),
         },
         held_replicas: held_replicas(&deployment, crate::IDENTITY.manager, current_replicas),
-    })
+    }
 }
 
 /// The referenced Secrets: each one's resourceVersion (for the pods' config hash) and the

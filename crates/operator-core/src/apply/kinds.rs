@@ -31,7 +31,8 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
 use super::dependencies::{RefusedSibling, Uses, pod_labels};
-use super::{Changes, ChildObject, Children, Foreign, OperatorIdentity};
+use super::observed::{self, ObservedCache, ObservedKind};
+use super::{Changes, ChildObject, Children, Foreign, OperatorIdentity, WatchedKind};
 use crate::error::{Error, RefusedChild, Result};
 
 /// Whether a pass deletes this owner's children of a kind that it did not apply.
@@ -188,6 +189,7 @@ pub struct ChildKinds {
     client: Client,
     identity: OperatorIdentity,
     kinds: Arc<Vec<Arc<dyn DeclaredKind>>>,
+    observed: Arc<Vec<ObservedCache>>,
 }
 
 impl Debug for ChildKinds {
@@ -207,6 +209,7 @@ pub struct ChildKindsBuilder {
     identity: OperatorIdentity,
     namespace: Option<String>,
     kinds: Vec<Arc<dyn DeclaredKind>>,
+    observed: Vec<ObservedCache>,
     watches: ChildWatches,
 }
 
@@ -279,12 +282,29 @@ impl ChildKindsBuilder {
         self
     }
 
+    /// Also keeps in memory the state a pass reads of this kind's children (declare the kind
+    /// too), so [`crate::Context::controlled`] answers without a request once it is cached.
+    /// See [`ObservedKind`] for what is kept.
+    #[must_use]
+    pub fn observed<K: ObservedKind>(mut self) -> Self {
+        let watch = observed::watch::<K>(
+            self.client.clone(),
+            self.identity,
+            self.namespace.as_deref(),
+        );
+        self.watches.synced.push(watch.synced);
+        self.watches.streams.push(watch.stream);
+        self.observed.push(watch.cache);
+        self
+    }
+
     pub fn build(self) -> (ChildKinds, ChildWatches) {
         (
             ChildKinds {
                 client: self.client,
                 identity: self.identity,
                 kinds: Arc::new(self.kinds),
+                observed: Arc::new(self.observed),
             },
             self.watches,
         )
@@ -328,6 +348,7 @@ impl ChildKinds {
             identity,
             namespace: namespace.map(String::from),
             kinds: Vec::new(),
+            observed: Vec::new(),
             watches: ChildWatches {
                 streams: Vec::new(),
                 synced: Vec::new(),
@@ -348,6 +369,16 @@ impl ChildKinds {
             .as_any()
             .downcast_ref::<Children<K>>()
             .ok_or_else(|| Error::UndeclaredChildKind(K::kind(&()).into_owned()))
+    }
+
+    /// The child `name` of kind `K` in `namespace` as its cache knows it (`Some(None)`: there
+    /// is none of this operator's); `None` when `K` is not declared
+    /// [`ChildKindsBuilder::observed`] or its cache has not listed yet: ask the API server.
+    pub fn cached<K: WatchedKind>(&self, namespace: &str, name: &str) -> Option<Option<K>> {
+        self.observed
+            .iter()
+            .find_map(ObservedCache::get::<K>)
+            .and_then(|store| observed::cached(store, namespace, name))
     }
 
     /// Whether the cluster serves kind `K` (always, for a kind that is not optional).

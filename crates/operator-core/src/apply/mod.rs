@@ -53,6 +53,7 @@ use crate::error::{Error, RefusedChild, Result};
 
 mod dependencies;
 mod kinds;
+mod observed;
 mod ownership;
 mod served;
 
@@ -60,6 +61,7 @@ pub use dependencies::uses;
 pub use kinds::{
     ChildKinds, ChildKindsBuilder, ChildPass, ChildWatches, KindList, OptionalChild, Prune,
 };
+pub use observed::ObservedKind;
 
 /// A namespaced kind an operator watches and caches (its own resource, a child, a related
 /// object): what every watch and cache asks of its type, named once.

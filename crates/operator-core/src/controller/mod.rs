@@ -135,15 +135,18 @@ impl<O> Context<O> {
     }
 
     /// The child `name` of kind `C` beside `owner`, when `owner` controls it (see
-    /// [`crate::apply::get_controlled`]).
+    /// [`crate::apply::get_controlled`]). A kind declared
+    /// [`observed`](crate::ChildKindsBuilder::observed) is answered from its cache once it has
+    /// listed, trimmed as [`crate::apply::ObservedKind`] says: no request.
     pub async fn controlled<C, K>(&self, owner: &K, name: &str) -> Result<Option<C>, crate::Error>
     where
-        C: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug,
+        C: WatchedKind,
         K: Resource,
     {
+        let namespace = owner.meta().namespace.as_deref().unwrap_or_default();
+        if let Some(cached) = self.children.cached::<C>(namespace, name) {
+            return Ok(cached.filter(|c| crate::apply::controlled_by(c.meta(), owner)));
+        }
         Ok(crate::apply::get_controlled(&self.client, owner, name).await?)
     }
 
