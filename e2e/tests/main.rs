@@ -14,6 +14,7 @@ mod operator_core;
 mod out_of_cluster;
 mod own_certificate;
 mod payment_service;
+mod plugin;
 mod saga_orchestrator;
 mod trading_algorithm;
 mod transition_rules;

@@ -6,7 +6,8 @@
 //! developer's cluster is never touched by accident). Either way it builds the release
 //! (`cargo xtask release`: the images, and `dist/install.yaml` pinning them by digest),
 //! installs it as a user would (`kubectl apply --server-side -f dist/install.yaml`, then
-//! waits for the CRDs and the five operators' Deployments), unpacks the images (every
+//! waits for the CRDs and the five operators' Deployments), hands the test of the kubectl
+//! plugin the release's archive of it (`E2E_PLUGIN_ARCHIVE`), unpacks the images (every
 //! operator runs from its image, see `e2e::image`), and runs `cargo test -p e2e` one test at a time (the writes a converged
 //! operator makes are read from the API server's own counters, which other tests would move).
 
@@ -143,12 +144,16 @@ fn suite(root: &Path, kubeconfig: &Path) -> Result<()> {
         "building the operators",
     )?;
     install(&install_yaml, kubeconfig)?;
+    let plugin_archive = root
+        .join(crate::release::DIST)
+        .join(crate::plugin::archive_name(crate::plugin::platform()?));
     let started = Instant::now();
     let result = run(
         Command::new(&cargo)
             .current_dir(root)
             .env("E2E_CLUSTER", "1")
             .env("E2E_IMAGES", crate::images::verify::unpacked_dir(root))
+            .env("E2E_PLUGIN_ARCHIVE", &plugin_archive)
             .env("SIM_JOB_TERMINATION_MESSAGE", WORKER_REPORT)
             .env("KUBECONFIG", kubeconfig)
             .args([

@@ -24,6 +24,7 @@ mod e2e;
 mod images;
 mod metrics_access;
 mod naive;
+mod plugin;
 mod release;
 mod webhooks;
 

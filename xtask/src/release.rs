@@ -5,7 +5,8 @@
 //!   pinned by the digest `cargo xtask images` built: `kubectl apply --server-side -f
 //!   dist/install.yaml`;
 //! - `<package>.yaml`: one operator alone (its `deploy/<package>`), pinned the same way;
-//! - `digests.txt` and each image's SBOM, copied from `target/images/`.
+//! - `digests.txt` and each image's SBOM, copied from `target/images/`;
+//! - the kubectl plugin's archive and its krew manifest (`payments.yaml`), see `plugin`.
 //!
 //! Rendered with `kubectl kustomize`, as a user renders deploy/. The images are built first
 //! (the same commit gives the same digests), so the files name exactly what was built.
@@ -137,6 +138,7 @@ pub fn run(root: &Path, options: &Options) -> Result<PathBuf> {
         std::fs::copy(built.join(&sbom), dist.join(&sbom))
             .with_context(|| format!("copying {sbom}"))?;
     }
+    crate::plugin::package(root, &dist)?;
     println!("wrote {}", dist.display());
     Ok(path)
 }

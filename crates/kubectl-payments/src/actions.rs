@@ -19,7 +19,7 @@ pub async fn promote(
     target: Target<'_>,
     wait: Duration,
 ) -> Result<String, CliError> {
-    only(target, "PaymentService", "promote")?;
+    only(target, "promote")?;
     let status = target.get(client).await?.data["status"].take();
     let version = waiting_version(&status).ok_or_else(|| {
         CliError::NothingToDo(format!(
@@ -61,7 +61,7 @@ pub async fn run_now(
     target: Target<'_>,
     wait: Duration,
 ) -> Result<String, CliError> {
-    only(target, "BatchProcessor", "run-now")?;
+    only(target, "run-now")?;
     let value = Timestamp::now().as_second().to_string();
     target
         .annotate_and_wait(
@@ -105,7 +105,7 @@ pub async fn resume_trading(
     target: Target<'_>,
     wait: Duration,
 ) -> Result<String, CliError> {
-    only(target, "TradingAlgorithm", "resume-trading")?;
+    only(target, "resume-trading")?;
     let status = target.get(client).await?.data["status"].take();
     let Some(since) = status["riskHalt"]["since"].as_str().map(String::from) else {
         return Err(CliError::NothingToDo(format!(
@@ -137,8 +137,24 @@ fn resumed(status: &Value, since: &str) -> Option<String> {
     })
 }
 
+/// The kind each of these requests is for, by its subcommand.
+pub const REQUEST_KINDS: [(&str, &str); 3] = [
+    ("promote", "PaymentService"),
+    ("run-now", "BatchProcessor"),
+    ("resume-trading", "TradingAlgorithm"),
+];
+
+/// The kind `action` is a request of (any kind for an action not listed).
+pub fn kind_of(action: &str) -> Option<&'static str> {
+    REQUEST_KINDS
+        .iter()
+        .find(|(a, _)| *a == action)
+        .map(|(_, kind)| *kind)
+}
+
 /// Refuses an action on a kind whose operator has no such request.
-fn only(target: Target<'_>, kind: &str, action: &str) -> Result<(), CliError> {
+fn only(target: Target<'_>, action: &str) -> Result<(), CliError> {
+    let kind = kind_of(action).unwrap_or_default();
     if target.kind.resource.kind == kind {
         Ok(())
     } else {
@@ -200,9 +216,7 @@ mod tests {
             namespace: "payments",
             name: "x",
         };
-        let error = only(target, "BatchProcessor", "run-now")
-            .unwrap_err()
-            .to_string();
+        let error = only(target, "run-now").unwrap_err().to_string();
         assert_eq!(
             error,
             "run-now is a BatchProcessor request; PaymentService x has none"

@@ -8,6 +8,8 @@
 //! second path into an operator.
 
 pub mod actions;
+pub mod cli;
+pub mod complete;
 pub mod kinds;
 pub mod pause;
 pub mod request;

@@ -3,69 +3,27 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use kubectl_payments::{CliError, actions, kinds, pause, request, status, why};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "kubectl payments",
-    about = "The payments operators' resources, and pausing one"
-)]
-struct Cli {
-    /// The namespace (default: the kubeconfig context's).
-    #[arg(short, long, global = true)]
-    namespace: Option<String>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Every PaymentService, BatchProcessor, ClearingAdapter, SagaOrchestrator and
-    /// TradingAlgorithm: Ready, phase, reason, what to do, the last Warning event.
-    Status {
-        /// In every namespace.
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-        #[arg(short, long, value_enum, default_value_t = Output::Table)]
-        output: Output,
-    },
-    /// One resource's conditions, recent events and children, and what to do.
-    Why {
-        /// KIND/NAME, KIND as kubectl names it (ps, paymentservice, PaymentService).
-        target: String,
-    },
-    /// Stops the operator's writes to KIND/NAME's children (annotation payments.io/paused).
-    Pause(Target),
-    /// Lets the operator act on KIND/NAME again.
-    Resume(Target),
-    /// Switches a PaymentService's held blue-green rollout to the version waiting for it
-    /// (ps/NAME; annotation payments.io/promote).
-    Promote(Target),
-    /// Starts a run of a BatchProcessor now (bp/NAME; annotation payments.io/run-now).
-    RunNow(Target),
-    /// Lifts a TradingAlgorithm's risk halt (ta/NAME; annotation fintech.io/resume-trading).
-    ResumeTrading(Target),
-}
-
-#[derive(Args, Debug)]
-struct Target {
-    /// KIND/NAME, KIND as kubectl names it (ps, paymentservice, PaymentService).
-    target: String,
-    /// Seconds to wait for the operator's answer.
-    #[arg(long, default_value_t = 60)]
-    timeout: u64,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Output {
-    Table,
-    Json,
-    Yaml,
-}
+use clap::Parser;
+use kubectl_payments::cli::{Cli, Command, Output, Target};
+use kubectl_payments::{CliError, actions, complete, kinds, pause, request, status, why};
 
 #[tokio::main]
 async fn main() {
+    // kubectl's completion (`kubectl_complete-payments`) hands over the words as typed,
+    // flags and all: they are read as words, not parsed as this command's own arguments.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some((first, words)) = args.split_first()
+        && first == complete::COMPLETE_COMMAND
+    {
+        let client = kube::Client::try_default().await.ok();
+        print!(
+            "{}",
+            complete::answer(complete::want(words), client)
+                .await
+                .render()
+        );
+        return;
+    }
     // The error alone, as kubectl prints one: a user has no use for a backtrace.
     if let Err(error) = run(Cli::parse()).await {
         eprintln!("error: {error:#}");
@@ -74,6 +32,10 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Command::Completion = cli.command {
+        print!("{}", complete::SCRIPT);
+        return Ok(());
+    }
     let client = kube::Client::try_default().await?;
     let namespace = cli
         .namespace
@@ -105,6 +67,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ResumeTrading(target) => {
             request(&client, &namespace, target, Action::ResumeTrading).await?;
         }
+        // Answered above, before a cluster is needed.
+        Command::Completion => {}
     }
     Ok(())
 }

@@ -190,3 +190,76 @@ async fn run_now_returns_the_job_the_operator_started() -> Result<()> {
     );
     Ok(())
 }
+
+/// Completion as a user gets it: kubectl itself (1.26+) finds `kubectl_complete-payments`
+/// (the script `completion` prints) beside the plugin on PATH, and completes `KIND/` with the
+/// names of that kind, read from the API server (testkit on loopback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_completes_kinds_and_names_through_the_completion_script() -> Result<()> {
+    let server = testkit::ApiServer::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    server.load_manifests(&root.join("deploy/crds"))?;
+    server.load_manifests(&root.join("deploy/namespaces"))?;
+    let batch = operator_harness::sample_of_kind(SEED, "BatchProcessor")?;
+    server.create_from_yaml(&serde_json::to_string(&batch)?)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(testkit::loopback::serve(server, listener, async {
+        let _ = stopped.await;
+    }));
+
+    // A directory on PATH holding the plugin and the script `completion` printed.
+    let bin = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("completion-bin");
+    let _ = std::fs::remove_dir_all(&bin);
+    std::fs::create_dir_all(&bin)?;
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_kubectl-payments"),
+        bin.join("kubectl-payments"),
+    )?;
+    let plugin = std::process::Command::new(bin.join("kubectl-payments"))
+        .arg("completion")
+        .output()?;
+    assert!(plugin.status.success(), "{plugin:?}");
+    let script = bin.join("kubectl_complete-payments");
+    std::fs::write(&script, &plugin.stdout)?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let kubeconfig = bin.join("kubeconfig");
+    std::fs::write(&kubeconfig, testkit::loopback::kubeconfig(addr))?;
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let complete = move |words: &[&str]| -> Result<String> {
+        let output = std::process::Command::new("kubectl")
+            .args(["__complete", "payments"])
+            .args(words)
+            .env("PATH", &path)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()?;
+        anyhow::ensure!(output.status.success(), "kubectl __complete: {output:?}");
+        Ok(String::from_utf8(output.stdout)?)
+    };
+
+    let subcommands = tokio::task::spawn_blocking({
+        let complete = complete.clone();
+        move || complete(&["r"])
+    })
+    .await??;
+    assert!(subcommands.contains("run-now\t"), "{subcommands}");
+    assert!(subcommands.contains("resume-trading\t"), "{subcommands}");
+    let kinds = tokio::task::spawn_blocking({
+        let complete = complete.clone();
+        move || complete(&["run-now", ""])
+    })
+    .await??;
+    assert!(kinds.starts_with("bp/\tBatchProcessor\n"), "{kinds}");
+    let names =
+        tokio::task::spawn_blocking(move || complete(&["-n", NS, "run-now", "bp/d"])).await??;
+    assert!(names.contains(&format!("bp/{SEED}\n")), "{names}");
+
+    let _ = stop.send(());
+    serving.await??;
+    Ok(())
+}

@@ -15,7 +15,7 @@
 mod oci;
 mod rootfs;
 mod sbom;
-mod tar;
+pub mod tar;
 pub mod verify;
 
 use std::collections::BTreeMap;
@@ -166,8 +166,8 @@ impl Provenance {
     }
 }
 
-/// Builds the operators' binaries as images ship them.
-fn build_binaries(root: &Path) -> Result<PathBuf> {
+/// Builds the binaries of `packages` as images ship them; returns the folder they are in.
+pub fn build_binaries(root: &Path, packages: &[&str]) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let home = std::env::var("CARGO_HOME").map_or_else(
         |_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"),
@@ -183,18 +183,19 @@ fn build_binaries(root: &Path) -> Result<PathBuf> {
         .current_dir(root)
         .env("RUSTFLAGS", remap)
         .args(["build", "--locked", "--profile", PROFILE])
-        .args(crate::OPERATORS.iter().flat_map(|o| ["-p", o.package()]))
+        .args(packages.iter().flat_map(|p| ["-p", p]))
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("building the operators' binaries failed ({status})");
+        bail!("building {} failed ({status})", packages.join(", "));
     }
     Ok(crate::target_dir(root).join(PROFILE))
 }
 
 pub fn build(root: &Path, options: &Options) -> Result<()> {
     let provenance = Provenance::of(root)?;
-    let binaries = build_binaries(root)?;
+    let operators: Vec<&str> = crate::OPERATORS.iter().map(|o| o.package()).collect();
+    let binaries = build_binaries(root, &operators)?;
     let out = images_dir(root);
     std::fs::create_dir_all(&out)?;
     let mut digests = String::new();

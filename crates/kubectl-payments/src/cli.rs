@@ -1,0 +1,65 @@
+//! The command line: subcommands, their arguments and flags. Kept in the library so shell
+//! completion ([`crate::complete`]) reads the same definition the parser uses.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl payments",
+    about = "The payments operators' resources, and pausing one"
+)]
+pub struct Cli {
+    /// The namespace (default: the kubeconfig context's).
+    #[arg(short, long, global = true)]
+    pub namespace: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every PaymentService, BatchProcessor, ClearingAdapter, SagaOrchestrator and
+    /// TradingAlgorithm: Ready, phase, reason, what to do, the last Warning event.
+    Status {
+        /// In every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// One resource's conditions, recent events and children, and what to do.
+    Why {
+        /// KIND/NAME, KIND as kubectl names it (ps, paymentservice, PaymentService).
+        target: String,
+    },
+    /// Stops the operator's writes to KIND/NAME's children (annotation payments.io/paused).
+    Pause(Target),
+    /// Lets the operator act on KIND/NAME again.
+    Resume(Target),
+    /// Switches a PaymentService's held blue-green rollout to the version waiting for it
+    /// (ps/NAME; annotation payments.io/promote).
+    Promote(Target),
+    /// Starts a run of a BatchProcessor now (bp/NAME; annotation payments.io/run-now).
+    RunNow(Target),
+    /// Lifts a TradingAlgorithm's risk halt (ta/NAME; annotation fintech.io/resume-trading).
+    ResumeTrading(Target),
+    /// Prints the file that gives `kubectl payments` shell completion: save it as an
+    /// executable named kubectl_complete-payments on PATH (kubectl 1.26 or later runs it).
+    Completion,
+}
+
+#[derive(Args, Debug)]
+pub struct Target {
+    /// KIND/NAME, KIND as kubectl names it (ps, paymentservice, PaymentService).
+    pub target: String,
+    /// Seconds to wait for the operator's answer.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Yaml,
+}
