@@ -22,6 +22,7 @@ use kube::core::{DynamicObject, ObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
+use serde_json::{Map, Value};
 
 use super::{ChildObject, OperatorIdentity, WatchedKind};
 
@@ -30,11 +31,19 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A child kind whose state a pass reads from a cache: what to keep of each object.
 pub trait ObservedKind: ChildObject {
+    /// The fields of the operator's own apply a pass asks about (paths in its managed-fields
+    /// entry, `["f:spec", "f:replicas"]`); the rest of that entry, which lists every field
+    /// the apply sets and can outweigh the object, is dropped.
+    const OWN_FIELDS_READ: &'static [&'static [&'static str]] = &[];
+
     /// Drops what no pass reads of this kind (its metadata is trimmed already).
-    fn trim(&mut self);
+    fn trim(&mut self) {}
 }
 
 impl ObservedKind for Deployment {
+    /// Whether the apply still holds `replicas` ([`crate::autoscaling::held_replicas`]).
+    const OWN_FIELDS_READ: &'static [&'static [&'static str]] = &[&["f:spec", "f:replicas"]];
+
     /// Keeps spec (replicas, selector) and status; the pod template, the bulk of the object,
     /// goes.
     fn trim(&mut self) {
@@ -44,9 +53,7 @@ impl ObservedKind for Deployment {
     }
 }
 
-impl ObservedKind for HorizontalPodAutoscaler {
-    fn trim(&mut self) {}
-}
+impl ObservedKind for HorizontalPodAutoscaler {}
 
 impl ObservedKind for CronJob {
     /// Keeps schedule and status; the Job template goes.
@@ -58,14 +65,45 @@ impl ObservedKind for CronJob {
 }
 
 /// Keeps of the metadata what a pass reads: owner references, labels, annotations but the
-/// last-applied copy, and `manager`'s own managed-fields entries (which fields its apply holds,
-/// e.g. a Deployment's `replicas` before an autoscaler takes them).
-fn trim_metadata(meta: &mut ObjectMeta, manager: &str) {
+/// last-applied copy, and of `manager`'s own managed-fields entries only the paths `read`
+/// (which fields its apply holds, e.g. a Deployment's `replicas` before an autoscaler takes
+/// them); every other manager's entry goes.
+fn trim_metadata(meta: &mut ObjectMeta, manager: &str, read: &[&[&str]]) {
     if let Some(entries) = meta.managed_fields.as_mut() {
-        entries.retain(|e| e.manager.as_deref() == Some(manager));
+        entries.retain(|e| e.manager.as_deref() == Some(manager) && !read.is_empty());
+        for entry in entries.iter_mut() {
+            if let Some(fields) = entry.fields_v1.as_mut() {
+                fields.0 = kept_paths(&fields.0, read);
+            }
+        }
     }
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// Of a field set, the paths `read` that it holds (each as an empty leaf), nothing else.
+fn kept_paths(fields: &Value, read: &[&[&str]]) -> Value {
+    let mut kept = Map::new();
+    for path in read {
+        if path
+            .iter()
+            .try_fold(fields, |node, key| node.get(*key))
+            .is_some()
+        {
+            insert_path(&mut kept, path);
+        }
+    }
+    Value::Object(kept)
+}
+
+fn insert_path(node: &mut Map<String, Value>, path: &[&str]) {
+    if let Some((first, rest)) = path.split_first()
+        && let Value::Object(child) = node
+            .entry(*first)
+            .or_insert_with(|| Value::Object(Map::new()))
+    {
+        insert_path(child, rest);
     }
 }
 
@@ -102,7 +140,7 @@ pub(super) fn watch<K: ObservedKind>(
     let stream = watcher(api, config)
         .default_backoff()
         .modify(move |object: &mut K| {
-            trim_metadata(object.meta_mut(), manager);
+            trim_metadata(object.meta_mut(), manager, K::OWN_FIELDS_READ);
             object.trim();
         })
         .reflect(writer)
@@ -151,9 +189,13 @@ mod tests {
         let mut d: Deployment = serde_json::from_value(json!({
             "metadata": {
                 "name": "d",
+                "uid": "u1",
                 "annotations": {LAST_APPLIED: "{…}", "keep": "yes"},
                 "managedFields": [
-                    {"manager": "ours", "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+                    {"manager": "ours", "operation": "Apply", "fieldsV1": {"f:spec": {
+                        "f:replicas": {},
+                        "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}}}}},
+                    }}},
                     {"manager": "kube-controller-manager", "operation": "Update"},
                 ],
             },
@@ -165,7 +207,7 @@ mod tests {
             "status": {"readyReplicas": 2},
         }))
         .expect("deployment");
-        trim_metadata(&mut d.metadata, "ours");
+        trim_metadata(&mut d.metadata, "ours", Deployment::OWN_FIELDS_READ);
         d.trim();
         let managers: Vec<_> = d
             .metadata
@@ -175,6 +217,17 @@ mod tests {
             .map(|m: &ManagedFieldsEntry| m.manager.clone().unwrap_or_default())
             .collect();
         assert_eq!(managers, ["ours"]);
+        let own = d.metadata.managed_fields.as_ref().map(|m| m[0].clone());
+        assert_eq!(
+            own.and_then(|m| m.fields_v1).map(|f| f.0),
+            Some(json!({"f:spec": {"f:replicas": {}}})),
+            "only what a pass asks of its own apply"
+        );
+        assert_eq!(
+            crate::autoscaling::held_replicas(&d, "ours", 3).map(|h| h.current),
+            Some(3),
+            "held_replicas still reads it"
+        );
         let annotations = d.metadata.annotations.clone().unwrap_or_default();
         assert!(!annotations.contains_key(LAST_APPLIED));
         assert_eq!(annotations.get("keep").map(String::as_str), Some("yes"));
@@ -182,5 +235,16 @@ mod tests {
         assert_eq!(spec.replicas, Some(3));
         assert!(spec.template.spec.is_none(), "the pod template is dropped");
         assert_eq!(d.status.and_then(|s| s.ready_replicas), Some(2));
+    }
+
+    #[test]
+    fn a_kind_whose_own_fields_no_pass_reads_keeps_no_managed_fields() {
+        let mut meta: ObjectMeta = serde_json::from_value(json!({
+            "name": "h",
+            "managedFields": [{"manager": "ours", "operation": "Apply", "fieldsV1": {"f:spec": {}}}],
+        }))
+        .expect("metadata");
+        trim_metadata(&mut meta, "ours", HorizontalPodAutoscaler::OWN_FIELDS_READ);
+        assert_eq!(meta.managed_fields, Some(Vec::new()));
     }
 }
