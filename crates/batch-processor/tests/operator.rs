@@ -413,13 +413,7 @@ async fn where_runs_read_cannot_change_while_a_run_is_active() -> Result<()> {
 #[tokio::test]
 async fn a_converged_resync_reads_the_cron_job_without_a_request() -> Result<()> {
     let h = start_with(seed()?).await?;
-    // Let the last status writes and their echoes settle, then watch several resyncs (300 ms).
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    h.server.reset_stats();
-    let before = h.reconciles();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let stats = h.server.stats();
-    assert!(h.reconciles() >= before + 3, "the resyncs did run");
+    let stats = h.converged_resync_requests().await?;
     assert_eq!(
         stats.count(testkit::Verb::Get, "cronjobs"),
         0,

@@ -460,13 +460,7 @@ async fn a_converged_resync_reads_the_workload_without_a_request() -> Result<()>
             .is_some(),
         "the sample is autoscaled"
     );
-    // Let the last status writes and their echoes settle, then watch several resyncs (300 ms).
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    h.server.reset_stats();
-    let before = h.reconciles();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let stats = h.server.stats();
-    assert!(h.reconciles() >= before + 3, "the resyncs did run");
+    let stats = h.converged_resync_requests().await?;
     for plural in ["deployments", "horizontalpodautoscalers"] {
         assert_eq!(
             stats.count(testkit::Verb::Get, plural),

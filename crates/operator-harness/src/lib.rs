@@ -235,6 +235,23 @@ impl Harness {
         &self.metrics
     }
 
+    /// The requests of several converged resyncs (1.5 s of the 300 ms resync), once the last
+    /// writes of convergence and their echoes have settled; fails unless at least three
+    /// reconciles ran meanwhile, so an empty count means no request, not no resync.
+    pub async fn converged_resync_requests(&self) -> Result<testkit::RequestStats> {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        self.server.reset_stats();
+        let before = self.reconciles();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let stats = self.server.stats();
+        anyhow::ensure!(
+            self.reconciles() >= before + 3,
+            "the resyncs did not run: {} reconciles",
+            self.reconciles() - before
+        );
+        Ok(stats)
+    }
+
     /// How many reconciles the operator has finished, whatever their result (the sum of
     /// `controller_runtime_reconcile_total`): proof that resyncs ran.
     pub fn reconciles(&self) -> u64 {
