@@ -380,6 +380,29 @@ async fn an_upgrade_lands_and_failing_versions_are_rolled_back() -> Result<()> {
         .unwrap_or_default();
     assert!(message.contains("CrashLoopBackOff"), "{message}");
     back_on_the_serving_version().await?;
+
+    // A person gives up on a version still rolling out (it never becomes ready, and its
+    // deadline is 600 s away): `payments.io/abort` rolls it back at once.
+    upgrade("1.9.0-missing").await?;
+    ns.status_until(
+        PAYMENT_SERVICE,
+        SEED,
+        "1.9.0-missing rolling out",
+        Duration::from_secs(60),
+        |s| s["rollout"]["target"]["version"] == "1.9.0-missing",
+    )
+    .await?;
+    let abort =
+        json!({"metadata": {"annotations": {payment_service::ABORT_ANNOTATION: "1.9.0-missing"}}});
+    services
+        .patch(SEED, &PatchParams::default(), &Patch::Merge(abort))
+        .await?;
+    let status = rolled_back("1.9.0-missing", 60).await?;
+    assert_eq!(
+        status["failedRollout"]["message"],
+        "aborted with payments.io/abort=1.9.0-missing"
+    );
+    back_on_the_serving_version().await?;
     // The dashboard shows the rollouts, and the fleet's shows the operator.
     every_panel_shows(&payment_service::OPERATOR, &operator, &ns.name, &[]).await?;
     operator.assert_no_rbac_denials()?;

@@ -1,5 +1,5 @@
 //! The Day-2 requests of one kind, each the annotation its operator already honours:
-//! `promote` (PaymentService, `payments.io/promote`), `run-now` (BatchProcessor,
+//! `promote` and `abort` (PaymentService, `payments.io/promote`, `payments.io/abort`), `run-now` (BatchProcessor,
 //! `payments.io/run-now`) and `resume-trading` (TradingAlgorithm, `fintech.io/resume-trading`).
 
 use std::time::Duration;
@@ -52,6 +52,52 @@ fn waiting_version(status: &Value) -> Option<String> {
                 .map(String::from)
         })
         .flatten()
+}
+
+/// Gives up on a PaymentService's rollout in progress, and returns once the operator has
+/// rolled back to the version that served before it.
+pub async fn abort(
+    client: &Client,
+    target: Target<'_>,
+    wait: Duration,
+) -> Result<String, CliError> {
+    only(target, "abort")?;
+    let status = target.get(client).await?.data["status"].take();
+    let Some(version) = rolling_out(&status) else {
+        return Err(CliError::NothingToDo(format!(
+            "PaymentService {}/{} has no rollout in progress (status.rollout is empty): nothing to abort",
+            target.namespace, target.name
+        )));
+    };
+    target
+        .annotate_and_wait(
+            client,
+            payment_service::ABORT_ANNOTATION,
+            json!(version),
+            "abort the rollout of",
+            wait,
+            |status| rolled_back(status, &version),
+        )
+        .await
+}
+
+/// The version a PaymentService's rollout in progress rolls out.
+fn rolling_out(status: &Value) -> Option<String> {
+    status["rollout"]["target"]["version"]
+        .as_str()
+        .map(String::from)
+}
+
+/// The operator's answer to aborting the rollout of `version`.
+fn rolled_back(status: &Value, version: &str) -> Option<String> {
+    let done =
+        status["failedRollout"]["target"]["version"] == version && status["rollout"].is_null();
+    done.then(|| {
+        let serving = status["currentVersion"]
+            .as_str()
+            .unwrap_or("the previous version");
+        format!("the rollout of {version} was aborted; {serving} serves")
+    })
 }
 
 /// Starts a run of a BatchProcessor now, with a fresh value (the current second), and
@@ -138,8 +184,9 @@ fn resumed(status: &Value, since: &str) -> Option<String> {
 }
 
 /// The kind each of these requests is for, by its subcommand.
-pub const REQUEST_KINDS: [(&str, &str); 3] = [
+pub const REQUEST_KINDS: [(&str, &str); 4] = [
     ("promote", "PaymentService"),
+    ("abort", "PaymentService"),
     ("run-now", "BatchProcessor"),
     ("resume-trading", "TradingAlgorithm"),
 ];
@@ -206,6 +253,26 @@ mod tests {
             "conditions": [{"type": "Progressing", "reason": "RollingUpdate"}]});
         assert_eq!(waiting_version(&rolling), None);
         assert_eq!(waiting_version(&Value::Null), None);
+    }
+
+    #[test]
+    fn an_abort_is_answered_once_that_version_is_rolled_back() {
+        let rolling =
+            json!({"currentVersion": "1.5.0", "rollout": {"target": {"version": "1.6.0"}}});
+        assert_eq!(rolling_out(&rolling).as_deref(), Some("1.6.0"));
+        assert_eq!(rolled_back(&rolling, "1.6.0"), None);
+        let back =
+            json!({"currentVersion": "1.5.0", "failedRollout": {"target": {"version": "1.6.0"}}});
+        assert_eq!(rolling_out(&back), None);
+        assert_eq!(
+            rolled_back(&back, "1.6.0").as_deref(),
+            Some("the rollout of 1.6.0 was aborted; 1.5.0 serves")
+        );
+        assert_eq!(
+            rolled_back(&back, "1.7.0"),
+            None,
+            "another version's failure"
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub enum Command {
     /// Switches a PaymentService's held blue-green rollout to the version waiting for it
     /// (ps/NAME; annotation payments.io/promote).
     Promote(Target),
+    /// Gives up on a PaymentService's rollout in progress and goes back to the serving
+    /// version (ps/NAME; annotation payments.io/abort).
+    Abort(Target),
     /// Starts a run of a BatchProcessor now (bp/NAME; annotation payments.io/run-now).
     RunNow(Target),
     /// Lifts a TradingAlgorithm's risk halt (ta/NAME; annotation fintech.io/resume-trading).

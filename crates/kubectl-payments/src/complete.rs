@@ -283,6 +283,7 @@ mod tests {
             "pause",
             "resume",
             "promote",
+            "abort",
             "run-now",
             "resume-trading",
             "completion",

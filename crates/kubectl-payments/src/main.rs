@@ -63,6 +63,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Pause(target) => request(&client, &namespace, target, Action::Pause).await?,
         Command::Resume(target) => request(&client, &namespace, target, Action::Resume).await?,
         Command::Promote(target) => request(&client, &namespace, target, Action::Promote).await?,
+        Command::Abort(target) => request(&client, &namespace, target, Action::Abort).await?,
         Command::RunNow(target) => request(&client, &namespace, target, Action::RunNow).await?,
         Command::ResumeTrading(target) => {
             request(&client, &namespace, target, Action::ResumeTrading).await?;
@@ -78,6 +79,7 @@ enum Action {
     Pause,
     Resume,
     Promote,
+    Abort,
     RunNow,
     ResumeTrading,
 }
@@ -100,6 +102,7 @@ async fn request(
         Action::Pause => pause::set(client, on, true, wait).await?,
         Action::Resume => pause::set(client, on, false, wait).await?,
         Action::Promote => actions::promote(client, on, wait).await?,
+        Action::Abort => actions::abort(client, on, wait).await?,
         Action::RunNow => actions::run_now(client, on, wait).await?,
         Action::ResumeTrading => actions::resume_trading(client, on, wait).await?,
     };

@@ -14,7 +14,7 @@ mod resources;
 mod rollout;
 mod validate;
 
-pub use rollout::PROMOTE_ANNOTATION;
+pub use rollout::{ABORT_ANNOTATION, PROMOTE_ANNOTATION};
 
 use std::sync::Arc;
 
@@ -46,6 +46,11 @@ pub const ANNOTATIONS: &[ReadAnnotation] = &[
     ReadAnnotation {
         key: PROMOTE_ANNOTATION,
         accepts: "the version waiting on the idle colour (a label value, such as 1.5.0)",
+        valid: |v| operator_core::validation::label_value(v, false).is_ok(),
+    },
+    ReadAnnotation {
+        key: ABORT_ANNOTATION,
+        accepts: "the version rolling out, to give up on (a label value, such as 1.6.0)",
         valid: |v| operator_core::validation::label_value(v, false).is_ok(),
     },
     ReadAnnotation {

@@ -5,9 +5,11 @@
 use anyhow::{Context as _, Result};
 use operator_harness::prometheus::ScriptedPrometheus;
 use payment_service::crd::PaymentService;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::common::{Harness, NS, Payments, SEED, cluster_reading, create_tls_secret, sample_with};
+use crate::common::{
+    Harness, NS, Payments, SEED, cluster_reading, create_tls_secret, sample_with, upgrade,
+};
 
 /// The seed's service as a canary of two steps without pauses, judged by one success-rate
 /// metric (v2 only: set after the conversion from the seed's v1).
@@ -34,10 +36,6 @@ fn analysed() -> Result<PaymentService> {
         "interval": "10s",
     }]}))?);
     Ok(ps)
-}
-
-fn upgrade(version: &str) -> Value {
-    json!({"version": version, "image": format!("acr.azurecr.io/payment-initiation-service:{version}")})
 }
 
 async fn serving_1_5(prometheus: &ScriptedPrometheus) -> Result<Harness> {

@@ -1,6 +1,7 @@
 //! Every integration test of this crate, in one binary: one link instead of one per file
 //! (each links the whole dependency tree), which keeps a clean build small and fast.
 
+mod abort;
 mod admission;
 mod canary_analysis;
 mod common;

@@ -12,33 +12,16 @@ use payment_service::crd::PaymentService;
 use serde_json::{Value, json};
 use testkit::Verb;
 
-use crate::common::{Harness, NS, Payments, SEED, Setup, sample_with, seed_sample, start};
+use crate::common::{
+    Harness, IMAGE_15, IMAGE_16, NS, Payments, SEED, Setup, canary, sample_with, seed_sample,
+    start, upgrade,
+};
 
 fn rolling_update(spec: &mut Value) {
     spec["deploymentStrategy"] = json!({"type": "RollingUpdate", "progressDeadlineSeconds": 120});
     spec["autoscaling"]["enabled"] = json!(false);
     spec["replicas"] = json!(4);
 }
-
-fn canary(spec: &mut Value) {
-    spec["deploymentStrategy"] = json!({
-        "type": "Canary",
-        "progressDeadlineSeconds": 120,
-        "canarySteps": [
-            {"setWeight": 25, "pause": {"duration": "1m"}},
-            {"setWeight": 50, "pause": {"duration": "1m"}},
-        ],
-    });
-    spec["autoscaling"]["enabled"] = json!(false);
-    spec["replicas"] = json!(4);
-}
-
-fn upgrade(version: &str) -> Value {
-    json!({"version": version, "image": format!("acr.azurecr.io/payment-initiation-service:{version}")})
-}
-
-const IMAGE_15: &str = "acr.azurecr.io/payment-initiation-service:1.5.0";
-const IMAGE_16: &str = "acr.azurecr.io/payment-initiation-service:1.6.0";
 
 #[tokio::test]
 async fn the_seed_example_reconciles_to_ready_with_every_child() -> Result<()> {

@@ -21,7 +21,7 @@ use crate::Settings;
 use crate::crd::{PaymentService, Phase};
 use crate::metrics::PaymentMetrics;
 use crate::resources::{self, backup_name};
-use crate::rollout::{self, PROMOTE_ANNOTATION, RolloutInput, RolloutPlan};
+use crate::rollout::{self, ABORT_ANNOTATION, PROMOTE_ANNOTATION, RolloutInput, RolloutPlan};
 
 use apply::apply_children;
 use cleanup::cleanup;
@@ -84,6 +84,7 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
         ..RolloutInput::of(&ps, observed, now)
     });
     promotion_named(&ps, &ctx, &plan).await;
+    abort_named(&ps, &ctx, &plan).await;
     let desired = resources::desired_children(&ps, &plan, ctx.workloads(), &op.settings, &external);
     let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan, &deployments).await?;
     let refusal = changes.refusal();
@@ -132,4 +133,23 @@ async fn promotion_named(ps: &PaymentService, ctx: &Ctx, plan: &RolloutPlan) {
     };
     let note = format!("annotation {PROMOTE_ANNOTATION}={value} is ignored: {why}");
     ctx.warn_once(ps, PROMOTE_ANNOTATION, value, note).await;
+}
+
+/// A `payments.io/abort` that names no version rolling out with one to go back to aborts
+/// nothing: said once.
+async fn abort_named(ps: &PaymentService, ctx: &Ctx, plan: &RolloutPlan) {
+    let Some(value) = ps.annotations().get(ABORT_ANNOTATION) else {
+        return;
+    };
+    let target = ps.spec.version.as_str();
+    let why = match plan.stable.as_ref().map(|r| r.version.as_str()) {
+        None => format!("{target} is the first version: there is none to go back to"),
+        Some(serving) if serving == target => {
+            format!("{target} already serves: no rollout is in progress")
+        }
+        Some(_) if value == target => return,
+        Some(_) => format!("the version rolling out is {target}"),
+    };
+    let note = format!("annotation {ABORT_ANNOTATION}={value} is ignored: {why}");
+    ctx.warn_once(ps, ABORT_ANNOTATION, value, note).await;
 }

@@ -1,6 +1,6 @@
 //! How a rollout fails: its pods crash-loop (seen at once, while a pass looks at the pods
 //! every [`CRASH_CHECK_INTERVAL`]), it is not available by its deadline, or a canary's
-//! analysis fails it ([`super::analysis`]).
+//! analysis fails it ([`super::analysis`]), or a person aborts it ([`super::ABORT_ANNOTATION`]).
 
 use std::time::Duration;
 
@@ -23,6 +23,8 @@ pub enum FailureCause {
     Deadline,
     /// A canary analysis metric failed more than its `failureLimit`.
     Analysis,
+    /// A person gave up on it ([`super::ABORT_ANNOTATION`]).
+    Aborted,
 }
 
 impl FailureCause {
@@ -31,6 +33,7 @@ impl FailureCause {
             Self::CrashLoop => "crash_loop",
             Self::Deadline => "deadline",
             Self::Analysis => "analysis",
+            Self::Aborted => "aborted",
         }
     }
 }

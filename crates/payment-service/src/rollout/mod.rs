@@ -174,12 +174,19 @@ pub struct RolloutInput<'a> {
     /// The version the annotation [`PROMOTE_ANNOTATION`] names: a blue-green rollout with
     /// `autoPromote: false` switches only to it.
     pub promoted: Option<&'a str>,
+    /// The version the annotation [`ABORT_ANNOTATION`] names: a rollout of it in progress is
+    /// rolled back as a failure, whatever its strategy and step.
+    pub aborted: Option<&'a str>,
     /// This pass's readings of the canary's analysis metrics (only those due).
     pub measurements: &'a [analysis::Measurement],
 }
 
 /// What a user sets to let a held blue-green rollout switch: the version to switch to.
 pub const PROMOTE_ANNOTATION: &str = "payments.io/promote";
+
+/// What a user sets to stop a rollout in progress and go back to the serving version: the
+/// version to give up on. It is then not retried until the spec changes, as a failed one.
+pub const ABORT_ANNOTATION: &str = "payments.io/abort";
 
 impl<'a> RolloutInput<'a> {
     /// The inputs for `ps` as it stands: its name, spec, generation and recorded status.
@@ -189,6 +196,13 @@ impl<'a> RolloutInput<'a> {
         now: Timestamp,
     ) -> Self {
         let status = ps.status.as_ref();
+        let annotation = |key| {
+            ps.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .map(String::as_str)
+        };
         Self {
             name: ps.metadata.name.as_deref().unwrap_or_default(),
             spec: &ps.spec,
@@ -199,12 +213,8 @@ impl<'a> RolloutInput<'a> {
             active_color: status.and_then(|s| s.active_color).unwrap_or_default(),
             deployments,
             now,
-            promoted: ps
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(PROMOTE_ANNOTATION))
-                .map(String::as_str),
+            promoted: annotation(PROMOTE_ANNOTATION),
+            aborted: annotation(ABORT_ANNOTATION),
             measurements: &[],
         }
     }
@@ -356,6 +366,12 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
         }
         Some(stable) if stable == target || blocked.is_some() => {
             plan.workloads.push(serve(&stable));
+        }
+        Some(stable) if input.aborted == Some(target.version.as_str()) => {
+            plan.workloads.push(serve(&stable));
+            let why = format!("aborted with {ABORT_ANNOTATION}={}", target.version);
+            let cause = FailureCause::Aborted;
+            roll_back(&mut plan, input, &stable, &target, Overdue { cause, why });
         }
         Some(stable) => {
             let rollout = match rollout {

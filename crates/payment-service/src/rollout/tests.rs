@@ -74,6 +74,8 @@ struct World {
     deployments: BTreeMap<String, DeploymentState>,
     /// The `payments.io/promote` annotation.
     promoted: Option<String>,
+    /// The `payments.io/abort` annotation.
+    aborted: Option<String>,
     /// The analysis readings the next pass gets (then cleared).
     measurements: Vec<analysis::Measurement>,
 }
@@ -96,6 +98,7 @@ impl World {
             spec,
             generation: 1,
             promoted: None,
+            aborted: None,
             measurements: Vec::new(),
         }
     }
@@ -119,6 +122,7 @@ impl World {
             deployments: &self.deployments,
             now,
             promoted: self.promoted.as_deref(),
+            aborted: self.aborted.as_deref(),
             measurements: &std::mem::take(&mut self.measurements),
         });
         self.status.current_version = plan.stable.as_ref().map(|s| s.version.clone());
@@ -388,6 +392,98 @@ fn blue_green_without_auto_promotion_waits_for_the_annotation_past_any_deadline(
     assert_eq!(plan.serving_color, Some(Color::Green));
     assert_eq!(plan.stable, Some(rev("1.6.0")));
     assert_eq!(plan.awaiting_promotion, None);
+}
+
+/// The one transition of `plan` that rolled back: its version, target and cause.
+fn aborted(plan: &RolloutPlan) -> Option<(String, String, FailureCause)> {
+    plan.transitions.iter().find_map(|t| match t {
+        Transition::RolledBack {
+            failed, to, cause, ..
+        } => Some((failed.version.clone(), to.version.clone(), *cause)),
+        _ => None,
+    })
+}
+
+#[test]
+fn an_abort_rolls_back_a_canary_mid_step_and_holds_until_the_spec_changes() {
+    let mut w = World::serving(StrategyType::Canary, "1.5.0");
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    w.converge(&plan, None);
+    let plan = w.step(at(10));
+    assert!(plan.rollout.is_some(), "the canary is under way");
+    w.aborted = Some("1.5.9".into());
+    assert!(
+        aborted(&w.step(at(11))).is_none(),
+        "an abort of another version does not count"
+    );
+    w.aborted = Some("1.6.0".into());
+    let plan = w.step(at(12));
+    assert_eq!(
+        aborted(&plan),
+        Some(("1.6.0".into(), "1.5.0".into(), FailureCause::Aborted))
+    );
+    assert_eq!(
+        versions(&plan),
+        vec![("pay".into(), "1.5.0".into(), Replicas::Fixed(4))],
+        "the canary goes and the stable version takes all traffic"
+    );
+    assert_eq!(plan.rollout, None);
+    let failed = plan
+        .failed
+        .clone()
+        .expect("the abort is recorded as a failure");
+    assert_eq!(failed.message, "aborted with payments.io/abort=1.6.0");
+    w.converge(&plan, None);
+    let plan = w.step(at(600));
+    assert!(
+        plan.transitions.is_empty() && plan.rollout.is_none(),
+        "not retried while the spec stays: {plan:?}"
+    );
+    w.upgrade("1.6.1");
+    let plan = w.step(at(601));
+    assert!(plan.rollout.is_some(), "a new version rolls out");
+}
+
+#[test]
+fn an_abort_drops_a_blue_green_version_waiting_for_promotion() {
+    let mut w = World::serving(StrategyType::BlueGreen, "1.5.0");
+    if let Some(b) = w
+        .spec
+        .deployment_strategy
+        .as_mut()
+        .and_then(|s| s.blue_green.as_mut())
+    {
+        b.auto_promote = Some(false);
+    }
+    w.upgrade("1.6.0");
+    let plan = w.step(at(0));
+    w.converge(&plan, None);
+    assert_eq!(w.step(at(30)).awaiting_promotion, Some(rev("1.6.0")));
+    w.aborted = Some("1.6.0".into());
+    let plan = w.step(at(31));
+    assert_eq!(aborted(&plan).map(|a| a.2), Some(FailureCause::Aborted));
+    assert_eq!(plan.serving_color, Some(Color::Blue), "traffic never moved");
+    assert_eq!(plan.awaiting_promotion, None);
+    assert_eq!(
+        versions(&plan),
+        vec![("pay".into(), "1.5.0".into(), Replicas::Fixed(4))]
+    );
+}
+
+#[test]
+fn an_abort_of_the_first_version_has_nothing_to_roll_back_to() {
+    let mut w = World::serving(StrategyType::RollingUpdate, "1.5.0");
+    w.status = PaymentServiceStatus::default();
+    w.deployments.clear();
+    w.aborted = Some("1.5.0".into());
+    let plan = w.step(at(0));
+    assert!(aborted(&plan).is_none());
+    assert_eq!(
+        versions(&plan),
+        vec![("pay".into(), "1.5.0".into(), Replicas::Fixed(4))],
+        "the first version keeps rolling out"
+    );
 }
 
 #[test]

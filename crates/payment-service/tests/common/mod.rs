@@ -79,6 +79,28 @@ pub fn seed_sample() -> Result<PaymentService> {
     sample_with(|_| {})
 }
 
+/// The seed's service as a canary of two steps of a minute's pause each, on 4 fixed replicas.
+pub fn canary(spec: &mut Value) {
+    spec["deploymentStrategy"] = json!({
+        "type": "Canary",
+        "progressDeadlineSeconds": 120,
+        "canarySteps": [
+            {"setWeight": 25, "pause": {"duration": "1m"}},
+            {"setWeight": 50, "pause": {"duration": "1m"}},
+        ],
+    });
+    spec["autoscaling"]["enabled"] = json!(false);
+    spec["replicas"] = json!(4);
+}
+
+/// A spec patch moving the seed's service to `version`.
+pub fn upgrade(version: &str) -> Value {
+    json!({"version": version, "image": format!("acr.azurecr.io/payment-initiation-service:{version}")})
+}
+
+pub const IMAGE_15: &str = "acr.azurecr.io/payment-initiation-service:1.5.0";
+pub const IMAGE_16: &str = "acr.azurecr.io/payment-initiation-service:1.6.0";
+
 /// The seed's example with `edit` applied to its spec as v1 writes it (the seed's shape),
 /// then converted to v2 as the API server stores it.
 pub fn sample_with(edit: impl FnOnce(&mut Value)) -> Result<PaymentService> {
