@@ -192,6 +192,41 @@ async fn partners_drain_and_recover_kubectl_scales_and_deletion_drains() -> Resu
         json!({"acme-bank": 70, "globex-clearing": 30})
     );
 
+    // A person drains a healthy partner, then gives it back (`kubectl payments drain`).
+    let adapters = ns.api(CLEARING_ADAPTER);
+    let drain = |partners: Value| {
+        let patch =
+            json!({"metadata": {"annotations": {clearing_adapter::DRAIN_ANNOTATION: partners}}});
+        let adapters = adapters.clone();
+        async move {
+            adapters
+                .patch(SAMPLE, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+        }
+    };
+    drain(json!("acme-bank")).await?;
+    ns.status_until(
+        CLEARING_ADAPTER,
+        SAMPLE,
+        "acme-bank drained by hand",
+        Duration::from_secs(30),
+        |s| s["bankingPartnerStatus"][0]["drainedByHand"] == true,
+    )
+    .await?;
+    assert_eq!(
+        weights(&cms).await?,
+        json!({"acme-bank": 0, "globex-clearing": 30})
+    );
+    drain(Value::Null).await?;
+    ns.status_until(
+        CLEARING_ADAPTER,
+        SAMPLE,
+        "acme-bank back",
+        Duration::from_secs(30),
+        |s| s["bankingPartnerStatus"][0]["effectiveWeight"] == 70,
+    )
+    .await?;
+
     // `kubectl scale` through the CRD's scale subresource.
     let out = Command::new("kubectl")
         .args([

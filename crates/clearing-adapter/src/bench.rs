@@ -54,7 +54,8 @@ fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass,
     };
     let now = Timestamp::now();
     let previous = ca.recorded_partners();
-    let plan = partners::plan(&ca.spec, &previous, None, now);
+    let by_hand = partners::drained_by_hand(&ca);
+    let plan = partners::plan(&ca.spec, &previous, &by_hand, None, now);
     let inputs = Inputs {
         weights: plan.weights(),
         ..Inputs::default()

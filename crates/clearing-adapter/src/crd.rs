@@ -326,7 +326,11 @@ pub struct BankingPartnerStatus {
     /// Taken out of the routing table after `failureThreshold` failed checks in a row.
     #[serde(default)]
     pub drained: bool,
-    /// The weight the routing table gives it now (0 while drained).
+    /// Taken out of the routing table by a person (annotation `payments.io/drain-partners`),
+    /// whatever its checks say, until it is taken off the annotation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drained_by_hand: bool,
+    /// The weight the routing table gives it now (0 while drained, by its checks or by hand).
     pub effective_weight: i32,
     pub last_checked: Option<Time>,
     #[serde(default)]

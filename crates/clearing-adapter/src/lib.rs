@@ -17,6 +17,7 @@ mod reconcile;
 mod resources;
 mod validate;
 
+pub use partners::{DRAIN_ANNOTATION, names as drained_partners};
 pub use reconcile::FINALIZER;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use operator_core::annotations::ReadAnnotation;
 use operator_core::descriptor::{Converged, ServedResource};
 use operator_core::monitoring::ServiceMonitor;
 use operator_core::prometheus::MetricsQuery;
@@ -49,6 +51,17 @@ operator_core::operator! {
     metrics: AdapterMetrics,
     demo_settings: "partnerHealthChecks: false",
 }
+
+/// The annotations this operator reads, with what it accepts.
+pub const ANNOTATIONS: &[ReadAnnotation] = &[ReadAnnotation {
+    key: DRAIN_ANNOTATION,
+    accepts: "partner names separated by commas (acme-bank,globex-clearing)",
+    valid: |v| {
+        partners::names(v)
+            .iter()
+            .all(|n| operator_core::validation::resource_name(n, "").is_ok())
+    },
+}];
 
 /// The adapter image when the config names none: the adapter release this operator ships with.
 pub const FALLBACK_IMAGE: &str = concat!(

@@ -4,7 +4,9 @@
 //! check), `clearing_adapter_partner_drained` and `clearing_adapter_partner_effective_weight`;
 //! per adapter `clearing_adapter_partners_all_down`; across adapters
 //! `clearing_adapter_partner_checks_total{result}` and
-//! `clearing_adapter_partner_transitions_total{transition}` (drained, restored).
+//! `clearing_adapter_partner_transitions_total{transition}` (drained, restored,
+//! drained_by_hand, restored_by_hand). `drained` is the checks' drain: a partner drained by
+//! hand shows in its effective weight, not there, so a planned drain raises no alert.
 
 use operator_core::metrics::{Metrics, ResourceGauge};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -181,6 +183,8 @@ impl AdapterMetrics {
             let transition = match t {
                 Transition::Drained { .. } => "drained",
                 Transition::Restored { .. } => "restored",
+                Transition::DrainedByHand { .. } => "drained_by_hand",
+                Transition::RestoredByHand { .. } => "restored_by_hand",
             };
             self.transitions
                 .get_or_create(&TransitionLabels { transition })
@@ -206,6 +210,8 @@ impl AdapterMetrics {
         for gauge in [&self.healthy, &self.drained, &self.weight] {
             gauge.retain_labelled(ca, partners());
         }
-        self.all_down.of(ca).set(i64::from(plan.all_down));
+        // Hand drains in the mix: a person's doing, not the partners failing.
+        let failing = plan.all_down && !plan.statuses.iter().any(|s| s.drained_by_hand);
+        self.all_down.of(ca).set(i64::from(failing));
     }
 }

@@ -6,14 +6,41 @@
 //! `successThreshold` good checks in a row it is restored to its configured weight. When every
 //! partner that carries traffic is drained at once, no weight is taken away (draining all
 //! would stop every payment): the table keeps the configured weights and the condition says so.
+//!
+//! A person can drain a partner too ([`DRAIN_ANNOTATION`]): it gets weight 0 whatever its
+//! checks say, until it is taken off the annotation. Drained by hand counts as drained in the
+//! rule above, so no hand drain takes the last partner carrying traffic out either.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{BankingPartnerStatus, ClearingAdapterSpec};
+use kube::ResourceExt;
+
+use crate::crd::{BankingPartnerStatus, ClearingAdapter, ClearingAdapterSpec};
 use crate::health::Verdict;
+
+/// The partners a person drained: their names, comma-separated (`acme-bank,globex-clearing`).
+pub const DRAIN_ANNOTATION: &str = "payments.io/drain-partners";
+
+/// The partners [`DRAIN_ANNOTATION`] names on `ca`.
+pub fn drained_by_hand(ca: &ClearingAdapter) -> BTreeSet<String> {
+    ca.annotations()
+        .get(DRAIN_ANNOTATION)
+        .map(|value| names(value))
+        .unwrap_or_default()
+}
+
+/// The partner names of a [`DRAIN_ANNOTATION`] value.
+pub fn names(value: &str) -> BTreeSet<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect()
+}
 
 /// What a pass decided about the partners.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +63,15 @@ pub enum Transition {
     Restored {
         partner: String,
         successes: i32,
+    },
+    /// Named by [`DRAIN_ANNOTATION`] since this pass.
+    DrainedByHand {
+        partner: String,
+    },
+    /// Taken off [`DRAIN_ANNOTATION`] this pass; `still_drained` by its failing checks.
+    RestoredByHand {
+        partner: String,
+        still_drained: bool,
     },
 }
 
@@ -64,10 +100,11 @@ impl PartnerPlan {
 
 /// The next state of every partner. `checks` holds this pass's verdicts by partner name, or
 /// is `None` when no check ran (not due yet, or checks switched off): the previous state then
-/// stands, for the partners the spec still names.
+/// stands, for the partners the spec still names. `by_hand` are the partners a person drained.
 pub fn plan(
     spec: &ClearingAdapterSpec,
     previous: &[BankingPartnerStatus],
+    by_hand: &BTreeSet<String>,
     checks: Option<&BTreeMap<String, Verdict>>,
     now: Timestamp,
 ) -> PartnerPlan {
@@ -83,12 +120,25 @@ pub fn plan(
                 name: partner.name.clone(),
                 healthy: None,
                 drained: false,
+                drained_by_hand: false,
                 effective_weight: partner.weight,
                 last_checked: None,
                 consecutive_failures: 0,
                 consecutive_successes: 0,
                 message: "not checked yet".into(),
             });
+            let held = by_hand.contains(&partner.name);
+            match (status.drained_by_hand, held) {
+                (false, true) => transitions.push(Transition::DrainedByHand {
+                    partner: partner.name.clone(),
+                }),
+                (true, false) => transitions.push(Transition::RestoredByHand {
+                    partner: partner.name.clone(),
+                    still_drained: status.drained,
+                }),
+                _ => {}
+            }
+            status.drained_by_hand = held;
             if let Some(verdict) = checks.and_then(|c| c.get(&partner.name)) {
                 status.healthy = Some(verdict.healthy);
                 status.last_checked = Some(Time(now));
@@ -127,13 +177,10 @@ pub fn plan(
         .map(|p| p.weight)
         .collect();
     let carrying = statuses.iter().zip(&weights).filter(|(_, w)| **w > 0);
-    let all_down = carrying.clone().count() > 0 && carrying.clone().all(|(s, _)| s.drained);
+    let out = |s: &BankingPartnerStatus| s.drained || s.drained_by_hand;
+    let all_down = carrying.clone().count() > 0 && carrying.clone().all(|(s, _)| out(s));
     for (status, weight) in statuses.iter_mut().zip(&weights) {
-        status.effective_weight = if status.drained && !all_down {
-            0
-        } else {
-            *weight
-        };
+        status.effective_weight = if out(status) && !all_down { 0 } else { *weight };
     }
     PartnerPlan {
         statuses,
@@ -176,6 +223,7 @@ mod tests {
             let p = plan(
                 &spec,
                 &statuses,
+                &BTreeSet::new(),
                 Some(&verdicts(acme, globex)),
                 Timestamp::UNIX_EPOCH,
             );
@@ -184,14 +232,28 @@ mod tests {
             last = Some(p);
         }
         (
-            last.unwrap_or_else(|| plan(&spec, &statuses, None, Timestamp::UNIX_EPOCH)),
+            last.unwrap_or_else(|| {
+                plan(
+                    &spec,
+                    &statuses,
+                    &BTreeSet::new(),
+                    None,
+                    Timestamp::UNIX_EPOCH,
+                )
+            }),
             all,
         )
     }
 
     #[test]
     fn before_any_check_every_partner_has_its_configured_weight() {
-        let p = plan(&sample_spec(), &[], None, Timestamp::UNIX_EPOCH);
+        let p = plan(
+            &sample_spec(),
+            &[],
+            &BTreeSet::new(),
+            None,
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(
             p.weights(),
             BTreeMap::from([("acme-bank".into(), 70), ("globex-clearing".into(), 30)])
@@ -262,10 +324,22 @@ mod tests {
     fn no_check_keeps_the_state_and_a_removed_partner_is_forgotten() {
         let (drained, _) = run(Vec::new(), 5, true, false);
         let mut spec = sample_spec();
-        let p = plan(&spec, &drained.statuses, None, Timestamp::UNIX_EPOCH);
+        let p = plan(
+            &spec,
+            &drained.statuses,
+            &BTreeSet::new(),
+            None,
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(p.statuses, drained.statuses);
         spec.config.banking_partners.remove(1);
-        let p = plan(&spec, &drained.statuses, None, Timestamp::UNIX_EPOCH);
+        let p = plan(
+            &spec,
+            &drained.statuses,
+            &BTreeSet::new(),
+            None,
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(p.statuses.len(), 1);
         assert_eq!(p.weights(), BTreeMap::from([("acme-bank".into(), 70)]));
     }
@@ -279,13 +353,107 @@ mod tests {
             let p = plan(
                 &spec,
                 &statuses,
+                &BTreeSet::new(),
                 Some(&verdicts(false, true)),
                 Timestamp::UNIX_EPOCH,
             );
             statuses = p.statuses;
         }
-        let p = plan(&spec, &statuses, None, Timestamp::UNIX_EPOCH);
+        let p = plan(
+            &spec,
+            &statuses,
+            &BTreeSet::new(),
+            None,
+            Timestamp::UNIX_EPOCH,
+        );
         assert!(p.all_down, "the only partner carrying traffic is down");
         assert_eq!(p.weights()["acme-bank"], 70);
+    }
+
+    fn held(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn restored_by_hand(partner: &str, still_drained: bool) -> Vec<Transition> {
+        vec![Transition::RestoredByHand {
+            partner: partner.into(),
+            still_drained,
+        }]
+    }
+
+    #[test]
+    fn a_partner_drained_by_hand_carries_nothing_until_it_is_taken_off() {
+        let spec = sample_spec();
+        let (healthy, _) = run(Vec::new(), 1, true, true);
+        let at = Timestamp::UNIX_EPOCH;
+        let p = plan(&spec, &healthy.statuses, &held(&["acme-bank"]), None, at);
+        assert_eq!(
+            p.weights(),
+            BTreeMap::from([("acme-bank".into(), 0), ("globex-clearing".into(), 30)])
+        );
+        assert_eq!(
+            p.transitions,
+            vec![Transition::DrainedByHand {
+                partner: "acme-bank".into()
+            }]
+        );
+        assert!(p.statuses[0].drained_by_hand && !p.statuses[0].drained);
+        // Healthy checks do not bring it back while it is named.
+        let p = plan(
+            &spec,
+            &p.statuses,
+            &held(&["acme-bank"]),
+            Some(&verdicts(true, true)),
+            at,
+        );
+        assert_eq!(p.weights()["acme-bank"], 0);
+        assert!(p.transitions.is_empty(), "said once: {:?}", p.transitions);
+        let p = plan(&spec, &p.statuses, &BTreeSet::new(), None, at);
+        assert_eq!(p.weights()["acme-bank"], 70);
+        assert_eq!(p.transitions, restored_by_hand("acme-bank", false));
+    }
+
+    #[test]
+    fn taken_off_by_hand_a_failing_partner_stays_drained_by_its_checks() {
+        let spec = sample_spec();
+        let (failing, _) = run(Vec::new(), 5, true, false);
+        let at = Timestamp::UNIX_EPOCH;
+        let p = plan(
+            &spec,
+            &failing.statuses,
+            &held(&["globex-clearing"]),
+            None,
+            at,
+        );
+        let p = plan(&spec, &p.statuses, &BTreeSet::new(), None, at);
+        assert_eq!(p.weights()["globex-clearing"], 0);
+        assert_eq!(p.transitions, restored_by_hand("globex-clearing", true));
+    }
+
+    #[test]
+    fn no_hand_drain_takes_the_last_partner_carrying_traffic_out() {
+        let spec = sample_spec();
+        let at = Timestamp::UNIX_EPOCH;
+        let both = held(&["acme-bank", "globex-clearing"]);
+        let p = plan(&spec, &[], &both, None, at);
+        assert!(p.all_down);
+        assert_eq!(
+            p.weights(),
+            BTreeMap::from([("acme-bank".into(), 70), ("globex-clearing".into(), 30)])
+        );
+        // One drained by hand, the other by its checks: still every one out.
+        let (failing, _) = run(Vec::new(), 5, true, false);
+        let p = plan(&spec, &failing.statuses, &held(&["acme-bank"]), None, at);
+        assert!(p.all_down);
+        assert_eq!(p.weights()["acme-bank"], 70);
+    }
+
+    #[test]
+    fn the_annotation_names_partners_separated_by_commas() {
+        assert_eq!(
+            names(" acme-bank, ,globex-clearing,"),
+            held(&["acme-bank", "globex-clearing"])
+        );
+        assert!(names("").is_empty());
     }
 }

@@ -4,6 +4,7 @@
 mod admission;
 mod common;
 mod deploy;
+mod drain_by_hand;
 mod faults;
 mod health;
 mod operator;

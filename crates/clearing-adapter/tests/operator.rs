@@ -13,23 +13,6 @@ fn child(h: &Harness, api_version: &str, plural: &str, name: &str) -> Value {
     h.get(api_version, plural, name).unwrap_or_default()
 }
 
-/// Moves the clock past the check interval and has the operator look `times` times.
-async fn checks(h: &Harness, times: usize) -> Result<()> {
-    for i in 0..times {
-        h.advance(31);
-        let before = h.status(SAMPLE)["lastUpdateTime"].clone();
-        let checked =
-            |h: &Harness| h.status(SAMPLE)["bankingPartnerStatus"][0]["lastChecked"].clone();
-        let last = checked(h);
-        h.poke(SAMPLE, i).await?;
-        h.eventually("the partners checked", |h| {
-            checked(h) != last || h.status(SAMPLE)["lastUpdateTime"] != before
-        })
-        .await?;
-    }
-    Ok(())
-}
-
 #[tokio::test]
 async fn the_sample_gets_its_children_and_healthy_partners() -> Result<()> {
     let probe = ScriptedProbe::default();

@@ -184,9 +184,11 @@ fn resumed(status: &Value, since: &str) -> Option<String> {
 }
 
 /// The kind each of these requests is for, by its subcommand.
-pub const REQUEST_KINDS: [(&str, &str); 4] = [
+pub const REQUEST_KINDS: [(&str, &str); 6] = [
     ("promote", "PaymentService"),
     ("abort", "PaymentService"),
+    ("drain", "ClearingAdapter"),
+    ("restore", "ClearingAdapter"),
     ("run-now", "BatchProcessor"),
     ("resume-trading", "TradingAlgorithm"),
 ];
@@ -200,7 +202,7 @@ pub fn kind_of(action: &str) -> Option<&'static str> {
 }
 
 /// Refuses an action on a kind whose operator has no such request.
-fn only(target: Target<'_>, action: &str) -> Result<(), CliError> {
+pub(crate) fn only(target: Target<'_>, action: &str) -> Result<(), CliError> {
     let kind = kind_of(action).unwrap_or_default();
     if target.kind.resource.kind == kind {
         Ok(())

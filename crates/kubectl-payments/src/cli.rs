@@ -42,6 +42,11 @@ pub enum Command {
     /// Gives up on a PaymentService's rollout in progress and goes back to the serving
     /// version (ps/NAME; annotation payments.io/abort).
     Abort(Target),
+    /// Takes a banking partner of a ClearingAdapter out of its routing table (weight 0)
+    /// until it is restored (ca/NAME PARTNER; annotation payments.io/drain-partners).
+    Drain(PartnerTarget),
+    /// Gives a partner drained by hand its weight back (ca/NAME PARTNER).
+    Restore(PartnerTarget),
     /// Starts a run of a BatchProcessor now (bp/NAME; annotation payments.io/run-now).
     RunNow(Target),
     /// Lifts a TradingAlgorithm's risk halt (ta/NAME; annotation fintech.io/resume-trading).
@@ -55,6 +60,17 @@ pub enum Command {
 pub struct Target {
     /// KIND/NAME, KIND as kubectl names it (ps, paymentservice, PaymentService).
     pub target: String,
+    /// Seconds to wait for the operator's answer.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct PartnerTarget {
+    /// ca/NAME (or clearingadapter/NAME).
+    pub target: String,
+    /// The partner's name, as the adapter's spec.config.bankingPartners names it.
+    pub partner: String,
     /// Seconds to wait for the operator's answer.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,

@@ -284,13 +284,18 @@ mod tests {
             "resume",
             "promote",
             "abort",
+            "drain",
+            "restore",
             "run-now",
             "resume-trading",
             "completion",
         ] {
             assert!(values(&all).contains(&sub), "{sub} in {all:?}");
         }
-        assert_eq!(values(&fixed(&["res"])), ["resume", "resume-trading"]);
+        assert_eq!(
+            values(&fixed(&["res"])),
+            ["resume", "restore", "resume-trading"]
+        );
         assert_eq!(all.directive, NO_FILE);
         let status = all.candidates.iter().find(|(v, _)| v == "status");
         assert!(status.is_some_and(|(_, d)| d.starts_with("Every PaymentService")));

@@ -10,6 +10,7 @@
 pub mod actions;
 pub mod cli;
 pub mod complete;
+pub mod drain;
 pub mod kinds;
 pub mod pause;
 pub mod request;

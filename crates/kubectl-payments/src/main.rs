@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use kubectl_payments::cli::{Cli, Command, Output, Target};
-use kubectl_payments::{CliError, actions, complete, kinds, pause, request, status, why};
+use kubectl_payments::cli::{Cli, Command, Output, PartnerTarget, Target};
+use kubectl_payments::{CliError, actions, complete, drain, kinds, pause, request, status, why};
 
 #[tokio::main]
 async fn main() {
@@ -64,6 +64,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Resume(target) => request(&client, &namespace, target, Action::Resume).await?,
         Command::Promote(target) => request(&client, &namespace, target, Action::Promote).await?,
         Command::Abort(target) => request(&client, &namespace, target, Action::Abort).await?,
+        Command::Drain(target) => partner(&client, &namespace, target, true).await?,
+        Command::Restore(target) => partner(&client, &namespace, target, false).await?,
         Command::RunNow(target) => request(&client, &namespace, target, Action::RunNow).await?,
         Command::ResumeTrading(target) => {
             request(&client, &namespace, target, Action::ResumeTrading).await?;
@@ -106,6 +108,25 @@ async fn request(
         Action::RunNow => actions::run_now(client, on, wait).await?,
         Action::ResumeTrading => actions::resume_trading(client, on, wait).await?,
     };
+    println!("{}/{name}: {answer}", kind.resource.kind);
+    Ok(())
+}
+
+/// Drains or restores one partner of a ClearingAdapter and prints the operator's answer.
+async fn partner(
+    client: &kube::Client,
+    namespace: &str,
+    target: PartnerTarget,
+    drained: bool,
+) -> Result<()> {
+    let (kind, name) = kinds::target(&target.target)?;
+    let on = request::Target {
+        kind: &kind,
+        namespace,
+        name: &name,
+    };
+    let wait = Duration::from_secs(target.timeout);
+    let answer = drain::set(client, on, &target.partner, drained, wait).await?;
     println!("{}/{name}: {answer}", kind.resource.kind);
     Ok(())
 }

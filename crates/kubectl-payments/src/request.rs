@@ -38,9 +38,8 @@ impl Target<'_> {
             .ok_or_else(|| self.not_found())
     }
 
-    /// Sets annotation `key` to `value` (`null` removes it), then reads the status every half
-    /// second until `answered` finds the operator's answer in it, for at most `wait`. `what`
-    /// names the request in the error when no answer comes.
+    /// Sets annotation `key` to `value` (`null` removes it), then waits for the operator's
+    /// answer ([`Target::wait_for`]).
     pub async fn annotate_and_wait(
         &self,
         client: &Client,
@@ -50,16 +49,45 @@ impl Target<'_> {
         wait: Duration,
         answered: impl Fn(&Value) -> Option<String>,
     ) -> Result<String, CliError> {
+        self.annotate(client, key, value, None).await?;
+        self.wait_for(client, what, wait, answered).await
+    }
+
+    /// Sets annotation `key` to `value` (`null` removes it). With `seen`, only if the resource
+    /// is still at that resourceVersion: `Ok(false)` when it changed meanwhile.
+    pub async fn annotate(
+        &self,
+        client: &Client,
+        key: &str,
+        value: Value,
+        seen: Option<&str>,
+    ) -> Result<bool, CliError> {
         let api = self.kind.api(client, Some(self.namespace));
-        let patch = json!({"metadata": {"annotations": {key: value}}});
+        let mut patch = json!({"metadata": {"annotations": {key: value}}});
+        if let Some(version) = seen {
+            patch["metadata"]["resourceVersion"] = json!(version);
+        }
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
         match api.patch(self.name, &params, &Patch::Merge(&patch)).await {
-            Err(kube::Error::Api(s)) if s.code == 404 => return Err(self.not_found()),
-            other => other?,
-        };
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(self.not_found()),
+            Err(kube::Error::Api(s)) if s.code == 409 && seen.is_some() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads the status every half second until `answered` finds the operator's answer in
+    /// it, for at most `wait`. `what` names the request in the error when no answer comes.
+    pub async fn wait_for(
+        &self,
+        client: &Client,
+        what: &str,
+        wait: Duration,
+        answered: impl Fn(&Value) -> Option<String>,
+    ) -> Result<String, CliError> {
         let started = Instant::now();
         loop {
             if let Some(answer) = answered(&self.get(client).await?.data["status"]) {

@@ -1,7 +1,10 @@
 //! `kubectl payments` against a running operator on testkit: `status` shows what the
 //! resource's status says and the last Warning about it; `pause` returns once the operator
 //! reports `Paused` (naming this tool), and a spec change then reaches no child until
-//! `resume`.
+//! `resume`. `drain|restore` of a clearing adapter's partners is in `cli/drain.rs`.
+
+#[path = "cli/drain.rs"]
+mod drain;
 
 use std::time::Duration;
 

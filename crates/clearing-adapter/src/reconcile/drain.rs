@@ -76,7 +76,8 @@ pub(super) async fn drain(
         .prune(&*ca, &BTreeSet::new())
         .await?;
     let previous = ca.recorded_partners();
-    let plan = partners::plan(&ca.spec, &previous, None, now);
+    let by_hand = partners::drained_by_hand(&ca);
+    let plan = partners::plan(&ca.spec, &previous, &by_hand, None, now);
     // The pods' template stays as it was: only `replicas` changes.
     let inputs = Inputs {
         weights: plan.weights(),

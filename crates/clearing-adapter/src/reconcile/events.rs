@@ -6,7 +6,7 @@ use kube::ResourceExt;
 use super::business::PAYMENTS_SUCCEEDING;
 use super::{Ctx, status};
 use crate::crd::{ClearingAdapter, ClearingAdapterStatus};
-use crate::partners::{PartnerPlan, Transition};
+use crate::partners::{DRAIN_ANNOTATION, PartnerPlan, Transition};
 use crate::resources;
 
 /// Events: what the pass created or changed, each partner drained or restored, every
@@ -63,6 +63,33 @@ pub(super) async fn announce(
                     .await;
             }
             Transition::Drained { .. } => {}
+            Transition::DrainedByHand { partner } if !plan.all_down => {
+                let note = format!(
+                    "partner {partner} drained by hand ({DRAIN_ANNOTATION}): weight 0 in {}; its traffic goes to the other partners until it is taken off the annotation",
+                    resources::config_name(&ca.name_any())
+                );
+                events
+                    .normal(ca, operator_core::reason!("PartnerDrained"), "Route", note)
+                    .await;
+            }
+            Transition::DrainedByHand { .. } => {}
+            Transition::RestoredByHand {
+                partner,
+                still_drained,
+            } => {
+                let note = if *still_drained {
+                    format!(
+                        "partner {partner} is no longer drained by hand, but stays drained by its failing health checks until it passes successThreshold in a row"
+                    )
+                } else {
+                    format!(
+                        "partner {partner} is no longer drained by hand: its configured weight is restored"
+                    )
+                };
+                events
+                    .normal(ca, operator_core::reason!("PartnerRestored"), "Route", note)
+                    .await;
+            }
             Transition::Restored { partner, successes } => {
                 let note = format!(
                     "partner {partner} passed {successes} health checks in a row: its configured weight is restored"
@@ -77,15 +104,9 @@ pub(super) async fn announce(
         .status
         .as_ref()
         .and_then(|s| operator_core::conditions::find(&s.conditions, status::PARTNERS_HEALTHY))
-        .is_some_and(|c| c.reason == "AllPartnersDown");
+        .is_some_and(|c| c.reason == status::all_out(plan).0.as_str());
     if plan.all_down && !was_down {
-        events
-            .warning(
-                ca,
-                operator_core::reason!("AllPartnersDown"),
-                "Route",
-                "every partner carrying traffic fails its health checks: the configured weights are kept (draining all would stop every payment); check the partners' status pages and the adapter's egress",
-            )
-            .await;
+        let (reason, message) = status::all_out(plan);
+        events.warning(ca, reason, "Route", message).await;
     }
 }

@@ -13,6 +13,7 @@ mod events;
 pub(crate) mod observe;
 mod status;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use operator_core::{Context, Result};
 use crate::crd::{ClearingAdapter, Phase};
 use crate::health::PartnerProbe;
 use crate::metrics::AdapterMetrics;
-use crate::partners::{self};
+use crate::partners::{self, DRAIN_ANNOTATION};
 use crate::resources::{self, Inputs};
 use crate::validate;
 use business::LastReads;
@@ -76,7 +77,10 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
     if let Some(floor) = workload.applied_floor {
         errors.extend(validate::validate_update(floor, &ca.spec, &workload.load));
     }
-    if let Some(end) = ctx.start_pass(&*ca, &[], errors, Phase::Failed, now).await {
+    if let Some(end) = ctx
+        .start_pass(&*ca, crate::ANNOTATIONS, errors, Phase::Failed, now)
+        .await
+    {
         return end;
     }
     let secrets = match observe::secrets(&ca, &ctx).await? {
@@ -89,6 +93,7 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
     };
 
     let previous = ca.recorded_partners();
+    let by_hand = partners::drained_by_hand(&ca);
     let due = op
         .probe
         .as_ref()
@@ -97,7 +102,8 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
         Some(probe) => Some(checks::run(probe.as_ref(), &ca.spec, &secrets).await),
         None => None,
     };
-    let plan = partners::plan(&ca.spec, &previous, verdicts.as_ref(), now);
+    let plan = partners::plan(&ca.spec, &previous, &by_hand, verdicts.as_ref(), now);
+    unknown_partners_named(&ca, &ctx, &by_hand).await;
 
     let inputs = Inputs {
         weights: plan.weights(),
@@ -146,4 +152,35 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
         _ => ctx.resync(),
     };
     refusal.map_or(Ok(then), Err)
+}
+
+/// A `payments.io/drain-partners` naming a partner the spec does not have drains nothing of
+/// it: said once.
+async fn unknown_partners_named(ca: &ClearingAdapter, ctx: &Ctx, by_hand: &BTreeSet<String>) {
+    let partners: Vec<&str> = ca
+        .spec
+        .config
+        .banking_partners
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    let unknown: Vec<&str> = by_hand
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !partners.contains(n))
+        .collect();
+    if unknown.is_empty() {
+        return;
+    }
+    let value = ca
+        .annotations()
+        .get(DRAIN_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
+    let note = format!(
+        "annotation {DRAIN_ANNOTATION}={value} names no partner {} of this adapter (its partners: {}): nothing is drained for it",
+        unknown.join(", "),
+        partners.join(", ")
+    );
+    ctx.warn_once(ca, DRAIN_ANNOTATION, &value, note).await;
 }

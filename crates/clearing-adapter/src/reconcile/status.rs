@@ -6,12 +6,13 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
+use operator_core::conditions::Reason;
 use operator_core::conditions::{ConditionStatus, Observed, set_condition};
 
 use super::business::{self, PAYMENTS_SUCCEEDING, Reading};
 use super::observe::Workload;
-use crate::crd::{ClearingAdapter, ClearingAdapterStatus, Phase};
-use crate::partners::PartnerPlan;
+use crate::crd::{BankingPartnerStatus, ClearingAdapter, ClearingAdapterStatus, Phase};
+use crate::partners::{DRAIN_ANNOTATION, PartnerPlan};
 use crate::resources::selector_string;
 use operator_core::OptionalChild;
 
@@ -27,7 +28,63 @@ pub struct Checks {
     pub payments: Reading,
 }
 
+/// Why every partner carrying traffic is out, when it is (the weights are then kept): all
+/// fail their checks (`AllPartnersDown`), or some are drained by hand (`AllPartnersDrained`).
+pub(super) fn all_out(plan: &PartnerPlan) -> (Reason, String) {
+    let names = |keep: fn(&BankingPartnerStatus) -> bool| {
+        let names: Vec<&str> = plan
+            .statuses
+            .iter()
+            .filter(|s| keep(s))
+            .map(|s| s.name.as_str())
+            .collect();
+        names.join(", ")
+    };
+    let by_hand = names(|s| s.drained_by_hand);
+    if by_hand.is_empty() {
+        return (
+            operator_core::reason!("AllPartnersDown"),
+            format!(
+                "every partner carrying traffic fails its health checks ({}); the configured weights are kept, as draining all would stop every payment: check the partners and the adapter's egress",
+                names(|_| true)
+            ),
+        );
+    }
+    let by_checks = names(|s| s.drained && !s.drained_by_hand);
+    let checks = if by_checks.is_empty() {
+        String::new()
+    } else {
+        format!("; by their failing health checks: {by_checks}")
+    };
+    (
+        operator_core::reason!("AllPartnersDrained"),
+        format!(
+            "every partner carrying traffic is drained (by hand, {DRAIN_ANNOTATION}: {by_hand}{checks}); the configured weights are kept, as draining all would stop every payment: take a partner off {DRAIN_ANNOTATION}"
+        ),
+    )
+}
+
+/// What the checks say of the partners, and which a person drained (unless every partner is
+/// out, which says so itself).
 fn partners_condition(plan: &PartnerPlan, enabled: bool) -> Observed<'static> {
+    let mut observed = checks_condition(plan, enabled);
+    let by_hand: Vec<&str> = plan
+        .statuses
+        .iter()
+        .filter(|s| s.drained_by_hand)
+        .map(|s| s.name.as_str())
+        .collect();
+    if !by_hand.is_empty() && !plan.all_down {
+        observed.message = format!(
+            "{}. Drained by hand ({DRAIN_ANNOTATION}), weight 0 until taken off it: {}",
+            observed.message,
+            by_hand.join(", ")
+        );
+    }
+    observed
+}
+
+fn checks_condition(plan: &PartnerPlan, enabled: bool) -> Observed<'static> {
     let condition = |status, reason, message: String| Observed {
         type_: PARTNERS_HEALTHY,
         status,
@@ -38,19 +95,12 @@ fn partners_condition(plan: &PartnerPlan, enabled: bool) -> Observed<'static> {
         return condition(
             ConditionStatus::Unknown,
             operator_core::reason!("ChecksDisabled"),
-            "partner health checks are switched off in the operator's configuration (clearingAdapter.partnerHealthChecks); every partner keeps its configured weight".into(),
+            "partner health checks are switched off in the operator's configuration (clearingAdapter.partnerHealthChecks); no partner is drained by its checks".into(),
         );
     }
     if plan.all_down {
-        let names: Vec<&str> = plan.statuses.iter().map(|s| s.name.as_str()).collect();
-        return condition(
-            ConditionStatus::False,
-            operator_core::reason!("AllPartnersDown"),
-            format!(
-                "every partner carrying traffic fails its health checks ({}); the configured weights are kept, as draining all would stop every payment: check the partners and the adapter's egress",
-                names.join(", ")
-            ),
-        );
+        let (reason, message) = all_out(plan);
+        return condition(ConditionStatus::False, reason, message);
     }
     let Some((healthy, total)) = plan.healthy_count() else {
         return condition(

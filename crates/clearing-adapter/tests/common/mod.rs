@@ -205,3 +205,20 @@ pub const CONFORMANCE: Subject = Subject {
     used_as_found: conformance::none,
     written_by_others: &["deployments"],
 };
+
+/// Moves the clock past the check interval and has the operator look `times` times.
+pub async fn checks(h: &Harness, times: usize) -> Result<()> {
+    for i in 0..times {
+        h.advance(31);
+        let before = h.status(SAMPLE)["lastUpdateTime"].clone();
+        let checked =
+            |h: &Harness| h.status(SAMPLE)["bankingPartnerStatus"][0]["lastChecked"].clone();
+        let last = checked(h);
+        h.poke(SAMPLE, i).await?;
+        h.eventually("the partners checked", |h| {
+            checked(h) != last || h.status(SAMPLE)["lastUpdateTime"] != before
+        })
+        .await?;
+    }
+    Ok(())
+}
