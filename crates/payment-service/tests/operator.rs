@@ -412,11 +412,20 @@ async fn scaling_changes_replicas_or_the_autoscalers_bounds() -> Result<()> {
 
     h.patch_spec(json!({"autoscaling": {"enabled": true, "minReplicas": 5, "maxReplicas": 30}}))
         .await?;
-    h.eventually("HPA bounds", |h| {
-        h.get("autoscaling/v2", "horizontalpodautoscalers", SEED)
-            .is_some_and(|hpa| hpa["spec"]["minReplicas"] == 5 && hpa["spec"]["maxReplicas"] == 30)
-    })
-    .await?;
+    let bounds = |min: i32, max: i32| {
+        move |h: &Harness| {
+            h.get("autoscaling/v2", "horizontalpodautoscalers", SEED)
+                .is_some_and(|hpa| {
+                    hpa["spec"]["minReplicas"] == min && hpa["spec"]["maxReplicas"] == max
+                })
+        }
+    };
+    // `replicas: 10` stays the floor while autoscaling (seed 000's manual scaling).
+    h.eventually("HPA bounds, floor at replicas", bounds(10, 30))
+        .await?;
+    h.patch_spec(json!({"replicas": 2})).await?;
+    h.eventually("floor back at minReplicas", bounds(5, 30))
+        .await?;
     h.patch_spec(json!({"autoscaling": {"enabled": false}}))
         .await?;
     h.eventually("HPA removed", |h| {

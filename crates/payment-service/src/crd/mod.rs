@@ -58,11 +58,14 @@ pub struct PaymentServiceSpec {
     /// The container image of this version.
     #[schemars(length(min = 1))]
     pub image: String,
-    /// Replicas to run when autoscaling is off. Default 1.
+    /// Replicas to run. With autoscaling on, the fewest the autoscaler may run: its floor is
+    /// the larger of this and `autoscaling.minReplicas` (at most `maxReplicas`), so raising
+    /// it scales up at once and lowering it lets the autoscaler scale down again. Default 1.
     #[serde(default = "operator_core::defaults::int::<1>")]
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: i32,
-    /// Horizontal autoscaling; when enabled the autoscaler owns the replica count.
+    /// Horizontal autoscaling; when enabled the autoscaler owns the replica count, above
+    /// `replicas`.
     pub autoscaling: Option<Autoscaling>,
     /// CPU and memory requests and limits of the service container.
     pub resources: Option<ResourceRequirements>,
@@ -88,7 +91,7 @@ pub struct Autoscaling {
     /// Turns the autoscaler on.
     #[serde(default)]
     pub enabled: bool,
-    /// Fewest replicas; defaults to `spec.replicas` (at least 1).
+    /// Fewest replicas; `spec.replicas` when that is larger (at least 1).
     #[schemars(range(min = 1, max = 1000))]
     pub min_replicas: Option<i32>,
     /// Most replicas.
@@ -522,7 +525,11 @@ impl PaymentServiceSpec {
     /// Fewest replicas the service runs: the autoscaler's floor, or `replicas`.
     pub fn min_replicas(&self) -> i32 {
         match self.autoscaling() {
-            Some(a) => a.min_replicas.unwrap_or(self.replicas.max(1)),
+            // Seed 000 scales "manually" with `replicas` while autoscaling: a floor.
+            Some(a) => {
+                let floor = a.min_replicas.unwrap_or(1).max(self.replicas);
+                floor.min(a.max_replicas).max(1)
+            }
             None => self.replicas,
         }
     }

@@ -73,4 +73,22 @@ mod tests {
             vec!["cpu", "memory", "azure_service_bus_queue_length"]
         );
     }
+
+    /// Seed 000 scales "manually" with `replicas` while autoscaling is on: the floor rises
+    /// to it (never past `maxReplicas`) and falls back to `minReplicas` when it is lowered.
+    #[test]
+    fn replicas_above_the_autoscalers_minimum_raise_its_floor() {
+        let floor = |replicas: i32| {
+            let mut spec = spec();
+            spec.replicas = replicas;
+            let ps = service(spec);
+            let a = ps.spec.autoscaling().cloned().unwrap_or_default();
+            let hpa = desired_hpa(&ps, &a, "pay", &WorkloadDefaults::default());
+            hpa.spec.unwrap_or_default().min_replicas
+        };
+        assert_eq!(floor(10), Some(10));
+        assert_eq!(floor(3), Some(3));
+        assert_eq!(floor(1), Some(3), "minReplicas stays the floor");
+        assert_eq!(floor(50), Some(20), "never past maxReplicas");
+    }
 }
