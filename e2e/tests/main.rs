@@ -16,5 +16,6 @@ mod own_certificate;
 mod payment_service;
 mod plugin;
 mod saga_orchestrator;
+mod seed_walkthroughs;
 mod trading_algorithm;
 mod transition_rules;

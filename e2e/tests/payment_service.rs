@@ -22,15 +22,15 @@ use serde_json::{Value, json};
 
 /// The seed sample (v1, as the seed writes it) converted to v2 as the API server stores it;
 /// these tests run no conversion webhook (the admission tests do).
-fn stored(ps: &mut Value) {
+pub(crate) fn stored(ps: &mut Value) {
     if let Ok(converted) = convert(ps.take(), V2) {
         *ps = converted;
     }
 }
 
-const OPERATOR: Operator = Operator::of(&payment_service::OPERATOR);
+pub(crate) const OPERATOR: Operator = Operator::of(&payment_service::OPERATOR);
 
-const SEED: &str = "payment-initiation-service";
+pub(crate) const SEED: &str = "payment-initiation-service";
 
 /// The seed's TLS Secret, as cert-manager would issue it (nothing reads the content).
 async fn tls_secret(ns: &TestNamespace) -> Result<()> {
@@ -46,7 +46,7 @@ async fn tls_secret(ns: &TestNamespace) -> Result<()> {
 }
 
 /// A namespace with the operator's Role bound and the seed's Secret.
-async fn prepared(test: &str) -> Result<Option<TestNamespace>> {
+pub(crate) async fn prepared(test: &str) -> Result<Option<TestNamespace>> {
     let Some(ns) = e2e::cluster(test).await? else {
         return Ok(None);
     };
@@ -55,7 +55,7 @@ async fn prepared(test: &str) -> Result<Option<TestNamespace>> {
     Ok(Some(ns))
 }
 
-async fn ready(ns: &TestNamespace, what: &str) -> Result<Value> {
+pub(crate) async fn ready(ns: &TestNamespace, what: &str) -> Result<Value> {
     ns.status_until(PAYMENT_SERVICE, SEED, what, Duration::from_secs(120), |s| {
         is_true(s, "Ready") && s["phase"] == "Running"
     })

@@ -14,11 +14,11 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-const OPERATOR: Operator = Operator::of(&trading_algorithm::OPERATOR);
+pub(crate) const OPERATOR: Operator = Operator::of(&trading_algorithm::OPERATOR);
 
 const SEED: &str = "momentum-trader-prod";
 
-async fn prepared(test: &str) -> Result<Option<TestNamespace>> {
+pub(crate) async fn prepared(test: &str) -> Result<Option<TestNamespace>> {
     let Some(ns) = e2e::cluster(test).await? else {
         return Ok(None);
     };
