@@ -5,6 +5,7 @@ mod admission;
 mod batch_processor;
 mod clearing_adapter;
 mod conformance;
+mod every_sample;
 mod foreign;
 mod initial_lists;
 mod manifests;
