@@ -1,8 +1,9 @@
 //! Every sample as users apply it (`kubectl kustomize deploy/samples`: nine resources of the
 //! five kinds) in one namespace, with all five operators running side by side as their own
 //! ServiceAccounts: each operator reports on each of its resources, and `kubectl payments
-//! status -A` lists all nine, each with its readiness and what to do. Skipped without
-//! `E2E_CLUSTER=1`.
+//! status -A` lists all nine, each with its readiness and what to do. Then `kubectl payments
+//! backup` of the namespace, the namespace wiped, `restore`: the operators rebuild the same
+//! children. Skipped without `E2E_CLUSTER=1`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,8 +14,10 @@ use e2e::scenario::{
     BATCH_PROCESSOR, CLEARING_ADAPTER, Kind, PAYMENT_SERVICE, SAGA_ORCHESTRATOR, TRADING_ALGORITHM,
 };
 use e2e::until;
-use kube::api::PostParams;
-use kubectl_payments::status;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use kubectl_payments::{backup, restore, status};
 use serde_json::{Value, json};
 
 use crate::manifests::OPERATORS;
@@ -110,8 +113,72 @@ async fn status_across_namespaces_lists_every_sample_with_all_five_operators_run
     let listed = table.lines().filter(|l| l.starts_with(&ns.name)).count();
     ensure!(listed == 9, "nine rows:\n{table}");
 
+    backed_up_wiped_and_restored(&ns.client, &ns.name).await?;
     for process in &processes {
         process.assert_no_rbac_denials()?;
     }
     ns.cleanup().await
+}
+
+/// The operators' children in `namespace`, by kind and name.
+async fn children(client: &Client, namespace: &str) -> Result<Vec<String>> {
+    let managed = ListParams::default().labels("app.kubernetes.io/managed-by");
+    let mut names = Vec::new();
+    for (api_version, kind) in [
+        ("apps/v1", "Deployment"),
+        ("v1", "Service"),
+        ("v1", "ConfigMap"),
+        ("batch/v1", "CronJob"),
+    ] {
+        let resource = backup::resource_of(api_version, kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        for object in api.list(&managed).await? {
+            names.push(format!("{kind}/{}", object.name_any()));
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Backs the namespace up, deletes it (the operators let it go), restores it, and waits for
+/// the operators to rebuild the children it had.
+async fn backed_up_wiped_and_restored(client: &Client, namespace: &str) -> Result<()> {
+    let before = children(client, namespace).await?;
+    ensure!(!before.is_empty(), "the samples have children");
+    let dir = e2e::operator::work_dir().join(namespace).join("backup");
+    let manifest = backup::backup(client, Some(namespace), &dir).await?;
+    let resources = manifest
+        .objects
+        .iter()
+        .find(|(f, _)| f == "4-resources.yaml");
+    ensure!(resources.is_some_and(|(_, n)| *n == 9), "{manifest:?}");
+
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.delete(namespace, &DeleteParams::background()).await?;
+    e2e::gone(&nss, namespace, Duration::from_secs(120)).await?;
+
+    let report = restore::restore(client, &dir, false).await?;
+    ensure!(
+        report.contains(&format!("create Namespace {namespace}")),
+        "{report:?}"
+    );
+    let rebuilt = until(
+        "the same children again",
+        Duration::from_secs(120),
+        || async {
+            let now = children(client, namespace).await?;
+            Ok((now == before).then_some(now))
+        },
+    )
+    .await;
+    rebuilt.with_context(|| format!("before the wipe: {before:?}"))?;
+    let again = restore::restore(client, &dir, true).await?;
+    ensure!(
+        again
+            .iter()
+            .filter(|l| !l.starts_with("missing Secret"))
+            .all(|l| l.starts_with("unchanged ")),
+        "{again:?}"
+    );
+    Ok(())
 }

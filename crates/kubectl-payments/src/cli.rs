@@ -45,12 +45,25 @@ pub enum Command {
     /// Takes a banking partner of a ClearingAdapter out of its routing table (weight 0)
     /// until it is restored (ca/NAME PARTNER; annotation payments.io/drain-partners).
     Drain(PartnerTarget),
-    /// Gives a partner drained by hand its weight back (ca/NAME PARTNER).
-    Restore(PartnerTarget),
     /// Starts a run of a BatchProcessor now (bp/NAME; annotation payments.io/run-now).
     RunNow(Target),
     /// Lifts a TradingAlgorithm's risk halt (ta/NAME; annotation fintech.io/resume-trading).
     ResumeTrading(Target),
+    /// Writes the five CRDs, every resource of the five kinds (in the namespace, or all with
+    /// -A), the namespaces and the operators' config and RBAC into a directory, with a
+    /// manifest. Secrets are never exported, only named.
+    Backup {
+        /// In every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// The directory to write (created; its backup files are replaced).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// `restore ca/NAME PARTNER`: gives a partner drained by hand its weight back.
+    /// `restore DIR`: applies a backup again in its order (CRDs, namespaces, operators,
+    /// resources) and names the Secrets it needs that do not exist.
+    Restore(RestoreArgs),
     /// Prints the file that gives `kubectl payments` shell completion: save it as an
     /// executable named kubectl_complete-payments on PATH (kubectl 1.26 or later runs it).
     Completion,
@@ -72,6 +85,19 @@ pub struct PartnerTarget {
     /// The partner's name, as the adapter's spec.config.bankingPartners names it.
     pub partner: String,
     /// Seconds to wait for the operator's answer.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// ca/NAME PARTNER, or the directory `backup` wrote.
+    #[arg(num_args = 1..=2, required = true)]
+    pub what: Vec<String>,
+    /// With a backup: has the API server check every object, and says what would change.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With a partner: seconds to wait for the operator's answer.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
 }

@@ -288,13 +288,14 @@ mod tests {
             "restore",
             "run-now",
             "resume-trading",
+            "backup",
             "completion",
         ] {
             assert!(values(&all).contains(&sub), "{sub} in {all:?}");
         }
         assert_eq!(
             values(&fixed(&["res"])),
-            ["resume", "restore", "resume-trading"]
+            ["resume", "resume-trading", "restore"]
         );
         assert_eq!(all.directive, NO_FILE);
         let status = all.candidates.iter().find(|(v, _)| v == "status");

@@ -9,7 +9,7 @@ use operator_core::OperatorDescriptor;
 use crate::CliError;
 
 /// The operators whose kinds this tool knows, in the order `status` lists them.
-const OPERATORS: [&OperatorDescriptor; 5] = [
+pub const OPERATORS: [&OperatorDescriptor; 5] = [
     &payment_service::OPERATOR,
     &batch_processor::OPERATOR,
     &clearing_adapter::OPERATOR,

@@ -8,12 +8,14 @@
 //! second path into an operator.
 
 pub mod actions;
+pub mod backup;
 pub mod cli;
 pub mod complete;
 pub mod drain;
 pub mod kinds;
 pub mod pause;
 pub mod request;
+pub mod restore;
 pub mod status;
 pub mod why;
 

@@ -5,7 +5,9 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Parser;
 use kubectl_payments::cli::{Cli, Command, Output, PartnerTarget, Target};
-use kubectl_payments::{CliError, actions, complete, drain, kinds, pause, request, status, why};
+use kubectl_payments::{
+    CliError, actions, backup, complete, drain, kinds, pause, request, restore, status, why,
+};
 
 #[tokio::main]
 async fn main() {
@@ -64,8 +66,34 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Resume(target) => request(&client, &namespace, target, Action::Resume).await?,
         Command::Promote(target) => request(&client, &namespace, target, Action::Promote).await?,
         Command::Abort(target) => request(&client, &namespace, target, Action::Abort).await?,
+        Command::Backup { all_namespaces, to } => {
+            let scope = (!all_namespaces).then_some(namespace.as_str());
+            let manifest = backup::backup(&client, scope, &to).await?;
+            for (file, count) in &manifest.objects {
+                println!("{}: {count} object(s)", to.join(file).display());
+            }
+            for secret in &manifest.secrets_referenced {
+                println!("not exported, keep it elsewhere: Secret {secret}");
+            }
+        }
+        Command::Restore(args) => match args.what.as_slice() {
+            [target, partner_name] => {
+                let target = PartnerTarget {
+                    target: target.clone(),
+                    partner: partner_name.clone(),
+                    timeout: args.timeout,
+                };
+                partner(&client, &namespace, target, false).await?;
+            }
+            [from, ..] => {
+                let from = std::path::Path::new(from);
+                for line in restore::restore(&client, from, args.dry_run).await? {
+                    println!("{line}");
+                }
+            }
+            [] => {}
+        },
         Command::Drain(target) => partner(&client, &namespace, target, true).await?,
-        Command::Restore(target) => partner(&client, &namespace, target, false).await?,
         Command::RunNow(target) => request(&client, &namespace, target, Action::RunNow).await?,
         Command::ResumeTrading(target) => {
             request(&client, &namespace, target, Action::ResumeTrading).await?;

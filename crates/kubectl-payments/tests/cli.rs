@@ -3,6 +3,8 @@
 //! reports `Paused` (naming this tool), and a spec change then reaches no child until
 //! `resume`. `drain|restore` of a clearing adapter's partners is in `cli/drain.rs`.
 
+#[path = "cli/backup.rs"]
+mod backup;
 #[path = "cli/drain.rs"]
 mod drain;
 
