@@ -61,12 +61,5 @@ pub fn render(dir: &str) -> Result<Vec<Value>> {
 
 /// Splits multi-document YAML into objects (empty documents skipped).
 pub fn parse(yaml: &str) -> Result<Vec<Value>> {
-    let mut objects = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(yaml) {
-        let value: Value = serde::Deserialize::deserialize(doc)?;
-        if !value.is_null() {
-            objects.push(value);
-        }
-    }
-    Ok(objects)
+    Ok(operator_core::manifests::documents(yaml)?)
 }

@@ -82,9 +82,7 @@ impl TestNamespace {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../deploy/samples/{file}.yaml"));
         let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-        let mut sample: Value = serde_yaml::Deserializer::from_str(&text)
-            .filter_map(|d| serde::Deserialize::deserialize(d).ok())
-            .find(|d: &Value| d["kind"] == kind.kind)
+        let mut sample = operator_core::manifests::first_of_kind(&text, kind.kind)?
             .with_context(|| format!("{} holds no {}", path.display(), kind.kind))?;
         sample["metadata"]["namespace"] = Value::String(self.name.clone());
         edit(&mut sample);

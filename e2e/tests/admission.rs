@@ -64,14 +64,11 @@ pub(crate) fn valid(name: &str, namespace: &str, kind: &str) -> Result<Value> {
         .join("samples")
         .join(format!("{name}.yaml"));
     let text = std::fs::read_to_string(&path)?;
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let mut object: Value = serde::Deserialize::deserialize(document)?;
-        if object["kind"] == kind {
-            object["metadata"]["namespace"] = json!(namespace);
-            return Ok(object);
-        }
-    }
-    anyhow::bail!("{} holds no {kind}", path.display())
+    let Some(mut object) = operator_core::manifests::first_of_kind(&text, kind)? else {
+        anyhow::bail!("{} holds no {kind}", path.display())
+    };
+    object["metadata"]["namespace"] = json!(namespace);
+    Ok(object)
 }
 
 /// A server-side dry run of creating `object`: admission runs in full, nothing is stored.

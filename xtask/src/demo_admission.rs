@@ -28,10 +28,7 @@ pub struct Webhooks {
 fn documents(path: &Path) -> Result<Vec<Value>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Ok(serde::Deserialize::deserialize(d)?))
-        .filter(|v: &Result<Value>| v.as_ref().map_or(true, |v| !v.is_null()))
-        .collect()
+    Ok(operator_core::manifests::documents(&text)?)
 }
 
 /// The demo's stand-in for cert-manager: a CA that issues each webhook's certificate, and

@@ -117,8 +117,7 @@ fn install(install_yaml: &Path, kubeconfig: &Path) -> Result<()> {
 fn operator_namespace(install_yaml: &Path, binary: &str) -> Result<String> {
     let text = std::fs::read_to_string(install_yaml)?;
     let name = format!("{binary}-controller");
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let object: serde_json::Value = serde::Deserialize::deserialize(document)?;
+    for object in operator_core::manifests::documents(&text)? {
         if object["kind"] == "Deployment" && object["metadata"]["name"] == name.as_str() {
             return object["metadata"]["namespace"]
                 .as_str()

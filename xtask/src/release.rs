@@ -40,14 +40,7 @@ fn rendered(root: &Path, dir: &str) -> Result<Vec<Value>> {
         );
     }
     let text = String::from_utf8(output.stdout)?;
-    let mut objects = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let object: Value = serde::Deserialize::deserialize(document)?;
-        if !object.is_null() {
-            objects.push(object);
-        }
-    }
-    Ok(objects)
+    Ok(operator_core::manifests::documents(&text)?)
 }
 
 /// The pinned reference of each binary's image (`<registry>/<binary>:<tag>@sha256:…`), from

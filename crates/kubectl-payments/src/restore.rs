@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::backup::{FILES, Manifest, cleaned, describe, io, resource_of};
 use crate::{CliError, FIELD_MANAGER};
+use operator_core::manifests::documents;
 
 /// How long a restored CRD may take to be served.
 const ESTABLISHED_WITHIN: Duration = Duration::from_secs(60);
@@ -31,7 +32,7 @@ pub async fn restore(client: &Client, from: &Path, dry_run: bool) -> Result<Vec<
         let path = from.join(file);
         let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
         let objects =
-            objects(&text).map_err(|e| CliError::Print(format!("{}: {e}", path.display())))?;
+            documents(&text).map_err(|e| CliError::Print(format!("{}: {e}", path.display())))?;
         for object in &objects {
             report.push(apply(client, object, dry_run).await?);
         }
@@ -52,18 +53,6 @@ pub async fn restore(client: &Client, from: &Path, dry_run: bool) -> Result<Vec<
         }
     }
     Ok(report)
-}
-
-/// The objects of one backup file.
-pub fn objects(yaml: &str) -> Result<Vec<Value>, serde_yaml::Error> {
-    let mut objects = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(yaml) {
-        let value: Value = serde::Deserialize::deserialize(document)?;
-        if !value.is_null() {
-            objects.push(value);
-        }
-    }
-    Ok(objects)
 }
 
 async fn apply(client: &Client, object: &Value, dry_run: bool) -> Result<String, CliError> {
@@ -122,26 +111,5 @@ async fn established(client: &Client, crd: &Value) -> Result<(), CliError> {
             });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_backup_file_reads_as_its_objects_in_order() {
-        let yaml = "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n";
-        let names: Vec<String> = objects(yaml)
-            .unwrap_or_default()
-            .iter()
-            .map(|o| {
-                o["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(names, ["a", "b"]);
     }
 }

@@ -438,13 +438,8 @@ pub fn sample_of_kind(name: &str, kind: &str) -> Result<Value> {
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let value = <Value as serde::Deserialize>::deserialize(document)?;
-        if value["kind"] == kind {
-            return Ok(value);
-        }
-    }
-    anyhow::bail!("{path} holds no {kind}")
+    operator_core::manifests::first_of_kind(&text, kind)?
+        .ok_or_else(|| anyhow::anyhow!("{path} holds no {kind}"))
 }
 
 /// A namespaced kind a test creates, patches and deletes.

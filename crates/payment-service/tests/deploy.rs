@@ -10,11 +10,7 @@ fn manifest(file: &str) -> Result<Vec<Value>> {
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).context(path)?;
-    let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        docs.push(serde::Deserialize::deserialize(doc)?);
-    }
-    Ok(docs)
+    Ok(operator_core::manifests::documents(&text)?)
 }
 
 operator_harness::shipped_binary_test!(

@@ -31,7 +31,7 @@ async fn a_deleted_resource_comes_back_from_its_backup_with_its_children() -> Re
         ["payments/blob-credentials", "payments/sftp-credentials"]
     );
     let resources = std::fs::read_to_string(dir.join("4-resources.yaml"))?;
-    let saved = restore::objects(&resources)?;
+    let saved = operator_core::manifests::documents(&resources)?;
     let batch = saved.first().context("the BatchProcessor")?;
     assert_eq!(batch["metadata"]["name"], SEED);
     assert!(batch.get("status").is_none() && batch["metadata"].get("uid").is_none());

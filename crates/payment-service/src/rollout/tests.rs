@@ -103,6 +103,20 @@ impl World {
         }
     }
 
+    /// `version` serving blue-green, with `autoPromote: false`.
+    fn held_blue_green(version: &str) -> Self {
+        let mut w = Self::serving(StrategyType::BlueGreen, version);
+        if let Some(b) = w
+            .spec
+            .deployment_strategy
+            .as_mut()
+            .and_then(|s| s.blue_green.as_mut())
+        {
+            b.auto_promote = Some(false);
+        }
+        w
+    }
+
     fn upgrade(&mut self, version: &str) {
         self.spec.version = version.into();
         self.spec.image = format!("pay:{version}");
@@ -352,15 +366,7 @@ fn blue_green_switches_once_the_idle_colour_is_available() {
 
 #[test]
 fn blue_green_without_auto_promotion_waits_for_the_annotation_past_any_deadline() {
-    let mut w = World::serving(StrategyType::BlueGreen, "1.5.0");
-    if let Some(b) = w
-        .spec
-        .deployment_strategy
-        .as_mut()
-        .and_then(|s| s.blue_green.as_mut())
-    {
-        b.auto_promote = Some(false);
-    }
+    let mut w = World::held_blue_green("1.5.0");
     w.upgrade("1.6.0");
     let plan = w.step(at(0));
     w.converge(&plan, None);
@@ -447,15 +453,7 @@ fn an_abort_rolls_back_a_canary_mid_step_and_holds_until_the_spec_changes() {
 
 #[test]
 fn an_abort_drops_a_blue_green_version_waiting_for_promotion() {
-    let mut w = World::serving(StrategyType::BlueGreen, "1.5.0");
-    if let Some(b) = w
-        .spec
-        .deployment_strategy
-        .as_mut()
-        .and_then(|s| s.blue_green.as_mut())
-    {
-        b.auto_promote = Some(false);
-    }
+    let mut w = World::held_blue_green("1.5.0");
     w.upgrade("1.6.0");
     let plan = w.step(at(0));
     w.converge(&plan, None);

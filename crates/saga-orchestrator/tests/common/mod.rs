@@ -14,7 +14,6 @@ use operator_harness::conformance::{self, Subject};
 pub use operator_harness::{Harness, HarnessBuilder};
 use saga_orchestrator::controllers;
 pub use saga_orchestrator::crd::SagaOrchestrator;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub const NS: &str = "payments";
@@ -61,8 +60,8 @@ pub fn sample_documents(kind: &str) -> Result<Vec<Value>> {
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).context(path)?;
-    Ok(serde_yaml::Deserializer::from_str(&text)
-        .filter_map(|d| Value::deserialize(d).ok())
+    Ok(operator_core::manifests::documents(&text)?
+        .into_iter()
         .filter(|d| d["kind"] == kind)
         .collect())
 }
