@@ -115,17 +115,9 @@ async fn seed_000_day_2_commands_upgrade_scale_and_configure_the_service() -> Re
         || async {
             let hpa = hpas.get(name).await?;
             let target = hpa.spec.unwrap_or_default().scale_target_ref.name;
-            let env = deployments
-                .get(&target)
-                .await?
-                .spec
-                .and_then(|s| s.template.spec)
-                .and_then(|p| p.containers.first().and_then(|c| c.env.clone()))
-                .unwrap_or_default();
-            Ok(env
-                .iter()
-                .any(|e| e.name == "RATE_LIMIT_PER_SECOND" && e.value.as_deref() == Some("2000"))
-                .then_some(()))
+            let deployment = deployments.get(&target).await?;
+            let limit = operator_harness::env_value(&deployment, "RATE_LIMIT_PER_SECOND");
+            Ok((limit.as_deref() == Some("2000")).then_some(()))
         },
     )
     .await?;
@@ -308,17 +300,9 @@ async fn seed_002_tasks_1_and_4_create_update_list_and_delete_algorithms() -> Re
                 .await?
                 .spec
                 .unwrap_or_default();
-            let env = deployments
-                .get(&format!("{seed}-deployment"))
-                .await?
-                .spec
-                .and_then(|s| s.template.spec)
-                .and_then(|p| p.containers.first().and_then(|c| c.env.clone()))
-                .unwrap_or_default();
-            let position = env
-                .iter()
-                .any(|e| e.name == "MAX_POSITION_SIZE" && e.value.as_deref() == Some("7500000"));
-            Ok((hpa.max_replicas == 20 && position).then_some(()))
+            let deployment = deployments.get(&format!("{seed}-deployment")).await?;
+            let position = operator_harness::env_value(&deployment, "MAX_POSITION_SIZE");
+            Ok((hpa.max_replicas == 20 && position.as_deref() == Some("7500000")).then_some(()))
         },
     )
     .await?;

@@ -45,13 +45,7 @@ pub async fn promote(
 /// The version a held blue-green rollout waits to be promoted to.
 fn waiting_version(status: &Value) -> Option<String> {
     let awaiting = condition(status, "Progressing")?["reason"] == "AwaitingPromotion";
-    awaiting
-        .then(|| {
-            status["rollout"]["target"]["version"]
-                .as_str()
-                .map(String::from)
-        })
-        .flatten()
+    awaiting.then(|| rolling_out(status)).flatten()
 }
 
 /// Gives up on a PaymentService's rollout in progress, and returns once the operator has

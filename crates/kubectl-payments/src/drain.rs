@@ -49,9 +49,11 @@ pub async fn set(
         } else {
             named.remove(partner);
         }
-        let value = match named.is_empty() {
-            true => Value::Null,
-            false => json!(named.into_iter().collect::<Vec<_>>().join(",")),
+        // The last partner taken off removes the annotation.
+        let value = if named.is_empty() {
+            Value::Null
+        } else {
+            json!(named.into_iter().collect::<Vec<_>>().join(","))
         };
         let seen = adapter.resource_version();
         if target

@@ -100,13 +100,15 @@ pub(super) async fn announce(
             }
         }
     }
-    let was_down = ca
-        .status
-        .as_ref()
-        .and_then(|s| operator_core::conditions::find(&s.conditions, status::PARTNERS_HEALTHY))
-        .is_some_and(|c| c.reason == status::all_out(plan).0.as_str());
-    if plan.all_down && !was_down {
+    if plan.all_down {
         let (reason, message) = status::all_out(plan);
-        events.warning(ca, reason, "Route", message).await;
+        let said = ca
+            .status
+            .as_ref()
+            .and_then(|s| operator_core::conditions::find(&s.conditions, status::PARTNERS_HEALTHY))
+            .is_some_and(|c| c.reason == reason.as_str());
+        if !said {
+            events.warning(ca, reason, "Route", message).await;
+        }
     }
 }
