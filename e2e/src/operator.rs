@@ -329,7 +329,6 @@ impl TestNamespace {
         Ok(())
     }
 
-    /// A kubeconfig for the ServiceAccount `home/account` on the cluster under test.
     /// A client authenticated as ServiceAccount `home/account` (a TokenRequest token): what
     /// that account's pods may do, checked by the API server's RBAC.
     pub async fn client_as(&self, home: &str, account: &str) -> Result<kube::Client> {

@@ -13,10 +13,12 @@ use e2e::scenario::{PAYMENT_SERVICE, condition, is_true, lease_holder, writes_ov
 use e2e::{TestNamespace, until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kubectl_payments::{kinds, pause, request, status, why};
 use operator_core::tooling::ChildRef;
+use payment_service::backup::Export;
 use payment_service::crd::conversion::{V2, convert};
 use serde_json::{Value, json};
 
@@ -53,6 +55,59 @@ pub(crate) async fn prepared(test: &str) -> Result<Option<TestNamespace>> {
     ns.grant(&OPERATOR).await?;
     tls_secret(&ns).await?;
     Ok(Some(ns))
+}
+
+/// The backup CronJob runs the operator's own image; its run, authenticated as the Job's
+/// ServiceAccount, exports the service and its children with no more than the Role the
+/// operator gave it (there is no kubelet to run the Job itself).
+async fn backup_job_exports_under_its_own_role(ns: &TestNamespace) -> Result<()> {
+    let jobs: Api<CronJob> = Api::namespaced(ns.client.clone(), &ns.name);
+    let job = jobs.get(&format!("{SEED}-backup")).await?;
+    let pod = job
+        .spec
+        .and_then(|s| s.job_template.spec)
+        .map(|j| j.template.spec);
+    let container = pod
+        .flatten()
+        .map(|p| p.containers[0].clone())
+        .unwrap_or_default();
+    // Out of cluster, the operator has no Pod to read its image from: this release's image.
+    assert_eq!(
+        container.image.as_deref(),
+        Some(payment_service::RELEASE_IMAGE)
+    );
+    let args = std::iter::once("payment-service-operator".to_string())
+        .chain(container.args.unwrap_or_default());
+    let mut run = Export::from_args(args.map(Into::into).collect())
+        .context("the CronJob runs `payment-service-operator backup`")?;
+    run.to = e2e::operator::work_dir().join(&ns.name).join("backups");
+    std::fs::create_dir_all(&run.to)?;
+    let as_job = ns.client_as(&ns.name, &format!("{SEED}-backup")).await?;
+    let done = run.run(as_job).await?;
+    println!(
+        "payment-service: backup {} with {} children",
+        done.dir.display(),
+        done.children
+    );
+    let children = std::fs::read_to_string(done.dir.join("children.yaml"))?;
+    let kinds: Vec<String> = operator_core::manifests::documents(&children)?
+        .iter()
+        .filter_map(|c| c["kind"].as_str().map(String::from))
+        .collect();
+    for kind in [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} exported: {kinds:?}"
+        );
+    }
+    let service = std::fs::read_to_string(done.dir.join("paymentservice.yaml"))?;
+    assert!(service.contains(&format!("name: {SEED}")) && !service.contains("managedFields"));
+    Ok(())
 }
 
 pub(crate) async fn ready(ns: &TestNamespace, what: &str) -> Result<Value> {
@@ -127,6 +182,7 @@ async fn the_seed_example_converges_takes_updates_repairs_drift_goes_quiet_and_d
         let children = ns.children(group, version, kind, plural, &uid).await?;
         assert!(children.contains(&name), "{kind} {name} among {children:?}");
     }
+    backup_job_exports_under_its_own_role(&ns).await?;
 
     // A spec update lands: the autoscaler's bounds move.
     let services = ns.api(PAYMENT_SERVICE);

@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::CliError;
 use crate::kinds::{self, OPERATORS};
+use operator_core::manifests::{as_written, to_documents};
 
 /// The files of a backup, in the order a restore applies them.
 pub const FILES: [&str; 4] = [
@@ -81,42 +82,6 @@ fn plain(kind: &str) -> ApiResource {
         format!("{group}/{version}")
     };
     resource_of(&api_version, kind)
-}
-
-/// An object as its owner wrote it: no status, no server-set metadata, no finalizers (the
-/// operators add theirs again), no kubectl bookkeeping.
-pub fn cleaned(mut object: Value) -> Value {
-    if let Some(o) = object.as_object_mut() {
-        o.remove("status");
-    }
-    if let Some(meta) = object["metadata"].as_object_mut() {
-        for field in [
-            "uid",
-            "resourceVersion",
-            "generation",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "managedFields",
-            "selfLink",
-            "finalizers",
-            "ownerReferences",
-        ] {
-            meta.remove(field);
-        }
-        if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-            if annotations.is_empty() {
-                meta.remove("annotations");
-            }
-        }
-    }
-    if object["kind"] == "Namespace"
-        && let Some(o) = object.as_object_mut()
-    {
-        o.remove("spec");
-    }
-    object
 }
 
 /// The Secrets a resource's spec names: a `secretName` or `…SecretName` string, a
@@ -248,8 +213,12 @@ pub async fn backup(
     let mut objects = Vec::new();
     for (file, items) in FILES.iter().zip([crds, namespaces, operators, resources]) {
         let path = to.join(file);
-        std::fs::write(&path, to_yaml(items.iter().cloned().map(cleaned))?)
-            .map_err(|e| io(&path, e))?;
+        std::fs::write(
+            &path,
+            to_documents(&items.iter().cloned().map(as_written).collect::<Vec<_>>())
+                .map_err(|e| CliError::Print(e.to_string()))?,
+        )
+        .map_err(|e| io(&path, e))?;
         objects.push((file.to_string(), items.len()));
     }
     let manifest = Manifest {
@@ -263,15 +232,6 @@ pub async fn backup(
         serde_json::to_string_pretty(&manifest).map_err(|e| CliError::Print(e.to_string()))?;
     std::fs::write(&path, text + "\n").map_err(|e| io(&path, e))?;
     Ok(manifest)
-}
-
-fn to_yaml(objects: impl Iterator<Item = Value>) -> Result<String, CliError> {
-    let mut text = String::new();
-    for object in objects {
-        text.push_str("---\n");
-        text.push_str(&serde_yaml::to_string(&object).map_err(|e| CliError::Print(e.to_string()))?);
-    }
-    Ok(text)
 }
 
 pub(crate) fn io(path: &Path, error: std::io::Error) -> CliError {
@@ -308,7 +268,7 @@ mod tests {
             "status": {"phase": "Scheduled"},
         });
         assert_eq!(
-            cleaned(object),
+            as_written(object),
             json!({
                 "apiVersion": "payments.io/v1", "kind": "BatchProcessor",
                 "metadata": {"name": "b", "namespace": "payments", "labels": {"team": "a"}},
@@ -318,7 +278,7 @@ mod tests {
         let namespace = json!({"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": "payments"}, "spec": {"finalizers": ["kubernetes"]}});
         assert_eq!(
-            cleaned(namespace),
+            as_written(namespace),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}})
         );
     }

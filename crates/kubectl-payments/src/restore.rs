@@ -12,9 +12,9 @@ use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
-use crate::backup::{FILES, Manifest, cleaned, describe, io, resource_of};
+use crate::backup::{FILES, Manifest, describe, io, resource_of};
 use crate::{CliError, FIELD_MANAGER};
-use operator_core::manifests::documents;
+use operator_core::manifests::{self, documents};
 
 /// How long a restored CRD may take to be served.
 const ESTABLISHED_WITHIN: Duration = Duration::from_secs(60);
@@ -69,7 +69,7 @@ async fn apply(client: &Client, object: &Value, dry_run: bool) -> Result<String,
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = dry_run;
     let after = api.patch(name, &params, &Patch::Apply(object)).await?;
-    let as_written = |o: &DynamicObject| serde_json::to_value(o).map(cleaned).ok();
+    let as_written = |o: &DynamicObject| serde_json::to_value(o).map(manifests::as_written).ok();
     let action = match before {
         None => "create",
         Some(before) if as_written(&before) == as_written(&after) => "unchanged",

@@ -11,7 +11,6 @@ use operator_core::builder::WorkloadDefaults;
 use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, SpecChange};
 use serde_json::{Value, json, to_value};
 
-use crate::Settings;
 use crate::crd::PaymentService;
 use crate::reconcile::{deployment_state, observed_status};
 use crate::resources::{External, desired_children};
@@ -54,7 +53,7 @@ fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass,
     let plan = rollout::plan(&RolloutInput::of(&ps, &observed, now));
     let external = External::default();
     let defaults = WorkloadDefaults::default();
-    let children = desired_children(&ps, &plan, &defaults, &Settings::default(), &external);
+    let children = desired_children(&ps, &plan, &defaults, crate::RELEASE_IMAGE, &external);
     let status = observed_status(&ps, &plan, &observed, OptionalChild::NotWanted, None, now);
     let objects = children
         .service_account

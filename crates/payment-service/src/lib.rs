@@ -6,6 +6,7 @@
 //! become available; and reports phase, version and conditions.
 
 mod admission;
+pub mod backup;
 mod bench;
 pub mod crd;
 mod metrics;
@@ -75,18 +76,18 @@ operator_core::operator! {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
-    /// Image of the backup Jobs; it needs `sh`, `find` and `kubectl`.
+    /// Image of the backup Jobs, which run `payment-service-operator backup`: by default the
+    /// image this operator runs (see [`reconcile::PaymentOperator::backup_image`]). Set it
+    /// only to run another build of this operator.
     pub backup_image: Option<String>,
 }
 
-impl Settings {
-    /// [`Self::backup_image`], or [`resources::backup::FALLBACK_BACKUP_IMAGE`].
-    pub fn backup_image(&self) -> &str {
-        self.backup_image
-            .as_deref()
-            .unwrap_or(resources::backup::FALLBACK_BACKUP_IMAGE)
-    }
-}
+/// This release's image, for the backup Jobs of an operator that does not run in a Pod (out
+/// of cluster, the demo) and names no `backupImage`.
+pub const RELEASE_IMAGE: &str = concat!(
+    "payments-engine/payment-service-operator:",
+    env!("CARGO_PKG_VERSION")
+);
 
 /// The child kinds of a PaymentService, declared once: watched as metadata, owned, pruned.
 /// The backup claim is never pruned (it holds the exports); ServiceMonitors exist only
@@ -111,6 +112,7 @@ pub fn controllers(
 ) -> Vec<BoxFuture<'static, ()>> {
     let operator = PaymentOperator {
         settings: rt.config().own.get::<Settings>(),
+        backup_image: Arc::default(),
         metrics: PaymentMetrics::register(rt.metrics()),
         prometheus,
     };

@@ -3,6 +3,7 @@
 
 mod abort;
 mod admission;
+mod backup;
 mod canary_analysis;
 mod common;
 mod deploy;

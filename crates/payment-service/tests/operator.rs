@@ -959,7 +959,11 @@ async fn backup_retention_only_grows_while_backups_are_enabled() -> Result<()> {
     let cron = |h: &Harness| h.get("batch/v1", "cronjobs", &format!("{SEED}-backup"));
     let kept = |h: &Harness| {
         let job = cron(h).unwrap_or_default()["spec"]["jobTemplate"].clone();
-        operator_harness::env_value(&job, "RETENTION_DAYS")
+        let args = &job["spec"]["template"]["spec"]["containers"][0]["args"];
+        args.as_array().into_iter().flatten().find_map(|a| {
+            let days = a.as_str()?.strip_prefix("--retention-days=")?;
+            Some(days.to_string())
+        })
     };
     assert_eq!(kept(&h).as_deref(), Some("30"));
 

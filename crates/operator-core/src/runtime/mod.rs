@@ -15,6 +15,7 @@ pub mod admin;
 pub mod config;
 pub mod leader;
 pub mod metrics_access;
+pub mod own_image;
 pub mod telemetry;
 pub mod versions;
 

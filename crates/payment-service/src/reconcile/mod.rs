@@ -14,6 +14,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use operator_core::prometheus::MetricsQuery;
+use operator_core::runtime::own_image::own_image;
 use operator_core::validation::SpecRules;
 use operator_core::{Context, Result};
 
@@ -37,6 +38,8 @@ pub const FINALIZER: &str = "payments.io/cleanup";
 #[derive(Clone)]
 pub struct PaymentOperator {
     pub settings: Settings,
+    /// The backup Jobs' image, found on the first pass that needs it.
+    pub backup_image: Arc<tokio::sync::OnceCell<String>>,
     pub metrics: PaymentMetrics,
     /// Where canary analysis metrics are read (`operator.prometheus`); none: they cannot be
     /// judged, and a canary with metrics holds.
@@ -51,6 +54,36 @@ impl std::fmt::Debug for PaymentOperator {
             .finish_non_exhaustive()
     }
 }
+
+impl PaymentOperator {
+    /// The backup Jobs' image: the config's `backupImage`; else the image this operator runs
+    /// (by digest, from its own Pod), so a Job runs exactly this release from the registry
+    /// the platform uses; else [`crate::RELEASE_IMAGE`]. Found once: a Pod that cannot be
+    /// read does not hold up any service, it is warned of with what to do.
+    async fn backup_image(&self, client: &kube::Client) -> &str {
+        let image = self.backup_image.get_or_init(|| async {
+            if let Some(configured) = &self.settings.backup_image {
+                return configured.clone();
+            }
+            match own_image(client, OPERATOR_CONTAINER).await {
+                Ok(Some(own)) => own,
+                Ok(None) => crate::RELEASE_IMAGE.to_string(),
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        image = crate::RELEASE_IMAGE,
+                        "could not read this operator's Pod for its image; backup Jobs run this release's image by tag. Grant `get pods` in the operator's namespace (deploy/payment-service does) or set paymentService.backupImage"
+                    );
+                    crate::RELEASE_IMAGE.to_string()
+                }
+            }
+        });
+        image.await.as_str()
+    }
+}
+
+/// The operator's container in its Deployment (deploy/payment-service).
+const OPERATOR_CONTAINER: &str = "manager";
 
 type Ctx = Arc<Context<PaymentOperator>>;
 
@@ -85,7 +118,11 @@ async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
     });
     promotion_named(&ps, &ctx, &plan).await;
     abort_named(&ps, &ctx, &plan).await;
-    let desired = resources::desired_children(&ps, &plan, ctx.workloads(), &op.settings, &external);
+    let backup_image = match ps.spec.backup() {
+        Some(_) => op.backup_image(&ctx.client).await,
+        None => "",
+    };
+    let desired = resources::desired_children(&ps, &plan, ctx.workloads(), backup_image, &external);
     let (changes, monitor) = apply_children(&ps, &ctx, desired, &plan, &deployments).await?;
     let refusal = changes.refusal();
 

@@ -1,4 +1,5 @@
-//! Backups: when `backup.enabled`, a CronJob `<name>-backup` runs on `backup.schedule` (UTC),
+//! Backups: when `backup.enabled`, a CronJob `<name>-backup` runs on `backup.schedule` the
+//! operator's own image as `payment-service-operator backup` (see [`crate::backup`]): it
 //! exports the PaymentService and its rendered children as YAML to the PersistentVolumeClaim
 //! `<name>-backups` (one directory per run, `/backups/<UTC timestamp>/`), and deletes exports
 //! older than `backup.retention` days. The Job runs as its own ServiceAccount, bound to a Role
@@ -20,29 +21,14 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::builder::{self, Labels, env, mount, tmp_mount, tmp_volume};
+use operator_core::builder::{self, Labels, mount};
 use operator_core::pod_security::restricted_container_security;
 
 use super::{backup_name, backup_volume_name, child_labels};
 use crate::crd::{Backup, PaymentService};
 
-/// Image of the backup Job when the operator's config names none: it needs `sh`, `find`
-/// and `kubectl`.
-pub const FALLBACK_BACKUP_IMAGE: &str = "docker.io/alpine/k8s:1.33.4";
 /// Size of the claim the exports go to.
 pub const BACKUP_VOLUME_SIZE: &str = "1Gi";
-
-/// The export: every value comes from the environment, never from the script text.
-const EXPORT_SCRIPT: &str = r#"set -eu
-dir="/backups/$(date -u +%Y%m%dT%H%M%SZ)"
-mkdir -p "$dir"
-kubectl get paymentservices.payments.io "$SERVICE" -o yaml > "$dir/paymentservice.yaml"
-kubectl get deployments,services,horizontalpodautoscalers,poddisruptionbudgets,serviceaccounts \
-  -l "app.kubernetes.io/instance=$SERVICE,app.kubernetes.io/managed-by=$MANAGED_BY" \
-  -o yaml > "$dir/children.yaml"
-find /backups -mindepth 1 -maxdepth 1 -type d -mtime +"$RETENTION_DAYS" -exec rm -rf {} +
-echo "exported $SERVICE to $dir"
-"#;
 
 /// The backup objects of one service.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,7 +64,7 @@ pub fn desired_backup(
     pod_labels.insert("payments.io/backup-of".into(), service.clone());
     let meta = |name: String| builder::meta(name, labels.clone());
 
-    let container = export_container(&service, backup, image);
+    let container = export_container(ps, backup, image);
 
     let cron_job = CronJob {
         metadata: meta(name.clone()),
@@ -108,19 +94,14 @@ pub fn desired_backup(
                             restart_policy: Some("OnFailure".into()),
                             service_account_name: Some(name.clone()),
                             security_context: Some(defaults.pod_security()),
-                            volumes: Some(vec![
-                                Volume {
-                                    name: "backups".into(),
-                                    persistent_volume_claim: Some(
-                                        PersistentVolumeClaimVolumeSource {
-                                            claim_name: backup_volume_name(&service),
-                                            read_only: None,
-                                        },
-                                    ),
-                                    ..Volume::default()
-                                },
-                                tmp_volume(),
-                            ]),
+                            volumes: Some(vec![Volume {
+                                name: "backups".into(),
+                                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                                    claim_name: backup_volume_name(&service),
+                                    read_only: None,
+                                }),
+                                ..Volume::default()
+                            }]),
                             ..PodSpec::default()
                         }),
                     },
@@ -146,29 +127,31 @@ pub fn desired_backup(
     }
 }
 
-/// The container that exports the service's configuration to the claim.
-fn export_container(service: &str, backup: &Backup, image: &str) -> Container {
+/// The container that exports the service's configuration to the claim: the operator's own
+/// binary, whose image's entrypoint it is.
+fn export_container(ps: &PaymentService, backup: &Backup, image: &str) -> Container {
     let q = |s: &str| Quantity(s.to_string());
+    let args = [
+        "backup".to_string(),
+        format!("--service={}", ps.name_any()),
+        format!("--namespace={}", ps.namespace().unwrap_or_default()),
+        format!("--retention-days={}", backup.retention),
+        "--to=/backups".to_string(),
+    ];
     Container {
         name: "backup".into(),
         image: Some(image.into()),
-        command: Some(vec!["/bin/sh".into(), "-c".into(), EXPORT_SCRIPT.into()]),
-        env: Some(vec![
-            env("SERVICE", service),
-            env("MANAGED_BY", crate::IDENTITY.manager),
-            env("RETENTION_DAYS", backup.retention.to_string()),
-            env("HOME", "/tmp"),
-        ]),
+        args: Some(args.into()),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_string(), q("50m")),
-                ("memory".to_string(), q("64Mi")),
+                ("memory".to_string(), q("32Mi")),
             ])),
             limits: Some(BTreeMap::from([("memory".to_string(), q("128Mi"))])),
             ..ResourceRequirements::default()
         }),
         security_context: Some(restricted_container_security()),
-        volume_mounts: Some(vec![mount("backups", "/backups"), tmp_mount()]),
+        volume_mounts: Some(vec![mount("backups", "/backups")]),
         ..Container::default()
     }
 }
@@ -232,6 +215,8 @@ mod tests {
     use super::*;
     use crate::resources::tests::{service, spec};
 
+    const IMAGE: &str = "registry.example/payment-service-operator@sha256:0123";
+
     fn build() -> BackupChildren {
         let ps = service(spec());
         let backup = ps.spec.backup().cloned();
@@ -244,7 +229,7 @@ mod tests {
                 time_zone: None,
             }),
             &WorkloadDefaults::default(),
-            FALLBACK_BACKUP_IMAGE,
+            IMAGE,
         )
     }
 
@@ -258,21 +243,11 @@ mod tests {
             retention: 30,
             time_zone: None,
         };
-        let unzoned = desired_backup(
-            &ps,
-            &backup,
-            &WorkloadDefaults::default(),
-            FALLBACK_BACKUP_IMAGE,
-        );
+        let unzoned = desired_backup(&ps, &backup, &WorkloadDefaults::default(), IMAGE);
         let json = serde_json::to_value(&unzoned.cron_job).unwrap_or_default();
         assert!(json["spec"].get("timeZone").is_none(), "{json}");
         backup.time_zone = Some("Europe/London".into());
-        let zoned = desired_backup(
-            &ps,
-            &backup,
-            &WorkloadDefaults::default(),
-            FALLBACK_BACKUP_IMAGE,
-        );
+        let zoned = desired_backup(&ps, &backup, &WorkloadDefaults::default(), IMAGE);
         assert_eq!(
             zoned.cron_job.spec.and_then(|s| s.time_zone).as_deref(),
             Some("Europe/London")
@@ -292,14 +267,29 @@ mod tests {
             .template
             .spec
             .unwrap_or_default();
-        let env: BTreeMap<_, _> = pod.containers[0]
-            .env
-            .iter()
-            .flatten()
-            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
-            .collect();
-        assert_eq!(env["RETENTION_DAYS"], "30");
-        assert_eq!(env["SERVICE"], "payment-initiation-service");
+        let export = &pod.containers[0];
+        assert_eq!(export.image.as_deref(), Some(IMAGE));
+        assert_eq!(
+            export.command, None,
+            "the image's entrypoint is the operator"
+        );
+        let args = export.args.clone().unwrap_or_default();
+        assert_eq!(args[0], "backup");
+        assert!(args.contains(&"--service=payment-initiation-service".to_string()));
+        assert!(args.contains(&"--retention-days=30".to_string()));
+        let command_line = std::iter::once("payment-service-operator".to_string()).chain(args);
+        let run = crate::backup::Export::from_args(command_line.map(Into::into).collect());
+        let run = run.map(|r| (r.service, r.namespace, r.retention_days, r.to));
+        assert_eq!(
+            run,
+            Some((
+                "payment-initiation-service".into(),
+                Some("payments".into()),
+                30,
+                "/backups".into()
+            )),
+            "the binary reads back what the CronJob passes"
+        );
         assert_eq!(
             pod.service_account_name.as_deref(),
             Some("payment-initiation-service-backup")

@@ -19,7 +19,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use operator_core::builder::{Labels, WorkloadDefaults, app_selector};
 
-use crate::Settings;
 use crate::crd::PaymentService;
 use crate::rollout::RolloutPlan;
 use operator_core::monitoring::ServiceMonitor;
@@ -81,7 +80,7 @@ pub fn desired_children(
     ps: &PaymentService,
     plan: &RolloutPlan,
     defaults: &WorkloadDefaults,
-    settings: &Settings,
+    backup_image: &str,
     external: &External,
 ) -> DesiredChildren {
     let name = ps.name_any();
@@ -110,7 +109,7 @@ pub fn desired_children(
         backup: ps
             .spec
             .backup()
-            .map(|b| backup::desired_backup(ps, b, defaults, settings.backup_image())),
+            .map(|b| backup::desired_backup(ps, b, defaults, backup_image)),
     }
 }
 
@@ -268,7 +267,7 @@ pub(crate) mod tests {
             &ps,
             &first_plan(&ps),
             &WorkloadDefaults::default(),
-            &Settings::default(),
+            crate::RELEASE_IMAGE,
             &External::default(),
         );
         assert_eq!(children.deployments.len(), 1);
@@ -298,7 +297,7 @@ pub(crate) mod tests {
             &ps,
             &first_plan(&ps),
             &WorkloadDefaults::default(),
-            &Settings::default(),
+            crate::RELEASE_IMAGE,
             &External::default(),
         );
         assert!(children.hpa.is_none());
@@ -369,7 +368,7 @@ pub(crate) mod tests {
             prop_assume!(operator_core::validation::SpecRules::errors(&s, "svc").is_empty());
             let ps = service(s);
             let plan = first_plan(&ps);
-            let children = desired_children(&ps, &plan, &WorkloadDefaults::default(), &Settings::default(), &External::default());
+            let children = desired_children(&ps, &plan, &WorkloadDefaults::default(), crate::RELEASE_IMAGE, &External::default());
             for d in &children.deployments {
                 let spec = d.spec.clone().unwrap_or_default();
                 let selector = spec.selector.match_labels.unwrap_or_default();
