@@ -17,8 +17,8 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, SecretKeySelector, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, SecretKeySelector, SecretVolumeSource, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -173,6 +173,20 @@ pub fn config_map_volume(name: &str, config_map: impl Into<String>) -> Volume {
         config_map: Some(ConfigMapVolumeSource {
             name: config_map.into(),
             ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+/// A volume named `name` holding the keys of Secret `secret` as files of `mode` (e.g. 0o440:
+/// readable by the pod's fsGroup, never by others).
+pub fn secret_volume(name: &str, secret: impl Into<String>, mode: i32) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.into()),
+            default_mode: Some(mode),
+            ..SecretVolumeSource::default()
         }),
         ..Volume::default()
     }

@@ -25,6 +25,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod finalizer;
+pub mod http_client;
 pub mod manifests;
 pub mod metrics;
 pub mod monitoring;

@@ -10,13 +10,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use http_body_util::Empty;
+use rustls::ClientConfig;
 use serde::Deserialize;
-use tokio::net::TcpStream;
+
+use crate::http_client;
 
 /// Where Prometheus is and how to reach it (`operator.prometheus` in the config file).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +48,7 @@ impl PrometheusSettings {
             ));
         }
         if let Some(file) = &self.ca_file {
-            roots(Some(file))?;
+            http_client::tls_config(Some(file))?;
         }
         Ok(())
     }
@@ -106,18 +104,7 @@ impl Prometheus {
             why,
         };
         let base: http::Uri = url.parse().map_err(|e| unreachable(format!("{e}")))?;
-        let host = base.host().ok_or_else(|| unreachable("no host".into()))?;
-        let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-        let https = base.scheme_str() == Some("https");
-        let port = base.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tcp = TcpStream::connect((bare_host, port))
-            .await
-            .map_err(|e| unreachable(format!("connecting to {host}:{port}: {e}")))?;
         let mut request = http::Request::get(query_path(&base, promql))
-            .header(
-                http::header::HOST,
-                base.authority().map_or(host, |a| a.as_str()),
-            )
             .header(http::header::USER_AGENT, "payments-engine-operator")
             .header(http::header::ACCEPT, "application/json");
         if let Some(file) = &self.settings.bearer_token_file {
@@ -132,24 +119,15 @@ impl Prometheus {
         let request = request
             .body(Empty::<Bytes>::new())
             .map_err(|e| unreachable(format!("building the request: {e}")))?;
-        let response = if https {
-            let config = self
-                .tls
-                .get_or_init(|| tls_config(self.settings.ca_file.as_ref()))
+        let tls = || {
+            self.tls
+                .get_or_init(|| http_client::tls_config(self.settings.ca_file.as_deref()))
                 .clone()
-                .map_err(unreachable)?;
-            let name = ServerName::try_from(bare_host.to_string())
-                .map_err(|e| unreachable(format!("{host:?} is not a TLS server name: {e}")))?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| unreachable(format!("TLS with {host}:{port}: {e}")))?;
-            send(TokioIo::new(tls), request).await
-        } else {
-            send(TokioIo::new(tcp), request).await
-        }
-        .map_err(unreachable)?;
-        answer(response.0, &response.1)
+        };
+        let (status, body) = http_client::exchange(&base, request, tls, MAX_ANSWER)
+            .await
+            .map_err(unreachable)?;
+        answer(status, &body)
     }
 }
 
@@ -166,32 +144,6 @@ impl MetricsQuery for Prometheus {
 
 /// An answer larger than this is not read: a query of one adapter's series is a few KiB.
 const MAX_ANSWER: usize = 1 << 20;
-
-async fn send<I>(io: I, request: http::Request<Empty<Bytes>>) -> Result<(u16, Bytes), String>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("HTTP: {e}"))?;
-    let driver = tokio::spawn(connection);
-    let result = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("GET /api/v1/query: {e}"))?;
-        let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the answer: {e}"))?
-            .to_bytes();
-        Ok((status, body))
-    }
-    .await;
-    driver.abort();
-    result
-}
 
 /// `<base path>/api/v1/query?query=<promql>`.
 fn query_path(base: &http::Uri, promql: &str) -> String {
@@ -274,36 +226,6 @@ fn answer(status: u16, body: &[u8]) -> Result<Vec<Sample>, QueryError> {
             "a {other} where an instant vector was expected"
         ))),
     }
-}
-
-fn roots(ca_file: Option<&PathBuf>) -> Result<RootCertStore, String> {
-    let mut roots = RootCertStore::empty();
-    let Some(file) = ca_file else {
-        let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
-        return Ok(roots);
-    };
-    let pem = std::fs::read(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| format!("{} is not PEM: {e}", file.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("{} holds a bad certificate: {e}", file.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("{} holds no certificate", file.display()));
-    }
-    Ok(roots)
-}
-
-fn tls_config(ca_file: Option<&PathBuf>) -> Result<Arc<ClientConfig>, String> {
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .with_root_certificates(roots(ca_file)?)
-            .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 #[cfg(test)]

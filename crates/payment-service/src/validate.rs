@@ -198,6 +198,44 @@ fn backup(errors: &mut FieldErrors, b: &Backup) {
         "spec.backup.retention",
         format!("must be between 1 and 3650 days, got {}", b.retention),
     );
+    if let Some(git) = &b.git {
+        if errors
+            .push("spec.backup.git.url", validation::https_url(&git.url))
+            .is_some()
+        {
+            let bare = operator_core::credentials::url_credentials(&git.url).map_err(|_| {
+                "carries a credential: put the username and password in the Secret credentialsSecret names, not in the URL".to_string()
+            });
+            errors.push("spec.backup.git.url", bare);
+        }
+        errors.push(
+            "spec.backup.git.credentialsSecret",
+            validation::dns_subdomain(&git.credentials_secret),
+        );
+        if let Some(branch) = &git.branch {
+            errors.push("spec.backup.git.branch", branch_name(branch));
+        }
+    }
+}
+
+/// A Git branch name Git accepts (`git check-ref-format`), kept to a safe alphabet.
+fn branch_name(branch: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/');
+    let fine = !branch.is_empty()
+        && branch.chars().all(allowed)
+        && !branch.contains("..")
+        && !branch.contains("//")
+        && !branch.starts_with(['/', '.', '-'])
+        && !branch.ends_with(['/', '.'])
+        && !branch.ends_with(".lock")
+        && !branch.split('/').any(|part| part.starts_with('.'));
+    if fine {
+        Ok(())
+    } else {
+        Err(format!(
+            "{branch:?} is not a branch name: use letters, digits, '-', '_', '.' and '/' (no '..', no part starting with '.', not ending in '/', '.' or '.lock')"
+        ))
+    }
 }
 
 fn strategy(errors: &mut FieldErrors, name: &str, s: &DeploymentStrategy) {
@@ -399,6 +437,7 @@ mod tests {
             schedule: "0 2 * * *".into(),
             retention: 30,
             time_zone: Some("Mars/Olympus".into()),
+            git: None,
         });
         s.image = format!("registry.example/{}:1", "a".repeat(10_000));
         s.resources = Some(
@@ -422,6 +461,53 @@ mod tests {
             errors.iter().all(|e| e.message.len() < 400),
             "no message repeats 10,000 characters"
         );
+    }
+
+    #[test]
+    fn a_git_target_is_https_without_credentials_with_a_branch_git_accepts() {
+        let mut s = spec();
+        let with_git = |url: &str, secret: &str, branch: Option<&str>| Backup {
+            enabled: true,
+            schedule: "0 2 * * *".into(),
+            retention: 30,
+            time_zone: None,
+            git: Some(crate::crd::GitBackup {
+                url: url.into(),
+                credentials_secret: secret.into(),
+                branch: branch.map(String::from),
+            }),
+        };
+        s.backup = Some(with_git(
+            "https://git.example.com/platform/backups.git",
+            "git-backup-credentials",
+            Some("backups/payments/ledger"),
+        ));
+        assert_eq!(s.errors("payment-initiation-service"), vec![]);
+        s.backup = Some(with_git(
+            "https://bot:hunter2@git.example.com/backups.git",
+            "Not_A_Name",
+            Some("backups/../main.lock"),
+        ));
+        let errors = s.errors("payment-initiation-service");
+        assert_eq!(
+            fields(&errors),
+            [
+                "spec.backup.git.url",
+                "spec.backup.git.credentialsSecret",
+                "spec.backup.git.branch"
+            ]
+        );
+        assert!(
+            errors.iter().all(|e| !e.message.contains("hunter2")),
+            "{errors:?}"
+        );
+        s.backup = Some(with_git(
+            "http://git.example.com/backups.git",
+            "creds",
+            None,
+        ));
+        let errors = s.errors("payment-initiation-service");
+        assert_eq!(fields(&errors), ["spec.backup.git.url"]);
     }
 
     #[test]
@@ -503,6 +589,7 @@ mod tests {
             schedule: "61 2 * * *".into(),
             retention: 30,
             time_zone: None,
+            git: None,
         });
         let long = "a".repeat(MAX_NAME_LENGTH_WITH_BACKUP + 1);
         let errors = s.errors(&long);

@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{
-    Container, EnvVar, PodSpec, PodTemplateSpec, SecretVolumeSource, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec, VolumeMount};
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
@@ -116,15 +114,7 @@ fn job_spec(bp: &BatchProcessor, defaults: &WorkloadDefaults, run: Option<&Start
     for (side, secret) in secrets {
         let Some(secret) = secret else { continue };
         let name = format!("{side}-credentials");
-        volumes.push(Volume {
-            name: name.clone(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(secret.into()),
-                default_mode: Some(0o400),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        });
+        volumes.push(operator_core::builder::secret_volume(&name, secret, 0o400));
         mounts.push(VolumeMount {
             name,
             mount_path: format!("{CREDENTIALS_ROOT}/{side}"),

@@ -285,6 +285,27 @@ pub struct Backup {
     #[serde(default = "operator_core::defaults::int::<30>")]
     #[schemars(range(min = 1, max = 3650))]
     pub retention: i32,
+    /// Also commit the kept exports to a Git repository after each run.
+    pub git: Option<GitBackup>,
+}
+
+/// A Git repository the backups are committed to (seed 000: "backs up configuration to
+/// Git"), over HTTPS (Git's smart HTTP protocol). Each run commits, on the service's branch,
+/// the exports the claim keeps: the branch's head holds the last `retention` days, its
+/// history every export.
+#[operator_core::schema]
+pub struct GitBackup {
+    /// The repository's HTTPS URL, without credentials, e.g.
+    /// `https://git.example.com/platform/payments-backups.git`.
+    #[schemars(length(min = 9, max = 2048), regex(pattern = "^https://"))]
+    pub url: String,
+    /// The Secret (in this namespace) with the keys `username` and `password` (a token that
+    /// may push). It is mounted into the backup Job only; the operator never reads it.
+    #[schemars(length(min = 1, max = 253))]
+    pub credentials_secret: String,
+    /// The branch. Default `backups/<namespace>/<name>`: one branch a service.
+    #[schemars(length(min = 1, max = 200))]
+    pub branch: Option<String>,
 }
 
 fn default_schedule() -> String {

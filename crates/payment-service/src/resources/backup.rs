@@ -21,10 +21,11 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::builder::{self, Labels, mount};
+use operator_core::builder::{self, Labels, mount, read_only_mount};
 use operator_core::pod_security::restricted_container_security;
 
 use super::{backup_name, backup_volume_name, child_labels};
+use crate::backup::default_branch;
 use crate::crd::{Backup, PaymentService};
 
 /// Size of the claim the exports go to.
@@ -94,14 +95,7 @@ pub fn desired_backup(
                             restart_policy: Some("OnFailure".into()),
                             service_account_name: Some(name.clone()),
                             security_context: Some(defaults.pod_security()),
-                            volumes: Some(vec![Volume {
-                                name: "backups".into(),
-                                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                                    claim_name: backup_volume_name(&service),
-                                    read_only: None,
-                                }),
-                                ..Volume::default()
-                            }]),
+                            volumes: Some(volumes(&service, backup)),
                             ..PodSpec::default()
                         }),
                     },
@@ -127,6 +121,29 @@ pub fn desired_backup(
     }
 }
 
+/// Where the Git credentials are mounted in the backup Job.
+const GIT_CREDENTIALS: &str = "/etc/backup-git";
+
+/// The claim, and the Git credentials Secret when there is a Git target.
+fn volumes(service: &str, backup: &Backup) -> Vec<Volume> {
+    let mut volumes = vec![Volume {
+        name: "backups".into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: backup_volume_name(service),
+            read_only: None,
+        }),
+        ..Volume::default()
+    }];
+    if let Some(git) = &backup.git {
+        volumes.push(builder::secret_volume(
+            "git-credentials",
+            &git.credentials_secret,
+            0o440,
+        ));
+    }
+    volumes
+}
+
 /// The container that exports the service's configuration to the claim: the operator's own
 /// binary, whose image's entrypoint it is.
 fn export_container(ps: &PaymentService, backup: &Backup, image: &str) -> Container {
@@ -138,10 +155,21 @@ fn export_container(ps: &PaymentService, backup: &Backup, image: &str) -> Contai
         format!("--retention-days={}", backup.retention),
         "--to=/backups".to_string(),
     ];
+    let mut args = Vec::from(args);
+    let mut mounts = vec![mount("backups", "/backups")];
+    if let Some(git) = &backup.git {
+        let namespace = ps.namespace().unwrap_or_default();
+        let branch = git.branch.clone();
+        let branch = branch.unwrap_or_else(|| default_branch(&namespace, &ps.name_any()));
+        args.push(format!("--git-url={}", git.url));
+        args.push(format!("--git-branch={branch}"));
+        args.push(format!("--git-credentials={GIT_CREDENTIALS}"));
+        mounts.push(read_only_mount("git-credentials", GIT_CREDENTIALS));
+    }
     Container {
         name: "backup".into(),
         image: Some(image.into()),
-        args: Some(args.into()),
+        args: Some(args),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_string(), q("50m")),
@@ -151,7 +179,7 @@ fn export_container(ps: &PaymentService, backup: &Backup, image: &str) -> Contai
             ..ResourceRequirements::default()
         }),
         security_context: Some(restricted_container_security()),
-        volume_mounts: Some(vec![mount("backups", "/backups")]),
+        volume_mounts: Some(mounts),
         ..Container::default()
     }
 }
@@ -227,6 +255,7 @@ mod tests {
                 schedule: "0 2 * * *".into(),
                 retention: 30,
                 time_zone: None,
+                git: None,
             }),
             &WorkloadDefaults::default(),
             IMAGE,
@@ -242,6 +271,7 @@ mod tests {
             schedule: "0 2 * * *".into(),
             retention: 30,
             time_zone: None,
+            git: None,
         };
         let unzoned = desired_backup(&ps, &backup, &WorkloadDefaults::default(), IMAGE);
         let json = serde_json::to_value(&unzoned.cron_job).unwrap_or_default();
@@ -301,6 +331,52 @@ mod tests {
             .find_map(|v| v.persistent_volume_claim.clone())
             .map(|c| c.claim_name);
         assert_eq!(claim.as_deref(), Some("payment-initiation-service-backups"));
+    }
+
+    /// The Git target reaches the Job as flags, and its credentials as a read-only mount of
+    /// the named Secret: never in the environment, never read by the operator.
+    #[test]
+    fn a_git_target_mounts_its_credentials_and_names_the_branch() {
+        let ps = service(spec());
+        let backup = Backup {
+            enabled: true,
+            schedule: "0 2 * * *".into(),
+            retention: 30,
+            time_zone: None,
+            git: Some(crate::crd::GitBackup {
+                url: "https://git.example.com/backups.git".into(),
+                credentials_secret: "git-backup-credentials".into(),
+                branch: None,
+            }),
+        };
+        let built = desired_backup(&ps, &backup, &WorkloadDefaults::default(), IMAGE);
+        let pod = built.cron_job.spec.unwrap_or_default().job_template.spec;
+        let pod = pod.unwrap_or_default().template.spec.unwrap_or_default();
+        let secret = pod.volumes.iter().flatten().find_map(|v| v.secret.clone());
+        assert_eq!(
+            secret.and_then(|s| s.secret_name).as_deref(),
+            Some("git-backup-credentials")
+        );
+        let export = &pod.containers[0];
+        assert!(export.env.is_none(), "no credential in the environment");
+        let mount = export
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "git-credentials");
+        assert_eq!(mount.and_then(|m| m.read_only), Some(true));
+        let args = export.args.clone().unwrap_or_default();
+        let command_line = std::iter::once("payment-service-operator".to_string()).chain(args);
+        let run = crate::backup::Export::from_args(command_line.map(Into::into).collect());
+        let run = run.map(|r| (r.git_url, r.git_branch, r.git_credentials));
+        assert_eq!(
+            run,
+            Some((
+                Some("https://git.example.com/backups.git".into()),
+                Some("backups/payments/payment-initiation-service".into()),
+                "/etc/backup-git".into()
+            ))
+        );
     }
 
     #[test]

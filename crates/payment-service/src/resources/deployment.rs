@@ -10,9 +10,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{
-    Container, EnvVar, PodSpec, ResourceRequirements, SecretVolumeSource, Volume,
-};
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use operator_core::apply::short_digest;
@@ -141,15 +139,7 @@ pub fn desired_deployment(
     let mut volumes = vec![tmp_volume()];
     if let Some(secret) = spec.tls_secret() {
         mounts.push(read_only_mount("tls", TLS_MOUNT));
-        volumes.push(Volume {
-            name: "tls".into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(secret.to_string()),
-                default_mode: Some(0o440),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        });
+        volumes.push(builder::secret_volume("tls", secret, 0o440));
     }
 
     let health = spec.health_check.clone().unwrap_or_default();

@@ -236,6 +236,7 @@ pub(crate) mod tests {
                 schedule: "0 2 * * *".into(),
                 retention: 30,
                 time_zone: None,
+                git: None,
             }),
         }
     }

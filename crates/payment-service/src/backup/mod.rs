@@ -9,6 +9,7 @@
 //! fails halfway leaves nothing that looks like a backup (the next run removes it). Only
 //! directories named as exports are ever removed: anything else on the claim is left alone.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -24,6 +25,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::crd::PaymentService;
+
+pub mod git;
 
 /// How an export directory is named: its UTC start time, which sorts as it reads.
 const STAMP: &str = "%Y%m%dT%H%M%SZ";
@@ -49,6 +52,16 @@ pub struct Export {
     /// Days an export is kept.
     #[arg(long)]
     pub retention_days: u32,
+    /// A Git repository (smart HTTP) to commit the kept exports to after each run.
+    #[arg(long)]
+    pub git_url: Option<String>,
+    /// The branch of that repository.
+    #[arg(long, requires = "git_url")]
+    pub git_branch: Option<String>,
+    /// A directory with the files `username` and `password` (the credentials Secret's
+    /// mount).
+    #[arg(long, default_value = "/etc/backup-git")]
+    pub git_credentials: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +82,12 @@ pub enum BackupError {
     },
     #[error("could not encode the export as YAML: {0}")]
     Encode(#[from] serde_yaml::Error),
+    #[error(
+        "the Git credentials have no {key}: the credentials Secret needs the keys username and password"
+    )]
+    Credentials { key: &'static str },
+    #[error("the exports are kept on the claim, but not committed: {0}")]
+    Git(#[from] git::GitError),
 }
 
 /// What one run did.
@@ -80,6 +99,8 @@ pub struct Exported {
     pub children: usize,
     /// The exports (and unfinished ones) removed by retention.
     pub removed: Vec<String>,
+    /// The commit that holds the kept exports, when a Git repository was named.
+    pub commit: Option<String>,
 }
 
 impl Export {
@@ -95,20 +116,74 @@ impl Export {
             .namespace
             .clone()
             .unwrap_or_else(|| client.default_namespace().to_string());
-        let exported = export(
-            &client,
-            &namespace,
-            &self.service,
-            &self.to,
-            Timestamp::now(),
-        )
-        .await?;
-        let removed = remove_expired(&self.to, Timestamp::now(), self.retention_days)?;
+        let now = Timestamp::now();
+        let exported = export(&client, &namespace, &self.service, &self.to, now).await?;
+        let removed = remove_expired(&self.to, now, self.retention_days)?;
+        let commit = match &self.git_url {
+            Some(url) => {
+                let remote = git::Remote {
+                    url: url.clone(),
+                    branch: self
+                        .git_branch
+                        .clone()
+                        .unwrap_or_else(|| default_branch(&namespace, &self.service)),
+                    username: credential(&self.git_credentials, "username")?,
+                    password: credential(&self.git_credentials, "password")?,
+                };
+                let files = kept_exports(&self.to)?;
+                let message = format!(
+                    "Backup of PaymentService {namespace}/{} at {}\n\n{} exports kept ({} days).",
+                    self.service,
+                    now.strftime(STAMP),
+                    files.len() / 2,
+                    self.retention_days
+                );
+                Some(git::push(&remote, &files, &message, now).await?)
+            }
+            None => None,
+        };
         Ok(Exported {
             removed,
+            commit,
             ..exported
         })
     }
+}
+
+/// The branch a service's exports go to unless `backup.git.branch` names one: one branch a
+/// service, since each commit holds only that service's exports.
+pub fn default_branch(namespace: &str, service: &str) -> String {
+    format!("backups/{namespace}/{service}")
+}
+
+/// One key of the mounted credentials Secret, without a trailing newline.
+fn credential(dir: &Path, key: &'static str) -> Result<String, BackupError> {
+    let value =
+        std::fs::read_to_string(dir.join(key)).map_err(|_| BackupError::Credentials { key })?;
+    Ok(value.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Every file of the finished exports under `to`, by `<export>/<file>`.
+fn kept_exports(to: &Path) -> Result<BTreeMap<String, Vec<u8>>, BackupError> {
+    let unreadable = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BackupError::Write { path, source }
+    };
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(to).map_err(unreadable(to))? {
+        let entry = entry.map_err(unreadable(to))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if started_at(&name).is_none() {
+            continue;
+        }
+        for file in std::fs::read_dir(entry.path()).map_err(unreadable(&entry.path()))? {
+            let file = file.map_err(unreadable(&entry.path()))?;
+            let content = std::fs::read(file.path()).map_err(unreadable(&file.path()))?;
+            let path = format!("{name}/{}", file.file_name().to_string_lossy());
+            files.insert(path, content);
+        }
+    }
+    Ok(files)
 }
 
 /// Writes the export of `service` under `to`, named for `now`.
@@ -150,6 +225,13 @@ pub async fn export(
     )?;
     write(partial.join("children.yaml"), to_documents(&children)?)?;
     let dir = to.join(&name);
+    // A second run in the same second (a Job started by hand) replaces the first's export.
+    if dir.is_dir() {
+        std::fs::remove_dir_all(&dir).map_err(|source| BackupError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+    }
     std::fs::rename(&partial, &dir).map_err(|source| BackupError::Write {
         path: dir.clone(),
         source,
@@ -158,6 +240,7 @@ pub async fn export(
         dir,
         children: children.len(),
         removed: Vec::new(),
+        commit: None,
     })
 }
 
