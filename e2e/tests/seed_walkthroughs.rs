@@ -126,10 +126,9 @@ async fn seed_000_day_2_commands_upgrade_scale_and_configure_the_service() -> Re
 }
 
 /// Seed 002, Task 2's checks against the RBAC the install (dist/install.yaml) created: the
-/// seed's names are found, and every `auth can-i` answers yes. kubectl reads the seed's
-/// `update tradingalgorithms/status` as a TradingAlgorithm *named* `status` (no, and rightly:
-/// the operator never replaces whole objects); the status subresource is asked with
-/// `--subresource=status`, as docs/seed-walkthroughs.md says.
+/// seed's names are found, and every `auth can-i` answers yes, the seed's own
+/// `update tradingalgorithms/status` (kubectl reads it as a TradingAlgorithm *named*
+/// `status`) and the status subresource asked with `--subresource=status`.
 #[tokio::test]
 async fn seed_002_task_2_finds_the_operators_rbac_and_every_check_says_yes() -> Result<()> {
     if !e2e::enabled("seed-002-rbac") {
@@ -181,6 +180,57 @@ async fn seed_002_task_2_finds_the_operators_rbac_and_every_check_says_yes() -> 
     ensure!(
         can_i(&["update", "tradingalgorithms/status"])?,
         "the seed's form as written (an object named status, as kubectl reads it)"
+    );
+    Ok(())
+}
+
+/// Seed 002, Task 3's checks of the operator's Deployment as the install (dist/install.yaml)
+/// created it: found by the seed's name, rolled out, its pods found by the seed's label. The
+/// stand-in kubelet makes the pods Ready without running them, so the seed's `kubectl logs`
+/// and `kubectl exec` have nothing to answer here (docs/seed-walkthroughs.md).
+#[tokio::test]
+async fn seed_002_task_3_finds_the_operators_deployment_rolled_out_with_its_pods() -> Result<()> {
+    if !e2e::enabled("seed-002-deployment") {
+        return Ok(());
+    }
+    let namespace = ["-n", "trading-platform"];
+    let get = run(
+        &[
+            &["get", "deployment", "trading-operator-controller"],
+            &namespace[..],
+        ]
+        .concat(),
+        None,
+    )?;
+    ensure!(get.contains("trading-operator-controller"), "{get}");
+    let rollout = run(
+        &[
+            &[
+                "rollout",
+                "status",
+                "deployment/trading-operator-controller",
+                "--timeout=120s",
+            ],
+            &namespace[..],
+        ]
+        .concat(),
+        None,
+    )?;
+    ensure!(rollout.contains("successfully rolled out"), "{rollout}");
+    let pods = run(
+        &[
+            &["get", "pods", "-l", "app=trading-operator", "-o", "name"],
+            &namespace[..],
+        ]
+        .concat(),
+        None,
+    )?;
+    ensure!(
+        pods.lines()
+            .filter(|l| l.starts_with("pod/trading-operator-controller-"))
+            .count()
+            >= 1,
+        "{pods}"
     );
     Ok(())
 }
