@@ -168,13 +168,13 @@ async fn send_pack(
         Some(other) => return Err(refused(other.to_string())),
         None => return Err(refused("no report".into())),
     }
-    let ok = format!("ok {reference}");
+    // Each ref's line is `ok <ref>` or `ng <ref> <reason>`.
     match report
         .iter()
         .skip(1)
-        .find(|l| l.ends_with(&reference) || l.contains(&format!(" {reference} ")))
+        .find(|l| l.split(' ').nth(1) == Some(&reference))
     {
-        Some(line) if *line == ok => Ok(()),
+        Some(line) if line.starts_with("ok ") => Ok(()),
         Some(line) => Err(refused(line.clone())),
         None => Err(refused(format!("no status for {reference}"))),
     }

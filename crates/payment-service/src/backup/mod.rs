@@ -150,6 +150,12 @@ impl Export {
     }
 }
 
+/// An I/O error at `path`, for `map_err`.
+fn at(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + use<> {
+    let path = path.to_path_buf();
+    move |source| BackupError::Write { path, source }
+}
+
 /// The branch a service's exports go to unless `backup.git.branch` names one: one branch a
 /// service, since each commit holds only that service's exports.
 pub fn default_branch(namespace: &str, service: &str) -> String {
@@ -165,20 +171,16 @@ fn credential(dir: &Path, key: &'static str) -> Result<String, BackupError> {
 
 /// Every file of the finished exports under `to`, by `<export>/<file>`.
 fn kept_exports(to: &Path) -> Result<BTreeMap<String, Vec<u8>>, BackupError> {
-    let unreadable = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| BackupError::Write { path, source }
-    };
     let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(to).map_err(unreadable(to))? {
-        let entry = entry.map_err(unreadable(to))?;
+    for entry in std::fs::read_dir(to).map_err(at(to))? {
+        let entry = entry.map_err(at(to))?;
         let name = entry.file_name().to_string_lossy().to_string();
         if started_at(&name).is_none() {
             continue;
         }
-        for file in std::fs::read_dir(entry.path()).map_err(unreadable(&entry.path()))? {
-            let file = file.map_err(unreadable(&entry.path()))?;
-            let content = std::fs::read(file.path()).map_err(unreadable(&file.path()))?;
+        for file in std::fs::read_dir(entry.path()).map_err(at(&entry.path()))? {
+            let file = file.map_err(at(&entry.path()))?;
+            let content = std::fs::read(file.path()).map_err(at(&file.path()))?;
             let path = format!("{name}/{}", file.file_name().to_string_lossy());
             files.insert(path, content);
         }
@@ -212,13 +214,8 @@ pub async fn export(
 
     let name = now.strftime(STAMP).to_string();
     let partial = to.join(format!("{name}{PARTIAL}"));
-    let write = |path: PathBuf, text: String| {
-        std::fs::write(&path, text).map_err(|source| BackupError::Write { path, source })
-    };
-    std::fs::create_dir_all(&partial).map_err(|source| BackupError::Write {
-        path: partial.clone(),
-        source,
-    })?;
+    let write = |path: PathBuf, text: String| std::fs::write(&path, text).map_err(at(&path));
+    std::fs::create_dir_all(&partial).map_err(at(&partial))?;
     write(
         partial.join("paymentservice.yaml"),
         to_documents([&object(&resource)])?,
@@ -227,15 +224,9 @@ pub async fn export(
     let dir = to.join(&name);
     // A second run in the same second (a Job started by hand) replaces the first's export.
     if dir.is_dir() {
-        std::fs::remove_dir_all(&dir).map_err(|source| BackupError::Write {
-            path: dir.clone(),
-            source,
-        })?;
+        std::fs::remove_dir_all(&dir).map_err(at(&dir))?;
     }
-    std::fs::rename(&partial, &dir).map_err(|source| BackupError::Write {
-        path: dir.clone(),
-        source,
-    })?;
+    std::fs::rename(&partial, &dir).map_err(at(&dir))?;
     Ok(Exported {
         dir,
         children: children.len(),
@@ -277,18 +268,14 @@ fn remove_expired(
     now: Timestamp,
     retention_days: u32,
 ) -> Result<Vec<String>, BackupError> {
-    let unreadable = |source| BackupError::Write {
-        path: to.to_path_buf(),
-        source,
-    };
     let names: Vec<String> = std::fs::read_dir(to)
-        .map_err(unreadable)?
+        .map_err(at(to))?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .collect();
     let expired = expired(&names, now, retention_days);
     for name in &expired {
         let path = to.join(name);
-        std::fs::remove_dir_all(&path).map_err(|source| BackupError::Write { path, source })?;
+        std::fs::remove_dir_all(&path).map_err(at(&path))?;
     }
     Ok(expired)
 }
