@@ -719,6 +719,31 @@ mod tests {
         assert!(!md.contains("declares no naive baseline"), "{md}");
     }
 
+    /// Every declared baseline builds children and a status from its bench resource, before
+    /// its child exists and once the child reports pods.
+    #[test]
+    fn every_naive_baseline_builds_a_pass_from_its_bench_resource() {
+        for operator in OPERATORS {
+            let Some(naive) = operator.bench.naive else {
+                continue;
+            };
+            let resource = operator.bench.resource(&operator.resources[0].resource, 7);
+            let name = resource["metadata"]["name"].as_str().unwrap_or_default();
+            let child = json!({
+                "apiVersion": naive.observes.api_version,
+                "kind": naive.observes.kind,
+                "metadata": {"name": (naive.observes.name)(name), "namespace": operator.bench.namespace},
+                "status": {"replicas": 2, "readyReplicas": 2},
+            });
+            for observed in [None, Some(&child)] {
+                let pass = (naive.pass)(&resource, observed);
+                let pass = pass.unwrap_or_else(|e| panic!("{}: {e}", operator.package()));
+                assert!(!pass.children.is_empty(), "{}", operator.package());
+                assert!(pass.status.is_object(), "{}", operator.package());
+            }
+        }
+    }
+
     #[test]
     fn a_table_has_a_header_a_rule_and_a_row_per_result() {
         let results = [

@@ -1,12 +1,13 @@
 //! The load `cargo xtask bench` puts on the operator, and the naive baseline its figures
 //! are compared with: the same builders, every child and the status replaced on every pass.
 
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::jiff::Timestamp;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::tooling::{
-    BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild, SpecChange,
+    BenchWorkload, ChildRef, NaiveBaseline, NaivePass, NaiveReconcile, SpecChange,
 };
-use serde_json::{Value, json, to_value};
+use serde_json::{json, to_value};
 
 use crate::crd::BatchProcessor;
 use crate::reconcile::observed_status;
@@ -34,24 +35,20 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
         lower_bound: (2.0, "the CronJob, the status"),
     },
     lower_bound_converge: (2.0, "the CronJob, the status"),
-    naive: Some(NaiveBaseline {
-        observes: ObservedChild {
-            api_version: "batch/v1",
-            kind: "CronJob",
-            name: |name| name.to_string(),
-        },
-        pass: naive_pass,
-    }),
+    naive: Some(NaiveBaseline::of::<BatchProcessor>()),
 };
 
 /// The naive pass: the CronJob, and the status of a batch that has not run yet.
-fn naive_pass(resource: &Value, _cron_job: Option<&Value>) -> Result<NaivePass, String> {
-    let bp: BatchProcessor = NaivePass::resource(resource)?;
-    let now = Timestamp::now();
-    let cron_job = desired_cron_job(&bp, &WorkloadDefaults::default(), bp.spec.suspend);
-    let plan = runs::plan(&bp, &[], None, None, now);
-    NaivePass::of(
-        [to_value(&cron_job)],
-        &observed_status(&bp, &plan, None, now),
-    )
+impl NaiveReconcile for BatchProcessor {
+    type Observed = CronJob;
+
+    fn naive_pass(&self, _cron_job: Option<CronJob>) -> Result<NaivePass, String> {
+        let now = Timestamp::now();
+        let cron_job = desired_cron_job(self, &WorkloadDefaults::default(), self.spec.suspend);
+        let plan = runs::plan(self, &[], None, None, now);
+        NaivePass::of(
+            [to_value(&cron_job)],
+            &observed_status(self, &plan, None, now),
+        )
+    }
 }

@@ -13,7 +13,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     group = "payments.io",
     version = "v1",
     kind = "BatchProcessor",
-    status = "BatchProcessorStatus",
     shortname = "bp",
     doc = "A payment batch run on a schedule as an Indexed Job, retried as a whole when it fails, its counts reported in status.",
     printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),

@@ -17,7 +17,6 @@ use operator_core::duration::GoDuration;
     group = "payments.io",
     version = "v1",
     kind = "ClearingAdapter",
-    status = "ClearingAdapterStatus",
     shortname = "ca",
     doc = "A clearing adapter connecting the payments engine to its banking partners: routing table, health checks, automatic drain of failing partners, graceful shutdown.",
     scale(

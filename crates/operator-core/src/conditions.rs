@@ -148,6 +148,39 @@ pub fn reports_ready(status: &serde_json::Value) -> bool {
         .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
+/// A condition of a built-in workload's status: Deployments and Jobs each have their own
+/// condition type, with the same `type` and `status` fields.
+pub trait WorkloadCondition {
+    fn type_(&self) -> &str;
+    fn status(&self) -> &str;
+}
+
+impl WorkloadCondition for k8s_openapi::api::apps::v1::DeploymentCondition {
+    fn type_(&self) -> &str {
+        &self.type_
+    }
+    fn status(&self) -> &str {
+        &self.status
+    }
+}
+
+impl WorkloadCondition for k8s_openapi::api::batch::v1::JobCondition {
+    fn type_(&self) -> &str {
+        &self.type_
+    }
+    fn status(&self) -> &str {
+        &self.status
+    }
+}
+
+/// A workload's condition of a type, if its status has one.
+pub fn workload_condition<'a, C: WorkloadCondition>(
+    conditions: Option<&'a Vec<C>>,
+    type_: &str,
+) -> Option<&'a C> {
+    conditions?.iter().find(|c| c.type_() == type_)
+}
+
 /// Removes the condition of a type; returns whether it was there.
 pub fn remove(conditions: &mut Vec<Condition>, type_: &str) -> bool {
     let before = conditions.len();

@@ -121,6 +121,28 @@ pub fn url_credentials(url: &str) -> Result<(), String> {
     }
 }
 
+/// A value read from a Secret (a password, a private key): `Debug` prints `<hidden>`, so a
+/// struct holding one can derive `Debug` and still be logged; the value is reached only by
+/// [`Hidden::expose`], where it is sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hidden<T>(T);
+
+impl<T> Hidden<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Hidden<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +191,13 @@ mod tests {
         ] {
             assert!(!is_credential_name(name), "{name}");
         }
+    }
+
+    #[test]
+    fn a_hidden_value_is_never_printed() {
+        let key = Hidden::new("PRIVATE KEY".to_string());
+        assert_eq!(format!("{key:?}"), "<hidden>");
+        assert_eq!(key.expose(), "PRIVATE KEY");
     }
 
     #[test]

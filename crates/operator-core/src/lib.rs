@@ -45,7 +45,9 @@ pub use apply::{
     Applied, Changes, ChildKinds, ChildPass, ChildWatch, ChildWatches, Children, Foreign,
     OperatorIdentity, OptionalChild, Prune,
 };
-pub use controller::{Backoff, Context, ControllerSettings, OperatorController, namespace_of};
+pub use controller::{
+    Backoff, Context, ControllerSettings, OperatorController, PassStart, namespace_of,
+};
 pub use crd_kind::CrdKind;
 pub use descriptor::OperatorDescriptor;
 pub use error::{Error, FieldError, ReconcileError, RefusedChild, Result};

@@ -83,7 +83,7 @@ impl SpecChange {
 /// How the benchmark's naive baseline reconciles one resource: on every pass it reads the
 /// child it observes, builds every child and the status with the operator's own builders,
 /// and replaces them all (a GET, then a PUT or a POST, each), as many hand-written operators
-/// do. The operator states only this; `cargo xtask bench` runs it.
+/// do. The operator states only its kind's [`NaiveReconcile`]; `cargo xtask bench` runs it.
 #[derive(Clone, Copy, Debug)]
 pub struct NaiveBaseline {
     /// The child it watches and reads on every pass (its Deployment, its CronJob).
@@ -94,13 +94,44 @@ pub struct NaiveBaseline {
 }
 
 impl NaiveBaseline {
-    /// A baseline that reads the Deployment named after the resource on every pass.
-    pub const fn deployment(pass: fn(&Value, Option<&Value>) -> Result<NaivePass, String>) -> Self {
+    /// The baseline of kind `K`, decoding the resource and the child it reads for its pass.
+    pub const fn of<K: NaiveReconcile>() -> Self {
         Self {
-            observes: ObservedChild::DEPLOYMENT,
-            pass,
+            observes: ObservedChild {
+                api_version: <K::Observed as k8s_openapi::Resource>::API_VERSION,
+                kind: <K::Observed as k8s_openapi::Resource>::KIND,
+                name: K::observed_name,
+            },
+            pass: decoded_pass::<K>,
         }
     }
+}
+
+/// A kind's naive reconcile, typed: what [`NaiveBaseline::of`] runs on every pass.
+pub trait NaiveReconcile: serde::de::DeserializeOwned {
+    /// The child read on every pass (its Deployment, its CronJob).
+    type Observed: k8s_openapi::Resource + serde::de::DeserializeOwned;
+
+    /// The observed child's name for the resource's name: the same unless overridden.
+    fn observed_name(name: &str) -> String {
+        name.to_string()
+    }
+
+    /// Every child (in apply order) and the status, given the observed child if it exists.
+    fn naive_pass(&self, observed: Option<Self::Observed>) -> Result<NaivePass, String>;
+}
+
+fn decoded_pass<K: NaiveReconcile>(
+    resource: &Value,
+    observed: Option<&Value>,
+) -> Result<NaivePass, String> {
+    let decode = |e: serde_json::Error| e.to_string();
+    let resource: K = serde_json::from_value(resource.clone()).map_err(decode)?;
+    let observed = observed
+        .map(|o| serde_json::from_value(o.clone()))
+        .transpose()
+        .map_err(decode)?;
+    resource.naive_pass(observed)
 }
 
 /// The child a naive baseline reads: its kind, and its name for a resource's name.
@@ -113,15 +144,6 @@ pub struct ObservedChild {
     pub name: fn(&str) -> String,
 }
 
-impl ObservedChild {
-    /// The Deployment named after the resource.
-    pub const DEPLOYMENT: Self = Self {
-        api_version: "apps/v1",
-        kind: "Deployment",
-        name: |name| name.to_string(),
-    };
-}
-
 /// What one naive pass writes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NaivePass {
@@ -130,18 +152,6 @@ pub struct NaivePass {
 }
 
 impl NaivePass {
-    /// The resource a pass is given, typed.
-    pub fn resource<K: serde::de::DeserializeOwned>(resource: &Value) -> Result<K, String> {
-        serde_json::from_value(resource.clone()).map_err(|e| e.to_string())
-    }
-
-    /// The status of the Deployment a pass observed, if it read one that has one.
-    pub fn deployment_status(
-        deployment: Option<&Value>,
-    ) -> Option<k8s_openapi::api::apps::v1::DeploymentStatus> {
-        deployment.and_then(|d| serde_json::from_value(d["status"].clone()).ok())
-    }
-
     /// A pass writing `children` (any serializable objects) and `status`.
     pub fn of<S: serde::Serialize>(
         children: impl IntoIterator<Item = Result<Value, serde_json::Error>>,

@@ -31,9 +31,10 @@ pub fn schema(extra: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// A namespaced custom resource's spec: `#[schema]`'s derives and `CustomResource`, with
-/// the arguments given passed to `#[kube(…)]` (group, version, kind, status, short name,
-/// doc, its printer columns) and what every one of the project's kinds has added: namespaced,
-/// `PartialEq` on the resource, and an `Age` column last.
+/// the arguments given passed to `#[kube(…)]` (group, version, kind, short name, doc, its
+/// printer columns) and what every one of the project's kinds has added: namespaced,
+/// `PartialEq` on the resource, the status type `<Kind>Status` unless `status` names
+/// another, and an `Age` column last.
 #[proc_macro_attribute]
 pub fn custom_resource(kube_args: TokenStream, item: TokenStream) -> TokenStream {
     let mut args = TokenStream::new();
@@ -42,7 +43,18 @@ pub fn custom_resource(kube_args: TokenStream, item: TokenStream) -> TokenStream
             .parse::<TokenStream>()
             .expect("fixed tokens"),
     );
+    let status = match (argument(&kube_args, "status"), argument(&kube_args, "kind")) {
+        (None, Some(kind)) => Some(format!(", status = \"{kind}Status\"")),
+        _ => None,
+    };
     args.extend(kube_args);
+    if let Some(status) = status {
+        args.extend(
+            status
+                .parse::<TokenStream>()
+                .expect("a kind is an identifier"),
+        );
+    }
     args.extend(
         ", printcolumn(name = \"Age\", type_ = \"date\", json_path = \".metadata.creationTimestamp\")"
             .parse::<TokenStream>()
@@ -65,6 +77,21 @@ pub fn custom_resource(kube_args: TokenStream, item: TokenStream) -> TokenStream
     );
     out.extend(item);
     out
+}
+
+/// The string value of the top-level argument `name = "value"`, without its quotes.
+fn argument(args: &TokenStream, name: &str) -> Option<String> {
+    let tokens: Vec<TokenTree> = args.clone().into_iter().collect();
+    tokens.windows(3).find_map(|w| match w {
+        [
+            TokenTree::Ident(key),
+            TokenTree::Punct(eq),
+            TokenTree::Literal(value),
+        ] if key.to_string() == name && eq.as_char() == '=' => {
+            Some(value.to_string().trim_matches('"').to_string())
+        }
+        _ => None,
+    })
 }
 
 /// `, A, B` for the derives `A, B` given to an attribute (empty for none).

@@ -8,8 +8,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use operator_core::OptionalChild;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, SpecChange};
-use serde_json::{Value, json, to_value};
+use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, NaiveReconcile, SpecChange};
+use serde_json::{json, to_value};
 
 use crate::crd::PaymentService;
 use crate::reconcile::{deployment_state, observed_status};
@@ -37,30 +37,32 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
         6.0,
         "Deployment, Service, PodDisruptionBudget, ServiceAccount, NetworkPolicy, 1 status",
     ),
-    naive: Some(NaiveBaseline::deployment(naive_pass)),
+    naive: Some(NaiveBaseline::of::<PaymentService>()),
 };
 
 /// The naive pass: the service's Deployment as observed, the rollout planned from it, every
 /// child and the status built as the operator builds them.
-fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass, String> {
-    let ps: PaymentService = NaivePass::resource(resource)?;
-    let now = Timestamp::now();
-    let observed: BTreeMap<_, _> = deployment
-        .and_then(|d| serde_json::from_value::<Deployment>(d.clone()).ok())
-        .map(|d| (ps.name_any(), deployment_state(&d)))
-        .into_iter()
-        .collect();
-    let plan = rollout::plan(&RolloutInput::of(&ps, &observed, now));
-    let external = External::default();
-    let defaults = WorkloadDefaults::default();
-    let children = desired_children(&ps, &plan, &defaults, crate::RELEASE_IMAGE, &external);
-    let status = observed_status(&ps, &plan, &observed, OptionalChild::NotWanted, None, now);
-    let objects = children
-        .service_account
-        .iter()
-        .map(to_value)
-        .chain(children.deployments.iter().map(to_value))
-        .chain([to_value(&children.service)])
-        .chain(children.pdb.iter().map(to_value));
-    NaivePass::of(objects, &status)
+impl NaiveReconcile for PaymentService {
+    type Observed = Deployment;
+
+    fn naive_pass(&self, deployment: Option<Deployment>) -> Result<NaivePass, String> {
+        let now = Timestamp::now();
+        let observed: BTreeMap<_, _> = deployment
+            .map(|d| (self.name_any(), deployment_state(&d)))
+            .into_iter()
+            .collect();
+        let plan = rollout::plan(&RolloutInput::of(self, &observed, now));
+        let external = External::default();
+        let defaults = WorkloadDefaults::default();
+        let children = desired_children(self, &plan, &defaults, crate::RELEASE_IMAGE, &external);
+        let status = observed_status(self, &plan, &observed, OptionalChild::NotWanted, None, now);
+        let objects = children
+            .service_account
+            .iter()
+            .map(to_value)
+            .chain(children.deployments.iter().map(to_value))
+            .chain([to_value(&children.service)])
+            .chain(children.pdb.iter().map(to_value));
+        NaivePass::of(objects, &status)
+    }
 }

@@ -1,12 +1,13 @@
 //! The load `cargo xtask bench` puts on the operator, and the naive baseline its figures
 //! are compared with: the same builders, every child and the status replaced on every pass.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use operator_core::OptionalChild;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, SpecChange};
-use serde_json::{Value, json, to_value};
+use operator_core::tooling::{BenchWorkload, NaiveBaseline, NaivePass, NaiveReconcile, SpecChange};
+use serde_json::{json, to_value};
 
 use crate::crd::SagaOrchestrator;
 use crate::definitions::{self, Held, InFlight};
@@ -45,44 +46,47 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
         11.0,
         "finalizer, 2 ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment, Service, NetworkPolicy, PodDisruptionBudget, 1 status",
     ),
-    naive: Some(NaiveBaseline::deployment(naive_pass)),
+    naive: Some(NaiveBaseline::of::<SagaOrchestrator>()),
 };
 
 /// The naive pass: the spec's sagas as the only version (nothing in flight), every child,
 /// and the status from the Deployment as observed.
-fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass, String> {
-    let so: SagaOrchestrator = NaivePass::resource(resource)?;
-    let status = NaivePass::deployment_status(deployment).unwrap_or_default();
-    let observed = Observed {
-        replicas: status.replicas.unwrap_or_default(),
-        ready_replicas: status.ready_replicas.unwrap_or_default(),
-        ..Observed::default()
-    };
-    let namespace = so.namespace().unwrap_or_default();
-    let current = so
-        .spec
-        .sagas
-        .iter()
-        .map(|s| definitions::render(&namespace, s))
-        .collect();
-    let plan = definitions::plan(Some(current), &Held::default(), &InFlight::new(), 3, false);
-    let children = desired_children(&so, &plan, "", &WorkloadDefaults::default());
-    let status = observed_status(
-        &so,
-        &plan,
-        &observed,
-        &[],
-        &Dependencies::default(),
-        OptionalChild::NotWanted,
-        Timestamp::now(),
-    );
-    let objects = [
-        to_value(&children.sagas),
-        to_value(&children.service_account),
-        to_value(&children.role),
-        to_value(&children.role_binding),
-    ]
-    .into_iter()
-    .chain(children.workload.objects());
-    NaivePass::of(objects, &status)
+impl NaiveReconcile for SagaOrchestrator {
+    type Observed = Deployment;
+
+    fn naive_pass(&self, deployment: Option<Deployment>) -> Result<NaivePass, String> {
+        let status = deployment.and_then(|d| d.status).unwrap_or_default();
+        let observed = Observed {
+            replicas: status.replicas.unwrap_or_default(),
+            ready_replicas: status.ready_replicas.unwrap_or_default(),
+            ..Observed::default()
+        };
+        let namespace = self.namespace().unwrap_or_default();
+        let current = self
+            .spec
+            .sagas
+            .iter()
+            .map(|s| definitions::render(&namespace, s))
+            .collect();
+        let plan = definitions::plan(Some(current), &Held::default(), &InFlight::new(), 3, false);
+        let children = desired_children(self, &plan, "", &WorkloadDefaults::default());
+        let status = observed_status(
+            self,
+            &plan,
+            &observed,
+            &[],
+            &Dependencies::default(),
+            OptionalChild::NotWanted,
+            Timestamp::now(),
+        );
+        let objects = [
+            to_value(&children.sagas),
+            to_value(&children.service_account),
+            to_value(&children.role),
+            to_value(&children.role_binding),
+        ]
+        .into_iter()
+        .chain(children.workload.objects());
+        NaivePass::of(objects, &status)
+    }
 }

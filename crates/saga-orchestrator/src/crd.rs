@@ -16,7 +16,6 @@ use operator_core::duration::GoDuration;
     group = "payments.io",
     version = "v1",
     kind = "SagaOrchestrator",
-    status = "SagaOrchestratorStatus",
     shortname = "so",
     doc = "A saga orchestrator: the service that runs distributed payment transactions as sagas, with its versioned saga definitions and its dependencies.",
     printcolumn(name = "Sagas", type_ = "integer", json_path = ".status.sagas"),

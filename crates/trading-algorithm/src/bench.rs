@@ -1,13 +1,13 @@
 //! The load `cargo xtask bench` puts on the operator, and the naive baseline its figures
 //! are compared with: the same builders, every child and the status replaced on every pass.
 
-use k8s_openapi::api::apps::v1::DeploymentStatus;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use operator_core::builder::WorkloadDefaults;
 use operator_core::tooling::{
-    BenchWorkload, ChildRef, NaiveBaseline, NaivePass, ObservedChild, SpecChange,
+    BenchWorkload, ChildRef, NaiveBaseline, NaivePass, NaiveReconcile, SpecChange,
 };
-use serde_json::{Value, json, to_value};
+use serde_json::{json, to_value};
 
 use crate::crd::TradingAlgorithm;
 use crate::reconcile::observed_status;
@@ -44,34 +44,34 @@ pub(crate) const WORKLOAD: BenchWorkload = BenchWorkload {
         lower_bound: (2.0, "the HPA, the status"),
     },
     lower_bound_converge: (6.0, "5 children, 1 status"),
-    naive: Some(NaiveBaseline {
-        observes: ObservedChild {
-            api_version: "apps/v1",
-            kind: "Deployment",
-            name: deployment_name,
-        },
-        pass: naive_pass,
-    }),
+    naive: Some(NaiveBaseline::of::<TradingAlgorithm>()),
 };
 
 /// The naive pass: every child, and the status from the Deployment as observed, with the
 /// algorithm trading (the benchmark's algorithms never report a loss).
-fn naive_pass(resource: &Value, deployment: Option<&Value>) -> Result<NaivePass, String> {
-    let ta: TradingAlgorithm = NaivePass::resource(resource)?;
-    let deployment: Option<DeploymentStatus> = NaivePass::deployment_status(deployment);
-    let children = desired_children(&ta, &WorkloadDefaults::default(), false);
-    let trading = Assessment {
-        state: TradingState::Trading,
-        resume: Resume::Nothing,
-    };
-    let now = Timestamp::now();
-    let status = observed_status(&ta, deployment.as_ref(), &trading, None, None, true, now);
-    let objects = [
-        to_value(&children.config),
-        to_value(&children.deployment),
-        to_value(&children.service),
-    ]
-    .into_iter()
-    .chain(children.hpa.iter().map(to_value));
-    NaivePass::of(objects, &status)
+impl NaiveReconcile for TradingAlgorithm {
+    type Observed = Deployment;
+
+    fn observed_name(name: &str) -> String {
+        deployment_name(name)
+    }
+
+    fn naive_pass(&self, deployment: Option<Deployment>) -> Result<NaivePass, String> {
+        let deployment = deployment.and_then(|d| d.status);
+        let children = desired_children(self, &WorkloadDefaults::default(), false);
+        let trading = Assessment {
+            state: TradingState::Trading,
+            resume: Resume::Nothing,
+        };
+        let now = Timestamp::now();
+        let status = observed_status(self, deployment.as_ref(), &trading, None, None, true, now);
+        let objects = [
+            to_value(&children.config),
+            to_value(&children.deployment),
+            to_value(&children.service),
+        ]
+        .into_iter()
+        .chain(children.hpa.iter().map(to_value));
+        NaivePass::of(objects, &status)
+    }
 }

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
     group = "fintech.io",
     version = "v1",
     kind = "TradingAlgorithm",
-    status = "TradingAlgorithmStatus",
     shortname = "ta",
     shortname = "algo",
     doc = "A trading algorithm the operator runs, scales and guards against its daily loss limit.",

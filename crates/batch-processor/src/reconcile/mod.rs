@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use operator_core::validation::SpecRules;
-use operator_core::{Context, Result};
+use operator_core::{Context, PassStart, Result};
 
 use crate::crd::{BatchProcessor, Phase};
 use crate::metrics::BatchMetrics;
@@ -40,15 +40,19 @@ pub struct BatchOperator {
 }
 
 type Ctx = Arc<Context<BatchOperator>>;
+/// How every pass starts ([`PassStart`]): a spec refused before the batch ever ran is
+/// `Invalid`.
+const START: PassStart<Phase> = PassStart::new(crate::ANNOTATIONS, Phase::Invalid);
+
+/// Deleting a batch has no work of its own (its CronJob and Jobs are collected with it), so
+/// it has no finalizer.
 pub async fn reconcile(bp: Arc<BatchProcessor>, ctx: Ctx) -> Result<Action> {
+    ctx.pass(bp, START, apply).await
+}
+
+async fn apply(bp: Arc<BatchProcessor>, ctx: Ctx, now: Timestamp) -> Result<Action> {
     let op = &ctx.operator;
-    let now = ctx.now();
     let name = bp.name_any();
-    let errors = bp.spec.errors(&name);
-    let started = ctx.start_pass(&*bp, crate::ANNOTATIONS, errors, Phase::Invalid, now);
-    if let Some(end) = started.await {
-        return end;
-    }
 
     let cron_uid = ctx
         .children

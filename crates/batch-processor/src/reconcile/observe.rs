@@ -9,6 +9,7 @@ use kube::api::ListParams;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use operator_core::Result;
+use operator_core::conditions::workload_condition;
 
 use super::{Ctx, RECORDED_ANNOTATION};
 use crate::crd::BatchProcessor;
@@ -62,12 +63,9 @@ fn job_view(job: &Job, by_operator: bool) -> JobView {
     let name = job.name_any();
     let labels = job.labels();
     let status = job.status.clone().unwrap_or_default();
-    let condition = |type_: &str| {
-        status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == type_ && c.status == "True")
+    let condition = |type_| {
+        workload_condition(status.conditions.as_ref(), type_)
+            .filter(|c| c.status == "True")
             .cloned()
     };
     let created = job

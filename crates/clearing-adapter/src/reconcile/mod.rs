@@ -17,10 +17,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use operator_core::validation::SpecRules;
-use operator_core::{Context, Result};
+use operator_core::{Context, PassStart, Result};
 
 use crate::crd::{ClearingAdapter, Phase};
 use crate::health::PartnerProbe;
@@ -38,6 +38,10 @@ pub use status::{Checks, observed_status};
 
 /// Seed 001's graceful-shutdown finalizer, under the product's name.
 pub const FINALIZER: &str = "payments.io/clearing-adapter-drain";
+
+/// How every pass starts ([`PassStart`]): a spec refused before the adapter ever ran is
+/// `Failed`.
+const START: PassStart<Phase> = PassStart::new(crate::ANNOTATIONS, Phase::Failed);
 
 /// The operator's own part of the reconcile context.
 #[derive(Clone)]
@@ -65,23 +69,21 @@ impl std::fmt::Debug for AdapterOperator {
 type Ctx = Arc<Context<AdapterOperator>>;
 
 pub async fn reconcile(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
-    ctx.with_finalizer(FINALIZER, ca, apply, drain::drain).await
+    let pass = |ca, ctx: Ctx| ctx.pass(ca, START, apply);
+    ctx.with_finalizer(FINALIZER, ca, pass, drain::drain).await
 }
 
-async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
+async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx, now: Timestamp) -> Result<Action> {
     let op = &ctx.operator;
-    let now = ctx.now();
-    // The floor a spec may not drop below under load is the one applied: read first.
+    // A valid spec may still lower the pod floor below what the load needs: checked against
+    // the floor applied, so nothing is applied until it is raised again.
     let workload = observe::workload(&ca, &ctx).await?;
-    let mut errors = ca.spec.errors(&ca.name_any());
     if let Some(floor) = workload.applied_floor {
-        errors.extend(validate::validate_update(floor, &ca.spec, &workload.load));
-    }
-    if let Some(end) = ctx
-        .start_pass(&*ca, crate::ANNOTATIONS, errors, Phase::Failed, now)
-        .await
-    {
-        return end;
+        let errors = validate::validate_update(floor, &ca.spec, &workload.load);
+        if !errors.is_empty() {
+            let refused = operator_core::Error::invalid_spec(errors);
+            return ctx.refuse(&*ca, refused, START.never_ran, now).await;
+        }
     }
     let secrets = match observe::secrets(&ca, &ctx).await? {
         Ok(secrets) => secrets,

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use operator_core::apply::get_controlled;
 use operator_core::autoscaling::{HeldReplicas, held_replicas};
+use operator_core::conditions::workload_condition;
 use operator_core::{FieldError, Result, namespace_of};
 
 use super::Ctx;
@@ -57,14 +58,7 @@ fn workload_from(deployment: Option<Deployment>, hpa: Option<HorizontalPodAutosc
         return Workload::default();
     };
     let status = deployment.status.clone().unwrap_or_default();
-    let condition = |type_: &str| {
-        status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == type_)
-            .cloned()
-    };
+    let condition = |type_| workload_condition(status.conditions.as_ref(), type_).cloned();
     let stalled = condition("Progressing")
         .filter(|c| c.status == "False")
         .map(|c| c.message.unwrap_or(c.reason.unwrap_or_default()));

@@ -31,7 +31,7 @@ use crate::status::StatusWrites;
 
 mod steps;
 mod worker;
-pub use steps::SECRET_POLL;
+pub use steps::{PassStart, SECRET_POLL};
 pub use worker::Failure;
 
 /// Retry delays after failed reconciles of one object: `base · 2^(failures−1)`, capped at

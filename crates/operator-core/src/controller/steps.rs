@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
+use kube::core::object::HasSpec;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -21,6 +22,21 @@ use crate::error::Error;
 use crate::finalizer::{Cleanup, Deletion, with_finalizer};
 use crate::pause;
 use crate::status::{ReportedStatus, StatusResource};
+use crate::validation::SpecRules;
+
+/// What every pass of a kind starts with (see [`Context::pass`]): the annotations its
+/// operator reads, and the phase of a resource refused before it ever ran.
+#[derive(Clone, Copy, Debug)]
+pub struct PassStart<P: 'static> {
+    pub reads: &'static [ReadAnnotation],
+    pub never_ran: P,
+}
+
+impl<P> PassStart<P> {
+    pub const fn new(reads: &'static [ReadAnnotation], never_ran: P) -> Self {
+        Self { reads, never_ran }
+    }
+}
 
 impl<O> Context<O> {
     /// Writes `status` (when it differs from the stored one, see [`StatusWrites`]) and sets the
@@ -120,13 +136,39 @@ impl<O> Context<O> {
         Err(error)
     }
 
+    /// A pass of `obj`: [`Context::start_pass`] with its spec's own rules
+    /// ([`SpecRules::errors`]), then `apply` at the pass's time, unless the start ended it.
+    /// Every operator's reconcile runs its pipeline through this, so `apply` begins with the
+    /// operator's own reads.
+    pub async fn pass<K, S, A, AF>(
+        self: Arc<Self>,
+        obj: Arc<K>,
+        start: PassStart<S::Phase>,
+        apply: A,
+    ) -> Result<Action, Error>
+    where
+        K: StatusResource<S> + HasSpec,
+        K::Spec: SpecRules,
+        S: ReportedStatus,
+        A: FnOnce(Arc<K>, Arc<Self>, jiff::Timestamp) -> AF,
+        AF: Future<Output = Result<Action, Error>>,
+    {
+        let now = self.now();
+        let errors = obj.spec().errors(&obj.name_any());
+        let started = self.start_pass(&*obj, start.reads, errors, start.never_ran, now);
+        if let Some(end) = started.await {
+            return end;
+        }
+        apply(obj, self, now).await
+    }
+
     /// The start of every pass, before anything is read or written: a pass that would see
     /// its own last status write not yet in the cache waits for the resync (it would act on
     /// old news); the annotations of `obj` its operator ignores are warned of
     /// ([`Context::check_annotations`]); a paused resource gets its `Paused` status and
     /// nothing else ([`crate::pause`]); a spec with `errors` is refused ([`Context::refuse`]).
     /// `Some` ends the pass with what it holds.
-    pub async fn start_pass<K, S>(
+    async fn start_pass<K, S>(
         &self,
         obj: &K,
         read: &[ReadAnnotation],

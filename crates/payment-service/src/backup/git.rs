@@ -14,6 +14,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use k8s_openapi::jiff::Timestamp;
+use operator_core::credentials::Hidden;
 use operator_core::http_client;
 use sha1::{Digest, Sha1};
 
@@ -27,23 +28,14 @@ const MAX_ANSWER: usize = 4 << 20;
 const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
 
 /// Where to push, and as whom.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Remote {
     /// The repository's URL, e.g. `https://git.example.com/platform/backups.git`.
     pub url: String,
     /// The branch, without `refs/heads/`.
     pub branch: String,
     pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Remote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remote")
-            .field("url", &self.url)
-            .field("branch", &self.branch)
-            .finish_non_exhaustive()
-    }
+    pub password: Hidden<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,8 +182,11 @@ async fn exchange(
         why,
     };
     let mut request = request.map_err(|e| unreachable(e.to_string()))?;
-    let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", remote.username, remote.password));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        remote.username,
+        remote.password.expose()
+    ));
     let headers = request.headers_mut();
     let authorization = http::HeaderValue::from_str(&format!("Basic {basic}"))
         .map_err(|_| unreachable("the credentials are not valid in an HTTP header".into()))?;
@@ -445,7 +440,7 @@ mod tests {
             url: "https://git.example.com/backups.git".into(),
             branch: "main".into(),
             username: "ci".into(),
-            password: "s3cret".into(),
+            password: Hidden::new("s3cret".into()),
         };
         assert!(!format!("{remote:?}").contains("s3cret"));
     }

@@ -19,6 +19,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::{SignedDuration, Timestamp, civil::DateTime, tz::TimeZone};
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
+use operator_core::credentials::Hidden;
 use operator_core::manifests::{as_written, to_documents};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -128,7 +129,7 @@ impl Export {
                         .clone()
                         .unwrap_or_else(|| default_branch(&namespace, &self.service)),
                     username: credential(&self.git_credentials, "username")?,
-                    password: credential(&self.git_credentials, "password")?,
+                    password: Hidden::new(credential(&self.git_credentials, "password")?),
                 };
                 let files = kept_exports(&self.to)?;
                 let message = format!(

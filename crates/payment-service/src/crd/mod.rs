@@ -36,7 +36,6 @@ pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h)$";
     group = "payments.io",
     version = "v2",
     kind = "PaymentService",
-    status = "PaymentServiceStatus",
     shortname = "ps",
     doc = "A payment microservice: Deployment, Service, autoscaler, monitoring, disruption budget and backups, with safe upgrades.",
     printcolumn(

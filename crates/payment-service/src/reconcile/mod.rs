@@ -11,12 +11,12 @@ mod status;
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use operator_core::prometheus::MetricsQuery;
 use operator_core::runtime::own_image::own_image;
-use operator_core::validation::SpecRules;
-use operator_core::{Context, Result};
+use operator_core::{Context, PassStart, Result};
 
 use crate::Settings;
 use crate::crd::{PaymentService, Phase};
@@ -33,6 +33,10 @@ pub use status::observed_status;
 
 /// The finalizer seed 000 names.
 pub const FINALIZER: &str = "payments.io/cleanup";
+
+/// How every pass starts ([`PassStart`]): a spec refused before the service ever ran is
+/// `Failed`.
+const START: PassStart<Phase> = PassStart::new(crate::ANNOTATIONS, Phase::Failed);
 
 /// The operator's own part of the reconcile context.
 #[derive(Clone)]
@@ -88,18 +92,13 @@ const OPERATOR_CONTAINER: &str = "manager";
 type Ctx = Arc<Context<PaymentOperator>>;
 
 pub async fn reconcile(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
-    ctx.with_finalizer(FINALIZER, ps, apply, cleanup).await
+    let pass = |ps, ctx: Ctx| ctx.pass(ps, START, apply);
+    ctx.with_finalizer(FINALIZER, ps, pass, cleanup).await
 }
 
-async fn apply(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
+async fn apply(ps: Arc<PaymentService>, ctx: Ctx, now: Timestamp) -> Result<Action> {
     let op = &ctx.operator;
-    let now = ctx.now();
     let name = ps.name_any();
-    let errors = ps.spec.errors(&name);
-    let started = ctx.start_pass(&*ps, crate::ANNOTATIONS, errors, Phase::Failed, now);
-    if let Some(end) = started.await {
-        return end;
-    }
     let external = match external_inputs(&ps, &ctx).await? {
         Ok(external) => external,
         Err(missing) => {

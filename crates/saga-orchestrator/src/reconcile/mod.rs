@@ -13,11 +13,11 @@ mod status;
 
 use std::sync::Arc;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
-use operator_core::validation::SpecRules;
-use operator_core::{Context, FieldError, Result};
+use operator_core::{Context, FieldError, PassStart, Result};
 
 use crate::crd::{Phase, SagaOrchestrator};
 use crate::definitions::{self};
@@ -34,6 +34,10 @@ pub use status::observed_status;
 /// The finalizer: deletion waits for running sagas (bounded by `drainTimeout`).
 pub const FINALIZER: &str = "payments.io/saga-drain";
 
+/// How every pass starts ([`PassStart`]): the orchestrator reads no annotation of its own, and
+/// a spec refused before it ever ran is `Failed`.
+const START: PassStart<Phase> = PassStart::new(&[], Phase::Failed);
+
 /// The operator's own part of the reconcile context.
 #[derive(Clone, Debug)]
 pub struct SagaOperator {
@@ -47,16 +51,12 @@ pub struct SagaOperator {
 type Ctx = Arc<Context<SagaOperator>>;
 
 pub async fn reconcile(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
-    ctx.with_finalizer(FINALIZER, so, apply, drain::drain).await
+    let pass = |so, ctx: Ctx| ctx.pass(so, START, apply);
+    ctx.with_finalizer(FINALIZER, so, pass, drain::drain).await
 }
 
-async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
+async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx, now: Timestamp) -> Result<Action> {
     let op = &ctx.operator;
-    let now = ctx.now();
-    let errors = so.spec.errors(&so.name_any());
-    if let Some(end) = ctx.start_pass(&*so, &[], errors, Phase::Failed, now).await {
-        return end;
-    }
     let secret_version = match observe::secret_version(&so, &ctx).await? {
         Some(version) => version,
         None => {

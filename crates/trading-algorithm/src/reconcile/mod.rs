@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::ResourceExt;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use operator_core::validation::SpecRules;
-use operator_core::{Context, Result};
+use operator_core::{Context, PassStart, Result};
 
 use crate::crd::{Phase, TradingAlgorithm};
 use crate::metrics::TradingMetrics;
@@ -28,6 +27,10 @@ pub use status::observed_status;
 
 /// The finalizer seed 002 names: trading stops gracefully before the resource goes.
 pub const FINALIZER: &str = "fintech.io/trading-algorithm-cleanup";
+
+/// How every pass starts ([`PassStart`]): a spec refused before the algorithm ever ran is
+/// `Error`.
+const START: PassStart<Phase> = PassStart::new(crate::ANNOTATIONS, Phase::Error);
 
 /// How often a graceful stop looks again while pods are still stopping.
 const STOP_POLL: Duration = Duration::from_secs(2);
@@ -45,17 +48,12 @@ pub struct TradingOperator {
 type Ctx = Arc<Context<TradingOperator>>;
 
 pub async fn reconcile(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
-    ctx.with_finalizer(FINALIZER, ta, apply, stop_trading).await
+    let pass = |ta, ctx: Ctx| ctx.pass(ta, START, apply);
+    ctx.with_finalizer(FINALIZER, ta, pass, stop_trading).await
 }
 
-async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
+async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx, now: Timestamp) -> Result<Action> {
     let op = &ctx.operator;
-    let now = ctx.now();
-    let errors = ta.spec.errors(&ta.name_any());
-    let started = ctx.start_pass(&*ta, crate::ANNOTATIONS, errors, Phase::Error, now);
-    if let Some(end) = started.await {
-        return end;
-    }
 
     let (report, report_error) = observe::report(&ta, &ctx).await;
     let assessment = risk::assess(&ta, report.as_ref(), now);
