@@ -5,13 +5,12 @@
 //! seed shows, with the active run, conditions and `observedGeneration`.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// A payment batch the operator runs on a schedule, retries, and reports on.
 #[operator_core::custom_resource(
-    group = "payments.io",
-    version = "v1",
+    api = "payments.io/v1",
     kind = "BatchProcessor",
     shortname = "bp",
     doc = "A payment batch run on a schedule as an Indexed Job, retried as a whole when it fails, its counts reported in status.",
@@ -315,9 +314,8 @@ pub enum Phase {
 }
 
 /// Observed state, written by the operator.
-#[operator_core::schema(Default)]
+#[operator_core::resource_status(phase = Phase, conditions = "Ready, and LastRunSucceeded once a run finished.")]
 pub struct BatchProcessorStatus {
-    pub phase: Option<Phase>,
     /// When the CronJob last started a scheduled run.
     pub last_schedule_time: Option<Time>,
     /// When a run last succeeded.
@@ -332,13 +330,7 @@ pub struct BatchProcessorStatus {
     /// none of them starts another run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub run_now_values: Vec<String>,
-    /// Ready, and LastRunSucceeded once a run finished.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    pub observed_generation: Option<i64>,
 }
-
-operator_core::reported_status!(BatchProcessorStatus, Phase);
 
 impl BatchProcessorSpec {
     /// Whether the batch's run metrics are exported (on unless `monitoring.enabled: false`).

@@ -7,15 +7,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::autoscaling::v2::MetricSpec;
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use operator_core::duration::GoDuration;
 
 /// A clearing adapter: the process that carries payments to banking partners, with its
 /// partner routing table, health checks and automatic drain.
 #[operator_core::custom_resource(
-    group = "payments.io",
-    version = "v1",
+    api = "payments.io/v1",
     kind = "ClearingAdapter",
     shortname = "ca",
     doc = "A clearing adapter connecting the payments engine to its banking partners: routing table, health checks, automatic drain of failing partners, graceful shutdown.",
@@ -342,9 +341,8 @@ pub struct BankingPartnerStatus {
 }
 
 /// Observed state, written by the operator.
-#[operator_core::schema(Default)]
+#[operator_core::resource_status(phase = Phase, conditions = "Ready, Available, BankingPartnersHealthy.")]
 pub struct ClearingAdapterStatus {
-    pub phase: Option<Phase>,
     /// Adapter pods that exist (the `scale` subresource's status).
     #[serde(default)]
     pub replicas: i32,
@@ -352,9 +350,6 @@ pub struct ClearingAdapterStatus {
     pub ready_replicas: i32,
     /// The pods' label selector, for the `scale` subresource (`kubectl scale`, an HPA).
     pub selector: Option<String>,
-    /// Ready, Available, BankingPartnersHealthy.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
     pub last_update_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub banking_partner_status: Vec<BankingPartnerStatus>,
@@ -362,7 +357,6 @@ pub struct ClearingAdapterStatus {
     pub partners_healthy: Option<String>,
     /// Seed 001's business metrics, as the operator last read them from Prometheus.
     pub metrics: Option<ProcessorMetrics>,
-    pub observed_generation: Option<i64>,
 }
 
 /// What the adapter's pods report of the payments they carry (seed 001's `ProcessorMetrics`).
@@ -382,8 +376,6 @@ pub struct ProcessorMetrics {
     /// When the operator read these figures.
     pub last_read: Option<Time>,
 }
-
-operator_core::reported_status!(ClearingAdapterStatus, Phase);
 
 /// A Secret key the spec references, with the field that names it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -52,8 +52,9 @@ pub use crd_kind::CrdKind;
 pub use descriptor::OperatorDescriptor;
 pub use error::{Error, FieldError, ReconcileError, RefusedChild, Result};
 /// The attributes every CRD type carries: `#[operator_core::schema]` on a type in a spec or
-/// status, `#[operator_core::custom_resource(group = …, …)]` on a kind's spec.
-pub use operator_macros::{custom_resource, schema};
+/// status, `#[operator_core::custom_resource(api = "group/version", kind = …, …)]` on a kind's
+/// spec, `#[operator_core::resource_status(phase = …, conditions = "…")]` on its status.
+pub use operator_macros::{custom_resource, resource_status, schema};
 
 /// A source of the current time; operators take one so tests can move it (a trading day, a
 /// canary pause, a rollout deadline) without sleeping. Called like a function: `(clock)()`.

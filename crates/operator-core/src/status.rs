@@ -48,13 +48,10 @@ pub trait ReportedStatus: Clone + Default + Serialize + PartialEq {
     fn set_observed_generation(&mut self, generation: Option<i64>);
 }
 
-/// Implements [`ReportedStatus`] for an operator's status struct with the fields every
-/// operator's status has: `conditions: Vec<Condition>`, `phase: Option<Phase>` and
-/// `observed_generation: Option<i64>`.
-///
-/// ```ignore
-/// operator_core::reported_status!(BatchProcessorStatus, Phase);
-/// ```
+/// Implements [`ReportedStatus`] for a status struct with the fields every operator's status
+/// has: `conditions: Vec<Condition>`, `phase: Option<Phase>` and
+/// `observed_generation: Option<i64>`. A kind's status gets the fields and this together
+/// from `#[operator_core::resource_status(phase = Phase, conditions = "…")]`.
 #[macro_export]
 macro_rules! reported_status {
     ($status:ty, $phase:ty) => {

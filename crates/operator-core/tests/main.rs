@@ -5,6 +5,7 @@ mod admission;
 mod against_testkit;
 mod common;
 mod leadership;
+mod macros;
 mod memory;
 mod operator_errors;
 mod ownership;

@@ -7,14 +7,12 @@ use operator_core::validation::DNS_LABEL_PATTERN;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use operator_core::duration::GoDuration;
 
 /// A saga orchestrator and the sagas it runs.
 #[operator_core::custom_resource(
-    group = "payments.io",
-    version = "v1",
+    api = "payments.io/v1",
     kind = "SagaOrchestrator",
     shortname = "so",
     doc = "A saga orchestrator: the service that runs distributed payment transactions as sagas, with its versioned saga definitions and its dependencies.",
@@ -213,9 +211,8 @@ pub struct DefinitionVersion {
 }
 
 /// Observed state, written by the operator.
-#[operator_core::schema(Default)]
+#[operator_core::resource_status(phase = Phase, conditions = "Ready, DefinitionsValid, DependenciesReady.")]
 pub struct SagaOrchestratorStatus {
-    pub phase: Option<Phase>,
     #[serde(default)]
     pub replicas: i32,
     #[serde(default)]
@@ -232,13 +229,7 @@ pub struct SagaOrchestratorStatus {
     /// Older versions kept only because instances still run on them (`saga/version`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub draining_versions: Vec<String>,
-    /// Ready, DefinitionsValid, DependenciesReady.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    pub observed_generation: Option<i64>,
 }
-
-operator_core::reported_status!(SagaOrchestratorStatus, Phase);
 
 impl SagaOrchestratorSpec {
     /// The PaymentServices the steps call, each once.

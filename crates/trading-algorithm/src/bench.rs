@@ -4,9 +4,8 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use operator_core::builder::WorkloadDefaults;
-use operator_core::tooling::{
-    BenchWorkload, ChildRef, NaiveBaseline, NaivePass, NaiveReconcile, SpecChange,
-};
+use operator_core::tooling::{BenchWorkload, ChildRef, SpecChange};
+use operator_core::tooling::{NaiveBaseline, NaivePass, NaiveReconcile};
 use serde_json::{json, to_value};
 
 use crate::crd::TradingAlgorithm;

@@ -3,13 +3,12 @@
 //! `minReplicas <= maxReplicas`, an optional `image`, a `suspend` kill switch, and
 //! `observedGeneration` and the risk-halt record in status.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::BTreeMap;
 
 /// A trading algorithm the operator runs, scales and guards.
 #[operator_core::custom_resource(
-    group = "fintech.io",
-    version = "v1",
+    api = "fintech.io/v1",
     kind = "TradingAlgorithm",
     shortname = "ta",
     shortname = "algo",
@@ -182,8 +181,6 @@ pub struct RiskResume {
     pub resumed_by: String,
 }
 
-operator_core::reported_status!(TradingAlgorithmStatus, Phase);
-
 /// The audit record of an algorithm that was deleted: its last reported figures, written to
 /// status (and the operator's log) before the finalizer goes.
 #[operator_core::schema]
@@ -198,17 +195,12 @@ pub struct FinalReport {
 }
 
 /// Observed state, written by the operator.
-#[operator_core::schema(Default)]
+#[operator_core::resource_status(phase = Phase, conditions = "Ready, and RiskLimitBreached while halted.")]
 pub struct TradingAlgorithmStatus {
-    /// Lifecycle phase.
-    pub phase: Option<Phase>,
     /// Replicas the Deployment runs.
     pub replicas: Option<i32>,
     /// Replicas ready to trade.
     pub ready_replicas: Option<i32>,
-    /// Ready, and RiskLimitBreached while halted.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
     /// When the operator last changed something for this algorithm.
     pub last_reconciled: Option<Time>,
     /// Trades today, as the algorithm last reported.
@@ -216,8 +208,6 @@ pub struct TradingAlgorithmStatus {
     /// Profit and loss today, as the algorithm last reported.
     #[serde(rename = "dailyPnL")]
     pub daily_pnl: Option<f64>,
-    /// The generation of the spec this status describes.
-    pub observed_generation: Option<i64>,
     /// Present while trading is halted by the risk guard.
     pub risk_halt: Option<RiskHalt>,
     /// The last halt a human lifted with annotation `fintech.io/resume-trading`.

@@ -69,12 +69,11 @@ impl std::fmt::Debug for AdapterOperator {
 type Ctx = Arc<Context<AdapterOperator>>;
 
 pub async fn reconcile(ca: Arc<ClearingAdapter>, ctx: Ctx) -> Result<Action> {
-    let pass = |ca, ctx: Ctx| ctx.pass(ca, START, apply);
-    ctx.with_finalizer(FINALIZER, ca, pass, drain::drain).await
+    ctx.finalized_pass(ca, FINALIZER, START, apply, drain::drain)
+        .await
 }
 
 async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx, now: Timestamp) -> Result<Action> {
-    let op = &ctx.operator;
     // A valid spec may still lower the pod floor below what the load needs: checked against
     // the floor applied, so nothing is applied until it is raised again.
     let workload = observe::workload(&ca, &ctx).await?;
@@ -94,6 +93,7 @@ async fn apply(ca: Arc<ClearingAdapter>, ctx: Ctx, now: Timestamp) -> Result<Act
         }
     };
 
+    let op = &ctx.operator;
     let previous = ca.recorded_partners();
     let by_hand = partners::drained_by_hand(&ca);
     let due = op

@@ -8,11 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::Api;
-use kube::core::NamespaceResourceScope;
 use kube::core::object::HasSpec;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 
 use super::{Context, resource_labels};
 use crate::Changes;
@@ -243,35 +241,34 @@ impl<O> Context<O> {
         self.write_status(obj, status).await.map(drop)
     }
 
-    /// Runs `apply` while `obj` lives, after making sure it carries `finalizer`, and `cleanup`
-    /// once it is being deleted (see [`crate::finalizer::with_finalizer`]); when the cleanup
-    /// is done, what this process kept about `obj` goes with it ([`Context::forget`]).
-    pub async fn with_finalizer<K, A, AF, C, CF>(
-        self: &Arc<Self>,
-        finalizer: &str,
+    /// [`Context::pass`] while `obj` lives, after making sure it carries `finalizer`, and
+    /// `cleanup` once it is being deleted (see [`crate::finalizer::with_finalizer`]); when the
+    /// cleanup is done, what this process kept about `obj` goes with it ([`Context::forget`]).
+    pub async fn finalized_pass<K, S, A, AF, C, CF>(
+        self: Arc<Self>,
         obj: Arc<K>,
+        finalizer: &str,
+        start: PassStart<S::Phase>,
         apply: A,
         cleanup: C,
     ) -> Result<Action, Error>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + serde::Serialize
-            + Debug,
-        A: FnOnce(Arc<K>, Arc<Self>) -> AF,
+        K: StatusResource<S> + HasSpec + serde::Serialize,
+        K::Spec: SpecRules,
+        S: ReportedStatus,
+        A: FnOnce(Arc<K>, Arc<Self>, jiff::Timestamp) -> AF,
         AF: Future<Output = Result<Action, Error>>,
         C: FnOnce(Arc<K>, Deletion, Arc<Self>) -> CF,
         CF: Future<Output = Result<Cleanup, Error>>,
     {
         let api = self.api_beside::<K, K>(&obj);
         let applying = self.clone();
-        let cleaning = self.clone();
+        let cleaning = self;
         with_finalizer(
             &api,
             finalizer,
             obj,
-            |obj| apply(obj, applying),
+            |obj| applying.pass(obj, start, apply),
             |obj, deletion| async move {
                 let done = cleanup(obj.clone(), deletion, cleaning.clone()).await?;
                 if done == Cleanup::Done {

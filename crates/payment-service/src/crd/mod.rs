@@ -20,7 +20,7 @@ pub use strategy::{
 
 use k8s_openapi::api::autoscaling::v2::MetricSpec;
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// Most canary steps a rollout may have (bounds the CEL rule that checks their order).
 pub const MAX_CANARY_STEPS: usize = 10;
@@ -33,8 +33,7 @@ pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h)$";
 
 /// A payment microservice the operator runs, upgrades, scales, heals and backs up.
 #[operator_core::custom_resource(
-    group = "payments.io",
-    version = "v2",
+    api = "payments.io/v2",
     kind = "PaymentService",
     shortname = "ps",
     doc = "A payment microservice: Deployment, Service, autoscaler, monitoring, disruption budget and backups, with safe upgrades.",
@@ -426,10 +425,8 @@ pub struct FailedRollout {
 }
 
 /// Observed state, written by the operator.
-#[operator_core::schema(Default)]
+#[operator_core::resource_status(phase = Phase, conditions = "Ready, Progressing, Degraded, and ServiceMonitor when monitoring is on.")]
 pub struct PaymentServiceStatus {
-    /// Lifecycle phase.
-    pub phase: Option<Phase>,
     /// Pods of the serving version that are available.
     pub available_replicas: Option<i32>,
     /// The version that is fully available and serving (moves only when a rollout completes).
@@ -438,11 +435,6 @@ pub struct PaymentServiceStatus {
     pub current_image: Option<String>,
     /// When the last backup succeeded.
     pub last_backup: Option<Time>,
-    /// Ready, Progressing, Degraded, and ServiceMonitor when monitoring is on.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    /// The generation of the spec this status describes.
-    pub observed_generation: Option<i64>,
     /// The rollout in progress, if any.
     pub rollout: Option<Rollout>,
     /// The last rollout that failed and was rolled back.
@@ -465,8 +457,6 @@ pub struct CleanupReport {
     /// When the cleanup finished.
     pub completed_at: Time,
 }
-
-operator_core::reported_status!(PaymentServiceStatus, Phase);
 
 impl PaymentServiceStatus {
     /// The version serving traffic, once one has been available.

@@ -92,8 +92,8 @@ const OPERATOR_CONTAINER: &str = "manager";
 type Ctx = Arc<Context<PaymentOperator>>;
 
 pub async fn reconcile(ps: Arc<PaymentService>, ctx: Ctx) -> Result<Action> {
-    let pass = |ps, ctx: Ctx| ctx.pass(ps, START, apply);
-    ctx.with_finalizer(FINALIZER, ps, pass, cleanup).await
+    ctx.finalized_pass(ps, FINALIZER, START, apply, cleanup)
+        .await
 }
 
 async fn apply(ps: Arc<PaymentService>, ctx: Ctx, now: Timestamp) -> Result<Action> {

@@ -51,12 +51,11 @@ pub struct SagaOperator {
 type Ctx = Arc<Context<SagaOperator>>;
 
 pub async fn reconcile(so: Arc<SagaOrchestrator>, ctx: Ctx) -> Result<Action> {
-    let pass = |so, ctx: Ctx| ctx.pass(so, START, apply);
-    ctx.with_finalizer(FINALIZER, so, pass, drain::drain).await
+    ctx.finalized_pass(so, FINALIZER, START, apply, drain::drain)
+        .await
 }
 
 async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx, now: Timestamp) -> Result<Action> {
-    let op = &ctx.operator;
     let secret_version = match observe::secret_version(&so, &ctx).await? {
         Some(version) => version,
         None => {
@@ -93,7 +92,7 @@ async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx, now: Timestamp) -> Result<Ac
         so.spec.definition_history_limit.max(0) as usize,
         false,
     );
-    let dependencies = observe::dependencies(&so, op);
+    let dependencies = observe::dependencies(&so, &ctx.operator);
 
     let desired = resources::desired_children(&so, &plan, &secret_version, ctx.workloads());
     let (changes, monitor) = apply_children(&so, &ctx, desired, &observed).await?;
@@ -106,7 +105,8 @@ async fn apply(so: Arc<SagaOrchestrator>, ctx: Ctx, now: Timestamp) -> Result<Ac
     }
     announce(&so, &ctx, &plan, &invalid).await;
     ctx.end_pass(&*so, &mut next, &changes, now).await?;
-    op.metrics
+    ctx.operator
+        .metrics
         .observe(&so, &next, &observed.in_flight, dependencies.ready());
     refusal.map_or(Ok(ctx.resync()), Err)
 }

@@ -48,13 +48,11 @@ pub struct TradingOperator {
 type Ctx = Arc<Context<TradingOperator>>;
 
 pub async fn reconcile(ta: Arc<TradingAlgorithm>, ctx: Ctx) -> Result<Action> {
-    let pass = |ta, ctx: Ctx| ctx.pass(ta, START, apply);
-    ctx.with_finalizer(FINALIZER, ta, pass, stop_trading).await
+    ctx.finalized_pass(ta, FINALIZER, START, apply, stop_trading)
+        .await
 }
 
 async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx, now: Timestamp) -> Result<Action> {
-    let op = &ctx.operator;
-
     let (report, report_error) = observe::report(&ta, &ctx).await;
     let assessment = risk::assess(&ta, report.as_ref(), now);
     let state = &assessment.state;
@@ -74,6 +72,6 @@ async fn apply(ta: Arc<TradingAlgorithm>, ctx: Ctx, now: Timestamp) -> Result<Ac
     );
     announce(&ta, &ctx, &assessment).await;
     ctx.end_pass(&*ta, &mut status, &changes, now).await?;
-    op.metrics.observe(&ta, report.as_ref(), state);
+    ctx.operator.metrics.observe(&ta, report.as_ref(), state);
     refusal.map_or(Ok(ctx.resync()), Err)
 }
