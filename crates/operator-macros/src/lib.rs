@@ -36,7 +36,7 @@ pub fn schema(extra: TokenStream, item: TokenStream) -> TokenStream {
 /// condition types it carries); and `observedGeneration`.
 #[proc_macro_attribute]
 pub fn resource_status(args: TokenStream, item: TokenStream) -> TokenStream {
-    let phase = argument_ident(&args, "phase").expect("#[resource_status(phase = <type>, …)]");
+    let phase = argument(&args, "phase").expect("#[resource_status(phase = <type>, …)]");
     let conditions = argument(&args, "conditions").unwrap_or_else(|| "Ready.".to_string());
     let fields: TokenStream = format!(
         "#[doc = \"Lifecycle phase.\"] pub phase: ::core::option::Option<{phase}>, \
@@ -139,30 +139,18 @@ pub fn custom_resource(kube_args: TokenStream, item: TokenStream) -> TokenStream
     out
 }
 
-/// The string value of the top-level argument `name = "value"`, without its quotes.
+/// The value of the top-level argument `name = "value"` (without its quotes) or
+/// `name = Ident`.
 fn argument(args: &TokenStream, name: &str) -> Option<String> {
     let tokens: Vec<TokenTree> = args.clone().into_iter().collect();
     tokens.windows(3).find_map(|w| match w {
         [
             TokenTree::Ident(key),
             TokenTree::Punct(eq),
-            TokenTree::Literal(value),
+            value @ (TokenTree::Literal(_) | TokenTree::Ident(_)),
         ] if key.to_string() == name && eq.as_char() == '=' => {
             Some(value.to_string().trim_matches('"').to_string())
         }
-        _ => None,
-    })
-}
-
-/// The identifier of the top-level argument `name = Value`.
-fn argument_ident(args: &TokenStream, name: &str) -> Option<String> {
-    let tokens: Vec<TokenTree> = args.clone().into_iter().collect();
-    tokens.windows(3).find_map(|w| match w {
-        [
-            TokenTree::Ident(key),
-            TokenTree::Punct(eq),
-            TokenTree::Ident(value),
-        ] if key.to_string() == name && eq.as_char() == '=' => Some(value.to_string()),
         _ => None,
     })
 }
