@@ -15,7 +15,6 @@
 //!   control plane of `../shared/realcp`, started and stopped around the run).
 
 mod bench;
-mod bench_admission;
 mod crds;
 mod dashboards;
 mod demo;

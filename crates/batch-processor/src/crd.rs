@@ -356,10 +356,6 @@ pub(crate) mod tests_support {
         operator_harness::stored("daily-payment-batch").expect("the sample parses")
     }
 
-    pub fn seed_spec() -> BatchProcessorSpec {
-        seed().spec
-    }
-
     #[test]
     fn the_seed_example_parses_with_its_values() {
         let bp = seed();

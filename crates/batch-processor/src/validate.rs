@@ -34,18 +34,10 @@ impl SpecRules for BatchProcessorSpec {
         errors.in_range("spec.retry.maxAttempts", retry.max_attempts, 0..=10);
         errors.in_range("spec.retry.backoffLimit", retry.backoff_limit, 0..=20);
         errors.in_range("spec.retry.backoffSeconds", retry.backoff_seconds, 1..=1800);
-        for (field, limit) in [
-            (
-                "spec.successfulJobsHistoryLimit",
-                self.successful_jobs_history_limit,
-            ),
-            (
-                "spec.failedJobsHistoryLimit",
-                self.failed_jobs_history_limit,
-            ),
-        ] {
-            errors.in_range(field, limit, 0..=100);
-        }
+        let kept = self.successful_jobs_history_limit;
+        errors.in_range("spec.successfulJobsHistoryLimit", kept, 0..=100);
+        let kept = self.failed_jobs_history_limit;
+        errors.in_range("spec.failedJobsHistoryLimit", kept, 0..=100);
         if let Some(zone) = &self.time_zone {
             errors.push("spec.timeZone", validation::time_zone(zone));
         }
@@ -214,7 +206,7 @@ impl FailedPaymentsThreshold {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::tests_support::seed_spec;
+    use crate::crd::tests_support::seed;
     use operator_core::validation::fields;
 
     fn errors_of(name: &str, spec: &BatchProcessorSpec) -> Vec<String> {
@@ -226,7 +218,7 @@ mod tests {
 
     #[test]
     fn the_seed_example_is_valid() {
-        assert_eq!(seed_spec().errors("daily-payment-batch"), vec![]);
+        assert_eq!(seed().spec.errors("daily-payment-batch"), vec![]);
     }
 
     #[test]
@@ -293,7 +285,7 @@ mod tests {
             }),
         ];
         for (field, break_it) in cases {
-            let mut spec = seed_spec();
+            let mut spec = seed().spec;
             break_it(&mut spec);
             assert_eq!(
                 errors_of("daily-payment-batch", &spec),
@@ -305,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_name_leaves_room_for_the_longest_job_name() {
-        let spec = seed_spec();
+        let spec = seed().spec;
         assert_eq!(spec.errors(&"a".repeat(MAX_NAME_LENGTH)), vec![]);
         assert_eq!(
             errors_of(&"a".repeat(MAX_NAME_LENGTH + 1), &spec),

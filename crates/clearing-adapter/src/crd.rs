@@ -457,10 +457,6 @@ pub(crate) mod tests_support {
         operator_harness::stored("card-clearing").expect("the sample parses")
     }
 
-    pub fn sample_spec() -> ClearingAdapterSpec {
-        sample().spec
-    }
-
     fn crd() -> serde_json::Value {
         serde_json::to_value(ClearingAdapter::crd()).unwrap_or_default()
     }
@@ -545,7 +541,7 @@ pub(crate) mod tests_support {
 
     #[test]
     fn the_sample_parses_with_its_two_partners() {
-        let spec = sample_spec();
+        let spec = sample().spec;
         assert_eq!(spec.processor_type, ProcessorType::Card);
         let names: Vec<&str> = spec
             .config

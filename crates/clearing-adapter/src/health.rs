@@ -10,33 +10,23 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
+use operator_core::credentials::Hidden;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 
 /// One partner's health endpoint and what to trust when calling it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ProbeTarget {
     pub partner: String,
     /// `endpoint` + `healthCheckPath`.
     pub url: String,
     /// PEM CA bundle from the partner's `tls.caSecretRef`; the system roots when `None`.
     pub ca_pem: Option<Vec<u8>>,
-    /// PEM certificate chain and key of the adapter's client certificate.
-    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// PEM certificate chain and key of the adapter's client certificate, kept out of logs.
+    pub client_identity: Option<Hidden<(Vec<u8>, Vec<u8>)>>,
     pub timeout: Duration,
-}
-
-// Certificates and keys stay out of logs.
-impl std::fmt::Debug for ProbeTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProbeTarget")
-            .field("partner", &self.partner)
-            .field("url", &self.url)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The outcome of one check.
@@ -114,7 +104,7 @@ fn tls_config(target: &ProbeTarget) -> Result<ClientConfig, String> {
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?
             .with_root_certificates(roots);
-    match &target.client_identity {
+    match target.client_identity.as_ref().map(Hidden::expose) {
         Some((chain, key)) => {
             let chain = CertificateDer::pem_slice_iter(chain)
                 .collect::<Result<Vec<_>, _>>()

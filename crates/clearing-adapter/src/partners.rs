@@ -192,7 +192,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::tests_support::sample_spec;
+    use crate::crd::tests_support::sample;
 
     fn verdicts(acme: bool, globex: bool) -> BTreeMap<String, Verdict> {
         let v = |ok| {
@@ -215,7 +215,7 @@ mod tests {
         acme: bool,
         globex: bool,
     ) -> (PartnerPlan, Vec<Transition>) {
-        let spec = sample_spec();
+        let spec = sample().spec;
         let mut statuses = start;
         let mut all = Vec::new();
         let mut last = None;
@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn before_any_check_every_partner_has_its_configured_weight() {
         let p = plan(
-            &sample_spec(),
+            &sample().spec,
             &[],
             &BTreeSet::new(),
             None,
@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn no_check_keeps_the_state_and_a_removed_partner_is_forgotten() {
         let (drained, _) = run(Vec::new(), 5, true, false);
-        let mut spec = sample_spec();
+        let mut spec = sample().spec;
         let p = plan(
             &spec,
             &drained.statuses,
@@ -346,7 +346,7 @@ mod tests {
 
     #[test]
     fn a_standby_partner_never_counts_towards_all_down() {
-        let mut spec = sample_spec();
+        let mut spec = sample().spec;
         spec.config.banking_partners[1].weight = 0;
         let mut statuses = Vec::new();
         for _ in 0..5 {
@@ -383,7 +383,7 @@ mod tests {
 
     #[test]
     fn a_partner_drained_by_hand_carries_nothing_until_it_is_taken_off() {
-        let spec = sample_spec();
+        let spec = sample().spec;
         let (healthy, _) = run(Vec::new(), 1, true, true);
         let at = Timestamp::UNIX_EPOCH;
         let p = plan(&spec, &healthy.statuses, &held(&["acme-bank"]), None, at);
@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn taken_off_by_hand_a_failing_partner_stays_drained_by_its_checks() {
-        let spec = sample_spec();
+        let spec = sample().spec;
         let (failing, _) = run(Vec::new(), 5, true, false);
         let at = Timestamp::UNIX_EPOCH;
         let p = plan(
@@ -432,7 +432,7 @@ mod tests {
 
     #[test]
     fn no_hand_drain_takes_the_last_partner_carrying_traffic_out() {
-        let spec = sample_spec();
+        let spec = sample().spec;
         let at = Timestamp::UNIX_EPOCH;
         let both = held(&["acme-bank", "globex-clearing"]);
         let p = plan(&spec, &[], &both, None, at);

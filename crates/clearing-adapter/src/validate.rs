@@ -182,18 +182,10 @@ fn config(errors: &mut FieldErrors, config: &AdapterConfig) {
 
 /// The adapter's own circuit breaker: thresholds and how long it stays open.
 fn breaker(errors: &mut FieldErrors, breaker: &CircuitBreaker) {
-    for (field, threshold) in [
-        (
-            "spec.circuitBreaker.failureThreshold",
-            breaker.failure_threshold,
-        ),
-        (
-            "spec.circuitBreaker.successThreshold",
-            breaker.success_threshold,
-        ),
-    ] {
-        errors.in_range(field, threshold, 1..=100);
-    }
+    let field = "spec.circuitBreaker.failureThreshold";
+    errors.in_range(field, breaker.failure_threshold, 1..=100);
+    let field = "spec.circuitBreaker.successThreshold";
+    errors.in_range(field, breaker.success_threshold, 1..=100);
     errors.push(
         "spec.circuitBreaker.timeout",
         validation::positive_duration(&breaker.timeout),

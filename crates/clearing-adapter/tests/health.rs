@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clearing_adapter::health::{HttpsProbe, PartnerProbe, ProbeTarget};
+use operator_core::credentials::Hidden;
 use testkit::partner::PartnerStandIn;
 
 fn target(url: String, ca_pem: Option<&str>) -> ProbeTarget {
@@ -105,9 +106,17 @@ async fn a_partner_asking_for_mutual_tls_gets_the_adapters_client_certificate() 
         .client_identity()
         .ok_or_else(|| anyhow::anyhow!("a mutual-TLS stand-in has a client identity"))?;
     let mut t = target(format!("{}/health", partner.url()), Some(partner.ca_pem()));
-    t.client_identity = Some((chain.as_bytes().to_vec(), key.as_bytes().to_vec()));
+    t.client_identity = Some(Hidden::new((
+        chain.as_bytes().to_vec(),
+        key.as_bytes().to_vec(),
+    )));
     let verdict = HttpsProbe.check(&t).await;
     assert!(verdict.healthy, "{verdict:?}");
+    let logged = format!("{t:?}");
+    assert!(
+        !logged.contains("PRIVATE KEY") && logged.contains("<hidden>"),
+        "the client key stays out of logs: {logged}"
+    );
 
     let anonymous = HttpsProbe
         .check(&target(

@@ -237,6 +237,25 @@ pub async fn converge_under_faults(subject: &Subject, n: usize, seed: u64) -> Re
     Ok(harness)
 }
 
+/// What converging `n` resources under faults cost, checked: fewer than `budget` requests
+/// per resource (backoff keeps retries bounded), and more than 100 faults fired (fewer and
+/// the test proved little). `unit` names one resource in the messages.
+pub fn cost_under_faults(harness: &Harness, n: usize, budget: f64, unit: &str) -> Result<()> {
+    let stats = harness.server.stats();
+    let per_resource = stats.total() as f64 / n as f64;
+    let faulted: u64 = stats.by.values().map(|c| c.faulted).sum();
+    eprintln!(
+        "converged under faults: {per_resource:.1} requests per {unit}, {faulted} faulted, {} writes",
+        stats.writes()
+    );
+    ensure!(
+        per_resource < budget,
+        "{per_resource:.1} requests per {unit} under faults (budget {budget}): {stats:?}"
+    );
+    ensure!(faulted > 100, "only {faulted} faults fired");
+    Ok(())
+}
+
 /// 100 resources converge under faults with nothing duplicated or orphaned.
 pub async fn converges_under_faults(subject: &Subject) -> Result<()> {
     let mut harness = converge_under_faults(subject, 100, 11).await?;

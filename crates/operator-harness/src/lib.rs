@@ -496,6 +496,20 @@ where
     Ok(object)
 }
 
+/// A resource of kind `K` as a test creates it: `name` in `namespace`, with `spec`.
+pub fn resource<K: kube::Resource<DynamicType = ()>>(
+    name: &str,
+    namespace: &str,
+    spec: Value,
+) -> Value {
+    json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    })
+}
+
 /// Every message of a list of field errors, joined: what a test looks for words in.
 pub fn messages(errors: &[operator_core::FieldError]) -> String {
     errors

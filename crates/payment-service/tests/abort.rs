@@ -30,10 +30,12 @@ async fn an_aborted_canary_goes_back_to_the_serving_version_and_stays_there() ->
             &Patch::Merge(&annotate("1.6.0")),
         )
         .await?;
-    h.eventually("rolled back", |h| {
+    // The status is written after the children in the same pass: wait for both.
+    h.eventually("rolled back and reported", |h| {
         h.deployment(&canary).is_none()
             && h.deployment(SEED)
                 .is_some_and(|d| d["spec"]["replicas"] == 4)
+            && h.status()["failedRollout"].is_object()
     })
     .await?;
     assert_eq!(h.image_of(SEED).as_deref(), Some(IMAGE_15));

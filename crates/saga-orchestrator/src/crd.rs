@@ -251,13 +251,9 @@ pub(crate) mod tests_support {
         operator_harness::stored("payment-saga").expect("the sample parses")
     }
 
-    pub fn sample_spec() -> SagaOrchestratorSpec {
-        sample().spec
-    }
-
     #[test]
     fn the_sample_parses_with_its_four_steps_and_pivot() {
-        let spec = sample_spec();
+        let spec = sample().spec;
         assert_eq!(spec.sagas.len(), 1);
         let saga = &spec.sagas[0];
         let steps: Vec<&str> = saga.steps.iter().map(|s| s.name.as_str()).collect();

@@ -95,17 +95,14 @@ pub fn last_run(h: &Harness, name: &str) -> Value {
 /// The i-th batch of the conformance and fault tests: a schedule that does not come due
 /// while they run.
 pub fn batch(i: usize) -> Value {
-    json!({
-        "apiVersion": "payments.io/v1", "kind": "BatchProcessor",
-        "metadata": {"name": format!("batch-{i:03}"), "namespace": NS},
-        "spec": {
-            "schedule": "0 2 1 1 *",
-            "image": "registry.example/batch:1.0",
-            "parallelism": 1 + i % 3,
-            "input": {"type": "sftp", "sftpConfig": {"host": "sftp.example", "path": "/in/*.csv", "secretName": "sftp-credentials"}},
-            "output": {"type": "azureblob", "blobConfig": {"storageAccount": "payments", "container": "processed", "secretName": "blob-credentials"}}
-        }
-    })
+    let spec = json!({
+        "schedule": "0 2 1 1 *",
+        "image": "registry.example/batch:1.0",
+        "parallelism": 1 + i % 3,
+        "input": {"type": "sftp", "sftpConfig": {"host": "sftp.example", "path": "/in/*.csv", "secretName": "sftp-credentials"}},
+        "output": {"type": "azureblob", "blobConfig": {"storageAccount": "payments", "container": "processed", "secretName": "blob-credentials"}}
+    });
+    operator_harness::resource::<BatchProcessor>(&format!("batch-{i:03}"), NS, spec)
 }
 
 /// The operator, as the conformance checks exercise it.

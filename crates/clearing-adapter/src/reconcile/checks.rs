@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::jiff::Timestamp;
+use operator_core::credentials::Hidden;
 
 use super::observe::Secrets;
 use crate::crd::{BankingPartnerStatus, ClearingAdapterSpec};
@@ -78,10 +79,10 @@ pub async fn run(
             let client_identity = tls
                 .and_then(|t| t.client_certificate_secret_name.as_ref())
                 .and_then(|name| {
-                    Some((
+                    Some(Hidden::new((
                         secrets.key(name, "tls.crt")?.to_vec(),
                         secrets.key(name, "tls.key")?.to_vec(),
-                    ))
+                    )))
                 });
             ProbeTarget {
                 partner: p.name.clone(),

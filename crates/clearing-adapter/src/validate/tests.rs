@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::crd::tests_support::sample_spec;
+use crate::crd::tests_support::sample;
 use crate::crd::{Autoscaling, ClearingAdapterSpec};
 use operator_harness::messages;
 
@@ -12,14 +12,14 @@ fn fields(errors: &[FieldError]) -> Vec<&str> {
 }
 
 fn with(change: impl FnOnce(&mut ClearingAdapterSpec)) -> Vec<FieldError> {
-    let mut spec = sample_spec();
+    let mut spec = sample().spec;
     change(&mut spec);
     spec.errors("card-clearing")
 }
 
 #[test]
 fn the_sample_is_valid() {
-    assert_eq!(sample_spec().errors("card-clearing"), Vec::new());
+    assert_eq!(sample().spec.errors("card-clearing"), Vec::new());
 }
 
 #[test]
@@ -221,14 +221,14 @@ fn autoscaling_takes_business_metrics_and_a_sane_range() {
 
 #[test]
 fn a_name_leaves_room_for_the_config_map_suffix() {
-    let spec = sample_spec();
+    let spec = sample().spec;
     assert_eq!(spec.errors(&"a".repeat(56)), Vec::new());
     assert_eq!(fields(&spec.errors(&"a".repeat(57))), ["metadata.name"]);
 }
 
 #[test]
 fn scaling_down_under_high_load_is_refused_and_allowed_once_it_drops() {
-    let mut spec = sample_spec();
+    let mut spec = sample().spec;
     spec.autoscaling = None;
     spec.replicas = 2;
     let busy_cpu = Load {
@@ -269,7 +269,7 @@ fn scaling_down_under_high_load_is_refused_and_allowed_once_it_drops() {
 
 #[test]
 fn lowering_the_autoscaler_floor_counts_as_a_scale_down() {
-    let mut spec = sample_spec();
+    let mut spec = sample().spec;
     if let Some(a) = spec.autoscaling.as_mut() {
         a.min_replicas = Some(2);
     }

@@ -177,16 +177,13 @@ impl Adapters for Harness {
 
 /// The i-th adapter of the conformance and fault tests: no Secrets, checks on loopback only.
 pub fn adapter(i: usize) -> Value {
-    json!({
-        "apiVersion": "payments.io/v1", "kind": "ClearingAdapter",
-        "metadata": {"name": format!("adapter-{i:03}"), "namespace": NS},
-        "spec": {
-            "replicas": 1 + i as i64 % 3,
-            "processorType": "upi",
-            "config": {"bankingPartners": [{"name": "primary", "endpoint": "https://127.0.0.1:9", "weight": 1}]},
-            "resources": {"requests": {"memory": "128Mi"}}
-        }
-    })
+    let spec = json!({
+        "replicas": 1 + i as i64 % 3,
+        "processorType": "upi",
+        "config": {"bankingPartners": [{"name": "primary", "endpoint": "https://127.0.0.1:9", "weight": 1}]},
+        "resources": {"requests": {"memory": "128Mi"}}
+    });
+    operator_harness::resource::<ClearingAdapter>(&format!("adapter-{i:03}"), NS, spec)
 }
 
 /// The operator, as the conformance checks exercise it.

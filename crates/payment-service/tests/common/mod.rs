@@ -178,18 +178,15 @@ impl Payments for Harness {
 /// The i-th service of the conformance and fault tests; every fourth has backups on, so
 /// those children are exercised too.
 pub fn service(i: usize) -> Value {
-    json!({
-        "apiVersion": "payments.io/v2", "kind": "PaymentService",
-        "metadata": {"name": format!("svc-{i:03}"), "namespace": NS},
-        "spec": {
-            "version": "1.0.0",
-            "image": "registry.example/payments:1.0.0",
-            "replicas": 2,
-            "config": {"database": {"clusterName": "db", "poolSize": 10}},
-            "security": {"rbac": {"enabled": true}},
-            "backup": {"enabled": has_backup(i)},
-        }
-    })
+    let spec = json!({
+        "version": "1.0.0",
+        "image": "registry.example/payments:1.0.0",
+        "replicas": 2,
+        "config": {"database": {"clusterName": "db", "poolSize": 10}},
+        "security": {"rbac": {"enabled": true}},
+        "backup": {"enabled": has_backup(i)},
+    });
+    operator_harness::resource::<PaymentService>(&format!("svc-{i:03}"), NS, spec)
 }
 
 pub fn has_backup(i: usize) -> bool {

@@ -2,11 +2,11 @@
 //! instance runs on them.
 
 use super::*;
-use crate::crd::tests_support::sample_spec;
+use crate::crd::tests_support::sample;
 
 /// The sample's saga with its first step's timeout set to `timeout`: a new version each time.
 fn saga_version(timeout: &str) -> Version {
-    let mut saga = sample_spec().sagas[0].clone();
+    let mut saga = sample().spec.sagas[0].clone();
     saga.steps[0].timeout = timeout.into();
     render("payments", &saga)
 }
@@ -40,7 +40,7 @@ fn held_versions(plan: &DefinitionPlan) -> Vec<String> {
 
 #[test]
 fn a_document_names_its_version_and_resolves_each_service() {
-    let v = render("payments", &sample_spec().sagas[0]);
+    let v = render("payments", &sample().spec.sagas[0]);
     let doc: Value = serde_json::from_str(&v.document).unwrap_or_default();
     assert_eq!(doc["version"], v.version.as_str());
     assert_eq!(doc["pivot"], "submit-to-clearing");
@@ -51,7 +51,7 @@ fn a_document_names_its_version_and_resolves_each_service() {
     assert_eq!(doc["steps"][3]["compensation"], Value::Null);
     assert_eq!(v.key(), format!("card-payment.{}.json", v.version));
     assert_eq!(
-        render("payments", &sample_spec().sagas[0]),
+        render("payments", &sample().spec.sagas[0]),
         v,
         "the same definition, the same version"
     );

@@ -2,7 +2,7 @@
 //! saga and the step.
 
 use super::*;
-use crate::crd::tests_support::sample_spec;
+use crate::crd::tests_support::sample;
 use crate::crd::{HttpCall, HttpMethod};
 use operator_harness::messages;
 
@@ -11,14 +11,14 @@ fn fields(errors: &[FieldError]) -> Vec<&str> {
 }
 
 fn definitions(change: impl FnOnce(&mut Vec<SagaDefinition>)) -> Vec<FieldError> {
-    let mut sagas = sample_spec().sagas;
+    let mut sagas = sample().spec.sagas;
     change(&mut sagas);
     validate_definitions(&sagas)
 }
 
 #[test]
 fn the_sample_is_valid() {
-    let spec = sample_spec();
+    let spec = sample().spec;
     assert_eq!(spec.errors("payment-saga"), Vec::new());
     assert_eq!(validate_definitions(&spec.sagas), Vec::new());
 }
@@ -105,7 +105,7 @@ fn retry_bounds_are_sane() {
 
 #[test]
 fn spec_level_rules_refuse_the_whole_spec() {
-    let mut spec = sample_spec();
+    let mut spec = sample().spec;
     spec.persistence.secret_name = "Bad_Name".into();
     spec.definition_history_limit = 0;
     spec.drain_timeout = "soon".into();
@@ -118,7 +118,7 @@ fn spec_level_rules_refuse_the_whole_spec() {
         ]
     );
     assert_eq!(
-        fields(&sample_spec().errors(&"a".repeat(60))),
+        fields(&sample().spec.errors(&"a".repeat(60))),
         ["metadata.name"]
     );
 }

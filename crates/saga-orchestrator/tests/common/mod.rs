@@ -190,19 +190,16 @@ pub async fn start_sample(services_ready: bool) -> Result<Harness> {
 /// The i-th orchestrator of the conformance and fault tests: Redis persistence (no Secret
 /// needed beyond the one `create` makes), one saga.
 pub fn orchestrator(i: usize) -> Value {
-    json!({
-        "apiVersion": "payments.io/v1", "kind": "SagaOrchestrator",
-        "metadata": {"name": format!("saga-{i:03}"), "namespace": NS},
-        "spec": {
-            "image": "registry.example/saga:1.0", "version": "1.0",
-            "replicas": 1 + i as i64 % 3,
-            "persistence": {"type": "redis", "clusterName": "saga-store", "secretName": "saga-store"},
-            "sagas": [{"name": "refund", "timeout": "1m", "steps": [
-                {"name": "credit", "service": "ledger", "timeout": "5s",
-                 "action": {"method": "POST", "path": "/credit"},
-                 "compensation": {"method": "POST", "path": "/debit"}}]}]
-        }
-    })
+    let spec = json!({
+        "image": "registry.example/saga:1.0", "version": "1.0",
+        "replicas": 1 + i as i64 % 3,
+        "persistence": {"type": "redis", "clusterName": "saga-store", "secretName": "saga-store"},
+        "sagas": [{"name": "refund", "timeout": "1m", "steps": [
+            {"name": "credit", "service": "ledger", "timeout": "5s",
+             "action": {"method": "POST", "path": "/credit"},
+             "compensation": {"method": "POST", "path": "/debit"}}]}]
+    });
+    operator_harness::resource::<SagaOrchestrator>(&format!("saga-{i:03}"), NS, spec)
 }
 
 /// The operator, as the conformance checks exercise it.

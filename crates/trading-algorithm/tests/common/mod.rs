@@ -104,16 +104,13 @@ pub fn phase(h: &Harness, name: &str) -> String {
 
 /// The i-th algorithm of the conformance and fault tests.
 pub fn algorithm(i: usize) -> Value {
-    json!({
-        "apiVersion": "fintech.io/v1", "kind": "TradingAlgorithm",
-        "metadata": {"name": format!("algo-{i:03}"), "namespace": NS},
-        "spec": {
-            "marketData": {"sources": ["NYSE"], "updateFrequency": "100ms", "symbols": ["AAPL"]},
-            "riskLimits": {"maxPositionSize": 100000, "dailyLossLimit": 50000},
-            "scalingPolicy": {"minReplicas": 1 + i % 3, "maxReplicas": 5, "scaleUpPolicy": "moderate"},
-            "tradingStrategy": {"algorithm": "momentum", "parameters": {"lookbackPeriod": "5m"}}
-        }
-    })
+    let spec = json!({
+        "marketData": {"sources": ["NYSE"], "updateFrequency": "100ms", "symbols": ["AAPL"]},
+        "riskLimits": {"maxPositionSize": 100000, "dailyLossLimit": 50000},
+        "scalingPolicy": {"minReplicas": 1 + i % 3, "maxReplicas": 5, "scaleUpPolicy": "moderate"},
+        "tradingStrategy": {"algorithm": "momentum", "parameters": {"lookbackPeriod": "5m"}}
+    });
+    operator_harness::resource::<TradingAlgorithm>(&format!("algo-{i:03}"), NS, spec)
 }
 
 /// The operator, as the conformance checks exercise it.

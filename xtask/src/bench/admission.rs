@@ -158,7 +158,7 @@ fn webhook_time(exposition: &str) -> Value {
 }
 
 /// Each operator's create cost without and with its webhooks, as JSON rows.
-pub async fn run(
+pub(super) async fn run(
     root: &Path,
     operators: impl IntoIterator<Item = &'static OperatorDescriptor>,
 ) -> Result<Vec<Value>> {
@@ -184,7 +184,7 @@ pub async fn run(
 }
 
 /// The markdown table of [`run`]'s rows.
-pub fn table(rows: &[Value]) -> String {
+pub(super) fn table(rows: &[Value]) -> String {
     let cell = |v: &Value| {
         if v.is_null() {
             "—".to_string()
