@@ -54,7 +54,7 @@ pub fn as_written(mut object: Value) -> Value {
             meta.remove(field);
         }
         if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            annotations.remove(crate::annotations::LAST_APPLIED);
             if annotations.is_empty() {
                 meta.remove("annotations");
             }

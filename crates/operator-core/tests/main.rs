@@ -4,6 +4,7 @@
 mod admission;
 mod against_testkit;
 mod common;
+mod events;
 mod leadership;
 mod macros;
 mod memory;

@@ -13,7 +13,6 @@ use kube::runtime::controller::Action;
 use operator_core::conditions::Reason;
 use operator_core::metrics::Metrics;
 use operator_core::{Context, ControllerSettings, OperatorController, ReconcileError, reason};
-use serde_json::Value;
 use testkit::ApiServer;
 
 #[derive(Debug, thiserror::Error)]
@@ -110,24 +109,16 @@ fn start_with(server: &ApiServer, outage: usize, panics: usize) -> Metrics {
     metrics
 }
 
-fn events(server: &ApiServer, reason: &str) -> Vec<Value> {
-    server
-        .objects("events.k8s.io/v1", "events")
-        .into_iter()
-        .filter(|e| e["reason"] == reason)
-        .collect()
-}
-
 #[tokio::test]
 async fn an_operators_spec_error_is_a_warning_with_its_reason_and_no_retry_storm() -> Result<()> {
     let server = server_with_crd().await?;
     let metrics = start(&server, 0);
     create_widget(&server, "w", -1).await?;
     eventually("the Warning", || {
-        !events(&server, "NegativeSize").is_empty()
+        !events_with_reason(&server, "NegativeSize").is_empty()
     })
     .await?;
-    let warning = &events(&server, "NegativeSize")[0];
+    let warning = &events_with_reason(&server, "NegativeSize")[0];
     assert_eq!(warning["type"], "Warning");
     assert!(
         warning["note"]
@@ -156,8 +147,11 @@ async fn an_operators_transient_error_warns_once_then_recovers() -> Result<()> {
             .is_some()
     })
     .await?;
-    eventually("the recovery", || !events(&server, "Recovered").is_empty()).await?;
-    let warnings = events(&server, "PricingUnavailable");
+    eventually("the recovery", || {
+        !events_with_reason(&server, "Recovered").is_empty()
+    })
+    .await?;
+    let warnings = events_with_reason(&server, "PricingUnavailable");
     assert_eq!(warnings.len(), 1);
     assert!(
         warnings[0]["series"].is_null(),
@@ -191,8 +185,11 @@ async fn a_panicking_reconcile_is_caught_reported_and_retried_while_others_go_on
             .is_some()
     })
     .await?;
-    eventually("the recovery", || !events(&server, "Recovered").is_empty()).await?;
-    let warnings = events(&server, "ReconcilePanicked");
+    eventually("the recovery", || {
+        !events_with_reason(&server, "Recovered").is_empty()
+    })
+    .await?;
+    let warnings = events_with_reason(&server, "ReconcilePanicked");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     let note = warnings[0]["note"].as_str().unwrap_or_default();
     assert!(

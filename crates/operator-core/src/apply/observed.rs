@@ -24,10 +24,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::{Map, Value};
 
-use super::{ChildObject, OperatorIdentity, WatchedKind};
+use crate::annotations::LAST_APPLIED;
 
-/// The annotation `kubectl apply` (client-side) keeps: a full copy of the object.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+use super::{ChildObject, OperatorIdentity, WatchedKind};
 
 /// A child kind whose state a pass reads from a cache: what to keep of each object.
 pub trait ObservedKind: ChildObject {

@@ -15,13 +15,13 @@ use futures::{FutureExt, StreamExt};
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use rand::Rng;
 use serde::de::DeserializeOwned;
 
-use crate::annotations::Notices;
+use crate::annotations::{Notices, keep_annotation_writers};
 use crate::apply::{ChildKinds, ChildWatches, OperatorIdentity, WatchedKind};
 use crate::error::ReconcileError;
 use crate::events::EventPublisher;
@@ -208,7 +208,7 @@ impl<O> Context<O> {
     }
 
     /// Drops every piece of per-object state whose object is gone: apply records (by owner
-    /// UID), backoff counts, remembered status writes, per-resource series. `live` is the
+    /// UID), backoff counts, remembered status writes, event series, per-resource series. `live` is the
     /// controller's cache: `(uid, namespace, name)` of every object that exists.
     pub fn sweep(&self, controller: &str, live: &[(String, String, String)]) {
         let uids: std::collections::HashSet<String> =
@@ -221,16 +221,18 @@ impl<O> Context<O> {
         self.failures().retain(|uid, _| uids.contains(uid));
         self.status_writes.retain(&uids);
         self.notices.retain(&uids);
+        self.events.retain(&uids);
         self.metrics.retain_resources(controller, &names);
     }
 
     /// How many per-object records this process holds (apply records, backoff counts,
-    /// remembered status writes): flat when objects come and go.
+    /// remembered status writes, notices, event series): flat when objects come and go.
     pub fn records(&self) -> usize {
         self.children.recorded()
             + self.failures().len()
             + self.status_writes.remembered()
             + self.notices.len()
+            + self.events.remembered()
     }
 
     /// Records into `metrics` (the runtime's registry) instead of a private one.
@@ -348,9 +350,15 @@ where
             Some(ns) => Api::namespaced(ctx.client.clone(), ns),
             None => Api::all(ctx.client.clone()),
         };
+        // The cache keeps of each resource's managed fields only who wrote its product
+        // annotations, which is all a pass reads of them.
+        let (store, writer) = reflector::store();
+        let resources = watcher(api, watcher::Config::default())
+            .modify(|resource: &mut K| keep_annotation_writers(resource.meta_mut()))
+            .reflect(writer)
+            .applied_objects();
         // Unbounded here: the workers bound concurrency (see `worker`).
-        let controller = Controller::new(api, watcher::Config::default());
-        let store = controller.store();
+        let controller = Controller::for_stream(resources, store.clone());
         let main_synced = async move {
             let _ = crate::readiness::cache_filled(&store).await;
         };

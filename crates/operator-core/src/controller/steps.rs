@@ -71,7 +71,7 @@ impl<O> Context<O> {
     }
 
     /// Drops what this process keeps about a deleted resource: its children's apply records,
-    /// backoff count, remembered status write and per-resource series. (The sweep does the
+    /// backoff count, remembered status write, event series and per-resource series. (The sweep does the
     /// same for resources deleted without a finalizer.)
     pub fn forget<K: Resource<DynamicType = ()>>(&self, obj: &K) {
         let uid = obj.meta().uid.clone().unwrap_or_default();
@@ -79,6 +79,7 @@ impl<O> Context<O> {
         self.failures().remove(&uid);
         self.status_writes.forget(&uid);
         self.notices.forget(&uid);
+        self.events.forget(&uid);
         self.metrics.forget_resource(&resource_labels(obj));
     }
 

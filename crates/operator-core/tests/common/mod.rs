@@ -59,6 +59,15 @@ pub async fn create_widget(server: &ApiServer, name: &str, size: i32) -> Result<
         .await?)
 }
 
+/// The events of the default namespace with `reason`, as the server holds them.
+pub fn events_with_reason(server: &ApiServer, reason: &str) -> Vec<serde_json::Value> {
+    server
+        .objects("events.k8s.io/v1", "events")
+        .into_iter()
+        .filter(|e| e["reason"] == reason)
+        .collect()
+}
+
 pub fn desired_configmap(owner: &Widget, suffix: &str) -> ConfigMap {
     ConfigMap {
         metadata: kube::core::ObjectMeta {
