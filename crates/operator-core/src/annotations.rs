@@ -15,6 +15,11 @@ use serde_json::{Map, Value, json};
 /// addressed to an operator.
 pub const PRODUCT_PREFIXES: &[&str] = &["payments.io/", "fintech.io/", "payments-engine.io/"];
 
+/// Whether annotation `key` is under one of the [`PRODUCT_PREFIXES`].
+fn is_product(key: &str) -> bool {
+    PRODUCT_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
 /// The annotation `kubectl apply` (client-side) keeps: a full copy of the object.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -31,11 +36,7 @@ pub fn keep_annotation_writers(meta: &mut ObjectMeta) {
                 .and_then(|fields| fields.0["f:metadata"]["f:annotations"].as_object())
                 .into_iter()
                 .flatten()
-                .filter(|(field, _)| {
-                    field
-                        .strip_prefix("f:")
-                        .is_some_and(|key| PRODUCT_PREFIXES.iter().any(|p| key.starts_with(p)))
-                })
+                .filter(|(field, _)| field.strip_prefix("f:").is_some_and(is_product))
                 .map(|(field, leaf)| (field.clone(), leaf.clone()))
                 .collect();
             if product.is_empty() {
@@ -113,7 +114,7 @@ pub fn ignored<'a>(
     };
     annotations
         .into_iter()
-        .filter(|(key, _)| PRODUCT_PREFIXES.iter().any(|p| key.starts_with(p)))
+        .filter(|(key, _)| is_product(key))
         .filter_map(|(key, value)| {
             let why = match read.iter().find(|r| r.key == key.as_str()) {
                 Some(rule) if (rule.valid)(value) => return None,

@@ -208,8 +208,9 @@ impl<O> Context<O> {
     }
 
     /// Drops every piece of per-object state whose object is gone: apply records (by owner
-    /// UID), backoff counts, remembered status writes, event series, per-resource series. `live` is the
-    /// controller's cache: `(uid, namespace, name)` of every object that exists.
+    /// UID), backoff counts, remembered status writes, notices, event series, per-resource
+    /// series. `live` is the controller's cache: `(uid, namespace, name)` of every object
+    /// that exists.
     pub fn sweep(&self, controller: &str, live: &[(String, String, String)]) {
         let uids: std::collections::HashSet<String> =
             live.iter().map(|(uid, _, _)| uid.clone()).collect();

@@ -71,8 +71,8 @@ impl<O> Context<O> {
     }
 
     /// Drops what this process keeps about a deleted resource: its children's apply records,
-    /// backoff count, remembered status write, event series and per-resource series. (The sweep does the
-    /// same for resources deleted without a finalizer.)
+    /// backoff count, remembered status write, notices, event series and per-resource series.
+    /// (The sweep does the same for resources deleted without a finalizer.)
     pub fn forget<K: Resource<DynamicType = ()>>(&self, obj: &K) {
         let uid = obj.meta().uid.clone().unwrap_or_default();
         self.children.forget_owner(&uid);
